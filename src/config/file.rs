@@ -1,0 +1,160 @@
+//! The configuration file as written by an operator: serde mirrors of the TOML,
+//! with defaults and `deny_unknown_fields` so a typo is an error, never a silent default.
+//! [`super::validate`] turns this into the internal [`super::Config`].
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub listener: Vec<ListenerSection>,
+    #[serde(default)]
+    pub admin: AdminSection,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub network: NetworkSection,
+    #[serde(default)]
+    pub headers: HeadersSection,
+    #[serde(default)]
+    pub portal: Vec<PortalSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub threads: i64,
+    pub grace_period_seconds: i64,
+    pub graceful_shutdown_timeout_seconds: i64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            threads: 0,
+            grace_period_seconds: 5,
+            graceful_shutdown_timeout_seconds: 10,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSection {
+    pub address: String,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    #[serde(default = "default_hsts")]
+    pub hsts_max_age_seconds: i64,
+}
+
+fn default_hsts() -> i64 {
+    31_536_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    pub address: Option<String>,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            address: Some("127.0.0.1:9090".into()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    pub format: String,
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            format: "pretty".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    pub max_url_bytes: i64,
+    pub max_header_bytes: i64,
+    pub max_header_count: i64,
+    pub max_body_bytes: i64,
+    pub client_body_timeout_seconds: i64,
+    pub keepalive_timeout_seconds: i64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_url_bytes: 8192,
+            max_header_bytes: 32 * 1024,
+            max_header_count: 100,
+            max_body_bytes: 16 * 1024 * 1024,
+            client_body_timeout_seconds: 30,
+            keepalive_timeout_seconds: 60,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSection {
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeadersSection {
+    pub strip_request: Vec<String>,
+    pub allow_underscores: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalSection {
+    pub name: String,
+    #[serde(default = "default_hosts")]
+    pub hosts: Vec<String>,
+    pub upstream: String,
+    #[serde(default)]
+    pub upstream_tls: bool,
+    pub upstream_sni: Option<String>,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: i64,
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout_ms: i64,
+    #[serde(default = "default_read_timeout")]
+    pub write_timeout_ms: i64,
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_seconds: i64,
+    #[serde(default)]
+    pub case_insensitive_paths: bool,
+}
+
+fn default_hosts() -> Vec<String> {
+    vec!["*".into()]
+}
+fn default_connect_timeout() -> i64 {
+    2_000
+}
+fn default_read_timeout() -> i64 {
+    30_000
+}
+fn default_idle_timeout() -> i64 {
+    60
+}

@@ -1,0 +1,134 @@
+//! Configuration: every source (file, demo defaults, CLI overrides) becomes one validated
+//! [`Config`]. Nothing downstream of this module parses strings or checks ranges again.
+
+mod diagnostic;
+mod file;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use diagnostic::{ConfigError, ConfigErrors};
+use ipnet::IpNet;
+
+/// The validated configuration of one gateway process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from, for error messages and reload.
+    pub source: PathBuf,
+    pub server: ServerConfig,
+    pub listeners: Vec<ListenerConfig>,
+    pub admin: Option<SocketAddr>,
+    pub log: LogConfig,
+    pub limits: Limits,
+    pub trusted_proxies: Vec<IpNet>,
+    pub headers: HeaderRules,
+    pub portals: Vec<PortalConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Worker threads for each service (already resolved: never 0).
+    pub threads: usize,
+    pub grace_period: Duration,
+    pub graceful_shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    pub address: SocketAddr,
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// `Strict-Transport-Security` max-age sent on this listener; 0 disables it.
+    pub hsts_max_age: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter directive such as `info` or `vigie=debug,pingora=warn`.
+    pub level: String,
+}
+
+/// Request size and time limits enforced before anything else looks at a request.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_url_bytes: usize,
+    pub max_header_bytes: usize,
+    pub max_header_count: usize,
+    pub max_body_bytes: u64,
+    pub client_body_timeout: Duration,
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let f = file::LimitsSection::default();
+        Self {
+            max_url_bytes: f.max_url_bytes as usize,
+            max_header_bytes: f.max_header_bytes as usize,
+            max_header_count: f.max_header_count as usize,
+            max_body_bytes: f.max_body_bytes as u64,
+            client_body_timeout: Duration::from_secs(f.client_body_timeout_seconds as u64),
+            keepalive_timeout: Duration::from_secs(f.keepalive_timeout_seconds as u64),
+        }
+    }
+}
+
+/// Which client request headers never reach a portal.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderRules {
+    /// Extra names (lower case, `_` folded to `-`) stripped on top of the built-in identity list.
+    pub strip_request: Vec<String>,
+    /// Whether header names containing `_` are forwarded. Off by default: CGI-style
+    /// portals read `X_Remote_User` and `X-Remote-User` as the same variable.
+    pub allow_underscores: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PortalConfig {
+    pub name: String,
+    /// Lower-case host names this portal answers for; `*` is the catch-all.
+    pub hosts: Vec<String>,
+    pub upstream: SocketAddr,
+    /// SNI and certificate name when the portal speaks TLS.
+    pub upstream_tls: Option<String>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub case_insensitive_paths: bool,
+}
+
+impl Config {
+    /// Read, parse and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                position: None,
+                key: String::new(),
+                message: format!("cannot read the file: {e}"),
+                help: Some("check the path given with -c/--config and its permissions".into()),
+            }])
+        })?;
+        Self::from_toml(path, &text)
+    }
+
+    /// Parse and validate TOML text; `path` is used in messages and to resolve relative file paths.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        validate::parse_and_validate(path, text)
+    }
+}

@@ -1,0 +1,17 @@
+//! Vigie: an MFA gateway and exfiltration detector for hospital portals, built on Pingora.
+//!
+//! Where each concern lives:
+//! - [`config`]: the one validated configuration every source becomes;
+//! - [`pipeline`]: the request pipeline, one module per stage;
+//! - [`admin`], [`metrics`], [`telemetry`]: what operators watch;
+//! - [`sample_portal`]: a stand-in legacy EHR for the demo, tests and benchmarks;
+//! - [`server`]: wiring Pingora services together.
+
+pub mod admin;
+pub mod config;
+pub mod metrics;
+pub mod pages;
+pub mod pipeline;
+pub mod sample_portal;
+pub mod server;
+pub mod telemetry;

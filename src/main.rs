@@ -1,0 +1,163 @@
+//! The `vigie` command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use vigie::config::Config;
+
+/// Vigie: second-factor gateway and exfiltration detector for hospital portals.
+///
+/// Vigie sits in front of an unmodified clinical portal as a reverse proxy. Start with
+/// `vigie demo` to see it in front of the bundled sample portal.
+#[derive(Parser)]
+#[command(name = "vigie", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway with a configuration file.
+    Run {
+        /// The configuration file (see config/reference.toml for every key).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and exit: 0 when valid, 2 with every problem listed otherwise.
+    CheckConfig {
+        /// The configuration file to check.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run the embedded demo: the sample portal with the gateway in front of it. Nothing to install.
+    Demo {
+        /// Where the gateway listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Where the sample portal listens.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        portal_listen: SocketAddr,
+        /// Where metrics and health endpoints listen.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin_listen: SocketAddr,
+    },
+    /// Run only the sample portal: a stand-in legacy EHR with fictitious patients.
+    SamplePortal {
+        /// Where the portal listens.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+        /// How many fictitious patients to generate (ids 1..=N).
+        #[arg(long, default_value_t = vigie::sample_portal::DEFAULT_PATIENTS)]
+        patients: u32,
+        /// Worker threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+}
+
+const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Run { config } => match Config::load(&config) {
+            Ok(config) => run(config, None),
+            Err(errors) => {
+                eprintln!("{errors}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Demo {
+            listen,
+            portal_listen,
+            admin_listen,
+        } => demo(listen, portal_listen, admin_listen),
+        Command::SamplePortal {
+            listen,
+            patients,
+            threads,
+        } => {
+            vigie::telemetry::init(&vigie::config::LogConfig {
+                format: vigie::config::LogFormat::Pretty,
+                level: "info,pingora=warn".into(),
+            });
+            eprintln!("sample portal on http://{listen}/ ({patients} fictitious patients)");
+            vigie::server::sample_portal_only(&listen.to_string(), patients, threads.max(1))
+                .run_forever()
+        }
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(c) => {
+            println!(
+                "{}: valid ({} listener(s), {} portal(s), admin {})",
+                path.display(),
+                c.listeners.len(),
+                c.portals.len(),
+                c.admin.map_or("off".to_string(), |a| a.to_string())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("\n{} problem(s) in {}", errors.0.len(), path.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(config: Config, sample_portal: Option<SocketAddr>) -> ExitCode {
+    vigie::telemetry::init(&config.log);
+    let mut server = match vigie::server::build(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(addr) = sample_portal {
+        vigie::server::add_sample_portal(
+            &mut server,
+            &addr.to_string(),
+            vigie::sample_portal::DEFAULT_PATIENTS,
+            1,
+        );
+    }
+    tracing::info!(listeners = ?config.listeners.iter().map(|l| l.address).collect::<Vec<_>>(), admin = ?config.admin, "vigie starting");
+    server.run_forever()
+}
+
+fn demo(listen: SocketAddr, portal: SocketAddr, admin: SocketAddr) -> ExitCode {
+    let mut config = match Config::from_toml(Path::new("config/demo.toml (embedded)"), DEMO_CONFIG)
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    config.listeners[0].address = listen;
+    config.admin = Some(admin);
+    config.portals[0].upstream = portal;
+    println!("Vigie demo");
+    println!("  open        http://{listen}/   (the sample portal, through the gateway)");
+    println!("  portal      http://{portal}/   (direct, for comparison)");
+    println!("  metrics     http://{admin}/metrics   health: /healthz /readyz");
+    println!("  accounts    (fictitious patients only)");
+    for a in vigie::sample_portal::data::ACCOUNTS {
+        println!(
+            "              {:<12} password {:<14} {}",
+            a.username,
+            a.password,
+            a.role.label()
+        );
+    }
+    println!("  stop with Ctrl-C");
+    run(config, Some(portal))
+}

@@ -1,0 +1,65 @@
+//! Prometheus metrics, registered once in the default registry and served by the admin listener.
+
+use once_cell::sync::Lazy;
+use prometheus::{register_histogram_vec, register_int_counter_vec, HistogramVec, IntCounterVec};
+
+pub struct Metrics {
+    /// Requests answered, by portal (or `-`) and status class (`2xx`…`5xx`).
+    pub requests: IntCounterVec,
+    /// Time from request head to end of logging, by portal.
+    pub duration: HistogramVec,
+    /// Portal failures, by portal and kind (`connect`, `timeout`, `other`).
+    pub upstream_errors: IntCounterVec,
+    /// Requests the gateway refused itself, by reason label.
+    pub rejected: IntCounterVec,
+}
+
+pub static METRICS: Lazy<Metrics> = Lazy::new(|| Metrics {
+    requests: register_int_counter_vec!(
+        "vigie_requests_total",
+        "Requests answered, by portal and status class.",
+        &["portal", "class"]
+    )
+    .expect("metric registers once"),
+    duration: register_histogram_vec!(
+        "vigie_request_duration_seconds",
+        "Time spent on a request, from its head to the end of the response.",
+        &["portal"],
+        vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+    )
+    .expect("metric registers once"),
+    upstream_errors: register_int_counter_vec!(
+        "vigie_upstream_errors_total",
+        "Failures talking to a portal, by portal and kind.",
+        &["portal", "kind"]
+    )
+    .expect("metric registers once"),
+    rejected: register_int_counter_vec!(
+        "vigie_rejected_requests_total",
+        "Requests refused by the gateway, by reason.",
+        &["reason"]
+    )
+    .expect("metric registers once"),
+});
+
+/// `2xx`, `4xx`… for a status code; `0` (no response written) counts as `none`.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "none",
+    }
+}
+
+/// The exposition text of every registered metric.
+pub fn render() -> String {
+    let _ = &*METRICS;
+    let mut out = String::new();
+    let encoder = prometheus::TextEncoder::new();
+    // Encoding into a String only fails on invalid metric families, which registration prevents.
+    let _ = encoder.encode_utf8(&prometheus::gather(), &mut out);
+    out
+}

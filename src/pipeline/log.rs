@@ -1,0 +1,83 @@
+//! Stage 7, log: one access-log event and the metrics for every request.
+//!
+//! The access log carries the path with identifier-like segments masked and never the query
+//! string: both can hold patient identifiers, which must not reach logs in the clear.
+
+use std::time::Instant;
+
+use crate::metrics::{status_class, METRICS};
+
+/// Replace every path segment that contains a digit with `:id`.
+pub fn masked_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if seg.bytes().any(|b| b.is_ascii_digit()) {
+            out.push_str(":id");
+        } else {
+            out.push_str(seg);
+        }
+    }
+    out
+}
+
+/// What one finished request looked like.
+pub struct Outcome<'a> {
+    pub request_id: &'a str,
+    pub portal: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub client: Option<std::net::IpAddr>,
+    pub identity: &'a str,
+    pub rejected: Option<&'a str>,
+    pub upstream_error: Option<&'a str>,
+    pub started: Instant,
+}
+
+pub fn record(o: &Outcome<'_>) {
+    let elapsed = o.started.elapsed();
+    METRICS
+        .requests
+        .with_label_values(&[o.portal, status_class(o.status)])
+        .inc();
+    METRICS
+        .duration
+        .with_label_values(&[o.portal])
+        .observe(elapsed.as_secs_f64());
+    if let Some(reason) = o.rejected {
+        METRICS.rejected.with_label_values(&[reason]).inc();
+    }
+    tracing::info!(
+        target: "vigie::access",
+        request_id = o.request_id,
+        portal = o.portal,
+        method = o.method,
+        path = %masked_path(o.path),
+        status = o.status,
+        client = ?o.client,
+        identity = o.identity,
+        rejected = o.rejected,
+        upstream_error = o.upstream_error,
+        duration_us = elapsed.as_micros() as u64,
+        "request"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_masked() {
+        assert_eq!(
+            masked_path("/api/dossierpatient/patients/1234"),
+            "/api/dossierpatient/patients/:id"
+        );
+        assert_eq!(masked_path("/index.php"), "/index.php");
+        assert_eq!(masked_path("/"), "/");
+        assert_eq!(masked_path("/p/ab12cd/x"), "/p/:id/x");
+    }
+}

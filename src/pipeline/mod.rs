@@ -1,0 +1,285 @@
+//! The request pipeline. Data flows one way through named stages:
+//!
+//! 1. [`normalise`] — framing and size checks, canonical target, host, client address;
+//! 2. [`route`] — which portal;
+//! 3. [`identify`] — who (anonymous until sessions exist);
+//! 4. authorise and budget — policy and rate limits slot in here (not built yet: everything passes);
+//! 5. [`forward`] — the upstream peer and the request the portal receives;
+//! 6. [`inspect`] — response hygiene;
+//! 7. [`log`] — access log and metrics.
+//!
+//! [`Gateway`] only sequences the stages on Pingora's hooks; each stage's logic lives in
+//! its module, free of I/O where possible so it is tested without sockets.
+
+pub mod forward;
+pub mod identify;
+pub mod inspect;
+pub mod log;
+pub mod normalise;
+pub mod respond;
+pub mod route;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType, Result};
+
+use crate::config::Config;
+use identify::Identity;
+use normalise::Request;
+use respond::Rejection;
+use route::{Portal, Router};
+
+/// Everything the pipeline needs, built once from a validated [`Config`].
+pub struct Gateway {
+    config: Config,
+    router: Router,
+}
+
+impl Gateway {
+    pub fn new(config: Config) -> Self {
+        let router = Router::new(&config.portals);
+        Self { config, router }
+    }
+
+    fn hsts_for(&self, session: &Session) -> Option<u64> {
+        let server = session.server_addr()?.as_inet()?;
+        let listener = self.config.listeners.iter().find(|l| {
+            l.address.port() == server.port()
+                && (l.address.ip().is_unspecified() || l.address.ip() == server.ip())
+        })?;
+        listener.tls.as_ref().map(|t| t.hsts_max_age)
+    }
+}
+
+/// Per-request state, filled stage by stage.
+pub struct RequestCtx {
+    pub started: Instant,
+    pub request_id: String,
+    pub request: Option<Request>,
+    pub portal: Option<Arc<Portal>>,
+    pub identity: Identity,
+    pub rejected: Option<&'static str>,
+    pub status: u16,
+    pub upstream_error: Option<&'static str>,
+    pub body_bytes: u64,
+}
+
+static REQUEST_COUNTER: once_cell::sync::Lazy<AtomicU64> =
+    once_cell::sync::Lazy::new(|| AtomicU64::new(rand::random::<u64>() & 0xffff_ffff_0000_0000));
+
+fn next_request_id() -> String {
+    format!("{:016x}", REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            request_id: next_request_id(),
+            request: None,
+            portal: None,
+            identity: Identity::Anonymous,
+            rejected: None,
+            status: 0,
+            upstream_error: None,
+            body_bytes: 0,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        match self.front_stages(session, ctx) {
+            Ok(Front::Forward) => Ok(false),
+            Ok(Front::Stylesheet) => {
+                respond::send_stylesheet(session).await?;
+                ctx.status = 200;
+                Ok(true)
+            }
+            Err(rejection) => {
+                ctx.rejected = Some(rejection.reason);
+                ctx.status = rejection.status;
+                respond::send_error(session, rejection.status, rejection.close, &ctx.request_id)
+                    .await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        if ctx.body_bytes > self.config.limits.max_body_bytes {
+            ctx.rejected = Some("body_too_large");
+            return Error::e_explain(
+                ErrorType::HTTPStatus(413),
+                "request body over limits.max_body_bytes",
+            );
+        }
+        // A slow POST is cut by its total time, not only by the gap between two reads.
+        if ctx.started.elapsed() > self.config.limits.client_body_timeout {
+            ctx.rejected = Some("body_timeout");
+            return Error::e_explain(
+                ErrorType::HTTPStatus(408),
+                "request body slower than limits.client_body_timeout_seconds",
+            );
+        }
+        Ok(())
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        match &ctx.portal {
+            Some(portal) => Ok(Box::new(portal.peer.clone())),
+            None => Error::e_explain(ErrorType::InternalError, "no portal selected"),
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(request) = &ctx.request else {
+            return Error::e_explain(ErrorType::InternalError, "request not normalised");
+        };
+        forward::prepare_upstream_request(
+            upstream_request,
+            request,
+            &self.config.headers,
+            &ctx.request_id,
+        )
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.status = resp.status.as_u16();
+        inspect::on_response(resp, self.hsts_for(session), &ctx.request_id);
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let (status, kind) = forward::classify_failure(e);
+        if let Some(kind) = kind {
+            ctx.upstream_error = Some(kind);
+            let portal = ctx.portal.as_ref().map_or("-", |p| p.config.name.as_str());
+            crate::metrics::METRICS
+                .upstream_errors
+                .with_label_values(&[portal, kind])
+                .inc();
+        }
+        if status > 0 && session.response_written().is_none() {
+            let _ = respond::send_error(session, status, true, &ctx.request_id).await;
+        }
+        ctx.status = status;
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map_or(ctx.status, |r| r.status.as_u16());
+        let portal = ctx.portal.as_ref().map_or("-", |p| p.config.name.as_str());
+        let (path, client) = match &ctx.request {
+            Some(r) => (r.target.path.as_str(), Some(r.client.ip)),
+            None => (
+                "-",
+                session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map(|a| a.ip()),
+            ),
+        };
+        log::record(&log::Outcome {
+            request_id: &ctx.request_id,
+            portal,
+            method: session.req_header().method.as_str(),
+            path,
+            status,
+            client,
+            identity: ctx.identity.label(),
+            rejected: ctx.rejected,
+            upstream_error: ctx.upstream_error,
+            started: ctx.started,
+        });
+    }
+}
+
+/// What the front stages decided.
+enum Front {
+    Forward,
+    Stylesheet,
+}
+
+impl Gateway {
+    /// Stages 1-4, synchronous and free of I/O: normalise, route, identify, (authorise, budget).
+    fn front_stages(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> std::result::Result<Front, Rejection> {
+        let limits = &self.config.limits;
+        let request = normalise::run(session, limits, &self.config.trusted_proxies)?;
+        if let Some(len) = content_length(session.req_header()) {
+            if len > limits.max_body_bytes {
+                return Err(Rejection::framing(413, "body_too_large"));
+            }
+        }
+        session.set_keepalive(Some(limits.keepalive_timeout.as_secs()).filter(|s| *s > 0));
+        session.set_read_timeout(Some(limits.client_body_timeout));
+        if request.target.path == crate::pages::STYLESHEET_PATH {
+            ctx.request = Some(request);
+            return Ok(Front::Stylesheet);
+        }
+        if request.target.path.starts_with("/.vigie/") {
+            return Err(Rejection::new(404, "unknown_gateway_path"));
+        }
+        let portal = self
+            .router
+            .select(&request.host)
+            .cloned()
+            .ok_or(Rejection::new(404, "unknown_host"))?;
+        ctx.identity = Identity::Anonymous;
+        ctx.portal = Some(portal);
+        ctx.request = Some(request);
+        Ok(Front::Forward)
+    }
+}
+
+fn content_length(req: &RequestHeader) -> Option<u64> {
+    req.headers
+        .get("content-length")?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}

@@ -1,0 +1,284 @@
+//! Header hygiene: which client headers a portal may see, and the forwarding headers
+//! that only the gateway writes (ATTACKS.md 3, 6, 7).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use pingora::http::RequestHeader;
+
+/// Identity headers a portal might trust. Compared after lower-casing and folding `_` to `-`,
+/// so `X_Remote_User` and `x-remote-user` are caught alike.
+const IDENTITY_HEADERS: &[&str] = &[
+    "remote-user",
+    "x-remote-user",
+    "x-forwarded-user",
+    "x-remote-group",
+    "x-remote-groups",
+    "x-forwarded-groups",
+    "x-forwarded-email",
+    "x-forwarded-preferred-username",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-groups",
+    "x-auth-user",
+    "x-user",
+    "x-username",
+    "x-webauth-user",
+    "auth-user",
+];
+
+/// Headers that describe one hop and never travel further.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Forwarding headers: believed only from trusted proxies, always rewritten by the gateway.
+const FORWARDING: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-real-ip",
+];
+
+/// Names listed in `Connection:` are hop-by-hop too, except the ones that frame or route
+/// the message, which an attacker could otherwise make the gateway delete.
+fn connection_listed(req: &RequestHeader) -> Vec<String> {
+    req.headers
+        .get_all("connection")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| {
+            !t.is_empty() && !matches!(t.as_str(), "host" | "content-length" | "transfer-encoding")
+        })
+        .collect()
+}
+
+/// Remove hop-by-hop headers (including those named in `Connection:`), identity headers,
+/// configured extras and, unless allowed, any name containing `_`.
+pub fn strip_request_headers(req: &mut RequestHeader, extra: &[String], allow_underscores: bool) {
+    let listed = connection_listed(req);
+    let doomed: Vec<String> = req
+        .headers
+        .keys()
+        .map(|n| n.as_str())
+        .filter(|name| {
+            let folded = name.replace('_', "-");
+            HOP_BY_HOP.contains(name)
+                || listed
+                    .iter()
+                    .any(|l| l == name || l.replace('_', "-") == folded)
+                || IDENTITY_HEADERS.contains(&folded.as_str())
+                || folded.starts_with("x-vigie-")
+                || extra.iter().any(|e| *e == folded)
+                || (!allow_underscores && name.contains('_'))
+        })
+        .map(str::to_string)
+        .collect();
+    for name in doomed {
+        req.remove_header(&name);
+    }
+}
+
+/// Remove hop-by-hop headers from a portal's response.
+pub fn strip_response_hop_by_hop(headers: &mut pingora::http::ResponseHeader) {
+    let listed: Vec<String> = headers
+        .headers
+        .get_all("connection")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty() && !matches!(t.as_str(), "content-length" | "transfer-encoding"))
+        .collect();
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .filter(|n| *n != "upgrade")
+        .chain(listed.iter().map(String::as_str))
+    {
+        headers.remove_header(name);
+    }
+}
+
+/// The client as the gateway sees it, after deciding whom to believe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddress {
+    /// The address budgets and logs use.
+    pub ip: IpAddr,
+    /// The direct TCP peer.
+    pub peer: IpAddr,
+    /// Whether the peer is a configured trusted proxy.
+    pub peer_trusted: bool,
+}
+
+/// Find the client address: the peer itself, unless the peer is a trusted proxy, in which case
+/// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_address(peer: IpAddr, xff: Option<&str>, trusted: &[IpNet]) -> ClientAddress {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let peer_trusted = is_trusted(&peer);
+    let mut ip = peer;
+    if peer_trusted {
+        if let Some(xff) = xff {
+            for entry in xff.rsplit(',').map(str::trim) {
+                match entry.parse::<IpAddr>() {
+                    Ok(hop) => {
+                        ip = hop;
+                        if !is_trusted(&hop) {
+                            break;
+                        }
+                    }
+                    // An unparsable hop ends the chain we can believe.
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    ClientAddress {
+        ip,
+        peer,
+        peer_trusted,
+    }
+}
+
+/// Rewrite the forwarding headers the portal receives. Client-sent copies survive only
+/// when the peer is a trusted proxy, and then the peer is appended to the chain.
+pub fn set_forwarding_headers(
+    req: &mut RequestHeader,
+    client: &ClientAddress,
+    tls: bool,
+    host: &str,
+) {
+    let prior_xff = req
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let prior_proto = req
+        .headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| *p == "http" || *p == "https")
+        .map(str::to_string);
+    for name in FORWARDING {
+        req.remove_header(*name);
+    }
+    let (xff, proto) = match (client.peer_trusted, prior_xff) {
+        (true, Some(chain)) => (format!("{chain}, {}", client.peer), prior_proto),
+        _ => (client.peer.to_string(), None),
+    };
+    let proto = proto.unwrap_or_else(|| if tls { "https" } else { "http" }.to_string());
+    // Values come from parsed addresses and a validated host: insert cannot fail on them.
+    let _ = req.insert_header("x-forwarded-for", xff);
+    let _ = req.insert_header("x-forwarded-proto", proto);
+    let _ = req.insert_header("x-real-ip", client.ip.to_string());
+    if !host.is_empty() {
+        let _ = req.insert_header("x-forwarded-host", host);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn identity_headers_in_every_spelling_are_stripped() {
+        let mut r = req(&[
+            ("Remote-User", "admin"),
+            ("X-REMOTE-USER", "admin"),
+            ("x_remote_user", "admin"),
+            ("X-Forwarded-User", "admin"),
+            ("X-Forwarded-User", "admin2"),
+            ("X-Vigie-Identity", "forged"),
+            ("X-Portal-User", "admin"),
+            ("X_Custom", "1"),
+            ("Accept", "text/html"),
+        ]);
+        strip_request_headers(&mut r, &["x-portal-user".to_string()], false);
+        let left: Vec<&str> = r.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["accept"]);
+    }
+
+    #[test]
+    fn connection_named_headers_are_removed_but_not_framing_or_host() {
+        let mut r = req(&[
+            ("Host", "portal"),
+            ("Connection", "keep-alive, X-Secret-Hop, host"),
+            ("X-Secret-Hop", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Cookie", "a=b"),
+        ]);
+        strip_request_headers(&mut r, &[], false);
+        assert!(r.headers.get("x-secret-hop").is_none());
+        assert!(r.headers.get("connection").is_none());
+        assert!(r.headers.get("keep-alive").is_none());
+        assert_eq!(r.headers.get("host").unwrap(), "portal");
+        assert_eq!(r.headers.get("cookie").unwrap(), "a=b");
+    }
+
+    #[test]
+    fn underscore_names_pass_when_allowed() {
+        let mut r = req(&[("X_Custom", "1"), ("x_remote_user", "admin")]);
+        strip_request_headers(&mut r, &[], true);
+        assert!(r.headers.get("x_custom").is_some());
+        assert!(r.headers.get("x_remote_user").is_none());
+    }
+
+    #[test]
+    fn spoofed_xff_from_untrusted_peer_is_ignored() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer: IpAddr = "203.0.113.9".parse().unwrap();
+        let c = client_address(peer, Some("1.2.3.4"), &trusted);
+        assert_eq!(c.ip, peer);
+        let mut r = req(&[
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("Forwarded", "for=1.2.3.4"),
+            ("X-Real-IP", "1.2.3.4"),
+        ]);
+        set_forwarding_headers(&mut r, &c, false, "portal");
+        assert_eq!(r.headers.get("x-forwarded-for").unwrap(), "203.0.113.9");
+        assert_eq!(r.headers.get("x-real-ip").unwrap(), "203.0.113.9");
+        assert!(r.headers.get("forwarded").is_none());
+        assert_eq!(r.headers.get("x-forwarded-proto").unwrap(), "http");
+    }
+
+    #[test]
+    fn trusted_proxy_chain_is_walked_from_the_right() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer: IpAddr = "10.0.0.2".parse().unwrap();
+        let c = client_address(peer, Some("6.6.6.6, 198.51.100.7, 10.0.0.9"), &trusted);
+        assert_eq!(c.ip, "198.51.100.7".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_address(peer, Some("garbage, 10.0.0.9"), &trusted).ip,
+            "10.0.0.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_address(peer, None, &trusted).ip, peer);
+        let mut r = req(&[
+            ("X-Forwarded-For", "198.51.100.7"),
+            ("X-Forwarded-Proto", "https"),
+        ]);
+        set_forwarding_headers(&mut r, &c, false, "portal");
+        assert_eq!(
+            r.headers.get("x-forwarded-for").unwrap(),
+            "198.51.100.7, 10.0.0.2"
+        );
+        assert_eq!(r.headers.get("x-forwarded-proto").unwrap(), "https");
+    }
+}

@@ -1,0 +1,84 @@
+//! Answers the gateway gives itself, without the portal: refusals, errors, its own assets.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+use crate::pages;
+
+/// A request the gateway answers itself instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: u16,
+    /// Short machine label for logs and metrics; never contains request data.
+    pub reason: &'static str,
+    /// Close the connection after answering (framing doubts, unread bodies).
+    pub close: bool,
+}
+
+impl Rejection {
+    pub fn new(status: u16, reason: &'static str) -> Self {
+        Self {
+            status,
+            reason,
+            close: false,
+        }
+    }
+
+    /// A refusal whose connection must not be reused: what follows may not be a request.
+    pub fn framing(status: u16, reason: &'static str) -> Self {
+        Self {
+            status,
+            reason,
+            close: true,
+        }
+    }
+}
+
+/// Write an HTML error page. A request whose body was not read gets its connection closed,
+/// so an unread body can never be parsed as the next request (ATTACKS.md 2).
+pub async fn send_error(
+    session: &mut Session,
+    status: u16,
+    close: bool,
+    request_id: &str,
+) -> pingora::Result<()> {
+    let has_body = session.req_header().headers.contains_key("content-length")
+        || session
+            .req_header()
+            .headers
+            .contains_key("transfer-encoding");
+    let close = close || (has_body && !session.is_body_done());
+    let body = Bytes::from(pages::error_page(status, request_id));
+    let mut resp = ResponseHeader::build(status, Some(8))?;
+    resp.insert_header("content-type", "text/html; charset=utf-8")?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("cache-control", "no-store")?;
+    resp.insert_header("content-security-policy", pages::CSP)?;
+    resp.insert_header("x-content-type-options", "nosniff")?;
+    resp.insert_header("x-request-id", request_id)?;
+    if close {
+        resp.insert_header("connection", "close")?;
+        session.set_keepalive(None);
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+/// Serve the gateway's own stylesheet.
+pub async fn send_stylesheet(session: &mut Session) -> pingora::Result<()> {
+    let body = Bytes::from_static(pages::STYLESHEET.as_bytes());
+    let mut resp = ResponseHeader::build(200, Some(4))?;
+    resp.insert_header("content-type", "text/css; charset=utf-8")?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("cache-control", "public, max-age=3600")?;
+    resp.insert_header("x-content-type-options", "nosniff")?;
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await
+}

@@ -1,0 +1,87 @@
+//! Assembling Pingora services from a validated [`Config`]: the gateway on its listeners,
+//! the admin endpoints, and (for the demo) the sample portal.
+
+use anyhow::Context;
+use pingora::apps::http_app::HttpServer;
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::listening::Service;
+
+use crate::admin::AdminApp;
+use crate::config::Config;
+use crate::pipeline::Gateway;
+use crate::sample_portal::SamplePortal;
+
+/// A Pingora server with the gateway and admin services added, ready for `run_forever`.
+pub fn build(config: &Config) -> anyhow::Result<Server> {
+    let conf = ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(config.server.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(config.server.graceful_shutdown_timeout.as_secs()),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut gateway = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(config.clone()),
+        "vigie-gateway",
+    );
+    for l in &config.listeners {
+        let addr = l.address.to_string();
+        match &l.tls {
+            Some(tls) => gateway
+                .add_tls(
+                    &addr,
+                    &tls.cert.to_string_lossy(),
+                    &tls.key.to_string_lossy(),
+                )
+                .with_context(|| format!("TLS listener {addr}: cannot load certificate or key"))?,
+            None => gateway.add_tcp(&addr),
+        }
+    }
+    gateway.threads = Some(config.server.threads);
+    server.add_service(gateway);
+
+    if let Some(admin) = config.admin {
+        let portals = config
+            .portals
+            .iter()
+            .map(|p| (p.name.clone(), p.upstream))
+            .collect();
+        let mut svc = Service::new(
+            "vigie-admin".to_string(),
+            HttpServer::new_app(AdminApp::new(portals)),
+        );
+        svc.add_tcp(&admin.to_string());
+        svc.threads = Some(1);
+        server.add_service(svc);
+    }
+    Ok(server)
+}
+
+/// Add the sample portal as a service of `server`, listening on `address`.
+pub fn add_sample_portal(server: &mut Server, address: &str, patients: u32, threads: usize) {
+    let mut svc = Service::new(
+        "sample-portal".to_string(),
+        HttpServer::new_app(SamplePortal::new(patients)),
+    );
+    svc.add_tcp(address);
+    svc.threads = Some(threads);
+    server.add_service(svc);
+}
+
+/// A server running only the sample portal.
+pub fn sample_portal_only(address: &str, patients: u32, threads: usize) -> Server {
+    let conf = ServerConf {
+        threads,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    add_sample_portal(&mut server, address, patients, threads);
+    server
+}
