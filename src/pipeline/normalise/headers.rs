@@ -79,7 +79,7 @@ pub fn strip_request_headers(req: &mut RequestHeader, extra: &[String], allow_un
                     .any(|l| l == name || l.replace('_', "-") == folded)
                 || IDENTITY_HEADERS.contains(&folded.as_str())
                 || folded.starts_with("x-vigie-")
-                || extra.iter().any(|e| *e == folded)
+                || extra.contains(&folded)
                 || (!allow_underscores && name.contains('_'))
         })
         .map(str::to_string)

@@ -1,0 +1,180 @@
+//! The command line: config checking with located errors, TLS with HSTS, the demo.
+
+use std::process::Command;
+
+use crate::common::*;
+
+fn check_config(text: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigie.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(VIGIE)
+        .args(["check-config", "-c", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn check_config_pins_a_typo_to_file_line_key_and_fix() {
+    let text = "[[listener]]\naddress = \"127.0.0.1:8080\"\n\n[[portal]]\nname = \"ehr\"\nupstrem = \"127.0.0.1:8081\"\n";
+    let (code, _, err) = check_config(text);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("vigie.toml:6:1"), "{err}");
+    assert!(err.contains("unknown field `upstrem`"), "{err}");
+    assert!(err.contains("did you mean `upstream`?"), "{err}");
+}
+
+#[test]
+fn check_config_lists_every_semantic_problem_with_its_line() {
+    let text = "[[listener]]\naddress = \"127.0.0.1:99999\"\n\n[limits]\nmax_header_count = 5000\n\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:8081\"\n";
+    let (code, _, err) = check_config(text);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(
+            ":2:11: `listener[0].address`: `127.0.0.1:99999` is not an IP address with a port"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(":5:20: `limits.max_header_count`: 5000 is out of range"),
+        "{err}"
+    );
+    assert!(err.contains("help: use a value from 8 to 256"), "{err}");
+    assert!(err.contains("2 problem(s)"), "{err}");
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    for file in ["config/demo.toml", "config/reference.toml"] {
+        let out = Command::new(VIGIE)
+            .args(["check-config", "-c", file])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+    }
+}
+
+#[test]
+fn help_describes_every_command() {
+    let out = Command::new(VIGIE).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["run", "check-config", "demo", "sample-portal"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+}
+
+#[test]
+fn tls_listener_serves_with_hsts_and_plain_listener_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed (.ci/run installs it)");
+    assert!(status.status.success());
+    let echo = Echo::start(std::time::Duration::ZERO);
+    let tls_port = free_port();
+    let extra = format!(
+        "[[listener]]\naddress = \"127.0.0.1:{tls_port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\nhsts_max_age_seconds = 600\n",
+        cert.display(),
+        key.display()
+    );
+    let gw = start_gateway(echo.port, &extra);
+    wait_for_port(tls_port);
+
+    let mut builder = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    builder.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    let stream = std::net::TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+    let mut tls = builder.build().connect("localhost", stream).unwrap();
+    use std::io::{Read, Write};
+    tls.write_all(b"GET /secure HTTP/1.1\r\nHost: portal.test\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    let _ = tls.read_to_string(&mut resp);
+    let lower = resp.to_ascii_lowercase();
+    assert!(lower.starts_with("http/1.1 200"), "{resp}");
+    assert!(
+        lower.contains("strict-transport-security: max-age=600; includesubdomains"),
+        "{resp}"
+    );
+    assert!(
+        lower.contains("x-forwarded-proto: https"),
+        "the portal is told the client used TLS: {resp}"
+    );
+
+    let plain = get(gw.port, "/plain", "");
+    assert!(plain.header("strict-transport-security").is_none());
+    assert!(plain
+        .text()
+        .to_ascii_lowercase()
+        .contains("x-forwarded-proto: http\r\n"));
+}
+
+#[test]
+fn demo_runs_the_portal_behind_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, portal, admin) = (free_port(), free_port(), free_port());
+    let child = Command::new(VIGIE)
+        .args([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{gw}"),
+            "--portal-listen",
+            &format!("127.0.0.1:{portal}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .stdout(std::fs::File::create(dir.path().join("out")).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _guard = Kill(child);
+    wait_for_port(gw);
+    wait_for_port(admin);
+    let session = crate::passthrough::portal_login(gw, "admin", "admin-demo");
+    let page = get(
+        gw,
+        "/index.php?m=dPpatients&tab=vw_full_patients&patient_id=1",
+        &format!("Cookie: {session}\r\n"),
+    );
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("data-patient-id=\"1\""));
+    assert_eq!(get(admin, "/readyz", "").status, 200);
+    let banner = std::fs::read_to_string(dir.path().join("out")).unwrap();
+    assert!(
+        banner.contains(&format!("http://127.0.0.1:{gw}/")) && banner.contains("admin-demo"),
+        "{banner}"
+    );
+}

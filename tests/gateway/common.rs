@@ -1,0 +1,317 @@
+//! Test harness: real processes on free loopback ports, a raw HTTP/1.1 client, and an
+//! echo upstream that shows exactly what a portal would receive.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const VIGIE: &str = env!("CARGO_BIN_EXE_vigie");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped, so a failing test leaves nothing running.
+pub struct Proc {
+    child: Child,
+    pub stderr_path: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on port {port} after 20 s");
+}
+
+fn spawn(args: &[&str], dir: &tempfile::TempDir) -> Proc {
+    let stderr_path = dir.path().join(format!("stderr-{}.log", free_port()));
+    let child = Command::new(VIGIE)
+        .args(args)
+        .env("VIGIE_LOG", "info,pingora=warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("spawn vigie");
+    Proc { child, stderr_path }
+}
+
+/// The sample portal on a free port.
+pub struct Portal {
+    pub port: u16,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+pub fn start_portal() -> Portal {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let proc = spawn(
+        &[
+            "sample-portal",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--patients",
+            "300",
+        ],
+        &dir,
+    );
+    wait_for_port(port);
+    Portal {
+        port,
+        _proc: proc,
+        _dir: dir,
+    }
+}
+
+/// A gateway started from a config text; `{upstream}` in `extra_portal` is replaced.
+pub struct Gateway {
+    pub port: u16,
+    pub admin_port: u16,
+    pub proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+/// Start a gateway in front of `upstream_port`, with extra TOML appended (limits, etc.).
+pub fn start_gateway(upstream_port: u16, extra: &str) -> Gateway {
+    let portal = format!("[[portal]]\nname = \"test\"\nupstream = \"127.0.0.1:{upstream_port}\"\nread_timeout_ms = 1500\nconnect_timeout_ms = 500\n");
+    start_gateway_with(&portal, extra)
+}
+
+pub fn start_gateway_with(portals: &str, extra: &str) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let text = format!(
+        "[server]\nthreads = 1\ngrace_period_seconds = 0\ngraceful_shutdown_timeout_seconds = 1\n\n[[listener]]\naddress = \"127.0.0.1:{port}\"\n\n[admin]\naddress = \"127.0.0.1:{admin_port}\"\n\n{extra}\n\n{portals}"
+    );
+    let path = dir.path().join("vigie.toml");
+    std::fs::write(&path, text).unwrap();
+    let proc = spawn(&["run", "-c", path.to_str().unwrap()], &dir);
+    wait_for_port(port);
+    wait_for_port(admin_port);
+    Gateway {
+        port,
+        admin_port,
+        proc,
+        _dir: dir,
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One client connection, for keep-alive and raw-bytes tests.
+pub struct Conn {
+    reader: BufReader<TcpStream>,
+}
+
+impl Conn {
+    pub fn open(port: u16) -> Conn {
+        Conn::from_stream(TcpStream::connect(("127.0.0.1", port)).unwrap())
+    }
+
+    pub fn from_stream(s: TcpStream) -> Conn {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Conn {
+            reader: BufReader::new(s),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).unwrap();
+    }
+
+    /// Read one response; `None` if the server closed the connection first.
+    pub fn read_response(&mut self) -> Option<Response> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            self.reader.read_line(&mut h).ok()?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(':')?;
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        let mut resp = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if let Some(len) = resp
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            let mut body = vec![0; len];
+            self.reader.read_exact(&mut body).ok()?;
+            resp.body = body;
+        } else if resp
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
+            loop {
+                let mut size = String::new();
+                self.reader.read_line(&mut size).ok()?;
+                let n = usize::from_str_radix(size.trim(), 16).ok()?;
+                let mut chunk = vec![0; n + 2];
+                self.reader.read_exact(&mut chunk).ok()?;
+                if n == 0 {
+                    break;
+                }
+                resp.body.extend_from_slice(&chunk[..n]);
+            }
+        } else if status != 204 && status != 304 {
+            let _ = self.reader.read_to_end(&mut resp.body);
+        }
+        Some(resp)
+    }
+
+    /// True when the server has closed the connection (EOF within the read timeout).
+    pub fn is_closed(&mut self) -> bool {
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let mut buf = [0u8; 1];
+        match self.reader.read(&mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    }
+}
+
+/// Send raw bytes on a fresh connection and read one response.
+pub fn raw(port: u16, bytes: &[u8]) -> Option<Response> {
+    let mut c = Conn::open(port);
+    c.send(bytes);
+    c.read_response()
+}
+
+/// A simple GET with optional extra header lines (each ending in \r\n).
+pub fn get(port: u16, target: &str, extra_headers: &str) -> Response {
+    raw(port, format!("GET {target} HTTP/1.1\r\nHost: portal.test\r\n{extra_headers}Connection: close\r\n\r\n").as_bytes())
+        .unwrap_or_else(|| panic!("no response to GET {target}"))
+}
+
+/// An upstream that answers every request with the request head it received, and records it.
+pub struct Echo {
+    pub port: u16,
+    pub seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Echo {
+    pub fn start(delay: Duration) -> Echo {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let record = record.clone();
+                std::thread::spawn(move || echo_connection(stream, record, delay));
+            }
+        });
+        Echo { port, seen }
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn echo_connection(stream: TcpStream, record: Arc<Mutex<Vec<String>>>, delay: Duration) {
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let len = head
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .map(|(_, v)| v.trim().parse::<usize>().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        record.lock().unwrap().push(head.clone());
+        std::thread::sleep(delay);
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: keep-alive, X-Upstream-Secret\r\nX-Upstream-Secret: 10.9.8.7\r\n\r\n{head}",
+            head.len()
+        );
+        if reader.get_mut().write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}

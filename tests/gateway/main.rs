@@ -1,0 +1,10 @@
+//! Integration tests: the built `vigie` binary and its sample portal as real processes on
+//! free loopback ports, spoken to over real sockets.
+
+mod cli;
+mod common;
+mod framing;
+mod hygiene;
+mod passthrough;
+mod paths;
+mod upstream;

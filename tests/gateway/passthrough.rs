@@ -1,0 +1,187 @@
+//! The sample portal behind the gateway reads exactly as it does directly.
+
+use crate::common::*;
+
+/// Log in to the portal on `port` through its own form (CSRF cookie + hidden field);
+/// returns the `Cookie:` value of the portal session.
+pub fn portal_login(port: u16, user: &str, password: &str) -> String {
+    let page = get(port, "/index.php", "");
+    assert_eq!(page.status, 200);
+    let csrf_cookie = page
+        .headers_named("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("mediboard_csrf="))
+        .expect("login page sets its CSRF cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let body = page.text();
+    let token = body
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let form = format!("login=1&csrf_token={token}&username={user}&password={password}");
+    let resp = raw(
+        port,
+        format!(
+            "POST /index.php HTTP/1.1\r\nHost: portal.test\r\nCookie: {csrf_cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(resp.status, 302, "login refused: {}", resp.text());
+    resp.headers_named("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("mediboard_session="))
+        .expect("portal sets its session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn patient_page_and_csv_export_read_the_same_through_the_gateway() {
+    let portal = start_portal();
+    let gw = start_gateway(portal.port, "");
+    let session = portal_login(gw.port, "admin", "admin-demo");
+    let cookie = format!("Cookie: {session}\r\n");
+
+    let page = "/index.php?m=dPpatients&tab=vw_full_patients&patient_id=17";
+    let via = get(gw.port, page, &cookie);
+    let direct = get(portal.port, page, &cookie);
+    assert_eq!(via.status, 200);
+    assert!(via.text().contains("data-patient-id=\"17\""));
+    assert_eq!(via.body, direct.body);
+
+    // The portal keeps the "current patient" in its session: a page without patient_id shows it.
+    let current = get(
+        gw.port,
+        "/index.php?m=dPpatients&tab=vw_full_patients",
+        &cookie,
+    );
+    assert!(
+        current.text().contains("data-patient-id=\"17\""),
+        "{}",
+        current.text()
+    );
+
+    let export = "/index.php?m=dPpatients&raw=ajax_export_patients_csv";
+    let via = get(gw.port, export, &cookie);
+    let direct = get(portal.port, export, &cookie);
+    assert_eq!(via.status, 200);
+    assert_eq!(via.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert!(via
+        .header("content-disposition")
+        .unwrap()
+        .starts_with("attachment"));
+    assert_eq!(
+        via.text().lines().count(),
+        301,
+        "header line + 300 patients"
+    );
+    assert_eq!(via.body, direct.body);
+    assert!(via.header("x-request-id").is_some_and(|id| id.len() == 16));
+}
+
+#[test]
+fn portal_login_rules_still_apply_through_the_gateway() {
+    let portal = start_portal();
+    let gw = start_gateway(portal.port, "");
+    // Wrong password: the portal's own answer comes back (200 with an error message).
+    let page = get(gw.port, "/index.php", "");
+    let csrf = page.headers_named("set-cookie")[0]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let token = page
+        .text()
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let post = |form: String, cookie: &str| {
+        raw(
+            gw.port,
+            format!("POST /index.php HTTP/1.1\r\nHost: p\r\n{cookie}Content-Length: {}\r\nConnection: close\r\n\r\n{form}", form.len()).as_bytes(),
+        )
+        .unwrap()
+    };
+    let bad = post(
+        format!("login=1&csrf_token={token}&username=admin&password=wrong"),
+        &format!("Cookie: {csrf}\r\n"),
+    );
+    assert_eq!(bad.status, 200);
+    assert!(bad.text().contains("Identifiant ou mot de passe incorrect"));
+    // Without the CSRF cookie the portal refuses the form.
+    let no_csrf = post(
+        format!("login=1&csrf_token={token}&username=admin&password=admin-demo"),
+        "",
+    );
+    assert_eq!(no_csrf.status, 403);
+    // A clinician is refused the admin export by the portal itself.
+    let session = portal_login(gw.port, "inf.durand", "durand-demo");
+    let export = get(
+        gw.port,
+        "/index.php?m=dPpatients&raw=ajax_export_patients_csv",
+        &format!("Cookie: {session}\r\n"),
+    );
+    assert_eq!(export.status, 403);
+}
+
+#[test]
+fn json_api_and_keep_alive_through_the_gateway() {
+    let portal = start_portal();
+    let gw = start_gateway(portal.port, "");
+    let session = portal_login(gw.port, "dr.martin", "martin-demo");
+    let mut conn = Conn::open(gw.port);
+    for offset in [10, 20] {
+        conn.send(format!("GET /api/dossierpatient/patients?offset={offset}&limit=5 HTTP/1.1\r\nHost: p\r\nCookie: {session}\r\n\r\n").as_bytes());
+        let resp = conn.read_response().expect("keep-alive response");
+        assert_eq!(resp.status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        assert_eq!(v["patients"].as_array().unwrap().len(), 5);
+        assert_eq!(v["patients"][0]["id"], offset + 1);
+    }
+    let anonymous = get(gw.port, "/api/dossierpatient/patients", "");
+    assert_eq!(anonymous.status, 401);
+}
+
+#[test]
+fn access_log_carries_no_patient_identifiers() {
+    let portal = start_portal();
+    let gw = start_gateway(portal.port, "");
+    let session = portal_login(gw.port, "dr.martin", "martin-demo");
+    let cookie = format!("Cookie: {session}\r\n");
+    assert_eq!(
+        get(
+            gw.port,
+            "/index.php?m=dPpatients&tab=vw_full_patients&patient_id=4242",
+            &cookie
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        get(gw.port, "/api/dossierpatient/patients/293", &cookie).status,
+        200
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = gw.proc.stderr();
+    assert!(log.contains("/api/dossierpatient/patients/:id"), "{log}");
+    assert!(
+        !log.contains("4242") && !log.contains("/293"),
+        "patient id in the access log:\n{log}"
+    );
+    assert!(!log.contains("martin-demo"), "password in the log");
+}

@@ -1,0 +1,79 @@
+//! A portal that is down or slow (ATTACKS.md 31): a clean 502/504 page, no hang, no internal
+//! address in what the browser sees; the failure counted in metrics and readiness.
+
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+#[test]
+fn portal_down_gives_a_clean_502_and_not_ready() {
+    let dead_port = free_port();
+    let gw = start_gateway(dead_port, "");
+    let resp = get(gw.port, "/index.php?m=dPpatients", "");
+    assert_eq!(resp.status, 502);
+    let page = resp.text();
+    assert!(page.contains("Portail indisponible") && page.contains("Portal unavailable"));
+    assert!(
+        !page.contains("127.0.0.1") && !page.contains(&dead_port.to_string()),
+        "internal address leaked: {page}"
+    );
+    for (k, v) in &resp.headers {
+        assert!(
+            !v.contains(&dead_port.to_string()),
+            "internal address leaked in {k}: {v}"
+        );
+    }
+    let metrics = get(gw.admin_port, "/metrics", "").text();
+    assert!(
+        metrics.contains("vigie_upstream_errors_total{kind=\"connect\",portal=\"test\"} 1"),
+        "{metrics}"
+    );
+    let ready = get(gw.admin_port, "/readyz", "");
+    assert_eq!(ready.status, 503);
+    assert!(ready.text().contains("\"test\":\"down\""));
+    assert_eq!(get(gw.admin_port, "/healthz", "").status, 200);
+}
+
+#[test]
+fn slow_portal_gives_504_within_the_read_timeout() {
+    let echo = Echo::start(Duration::from_secs(4));
+    let gw = start_gateway(echo.port, "");
+    let started = Instant::now();
+    let resp = get(gw.port, "/slow", "");
+    let took = started.elapsed();
+    assert_eq!(resp.status, 504);
+    assert!(resp.text().contains("Portail trop lent"));
+    assert!(
+        took < Duration::from_millis(3500),
+        "waited {took:?} for a 1.5 s read timeout"
+    );
+    let metrics = get(gw.admin_port, "/metrics", "").text();
+    assert!(
+        metrics.contains("vigie_upstream_errors_total{kind=\"timeout\",portal=\"test\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn metrics_count_requests_by_status_class() {
+    let echo = Echo::start(Duration::ZERO);
+    let gw = start_gateway(echo.port, "");
+    for _ in 0..3 {
+        assert_eq!(get(gw.port, "/ok", "").status, 200);
+    }
+    assert_eq!(get(gw.port, "/%2561", "").status, 400);
+    let metrics = get(gw.admin_port, "/metrics", "").text();
+    assert!(
+        metrics.contains("vigie_requests_total{class=\"2xx\",portal=\"test\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vigie_rejected_requests_total{reason=\"ambiguous_encoding\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vigie_request_duration_seconds_count{portal=\"test\"} 3"),
+        "{metrics}"
+    );
+    assert_eq!(get(gw.admin_port, "/readyz", "").status, 200);
+}
