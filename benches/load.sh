@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Load benchmark: Vigie against nginx and the direct path, in one run, same machine, same
+# upstream, same load generator settings, same CPU allotment. Release builds only.
+#
+#   benches/load.sh                 # full run (about 6 minutes)
+#   RUNS=1 SECONDS_PER_RUN=4 benches/load.sh   # quick look
+#
+# Layout on a 2-core machine: each proxy gets one worker pinned to CPU 0; the upstream
+# (nginx serving static files, one worker) and the load generator share CPU 1. The direct
+# contestant is the floor: load generator -> upstream, no proxy at all.
+# Results: a table on stdout and JSON in bench-results/load-<timestamp>.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
+CONNECTIONS=${CONNECTIONS:-32}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+
+scripts/install-deps nginx wrk taskset
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+echo "building release binaries..." >&2
+cargo build --release --quiet --bin vigie --example loadgen
+VIGIE="$TARGET_DIR/release/vigie"
+LOADGEN="$TARGET_DIR/release/examples/loadgen"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+
+UP=$(free_port); NGX=$(free_port); VG=$(free_port); VGA=$(free_port)
+mkdir -p "$work/www" "$work/nginx-up" "$work/nginx-proxy"
+# nginx workers drop to an unprivileged user when started as root: let them read the files.
+chmod 755 "$work" "$work/www"
+head -c 1024 /dev/zero | tr '\0' 'a' > "$work/www/1k.txt"
+head -c 65536 /dev/zero | tr '\0' 'b' > "$work/www/64k.txt"
+
+nginx_conf() { # $1 dir, $2 server block
+  cat > "$1/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log $1/access.log;
+  sendfile on; tcp_nopush on; keepalive_requests 1000000; keepalive_timeout 65;
+  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
+  $2
+}
+CONF
+}
+
+# Upstream: static files.
+nginx_conf "$work/nginx-up" "server { listen 127.0.0.1:$UP; root $work/www; }"
+taskset -c "$LOAD_CPU" "$NGINX" -p "$work/nginx-up" -c "$work/nginx-up/nginx.conf" & pids+=($!)
+# nginx as a plain reverse proxy, upstream keep-alive as a tuned deployment would have it.
+nginx_conf "$work/nginx-proxy" "upstream portal { server 127.0.0.1:$UP; keepalive 64; }
+  server { listen 127.0.0.1:$NGX; location / { proxy_pass http://portal; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }"
+taskset -c "$PROXY_CPU" "$NGINX" -p "$work/nginx-proxy" -c "$work/nginx-proxy/nginx.conf" & pids+=($!)
+NGINX_PROXY_PID=$!
+# Vigie, pass-through: no identity on the route (the only mode that exists yet).
+cat > "$work/vigie.toml" <<CONF
+[server]
+threads = 1
+[[listener]]
+address = "127.0.0.1:$VG"
+[admin]
+address = "127.0.0.1:$VGA"
+[log]
+format = "json"
+level = "info,pingora=warn"
+[limits]
+keepalive_timeout_seconds = 65
+[[portal]]
+name = "bench"
+upstream = "127.0.0.1:$UP"
+CONF
+taskset -c "$PROXY_CPU" "$VIGIE" run -c "$work/vigie.toml" 2> "$work/vigie.log" & pids+=($!)
+VIGIE_PID=$!
+wait_port "$UP"; wait_port "$NGX"; wait_port "$VG"
+
+cat > "$work/report.lua" <<'LUA'
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests":%d,"duration_us":%d,"errors":%d,"p50_us":%d,"p99_us":%d,"p999_us":%d}\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+end
+LUA
+
+results="$work/results.jsonl"
+: > "$results"
+declare -A PORT=([direct]=$UP [nginx]=$NGX [vigie-passthrough]=$VG)
+CONTESTANTS=(direct nginx vigie-passthrough)
+
+echo "peak throughput: wrk -t1 -c$CONNECTIONS -d${SECONDS_PER_RUN}s, $RUNS runs each, interleaved" >&2
+for size in 1k 64k; do
+  for run in $(seq "$RUNS"); do
+    for c in "${CONTESTANTS[@]}"; do
+      line=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" -s "$work/report.lua" "http://127.0.0.1:${PORT[$c]}/$size.txt" | tail -n 1)
+      echo "{\"mode\":\"max\",\"contestant\":\"$c\",\"size\":\"$size\",\"run\":$run,\"wrk\":$line}" >> "$results"
+      echo "  $size run $run $c: $line" >&2
+    done
+  done
+done
+
+# Fixed rate at half of nginx's median peak (1 KiB): latency, not throughput.
+half=$(python3 - "$results" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+rps = [r["wrk"]["requests"] / (r["wrk"]["duration_us"] / 1e6) for r in rows if r["contestant"] == "nginx" and r["size"] == "1k"]
+print(int(statistics.median(rps) / 2))
+PY
+)
+echo "fixed rate: $half req/s, $CONNECTIONS connections, ${SECONDS_PER_RUN}s, $RUNS runs each" >&2
+for run in $(seq "$RUNS"); do
+  for c in "${CONTESTANTS[@]}"; do
+    line=$(taskset -c "$LOAD_CPU" "$LOADGEN" --addr "127.0.0.1:${PORT[$c]}" --path /1k.txt --rate "$half" --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN")
+    echo "{\"mode\":\"fixed\",\"contestant\":\"$c\",\"size\":\"1k\",\"run\":$run,\"loadgen\":$line}" >> "$results"
+    echo "  fixed run $run $c: $line" >&2
+  done
+done
+
+rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+NGINX_WORKER=$(pgrep -P "$NGINX_PROXY_PID" | head -n 1 || echo "$NGINX_PROXY_PID")
+echo "{\"mode\":\"rss\",\"nginx_kb\":$(rss_kb "$NGINX_WORKER"),\"vigie_kb\":$(rss_kb "$VIGIE_PID")}" >> "$results"
+
+mkdir -p bench-results
+out="bench-results/load-$(date -u +%Y%m%dT%H%M%SZ).json"
+python3 - "$results" "$out" <<'PY'
+import json, statistics, sys, platform, os
+rows = [json.loads(l) for l in open(sys.argv[1])]
+rss = next(r for r in rows if r["mode"] == "rss")
+med = statistics.median
+table = {}
+for r in rows:
+    if r["mode"] == "max":
+        w = r["wrk"]
+        table.setdefault(("max", r["size"], r["contestant"]), []).append(
+            (w["requests"] / (w["duration_us"] / 1e6), w["p50_us"], w["p99_us"], w["p999_us"], w["errors"]))
+    elif r["mode"] == "fixed":
+        g = r["loadgen"]
+        table.setdefault(("fixed", "1k", r["contestant"]), []).append(
+            (g["achieved_rps"], g["p50_us"], g["p99_us"], g["p999_us"], g["errors"]))
+summary = []
+for (mode, size, c), runs in table.items():
+    summary.append({"mode": mode, "size": size, "contestant": c, "runs": len(runs),
+                    "rps": med(x[0] for x in runs), "p50_us": med(x[1] for x in runs),
+                    "p99_us": med(x[2] for x in runs), "p999_us": med(x[3] for x in runs),
+                    "errors": sum(x[4] for x in runs)})
+def get(mode, size, c):
+    return next((s for s in summary if (s["mode"], s["size"], s["contestant"]) == (mode, size, c)), None)
+for s in summary:
+    n, d = get(s["mode"], s["size"], "nginx"), get(s["mode"], s["size"], "direct")
+    s["rps_vs_nginx"] = round(s["rps"] / n["rps"], 3) if n else None
+    s["rps_vs_direct"] = round(s["rps"] / d["rps"], 3) if d else None
+    s["p99_added_us"] = s["p99_us"] - d["p99_us"] if d else None
+print(f"{'mode':6} {'size':4} {'contestant':18} {'req/s':>9} {'p50 us':>7} {'p99 us':>7} {'p99.9 us':>8} {'vs nginx':>8} {'vs direct':>9} {'p99 +us':>7} {'errors':>6}")
+for s in sorted(summary, key=lambda s: (s["mode"] != "max", s["size"], ["direct", "nginx", "vigie-passthrough"].index(s["contestant"]))):
+    print(f"{s['mode']:6} {s['size']:4} {s['contestant']:18} {s['rps']:9.0f} {s['p50_us']:7.0f} {s['p99_us']:7.0f} {s['p999_us']:8.0f} {s['rps_vs_nginx']:8.2f} {s['rps_vs_direct']:9.2f} {s['p99_added_us']:7.0f} {s['errors']:6d}")
+print(f"peak RSS: nginx worker {rss['nginx_kb']/1024:.1f} MiB, vigie {rss['vigie_kb']/1024:.1f} MiB")
+print("not measured yet: vigie full pipeline and Redis backend (identity, policy, budgets and detection are not built)")
+json.dump({"machine": {"cpus": os.cpu_count(), "kernel": platform.release()}, "summary": summary, "rss_kb": rss, "raw": rows},
+          open(sys.argv[2], "w"), indent=1)
+print(f"written {sys.argv[2]}")
+PY
