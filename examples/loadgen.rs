@@ -24,7 +24,15 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { addr: "127.0.0.1:8080".into(), path: "/".into(), host: "bench".into(), headers: vec![], rate: 1000.0, connections: 32, seconds: 10.0 };
+    let mut a = Args {
+        addr: "127.0.0.1:8080".into(),
+        path: "/".into(),
+        host: "bench".into(),
+        headers: vec![],
+        rate: 1000.0,
+        connections: 32,
+        seconds: 10.0,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -48,10 +56,17 @@ struct ConnResult {
     errors: u64,
 }
 
-async fn read_response(reader: &mut BufReader<TcpStream>, line: &mut String) -> std::io::Result<u16> {
+async fn read_response(
+    reader: &mut BufReader<TcpStream>,
+    line: &mut String,
+) -> std::io::Result<u16> {
     line.clear();
     reader.read_line(line).await?;
-    let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or(std::io::ErrorKind::InvalidData)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or(std::io::ErrorKind::InvalidData)?;
     let mut len = 0usize;
     loop {
         line.clear();
@@ -72,8 +87,17 @@ async fn read_response(reader: &mut BufReader<TcpStream>, line: &mut String) -> 
     Ok(status)
 }
 
-async fn connection(args: std::sync::Arc<Args>, index: usize, start: Instant, end: Instant) -> ConnResult {
-    let mut res = ConnResult { hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"), ok: 0, errors: 0 };
+async fn connection(
+    args: std::sync::Arc<Args>,
+    index: usize,
+    start: Instant,
+    end: Instant,
+) -> ConnResult {
+    let mut res = ConnResult {
+        hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        ok: 0,
+        errors: 0,
+    };
     let interval = Duration::from_secs_f64(args.connections as f64 / args.rate);
     // Spread connections evenly over one interval.
     let mut next = start + interval.mul_f64(index as f64 / args.connections as f64);
@@ -121,7 +145,9 @@ async fn main() {
     let args = std::sync::Arc::new(parse_args());
     let start = Instant::now() + Duration::from_millis(50);
     let end = start + Duration::from_secs_f64(args.seconds);
-    let tasks: Vec<_> = (0..args.connections).map(|i| tokio::spawn(connection(args.clone(), i, start, end))).collect();
+    let tasks: Vec<_> = (0..args.connections)
+        .map(|i| tokio::spawn(connection(args.clone(), i, start, end)))
+        .collect();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
     let (mut ok, mut errors) = (0, 0);
     for t in tasks {

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod identity;
 pub mod metrics;
 pub mod pages;
 pub mod pipeline;

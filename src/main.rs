@@ -59,6 +59,7 @@ enum Command {
 }
 
 const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+const DEMO_PROFILE: &str = include_str!("../config/profiles/sample-portal.toml");
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -145,6 +146,17 @@ fn demo(listen: SocketAddr, portal: SocketAddr, admin: SocketAddr) -> ExitCode {
     config.listeners[0].address = listen;
     config.admin = Some(admin);
     config.portals[0].upstream = portal;
+    // The demo needs no files on disk: its portal profile is embedded too.
+    match vigie::config::profile::parse(
+        Path::new("config/profiles/sample-portal.toml (embedded)"),
+        DEMO_PROFILE,
+    ) {
+        Ok(profile) => config.portals[0].profile = Some(std::sync::Arc::new(profile)),
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    }
     println!("Vigie demo");
     println!("  open        http://{listen}/   (the sample portal, through the gateway)");
     println!("  portal      http://{portal}/   (direct, for comparison)");

@@ -12,6 +12,8 @@ pub struct Metrics {
     pub upstream_errors: IntCounterVec,
     /// Requests the gateway refused itself, by reason label.
     pub rejected: IntCounterVec,
+    /// Portal logins seen through the gateway, by portal and result.
+    pub portal_logins: IntCounterVec,
 }
 
 pub static METRICS: Lazy<Metrics> = Lazy::new(|| Metrics {
@@ -38,6 +40,12 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| Metrics {
         "vigie_rejected_requests_total",
         "Requests refused by the gateway, by reason.",
         &["reason"]
+    )
+    .expect("metric registers once"),
+    portal_logins: register_int_counter_vec!(
+        "vigie_portal_logins_total",
+        "Portal logins seen through the gateway, by portal and result.",
+        &["portal", "result"]
     )
     .expect("metric registers once"),
 });

@@ -8,7 +8,12 @@ use pingora::server::Server;
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
+use std::sync::Arc;
+
 use crate::config::Config;
+use crate::identity::session::SystemClock;
+use crate::identity::store::MemoryStore;
+use crate::identity::Sessions;
 use crate::pipeline::Gateway;
 use crate::sample_portal::SamplePortal;
 
@@ -25,7 +30,7 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
 
     let mut gateway = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(config.clone()),
+        Gateway::new(config.clone(), embedded_sessions(config)),
         "vigie-gateway",
     );
     for l in &config.listeners {
@@ -59,6 +64,17 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
         server.add_service(svc);
     }
     Ok(server)
+}
+
+/// Sessions in process memory (the embedded default). The token key is random per process:
+/// sessions do not outlive the process in this mode, so neither need their signatures.
+fn embedded_sessions(config: &Config) -> Sessions {
+    let store = Arc::new(MemoryStore::new(
+        config.session.max_sessions,
+        config.session.max_anonymous_sessions,
+    ));
+    let key: [u8; 32] = rand::random();
+    Sessions::new(store, &key, config.session.clone(), Arc::new(SystemClock))
 }
 
 /// Add the sample portal as a service of `server`, listening on `address`.

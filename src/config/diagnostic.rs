@@ -88,6 +88,28 @@ impl<'a> Locator<'a> {
         find_item(self.doc.as_ref()?.as_item(), path)
     }
 
+    /// Turn a TOML/serde error into a located message, with a "did you mean" for unknown keys.
+    pub fn parse_error(&self, text: &str, e: &toml::de::Error) -> ConfigError {
+        let loc = self;
+        let span = e.span();
+        let position = span.clone().map(|s| loc.line_col(s.start));
+        let at = span
+            .map(|s| text[s].trim().trim_matches('"').to_string())
+            .filter(|s| !s.is_empty() && s.len() < 80 && !s.contains('\n'))
+            .unwrap_or_default();
+        let message = e.message().trim().to_string();
+        let help = unknown_field_help(&message).or_else(|| {
+            Some("see config/reference.toml for every key with its meaning and default".to_string())
+        });
+        ConfigError {
+            file: loc.file().to_path_buf(),
+            position,
+            key: at,
+            message,
+            help,
+        }
+    }
+
     /// Build an error for a key path like `portal[0].upstream`.
     pub fn error(
         &self,
@@ -104,6 +126,22 @@ impl<'a> Locator<'a> {
             message: message.into(),
             help,
         }
+    }
+}
+
+/// serde says "unknown field `adress`, expected one of `address`, `tls_cert`": suggest the closest.
+fn unknown_field_help(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (bad, expected) = rest.split_once('`')?;
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let best = candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(bad, c), *c))
+        .min()?;
+    if best.0 <= 3 {
+        Some(format!("did you mean `{}`?", best.1))
+    } else {
+        Some(format!("valid keys here: {}", candidates.join(", ")))
     }
 }
 

@@ -22,7 +22,33 @@ pub struct FileConfig {
     #[serde(default)]
     pub headers: HeadersSection,
     #[serde(default)]
+    pub session: SessionSection,
+    #[serde(default)]
     pub portal: Vec<PortalSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSection {
+    pub cookie_name: String,
+    pub idle_timeout_seconds: i64,
+    pub absolute_timeout_seconds: i64,
+    pub anonymous_timeout_seconds: i64,
+    pub max_sessions: i64,
+    pub max_anonymous_sessions: i64,
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        Self {
+            cookie_name: "vigie".into(),
+            idle_timeout_seconds: 1800,
+            absolute_timeout_seconds: 12 * 3600,
+            anonymous_timeout_seconds: 600,
+            max_sessions: 100_000,
+            max_anonymous_sessions: 20_000,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +170,7 @@ pub struct PortalSection {
     pub idle_timeout_seconds: i64,
     #[serde(default)]
     pub case_insensitive_paths: bool,
+    pub profile: Option<String>,
 }
 
 fn default_hosts() -> Vec<String> {

@@ -3,6 +3,7 @@
 
 mod diagnostic;
 mod file;
+pub mod profile;
 mod validate;
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 pub use diagnostic::{ConfigError, ConfigErrors};
 use ipnet::IpNet;
+pub use profile::PortalProfile;
 
 /// The validated configuration of one gateway process.
 #[derive(Debug, Clone)]
@@ -24,7 +26,21 @@ pub struct Config {
     pub limits: Limits,
     pub trusted_proxies: Vec<IpNet>,
     pub headers: HeaderRules,
+    pub session: SessionConfig,
     pub portals: Vec<PortalConfig>,
+}
+
+/// Gateway sessions.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Cookie name; on TLS listeners it is sent as `__Host-<name>`.
+    pub cookie_name: String,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    /// Lifetime of a pre-login session (it only holds the portal's pre-login cookies).
+    pub anonymous_timeout: Duration,
+    pub max_sessions: usize,
+    pub max_anonymous_sessions: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +126,8 @@ pub struct PortalConfig {
     pub write_timeout: Duration,
     pub idle_timeout: Duration,
     pub case_insensitive_paths: bool,
+    /// How the portal logs people in; without a profile the portal is proxied without sessions.
+    pub profile: Option<std::sync::Arc<PortalProfile>>,
 }
 
 impl Config {

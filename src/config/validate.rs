@@ -12,7 +12,7 @@ use super::*;
 pub(super) fn parse_and_validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let loc = Locator::new(path, text);
     let file: FileConfig =
-        toml::from_str(text).map_err(|e| ConfigErrors(vec![parse_error(&loc, text, &e)]))?;
+        toml::from_str(text).map_err(|e| ConfigErrors(vec![loc.parse_error(text, &e)]))?;
     let mut v = Validator {
         loc: &loc,
         errors: Vec::new(),
@@ -23,43 +23,6 @@ pub(super) fn parse_and_validate(path: &Path, text: &str) -> Result<Config, Conf
         Ok(config)
     } else {
         Err(ConfigErrors(v.errors))
-    }
-}
-
-/// Turn a TOML/serde error into a located message, with a "did you mean" for unknown keys.
-fn parse_error(loc: &Locator, text: &str, e: &toml::de::Error) -> ConfigError {
-    let span = e.span();
-    let position = span.clone().map(|s| loc.line_col(s.start));
-    let at = span
-        .map(|s| text[s].trim().trim_matches('"').to_string())
-        .filter(|s| !s.is_empty() && s.len() < 80 && !s.contains('\n'))
-        .unwrap_or_default();
-    let message = e.message().trim().to_string();
-    let help = unknown_field_help(&message).or_else(|| {
-        Some("see config/reference.toml for every key with its meaning and default".to_string())
-    });
-    ConfigError {
-        file: loc.file().to_path_buf(),
-        position,
-        key: at,
-        message,
-        help,
-    }
-}
-
-/// serde says "unknown field `adress`, expected one of `address`, `tls_cert`": suggest the closest.
-fn unknown_field_help(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
-    let (bad, expected) = rest.split_once('`')?;
-    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    let best = candidates
-        .iter()
-        .map(|c| (strsim::damerau_levenshtein(bad, c), *c))
-        .min()?;
-    if best.0 <= 3 {
-        Some(format!("did you mean `{}`?", best.1))
-    } else {
-        Some(format!("valid keys here: {}", candidates.join(", ")))
     }
 }
 
@@ -158,6 +121,7 @@ impl Validator<'_> {
         };
         let trusted_proxies = self.trusted_proxies(&f.network.trusted_proxies);
         let headers = self.header_rules(&f.headers.strip_request, f.headers.allow_underscores);
+        let session = self.session(&f.session);
         let portals = self.portals(&f.portal);
         Config {
             source: path.to_path_buf(),
@@ -168,7 +132,66 @@ impl Validator<'_> {
             limits,
             trusted_proxies,
             headers,
+            session,
             portals,
+        }
+    }
+
+    fn session(&mut self, s: &super::file::SessionSection) -> SessionConfig {
+        let name_ok = !s.cookie_name.is_empty()
+            && s.cookie_name.len() <= 64
+            && s.cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !s.cookie_name.starts_with("__");
+        if !name_ok {
+            self.err(
+                "session.cookie_name",
+                format!("`{}` is not a usable cookie name", s.cookie_name),
+                "use letters, digits, `-` and `_`; the `__Host-` prefix is added on TLS listeners",
+            );
+        }
+        let idle = self.range(
+            "session.idle_timeout_seconds",
+            s.idle_timeout_seconds,
+            60,
+            86_400,
+            "",
+        );
+        let absolute = self.range(
+            "session.absolute_timeout_seconds",
+            s.absolute_timeout_seconds,
+            300,
+            7 * 86_400,
+            "",
+        );
+        if absolute < idle {
+            self.err(
+                "session.absolute_timeout_seconds",
+                format!("{absolute} is shorter than the idle timeout ({idle})"),
+                "the absolute limit must be at least the idle limit",
+            );
+        }
+        SessionConfig {
+            cookie_name: s.cookie_name.clone(),
+            idle_timeout: secs(idle),
+            absolute_timeout: secs(absolute),
+            anonymous_timeout: secs(self.range(
+                "session.anonymous_timeout_seconds",
+                s.anonymous_timeout_seconds,
+                30,
+                3600,
+                "",
+            )),
+            max_sessions: self.range("session.max_sessions", s.max_sessions, 1, 10_000_000, "")
+                as usize,
+            max_anonymous_sessions: self.range(
+                "session.max_anonymous_sessions",
+                s.max_anonymous_sessions,
+                1,
+                10_000_000,
+                "",
+            ) as usize,
         }
     }
 
@@ -403,6 +426,23 @@ impl Validator<'_> {
                 3600,
                 "",
             ));
+            let profile = p.profile.as_ref().and_then(|raw| {
+                let path = self.base.join(raw);
+                match super::profile::load(&path) {
+                    Ok(profile) => Some(std::sync::Arc::new(profile)),
+                    Err(errors) => {
+                        // The profile's own errors name its file; say which portal uses it too.
+                        let key = format!("{key}.profile");
+                        let msg = format!(
+                            "the portal profile `{}` is invalid (see below)",
+                            path.display()
+                        );
+                        self.errors.push(self.loc.error(&key, msg, None));
+                        self.errors.extend(errors.0);
+                        None
+                    }
+                }
+            });
             if let Some(upstream) = upstream {
                 out.push(PortalConfig {
                     name: p.name.clone(),
@@ -414,6 +454,7 @@ impl Validator<'_> {
                     write_timeout,
                     idle_timeout,
                     case_insensitive_paths: p.case_insensitive_paths,
+                    profile,
                 });
             }
         }

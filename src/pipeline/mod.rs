@@ -2,7 +2,8 @@
 //!
 //! 1. [`normalise`] — framing and size checks, canonical target, host, client address;
 //! 2. [`route`] — which portal;
-//! 3. [`identify`] — who (anonymous until sessions exist);
+//! 3. [`identify`] — who, from the gateway session cookie; [`intercept`] watches the portal's
+//!    own login and logout and refuses its other credential entry points;
 //! 4. authorise and budget — policy and rate limits slot in here (not built yet: everything passes);
 //! 5. [`forward`] — the upstream peer and the request the portal receives;
 //! 6. [`inspect`] — response hygiene;
@@ -14,6 +15,7 @@
 pub mod forward;
 pub mod identify;
 pub mod inspect;
+pub mod intercept;
 pub mod log;
 pub mod normalise;
 pub mod respond;
@@ -31,7 +33,9 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
 use crate::config::Config;
+use crate::identity::Sessions;
 use identify::Identity;
+use intercept::Interception;
 use normalise::Request;
 use respond::Rejection;
 use route::{Portal, Router};
@@ -40,12 +44,17 @@ use route::{Portal, Router};
 pub struct Gateway {
     config: Config,
     router: Router,
+    sessions: Sessions,
 }
 
 impl Gateway {
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: Config, sessions: Sessions) -> Self {
         let router = Router::new(&config.portals);
-        Self { config, router }
+        Self {
+            config,
+            router,
+            sessions,
+        }
     }
 
     fn hsts_for(&self, session: &Session) -> Option<u64> {
@@ -65,6 +74,7 @@ pub struct RequestCtx {
     pub request: Option<Request>,
     pub portal: Option<Arc<Portal>>,
     pub identity: Identity,
+    pub interception: Interception,
     pub rejected: Option<&'static str>,
     pub status: u16,
     pub upstream_error: Option<&'static str>,
@@ -89,6 +99,7 @@ impl ProxyHttp for Gateway {
             request: None,
             portal: None,
             identity: Identity::Anonymous,
+            interception: Interception::default(),
             rejected: None,
             status: 0,
             upstream_error: None,
@@ -97,11 +108,17 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        match self.front_stages(session, ctx) {
+        match self.front_stages(session, ctx).await {
             Ok(Front::Forward) => Ok(false),
             Ok(Front::Stylesheet) => {
                 respond::send_stylesheet(session).await?;
                 ctx.status = 200;
+                Ok(true)
+            }
+            Ok(Front::LoggedOut) => {
+                let tls = ctx.request.as_ref().is_some_and(|r| r.tls);
+                respond::send_redirect(session, "/", &[self.sessions.clear_cookie(tls)]).await?;
+                ctx.status = 303;
                 Ok(true)
             }
             Err(rejection) => {
@@ -122,6 +139,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        intercept::on_body(ctx, body)?;
         if ctx.body_bytes > self.config.limits.max_body_bytes {
             ctx.rejected = Some("body_too_large");
             return Error::e_explain(
@@ -165,7 +183,13 @@ impl ProxyHttp for Gateway {
             request,
             &self.config.headers,
             &ctx.request_id,
-        )
+        )?;
+        let profile = ctx
+            .portal
+            .as_ref()
+            .and_then(|p| p.config.profile.as_deref());
+        intercept::upstream_cookies(upstream_request, &self.sessions, profile, &ctx.identity);
+        Ok(())
     }
 
     async fn response_filter(
@@ -175,6 +199,41 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.status = resp.status.as_u16();
+        if let (Some(portal), Some(request)) = (ctx.portal.clone(), ctx.request.clone()) {
+            if let Some(profile) = portal.config.profile.clone() {
+                let ua = session
+                    .req_header()
+                    .headers
+                    .get("user-agent")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                match intercept::on_response(
+                    &self.sessions,
+                    &portal,
+                    &profile,
+                    &request,
+                    ctx,
+                    resp,
+                    &ua,
+                )
+                .await
+                {
+                    Ok(cookies) => {
+                        for c in cookies {
+                            resp.append_header("set-cookie", c)?;
+                        }
+                    }
+                    Err(rejection) => {
+                        ctx.rejected = Some(rejection.reason);
+                        return Error::e_explain(
+                            ErrorType::HTTPStatus(rejection.status),
+                            rejection.reason,
+                        );
+                    }
+                }
+            }
+        }
         inspect::on_response(resp, self.hsts_for(session), &ctx.request_id);
         Ok(())
     }
@@ -238,11 +297,12 @@ impl ProxyHttp for Gateway {
 enum Front {
     Forward,
     Stylesheet,
+    LoggedOut,
 }
 
 impl Gateway {
-    /// Stages 1-4, synchronous and free of I/O: normalise, route, identify, (authorise, budget).
-    fn front_stages(
+    /// Stages 1-4: normalise, route, identify and intercept (authorise and budget slot in here).
+    async fn front_stages(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
@@ -260,17 +320,30 @@ impl Gateway {
             ctx.request = Some(request);
             return Ok(Front::Stylesheet);
         }
-        if request.target.path.starts_with("/.vigie/") {
-            return Err(Rejection::new(404, "unknown_gateway_path"));
-        }
         let portal = self
             .router
             .select(&request.host)
             .cloned()
             .ok_or(Rejection::new(404, "unknown_host"))?;
-        ctx.identity = Identity::Anonymous;
-        ctx.portal = Some(portal);
+        ctx.identity = identify::run(&self.sessions, session, &portal, request.tls).await?;
+        ctx.portal = Some(portal.clone());
+        let is_gateway_path = request.target.path.starts_with("/.vigie/");
+        let logout = request.target.path == "/.vigie/logout";
         ctx.request = Some(request);
+        if logout {
+            if session.req_header().method != http::Method::POST {
+                return Err(Rejection::new(405, "logout_needs_post"));
+            }
+            intercept::gateway_logout(&self.sessions, &portal, &ctx.identity, session).await?;
+            ctx.identity = Identity::Anonymous;
+            return Ok(Front::LoggedOut);
+        }
+        if is_gateway_path {
+            return Err(Rejection::new(404, "unknown_gateway_path"));
+        }
+        if let (Some(profile), Some(request)) = (&portal.config.profile, &ctx.request) {
+            ctx.interception = intercept::on_request(profile, request, session.req_header())?;
+        }
         Ok(Front::Forward)
     }
 }

@@ -82,3 +82,19 @@ pub async fn send_stylesheet(session: &mut Session) -> pingora::Result<()> {
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await
 }
+
+/// A `303 See Other` to a same-origin path, with cookies to set.
+pub async fn send_redirect(
+    session: &mut Session,
+    location: &str,
+    cookies: &[String],
+) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(303, Some(4 + cookies.len()))?;
+    resp.insert_header("location", location)?;
+    resp.insert_header("content-length", "0")?;
+    resp.insert_header("cache-control", "no-store")?;
+    for c in cookies {
+        resp.append_header("set-cookie", c)?;
+    }
+    session.write_response_header(Box::new(resp), true).await
+}

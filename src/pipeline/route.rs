@@ -74,6 +74,7 @@ mod tests {
             write_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
             case_insensitive_paths: false,
+            profile: None,
         }
     }
 

@@ -381,6 +381,14 @@ impl ServeHttp for SamplePortal {
             }
             ("GET", "/style.css") => finish(head(200, "text/css"), html::STYLE.as_bytes().to_vec()),
             ("GET", "/") => redirect("/index.php", &[]),
+            // For tests and operators: how many portal sessions are open (no personal data).
+            ("GET", "/status") => {
+                let n = self.sessions.lock().expect("session lock").len();
+                finish(
+                    head(200, "application/json"),
+                    format!("{{\"sessions\":{n}}}").into_bytes(),
+                )
+            }
             ("GET", "/index.php") if q.contains_key("logout") => self.logout(session),
             ("POST", "/index.php") => self.login(session).await,
             ("GET" | "HEAD", "/index.php") => self.index(session, &q),

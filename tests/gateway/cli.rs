@@ -163,7 +163,14 @@ fn demo_runs_the_portal_behind_the_gateway() {
     let _guard = Kill(child);
     wait_for_port(gw);
     wait_for_port(admin);
-    let session = crate::passthrough::portal_login(gw, "admin", "admin-demo");
+    // The demo runs with the sample portal's profile: the browser gets the gateway's cookie only.
+    let login = crate::passthrough::submit_login(gw, "admin", "admin-demo", None);
+    assert_eq!(login.status, 302);
+    assert_eq!(
+        crate::passthrough::cookie_set(&login, "mediboard_session"),
+        None
+    );
+    let session = crate::passthrough::cookie_set(&login, "vigie").expect("gateway session cookie");
     let page = get(
         gw,
         "/index.php?m=dPpatients&tab=vw_full_patients&patient_id=1",

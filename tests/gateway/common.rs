@@ -102,6 +102,18 @@ pub fn start_gateway(upstream_port: u16, extra: &str) -> Gateway {
     start_gateway_with(&portal, extra)
 }
 
+/// A gateway in front of `upstream_port` using a shipped portal profile (`config/profiles/NAME`).
+pub fn start_profiled_gateway(upstream_port: u16, profile: &str, extra: &str) -> Gateway {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config/profiles")
+        .join(profile);
+    let portal = format!(
+        "[[portal]]\nname = \"test\"\nupstream = \"127.0.0.1:{upstream_port}\"\nread_timeout_ms = 1500\nprofile = \"{}\"\n",
+        path.display()
+    );
+    start_gateway_with(&portal, extra)
+}
+
 pub fn start_gateway_with(portals: &str, extra: &str) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let (port, admin_port) = (free_port(), free_port());

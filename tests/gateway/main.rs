@@ -7,4 +7,5 @@ mod framing;
 mod hygiene;
 mod passthrough;
 mod paths;
+mod sessions;
 mod upstream;

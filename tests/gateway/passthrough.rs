@@ -2,20 +2,24 @@
 
 use crate::common::*;
 
-/// Log in to the portal on `port` through its own form (CSRF cookie + hidden field);
-/// returns the `Cookie:` value of the portal session.
-pub fn portal_login(port: u16, user: &str, password: &str) -> String {
+/// Submit the portal's login form on `port` the way a browser does: fetch the form (CSRF
+/// cookie + hidden token), post it with the cookies received plus `extra_cookie`. Returns the portal's (or
+/// gateway's) answer to the POST.
+pub fn submit_login(port: u16, user: &str, password: &str, extra_cookie: Option<&str>) -> Response {
     let page = get(port, "/index.php", "");
     assert_eq!(page.status, 200);
-    let csrf_cookie = page
+    let mut cookies: Vec<String> = page
         .headers_named("set-cookie")
         .into_iter()
-        .find(|c| c.starts_with("mediboard_csrf="))
-        .expect("login page sets its CSRF cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .collect();
+    assert!(
+        cookies.iter().any(|c| c.starts_with("mediboard_csrf=")),
+        "login page sets its CSRF cookie"
+    );
+    if let Some(c) = extra_cookie {
+        cookies.push(c.to_string());
+    }
     let body = page.text();
     let token = body
         .split("name=\"csrf_token\" value=\"")
@@ -26,24 +30,32 @@ pub fn portal_login(port: u16, user: &str, password: &str) -> String {
         .unwrap()
         .to_string();
     let form = format!("login=1&csrf_token={token}&username={user}&password={password}");
-    let resp = raw(
+    raw(
         port,
         format!(
-            "POST /index.php HTTP/1.1\r\nHost: portal.test\r\nCookie: {csrf_cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            "POST /index.php HTTP/1.1\r\nHost: portal.test\r\nCookie: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            cookies.join("; "),
             form.len()
         )
         .as_bytes(),
     )
-    .unwrap();
-    assert_eq!(resp.status, 302, "login refused: {}", resp.text());
+    .unwrap()
+}
+
+/// The `name=value` a response sets for cookie `name`, if any.
+pub fn cookie_set(resp: &Response, name: &str) -> Option<String> {
     resp.headers_named("set-cookie")
         .into_iter()
-        .find(|c| c.starts_with("mediboard_session="))
-        .expect("portal sets its session cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| c.split(';').next().unwrap().to_string())
+}
+
+/// Log in to the portal directly or through a gateway without a profile; returns the
+/// `Cookie:` value of the portal session.
+pub fn portal_login(port: u16, user: &str, password: &str) -> String {
+    let resp = submit_login(port, user, password, None);
+    assert_eq!(resp.status, 302, "login refused: {}", resp.text());
+    cookie_set(&resp, "mediboard_session").expect("portal sets its session cookie")
 }
 
 #[test]

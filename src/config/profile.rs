@@ -1,0 +1,284 @@
+//! Portal profiles: how one portal logs people in and out, where its session lives, and which
+//! of its other ways of accepting credentials must be refused. One TOML file per portal product,
+//! in `config/profiles/`, validated like the main file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::diagnostic::{ConfigError, ConfigErrors, Locator};
+
+/// A validated portal profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalProfile {
+    pub name: String,
+    pub source: PathBuf,
+    pub login: LoginRule,
+    pub logout: Option<LogoutRule>,
+    pub block: BlockRule,
+}
+
+/// The portal's own login request, which stays the first factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRule {
+    pub path: String,
+    pub method: String,
+    pub username_field: String,
+    pub password_field: String,
+    /// When set, only a request whose form carries this field is a login attempt
+    /// (Mediboard posts many forms to `index.php`; the login one carries `login=1`).
+    pub marker_field: Option<String>,
+    /// Statuses of a successful login, which must also set one of `session_cookies`.
+    pub success_status: Vec<u16>,
+    /// The cookies the portal's session lives in: kept server-side, never given to browsers.
+    pub session_cookies: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutRule {
+    pub path: String,
+    /// `name=value` that marks a logout request, when the path alone does not.
+    pub query: Option<(String, String)>,
+}
+
+/// Other ways the portal accepts credentials, refused on every request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BlockRule {
+    /// Query parameter names (lower case) that carry credentials or tokens.
+    pub query_params: Vec<String>,
+    /// Refuse `Authorization: Basic` (and any `Authorization`) from browsers.
+    pub authorization_header: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: String,
+    login: LoginSection,
+    logout: Option<LogoutSection>,
+    #[serde(default)]
+    block: BlockSection,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginSection {
+    path: String,
+    #[serde(default = "post")]
+    method: String,
+    username_field: String,
+    password_field: String,
+    marker_field: Option<String>,
+    success: SuccessSection,
+}
+
+fn post() -> String {
+    "POST".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuccessSection {
+    #[serde(default = "redirects")]
+    status: Vec<i64>,
+    session_cookies: Vec<String>,
+}
+
+fn redirects() -> Vec<i64> {
+    vec![301, 302, 303]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogoutSection {
+    path: String,
+    query: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct BlockSection {
+    query_params: Vec<String>,
+    authorization_header: bool,
+}
+
+/// Load and validate a profile file.
+pub fn load(path: &Path) -> Result<PortalProfile, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            position: None,
+            key: String::new(),
+            message: format!("cannot read the portal profile: {e}"),
+            help: Some("`profile` paths are relative to the main config file's folder".into()),
+        }])
+    })?;
+    parse(path, &text)
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<PortalProfile, ConfigErrors> {
+    let loc = Locator::new(path, text);
+    let f: File =
+        toml::from_str(text).map_err(|e| ConfigErrors(vec![loc.parse_error(text, &e)]))?;
+    let mut errors = Vec::new();
+    let mut err = |key: &str, msg: String, help: &str| {
+        errors.push(loc.error(key, msg, Some(help.to_string())))
+    };
+    for (key, p) in [
+        ("login.path", &f.login.path),
+        (
+            "logout.path",
+            &f.logout
+                .as_ref()
+                .map_or("/".to_string(), |l| l.path.clone()),
+        ),
+    ] {
+        match crate::pipeline::normalise::normalise_target(p) {
+            Ok(t) if t.path == *p && t.query.is_none() => {}
+            _ => err(key, format!("`{p}` is not a canonical path"), "write the path as the portal serves it, starting with `/`, without query, `..` or encoding"),
+        }
+    }
+    let method = f.login.method.to_ascii_uppercase();
+    if method != "POST" && method != "GET" {
+        err(
+            "login.method",
+            format!("`{}` is not a login method", f.login.method),
+            "use \"POST\" (or \"GET\" for portals that log in by query string)",
+        );
+    }
+    for (key, v) in [
+        ("login.username_field", &f.login.username_field),
+        ("login.password_field", &f.login.password_field),
+    ] {
+        if v.is_empty() {
+            err(
+                key,
+                "the field name is empty".into(),
+                "name the form field as the portal's login form does",
+            );
+        }
+    }
+    let mut success_status = Vec::new();
+    for (i, s) in f.login.success.status.iter().enumerate() {
+        if (200..400).contains(s) {
+            success_status.push(*s as u16);
+        } else {
+            err(
+                &format!("login.success.status[{i}]"),
+                format!("{s} is not a success status"),
+                "use 2xx or 3xx statuses, e.g. [302]",
+            );
+        }
+    }
+    if f.login.success.session_cookies.is_empty() {
+        err(
+            "login.success.session_cookies",
+            "no session cookie named".into(),
+            "name the cookie(s) the portal's session lives in, e.g. [\"PHPSESSID\"]",
+        );
+    }
+    for (i, c) in f.login.success.session_cookies.iter().enumerate() {
+        if c.is_empty()
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+        {
+            err(
+                &format!("login.success.session_cookies[{i}]"),
+                format!("`{c}` is not a cookie name"),
+                "use the cookie name exactly as the portal sets it",
+            );
+        }
+    }
+    let logout = match f.logout {
+        None => None,
+        Some(l) => {
+            let query = match l.query.as_deref().map(|q| q.split_once('=')) {
+                None => None,
+                Some(Some((k, v))) if !k.is_empty() => Some((k.to_string(), v.to_string())),
+                Some(_) => {
+                    err(
+                        "logout.query",
+                        "expected `name=value`".into(),
+                        "e.g. query = \"logout=-1\"",
+                    );
+                    None
+                }
+            };
+            Some(LogoutRule {
+                path: l.path,
+                query,
+            })
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok(PortalProfile {
+        name: f.name,
+        source: path.to_path_buf(),
+        login: LoginRule {
+            path: f.login.path,
+            method,
+            username_field: f.login.username_field,
+            password_field: f.login.password_field,
+            marker_field: f.login.marker_field,
+            success_status,
+            session_cookies: f.login.success.session_cookies,
+        },
+        logout,
+        block: BlockRule {
+            query_params: f
+                .block
+                .query_params
+                .iter()
+                .map(|q| q.to_ascii_lowercase())
+                .collect(),
+            authorization_header: f.block.authorization_header,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped(name: &str) -> PortalProfile {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/profiles")
+            .join(name);
+        load(&path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn shipped_profiles_are_valid() {
+        let sample = shipped("sample-portal.toml");
+        assert_eq!(sample.login.session_cookies, vec!["mediboard_session"]);
+        assert_eq!(
+            sample.logout.unwrap().query,
+            Some(("logout".into(), "-1".into()))
+        );
+        let mediboard = shipped("mediboard.toml");
+        for p in ["login", "token", "ldap_guid"] {
+            assert!(mediboard.block.query_params.contains(&p.to_string()), "{p}");
+        }
+        shipped("generic-form.toml");
+    }
+
+    #[test]
+    fn bad_profiles_name_the_key() {
+        let text = "name = \"x\"\n[login]\npath = \"/a/../login\"\nusername_field = \"u\"\npassword_field = \"\"\n[login.success]\nstatus = [500]\nsession_cookies = []\n";
+        let errs = parse(Path::new("p.toml"), text).unwrap_err().0;
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec![
+                "login.path",
+                "login.password_field",
+                "login.success.status[0]",
+                "login.success.session_cookies"
+            ]
+        );
+        assert_eq!(errs[0].position.map(|p| p.0), Some(3));
+    }
+}

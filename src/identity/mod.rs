@@ -1,0 +1,287 @@
+//! Identity and sessions: who is behind a request, held server-side.
+//!
+//! The browser holds one cookie with an opaque signed token ([`token`]); the record it names
+//! ([`session`]) carries the identity, the authentication level, when each factor was proven,
+//! and the portal's own session cookies ([`vault`]), which never reach the browser. How a
+//! portal's login looks is read from its profile ([`login`]). Records live in a
+//! [`store::SessionStore`].
+
+pub mod login;
+pub mod session;
+pub mod store;
+pub mod token;
+pub mod vault;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::SessionConfig;
+use session::{AuthLevel, Clock, Lifetimes, SessionRecord};
+use store::{SessionStore, StoreError};
+use token::{SessionId, TokenCodec};
+use vault::VaultedCookie;
+
+/// Longest user agent kept in a session record.
+const MAX_USER_AGENT: usize = 256;
+/// `last_seen` is written back at most this often, so reads stay reads.
+const TOUCH_EVERY: u64 = 5;
+
+/// Sessions: the store, the token codec, lifetimes and the clock.
+pub struct Sessions {
+    pub store: Arc<dyn SessionStore>,
+    codec: TokenCodec,
+    config: SessionConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl Sessions {
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        key: &[u8],
+        config: SessionConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            codec: TokenCodec::new(key),
+            config,
+            clock,
+        }
+    }
+
+    fn lifetimes(&self) -> Lifetimes {
+        Lifetimes {
+            idle: self.config.idle_timeout,
+            absolute: self.config.absolute_timeout,
+            anonymous: self.config.anonymous_timeout,
+        }
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// The cookie's name: `__Host-` prefixed where the browser will accept it (TLS).
+    pub fn cookie_name(&self, tls: bool) -> String {
+        if tls {
+            format!("__Host-{}", self.config.cookie_name)
+        } else {
+            self.config.cookie_name.clone()
+        }
+    }
+
+    /// Both spellings, so a request never carries the gateway's cookie upstream.
+    pub fn cookie_names(&self) -> [String; 2] {
+        [self.cookie_name(false), self.cookie_name(true)]
+    }
+
+    /// The session named by the request's cookies. Missing, duplicated, malformed, forged,
+    /// expired or revoked cookies all mean "no session" (ATTACKS.md 10, 11).
+    pub async fn identify<'a>(
+        &self,
+        cookie_headers: impl Iterator<Item = &'a [u8]>,
+        tls: bool,
+        portal: &str,
+    ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
+        let name = self.cookie_name(tls);
+        let mut found = None;
+        for header in cookie_headers {
+            let Ok(header) = std::str::from_utf8(header) else {
+                return Ok(None);
+            };
+            for (k, v) in vault::parse_cookie_header(header) {
+                if k == name {
+                    if found.is_some() {
+                        return Ok(None);
+                    }
+                    found = Some(v);
+                }
+            }
+        }
+        let Some(id) = found.and_then(|t| self.codec.decode(t)) else {
+            return Ok(None);
+        };
+        let Some(record) = self.store.get(&id).await? else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        if record.portal != portal {
+            return Ok(None);
+        }
+        if record.expired(now, &self.lifetimes()) {
+            self.store.remove(&id).await?;
+            return Ok(None);
+        }
+        if now.saturating_sub(record.last_seen) >= TOUCH_EVERY {
+            let mut touched = (*record).clone();
+            touched.last_seen = now;
+            self.store.put(touched.clone()).await?;
+            return Ok(Some(Arc::new(touched)));
+        }
+        Ok(Some(record))
+    }
+
+    /// A new record with a fresh id (a new id at every change of level: ATTACKS.md 8).
+    pub fn new_record(
+        &self,
+        portal: &str,
+        user: Option<String>,
+        level: AuthLevel,
+        ip: IpAddr,
+        user_agent: &str,
+        vault: Vec<VaultedCookie>,
+    ) -> SessionRecord {
+        let now = self.clock.now();
+        SessionRecord {
+            id: SessionId::random(),
+            portal: portal.to_string(),
+            password_at: (level >= AuthLevel::Password).then_some(now),
+            user,
+            groups: Vec::new(),
+            level,
+            second_factor_at: None,
+            created: now,
+            last_seen: now,
+            client_ip: ip,
+            user_agent: user_agent
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_USER_AGENT)
+                .collect(),
+            vault,
+        }
+    }
+
+    /// `Set-Cookie` value carrying a session.
+    pub fn set_cookie(&self, id: &SessionId, tls: bool) -> String {
+        let secure = if tls { "; Secure" } else { "" };
+        format!(
+            "{}={}; Path=/; HttpOnly; SameSite=Lax{secure}",
+            self.cookie_name(tls),
+            self.codec.encode(id)
+        )
+    }
+
+    /// `Set-Cookie` value that removes the session cookie.
+    pub fn clear_cookie(&self, tls: bool) -> String {
+        let secure = if tls { "; Secure" } else { "" };
+        format!(
+            "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}",
+            self.cookie_name(tls)
+        )
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        self.config.idle_timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session::ManualClock;
+    use super::*;
+
+    fn sessions(clock: Arc<ManualClock>) -> Sessions {
+        let config = SessionConfig {
+            cookie_name: "vigie".into(),
+            idle_timeout: Duration::from_secs(600),
+            absolute_timeout: Duration::from_secs(3600),
+            anonymous_timeout: Duration::from_secs(60),
+            max_sessions: 10,
+            max_anonymous_sessions: 10,
+        };
+        Sessions::new(
+            Arc::new(store::MemoryStore::new(10, 10)),
+            b"key",
+            config,
+            clock,
+        )
+    }
+
+    fn cookie_of(set_cookie: &str) -> String {
+        set_cookie.split(';').next().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn identify_accepts_exactly_one_valid_cookie() {
+        let clock = Arc::new(ManualClock::at(1000));
+        let s = sessions(clock.clone());
+        let rec = s.new_record(
+            "ehr",
+            Some("alice".into()),
+            AuthLevel::Password,
+            IpAddr::from([127, 0, 0, 1]),
+            "ua",
+            vec![],
+        );
+        let id = rec.id;
+        s.store.put(rec).await.unwrap();
+        let good = cookie_of(&s.set_cookie(&id, false));
+        let find = |h: String| {
+            let s = &s;
+            async move {
+                s.identify([h.as_bytes()].into_iter(), false, "ehr")
+                    .await
+                    .unwrap()
+                    .map(|r| r.id)
+            }
+        };
+        assert_eq!(find(good.clone()).await, Some(id));
+        assert_eq!(find(format!("lang=fr; {good}")).await, Some(id));
+        assert_eq!(
+            find(format!("{good}; {good}")).await,
+            None,
+            "duplicated cookie"
+        );
+        assert_eq!(find("vigie".to_string()).await, None, "no =");
+        assert_eq!(
+            find(format!("vigie={}", "A".repeat(5000))).await,
+            None,
+            "oversized"
+        );
+        assert_eq!(
+            s.identify([good.as_bytes()].into_iter(), false, "other-portal")
+                .await
+                .unwrap()
+                .map(|r| r.id),
+            None
+        );
+        assert_eq!(
+            s.identify([&b"vigie=\xff\xfe"[..]].into_iter(), false, "ehr")
+                .await
+                .unwrap(),
+            None,
+            "non-UTF-8"
+        );
+        // The TLS spelling is a different cookie.
+        assert_eq!(
+            s.identify([good.as_bytes()].into_iter(), true, "ehr")
+                .await
+                .unwrap(),
+            None
+        );
+        clock.advance(Duration::from_secs(600));
+        assert_eq!(find(good).await, None, "idle timeout");
+        assert!(
+            s.store.get(&id).await.unwrap().is_none(),
+            "expired sessions are removed"
+        );
+    }
+
+    #[test]
+    fn cookies_carry_the_right_attributes() {
+        let s = sessions(Arc::new(ManualClock::at(0)));
+        let id = SessionId::random();
+        let tls = s.set_cookie(&id, true);
+        assert!(
+            tls.starts_with("__Host-vigie=")
+                && tls.ends_with("; Path=/; HttpOnly; SameSite=Lax; Secure"),
+            "{tls}"
+        );
+        assert!(!tls.contains("Domain"));
+        let plain = s.set_cookie(&id, false);
+        assert!(plain.starts_with("vigie=") && !plain.contains("Secure"));
+        assert!(s.clear_cookie(true).contains("Max-Age=0"));
+    }
+}

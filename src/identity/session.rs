@@ -1,0 +1,183 @@
+//! The server-side session: who, how well proven, since when, and the vaulted portal cookies.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::token::SessionId;
+use super::vault::VaultedCookie;
+
+/// How well the person behind a session has proven who they are. Ordered: higher is stronger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AuthLevel {
+    /// No login yet: the session only holds the portal's pre-login cookies.
+    None,
+    /// The portal accepted the password.
+    Password,
+    /// A second factor (TOTP, recovery code) was proven.
+    SecondFactor,
+    /// A phishing-resistant factor (WebAuthn) was proven.
+    PhishingResistant,
+}
+
+impl AuthLevel {
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthLevel::None => "none",
+            AuthLevel::Password => "password",
+            AuthLevel::SecondFactor => "second_factor",
+            AuthLevel::PhishingResistant => "phishing_resistant",
+        }
+    }
+}
+
+/// One session, as every replica sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    #[serde(skip, default = "placeholder_id")]
+    pub id: SessionId,
+    pub portal: String,
+    /// `None` until the portal accepts a login.
+    pub user: Option<String>,
+    pub groups: Vec<String>,
+    pub level: AuthLevel,
+    /// Unix seconds at which the password, and a second factor, were last proven.
+    pub password_at: Option<u64>,
+    pub second_factor_at: Option<u64>,
+    pub created: u64,
+    pub last_seen: u64,
+    pub client_ip: IpAddr,
+    pub user_agent: String,
+    pub vault: Vec<VaultedCookie>,
+}
+
+fn placeholder_id() -> SessionId {
+    SessionId([0; 32])
+}
+
+/// Session lifetimes, from config.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub idle: Duration,
+    pub absolute: Duration,
+    /// Pre-login sessions (vault only) live briefly: they exist for the login form.
+    pub anonymous: Duration,
+}
+
+impl SessionRecord {
+    pub fn is_authenticated(&self) -> bool {
+        self.level > AuthLevel::None && self.user.is_some()
+    }
+
+    /// Whether the session has timed out at `now` (unix seconds).
+    pub fn expired(&self, now: u64, life: &Lifetimes) -> bool {
+        if !self.is_authenticated() {
+            return now.saturating_sub(self.created) >= life.anonymous.as_secs();
+        }
+        now.saturating_sub(self.last_seen) >= life.idle.as_secs()
+            || now.saturating_sub(self.created) >= life.absolute.as_secs()
+    }
+}
+
+/// The time source, injectable so timeouts are tested without sleeping.
+pub trait Clock: Send + Sync {
+    /// Unix seconds.
+    fn now(&self) -> u64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// A clock tests move by hand.
+#[derive(Default)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    pub fn at(t: u64) -> Self {
+        Self(AtomicU64::new(t))
+    }
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(d.as_secs(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn record(user: Option<&str>, level: AuthLevel, now: u64) -> SessionRecord {
+    SessionRecord {
+        id: SessionId::random(),
+        portal: "p".into(),
+        user: user.map(str::to_string),
+        groups: vec![],
+        level,
+        password_at: user.map(|_| now),
+        second_factor_at: None,
+        created: now,
+        last_seen: now,
+        client_ip: IpAddr::from([127, 0, 0, 1]),
+        user_agent: String::new(),
+        vault: vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIFE: Lifetimes = Lifetimes {
+        idle: Duration::from_secs(600),
+        absolute: Duration::from_secs(3600),
+        anonymous: Duration::from_secs(300),
+    };
+
+    #[test]
+    fn idle_and_absolute_timeouts() {
+        let clock = ManualClock::at(1_000_000);
+        let s = record(Some("dr.martin"), AuthLevel::Password, clock.now());
+        clock.advance(Duration::from_secs(599));
+        assert!(!s.expired(clock.now(), &LIFE));
+        clock.advance(Duration::from_secs(1));
+        assert!(s.expired(clock.now(), &LIFE), "idle timeout");
+        // Activity every 500 s keeps it alive, but only until the absolute limit.
+        let mut s = record(Some("dr.martin"), AuthLevel::Password, clock.now());
+        for _ in 0..7 {
+            clock.advance(Duration::from_secs(500));
+            s.last_seen = clock.now();
+            assert!(
+                !s.expired(clock.now(), &LIFE),
+                "active for {} s",
+                clock.now() - s.created
+            );
+        }
+        clock.advance(Duration::from_secs(100));
+        s.last_seen = clock.now();
+        assert_eq!(clock.now() - s.created, 3600);
+        assert!(
+            s.expired(clock.now(), &LIFE),
+            "absolute timeout despite activity"
+        );
+    }
+
+    #[test]
+    fn pre_login_sessions_are_short_lived() {
+        let clock = ManualClock::at(50);
+        let s = record(None, AuthLevel::None, clock.now());
+        assert!(!s.is_authenticated());
+        clock.advance(Duration::from_secs(300));
+        assert!(s.expired(clock.now(), &LIFE));
+    }
+}

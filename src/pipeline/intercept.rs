@@ -1,0 +1,403 @@
+//! Portal-login interception, the I/O side of [`crate::identity::login`]: refuse the portal's
+//! alternate credential entry points, watch its login form, keep its session cookies in the
+//! vault, and end both sessions on logout.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+
+use super::identify::Identity;
+use super::normalise::Request;
+use super::respond::Rejection;
+use super::route::Portal;
+use super::RequestCtx;
+use crate::config::PortalProfile;
+use crate::identity::login::{self, MAX_LOGIN_BODY};
+use crate::identity::session::{AuthLevel, SessionRecord};
+use crate::identity::vault::{self, SetCookie};
+use crate::identity::Sessions;
+use crate::metrics::METRICS;
+
+/// What the request side found.
+#[derive(Debug, Default)]
+pub struct Interception {
+    /// The body is buffered to read the username: this may be the portal's login.
+    pub login_body: Option<Vec<u8>>,
+    /// The portal's logout: the gateway session ends once the portal has answered.
+    pub logout: bool,
+}
+
+/// Request side: block rules, then login and logout detection.
+pub fn on_request(
+    profile: &PortalProfile,
+    request: &Request,
+    req: &RequestHeader,
+) -> Result<Interception, Rejection> {
+    let has_auth = req.headers.contains_key("authorization");
+    if let Some(reason) = login::blocked(profile, request.target.query.as_deref(), has_auth) {
+        return Err(Rejection::new(403, reason));
+    }
+    Ok(Interception {
+        login_body: login::is_login_candidate(profile, req.method.as_str(), &request.target.path)
+            .then(Vec::new),
+        logout: login::is_logout(
+            profile,
+            &request.target.path,
+            request.target.query.as_deref(),
+        ),
+    })
+}
+
+/// Body side: keep a copy of a login form, bounded.
+pub fn on_body(ctx: &mut RequestCtx, chunk: &Option<Bytes>) -> pingora::Result<()> {
+    if let (Some(buf), Some(chunk)) = (ctx.interception.login_body.as_mut(), chunk) {
+        if buf.len() + chunk.len() > MAX_LOGIN_BODY {
+            ctx.rejected = Some("login_form_too_large");
+            return pingora::Error::e_explain(
+                pingora::ErrorType::HTTPStatus(413),
+                "login form over 64 KiB",
+            );
+        }
+        buf.extend_from_slice(chunk);
+    }
+    Ok(())
+}
+
+/// The `Cookie` header the portal receives: never the gateway's cookie, never a browser copy of
+/// the portal's session cookies; the vaulted ones when there is a session.
+pub fn upstream_cookies(
+    up: &mut RequestHeader,
+    sessions: &Sessions,
+    profile: Option<&PortalProfile>,
+    identity: &Identity,
+) {
+    let browser: Vec<String> = up
+        .headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_string)
+        .collect();
+    up.remove_header("cookie");
+    let session_cookies = profile.map_or(&[][..], |p| &p.login.session_cookies[..]);
+    let vault = identity.session().map_or(&[][..], |s| &s.vault[..]);
+    let [plain, host] = sessions.cookie_names();
+    let filtered: Vec<String> = browser
+        .iter()
+        .map(|h| {
+            vault::parse_cookie_header(h)
+                .filter(|(k, _)| *k != host)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|h| !h.is_empty())
+        .collect();
+    if let Some(header) = vault::upstream_cookie_header(
+        filtered.iter().map(String::as_str),
+        &plain,
+        session_cookies,
+        vault,
+    ) {
+        let _ = up.insert_header("cookie", header);
+    }
+}
+
+/// Response side: take the portal's session cookies out of the response into the vault;
+/// create, upgrade or end the gateway session. Returns `Set-Cookie` values to add.
+pub async fn on_response(
+    sessions: &Sessions,
+    portal: &Portal,
+    profile: &PortalProfile,
+    request: &Request,
+    ctx: &mut RequestCtx,
+    resp: &mut ResponseHeader,
+    user_agent: &str,
+) -> Result<Vec<String>, Rejection> {
+    let changes = take_session_cookies(resp, &profile.login.session_cookies);
+    let status = resp.status.as_u16();
+    let current = ctx.identity.session().cloned();
+    let store_err = |e| {
+        tracing::error!(error = %e, "session store unavailable during login");
+        Rejection::new(503, "session_store_unavailable")
+    };
+    let mut add = Vec::new();
+
+    let username = ctx
+        .interception
+        .login_body
+        .as_deref()
+        .and_then(|body| login::login_username(profile, body));
+    if let Some(user) = username {
+        if login::login_succeeded(profile, status, &changes) {
+            // New id at every change of level; the pre-login vault carries over.
+            let mut vault_now = current
+                .as_ref()
+                .map(|s| s.vault.clone())
+                .unwrap_or_default();
+            for c in changes {
+                vault::apply(&mut vault_now, c);
+            }
+            let record = sessions.new_record(
+                &portal.config.name,
+                Some(user.clone()),
+                AuthLevel::Password,
+                request.client.ip,
+                user_agent,
+                vault_now,
+            );
+            let id = record.id;
+            sessions
+                .store
+                .put(record.clone())
+                .await
+                .map_err(store_err)?;
+            if let Some(old) = &current {
+                sessions.store.remove(&old.id).await.map_err(store_err)?;
+            }
+            METRICS
+                .portal_logins
+                .with_label_values(&[&portal.config.name, "success"])
+                .inc();
+            tracing::info!(target: "vigie::audit", event = "login", outcome = "success", user = %user, portal = %portal.config.name, client = %request.client.ip, session = %id.fingerprint(), level = AuthLevel::Password.label());
+            ctx.identity = Identity::Session(Arc::new(record));
+            add.push(sessions.set_cookie(&id, request.tls));
+            return Ok(add);
+        }
+        METRICS
+            .portal_logins
+            .with_label_values(&[&portal.config.name, "failure"])
+            .inc();
+        tracing::warn!(target: "vigie::audit", event = "login", outcome = "failure", user = %user, portal = %portal.config.name, client = %request.client.ip);
+    }
+
+    if ctx.interception.logout {
+        if let Some(old) = &current {
+            sessions.store.remove(&old.id).await.map_err(store_err)?;
+            tracing::info!(target: "vigie::audit", event = "logout", user = old.user.as_deref().unwrap_or("-"), session = %old.id.fingerprint());
+            ctx.identity = Identity::Anonymous;
+        }
+        add.push(sessions.clear_cookie(request.tls));
+        return Ok(add);
+    }
+
+    if changes.is_empty() {
+        return Ok(add);
+    }
+    match current {
+        // The portal refreshed its session: update the vault.
+        Some(s) => {
+            let mut updated: SessionRecord = (*s).clone();
+            for c in changes {
+                vault::apply(&mut updated.vault, c);
+            }
+            sessions
+                .store
+                .put(updated.clone())
+                .await
+                .map_err(store_err)?;
+            ctx.identity = Identity::Session(Arc::new(updated));
+        }
+        // A portal that opens its session before login (PHP portals do): keep it in a short-lived,
+        // bounded pre-login session.
+        None => {
+            let mut vault_now = Vec::new();
+            for c in changes {
+                vault::apply(&mut vault_now, c);
+            }
+            if vault_now.is_empty() {
+                return Ok(add);
+            }
+            let record = sessions.new_record(
+                &portal.config.name,
+                None,
+                AuthLevel::None,
+                request.client.ip,
+                user_agent,
+                vault_now,
+            );
+            let id = record.id;
+            sessions
+                .store
+                .put(record.clone())
+                .await
+                .map_err(store_err)?;
+            ctx.identity = Identity::Session(Arc::new(record));
+            add.push(sessions.set_cookie(&id, request.tls));
+        }
+    }
+    Ok(add)
+}
+
+/// Remove the portal's session cookies from a response; return what they did.
+fn take_session_cookies(resp: &mut ResponseHeader, names: &[String]) -> Vec<SetCookie> {
+    let all: Vec<String> = resp
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_string)
+        .collect();
+    let mut changes = Vec::new();
+    let mut keep = Vec::new();
+    for h in all {
+        match vault::classify_set_cookie(&h, names) {
+            Some(change) => changes.push(change),
+            None => keep.push(h),
+        }
+    }
+    if !changes.is_empty() {
+        resp.remove_header("set-cookie");
+        for h in keep {
+            let _ = resp.append_header("set-cookie", h);
+        }
+    }
+    changes
+}
+
+/// `POST /.vigie/logout`: end the portal's session with the vaulted cookies, then the gateway's.
+pub async fn gateway_logout(
+    sessions: &Sessions,
+    portal: &Portal,
+    identity: &Identity,
+    session: &Session,
+) -> Result<(), Rejection> {
+    if !same_origin(session.req_header()) {
+        return Err(Rejection::new(403, "cross_site_request"));
+    }
+    let Some(record) = identity.session() else {
+        return Ok(());
+    };
+    if let (Some(profile), false) = (&portal.config.profile, record.vault.is_empty()) {
+        if let Err(e) = portal_logout(portal, profile, record).await {
+            // The gateway session still ends: without it the vaulted cookies are unusable.
+            tracing::warn!(portal = %portal.config.name, error = %e, "portal logout call failed");
+        }
+    }
+    sessions
+        .store
+        .remove(&record.id)
+        .await
+        .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+    tracing::info!(target: "vigie::audit", event = "logout", user = record.user.as_deref().unwrap_or("-"), session = %record.id.fingerprint());
+    Ok(())
+}
+
+/// Call the portal's logout URL with the vaulted cookies.
+async fn portal_logout(
+    portal: &Portal,
+    profile: &PortalProfile,
+    record: &SessionRecord,
+) -> pingora::Result<()> {
+    let Some(rule) = &profile.logout else {
+        return Ok(());
+    };
+    let uri = match &rule.query {
+        Some((k, v)) => format!("{}?{k}={v}", rule.path),
+        None => rule.path.clone(),
+    };
+    let mut req = RequestHeader::build("GET", uri.as_bytes(), None)?;
+    let host = portal
+        .config
+        .hosts
+        .iter()
+        .find(|h| *h != "*")
+        .cloned()
+        .unwrap_or_else(|| portal.config.upstream.to_string());
+    req.insert_header("host", host)?;
+    let cookies: Vec<String> = record
+        .vault
+        .iter()
+        .map(|c| format!("{}={}", c.name, c.value))
+        .collect();
+    req.insert_header("cookie", cookies.join("; "))?;
+    let connector = pingora::connectors::http::Connector::new(None);
+    let (mut http, _) = connector.get_http_session(&portal.peer).await?;
+    http.write_request_header(Box::new(req)).await?;
+    http.finish_request_body().await?;
+    http.read_response_header().await?;
+    Ok(())
+}
+
+/// A state-changing request to the gateway must come from its own pages: `Sec-Fetch-Site`
+/// when the browser sends it, else `Origin`/`Referer` matching `Host`. Neither: refused.
+pub fn same_origin(req: &RequestHeader) -> bool {
+    let header = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return site == "same-origin";
+    }
+    let Some(host) = header("host") else {
+        return false;
+    };
+    let origin = header("origin").or_else(|| header("referer"));
+    origin.is_some_and(|o| {
+        let rest = o.split_once("://").map_or("", |(_, r)| r);
+        rest.split('/').next() == Some(host)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("POST", b"/.vigie/logout", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn cross_site_posts_are_refused() {
+        assert!(same_origin(&req(&[
+            ("Host", "ehr"),
+            ("Sec-Fetch-Site", "same-origin")
+        ])));
+        assert!(!same_origin(&req(&[
+            ("Host", "ehr"),
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Origin", "http://ehr")
+        ])));
+        assert!(same_origin(&req(&[
+            ("Host", "ehr:8080"),
+            ("Origin", "https://ehr:8080")
+        ])));
+        assert!(!same_origin(&req(&[
+            ("Host", "ehr"),
+            ("Origin", "https://evil.example")
+        ])));
+        assert!(!same_origin(&req(&[("Host", "ehr"), ("Origin", "null")])));
+        assert!(same_origin(&req(&[
+            ("Host", "ehr"),
+            ("Referer", "http://ehr/index.php")
+        ])));
+        assert!(!same_origin(&req(&[
+            ("Host", "ehr"),
+            ("Referer", "http://ehr.evil/x")
+        ])));
+        assert!(
+            !same_origin(&req(&[("Host", "ehr")])),
+            "no origin information"
+        );
+    }
+
+    #[test]
+    fn session_cookies_are_taken_out_of_responses() {
+        let mut r = ResponseHeader::build(302, None).unwrap();
+        r.append_header("Set-Cookie", "mediboard_session=abc; Path=/; HttpOnly")
+            .unwrap();
+        r.append_header("Set-Cookie", "lang=fr; Path=/").unwrap();
+        let changes = take_session_cookies(&mut r, &["mediboard_session".to_string()]);
+        assert_eq!(changes.len(), 1);
+        let left: Vec<_> = r
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(left, vec!["lang=fr; Path=/"]);
+    }
+}

@@ -1,0 +1,258 @@
+//! Portal-login interception and the cookie vault against the real sample portal
+//! (ATTACKS.md 8, 9, 10, 11, 12, 15, 26).
+
+use std::time::Duration;
+
+use crate::common::*;
+use crate::passthrough::{cookie_set, submit_login};
+
+fn portal_sessions(portal: &Portal) -> u64 {
+    let v: serde_json::Value =
+        serde_json::from_slice(&get(portal.port, "/status", "").body).unwrap();
+    v["sessions"].as_u64().unwrap()
+}
+
+const PATIENT: &str = "/index.php?m=dPpatients&tab=vw_full_patients&patient_id=17";
+
+/// Log in through the gateway; returns the gateway cookie (`vigie=…`).
+fn login(gw: &Gateway, user: &str, password: &str) -> String {
+    let resp = submit_login(gw.port, user, password, None);
+    assert_eq!(resp.status, 302, "{}", resp.text());
+    assert_eq!(
+        cookie_set(&resp, "mediboard_session"),
+        None,
+        "the portal's session cookie reached the browser"
+    );
+    let cookie = cookie_set(&resp, "vigie").expect("gateway session cookie");
+    let set = resp
+        .headers_named("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("vigie="))
+        .unwrap()
+        .to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/"),
+        "{set}"
+    );
+    cookie
+}
+
+#[test]
+fn the_portal_session_stays_in_the_vault() {
+    let portal = start_portal();
+    let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
+    let cookie = login(&gw, "dr.martin", "martin-demo");
+    assert_eq!(portal_sessions(&portal), 1);
+
+    // The gateway cookie alone opens the portal: the vaulted cookie is re-attached upstream.
+    let page = get(gw.port, PATIENT, &format!("Cookie: {cookie}\r\n"));
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("dr.martin") && page.text().contains("data-patient-id=\"17\""));
+    assert!(page
+        .headers_named("set-cookie")
+        .iter()
+        .all(|c| !c.starts_with("mediboard_session")));
+
+    // Without it, or with a browser-made portal cookie, the portal sees nobody.
+    assert!(get(gw.port, PATIENT, "").text().contains("Connexion"));
+    let forged = get(
+        gw.port,
+        PATIENT,
+        "Cookie: mediboard_session=0123456789abcdef0123456789abcdef\r\n",
+    );
+    assert!(
+        forged.text().contains("Connexion"),
+        "a browser-supplied portal cookie was trusted"
+    );
+
+    let metrics = get(gw.admin_port, "/metrics", "").text();
+    assert!(
+        metrics.contains("vigie_portal_logins_total{portal=\"test\",result=\"success\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn failed_logins_are_counted_and_give_no_session() {
+    let portal = start_portal();
+    let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
+    for user in ["dr.martin", "nobody"] {
+        let resp = submit_login(gw.port, user, "wrong", None);
+        assert_eq!(resp.status, 200);
+        assert_eq!(cookie_set(&resp, "vigie"), None);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let metrics = get(gw.admin_port, "/metrics", "").text();
+    assert!(
+        metrics.contains("vigie_portal_logins_total{portal=\"test\",result=\"failure\"} 2"),
+        "{metrics}"
+    );
+    let log = gw.proc.stderr();
+    assert!(
+        log.contains("outcome=\"failure\"") || log.contains("failure"),
+        "{log}"
+    );
+    assert!(!log.contains("wrong"), "a password reached the log");
+}
+
+#[test]
+fn portal_logout_link_ends_both_sessions() {
+    let portal = start_portal();
+    let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
+    let cookie = login(&gw, "inf.durand", "durand-demo");
+    let out = get(
+        gw.port,
+        "/index.php?logout=-1",
+        &format!("Cookie: {cookie}\r\n"),
+    );
+    assert_eq!(out.status, 302);
+    assert!(out
+        .headers_named("set-cookie")
+        .iter()
+        .any(|c| c.starts_with("vigie=;") && c.contains("Max-Age=0")));
+    assert_eq!(
+        portal_sessions(&portal),
+        0,
+        "the portal session was not ended"
+    );
+    let after = get(gw.port, PATIENT, &format!("Cookie: {cookie}\r\n"));
+    assert!(
+        after.text().contains("Connexion"),
+        "the old gateway cookie still works"
+    );
+}
+
+#[test]
+fn gateway_logout_is_a_same_origin_post_ending_both_sessions() {
+    let portal = start_portal();
+    let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
+    let cookie = login(&gw, "dr.martin", "martin-demo");
+    let post = |headers: &str| {
+        raw(gw.port, format!("POST /.vigie/logout HTTP/1.1\r\nHost: portal.test\r\nCookie: {cookie}\r\n{headers}Content-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes()).unwrap()
+    };
+    assert_eq!(post("Origin: https://evil.example\r\n").status, 403);
+    assert_eq!(post("Sec-Fetch-Site: cross-site\r\n").status, 403);
+    assert_eq!(post("").status, 403, "no origin information");
+    assert_eq!(
+        get(gw.port, "/.vigie/logout", &format!("Cookie: {cookie}\r\n")).status,
+        405
+    );
+    assert_eq!(
+        portal_sessions(&portal),
+        1,
+        "refused logouts changed nothing"
+    );
+
+    let out = post("Sec-Fetch-Site: same-origin\r\n");
+    assert_eq!(out.status, 303);
+    assert_eq!(out.header("location"), Some("/"));
+    assert!(out
+        .headers_named("set-cookie")
+        .iter()
+        .any(|c| c.contains("Max-Age=0")));
+    assert_eq!(
+        portal_sessions(&portal),
+        0,
+        "the portal session was not ended"
+    );
+    assert!(get(gw.port, PATIENT, &format!("Cookie: {cookie}\r\n"))
+        .text()
+        .contains("Connexion"));
+}
+
+#[test]
+fn malformed_or_duplicated_gateway_cookies_mean_no_session() {
+    let portal = start_portal();
+    let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
+    let cookie = login(&gw, "dr.martin", "martin-demo");
+    let token = cookie.trim_start_matches("vigie=");
+    for bad in [
+        format!("{cookie}; {cookie}"),
+        "vigie".to_string(),
+        format!("vigie={}x", token),
+        format!("vigie={}", "A".repeat(5000)),
+        format!("VIGIE={token}"),
+    ] {
+        let page = get(gw.port, PATIENT, &format!("Cookie: {bad}\r\n"));
+        assert_eq!(page.status, 200);
+        assert!(
+            page.text().contains("Connexion"),
+            "{bad:.60} opened a session"
+        );
+    }
+    // Non-UTF-8 bytes in the cookie header.
+    let resp = raw(
+        gw.port,
+        [
+            b"GET / HTTP/1.1\r\nHost: p\r\nCookie: vigie=\xff\xfe\r\nConnection: close\r\n\r\n"
+                .as_slice(),
+        ]
+        .concat()
+        .as_slice(),
+    )
+    .unwrap();
+    assert!(resp.status < 500);
+}
+
+#[test]
+fn a_new_session_id_at_every_login() {
+    let portal = start_portal();
+    let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
+    let first = login(&gw, "dr.martin", "martin-demo");
+    // Log in again from the same browser, which still presents the first cookie.
+    let resp = submit_login(gw.port, "admin", "admin-demo", Some(&first));
+    let second = cookie_set(&resp, "vigie").unwrap();
+    assert_ne!(first, second);
+    assert!(
+        get(gw.port, PATIENT, &format!("Cookie: {first}\r\n"))
+            .text()
+            .contains("Connexion"),
+        "the replaced session survived"
+    );
+    assert!(get(gw.port, PATIENT, &format!("Cookie: {second}\r\n"))
+        .text()
+        .contains("admin"));
+}
+
+#[test]
+fn the_gateway_cookie_and_browser_portal_cookies_never_reach_the_portal() {
+    let echo = Echo::start(Duration::ZERO);
+    let gw = start_profiled_gateway(echo.port, "sample-portal.toml", "");
+    let resp = get(
+        gw.port,
+        "/x",
+        "Cookie: vigie=abc; lang=fr; mediboard_session=forged; __Host-vigie=def\r\n",
+    );
+    let head = resp.text().to_ascii_lowercase();
+    assert!(head.contains("cookie: lang=fr\r\n"), "{head}");
+    assert!(
+        !head.contains("vigie") && !head.contains("forged"),
+        "{head}"
+    );
+}
+
+#[test]
+fn mediboard_alternate_credential_entry_points_are_refused() {
+    let echo = Echo::start(Duration::ZERO);
+    let gw = start_profiled_gateway(echo.port, "mediboard.toml", "");
+    for target in [
+        "/index.php?login=admin:secret",
+        "/index.php?m=x&TOKEN=abc",
+        "/index.php?ldap_guid=1",
+        "/index.php?%6Cogin=admin:x",
+    ] {
+        let resp = get(gw.port, target, "");
+        assert_eq!(resp.status, 403, "{target}");
+    }
+    assert_eq!(
+        get(
+            gw.port,
+            "/index.php",
+            "Authorization: Basic YWRtaW46c2VjcmV0\r\n"
+        )
+        .status,
+        403
+    );
+    assert!(echo.requests().is_empty(), "{:?}", echo.requests());
+    assert_eq!(get(gw.port, "/index.php?m=dPpatients", "").status, 200);
+}
