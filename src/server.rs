@@ -10,9 +10,10 @@ use pingora::services::listening::Service;
 use crate::admin::AdminApp;
 use std::sync::Arc;
 
-use crate::config::Config;
-use crate::identity::session::SystemClock;
-use crate::identity::store::MemoryStore;
+use crate::config::{Config, StorageBackend};
+use crate::identity::redis_store::RedisStore;
+use crate::identity::session::{Lifetimes, SystemClock};
+use crate::identity::store::{MemoryStore, SessionStore};
 use crate::identity::Sessions;
 use crate::pipeline::Gateway;
 use crate::sample_portal::SamplePortal;
@@ -30,7 +31,7 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
 
     let mut gateway = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(config.clone(), embedded_sessions(config)),
+        Gateway::new(config.clone(), sessions(config)?),
         "vigie-gateway",
     );
     for l in &config.listeners {
@@ -66,15 +67,29 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
     Ok(server)
 }
 
-/// Sessions in process memory (the embedded default). The token key is random per process:
-/// sessions do not outlive the process in this mode, so neither need their signatures.
-fn embedded_sessions(config: &Config) -> Sessions {
-    let store = Arc::new(MemoryStore::new(
-        config.session.max_sessions,
-        config.session.max_anonymous_sessions,
-    ));
-    let key: [u8; 32] = rand::random();
-    Sessions::new(store, &key, config.session.clone(), Arc::new(SystemClock))
+/// Sessions in the configured store. Without a configured key (embedded only) the token key
+/// is random per process: in-memory sessions do not outlive the process anyway.
+fn sessions(config: &Config) -> anyhow::Result<Sessions> {
+    let s = &config.session;
+    let store: Arc<dyn SessionStore> = match &config.storage.backend {
+        StorageBackend::Embedded => {
+            Arc::new(MemoryStore::new(s.max_sessions, s.max_anonymous_sessions))
+        }
+        StorageBackend::Redis { url, prefix } => {
+            let life = Lifetimes {
+                idle: s.idle_timeout,
+                absolute: s.absolute_timeout,
+                anonymous: s.anonymous_timeout,
+            };
+            Arc::new(RedisStore::new(url, prefix, life).context("Redis session store")?)
+        }
+    };
+    let key = config
+        .storage
+        .session_key
+        .clone()
+        .unwrap_or_else(|| rand::random::<[u8; 32]>().to_vec());
+    Ok(Sessions::new(store, &key, s.clone(), Arc::new(SystemClock)))
 }
 
 /// Add the sample portal as a service of `server`, listening on `address`.

@@ -24,7 +24,29 @@ pub struct FileConfig {
     #[serde(default)]
     pub session: SessionSection,
     #[serde(default)]
+    pub storage: StorageSection,
+    #[serde(default)]
     pub portal: Vec<PortalSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    pub backend: String,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    pub session_key_file: Option<String>,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        Self {
+            backend: "embedded".into(),
+            redis_url: None,
+            redis_prefix: "vigie:".into(),
+            session_key_file: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,7 +27,39 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     pub headers: HeaderRules,
     pub session: SessionConfig,
+    pub storage: StorageConfig,
     pub portals: Vec<PortalConfig>,
+}
+
+/// Where shared state lives.
+#[derive(Clone)]
+pub enum StorageBackend {
+    /// Process memory (sessions, counters): one node, nothing to install.
+    Embedded,
+    /// Redis, shared by every replica.
+    Redis { url: String, prefix: String },
+}
+
+#[derive(Clone)]
+pub struct StorageConfig {
+    pub backend: StorageBackend,
+    /// Key that signs session cookies. Replicas sharing Redis must share it; `None` means
+    /// a random key per process (embedded only).
+    pub session_key: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for StorageConfig {
+    // The key is a secret: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match &self.backend {
+            StorageBackend::Embedded => "embedded".to_string(),
+            StorageBackend::Redis { prefix, .. } => format!("redis (prefix {prefix})"),
+        };
+        f.debug_struct("StorageConfig")
+            .field("backend", &backend)
+            .field("session_key", &self.session_key.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 /// Gateway sessions.

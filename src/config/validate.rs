@@ -122,6 +122,7 @@ impl Validator<'_> {
         let trusted_proxies = self.trusted_proxies(&f.network.trusted_proxies);
         let headers = self.header_rules(&f.headers.strip_request, f.headers.allow_underscores);
         let session = self.session(&f.session);
+        let storage = self.storage(&f.storage);
         let portals = self.portals(&f.portal);
         Config {
             source: path.to_path_buf(),
@@ -133,7 +134,68 @@ impl Validator<'_> {
             trusted_proxies,
             headers,
             session,
+            storage,
             portals,
+        }
+    }
+
+    fn storage(&mut self, s: &super::file::StorageSection) -> StorageConfig {
+        let session_key = s.session_key_file.as_ref().and_then(|raw| {
+            let path = self.base.join(raw);
+            match std::fs::read(&path) {
+                Ok(bytes) if bytes.trim_ascii().len() >= 32 => Some(bytes.trim_ascii().to_vec()),
+                Ok(_) => {
+                    self.err(
+                        "storage.session_key_file",
+                        format!("`{}` holds fewer than 32 bytes", path.display()),
+                        "fill it with random bytes, e.g. `openssl rand -hex 32 > session.key`",
+                    );
+                    None
+                }
+                Err(e) => {
+                    self.err(
+                        "storage.session_key_file",
+                        format!("cannot read `{}`: {e}", path.display()),
+                        "give a readable file of at least 32 random bytes",
+                    );
+                    None
+                }
+            }
+        });
+        let backend = match s.backend.as_str() {
+            "embedded" => StorageBackend::Embedded,
+            "redis" => {
+                let url = s.redis_url.clone().unwrap_or_default();
+                if !(url.starts_with("redis://")
+                    || url.starts_with("rediss://")
+                    || url.starts_with("unix://"))
+                {
+                    self.err(
+                        "storage.redis_url",
+                        format!("`{url}` is not a Redis URL"),
+                        "write redis://HOST:PORT/DB, e.g. \"redis://10.0.0.5:6379/0\"",
+                    );
+                }
+                if s.session_key_file.is_none() {
+                    self.err("storage.session_key_file", "replicas sharing Redis need one shared session key", "point session_key_file at a file of at least 32 random bytes, the same on every replica");
+                }
+                StorageBackend::Redis {
+                    url,
+                    prefix: s.redis_prefix.clone(),
+                }
+            }
+            other => {
+                self.err(
+                    "storage.backend",
+                    format!("unknown storage backend `{other}`"),
+                    "use \"embedded\" (one node) or \"redis\" (several replicas)",
+                );
+                StorageBackend::Embedded
+            }
+        };
+        StorageConfig {
+            backend,
+            session_key,
         }
     }
 

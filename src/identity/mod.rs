@@ -7,6 +7,7 @@
 //! [`store::SessionStore`].
 
 pub mod login;
+pub mod redis_store;
 pub mod session;
 pub mod store;
 pub mod token;

@@ -7,5 +7,6 @@ mod framing;
 mod hygiene;
 mod passthrough;
 mod paths;
+mod replicas;
 mod sessions;
 mod upstream;

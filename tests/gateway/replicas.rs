@@ -1,0 +1,117 @@
+//! Several replicas sharing sessions through a real Redis (ATTACKS.md 10, 30): a session made
+//! on one is honoured by the other, a logout on one is refused by the other within a second,
+//! and a Redis outage makes logins fail closed until it returns.
+
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::passthrough::{cookie_set, submit_login};
+
+const PATIENT: &str = "/index.php?m=dPpatients&tab=vw_full_patients&patient_id=5";
+
+struct Pair {
+    a: Gateway,
+    b: Gateway,
+    _key_dir: tempfile::TempDir,
+}
+
+fn replicas(portal: &Portal, redis: &RedisServer) -> Pair {
+    let key_dir = tempfile::tempdir().unwrap();
+    let key = key_dir.path().join("session.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
+    let storage = format!(
+        "[storage]\nbackend = \"redis\"\nredis_url = \"{}\"\nsession_key_file = \"{}\"\n",
+        redis.url(),
+        key.display()
+    );
+    let profile =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
+    let portal_toml = format!(
+        "[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:{}\"\nprofile = \"{}\"\n",
+        portal.port,
+        profile.display()
+    );
+    Pair {
+        a: start_gateway_with(&portal_toml, &storage),
+        b: start_gateway_with(&portal_toml, &storage),
+        _key_dir: key_dir,
+    }
+}
+
+fn logged_in(gw: &Gateway, cookie: &str) -> bool {
+    let page = get(gw.port, PATIENT, &format!("Cookie: {cookie}\r\n"));
+    page.status == 200 && page.text().contains("data-patient-id=\"5\"")
+}
+
+#[test]
+fn a_session_made_on_one_replica_is_honoured_and_revoked_on_the_other() {
+    let portal = start_portal();
+    let redis = RedisServer::start();
+    let pair = replicas(&portal, &redis);
+    let resp = submit_login(pair.a.port, "dr.martin", "martin-demo", None);
+    assert_eq!(resp.status, 302, "{}", resp.text());
+    let cookie = cookie_set(&resp, "vigie").unwrap();
+    assert!(
+        logged_in(&pair.b, &cookie),
+        "replica B does not know the session"
+    );
+    assert!(logged_in(&pair.a, &cookie));
+
+    // Log out on A; B had the session cached a moment ago and must refuse it within a second.
+    let out = get(
+        pair.a.port,
+        "/index.php?logout=-1",
+        &format!("Cookie: {cookie}\r\n"),
+    );
+    assert_eq!(out.status, 302);
+    let started = Instant::now();
+    while logged_in(&pair.b, &cookie) {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "replica B still honours a revoked session"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!logged_in(&pair.a, &cookie));
+}
+
+#[test]
+fn redis_outage_fails_closed_and_recovers_by_itself() {
+    let portal = start_portal();
+    let mut redis = RedisServer::start();
+    let pair = replicas(&portal, &redis);
+    let resp = submit_login(pair.a.port, "inf.durand", "durand-demo", None);
+    let cookie = cookie_set(&resp, "vigie").unwrap();
+    assert!(logged_in(&pair.a, &cookie));
+
+    redis.stop();
+    // A login cannot be recorded: refused with a clear page, no portal cookie handed out.
+    let failed = submit_login(pair.b.port, "dr.martin", "martin-demo", None);
+    assert_eq!(failed.status, 503, "{}", failed.text());
+    assert!(failed.text().contains("Connexion momentanément impossible"));
+    assert_eq!(cookie_set(&failed, "mediboard_session"), None);
+    assert_eq!(cookie_set(&failed, "vigie"), None);
+    // Once the local cache has aged out, an existing session cannot be checked: refused too.
+    std::thread::sleep(Duration::from_millis(1100));
+    let page = get(pair.a.port, PATIENT, &format!("Cookie: {cookie}\r\n"));
+    assert_eq!(page.status, 503);
+    // Both replicas keep serving what needs no session.
+    assert_eq!(get(pair.b.port, "/.vigie/vigie.css", "").status, 200);
+
+    redis.restart();
+    let started = Instant::now();
+    loop {
+        let retry = submit_login(pair.b.port, "dr.martin", "martin-demo", None);
+        if retry.status == 302 {
+            let cookie = cookie_set(&retry, "vigie").unwrap();
+            assert!(logged_in(&pair.a, &cookie));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no recovery after Redis came back: {}",
+            retry.status
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
