@@ -1,13 +1,18 @@
-//! The admin listener: Prometheus metrics and health endpoints, kept off the proxy port.
+//! The admin listener, kept off the proxy port: Prometheus metrics, health endpoints, and the
+//! admin API (`/api/…`, bearer token required) to list and revoke sessions.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
+use subtle::ConstantTimeEq;
+
+use crate::config::Secret;
+use crate::identity::Sessions;
 
 /// How long a readiness probe result is reused, so a busy prober cannot hammer the portals.
 const PROBE_CACHE: Duration = Duration::from_secs(2);
@@ -16,13 +21,93 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 pub struct AdminApp {
     portals: Vec<(String, SocketAddr)>,
     last_probe: Mutex<Option<(Instant, bool, String)>>,
+    sessions: Arc<Sessions>,
+    token: Option<Secret>,
 }
 
 impl AdminApp {
-    pub fn new(portals: Vec<(String, SocketAddr)>) -> Self {
+    pub fn new(
+        portals: Vec<(String, SocketAddr)>,
+        sessions: Arc<Sessions>,
+        token: Option<Secret>,
+    ) -> Self {
         Self {
             portals,
             last_probe: Mutex::new(None),
+            sessions,
+            token,
+        }
+    }
+
+    /// Constant-time check of `Authorization: Bearer <token>`.
+    fn authorised(&self, session: &ServerSession) -> bool {
+        let Some(token) = &self.token else {
+            return false;
+        };
+        let sent = session
+            .req_header()
+            .headers
+            .get("authorization")
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .unwrap_or(b"");
+        bool::from(sent.ct_eq(&token.0))
+    }
+
+    /// `GET /api/sessions?user=U` and `POST /api/sessions/revoke?user=U[&session=FINGERPRINT]`.
+    async fn api(&self, session: &ServerSession, path: &str) -> Response<Vec<u8>> {
+        let json =
+            |status: u16, v: serde_json::Value| reply(status, "application/json", format!("{v}\n"));
+        if self.token.is_none() {
+            return json(
+                404,
+                serde_json::json!({ "error": "admin API disabled: set admin.api_token_file" }),
+            );
+        }
+        if !self.authorised(session) {
+            return json(
+                401,
+                serde_json::json!({ "error": "missing or wrong bearer token" }),
+            );
+        }
+        let params: std::collections::HashMap<String, String> =
+            form_urlencoded::parse(session.req_header().uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        let Some(user) = params.get("user").filter(|u| !u.is_empty()) else {
+            return json(
+                400,
+                serde_json::json!({ "error": "the user parameter is required" }),
+            );
+        };
+        let store = &self.sessions.store;
+        let result = match (session.req_header().method.as_str(), path) {
+            ("GET", "/api/sessions") => store.list_user(user).await.map(|list| {
+                let items: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|(fp, r)| {
+                        serde_json::json!({
+                            "session": fp, "portal": r.portal, "level": r.level.label(), "client_ip": r.client_ip,
+                            "user_agent": r.user_agent, "created": r.created, "last_seen": r.last_seen,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({ "user": user, "sessions": items })
+            }),
+            ("POST", "/api/sessions/revoke") => {
+                let revoked = match params.get("session") {
+                    Some(fp) => store.remove_fingerprint(user, fp).await.map(usize::from),
+                    None => store.remove_user(user).await,
+                };
+                if let Ok(n) = revoked {
+                    tracing::warn!(target: "vigie::audit", event = "sessions_revoked", user = %user, count = n, by = "admin_api");
+                }
+                revoked.map(|n| serde_json::json!({ "user": user, "revoked": n }))
+            }
+            _ => return json(405, serde_json::json!({ "error": "use GET /api/sessions or POST /api/sessions/revoke" })),
+        };
+        match result {
+            Ok(v) => json(200, v),
+            Err(e) => json(503, serde_json::json!({ "error": e.to_string() })),
         }
     }
 
@@ -69,6 +154,10 @@ fn reply(status: u16, content_type: &str, body: String) -> Response<Vec<u8>> {
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         match session.req_header().uri.path() {
+            p if p.starts_with("/api/") => {
+                let p = p.to_string();
+                self.api(session, &p).await
+            }
             "/metrics" => reply(200, "text/plain; version=0.0.4", crate::metrics::render()),
             "/healthz" => reply(200, "application/json", "{\"status\":\"alive\"}\n".into()),
             "/readyz" => {

@@ -44,6 +44,11 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin_listen: SocketAddr,
     },
+    /// List or revoke a user's sessions on a running gateway (through its admin API).
+    Session {
+        #[command(subcommand)]
+        action: SessionAction,
+    },
     /// Run only the sample portal: a stand-in legacy EHR with fictitious patients.
     SamplePortal {
         /// Where the portal listens.
@@ -55,6 +60,28 @@ enum Command {
         /// Worker threads.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionAction {
+    /// Show a user's live sessions (fingerprint, level, address, times).
+    List {
+        /// The running gateway's configuration (for its admin address and API token).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long)]
+        user: String,
+    },
+    /// End a user's sessions on every replica: all of them, or one named by its fingerprint.
+    Revoke {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long)]
+        user: String,
+        /// Fingerprint of one session, as `vigie session list` shows it.
+        #[arg(long)]
+        session: Option<String>,
     },
 }
 
@@ -72,6 +99,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Session { action } => session_command(action),
         Command::Demo {
             listen,
             portal_listen,
@@ -111,6 +139,92 @@ fn check_config(path: &Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Call the admin API of the gateway described by a config file; print its JSON answer.
+fn session_command(action: SessionAction) -> ExitCode {
+    let (path, method, target) = match &action {
+        SessionAction::List { config, user } => (
+            config,
+            "GET",
+            format!("/api/sessions?user={}", encode(user)),
+        ),
+        SessionAction::Revoke {
+            config,
+            user,
+            session,
+        } => {
+            let one = session
+                .as_ref()
+                .map_or(String::new(), |s| format!("&session={}", encode(s)));
+            (
+                config,
+                "POST",
+                format!("/api/sessions/revoke?user={}{one}", encode(user)),
+            )
+        }
+    };
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (Some(admin), Some(token)) = (config.admin, &config.admin_token) else {
+        eprintln!(
+            "error: {} enables no admin API: set admin.address and admin.api_token_file",
+            path.display()
+        );
+        return ExitCode::from(2);
+    };
+    match admin_call(admin, method, &target, &token.0) {
+        Ok((status, body)) => {
+            println!("{}", body.trim_end());
+            if status == 200 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: cannot reach the admin API at {admin}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn admin_call(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    token: &[u8],
+) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer ")
+        .into_bytes();
+    req.extend_from_slice(token);
+    req.extend_from_slice(b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(&req)?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Ok((status, body))
 }
 
 fn run(config: Config, sample_portal: Option<SocketAddr>) -> ExitCode {

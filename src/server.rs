@@ -28,10 +28,11 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
+    let sessions = Arc::new(sessions(config)?);
 
     let mut gateway = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(config.clone(), sessions(config)?),
+        Gateway::new(config.clone(), sessions.clone()),
         "vigie-gateway",
     );
     for l in &config.listeners {
@@ -58,7 +59,7 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
             .collect();
         let mut svc = Service::new(
             "vigie-admin".to_string(),
-            HttpServer::new_app(AdminApp::new(portals)),
+            HttpServer::new_app(AdminApp::new(portals, sessions, config.admin_token.clone())),
         );
         svc.add_tcp(&admin.to_string());
         svc.threads = Some(1);

@@ -109,12 +109,14 @@ fn default_hsts() -> i64 {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
     pub address: Option<String>,
+    pub api_token_file: Option<String>,
 }
 
 impl Default for AdminSection {
     fn default() -> Self {
         Self {
             address: Some("127.0.0.1:9090".into()),
+            api_token_file: None,
         }
     }
 }

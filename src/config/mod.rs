@@ -22,6 +22,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub listeners: Vec<ListenerConfig>,
     pub admin: Option<SocketAddr>,
+    /// Bearer token of the admin API (`/api/…`); `None` disables the API.
+    pub admin_token: Option<Secret>,
     pub log: LogConfig,
     pub limits: Limits,
     pub trusted_proxies: Vec<IpNet>,
@@ -29,6 +31,16 @@ pub struct Config {
     pub session: SessionConfig,
     pub storage: StorageConfig,
     pub portals: Vec<PortalConfig>,
+}
+
+/// A secret read from a file; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
 }
 
 /// Where shared state lives.

@@ -84,6 +84,11 @@ impl Validator<'_> {
         };
         let listeners = self.listeners(&f.listener);
         let admin = self.admin(f.admin.address.as_deref(), &listeners);
+        let admin_token = f
+            .admin
+            .api_token_file
+            .as_ref()
+            .and_then(|raw| self.secret_file("admin.api_token_file", raw, 24));
         let log = self.log(&f.log.format, &f.log.level);
         let l = &f.limits;
         let limits = Limits {
@@ -129,6 +134,7 @@ impl Validator<'_> {
             server,
             listeners,
             admin,
+            admin_token,
             log,
             limits,
             trusted_proxies,
@@ -139,29 +145,38 @@ impl Validator<'_> {
         }
     }
 
-    fn storage(&mut self, s: &super::file::StorageSection) -> StorageConfig {
-        let session_key = s.session_key_file.as_ref().and_then(|raw| {
-            let path = self.base.join(raw);
-            match std::fs::read(&path) {
-                Ok(bytes) if bytes.trim_ascii().len() >= 32 => Some(bytes.trim_ascii().to_vec()),
-                Ok(_) => {
-                    self.err(
-                        "storage.session_key_file",
-                        format!("`{}` holds fewer than 32 bytes", path.display()),
-                        "fill it with random bytes, e.g. `openssl rand -hex 32 > session.key`",
-                    );
-                    None
-                }
-                Err(e) => {
-                    self.err(
-                        "storage.session_key_file",
-                        format!("cannot read `{}`: {e}", path.display()),
-                        "give a readable file of at least 32 random bytes",
-                    );
-                    None
-                }
+    /// Read a secret file of at least `min` bytes (surrounding white space ignored).
+    fn secret_file(&mut self, key: &str, raw: &str, min: usize) -> Option<Secret> {
+        let path = self.base.join(raw);
+        match std::fs::read(&path) {
+            Ok(bytes) if bytes.trim_ascii().len() >= min => {
+                Some(Secret(bytes.trim_ascii().to_vec()))
             }
-        });
+            Ok(_) => {
+                self.err(
+                    key,
+                    format!("`{}` holds fewer than {min} bytes", path.display()),
+                    "fill it with random bytes, e.g. `openssl rand -hex 32 > FILE`",
+                );
+                None
+            }
+            Err(e) => {
+                self.err(
+                    key,
+                    format!("cannot read `{}`: {e}", path.display()),
+                    format!("give a readable file of at least {min} random bytes"),
+                );
+                None
+            }
+        }
+    }
+
+    fn storage(&mut self, s: &super::file::StorageSection) -> StorageConfig {
+        let session_key = s
+            .session_key_file
+            .as_ref()
+            .and_then(|raw| self.secret_file("storage.session_key_file", raw, 32))
+            .map(|s| s.0);
         let backend = match s.backend.as_str() {
             "embedded" => StorageBackend::Embedded,
             "redis" => {

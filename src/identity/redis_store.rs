@@ -228,4 +228,34 @@ impl SessionStore for RedisStore {
         deadline(conn.del::<_, ()>(self.user_key(user))).await?;
         Ok(removed)
     }
+
+    async fn list_user(&self, user: &str) -> Result<Vec<(String, Arc<SessionRecord>)>, StoreError> {
+        let mut conn = self.conn().await?;
+        let hashes: Vec<String> = deadline(conn.smembers(self.user_key(user))).await?;
+        let mut out = Vec::new();
+        for hash in hashes {
+            let raw: Option<String> = deadline(conn.get(self.key(&hash))).await?;
+            // The id itself is not stored; the fingerprint is the head of its hash.
+            if let Some(record) = raw.and_then(|r| serde_json::from_str::<SessionRecord>(&r).ok()) {
+                out.push((hash[..12].to_string(), Arc::new(record)));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn remove_fingerprint(&self, user: &str, fingerprint: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        let hashes: Vec<String> = deadline(conn.smembers(self.user_key(user))).await?;
+        match hashes
+            .iter()
+            .find(|h| h.len() >= 12 && &h[..12] == fingerprint)
+        {
+            Some(hash) => {
+                let existed: bool = deadline(conn.exists(self.key(hash))).await?;
+                self.revoke(hash, Some(user)).await?;
+                Ok(existed)
+            }
+            None => Ok(false),
+        }
+    }
 }

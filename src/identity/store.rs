@@ -25,6 +25,10 @@ pub trait SessionStore: Send + Sync {
     async fn remove(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError>;
     /// Remove every session of a user; returns how many.
     async fn remove_user(&self, user: &str) -> Result<usize, StoreError>;
+    /// Every live session of a user, with its fingerprint ([`SessionId::fingerprint`]).
+    async fn list_user(&self, user: &str) -> Result<Vec<(String, Arc<SessionRecord>)>, StoreError>;
+    /// Remove one session of a user, named by its fingerprint; whether it existed.
+    async fn remove_fingerprint(&self, user: &str, fingerprint: &str) -> Result<bool, StoreError>;
 }
 
 /// In-process sessions with hard caps, so neither logins nor anonymous visitors can grow
@@ -137,6 +141,26 @@ impl SessionStore for MemoryStore {
             inner.remove(id);
         }
         Ok(ids.len())
+    }
+
+    async fn list_user(&self, user: &str) -> Result<Vec<(String, Arc<SessionRecord>)>, StoreError> {
+        let inner = self.inner.read().expect("session map lock");
+        Ok(inner
+            .map
+            .values()
+            .filter(|r| r.user.as_deref() == Some(user))
+            .map(|r| (r.id.fingerprint(), r.clone()))
+            .collect())
+    }
+
+    async fn remove_fingerprint(&self, user: &str, fingerprint: &str) -> Result<bool, StoreError> {
+        let mut inner = self.inner.write().expect("session map lock");
+        let id = inner
+            .map
+            .values()
+            .find(|r| r.user.as_deref() == Some(user) && r.id.fingerprint() == fingerprint)
+            .map(|r| r.id);
+        Ok(id.and_then(|id| inner.remove(&id)).is_some())
     }
 }
 

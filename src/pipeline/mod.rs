@@ -44,11 +44,11 @@ use route::{Portal, Router};
 pub struct Gateway {
     config: Config,
     router: Router,
-    sessions: Sessions,
+    sessions: Arc<Sessions>,
 }
 
 impl Gateway {
-    pub fn new(config: Config, sessions: Sessions) -> Self {
+    pub fn new(config: Config, sessions: Arc<Sessions>) -> Self {
         let router = Router::new(&config.portals);
         Self {
             config,

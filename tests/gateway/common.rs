@@ -93,6 +93,7 @@ pub struct Gateway {
     pub port: u16,
     pub admin_port: u16,
     pub proc: Proc,
+    pub config: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -117,21 +118,28 @@ pub fn start_profiled_gateway(upstream_port: u16, profile: &str, extra: &str) ->
 pub fn start_gateway_with(portals: &str, extra: &str) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let (port, admin_port) = (free_port(), free_port());
+    let token = dir.path().join("admin.token");
+    std::fs::write(&token, ADMIN_TOKEN).unwrap();
     let text = format!(
-        "[server]\nthreads = 1\ngrace_period_seconds = 0\ngraceful_shutdown_timeout_seconds = 1\n\n[[listener]]\naddress = \"127.0.0.1:{port}\"\n\n[admin]\naddress = \"127.0.0.1:{admin_port}\"\n\n{extra}\n\n{portals}"
+        "[server]\nthreads = 1\ngrace_period_seconds = 0\ngraceful_shutdown_timeout_seconds = 1\n\n[[listener]]\naddress = \"127.0.0.1:{port}\"\n\n[admin]\naddress = \"127.0.0.1:{admin_port}\"\napi_token_file = \"{}\"\n\n{extra}\n\n{portals}",
+        token.display()
     );
-    let path = dir.path().join("vigie.toml");
-    std::fs::write(&path, text).unwrap();
-    let proc = spawn(&["run", "-c", path.to_str().unwrap()], &dir);
+    let config = dir.path().join("vigie.toml");
+    std::fs::write(&config, text).unwrap();
+    let proc = spawn(&["run", "-c", config.to_str().unwrap()], &dir);
     wait_for_port(port);
     wait_for_port(admin_port);
     Gateway {
         port,
         admin_port,
         proc,
+        config,
         _dir: dir,
     }
 }
+
+/// The admin API token every test gateway is started with.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 /// A parsed HTTP response.
 #[derive(Debug)]

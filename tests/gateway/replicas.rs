@@ -73,6 +73,23 @@ fn a_session_made_on_one_replica_is_honoured_and_revoked_on_the_other() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!logged_in(&pair.a, &cookie));
+
+    // An admin revocation made on B ends the user's session that A is serving.
+    let resp = submit_login(pair.a.port, "dr.martin", "martin-demo", None);
+    let cookie = cookie_set(&resp, "vigie").unwrap();
+    assert!(logged_in(&pair.a, &cookie));
+    let revoke = format!("POST /api/sessions/revoke?user=dr.martin HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nConnection: close\r\n\r\n");
+    let answer = raw(pair.b.admin_port, revoke.as_bytes()).unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(answer.text().contains("\"revoked\":1"), "{}", answer.text());
+    let started = Instant::now();
+    while logged_in(&pair.a, &cookie) {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "replica A still honours a revoked session"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
