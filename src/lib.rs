@@ -15,4 +15,5 @@ pub mod pages;
 pub mod pipeline;
 pub mod sample_portal;
 pub mod server;
+pub mod storage;
 pub mod telemetry;

@@ -49,6 +49,20 @@ enum Command {
         #[command(subcommand)]
         action: SessionAction,
     },
+    /// Manage local users (for portals with gateway-owned logins). Passwords are read from
+    /// standard input, never from the command line.
+    User {
+        /// The gateway's configuration (for the path of its database).
+        #[arg(short, long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Manage the Ed25519 keys that sign identity assertions.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Run only the sample portal: a stand-in legacy EHR with fictitious patients.
     SamplePortal {
         /// Where the portal listens.
@@ -60,6 +74,34 @@ enum Command {
         /// Worker threads.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create a user; the password (12 characters or more) is read from standard input.
+    Add {
+        username: String,
+        /// Comma-separated groups, e.g. `clinicians,admins`.
+        #[arg(long, default_value = "")]
+        groups: String,
+    },
+    /// Set a user's password, read from standard input.
+    Passwd { username: String },
+    /// Refuse a user's logins from now on.
+    Disable { username: String },
+    /// Allow a disabled user again.
+    Enable { username: String },
+    /// List users (never their hashes).
+    List,
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Write a new signing key into DIR; it signs from the next start, older keys stay published.
+    Generate {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
     },
 }
 
@@ -100,6 +142,10 @@ fn main() -> ExitCode {
             }
         },
         Command::Session { action } => session_command(action),
+        Command::User { config, action } => user_command(config, action),
+        Command::Keys {
+            action: KeysAction::Generate { dir },
+        } => keys_generate(&dir),
         Command::Demo {
             listen,
             portal_listen,
@@ -139,6 +185,128 @@ fn check_config(path: &Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn user_command(config: Option<PathBuf>, action: UserAction) -> ExitCode {
+    let Some(path) = config else {
+        eprintln!("error: give the gateway's configuration with -c FILE (it names the database)");
+        return ExitCode::from(2);
+    };
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let store = match vigie::storage::users::UserStore::open(&config.storage.database) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", config.storage.database.display());
+            return ExitCode::from(1);
+        }
+    };
+    let read_password = || {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map(|_| line.trim_end_matches(['\r', '\n']).to_string())
+    };
+    let result = match action {
+        UserAction::Add { username, groups } => {
+            read_password().map_err(|e| e.to_string()).and_then(|pw| {
+                let groups: Vec<String> = groups
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                store
+                    .add(&username, &pw, &groups)
+                    .map(|_| format!("user {username} added"))
+                    .map_err(|e| e.to_string())
+            })
+        }
+        UserAction::Passwd { username } => {
+            read_password().map_err(|e| e.to_string()).and_then(|pw| {
+                store
+                    .set_password(&username, &pw)
+                    .map(|_| format!("password of {username} changed"))
+                    .map_err(|e| e.to_string())
+            })
+        }
+        UserAction::Disable { username } => store
+            .set_disabled(&username, true)
+            .map(|_| format!("user {username} disabled"))
+            .map_err(|e| e.to_string()),
+        UserAction::Enable { username } => store
+            .set_disabled(&username, false)
+            .map(|_| format!("user {username} enabled"))
+            .map_err(|e| e.to_string()),
+        UserAction::List => store.list().map_err(|e| e.to_string()).map(|users| {
+            users
+                .iter()
+                .map(|u| {
+                    format!(
+                        "{}\t{}\t{}",
+                        u.username,
+                        if u.disabled { "disabled" } else { "enabled" },
+                        u.groups.join(",")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        }),
+    };
+    match result {
+        Ok(msg) => {
+            if !msg.is_empty() {
+                println!("{msg}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn keys_generate(dir: &Path) -> ExitCode {
+    let name = format!("{}.pem", key_stamp());
+    let path = dir.join(&name);
+    let written = std::fs::create_dir_all(dir).and_then(|_| {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(&vigie::identity::assertion::generate_pem())
+    });
+    match written {
+        Ok(()) => {
+            println!(
+                "{}: new signing key (kid {})",
+                path.display(),
+                name.trim_end_matches(".pem")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `key-<unix seconds, 12 digits>`: names sort in creation order, and the newest signs.
+fn key_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("key-{secs:012}")
 }
 
 /// Call the admin API of the gateway described by a config file; print its JSON answer.

@@ -14,7 +14,8 @@ main{max-width:34rem;margin:10vh auto;padding:2rem;background:#fff;border-radius
 h1{font-size:1.4rem;margin:0 0 .25rem}h2{font-size:1.05rem;color:var(--muted);font-weight:500;margin:0 0 1rem}\
 p{margin:.5rem 0}.ref{margin-top:1.5rem;font-size:.85rem;color:var(--muted)}\
 .brand{font-weight:700;letter-spacing:.04em;color:var(--accent);margin-bottom:1rem}\
-a{color:var(--accent)}\
+a{color:var(--accent)}.error{color:#a01818;font-weight:600}\
+input{font:inherit;padding:.4rem;width:100%;box-sizing:border-box}button{font:inherit;padding:.5rem 1.2rem;background:var(--accent);color:#fff;border:0;border-radius:6px}\
 ";
 
 /// Title and explanation, in French then English, for a status the gateway answers itself.
@@ -47,6 +48,35 @@ pub fn error_page(status: u16, request_id: &str) -> String {
 <h1>{fr_title}</h1><p>{fr_text}</p>\
 <h2 lang=\"en\">{en_title}</h2><p lang=\"en\">{en_text}</p>\
 <p class=\"ref\">Code {status} · Référence / Reference : {request_id}</p></main></body></html>"
+    )
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// The gateway's own login page (for portals with gateway-owned logins). `failed` shows one
+/// message for every failure, so unknown users and wrong passwords look the same.
+pub fn login_page(failed: Option<()>, return_to: &str) -> String {
+    let error = if failed.is_some() {
+        "<p class=\"error\" role=\"alert\">Identifiant ou mot de passe incorrect. <span lang=\"en\">Wrong user name or password.</span></p>"
+    } else {
+        ""
+    };
+    format!(
+        "<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<title>Connexion · Vigie</title><link rel=\"stylesheet\" href=\"{STYLESHEET_PATH}\"></head>\
+<body><main role=\"main\"><div class=\"brand\">Vigie</div><h1>Connexion</h1><h2 lang=\"en\">Sign in</h2>{error}\
+<form method=\"post\" action=\"/.vigie/login\"><input type=\"hidden\" name=\"return\" value=\"{}\">\
+<p><label for=\"u\">Identifiant <span lang=\"en\">/ User name</span></label><br><input id=\"u\" name=\"username\" autocomplete=\"username\" required autofocus></p>\
+<p><label for=\"p\">Mot de passe <span lang=\"en\">/ Password</span></label><br><input id=\"p\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></p>\
+<p><button type=\"submit\">Se connecter / Sign in</button></p></form></main></body></html>",
+        escape(return_to)
     )
 }
 

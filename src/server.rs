@@ -10,13 +10,15 @@ use pingora::services::listening::Service;
 use crate::admin::AdminApp;
 use std::sync::Arc;
 
-use crate::config::{Config, StorageBackend};
+use crate::config::{Config, LoginMode, StorageBackend};
+use crate::identity::assertion::AssertionKeys;
 use crate::identity::redis_store::RedisStore;
 use crate::identity::session::{Lifetimes, SystemClock};
 use crate::identity::store::{MemoryStore, SessionStore};
 use crate::identity::Sessions;
 use crate::pipeline::Gateway;
 use crate::sample_portal::SamplePortal;
+use crate::storage::users::UserStore;
 
 /// A Pingora server with the gateway and admin services added, ready for `run_forever`.
 pub fn build(config: &Config) -> anyhow::Result<Server> {
@@ -29,10 +31,26 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let sessions = Arc::new(sessions(config)?);
+    let gateway_logins = config
+        .portals
+        .iter()
+        .any(|p| matches!(p.login, LoginMode::Gateway { .. }));
+    let users = if gateway_logins {
+        let db = &config.storage.database;
+        Some(Arc::new(UserStore::open(db).with_context(|| {
+            format!("user database {}", db.display())
+        })?))
+    } else {
+        None
+    };
+    let assertions = Arc::new(match &config.assertion.key_dir {
+        Some(dir) => AssertionKeys::load_dir(dir)?,
+        None => AssertionKeys::ephemeral(),
+    });
 
     let mut gateway = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(config.clone(), sessions.clone()),
+        Gateway::new(config.clone(), sessions.clone(), users, assertions),
         "vigie-gateway",
     );
     for l in &config.listeners {

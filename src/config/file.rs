@@ -26,6 +26,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub storage: StorageSection,
     #[serde(default)]
+    pub assertion: AssertionSection,
+    #[serde(default)]
     pub portal: Vec<PortalSection>,
 }
 
@@ -36,6 +38,7 @@ pub struct StorageSection {
     pub redis_url: Option<String>,
     pub redis_prefix: String,
     pub session_key_file: Option<String>,
+    pub database: String,
 }
 
 impl Default for StorageSection {
@@ -45,6 +48,7 @@ impl Default for StorageSection {
             redis_url: None,
             redis_prefix: "vigie:".into(),
             session_key_file: None,
+            database: "vigie.sqlite".into(),
         }
     }
 }
@@ -195,6 +199,42 @@ pub struct PortalSection {
     #[serde(default)]
     pub case_insensitive_paths: bool,
     pub profile: Option<String>,
+    #[serde(default = "portal_login")]
+    pub login: String,
+    #[serde(default = "user_header")]
+    pub identity_header_user: String,
+    #[serde(default = "groups_header")]
+    pub identity_header_groups: String,
+}
+
+fn portal_login() -> String {
+    "portal".into()
+}
+fn user_header() -> String {
+    "X-Remote-User".into()
+}
+fn groups_header() -> String {
+    "X-Remote-Groups".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AssertionSection {
+    pub issuer: String,
+    pub header: String,
+    pub lifetime_seconds: i64,
+    pub key_dir: Option<String>,
+}
+
+impl Default for AssertionSection {
+    fn default() -> Self {
+        Self {
+            issuer: "vigie".into(),
+            header: "X-Vigie-Assertion".into(),
+            lifetime_seconds: 60,
+            key_dir: None,
+        }
+    }
 }
 
 fn default_hosts() -> Vec<String> {

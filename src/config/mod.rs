@@ -30,7 +30,30 @@ pub struct Config {
     pub headers: HeaderRules,
     pub session: SessionConfig,
     pub storage: StorageConfig,
+    pub assertion: AssertionConfig,
     pub portals: Vec<PortalConfig>,
+}
+
+/// The signed identity assertion sent to portals with gateway-owned logins.
+#[derive(Debug, Clone)]
+pub struct AssertionConfig {
+    pub issuer: String,
+    pub header: String,
+    pub lifetime: Duration,
+    /// Folder of Ed25519 PEM keys; `None`: one key per process.
+    pub key_dir: Option<PathBuf>,
+}
+
+/// Who checks the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginMode {
+    /// The portal's own login form (described by its profile) is the first factor.
+    Portal,
+    /// The gateway logs people in (local users) and tells the portal who they are in headers.
+    Gateway {
+        user_header: String,
+        groups_header: String,
+    },
 }
 
 /// A secret read from a file; never printed.
@@ -55,6 +78,8 @@ pub enum StorageBackend {
 #[derive(Clone)]
 pub struct StorageConfig {
     pub backend: StorageBackend,
+    /// The SQLite file of durable data (users; later factors, alerts, audit).
+    pub database: PathBuf,
     /// Key that signs session cookies. Replicas sharing Redis must share it; `None` means
     /// a random key per process (embedded only).
     pub session_key: Option<Vec<u8>>,
@@ -172,6 +197,7 @@ pub struct PortalConfig {
     pub case_insensitive_paths: bool,
     /// How the portal logs people in; without a profile the portal is proxied without sessions.
     pub profile: Option<std::sync::Arc<PortalProfile>>,
+    pub login: LoginMode,
 }
 
 impl Config {

@@ -128,6 +128,7 @@ impl Validator<'_> {
         let headers = self.header_rules(&f.headers.strip_request, f.headers.allow_underscores);
         let session = self.session(&f.session);
         let storage = self.storage(&f.storage);
+        let assertion = self.assertion(&f.assertion);
         let portals = self.portals(&f.portal);
         Config {
             source: path.to_path_buf(),
@@ -141,7 +142,41 @@ impl Validator<'_> {
             headers,
             session,
             storage,
+            assertion,
             portals,
+        }
+    }
+
+    fn assertion(&mut self, a: &super::file::AssertionSection) -> AssertionConfig {
+        if !valid_header_name(&a.header) {
+            self.err(
+                "assertion.header",
+                format!("`{}` is not a header name", a.header),
+                "e.g. \"X-Vigie-Assertion\"",
+            );
+        }
+        let lifetime = secs(self.range(
+            "assertion.lifetime_seconds",
+            a.lifetime_seconds,
+            5,
+            3600,
+            "",
+        ));
+        let key_dir = a.key_dir.as_ref().map(|d| self.base.join(d));
+        if let Some(dir) = &key_dir {
+            if let Err(e) = crate::identity::assertion::AssertionKeys::load_dir(dir) {
+                self.err(
+                    "assertion.key_dir",
+                    e.to_string(),
+                    "keys are Ed25519 PEM files; `vigie keys generate --dir DIR` makes one",
+                );
+            }
+        }
+        AssertionConfig {
+            issuer: a.issuer.clone(),
+            header: a.header.clone(),
+            lifetime,
+            key_dir,
         }
     }
 
@@ -211,6 +246,7 @@ impl Validator<'_> {
         StorageConfig {
             backend,
             session_key,
+            database: self.base.join(&s.database),
         }
     }
 
@@ -520,6 +556,34 @@ impl Validator<'_> {
                     }
                 }
             });
+            let login = match p.login.as_str() {
+                "portal" => LoginMode::Portal,
+                "gateway" => {
+                    for (k, v) in [
+                        ("identity_header_user", &p.identity_header_user),
+                        ("identity_header_groups", &p.identity_header_groups),
+                    ] {
+                        if !valid_header_name(v) {
+                            self.err(
+                                &format!("{key}.{k}"),
+                                format!("`{v}` is not a header name"),
+                                "e.g. \"X-Remote-User\"",
+                            );
+                        }
+                    }
+                    if p.profile.is_some() {
+                        self.err(&format!("{key}.login"), "a portal either logs people in itself (profile) or trusts the gateway's login, not both", "remove `profile`, or set login = \"portal\"");
+                    }
+                    LoginMode::Gateway {
+                        user_header: p.identity_header_user.clone(),
+                        groups_header: p.identity_header_groups.clone(),
+                    }
+                }
+                other => {
+                    self.err(&format!("{key}.login"), format!("unknown login mode `{other}`"), "use \"portal\" (the portal's own form, with a profile) or \"gateway\" (local users, identity headers)");
+                    LoginMode::Portal
+                }
+            };
             if let Some(upstream) = upstream {
                 out.push(PortalConfig {
                     name: p.name.clone(),
@@ -532,6 +596,7 @@ impl Validator<'_> {
                     idle_timeout,
                     case_insensitive_paths: p.case_insensitive_paths,
                     profile,
+                    login,
                 });
             }
         }
@@ -596,6 +661,10 @@ impl Validator<'_> {
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
+}
+
+fn valid_header_name(h: &str) -> bool {
+    !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 fn valid_host(h: &str) -> bool {

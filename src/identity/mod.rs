@@ -6,6 +6,7 @@
 //! portal's login looks is read from its profile ([`login`]). Records live in a
 //! [`store::SessionStore`].
 
+pub mod assertion;
 pub mod login;
 pub mod redis_store;
 pub mod session;

@@ -45,7 +45,12 @@ pub async fn run(
     portal: &Portal,
     tls: bool,
 ) -> Result<Identity, Rejection> {
-    if portal.config.profile.is_none() {
+    let holds_sessions = portal.config.profile.is_some()
+        || matches!(
+            portal.config.login,
+            crate::config::LoginMode::Gateway { .. }
+        );
+    if !holds_sessions {
         return Ok(Identity::Anonymous);
     }
     let cookies = session

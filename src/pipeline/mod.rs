@@ -13,6 +13,7 @@
 //! its module, free of I/O where possible so it is tested without sockets.
 
 pub mod forward;
+pub mod gateway_login;
 pub mod identify;
 pub mod inspect;
 pub mod intercept;
@@ -32,8 +33,10 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
-use crate::config::Config;
+use crate::config::{Config, LoginMode};
+use crate::identity::assertion::AssertionKeys;
 use crate::identity::Sessions;
+use crate::storage::users::UserStore;
 use identify::Identity;
 use intercept::Interception;
 use normalise::Request;
@@ -45,15 +48,25 @@ pub struct Gateway {
     config: Config,
     router: Router,
     sessions: Arc<Sessions>,
+    /// Local users, when some portal uses gateway-owned logins.
+    users: Option<Arc<UserStore>>,
+    assertions: Arc<AssertionKeys>,
 }
 
 impl Gateway {
-    pub fn new(config: Config, sessions: Arc<Sessions>) -> Self {
+    pub fn new(
+        config: Config,
+        sessions: Arc<Sessions>,
+        users: Option<Arc<UserStore>>,
+        assertions: Arc<AssertionKeys>,
+    ) -> Self {
         let router = Router::new(&config.portals);
         Self {
             config,
             router,
             sessions,
+            users,
+            assertions,
         }
     }
 
@@ -112,6 +125,20 @@ impl ProxyHttp for Gateway {
             Ok(Front::Forward) => Ok(false),
             Ok(Front::Stylesheet) => {
                 respond::send_stylesheet(session).await?;
+                ctx.status = 200;
+                Ok(true)
+            }
+            Ok(Front::Done(status)) => {
+                ctx.status = status;
+                Ok(true)
+            }
+            Ok(Front::Redirect(location)) => {
+                respond::send_redirect(session, &location, &[]).await?;
+                ctx.status = 303;
+                Ok(true)
+            }
+            Ok(Front::Jwks) => {
+                respond::send_json(session, self.assertions.jwks_json()).await?;
                 ctx.status = 200;
                 Ok(true)
             }
@@ -189,6 +216,24 @@ impl ProxyHttp for Gateway {
             .as_ref()
             .and_then(|p| p.config.profile.as_deref());
         intercept::upstream_cookies(upstream_request, &self.sessions, profile, &ctx.identity);
+        if let Some(portal) = &ctx.portal {
+            if let LoginMode::Gateway {
+                user_header,
+                groups_header,
+            } = &portal.config.login
+            {
+                let assertion = (&self.config.assertion, self.assertions.as_ref());
+                let now = self.sessions.now();
+                gateway_login::add_identity(
+                    upstream_request,
+                    &ctx.identity,
+                    portal,
+                    (user_header, groups_header),
+                    assertion,
+                    now,
+                )?;
+            }
+        }
         Ok(())
     }
 
@@ -298,6 +343,12 @@ enum Front {
     Forward,
     Stylesheet,
     LoggedOut,
+    /// The public keys of identity assertions.
+    Jwks,
+    /// Sent elsewhere (to the gateway's login page).
+    Redirect(String),
+    /// A handler already answered, with this status.
+    Done(u16),
 }
 
 impl Gateway {
@@ -337,6 +388,40 @@ impl Gateway {
             intercept::gateway_logout(&self.sessions, &portal, &ctx.identity, session).await?;
             ctx.identity = Identity::Anonymous;
             return Ok(Front::LoggedOut);
+        }
+        if ctx
+            .request
+            .as_ref()
+            .is_some_and(|r| r.target.path == "/.well-known/jwks.json")
+        {
+            return Ok(Front::Jwks);
+        }
+        if let (LoginMode::Gateway { .. }, Some(request)) =
+            (&portal.config.login, ctx.request.clone())
+        {
+            if request.target.path == gateway_login::LOGIN_PATH {
+                let users = self
+                    .users
+                    .as_ref()
+                    .ok_or(Rejection::new(503, "user_store_unavailable"))?;
+                let status = gateway_login::handle(
+                    session,
+                    &self.sessions,
+                    users,
+                    &portal,
+                    &request,
+                    &ctx.identity,
+                )
+                .await?;
+                return Ok(Front::Done(status));
+            }
+            let authenticated = ctx.identity.session().is_some_and(|s| s.is_authenticated());
+            if !authenticated && !is_gateway_path {
+                return match session.req_header().method.as_str() {
+                    "GET" | "HEAD" => Ok(Front::Redirect(gateway_login::login_redirect(&request))),
+                    _ => Err(Rejection::new(401, "login_required")),
+                };
+            }
         }
         if is_gateway_path {
             return Err(Rejection::new(404, "unknown_gateway_path"));

@@ -98,3 +98,14 @@ pub async fn send_redirect(
     }
     session.write_response_header(Box::new(resp), true).await
 }
+
+/// A small public JSON document (the JWKS).
+pub async fn send_json(session: &mut Session, json: String) -> pingora::Result<()> {
+    let body = Bytes::from(json);
+    let mut resp = ResponseHeader::build(200, Some(4))?;
+    resp.insert_header("content-type", "application/json")?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("cache-control", "public, max-age=300")?;
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await
+}

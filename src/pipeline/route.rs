@@ -75,6 +75,7 @@ mod tests {
             idle_timeout: Duration::from_secs(1),
             case_insensitive_paths: false,
             profile: None,
+            login: crate::config::LoginMode::Portal,
         }
     }
 

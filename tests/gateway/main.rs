@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod framing;
+mod gateway_login;
 mod hygiene;
 mod passthrough;
 mod paths;

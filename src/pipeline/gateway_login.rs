@@ -1,0 +1,234 @@
+//! Gateway-owned login, for portals that trust an identity header: the gateway checks the
+//! password against its local users, then tells the portal who is there in headers and in a
+//! signed assertion. Nobody reaches such a portal without a gateway session.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+
+use super::identify::Identity;
+use super::intercept::same_origin;
+use super::normalise::{normalise_target, Request};
+use super::respond::Rejection;
+use super::route::Portal;
+use crate::config::AssertionConfig;
+use crate::identity::assertion::{AssertionClaims, AssertionKeys};
+use crate::identity::session::AuthLevel;
+use crate::identity::Sessions;
+use crate::metrics::METRICS;
+use crate::pages;
+use crate::storage::users::UserStore;
+
+pub const LOGIN_PATH: &str = "/.vigie/login";
+const MAX_FORM: usize = 8 * 1024;
+
+/// Only a same-origin relative path is followed after login (ATTACKS.md 14): `//evil`,
+/// `/\evil`, `https:evil`, `evil@host`, encoded slashes and `javascript:` all become `/`.
+pub fn safe_return(raw: &str) -> String {
+    if !raw.starts_with('/')
+        || raw.starts_with("//")
+        || raw.contains('\\')
+        || raw.starts_with(LOGIN_PATH)
+    {
+        return "/".into();
+    }
+    match normalise_target(raw) {
+        Ok(t) if t.authority.is_none() && !t.path.starts_with("//") => t.to_uri(),
+        _ => "/".into(),
+    }
+}
+
+/// Where an anonymous visitor is sent.
+pub fn login_redirect(request: &Request) -> String {
+    let here = request.target.to_uri();
+    format!(
+        "{LOGIN_PATH}?return={}",
+        form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>()
+    )
+}
+
+async fn send_page(session: &mut Session, status: u16, html: String) -> pingora::Result<()> {
+    let body = Bytes::from(html);
+    let mut resp = ResponseHeader::build(status, Some(6))?;
+    resp.insert_header("content-type", "text/html; charset=utf-8")?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("cache-control", "no-store")?;
+    resp.insert_header("content-security-policy", pages::CSP)?;
+    resp.insert_header("x-frame-options", "DENY")?;
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await
+}
+
+/// Serve `/.vigie/login`: the form (GET) or a login attempt (POST). Returns the status sent.
+pub async fn handle(
+    session: &mut Session,
+    sessions: &Sessions,
+    users: &Arc<UserStore>,
+    portal: &Portal,
+    request: &Request,
+    identity: &Identity,
+) -> Result<u16, Rejection> {
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(request.target.query.as_deref().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let return_to = safe_return(
+        query
+            .iter()
+            .find(|(k, _)| k == "return")
+            .map_or("/", |(_, v)| v.as_str()),
+    );
+    let io = |_| Rejection::framing(400, "login_io");
+    match session.req_header().method.as_str() {
+        "GET" | "HEAD" => {
+            send_page(session, 200, pages::login_page(None, &return_to))
+                .await
+                .map_err(io)?;
+            Ok(200)
+        }
+        "POST" => {
+            if !same_origin(session.req_header()) {
+                return Err(Rejection::new(403, "cross_site_request"));
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = session.read_request_body().await.map_err(io)? {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_FORM {
+                    return Err(Rejection::framing(413, "login_form_too_large"));
+                }
+            }
+            let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+            let field = |name: &str| {
+                form.iter()
+                    .find(|(k, _)| k == name)
+                    .map_or(String::new(), |(_, v)| v.clone())
+            };
+            let (username, password) = (field("username").trim().to_string(), field("password"));
+            let return_to = safe_return(&field("return"));
+            let store = users.clone();
+            let name = username.clone();
+            let verified = tokio::task::spawn_blocking(move || store.verify(&name, &password))
+                .await
+                .map_err(|_| Rejection::new(503, "user_store_unavailable"))?
+                .map_err(|e| {
+                    tracing::error!(error = %e, "user store failed");
+                    Rejection::new(503, "user_store_unavailable")
+                })?;
+            let clean: String = username
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(64)
+                .collect();
+            let Some(user) = verified else {
+                METRICS
+                    .portal_logins
+                    .with_label_values(&[&portal.config.name, "failure"])
+                    .inc();
+                tracing::warn!(target: "vigie::audit", event = "login", outcome = "failure", user = %clean, portal = %portal.config.name, client = %request.client.ip, via = "gateway");
+                let page = pages::login_page(Some(()), &return_to);
+                send_page(session, 200, page).await.map_err(io)?;
+                return Ok(200);
+            };
+            let ua = session
+                .req_header()
+                .headers
+                .get("user-agent")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let mut record = sessions.new_record(
+                &portal.config.name,
+                Some(user.username.clone()),
+                AuthLevel::Password,
+                request.client.ip,
+                ua,
+                vec![],
+            );
+            record.groups = user.groups.clone();
+            let id = record.id;
+            let unavailable = |_| Rejection::new(503, "session_store_unavailable");
+            sessions.store.put(record).await.map_err(unavailable)?;
+            if let Some(old) = identity.session() {
+                sessions.store.remove(&old.id).await.map_err(unavailable)?;
+            }
+            METRICS
+                .portal_logins
+                .with_label_values(&[&portal.config.name, "success"])
+                .inc();
+            tracing::info!(target: "vigie::audit", event = "login", outcome = "success", user = %user.username, portal = %portal.config.name, client = %request.client.ip, session = %id.fingerprint(), via = "gateway");
+            super::respond::send_redirect(
+                session,
+                &return_to,
+                &[sessions.set_cookie(&id, request.tls)],
+            )
+            .await
+            .map_err(io)?;
+            Ok(303)
+        }
+        _ => Err(Rejection::new(405, "method_not_allowed")),
+    }
+}
+
+/// Identity headers and the signed assertion on a request to a gateway-login portal.
+/// Client-sent copies of these headers were already stripped; they are removed again here
+/// in case the names are custom ones.
+pub fn add_identity(
+    up: &mut RequestHeader,
+    identity: &Identity,
+    portal: &Portal,
+    headers: (&str, &str),
+    assertion: (&AssertionConfig, &AssertionKeys),
+    now: u64,
+) -> pingora::Result<()> {
+    let (user_header, groups_header) = headers;
+    let (config, keys) = assertion;
+    for h in [user_header, groups_header, config.header.as_str()] {
+        up.remove_header(h);
+    }
+    let Some(s) = identity.session().filter(|s| s.is_authenticated()) else {
+        return Ok(());
+    };
+    let user = s.user.clone().unwrap_or_default();
+    up.insert_header(user_header.to_string(), &user)?;
+    up.insert_header(groups_header.to_string(), s.groups.join(","))?;
+    let claims = AssertionClaims {
+        iss: config.issuer.clone(),
+        aud: portal.config.name.clone(),
+        sub: user,
+        groups: s.groups.clone(),
+        iat: now,
+        nbf: now,
+        exp: now + config.lifetime.as_secs(),
+        jti: format!("{:032x}", rand::random::<u128>()),
+        acr: s.level.label().to_string(),
+        sid: s.id.fingerprint(),
+    };
+    up.insert_header(config.header.clone(), keys.sign(&claims))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_same_origin_paths_are_followed() {
+        for (raw, want) in [
+            ("/index.php?m=1", "/index.php?m=1"),
+            ("/a/../b", "/b"),
+            ("//evil.example", "/"),
+            ("/\\evil.example", "/"),
+            ("https:evil.example", "/"),
+            ("https://evil.example/", "/"),
+            ("evil@host", "/"),
+            ("javascript:alert(1)", "/"),
+            ("/%2F%2Fevil.example", "/"),
+            ("/%2f/evil", "/"),
+            ("/.vigie/login?return=//evil", "/"),
+            ("", "/"),
+        ] {
+            assert_eq!(safe_return(raw), want, "{raw}");
+        }
+    }
+}

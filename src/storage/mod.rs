@@ -1,0 +1,19 @@
+//! Durable storage of the embedded backend: one SQLite file.
+
+pub mod users;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("user `{0}` already exists")]
+    UserExists(String),
+    #[error("no user `{0}`")]
+    NoSuchUser(String),
+    #[error("invalid user name `{0}`: use 1 to 64 letters, digits, `.`, `_`, `-` or `@`")]
+    BadUserName(String),
+    #[error("password too short: at least 12 characters")]
+    WeakPassword,
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}

@@ -1,0 +1,287 @@
+//! Gateway-owned login for portals that trust an identity header: local users (argon2id in
+//! SQLite), identity headers and a signed assertion, JWKS, safe return paths (ATTACKS.md 6,
+//! 13, 14, 15, 16, 32).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::common::*;
+use crate::passthrough::cookie_set;
+
+struct Setup {
+    echo: Echo,
+    dir: tempfile::TempDir,
+    extra: String,
+    portal: String,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let echo = Echo::start(Duration::ZERO);
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("vigie.sqlite");
+        let keys = dir.path().join("keys");
+        let out = Command::new(VIGIE)
+            .args(["keys", "generate", "--dir"])
+            .arg(&keys)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let extra = format!("[storage]\ndatabase = \"{}\"\n\n[assertion]\nissuer = \"vigie-test\"\nkey_dir = \"{}\"\n", db.display(), keys.display());
+        let portal = format!(
+            "[[portal]]\nname = \"records\"\nupstream = \"127.0.0.1:{}\"\nlogin = \"gateway\"\n",
+            echo.port
+        );
+        // A config for the CLI, naming the same database.
+        std::fs::write(
+            dir.path().join("cli.toml"),
+            format!("[[listener]]\naddress = \"127.0.0.1:1\"\n[admin]\naddress = \"off\"\n{extra}\n{portal}"),
+        )
+        .unwrap();
+        Setup {
+            echo,
+            dir,
+            extra,
+            portal,
+        }
+    }
+
+    fn user(&self, args: &[&str], stdin: &str) -> bool {
+        let mut child = Command::new(VIGIE)
+            .arg("user")
+            .args(args)
+            .arg("-c")
+            .arg(self.dir.path().join("cli.toml"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait().unwrap().success()
+    }
+
+    fn gateway(&self) -> Gateway {
+        start_gateway_with(&self.portal, &self.extra)
+    }
+}
+
+fn post_login(gw: &Gateway, form: &str, headers: &str) -> Response {
+    raw(
+        gw.port,
+        format!(
+            "POST /.vigie/login HTTP/1.1\r\nHost: records.test\r\n{headers}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+const SAME: &str = "Sec-Fetch-Site: same-origin\r\n";
+
+#[test]
+fn nobody_reaches_the_portal_without_a_gateway_login() {
+    let s = Setup::new();
+    assert!(s.user(
+        &["add", "alice", "--groups", "clinicians,night"],
+        "correct horse battery\n"
+    ));
+    let gw = s.gateway();
+    let first = get(gw.port, "/records?id=1", "X-Remote-User: admin\r\n");
+    assert_eq!(first.status, 303);
+    assert_eq!(
+        first.header("location"),
+        Some("/.vigie/login?return=%2Frecords%3Fid%3D1")
+    );
+    let post = raw(gw.port, b"POST /records HTTP/1.1\r\nHost: r\r\nX-Remote-User: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    assert_eq!(post.status, 401);
+    assert!(
+        s.echo.requests().is_empty(),
+        "an anonymous request reached the portal"
+    );
+
+    let page = get(gw.port, "/.vigie/login?return=%2Frecords", "");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text().contains("name=\"password\"") && page.text().contains("value=\"/records\"")
+    );
+    assert!(page
+        .header("content-security-policy")
+        .unwrap()
+        .contains("default-src 'none'"));
+}
+
+#[test]
+fn logged_in_requests_carry_identity_headers_and_a_verifiable_assertion() {
+    let s = Setup::new();
+    assert!(s.user(
+        &["add", "alice", "--groups", "clinicians,night"],
+        "correct horse battery\n"
+    ));
+    let gw = s.gateway();
+    assert_eq!(
+        post_login(
+            &gw,
+            "username=alice&password=correct+horse+battery&return=%2Frecords",
+            "Origin: https://evil.example\r\n"
+        )
+        .status,
+        403
+    );
+    let ok = post_login(
+        &gw,
+        "username=alice&password=correct+horse+battery&return=%2Frecords%3Fid%3D1",
+        SAME,
+    );
+    assert_eq!(ok.status, 303);
+    assert_eq!(ok.header("location"), Some("/records?id=1"));
+    let cookie = cookie_set(&ok, "vigie").unwrap();
+
+    let resp = get(
+        gw.port,
+        "/records?id=1",
+        &format!("Cookie: {cookie}\r\nX-Remote-User: admin\r\nX-Vigie-Assertion: forged\r\n"),
+    );
+    let head = resp.text();
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("x-remote-user: alice\r\n"), "{head}");
+    assert!(
+        !lower.contains("admin") && !lower.contains("forged"),
+        "client identity leaked through: {head}"
+    );
+    assert!(
+        lower.contains("x-remote-groups: clinicians,night\r\n"),
+        "{head}"
+    );
+    let token = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("x-vigie-assertion: ")
+                .or_else(|| l.strip_prefix("X-Vigie-Assertion: "))
+        })
+        .expect("assertion header")
+        .trim();
+
+    // Verify it as a portal would, with the keys the gateway publishes.
+    let jwks: serde_json::Value =
+        serde_json::from_slice(&get(gw.port, "/.well-known/jwks.json", "").body).unwrap();
+    let keys: Vec<(String, String)> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            assert_eq!(
+                (k["kty"].as_str(), k["alg"].as_str()),
+                (Some("OKP"), Some("EdDSA"))
+            );
+            (
+                k["kid"].as_str().unwrap().to_string(),
+                k["x"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let claims = vigie::identity::assertion::verify(token, &keys, "vigie-test", "records").unwrap();
+    assert_eq!(
+        (claims.sub.as_str(), claims.acr.as_str()),
+        ("alice", "password")
+    );
+    assert_eq!(claims.groups, vec!["clinicians", "night"]);
+    assert!(claims.exp - claims.iat <= 60);
+    assert!(
+        vigie::identity::assertion::verify(token, &keys, "vigie-test", "another-portal").is_err()
+    );
+}
+
+#[test]
+fn failures_look_alike_and_return_paths_stay_on_site() {
+    let s = Setup::new();
+    assert!(s.user(&["add", "alice"], "correct horse battery\n"));
+    let gw = s.gateway();
+    let wrong = post_login(
+        &gw,
+        "username=alice&password=nope-nope-nope&return=%2F",
+        SAME,
+    );
+    let unknown = post_login(
+        &gw,
+        "username=mallory&password=nope-nope-nope&return=%2F",
+        SAME,
+    );
+    assert_eq!((wrong.status, unknown.status), (200, 200));
+    assert_eq!(
+        wrong.body, unknown.body,
+        "unknown user and wrong password must look the same"
+    );
+    assert!(cookie_set(&wrong, "vigie").is_none() && cookie_set(&unknown, "vigie").is_none());
+
+    for evil in [
+        "%2F%2Fevil.example",
+        "%2F%5Cevil.example",
+        "https%3Aevil.example",
+        "javascript%3Aalert(1)",
+        "%2F%252F%252Fevil",
+    ] {
+        let resp = post_login(
+            &gw,
+            &format!("username=alice&password=correct+horse+battery&return={evil}"),
+            SAME,
+        );
+        assert_eq!(resp.status, 303);
+        assert_eq!(resp.header("location"), Some("/"), "{evil}");
+    }
+    // Disabled users are refused like any wrong password.
+    assert!(s.user(&["disable", "alice"], ""));
+    let refused = post_login(
+        &gw,
+        "username=alice&password=correct+horse+battery&return=%2F",
+        SAME,
+    );
+    assert_eq!(refused.status, 200);
+    assert!(cookie_set(&refused, "vigie").is_none());
+}
+
+#[test]
+fn users_survive_a_gateway_restart() {
+    let s = Setup::new();
+    assert!(s.user(
+        &["add", "bob", "--groups", "admins"],
+        "a long enough password\n"
+    ));
+    assert!(
+        !s.user(&["add", "bob"], "another long password\n"),
+        "duplicate user accepted"
+    );
+    assert!(
+        !s.user(&["add", "carol"], "short\n"),
+        "weak password accepted"
+    );
+    drop(s.gateway());
+    let gw = s.gateway();
+    let ok = post_login(
+        &gw,
+        "username=bob&password=a+long+enough+password&return=%2F",
+        SAME,
+    );
+    assert_eq!(ok.status, 303, "{}", ok.text());
+    assert!(s.user(&["passwd", "bob"], "the replacement password\n"));
+    let old = post_login(
+        &gw,
+        "username=bob&password=a+long+enough+password&return=%2F",
+        SAME,
+    );
+    assert!(
+        cookie_set(&old, "vigie").is_none(),
+        "the old password still works"
+    );
+}
