@@ -74,6 +74,9 @@ enum Command {
         /// Worker threads.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Open the portal session on the login page, as PHP portals do (CSRF token kept in it).
+        #[arg(long)]
+        session_before_login: bool,
     },
 }
 
@@ -155,13 +158,18 @@ fn main() -> ExitCode {
             listen,
             patients,
             threads,
+            session_before_login,
         } => {
             vigie::telemetry::init(&vigie::config::LogConfig {
                 format: vigie::config::LogFormat::Pretty,
                 level: "info,pingora=warn".into(),
             });
             eprintln!("sample portal on http://{listen}/ ({patients} fictitious patients)");
-            vigie::server::sample_portal_only(&listen.to_string(), patients, threads.max(1))
+            let mut portal = vigie::sample_portal::SamplePortal::new(patients);
+            if session_before_login {
+                portal = portal.with_session_before_login();
+            }
+            vigie::server::sample_portal_only(&listen.to_string(), portal, threads.max(1))
                 .run_forever()
         }
     }
@@ -235,10 +243,21 @@ fn user_command(config: Option<PathBuf>, action: UserAction) -> ExitCode {
                     .map_err(|e| e.to_string())
             })
         }
-        UserAction::Disable { username } => store
-            .set_disabled(&username, true)
-            .map(|_| format!("user {username} disabled"))
-            .map_err(|e| e.to_string()),
+        UserAction::Disable { username } => store.set_disabled(&username, true).map_err(|e| e.to_string()).map(|_| {
+            // A disabled user's live sessions end too, on every replica, through the admin API.
+            let revoked = match (config.admin, &config.admin_token) {
+                (Some(admin), Some(token)) => {
+                    let target = format!("/api/sessions/revoke?user={}", encode(&username));
+                    match admin_call(admin, "POST", &target, &token.0) {
+                        Ok((200, body)) => format!("; sessions revoked: {}", body.trim()),
+                        Ok((status, body)) => format!("; WARNING: session revocation answered {status}: {}", body.trim()),
+                        Err(e) => format!("; WARNING: gateway not reachable ({e}): run `vigie session revoke --user {username}`"),
+                    }
+                }
+                _ => format!("; no admin API configured: end live sessions with `vigie session revoke --user {username}`"),
+            };
+            format!("user {username} disabled{revoked}")
+        }),
         UserAction::Enable { username } => store
             .set_disabled(&username, false)
             .map(|_| format!("user {username} enabled"))
@@ -408,7 +427,7 @@ fn run(config: Config, sample_portal: Option<SocketAddr>) -> ExitCode {
         vigie::server::add_sample_portal(
             &mut server,
             &addr.to_string(),
-            vigie::sample_portal::DEFAULT_PATIENTS,
+            vigie::sample_portal::SamplePortal::new(vigie::sample_portal::DEFAULT_PATIENTS),
             1,
         );
     }

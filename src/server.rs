@@ -112,18 +112,15 @@ fn sessions(config: &Config) -> anyhow::Result<Sessions> {
 }
 
 /// Add the sample portal as a service of `server`, listening on `address`.
-pub fn add_sample_portal(server: &mut Server, address: &str, patients: u32, threads: usize) {
-    let mut svc = Service::new(
-        "sample-portal".to_string(),
-        HttpServer::new_app(SamplePortal::new(patients)),
-    );
+pub fn add_sample_portal(server: &mut Server, address: &str, portal: SamplePortal, threads: usize) {
+    let mut svc = Service::new("sample-portal".to_string(), HttpServer::new_app(portal));
     svc.add_tcp(address);
     svc.threads = Some(threads);
     server.add_service(svc);
 }
 
 /// A server running only the sample portal.
-pub fn sample_portal_only(address: &str, patients: u32, threads: usize) -> Server {
+pub fn sample_portal_only(address: &str, portal: SamplePortal, threads: usize) -> Server {
     let conf = ServerConf {
         threads,
         grace_period_seconds: Some(0),
@@ -132,6 +129,6 @@ pub fn sample_portal_only(address: &str, patients: u32, threads: usize) -> Serve
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    add_sample_portal(&mut server, address, patients, threads);
+    add_sample_portal(&mut server, address, portal, threads);
     server
 }

@@ -43,6 +43,10 @@ struct PortalSession {
 pub struct SamplePortal {
     patients: Vec<Patient>,
     sessions: Mutex<HashMap<String, PortalSession>>,
+    /// PHP-style portals open their session on the login page and keep the CSRF token in it.
+    session_before_login: bool,
+    /// Pre-login session id -> CSRF token (only with `session_before_login`).
+    pre_login: Mutex<HashMap<String, String>>,
     counter: std::sync::atomic::AtomicU64,
     bench_1k: Vec<u8>,
     bench_64k: Vec<u8>,
@@ -114,10 +118,19 @@ impl SamplePortal {
         Self {
             patients: data::generate(patient_count, SEED),
             sessions: Mutex::new(HashMap::new()),
+            session_before_login: false,
+            pre_login: Mutex::new(HashMap::new()),
             counter: std::sync::atomic::AtomicU64::new(0),
             bench_1k: fill(1024),
             bench_64k: fill(64 * 1024),
         }
+    }
+
+    /// Behave like PHP portals that open their session (and keep the login form's CSRF token
+    /// in it) before anyone logs in.
+    pub fn with_session_before_login(mut self) -> Self {
+        self.session_before_login = true;
+        self
     }
 
     fn patient(&self, id: u32) -> Option<&Patient> {
@@ -133,13 +146,44 @@ impl SamplePortal {
             .map(|s| (sid.to_string(), s.username, s.role))
     }
 
-    fn login_page(&self, error: Option<&str>, status: u16) -> Reply {
+    fn login_page(&self, session: &ServerSession, error: Option<&str>, status: u16) -> Reply {
         let csrf = random_token();
+        if self.session_before_login {
+            let mut pre = self.pre_login.lock().expect("pre-login lock");
+            if pre.len() >= MAX_SESSIONS {
+                pre.clear();
+            }
+            let (sid, fresh) =
+                match cookie(session, SESSION_COOKIE).filter(|sid| pre.contains_key(*sid)) {
+                    Some(sid) => (sid.to_string(), false),
+                    None => (random_token(), true),
+                };
+            pre.insert(sid.clone(), csrf.clone());
+            let mut b = head(status, "text/html; charset=utf-8");
+            if fresh {
+                b = b.header(
+                    "set-cookie",
+                    format!("{SESSION_COOKIE}={sid}; Path=/; HttpOnly"),
+                );
+            }
+            return finish(b, html::login(&csrf, error).into_bytes());
+        }
         let b = head(status, "text/html; charset=utf-8").header(
             "set-cookie",
             format!("{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Lax"),
         );
         finish(b, html::login(&csrf, error).into_bytes())
+    }
+
+    /// The CSRF token the login form must carry.
+    fn expected_csrf(&self, session: &ServerSession) -> String {
+        if self.session_before_login {
+            let pre = self.pre_login.lock().expect("pre-login lock");
+            return cookie(session, SESSION_COOKIE)
+                .and_then(|sid| pre.get(sid).cloned())
+                .unwrap_or_default();
+        }
+        cookie(session, CSRF_COOKIE).unwrap_or("").to_string()
     }
 
     async fn read_form(session: &mut ServerSession) -> Option<HashMap<String, String>> {
@@ -165,9 +209,13 @@ impl SamplePortal {
             );
         };
         let sent = form.get("csrf_token").map(String::as_str).unwrap_or("");
-        let expected = cookie(session, CSRF_COOKIE).unwrap_or("");
+        let expected = self.expected_csrf(session);
         if expected.is_empty() || !same(sent.as_bytes(), expected.as_bytes()) {
-            return self.login_page(Some("Jeton CSRF invalide, veuillez réessayer."), 403);
+            return self.login_page(
+                session,
+                Some("Jeton CSRF invalide, veuillez réessayer."),
+                403,
+            );
         }
         let username = form.get("username").map(String::as_str).unwrap_or("");
         let password = form.get("password").map(String::as_str).unwrap_or("");
@@ -181,8 +229,12 @@ impl SamplePortal {
             }
         }
         let Some(account) = found else {
-            return self.login_page(Some("Identifiant ou mot de passe incorrect."), 200);
+            return self.login_page(session, Some("Identifiant ou mot de passe incorrect."), 200);
         };
+        // A new id at login (PHP's session_regenerate_id); the pre-login session ends.
+        if let Some(old) = cookie(session, SESSION_COOKIE) {
+            self.pre_login.lock().expect("pre-login lock").remove(old);
+        }
         let sid = random_token();
         let created = self
             .counter
@@ -229,7 +281,7 @@ impl SamplePortal {
 
     fn index(&self, session: &ServerSession, q: &HashMap<String, String>) -> Reply {
         let Some((sid, username, role)) = self.user_of(session) else {
-            return self.login_page(None, 200);
+            return self.login_page(session, None, 200);
         };
         let user = (username, role);
         let m = q.get("m").map(String::as_str).unwrap_or("dPpatients");

@@ -68,18 +68,17 @@ pub struct Portal {
 }
 
 pub fn start_portal() -> Portal {
+    start_portal_with(&[])
+}
+
+/// The sample portal with extra flags (e.g. `--session-before-login`).
+pub fn start_portal_with(flags: &[&str]) -> Portal {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let proc = spawn(
-        &[
-            "sample-portal",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--patients",
-            "300",
-        ],
-        &dir,
-    );
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["sample-portal", "--listen", &listen, "--patients", "300"];
+    args.extend_from_slice(flags);
+    let proc = spawn(&args, &dir);
     wait_for_port(port);
     Portal {
         port,

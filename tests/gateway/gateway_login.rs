@@ -285,3 +285,36 @@ fn users_survive_a_gateway_restart() {
         "the old password still works"
     );
 }
+
+#[test]
+fn disabling_a_user_ends_their_live_sessions() {
+    let s = Setup::new();
+    assert!(s.user(&["add", "alice"], "correct horse battery\n"));
+    let gw = s.gateway();
+    let ok = post_login(
+        &gw,
+        "username=alice&password=correct+horse+battery&return=%2Fr",
+        SAME,
+    );
+    let cookie = cookie_set(&ok, "vigie").unwrap();
+    assert_eq!(
+        get(gw.port, "/r", &format!("Cookie: {cookie}\r\n")).status,
+        200
+    );
+    // Use the running gateway's own config: it names the admin API and its token.
+    let out = Command::new(VIGIE)
+        .args(["user", "disable", "alice", "-c"])
+        .arg(&gw.config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("\"revoked\":1"),
+        "{said}"
+    );
+    assert_eq!(
+        get(gw.port, "/r", &format!("Cookie: {cookie}\r\n")).status,
+        303,
+        "a disabled user's session survived"
+    );
+}

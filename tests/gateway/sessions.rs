@@ -322,3 +322,46 @@ fn admins_list_and_revoke_sessions_through_the_admin_api() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(gw.proc.stderr().contains("sessions_revoked"));
 }
+
+#[test]
+fn a_portal_session_opened_before_login_is_vaulted_too() {
+    // PHP-style portal: the session cookie comes with the login page and holds the CSRF token.
+    let portal = start_portal_with(&["--session-before-login"]);
+    let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
+    let page = get(gw.port, "/index.php", "");
+    assert_eq!(
+        cookie_set(&page, "mediboard_session"),
+        None,
+        "the pre-login portal cookie reached the browser"
+    );
+    let pre_login = cookie_set(&page, "vigie").expect("a pre-login gateway session holds it");
+    let token = page
+        .text()
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let form = format!("login=1&csrf_token={token}&username=dr.martin&password=martin-demo");
+    let post = |cookie: &str| {
+        raw(gw.port, format!("POST /index.php HTTP/1.1\r\nHost: p\r\n{cookie}Content-Length: {}\r\nConnection: close\r\n\r\n{form}", form.len()).as_bytes()).unwrap()
+    };
+    // Without the gateway cookie the portal does not see its pre-login session: CSRF fails.
+    assert_eq!(post("").status, 403);
+    let ok = post(&format!("Cookie: {pre_login}\r\n"));
+    assert_eq!(ok.status, 302, "{}", ok.text());
+    assert_eq!(cookie_set(&ok, "mediboard_session"), None);
+    let session = cookie_set(&ok, "vigie").unwrap();
+    assert_ne!(session, pre_login, "the session id must change at login");
+    assert!(get(gw.port, PATIENT, &format!("Cookie: {session}\r\n"))
+        .text()
+        .contains("dr.martin"));
+    assert!(
+        get(gw.port, PATIENT, &format!("Cookie: {pre_login}\r\n"))
+            .text()
+            .contains("Connexion"),
+        "the pre-login session survived"
+    );
+}
