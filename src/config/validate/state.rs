@@ -1,0 +1,169 @@
+//! Validation of sessions, storage and identity assertions.
+
+use super::*;
+
+impl Validator<'_> {
+    pub(super) fn assertion(
+        &mut self,
+        a: &crate::config::file::AssertionSection,
+    ) -> AssertionConfig {
+        if !valid_header_name(&a.header) {
+            self.err(
+                "assertion.header",
+                format!("`{}` is not a header name", a.header),
+                "e.g. \"X-Vigie-Assertion\"",
+            );
+        }
+        let lifetime = secs(self.range(
+            "assertion.lifetime_seconds",
+            a.lifetime_seconds,
+            5,
+            3600,
+            "",
+        ));
+        let key_dir = a.key_dir.as_ref().map(|d| self.base.join(d));
+        if let Some(dir) = &key_dir {
+            if let Err(e) = crate::identity::assertion::AssertionKeys::load_dir(dir) {
+                self.err(
+                    "assertion.key_dir",
+                    e.to_string(),
+                    "keys are Ed25519 PEM files; `vigie keys generate --dir DIR` makes one",
+                );
+            }
+        }
+        AssertionConfig {
+            issuer: a.issuer.clone(),
+            header: a.header.clone(),
+            lifetime,
+            key_dir,
+        }
+    }
+
+    /// Read a secret file of at least `min` bytes (surrounding white space ignored).
+    pub(super) fn secret_file(&mut self, key: &str, raw: &str, min: usize) -> Option<Secret> {
+        let path = self.base.join(raw);
+        match std::fs::read(&path) {
+            Ok(bytes) if bytes.trim_ascii().len() >= min => {
+                Some(Secret(bytes.trim_ascii().to_vec()))
+            }
+            Ok(_) => {
+                self.err(
+                    key,
+                    format!("`{}` holds fewer than {min} bytes", path.display()),
+                    "fill it with random bytes, e.g. `openssl rand -hex 32 > FILE`",
+                );
+                None
+            }
+            Err(e) => {
+                self.err(
+                    key,
+                    format!("cannot read `{}`: {e}", path.display()),
+                    format!("give a readable file of at least {min} random bytes"),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn storage(&mut self, s: &crate::config::file::StorageSection) -> StorageConfig {
+        let session_key = s
+            .session_key_file
+            .as_ref()
+            .and_then(|raw| self.secret_file("storage.session_key_file", raw, 32))
+            .map(|s| s.0);
+        let backend = match s.backend.as_str() {
+            "embedded" => StorageBackend::Embedded,
+            "redis" => {
+                let url = s.redis_url.clone().unwrap_or_default();
+                if !(url.starts_with("redis://")
+                    || url.starts_with("rediss://")
+                    || url.starts_with("unix://"))
+                {
+                    self.err(
+                        "storage.redis_url",
+                        format!("`{url}` is not a Redis URL"),
+                        "write redis://HOST:PORT/DB, e.g. \"redis://10.0.0.5:6379/0\"",
+                    );
+                }
+                if s.session_key_file.is_none() {
+                    self.err("storage.session_key_file", "replicas sharing Redis need one shared session key", "point session_key_file at a file of at least 32 random bytes, the same on every replica");
+                }
+                StorageBackend::Redis {
+                    url,
+                    prefix: s.redis_prefix.clone(),
+                }
+            }
+            other => {
+                self.err(
+                    "storage.backend",
+                    format!("unknown storage backend `{other}`"),
+                    "use \"embedded\" (one node) or \"redis\" (several replicas)",
+                );
+                StorageBackend::Embedded
+            }
+        };
+        StorageConfig {
+            backend,
+            session_key,
+            database: self.base.join(&s.database),
+        }
+    }
+
+    pub(super) fn session(&mut self, s: &crate::config::file::SessionSection) -> SessionConfig {
+        let name_ok = !s.cookie_name.is_empty()
+            && s.cookie_name.len() <= 64
+            && s.cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !s.cookie_name.starts_with("__");
+        if !name_ok {
+            self.err(
+                "session.cookie_name",
+                format!("`{}` is not a usable cookie name", s.cookie_name),
+                "use letters, digits, `-` and `_`; the `__Host-` prefix is added on TLS listeners",
+            );
+        }
+        let idle = self.range(
+            "session.idle_timeout_seconds",
+            s.idle_timeout_seconds,
+            60,
+            86_400,
+            "",
+        );
+        let absolute = self.range(
+            "session.absolute_timeout_seconds",
+            s.absolute_timeout_seconds,
+            300,
+            7 * 86_400,
+            "",
+        );
+        if absolute < idle {
+            self.err(
+                "session.absolute_timeout_seconds",
+                format!("{absolute} is shorter than the idle timeout ({idle})"),
+                "the absolute limit must be at least the idle limit",
+            );
+        }
+        SessionConfig {
+            cookie_name: s.cookie_name.clone(),
+            idle_timeout: secs(idle),
+            absolute_timeout: secs(absolute),
+            anonymous_timeout: secs(self.range(
+                "session.anonymous_timeout_seconds",
+                s.anonymous_timeout_seconds,
+                30,
+                3600,
+                "",
+            )),
+            max_sessions: self.range("session.max_sessions", s.max_sessions, 1, 10_000_000, "")
+                as usize,
+            max_anonymous_sessions: self.range(
+                "session.max_anonymous_sessions",
+                s.max_anonymous_sessions,
+                1,
+                10_000_000,
+                "",
+            ) as usize,
+        }
+    }
+}
