@@ -155,6 +155,22 @@ impl Sessions {
         }
     }
 
+    /// Store a new session, end the one it replaces (a new id at every change of level), and
+    /// return the `Set-Cookie` value that hands it to the browser.
+    pub async fn begin(
+        &self,
+        record: SessionRecord,
+        replaces: Option<&SessionId>,
+        tls: bool,
+    ) -> Result<String, StoreError> {
+        let id = record.id;
+        self.store.put(record).await?;
+        if let Some(old) = replaces {
+            self.store.remove(old).await?;
+        }
+        Ok(self.set_cookie(&id, tls))
+    }
+
     /// `Set-Cookie` value carrying a session.
     pub fn set_cookie(&self, id: &SessionId, tls: bool) -> String {
         let secure = if tls { "; Secure" } else { "" };

@@ -147,23 +147,19 @@ pub async fn handle(
             );
             record.groups = user.groups.clone();
             let id = record.id;
-            let unavailable = |_| Rejection::new(503, "session_store_unavailable");
-            sessions.store.put(record).await.map_err(unavailable)?;
-            if let Some(old) = identity.session() {
-                sessions.store.remove(&old.id).await.map_err(unavailable)?;
-            }
+            let replaces = identity.session().map(|s| s.id);
+            let cookie = sessions
+                .begin(record, replaces.as_ref(), request.tls)
+                .await
+                .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
             METRICS
                 .portal_logins
                 .with_label_values(&[&portal.config.name, "success"])
                 .inc();
             tracing::info!(target: "vigie::audit", event = "login", outcome = "success", user = %user.username, portal = %portal.config.name, client = %request.client.ip, session = %id.fingerprint(), via = "gateway");
-            super::respond::send_redirect(
-                session,
-                &return_to,
-                &[sessions.set_cookie(&id, request.tls)],
-            )
-            .await
-            .map_err(io)?;
+            super::respond::send_redirect(session, &return_to, &[cookie])
+                .await
+                .map_err(io)?;
             Ok(303)
         }
         _ => Err(Rejection::new(405, "method_not_allowed")),

@@ -149,21 +149,17 @@ pub async fn on_response(
                 vault_now,
             );
             let id = record.id;
-            sessions
-                .store
-                .put(record.clone())
+            let cookie = sessions
+                .begin(record.clone(), current.as_ref().map(|c| &c.id), request.tls)
                 .await
                 .map_err(store_err)?;
-            if let Some(old) = &current {
-                sessions.store.remove(&old.id).await.map_err(store_err)?;
-            }
             METRICS
                 .portal_logins
                 .with_label_values(&[&portal.config.name, "success"])
                 .inc();
             tracing::info!(target: "vigie::audit", event = "login", outcome = "success", user = %user, portal = %portal.config.name, client = %request.client.ip, session = %id.fingerprint(), level = AuthLevel::Password.label());
             ctx.identity = Identity::Session(Arc::new(record));
-            add.push(sessions.set_cookie(&id, request.tls));
+            add.push(cookie);
             return Ok(add);
         }
         METRICS
@@ -218,14 +214,13 @@ pub async fn on_response(
                 user_agent,
                 vault_now,
             );
-            let id = record.id;
-            sessions
-                .store
-                .put(record.clone())
-                .await
-                .map_err(store_err)?;
+            add.push(
+                sessions
+                    .begin(record.clone(), None, request.tls)
+                    .await
+                    .map_err(store_err)?,
+            );
             ctx.identity = Identity::Session(Arc::new(record));
-            add.push(sessions.set_cookie(&id, request.tls));
         }
     }
     Ok(add)

@@ -20,15 +20,7 @@ pub fn submit_login(port: u16, user: &str, password: &str, extra_cookie: Option<
     if let Some(c) = extra_cookie {
         cookies.push(c.to_string());
     }
-    let body = page.text();
-    let token = body
-        .split("name=\"csrf_token\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let token = csrf_token(&page);
     let form = format!("login=1&csrf_token={token}&username={user}&password={password}");
     raw(
         port,
@@ -40,6 +32,16 @@ pub fn submit_login(port: u16, user: &str, password: &str, extra_cookie: Option<
         .as_bytes(),
     )
     .unwrap()
+}
+
+/// The hidden CSRF token of the portal's login form.
+pub fn csrf_token(page: &Response) -> String {
+    let text = page.text();
+    let after = text
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .expect("login form with a CSRF token");
+    after.split('"').next().unwrap().to_string()
 }
 
 /// The `name=value` a response sets for cookie `name`, if any.
@@ -113,15 +115,7 @@ fn portal_login_rules_still_apply_through_the_gateway() {
         .next()
         .unwrap()
         .to_string();
-    let token = page
-        .text()
-        .split("name=\"csrf_token\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let token = csrf_token(&page);
     let post = |form: String, cookie: &str| {
         raw(
             gw.port,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use crate::passthrough::{cookie_set, submit_login};
+use crate::passthrough::{cookie_set, csrf_token, submit_login};
 
 fn portal_sessions(portal: &Portal) -> u64 {
     let v: serde_json::Value =
@@ -335,15 +335,7 @@ fn a_portal_session_opened_before_login_is_vaulted_too() {
         "the pre-login portal cookie reached the browser"
     );
     let pre_login = cookie_set(&page, "vigie").expect("a pre-login gateway session holds it");
-    let token = page
-        .text()
-        .split("name=\"csrf_token\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let token = csrf_token(&page);
     let form = format!("login=1&csrf_token={token}&username=dr.martin&password=martin-demo");
     let post = |cookie: &str| {
         raw(gw.port, format!("POST /index.php HTTP/1.1\r\nHost: p\r\n{cookie}Content-Length: {}\r\nConnection: close\r\n\r\n{form}", form.len()).as_bytes()).unwrap()
