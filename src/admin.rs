@@ -103,7 +103,22 @@ impl AdminApp {
                 }
                 revoked.map(|n| serde_json::json!({ "user": user, "revoked": n }))
             }
-            _ => return json(405, serde_json::json!({ "error": "use GET /api/sessions or POST /api/sessions/revoke" })),
+            ("POST", "/api/users/lock") => {
+                let reason = params.get("reason").map_or("locked by an administrator", String::as_str);
+                let ended = self.sessions.lock_user(user, reason).await;
+                if let Ok(n) = ended {
+                    tracing::warn!(target: "vigie::audit", event = "account_locked", user = %user, reason = %reason, sessions_ended = n, by = "admin_api");
+                }
+                ended.map(|n| serde_json::json!({ "user": user, "locked": true, "sessions_ended": n }))
+            }
+            ("POST", "/api/users/unlock") => {
+                let lifted = self.sessions.locks.unlock(user).await;
+                if let Ok(true) = lifted {
+                    tracing::warn!(target: "vigie::audit", event = "account_unlocked", user = %user, by = "admin_api");
+                }
+                lifted.map(|was| serde_json::json!({ "user": user, "unlocked": was }))
+            }
+            _ => return json(405, serde_json::json!({ "error": "see the admin API in the README" })),
         };
         match result {
             Ok(v) => json(200, v),

@@ -97,6 +97,15 @@ enum UserAction {
     Enable { username: String },
     /// List users (never their hashes).
     List,
+    /// Lock an account (portal or local user) and end its sessions on every replica, through
+    /// the running gateway's admin API. Locked users cannot log in until unlocked.
+    Lock {
+        username: String,
+        #[arg(long, default_value = "locked by an administrator")]
+        reason: String,
+    },
+    /// Lift an account lock (after an in-person identity check), through the admin API.
+    Unlock { username: String },
 }
 
 #[derive(Subcommand)]
@@ -207,6 +216,41 @@ fn user_command(config: Option<PathBuf>, action: UserAction) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Locks go through the running gateway, which ends live sessions on every replica.
+    let admin_target = match &action {
+        UserAction::Lock { username, reason } => Some(format!(
+            "/api/users/lock?user={}&reason={}",
+            encode(username),
+            encode(reason)
+        )),
+        UserAction::Unlock { username } => {
+            Some(format!("/api/users/unlock?user={}", encode(username)))
+        }
+        _ => None,
+    };
+    if let Some(target) = admin_target {
+        let (Some(admin), Some(token)) = (config.admin, &config.admin_token) else {
+            eprintln!(
+                "error: {} enables no admin API: set admin.address and admin.api_token_file",
+                path.display()
+            );
+            return ExitCode::from(2);
+        };
+        return match admin_call(admin, "POST", &target, &token.0) {
+            Ok((200, body)) => {
+                println!("{}", body.trim_end());
+                ExitCode::SUCCESS
+            }
+            Ok((_, body)) => {
+                eprintln!("{}", body.trim_end());
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("error: cannot reach the admin API at {admin}: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let store = match vigie::storage::users::UserStore::open(&config.storage.database) {
         Ok(s) => s,
         Err(e) => {
@@ -262,6 +306,7 @@ fn user_command(config: Option<PathBuf>, action: UserAction) -> ExitCode {
             .set_disabled(&username, false)
             .map(|_| format!("user {username} enabled"))
             .map_err(|e| e.to_string()),
+        UserAction::Lock { .. } | UserAction::Unlock { .. } => unreachable!("handled through the admin API above"),
         UserAction::List => store.list().map_err(|e| e.to_string()).map(|users| {
             users
                 .iter()
@@ -446,6 +491,9 @@ fn demo(listen: SocketAddr, portal: SocketAddr, admin: SocketAddr) -> ExitCode {
     };
     config.listeners[0].address = listen;
     config.admin = Some(admin);
+    // The demo keeps its durable state (account locks) in a file of its own.
+    config.storage.database =
+        std::env::temp_dir().join(format!("vigie-demo-{}.sqlite", std::process::id()));
     config.portals[0].upstream = portal;
     // The demo needs no files on disk: its portal profile is embedded too.
     match vigie::config::profile::parse(

@@ -30,6 +30,8 @@ fn wording(status: u16) -> (&'static str, &'static str, &'static str, &'static s
         431 => ("En-têtes trop volumineux", "Headers too large", "La requête contient trop d'en-têtes ou des en-têtes trop longs.", "The request has too many or too large headers."),
         503 => ("Connexion momentanément impossible", "Sign-in temporarily unavailable", "Le service de sessions de la passerelle ne répond pas ; par sécurité, aucun accès n'est ouvert. Réessayez dans une minute.", "The gateway's session service is not answering; for safety no access is granted. Try again in a minute."),
         403 => ("Accès refusé", "Access refused", "Cette requête n'est pas autorisée par la passerelle.", "The gateway does not allow this request."),
+        423 => ("Compte verrouillé", "Account locked", "Ce compte est verrouillé. Contactez le service informatique, qui vérifiera votre identité en personne.", "This account is locked. Contact IT support, who will check your identity in person."),
+        401 => ("Connexion requise", "Sign-in required", "Connectez-vous pour accéder au portail.", "Sign in to use the portal."),
         502 => ("Portail indisponible", "Portal unavailable", "Le portail ne répond pas. Réessayez dans une minute ; si cela persiste, contactez le service informatique.", "The portal is not answering. Try again in a minute; if it persists, contact IT support."),
         504 => ("Portail trop lent", "Portal timeout", "Le portail n'a pas répondu à temps. Réessayez ; si cela persiste, contactez le service informatique.", "The portal did not answer in time. Try again; if it persists, contact IT support."),
         _ => ("Erreur", "Error", "La passerelle n'a pas pu traiter la requête.", "The gateway could not handle the request."),

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use crate::config::{Config, LoginMode, StorageBackend};
 use crate::identity::assertion::AssertionKeys;
-use crate::identity::redis_store::RedisStore;
+use crate::identity::locks::{LockStore, SqliteLocks};
+use crate::identity::redis_store::{RedisLocks, RedisStore};
 use crate::identity::session::{Lifetimes, SystemClock};
 use crate::identity::store::{MemoryStore, SessionStore};
 use crate::identity::Sessions;
@@ -90,9 +91,16 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
 /// is random per process: in-memory sessions do not outlive the process anyway.
 fn sessions(config: &Config) -> anyhow::Result<Sessions> {
     let s = &config.session;
-    let store: Arc<dyn SessionStore> = match &config.storage.backend {
+    let (store, locks): (Arc<dyn SessionStore>, Arc<dyn LockStore>) = match &config.storage.backend
+    {
         StorageBackend::Embedded => {
-            Arc::new(MemoryStore::new(s.max_sessions, s.max_anonymous_sessions))
+            let db = &config.storage.database;
+            let locks = SqliteLocks::open(db)
+                .with_context(|| format!("account locks in {}", db.display()))?;
+            (
+                Arc::new(MemoryStore::new(s.max_sessions, s.max_anonymous_sessions)),
+                Arc::new(locks),
+            )
         }
         StorageBackend::Redis { url, prefix } => {
             let life = Lifetimes {
@@ -100,7 +108,9 @@ fn sessions(config: &Config) -> anyhow::Result<Sessions> {
                 absolute: s.absolute_timeout,
                 anonymous: s.anonymous_timeout,
             };
-            Arc::new(RedisStore::new(url, prefix, life).context("Redis session store")?)
+            let store =
+                Arc::new(RedisStore::new(url, prefix, life).context("Redis session store")?);
+            (store.clone(), Arc::new(RedisLocks::new(store)))
         }
     };
     let key = config
@@ -108,7 +118,13 @@ fn sessions(config: &Config) -> anyhow::Result<Sessions> {
         .session_key
         .clone()
         .unwrap_or_else(|| rand::random::<[u8; 32]>().to_vec());
-    Ok(Sessions::new(store, &key, s.clone(), Arc::new(SystemClock)))
+    Ok(Sessions::new(
+        store,
+        locks,
+        &key,
+        s.clone(),
+        Arc::new(SystemClock),
+    ))
 }
 
 /// Add the sample portal as a service of `server`, listening on `address`.

@@ -7,6 +7,7 @@
 //! [`store::SessionStore`].
 
 pub mod assertion;
+pub mod locks;
 pub mod login;
 pub mod redis_store;
 pub mod session;
@@ -32,6 +33,7 @@ const TOUCH_EVERY: u64 = 5;
 /// Sessions: the store, the token codec, lifetimes and the clock.
 pub struct Sessions {
     pub store: Arc<dyn SessionStore>,
+    pub locks: Arc<dyn locks::LockStore>,
     codec: TokenCodec,
     config: SessionConfig,
     clock: Arc<dyn Clock>,
@@ -40,16 +42,24 @@ pub struct Sessions {
 impl Sessions {
     pub fn new(
         store: Arc<dyn SessionStore>,
+        locks: Arc<dyn locks::LockStore>,
         key: &[u8],
         config: SessionConfig,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
+            locks,
             codec: TokenCodec::new(key),
             config,
             clock,
         }
+    }
+
+    /// Lock an account and end its sessions on every replica; returns how many ended.
+    pub async fn lock_user(&self, user: &str, reason: &str) -> Result<usize, StoreError> {
+        self.locks.lock(user, reason).await?;
+        self.store.remove_user(user).await
     }
 
     fn lifetimes(&self) -> Lifetimes {
@@ -209,8 +219,10 @@ mod tests {
             max_sessions: 10,
             max_anonymous_sessions: 10,
         };
+        let locks = Arc::new(locks::SqliteLocks::open(std::path::Path::new(":memory:")).unwrap());
         Sessions::new(
             Arc::new(store::MemoryStore::new(10, 10)),
+            locks,
             b"key",
             config,
             clock,

@@ -35,7 +35,7 @@ pub struct RedisStore {
     client: redis::Client,
     /// Made on first use: the manager spawns its reconnect task on the serving runtime.
     conn: tokio::sync::OnceCell<ConnectionManager>,
-    prefix: String,
+    pub(super) prefix: String,
     lifetimes: Lifetimes,
     cache: Cache,
     subscriber: Once,
@@ -69,7 +69,7 @@ impl RedisStore {
         })
     }
 
-    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+    pub(super) async fn conn(&self) -> Result<ConnectionManager, StoreError> {
         self.conn
             .get_or_try_init(|| async {
                 let config = ConnectionManagerConfig::new()
@@ -257,5 +257,39 @@ impl SessionStore for RedisStore {
             }
             None => Ok(false),
         }
+    }
+}
+
+/// Account locks shared by every replica, in a Redis hash (user -> reason).
+pub struct RedisLocks {
+    store: Arc<RedisStore>,
+}
+
+impl RedisLocks {
+    pub fn new(store: Arc<RedisStore>) -> Self {
+        Self { store }
+    }
+
+    fn key(&self) -> String {
+        format!("{}locks", self.store.prefix)
+    }
+}
+
+#[async_trait]
+impl super::locks::LockStore for RedisLocks {
+    async fn lock(&self, user: &str, reason: &str) -> Result<(), StoreError> {
+        let mut conn = self.store.conn().await?;
+        deadline(conn.hset::<_, _, _, ()>(self.key(), user, reason)).await
+    }
+
+    async fn unlock(&self, user: &str) -> Result<bool, StoreError> {
+        let mut conn = self.store.conn().await?;
+        let n: usize = deadline(conn.hdel(self.key(), user)).await?;
+        Ok(n > 0)
+    }
+
+    async fn locked(&self, user: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.store.conn().await?;
+        deadline(conn.hget(self.key(), user)).await
     }
 }

@@ -131,6 +131,15 @@ pub async fn handle(
                 send_page(session, 200, page).await.map_err(io)?;
                 return Ok(200);
             };
+            let locked = sessions
+                .locks
+                .locked(&user.username)
+                .await
+                .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+            if let Some(reason) = locked {
+                tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user.username, reason = %reason, via = "gateway");
+                return Err(Rejection::new(423, "account_locked"));
+            }
             let ua = session
                 .req_header()
                 .headers

@@ -132,6 +132,10 @@ pub async fn on_response(
         .and_then(|body| login::login_username(profile, body));
     if let Some(user) = username {
         if login::login_succeeded(profile, status, &changes) {
+            if let Some(reason) = sessions.locks.locked(&user).await.map_err(store_err)? {
+                tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason = %reason, portal = %portal.config.name, client = %request.client.ip);
+                return Err(Rejection::new(423, "account_locked"));
+            }
             // New id at every change of level; the pre-login vault carries over.
             let mut vault_now = current
                 .as_ref()

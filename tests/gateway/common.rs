@@ -393,3 +393,16 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+
+/// The admin `/metrics` text once it contains every `needle` (metrics of a request are recorded
+/// just after its response is sent, so a client can be faster than the counter).
+pub fn metrics_with(admin_port: u16, needles: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let text = get(admin_port, "/metrics", "").text();
+        if needles.iter().all(|n| text.contains(n)) || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -357,3 +357,54 @@ fn a_portal_session_opened_before_login_is_vaulted_too() {
         "the pre-login session survived"
     );
 }
+
+fn vigie_user(gw: &Gateway, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(VIGIE)
+        .arg("user")
+        .args(args)
+        .arg("-c")
+        .arg(&gw.config)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn a_locked_account_loses_its_sessions_and_cannot_log_in_until_unlocked() {
+    let portal = start_portal();
+    let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
+    let cookie = login(&gw, "dr.martin", "martin-demo");
+    let (ok, said) = vigie_user(
+        &gw,
+        &["lock", "dr.martin", "--reason", "badge reported stolen"],
+    );
+    assert!(ok && said.contains("\"sessions_ended\":1"), "{said}");
+    assert!(get(gw.port, PATIENT, &format!("Cookie: {cookie}\r\n"))
+        .text()
+        .contains("Connexion"));
+
+    // The portal still accepts the password, but the gateway refuses to open a session.
+    let refused = submit_login(gw.port, "dr.martin", "martin-demo", None);
+    assert_eq!(refused.status, 423);
+    assert!(refused.text().contains("Compte verrouillé"));
+    assert_eq!(cookie_set(&refused, "vigie"), None);
+    assert_eq!(cookie_set(&refused, "mediboard_session"), None);
+    // Other users are unaffected; IT lifts the lock after an in-person identity check.
+    login(&gw, "inf.durand", "durand-demo");
+    let (ok, said) = vigie_user(&gw, &["unlock", "dr.martin"]);
+    assert!(ok && said.contains("\"unlocked\":true"), "{said}");
+    login(&gw, "dr.martin", "martin-demo");
+    std::thread::sleep(Duration::from_millis(200));
+    let log = gw.proc.stderr();
+    assert!(
+        log.contains("account_locked") && log.contains("account_unlocked"),
+        "{log}"
+    );
+}

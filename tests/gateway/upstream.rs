@@ -62,7 +62,14 @@ fn metrics_count_requests_by_status_class() {
         assert_eq!(get(gw.port, "/ok", "").status, 200);
     }
     assert_eq!(get(gw.port, "/%2561", "").status, 400);
-    let metrics = get(gw.admin_port, "/metrics", "").text();
+    let metrics = metrics_with(
+        gw.admin_port,
+        &[
+            "vigie_requests_total{class=\"2xx\",portal=\"test\"} 3",
+            "vigie_rejected_requests_total{reason=\"ambiguous_encoding\"} 1",
+            "vigie_request_duration_seconds_count{portal=\"test\"} 3",
+        ],
+    );
     assert!(
         metrics.contains("vigie_requests_total{class=\"2xx\",portal=\"test\"} 3"),
         "{metrics}"
