@@ -2,7 +2,7 @@
 # Load benchmark: Vigie against nginx and the direct path, in one run, same machine, same
 # upstream, same load generator settings, same CPU allotment. Release builds only.
 #
-#   benches/load.sh                 # full run (about 6 minutes)
+#   benches/load.sh                 # full run (about 10 minutes)
 #   RUNS=1 SECONDS_PER_RUN=4 benches/load.sh   # quick look
 #
 # Layout on a 2-core machine: each proxy gets one worker pinned to CPU 0; the upstream
@@ -19,7 +19,7 @@ PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
-scripts/install-deps nginx wrk taskset
+scripts/install-deps nginx wrk taskset curl
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 echo "building release binaries..." >&2
@@ -40,6 +40,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
 UP=$(free_port); NGX=$(free_port); VG=$(free_port); VGA=$(free_port)
+VS=$(free_port); VSA=$(free_port); VR=$(free_port); VRA=$(free_port); RP=$(free_port)
 mkdir -p "$work/www" "$work/nginx-up" "$work/nginx-proxy"
 # nginx workers drop to an unprivileged user when started as root: let them read the files.
 chmod 755 "$work" "$work/www"
@@ -62,34 +63,78 @@ http {
 CONF
 }
 
-# Upstream: static files.
-nginx_conf "$work/nginx-up" "server { listen 127.0.0.1:$UP; root $work/www; }"
+# Upstream: static files, plus a stand-in login form (a 302 that sets a session cookie) so the
+# session contestants can log in through Vigie's portal-login interception.
+nginx_conf "$work/nginx-up" "server { listen 127.0.0.1:$UP; root $work/www;
+  location = /login { add_header Set-Cookie \"benchsess=upstream-session; Path=/; HttpOnly\"; return 302 /1k.txt; } }"
 taskset -c "$LOAD_CPU" "$NGINX" -p "$work/nginx-up" -c "$work/nginx-up/nginx.conf" & pids+=($!)
 # nginx as a plain reverse proxy, upstream keep-alive as a tuned deployment would have it.
 nginx_conf "$work/nginx-proxy" "upstream portal { server 127.0.0.1:$UP; keepalive 64; }
   server { listen 127.0.0.1:$NGX; location / { proxy_pass http://portal; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }"
 taskset -c "$PROXY_CPU" "$NGINX" -p "$work/nginx-proxy" -c "$work/nginx-proxy/nginx.conf" & pids+=($!)
 NGINX_PROXY_PID=$!
-# Vigie, pass-through: no identity on the route (the only mode that exists yet).
-cat > "$work/vigie.toml" <<CONF
+# Vigie configurations: pass-through (no identity on the route), then sessions with the portal's
+# login intercepted and its cookie vaulted, in memory and in Redis.
+vigie_conf() { # $1 file, $2 port, $3 admin port, $4 extra TOML
+  cat > "$1" <<CONF
 [server]
 threads = 1
 [[listener]]
-address = "127.0.0.1:$VG"
+address = "127.0.0.1:$2"
 [admin]
-address = "127.0.0.1:$VGA"
+address = "127.0.0.1:$3"
 [log]
 format = "json"
 level = "info,pingora=warn"
 [limits]
 keepalive_timeout_seconds = 65
-[[portal]]
-name = "bench"
-upstream = "127.0.0.1:$UP"
+$4
 CONF
+}
+cat > "$work/bench-profile.toml" <<'PROFILE'
+name = "bench"
+[login]
+path = "/login"
+username_field = "username"
+password_field = "password"
+[login.success]
+status = [302]
+session_cookies = ["benchsess"]
+PROFILE
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/session.key"
+portal="[[portal]]
+name = \"bench\"
+upstream = \"127.0.0.1:$UP\""
+vigie_conf "$work/vigie.toml" "$VG" "$VGA" "[storage]
+database = \"$work/pass.sqlite\"
+$portal"
+vigie_conf "$work/vigie-session.toml" "$VS" "$VSA" "[storage]
+database = \"$work/session.sqlite\"
+$portal
+profile = \"$work/bench-profile.toml\""
+vigie_conf "$work/vigie-redis.toml" "$VR" "$VRA" "[storage]
+backend = \"redis\"
+redis_url = \"redis://127.0.0.1:$RP/0\"
+session_key_file = \"$work/session.key\"
+database = \"$work/redis.sqlite\"
+$portal
+profile = \"$work/bench-profile.toml\""
+taskset -c "$LOAD_CPU" redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null & pids+=($!)
 taskset -c "$PROXY_CPU" "$VIGIE" run -c "$work/vigie.toml" 2> "$work/vigie.log" & pids+=($!)
 VIGIE_PID=$!
-wait_port "$UP"; wait_port "$NGX"; wait_port "$VG"
+taskset -c "$PROXY_CPU" "$VIGIE" run -c "$work/vigie-session.toml" 2> "$work/vigie-session.log" & pids+=($!)
+VIGIE_SESSION_PID=$!
+taskset -c "$PROXY_CPU" "$VIGIE" run -c "$work/vigie-redis.toml" 2> "$work/vigie-redis.log" & pids+=($!)
+VIGIE_REDIS_PID=$!
+wait_port "$UP"; wait_port "$NGX"; wait_port "$VG"; wait_port "$VS"; wait_port "$VR"; wait_port "$RP"
+
+# Log in once through each session gateway; every measured request then carries the cookie.
+login_cookie() {
+  curl -s -o /dev/null -D - -X POST -d "username=bench&password=x" "http://127.0.0.1:$1/login" \
+    | tr -d '\r' | awk -F'[ ;]' 'tolower($1) == "set-cookie:" && $2 ~ /^vigie=/ {print $2}'
+}
+SESSION_COOKIE=$(login_cookie "$VS"); REDIS_COOKIE=$(login_cookie "$VR")
+[ -n "$SESSION_COOKIE" ] && [ -n "$REDIS_COOKIE" ] || { echo "could not log in through the session gateways" >&2; exit 1; }
 
 cat > "$work/report.lua" <<'LUA'
 done = function(summary, latency, requests)
@@ -102,14 +147,17 @@ LUA
 
 results="$work/results.jsonl"
 : > "$results"
-declare -A PORT=([direct]=$UP [nginx]=$NGX [vigie-passthrough]=$VG)
-CONTESTANTS=(direct nginx vigie-passthrough)
+declare -A PORT=([direct]=$UP [nginx]=$NGX [vigie-passthrough]=$VG [vigie-session]=$VS [vigie-session-redis]=$VR)
+declare -A COOKIE=([direct]="" [nginx]="" [vigie-passthrough]="" [vigie-session]="$SESSION_COOKIE" [vigie-session-redis]="$REDIS_COOKIE")
+CONTESTANTS=(direct nginx vigie-passthrough vigie-session vigie-session-redis)
+cookie_args() { [ -n "${COOKIE[$1]}" ] && printf '%s\n' -H "Cookie: ${COOKIE[$1]}"; true; }
 
 echo "peak throughput: wrk -t1 -c$CONNECTIONS -d${SECONDS_PER_RUN}s, $RUNS runs each, interleaved" >&2
 for size in 1k 64k; do
   for run in $(seq "$RUNS"); do
     for c in "${CONTESTANTS[@]}"; do
-      line=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" -s "$work/report.lua" "http://127.0.0.1:${PORT[$c]}/$size.txt" | tail -n 1)
+      mapfile -t extra < <(cookie_args "$c")
+      line=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" "${extra[@]}" -s "$work/report.lua" "http://127.0.0.1:${PORT[$c]}/$size.txt" | tail -n 1)
       echo "{\"mode\":\"max\",\"contestant\":\"$c\",\"size\":\"$size\",\"run\":$run,\"wrk\":$line}" >> "$results"
       echo "  $size run $run $c: $line" >&2
     done
@@ -127,7 +175,8 @@ PY
 echo "fixed rate: $half req/s, $CONNECTIONS connections, ${SECONDS_PER_RUN}s, $RUNS runs each" >&2
 for run in $(seq "$RUNS"); do
   for c in "${CONTESTANTS[@]}"; do
-    line=$(taskset -c "$LOAD_CPU" "$LOADGEN" --addr "127.0.0.1:${PORT[$c]}" --path /1k.txt --rate "$half" --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN")
+    hdr=(); [ -n "${COOKIE[$c]}" ] && hdr=(--header "Cookie: ${COOKIE[$c]}")
+    line=$(taskset -c "$LOAD_CPU" "$LOADGEN" --addr "127.0.0.1:${PORT[$c]}" --path /1k.txt --rate "$half" --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN" "${hdr[@]}")
     echo "{\"mode\":\"fixed\",\"contestant\":\"$c\",\"size\":\"1k\",\"run\":$run,\"loadgen\":$line}" >> "$results"
     echo "  fixed run $run $c: $line" >&2
   done
@@ -135,7 +184,7 @@ done
 
 rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 NGINX_WORKER=$(pgrep -P "$NGINX_PROXY_PID" | head -n 1 || echo "$NGINX_PROXY_PID")
-echo "{\"mode\":\"rss\",\"nginx_kb\":$(rss_kb "$NGINX_WORKER"),\"vigie_kb\":$(rss_kb "$VIGIE_PID")}" >> "$results"
+echo "{\"mode\":\"rss\",\"nginx_kb\":$(rss_kb "$NGINX_WORKER"),\"vigie_kb\":$(rss_kb "$VIGIE_PID"),\"vigie_session_kb\":$(rss_kb "$VIGIE_SESSION_PID"),\"vigie_redis_kb\":$(rss_kb "$VIGIE_REDIS_PID")}" >> "$results"
 
 mkdir -p bench-results
 out="bench-results/load-$(date -u +%Y%m%dT%H%M%SZ).json"
@@ -168,10 +217,14 @@ for s in summary:
     s["rps_vs_direct"] = round(s["rps"] / d["rps"], 3) if d else None
     s["p99_added_us"] = s["p99_us"] - d["p99_us"] if d else None
 print(f"{'mode':6} {'size':4} {'contestant':18} {'req/s':>9} {'p50 us':>7} {'p99 us':>7} {'p99.9 us':>8} {'vs nginx':>8} {'vs direct':>9} {'p99 +us':>7} {'errors':>6}")
-for s in sorted(summary, key=lambda s: (s["mode"] != "max", s["size"], ["direct", "nginx", "vigie-passthrough"].index(s["contestant"]))):
+for s in sorted(summary, key=lambda s: (s["mode"] != "max", s["size"], ["direct", "nginx", "vigie-passthrough", "vigie-session", "vigie-session-redis"].index(s["contestant"]))):
     print(f"{s['mode']:6} {s['size']:4} {s['contestant']:18} {s['rps']:9.0f} {s['p50_us']:7.0f} {s['p99_us']:7.0f} {s['p999_us']:8.0f} {s['rps_vs_nginx']:8.2f} {s['rps_vs_direct']:9.2f} {s['p99_added_us']:7.0f} {s['errors']:6d}")
-print(f"peak RSS: nginx worker {rss['nginx_kb']/1024:.1f} MiB, vigie {rss['vigie_kb']/1024:.1f} MiB")
-print("not measured yet: vigie full pipeline and Redis backend (identity, policy, budgets and detection are not built)")
+print(f"peak RSS: nginx worker {rss['nginx_kb']/1024:.1f} MiB, vigie pass-through {rss['vigie_kb']/1024:.1f} MiB, "
+      f"session {rss['vigie_session_kb']/1024:.1f} MiB, session+redis {rss['vigie_redis_kb']/1024:.1f} MiB")
+emb, red = get("max", "1k", "vigie-session"), get("max", "1k", "vigie-session-redis")
+if emb and red:
+    print(f"Redis backend vs embedded (1k, req/s): {red['rps'] / emb['rps']:.2f}x")
+print("not measured yet: policy, budgets and detection (not built); session contestants run session check + cookie vault")
 json.dump({"machine": {"cpus": os.cpu_count(), "kernel": platform.release()}, "summary": summary, "rss_kb": rss, "raw": rows},
           open(sys.argv[2], "w"), indent=1)
 print(f"written {sys.argv[2]}")
