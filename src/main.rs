@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use vigie::config::Config;
 
+/// glibc malloc cost about 10% of the CPU per proxied request (perf, benches/README.md);
+/// mimalloc's thread-local free lists remove most of it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Vigie: second-factor gateway and exfiltration detector for hospital portals.
 ///
 /// Vigie sits in front of an unmodified clinical portal as a reverse proxy. Start with

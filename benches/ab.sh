@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# A/B of two Vigie binaries on the same pass-through setup, interleaved in one run, so a change
+# (allocator, runtime setting, code) is judged as a ratio against its baseline.
+#
+#   benches/ab.sh BASELINE_BINARY CANDIDATE_BINARY      # e.g. a copy of an older release build
+#   RUNS=5 SECONDS_PER_RUN=8 benches/ab.sh A B
+#
+# Same layout as load.sh: each Vigie one worker on CPU 0; nginx upstream (static 1 KiB) and wrk on CPU 1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A=$1; B=$2
+RUNS=${RUNS:-3}; SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}; CONNECTIONS=${CONNECTIONS:-32}
+scripts/install-deps nginx wrk taskset
+work=$(mktemp -d); chmod 755 "$work"; pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; exit 1; }
+UP=$(free_port); PA=$(free_port); PB=$(free_port)
+mkdir -p "$work/www"; chmod 755 "$work/www"; head -c 1024 /dev/zero | tr '\0' a > "$work/www/1k.txt"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $work/nginx.pid; error_log $work/error.log warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000; client_body_temp_path $work; proxy_temp_path $work;
+  fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
+  server { listen 127.0.0.1:$UP; root $work/www; } }
+CONF
+taskset -c 1 "$(command -v nginx || echo /usr/sbin/nginx)" -p "$work" -c "$work/nginx.conf" & pids+=($!)
+for side in A B; do
+  port=$([ $side = A ] && echo "$PA" || echo "$PB")
+  cat > "$work/$side.toml" <<CONF
+[server]
+threads = 1
+[[listener]]
+address = "127.0.0.1:$port"
+[admin]
+address = "off"
+[log]
+format = "json"
+level = "info,pingora=warn"
+[storage]
+database = "$work/$side.sqlite"
+[[portal]]
+name = "bench"
+upstream = "127.0.0.1:$UP"
+CONF
+  bin=$([ $side = A ] && echo "$A" || echo "$B")
+  taskset -c 0 "$bin" run -c "$work/$side.toml" 2> "$work/$side.log" & pids+=($!)
+done
+wait_port "$UP"; wait_port "$PA"; wait_port "$PB"
+rps() { taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" "http://127.0.0.1:$1/1k.txt" | awk '/Requests\/sec/ {print $2}'; }
+a=(); b=()
+for run in $(seq "$RUNS"); do
+  a+=("$(rps "$PA")"); b+=("$(rps "$PB")")
+  echo "run $run: A ${a[-1]} req/s, B ${b[-1]} req/s" >&2
+done
+python3 - "${a[*]}" "${b[*]}" <<'PY'
+import statistics, sys
+a = [float(x) for x in sys.argv[1].split()]; b = [float(x) for x in sys.argv[2].split()]
+ma, mb = statistics.median(a), statistics.median(b)
+print(f"baseline A median {ma:.0f} req/s, candidate B median {mb:.0f} req/s, B/A = {mb / ma:.3f}")
+PY
