@@ -4,6 +4,7 @@
 #
 #   benches/ab.sh BASELINE_BINARY CANDIDATE_BINARY      # e.g. a copy of an older release build
 #   RUNS=5 SECONDS_PER_RUN=8 benches/ab.sh A B
+#   B_SERVER="work_stealing = false" benches/ab.sh BIN BIN   # same binary, one setting changed
 #
 # Same layout as load.sh: each Vigie one worker on CPU 0; nginx upstream (static 1 KiB) and wrk on CPU 1.
 set -euo pipefail
@@ -27,9 +28,11 @@ CONF
 taskset -c 1 "$(command -v nginx || echo /usr/sbin/nginx)" -p "$work" -c "$work/nginx.conf" & pids+=($!)
 for side in A B; do
   port=$([ $side = A ] && echo "$PA" || echo "$PB")
+  extra=$([ $side = B ] && echo "${B_SERVER:-}" || true)
   cat > "$work/$side.toml" <<CONF
 [server]
 threads = 1
+$extra
 [[listener]]
 address = "127.0.0.1:$port"
 [admin]

@@ -25,6 +25,7 @@ use crate::storage::users::UserStore;
 pub fn build(config: &Config) -> anyhow::Result<Server> {
     let conf = ServerConf {
         threads: config.server.threads,
+        work_stealing: config.server.work_stealing,
         grace_period_seconds: Some(config.server.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.server.graceful_shutdown_timeout.as_secs()),
         ..ServerConf::default()

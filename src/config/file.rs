@@ -81,6 +81,7 @@ impl Default for SessionSection {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
     pub threads: i64,
+    pub work_stealing: bool,
     pub grace_period_seconds: i64,
     pub graceful_shutdown_timeout_seconds: i64,
 }
@@ -89,6 +90,7 @@ impl Default for ServerSection {
     fn default() -> Self {
         Self {
             threads: 0,
+            work_stealing: true,
             grace_period_seconds: 5,
             graceful_shutdown_timeout_seconds: 10,
         }

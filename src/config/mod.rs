@@ -116,6 +116,8 @@ pub struct SessionConfig {
 pub struct ServerConfig {
     /// Worker threads for each service (already resolved: never 0).
     pub threads: usize,
+    /// One work-stealing runtime per service (Pingora's default), or one runtime per thread.
+    pub work_stealing: bool,
     pub grace_period: Duration,
     pub graceful_shutdown_timeout: Duration,
 }

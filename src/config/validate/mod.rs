@@ -70,6 +70,7 @@ impl Validator<'_> {
         };
         let server = ServerConfig {
             threads,
+            work_stealing: f.server.work_stealing,
             grace_period: secs(self.range(
                 "server.grace_period_seconds",
                 f.server.grace_period_seconds,
