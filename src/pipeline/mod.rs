@@ -360,10 +360,8 @@ impl Gateway {
     ) -> std::result::Result<Front, Rejection> {
         let limits = &self.config.limits;
         let request = normalise::run(session, limits, &self.config.trusted_proxies)?;
-        if let Some(len) = content_length(session.req_header()) {
-            if len > limits.max_body_bytes {
-                return Err(Rejection::framing(413, "body_too_large"));
-            }
+        if content_length(session.req_header()).is_some_and(|len| len > limits.max_body_bytes) {
+            return Err(Rejection::framing(413, "body_too_large"));
         }
         session.set_keepalive(Some(limits.keepalive_timeout.as_secs()).filter(|s| *s > 0));
         session.set_read_timeout(Some(limits.client_body_timeout));
@@ -378,28 +376,33 @@ impl Gateway {
             .ok_or(Rejection::new(404, "unknown_host"))?;
         ctx.identity = identify::run(&self.sessions, session, &portal, request.tls).await?;
         ctx.portal = Some(portal.clone());
-        let is_gateway_path = request.target.path.starts_with("/.vigie/");
-        let logout = request.target.path == "/.vigie/logout";
+        let front = self.after_identify(session, ctx, &portal, &request).await;
         ctx.request = Some(request);
-        if logout {
-            if session.req_header().method != http::Method::POST {
-                return Err(Rejection::new(405, "logout_needs_post"));
+        front
+    }
+
+    /// The gateway's own endpoints, the login wall of gateway-login portals, and the portal
+    /// profile's request-side rules.
+    async fn after_identify(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        portal: &Arc<Portal>,
+        request: &Request,
+    ) -> std::result::Result<Front, Rejection> {
+        let path = request.target.path.as_str();
+        let gateway_login = matches!(portal.config.login, LoginMode::Gateway { .. });
+        match path {
+            "/.well-known/jwks.json" => return Ok(Front::Jwks),
+            "/.vigie/logout" => {
+                if session.req_header().method != http::Method::POST {
+                    return Err(Rejection::new(405, "logout_needs_post"));
+                }
+                intercept::gateway_logout(&self.sessions, portal, &ctx.identity, session).await?;
+                ctx.identity = Identity::Anonymous;
+                return Ok(Front::LoggedOut);
             }
-            intercept::gateway_logout(&self.sessions, &portal, &ctx.identity, session).await?;
-            ctx.identity = Identity::Anonymous;
-            return Ok(Front::LoggedOut);
-        }
-        if ctx
-            .request
-            .as_ref()
-            .is_some_and(|r| r.target.path == "/.well-known/jwks.json")
-        {
-            return Ok(Front::Jwks);
-        }
-        if let (LoginMode::Gateway { .. }, Some(request)) =
-            (&portal.config.login, ctx.request.clone())
-        {
-            if request.target.path == gateway_login::LOGIN_PATH {
+            gateway_login::LOGIN_PATH if gateway_login => {
                 let users = self
                     .users
                     .as_ref()
@@ -408,25 +411,25 @@ impl Gateway {
                     session,
                     &self.sessions,
                     users,
-                    &portal,
-                    &request,
+                    portal,
+                    request,
                     &ctx.identity,
                 )
                 .await?;
                 return Ok(Front::Done(status));
             }
-            let authenticated = ctx.identity.session().is_some_and(|s| s.is_authenticated());
-            if !authenticated && !is_gateway_path {
-                return match session.req_header().method.as_str() {
-                    "GET" | "HEAD" => Ok(Front::Redirect(gateway_login::login_redirect(&request))),
-                    _ => Err(Rejection::new(401, "login_required")),
-                };
+            _ if path.starts_with("/.vigie/") => {
+                return Err(Rejection::new(404, "unknown_gateway_path"))
             }
+            _ => {}
         }
-        if is_gateway_path {
-            return Err(Rejection::new(404, "unknown_gateway_path"));
+        if gateway_login && !ctx.identity.session().is_some_and(|s| s.is_authenticated()) {
+            return match session.req_header().method.as_str() {
+                "GET" | "HEAD" => Ok(Front::Redirect(gateway_login::login_redirect(request))),
+                _ => Err(Rejection::new(401, "login_required")),
+            };
         }
-        if let (Some(profile), Some(request)) = (&portal.config.profile, &ctx.request) {
+        if let Some(profile) = &portal.config.profile {
             ctx.interception = intercept::on_request(profile, request, session.req_header())?;
         }
         Ok(Front::Forward)
