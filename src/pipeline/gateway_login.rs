@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
 use super::identify::Identity;
@@ -50,15 +49,7 @@ pub fn login_redirect(request: &Request) -> String {
 }
 
 async fn send_page(session: &mut Session, status: u16, html: String) -> pingora::Result<()> {
-    let body = Bytes::from(html);
-    let mut resp = ResponseHeader::build(status, Some(6))?;
-    resp.insert_header("content-type", "text/html; charset=utf-8")?;
-    resp.insert_header("content-length", body.len().to_string())?;
-    resp.insert_header("cache-control", "no-store")?;
-    resp.insert_header("content-security-policy", pages::CSP)?;
-    resp.insert_header("x-frame-options", "DENY")?;
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(body), true).await
+    super::respond::send_html(session, status, html, false, None).await
 }
 
 /// Serve `/.vigie/login`: the form (GET) or a login attempt (POST). Returns the status sent.

@@ -49,14 +49,36 @@ pub async fn send_error(
             .headers
             .contains_key("transfer-encoding");
     let close = close || (has_body && !session.is_body_done());
-    let body = Bytes::from(pages::error_page(status, request_id));
-    let mut resp = ResponseHeader::build(status, Some(8))?;
+    send_html(
+        session,
+        status,
+        pages::error_page(status, request_id),
+        close,
+        Some(request_id),
+    )
+    .await
+}
+
+/// Write one of the gateway's own HTML pages, with the headers every such page carries:
+/// no caching, the strict CSP, no framing, no sniffing.
+pub async fn send_html(
+    session: &mut Session,
+    status: u16,
+    html: String,
+    close: bool,
+    request_id: Option<&str>,
+) -> pingora::Result<()> {
+    let body = Bytes::from(html);
+    let mut resp = ResponseHeader::build(status, Some(9))?;
     resp.insert_header("content-type", "text/html; charset=utf-8")?;
     resp.insert_header("content-length", body.len().to_string())?;
     resp.insert_header("cache-control", "no-store")?;
     resp.insert_header("content-security-policy", pages::CSP)?;
     resp.insert_header("x-content-type-options", "nosniff")?;
-    resp.insert_header("x-request-id", request_id)?;
+    resp.insert_header("x-frame-options", "DENY")?;
+    if let Some(id) = request_id {
+        resp.insert_header("x-request-id", id)?;
+    }
     if close {
         resp.insert_header("connection", "close")?;
         session.set_keepalive(None);
