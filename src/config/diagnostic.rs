@@ -51,6 +51,19 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+impl ConfigErrors {
+    /// A file that could not be read at all.
+    pub fn unreadable(path: &Path, what: &str, e: &std::io::Error, help: &str) -> Self {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            position: None,
+            key: String::new(),
+            message: format!("cannot read the {what}: {e}"),
+            help: Some(help.to_string()),
+        }])
+    }
+}
+
 /// Finds where a key path sits in the source text, so validation errors can point at a line.
 pub struct Locator<'a> {
     file: &'a Path,

@@ -206,13 +206,12 @@ impl Config {
     /// Read, parse and validate a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: path.to_path_buf(),
-                position: None,
-                key: String::new(),
-                message: format!("cannot read the file: {e}"),
-                help: Some("check the path given with -c/--config and its permissions".into()),
-            }])
+            ConfigErrors::unreadable(
+                path,
+                "file",
+                &e,
+                "check the path given with -c/--config and its permissions",
+            )
         })?;
         Self::from_toml(path, &text)
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::diagnostic::{ConfigError, ConfigErrors, Locator};
+use super::diagnostic::{ConfigErrors, Locator};
 
 /// A validated portal profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,13 +105,12 @@ struct BlockSection {
 /// Load and validate a profile file.
 pub fn load(path: &Path) -> Result<PortalProfile, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            position: None,
-            key: String::new(),
-            message: format!("cannot read the portal profile: {e}"),
-            help: Some("`profile` paths are relative to the main config file's folder".into()),
-        }])
+        ConfigErrors::unreadable(
+            path,
+            "portal profile",
+            &e,
+            "`profile` paths are relative to the main config file's folder",
+        )
     })?;
     parse(path, &text)
 }

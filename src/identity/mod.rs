@@ -17,7 +17,6 @@ pub mod vault;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::SessionConfig;
 use session::{AuthLevel, Clock, Lifetimes, SessionRecord};
@@ -37,6 +36,8 @@ pub struct Sessions {
     codec: TokenCodec,
     config: SessionConfig,
     clock: Arc<dyn Clock>,
+    /// `[plain, "__Host-" prefixed]`, built once: every request looks them up.
+    cookie_names: [String; 2],
 }
 
 impl Sessions {
@@ -47,12 +48,17 @@ impl Sessions {
         config: SessionConfig,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let cookie_names = [
+            config.cookie_name.clone(),
+            format!("__Host-{}", config.cookie_name),
+        ];
         Self {
             store,
             locks,
             codec: TokenCodec::new(key),
             config,
             clock,
+            cookie_names,
         }
     }
 
@@ -75,17 +81,13 @@ impl Sessions {
     }
 
     /// The cookie's name: `__Host-` prefixed where the browser will accept it (TLS).
-    pub fn cookie_name(&self, tls: bool) -> String {
-        if tls {
-            format!("__Host-{}", self.config.cookie_name)
-        } else {
-            self.config.cookie_name.clone()
-        }
+    pub fn cookie_name(&self, tls: bool) -> &str {
+        &self.cookie_names[usize::from(tls)]
     }
 
     /// Both spellings, so a request never carries the gateway's cookie upstream.
-    pub fn cookie_names(&self) -> [String; 2] {
-        [self.cookie_name(false), self.cookie_name(true)]
+    pub fn cookie_names(&self) -> &[String] {
+        &self.cookie_names
     }
 
     /// The session named by the request's cookies. Missing, duplicated, malformed, forged,
@@ -199,16 +201,13 @@ impl Sessions {
             self.cookie_name(tls)
         )
     }
-
-    pub fn idle_timeout(&self) -> Duration {
-        self.config.idle_timeout
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::session::ManualClock;
     use super::*;
+    use std::time::Duration;
 
     fn sessions(clock: Arc<ManualClock>) -> Sessions {
         let config = SessionConfig {

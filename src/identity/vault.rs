@@ -16,12 +16,12 @@ pub fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
-/// The browser's cookies for the portal: everything except the gateway's own cookie and the
+/// The browser's cookies for the portal: everything except the gateway's own cookies and the
 /// portal's session cookies (a browser-supplied copy of those is never trusted), then the
 /// vaulted session cookies appended.
 pub fn upstream_cookie_header<'a>(
     browser: impl Iterator<Item = &'a str>,
-    gateway_cookie: &str,
+    gateway_cookies: &[String],
     session_cookies: &[String],
     vault: &[VaultedCookie],
 ) -> Option<String> {
@@ -36,7 +36,7 @@ pub fn upstream_cookie_header<'a>(
     };
     for header in browser {
         for (k, v) in parse_cookie_header(header) {
-            if k != gateway_cookie && !session_cookies.iter().any(|s| s == k) {
+            if !gateway_cookies.iter().any(|g| g == k) && !session_cookies.iter().any(|s| s == k) {
                 push(k, v);
             }
         }
@@ -111,13 +111,18 @@ mod tests {
         }];
         let h = upstream_cookie_header(
             ["lang=fr; PHPSESSID=forged; vigie=tok", "csrf=abc; junk"].into_iter(),
-            "vigie",
+            &["vigie".to_string(), "__Host-vigie".to_string()],
             &names(),
             &vault,
         );
         assert_eq!(h.as_deref(), Some("lang=fr; csrf=abc; PHPSESSID=real"));
         assert_eq!(
-            upstream_cookie_header(["vigie=t"].into_iter(), "vigie", &names(), &[]),
+            upstream_cookie_header(
+                ["vigie=t; __Host-vigie=u"].into_iter(),
+                &["vigie".to_string(), "__Host-vigie".to_string()],
+                &names(),
+                &[]
+            ),
             None
         );
     }

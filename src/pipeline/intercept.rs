@@ -73,34 +73,18 @@ pub fn upstream_cookies(
     profile: Option<&PortalProfile>,
     identity: &Identity,
 ) {
-    let browser: Vec<String> = up
-        .headers
-        .get_all("cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_string)
-        .collect();
-    up.remove_header("cookie");
     let session_cookies = profile.map_or(&[][..], |p| &p.login.session_cookies[..]);
     let vault = identity.session().map_or(&[][..], |s| &s.vault[..]);
-    let [plain, host] = sessions.cookie_names();
-    let filtered: Vec<String> = browser
-        .iter()
-        .map(|h| {
-            vault::parse_cookie_header(h)
-                .filter(|(k, _)| *k != host)
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-        .filter(|h| !h.is_empty())
-        .collect();
-    if let Some(header) = vault::upstream_cookie_header(
-        filtered.iter().map(String::as_str),
-        &plain,
-        session_cookies,
-        vault,
-    ) {
+    let header = {
+        let browser = up
+            .headers
+            .get_all("cookie")
+            .into_iter()
+            .filter_map(|v| v.to_str().ok());
+        vault::upstream_cookie_header(browser, sessions.cookie_names(), session_cookies, vault)
+    };
+    up.remove_header("cookie");
+    if let Some(header) = header {
         let _ = up.insert_header("cookie", header);
     }
 }

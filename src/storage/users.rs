@@ -118,20 +118,33 @@ impl UserStore {
     pub fn set_password(&self, username: &str, password: &str) -> Result<(), StorageError> {
         check_password(password)?;
         let hash = hash_password(password)?;
-        let n = self.conn.lock().expect("db lock").execute(
+        self.update_one(
+            username,
             "UPDATE users SET password_hash = ?2, updated = ?3 WHERE username = ?1",
-            params![username, hash, Self::now()],
-        )?;
-        (n == 1)
-            .then_some(())
-            .ok_or_else(|| StorageError::NoSuchUser(username.to_string()))
+            &hash,
+        )
     }
 
     pub fn set_disabled(&self, username: &str, disabled: bool) -> Result<(), StorageError> {
-        let n = self.conn.lock().expect("db lock").execute(
+        self.update_one(
+            username,
             "UPDATE users SET disabled = ?2, updated = ?3 WHERE username = ?1",
-            params![username, disabled, Self::now()],
-        )?;
+            &disabled,
+        )
+    }
+
+    /// Run an update of one user's row (`?1` user, `?2` value, `?3` now); the user must exist.
+    fn update_one(
+        &self,
+        username: &str,
+        sql: &str,
+        value: &dyn rusqlite::ToSql,
+    ) -> Result<(), StorageError> {
+        let n = self
+            .conn
+            .lock()
+            .expect("db lock")
+            .execute(sql, params![username, value, Self::now()])?;
         (n == 1)
             .then_some(())
             .ok_or_else(|| StorageError::NoSuchUser(username.to_string()))

@@ -1,6 +1,7 @@
 //! Header hygiene: which client headers a portal may see, and the forwarding headers
 //! that only the gateway writes (ATTACKS.md 3, 6, 7).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -48,38 +49,48 @@ const FORWARDING: &[&str] = &[
     "x-real-ip",
 ];
 
-/// Names listed in `Connection:` are hop-by-hop too, except the ones that frame or route
-/// the message, which an attacker could otherwise make the gateway delete.
-fn connection_listed(req: &RequestHeader) -> Vec<String> {
-    req.headers
+/// A header name with `_` folded to `-` (names are already lower case); allocates only when
+/// there is something to fold.
+fn fold(name: &str) -> Cow<'_, str> {
+    if name.contains('_') {
+        Cow::Owned(name.replace('_', "-"))
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+/// Names listed in `Connection:`, which are hop-by-hop too, except `protected` ones:
+/// those frame or route the message, and an attacker could otherwise make the gateway delete them.
+fn connection_tokens(headers: &http::HeaderMap, protected: &[&str]) -> Vec<String> {
+    headers
         .get_all("connection")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| {
-            !t.is_empty() && !matches!(t.as_str(), "host" | "content-length" | "transfer-encoding")
-        })
+        .filter(|t| !t.is_empty() && !protected.contains(&t.as_str()))
         .collect()
 }
 
 /// Remove hop-by-hop headers (including those named in `Connection:`), identity headers,
 /// configured extras and, unless allowed, any name containing `_`.
 pub fn strip_request_headers(req: &mut RequestHeader, extra: &[String], allow_underscores: bool) {
-    let listed = connection_listed(req);
+    let listed = connection_tokens(
+        &req.headers,
+        &["host", "content-length", "transfer-encoding"],
+    );
     let doomed: Vec<String> = req
         .headers
         .keys()
         .map(|n| n.as_str())
         .filter(|name| {
-            let folded = name.replace('_', "-");
+            let folded = fold(name);
+            let folded = folded.as_ref();
             HOP_BY_HOP.contains(name)
-                || listed
-                    .iter()
-                    .any(|l| l == name || l.replace('_', "-") == folded)
-                || IDENTITY_HEADERS.contains(&folded.as_str())
+                || listed.iter().any(|l| fold(l) == folded)
+                || IDENTITY_HEADERS.contains(&folded)
                 || folded.starts_with("x-vigie-")
-                || extra.contains(&folded)
+                || extra.iter().any(|e| e == folded)
                 || (!allow_underscores && name.contains('_'))
         })
         .map(str::to_string)
@@ -91,15 +102,7 @@ pub fn strip_request_headers(req: &mut RequestHeader, extra: &[String], allow_un
 
 /// Remove hop-by-hop headers from a portal's response.
 pub fn strip_response_hop_by_hop(headers: &mut pingora::http::ResponseHeader) {
-    let listed: Vec<String> = headers
-        .headers
-        .get_all("connection")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty() && !matches!(t.as_str(), "content-length" | "transfer-encoding"))
-        .collect();
+    let listed = connection_tokens(&headers.headers, &["content-length", "transfer-encoding"]);
     for name in HOP_BY_HOP
         .iter()
         .copied()
