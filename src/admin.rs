@@ -12,6 +12,7 @@ use pingora::protocols::http::ServerSession;
 use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
+use crate::factors::Factors;
 use crate::identity::Sessions;
 
 /// How long a readiness probe result is reused, so a busy prober cannot hammer the portals.
@@ -22,6 +23,7 @@ pub struct AdminApp {
     portals: Vec<(String, SocketAddr)>,
     last_probe: Mutex<Option<(Instant, bool, String)>>,
     sessions: Arc<Sessions>,
+    factors: Option<Arc<Factors>>,
     token: Option<Secret>,
 }
 
@@ -29,12 +31,14 @@ impl AdminApp {
     pub fn new(
         portals: Vec<(String, SocketAddr)>,
         sessions: Arc<Sessions>,
+        factors: Option<Arc<Factors>>,
         token: Option<Secret>,
     ) -> Self {
         Self {
             portals,
             last_probe: Mutex::new(None),
             sessions,
+            factors,
             token,
         }
     }
@@ -55,8 +59,6 @@ impl AdminApp {
 
     /// `GET /api/sessions?user=U` and `POST /api/sessions/revoke?user=U[&session=FINGERPRINT]`.
     async fn api(&self, session: &ServerSession, path: &str) -> Response<Vec<u8>> {
-        let json =
-            |status: u16, v: serde_json::Value| reply(status, "application/json", format!("{v}\n"));
         if self.token.is_none() {
             return json(
                 404,
@@ -114,13 +116,65 @@ impl AdminApp {
             ("POST", "/api/users/unlock") => {
                 let lifted = self.sessions.locks.unlock(user).await;
                 if let Ok(true) = lifted {
+                    // The user starts again from zero second-factor failures.
+                    if let Some(f) = &self.factors {
+                        if let Err(e) = f.forget_failures(user).await {
+                            return json(503, serde_json::json!({ "error": e.to_string() }));
+                        }
+                    }
                     tracing::warn!(target: "vigie::audit", event = "account_unlocked", user = %user, by = "admin_api");
                 }
                 lifted.map(|was| serde_json::json!({ "user": user, "unlocked": was }))
             }
+            ("POST", "/api/users/invite") => return self.invite(user).await,
+            ("GET", "/api/users/factors") => return self.factor_status(user).await,
             _ => return json(405, serde_json::json!({ "error": "see the admin API in the README" })),
         };
         match result {
+            Ok(v) => json(200, v),
+            Err(e) => json(503, serde_json::json!({ "error": e.to_string() })),
+        }
+    }
+
+    /// A one-time enrollment (or reset) code for `user`, to hand over in person.
+    async fn invite(&self, user: &str) -> Response<Vec<u8>> {
+        let Some(f) = &self.factors else {
+            return json(
+                404,
+                serde_json::json!({ "error": "no portal uses second factors" }),
+            );
+        };
+        match f.invite(user).await {
+            Ok((code, expires)) => {
+                tracing::warn!(target: "vigie::audit", event = "invitation_issued", user = %user, expires, by = "admin_api");
+                json(
+                    200,
+                    serde_json::json!({ "user": user, "invitation": code, "expires": expires }),
+                )
+            }
+            Err(e) => json(503, serde_json::json!({ "error": e.to_string() })),
+        }
+    }
+
+    /// What a user has enrolled (never the secrets), for IT support.
+    async fn factor_status(&self, user: &str) -> Response<Vec<u8>> {
+        let Some(f) = &self.factors else {
+            return json(
+                404,
+                serde_json::json!({ "error": "no portal uses second factors" }),
+            );
+        };
+        let status = async {
+            let factors = f.load(user).await?;
+            let left = f.recovery_codes_left(user).await?;
+            Ok::<_, crate::factors::FactorError>(serde_json::json!({
+                "user": user,
+                "totp": factors.totp.is_some(),
+                "passkeys": factors.passkeys.iter().map(|p| &p.name).collect::<Vec<_>>(),
+                "recovery_codes_left": left,
+            }))
+        };
+        match status.await {
             Ok(v) => json(200, v),
             Err(e) => json(503, serde_json::json!({ "error": e.to_string() })),
         }
@@ -186,4 +240,8 @@ impl ServeHttp for AdminApp {
             ),
         }
     }
+}
+
+fn json(status: u16, v: serde_json::Value) -> Response<Vec<u8>> {
+    reply(status, "application/json", format!("{v}\n"))
 }

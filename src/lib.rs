@@ -9,10 +9,12 @@
 
 pub mod admin;
 pub mod config;
+pub mod factors;
 pub mod identity;
 pub mod metrics;
 pub mod pages;
 pub mod pipeline;
+pub mod policy;
 pub mod sample_portal;
 pub mod server;
 pub mod storage;

@@ -63,10 +63,20 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
-    /// Manage the Ed25519 keys that sign identity assertions.
+    /// Manage the Ed25519 keys that sign identity assertions, and the key ring that seals
+    /// second-factor secrets.
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Second-factor enrollment: invitations IT hands over in person, and what a user has
+    /// enrolled (through the running gateway's admin API).
+    Enroll {
+        /// The running gateway's configuration (for its admin address and API token).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: EnrollAction,
     },
     /// Run only the sample portal: a stand-in legacy EHR with fictitious patients.
     SamplePortal {
@@ -120,6 +130,22 @@ enum KeysAction {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Print a new second-factor key line (ID:BASE64). To rotate, put it first in the key
+    /// file and keep the old lines: records re-seal under the new key as they are read.
+    FactorKey {
+        /// The key's id (default: factor-<unix time>).
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnrollAction {
+    /// Issue a one-time enrollment code for USER (also resets a lost factor when used).
+    /// Hand it over in person, after checking the user's identity.
+    Invite { username: String },
+    /// Show what USER has enrolled (never the secrets).
+    Status { username: String },
 }
 
 #[derive(Subcommand)]
@@ -163,6 +189,26 @@ fn main() -> ExitCode {
         Command::Keys {
             action: KeysAction::Generate { dir },
         } => keys_generate(&dir),
+        Command::Keys {
+            action: KeysAction::FactorKey { id },
+        } => {
+            let id = id.unwrap_or_else(|| key_stamp().replace("key-", "factor-"));
+            println!("{}", vigie::factors::crypto::KeyRing::generate_line(&id));
+            ExitCode::SUCCESS
+        }
+        Command::Enroll { config, action } => {
+            let (method, target) = match &action {
+                EnrollAction::Invite { username } => (
+                    "POST",
+                    format!("/api/users/invite?user={}", encode(username)),
+                ),
+                EnrollAction::Status { username } => (
+                    "GET",
+                    format!("/api/users/factors?user={}", encode(username)),
+                ),
+            };
+            admin_command(&config, method, &target)
+        }
         Command::Demo {
             listen,
             portal_listen,
@@ -199,6 +245,9 @@ fn check_config(path: &Path) -> ExitCode {
                 c.portals.len(),
                 c.admin.map_or("off".to_string(), |a| a.to_string())
             );
+            for w in &c.warnings {
+                println!("warning: {w}");
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -401,6 +450,11 @@ fn session_command(action: SessionAction) -> ExitCode {
             )
         }
     };
+    admin_command(path, method, &target)
+}
+
+/// Call the admin API of the gateway a config file describes; print its JSON answer.
+fn admin_command(path: &Path, method: &str, target: &str) -> ExitCode {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -415,7 +469,7 @@ fn session_command(action: SessionAction) -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    match admin_call(admin, method, &target, &token.0) {
+    match admin_call(admin, method, target, &token.0) {
         Ok((status, body)) => {
             println!("{}", body.trim_end());
             if status == 200 {
@@ -481,25 +535,31 @@ fn run(config: Config, sample_portal: Option<SocketAddr>) -> ExitCode {
             1,
         );
     }
+    for w in &config.warnings {
+        tracing::warn!("config: {w}");
+    }
     tracing::info!(listeners = ?config.listeners.iter().map(|l| l.address).collect::<Vec<_>>(), admin = ?config.admin, "vigie starting");
     server.run_forever()
 }
 
 fn demo(listen: SocketAddr, portal: SocketAddr, admin: SocketAddr) -> ExitCode {
-    let mut config = match Config::from_toml(Path::new("config/demo.toml (embedded)"), DEMO_CONFIG)
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    let mut config =
+        match Config::demo_from_toml(Path::new("config/demo.toml (embedded)"), DEMO_CONFIG) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        };
     config.listeners[0].address = listen;
     config.admin = Some(admin);
     // The demo keeps its durable state (account locks) in a file of its own.
     config.storage.database =
         std::env::temp_dir().join(format!("vigie-demo-{}.sqlite", std::process::id()));
     config.portals[0].upstream = portal;
+    // Passkeys need a host name (not an IP) as relying party: the demo is opened at localhost.
+    config.second_factor.rp_id = "localhost".into();
+    config.second_factor.origins = vec![format!("http://localhost:{}", listen.port())];
     // The demo needs no files on disk: its portal profile is embedded too.
     match vigie::config::profile::parse(
         Path::new("config/profiles/sample-portal.toml (embedded)"),
@@ -512,7 +572,11 @@ fn demo(listen: SocketAddr, portal: SocketAddr, admin: SocketAddr) -> ExitCode {
         }
     }
     println!("Vigie demo");
-    println!("  open        http://{listen}/   (the sample portal, through the gateway)");
+    println!(
+        "  open        http://localhost:{}/   (the sample portal, through the gateway)",
+        listen.port()
+    );
+    println!("  then        enroll an authenticator app or a passkey when asked (demo: no invitation needed)");
     println!("  portal      http://{portal}/   (direct, for comparison)");
     println!("  metrics     http://{admin}/metrics   health: /healthz /readyz");
     println!("  accounts    (fictitious patients only)");

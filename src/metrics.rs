@@ -14,6 +14,10 @@ pub struct Metrics {
     pub rejected: IntCounterVec,
     /// Portal logins seen through the gateway, by portal and result.
     pub portal_logins: IntCounterVec,
+    /// Second-factor successes and failures, by method; enrollments by method.
+    pub factor_failures: IntCounterVec,
+    pub factor_successes: IntCounterVec,
+    pub enrollments: IntCounterVec,
 }
 
 pub static METRICS: Lazy<Metrics> = Lazy::new(|| Metrics {
@@ -46,6 +50,24 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| Metrics {
         "vigie_portal_logins_total",
         "Portal logins seen through the gateway, by portal and result.",
         &["portal", "result"]
+    )
+    .expect("metric registers once"),
+    factor_failures: register_int_counter_vec!(
+        "vigie_second_factor_failures_total",
+        "Failed second-factor attempts, by method (totp, passkey, recovery, invitation).",
+        &["method"]
+    )
+    .expect("metric registers once"),
+    factor_successes: register_int_counter_vec!(
+        "vigie_second_factor_successes_total",
+        "Second factors proven, by method.",
+        &["method"]
+    )
+    .expect("metric registers once"),
+    enrollments: register_int_counter_vec!(
+        "vigie_enrollments_total",
+        "Factors enrolled, by method, and factor resets.",
+        &["method"]
     )
     .expect("metric registers once"),
 });

@@ -11,6 +11,10 @@ use crate::admin::AdminApp;
 use std::sync::Arc;
 
 use crate::config::{Config, LoginMode, StorageBackend};
+use crate::factors::crypto::KeyRing;
+use crate::factors::redis_store::RedisFactors;
+use crate::factors::store::{FactorStore, SqliteFactors};
+use crate::factors::Factors;
 use crate::identity::assertion::AssertionKeys;
 use crate::identity::locks::{LockStore, SqliteLocks};
 use crate::identity::redis_store::{RedisLocks, RedisStore};
@@ -32,7 +36,9 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let sessions = Arc::new(sessions(config)?);
+    let (sessions, redis) = sessions(config)?;
+    let sessions = Arc::new(sessions);
+    let factors = factors(config, redis)?;
     let gateway_logins = config
         .portals
         .iter()
@@ -52,7 +58,13 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
 
     let mut gateway = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(config.clone(), sessions.clone(), users, assertions),
+        Gateway::new(
+            config.clone(),
+            sessions.clone(),
+            users,
+            assertions,
+            factors.clone(),
+        ),
         "vigie-gateway",
     );
     for l in &config.listeners {
@@ -79,7 +91,12 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
             .collect();
         let mut svc = Service::new(
             "vigie-admin".to_string(),
-            HttpServer::new_app(AdminApp::new(portals, sessions, config.admin_token.clone())),
+            HttpServer::new_app(AdminApp::new(
+                portals,
+                sessions,
+                factors,
+                config.admin_token.clone(),
+            )),
         );
         svc.add_tcp(&admin.to_string());
         svc.threads = Some(1);
@@ -88,10 +105,45 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
     Ok(server)
 }
 
-/// Sessions in the configured store. Without a configured key (embedded only) the token key
-/// is random per process: in-memory sessions do not outlive the process anyway.
-fn sessions(config: &Config) -> anyhow::Result<Sessions> {
+/// Second factors in the configured backend, when some portal holds sessions. Without a key
+/// ring (only the demo may run so) one random key seals them: they die with the process.
+fn factors(
+    config: &Config,
+    redis: Option<Arc<RedisStore>>,
+) -> anyhow::Result<Option<Arc<Factors>>> {
+    if !config.portals.iter().any(|p| p.holds_sessions()) {
+        return Ok(None);
+    }
+    let sf = &config.second_factor;
+    let keys = match &sf.keys {
+        Some(secret) => KeyRing::parse(&String::from_utf8_lossy(&secret.0))
+            .map_err(|e| anyhow::anyhow!("second_factor key ring: {e}"))?,
+        None => {
+            tracing::warn!("no second_factor key ring (demo): enrolled factors are lost at exit");
+            KeyRing::ephemeral()
+        }
+    };
+    let store: Arc<dyn FactorStore> = match redis {
+        Some(redis) => Arc::new(RedisFactors::new(redis)),
+        None => {
+            let db = &config.storage.database;
+            Arc::new(
+                SqliteFactors::open(db)
+                    .with_context(|| format!("second factors in {}", db.display()))?,
+            )
+        }
+    };
+    let factors = Factors::new(store, keys, sf.clone(), Arc::new(SystemClock))
+        .map_err(|e| anyhow::anyhow!("second_factor WebAuthn relying party: {e}"))?;
+    Ok(Some(Arc::new(factors)))
+}
+
+/// Sessions in the configured store (and the Redis connection, when there is one). Without a
+/// configured key (embedded only) the token key is random per process: in-memory sessions
+/// do not outlive the process anyway.
+fn sessions(config: &Config) -> anyhow::Result<(Sessions, Option<Arc<RedisStore>>)> {
     let s = &config.session;
+    let mut redis = None;
     let (store, locks): (Arc<dyn SessionStore>, Arc<dyn LockStore>) = match &config.storage.backend
     {
         StorageBackend::Embedded => {
@@ -111,6 +163,7 @@ fn sessions(config: &Config) -> anyhow::Result<Sessions> {
             };
             let store =
                 Arc::new(RedisStore::new(url, prefix, life).context("Redis session store")?);
+            redis = Some(store.clone());
             (store.clone(), Arc::new(RedisLocks::new(store)))
         }
     };
@@ -119,13 +172,8 @@ fn sessions(config: &Config) -> anyhow::Result<Sessions> {
         .session_key
         .clone()
         .unwrap_or_else(|| rand::random::<[u8; 32]>().to_vec());
-    Ok(Sessions::new(
-        store,
-        locks,
-        &key,
-        s.clone(),
-        Arc::new(SystemClock),
-    ))
+    let sessions = Sessions::new(store, locks, &key, s.clone(), Arc::new(SystemClock));
+    Ok((sessions, redis))
 }
 
 /// Add the sample portal as a service of `server`, listening on `address`.

@@ -28,7 +28,67 @@ pub struct FileConfig {
     #[serde(default)]
     pub assertion: AssertionSection,
     #[serde(default)]
+    pub second_factor: SecondFactorSection,
+    #[serde(default)]
     pub portal: Vec<PortalSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecondFactorSection {
+    pub required: bool,
+    pub key_file: Option<String>,
+    pub key_env: Option<String>,
+    pub enrollment: String,
+    pub trusted_networks: Vec<String>,
+    pub privileged_groups: Vec<String>,
+    pub invitation_ttl_hours: i64,
+    pub enrollment_window_minutes: i64,
+    pub fresh_minutes: i64,
+    pub max_failures: i64,
+    pub totp_algorithm: String,
+    pub issuer: String,
+    pub webauthn_rp_id: String,
+    pub webauthn_rp_name: String,
+    pub webauthn_origins: Vec<String>,
+}
+
+impl Default for SecondFactorSection {
+    fn default() -> Self {
+        Self {
+            required: true,
+            key_file: None,
+            key_env: None,
+            enrollment: "invitation".into(),
+            trusted_networks: Vec::new(),
+            privileged_groups: Vec::new(),
+            invitation_ttl_hours: 72,
+            enrollment_window_minutes: 15,
+            fresh_minutes: 5,
+            max_failures: 10,
+            totp_algorithm: "SHA1".into(),
+            issuer: "Vigie".into(),
+            webauthn_rp_id: "localhost".into(),
+            webauthn_rp_name: "Vigie".into(),
+            webauthn_origins: Vec::new(),
+        }
+    }
+}
+
+/// `[[portal.step_up]]`: a fresh (or stronger) factor for some paths.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepUpSection {
+    pub path: String,
+    /// `name=value` that must also be in the query (portals that route by query).
+    pub query: Option<String>,
+    #[serde(default = "second_factor_level")]
+    pub level: String,
+    pub within_minutes: Option<i64>,
+}
+
+fn second_factor_level() -> String {
+    "second_factor".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +267,8 @@ pub struct PortalSection {
     pub identity_header_user: String,
     #[serde(default = "groups_header")]
     pub identity_header_groups: String,
+    #[serde(default)]
+    pub step_up: Vec<StepUpSection>,
 }
 
 fn portal_login() -> String {

@@ -31,7 +31,59 @@ pub struct Config {
     pub session: SessionConfig,
     pub storage: StorageConfig,
     pub assertion: AssertionConfig,
+    pub second_factor: SecondFactorConfig,
     pub portals: Vec<PortalConfig>,
+    /// Settings that are valid but weaken security; `check-config` prints them, `run` logs them.
+    pub warnings: Vec<String>,
+}
+
+/// What a user must prove before binding a first factor to their account (ATTACKS.md 20).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollmentProof {
+    /// A one-time code IT hands over in person (`vigie enroll invite USER`).
+    Invitation,
+    /// Being on one of `trusted_networks` (e.g. the hospital LAN); others need an invitation.
+    TrustedNetworks,
+    /// Nothing beyond the password: the demo only.
+    Open,
+}
+
+/// Second factors: TOTP, WebAuthn passkeys, recovery codes.
+#[derive(Debug, Clone)]
+pub struct SecondFactorConfig {
+    /// Whether portals with sessions demand a second factor (off only during a staged rollout).
+    pub required: bool,
+    /// The AEAD key ring (`ID:BASE64` lines); `None` only in the demo (one random key).
+    pub keys: Option<Secret>,
+    pub enrollment: EnrollmentProof,
+    pub trusted_networks: Vec<IpNet>,
+    /// Members always enroll with an invitation.
+    pub privileged_groups: Vec<String>,
+    pub invitation_ttl: Duration,
+    /// How long an accepted enrollment proof lets the user enroll.
+    pub enrollment_window: Duration,
+    /// How recent a factor must be to remove a passkey or regenerate recovery codes.
+    pub fresh_window: Duration,
+    /// Consecutive failures that lock the account.
+    pub max_failures: u32,
+    pub totp_hash: crate::factors::totp::Hash,
+    /// Shown in authenticator apps.
+    pub issuer: String,
+    pub rp_id: String,
+    pub rp_name: String,
+    pub origins: Vec<String>,
+}
+
+/// A path that needs a stronger or more recent factor than the session has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUpRule {
+    /// Prefix of the normalised path.
+    pub path: String,
+    /// A `name=value` pair the query must also hold (decoded, any position).
+    pub query: Option<(String, String)>,
+    pub level: crate::identity::session::AuthLevel,
+    /// The factor must have been proven this recently; `None`: once per session is enough.
+    pub within: Option<Duration>,
 }
 
 /// The signed identity assertion sent to portals with gateway-owned logins.
@@ -200,6 +252,33 @@ pub struct PortalConfig {
     /// How the portal logs people in; without a profile the portal is proxied without sessions.
     pub profile: Option<std::sync::Arc<PortalProfile>>,
     pub login: LoginMode,
+    pub step_up: Vec<StepUpRule>,
+}
+
+impl PortalConfig {
+    /// A plain portal for unit tests.
+    #[cfg(test)]
+    pub fn for_tests(name: &str, hosts: &[&str]) -> Self {
+        Self {
+            name: name.into(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            upstream: "127.0.0.1:1".parse().expect("literal address"),
+            upstream_tls: None,
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            case_insensitive_paths: false,
+            profile: None,
+            login: LoginMode::Portal,
+            step_up: Vec::new(),
+        }
+    }
+
+    /// Whether the gateway holds sessions for this portal (and so demands second factors).
+    pub fn holds_sessions(&self) -> bool {
+        self.profile.is_some() || matches!(self.login, LoginMode::Gateway { .. })
+    }
 }
 
 impl Config {
@@ -218,6 +297,12 @@ impl Config {
 
     /// Parse and validate TOML text; `path` is used in messages and to resolve relative file paths.
     pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
-        validate::parse_and_validate(path, text)
+        validate::parse_and_validate(path, text, false)
+    }
+
+    /// The embedded demo's configuration: the only one allowed to run without a factor key
+    /// (it makes a random one; enrolled factors die with the process).
+    pub fn demo_from_toml(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        validate::parse_and_validate(path, text, true)
     }
 }

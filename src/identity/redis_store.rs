@@ -35,7 +35,7 @@ pub struct RedisStore {
     client: redis::Client,
     /// Made on first use: the manager spawns its reconnect task on the serving runtime.
     conn: tokio::sync::OnceCell<ConnectionManager>,
-    pub(super) prefix: String,
+    pub(crate) prefix: String,
     lifetimes: Lifetimes,
     cache: Cache,
     subscriber: Once,
@@ -45,7 +45,7 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-async fn deadline<T>(
+pub(crate) async fn deadline<T>(
     f: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(OP_TIMEOUT, f).await {
@@ -69,7 +69,7 @@ impl RedisStore {
         })
     }
 
-    pub(super) async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+    pub(crate) async fn conn(&self) -> Result<ConnectionManager, StoreError> {
         self.conn
             .get_or_try_init(|| async {
                 let config = ConnectionManagerConfig::new()

@@ -46,6 +46,18 @@ pub struct SessionRecord {
     /// Unix seconds at which the password, and a second factor, were last proven.
     pub password_at: Option<u64>,
     pub second_factor_at: Option<u64>,
+    /// When a passkey was last proven in this session (step-up to phishing-resistant).
+    #[serde(default)]
+    pub phishing_resistant_at: Option<u64>,
+    /// When this session passed the enrollment proof (invitation or trusted network).
+    #[serde(default)]
+    pub enroll_proof_at: Option<u64>,
+    /// A TOTP secret being enrolled, sealed: it becomes a factor once a code from it is typed.
+    #[serde(default)]
+    pub pending_totp: Option<Vec<u8>>,
+    /// New recovery codes, sealed, until the page that shows them once has been served.
+    #[serde(default)]
+    pub fresh_codes: Option<Vec<u8>>,
     pub created: u64,
     pub last_seen: u64,
     pub client_ip: IpAddr,
@@ -126,6 +138,10 @@ pub(crate) fn record(user: Option<&str>, level: AuthLevel, now: u64) -> SessionR
         level,
         password_at: user.map(|_| now),
         second_factor_at: None,
+        phishing_resistant_at: None,
+        enroll_proof_at: None,
+        pending_totp: None,
+        fresh_codes: None,
         created: now,
         last_seen: now,
         client_ip: IpAddr::from([127, 0, 0, 1]),

@@ -52,6 +52,12 @@ async fn send_page(session: &mut Session, status: u16, html: String) -> pingora:
     super::respond::send_html(session, status, html, false, None).await
 }
 
+fn login_page(session: &Session, request: &Request, failed: bool, return_to: &str) -> String {
+    let lang = pages::Lang::of_request(session.req_header());
+    let switch = pages::switch_url(LOGIN_PATH, request.target.query.as_deref(), lang);
+    pages::login_page(lang, failed, return_to, &switch)
+}
+
 /// Serve `/.vigie/login`: the form (GET) or a login attempt (POST). Returns the status sent.
 pub async fn handle(
     session: &mut Session,
@@ -74,22 +80,15 @@ pub async fn handle(
     let io = |_| Rejection::framing(400, "login_io");
     match session.req_header().method.as_str() {
         "GET" | "HEAD" => {
-            send_page(session, 200, pages::login_page(None, &return_to))
-                .await
-                .map_err(io)?;
+            let page = login_page(session, request, false, &return_to);
+            send_page(session, 200, page).await.map_err(io)?;
             Ok(200)
         }
         "POST" => {
             if !same_origin(session.req_header()) {
                 return Err(Rejection::new(403, "cross_site_request"));
             }
-            let mut body = Vec::new();
-            while let Some(chunk) = session.read_request_body().await.map_err(io)? {
-                body.extend_from_slice(&chunk);
-                if body.len() > MAX_FORM {
-                    return Err(Rejection::framing(413, "login_form_too_large"));
-                }
-            }
+            let body = super::second_factor::read_body(session, MAX_FORM).await?;
             let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
             let field = |name: &str| {
                 form.iter()
@@ -118,7 +117,7 @@ pub async fn handle(
                     .with_label_values(&[&portal.config.name, "failure"])
                     .inc();
                 tracing::warn!(target: "vigie::audit", event = "login", outcome = "failure", user = %clean, portal = %portal.config.name, client = %request.client.ip, via = "gateway");
-                let page = pages::login_page(Some(()), &return_to);
+                let page = login_page(session, request, true, &return_to);
                 send_page(session, 200, page).await.map_err(io)?;
                 return Ok(200);
             };

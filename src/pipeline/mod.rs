@@ -4,7 +4,8 @@
 //! 2. [`route`] — which portal;
 //! 3. [`identify`] — who, from the gateway session cookie; [`intercept`] watches the portal's
 //!    own login and logout and refuses its other credential entry points;
-//! 4. authorise and budget — policy and rate limits slot in here (not built yet: everything passes);
+//! 4. authorise — the [`crate::policy`] requirement (second factor, step-up) against the
+//!    session; short sessions are sent to the [`second_factor`] pages (budgets slot in here);
 //! 5. [`forward`] — the upstream peer and the request the portal receives;
 //! 6. [`inspect`] — response hygiene;
 //! 7. [`log`] — access log and metrics.
@@ -21,6 +22,7 @@ pub mod log;
 pub mod normalise;
 pub mod respond;
 pub mod route;
+pub mod second_factor;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,6 +36,7 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
 use crate::config::{Config, LoginMode};
+use crate::factors::Factors;
 use crate::identity::assertion::AssertionKeys;
 use crate::identity::Sessions;
 use crate::storage::users::UserStore;
@@ -51,6 +54,8 @@ pub struct Gateway {
     /// Local users, when some portal uses gateway-owned logins.
     users: Option<Arc<UserStore>>,
     assertions: Arc<AssertionKeys>,
+    /// Second factors, when some portal holds sessions.
+    factors: Option<Arc<Factors>>,
 }
 
 impl Gateway {
@@ -59,6 +64,7 @@ impl Gateway {
         sessions: Arc<Sessions>,
         users: Option<Arc<UserStore>>,
         assertions: Arc<AssertionKeys>,
+        factors: Option<Arc<Factors>>,
     ) -> Self {
         let router = Router::new(&config.portals);
         Self {
@@ -67,6 +73,7 @@ impl Gateway {
             sessions,
             users,
             assertions,
+            factors,
         }
     }
 
@@ -123,8 +130,8 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         match self.front_stages(session, ctx).await {
             Ok(Front::Forward) => Ok(false),
-            Ok(Front::Stylesheet) => {
-                respond::send_stylesheet(session).await?;
+            Ok(Front::Asset(content_type, text)) => {
+                respond::send_asset(session, content_type, text).await?;
                 ctx.status = 200;
                 Ok(true)
             }
@@ -341,7 +348,8 @@ impl ProxyHttp for Gateway {
 /// What the front stages decided.
 enum Front {
     Forward,
-    Stylesheet,
+    /// One of the gateway's static assets: content type and text.
+    Asset(&'static str, &'static str),
     LoggedOut,
     /// The public keys of identity assertions.
     Jwks,
@@ -365,9 +373,18 @@ impl Gateway {
         }
         session.set_keepalive(Some(limits.keepalive_timeout.as_secs()).filter(|s| *s > 0));
         session.set_read_timeout(Some(limits.client_body_timeout));
-        if request.target.path == crate::pages::STYLESHEET_PATH {
+        let asset = match request.target.path.as_str() {
+            crate::pages::STYLESHEET_PATH => {
+                Some(("text/css; charset=utf-8", crate::pages::STYLESHEET))
+            }
+            crate::pages::SCRIPT_PATH => {
+                Some(("text/javascript; charset=utf-8", crate::pages::SCRIPT))
+            }
+            _ => None,
+        };
+        if let Some((content_type, text)) = asset {
             ctx.request = Some(request);
-            return Ok(Front::Stylesheet);
+            return Ok(Front::Asset(content_type, text));
         }
         let portal = self
             .router
@@ -418,21 +435,88 @@ impl Gateway {
                 .await?;
                 return Ok(Front::Done(status));
             }
+            _ if second_factor::is_factor_path(path) => {
+                return self.factor_page(session, ctx, portal, request).await;
+            }
             _ if path.starts_with("/.vigie/") => {
                 return Err(Rejection::new(404, "unknown_gateway_path"))
             }
             _ => {}
         }
-        if gateway_login && !ctx.identity.session().is_some_and(|s| s.is_authenticated()) {
-            return match session.req_header().method.as_str() {
-                "GET" | "HEAD" => Ok(Front::Redirect(gateway_login::login_redirect(request))),
-                _ => Err(Rejection::new(401, "login_required")),
+        let navigation = matches!(session.req_header().method.as_str(), "GET" | "HEAD");
+        let authenticated = ctx.identity.session().filter(|s| s.is_authenticated());
+        if gateway_login && authenticated.is_none() {
+            return match navigation {
+                true => Ok(Front::Redirect(gateway_login::login_redirect(request))),
+                false => Err(Rejection::new(401, "login_required")),
             };
+        }
+        // Stage 4, authorise: a signed-in session must meet the policy's requirement (the
+        // second factor, a step-up); anonymous requests reach the portal's own login.
+        if let Some(s) = authenticated {
+            let need = crate::policy::requirement(
+                &portal.config,
+                &self.config.second_factor,
+                path,
+                request.target.query.as_deref(),
+            );
+            if !need.met_by(s, self.sessions.now()) {
+                return match navigation {
+                    true => Ok(Front::Redirect(second_factor::factor_redirect(
+                        &request.target.to_uri(),
+                    ))),
+                    false => Err(Rejection::new(401, "second_factor_required")),
+                };
+            }
         }
         if let Some(profile) = &portal.config.profile {
             ctx.interception = intercept::on_request(profile, request, session.req_header())?;
         }
         Ok(Front::Forward)
+    }
+}
+
+impl Gateway {
+    /// A second-factor page: only for a session whose password was accepted.
+    async fn factor_page(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        portal: &Arc<Portal>,
+        request: &Request,
+    ) -> std::result::Result<Front, Rejection> {
+        let factors = self
+            .factors
+            .as_ref()
+            .ok_or(Rejection::new(404, "unknown_gateway_path"))?;
+        let Some(record) = ctx
+            .identity
+            .session()
+            .filter(|s| s.is_authenticated())
+            .cloned()
+        else {
+            return match session.req_header().method.as_str() {
+                "GET" | "HEAD" if matches!(portal.config.login, LoginMode::Gateway { .. }) => {
+                    Ok(Front::Redirect(gateway_login::login_redirect(request)))
+                }
+                "GET" | "HEAD" => Ok(Front::Redirect("/".into())),
+                _ => Err(Rejection::new(401, "login_required")),
+            };
+        };
+        let visit = second_factor::Visit {
+            lang: crate::pages::Lang::of_request(session.req_header()),
+            session,
+            sessions: &self.sessions,
+            factors,
+            portal,
+            request,
+            user: record.user.clone().unwrap_or_default(),
+            record,
+        };
+        match second_factor::handle(visit).await {
+            Some(result) => result.map(Front::Done),
+            None => Err(Rejection::new(404, "unknown_gateway_path")),
+        }
     }
 }
 

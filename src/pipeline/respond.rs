@@ -35,8 +35,9 @@ impl Rejection {
     }
 }
 
-/// Write an HTML error page. A request whose body was not read gets its connection closed,
-/// so an unread body can never be parsed as the next request (ATTACKS.md 2).
+/// Write an HTML error page, in the request's language. A request whose body was not read
+/// gets its connection closed, so an unread body can never be parsed as the next request
+/// (ATTACKS.md 2).
 pub async fn send_error(
     session: &mut Session,
     status: u16,
@@ -49,10 +50,11 @@ pub async fn send_error(
             .headers
             .contains_key("transfer-encoding");
     let close = close || (has_body && !session.is_body_done());
+    let lang = pages::Lang::of_request(session.req_header());
     send_html(
         session,
         status,
-        pages::error_page(status, request_id),
+        pages::error_page(status, request_id, lang, None),
         close,
         Some(request_id),
     )
@@ -68,12 +70,56 @@ pub async fn send_html(
     close: bool,
     request_id: Option<&str>,
 ) -> pingora::Result<()> {
+    let page = Page {
+        status,
+        html,
+        script: false,
+        headers: Vec::new(),
+    };
+    write_page(session, page, close, request_id).await
+}
+
+/// A page of the second-factor flow: maybe the passkey script, maybe cookies or
+/// `Retry-After`.
+pub struct Page {
+    pub status: u16,
+    pub html: String,
+    /// Allow the gateway's passkey script (a stricter CSP otherwise).
+    pub script: bool,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+pub async fn send_page(session: &mut Session, page: Page) -> pingora::Result<()> {
+    write_page(session, page, false, None).await
+}
+
+async fn write_page(
+    session: &mut Session,
+    page: Page,
+    close: bool,
+    request_id: Option<&str>,
+) -> pingora::Result<()> {
+    let Page {
+        status,
+        html,
+        script,
+        headers,
+    } = page;
     let body = Bytes::from(html);
-    let mut resp = ResponseHeader::build(status, Some(9))?;
+    let mut resp = ResponseHeader::build(status, Some(9 + headers.len()))?;
     resp.insert_header("content-type", "text/html; charset=utf-8")?;
     resp.insert_header("content-length", body.len().to_string())?;
     resp.insert_header("cache-control", "no-store")?;
-    resp.insert_header("content-security-policy", pages::CSP)?;
+    let csp = if script {
+        pages::CSP_WITH_SCRIPT
+    } else {
+        pages::CSP
+    };
+    resp.insert_header("content-security-policy", csp)?;
+    resp.insert_header("referrer-policy", "same-origin")?;
+    for (name, value) in headers {
+        resp.append_header(name, value)?;
+    }
     resp.insert_header("x-content-type-options", "nosniff")?;
     resp.insert_header("x-frame-options", "DENY")?;
     if let Some(id) = request_id {
@@ -93,11 +139,15 @@ pub async fn send_html(
     Ok(())
 }
 
-/// Serve the gateway's own stylesheet.
-pub async fn send_stylesheet(session: &mut Session) -> pingora::Result<()> {
-    let body = Bytes::from_static(pages::STYLESHEET.as_bytes());
+/// Serve one of the gateway's static assets (stylesheet, passkey script).
+pub async fn send_asset(
+    session: &mut Session,
+    content_type: &str,
+    text: &'static str,
+) -> pingora::Result<()> {
+    let body = Bytes::from_static(text.as_bytes());
     let mut resp = ResponseHeader::build(200, Some(4))?;
-    resp.insert_header("content-type", "text/css; charset=utf-8")?;
+    resp.insert_header("content-type", content_type)?;
     resp.insert_header("content-length", body.len().to_string())?;
     resp.insert_header("cache-control", "public, max-age=3600")?;
     resp.insert_header("x-content-type-options", "nosniff")?;
@@ -123,11 +173,35 @@ pub async fn send_redirect(
 
 /// A small public JSON document (the JWKS).
 pub async fn send_json(session: &mut Session, json: String) -> pingora::Result<()> {
+    write_json(session, 200, json, "public, max-age=300", &[]).await
+}
+
+/// A private JSON answer of the passkey API, never cached, maybe with a new session cookie.
+pub async fn send_api(
+    session: &mut Session,
+    status: u16,
+    json: String,
+    cookies: &[String],
+) -> pingora::Result<()> {
+    write_json(session, status, json, "no-store", cookies).await
+}
+
+async fn write_json(
+    session: &mut Session,
+    status: u16,
+    json: String,
+    cache: &str,
+    cookies: &[String],
+) -> pingora::Result<()> {
     let body = Bytes::from(json);
-    let mut resp = ResponseHeader::build(200, Some(4))?;
+    let mut resp = ResponseHeader::build(status, Some(5 + cookies.len()))?;
     resp.insert_header("content-type", "application/json")?;
     resp.insert_header("content-length", body.len().to_string())?;
-    resp.insert_header("cache-control", "public, max-age=300")?;
+    resp.insert_header("cache-control", cache)?;
+    resp.insert_header("x-content-type-options", "nosniff")?;
+    for c in cookies {
+        resp.append_header("set-cookie", c)?;
+    }
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await
 }

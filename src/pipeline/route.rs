@@ -61,22 +61,8 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
     fn portal(name: &str, hosts: &[&str]) -> PortalConfig {
-        PortalConfig {
-            name: name.into(),
-            hosts: hosts.iter().map(|h| h.to_string()).collect(),
-            upstream: "127.0.0.1:1".parse().unwrap(),
-            upstream_tls: None,
-            connect_timeout: Duration::from_secs(1),
-            read_timeout: Duration::from_secs(1),
-            write_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(1),
-            case_insensitive_paths: false,
-            profile: None,
-            login: crate::config::LoginMode::Portal,
-        }
+        PortalConfig::for_tests(name, hosts)
     }
 
     #[test]

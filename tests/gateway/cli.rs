@@ -171,17 +171,19 @@ fn demo_runs_the_portal_behind_the_gateway() {
         None
     );
     let session = crate::passthrough::cookie_set(&login, "vigie").expect("gateway session cookie");
-    let page = get(
-        gw,
-        "/index.php?m=dPpatients&tab=vw_full_patients&patient_id=1",
-        &format!("Cookie: {session}\r\n"),
-    );
+    // The demo asks for a second factor; its enrollment is open (no invitation needed).
+    let mut client = crate::mfa::Client::new(gw);
+    client.cookie = Some(session);
+    let wall = client.get("/index.php?m=dPpatients&tab=vw_full_patients&patient_id=1");
+    assert_eq!(wall.status, 303);
+    crate::mfa::enroll_totp(&mut client, None);
+    let page = client.get("/index.php?m=dPpatients&tab=vw_full_patients&patient_id=1");
     assert_eq!(page.status, 200);
     assert!(page.text().contains("data-patient-id=\"1\""));
     assert_eq!(get(admin, "/readyz", "").status, 200);
     let banner = std::fs::read_to_string(dir.path().join("out")).unwrap();
     assert!(
-        banner.contains(&format!("http://127.0.0.1:{gw}/")) && banner.contains("admin-demo"),
+        banner.contains(&format!("http://localhost:{gw}/")) && banner.contains("admin-demo"),
         "{banner}"
     );
 }

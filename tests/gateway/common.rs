@@ -38,14 +38,18 @@ impl Proc {
 }
 
 pub fn wait_for_port(port: u16) {
+    assert!(port_up(port), "nothing listens on port {port} after 20 s");
+}
+
+fn port_up(port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("nothing listens on port {port} after 20 s");
+    false
 }
 
 fn spawn(args: &[&str], dir: &tempfile::TempDir) -> Proc {
@@ -119,6 +123,7 @@ pub fn start_gateway_with(portals: &str, extra: &str) -> Gateway {
     let (port, admin_port) = (free_port(), free_port());
     let token = dir.path().join("admin.token");
     std::fs::write(&token, ADMIN_TOKEN).unwrap();
+    let extra = with_second_factor(extra, dir.path(), port);
     let text = format!(
         "[server]\nthreads = 1\ngrace_period_seconds = 0\ngraceful_shutdown_timeout_seconds = 1\n\n[[listener]]\naddress = \"127.0.0.1:{port}\"\n\n[admin]\naddress = \"127.0.0.1:{admin_port}\"\napi_token_file = \"{}\"\n\n{extra}\n\n{portals}",
         token.display()
@@ -126,14 +131,46 @@ pub fn start_gateway_with(portals: &str, extra: &str) -> Gateway {
     let config = dir.path().join("vigie.toml");
     std::fs::write(&config, text).unwrap();
     let proc = spawn(&["run", "-c", config.to_str().unwrap()], &dir);
-    wait_for_port(port);
-    wait_for_port(admin_port);
+    assert!(
+        port_up(port) && port_up(admin_port),
+        "the gateway did not start:\n{}",
+        proc.stderr()
+    );
     Gateway {
         port,
         admin_port,
         proc,
         config,
         _dir: dir,
+    }
+}
+
+/// A fresh second-factor key ring file in `dir`; returns its path.
+pub fn factor_key_file(dir: &std::path::Path) -> PathBuf {
+    use base64::Engine;
+    let path = dir.join("factor.keys");
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    std::fs::write(&path, format!("test-key:{key}\n")).unwrap();
+    path
+}
+
+/// Every gateway needs a `[second_factor]` key ring and WebAuthn origin. Tests that exercise
+/// second factors write their own `[second_factor]` section (a key ring and the origin are
+/// added to it unless given); the older tests of session mechanics run with the second factor
+/// off, as during a staged rollout.
+fn with_second_factor(extra: &str, dir: &std::path::Path, port: u16) -> String {
+    let mut lines = String::new();
+    let has = |key: &str| extra.lines().any(|l| l.trim_start().starts_with(key));
+    if !has("key_file") {
+        lines += &format!("key_file = \"{}\"\n", factor_key_file(dir).display());
+    }
+    if !has("webauthn_origins") {
+        lines += &format!("webauthn_origins = [\"http://localhost:{port}\"]\n");
+    }
+    if extra.contains("[second_factor]") {
+        extra.replace("[second_factor]", &format!("[second_factor]\n{lines}"))
+    } else {
+        format!("{extra}\n\n[second_factor]\nrequired = false\n{lines}")
     }
 }
 

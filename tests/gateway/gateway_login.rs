@@ -40,7 +40,10 @@ impl Setup {
         // A config for the CLI, naming the same database.
         std::fs::write(
             dir.path().join("cli.toml"),
-            format!("[[listener]]\naddress = \"127.0.0.1:1\"\n[admin]\naddress = \"off\"\n{extra}\n{portal}"),
+            format!(
+                "[[listener]]\naddress = \"127.0.0.1:1\"\n[admin]\naddress = \"off\"\n{extra}\n{portal}\n[second_factor]\nkey_file = \"{}\"\nwebauthn_origins = [\"http://localhost:1\"]\n",
+                factor_key_file(dir.path()).display()
+            ),
         )
         .unwrap();
         Setup {
@@ -114,7 +117,8 @@ fn nobody_reaches_the_portal_without_a_gateway_login() {
     let page = get(gw.port, "/.vigie/login?return=%2Frecords", "");
     assert_eq!(page.status, 200);
     assert!(
-        page.text().contains("name=\"password\"") && page.text().contains("value=\"/records\"")
+        page.text().contains("name=\"password\"")
+            && crate::mfa::page_text(&page).contains("value=\"/records\"")
     );
     assert!(page
         .header("content-security-policy")

@@ -3,9 +3,11 @@
 
 mod cli;
 mod common;
+mod factors;
 mod framing;
 mod gateway_login;
 mod hygiene;
+mod mfa;
 mod passthrough;
 mod paths;
 mod replicas;

@@ -110,7 +110,7 @@ fn hosts_select_portals_and_unknown_hosts_are_refused() {
     assert_eq!(lab.requests().len(), 1);
     let unknown = req("elsewhere.test");
     assert_eq!(unknown.status, 404);
-    assert!(unknown.text().contains("Portail inconnu"));
+    assert!(unknown.text().contains("Page introuvable"));
     assert_eq!(ehr.requests().len() + lab.requests().len(), 2);
 }
 

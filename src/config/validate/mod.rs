@@ -9,17 +9,24 @@ use super::diagnostic::{ConfigError, ConfigErrors, Locator};
 use super::file::{FileConfig, ListenerSection, PortalSection};
 use super::*;
 
+mod factors;
 mod portal;
 mod state;
 
-pub(super) fn parse_and_validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+pub(super) fn parse_and_validate(
+    path: &Path,
+    text: &str,
+    demo: bool,
+) -> Result<Config, ConfigErrors> {
     let loc = Locator::new(path, text);
     let file: FileConfig =
         toml::from_str(text).map_err(|e| ConfigErrors(vec![loc.parse_error(text, &e)]))?;
     let mut v = Validator {
         loc: &loc,
         errors: Vec::new(),
+        warnings: Vec::new(),
         base: path.parent().unwrap_or(Path::new(".")),
+        demo,
     };
     let config = v.config(path, file);
     if v.errors.is_empty() {
@@ -32,7 +39,9 @@ pub(super) fn parse_and_validate(path: &Path, text: &str) -> Result<Config, Conf
 struct Validator<'a> {
     loc: &'a Locator<'a>,
     errors: Vec<ConfigError>,
+    warnings: Vec<String>,
     base: &'a Path,
+    demo: bool,
 }
 
 impl Validator<'_> {
@@ -134,6 +143,7 @@ impl Validator<'_> {
         let storage = self.storage(&f.storage);
         let assertion = self.assertion(&f.assertion);
         let portals = self.portals(&f.portal);
+        let second_factor = self.second_factor(&f.second_factor, &portals);
         Config {
             source: path.to_path_buf(),
             server,
@@ -147,7 +157,9 @@ impl Validator<'_> {
             session,
             storage,
             assertion,
+            second_factor,
             portals,
+            warnings: std::mem::take(&mut self.warnings),
         }
     }
 
@@ -247,6 +259,10 @@ impl Validator<'_> {
     }
 
     fn trusted_proxies(&mut self, list: &[String]) -> Vec<IpNet> {
+        self.networks("network.trusted_proxies", list)
+    }
+
+    pub(super) fn networks(&mut self, key: &str, list: &[String]) -> Vec<IpNet> {
         let mut out = Vec::new();
         for (i, raw) in list.iter().enumerate() {
             let parsed = raw
@@ -255,7 +271,7 @@ impl Validator<'_> {
             match parsed {
                 Ok(net) => out.push(net),
                 Err(_) => self.err(
-                    &format!("network.trusted_proxies[{i}]"),
+                    &format!("{key}[{i}]"),
                     format!("`{raw}` is not an IP address or CIDR network"),
                     "write an address (\"10.0.0.5\") or a network (\"10.0.0.0/8\", \"fd00::/8\")",
                 ),

@@ -1,0 +1,474 @@
+//! Second factors: TOTP ([`totp`]), WebAuthn passkeys ([`passkeys`]) and recovery codes
+//! ([`recovery`]), sealed at rest ([`crypto`]) in a [`store::FactorStore`], with the pure
+//! rules (throttling, enrollment proof, requirements) in [`rules`]. [`Factors`] is the one
+//! service the request pipeline talks to.
+
+pub mod crypto;
+pub mod passkeys;
+pub mod recovery;
+pub mod redis_store;
+pub mod rules;
+pub mod store;
+pub mod totp;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use webauthn_rs::prelude::{
+    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential,
+};
+
+use crate::config::SecondFactorConfig;
+use crate::identity::session::Clock;
+use crate::identity::store::StoreError;
+use crypto::{CryptoError, KeyRing};
+use passkeys::RelyingParty;
+use store::{FactorStore, Invitation};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FactorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("sealed factor data cannot be opened: {0}")]
+    Crypto(#[from] CryptoError),
+    #[error("stored factor data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Everything enrolled for one user; stored sealed as one record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UserFactors {
+    pub totp: Option<TotpFactor>,
+    #[serde(default)]
+    pub passkeys: Vec<NamedPasskey>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TotpFactor {
+    pub secret: Vec<u8>,
+    pub hash: String,
+    pub created: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NamedPasskey {
+    pub name: String,
+    pub created: u64,
+    pub last_used: Option<u64>,
+    pub passkey: Passkey,
+}
+
+impl NamedPasskey {
+    /// The credential id, base64url: how pages and forms name a passkey.
+    pub fn id(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.passkey.cred_id().as_ref())
+    }
+}
+
+impl UserFactors {
+    pub fn is_empty(&self) -> bool {
+        self.totp.is_none() && self.passkeys.is_empty()
+    }
+}
+
+/// Outcome of a verification attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    Rejected,
+}
+
+pub struct Factors {
+    store: Arc<dyn FactorStore>,
+    keys: KeyRing,
+    rp: RelyingParty,
+    pub config: SecondFactorConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl Factors {
+    pub fn new(
+        store: Arc<dyn FactorStore>,
+        keys: KeyRing,
+        config: SecondFactorConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, String> {
+        let rp = RelyingParty::new(&config.rp_id, &config.rp_name, &config.origins)?;
+        Ok(Self {
+            store,
+            keys,
+            rp,
+            config,
+            clock,
+        })
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    pub fn is_privileged(&self, groups: &[String]) -> bool {
+        groups
+            .iter()
+            .any(|g| self.config.privileged_groups.contains(g))
+    }
+
+    pub async fn load(&self, user: &str) -> Result<UserFactors, FactorError> {
+        let Some(sealed) = self.store.load(user).await? else {
+            return Ok(UserFactors::default());
+        };
+        let (plain, stale) = self.keys.open(user.as_bytes(), &sealed)?;
+        let factors: UserFactors =
+            serde_json::from_slice(&plain).map_err(|e| FactorError::Corrupt(e.to_string()))?;
+        if stale {
+            // Sealed under an older key: re-seal under the current one (rotation).
+            self.save(user, &factors).await?;
+        }
+        Ok(factors)
+    }
+
+    pub async fn save(&self, user: &str, factors: &UserFactors) -> Result<(), FactorError> {
+        let plain = serde_json::to_vec(factors).map_err(|e| FactorError::Corrupt(e.to_string()))?;
+        let sealed = self.keys.seal(user.as_bytes(), &plain);
+        Ok(self.store.save(user, sealed).await?)
+    }
+
+    /// Seal a value for this user that waits in the session (a pending TOTP secret, new codes).
+    pub fn seal(&self, user: &str, plain: &[u8]) -> Vec<u8> {
+        self.keys.seal(user.as_bytes(), plain)
+    }
+
+    pub fn open(&self, user: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.keys.open(user.as_bytes(), sealed).ok().map(|(p, _)| p)
+    }
+
+    // ---- throttling and locking ----
+
+    /// Seconds the user (from this address) must still wait before the next attempt.
+    pub async fn wait_left(&self, user: &str, ip: IpAddr) -> Result<u64, FactorError> {
+        let now = self.now();
+        let by_user = rules::wait_left(self.store.failures(&user_key(user)).await?, now);
+        let by_source = rules::wait_left(self.store.failures(&ip_key(ip)).await?, now);
+        Ok(by_user.max(by_source))
+    }
+
+    /// Count a failure; returns the user's consecutive failures (the caller locks at the limit).
+    pub async fn failed(&self, user: &str, ip: IpAddr) -> Result<u32, FactorError> {
+        let now = self.now();
+        self.store.add_failure(&ip_key(ip), now).await?;
+        Ok(self.store.add_failure(&user_key(user), now).await?.0)
+    }
+
+    pub async fn succeeded(&self, user: &str) -> Result<(), FactorError> {
+        Ok(self.store.clear_failures(&user_key(user)).await?)
+    }
+
+    /// After an unlock by IT: the user starts again from zero failures.
+    pub async fn forget_failures(&self, user: &str) -> Result<(), FactorError> {
+        self.succeeded(user).await
+    }
+
+    // ---- TOTP ----
+
+    fn hash(&self) -> totp::Hash {
+        self.config.totp_hash
+    }
+
+    /// Check a code against the enrolled secret; a step is accepted once (replay).
+    pub async fn check_totp(
+        &self,
+        user: &str,
+        factors: &UserFactors,
+        code: &str,
+    ) -> Result<Verdict, FactorError> {
+        let Some(t) = &factors.totp else {
+            return Ok(Verdict::Rejected);
+        };
+        let hash = totp::Hash::parse(&t.hash).unwrap_or(totp::Hash::Sha1);
+        self.claim(user, &t.secret, hash, code).await
+    }
+
+    async fn claim(
+        &self,
+        user: &str,
+        secret: &[u8],
+        hash: totp::Hash,
+        code: &str,
+    ) -> Result<Verdict, FactorError> {
+        match totp::matching_step(secret, hash, code, self.now()) {
+            Some(step) if self.store.claim_totp_step(user, step).await? => Ok(Verdict::Accepted),
+            _ => Ok(Verdict::Rejected),
+        }
+    }
+
+    /// Bind a pending secret once the user proves they hold it.
+    pub async fn enroll_totp(
+        &self,
+        user: &str,
+        secret: &[u8],
+        code: &str,
+    ) -> Result<Verdict, FactorError> {
+        if self.claim(user, secret, self.hash(), code).await? == Verdict::Rejected {
+            return Ok(Verdict::Rejected);
+        }
+        let mut factors = self.load(user).await?;
+        factors.totp = Some(TotpFactor {
+            secret: secret.to_vec(),
+            hash: self.hash().label().to_string(),
+            created: self.now(),
+        });
+        self.save(user, &factors).await?;
+        Ok(Verdict::Accepted)
+    }
+
+    pub fn otpauth_url(&self, user: &str, secret: &[u8]) -> String {
+        totp::otpauth_url(secret, self.hash(), &self.config.issuer, user)
+    }
+
+    // ---- recovery codes ----
+
+    /// Ten new codes replace any old ones; only their keyed digests are stored.
+    pub async fn new_recovery_codes(&self, user: &str) -> Result<Vec<String>, FactorError> {
+        let codes = recovery::generate();
+        let digests: Vec<String> = codes
+            .iter()
+            .map(|c| {
+                self.keys
+                    .digests(&recovery_purpose(user), c.replace('-', "").as_bytes())
+            })
+            .map(|mut all| all.swap_remove(0))
+            .collect();
+        self.store.set_recovery_codes(user, &digests).await?;
+        Ok(codes)
+    }
+
+    pub async fn use_recovery_code(&self, user: &str, raw: &str) -> Result<Verdict, FactorError> {
+        let Some(code) = recovery::normalise(raw) else {
+            return Ok(Verdict::Rejected);
+        };
+        let candidates = self.keys.digests(&recovery_purpose(user), code.as_bytes());
+        Ok(if self.store.use_recovery_code(user, &candidates).await? {
+            Verdict::Accepted
+        } else {
+            Verdict::Rejected
+        })
+    }
+
+    pub async fn recovery_codes_left(&self, user: &str) -> Result<usize, FactorError> {
+        Ok(self.store.recovery_codes_left(user).await?)
+    }
+
+    // ---- invitations (enrollment proof and factor reset) ----
+
+    /// A one-time enrollment code for `user`, valid for the configured time. A new
+    /// invitation replaces the previous one.
+    pub async fn invite(&self, user: &str) -> Result<(String, u64), FactorError> {
+        let raw: String = recovery::generate()
+            .into_iter()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("")
+            .replace('-', "");
+        let code = format!("{}-{}-{}", &raw[..4], &raw[4..8], &raw[8..12]);
+        let expires = self.now() + self.config.invitation_ttl.as_secs();
+        let digest = self
+            .keys
+            .digests(&invite_purpose(user), &raw.as_bytes()[..12])
+            .swap_remove(0);
+        self.store
+            .put_invitation(user, Invitation { digest, expires })
+            .await?;
+        Ok((code, expires))
+    }
+
+    /// Consume the user's invitation if `raw` is its code.
+    pub async fn redeem(&self, user: &str, raw: &str) -> Result<Verdict, FactorError> {
+        let code: String = raw
+            .chars()
+            .filter(|c| *c != '-' && *c != ' ')
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        if code.len() != 12 || raw.len() > 40 {
+            return Ok(Verdict::Rejected);
+        }
+        let candidates = self.keys.digests(&invite_purpose(user), code.as_bytes());
+        Ok(
+            if self
+                .store
+                .take_invitation(user, &candidates, self.now())
+                .await?
+            {
+                Verdict::Accepted
+            } else {
+                Verdict::Rejected
+            },
+        )
+    }
+
+    /// Forget every factor of the user (a lost device, after an in-person check).
+    pub async fn reset(&self, user: &str) -> Result<(), FactorError> {
+        Ok(self.store.delete_user(user).await?)
+    }
+
+    // ---- passkeys ----
+
+    /// Begin registering a passkey; returns the browser's options (JSON).
+    pub async fn start_registration(
+        &self,
+        user: &str,
+        ceremony: &str,
+    ) -> Result<Option<String>, FactorError> {
+        let factors = self.load(user).await?;
+        let existing: Vec<Passkey> = factors.passkeys.iter().map(|p| p.passkey.clone()).collect();
+        let Ok((options, state)) = self.rp.start_registration(user, &existing) else {
+            return Ok(None);
+        };
+        self.keep_state(user, &format!("reg:{ceremony}"), &state)
+            .await?;
+        Ok(serde_json::to_string(&options).ok())
+    }
+
+    /// Finish a registration with the browser's answer; the passkey is stored under `name`.
+    pub async fn finish_registration(
+        &self,
+        user: &str,
+        ceremony: &str,
+        name: &str,
+        answer: &RegisterPublicKeyCredential,
+    ) -> Result<Verdict, FactorError> {
+        let Some(state) = self
+            .take_state::<PasskeyRegistration>(user, &format!("reg:{ceremony}"))
+            .await?
+        else {
+            return Ok(Verdict::Rejected);
+        };
+        let Ok(passkey) = self.rp.finish_registration(answer, &state) else {
+            return Ok(Verdict::Rejected);
+        };
+        let mut factors = self.load(user).await?;
+        factors.passkeys.push(NamedPasskey {
+            name: name.to_string(),
+            created: self.now(),
+            last_used: None,
+            passkey,
+        });
+        self.save(user, &factors).await?;
+        Ok(Verdict::Accepted)
+    }
+
+    pub async fn start_authentication(
+        &self,
+        user: &str,
+        ceremony: &str,
+    ) -> Result<Option<String>, FactorError> {
+        let factors = self.load(user).await?;
+        let keys: Vec<Passkey> = factors.passkeys.iter().map(|p| p.passkey.clone()).collect();
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let Ok((options, state)) = self.rp.start_authentication(&keys) else {
+            return Ok(None);
+        };
+        self.keep_state(user, &format!("auth:{ceremony}"), &state)
+            .await?;
+        Ok(serde_json::to_string(&options).ok())
+    }
+
+    /// Verify a passkey assertion; the signature counter is updated (a counter going
+    /// backwards is refused by `webauthn-rs`).
+    pub async fn finish_authentication(
+        &self,
+        user: &str,
+        ceremony: &str,
+        answer: &PublicKeyCredential,
+    ) -> Result<Verdict, FactorError> {
+        let Some(state) = self
+            .take_state::<PasskeyAuthentication>(user, &format!("auth:{ceremony}"))
+            .await?
+        else {
+            return Ok(Verdict::Rejected);
+        };
+        let Ok(result) = self.rp.finish_authentication(answer, &state) else {
+            return Ok(Verdict::Rejected);
+        };
+        let mut factors = self.load(user).await?;
+        let now = self.now();
+        let mut found = false;
+        for p in &mut factors.passkeys {
+            if p.passkey.cred_id() == result.cred_id() {
+                p.passkey.update_credential(&result);
+                p.last_used = Some(now);
+                found = true;
+            }
+        }
+        if !found {
+            return Ok(Verdict::Rejected);
+        }
+        self.save(user, &factors).await?;
+        Ok(Verdict::Accepted)
+    }
+
+    pub async fn remove_passkey(&self, user: &str, id: &str) -> Result<bool, FactorError> {
+        let mut factors = self.load(user).await?;
+        let before = factors.passkeys.len();
+        factors.passkeys.retain(|p| p.id() != id);
+        if factors.passkeys.len() == before {
+            return Ok(false);
+        }
+        self.save(user, &factors).await?;
+        Ok(true)
+    }
+
+    async fn keep_state<T: Serialize>(
+        &self,
+        user: &str,
+        key: &str,
+        state: &T,
+    ) -> Result<(), FactorError> {
+        let json = serde_json::to_vec(state).map_err(|e| FactorError::Corrupt(e.to_string()))?;
+        let sealed = self.keys.seal(format!("{user}\0{key}").as_bytes(), &json);
+        let expires = self.now() + passkeys::CEREMONY_SECONDS;
+        Ok(self
+            .store
+            .put_challenge(&format!("{user}\0{key}"), sealed, expires)
+            .await?)
+    }
+
+    /// The ceremony state, taken once. It is keyed by user and session, so another user's
+    /// (or another session's) challenge is never found.
+    async fn take_state<T: for<'de> Deserialize<'de>>(
+        &self,
+        user: &str,
+        key: &str,
+    ) -> Result<Option<T>, FactorError> {
+        let full = format!("{user}\0{key}");
+        let Some(sealed) = self.store.take_challenge(&full, self.now()).await? else {
+            return Ok(None);
+        };
+        let (json, _) = self.keys.open(full.as_bytes(), &sealed)?;
+        Ok(serde_json::from_slice(&json).ok())
+    }
+}
+
+fn user_key(user: &str) -> String {
+    format!("u:{user}")
+}
+
+fn ip_key(ip: IpAddr) -> String {
+    format!("ip:{ip}")
+}
+
+fn recovery_purpose(user: &str) -> String {
+    format!("recovery\0{user}")
+}
+
+fn invite_purpose(user: &str) -> String {
+    format!("invitation\0{user}")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,264 @@
+//! Factors in Redis, for replicas. Keys hang off the storage prefix; each atomic rule is one
+//! command or one Lua script, so two replicas racing on one code cannot both accept it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redis::AsyncCommands;
+
+use super::store::{FactorStore, Invitation};
+use crate::identity::redis_store::{deadline, RedisStore};
+use crate::identity::store::StoreError;
+
+/// Failure counters are forgotten after a day without failures.
+const FAILURE_TTL: u64 = 24 * 3600;
+
+pub struct RedisFactors {
+    redis: Arc<RedisStore>,
+}
+
+impl RedisFactors {
+    pub fn new(redis: Arc<RedisStore>) -> Self {
+        Self { redis }
+    }
+
+    fn key(&self, kind: &str, name: &str) -> String {
+        format!("{}{kind}:{name}", self.redis.prefix)
+    }
+}
+
+static CLAIM_STEP: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
+    redis::Script::new(
+        "local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
+         if tonumber(ARGV[1]) > last then redis.call('SET', KEYS[1], ARGV[1]) return 1 end
+         return 0",
+    )
+});
+
+static TAKE_INVITATION: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
+    redis::Script::new(
+        "local d = redis.call('HGET', KEYS[1], 'digest')
+         local e = tonumber(redis.call('HGET', KEYS[1], 'expires') or '0')
+         if not d or e <= tonumber(ARGV[1]) then return 0 end
+         for i = 2, #ARGV do
+           if ARGV[i] == d then redis.call('DEL', KEYS[1]) return 1 end
+         end
+         return 0",
+    )
+});
+
+static ADD_FAILURE: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
+    redis::Script::new(
+        "local n = redis.call('HINCRBY', KEYS[1], 'count', 1)
+         redis.call('HSET', KEYS[1], 'last', ARGV[1])
+         redis.call('EXPIRE', KEYS[1], ARGV[2])
+         return n",
+    )
+});
+
+#[async_trait]
+impl FactorStore for RedisFactors {
+    async fn load(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut c = self.redis.conn().await?;
+        deadline(c.get(self.key("factors", user))).await
+    }
+
+    async fn save(&self, user: &str, sealed: Vec<u8>) -> Result<(), StoreError> {
+        let mut c = self.redis.conn().await?;
+        deadline(c.set(self.key("factors", user), sealed)).await
+    }
+
+    async fn delete_user(&self, user: &str) -> Result<(), StoreError> {
+        let mut c = self.redis.conn().await?;
+        let keys = [
+            self.key("factors", user),
+            self.key("totp-step", user),
+            self.key("recovery", user),
+        ];
+        deadline(c.del(&keys[..])).await
+    }
+
+    async fn claim_totp_step(&self, user: &str, step: u64) -> Result<bool, StoreError> {
+        let mut c = self.redis.conn().await?;
+        let won: i64 = deadline(
+            CLAIM_STEP
+                .key(self.key("totp-step", user))
+                .arg(step)
+                .invoke_async(&mut c),
+        )
+        .await?;
+        Ok(won == 1)
+    }
+
+    async fn set_recovery_codes(&self, user: &str, digests: &[String]) -> Result<(), StoreError> {
+        let mut c = self.redis.conn().await?;
+        let key = self.key("recovery", user);
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(&key);
+        if !digests.is_empty() {
+            pipe.sadd(&key, digests);
+        }
+        deadline(pipe.query_async::<()>(&mut c)).await
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user: &str,
+        candidates: &[String],
+    ) -> Result<bool, StoreError> {
+        let mut c = self.redis.conn().await?;
+        for d in candidates {
+            let n: i64 = deadline(c.srem(self.key("recovery", user), d)).await?;
+            if n == 1 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn recovery_codes_left(&self, user: &str) -> Result<usize, StoreError> {
+        let mut c = self.redis.conn().await?;
+        deadline(c.scard(self.key("recovery", user))).await
+    }
+
+    async fn add_failure(&self, key: &str, now: u64) -> Result<(u32, u64), StoreError> {
+        let mut c = self.redis.conn().await?;
+        let n: u32 = deadline(
+            ADD_FAILURE
+                .key(self.key("failures", key))
+                .arg(now)
+                .arg(FAILURE_TTL)
+                .invoke_async(&mut c),
+        )
+        .await?;
+        Ok((n, now))
+    }
+
+    async fn failures(&self, key: &str) -> Result<(u32, u64), StoreError> {
+        let mut c = self.redis.conn().await?;
+        let (n, last): (Option<u32>, Option<u64>) =
+            deadline(c.hmget(self.key("failures", key), &["count", "last"])).await?;
+        Ok((n.unwrap_or(0), last.unwrap_or(0)))
+    }
+
+    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+        let mut c = self.redis.conn().await?;
+        deadline(c.del(self.key("failures", key))).await
+    }
+
+    async fn put_invitation(&self, user: &str, inv: Invitation) -> Result<(), StoreError> {
+        let mut c = self.redis.conn().await?;
+        let key = self.key("invitation", user);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .del(&key)
+            .hset(&key, "digest", &inv.digest)
+            .hset(&key, "expires", inv.expires);
+        deadline(pipe.query_async::<()>(&mut c)).await
+    }
+
+    async fn take_invitation(
+        &self,
+        user: &str,
+        candidates: &[String],
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let mut c = self.redis.conn().await?;
+        let mut call = TAKE_INVITATION.key(self.key("invitation", user));
+        call.arg(now);
+        for d in candidates {
+            call.arg(d);
+        }
+        let won: i64 = deadline(call.invoke_async(&mut c)).await?;
+        Ok(won == 1)
+    }
+
+    async fn put_challenge(
+        &self,
+        key: &str,
+        state: Vec<u8>,
+        expires: u64,
+    ) -> Result<(), StoreError> {
+        let mut c = self.redis.conn().await?;
+        let now = crate::identity::session::Clock::now(&crate::identity::session::SystemClock);
+        let ttl = expires.saturating_sub(now).max(5);
+        deadline(c.set_ex(self.key("challenge", key), state, ttl)).await
+    }
+
+    async fn take_challenge(&self, key: &str, _now: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut c = self.redis.conn().await?;
+        deadline(c.get_del(self.key("challenge", key))).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::session::Lifetimes;
+    use std::time::Duration;
+
+    /// A private redis-server on a free port, killed on drop.
+    struct Server(std::process::Child, u16);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn start() -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/install-deps)");
+        // Owned by the guard at once, so it is killed and waited for on every path.
+        let server = Server(child, port);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not start");
+    }
+
+    #[tokio::test]
+    async fn redis_contract_and_contention() {
+        let server = start();
+        let life = Lifetimes {
+            idle: Duration::from_secs(60),
+            absolute: Duration::from_secs(60),
+            anonymous: Duration::from_secs(60),
+        };
+        let url = format!("redis://127.0.0.1:{}/0", server.1);
+        let redis = Arc::new(RedisStore::new(&url, "t:", life).unwrap());
+        let store = Arc::new(RedisFactors::new(redis));
+        // Challenges expire by Redis TTL; the contract's "expired" case uses the store clock.
+        crate::factors::store::tests::contract(store.as_ref(), false).await;
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let s = store.clone();
+                tokio::spawn(async move { s.claim_totp_step("carol", 7).await.unwrap() })
+            })
+            .collect();
+        let mut wins = 0;
+        for t in tasks {
+            wins += usize::from(t.await.unwrap());
+        }
+        assert_eq!(wins, 1, "50 parallel claims of one step");
+    }
+}

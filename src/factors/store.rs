@@ -1,0 +1,424 @@
+//! Where enrolled factors and their counters live. One interface, two backends: the SQLite
+//! file (embedded) and Redis (replicas). Every check-and-set the security rules depend on
+//! (TOTP step, recovery code, invitation, WebAuthn challenge) is one atomic operation in the
+//! store, so parallel submissions cannot both win (ATTACKS.md 18, 21, 22).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::identity::store::StoreError;
+
+/// A pending enrollment invitation, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    /// Keyed digest of the code ([`super::crypto::KeyRing::digests`]).
+    pub digest: String,
+    pub expires: u64,
+}
+
+#[async_trait]
+pub trait FactorStore: Send + Sync {
+    /// The user's sealed factor record.
+    async fn load(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn save(&self, user: &str, sealed: Vec<u8>) -> Result<(), StoreError>;
+    /// Forget every factor of a user (a reset), with recovery codes and the TOTP step.
+    async fn delete_user(&self, user: &str) -> Result<(), StoreError>;
+    /// Accept TOTP step `step` only if it is newer than the last accepted one.
+    async fn claim_totp_step(&self, user: &str, step: u64) -> Result<bool, StoreError>;
+    /// Replace the user's recovery code digests.
+    async fn set_recovery_codes(&self, user: &str, digests: &[String]) -> Result<(), StoreError>;
+    /// Consume the first of `candidates` present; whether one was.
+    async fn use_recovery_code(
+        &self,
+        user: &str,
+        candidates: &[String],
+    ) -> Result<bool, StoreError>;
+    async fn recovery_codes_left(&self, user: &str) -> Result<usize, StoreError>;
+    /// Count one more consecutive failure under `key`; returns the new count.
+    async fn add_failure(&self, key: &str, now: u64) -> Result<(u32, u64), StoreError>;
+    /// (consecutive failures, time of the last) under `key`.
+    async fn failures(&self, key: &str) -> Result<(u32, u64), StoreError>;
+    async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
+    async fn put_invitation(&self, user: &str, inv: Invitation) -> Result<(), StoreError>;
+    /// Consume the user's invitation if its digest is one of `candidates` and it has not
+    /// expired at `now`.
+    async fn take_invitation(
+        &self,
+        user: &str,
+        candidates: &[String],
+        now: u64,
+    ) -> Result<bool, StoreError>;
+    /// Keep a WebAuthn ceremony's state until `expires`.
+    async fn put_challenge(
+        &self,
+        key: &str,
+        state: Vec<u8>,
+        expires: u64,
+    ) -> Result<(), StoreError>;
+    /// Take it, once: a second take finds nothing.
+    async fn take_challenge(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+fn db_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Factors in the embedded SQLite file (the same file as users and locks).
+pub struct SqliteFactors {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteFactors {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(db_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(2))
+            .map_err(db_err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS factors (username TEXT PRIMARY KEY, sealed BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS totp_steps (username TEXT PRIMARY KEY, step INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS recovery_codes (username TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (username, digest));
+             CREATE TABLE IF NOT EXISTS factor_failures (key TEXT PRIMARY KEY, count INTEGER NOT NULL, last_at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS invitations (username TEXT PRIMARY KEY, digest TEXT NOT NULL, expires INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS webauthn_challenges (key TEXT PRIMARY KEY, state BLOB NOT NULL, expires INTEGER NOT NULL);",
+        )
+        .map_err(db_err)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().map_err(db_err)?;
+        f(&mut conn).map_err(db_err)
+    }
+}
+
+#[async_trait]
+impl FactorStore for SqliteFactors {
+    async fn load(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT sealed FROM factors WHERE username = ?1",
+                [user],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    async fn save(&self, user: &str, sealed: Vec<u8>) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO factors (username, sealed) VALUES (?1, ?2)
+                 ON CONFLICT (username) DO UPDATE SET sealed = excluded.sealed",
+                params![user, sealed],
+            )
+            .map(|_| ())
+        })
+    }
+
+    async fn delete_user(&self, user: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for table in ["factors", "totp_steps", "recovery_codes"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE username = ?1"), [user])?;
+            }
+            tx.commit()
+        })
+    }
+
+    async fn claim_totp_step(&self, user: &str, step: u64) -> Result<bool, StoreError> {
+        // One statement: the row is written only when the step is newer.
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO totp_steps (username, step) VALUES (?1, ?2)
+                 ON CONFLICT (username) DO UPDATE SET step = excluded.step WHERE excluded.step > totp_steps.step",
+                params![user, step as i64],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    async fn set_recovery_codes(&self, user: &str, digests: &[String]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM recovery_codes WHERE username = ?1", [user])?;
+            for d in digests {
+                tx.execute(
+                    "INSERT OR IGNORE INTO recovery_codes (username, digest) VALUES (?1, ?2)",
+                    params![user, d],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user: &str,
+        candidates: &[String],
+    ) -> Result<bool, StoreError> {
+        self.with(|c| {
+            for d in candidates {
+                let n = c.execute(
+                    "DELETE FROM recovery_codes WHERE username = ?1 AND digest = ?2",
+                    params![user, d],
+                )?;
+                if n == 1 {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+
+    async fn recovery_codes_left(&self, user: &str) -> Result<usize, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM recovery_codes WHERE username = ?1",
+                [user],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+        })
+    }
+
+    async fn add_failure(&self, key: &str, now: u64) -> Result<(u32, u64), StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "INSERT INTO factor_failures (key, count, last_at) VALUES (?1, 1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET count = count + 1, last_at = excluded.last_at
+                 RETURNING count, last_at",
+                params![key, now as i64],
+                |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)),
+            )
+        })
+    }
+
+    async fn failures(&self, key: &str) -> Result<(u32, u64), StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT count, last_at FROM factor_failures WHERE key = ?1",
+                [key],
+                |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)),
+            )
+            .optional()
+            .map(|o| o.unwrap_or((0, 0)))
+        })
+    }
+
+    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute("DELETE FROM factor_failures WHERE key = ?1", [key])
+                .map(|_| ())
+        })
+    }
+
+    async fn put_invitation(&self, user: &str, inv: Invitation) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO invitations (username, digest, expires) VALUES (?1, ?2, ?3)",
+                params![user, inv.digest, inv.expires as i64],
+            )
+            .map(|_| ())
+        })
+    }
+
+    async fn take_invitation(
+        &self,
+        user: &str,
+        candidates: &[String],
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        self.with(|c| {
+            for d in candidates {
+                let n = c.execute(
+                    "DELETE FROM invitations WHERE username = ?1 AND digest = ?2 AND expires > ?3",
+                    params![user, d, now as i64],
+                )?;
+                if n == 1 {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+
+    async fn put_challenge(
+        &self,
+        key: &str,
+        state: Vec<u8>,
+        expires: u64,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM webauthn_challenges WHERE expires < strftime('%s','now') - 3600",
+                [],
+            )?;
+            c.execute(
+                "INSERT OR REPLACE INTO webauthn_challenges (key, state, expires) VALUES (?1, ?2, ?3)",
+                params![key, state, expires as i64],
+            )
+            .map(|_| ())
+        })
+    }
+
+    async fn take_challenge(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|c| {
+            let row: Option<(Vec<u8>, i64)> = c
+                .query_row(
+                    "DELETE FROM webauthn_challenges WHERE key = ?1 RETURNING state, expires",
+                    [key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok(row.and_then(|(s, exp)| (exp as u64 > now).then_some(s)))
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The contract both backends honour; the Redis backend runs it in the integration tests.
+    pub async fn contract(store: &dyn FactorStore, clock_expiry: bool) {
+        assert_eq!(store.load("alice").await.unwrap(), None);
+        store.save("alice", vec![1, 2, 3]).await.unwrap();
+        store.save("alice", vec![4]).await.unwrap();
+        assert_eq!(store.load("alice").await.unwrap(), Some(vec![4]));
+
+        assert!(store.claim_totp_step("alice", 100).await.unwrap());
+        assert!(
+            !store.claim_totp_step("alice", 100).await.unwrap(),
+            "same step"
+        );
+        assert!(
+            !store.claim_totp_step("alice", 99).await.unwrap(),
+            "older step"
+        );
+        assert!(store.claim_totp_step("alice", 101).await.unwrap());
+        assert!(store.claim_totp_step("bob", 5).await.unwrap(), "per user");
+
+        let codes = vec!["k:a".to_string(), "k:b".to_string()];
+        store.set_recovery_codes("alice", &codes).await.unwrap();
+        assert_eq!(store.recovery_codes_left("alice").await.unwrap(), 2);
+        assert!(store
+            .use_recovery_code("alice", &["k:a".into()])
+            .await
+            .unwrap());
+        assert!(
+            !store
+                .use_recovery_code("alice", &["k:a".into()])
+                .await
+                .unwrap(),
+            "single use"
+        );
+        assert!(
+            !store
+                .use_recovery_code("bob", &["k:b".into()])
+                .await
+                .unwrap(),
+            "other user's"
+        );
+        assert_eq!(store.recovery_codes_left("alice").await.unwrap(), 1);
+
+        assert_eq!(store.failures("u:alice").await.unwrap().0, 0);
+        assert_eq!(store.add_failure("u:alice", 10).await.unwrap(), (1, 10));
+        assert_eq!(store.add_failure("u:alice", 12).await.unwrap(), (2, 12));
+        assert_eq!(store.failures("u:alice").await.unwrap(), (2, 12));
+        store.clear_failures("u:alice").await.unwrap();
+        assert_eq!(store.failures("u:alice").await.unwrap().0, 0);
+
+        let inv = Invitation {
+            digest: "k:inv".into(),
+            expires: 1000,
+        };
+        store.put_invitation("alice", inv.clone()).await.unwrap();
+        assert!(!store
+            .take_invitation("alice", &["k:bad".into()], 10)
+            .await
+            .unwrap());
+        assert!(!store
+            .take_invitation("bob", &["k:inv".into()], 10)
+            .await
+            .unwrap());
+        assert!(
+            !store
+                .take_invitation("alice", &["k:inv".into()], 1000)
+                .await
+                .unwrap(),
+            "expired"
+        );
+        assert!(store
+            .take_invitation("alice", &["k:inv".into()], 999)
+            .await
+            .unwrap());
+        assert!(
+            !store
+                .take_invitation("alice", &["k:inv".into()], 999)
+                .await
+                .unwrap(),
+            "once"
+        );
+
+        store.put_challenge("reg:s1", vec![9], 200).await.unwrap();
+        assert_eq!(store.take_challenge("reg:s2", 100).await.unwrap(), None);
+        assert_eq!(
+            store.take_challenge("reg:s1", 100).await.unwrap(),
+            Some(vec![9])
+        );
+        assert_eq!(
+            store.take_challenge("reg:s1", 100).await.unwrap(),
+            None,
+            "consumed"
+        );
+        if clock_expiry {
+            store.put_challenge("reg:s1", vec![9], 200).await.unwrap();
+            assert_eq!(
+                store.take_challenge("reg:s1", 200).await.unwrap(),
+                None,
+                "expired"
+            );
+        }
+
+        store.delete_user("alice").await.unwrap();
+        assert_eq!(store.load("alice").await.unwrap(), None);
+        assert_eq!(store.recovery_codes_left("alice").await.unwrap(), 0);
+        assert!(
+            store.claim_totp_step("alice", 1).await.unwrap(),
+            "steps reset too"
+        );
+    }
+
+    #[tokio::test]
+    async fn sqlite_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteFactors::open(&dir.path().join("f.sqlite")).unwrap();
+        contract(&store, true).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_totp_steps_are_claimed_once_under_contention() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(SqliteFactors::open(&dir.path().join("f.sqlite")).unwrap());
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let s = store.clone();
+                tokio::spawn(async move { s.claim_totp_step("alice", 7).await.unwrap() })
+            })
+            .collect();
+        let mut wins = 0;
+        for t in tasks {
+            wins += usize::from(t.await.unwrap());
+        }
+        assert_eq!(wins, 1);
+    }
+}

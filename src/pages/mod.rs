@@ -1,0 +1,300 @@
+//! Pages the gateway renders itself, from templates (`templates/`, MiniJinja, escaped by
+//! default) and one message catalogue in French and English (`messages.toml`). The language
+//! comes from `?lang=`, then the `vigie_lang` cookie, then `Accept-Language`; French by
+//! default. No external assets: one stylesheet and, on passkey pages only, one script.
+
+use std::sync::LazyLock;
+
+use minijinja::{context, Environment, Value};
+
+/// Content-Security-Policy for pages without script.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// The same, allowing the gateway's own passkey script (and its `fetch` back to the gateway).
+pub const CSP_WITH_SCRIPT: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The `/.vigie/` prefix belongs to the gateway, never the portal.
+pub const STYLESHEET_PATH: &str = "/.vigie/vigie.css";
+pub const SCRIPT_PATH: &str = "/.vigie/webauthn.js";
+pub const STYLESHEET: &str = include_str!("vigie.css");
+pub const SCRIPT: &str = include_str!("webauthn.js");
+
+/// Cookie remembering the chosen language (not a secret, not identity).
+pub const LANG_COOKIE: &str = "vigie_lang";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Fr,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Fr => "fr",
+            Lang::En => "en",
+        }
+    }
+
+    fn other(self) -> Lang {
+        match self {
+            Lang::Fr => Lang::En,
+            Lang::En => Lang::Fr,
+        }
+    }
+
+    fn parse(s: &str) -> Option<Lang> {
+        let primary = s.trim().split(['-', '_', ';']).next()?.to_ascii_lowercase();
+        match primary.as_str() {
+            "fr" => Some(Lang::Fr),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// The language of a request: explicit choice, then remembered choice, then the
+    /// browser's preference (the first supported tag not refused with `q=0`).
+    pub fn choose(query: Option<&str>, cookies: &[&str], accept_language: Option<&str>) -> Lang {
+        let from_query = query.and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "lang")
+                .and_then(|(_, v)| Lang::parse(&v))
+        });
+        let from_cookie = || {
+            cookies.iter().find_map(|h| {
+                h.split(';').find_map(|kv| {
+                    let (k, v) = kv.trim().split_once('=')?;
+                    (k == LANG_COOKIE).then(|| Lang::parse(v)).flatten()
+                })
+            })
+        };
+        let from_header = || {
+            accept_language?.split(',').find_map(|tag| {
+                if tag.replace(' ', "").contains(";q=0") && !tag.contains(";q=0.") {
+                    return None;
+                }
+                Lang::parse(tag)
+            })
+        };
+        from_query
+            .or_else(from_cookie)
+            .or_else(from_header)
+            .unwrap_or(Lang::Fr)
+    }
+
+    /// What pages read from the request to choose a language.
+    pub fn of_request(req: &http::request::Parts) -> Lang {
+        let cookies: Vec<&str> = req
+            .headers
+            .get_all("cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let accept = req
+            .headers
+            .get("accept-language")
+            .and_then(|v| v.to_str().ok());
+        Lang::choose(req.uri.query(), &cookies, accept)
+    }
+}
+
+static MESSAGES: LazyLock<toml::Table> = LazyLock::new(|| {
+    include_str!("messages.toml")
+        .parse()
+        .expect("messages.toml is valid TOML (unit-tested)")
+});
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    // A missing value is an error when printed (never a silent blank), fine in `{% if %}`.
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
+    for (name, text) in [
+        ("layout.html", include_str!("templates/layout.html")),
+        ("error.html", include_str!("templates/error.html")),
+        ("login.html", include_str!("templates/login.html")),
+        ("factor.html", include_str!("templates/factor.html")),
+        ("enroll.html", include_str!("templates/enroll.html")),
+        (
+            "enroll_totp.html",
+            include_str!("templates/enroll_totp.html"),
+        ),
+        ("codes.html", include_str!("templates/codes.html")),
+        ("account.html", include_str!("templates/account.html")),
+    ] {
+        env.add_template(name, text)
+            .expect("templates are valid (unit-tested)");
+    }
+    env
+});
+
+fn messages(lang: Lang) -> Value {
+    Value::from_serialize(&MESSAGES[lang.code()])
+}
+
+/// One sentence of the catalogue (for messages built in code).
+pub fn message(lang: Lang, key: &str) -> String {
+    MESSAGES[lang.code()]
+        .get(key)
+        .and_then(|v| v.as_str())
+        .unwrap_or(key)
+        .to_string()
+}
+
+/// The same path with `lang=` set to the other language: the switch link.
+pub fn switch_url(path: &str, query: Option<&str>, lang: Lang) -> String {
+    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .filter(|(k, _)| k != "lang")
+        .collect();
+    pairs.push(("lang".into(), lang.other().code().into()));
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("{path}?{q}")
+}
+
+/// Render a page. `ctx` holds the page's own values; the catalogue (`t`), the language and
+/// the switch link are added here.
+pub fn render(template: &str, lang: Lang, switch: Option<&str>, ctx: Value) -> String {
+    let full = context! {
+        t => messages(lang),
+        lang => lang.code(),
+        switch => switch,
+        ..ctx
+    };
+    TEMPLATES
+        .get_template(template)
+        .and_then(|t| t.render(full))
+        .unwrap_or_else(|e| {
+            tracing::error!(template, error = %e, "page template failed");
+            "<!doctype html><title>Vigie</title><p>Erreur / Error".to_string()
+        })
+}
+
+fn error_texts(lang: Lang, status: u16) -> (String, String) {
+    let table = MESSAGES[lang.code()]["errors"].as_table();
+    let entry = table
+        .and_then(|t| t.get(&status.to_string()).or_else(|| t.get("other")))
+        .and_then(|v| v.as_array());
+    let text = |i: usize| {
+        entry
+            .and_then(|a| a.get(i))
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    (text(0), text(1))
+}
+
+/// An error page: the chosen language first, the other one below (nothing to click on an
+/// error, so both are shown). `request_id` is gateway-generated hex.
+pub fn error_page(status: u16, request_id: &str, lang: Lang, wait: Option<u64>) -> String {
+    debug_assert!(request_id.bytes().all(|b| b.is_ascii_hexdigit()));
+    let (title, text) = error_texts(lang, status);
+    let (other_title, other_text) = error_texts(lang.other(), status);
+    render(
+        "error.html",
+        lang,
+        None,
+        context! { status, title, text, other_title, other_text, reference => request_id, wait },
+    )
+}
+
+/// The gateway's own login page (gateway-owned logins). One message for every failure, so
+/// unknown users and wrong passwords look the same.
+pub fn login_page(lang: Lang, failed: bool, return_to: &str, switch: &str) -> String {
+    render(
+        "login.html",
+        lang,
+        Some(switch),
+        context! { failed, return_to },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_has_the_same_keys_in_both_languages() {
+        let keys = |l: &str| {
+            let mut k: Vec<String> = MESSAGES[l].as_table().unwrap().keys().cloned().collect();
+            k.extend(
+                MESSAGES[l]["errors"]
+                    .as_table()
+                    .unwrap()
+                    .keys()
+                    .map(|e| format!("errors.{e}")),
+            );
+            k.sort();
+            k
+        };
+        assert_eq!(keys("fr"), keys("en"));
+    }
+
+    #[test]
+    fn every_template_renders_in_both_languages() {
+        for lang in [Lang::Fr, Lang::En] {
+            for name in TEMPLATES.templates().map(|(n, _)| n) {
+                let ctx = context! {
+                    status => 400, codes => vec!["a"], return_to => "/", return_q => "%2F",
+                    title => "t", text => "t", other_title => "t", other_text => "t", reference => "00",
+                    qr => "<svg></svg>", secret => "ABCD", codes_left => 3, fresh_minutes => 5,
+                    passkeys => vec![context! { id => "x", name => "n", created => "2026-01-01" }],
+                    has_passkey => true, has_totp => true, user => "u",
+                };
+                let html = render(name, lang, Some("/x?lang=en"), ctx);
+                assert!(html.starts_with("<!doctype html>"), "{name}: {html}");
+                assert!(html.contains(&format!("lang=\"{}\"", lang.code())));
+                assert!(
+                    !html.contains("Erreur / Error"),
+                    "{name}: {lang:?}: render failed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn error_page_is_bilingual_and_carries_reference() {
+        let page = error_page(502, "00ab", Lang::Fr, None);
+        assert!(page.contains("Portail indisponible") && page.contains("Portal unavailable"));
+        assert!(page.contains("00ab"));
+        assert!(!page.contains("<script"));
+        let en = error_page(502, "00ab", Lang::En, None);
+        assert!(en.find("Portal unavailable") < en.find("Portail indisponible"));
+    }
+
+    #[test]
+    fn values_are_escaped() {
+        let page = login_page(
+            Lang::Fr,
+            false,
+            "/\"><script>alert(1)</script>",
+            "/.vigie/login?lang=en",
+        );
+        assert!(!page.contains("<script>alert"));
+        assert!(page.contains("&lt;script&gt;") || page.contains("&#x3c;script"));
+    }
+
+    #[test]
+    fn language_choice() {
+        assert_eq!(
+            Lang::choose(Some("lang=en"), &["vigie_lang=fr"], Some("fr")),
+            Lang::En
+        );
+        assert_eq!(
+            Lang::choose(None, &["a=b; vigie_lang=en"], Some("fr")),
+            Lang::En
+        );
+        assert_eq!(
+            Lang::choose(None, &[], Some("de-DE,en-GB;q=0.8,fr;q=0.5")),
+            Lang::En
+        );
+        assert_eq!(Lang::choose(None, &[], Some("en;q=0, fr")), Lang::Fr);
+        assert_eq!(Lang::choose(None, &[], Some("de")), Lang::Fr);
+        assert_eq!(Lang::choose(Some("lang=xx"), &[], None), Lang::Fr);
+        assert_eq!(
+            switch_url("/.vigie/factor", Some("return=%2Fa&lang=fr"), Lang::Fr),
+            "/.vigie/factor?return=%2Fa&lang=en"
+        );
+    }
+}

@@ -1,0 +1,343 @@
+//! Enrollment: the proof policy demands (invitation or trusted network), then a TOTP app or
+//! a passkey, then recovery codes shown once. Someone holding only a stolen password cannot
+//! bind their own factor where an invitation is required (ATTACKS.md 20), and the secret
+//! never appears in a URL or a log.
+
+use minijinja::context;
+use serde::Deserialize;
+use webauthn_rs::prelude::RegisterPublicKeyCredential;
+
+use super::{encode, field, store_down, Visit};
+use crate::factors::rules::{enrollment_needs, EnrollmentNeeds};
+use crate::factors::{totp, UserFactors, Verdict};
+use crate::identity::session::AuthLevel;
+use crate::metrics::METRICS;
+use crate::pages;
+use crate::pipeline::gateway_login::safe_return;
+use crate::pipeline::respond::Rejection;
+
+impl Visit<'_> {
+    /// Whether this session may bind a factor now: a first factor once the enrollment proof
+    /// is satisfied, or another one with a recent second factor.
+    fn may_enroll(&self, factors: &UserFactors) -> bool {
+        let now = self.now();
+        let fresh = self.factors.config.fresh_window.as_secs();
+        let recent_factor = self.record.level >= AuthLevel::SecondFactor
+            && self
+                .record
+                .second_factor_at
+                .is_some_and(|t| now.saturating_sub(t) <= fresh);
+        if recent_factor {
+            return true;
+        }
+        factors.is_empty() && (self.needs(factors) == EnrollmentNeeds::Nothing || self.proof_ok())
+    }
+
+    fn needs(&self, factors: &UserFactors) -> EnrollmentNeeds {
+        let c = &self.factors.config;
+        enrollment_needs(
+            c.enrollment,
+            &c.trusted_networks,
+            self.factors.is_privileged(&self.record.groups),
+            !factors.is_empty(),
+            self.request.client.ip,
+        )
+    }
+
+    fn proof_ok(&self) -> bool {
+        let window = self.factors.config.enrollment_window.as_secs();
+        self.record
+            .enroll_proof_at
+            .is_some_and(|t| self.now().saturating_sub(t) <= window)
+    }
+
+    /// After a first factor: new recovery codes, kept sealed in the session until shown.
+    async fn first_codes(&mut self, first: bool) -> Result<Option<Vec<u8>>, Rejection> {
+        if !first {
+            return Ok(None);
+        }
+        let codes = self
+            .factors
+            .new_recovery_codes(&self.user)
+            .await
+            .map_err(store_down)?;
+        Ok(Some(
+            self.factors.seal(&self.user, codes.join("\n").as_bytes()),
+        ))
+    }
+}
+
+/// `GET /.vigie/enroll`: the invitation form, or the choice of factor.
+pub async fn page(mut v: Visit<'_>) -> Result<u16, Rejection> {
+    let return_to = v.return_to();
+    render(&mut v, &return_to, None).await
+}
+
+async fn render(
+    v: &mut Visit<'_>,
+    return_to: &str,
+    error: Option<String>,
+) -> Result<u16, Rejection> {
+    let factors = v.factors.load(&v.user).await.map_err(store_down)?;
+    let recent = v.record.level >= AuthLevel::SecondFactor;
+    let need_invitation = if factors.is_empty() {
+        v.needs(&factors) == EnrollmentNeeds::Invitation && !v.proof_ok()
+    } else {
+        // Someone with a factor adds more from the account page; here only a reset.
+        !recent && !v.proof_ok()
+    };
+    if !factors.is_empty() && recent {
+        return v.redirect(crate::policy::ACCOUNT_PATH, &[]).await;
+    }
+    let ctx = context! {
+        return_to,
+        return_q => encode(return_to),
+        need_invitation,
+        has_factor => !factors.is_empty(),
+        error,
+    };
+    v.page(200, "enroll.html", ctx, !need_invitation).await
+}
+
+/// `POST /.vigie/enroll/invitation`: consume the code IT handed over. If the user had
+/// factors (a lost device), they are reset now.
+pub async fn invitation(mut v: Visit<'_>) -> Result<u16, Rejection> {
+    let form = v.form().await?;
+    let return_to = safe_return(&field(&form, "return"));
+    let wait = v.wait_left().await?;
+    if wait > 0 {
+        return v.too_soon(wait, false).await;
+    }
+    let verdict = v
+        .factors
+        .redeem(&v.user, &field(&form, "invitation"))
+        .await
+        .map_err(store_down)?;
+    if verdict == Verdict::Rejected {
+        return match v.failed("invitation").await? {
+            Err(locked) => Err(Rejection::new(locked, "account_locked")),
+            Ok(_) => {
+                let error = pages::message(v.lang, "invitation_bad");
+                render(&mut v, &return_to, Some(error)).await
+            }
+        };
+    }
+    let had = !v
+        .factors
+        .load(&v.user)
+        .await
+        .map_err(store_down)?
+        .is_empty();
+    if had {
+        v.factors.reset(&v.user).await.map_err(store_down)?;
+        METRICS.enrollments.with_label_values(&["reset"]).inc();
+        tracing::warn!(target: "vigie::audit", event = "factor_reset", user = %v.user, client = %v.request.client.ip, via = "invitation");
+    }
+    v.factors.succeeded(&v.user).await.map_err(store_down)?;
+    tracing::info!(target: "vigie::audit", event = "invitation_redeemed", user = %v.user, client = %v.request.client.ip);
+    let now = v.now();
+    let cookie = v.rotate(|r| r.enroll_proof_at = Some(now)).await?;
+    let to = format!("/.vigie/enroll?return={}", encode(&return_to));
+    v.redirect(&to, &[cookie]).await
+}
+
+/// `GET /.vigie/enroll/totp`: a new secret, kept sealed in the session, shown as a QR code.
+pub async fn totp_page(mut v: Visit<'_>) -> Result<u16, Rejection> {
+    let return_to = v.return_to();
+    let factors = v.factors.load(&v.user).await.map_err(store_down)?;
+    if !v.may_enroll(&factors) {
+        let to = format!("/.vigie/enroll?return={}", encode(&return_to));
+        return v.redirect(&to, &[]).await;
+    }
+    let secret = totp::new_secret();
+    let sealed = v.factors.seal(&v.user, &secret);
+    v.save_record(|r| r.pending_totp = Some(sealed)).await?;
+    show_secret(&mut v, &secret, &return_to, None).await
+}
+
+async fn show_secret(
+    v: &mut Visit<'_>,
+    secret: &[u8],
+    return_to: &str,
+    error: Option<String>,
+) -> Result<u16, Rejection> {
+    let url = v.factors.otpauth_url(&v.user, secret);
+    let ctx = context! {
+        return_to,
+        qr => totp::qr_svg(&url),
+        secret => totp::secret_for_typing(secret),
+        error,
+    };
+    v.page(200, "enroll_totp.html", ctx, false).await
+}
+
+/// `POST /.vigie/enroll/totp`: the first code from the app binds the secret.
+pub async fn totp_confirm(mut v: Visit<'_>) -> Result<u16, Rejection> {
+    let form = v.form().await?;
+    let return_to = safe_return(&field(&form, "return"));
+    let factors = v.factors.load(&v.user).await.map_err(store_down)?;
+    let pending = v
+        .record
+        .pending_totp
+        .as_ref()
+        .and_then(|s| v.factors.open(&v.user, s));
+    let (true, Some(secret)) = (v.may_enroll(&factors), pending) else {
+        let to = format!("/.vigie/enroll?return={}", encode(&return_to));
+        return v.redirect(&to, &[]).await;
+    };
+    let wait = v.wait_left().await?;
+    if wait > 0 {
+        return v.too_soon(wait, false).await;
+    }
+    let verdict = v
+        .factors
+        .enroll_totp(&v.user, &secret, &field(&form, "code"))
+        .await
+        .map_err(store_down)?;
+    if verdict == Verdict::Rejected {
+        return match v.failed("totp_enroll").await? {
+            Err(locked) => Err(Rejection::new(locked, "account_locked")),
+            Ok(_) => {
+                let error = pages::message(v.lang, "bad_code");
+                show_secret(&mut v, &secret, &return_to, Some(error)).await
+            }
+        };
+    }
+    METRICS.enrollments.with_label_values(&["totp"]).inc();
+    tracing::info!(target: "vigie::audit", event = "factor_enrolled", method = "totp", user = %v.user, client = %v.request.client.ip);
+    let codes = v.first_codes(factors.is_empty()).await?;
+    finish(&mut v, codes, &return_to, "totp")
+        .await
+        .map(|(status, _)| status)
+}
+
+/// Raise the session after an enrollment and send the user on (through the codes page the
+/// first time). Returns the status and the redirect target.
+async fn finish(
+    v: &mut Visit<'_>,
+    codes: Option<Vec<u8>>,
+    return_to: &str,
+    method: &str,
+) -> Result<(u16, String), Rejection> {
+    let has_codes = codes.is_some();
+    let mut cookie = v.upgrade(AuthLevel::SecondFactor, method).await?;
+    if has_codes {
+        v.save_record(|r| r.fresh_codes = codes).await?;
+    }
+    let to = if has_codes {
+        format!("/.vigie/codes?return={}", encode(return_to))
+    } else {
+        return_to.to_string()
+    };
+    if method == "passkey" {
+        let body = serde_json::json!({ "redirect": to }).to_string();
+        return Ok((v.json(200, body, &[std::mem::take(&mut cookie)]).await?, to));
+    }
+    Ok((v.redirect(&to, &[cookie]).await?, to))
+}
+
+/// `POST /.vigie/passkey/register/start`.
+pub async fn passkey_start(mut v: Visit<'_>) -> Result<u16, Rejection> {
+    v.body(true).await?;
+    let factors = v.factors.load(&v.user).await.map_err(store_down)?;
+    if !v.may_enroll(&factors) {
+        return v
+            .json_error(
+                403,
+                "enrollment needs an invitation or a recent second factor",
+            )
+            .await;
+    }
+    let fp = v.fp();
+    match v
+        .factors
+        .start_registration(&v.user, &fp)
+        .await
+        .map_err(store_down)?
+    {
+        Some(options) => v.json(200, options, &[]).await,
+        None => v.json_error(500, "cannot start a registration").await,
+    }
+}
+
+#[derive(Deserialize)]
+struct RegisterAnswer {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    r#return: String,
+    credential: RegisterPublicKeyCredential,
+}
+
+/// `POST /.vigie/passkey/register/finish`. Registering proves the new key, not an old
+/// factor: the session reaches the second-factor level; phishing-resistant comes from a
+/// passkey sign-in.
+pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Rejection> {
+    let body = v.body(true).await?;
+    let factors = v.factors.load(&v.user).await.map_err(store_down)?;
+    if !v.may_enroll(&factors) {
+        return v
+            .json_error(
+                403,
+                "enrollment needs an invitation or a recent second factor",
+            )
+            .await;
+    }
+    let Ok(answer) = serde_json::from_slice::<RegisterAnswer>(&body) else {
+        return v.json_error(400, "malformed registration").await;
+    };
+    let name: String = answer
+        .name
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(60)
+        .collect::<String>()
+        .trim()
+        .to_string();
+    let name = if name.is_empty() {
+        "passkey".to_string()
+    } else {
+        name
+    };
+    let fp = v.fp();
+    let verdict = v
+        .factors
+        .finish_registration(&v.user, &fp, &name, &answer.credential)
+        .await
+        .map_err(store_down)?;
+    if verdict == Verdict::Rejected {
+        tracing::warn!(target: "vigie::audit", event = "factor_enroll_refused", method = "passkey", user = %v.user, client = %v.request.client.ip);
+        return v.json_error(400, "registration not accepted").await;
+    }
+    METRICS.enrollments.with_label_values(&["passkey"]).inc();
+    tracing::info!(target: "vigie::audit", event = "factor_enrolled", method = "passkey", user = %v.user, client = %v.request.client.ip);
+    let codes = v.first_codes(factors.is_empty()).await?;
+    let return_to = if factors.is_empty() {
+        safe_return(&answer.r#return)
+    } else {
+        crate::policy::ACCOUNT_PATH.to_string()
+    };
+    finish(&mut v, codes, &return_to, "passkey")
+        .await
+        .map(|(s, _)| s)
+}
+
+/// `GET /.vigie/codes`: new recovery codes, shown once, then forgotten by the session.
+pub async fn codes(mut v: Visit<'_>) -> Result<u16, Rejection> {
+    let return_to = v.return_to();
+    let opened = v
+        .record
+        .fresh_codes
+        .as_ref()
+        .and_then(|s| v.factors.open(&v.user, s));
+    let Some(plain) = opened else {
+        return v.redirect(&return_to, &[]).await;
+    };
+    v.save_record(|r| r.fresh_codes = None).await?;
+    let codes: Vec<String> = String::from_utf8_lossy(&plain)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v.page(200, "codes.html", context! { codes, return_to }, false)
+        .await
+}

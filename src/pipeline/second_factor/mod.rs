@@ -1,0 +1,360 @@
+//! The second-factor pages under `/.vigie/`: prove a factor ([`verify`]), enroll one
+//! ([`enroll`]), manage them ([`account`]). Every handler answers the request itself and
+//! returns the status it sent. State changes are POSTs checked for same origin; every
+//! change of level gives the session a new id.
+
+mod account;
+mod enroll;
+mod verify;
+
+use std::sync::Arc;
+
+use minijinja::Value;
+use pingora::proxy::Session;
+
+use super::gateway_login::safe_return;
+use super::intercept::same_origin;
+use super::normalise::Request;
+use super::respond::{self, Page, Rejection};
+use super::route::Portal;
+use crate::factors::rules::Requirement;
+use crate::factors::{FactorError, Factors};
+use crate::identity::session::{AuthLevel, SessionRecord};
+use crate::identity::token::SessionId;
+use crate::identity::Sessions;
+use crate::pages::{self, Lang};
+
+pub const FACTOR_PATH: &str = "/.vigie/factor";
+/// Largest form or JSON body a factor page accepts (a WebAuthn answer is a few KB).
+const MAX_BODY: usize = 32 * 1024;
+
+/// One request to a second-factor page, by a user whose password was accepted.
+pub struct Visit<'a> {
+    pub session: &'a mut Session,
+    pub sessions: &'a Sessions,
+    pub factors: &'a Factors,
+    pub portal: &'a Portal,
+    pub request: &'a Request,
+    pub record: Arc<SessionRecord>,
+    pub user: String,
+    pub lang: Lang,
+}
+
+/// Route a `/.vigie/…` path that belongs to second factors; `None` if it is not one.
+pub async fn handle(v: Visit<'_>) -> Option<Result<u16, Rejection>> {
+    let path = v.request.target.path.clone();
+    let method = v.session.req_header().method.as_str().to_string();
+    let result = match (method.as_str(), path.as_str()) {
+        ("GET" | "HEAD", FACTOR_PATH) => verify::page(v).await,
+        ("POST", "/.vigie/factor/totp") => verify::totp(v).await,
+        ("POST", "/.vigie/factor/recovery") => verify::recovery(v).await,
+        ("POST", "/.vigie/passkey/auth/start") => verify::passkey_start(v).await,
+        ("POST", "/.vigie/passkey/auth/finish") => verify::passkey_finish(v).await,
+        ("GET" | "HEAD", "/.vigie/enroll") => enroll::page(v).await,
+        ("POST", "/.vigie/enroll/invitation") => enroll::invitation(v).await,
+        ("GET" | "HEAD", "/.vigie/enroll/totp") => enroll::totp_page(v).await,
+        ("POST", "/.vigie/enroll/totp") => enroll::totp_confirm(v).await,
+        ("POST", "/.vigie/passkey/register/start") => enroll::passkey_start(v).await,
+        ("POST", "/.vigie/passkey/register/finish") => enroll::passkey_finish(v).await,
+        ("GET" | "HEAD", "/.vigie/codes") => enroll::codes(v).await,
+        ("GET" | "HEAD", crate::policy::ACCOUNT_PATH) => account::page(v, None).await,
+        ("POST", "/.vigie/account/passkey/remove") => account::remove_passkey(v).await,
+        ("POST", "/.vigie/account/codes") => account::new_codes(v).await,
+        (_, p) if is_factor_path(p) => Err(Rejection::new(405, "method_not_allowed")),
+        _ => return None,
+    };
+    Some(result)
+}
+
+pub fn is_factor_path(path: &str) -> bool {
+    [
+        FACTOR_PATH,
+        "/.vigie/passkey/",
+        "/.vigie/enroll",
+        "/.vigie/codes",
+        crate::policy::ACCOUNT_PATH,
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
+}
+
+/// Where the user goes to prove a factor for `return_to`.
+pub fn factor_redirect(return_to: &str) -> String {
+    format!("{FACTOR_PATH}?return={}", encode(return_to))
+}
+
+fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn store_down(e: FactorError) -> Rejection {
+    tracing::error!(error = %e, "second-factor store unavailable; refusing");
+    Rejection::new(503, "factor_store_unavailable")
+}
+
+impl Visit<'_> {
+    fn now(&self) -> u64 {
+        self.factors.now()
+    }
+
+    fn query(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(
+            self.request
+                .target
+                .query
+                .as_deref()
+                .unwrap_or("")
+                .as_bytes(),
+        )
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+    }
+
+    /// The same-origin return path from the query.
+    fn return_to(&self) -> String {
+        safe_return(&self.query("return").unwrap_or_else(|| "/".into()))
+    }
+
+    fn requirement_for(&self, return_to: &str) -> Requirement {
+        let (path, query) = match return_to.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (return_to, None),
+        };
+        crate::policy::requirement(&self.portal.config, &self.factors.config, path, query)
+    }
+
+    fn fp(&self) -> String {
+        self.record.id.fingerprint()
+    }
+
+    /// Read a POST body of the expected kind (`form` or JSON): cross-site posts, other
+    /// content types and oversized bodies are refused before anything is parsed.
+    async fn body(&mut self, json: bool) -> Result<Vec<u8>, Rejection> {
+        if !same_origin(self.session.req_header()) {
+            return Err(Rejection::new(403, "cross_site_request"));
+        }
+        let ctype = self
+            .session
+            .req_header()
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let want = if json {
+            "application/json"
+        } else {
+            "application/x-www-form-urlencoded"
+        };
+        if ctype != want {
+            return Err(Rejection::framing(415, "wrong_content_type"));
+        }
+        read_body(self.session, MAX_BODY).await
+    }
+
+    async fn form(&mut self) -> Result<Vec<(String, String)>, Rejection> {
+        let body = self.body(false).await?;
+        Ok(form_urlencoded::parse(&body).into_owned().collect())
+    }
+
+    /// Render a page in the visitor's language (remembering an explicit `?lang=` choice).
+    async fn page(
+        &mut self,
+        status: u16,
+        template: &str,
+        ctx: Value,
+        script: bool,
+    ) -> Result<u16, Rejection> {
+        let path = self.request.target.path.clone();
+        let switch = pages::switch_url(&path, self.request.target.query.as_deref(), self.lang);
+        let ctx = minijinja::context! { user => self.user.clone(), script, ..ctx };
+        let html = pages::render(template, self.lang, Some(&switch), ctx);
+        let mut headers = Vec::new();
+        if self.query("lang").is_some() {
+            headers.push((
+                "set-cookie",
+                format!(
+                    "{}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+                    pages::LANG_COOKIE,
+                    self.lang.code()
+                ),
+            ));
+        }
+        let page = Page {
+            status,
+            html,
+            script,
+            headers,
+        };
+        respond::send_page(self.session, page)
+            .await
+            .map_err(|_| Rejection::framing(400, "page_io"))?;
+        Ok(status)
+    }
+
+    async fn redirect(&mut self, location: &str, cookies: &[String]) -> Result<u16, Rejection> {
+        respond::send_redirect(self.session, location, cookies)
+            .await
+            .map_err(|_| Rejection::framing(400, "page_io"))?;
+        Ok(303)
+    }
+
+    async fn json(
+        &mut self,
+        status: u16,
+        json: String,
+        cookies: &[String],
+    ) -> Result<u16, Rejection> {
+        respond::send_api(self.session, status, json, cookies)
+            .await
+            .map_err(|_| Rejection::framing(400, "page_io"))?;
+        Ok(status)
+    }
+
+    async fn json_error(&mut self, status: u16, message: &str) -> Result<u16, Rejection> {
+        let body = serde_json::json!({ "error": message }).to_string();
+        self.json(status, body, &[]).await
+    }
+
+    /// Replace the session by one with a new id, changed by `change`; returns its cookie.
+    async fn rotate(
+        &mut self,
+        change: impl FnOnce(&mut SessionRecord),
+    ) -> Result<String, Rejection> {
+        let mut next = (*self.record).clone();
+        next.id = SessionId::random();
+        change(&mut next);
+        let cookie = self
+            .sessions
+            .begin(next.clone(), Some(&self.record.id), self.request.tls)
+            .await
+            .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+        self.record = Arc::new(next);
+        Ok(cookie)
+    }
+
+    /// A factor was proven: raise the level, stamp the time, new session id.
+    async fn upgrade(&mut self, level: AuthLevel, method: &str) -> Result<String, Rejection> {
+        let now = self.now();
+        self.factors
+            .succeeded(&self.user)
+            .await
+            .map_err(store_down)?;
+        let cookie = self
+            .rotate(|r| {
+                r.level = r.level.max(level);
+                r.second_factor_at = Some(now);
+                if level == AuthLevel::PhishingResistant {
+                    r.phishing_resistant_at = Some(now);
+                }
+                r.pending_totp = None;
+            })
+            .await?;
+        crate::metrics::METRICS
+            .factor_successes
+            .with_label_values(&[method])
+            .inc();
+        tracing::info!(target: "vigie::audit", event = "second_factor", outcome = "success", method, user = %self.user, portal = %self.portal.config.name, client = %self.request.client.ip, session = %self.fp(), level = self.record.level.label());
+        Ok(cookie)
+    }
+
+    /// Update the session in place (same id): pending enrollment data, shown codes.
+    async fn save_record(
+        &mut self,
+        change: impl FnOnce(&mut SessionRecord),
+    ) -> Result<(), Rejection> {
+        let mut next = (*self.record).clone();
+        change(&mut next);
+        self.sessions
+            .store
+            .put(next.clone())
+            .await
+            .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+        self.record = Arc::new(next);
+        Ok(())
+    }
+
+    /// Seconds to wait before another attempt (per user and per source).
+    async fn wait_left(&self) -> Result<u64, Rejection> {
+        self.factors
+            .wait_left(&self.user, self.request.client.ip)
+            .await
+            .map_err(store_down)
+    }
+
+    /// Answer 429 with `Retry-After` and a readable page.
+    async fn too_soon(&mut self, wait: u64, json: bool) -> Result<u16, Rejection> {
+        tracing::warn!(target: "vigie::audit", event = "second_factor", outcome = "throttled", user = %self.user, client = %self.request.client.ip, wait);
+        if json {
+            let body = serde_json::json!({ "error": "too many attempts", "retry_after": wait })
+                .to_string();
+            respond::send_api(self.session, 429, body, &[])
+                .await
+                .map_err(|_| Rejection::framing(400, "page_io"))?;
+            return Ok(429);
+        }
+        let html = pages::error_page(429, "00", self.lang, Some(wait));
+        let page = Page {
+            status: 429,
+            html,
+            script: false,
+            headers: vec![("retry-after", wait.to_string())],
+        };
+        respond::send_page(self.session, page)
+            .await
+            .map_err(|_| Rejection::framing(400, "page_io"))?;
+        Ok(429)
+    }
+
+    /// Count a failed attempt. At the limit the account locks, its sessions end everywhere,
+    /// and the 423 page is the answer; otherwise returns how many attempts are left.
+    async fn failed(&mut self, method: &str) -> Result<Result<u32, u16>, Rejection> {
+        let count = self
+            .factors
+            .failed(&self.user, self.request.client.ip)
+            .await
+            .map_err(store_down)?;
+        let max = self.factors.config.max_failures;
+        tracing::warn!(target: "vigie::audit", event = "second_factor", outcome = "failure", method, user = %self.user, portal = %self.portal.config.name, client = %self.request.client.ip, session = %self.fp(), consecutive = count);
+        crate::metrics::METRICS
+            .factor_failures
+            .with_label_values(&[method])
+            .inc();
+        if count < max {
+            return Ok(Ok(max - count));
+        }
+        let reason = format!("{count} consecutive second-factor failures");
+        self.sessions
+            .lock_user(&self.user, &reason)
+            .await
+            .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+        tracing::warn!(target: "vigie::audit", event = "account_lock", user = %self.user, reason = %reason, client = %self.request.client.ip, by = "second_factor_throttle");
+        Ok(Err(423))
+    }
+}
+
+/// Read a request body up to `max` bytes.
+pub async fn read_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Rejection> {
+    let mut body = Vec::new();
+    while let Some(chunk) = session
+        .read_request_body()
+        .await
+        .map_err(|_| Rejection::framing(400, "body_io"))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > max {
+            return Err(Rejection::framing(413, "form_too_large"));
+        }
+    }
+    Ok(body)
+}
+
+fn field(form: &[(String, String)], name: &str) -> String {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map_or(String::new(), |(_, v)| v.clone())
+}

@@ -1,0 +1,179 @@
+//! Proving a factor: the prompt, TOTP codes, recovery codes, passkey assertions.
+
+use minijinja::context;
+use serde::Deserialize;
+use webauthn_rs::prelude::PublicKeyCredential;
+
+use super::{encode, field, store_down, Visit};
+use crate::factors::Verdict;
+use crate::identity::session::AuthLevel;
+use crate::pages;
+use crate::pipeline::gateway_login::safe_return;
+use crate::pipeline::respond::Rejection;
+
+/// `GET /.vigie/factor?return=…`: the prompt, with what the return path needs.
+pub async fn page(mut v: Visit<'_>) -> Result<u16, Rejection> {
+    let return_to = v.return_to();
+    prompt(&mut v, &return_to, 200, None, None).await
+}
+
+/// Render the prompt (again, after a failure).
+async fn prompt(
+    v: &mut Visit<'_>,
+    return_to: &str,
+    status: u16,
+    error: Option<String>,
+    warning: Option<String>,
+) -> Result<u16, Rejection> {
+    let factors = v.factors.load(&v.user).await.map_err(store_down)?;
+    if factors.is_empty() {
+        let to = format!("/.vigie/enroll?return={}", encode(return_to));
+        return v.redirect(&to, &[]).await;
+    }
+    let need = v.requirement_for(return_to);
+    if need.met_by(&v.record, v.now()) && error.is_none() {
+        return v.redirect(return_to, &[]).await;
+    }
+    let has_passkey = !factors.passkeys.is_empty();
+    let ctx = context! {
+        return_to,
+        return_q => encode(return_to),
+        has_totp => factors.totp.is_some(),
+        has_passkey,
+        passkey_required => need.level == AuthLevel::PhishingResistant,
+        step_up => v.record.level >= AuthLevel::SecondFactor,
+        recovery_open => error.is_some() && v.session.req_header().uri.path().ends_with("recovery"),
+        error,
+        warning,
+    };
+    v.page(status, "factor.html", ctx, has_passkey).await
+}
+
+/// After a wrong answer: lock at the limit, else the prompt with the error (and a warning
+/// when few attempts remain).
+async fn wrong(v: &mut Visit<'_>, method: &str, return_to: &str) -> Result<u16, Rejection> {
+    match v.failed(method).await? {
+        Err(locked) => Err(Rejection::new(locked, "account_locked")),
+        Ok(left) => {
+            let error = pages::message(v.lang, "bad_code");
+            let warning = (left <= 3)
+                .then(|| pages::message(v.lang, "failures_left").replace("{n}", &left.to_string()));
+            prompt(v, return_to, 200, Some(error), warning).await
+        }
+    }
+}
+
+/// `POST /.vigie/factor/totp`.
+pub async fn totp(mut v: Visit<'_>) -> Result<u16, Rejection> {
+    let form = v.form().await?;
+    let return_to = safe_return(&field(&form, "return"));
+    let wait = v.wait_left().await?;
+    if wait > 0 {
+        return v.too_soon(wait, false).await;
+    }
+    let code = field(&form, "code");
+    if crate::factors::totp::parse_code(&code).is_none() {
+        // Not a guess at the secret (5 or 7 digits, spaces, full-width digits…): a clear
+        // message, and no failure counted against a clinician who typed "123 456".
+        let error = pages::message(v.lang, "code_format");
+        return prompt(&mut v, &return_to, 400, Some(error), None).await;
+    }
+    let factors = v.factors.load(&v.user).await.map_err(store_down)?;
+    let verdict = v
+        .factors
+        .check_totp(&v.user, &factors, &code)
+        .await
+        .map_err(store_down)?;
+    if verdict == Verdict::Rejected {
+        return wrong(&mut v, "totp", &return_to).await;
+    }
+    let cookie = v.upgrade(AuthLevel::SecondFactor, "totp").await?;
+    v.redirect(&return_to, &[cookie]).await
+}
+
+/// `POST /.vigie/factor/recovery`: a single-use code. It never gives more than the second
+/// factor level, so it cannot satisfy a passkey requirement (ATTACKS.md 22).
+pub async fn recovery(mut v: Visit<'_>) -> Result<u16, Rejection> {
+    let form = v.form().await?;
+    let return_to = safe_return(&field(&form, "return"));
+    let wait = v.wait_left().await?;
+    if wait > 0 {
+        return v.too_soon(wait, false).await;
+    }
+    let verdict = v
+        .factors
+        .use_recovery_code(&v.user, &field(&form, "code"))
+        .await
+        .map_err(store_down)?;
+    if verdict == Verdict::Rejected {
+        return wrong(&mut v, "recovery", &return_to).await;
+    }
+    let left = v
+        .factors
+        .recovery_codes_left(&v.user)
+        .await
+        .map_err(store_down)?;
+    tracing::warn!(target: "vigie::audit", event = "recovery_code_used", user = %v.user, client = %v.request.client.ip, left);
+    let cookie = v.upgrade(AuthLevel::SecondFactor, "recovery").await?;
+    v.redirect(&return_to, &[cookie]).await
+}
+
+/// `POST /.vigie/passkey/auth/start`: the challenge, kept server-side for this session.
+pub async fn passkey_start(mut v: Visit<'_>) -> Result<u16, Rejection> {
+    v.body(true).await?;
+    let wait = v.wait_left().await?;
+    if wait > 0 {
+        return v.too_soon(wait, true).await;
+    }
+    let fp = v.fp();
+    match v
+        .factors
+        .start_authentication(&v.user, &fp)
+        .await
+        .map_err(store_down)?
+    {
+        Some(options) => v.json(200, options, &[]).await,
+        None => v.json_error(400, "no passkey is registered").await,
+    }
+}
+
+#[derive(Deserialize)]
+struct AuthAnswer {
+    #[serde(default)]
+    r#return: String,
+    credential: PublicKeyCredential,
+}
+
+/// `POST /.vigie/passkey/auth/finish`: verify the assertion, raise the session to
+/// phishing-resistant.
+pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Rejection> {
+    let body = v.body(true).await?;
+    let wait = v.wait_left().await?;
+    if wait > 0 {
+        return v.too_soon(wait, true).await;
+    }
+    let fp = v.fp();
+    let verdict = match serde_json::from_slice::<AuthAnswer>(&body) {
+        Ok(answer) => {
+            let verdict = v
+                .factors
+                .finish_authentication(&v.user, &fp, &answer.credential)
+                .await
+                .map_err(store_down)?;
+            (verdict, safe_return(&answer.r#return))
+        }
+        // Malformed JSON or CBOR is a failed attempt like any other.
+        Err(_) => (Verdict::Rejected, "/".to_string()),
+    };
+    match verdict {
+        (Verdict::Accepted, return_to) => {
+            let cookie = v.upgrade(AuthLevel::PhishingResistant, "passkey").await?;
+            let body = serde_json::json!({ "redirect": return_to }).to_string();
+            v.json(200, body, &[cookie]).await
+        }
+        (Verdict::Rejected, _) => match v.failed("passkey").await? {
+            Err(_) => v.json_error(423, "account locked").await,
+            Ok(_) => v.json_error(400, "passkey not accepted").await,
+        },
+    }
+}

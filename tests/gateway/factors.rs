@@ -1,0 +1,413 @@
+//! Second factors end to end, against the real sample portal: the wall after the password,
+//! enrollment proofs, TOTP, recovery codes, passkeys over HTTP, throttling and locks
+//! (ATTACKS.md 17-22).
+
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+
+use crate::common::*;
+use crate::mfa::*;
+
+#[test]
+fn a_password_alone_opens_nothing_and_enrollment_needs_the_invitation() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "", "");
+    let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
+    // The portal accepted the password, but nothing reaches it before a second factor.
+    let wall = c.get(PATIENT);
+    assert_eq!(wall.status, 303);
+    assert!(
+        location(&wall).starts_with("/.vigie/factor?return="),
+        "{}",
+        location(&wall)
+    );
+    let post = c.post_form("/index.php?m=dPpatients", &[("x", "1")]);
+    assert_eq!(post.status, 401);
+    // No factor yet: the prompt sends the user to enrollment, which asks for the invitation.
+    let prompt = c.get(&location(&wall));
+    assert_eq!(prompt.status, 303);
+    assert!(location(&prompt).starts_with("/.vigie/enroll"));
+    let enroll = c.get(&location(&prompt));
+    assert!(
+        enroll.text().contains("name=\"invitation\""),
+        "{}",
+        enroll.text()
+    );
+    assert!(!enroll.text().contains("passkey-register"));
+    // Someone holding only the password cannot reach the factor binding (ATTACKS.md 20).
+    assert_eq!(c.get("/.vigie/enroll/totp").status, 303);
+    let start = c.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
+    assert_eq!(start.status, 403);
+    let bad = c.post_form(
+        "/.vigie/enroll/invitation",
+        &[("invitation", "abcd-efgh-jkmn")],
+    );
+    assert!(page_text(&bad).contains("Code d'invitation incorrect ou expiré"));
+
+    let invitation = invite(&gw, "dr.martin");
+    let before = c.cookie.clone();
+    let (secret, codes) = enroll_totp(&mut c, Some(&invitation));
+    assert_ne!(c.cookie, before, "a new session id after each step");
+    assert!(c.opens_patient(), "enrolled and verified");
+    // The codes were shown once.
+    assert_eq!(c.get("/.vigie/codes").status, 303);
+    // The invitation was single use.
+    let mut other = Client::login(gw.port, "dr.martin", "martin-demo");
+    let reuse = other.post_form("/.vigie/enroll/invitation", &[("invitation", &invitation)]);
+    assert!(page_text(&reuse).contains("Code d'invitation incorrect"));
+
+    // Secrets never appear in the log; the database holds them sealed.
+    let log = gw.proc.stderr();
+    let b32 = totp_rs::Secret::Raw(secret.clone())
+        .to_encoded()
+        .to_string();
+    for secret_text in [b32.as_str(), invitation.as_str(), codes[0].as_str()] {
+        assert!(!log.contains(secret_text), "a secret reached the log");
+    }
+    assert!(log.contains("factor_enrolled"), "enrollment is audited");
+    let db = std::fs::read(gw.config.parent().unwrap().join("vigie.sqlite")).unwrap();
+    assert!(!db.windows(secret.len()).any(|w| w == secret.as_slice()));
+    assert!(!db.windows(b32.len()).any(|w| w == b32.as_bytes()));
+}
+
+#[test]
+fn trusted_networks_skip_the_invitation_only_inside() {
+    let portal = start_portal();
+    let gw = mfa_gateway(
+        &portal,
+        "enrollment = \"trusted-networks\"\ntrusted_networks = [\"10.20.0.0/16\"]",
+        "[network]\ntrusted_proxies = [\"127.0.0.1\"]",
+    );
+    let mut outside = Client::login(gw.port, "dr.martin", "martin-demo");
+    outside.headers = "X-Forwarded-For: 192.0.2.7\r\n".into();
+    assert!(outside
+        .get("/.vigie/enroll")
+        .text()
+        .contains("name=\"invitation\""));
+    let mut inside = Client::login(gw.port, "dr.martin", "martin-demo");
+    inside.headers = "X-Forwarded-For: 10.20.3.4\r\n".into();
+    let page = inside.get("/.vigie/enroll");
+    assert!(page.text().contains("passkey-register") && page.text().contains("choose-totp"));
+    enroll_totp(&mut inside, None);
+    assert!(inside.opens_patient());
+}
+
+#[test]
+fn one_totp_code_wins_once_among_fifty_parallel_submissions() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "enrollment = \"open\"\nmax_failures = 100", "");
+    let mut first = Client::login(gw.port, "dr.martin", "martin-demo");
+    let (secret, _) = enroll_totp(&mut first, None);
+    // Fifty sessions of the account (an attacker who saw the code, and the user), each
+    // submitting the same code at once: only the store's atomic step claim can stop them.
+    let sessions: Vec<Client> = (0..50)
+        .map(|_| Client::login(gw.port, "dr.martin", "martin-demo"))
+        .collect();
+    // The enrollment used the current step; the next one is within tolerance.
+    let next = code(&secret, 1);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(50));
+    let threads: Vec<_> = sessions
+        .into_iter()
+        .map(|mut c| {
+            let (next, barrier) = (next.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                c.post_form(
+                    "/.vigie/factor/totp",
+                    &[("code", &next), ("return", PATIENT)],
+                )
+                .status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [303, 200, 429].contains(s)),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn malformed_codes_are_refused_cleanly_and_not_counted() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "enrollment = \"open\"\nmax_failures = 3", "");
+    let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
+    enroll_totp(&mut c, None);
+    let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
+    for bad in [
+        "12345",
+        "1234567",
+        "123 456",
+        "１２３４５６",
+        "12345\0",
+        "-12345",
+        "",
+    ] {
+        let resp = c.post_form("/.vigie/factor/totp", &[("code", bad)]);
+        assert_eq!(resp.status, 400, "{bad:?}");
+        assert!(resp.text().contains("exactement 6 chiffres"), "{bad:?}");
+    }
+    let array = c.post(
+        "/.vigie/factor/totp",
+        "application/x-www-form-urlencoded",
+        "code[]=123456",
+    );
+    assert_eq!(array.status, 400);
+    let json = c.post(
+        "/.vigie/factor/totp",
+        "application/json",
+        "{\"code\":123456}",
+    );
+    assert_eq!(json.status, 415);
+    let json = c.post("/.vigie/factor/totp", "application/json", "[123456]");
+    assert_eq!(json.status, 415);
+    // None of these counted towards the lock (max_failures = 3), and none opened anything.
+    assert!(!c.opens_patient());
+    let still = c.post_form("/.vigie/factor/totp", &[("code", "000000")]);
+    assert_ne!(still.status, 423);
+}
+
+#[test]
+fn failures_from_many_sources_and_sessions_lock_the_account() {
+    let portal = start_portal();
+    let gw = mfa_gateway(
+        &portal,
+        "enrollment = \"open\"\nmax_failures = 3",
+        "[network]\ntrusted_proxies = [\"127.0.0.1\"]",
+    );
+    let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
+    let (secret, _) = enroll_totp(&mut c, None);
+    let wrong = if code(&secret, 1) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let mut s1 = Client::login(gw.port, "dr.martin", "martin-demo");
+    let mut s2 = Client::login(gw.port, "dr.martin", "martin-demo");
+    s1.headers = "X-Forwarded-For: 10.0.0.1\r\n".into();
+    s2.headers = "X-Forwarded-For: 10.0.0.2\r\n".into();
+    assert_eq!(
+        s1.post_form("/.vigie/factor/totp", &[("code", wrong)])
+            .status,
+        200
+    );
+    let second = s2.post_form("/.vigie/factor/totp", &[("code", wrong)]);
+    assert!(
+        second.text().contains("compte sera verrouillé"),
+        "warned before the lock"
+    );
+    s1.headers = "X-Forwarded-For: 10.0.0.3\r\n".into();
+    let locked = s1.post_form("/.vigie/factor/totp", &[("code", wrong)]);
+    assert_eq!(locked.status, 423);
+    assert!(locked.text().contains("Compte verrouillé"));
+    // Every session of the account ended; a new login is refused.
+    assert_eq!(
+        s2.get(PATIENT).status,
+        200,
+        "anonymous again: the portal's login page"
+    );
+    assert!(s2.get(PATIENT).text().contains("Connexion"));
+    let refused = crate::passthrough::submit_login(gw.port, "dr.martin", "martin-demo", None);
+    assert_eq!(refused.status, 423);
+    assert!(gw.proc.stderr().contains("account_lock"));
+
+    // IT unlocks after an in-person check: the count starts again from zero.
+    let out = std::process::Command::new(VIGIE)
+        .args(["user", "unlock", "dr.martin", "-c"])
+        .arg(&gw.config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut again = Client::login(gw.port, "dr.martin", "martin-demo");
+    let one = again.post_form("/.vigie/factor/totp", &[("code", wrong)]);
+    assert_eq!(one.status, 200);
+    assert!(
+        one.text().contains("encore 2 erreur(s)"),
+        "failures were reset by the unlock: {}",
+        one.text()
+    );
+}
+
+#[test]
+fn recovery_codes_work_once_and_never_satisfy_a_passkey_rule() {
+    let portal = start_portal();
+    let step_up = "[[portal.step_up]]\npath = \"/index.php\"\nquery = \"raw=ajax_export_patients_csv\"\nlevel = \"phishing_resistant\"\n";
+    let gw = start_gateway_with(
+        &format!(
+            "[[portal]]\nname = \"test\"\nupstream = \"127.0.0.1:{}\"\nprofile = \"{}\"\n{step_up}",
+            portal.port,
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config/profiles/sample-portal.toml")
+                .display()
+        ),
+        "[second_factor]\nenrollment = \"open\"\n",
+    );
+    let mut c = Client::login(gw.port, "admin", "admin-demo");
+    let (_, codes) = enroll_totp(&mut c, None);
+    let mut s = Client::login(gw.port, "admin", "admin-demo");
+    let used = s.post_form(
+        "/.vigie/factor/recovery",
+        &[("code", &codes[3]), ("return", PATIENT)],
+    );
+    assert_eq!(used.status, 303, "{}", used.text());
+    assert!(s.opens_patient());
+    // The export needs a passkey: the recovery code is not enough, and is not offered.
+    let export = s.get(EXPORT);
+    assert_eq!(export.status, 303);
+    let prompt = s.get(&location(&export));
+    assert!(
+        page_text(&prompt).contains("clé d'accès"),
+        "{}",
+        prompt.text()
+    );
+    assert!(!prompt.text().contains("/.vigie/factor/recovery"));
+    // Single use.
+    let mut t = Client::login(gw.port, "admin", "admin-demo");
+    let again = t.post_form("/.vigie/factor/recovery", &[("code", &codes[3])]);
+    assert_eq!(again.status, 200);
+    assert!(again.text().contains("Code incorrect ou déjà utilisé"));
+    assert!(!t.opens_patient());
+}
+
+fn origin(gw: &Gateway) -> webauthn_rs::prelude::Url {
+    webauthn_rs::prelude::Url::parse(&format!("http://localhost:{}", gw.port)).unwrap()
+}
+
+/// Register a passkey over HTTP with a software authenticator; returns the finish response.
+fn register_passkey(
+    c: &mut Client,
+    gw: &Gateway,
+    auth: &mut WebauthnAuthenticator<SoftPasskey>,
+) -> Response {
+    let start = c.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
+    assert_eq!(start.status, 200, "{}", start.text());
+    let options = serde_json::from_slice(&start.body).unwrap();
+    let answer = auth.do_registration(origin(gw), options).unwrap();
+    c.post_json(
+        "/.vigie/passkey/register/finish",
+        &serde_json::json!({ "name": "Poste 3B", "return": PATIENT, "credential": answer }),
+    )
+}
+
+fn passkey_sign_in(
+    c: &mut Client,
+    gw: &Gateway,
+    auth: &mut WebauthnAuthenticator<SoftPasskey>,
+) -> serde_json::Value {
+    let start = c.post_json("/.vigie/passkey/auth/start", &serde_json::json!({}));
+    assert_eq!(start.status, 200, "{}", start.text());
+    let options = serde_json::from_slice(&start.body).unwrap();
+    let answer = auth.do_authentication(origin(gw), options).unwrap();
+    serde_json::json!({ "return": EXPORT, "credential": answer })
+}
+
+#[test]
+fn passkeys_over_http_enroll_sign_in_and_satisfy_the_export_rule() {
+    let portal = start_portal();
+    let profile =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
+    let gw = start_gateway_with(
+        &format!(
+            "[[portal]]\nname = \"test\"\nupstream = \"127.0.0.1:{}\"\nprofile = \"{}\"\n[[portal.step_up]]\npath = \"/index.php\"\nquery = \"raw=ajax_export_patients_csv\"\nlevel = \"phishing_resistant\"\n",
+            portal.port,
+            profile.display()
+        ),
+        "[second_factor]\n",
+    );
+    let mut auth = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    let mut c = Client::login(gw.port, "admin", "admin-demo");
+    let invitation = invite(&gw, "admin");
+    c.post_form("/.vigie/enroll/invitation", &[("invitation", &invitation)]);
+    let done = register_passkey(&mut c, &gw, &mut auth);
+    assert_eq!(done.status, 200, "{}", done.text());
+    let next: serde_json::Value = serde_json::from_slice(&done.body).unwrap();
+    assert!(next["redirect"]
+        .as_str()
+        .unwrap()
+        .starts_with("/.vigie/codes"));
+    assert_eq!(
+        listed_codes(&c.get(next["redirect"].as_str().unwrap())).len(),
+        10
+    );
+    assert!(c.opens_patient());
+    // Registration alone is not a passkey sign-in: the export still asks for one.
+    assert_eq!(c.get(EXPORT).status, 303);
+
+    // A new login: the prompt offers the passkey; signing in with it opens the export.
+    let mut s = Client::login(gw.port, "admin", "admin-demo");
+    let prompt = s.get(&format!("/.vigie/factor?return={}", "%2F"));
+    assert!(prompt.text().contains("passkey-auth"), "{}", prompt.text());
+    assert!(prompt
+        .header("content-security-policy")
+        .unwrap()
+        .contains("script-src 'self'"));
+    let answer = passkey_sign_in(&mut s, &gw, &mut auth);
+    let before = s.cookie.clone();
+    let ok = s.post_json("/.vigie/passkey/auth/finish", &answer);
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_ne!(s.cookie, before, "new session id");
+    let export = s.get(EXPORT);
+    assert_eq!(export.status, 200);
+    assert!(export.header("content-type").unwrap().contains("csv"));
+
+    // The same answer again, in another session: its challenge was consumed.
+    let mut t = Client::login(gw.port, "admin", "admin-demo");
+    let replay = t.post_json("/.vigie/passkey/auth/finish", &answer);
+    assert_eq!(replay.status, 400);
+    // Malformed CBOR, and a cross-site post.
+    let mut garbage = passkey_sign_in(&mut t, &gw, &mut auth);
+    garbage["credential"]["response"]["authenticatorData"] = "AAAA".into();
+    assert_eq!(
+        t.post_json("/.vigie/passkey/auth/finish", &garbage).status,
+        400
+    );
+    let cross = raw(
+        gw.port,
+        format!(
+            "POST /.vigie/passkey/auth/start HTTP/1.1\r\nHost: localhost\r\nCookie: {}\r\nSec-Fetch-Site: cross-site\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}",
+            t.cookie.clone().unwrap()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(cross.status, 403);
+    assert!(!t.opens_patient());
+}
+
+#[test]
+fn pages_follow_the_browser_language_and_the_switch() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "", "");
+    let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
+    c.headers = "Accept-Language: en-GB,en;q=0.9,fr;q=0.5\r\n".into();
+    let en = c.get("/.vigie/enroll");
+    assert!(
+        en.text().contains("Enter the invitation code"),
+        "{}",
+        en.text()
+    );
+    assert!(en.text().contains("<html lang=\"en\">"));
+    let fr = c.get("/.vigie/enroll?lang=fr");
+    assert!(page_text(&fr).contains("Saisissez le code d'invitation"));
+    assert!(fr
+        .header("set-cookie")
+        .unwrap()
+        .starts_with("vigie_lang=fr"));
+    assert!(fr
+        .header("content-security-policy")
+        .unwrap()
+        .contains("default-src 'none'"));
+    assert!(!fr
+        .header("content-security-policy")
+        .unwrap()
+        .contains("script-src"));
+}
