@@ -1,6 +1,8 @@
 //! Integration tests: the built `vigie` binary and its sample portal as real processes on
 //! free loopback ports, spoken to over real sockets.
 
+mod browser;
+mod cdp;
 mod cli;
 mod common;
 mod factors;

@@ -1,0 +1,195 @@
+//! The whole clinician story in a real browser: Debian's headless chromium driven over the
+//! DevTools protocol, with a virtual WebAuthn authenticator, against the sample portal.
+//! Log in with the portal password -> invitation -> enroll TOTP (code computed from the
+//! secret the page shows) -> log out -> log in with TOTP -> add a passkey -> log out -> log
+//! in with the passkey -> open a patient. Each page is saved as a screenshot.
+
+use std::path::PathBuf;
+
+use crate::cdp::Browser;
+use crate::common::*;
+use crate::mfa::*;
+
+/// Where screenshots go: `$VIGIE_ARTIFACTS`, else the target's temp folder.
+fn artifacts() -> PathBuf {
+    let dir = std::env::var_os("VIGIE_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Story {
+    b: Browser,
+    shots: PathBuf,
+    n: usize,
+}
+
+impl Story {
+    fn shot(&mut self, name: &str) {
+        self.n += 1;
+        let path = self.shots.join(format!("{:02}-{name}.png", self.n));
+        self.b.screenshot(&path).unwrap();
+        assert!(
+            std::fs::metadata(&path).unwrap().len() > 1000,
+            "empty screenshot"
+        );
+    }
+
+    /// Run `js` (a click or a submit) and wait for the next document to load.
+    fn act(&mut self, js: &str) {
+        self.b.eval("window.__vigieOld = true").unwrap();
+        self.b.eval(js).unwrap();
+        self.b
+            .wait_for(
+                "!window.__vigieOld && document.readyState === 'complete'",
+                crate::cdp::TIMEOUT,
+            )
+            .unwrap_or_else(|e| panic!("after `{js}`: {e:#}"));
+    }
+
+    fn fill(&mut self, selector: &str, value: &str) {
+        let js = format!(
+            "document.querySelector({}).value = {}",
+            serde_json::to_string(selector).unwrap(),
+            serde_json::to_string(value).unwrap()
+        );
+        self.b.eval(&js).unwrap();
+    }
+
+    fn path(&mut self) -> String {
+        self.b
+            .eval("location.pathname")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn text(&mut self) -> String {
+        self.b
+            .eval("document.body.innerText")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn portal_login(&mut self, base: &str) {
+        self.b.navigate(&format!("{base}/index.php")).unwrap();
+        assert!(self.text().contains("Connexion"));
+        self.fill("input[name=username]", "dr.martin");
+        self.fill("input[name=password]", "martin-demo");
+        self.act("document.querySelector('form button[type=submit]').click()");
+    }
+
+    fn portal_logout(&mut self) {
+        self.act("document.querySelector('a[href*=logout]').click()");
+        assert!(
+            self.text().contains("Connexion"),
+            "back on the portal's login page"
+        );
+    }
+}
+
+#[test]
+fn a_clinician_enrolls_totp_then_a_passkey_and_signs_in_with_each_in_chromium() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "", "");
+    let base = format!("http://localhost:{}", gw.port);
+    let b = Browser::launch().expect("chromium (scripts/install-deps installs it)");
+    let mut s = Story {
+        b,
+        shots: artifacts(),
+        n: 0,
+    };
+    s.b.add_virtual_authenticator().unwrap();
+    // A French hospital's workstation: the browser asks for French pages.
+    let ua =
+        s.b.call("Browser.getVersion", serde_json::json!({}))
+            .unwrap()["userAgent"]
+            .clone();
+    s.b.call(
+        "Network.setUserAgentOverride",
+        serde_json::json!({ "userAgent": ua, "acceptLanguage": "fr-FR,fr;q=0.9" }),
+    )
+    .unwrap();
+
+    // The portal's own login form; then the gateway asks for the invitation.
+    s.portal_login(&base);
+    assert_eq!(s.path(), "/.vigie/enroll");
+    s.shot("invitation");
+    let invitation = invite(&gw, "dr.martin");
+    s.fill("#invitation", &invitation);
+    s.act("document.querySelector('form button[type=submit]').click()");
+    assert!(s.text().contains("Application d'authentification"));
+    s.shot("enroll-choice");
+
+    // TOTP: the code is computed from the secret the page shows.
+    s.act("document.getElementById('choose-totp').click()");
+    assert_eq!(s.path(), "/.vigie/enroll/totp");
+    let has_qr = s.b.eval("!!document.querySelector('.qr svg')").unwrap();
+    assert_eq!(has_qr, serde_json::json!(true), "the QR code is drawn");
+    s.shot("totp-qr");
+    let shown =
+        s.b.eval("document.getElementById('totp-secret').textContent")
+            .unwrap();
+    let b32: String = shown.as_str().unwrap().split_whitespace().collect();
+    let secret = totp_rs::Secret::Encoded(b32).to_bytes().unwrap();
+    s.fill("#code", &code(&secret, 0));
+    s.act("document.querySelector('form button[type=submit]').click()");
+    assert_eq!(s.path(), "/.vigie/codes");
+    let codes =
+        s.b.eval("document.querySelectorAll('#recovery-codes li').length")
+            .unwrap();
+    assert_eq!(codes, serde_json::json!(10));
+    s.shot("recovery-codes");
+    s.act("document.getElementById('codes-continue').click()");
+    assert!(s.text().contains("dr.martin"), "the portal, signed in");
+    s.shot("portal-after-enrollment");
+    s.portal_logout();
+
+    // Log in again: the prompt asks for the app's code.
+    s.portal_login(&base);
+    assert_eq!(s.path(), "/.vigie/factor");
+    s.shot("prompt-totp");
+    s.fill("#code", &code(&secret, 1));
+    s.act("document.querySelector('form[action$=totp] button').click()");
+    assert!(s.text().contains("dr.martin"));
+
+    // Add a passkey from the security settings (the virtual authenticator answers).
+    s.b.navigate(&format!("{base}/.vigie/account")).unwrap();
+    assert_eq!(s.path(), "/.vigie/account");
+    s.shot("account");
+    s.fill("#passkey-name", "Poste 3B");
+    s.b.eval("document.getElementById('passkey-register').click()")
+        .unwrap();
+    s.b.wait_for(
+        "document.body.innerText.includes('Poste 3B')",
+        crate::cdp::TIMEOUT,
+    )
+    .unwrap_or_else(|e| panic!("passkey registration: {e:#}"));
+    s.shot("passkey-added");
+    s.b.navigate(&format!("{base}/index.php")).unwrap();
+    s.portal_logout();
+
+    // Log in with the passkey, then open a patient.
+    s.portal_login(&base);
+    assert_eq!(s.path(), "/.vigie/factor");
+    s.shot("prompt-passkey");
+    s.act("document.getElementById('passkey-auth').click()");
+    assert!(s.text().contains("dr.martin"), "{}", s.text());
+    s.b.navigate(&format!("{base}{PATIENT}")).unwrap();
+    let patient =
+        s.b.eval("!!document.querySelector('[data-patient-id=\"17\"]')")
+            .unwrap();
+    assert_eq!(patient, serde_json::json!(true));
+    s.shot("patient");
+
+    // The English pages, through the switch.
+    s.b.navigate(&format!("{base}/.vigie/account?lang=en"))
+        .unwrap();
+    assert!(s.text().contains("Account security"));
+    s.shot("account-en");
+    eprintln!("screenshots in {}", s.shots.display());
+}
