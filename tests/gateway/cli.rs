@@ -187,3 +187,78 @@ fn demo_runs_the_portal_behind_the_gateway() {
         "{banner}"
     );
 }
+
+#[test]
+fn second_factor_settings_are_checked_and_weak_ones_warned() {
+    let portal = format!(
+        "[[listener]]\naddress = \"127.0.0.1:8080\"\n\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:8081\"\nprofile = \"{}\"\n",
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/profiles/sample-portal.toml")
+            .display()
+    );
+    // A portal with sessions and no key ring: refused, with the fix.
+    let (code, _, err) = check_config(&portal);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no key encrypts second-factor secrets at rest"),
+        "{err}"
+    );
+    assert!(err.contains("vigie keys factor-key"), "{err}");
+    assert!(err.contains("webauthn_origins"), "{err}");
+
+    // A key ring from `vigie keys factor-key`, through an environment variable.
+    let out = Command::new(VIGIE)
+        .args(["keys", "factor-key", "--id", "k1"])
+        .output()
+        .unwrap();
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        line.starts_with("k1:") && line.trim().len() == 3 + 44,
+        "{line}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigie.toml");
+    let text = format!(
+        "{portal}\n[second_factor]\nkey_env = \"TEST_FACTOR_KEYS\"\nenrollment = \"open\"\nmax_failures = 500\nwebauthn_origins = [\"https://evil.example\"]\n"
+    );
+    std::fs::write(&path, &text).unwrap();
+    let run = |keys: &str| {
+        Command::new(VIGIE)
+            .args(["check-config", "-c", path.to_str().unwrap()])
+            .env("TEST_FACTOR_KEYS", keys)
+            .output()
+            .unwrap()
+    };
+    let out = run(&line);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("`second_factor.max_failures`: 500 is out of range"),
+        "{err}"
+    );
+    assert!(err.contains("not an origin under webauthn_rp_id"), "{err}");
+    // Fixed: valid, with a warning about open enrollment; a bad key is named, never echoed.
+    std::fs::write(
+        &path,
+        text.replace("max_failures = 500", "max_failures = 20")
+            .replace("https://evil.example", "http://localhost:8080"),
+    )
+    .unwrap();
+    let ok = run(&line);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains("warning: second_factor.enrollment = \"open\""),
+        "{stdout}"
+    );
+    let bad = run("k1:c2VjcmV0LXZhbHVl");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("a key is exactly 32 bytes") && !err.contains("c2VjcmV0"),
+        "{err}"
+    );
+}

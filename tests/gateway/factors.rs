@@ -411,3 +411,82 @@ fn pages_follow_the_browser_language_and_the_switch() {
         .unwrap()
         .contains("script-src"));
 }
+
+#[test]
+fn an_invitation_resets_a_lost_factor() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
+    let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
+    let (old, _) = enroll_totp(&mut c, None);
+    // Phone lost: with only the password, enrollment now demands an invitation.
+    let mut s = Client::login(gw.port, "dr.martin", "martin-demo");
+    let page = s.get("/.vigie/enroll");
+    assert!(page.text().contains("name=\"invitation\""));
+    assert!(page_text(&page).contains("remplacera vos moyens de vérification"));
+    assert_eq!(s.get("/.vigie/enroll/totp").status, 303);
+    let invitation = invite(&gw, "dr.martin");
+    let (new, _) = enroll_totp(&mut s, Some(&invitation));
+    assert_ne!(old, new);
+    assert!(s.opens_patient());
+    assert!(
+        gw.proc.stderr().contains("factor_reset"),
+        "the reset is audited"
+    );
+    // The old secret no longer works.
+    let mut t = Client::login(gw.port, "dr.martin", "martin-demo");
+    let stale = t.post_form("/.vigie/factor/totp", &[("code", &code(&old, 1))]);
+    assert!(page_text(&stale).contains("Code incorrect"));
+    assert!(!t.opens_patient());
+}
+
+#[test]
+fn replicas_share_factors_and_refuse_a_code_replayed_on_the_other() {
+    let portal = start_portal();
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let session_key = dir.path().join("session.key");
+    std::fs::write(&session_key, "0123456789abcdef0123456789abcdef-replicas").unwrap();
+    let keys = factor_key_file(dir.path());
+    let extra = format!(
+        "[storage]\nbackend = \"redis\"\nredis_url = \"{}\"\nsession_key_file = \"{}\"\n",
+        redis.url(),
+        session_key.display()
+    );
+    let factor = format!("enrollment = \"open\"\nkey_file = \"{}\"", keys.display());
+    let a = mfa_gateway(&portal, &factor, &extra);
+    let b = mfa_gateway(&portal, &factor, &extra);
+    let mut on_a = Client::login(a.port, "dr.martin", "martin-demo");
+    let (secret, _) = enroll_totp(&mut on_a, None);
+    // Replica B knows the factor; one code works on one replica only.
+    let mut b1 = Client::login(b.port, "dr.martin", "martin-demo");
+    let mut a1 = Client::login(a.port, "dr.martin", "martin-demo");
+    let next = code(&secret, 1);
+    assert!(page_text(&b1.get("/.vigie/factor")).contains("Code à 6 chiffres"));
+    assert_eq!(
+        b1.post_form("/.vigie/factor/totp", &[("code", &next)])
+            .status,
+        303
+    );
+    assert!(b1.opens_patient());
+    let replay = a1.post_form("/.vigie/factor/totp", &[("code", &next)]);
+    assert_eq!(replay.status, 200);
+    assert!(!a1.opens_patient());
+    // The secret is sealed in Redis too.
+    let mut conn = std::net::TcpStream::connect(
+        redis
+            .url()
+            .trim_start_matches("redis://")
+            .trim_end_matches("/0"),
+    )
+    .unwrap();
+    use std::io::{Read, Write};
+    conn.write_all(b"GET vigie:factors:dr.martin\r\n").unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = conn.read(&mut buf).unwrap();
+    assert!(n > 100, "the factor record is in Redis");
+    assert!(!buf[..n]
+        .windows(secret.len())
+        .any(|w| w == secret.as_slice()));
+}

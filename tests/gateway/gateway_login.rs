@@ -322,3 +322,82 @@ fn disabling_a_user_ends_their_live_sessions() {
         "a disabled user's session survived"
     );
 }
+
+#[test]
+fn local_users_prove_a_second_factor_before_the_portal_hears_of_them() {
+    let s = Setup::new();
+    assert!(s.user(
+        &["add", "alice", "--groups", "clinicians"],
+        "correct horse battery\n"
+    ));
+    assert!(s.user(
+        &["add", "chief", "--groups", "admin"],
+        "chief of the ward 1\n"
+    ));
+    let factor = "[second_factor]\nenrollment = \"open\"\nprivileged_groups = [\"admin\"]\n";
+    let gw = start_gateway_with(&s.portal, &format!("{}\n{factor}", s.extra));
+    let login = |user: &str, password: &str| {
+        let form = format!(
+            "username={user}&password={}&return=%2Frecords",
+            password.replace(' ', "+")
+        );
+        let ok = post_login(&gw, &form, SAME);
+        assert_eq!(ok.status, 303);
+        let mut c = crate::mfa::Client::new(gw.port);
+        c.cookie = cookie_set(&ok, "vigie");
+        c
+    };
+    let mut alice = login("alice", "correct horse battery");
+    let wall = alice.get("/records?id=1");
+    assert_eq!(wall.status, 303);
+    assert!(crate::mfa::location(&wall).starts_with("/.vigie/factor"));
+    assert!(
+        s.echo.requests().is_empty(),
+        "the portal heard of a password-only session"
+    );
+    crate::mfa::enroll_totp(&mut alice, None);
+    let through = alice.get("/records?id=1");
+    let head = through.text();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-remote-user: alice\r\n"),
+        "{head}"
+    );
+    let token = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("x-vigie-assertion: ")
+                .then(|| l[19..].trim().to_string())
+        })
+        .expect("assertion");
+    let jwks: serde_json::Value =
+        serde_json::from_slice(&get(gw.port, "/.well-known/jwks.json", "").body).unwrap();
+    let keys: Vec<(String, String)> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["kid"].as_str().unwrap().into(),
+                k["x"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let claims =
+        vigie::identity::assertion::verify(&token, &keys, "vigie-test", "records").unwrap();
+    assert_eq!(
+        claims.acr, "second_factor",
+        "the assertion tells the portal how the user signed in"
+    );
+
+    // A privileged account needs an invitation even where enrollment is open.
+    let mut chief = login("chief", "chief of the ward 1");
+    let enroll = chief.get("/.vigie/enroll");
+    assert!(
+        enroll.text().contains("name=\"invitation\""),
+        "{}",
+        enroll.text()
+    );
+    assert_eq!(chief.get("/.vigie/enroll/totp").status, 303);
+}
