@@ -238,7 +238,7 @@ mod tests {
                 let ctx = context! {
                     status => 400, codes => vec!["a"], return_to => "/", return_q => "%2F",
                     title => "t", text => "t", other_title => "t", other_text => "t", reference => "00",
-                    qr => "<svg></svg>", secret => "ABCD", codes_left => 3, fresh_minutes => 5,
+                    qr => "<svg></svg>", secret => "ABCD", otpauth => "otpauth://totp/x", codes_left => 3, fresh_minutes => 5,
                     passkeys => vec![context! { id => "x", name => "n", created => "2026-01-01" }],
                     has_passkey => true, has_totp => true, user => "u",
                 };

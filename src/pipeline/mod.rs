@@ -512,6 +512,7 @@ impl Gateway {
             request,
             user: record.user.clone().unwrap_or_default(),
             record,
+            request_id: &ctx.request_id,
         };
         match second_factor::handle(visit).await {
             Some(result) => result.map(Front::Done),

@@ -490,3 +490,41 @@ fn replicas_share_factors_and_refuse_a_code_replayed_on_the_other() {
         .windows(secret.len())
         .any(|w| w == secret.as_slice()));
 }
+
+#[test]
+fn repeated_failures_are_slowed_down_with_retry_after() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
+    let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
+    let (secret, _) = enroll_totp(&mut c, None);
+    let wrong = if code(&secret, 1) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let mut s = Client::login(gw.port, "dr.martin", "martin-demo");
+    for _ in 0..3 {
+        assert_eq!(
+            s.post_form("/.vigie/factor/totp", &[("code", wrong)])
+                .status,
+            200
+        );
+    }
+    // The fourth attempt, even with the right code, must wait.
+    let slowed = s.post_form("/.vigie/factor/totp", &[("code", &code(&secret, 1))]);
+    assert_eq!(slowed.status, 429);
+    assert_eq!(slowed.header("retry-after"), Some("2"));
+    assert!(slowed.text().contains("Trop de tentatives"));
+    assert!(!s.opens_patient());
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let ok = s.post_form("/.vigie/factor/totp", &[("code", &code(&secret, 1))]);
+    assert_eq!(ok.status, 303, "{}", ok.text());
+    assert!(s.opens_patient());
+    let failures = "vigie_second_factor_failures_total{method=\"totp\"} 3";
+    let metrics = metrics_with(gw.admin_port, &[failures]);
+    assert!(metrics.contains(failures), "{metrics}");
+    assert!(
+        metrics.contains("vigie_enrollments_total{method=\"totp\"} 1"),
+        "{metrics}"
+    );
+}

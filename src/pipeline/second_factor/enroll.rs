@@ -165,6 +165,7 @@ async fn show_secret(
     let ctx = context! {
         return_to,
         qr => totp::qr_svg(&url),
+        otpauth => url,
         secret => totp::secret_for_typing(secret),
         error,
     };

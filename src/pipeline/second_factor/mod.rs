@@ -38,6 +38,8 @@ pub struct Visit<'a> {
     pub record: Arc<SessionRecord>,
     pub user: String,
     pub lang: Lang,
+    /// The request's id, the reference shown on error pages.
+    pub request_id: &'a str,
 }
 
 /// Route a `/.vigie/…` path that belongs to second factors; `None` if it is not one.
@@ -297,7 +299,7 @@ impl Visit<'_> {
                 .map_err(|_| Rejection::framing(400, "page_io"))?;
             return Ok(429);
         }
-        let html = pages::error_page(429, "00", self.lang, Some(wait));
+        let html = pages::error_page(429, self.request_id, self.lang, Some(wait));
         let page = Page {
             status: 429,
             html,
