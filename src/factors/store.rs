@@ -405,20 +405,27 @@ pub(crate) mod tests {
         contract(&store, true).await;
     }
 
-    #[tokio::test]
-    async fn sqlite_totp_steps_are_claimed_once_under_contention() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = std::sync::Arc::new(SqliteFactors::open(&dir.path().join("f.sqlite")).unwrap());
+    /// Fifty concurrent claims of one step: exactly one wins.
+    pub async fn contention(store: std::sync::Arc<dyn FactorStore>) {
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let s = store.clone();
-                tokio::spawn(async move { s.claim_totp_step("alice", 7).await.unwrap() })
+                tokio::spawn(async move { s.claim_totp_step("carol", 7).await.unwrap() })
             })
             .collect();
         let mut wins = 0;
         for t in tasks {
             wins += usize::from(t.await.unwrap());
         }
-        assert_eq!(wins, 1);
+        assert_eq!(wins, 1, "50 parallel claims of one step");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_totp_steps_are_claimed_once_under_contention() {
+        let dir = tempfile::tempdir().unwrap();
+        contention(std::sync::Arc::new(
+            SqliteFactors::open(&dir.path().join("f.sqlite")).unwrap(),
+        ))
+        .await;
     }
 }

@@ -237,28 +237,26 @@ async fn finish(
     Ok((v.redirect(&to, &[cookie]).await?, to))
 }
 
+/// The user's factors when this session may enroll now; `Err` carries the 403 already sent.
+async fn enrolling(v: &mut Visit<'_>) -> Result<Result<UserFactors, u16>, Rejection> {
+    let factors = v.factors.load(&v.user).await.map_err(store_down)?;
+    if v.may_enroll(&factors) {
+        return Ok(Ok(factors));
+    }
+    let why = "enrollment needs an invitation or a recent second factor";
+    Ok(Err(v.json_error(403, why).await?))
+}
+
 /// `POST /.vigie/passkey/register/start`.
 pub async fn passkey_start(mut v: Visit<'_>) -> Result<u16, Rejection> {
     v.body(true).await?;
-    let factors = v.factors.load(&v.user).await.map_err(store_down)?;
-    if !v.may_enroll(&factors) {
-        return v
-            .json_error(
-                403,
-                "enrollment needs an invitation or a recent second factor",
-            )
-            .await;
+    if let Err(status) = enrolling(&mut v).await? {
+        return Ok(status);
     }
     let fp = v.fp();
-    match v
-        .factors
-        .start_registration(&v.user, &fp)
-        .await
-        .map_err(store_down)?
-    {
-        Some(options) => v.json(200, options, &[]).await,
-        None => v.json_error(500, "cannot start a registration").await,
-    }
+    let options = v.factors.start_registration(&v.user, &fp).await;
+    let options = options.map_err(store_down)?;
+    v.options(options, 500, "cannot start a registration").await
 }
 
 #[derive(Deserialize)]
@@ -275,15 +273,10 @@ struct RegisterAnswer {
 /// passkey sign-in.
 pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Rejection> {
     let body = v.body(true).await?;
-    let factors = v.factors.load(&v.user).await.map_err(store_down)?;
-    if !v.may_enroll(&factors) {
-        return v
-            .json_error(
-                403,
-                "enrollment needs an invitation or a recent second factor",
-            )
-            .await;
-    }
+    let factors = match enrolling(&mut v).await? {
+        Ok(factors) => factors,
+        Err(status) => return Ok(status),
+    };
     let Ok(answer) = serde_json::from_slice::<RegisterAnswer>(&body) else {
         return v.json_error(400, "malformed registration").await;
     };

@@ -217,6 +217,19 @@ impl Visit<'_> {
         Ok(status)
     }
 
+    /// A ceremony's WebAuthn options for the browser, or why there are none.
+    async fn options(
+        &mut self,
+        options: Option<String>,
+        status: u16,
+        why: &str,
+    ) -> Result<u16, Rejection> {
+        match options {
+            Some(json) => self.json(200, json, &[]).await,
+            None => self.json_error(status, why).await,
+        }
+    }
+
     async fn json_error(&mut self, status: u16, message: &str) -> Result<u16, Rejection> {
         let body = serde_json::json!({ "error": message }).to_string();
         self.json(status, body, &[]).await

@@ -126,15 +126,9 @@ pub async fn passkey_start(mut v: Visit<'_>) -> Result<u16, Rejection> {
         return v.too_soon(wait, true).await;
     }
     let fp = v.fp();
-    match v
-        .factors
-        .start_authentication(&v.user, &fp)
-        .await
-        .map_err(store_down)?
-    {
-        Some(options) => v.json(200, options, &[]).await,
-        None => v.json_error(400, "no passkey is registered").await,
-    }
+    let options = v.factors.start_authentication(&v.user, &fp).await;
+    let options = options.map_err(store_down)?;
+    v.options(options, 400, "no passkey is registered").await
 }
 
 #[derive(Deserialize)]
