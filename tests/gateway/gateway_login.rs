@@ -93,6 +93,42 @@ fn post_login(gw: &Gateway, form: &str, headers: &str) -> Response {
 
 const SAME: &str = "Sec-Fetch-Site: same-origin\r\n";
 
+/// The assertion the portal received (in the echoed request head), verified as a portal
+/// would, with the keys the gateway publishes.
+fn verified_assertion(gw: &Gateway, head: &str) -> vigie::identity::assertion::AssertionClaims {
+    let token = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("x-vigie-assertion: ")
+                .then(|| l[19..].trim().to_string())
+        })
+        .expect("assertion header");
+    let jwks: serde_json::Value =
+        serde_json::from_slice(&get(gw.port, "/.well-known/jwks.json", "").body).unwrap();
+    let keys: Vec<(String, String)> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            assert_eq!(
+                (k["kty"].as_str(), k["alg"].as_str()),
+                (Some("OKP"), Some("EdDSA"))
+            );
+            (
+                k["kid"].as_str().unwrap().to_string(),
+                k["x"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let claims =
+        vigie::identity::assertion::verify(&token, &keys, "vigie-test", "records").unwrap();
+    assert!(
+        vigie::identity::assertion::verify(&token, &keys, "vigie-test", "another-portal").is_err()
+    );
+    claims
+}
+
 #[test]
 fn nobody_reaches_the_portal_without_a_gateway_login() {
     let s = Setup::new();
@@ -168,43 +204,13 @@ fn logged_in_requests_carry_identity_headers_and_a_verifiable_assertion() {
         lower.contains("x-remote-groups: clinicians,night\r\n"),
         "{head}"
     );
-    let token = head
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("x-vigie-assertion: ")
-                .or_else(|| l.strip_prefix("X-Vigie-Assertion: "))
-        })
-        .expect("assertion header")
-        .trim();
-
-    // Verify it as a portal would, with the keys the gateway publishes.
-    let jwks: serde_json::Value =
-        serde_json::from_slice(&get(gw.port, "/.well-known/jwks.json", "").body).unwrap();
-    let keys: Vec<(String, String)> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| {
-            assert_eq!(
-                (k["kty"].as_str(), k["alg"].as_str()),
-                (Some("OKP"), Some("EdDSA"))
-            );
-            (
-                k["kid"].as_str().unwrap().to_string(),
-                k["x"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let claims = vigie::identity::assertion::verify(token, &keys, "vigie-test", "records").unwrap();
+    let claims = verified_assertion(&gw, &head);
     assert_eq!(
         (claims.sub.as_str(), claims.acr.as_str()),
         ("alice", "password")
     );
     assert_eq!(claims.groups, vec!["clinicians", "night"]);
     assert!(claims.exp - claims.iat <= 60);
-    assert!(
-        vigie::identity::assertion::verify(token, &keys, "vigie-test", "another-portal").is_err()
-    );
 }
 
 #[test]
@@ -363,29 +369,7 @@ fn local_users_prove_a_second_factor_before_the_portal_hears_of_them() {
             .contains("x-remote-user: alice\r\n"),
         "{head}"
     );
-    let token = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .starts_with("x-vigie-assertion: ")
-                .then(|| l[19..].trim().to_string())
-        })
-        .expect("assertion");
-    let jwks: serde_json::Value =
-        serde_json::from_slice(&get(gw.port, "/.well-known/jwks.json", "").body).unwrap();
-    let keys: Vec<(String, String)> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| {
-            (
-                k["kid"].as_str().unwrap().into(),
-                k["x"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    let claims =
-        vigie::identity::assertion::verify(&token, &keys, "vigie-test", "records").unwrap();
+    let claims = verified_assertion(&gw, &head);
     assert_eq!(
         claims.acr, "second_factor",
         "the assertion tells the portal how the user signed in"

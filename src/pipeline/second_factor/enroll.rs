@@ -102,12 +102,10 @@ async fn render(
 /// `POST /.vigie/enroll/invitation`: consume the code IT handed over. If the user had
 /// factors (a lost device), they are reset now.
 pub async fn invitation(mut v: Visit<'_>) -> Result<u16, Rejection> {
-    let form = v.form().await?;
-    let return_to = safe_return(&field(&form, "return"));
-    let wait = v.wait_left().await?;
-    if wait > 0 {
-        return v.too_soon(wait, false).await;
-    }
+    let (form, return_to) = match v.attempt().await? {
+        Ok(attempt) => attempt,
+        Err(status) => return Ok(status),
+    };
     let verdict = v
         .factors
         .redeem(&v.user, &field(&form, "invitation"))
@@ -174,8 +172,10 @@ async fn show_secret(
 
 /// `POST /.vigie/enroll/totp`: the first code from the app binds the secret.
 pub async fn totp_confirm(mut v: Visit<'_>) -> Result<u16, Rejection> {
-    let form = v.form().await?;
-    let return_to = safe_return(&field(&form, "return"));
+    let (form, return_to) = match v.attempt().await? {
+        Ok(attempt) => attempt,
+        Err(status) => return Ok(status),
+    };
     let factors = v.factors.load(&v.user).await.map_err(store_down)?;
     let pending = v
         .record
@@ -186,10 +186,6 @@ pub async fn totp_confirm(mut v: Visit<'_>) -> Result<u16, Rejection> {
         let to = format!("/.vigie/enroll?return={}", encode(&return_to));
         return v.redirect(&to, &[]).await;
     };
-    let wait = v.wait_left().await?;
-    if wait > 0 {
-        return v.too_soon(wait, false).await;
-    }
     let verdict = v
         .factors
         .enroll_totp(&v.user, &secret, &field(&form, "code"))

@@ -301,6 +301,18 @@ impl Visit<'_> {
             .map_err(store_down)
     }
 
+    /// The start of every form attempt: read the form and its return path, then refuse (429,
+    /// already answered: `Err`) while the user or the source must still wait.
+    async fn attempt(&mut self) -> Result<Result<(Vec<(String, String)>, String), u16>, Rejection> {
+        let form = self.form().await?;
+        let return_to = safe_return(&field(&form, "return"));
+        let wait = self.wait_left().await?;
+        if wait > 0 {
+            return Ok(Err(self.too_soon(wait, false).await?));
+        }
+        Ok(Ok((form, return_to)))
+    }
+
     /// Answer 429 with `Retry-After` and a readable page.
     async fn too_soon(&mut self, wait: u64, json: bool) -> Result<u16, Rejection> {
         tracing::warn!(target: "vigie::audit", event = "second_factor", outcome = "throttled", user = %self.user, client = %self.request.client.ip, wait);

@@ -65,12 +65,10 @@ async fn wrong(v: &mut Visit<'_>, method: &str, return_to: &str) -> Result<u16, 
 
 /// `POST /.vigie/factor/totp`.
 pub async fn totp(mut v: Visit<'_>) -> Result<u16, Rejection> {
-    let form = v.form().await?;
-    let return_to = safe_return(&field(&form, "return"));
-    let wait = v.wait_left().await?;
-    if wait > 0 {
-        return v.too_soon(wait, false).await;
-    }
+    let (form, return_to) = match v.attempt().await? {
+        Ok(attempt) => attempt,
+        Err(status) => return Ok(status),
+    };
     let code = field(&form, "code");
     if crate::factors::totp::parse_code(&code).is_none() {
         // Not a guess at the secret (5 or 7 digits, spaces, full-width digits…): a clear
@@ -94,12 +92,10 @@ pub async fn totp(mut v: Visit<'_>) -> Result<u16, Rejection> {
 /// `POST /.vigie/factor/recovery`: a single-use code. It never gives more than the second
 /// factor level, so it cannot satisfy a passkey requirement (ATTACKS.md 22).
 pub async fn recovery(mut v: Visit<'_>) -> Result<u16, Rejection> {
-    let form = v.form().await?;
-    let return_to = safe_return(&field(&form, "return"));
-    let wait = v.wait_left().await?;
-    if wait > 0 {
-        return v.too_soon(wait, false).await;
-    }
+    let (form, return_to) = match v.attempt().await? {
+        Ok(attempt) => attempt,
+        Err(status) => return Ok(status),
+    };
     let verdict = v
         .factors
         .use_recovery_code(&v.user, &field(&form, "code"))
