@@ -24,6 +24,7 @@ pub struct AdminApp {
     last_probe: Mutex<Option<(Instant, bool, String)>>,
     sessions: Arc<Sessions>,
     factors: Option<Arc<Factors>>,
+    budgets: Option<Arc<crate::budget::Budgets>>,
     token: Option<Secret>,
 }
 
@@ -32,6 +33,7 @@ impl AdminApp {
         portals: Vec<(String, SocketAddr)>,
         sessions: Arc<Sessions>,
         factors: Option<Arc<Factors>>,
+        budgets: Option<Arc<crate::budget::Budgets>>,
         token: Option<Secret>,
     ) -> Self {
         Self {
@@ -39,6 +41,7 @@ impl AdminApp {
             last_probe: Mutex::new(None),
             sessions,
             factors,
+            budgets,
             token,
         }
     }
@@ -198,8 +201,13 @@ impl AdminApp {
             all_ok &= ok;
             parts.push(format!("\"{name}\":\"{}\"", if ok { "up" } else { "down" }));
         }
+        // Budgets enforced per replica (Redis unreachable) keep the replica serving, but say so.
+        let budgets = match &self.budgets {
+            Some(b) if b.degraded() => "per_replica",
+            _ => "shared",
+        };
         let body = format!(
-            "{{\"status\":\"{}\",\"portals\":{{{}}}}}\n",
+            "{{\"status\":\"{}\",\"portals\":{{{}}},\"budgets\":\"{budgets}\"}}\n",
             if all_ok { "ready" } else { "not_ready" },
             parts.join(",")
         );

@@ -1,7 +1,10 @@
 //! Prometheus metrics, registered once in the default registry and served by the admin listener.
 
 use once_cell::sync::Lazy;
-use prometheus::{register_histogram_vec, register_int_counter_vec, HistogramVec, IntCounterVec};
+use prometheus::{
+    register_histogram_vec, register_int_counter_vec, register_int_gauge, HistogramVec,
+    IntCounterVec, IntGauge,
+};
 
 pub struct Metrics {
     /// Requests answered, by portal (or `-`) and status class (`2xx`…`5xx`).
@@ -18,6 +21,14 @@ pub struct Metrics {
     pub factor_failures: IntCounterVec,
     pub factor_successes: IntCounterVec,
     pub enrollments: IntCounterVec,
+    /// Requests refused by a budget, by class (`source`, `login`, or an endpoint class).
+    pub budget_rejections: IntCounterVec,
+    /// 1 while budgets fall back to per-replica shares because Redis is unreachable.
+    pub budget_degraded: IntGauge,
+    /// Requests refused by a policy rule or a privileged pack.
+    pub policy_denials: IntCounterVec,
+    /// Break-glass activations.
+    pub break_glass: IntCounterVec,
 }
 
 pub static METRICS: Lazy<Metrics> = Lazy::new(|| Metrics {
@@ -68,6 +79,29 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| Metrics {
         "vigie_enrollments_total",
         "Factors enrolled, by method, and factor resets.",
         &["method"]
+    )
+    .expect("metric registers once"),
+    budget_rejections: register_int_counter_vec!(
+        "vigie_budget_rejections_total",
+        "Requests refused by a budget (429), by class.",
+        &["class"]
+    )
+    .expect("metric registers once"),
+    budget_degraded: register_int_gauge!(
+        "vigie_budget_degraded",
+        "1 while Redis is unreachable and budgets are enforced per replica."
+    )
+    .expect("metric registers once"),
+    policy_denials: register_int_counter_vec!(
+        "vigie_policy_denials_total",
+        "Requests refused by policy, by rule.",
+        &["rule"]
+    )
+    .expect("metric registers once"),
+    break_glass: register_int_counter_vec!(
+        "vigie_break_glass_total",
+        "Break-glass activations, by portal.",
+        &["portal"]
     )
     .expect("metric registers once"),
 });

@@ -10,6 +10,7 @@ use pingora::services::listening::Service;
 use crate::admin::AdminApp;
 use std::sync::Arc;
 
+use crate::budget::Budgets;
 use crate::config::{Config, LoginMode, StorageBackend};
 use crate::factors::crypto::KeyRing;
 use crate::factors::redis_store::RedisFactors;
@@ -38,7 +39,13 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
     server.bootstrap();
     let (sessions, redis) = sessions(config)?;
     let sessions = Arc::new(sessions);
-    let factors = factors(config, redis)?;
+    let factors = factors(config, redis.clone())?;
+    let budgets = Arc::new(Budgets::new(
+        config.budgets.clone(),
+        redis,
+        config.storage.replicas,
+        Arc::new(SystemClock),
+    ));
     let gateway_logins = config
         .portals
         .iter()
@@ -64,6 +71,7 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
             users,
             assertions,
             factors.clone(),
+            budgets.clone(),
         ),
         "vigie-gateway",
     );
@@ -95,6 +103,7 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
                 portals,
                 sessions,
                 factors,
+                Some(budgets),
                 config.admin_token.clone(),
             )),
         );

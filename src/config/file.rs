@@ -30,6 +30,19 @@ pub struct FileConfig {
     #[serde(default)]
     pub second_factor: SecondFactorSection,
     #[serde(default)]
+    pub policy: PolicySection,
+    #[serde(default)]
+    pub rule: Vec<RuleSection>,
+    #[serde(default)]
+    pub privileged: Vec<PrivilegedSection>,
+    #[serde(default)]
+    pub break_glass: BreakGlassSection,
+    #[serde(default)]
+    pub budgets: std::collections::BTreeMap<String, BudgetSection>,
+    /// `[groups]`: group name -> user names, for users whose groups come from nowhere else.
+    #[serde(default)]
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default)]
     pub portal: Vec<PortalSection>,
 }
 
@@ -75,20 +88,113 @@ impl Default for SecondFactorSection {
     }
 }
 
-/// `[[portal.step_up]]`: a fresh (or stronger) factor for some paths.
+/// `[[rule]]`: one access rule; the first that matches decides.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StepUpSection {
-    pub path: String,
-    /// `name=value` that must also be in the query (portals that route by query).
-    pub query: Option<String>,
-    #[serde(default = "second_factor_level")]
-    pub level: String,
+pub struct RuleSection {
+    pub name: String,
+    #[serde(default)]
+    pub portals: Vec<String>,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub path: Option<String>,
+    pub path_regex: Option<String>,
+    #[serde(default)]
+    pub query: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub networks: Vec<String>,
+    pub hours: Option<String>,
+    #[serde(default)]
+    pub days: Vec<String>,
+    pub level: Option<String>,
     pub within_minutes: Option<i64>,
+    pub budget: Option<String>,
+    #[serde(default)]
+    pub deny: bool,
+    #[serde(default)]
+    pub break_glass: bool,
 }
 
-fn second_factor_level() -> String {
-    "second_factor".into()
+/// `[[privileged]]`: the policy pack of privileged groups.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivilegedSection {
+    pub name: String,
+    pub groups: Vec<String>,
+    #[serde(default = "phishing_resistant")]
+    pub level: String,
+    pub idle_timeout_minutes: Option<i64>,
+    pub absolute_timeout_hours: Option<i64>,
+    pub max_sessions: Option<i64>,
+    #[serde(default = "revoke_oldest")]
+    pub on_excess: String,
+    #[serde(default = "quarter")]
+    pub budget_scale: f64,
+    #[serde(default)]
+    pub networks: Vec<String>,
+    pub hours: Option<String>,
+    #[serde(default)]
+    pub days: Vec<String>,
+    #[serde(default = "five")]
+    pub export_within_minutes: i64,
+}
+
+fn phishing_resistant() -> String {
+    "phishing_resistant".into()
+}
+fn revoke_oldest() -> String {
+    "revoke_oldest".into()
+}
+fn quarter() -> f64 {
+    0.25
+}
+fn five() -> i64 {
+    5
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakGlassSection {
+    pub duration_minutes: i64,
+    pub budget_scale: f64,
+    pub fresh_minutes: i64,
+}
+
+impl Default for BreakGlassSection {
+    fn default() -> Self {
+        Self {
+            duration_minutes: 30,
+            budget_scale: 10.0,
+            fresh_minutes: 5,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    pub time_zone: String,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        Self {
+            time_zone: "system".into(),
+        }
+    }
+}
+
+/// `[budgets.CLASS]`: `requests` per `per` ("second", "minute", "hour", "day"), with `burst`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSection {
+    pub requests: i64,
+    pub per: String,
+    pub burst: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +205,9 @@ pub struct StorageSection {
     pub redis_prefix: String,
     pub session_key_file: Option<String>,
     pub database: String,
+    /// How many replicas share Redis: a replica that loses Redis enforces this share of each
+    /// budget alone.
+    pub replicas: i64,
 }
 
 impl Default for StorageSection {
@@ -109,6 +218,7 @@ impl Default for StorageSection {
             redis_prefix: "vigie:".into(),
             session_key_file: None,
             database: "vigie.sqlite".into(),
+            replicas: 1,
         }
     }
 }
@@ -267,8 +377,6 @@ pub struct PortalSection {
     pub identity_header_user: String,
     #[serde(default = "groups_header")]
     pub identity_header_groups: String,
-    #[serde(default)]
-    pub step_up: Vec<StepUpSection>,
 }
 
 fn portal_login() -> String {

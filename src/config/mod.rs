@@ -32,6 +32,10 @@ pub struct Config {
     pub storage: StorageConfig,
     pub assertion: AssertionConfig,
     pub second_factor: SecondFactorConfig,
+    pub policy: crate::policy::PolicyConfig,
+    pub budgets: BudgetConfig,
+    /// Static group membership: user -> groups.
+    pub static_groups: std::collections::HashMap<String, Vec<String>>,
     pub portals: Vec<PortalConfig>,
     /// Settings that are valid but weaken security; `check-config` prints them, `run` logs them.
     pub warnings: Vec<String>,
@@ -74,16 +78,22 @@ pub struct SecondFactorConfig {
     pub origins: Vec<String>,
 }
 
-/// A path that needs a stronger or more recent factor than the session has.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepUpRule {
-    /// Prefix of the normalised path.
-    pub path: String,
-    /// A `name=value` pair the query must also hold (decoded, any position).
-    pub query: Option<(String, String)>,
-    pub level: crate::identity::session::AuthLevel,
-    /// The factor must have been proven this recently; `None`: once per session is enough.
-    pub within: Option<Duration>,
+/// One budget: `requests` per `period`, allowing bursts of `burst`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limit {
+    pub requests: u32,
+    pub period: Duration,
+    pub burst: u32,
+}
+
+/// Budgets by class, per identity; per source address; for login attempts.
+#[derive(Debug, Clone)]
+pub struct BudgetConfig {
+    pub classes: std::collections::HashMap<String, Limit>,
+    /// Every request from one address (anonymous ones included).
+    pub source: Limit,
+    /// Login attempts, per user name and per source address.
+    pub login: Limit,
 }
 
 /// The signed identity assertion sent to portals with gateway-owned logins.
@@ -130,6 +140,8 @@ pub enum StorageBackend {
 #[derive(Clone)]
 pub struct StorageConfig {
     pub backend: StorageBackend,
+    /// Replicas sharing Redis (1 when embedded).
+    pub replicas: u32,
     /// The SQLite file of durable data (users; later factors, alerts, audit).
     pub database: PathBuf,
     /// Key that signs session cookies. Replicas sharing Redis must share it; `None` means
@@ -252,7 +264,6 @@ pub struct PortalConfig {
     /// How the portal logs people in; without a profile the portal is proxied without sessions.
     pub profile: Option<std::sync::Arc<PortalProfile>>,
     pub login: LoginMode,
-    pub step_up: Vec<StepUpRule>,
 }
 
 impl PortalConfig {
@@ -271,13 +282,32 @@ impl PortalConfig {
             case_insensitive_paths: false,
             profile: None,
             login: LoginMode::Portal,
-            step_up: Vec::new(),
         }
     }
 
     /// Whether the gateway holds sessions for this portal (and so demands second factors).
     pub fn holds_sessions(&self) -> bool {
         self.profile.is_some() || matches!(self.login, LoginMode::Gateway { .. })
+    }
+
+    /// How the portal reads a repeated query parameter (from its profile; PHP-like by default).
+    pub fn query_reading(&self) -> crate::policy::matcher::QueryReading {
+        self.profile
+            .as_ref()
+            .map_or(Default::default(), |p| p.query_reading)
+    }
+
+    /// The endpoint class of a request, from the profile (`view` when none matches).
+    pub fn class_of(&self, method: &str, path: &str, query: Option<&str>) -> &str {
+        let reading = self.query_reading();
+        self.profile
+            .as_ref()
+            .and_then(|p| {
+                p.classes
+                    .iter()
+                    .find(|c| c.matcher.matches(method, path, query, reading))
+            })
+            .map_or(crate::policy::DEFAULT_CLASS, |c| c.name.as_str())
     }
 }
 

@@ -9,13 +9,24 @@ use serde::Deserialize;
 use super::diagnostic::{ConfigErrors, Locator};
 
 /// A validated portal profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PortalProfile {
     pub name: String,
     pub source: PathBuf,
     pub login: LoginRule,
     pub logout: Option<LogoutRule>,
     pub block: BlockRule,
+    /// How the portal reads a query parameter given twice (PHP: the last).
+    pub query_reading: crate::policy::matcher::QueryReading,
+    /// Endpoint classes (view, search, list, export, file, admin), first match wins; budgets
+    /// and detection count by class.
+    pub classes: Vec<EndpointClass>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointClass {
+    pub name: String,
+    pub matcher: crate::policy::matcher::Matcher,
 }
 
 /// The portal's own login request, which stays the first factor.
@@ -32,6 +43,8 @@ pub struct LoginRule {
     pub success_status: Vec<u16>,
     /// The cookies the portal's session lives in: kept server-side, never given to browsers.
     pub session_cookies: Vec<String>,
+    /// The portal treats `Alice` and `alice` as one account (MySQL collations usually do).
+    pub case_insensitive_users: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +71,26 @@ struct File {
     logout: Option<LogoutSection>,
     #[serde(default)]
     block: BlockSection,
+    #[serde(default = "last")]
+    query_reading: String,
+    #[serde(default)]
+    class: Vec<ClassSection>,
+}
+
+fn last() -> String {
+    "last".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClassSection {
+    name: String,
+    path: Option<String>,
+    path_regex: Option<String>,
+    #[serde(default)]
+    methods: Vec<String>,
+    #[serde(default)]
+    query: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +102,8 @@ struct LoginSection {
     username_field: String,
     password_field: String,
     marker_field: Option<String>,
+    #[serde(default)]
+    case_insensitive_users: bool,
     success: SuccessSection,
 }
 
@@ -210,10 +245,48 @@ pub fn parse(path: &Path, text: &str) -> Result<PortalProfile, ConfigErrors> {
             })
         }
     };
+    let query_reading = match f.query_reading.as_str() {
+        "last" => crate::policy::matcher::QueryReading::Last,
+        "first" => crate::policy::matcher::QueryReading::First,
+        other => {
+            err(
+                "query_reading",
+                format!("unknown `{other}`"),
+                "use \"last\" (PHP and most portals) or \"first\" (Java servlets)",
+            );
+            Default::default()
+        }
+    };
+    let mut classes = Vec::new();
+    for (i, c) in f.class.iter().enumerate() {
+        let key = format!("class[{i}]");
+        if !["view", "search", "list", "export", "file", "admin"].contains(&c.name.as_str()) {
+            err(
+                &format!("{key}.name"),
+                format!("`{}` is not an endpoint class", c.name),
+                "use view, search, list, export, file or admin",
+            );
+        }
+        let matcher = crate::config::validate::policy::matcher(
+            &key,
+            c.path.as_deref(),
+            c.path_regex.as_deref(),
+            &c.methods,
+            &c.query,
+            false,
+            &mut |k, m, h| err(k, m, h),
+        );
+        classes.push(EndpointClass {
+            name: c.name.clone(),
+            matcher,
+        });
+    }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
     Ok(PortalProfile {
+        query_reading,
+        classes,
         name: f.name,
         source: path.to_path_buf(),
         login: LoginRule {
@@ -224,6 +297,7 @@ pub fn parse(path: &Path, text: &str) -> Result<PortalProfile, ConfigErrors> {
             marker_field: f.login.marker_field,
             success_status,
             session_cookies: f.login.success.session_cookies,
+            case_insensitive_users: f.login.case_insensitive_users,
         },
         logout,
         block: BlockRule {

@@ -121,7 +121,7 @@ impl Factors {
         let Some(sealed) = self.store.load(user).await? else {
             return Ok(UserFactors::default());
         };
-        let (plain, stale) = self.keys.open(user.as_bytes(), &sealed)?;
+        let (plain, stale) = self.keys.open(&aad("factors", user), &sealed)?;
         let factors: UserFactors =
             serde_json::from_slice(&plain).map_err(|e| FactorError::Corrupt(e.to_string()))?;
         if stale {
@@ -133,43 +133,66 @@ impl Factors {
 
     pub async fn save(&self, user: &str, factors: &UserFactors) -> Result<(), FactorError> {
         let plain = serde_json::to_vec(factors).map_err(|e| FactorError::Corrupt(e.to_string()))?;
-        let sealed = self.keys.seal(user.as_bytes(), &plain);
+        let sealed = self.keys.seal(&aad("factors", user), &plain);
         Ok(self.store.save(user, sealed).await?)
     }
 
-    /// Seal a value for this user that waits in the session (a pending TOTP secret, new codes).
-    pub fn seal(&self, user: &str, plain: &[u8]) -> Vec<u8> {
-        self.keys.seal(user.as_bytes(), plain)
+    /// Seal a value for this user that waits in the session; `purpose` is bound in, so a
+    /// pending TOTP secret cannot be passed off as recovery codes or a factor record.
+    pub fn seal(&self, user: &str, purpose: &str, plain: &[u8]) -> Vec<u8> {
+        self.keys.seal(&aad(purpose, user), plain)
     }
 
-    pub fn open(&self, user: &str, sealed: &[u8]) -> Option<Vec<u8>> {
-        self.keys.open(user.as_bytes(), sealed).ok().map(|(p, _)| p)
+    pub fn open(&self, user: &str, purpose: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.keys
+            .open(&aad(purpose, user), sealed)
+            .ok()
+            .map(|(p, _)| p)
     }
 
     // ---- throttling and locking ----
 
-    /// Seconds the user (from this address) must still wait before the next attempt.
+    /// Seconds the user (from this address) must still wait before the next attempt, without
+    /// counting one (starting a passkey ceremony is not a guess).
     pub async fn wait_left(&self, user: &str, ip: IpAddr) -> Result<u64, FactorError> {
         let now = self.now();
         let by_user = rules::wait_left(self.store.failures(&user_key(user)).await?, now);
-        let by_source = rules::wait_left(self.store.failures(&ip_key(ip)).await?, now);
+        let by_source = rules::source_wait_left(self.store.failures(&ip_key(ip)).await?, now);
         Ok(by_user.max(by_source))
     }
 
-    /// Count a failure; returns the user's consecutive failures (the caller locks at the limit).
-    pub async fn failed(&self, user: &str, ip: IpAddr) -> Result<u32, FactorError> {
+    /// Count an attempt before verifying it, per user and per source, so that a burst of
+    /// parallel guesses is counted in full. `Err(seconds)`: refused, wait that long (the
+    /// attempt is given back).
+    pub async fn begin_attempt(&self, user: &str, ip: IpAddr) -> Result<Result<(), u64>, FactorError> {
         let now = self.now();
-        self.store.add_failure(&ip_key(ip), now).await?;
-        Ok(self.store.add_failure(&user_key(user), now).await?.0)
+        let (uk, ik) = (user_key(user), ip_key(ip));
+        let by_user = self.store.reserve_attempt(&uk, now, None).await?;
+        let forget = Some(rules::SOURCE_FORGET_SECONDS);
+        let by_source = self.store.reserve_attempt(&ik, now, forget).await?;
+        let wait = rules::wait_left(by_user, now).max(rules::source_wait_left(by_source, now));
+        if wait > 0 {
+            self.store.release_attempt(&uk).await?;
+            self.store.release_attempt(&ik).await?;
+            return Ok(Err(wait));
+        }
+        Ok(Ok(()))
     }
 
-    pub async fn succeeded(&self, user: &str) -> Result<(), FactorError> {
-        Ok(self.store.clear_failures(&user_key(user)).await?)
+    /// The user's consecutive failures, this attempt's included (the caller locks at the limit).
+    pub async fn failures(&self, user: &str) -> Result<u32, FactorError> {
+        Ok(self.store.failures(&user_key(user)).await?.0)
+    }
+
+    /// A verified attempt: the user's count starts again; the source gets its attempt back.
+    pub async fn succeeded(&self, user: &str, ip: IpAddr) -> Result<(), FactorError> {
+        self.store.clear_failures(&user_key(user)).await?;
+        Ok(self.store.release_attempt(&ip_key(ip)).await?)
     }
 
     /// After an unlock by IT: the user starts again from zero failures.
     pub async fn forget_failures(&self, user: &str) -> Result<(), FactorError> {
-        self.succeeded(user).await
+        Ok(self.store.clear_failures(&user_key(user)).await?)
     }
 
     // ---- TOTP ----
@@ -205,15 +228,20 @@ impl Factors {
         }
     }
 
-    /// Bind a pending secret once the user proves they hold it.
+    /// Bind a pending secret once the user proves they hold it; `replace`: it replaces
+    /// every factor the user had (a reset).
     pub async fn enroll_totp(
         &self,
         user: &str,
         secret: &[u8],
         code: &str,
+        replace: bool,
     ) -> Result<Verdict, FactorError> {
         if self.claim(user, secret, self.hash(), code).await? == Verdict::Rejected {
             return Ok(Verdict::Rejected);
+        }
+        if replace {
+            self.reset(user).await?;
         }
         let mut factors = self.load(user).await?;
         factors.totp = Some(TotpFactor {
@@ -309,7 +337,8 @@ impl Factors {
         )
     }
 
-    /// Forget every factor of the user (a lost device, after an in-person check).
+    /// Forget every factor of the user and their recovery codes (a lost device, after an
+    /// in-person check). The last accepted TOTP step stays: steps only move forward.
     pub async fn reset(&self, user: &str) -> Result<(), FactorError> {
         Ok(self.store.delete_user(user).await?)
     }
@@ -332,13 +361,15 @@ impl Factors {
         Ok(serde_json::to_string(&options).ok())
     }
 
-    /// Finish a registration with the browser's answer; the passkey is stored under `name`.
+    /// Finish a registration with the browser's answer; the passkey is stored under `name`
+    /// (`replace`: instead of every factor the user had).
     pub async fn finish_registration(
         &self,
         user: &str,
         ceremony: &str,
         name: &str,
         answer: &RegisterPublicKeyCredential,
+        replace: bool,
     ) -> Result<Verdict, FactorError> {
         let Some(state) = self
             .take_state::<PasskeyRegistration>(user, &format!("reg:{ceremony}"))
@@ -349,6 +380,9 @@ impl Factors {
         let Ok(passkey) = self.rp.finish_registration(answer, &state) else {
             return Ok(Verdict::Rejected);
         };
+        if replace {
+            self.reset(user).await?;
+        }
         let mut factors = self.load(user).await?;
         factors.passkeys.push(NamedPasskey {
             name: name.to_string(),
@@ -452,6 +486,11 @@ impl Factors {
         let (json, _) = self.keys.open(full.as_bytes(), &sealed)?;
         Ok(serde_json::from_slice(&json).ok())
     }
+}
+
+/// Associated data of a sealed value: what it is and whose.
+fn aad(purpose: &str, user: &str) -> Vec<u8> {
+    format!("{purpose}\0{user}").into_bytes()
 }
 
 fn user_key(user: &str) -> String {

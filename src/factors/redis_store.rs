@@ -10,8 +10,6 @@ use super::store::{FactorStore, Invitation};
 use crate::identity::redis_store::{deadline, RedisStore};
 use crate::identity::store::StoreError;
 
-/// Failure counters are forgotten after a day without failures.
-const FAILURE_TTL: u64 = 24 * 3600;
 
 pub struct RedisFactors {
     redis: Arc<RedisStore>,
@@ -47,12 +45,24 @@ static TAKE_INVITATION: once_cell::sync::Lazy<redis::Script> = once_cell::sync::
     )
 });
 
-static ADD_FAILURE: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
+static RESERVE: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
     redis::Script::new(
-        "local n = redis.call('HINCRBY', KEYS[1], 'count', 1)
-         redis.call('HSET', KEYS[1], 'last', ARGV[1])
-         redis.call('EXPIRE', KEYS[1], ARGV[2])
-         return n",
+        "local c = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
+         local l = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
+         local now = tonumber(ARGV[1])
+         local forget = tonumber(ARGV[2])
+         if forget > 0 and l + forget < now then c = 0 end
+         redis.call('HSET', KEYS[1], 'count', c + 1, 'last', now)
+         if forget > 0 then redis.call('EXPIRE', KEYS[1], forget) end
+         return {c, l}",
+    )
+});
+
+static RELEASE: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
+    redis::Script::new(
+        "local c = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
+         if c > 0 then redis.call('HSET', KEYS[1], 'count', c - 1) end
+         return 0",
     )
 });
 
@@ -70,11 +80,7 @@ impl FactorStore for RedisFactors {
 
     async fn delete_user(&self, user: &str) -> Result<(), StoreError> {
         let mut c = self.redis.conn().await?;
-        let keys = [
-            self.key("factors", user),
-            self.key("totp-step", user),
-            self.key("recovery", user),
-        ];
+        let keys = [self.key("factors", user), self.key("recovery", user)];
         deadline(c.del(&keys[..])).await
     }
 
@@ -121,17 +127,33 @@ impl FactorStore for RedisFactors {
         deadline(c.scard(self.key("recovery", user))).await
     }
 
-    async fn add_failure(&self, key: &str, now: u64) -> Result<(u32, u64), StoreError> {
+    async fn reserve_attempt(
+        &self,
+        key: &str,
+        now: u64,
+        forget_after: Option<u64>,
+    ) -> Result<(u32, u64), StoreError> {
         let mut c = self.redis.conn().await?;
-        let n: u32 = deadline(
-            ADD_FAILURE
+        let (count, last): (u32, u64) = deadline(
+            RESERVE
                 .key(self.key("failures", key))
                 .arg(now)
-                .arg(FAILURE_TTL)
+                .arg(forget_after.unwrap_or(0))
                 .invoke_async(&mut c),
         )
         .await?;
-        Ok((n, now))
+        Ok((count, last))
+    }
+
+    async fn release_attempt(&self, key: &str) -> Result<(), StoreError> {
+        let mut c = self.redis.conn().await?;
+        let _: i64 = deadline(
+            RELEASE
+                .key(self.key("failures", key))
+                .invoke_async(&mut c),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn failures(&self, key: &str) -> Result<(u32, u64), StoreError> {

@@ -8,24 +8,33 @@ use ipnet::IpNet;
 use crate::config::EnrollmentProof;
 use crate::identity::session::{AuthLevel, SessionRecord};
 
-/// Failures allowed before delays start.
+/// A user's failures allowed before delays start.
 const FREE_FAILURES: u32 = 3;
+/// A source address's: many people may share one (a ward behind a proxy).
+pub const FREE_SOURCE_FAILURES: u32 = 20;
+/// A source's count starts again after this long without attempts.
+pub const SOURCE_FORGET_SECONDS: u64 = 15 * 60;
 /// The longest delay between two attempts.
 const MAX_DELAY: u64 = 300;
 
-/// Seconds to wait after `failures` consecutive failures: none for the first three, then
+/// Seconds to wait after `failures` consecutive failures: none for the first `free`, then
 /// 2, 4, 8 … seconds, capped at five minutes.
-pub fn delay_after(failures: u32) -> u64 {
-    if failures < FREE_FAILURES {
+pub fn delay_after(failures: u32, free: u32) -> u64 {
+    if failures < free {
         return 0;
     }
-    let exp = (failures - FREE_FAILURES).min(16);
+    let exp = (failures - free).min(16);
     (1u64 << (exp + 1)).min(MAX_DELAY)
 }
 
-/// Seconds still to wait at `now`, given (failures, last failure time).
+/// Seconds a user must still wait at `now`, given (failures, last failure time).
 pub fn wait_left((failures, last): (u32, u64), now: u64) -> u64 {
-    (last + delay_after(failures)).saturating_sub(now)
+    (last + delay_after(failures, FREE_FAILURES)).saturating_sub(now)
+}
+
+/// The same for a source address.
+pub fn source_wait_left((failures, last): (u32, u64), now: u64) -> u64 {
+    (last + delay_after(failures, FREE_SOURCE_FAILURES)).saturating_sub(now)
 }
 
 /// What enrollment demands of this user, from this address.
@@ -65,6 +74,11 @@ pub struct Requirement {
 }
 
 impl Requirement {
+    /// Nothing asked of the session (a public path, or a portal without sessions).
+    pub const PUBLIC: Requirement = Requirement {
+        level: AuthLevel::None,
+        within: None,
+    };
     pub const PASSWORD: Requirement = Requirement {
         level: AuthLevel::Password,
         within: None,
@@ -110,9 +124,11 @@ mod tests {
 
     #[test]
     fn delays_grow_and_are_capped() {
-        let d: Vec<u64> = (0..12).map(delay_after).collect();
+        let d: Vec<u64> = (0..12).map(|n| delay_after(n, FREE_FAILURES)).collect();
         assert_eq!(d, vec![0, 0, 0, 2, 4, 8, 16, 32, 64, 128, 256, 300]);
-        assert_eq!(delay_after(10_000), 300);
+        assert_eq!(delay_after(10_000, FREE_FAILURES), 300);
+        assert_eq!(source_wait_left((19, 100), 100), 0, "a shared address has more room");
+        assert_eq!(source_wait_left((20, 100), 100), 2);
         assert_eq!(wait_left((4, 100), 101), 3);
         assert_eq!(wait_left((4, 100), 200), 0);
         assert_eq!(wait_left((0, 0), 5), 0);

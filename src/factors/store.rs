@@ -24,7 +24,7 @@ pub trait FactorStore: Send + Sync {
     /// The user's sealed factor record.
     async fn load(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError>;
     async fn save(&self, user: &str, sealed: Vec<u8>) -> Result<(), StoreError>;
-    /// Forget every factor of a user (a reset), with recovery codes and the TOTP step.
+    /// Forget every factor of a user (a reset), with their recovery codes.
     async fn delete_user(&self, user: &str) -> Result<(), StoreError>;
     /// Accept TOTP step `step` only if it is newer than the last accepted one.
     async fn claim_totp_step(&self, user: &str, step: u64) -> Result<bool, StoreError>;
@@ -37,8 +37,18 @@ pub trait FactorStore: Send + Sync {
         candidates: &[String],
     ) -> Result<bool, StoreError>;
     async fn recovery_codes_left(&self, user: &str) -> Result<usize, StoreError>;
-    /// Count one more consecutive failure under `key`; returns the new count.
-    async fn add_failure(&self, key: &str, now: u64) -> Result<(u32, u64), StoreError>;
+    /// Count an attempt under `key` before it is verified, so that parallel guesses are all
+    /// counted; returns (count, time of the last) as they were before it. A counter idle for
+    /// `forget_after` seconds starts again from zero; `None`: never forgotten.
+    async fn reserve_attempt(
+        &self,
+        key: &str,
+        now: u64,
+        forget_after: Option<u64>,
+    ) -> Result<(u32, u64), StoreError>;
+    /// Give back a reserved attempt that was not verified (refused for waiting, or a success
+    /// that must not count against the source).
+    async fn release_attempt(&self, key: &str) -> Result<(), StoreError>;
     /// (consecutive failures, time of the last) under `key`.
     async fn failures(&self, key: &str) -> Result<(u32, u64), StoreError>;
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
@@ -127,7 +137,7 @@ impl FactorStore for SqliteFactors {
     async fn delete_user(&self, user: &str) -> Result<(), StoreError> {
         self.with(|c| {
             let tx = c.transaction()?;
-            for table in ["factors", "totp_steps", "recovery_codes"] {
+            for table in ["factors", "recovery_codes"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE username = ?1"), [user])?;
             }
             tx.commit()
@@ -190,15 +200,41 @@ impl FactorStore for SqliteFactors {
         })
     }
 
-    async fn add_failure(&self, key: &str, now: u64) -> Result<(u32, u64), StoreError> {
+    async fn reserve_attempt(
+        &self,
+        key: &str,
+        now: u64,
+        forget_after: Option<u64>,
+    ) -> Result<(u32, u64), StoreError> {
         self.with(|c| {
-            c.query_row(
-                "INSERT INTO factor_failures (key, count, last_at) VALUES (?1, 1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET count = count + 1, last_at = excluded.last_at
-                 RETURNING count, last_at",
-                params![key, now as i64],
-                |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)),
+            let tx = c.transaction()?;
+            let row: Option<(i64, i64)> = tx
+                .query_row(
+                    "SELECT count, last_at FROM factor_failures WHERE key = ?1",
+                    [key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (mut count, last) = row.map_or((0, 0), |(c, l)| (c as u32, l as u64));
+            if forget_after.is_some_and(|f| last + f < now) {
+                count = 0;
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO factor_failures (key, count, last_at) VALUES (?1, ?2, ?3)",
+                params![key, i64::from(count) + 1, now as i64],
+            )?;
+            tx.commit()?;
+            Ok((count, last))
+        })
+    }
+
+    async fn release_attempt(&self, key: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE factor_failures SET count = MAX(count - 1, 0) WHERE key = ?1",
+                [key],
             )
+            .map(|_| ())
         })
     }
 
@@ -331,9 +367,16 @@ pub(crate) mod tests {
         assert_eq!(store.recovery_codes_left("alice").await.unwrap(), 1);
 
         assert_eq!(store.failures("u:alice").await.unwrap().0, 0);
-        assert_eq!(store.add_failure("u:alice", 10).await.unwrap(), (1, 10));
-        assert_eq!(store.add_failure("u:alice", 12).await.unwrap(), (2, 12));
+        assert_eq!(store.reserve_attempt("u:alice", 10, None).await.unwrap(), (0, 0));
+        assert_eq!(store.reserve_attempt("u:alice", 12, None).await.unwrap(), (1, 10));
         assert_eq!(store.failures("u:alice").await.unwrap(), (2, 12));
+        store.release_attempt("u:alice").await.unwrap();
+        assert_eq!(store.failures("u:alice").await.unwrap(), (1, 12));
+        // A user's count is never forgotten; a source's is, after a quiet spell.
+        assert_eq!(store.reserve_attempt("u:alice", 1_000_000, None).await.unwrap(), (1, 12));
+        store.reserve_attempt("ip:x", 10, Some(900)).await.unwrap();
+        assert_eq!(store.reserve_attempt("ip:x", 20, Some(900)).await.unwrap(), (1, 10));
+        assert_eq!(store.reserve_attempt("ip:x", 2000, Some(900)).await.unwrap(), (0, 20));
         store.clear_failures("u:alice").await.unwrap();
         assert_eq!(store.failures("u:alice").await.unwrap().0, 0);
 

@@ -64,7 +64,7 @@ async fn register_with(
     tamper(&mut options);
     match auth.do_registration(Url::parse(origin).unwrap(), options) {
         Ok(answer) => {
-            s.f.finish_registration(user, "sess", "key", &answer)
+            s.f.finish_registration(user, "sess", "key", &answer, false)
                 .await
                 .unwrap()
         }
@@ -96,11 +96,11 @@ async fn totp_secrets_are_sealed_and_steps_accepted_once() {
     let now = s.f.now();
     let code = totp::code_at(&secret, totp::Hash::Sha1, now);
     assert_eq!(
-        s.f.enroll_totp("alice", &secret, "000000x").await.unwrap(),
+        s.f.enroll_totp("alice", &secret, "000000x", false).await.unwrap(),
         Verdict::Rejected
     );
     assert_eq!(
-        s.f.enroll_totp("alice", &secret, &code).await.unwrap(),
+        s.f.enroll_totp("alice", &secret, &code, false).await.unwrap(),
         Verdict::Accepted
     );
     // The file holds neither the raw secret nor its base32 form.
@@ -357,7 +357,7 @@ async fn rotated_keys_still_open_and_reseal() {
     let s = setup();
     let secret = totp::new_secret();
     let code = totp::code_at(&secret, totp::Hash::Sha1, s.f.now());
-    s.f.enroll_totp("alice", &secret, &code).await.unwrap();
+    s.f.enroll_totp("alice", &secret, &code, false).await.unwrap();
     let sealed = s.f.store.load("alice").await.unwrap().unwrap();
     assert!(s.f.keys.open(b"alice", &sealed).is_ok());
     assert!(

@@ -14,25 +14,65 @@ pub fn is_login_candidate(profile: &PortalProfile, method: &str, path: &str) -> 
     method.eq_ignore_ascii_case(&profile.login.method) && path == profile.login.path
 }
 
-/// The username of a login form, if the body is one (marker present, username non-empty).
-/// Control characters are removed so the name is safe to log and compare.
-pub fn login_username(profile: &PortalProfile, form: &[u8]) -> Option<String> {
-    let mut marker = profile.login.marker_field.is_none();
-    let mut user = None;
+/// What a form posted to the login path is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Another form that happens to post there (no password field).
+    NotLogin,
+    /// A login by this (canonical) user name.
+    Login(String),
+    /// A password without a single clear user name, or without the marker: the gateway would
+    /// not know who logs in, so the portal must never see it (refused with 400).
+    Ambiguous,
+}
+
+/// Read a form posted to the login path. Every login the portal could accept must be one the
+/// gateway understands: otherwise an authenticated portal session would land in a pre-login
+/// gateway session, past the second factor. Names repeated with different values are
+/// ambiguous (PHP reads the last, other portals the first).
+pub fn classify(profile: &PortalProfile, form: &[u8]) -> Attempt {
+    let login = &profile.login;
+    let mut marker = login.marker_field.is_none();
+    let mut password = false;
+    let mut names: Vec<String> = Vec::new();
     for (k, v) in form_urlencoded::parse(form) {
-        if Some(k.as_ref()) == profile.login.marker_field.as_deref() {
+        if Some(k.as_ref()) == login.marker_field.as_deref() {
             marker = true;
         }
-        if k == profile.login.username_field && user.is_none() {
-            user = Some(v.into_owned());
+        if k == login.password_field {
+            password = true;
+        }
+        if k == login.username_field {
+            let clean: String = v.chars().filter(|c| !c.is_control()).take(256).collect();
+            names.push(canonical(profile, clean.trim()));
         }
     }
-    let user: String = user?
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(256)
-        .collect();
-    (marker && !user.trim().is_empty()).then(|| user.trim().to_string())
+    if !password {
+        return Attempt::NotLogin;
+    }
+    names.dedup();
+    match names.as_slice() {
+        [one] if marker && !one.is_empty() => Attempt::Login(one.clone()),
+        _ => Attempt::Ambiguous,
+    }
+}
+
+/// The user name as the gateway keys it: lower-cased for portals that ignore case, so
+/// `ALICE` cannot dodge alice's factors, lock or budget.
+pub fn canonical(profile: &PortalProfile, name: &str) -> String {
+    if profile.login.case_insensitive_users {
+        name.to_lowercase()
+    } else {
+        name.to_string()
+    }
+}
+
+/// The user name of a login form, if the body is an understood login.
+pub fn login_username(profile: &PortalProfile, form: &[u8]) -> Option<String> {
+    match classify(profile, form) {
+        Attempt::Login(user) => Some(user),
+        _ => None,
+    }
 }
 
 /// The portal accepted the login: a success status and a session cookie set.

@@ -156,9 +156,15 @@ impl Sessions {
             level,
             second_factor_at: None,
             phishing_resistant_at: None,
+            factor_method: None,
             enroll_proof_at: None,
+            reset_pending: false,
             pending_totp: None,
             fresh_codes: None,
+            break_glass_until: None,
+            break_glass_reason: None,
+            idle_limit: None,
+            absolute_limit: None,
             created: now,
             last_seen: now,
             client_ip: ip,
@@ -169,6 +175,38 @@ impl Sessions {
                 .collect(),
             vault,
         }
+    }
+
+    /// Apply a privileged pack to a new login: its shorter timeouts, and its cap on
+    /// concurrent sessions (the oldest ends, or the new login is refused). `Ok(false)`:
+    /// refused.
+    pub async fn admit(
+        &self,
+        record: &mut SessionRecord,
+        pack: Option<&crate::policy::Pack>,
+    ) -> Result<bool, StoreError> {
+        let Some(pack) = pack else {
+            return Ok(true);
+        };
+        record.idle_limit = pack.idle_timeout.map(|d| d.as_secs());
+        record.absolute_limit = pack.absolute_timeout.map(|d| d.as_secs());
+        let (Some(max), Some(user)) = (pack.max_sessions, record.user.as_deref()) else {
+            return Ok(true);
+        };
+        let mut live = self.store.list_user(user).await?;
+        if live.len() < max {
+            return Ok(true);
+        }
+        if pack.on_excess == crate::policy::Excess::Refuse {
+            return Ok(false);
+        }
+        live.sort_by_key(|(_, r)| r.created);
+        let excess = live.len() + 1 - max;
+        for (fp, _) in live.iter().take(excess) {
+            self.store.remove_fingerprint(user, fp).await?;
+            tracing::warn!(target: "vigie::audit", event = "session_cap", user = %user, ended = %fp, pack = %pack.name);
+        }
+        Ok(true)
     }
 
     /// Store a new session, end the one it replaces (a new id at every change of level), and

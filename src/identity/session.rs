@@ -49,15 +49,32 @@ pub struct SessionRecord {
     /// When a passkey was last proven in this session (step-up to phishing-resistant).
     #[serde(default)]
     pub phishing_resistant_at: Option<u64>,
+    /// How the last second factor was proven (`totp`, `passkey`, `recovery`, `enroll`):
+    /// a recovery code gets the user in, but does not let them change their factors.
+    #[serde(default)]
+    pub factor_method: Option<String>,
     /// When this session passed the enrollment proof (invitation or trusted network).
     #[serde(default)]
     pub enroll_proof_at: Option<u64>,
+    /// The invitation was a reset: the user's old factors go when the new one is bound.
+    #[serde(default)]
+    pub reset_pending: bool,
     /// A TOTP secret being enrolled, sealed: it becomes a factor once a code from it is typed.
     #[serde(default)]
     pub pending_totp: Option<Vec<u8>>,
     /// New recovery codes, sealed, until the page that shows them once has been served.
     #[serde(default)]
     pub fresh_codes: Option<Vec<u8>>,
+    /// Break-glass: until when (unix seconds), and the reason the user wrote.
+    #[serde(default)]
+    pub break_glass_until: Option<u64>,
+    #[serde(default)]
+    pub break_glass_reason: Option<String>,
+    /// A privileged pack's shorter timeouts (seconds), when one applies.
+    #[serde(default)]
+    pub idle_limit: Option<u64>,
+    #[serde(default)]
+    pub absolute_limit: Option<u64>,
     pub created: u64,
     pub last_seen: u64,
     pub client_ip: IpAddr,
@@ -88,8 +105,14 @@ impl SessionRecord {
         if !self.is_authenticated() {
             return now.saturating_sub(self.created) >= life.anonymous.as_secs();
         }
-        now.saturating_sub(self.last_seen) >= life.idle.as_secs()
-            || now.saturating_sub(self.created) >= life.absolute.as_secs()
+        let idle = self.idle_limit.unwrap_or(life.idle.as_secs());
+        let absolute = self.absolute_limit.unwrap_or(life.absolute.as_secs());
+        now.saturating_sub(self.last_seen) >= idle || now.saturating_sub(self.created) >= absolute
+    }
+
+    /// Whether the session is in break-glass at `now`.
+    pub fn break_glass_active(&self, now: u64) -> bool {
+        self.break_glass_until.is_some_and(|t| now < t)
     }
 }
 
@@ -97,33 +120,44 @@ impl SessionRecord {
 pub trait Clock: Send + Sync {
     /// Unix seconds.
     fn now(&self) -> u64;
+    /// Unix milliseconds (budgets need sub-second time).
+    fn now_ms(&self) -> u64 {
+        self.now() * 1000
+    }
 }
 
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> u64 {
+        self.now_ms() / 1000
+    }
+    fn now_ms(&self) -> u64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+            .map_or(0, |d| d.as_millis() as u64)
     }
 }
 
-/// A clock tests move by hand.
+/// A clock tests move by hand (millisecond resolution).
 #[derive(Default)]
 pub struct ManualClock(AtomicU64);
 
 impl ManualClock {
+    /// At unix second `t`.
     pub fn at(t: u64) -> Self {
-        Self(AtomicU64::new(t))
+        Self(AtomicU64::new(t * 1000))
     }
     pub fn advance(&self, d: Duration) {
-        self.0.fetch_add(d.as_secs(), Ordering::SeqCst);
+        self.0.fetch_add(d.as_millis() as u64, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> u64 {
+        self.now_ms() / 1000
+    }
+    fn now_ms(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
     }
 }
@@ -139,9 +173,15 @@ pub(crate) fn record(user: Option<&str>, level: AuthLevel, now: u64) -> SessionR
         password_at: user.map(|_| now),
         second_factor_at: None,
         phishing_resistant_at: None,
+        factor_method: None,
         enroll_proof_at: None,
+        reset_pending: false,
         pending_totp: None,
         fresh_codes: None,
+        break_glass_until: None,
+        break_glass_reason: None,
+        idle_limit: None,
+        absolute_limit: None,
         created: now,
         last_seen: now,
         client_ip: IpAddr::from([127, 0, 0, 1]),

@@ -119,6 +119,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ),
         ("codes.html", include_str!("templates/codes.html")),
         ("account.html", include_str!("templates/account.html")),
+        ("notice.html", include_str!("templates/notice.html")),
+        ("break_glass.html", include_str!("templates/break_glass.html")),
     ] {
         env.add_template(name, text)
             .expect("templates are valid (unit-tested)");
@@ -240,6 +242,7 @@ mod tests {
                     title => "t", text => "t", other_title => "t", other_text => "t", reference => "00",
                     qr => "<svg></svg>", secret => "ABCD", otpauth => "otpauth://totp/x", codes_left => 3, fresh_minutes => 5,
                     passkeys => vec![context! { id => "x", name => "n", created => "2026-01-01" }],
+                    minutes => 30,
                     has_passkey => true, has_totp => true, user => "u",
                 };
                 let html = render(name, lang, Some("/x?lang=en"), ctx);
@@ -297,4 +300,15 @@ mod tests {
             "/.vigie/factor?return=%2Fa&lang=en"
         );
     }
+}
+
+/// A page that explains a refusal (a policy denial, a budget), maybe with one way forward.
+pub fn notice_page(lang: Lang, title_key: &str, text: String, link: Option<(String, String)>, reference: &str) -> String {
+    let (link, link_label) = link.unzip();
+    render(
+        "notice.html",
+        lang,
+        None,
+        context! { title => message(lang, title_key), text, link, link_label, reference },
+    )
 }

@@ -25,6 +25,8 @@ use crate::metrics::METRICS;
 pub struct Interception {
     /// The body is buffered to read the username: this may be the portal's login.
     pub login_body: Option<Vec<u8>>,
+    /// Who logs in, once the whole body was read and understood as a login.
+    pub login_user: Option<String>,
     /// The portal's logout: the gateway session ends once the portal has answered.
     pub logout: bool,
 }
@@ -42,6 +44,7 @@ pub fn on_request(
     Ok(Interception {
         login_body: login::is_login_candidate(profile, req.method.as_str(), &request.target.path)
             .then(Vec::new),
+        login_user: None,
         logout: login::is_logout(
             profile,
             &request.target.path,
@@ -50,9 +53,18 @@ pub fn on_request(
     })
 }
 
-/// Body side: keep a copy of a login form, bounded.
-pub fn on_body(ctx: &mut RequestCtx, chunk: &Option<Bytes>) -> pingora::Result<()> {
-    if let (Some(buf), Some(chunk)) = (ctx.interception.login_body.as_mut(), chunk) {
+/// Body side: keep a copy of a login form, bounded; at its end, decide what it is. A login
+/// the gateway cannot read is refused before its last byte reaches the portal.
+pub fn on_body(
+    ctx: &mut RequestCtx,
+    chunk: &Option<Bytes>,
+    end_of_stream: bool,
+    profile: Option<&PortalProfile>,
+) -> pingora::Result<()> {
+    let Some(buf) = ctx.interception.login_body.as_mut() else {
+        return Ok(());
+    };
+    if let Some(chunk) = chunk {
         if buf.len() + chunk.len() > MAX_LOGIN_BODY {
             ctx.rejected = Some("login_form_too_large");
             return pingora::Error::e_explain(
@@ -61,6 +73,20 @@ pub fn on_body(ctx: &mut RequestCtx, chunk: &Option<Bytes>) -> pingora::Result<(
             );
         }
         buf.extend_from_slice(chunk);
+    }
+    if !end_of_stream {
+        return Ok(());
+    }
+    match profile.map(|p| login::classify(p, buf)) {
+        Some(login::Attempt::Login(user)) => ctx.interception.login_user = Some(user),
+        Some(login::Attempt::Ambiguous) => {
+            ctx.rejected = Some("login_form_ambiguous");
+            return pingora::Error::e_explain(
+                pingora::ErrorType::HTTPStatus(400),
+                "a password without one clear user name (or without the login marker)",
+            );
+        }
+        Some(login::Attempt::NotLogin) | None => {}
     }
     Ok(())
 }
@@ -109,11 +135,7 @@ pub async fn on_response(
     };
     let mut add = Vec::new();
 
-    let username = ctx
-        .interception
-        .login_body
-        .as_deref()
-        .and_then(|body| login::login_username(profile, body));
+    let username = ctx.interception.login_user.clone();
     if let Some(user) = username {
         if login::login_succeeded(profile, status, &changes) {
             if let Some(reason) = sessions.locks.locked(&user).await.map_err(store_err)? {

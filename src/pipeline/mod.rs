@@ -13,6 +13,7 @@
 //! [`Gateway`] only sequences the stages on Pingora's hooks; each stage's logic lives in
 //! its module, free of I/O where possible so it is tested without sockets.
 
+pub mod authorise;
 pub mod forward;
 pub mod gateway_login;
 pub mod identify;
@@ -35,6 +36,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
+use crate::budget::Budgets;
 use crate::config::{Config, LoginMode};
 use crate::factors::Factors;
 use crate::identity::assertion::AssertionKeys;
@@ -56,6 +58,7 @@ pub struct Gateway {
     assertions: Arc<AssertionKeys>,
     /// Second factors, when some portal holds sessions.
     factors: Option<Arc<Factors>>,
+    budgets: Arc<Budgets>,
 }
 
 impl Gateway {
@@ -65,6 +68,7 @@ impl Gateway {
         users: Option<Arc<UserStore>>,
         assertions: Arc<AssertionKeys>,
         factors: Option<Arc<Factors>>,
+        budgets: Arc<Budgets>,
     ) -> Self {
         let router = Router::new(&config.portals);
         Self {
@@ -74,6 +78,7 @@ impl Gateway {
             users,
             assertions,
             factors,
+            budgets,
         }
     }
 
@@ -96,6 +101,10 @@ pub struct RequestCtx {
     pub identity: Identity,
     pub interception: Interception,
     pub rejected: Option<&'static str>,
+    /// The policy's decision (stage 4), for the log.
+    pub decision: Option<crate::policy::Decision>,
+    /// The session was in break-glass: every such request is audited.
+    pub break_glass: bool,
     pub status: u16,
     pub upstream_error: Option<&'static str>,
     pub body_bytes: u64,
@@ -121,6 +130,8 @@ impl ProxyHttp for Gateway {
             identity: Identity::Anonymous,
             interception: Interception::default(),
             rejected: None,
+            decision: None,
+            break_glass: false,
             status: 0,
             upstream_error: None,
             body_bytes: 0,
@@ -142,6 +153,28 @@ impl ProxyHttp for Gateway {
             Ok(Front::Redirect(location)) => {
                 respond::send_redirect(session, &location, &[]).await?;
                 ctx.status = 303;
+                Ok(true)
+            }
+            Ok(Front::Denied { liftable }) => {
+                ctx.status = 403;
+                ctx.rejected = Some("policy_denied");
+                let rule = ctx
+                    .decision
+                    .as_ref()
+                    .and_then(|d| d.deny.as_ref())
+                    .map_or("-", |d| d.by.as_str());
+                crate::metrics::METRICS
+                    .policy_denials
+                    .with_label_values(&[rule])
+                    .inc();
+                let here = ctx.request.as_ref().map_or("/".into(), |r| r.target.to_uri());
+                respond::send_denied(session, liftable, &here, &ctx.request_id).await?;
+                Ok(true)
+            }
+            Ok(Front::Slowed(retry_after)) => {
+                ctx.status = 429;
+                ctx.rejected = Some("over_budget");
+                respond::send_slowed(session, retry_after, &ctx.request_id).await?;
                 Ok(true)
             }
             Ok(Front::Jwks) => {
@@ -169,11 +202,17 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
-        intercept::on_body(ctx, body)?;
+        let profile = ctx.portal.as_ref().and_then(|p| p.config.profile.clone());
+        intercept::on_body(ctx, body, end_of_stream, profile.as_deref())?;
+        if end_of_stream {
+            if let Some(user) = ctx.interception.login_user.clone() {
+                self.login_budget(ctx, &user).await?;
+            }
+        }
         if ctx.body_bytes > self.config.limits.max_body_bytes {
             ctx.rejected = Some("body_too_large");
             return Error::e_explain(
@@ -357,6 +396,10 @@ enum Front {
     Redirect(String),
     /// A handler already answered, with this status.
     Done(u16),
+    /// Refused by policy; `liftable`: offer break-glass.
+    Denied { liftable: bool },
+    /// Over budget: retry after this many seconds.
+    Slowed(u64),
 }
 
 impl Gateway {
@@ -451,26 +494,42 @@ impl Gateway {
                 false => Err(Rejection::new(401, "login_required")),
             };
         }
-        // Stage 4, authorise: a signed-in session must meet the policy's requirement (the
-        // second factor, a step-up); anonymous requests reach the portal's own login.
-        if let Some(s) = authenticated {
-            let need = crate::policy::requirement(
-                &portal.config,
-                &self.config.second_factor,
-                path,
-                request.target.query.as_deref(),
-            );
-            if !need.met_by(s, self.sessions.now()) {
-                return match navigation {
-                    true => Ok(Front::Redirect(second_factor::factor_redirect(
-                        &request.target.to_uri(),
-                    ))),
-                    false => Err(Rejection::new(401, "second_factor_required")),
-                };
+        // Stage 4, authorise: the policy's decision; a signed-in session must meet its
+        // requirement (anonymous requests reach the portal's own login); then the budgets.
+        if portal.config.holds_sessions() {
+            let now = self.sessions.now();
+            let method = session.req_header().method.as_str().to_string();
+            let facts = authorise::facts(request, &method, &ctx.identity, now);
+            ctx.break_glass = facts.break_glass;
+            match authorise::run(&self.config, &self.budgets, portal, &facts, &ctx.identity).await {
+                authorise::Outcome::Pass(d) => ctx.decision = Some(d),
+                authorise::Outcome::Deny { decision, liftable } => {
+                    ctx.decision = Some(decision);
+                    return Ok(Front::Denied { liftable });
+                }
+                authorise::Outcome::StepUp(d) => {
+                    ctx.decision = Some(d);
+                    return match navigation {
+                        true => Ok(Front::Redirect(second_factor::factor_redirect(
+                            &request.target.to_uri(),
+                        ))),
+                        false => Err(Rejection::new(401, "second_factor_required")),
+                    };
+                }
+                authorise::Outcome::Slow {
+                    decision,
+                    retry_after,
+                } => {
+                    ctx.decision = Some(decision);
+                    return Ok(Front::Slowed(retry_after));
+                }
             }
         }
         if let Some(profile) = &portal.config.profile {
             ctx.interception = intercept::on_request(profile, request, session.req_header())?;
+            if ctx.interception.login_body.is_some() {
+                self.login_source_budget(request).await?;
+            }
         }
         Ok(Front::Forward)
     }
@@ -506,6 +565,7 @@ impl Gateway {
         let visit = second_factor::Visit {
             lang: crate::pages::Lang::of_request(session.req_header()),
             session,
+            config: &self.config,
             sessions: &self.sessions,
             factors,
             portal,
@@ -518,6 +578,30 @@ impl Gateway {
             Some(result) => result.map(Front::Done),
             None => Err(Rejection::new(404, "unknown_gateway_path")),
         }
+    }
+}
+
+impl Gateway {
+    /// Login attempts from one address are budgeted before the form is read.
+    async fn login_source_budget(&self, request: &Request) -> std::result::Result<(), Rejection> {
+        match self.budgets.login_source(request.client.ip).await {
+            Ok(crate::budget::gcra::Verdict::Allow) => Ok(()),
+            Ok(_) => Err(Rejection::framing(429, "login_budget")),
+            Err(_) => Err(Rejection::framing(503, "budget_store_unavailable")),
+        }
+    }
+
+    /// Login attempts as one user, once the form says who: refused before the portal gets the
+    /// form's last byte. Fails closed when the shared budget store is down.
+    async fn login_budget(&self, ctx: &mut RequestCtx, user: &str) -> Result<()> {
+        let (status, why) = match self.budgets.login_user(user).await {
+            Ok(crate::budget::gcra::Verdict::Allow) => return Ok(()),
+            Ok(_) => (429, "login_budget"),
+            Err(_) => (503, "budget_store_unavailable"),
+        };
+        ctx.rejected = Some(why);
+        tracing::warn!(target: "vigie::audit", event = "login", outcome = why, user = %user);
+        Error::e_explain(ErrorType::HTTPStatus(status), why)
     }
 }
 

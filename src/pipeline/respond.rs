@@ -205,3 +205,51 @@ async fn write_json(
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await
 }
+
+/// 403 from policy, in the request's language, with the break-glass link when it may help.
+pub async fn send_denied(
+    session: &mut Session,
+    liftable: bool,
+    here: &str,
+    request_id: &str,
+) -> pingora::Result<()> {
+    let lang = pages::Lang::of_request(session.req_header());
+    let link = liftable.then(|| {
+        let href = format!(
+            "{}?return={}",
+            crate::policy::BREAK_GLASS_PATH,
+            form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>()
+        );
+        (href, pages::message(lang, "break_glass_link"))
+    });
+    let text = pages::message(lang, "denied_text");
+    let html = pages::notice_page(lang, "denied_title", text, link, request_id);
+    let page = Page {
+        status: 403,
+        html,
+        script: false,
+        headers: vec![("x-request-id", request_id.to_string())],
+    };
+    send_page(session, page).await
+}
+
+/// 429 over budget, with `Retry-After` and a readable page.
+pub async fn send_slowed(
+    session: &mut Session,
+    retry_after: u64,
+    request_id: &str,
+) -> pingora::Result<()> {
+    let lang = pages::Lang::of_request(session.req_header());
+    let text = pages::message(lang, "budget_text").replace("{n}", &retry_after.to_string());
+    let html = pages::notice_page(lang, "budget_title", text, None, request_id);
+    let page = Page {
+        status: 429,
+        html,
+        script: false,
+        headers: vec![
+            ("retry-after", retry_after.to_string()),
+            ("x-request-id", request_id.to_string()),
+        ],
+    };
+    send_page(session, page).await
+}

@@ -1,10 +1,9 @@
 //! Validation of `[second_factor]` and of portals' `[[portal.step_up]]` rules.
 
 use super::*;
-use crate::config::file::{SecondFactorSection, StepUpSection};
+use crate::config::file::SecondFactorSection;
 use crate::factors::crypto::KeyRing;
 use crate::factors::totp::Hash;
-use crate::identity::session::AuthLevel;
 
 impl Validator<'_> {
     pub(super) fn second_factor(
@@ -87,18 +86,11 @@ impl Validator<'_> {
             );
         }
         for (i, o) in s.webauthn_origins.iter().enumerate() {
-            let host = o
-                .strip_prefix("https://")
-                .or_else(|| o.strip_prefix("http://"))
-                .map(|rest| rest.split(':').next().unwrap_or(""));
-            let fits = host.is_some_and(|h| {
-                h == s.webauthn_rp_id || h.ends_with(&format!(".{}", s.webauthn_rp_id))
-            });
-            if !fits {
+            if let Err(why) = origin_fits(o, &s.webauthn_rp_id) {
                 self.err(
                     &format!("second_factor.webauthn_origins[{i}]"),
-                    format!("`{o}` is not an origin under webauthn_rp_id `{}`", s.webauthn_rp_id),
-                    "write the exact address users type, e.g. \"https://ehr.chu-exemple.fr\"; its host must be the RP id or below it",
+                    format!("`{o}` {why}"),
+                    "write the exact address users type, e.g. \"https://ehr.chu-exemple.fr\": https (http only for localhost), no path, its host the RP id or below it",
                 );
             }
         }
@@ -186,53 +178,39 @@ impl Validator<'_> {
             }
         }
     }
+}
 
-    pub(super) fn step_up(&mut self, portal_key: &str, rules: &[StepUpSection]) -> Vec<StepUpRule> {
-        let mut out = Vec::new();
-        for (i, r) in rules.iter().enumerate() {
-            let key = format!("{portal_key}.step_up[{i}]");
-            if !r.path.starts_with('/') {
-                self.err(
-                    &format!("{key}.path"),
-                    format!("`{}` is not a path", r.path),
-                    "write the start of a path, e.g. \"/export\"",
-                );
-            }
-            let level = match r.level.as_str() {
-                "second_factor" => AuthLevel::SecondFactor,
-                "phishing_resistant" => AuthLevel::PhishingResistant,
-                other => {
-                    self.err(
-                        &format!("{key}.level"),
-                        format!("unknown level `{other}`"),
-                        "use \"second_factor\" or \"phishing_resistant\" (a passkey)",
-                    );
-                    AuthLevel::SecondFactor
-                }
-            };
-            let within = r.within_minutes.map(|m| {
-                Duration::from_secs(
-                    self.range(&format!("{key}.within_minutes"), m, 1, 24 * 60, "") * 60,
-                )
-            });
-            let query = r.query.as_ref().and_then(|q| match q.split_once('=') {
-                Some((k, v)) if !k.is_empty() => Some((k.to_string(), v.to_string())),
-                _ => {
-                    self.err(
-                        &format!("{key}.query"),
-                        format!("`{q}` is not name=value"),
-                        "e.g. \"raw=ajax_export_patients_csv\"",
-                    );
-                    None
-                }
-            });
-            out.push(StepUpRule {
-                path: r.path.clone(),
-                query,
-                level,
-                within,
-            });
-        }
-        out
+/// Whether `origin` is a bare origin (scheme, host, port) whose host is `rp_id` or below it.
+fn origin_fits(origin: &str, rp_id: &str) -> Result<(), &'static str> {
+    let url = webauthn_rs::prelude::Url::parse(origin).map_err(|_| "is not a URL")?;
+    let host = url.host_str().ok_or("has no host")?;
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err("is not a bare origin");
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if host == "localhost" => {}
+        _ => return Err("is not https (http is only for localhost)"),
+    }
+    if host == rp_id || host.ends_with(&format!(".{rp_id}")) {
+        Ok(())
+    } else {
+        Err("is not an origin under webauthn_rp_id")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn origins_must_sit_under_the_relying_party() {
+        use super::origin_fits;
+        assert!(origin_fits("https://ehr.chu.fr", "chu.fr").is_ok());
+        assert!(origin_fits("https://chu.fr:8443", "chu.fr").is_ok());
+        assert!(origin_fits("http://localhost:8080", "localhost").is_ok());
+        assert!(origin_fits("https://evil.example/x.chu.fr", "chu.fr").is_err());
+        assert!(origin_fits("https://evilchu.fr", "chu.fr").is_err());
+        assert!(origin_fits("http://ehr.chu.fr", "chu.fr").is_err());
+        assert!(origin_fits("https://user@ehr.chu.fr", "chu.fr").is_err());
+        assert!(origin_fits("ehr.chu.fr", "chu.fr").is_err());
     }
 }

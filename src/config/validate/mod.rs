@@ -10,6 +10,7 @@ use super::file::{FileConfig, ListenerSection, PortalSection};
 use super::*;
 
 mod factors;
+pub(crate) mod policy;
 mod portal;
 mod state;
 
@@ -144,6 +145,10 @@ impl Validator<'_> {
         let assertion = self.assertion(&f.assertion);
         let portals = self.portals(&f.portal);
         let second_factor = self.second_factor(&f.second_factor, &portals);
+        let budgets = self.budgets(&f.budgets);
+        let mut policy = self.policy(&f, &portals, &budgets);
+        policy.fresh_factor = second_factor.fresh_window.as_secs();
+        let static_groups = self.static_groups(&f.groups);
         Config {
             source: path.to_path_buf(),
             server,
@@ -158,6 +163,9 @@ impl Validator<'_> {
             storage,
             assertion,
             second_factor,
+            policy,
+            budgets,
+            static_groups,
             portals,
             warnings: std::mem::take(&mut self.warnings),
         }

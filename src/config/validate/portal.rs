@@ -143,7 +143,6 @@ impl Validator<'_> {
                     LoginMode::Portal
                 }
             };
-            let step_up = self.step_up(&key, &p.step_up);
             if let Some(upstream) = upstream {
                 out.push(PortalConfig {
                     name: p.name.clone(),
@@ -157,7 +156,6 @@ impl Validator<'_> {
                     case_insensitive_paths: p.case_insensitive_paths,
                     profile,
                     login,
-                    step_up,
                 });
             }
         }

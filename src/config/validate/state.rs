@@ -102,7 +102,9 @@ impl Validator<'_> {
                 StorageBackend::Embedded
             }
         };
+        let replicas = self.range("storage.replicas", s.replicas, 1, 64, "") as u32;
         StorageConfig {
+            replicas,
             backend,
             session_key,
             database: self.base.join(&s.database),

@@ -17,20 +17,50 @@ use crate::pipeline::gateway_login::safe_return;
 use crate::pipeline::respond::Rejection;
 
 impl Visit<'_> {
-    /// Whether this session may bind a factor now: a first factor once the enrollment proof
-    /// is satisfied, or another one with a recent second factor.
+    /// Whether this session may bind a factor now: a first factor (or, after a reset
+    /// invitation, a replacement) once the enrollment proof is satisfied; another factor
+    /// with a recent proof of the user's strongest one. A recovery code proves neither.
     fn may_enroll(&self, factors: &UserFactors) -> bool {
-        let now = self.now();
+        if self.proof_ok() && (factors.is_empty() || self.record.reset_pending) {
+            return true;
+        }
+        if factors.is_empty() {
+            return self.needs(factors) == EnrollmentNeeds::Nothing;
+        }
         let fresh = self.factors.config.fresh_window.as_secs();
-        let recent_factor = self.record.level >= AuthLevel::SecondFactor
+        let recent = self.record.level >= AuthLevel::SecondFactor
             && self
                 .record
                 .second_factor_at
-                .is_some_and(|t| now.saturating_sub(t) <= fresh);
-        if recent_factor {
-            return true;
-        }
-        factors.is_empty() && (self.needs(factors) == EnrollmentNeeds::Nothing || self.proof_ok())
+                .is_some_and(|t| self.now().saturating_sub(t) <= fresh);
+        let strongest = match self.record.factor_method.as_deref() {
+            Some("passkey") => true,
+            Some("totp") => factors.passkeys.is_empty(),
+            _ => false,
+        };
+        recent && strongest
+    }
+
+    /// Whether binding now replaces the user's factors (a reset invitation was accepted).
+    fn replacing(&self) -> bool {
+        self.record.reset_pending && self.proof_ok()
+    }
+
+    /// A reset completed (the old factors were replaced when the new one was bound, so an
+    /// abandoned reset leaves the account as it was): the user's other sessions, perhaps
+    /// on the lost device, end.
+    async fn after_reset(&mut self) -> Result<(), Rejection> {
+        let ended = self
+            .sessions
+            .store
+            .remove_user(&self.user)
+            .await
+            .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+        // Our own record went too: store it again (the upgrade then replaces it).
+        self.save_record(|_| {}).await?;
+        METRICS.enrollments.with_label_values(&["reset"]).inc();
+        tracing::warn!(target: "vigie::audit", event = "factor_reset", user = %self.user, client = %self.request.client.ip, via = "invitation", sessions_ended = ended);
+        Ok(())
     }
 
     fn needs(&self, factors: &UserFactors) -> EnrollmentNeeds {
@@ -62,7 +92,7 @@ impl Visit<'_> {
             .await
             .map_err(store_down)?;
         Ok(Some(
-            self.factors.seal(&self.user, codes.join("\n").as_bytes()),
+            self.factors.seal(&self.user, "fresh-codes", codes.join("\n").as_bytes()),
         ))
     }
 }
@@ -80,13 +110,14 @@ async fn render(
 ) -> Result<u16, Rejection> {
     let factors = v.factors.load(&v.user).await.map_err(store_down)?;
     let recent = v.record.level >= AuthLevel::SecondFactor;
+    let resetting = v.record.reset_pending && v.proof_ok();
     let need_invitation = if factors.is_empty() {
         v.needs(&factors) == EnrollmentNeeds::Invitation && !v.proof_ok()
     } else {
         // Someone with a factor adds more from the account page; here only a reset.
-        !recent && !v.proof_ok()
+        !resetting
     };
-    if !factors.is_empty() && recent {
+    if !factors.is_empty() && recent && !resetting {
         return v.redirect(crate::policy::ACCOUNT_PATH, &[]).await;
     }
     let ctx = context! {
@@ -126,15 +157,18 @@ pub async fn invitation(mut v: Visit<'_>) -> Result<u16, Rejection> {
         .await
         .map_err(store_down)?
         .is_empty();
-    if had {
-        v.factors.reset(&v.user).await.map_err(store_down)?;
-        METRICS.enrollments.with_label_values(&["reset"]).inc();
-        tracing::warn!(target: "vigie::audit", event = "factor_reset", user = %v.user, client = %v.request.client.ip, via = "invitation");
-    }
-    v.factors.succeeded(&v.user).await.map_err(store_down)?;
-    tracing::info!(target: "vigie::audit", event = "invitation_redeemed", user = %v.user, client = %v.request.client.ip);
+    v.factors
+        .succeeded(&v.user, v.request.client.ip)
+        .await
+        .map_err(store_down)?;
+    tracing::info!(target: "vigie::audit", event = "invitation_redeemed", user = %v.user, client = %v.request.client.ip, reset = had);
     let now = v.now();
-    let cookie = v.rotate(|r| r.enroll_proof_at = Some(now)).await?;
+    let cookie = v
+        .rotate(|r| {
+            r.enroll_proof_at = Some(now);
+            r.reset_pending = had;
+        })
+        .await?;
     let to = format!("/.vigie/enroll?return={}", encode(&return_to));
     v.redirect(&to, &[cookie]).await
 }
@@ -147,8 +181,12 @@ pub async fn totp_page(mut v: Visit<'_>) -> Result<u16, Rejection> {
         let to = format!("/.vigie/enroll?return={}", encode(&return_to));
         return v.redirect(&to, &[]).await;
     }
+    if factors.totp.is_some() && !v.replacing() {
+        // An app is never replaced in place: that takes a reset invitation.
+        return v.redirect(crate::policy::ACCOUNT_PATH, &[]).await;
+    }
     let secret = totp::new_secret();
-    let sealed = v.factors.seal(&v.user, &secret);
+    let sealed = v.factors.seal(&v.user, "totp-pending", &secret);
     v.save_record(|r| r.pending_totp = Some(sealed)).await?;
     show_secret(&mut v, &secret, &return_to, None).await
 }
@@ -181,14 +219,16 @@ pub async fn totp_confirm(mut v: Visit<'_>) -> Result<u16, Rejection> {
         .record
         .pending_totp
         .as_ref()
-        .and_then(|s| v.factors.open(&v.user, s));
-    let (true, Some(secret)) = (v.may_enroll(&factors), pending) else {
+        .and_then(|s| v.factors.open(&v.user, "totp-pending", s));
+    let replace = v.replacing();
+    let allowed = v.may_enroll(&factors) && (factors.totp.is_none() || replace);
+    let (true, Some(secret)) = (allowed, pending) else {
         let to = format!("/.vigie/enroll?return={}", encode(&return_to));
         return v.redirect(&to, &[]).await;
     };
     let verdict = v
         .factors
-        .enroll_totp(&v.user, &secret, &field(&form, "code"))
+        .enroll_totp(&v.user, &secret, &field(&form, "code"), replace)
         .await
         .map_err(store_down)?;
     if verdict == Verdict::Rejected {
@@ -202,7 +242,10 @@ pub async fn totp_confirm(mut v: Visit<'_>) -> Result<u16, Rejection> {
     }
     METRICS.enrollments.with_label_values(&["totp"]).inc();
     tracing::info!(target: "vigie::audit", event = "factor_enrolled", method = "totp", user = %v.user, client = %v.request.client.ip);
-    let codes = v.first_codes(factors.is_empty()).await?;
+    if replace {
+        v.after_reset().await?;
+    }
+    let codes = v.first_codes(factors.is_empty() || replace).await?;
     finish(&mut v, codes, &return_to, "totp")
         .await
         .map(|(status, _)| status)
@@ -290,9 +333,10 @@ pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Rejection> {
         name
     };
     let fp = v.fp();
+    let replace = v.replacing();
     let verdict = v
         .factors
-        .finish_registration(&v.user, &fp, &name, &answer.credential)
+        .finish_registration(&v.user, &fp, &name, &answer.credential, replace)
         .await
         .map_err(store_down)?;
     if verdict == Verdict::Rejected {
@@ -301,8 +345,12 @@ pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Rejection> {
     }
     METRICS.enrollments.with_label_values(&["passkey"]).inc();
     tracing::info!(target: "vigie::audit", event = "factor_enrolled", method = "passkey", user = %v.user, client = %v.request.client.ip);
-    let codes = v.first_codes(factors.is_empty()).await?;
-    let return_to = if factors.is_empty() {
+    if replace {
+        v.after_reset().await?;
+    }
+    let first = factors.is_empty() || replace;
+    let codes = v.first_codes(first).await?;
+    let return_to = if first {
         safe_return(&answer.r#return)
     } else {
         crate::policy::ACCOUNT_PATH.to_string()
@@ -315,11 +363,15 @@ pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Rejection> {
 /// `GET /.vigie/codes`: new recovery codes, shown once, then forgotten by the session.
 pub async fn codes(mut v: Visit<'_>) -> Result<u16, Rejection> {
     let return_to = v.return_to();
+    if v.session.req_header().method == http::Method::HEAD {
+        // A HEAD (a link checker, a prefetch) must not use up the one showing.
+        return v.redirect(&return_to, &[]).await;
+    }
     let opened = v
         .record
         .fresh_codes
         .as_ref()
-        .and_then(|s| v.factors.open(&v.user, s));
+        .and_then(|s| v.factors.open(&v.user, "fresh-codes", s));
     let Some(plain) = opened else {
         return v.redirect(&return_to, &[]).await;
     };

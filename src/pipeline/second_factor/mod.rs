@@ -4,6 +4,7 @@
 //! change of level gives the session a new id.
 
 mod account;
+mod break_glass;
 mod enroll;
 mod verify;
 
@@ -31,6 +32,7 @@ const MAX_BODY: usize = 32 * 1024;
 /// One request to a second-factor page, by a user whose password was accepted.
 pub struct Visit<'a> {
     pub session: &'a mut Session,
+    pub config: &'a crate::config::Config,
     pub sessions: &'a Sessions,
     pub factors: &'a Factors,
     pub portal: &'a Portal,
@@ -62,6 +64,8 @@ pub async fn handle(v: Visit<'_>) -> Option<Result<u16, Rejection>> {
         ("GET" | "HEAD", crate::policy::ACCOUNT_PATH) => account::page(v, None).await,
         ("POST", "/.vigie/account/passkey/remove") => account::remove_passkey(v).await,
         ("POST", "/.vigie/account/codes") => account::new_codes(v).await,
+        ("GET" | "HEAD", crate::policy::BREAK_GLASS_PATH) => break_glass::page(v).await,
+        ("POST", crate::policy::BREAK_GLASS_PATH) => break_glass::activate(v).await,
         (_, p) if is_factor_path(p) => Err(Rejection::new(405, "method_not_allowed")),
         _ => return None,
     };
@@ -75,6 +79,7 @@ pub fn is_factor_path(path: &str) -> bool {
         "/.vigie/enroll",
         "/.vigie/codes",
         crate::policy::ACCOUNT_PATH,
+        crate::policy::BREAK_GLASS_PATH,
     ]
     .iter()
     .any(|p| path.starts_with(p))
@@ -117,12 +122,28 @@ impl Visit<'_> {
         safe_return(&self.query("return").unwrap_or_else(|| "/".into()))
     }
 
+    /// What the policy asks of this session for a GET of `return_to`.
     fn requirement_for(&self, return_to: &str) -> Requirement {
         let (path, query) = match return_to.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (return_to, None),
         };
-        crate::policy::requirement(&self.portal.config, &self.factors.config, path, query)
+        let now = self.now();
+        let facts = crate::policy::Facts {
+            host: &self.request.host,
+            method: "GET",
+            path,
+            query,
+            user: Some(&self.user),
+            groups: &self.record.groups,
+            ip: self.request.client.ip,
+            now,
+            break_glass: self.record.break_glass_active(now),
+        };
+        self.config
+            .policy
+            .decide(&self.portal.config, self.config.second_factor.required, &facts)
+            .requirement
     }
 
     fn fp(&self) -> String {
@@ -256,7 +277,7 @@ impl Visit<'_> {
     async fn upgrade(&mut self, level: AuthLevel, method: &str) -> Result<String, Rejection> {
         let now = self.now();
         self.factors
-            .succeeded(&self.user)
+            .succeeded(&self.user, self.request.client.ip)
             .await
             .map_err(store_down)?;
         let cookie = self
@@ -266,9 +287,17 @@ impl Visit<'_> {
                 if level == AuthLevel::PhishingResistant {
                     r.phishing_resistant_at = Some(now);
                 }
+                r.factor_method = Some(method.to_string());
                 r.pending_totp = None;
+                r.reset_pending = false;
             })
             .await?;
+        // A lock set while this attempt was in flight ended every session before ours was
+        // stored: look again, and end ours too.
+        if self.locked().await? {
+            let _ = self.sessions.store.remove(&self.record.id).await;
+            return Err(Rejection::new(423, "account_locked"));
+        }
         crate::metrics::METRICS
             .factor_successes
             .with_label_values(&[method])
@@ -301,14 +330,37 @@ impl Visit<'_> {
             .map_err(store_down)
     }
 
-    /// The start of every form attempt: read the form and its return path, then refuse (429,
-    /// already answered: `Err`) while the user or the source must still wait.
+    async fn locked(&self) -> Result<bool, Rejection> {
+        let lock = self.sessions.locks.locked(&self.user).await;
+        Ok(lock
+            .map_err(|_| Rejection::new(503, "session_store_unavailable"))?
+            .is_some())
+    }
+
+    /// Count an attempt before verifying it (a locked account answers 423; while the user
+    /// or the source must wait, 429 is answered and `Err` returned).
+    async fn gate(&mut self, json: bool) -> Result<Result<(), u16>, Rejection> {
+        if self.locked().await? {
+            return Err(Rejection::new(423, "account_locked"));
+        }
+        let gate = self
+            .factors
+            .begin_attempt(&self.user, self.request.client.ip)
+            .await
+            .map_err(store_down)?;
+        match gate {
+            Ok(()) => Ok(Ok(())),
+            Err(wait) => Ok(Err(self.too_soon(wait, json).await?)),
+        }
+    }
+
+    /// The start of every form attempt: read the form and its return path, then count the
+    /// attempt ([`Visit::gate`]).
     async fn attempt(&mut self) -> Result<Result<(Vec<(String, String)>, String), u16>, Rejection> {
         let form = self.form().await?;
         let return_to = safe_return(&field(&form, "return"));
-        let wait = self.wait_left().await?;
-        if wait > 0 {
-            return Ok(Err(self.too_soon(wait, false).await?));
+        if let Err(status) = self.gate(false).await? {
+            return Ok(Err(status));
         }
         Ok(Ok((form, return_to)))
     }
@@ -337,12 +389,13 @@ impl Visit<'_> {
         Ok(429)
     }
 
-    /// Count a failed attempt. At the limit the account locks, its sessions end everywhere,
-    /// and the 423 page is the answer; otherwise returns how many attempts are left.
+    /// A failed attempt (already counted by [`Visit::gate`]). At the limit the account locks,
+    /// its sessions end everywhere, and the 423 page is the answer; otherwise returns how many
+    /// attempts are left.
     async fn failed(&mut self, method: &str) -> Result<Result<u32, u16>, Rejection> {
         let count = self
             .factors
-            .failed(&self.user, self.request.client.ip)
+            .failures(&self.user)
             .await
             .map_err(store_down)?;
         let max = self.factors.config.max_failures;

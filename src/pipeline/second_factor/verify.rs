@@ -138,9 +138,8 @@ struct AuthAnswer {
 /// phishing-resistant.
 pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Rejection> {
     let body = v.body(true).await?;
-    let wait = v.wait_left().await?;
-    if wait > 0 {
-        return v.too_soon(wait, true).await;
+    if let Err(status) = v.gate(true).await? {
+        return Ok(status);
     }
     let fp = v.fp();
     let verdict = match serde_json::from_slice::<AuthAnswer>(&body) {

@@ -1,0 +1,115 @@
+//! The generic cell rate algorithm: one number of state per key (the theoretical arrival time
+//! of the next request). Pure arithmetic in milliseconds; the stores keep the state.
+
+use crate::config::Limit;
+
+/// A limit as GCRA parameters, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Time between two requests at the sustained rate.
+    pub interval: u64,
+    /// How far ahead of time a burst may run.
+    pub tolerance: u64,
+}
+
+impl Rate {
+    /// `limit` scaled by `scale` (a privileged pack tightens, break-glass loosens), and
+    /// divided between `share` replicas when each must enforce its part alone.
+    pub fn new(limit: &Limit, scale: f64, share: u32) -> Rate {
+        let share = f64::from(share.max(1));
+        let requests = (f64::from(limit.requests) * scale / share).max(1e-3);
+        let burst = (f64::from(limit.burst) * scale / share).round().max(1.0);
+        let interval = ((limit.period.as_millis() as f64) / requests).ceil().max(1.0) as u64;
+        Rate {
+            interval,
+            tolerance: interval * (burst as u64 - 1),
+        }
+    }
+}
+
+/// The verdict on one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// Refused; the next request fits after this many milliseconds.
+    Deny { retry_after_ms: u64 },
+}
+
+/// Decide at `now` given the stored arrival time (`None`: never seen); returns the verdict
+/// and the arrival time to store (unchanged when refused).
+pub fn check(tat: Option<u64>, now: u64, rate: Rate) -> (Verdict, u64) {
+    let tat = tat.unwrap_or(now).max(now);
+    let ahead = tat - now;
+    if ahead > rate.tolerance {
+        let retry_after_ms = ahead - rate.tolerance;
+        return (Verdict::Deny { retry_after_ms }, tat);
+    }
+    (Verdict::Allow, tat + rate.interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn limit(requests: u32, secs: u64, burst: u32) -> Limit {
+        Limit {
+            requests,
+            period: Duration::from_secs(secs),
+            burst,
+        }
+    }
+
+    /// Run `n` requests at `now`, return how many pass.
+    fn burst(tat: &mut Option<u64>, now: u64, n: usize, rate: Rate) -> usize {
+        let mut ok = 0;
+        for _ in 0..n {
+            let (v, next) = check(*tat, now, rate);
+            *tat = Some(next);
+            ok += usize::from(v == Verdict::Allow);
+        }
+        ok
+    }
+
+    #[test]
+    fn exact_burst_then_the_sustained_rate() {
+        // 60 per minute, bursts of 10.
+        let rate = Rate::new(&limit(60, 60, 10), 1.0, 1);
+        assert_eq!(rate, Rate { interval: 1000, tolerance: 9000 });
+        let mut tat = None;
+        assert_eq!(burst(&mut tat, 1_000_000, 15, rate), 10, "exactly the burst");
+        let (v, _) = check(tat, 1_000_000, rate);
+        assert_eq!(v, Verdict::Deny { retry_after_ms: 1000 }, "one interval to wait");
+        assert_eq!(burst(&mut tat, 1_000_999, 1, rate), 0, "not a millisecond early");
+        assert_eq!(burst(&mut tat, 1_001_000, 1, rate), 1, "on time");
+        // An hour later: a full burst again, no more.
+        assert_eq!(burst(&mut tat, 4_600_000, 20, rate), 10);
+    }
+
+    #[test]
+    fn over_a_long_run_the_rate_holds() {
+        let rate = Rate::new(&limit(5, 3600, 2), 1.0, 1);
+        let mut tat = None;
+        let mut passed = 0;
+        // One try per second for ten hours.
+        for s in 0..36_000u64 {
+            passed += burst(&mut tat, s * 1000, 1, rate);
+        }
+        assert!((50..=52).contains(&passed), "{passed} in 10 h at 5/h with burst 2");
+    }
+
+    #[test]
+    fn scaling_and_replica_shares() {
+        let l = limit(100, 60, 20);
+        let quarter = Rate::new(&l, 0.25, 1);
+        assert_eq!(quarter.interval, 2400);
+        assert_eq!(quarter.tolerance, 2400 * 4, "burst 5");
+        let half_each = Rate::new(&l, 1.0, 2);
+        assert_eq!(half_each.interval, 1200);
+        assert_eq!(half_each.tolerance, 1200 * 9, "burst 10");
+        // A tiny budget never becomes zero: one request is always possible eventually.
+        let tiny = Rate::new(&limit(1, 86_400, 1), 0.25, 4);
+        assert_eq!(tiny.tolerance, 0);
+        assert!(tiny.interval >= 86_400_000);
+    }
+}

@@ -1,0 +1,45 @@
+//! In-process budget state: the embedded backend, and each replica's fallback when Redis is
+//! gone. Sharded so concurrent requests rarely wait on one lock; bounded by forgetting keys
+//! whose state has expired (an expired key and a missing one decide the same).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::gcra::{self, Rate, Verdict};
+
+const SHARDS: usize = 16;
+/// Past this many keys in a shard, expired ones are dropped.
+const SHARD_SOFT_CAP: usize = 50_000;
+
+pub struct MemoryBudgets {
+    shards: Vec<Mutex<HashMap<String, u64>>>,
+}
+
+impl Default for MemoryBudgets {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+}
+
+impl MemoryBudgets {
+    fn shard(&self, key: &str) -> &Mutex<HashMap<String, u64>> {
+        // FNV-1a: cheap and good enough to spread keys.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in key.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        &self.shards[(h as usize) % SHARDS]
+    }
+
+    pub fn check(&self, key: &str, rate: Rate, now: u64) -> Verdict {
+        let mut map = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+        let (verdict, tat) = gcra::check(map.get(key).copied(), now, rate);
+        if map.len() >= SHARD_SOFT_CAP && !map.contains_key(key) {
+            map.retain(|_, t| *t > now);
+        }
+        map.insert(key.to_string(), tat);
+        verdict
+    }
+}

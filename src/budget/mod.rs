@@ -1,0 +1,258 @@
+//! Budgets: GCRA limits per identity and endpoint class, per source address, and on login
+//! attempts per user name and per source. In process (embedded) or in Redis (one atomic
+//! script per check, so a budget holds across replicas and restarts). When Redis is
+//! unreachable, requests fall back to a per-replica share of each budget and the gateway
+//! says so (`/readyz`, metrics, an alert in the log); login budgets fail closed instead.
+
+pub mod gcra;
+pub mod memory;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::config::{BudgetConfig, Limit};
+use crate::identity::redis_store::{deadline, RedisStore};
+use crate::identity::session::Clock;
+use crate::metrics::METRICS;
+use gcra::{Rate, Verdict};
+use memory::MemoryBudgets;
+
+/// After a Redis failure, the fallback is used this long before Redis is tried again, so an
+/// outage does not add a timeout to every request.
+const RETRY_REDIS_MS: u64 = 1000;
+
+/// A budget could not be checked and the caller must fail closed (logins during an outage).
+#[derive(Debug, thiserror::Error)]
+#[error("the shared budget store is unavailable")]
+pub struct Unavailable;
+
+static SCRIPT: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
+    // Redis's clock, not the replica's: replicas with skewed clocks still share one budget.
+    redis::Script::new(
+        "local t = redis.call('TIME')
+         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+         local interval = tonumber(ARGV[1])
+         local tolerance = tonumber(ARGV[2])
+         local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+         if tat < now then tat = now end
+         if tat - now > tolerance then return tat - now - tolerance end
+         tat = tat + interval
+         redis.call('SET', KEYS[1], tat, 'PX', tat - now + 1000)
+         return -1",
+    )
+});
+
+pub struct Budgets {
+    pub config: BudgetConfig,
+    memory: MemoryBudgets,
+    redis: Option<Arc<RedisStore>>,
+    replicas: u32,
+    /// Until when (ms) Redis is skipped after a failure.
+    skip_redis_until: AtomicU64,
+    degraded: AtomicBool,
+    clock: Arc<dyn Clock>,
+}
+
+impl Budgets {
+    pub fn new(
+        config: BudgetConfig,
+        redis: Option<Arc<RedisStore>>,
+        replicas: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            config,
+            memory: MemoryBudgets::default(),
+            redis,
+            replicas,
+            skip_redis_until: AtomicU64::new(0),
+            degraded: AtomicBool::new(false),
+            clock,
+        }
+    }
+
+    /// Whether budgets are currently enforced per replica because Redis is unreachable.
+    pub fn degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
+    }
+
+    fn set_degraded(&self, on: bool) {
+        if self.degraded.swap(on, Ordering::Relaxed) != on {
+            METRICS.budget_degraded.set(i64::from(on));
+            if on {
+                tracing::error!(target: "vigie::alert", severity = "high", event = "budget_store_down", replicas = self.replicas, "Redis unreachable: budgets fall back to a per-replica share; logins fail closed");
+            } else {
+                tracing::warn!(target: "vigie::alert", severity = "low", event = "budget_store_back", "Redis reachable again: shared budgets restored");
+            }
+        }
+    }
+
+    /// One check of `key` against `limit` scaled by `scale`. `strict`: an unreachable Redis
+    /// is an error (fail closed) instead of the per-replica fallback.
+    pub async fn check(
+        &self,
+        key: &str,
+        limit: &Limit,
+        scale: f64,
+        strict: bool,
+    ) -> Result<Verdict, Unavailable> {
+        let now = self.clock.now_ms();
+        let Some(redis) = &self.redis else {
+            return Ok(self.memory.check(key, Rate::new(limit, scale, 1), now));
+        };
+        if now >= self.skip_redis_until.load(Ordering::Relaxed) {
+            let rate = Rate::new(limit, scale, 1);
+            match self.redis_check(redis, key, rate).await {
+                Ok(v) => {
+                    self.set_degraded(false);
+                    return Ok(v);
+                }
+                Err(()) => {
+                    self.skip_redis_until
+                        .store(now + RETRY_REDIS_MS, Ordering::Relaxed);
+                    self.set_degraded(true);
+                }
+            }
+        }
+        if strict {
+            return Err(Unavailable);
+        }
+        Ok(self
+            .memory
+            .check(key, Rate::new(limit, scale, self.replicas), now))
+    }
+
+    async fn redis_check(&self, redis: &RedisStore, key: &str, rate: Rate) -> Result<Verdict, ()> {
+        let mut conn = redis.conn().await.map_err(|_| ())?;
+        let full = format!("{}budget:{key}", redis.prefix);
+        let wait: i64 = deadline(
+            SCRIPT
+                .key(full)
+                .arg(rate.interval)
+                .arg(rate.tolerance)
+                .invoke_async(&mut conn),
+        )
+        .await
+        .map_err(|_| ())?;
+        Ok(if wait < 0 {
+            Verdict::Allow
+        } else {
+            Verdict::Deny {
+                retry_after_ms: wait as u64,
+            }
+        })
+    }
+
+    /// A request: first its source address's budget, then the identity's budget for the class.
+    pub async fn request(
+        &self,
+        user: Option<&str>,
+        class: &str,
+        scale: f64,
+        ip: IpAddr,
+    ) -> Verdict {
+        let source = self.check(&format!("src:{ip}"), &self.config.source, 1.0, false).await;
+        if let Ok(v @ Verdict::Deny { .. }) = source {
+            METRICS.budget_rejections.with_label_values(&["source"]).inc();
+            return v;
+        }
+        let (Some(user), Some(limit)) = (user, self.config.classes.get(class)) else {
+            return Verdict::Allow;
+        };
+        let v = self
+            .check(&format!("c:{class}:{user}"), limit, scale, false)
+            .await
+            .unwrap_or(Verdict::Allow);
+        if matches!(v, Verdict::Deny { .. }) {
+            METRICS.budget_rejections.with_label_values(&[class]).inc();
+        }
+        v
+    }
+
+    /// A login attempt from `ip` (before the user name is known). Fails closed.
+    pub async fn login_source(&self, ip: IpAddr) -> Result<Verdict, Unavailable> {
+        self.login_check(&format!("login:ip:{ip}")).await
+    }
+
+    /// A login attempt as `user`, from anywhere. Fails closed.
+    pub async fn login_user(&self, user: &str) -> Result<Verdict, Unavailable> {
+        self.login_check(&format!("login:u:{user}")).await
+    }
+
+    async fn login_check(&self, key: &str) -> Result<Verdict, Unavailable> {
+        let limit = self.config.login;
+        let v = self.check(key, &limit, 1.0, true).await?;
+        if v != Verdict::Allow {
+            METRICS.budget_rejections.with_label_values(&["login"]).inc();
+        }
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::session::ManualClock;
+    use std::time::Duration;
+
+    fn config() -> BudgetConfig {
+        let mut classes = std::collections::HashMap::new();
+        let l = |requests, secs, burst| Limit {
+            requests,
+            period: Duration::from_secs(secs),
+            burst,
+        };
+        classes.insert("view".to_string(), l(60, 60, 10));
+        classes.insert("export".to_string(), l(5, 3600, 2));
+        BudgetConfig {
+            classes,
+            source: l(1000, 60, 500),
+            login: l(5, 60, 3),
+        }
+    }
+
+    #[tokio::test]
+    async fn exact_allowance_then_refusal_with_the_wait() {
+        let clock = Arc::new(ManualClock::at(1_800_000_000));
+        let b = Budgets::new(config(), None, 1, clock.clone());
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..2 {
+            assert_eq!(b.request(Some("alice"), "export", 1.0, ip).await, Verdict::Allow);
+        }
+        // 5 per hour: the third export waits 12 minutes.
+        assert_eq!(
+            b.request(Some("alice"), "export", 1.0, ip).await,
+            Verdict::Deny { retry_after_ms: 720_000 }
+        );
+        assert_eq!(b.request(Some("bob"), "export", 1.0, ip).await, Verdict::Allow, "per identity");
+        assert_eq!(b.request(Some("alice"), "view", 1.0, ip).await, Verdict::Allow, "per class");
+        clock.advance(Duration::from_secs(720));
+        assert_eq!(b.request(Some("alice"), "export", 1.0, ip).await, Verdict::Allow);
+        // A privileged pack at a quarter: one export (burst 2 x 0.25 rounds to 1).
+        assert_eq!(b.request(Some("root"), "export", 0.25, ip).await, Verdict::Allow);
+        assert!(matches!(b.request(Some("root"), "export", 0.25, ip).await, Verdict::Deny { .. }));
+    }
+
+    #[tokio::test]
+    async fn logins_are_limited_per_name_and_per_source() {
+        let clock = Arc::new(ManualClock::at(1_800_000_000));
+        let b = Budgets::new(config(), None, 1, clock.clone());
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        for i in 0..3 {
+            // Spread across sources, one name: the name's budget bites.
+            let ip: IpAddr = format!("10.0.1.{i}").parse().unwrap();
+            assert_eq!(b.login_source(ip).await.unwrap(), Verdict::Allow);
+            assert_eq!(b.login_user("alice").await.unwrap(), Verdict::Allow);
+        }
+        assert!(matches!(b.login_user("alice").await.unwrap(), Verdict::Deny { .. }));
+        // Many names from one source: the source's budget bites.
+        for _ in 0..3 {
+            assert_eq!(b.login_source(a).await.unwrap(), Verdict::Allow);
+        }
+        assert!(matches!(b.login_source(a).await.unwrap(), Verdict::Deny { .. }));
+        // Time restores them.
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(b.login_user("alice").await.unwrap(), Verdict::Allow);
+    }
+}

@@ -1,0 +1,81 @@
+//! Break-glass: a time-boxed lift of the denials marked liftable (working hours, networks,
+//! privileged limits) and of budgets, for a clinical emergency. It needs a written reason and
+//! a fresh phishing-resistant factor, alerts the SOC at once, marks every request of the
+//! session in the audit log, and ends by itself.
+
+use minijinja::context;
+
+use super::{factor_redirect, field, Visit};
+use crate::metrics::METRICS;
+use crate::pages;
+use crate::pipeline::respond::Rejection;
+use crate::policy::BREAK_GLASS_PATH;
+
+const MIN_REASON: usize = 15;
+const MAX_REASON: usize = 1000;
+
+impl Visit<'_> {
+    /// `None` when the session has the fresh passkey proof; else the redirect to the prompt.
+    async fn needs_passkey(&mut self, return_to: &str) -> Result<Option<u16>, Rejection> {
+        let here = format!(
+            "{BREAK_GLASS_PATH}?return={}",
+            super::encode(return_to)
+        );
+        if self.requirement_for(&here).met_by(&self.record, self.now()) {
+            return Ok(None);
+        }
+        let to = factor_redirect(&here);
+        Ok(Some(self.redirect(&to, &[]).await?))
+    }
+
+    async fn break_glass_form(&mut self, return_to: &str, error: Option<String>) -> Result<u16, Rejection> {
+        let minutes = self.config.policy.break_glass.duration.as_secs() / 60;
+        let ctx = context! { return_to, minutes, error };
+        self.page(200, "break_glass.html", ctx, false).await
+    }
+}
+
+/// `GET /.vigie/break-glass?return=…`: the form, after a fresh passkey.
+pub async fn page(mut v: Visit<'_>) -> Result<u16, Rejection> {
+    let return_to = v.return_to();
+    if let Some(status) = v.needs_passkey(&return_to).await? {
+        return Ok(status);
+    }
+    v.break_glass_form(&return_to, None).await
+}
+
+/// `POST /.vigie/break-glass`: turn it on for the configured time.
+pub async fn activate(mut v: Visit<'_>) -> Result<u16, Rejection> {
+    let form = v.form().await?;
+    let return_to = crate::pipeline::gateway_login::safe_return(&field(&form, "return"));
+    if let Some(status) = v.needs_passkey(&return_to).await? {
+        return Ok(status);
+    }
+    let reason: String = field(&form, "reason")
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .take(MAX_REASON)
+        .collect();
+    let reason = reason.trim().to_string();
+    if reason.chars().count() < MIN_REASON {
+        let error = pages::message(v.lang, "bg_reason_short");
+        return v.break_glass_form(&return_to, Some(error)).await;
+    }
+    let until = v.now() + v.config.policy.break_glass.duration.as_secs();
+    let length = reason.chars().count();
+    let cookie = v
+        .rotate(|r| {
+            r.break_glass_until = Some(until);
+            r.break_glass_reason = Some(reason.clone());
+        })
+        .await?;
+    METRICS
+        .break_glass
+        .with_label_values(&[&v.portal.config.name])
+        .inc();
+    // The alert carries no free text (a reason may name a patient); the audit log keeps it
+    // for the review.
+    tracing::error!(target: "vigie::alert", severity = "high", event = "break_glass", user = %v.user, portal = %v.portal.config.name, client = %v.request.client.ip, session = %v.fp(), until, reason_chars = length);
+    tracing::warn!(target: "vigie::audit", event = "break_glass", user = %v.user, session = %v.fp(), until, reason = %reason);
+    v.redirect(&return_to, &[cookie]).await
+}

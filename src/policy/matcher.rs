@@ -1,0 +1,244 @@
+//! Request matching shared by policy rules and portal profiles' endpoint classes: a path
+//! pattern on the normalised path, methods, and query parameters read the way the portal
+//! reads them (ATTACKS.md 23-25). Pure; compiled once from config.
+
+use regex::Regex;
+
+/// How the portal reads a parameter given twice: PHP keeps the last, many Java servlets the
+/// first. Matching must agree with the portal, or `raw=view&raw=export` walks past a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueryReading {
+    #[default]
+    Last,
+    First,
+}
+
+#[derive(Debug, Clone)]
+pub enum PathPattern {
+    Any,
+    /// `*` within one segment, `**` across segments, `?` one character.
+    Glob(String, Regex),
+    Regex(String, Regex),
+}
+
+impl PathPattern {
+    /// Compile a glob; `case_insensitive` for portals that treat `/Admin` as `/admin`.
+    pub fn glob(pattern: &str, case_insensitive: bool) -> Result<Self, String> {
+        let mut re = String::from(if case_insensitive { "(?i)^" } else { "^" });
+        let mut chars = pattern.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '*' if chars.peek() == Some(&'*') => {
+                    chars.next();
+                    re.push_str(".*");
+                }
+                '*' => re.push_str("[^/]*"),
+                '?' => re.push_str("[^/]"),
+                c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        re.push('$');
+        Regex::new(&re)
+            .map(|r| PathPattern::Glob(pattern.to_string(), r))
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn regex(pattern: &str, case_insensitive: bool) -> Result<Self, String> {
+        let full = if case_insensitive {
+            format!("(?i){pattern}")
+        } else {
+            pattern.to_string()
+        };
+        Regex::new(&full)
+            .map(|r| PathPattern::Regex(pattern.to_string(), r))
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathPattern::Any => true,
+            PathPattern::Glob(_, r) | PathPattern::Regex(_, r) => r.is_match(path),
+        }
+    }
+
+    /// The pattern as written, for messages.
+    pub fn source(&self) -> &str {
+        match self {
+            PathPattern::Any => "**",
+            PathPattern::Glob(s, _) | PathPattern::Regex(s, _) => s,
+        }
+    }
+}
+
+/// A query condition: the parameter as the portal reads it must match (`*`: any value, but
+/// present; otherwise exact, with `*` wildcards inside).
+#[derive(Debug, Clone)]
+pub struct QueryCondition {
+    pub name: String,
+    pub value: String,
+    compiled: Option<Regex>,
+}
+
+impl QueryCondition {
+    pub fn new(name: &str, value: &str) -> Self {
+        let compiled = (value.contains('*') && value != "*").then(|| {
+            let re = value
+                .split('*')
+                .map(regex::escape)
+                .collect::<Vec<_>>()
+                .join(".*");
+            Regex::new(&format!("^{re}$")).expect("escaped literal pieces")
+        });
+        Self {
+            name: name.to_string(),
+            value: value.to_string(),
+            compiled,
+        }
+    }
+
+    fn matches(&self, got: Option<&str>) -> bool {
+        match (got, &self.compiled) {
+            (None, _) => false,
+            (Some(_), _) if self.value == "*" => true,
+            (Some(v), Some(re)) => re.is_match(v),
+            (Some(v), None) => v == self.value,
+        }
+    }
+}
+
+/// The value of `name` as the portal reads it. PHP also reads `a.b` and `a b` as `a_b`, so
+/// names are compared after that folding when the portal is PHP-like (`Last`).
+pub fn param(query: Option<&str>, name: &str, reading: QueryReading) -> Option<String> {
+    let mut found = None;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let same = match reading {
+            QueryReading::Last => php_name(&k) == name,
+            QueryReading::First => k == name,
+        };
+        if same {
+            if reading == QueryReading::First {
+                return Some(v.into_owned());
+            }
+            found = Some(v.into_owned());
+        }
+    }
+    found
+}
+
+/// PHP's variable-name mangling: leading spaces dropped, ` ` and `.` (and a lone `[`) become `_`.
+fn php_name(raw: &str) -> String {
+    raw.trim_start_matches(' ')
+        .chars()
+        .map(|c| if c == ' ' || c == '.' || c == '[' { '_' } else { c })
+        .collect()
+}
+
+/// Path, methods and query conditions; every given one must hold.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    pub path: PathPattern,
+    /// Upper case; empty = any. `GET` also covers `HEAD` (the same resource).
+    pub methods: Vec<String>,
+    pub query: Vec<QueryCondition>,
+}
+
+impl Matcher {
+    pub fn any() -> Self {
+        Self {
+            path: PathPattern::Any,
+            methods: Vec::new(),
+            query: Vec::new(),
+        }
+    }
+
+    pub fn matches(&self, method: &str, path: &str, query: Option<&str>, reading: QueryReading) -> bool {
+        let method_ok = self.methods.is_empty()
+            || self
+                .methods
+                .iter()
+                .any(|m| m == method || (m == "GET" && method == "HEAD"));
+        method_ok
+            && self.path.matches(path)
+            && self
+                .query
+                .iter()
+                .all(|c| c.matches(param(query, &c.name, reading).as_deref()))
+    }
+
+    /// Whether every request this matcher takes is also taken by `wider` (conservative: only
+    /// when each condition of `wider` is absent or the same).
+    pub fn within(&self, wider: &Matcher) -> bool {
+        let path = matches!(wider.path, PathPattern::Any)
+            || (wider.path.source() == self.path.source()
+                && !matches!(self.path, PathPattern::Any));
+        let methods = wider.methods.is_empty()
+            || (!self.methods.is_empty() && self.methods.iter().all(|m| wider.methods.contains(m)));
+        let query = wider.query.iter().all(|w| {
+            self.query
+                .iter()
+                .any(|q| q.name == w.name && (q.value == w.value || w.value == "*"))
+        });
+        path && methods && query
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        let p = PathPattern::glob("/api/*/patients/**", false).unwrap();
+        assert!(p.matches("/api/v1/patients/17"));
+        assert!(p.matches("/api/v1/patients/17/docs"));
+        assert!(!p.matches("/api/v1/x/patients/17"), "* stays in one segment");
+        assert!(!p.matches("/API/v1/patients/17"));
+        let ci = PathPattern::glob("/admin/**", true).unwrap();
+        assert!(ci.matches("/ADMIN/users"), "case-insensitive portal");
+        let dot = PathPattern::glob("/index.php", false).unwrap();
+        assert!(!dot.matches("/indexXphp"), "literal dot");
+    }
+
+    #[test]
+    fn query_read_as_the_portal_reads_it() {
+        let q = Some("raw=view&raw=ajax_export_patients_csv");
+        assert_eq!(param(q, "raw", QueryReading::Last).as_deref(), Some("ajax_export_patients_csv"));
+        assert_eq!(param(q, "raw", QueryReading::First).as_deref(), Some("view"));
+        let enc = Some("raw=ajax%5Fexport%5Fpatients%5Fcsv");
+        assert_eq!(param(enc, "raw", QueryReading::Last).as_deref(), Some("ajax_export_patients_csv"));
+        // PHP reads `m.x` and `m x` as `m_x`; names are case-sensitive.
+        assert_eq!(param(Some("m.x=1"), "m_x", QueryReading::Last).as_deref(), Some("1"));
+        assert_eq!(param(Some("m+x=2"), "m_x", QueryReading::Last).as_deref(), Some("2"));
+        assert_eq!(param(Some("RAW=x"), "raw", QueryReading::Last), None);
+        let export = Matcher {
+            path: PathPattern::glob("/index.php", false).unwrap(),
+            methods: vec!["GET".into()],
+            query: vec![QueryCondition::new("raw", "ajax_export*")],
+        };
+        for (method, query, want) in [
+            ("GET", "raw=ajax_export_patients_csv", true),
+            ("HEAD", "raw=ajax_export_patients_csv", true),
+            ("POST", "raw=ajax_export_patients_csv", false),
+            ("GET", "raw=ajax_export_patients_csv&raw=view", false),
+            ("GET", "raw=view&raw=ajax_export_patients_csv", true),
+            ("GET", "m=x&raw=ajax%5Fexport_x", true),
+            ("GET", "raw[]=ajax_export_patients_csv", false),
+        ] {
+            assert_eq!(export.matches(method, "/index.php", Some(query), QueryReading::Last), want, "{method} {query}");
+        }
+    }
+
+    #[test]
+    fn containment_is_conservative() {
+        let wide = Matcher { path: PathPattern::glob("/index.php", false).unwrap(), methods: vec![], query: vec![] };
+        let narrow = Matcher {
+            path: PathPattern::glob("/index.php", false).unwrap(),
+            methods: vec!["GET".into()],
+            query: vec![QueryCondition::new("m", "dPpatients")],
+        };
+        assert!(narrow.within(&wide));
+        assert!(!wide.within(&narrow));
+        assert!(narrow.within(&Matcher::any()));
+        assert!(!Matcher::any().within(&narrow));
+    }
+}
