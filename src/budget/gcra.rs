@@ -19,7 +19,9 @@ impl Rate {
         let share = f64::from(share.max(1));
         let requests = (f64::from(limit.requests) * scale / share).max(1e-3);
         let burst = (f64::from(limit.burst) * scale / share).round().max(1.0);
-        let interval = ((limit.period.as_millis() as f64) / requests).ceil().max(1.0) as u64;
+        let interval = ((limit.period.as_millis() as f64) / requests)
+            .ceil()
+            .max(1.0) as u64;
         Rate {
             interval,
             tolerance: interval * (burst as u64 - 1),
@@ -32,7 +34,9 @@ impl Rate {
 pub enum Verdict {
     Allow,
     /// Refused; the next request fits after this many milliseconds.
-    Deny { retry_after_ms: u64 },
+    Deny {
+        retry_after_ms: u64,
+    },
 }
 
 /// Decide at `now` given the stored arrival time (`None`: never seen); returns the verdict
@@ -75,12 +79,32 @@ mod tests {
     fn exact_burst_then_the_sustained_rate() {
         // 60 per minute, bursts of 10.
         let rate = Rate::new(&limit(60, 60, 10), 1.0, 1);
-        assert_eq!(rate, Rate { interval: 1000, tolerance: 9000 });
+        assert_eq!(
+            rate,
+            Rate {
+                interval: 1000,
+                tolerance: 9000
+            }
+        );
         let mut tat = None;
-        assert_eq!(burst(&mut tat, 1_000_000, 15, rate), 10, "exactly the burst");
+        assert_eq!(
+            burst(&mut tat, 1_000_000, 15, rate),
+            10,
+            "exactly the burst"
+        );
         let (v, _) = check(tat, 1_000_000, rate);
-        assert_eq!(v, Verdict::Deny { retry_after_ms: 1000 }, "one interval to wait");
-        assert_eq!(burst(&mut tat, 1_000_999, 1, rate), 0, "not a millisecond early");
+        assert_eq!(
+            v,
+            Verdict::Deny {
+                retry_after_ms: 1000
+            },
+            "one interval to wait"
+        );
+        assert_eq!(
+            burst(&mut tat, 1_000_999, 1, rate),
+            0,
+            "not a millisecond early"
+        );
         assert_eq!(burst(&mut tat, 1_001_000, 1, rate), 1, "on time");
         // An hour later: a full burst again, no more.
         assert_eq!(burst(&mut tat, 4_600_000, 20, rate), 10);
@@ -95,7 +119,10 @@ mod tests {
         for s in 0..36_000u64 {
             passed += burst(&mut tat, s * 1000, 1, rate);
         }
-        assert!((50..=52).contains(&passed), "{passed} in 10 h at 5/h with burst 2");
+        assert!(
+            (50..=52).contains(&passed),
+            "{passed} in 10 h at 5/h with burst 2"
+        );
     }
 
     #[test]

@@ -152,9 +152,14 @@ impl Budgets {
         scale: f64,
         ip: IpAddr,
     ) -> Verdict {
-        let source = self.check(&format!("src:{ip}"), &self.config.source, 1.0, false).await;
+        let source = self
+            .check(&format!("src:{ip}"), &self.config.source, 1.0, false)
+            .await;
         if let Ok(v @ Verdict::Deny { .. }) = source {
-            METRICS.budget_rejections.with_label_values(&["source"]).inc();
+            METRICS
+                .budget_rejections
+                .with_label_values(&["source"])
+                .inc();
             return v;
         }
         let (Some(user), Some(limit)) = (user, self.config.classes.get(class)) else {
@@ -184,7 +189,10 @@ impl Budgets {
         let limit = self.config.login;
         let v = self.check(key, &limit, 1.0, true).await?;
         if v != Verdict::Allow {
-            METRICS.budget_rejections.with_label_values(&["login"]).inc();
+            METRICS
+                .budget_rejections
+                .with_label_values(&["login"])
+                .inc();
         }
         Ok(v)
     }
@@ -218,20 +226,42 @@ mod tests {
         let b = Budgets::new(config(), None, 1, clock.clone());
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         for _ in 0..2 {
-            assert_eq!(b.request(Some("alice"), "export", 1.0, ip).await, Verdict::Allow);
+            assert_eq!(
+                b.request(Some("alice"), "export", 1.0, ip).await,
+                Verdict::Allow
+            );
         }
         // 5 per hour: the third export waits 12 minutes.
         assert_eq!(
             b.request(Some("alice"), "export", 1.0, ip).await,
-            Verdict::Deny { retry_after_ms: 720_000 }
+            Verdict::Deny {
+                retry_after_ms: 720_000
+            }
         );
-        assert_eq!(b.request(Some("bob"), "export", 1.0, ip).await, Verdict::Allow, "per identity");
-        assert_eq!(b.request(Some("alice"), "view", 1.0, ip).await, Verdict::Allow, "per class");
+        assert_eq!(
+            b.request(Some("bob"), "export", 1.0, ip).await,
+            Verdict::Allow,
+            "per identity"
+        );
+        assert_eq!(
+            b.request(Some("alice"), "view", 1.0, ip).await,
+            Verdict::Allow,
+            "per class"
+        );
         clock.advance(Duration::from_secs(720));
-        assert_eq!(b.request(Some("alice"), "export", 1.0, ip).await, Verdict::Allow);
+        assert_eq!(
+            b.request(Some("alice"), "export", 1.0, ip).await,
+            Verdict::Allow
+        );
         // A privileged pack at a quarter: one export (burst 2 x 0.25 rounds to 1).
-        assert_eq!(b.request(Some("root"), "export", 0.25, ip).await, Verdict::Allow);
-        assert!(matches!(b.request(Some("root"), "export", 0.25, ip).await, Verdict::Deny { .. }));
+        assert_eq!(
+            b.request(Some("root"), "export", 0.25, ip).await,
+            Verdict::Allow
+        );
+        assert!(matches!(
+            b.request(Some("root"), "export", 0.25, ip).await,
+            Verdict::Deny { .. }
+        ));
     }
 
     #[tokio::test]
@@ -245,12 +275,18 @@ mod tests {
             assert_eq!(b.login_source(ip).await.unwrap(), Verdict::Allow);
             assert_eq!(b.login_user("alice").await.unwrap(), Verdict::Allow);
         }
-        assert!(matches!(b.login_user("alice").await.unwrap(), Verdict::Deny { .. }));
+        assert!(matches!(
+            b.login_user("alice").await.unwrap(),
+            Verdict::Deny { .. }
+        ));
         // Many names from one source: the source's budget bites.
         for _ in 0..3 {
             assert_eq!(b.login_source(a).await.unwrap(), Verdict::Allow);
         }
-        assert!(matches!(b.login_source(a).await.unwrap(), Verdict::Deny { .. }));
+        assert!(matches!(
+            b.login_source(a).await.unwrap(),
+            Verdict::Deny { .. }
+        ));
         // Time restores them.
         clock.advance(Duration::from_secs(60));
         assert_eq!(b.login_user("alice").await.unwrap(), Verdict::Allow);

@@ -21,6 +21,18 @@ pub struct PortalProfile {
     /// Endpoint classes (view, search, list, export, file, admin), first match wins; budgets
     /// and detection count by class.
     pub classes: Vec<EndpointClass>,
+    /// Where the portal shows a user's role, read once after each login into groups.
+    pub role: Option<RoleRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleRule {
+    /// A page of the portal (path and query) that shows the signed-in user's role.
+    pub page: String,
+    /// Its first capture group is the role.
+    pub pattern: regex::Regex,
+    /// Role as shown -> group name.
+    pub groups: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +87,15 @@ struct File {
     query_reading: String,
     #[serde(default)]
     class: Vec<ClassSection>,
+    role: Option<RoleSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleSection {
+    page: String,
+    pattern: String,
+    groups: std::collections::BTreeMap<String, String>,
 }
 
 fn last() -> String {
@@ -281,10 +302,46 @@ pub fn parse(path: &Path, text: &str) -> Result<PortalProfile, ConfigErrors> {
             matcher,
         });
     }
+    let role = match &f.role {
+        None => None,
+        Some(r) => {
+            if !r.page.starts_with('/') {
+                err(
+                    "role.page",
+                    format!("`{}` is not a path", r.page),
+                    "e.g. page = \"/index.php\"",
+                );
+            }
+            match regex::Regex::new(&r.pattern) {
+                Ok(pattern) if pattern.captures_len() >= 2 => Some(RoleRule {
+                    page: r.page.clone(),
+                    pattern,
+                    groups: r.groups.clone(),
+                }),
+                Ok(_) => {
+                    err(
+                        "role.pattern",
+                        "the pattern has no capture group".into(),
+                        "put the role in parentheses, e.g. \"role: ([^<]+)\"",
+                    );
+                    None
+                }
+                Err(e) => {
+                    err(
+                        "role.pattern",
+                        format!("invalid regex: {e}"),
+                        "see https://docs.rs/regex for the syntax",
+                    );
+                    None
+                }
+            }
+        }
+    };
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
     Ok(PortalProfile {
+        role,
         query_reading,
         classes,
         name: f.name,

@@ -164,7 +164,11 @@ impl Factors {
     /// Count an attempt before verifying it, per user and per source, so that a burst of
     /// parallel guesses is counted in full. `Err(seconds)`: refused, wait that long (the
     /// attempt is given back).
-    pub async fn begin_attempt(&self, user: &str, ip: IpAddr) -> Result<Result<(), u64>, FactorError> {
+    pub async fn begin_attempt(
+        &self,
+        user: &str,
+        ip: IpAddr,
+    ) -> Result<Result<(), u64>, FactorError> {
         let now = self.now();
         let (uk, ik) = (user_key(user), ip_key(ip));
         let by_user = self.store.reserve_attempt(&uk, now, None).await?;
@@ -212,7 +216,7 @@ impl Factors {
             return Ok(Verdict::Rejected);
         };
         let hash = totp::Hash::parse(&t.hash).unwrap_or(totp::Hash::Sha1);
-        self.claim(user, &t.secret, hash, code).await
+        self.claim(user, &t.secret, hash, code, false).await
     }
 
     async fn claim(
@@ -221,9 +225,12 @@ impl Factors {
         secret: &[u8],
         hash: totp::Hash,
         code: &str,
+        or_same: bool,
     ) -> Result<Verdict, FactorError> {
         match totp::matching_step(secret, hash, code, self.now()) {
-            Some(step) if self.store.claim_totp_step(user, step).await? => Ok(Verdict::Accepted),
+            Some(step) if self.store.claim_totp_step(user, step, or_same).await? => {
+                Ok(Verdict::Accepted)
+            }
             _ => Ok(Verdict::Rejected),
         }
     }
@@ -237,7 +244,8 @@ impl Factors {
         code: &str,
         replace: bool,
     ) -> Result<Verdict, FactorError> {
-        if self.claim(user, secret, self.hash(), code).await? == Verdict::Rejected {
+        // A replacement secret's first code may fall in the step the lost one used last.
+        if self.claim(user, secret, self.hash(), code, replace).await? == Verdict::Rejected {
             return Ok(Verdict::Rejected);
         }
         if replace {

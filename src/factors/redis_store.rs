@@ -10,7 +10,6 @@ use super::store::{FactorStore, Invitation};
 use crate::identity::redis_store::{deadline, RedisStore};
 use crate::identity::store::StoreError;
 
-
 pub struct RedisFactors {
     redis: Arc<RedisStore>,
 }
@@ -28,7 +27,10 @@ impl RedisFactors {
 static CLAIM_STEP: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
     redis::Script::new(
         "local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
-         if tonumber(ARGV[1]) > last then redis.call('SET', KEYS[1], ARGV[1]) return 1 end
+         local step = tonumber(ARGV[1])
+         if step > last or (ARGV[2] == '1' and step == last) then
+           redis.call('SET', KEYS[1], ARGV[1]) return 1
+         end
          return 0",
     )
 });
@@ -84,12 +86,18 @@ impl FactorStore for RedisFactors {
         deadline(c.del(&keys[..])).await
     }
 
-    async fn claim_totp_step(&self, user: &str, step: u64) -> Result<bool, StoreError> {
+    async fn claim_totp_step(
+        &self,
+        user: &str,
+        step: u64,
+        or_same: bool,
+    ) -> Result<bool, StoreError> {
         let mut c = self.redis.conn().await?;
         let won: i64 = deadline(
             CLAIM_STEP
                 .key(self.key("totp-step", user))
                 .arg(step)
+                .arg(if or_same { "1" } else { "0" })
                 .invoke_async(&mut c),
         )
         .await?;
@@ -147,12 +155,7 @@ impl FactorStore for RedisFactors {
 
     async fn release_attempt(&self, key: &str) -> Result<(), StoreError> {
         let mut c = self.redis.conn().await?;
-        let _: i64 = deadline(
-            RELEASE
-                .key(self.key("failures", key))
-                .invoke_async(&mut c),
-        )
-        .await?;
+        let _: i64 = deadline(RELEASE.key(self.key("failures", key)).invoke_async(&mut c)).await?;
         Ok(())
     }
 

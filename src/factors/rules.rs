@@ -127,7 +127,11 @@ mod tests {
         let d: Vec<u64> = (0..12).map(|n| delay_after(n, FREE_FAILURES)).collect();
         assert_eq!(d, vec![0, 0, 0, 2, 4, 8, 16, 32, 64, 128, 256, 300]);
         assert_eq!(delay_after(10_000, FREE_FAILURES), 300);
-        assert_eq!(source_wait_left((19, 100), 100), 0, "a shared address has more room");
+        assert_eq!(
+            source_wait_left((19, 100), 100),
+            0,
+            "a shared address has more room"
+        );
         assert_eq!(source_wait_left((20, 100), 100), 2);
         assert_eq!(wait_left((4, 100), 101), 3);
         assert_eq!(wait_left((4, 100), 200), 0);

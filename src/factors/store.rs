@@ -26,8 +26,14 @@ pub trait FactorStore: Send + Sync {
     async fn save(&self, user: &str, sealed: Vec<u8>) -> Result<(), StoreError>;
     /// Forget every factor of a user (a reset), with their recovery codes.
     async fn delete_user(&self, user: &str) -> Result<(), StoreError>;
-    /// Accept TOTP step `step` only if it is newer than the last accepted one.
-    async fn claim_totp_step(&self, user: &str, step: u64) -> Result<bool, StoreError>;
+    /// Accept TOTP step `step` only if it is newer than the last accepted one (`or_same`:
+    /// or equal, for the first code of a replacement secret after a reset).
+    async fn claim_totp_step(
+        &self,
+        user: &str,
+        step: u64,
+        or_same: bool,
+    ) -> Result<bool, StoreError>;
     /// Replace the user's recovery code digests.
     async fn set_recovery_codes(&self, user: &str, digests: &[String]) -> Result<(), StoreError>;
     /// Consume the first of `candidates` present; whether one was.
@@ -144,13 +150,19 @@ impl FactorStore for SqliteFactors {
         })
     }
 
-    async fn claim_totp_step(&self, user: &str, step: u64) -> Result<bool, StoreError> {
+    async fn claim_totp_step(
+        &self,
+        user: &str,
+        step: u64,
+        or_same: bool,
+    ) -> Result<bool, StoreError> {
         // One statement: the row is written only when the step is newer.
         self.with(|c| {
             c.execute(
                 "INSERT INTO totp_steps (username, step) VALUES (?1, ?2)
-                 ON CONFLICT (username) DO UPDATE SET step = excluded.step WHERE excluded.step > totp_steps.step",
-                params![user, step as i64],
+                 ON CONFLICT (username) DO UPDATE SET step = excluded.step
+                 WHERE excluded.step > totp_steps.step OR (?3 AND excluded.step = totp_steps.step)",
+                params![user, step as i64, or_same],
             )
             .map(|n| n == 1)
         })
@@ -331,17 +343,20 @@ pub(crate) mod tests {
         store.save("alice", vec![4]).await.unwrap();
         assert_eq!(store.load("alice").await.unwrap(), Some(vec![4]));
 
-        assert!(store.claim_totp_step("alice", 100).await.unwrap());
+        assert!(store.claim_totp_step("alice", 100, false).await.unwrap());
         assert!(
-            !store.claim_totp_step("alice", 100).await.unwrap(),
+            !store.claim_totp_step("alice", 100, false).await.unwrap(),
             "same step"
         );
         assert!(
-            !store.claim_totp_step("alice", 99).await.unwrap(),
+            !store.claim_totp_step("alice", 99, false).await.unwrap(),
             "older step"
         );
-        assert!(store.claim_totp_step("alice", 101).await.unwrap());
-        assert!(store.claim_totp_step("bob", 5).await.unwrap(), "per user");
+        assert!(store.claim_totp_step("alice", 101, false).await.unwrap());
+        assert!(
+            store.claim_totp_step("bob", 5, false).await.unwrap(),
+            "per user"
+        );
 
         let codes = vec!["k:a".to_string(), "k:b".to_string()];
         store.set_recovery_codes("alice", &codes).await.unwrap();
@@ -367,16 +382,37 @@ pub(crate) mod tests {
         assert_eq!(store.recovery_codes_left("alice").await.unwrap(), 1);
 
         assert_eq!(store.failures("u:alice").await.unwrap().0, 0);
-        assert_eq!(store.reserve_attempt("u:alice", 10, None).await.unwrap(), (0, 0));
-        assert_eq!(store.reserve_attempt("u:alice", 12, None).await.unwrap(), (1, 10));
+        assert_eq!(
+            store.reserve_attempt("u:alice", 10, None).await.unwrap(),
+            (0, 0)
+        );
+        assert_eq!(
+            store.reserve_attempt("u:alice", 12, None).await.unwrap(),
+            (1, 10)
+        );
         assert_eq!(store.failures("u:alice").await.unwrap(), (2, 12));
         store.release_attempt("u:alice").await.unwrap();
         assert_eq!(store.failures("u:alice").await.unwrap(), (1, 12));
         // A user's count is never forgotten; a source's is, after a quiet spell.
-        assert_eq!(store.reserve_attempt("u:alice", 1_000_000, None).await.unwrap(), (1, 12));
+        assert_eq!(
+            store
+                .reserve_attempt("u:alice", 1_000_000, None)
+                .await
+                .unwrap(),
+            (1, 12)
+        );
         store.reserve_attempt("ip:x", 10, Some(900)).await.unwrap();
-        assert_eq!(store.reserve_attempt("ip:x", 20, Some(900)).await.unwrap(), (1, 10));
-        assert_eq!(store.reserve_attempt("ip:x", 2000, Some(900)).await.unwrap(), (0, 20));
+        assert_eq!(
+            store.reserve_attempt("ip:x", 20, Some(900)).await.unwrap(),
+            (1, 10)
+        );
+        assert_eq!(
+            store
+                .reserve_attempt("ip:x", 2000, Some(900))
+                .await
+                .unwrap(),
+            (0, 20)
+        );
         store.clear_failures("u:alice").await.unwrap();
         assert_eq!(store.failures("u:alice").await.unwrap().0, 0);
 
@@ -436,8 +472,12 @@ pub(crate) mod tests {
         assert_eq!(store.load("alice").await.unwrap(), None);
         assert_eq!(store.recovery_codes_left("alice").await.unwrap(), 0);
         assert!(
-            store.claim_totp_step("alice", 1).await.unwrap(),
-            "steps reset too"
+            !store.claim_totp_step("alice", 101, false).await.unwrap(),
+            "steps only move forward, even across a reset"
+        );
+        assert!(
+            store.claim_totp_step("alice", 101, true).await.unwrap(),
+            "a replacement secret may use the last step once"
         );
     }
 
@@ -453,7 +493,7 @@ pub(crate) mod tests {
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let s = store.clone();
-                tokio::spawn(async move { s.claim_totp_step("carol", 7).await.unwrap() })
+                tokio::spawn(async move { s.claim_totp_step("carol", 7, false).await.unwrap() })
             })
             .collect();
         let mut wins = 0;

@@ -96,11 +96,15 @@ async fn totp_secrets_are_sealed_and_steps_accepted_once() {
     let now = s.f.now();
     let code = totp::code_at(&secret, totp::Hash::Sha1, now);
     assert_eq!(
-        s.f.enroll_totp("alice", &secret, "000000x", false).await.unwrap(),
+        s.f.enroll_totp("alice", &secret, "000000x", false)
+            .await
+            .unwrap(),
         Verdict::Rejected
     );
     assert_eq!(
-        s.f.enroll_totp("alice", &secret, &code, false).await.unwrap(),
+        s.f.enroll_totp("alice", &secret, &code, false)
+            .await
+            .unwrap(),
         Verdict::Accepted
     );
     // The file holds neither the raw secret nor its base32 form.
@@ -148,9 +152,11 @@ async fn failures_slow_down_then_lock_well_before_100() {
     let mut locked_at = None;
     for n in 1..=100u32 {
         // An attacker who waits out every delay still reaches the lock quickly.
-        let wait = s.f.wait_left("bob", ip).await.unwrap();
-        s.clock.advance(Duration::from_secs(wait));
-        if s.f.failed("bob", ip).await.unwrap() >= s.f.config.max_failures {
+        if let Err(wait) = s.f.begin_attempt("bob", ip).await.unwrap() {
+            s.clock.advance(Duration::from_secs(wait));
+            s.f.begin_attempt("bob", ip).await.unwrap().unwrap();
+        }
+        if s.f.failures("bob").await.unwrap() >= s.f.config.max_failures {
             locked_at = Some(n);
             break;
         }
@@ -160,27 +166,34 @@ async fn failures_slow_down_then_lock_well_before_100() {
         Some(10),
         "default lock after 10 consecutive failures"
     );
-    // Delays apply per user, whatever the source, and per source, whatever the user.
-    assert!(
-        s.f.wait_left("bob", "192.0.2.9".parse().unwrap())
-            .await
-            .unwrap()
-            > 0
-    );
-    assert!(s.f.wait_left("carol", ip).await.unwrap() > 0);
+    // Delays apply per user, whatever the source; a source has more room.
+    let elsewhere: IpAddr = "192.0.2.9".parse().unwrap();
+    assert!(s.f.wait_left("bob", elsewhere).await.unwrap() > 0);
+    assert_eq!(s.f.wait_left("carol", ip).await.unwrap(), 0);
+    s.f.succeeded("bob", ip).await.unwrap();
+    assert_eq!(s.f.wait_left("bob", elsewhere).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_parallel_guesses_is_counted_before_any_is_checked() {
+    let s = Arc::new(setup());
+    let ip: IpAddr = "10.1.2.3".parse().unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.f.begin_attempt("dave", ip).await.unwrap().is_ok() })
+        })
+        .collect();
+    let mut admitted = 0;
+    for t in tasks {
+        admitted += usize::from(t.await.unwrap());
+    }
+    // Only the free attempts go through at once; the rest wait (and were given back).
     assert_eq!(
-        s.f.wait_left("carol", "192.0.2.9".parse().unwrap())
-            .await
-            .unwrap(),
-        0
+        admitted, 3,
+        "{admitted} of 200 parallel guesses were checked"
     );
-    s.f.succeeded("bob").await.unwrap();
-    assert_eq!(
-        s.f.wait_left("bob", "192.0.2.9".parse().unwrap())
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(s.f.failures("dave").await.unwrap(), 3);
 }
 
 #[tokio::test]
@@ -355,13 +368,53 @@ async fn passkeys_register_authenticate_and_refuse_every_forgery() {
 #[tokio::test]
 async fn rotated_keys_still_open_and_reseal() {
     let s = setup();
+    let old = KeyRing::generate_line("k1");
+    let new = KeyRing::generate_line("k2");
+    let with = |ring: &str| {
+        Factors::new(
+            s.f.store.clone(),
+            KeyRing::parse(ring).unwrap(),
+            s.f.config.clone(),
+            s.clock.clone(),
+        )
+        .unwrap()
+    };
+    let before = with(&old);
     let secret = totp::new_secret();
-    let code = totp::code_at(&secret, totp::Hash::Sha1, s.f.now());
-    s.f.enroll_totp("alice", &secret, &code, false).await.unwrap();
+    let code = totp::code_at(&secret, totp::Hash::Sha1, before.now());
+    before
+        .enroll_totp("alice", &secret, &code, false)
+        .await
+        .unwrap();
     let sealed = s.f.store.load("alice").await.unwrap().unwrap();
-    assert!(s.f.keys.open(b"alice", &sealed).is_ok());
+    assert!(before.keys.open(&aad("factors", "alice"), &sealed).is_ok());
     assert!(
-        s.f.keys.open(b"mallory", &sealed).is_err(),
+        before
+            .keys
+            .open(&aad("factors", "mallory"), &sealed)
+            .is_err(),
         "bound to the user"
+    );
+    assert!(
+        before
+            .keys
+            .open(&aad("totp-pending", "alice"), &sealed)
+            .is_err(),
+        "and to its purpose"
+    );
+    // The new key first, the old one kept: the record opens, and is sealed again under k2.
+    let rotated = with(&format!("{new}\n{old}"));
+    assert_eq!(
+        rotated.load("alice").await.unwrap().totp.unwrap().secret,
+        secret
+    );
+    let only_new = with(&new);
+    assert!(
+        only_new.load("alice").await.is_ok(),
+        "re-sealed under the new key"
+    );
+    assert!(
+        matches!(before.load("alice").await, Err(FactorError::Crypto(_))),
+        "the old ring alone cannot"
     );
 }

@@ -120,7 +120,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("codes.html", include_str!("templates/codes.html")),
         ("account.html", include_str!("templates/account.html")),
         ("notice.html", include_str!("templates/notice.html")),
-        ("break_glass.html", include_str!("templates/break_glass.html")),
+        (
+            "break_glass.html",
+            include_str!("templates/break_glass.html"),
+        ),
     ] {
         env.add_template(name, text)
             .expect("templates are valid (unit-tested)");
@@ -212,6 +215,23 @@ pub fn login_page(lang: Lang, failed: bool, return_to: &str, switch: &str) -> St
     )
 }
 
+/// A page that explains a refusal (a policy denial, a budget), maybe with one way forward.
+pub fn notice_page(
+    lang: Lang,
+    title_key: &str,
+    text: String,
+    link: Option<(String, String)>,
+    reference: &str,
+) -> String {
+    let (link, link_label) = link.unzip();
+    render(
+        "notice.html",
+        lang,
+        None,
+        context! { title => message(lang, title_key), text, link, link_label, reference },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,15 +320,4 @@ mod tests {
             "/.vigie/factor?return=%2Fa&lang=en"
         );
     }
-}
-
-/// A page that explains a refusal (a policy denial, a budget), maybe with one way forward.
-pub fn notice_page(lang: Lang, title_key: &str, text: String, link: Option<(String, String)>, reference: &str) -> String {
-    let (link, link_label) = link.unzip();
-    render(
-        "notice.html",
-        lang,
-        None,
-        context! { title => message(lang, title_key), text, link, link_label, reference },
-    )
 }

@@ -14,11 +14,17 @@ use crate::policy::{Decision, Facts};
 pub enum Outcome {
     Pass(Decision),
     /// Refused by a rule or a privileged pack; `liftable`: a break-glass would lift it.
-    Deny { decision: Decision, liftable: bool },
+    Deny {
+        decision: Decision,
+        liftable: bool,
+    },
     /// The session must prove a (fresher, stronger) factor first.
     StepUp(Decision),
     /// Over budget: retry after this many seconds.
-    Slow { decision: Decision, retry_after: u64 },
+    Slow {
+        decision: Decision,
+        retry_after: u64,
+    },
 }
 
 /// The facts of a request, from the request and the session.
@@ -42,7 +48,13 @@ pub fn facts<'a>(
     }
 }
 
-pub async fn run(config: &Config, budgets: &Budgets, portal: &Portal, f: &Facts<'_>, identity: &Identity) -> Outcome {
+pub async fn run(
+    config: &Config,
+    budgets: &Budgets,
+    portal: &Portal,
+    f: &Facts<'_>,
+    identity: &Identity,
+) -> Outcome {
     let decision = config
         .policy
         .decide(&portal.config, config.second_factor.required, f);

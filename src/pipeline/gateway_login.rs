@@ -59,7 +59,10 @@ fn login_page(session: &Session, request: &Request, failed: bool, return_to: &st
 }
 
 /// Serve `/.vigie/login`: the form (GET) or a login attempt (POST). Returns the status sent.
+#[allow(clippy::too_many_arguments)]
 pub async fn handle(
+    config: &crate::config::Config,
+    budgets: &crate::budget::Budgets,
     session: &mut Session,
     sessions: &Sessions,
     users: &Arc<UserStore>,
@@ -96,6 +99,17 @@ pub async fn handle(
                     .map_or(String::new(), |(_, v)| v.clone())
             };
             let (username, password) = (field("username").trim().to_string(), field("password"));
+            // Login attempts are budgeted per name and per source, before any hashing.
+            let source = budgets.login_source(request.client.ip).await;
+            let by_name = match source {
+                Ok(crate::budget::gcra::Verdict::Allow) => budgets.login_user(&username).await,
+                other => other,
+            };
+            match by_name {
+                Ok(crate::budget::gcra::Verdict::Allow) => {}
+                Ok(_) => return Err(Rejection::new(429, "login_budget")),
+                Err(_) => return Err(Rejection::new(503, "budget_store_unavailable")),
+            }
             let return_to = safe_return(&field("return"));
             let store = users.clone();
             let name = username.clone();
@@ -145,6 +159,25 @@ pub async fn handle(
                 vec![],
             );
             record.groups = user.groups.clone();
+            for g in config
+                .static_groups
+                .get(&user.username)
+                .into_iter()
+                .flatten()
+            {
+                if !record.groups.contains(g) {
+                    record.groups.push(g.clone());
+                }
+            }
+            let pack = config.policy.pack_for(&record.groups);
+            let admitted = sessions
+                .admit(&mut record, pack)
+                .await
+                .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+            if !admitted {
+                tracing::warn!(target: "vigie::audit", event = "login", outcome = "session_cap", user = %user.username, via = "gateway");
+                return Err(Rejection::new(409, "session_cap"));
+            }
             let id = record.id;
             let replaces = identity.session().map(|s| s.id);
             let cookie = sessions

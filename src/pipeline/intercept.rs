@@ -117,7 +117,9 @@ pub fn upstream_cookies(
 
 /// Response side: take the portal's session cookies out of the response into the vault;
 /// create, upgrade or end the gateway session. Returns `Set-Cookie` values to add.
+#[allow(clippy::too_many_arguments)]
 pub async fn on_response(
+    config: &crate::config::Config,
     sessions: &Sessions,
     portal: &Portal,
     profile: &PortalProfile,
@@ -150,7 +152,8 @@ pub async fn on_response(
             for c in changes {
                 vault::apply(&mut vault_now, c);
             }
-            let record = sessions.new_record(
+            let groups = login_groups(config, portal, profile, &user, &vault_now).await?;
+            let mut record = sessions.new_record(
                 &portal.config.name,
                 Some(user.clone()),
                 AuthLevel::Password,
@@ -158,6 +161,12 @@ pub async fn on_response(
                 user_agent,
                 vault_now,
             );
+            record.groups = groups;
+            let pack = config.policy.pack_for(&record.groups);
+            if !sessions.admit(&mut record, pack).await.map_err(store_err)? {
+                tracing::warn!(target: "vigie::audit", event = "login", outcome = "session_cap", user = %user, portal = %portal.config.name, client = %request.client.ip);
+                return Err(Rejection::new(409, "session_cap"));
+            }
             let id = record.id;
             let cookie = sessions
                 .begin(record.clone(), current.as_ref().map(|c| &c.id), request.tls)
@@ -303,6 +312,17 @@ async fn portal_logout(
         Some((k, v)) => format!("{}?{k}={v}", rule.path),
         None => rule.path.clone(),
     };
+    portal_get(portal, &uri, &record.vault, 0).await.map(|_| ())
+}
+
+/// A GET to the portal on the user's behalf (vaulted cookies), reading at most `max_body`
+/// bytes of the answer.
+async fn portal_get(
+    portal: &Portal,
+    uri: &str,
+    vault: &[vault::VaultedCookie],
+    max_body: usize,
+) -> pingora::Result<Vec<u8>> {
     let mut req = RequestHeader::build("GET", uri.as_bytes(), None)?;
     let host = portal
         .config
@@ -312,8 +332,7 @@ async fn portal_logout(
         .cloned()
         .unwrap_or_else(|| portal.config.upstream.to_string());
     req.insert_header("host", host)?;
-    let cookies: Vec<String> = record
-        .vault
+    let cookies: Vec<String> = vault
         .iter()
         .map(|c| format!("{}={}", c.name, c.value))
         .collect();
@@ -323,7 +342,51 @@ async fn portal_logout(
     http.write_request_header(Box::new(req)).await?;
     http.finish_request_body().await?;
     http.read_response_header().await?;
-    Ok(())
+    let mut body = Vec::new();
+    while body.len() < max_body {
+        match http.read_response_body().await? {
+            Some(chunk) => body.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
+    body.truncate(max_body);
+    Ok(body)
+}
+
+/// The groups of a user who just logged in to the portal: the static mapping of the config,
+/// and the role the portal shows on the profile's page. A role that cannot be read refuses
+/// the login (fail closed: a privileged user must not pass as an ordinary one).
+pub async fn login_groups(
+    config: &crate::config::Config,
+    portal: &Portal,
+    profile: &PortalProfile,
+    user: &str,
+    vault: &[vault::VaultedCookie],
+) -> Result<Vec<String>, Rejection> {
+    let mut groups = config.static_groups.get(user).cloned().unwrap_or_default();
+    let Some(rule) = &profile.role else {
+        return Ok(groups);
+    };
+    let page = portal_get(portal, &rule.page, vault, 256 * 1024)
+        .await
+        .map_err(|e| {
+            tracing::error!(portal = %portal.config.name, error = %e, "cannot read the user's role from the portal; refusing the login");
+            Rejection::new(503, "role_unavailable")
+        })?;
+    let text = String::from_utf8_lossy(&page);
+    let role = rule
+        .pattern
+        .captures(&text)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().trim().to_string());
+    match role.as_deref().and_then(|r| rule.groups.get(r)) {
+        Some(group) if !groups.contains(group) => groups.push(group.clone()),
+        Some(_) => {}
+        None => {
+            tracing::warn!(portal = %portal.config.name, user = %user, "the portal's role page showed no mapped role")
+        }
+    }
+    Ok(groups)
 }
 
 /// A state-changing request to the gateway must come from its own pages: `Sec-Fetch-Site`

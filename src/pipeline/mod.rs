@@ -167,7 +167,10 @@ impl ProxyHttp for Gateway {
                     .policy_denials
                     .with_label_values(&[rule])
                     .inc();
-                let here = ctx.request.as_ref().map_or("/".into(), |r| r.target.to_uri());
+                let here = ctx
+                    .request
+                    .as_ref()
+                    .map_or("/".into(), |r| r.target.to_uri());
                 respond::send_denied(session, liftable, &here, &ctx.request_id).await?;
                 Ok(true)
             }
@@ -300,6 +303,7 @@ impl ProxyHttp for Gateway {
                     .unwrap_or("")
                     .to_string();
                 match intercept::on_response(
+                    &self.config,
                     &self.sessions,
                     &portal,
                     &profile,
@@ -397,7 +401,9 @@ enum Front {
     /// A handler already answered, with this status.
     Done(u16),
     /// Refused by policy; `liftable`: offer break-glass.
-    Denied { liftable: bool },
+    Denied {
+        liftable: bool,
+    },
     /// Over budget: retry after this many seconds.
     Slowed(u64),
 }
@@ -468,6 +474,8 @@ impl Gateway {
                     .as_ref()
                     .ok_or(Rejection::new(503, "user_store_unavailable"))?;
                 let status = gateway_login::handle(
+                    &self.config,
+                    &self.budgets,
                     session,
                     &self.sessions,
                     users,

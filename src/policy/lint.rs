@@ -49,7 +49,10 @@ mod tests {
             matcher: Matcher {
                 path: path.map_or(PathPattern::Any, |p| PathPattern::glob(p, false).unwrap()),
                 methods: vec![],
-                query: query.iter().map(|(k, v)| QueryCondition::new(k, v)).collect(),
+                query: query
+                    .iter()
+                    .map(|(k, v)| QueryCondition::new(k, v))
+                    .collect(),
             },
             groups: groups.iter().map(|g| g.to_string()).collect(),
             networks: vec![],
@@ -62,7 +65,12 @@ mod tests {
     fn a_broad_rule_first_shadows_the_narrow_one() {
         let rules = vec![
             rule("all-index", Some("/index.php"), &[], &[]),
-            rule("export", Some("/index.php"), &[("raw", "ajax_export*")], &["admin"]),
+            rule(
+                "export",
+                Some("/index.php"),
+                &[("raw", "ajax_export*")],
+                &["admin"],
+            ),
             rule("api", Some("/api/**"), &[], &[]),
         ];
         let w = shadowed(&rules);
@@ -72,7 +80,10 @@ mod tests {
         let ok = vec![rules[1].clone(), rules[0].clone(), rules[2].clone()];
         assert!(shadowed(&ok).is_empty());
         // A group-limited rule does not shadow one for everybody.
-        let g = vec![rule("admins", None, &[], &["admin"]), rule("all", None, &[], &[])];
+        let g = vec![
+            rule("admins", None, &[], &["admin"]),
+            rule("all", None, &[], &[]),
+        ];
         assert!(shadowed(&g).is_empty());
     }
 }

@@ -129,7 +129,13 @@ pub fn param(query: Option<&str>, name: &str, reading: QueryReading) -> Option<S
 fn php_name(raw: &str) -> String {
     raw.trim_start_matches(' ')
         .chars()
-        .map(|c| if c == ' ' || c == '.' || c == '[' { '_' } else { c })
+        .map(|c| {
+            if c == ' ' || c == '.' || c == '[' {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -151,7 +157,13 @@ impl Matcher {
         }
     }
 
-    pub fn matches(&self, method: &str, path: &str, query: Option<&str>, reading: QueryReading) -> bool {
+    pub fn matches(
+        &self,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        reading: QueryReading,
+    ) -> bool {
         let method_ok = self.methods.is_empty()
             || self
                 .methods
@@ -191,7 +203,10 @@ mod tests {
         let p = PathPattern::glob("/api/*/patients/**", false).unwrap();
         assert!(p.matches("/api/v1/patients/17"));
         assert!(p.matches("/api/v1/patients/17/docs"));
-        assert!(!p.matches("/api/v1/x/patients/17"), "* stays in one segment");
+        assert!(
+            !p.matches("/api/v1/x/patients/17"),
+            "* stays in one segment"
+        );
         assert!(!p.matches("/API/v1/patients/17"));
         let ci = PathPattern::glob("/admin/**", true).unwrap();
         assert!(ci.matches("/ADMIN/users"), "case-insensitive portal");
@@ -202,13 +217,28 @@ mod tests {
     #[test]
     fn query_read_as_the_portal_reads_it() {
         let q = Some("raw=view&raw=ajax_export_patients_csv");
-        assert_eq!(param(q, "raw", QueryReading::Last).as_deref(), Some("ajax_export_patients_csv"));
-        assert_eq!(param(q, "raw", QueryReading::First).as_deref(), Some("view"));
+        assert_eq!(
+            param(q, "raw", QueryReading::Last).as_deref(),
+            Some("ajax_export_patients_csv")
+        );
+        assert_eq!(
+            param(q, "raw", QueryReading::First).as_deref(),
+            Some("view")
+        );
         let enc = Some("raw=ajax%5Fexport%5Fpatients%5Fcsv");
-        assert_eq!(param(enc, "raw", QueryReading::Last).as_deref(), Some("ajax_export_patients_csv"));
+        assert_eq!(
+            param(enc, "raw", QueryReading::Last).as_deref(),
+            Some("ajax_export_patients_csv")
+        );
         // PHP reads `m.x` and `m x` as `m_x`; names are case-sensitive.
-        assert_eq!(param(Some("m.x=1"), "m_x", QueryReading::Last).as_deref(), Some("1"));
-        assert_eq!(param(Some("m+x=2"), "m_x", QueryReading::Last).as_deref(), Some("2"));
+        assert_eq!(
+            param(Some("m.x=1"), "m_x", QueryReading::Last).as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            param(Some("m+x=2"), "m_x", QueryReading::Last).as_deref(),
+            Some("2")
+        );
         assert_eq!(param(Some("RAW=x"), "raw", QueryReading::Last), None);
         let export = Matcher {
             path: PathPattern::glob("/index.php", false).unwrap(),
@@ -224,13 +254,21 @@ mod tests {
             ("GET", "m=x&raw=ajax%5Fexport_x", true),
             ("GET", "raw[]=ajax_export_patients_csv", false),
         ] {
-            assert_eq!(export.matches(method, "/index.php", Some(query), QueryReading::Last), want, "{method} {query}");
+            assert_eq!(
+                export.matches(method, "/index.php", Some(query), QueryReading::Last),
+                want,
+                "{method} {query}"
+            );
         }
     }
 
     #[test]
     fn containment_is_conservative() {
-        let wide = Matcher { path: PathPattern::glob("/index.php", false).unwrap(), methods: vec![], query: vec![] };
+        let wide = Matcher {
+            path: PathPattern::glob("/index.php", false).unwrap(),
+            methods: vec![],
+            query: vec![],
+        };
         let narrow = Matcher {
             path: PathPattern::glob("/index.php", false).unwrap(),
             methods: vec!["GET".into()],

@@ -185,7 +185,10 @@ impl PolicyConfig {
         } else {
             Requirement::PASSWORD
         };
-        let rule = self.rules.iter().find(|r| r.applies(portal, f, reading, &self.zone));
+        let rule = self
+            .rules
+            .iter()
+            .find(|r| r.applies(portal, f, reading, &self.zone));
         let outcome = rule.map(|r| &r.outcome);
         let mut requirement = match outcome.and_then(|o| o.level) {
             Some(level) => Requirement {
@@ -230,8 +233,12 @@ impl PolicyConfig {
                 });
             }
             budget_scale = p.budget_scale;
-            let off_network = !p.networks.is_empty() && !p.networks.iter().any(|n| n.contains(&f.ip));
-            let off_hours = p.window.as_ref().is_some_and(|w| !w.contains(f.now, &self.zone));
+            let off_network =
+                !p.networks.is_empty() && !p.networks.iter().any(|n| n.contains(&f.ip));
+            let off_hours = p
+                .window
+                .as_ref()
+                .is_some_and(|w| !w.contains(f.now, &self.zone));
             if deny.is_none() && (off_network || off_hours) {
                 deny = Some(Denial {
                     by: format!("privileged:{}", p.name),
@@ -257,7 +264,13 @@ impl PolicyConfig {
 }
 
 impl Rule {
-    fn applies(&self, portal: &PortalConfig, f: &Facts, reading: QueryReading, zone: &TimeZone) -> bool {
+    fn applies(
+        &self,
+        portal: &PortalConfig,
+        f: &Facts,
+        reading: QueryReading,
+        zone: &TimeZone,
+    ) -> bool {
         (self.portals.is_empty() || self.portals.contains(&portal.name))
             && (self.hosts.is_empty() || self.hosts.iter().any(|h| h == f.host))
             && self.matcher.matches(f.method, f.path, f.query, reading)

@@ -167,12 +167,21 @@ fn with_second_factor(extra: &str, dir: &std::path::Path, port: u16) -> String {
     if !has("webauthn_origins") {
         lines += &format!("webauthn_origins = [\"http://localhost:{port}\"]\n");
     }
-    if extra.contains("[second_factor]") {
+    let extra = if extra.contains("[second_factor]") {
         extra.replace("[second_factor]", &format!("[second_factor]\n{lines}"))
     } else {
         format!("{extra}\n\n[second_factor]\nrequired = false\n{lines}")
+    };
+    // Tests log in many times from one address; budget tests set their own.
+    if extra.contains("[budgets") {
+        extra
+    } else {
+        format!("{extra}\n{GENEROUS_BUDGETS}")
     }
 }
+
+/// Budgets no ordinary test reaches.
+pub const GENEROUS_BUDGETS: &str = "[budgets.login]\nrequests = 100000\nper = \"minute\"\n[budgets.source]\nrequests = 1000000\nper = \"minute\"\n[budgets.view]\nrequests = 100000\nper = \"minute\"\n[budgets.export]\nrequests = 1000\nper = \"minute\"\n";
 
 /// The admin API token every test gateway is started with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";

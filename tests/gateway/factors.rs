@@ -8,6 +8,9 @@ use webauthn_authenticator_rs::WebauthnAuthenticator;
 use crate::common::*;
 use crate::mfa::*;
 
+/// Exports need a passkey sign-in.
+const EXPORT_RULE: &str = "[[rule]]\nname = \"export-passkey\"\npath = \"/index.php\"\nquery = { raw = \"ajax_export*\" }\nlevel = \"phishing_resistant\"\n";
+
 #[test]
 fn a_password_alone_opens_nothing_and_enrollment_needs_the_invitation() {
     let portal = start_portal();
@@ -240,7 +243,7 @@ fn failures_from_many_sources_and_sessions_lock_the_account() {
 #[test]
 fn recovery_codes_work_once_and_never_satisfy_a_passkey_rule() {
     let portal = start_portal();
-    let step_up = "[[portal.step_up]]\npath = \"/index.php\"\nquery = \"raw=ajax_export_patients_csv\"\nlevel = \"phishing_resistant\"\n";
+    let step_up = "";
     let gw = start_gateway_with(
         &format!(
             "[[portal]]\nname = \"test\"\nupstream = \"127.0.0.1:{}\"\nprofile = \"{}\"\n{step_up}",
@@ -249,7 +252,7 @@ fn recovery_codes_work_once_and_never_satisfy_a_passkey_rule() {
                 .join("config/profiles/sample-portal.toml")
                 .display()
         ),
-        "[second_factor]\nenrollment = \"open\"\n",
+        &format!("{EXPORT_RULE}\n[second_factor]\nenrollment = \"open\"\n"),
     );
     let mut c = Client::login(gw.port, "admin", "admin-demo");
     let (_, codes) = enroll_totp(&mut c, None);
@@ -317,11 +320,11 @@ fn passkeys_over_http_enroll_sign_in_and_satisfy_the_export_rule() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
     let gw = start_gateway_with(
         &format!(
-            "[[portal]]\nname = \"test\"\nupstream = \"127.0.0.1:{}\"\nprofile = \"{}\"\n[[portal.step_up]]\npath = \"/index.php\"\nquery = \"raw=ajax_export_patients_csv\"\nlevel = \"phishing_resistant\"\n",
+            "[[portal]]\nname = \"test\"\nupstream = \"127.0.0.1:{}\"\nprofile = \"{}\"\n",
             portal.port,
             profile.display()
         ),
-        "[second_factor]\n",
+        &format!("{EXPORT_RULE}\n[second_factor]\n"),
     );
     let mut auth = WebauthnAuthenticator::new(SoftPasskey::new(true));
     let mut c = Client::login(gw.port, "admin", "admin-demo");

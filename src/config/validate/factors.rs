@@ -184,7 +184,11 @@ impl Validator<'_> {
 fn origin_fits(origin: &str, rp_id: &str) -> Result<(), &'static str> {
     let url = webauthn_rs::prelude::Url::parse(origin).map_err(|_| "is not a URL")?;
     let host = url.host_str().ok_or("has no host")?;
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+    if url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
         return Err("is not a bare origin");
     }
     match url.scheme() {

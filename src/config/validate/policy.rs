@@ -51,18 +51,32 @@ pub(crate) fn matcher(
 ) -> Matcher {
     let path = match (path, path_regex) {
         (Some(_), Some(_)) => {
-            err(&format!("{key}.path_regex"), "both path and path_regex are set".into(), "keep one");
+            err(
+                &format!("{key}.path_regex"),
+                "both path and path_regex are set".into(),
+                "keep one",
+            );
             PathPattern::Any
         }
         (Some(p), None) => {
-            if !p.starts_with('/') || p.contains("//") || p.contains("/./") || p.contains("/../") || p.contains('%') || p.contains('\\') {
+            if !p.starts_with('/')
+                || p.contains("//")
+                || p.contains("/./")
+                || p.contains("/../")
+                || p.contains('%')
+                || p.contains('\\')
+            {
                 // Requests are matched after normalisation: such a pattern could never match.
                 err(&format!("{key}.path"), format!("`{p}` can never match a normalised path"), "write the path as Vigie sees it after normalisation: starting with `/`, no `//`, `..`, `%` escapes or `\\`");
             }
             PathPattern::glob(p, case_insensitive).unwrap_or(PathPattern::Any)
         }
         (None, Some(r)) => PathPattern::regex(r, case_insensitive).unwrap_or_else(|e| {
-            err(&format!("{key}.path_regex"), format!("invalid regex: {e}"), "see https://docs.rs/regex for the syntax");
+            err(
+                &format!("{key}.path_regex"),
+                format!("invalid regex: {e}"),
+                "see https://docs.rs/regex for the syntax",
+            );
             PathPattern::Any
         }),
         (None, None) => PathPattern::Any,
@@ -75,7 +89,10 @@ pub(crate) fn matcher(
         }
         upper.push(m);
     }
-    let query = query.iter().map(|(k, v)| QueryCondition::new(k, v)).collect();
+    let query = query
+        .iter()
+        .map(|(k, v)| QueryCondition::new(k, v))
+        .collect();
     Matcher {
         path,
         methods: upper,
@@ -90,7 +107,11 @@ impl Validator<'_> {
             (None, false) => match TimeWindow::parse("00:00-24:00", days) {
                 Ok(w) => Some(w),
                 Err(e) => {
-                    self.err(&format!("{key}.days"), e, "use mon, tue, wed, thu, fri, sat, sun");
+                    self.err(
+                        &format!("{key}.days"),
+                        e,
+                        "use mon, tue, wed, thu, fri, sat, sun",
+                    );
                     None
                 }
             },
@@ -111,12 +132,22 @@ impl Validator<'_> {
             "hour" => 3600,
             "day" => 86_400,
             other => {
-                self.err(&format!("{key}.per"), format!("`{other}` is not a period"), "use \"second\", \"minute\", \"hour\" or \"day\"");
+                self.err(
+                    &format!("{key}.per"),
+                    format!("`{other}` is not a period"),
+                    "use \"second\", \"minute\", \"hour\" or \"day\"",
+                );
                 60
             }
         };
         let requests = self.range(&format!("{key}.requests"), b.requests, 1, 1_000_000, "") as u32;
-        let burst = self.range(&format!("{key}.burst"), b.burst.unwrap_or(b.requests), 1, 1_000_000, "") as u32;
+        let burst = self.range(
+            &format!("{key}.burst"),
+            b.burst.unwrap_or(b.requests),
+            1,
+            1_000_000,
+            "",
+        ) as u32;
         Limit {
             requests,
             period: Duration::from_secs(period),
@@ -149,11 +180,20 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn policy(&mut self, f: &FileConfig, portals: &[PortalConfig], budgets: &BudgetConfig) -> PolicyConfig {
+    pub(super) fn policy(
+        &mut self,
+        f: &FileConfig,
+        portals: &[PortalConfig],
+        budgets: &BudgetConfig,
+    ) -> PolicyConfig {
         let zone = match f.policy.time_zone.as_str() {
             "system" => jiff::tz::TimeZone::system(),
             name => jiff::tz::TimeZone::get(name).unwrap_or_else(|e| {
-                self.err("policy.time_zone", format!("unknown time zone `{name}`: {e}"), "use an IANA name such as \"Europe/Paris\", or \"system\"");
+                self.err(
+                    "policy.time_zone",
+                    format!("unknown time zone `{name}`: {e}"),
+                    "use an IANA name such as \"Europe/Paris\", or \"system\"",
+                );
                 jiff::tz::TimeZone::UTC
             }),
         };
@@ -165,13 +205,21 @@ impl Validator<'_> {
         for (i, p) in f.privileged.iter().enumerate() {
             let key = format!("privileged[{i}]");
             if p.groups.is_empty() {
-                self.err(&format!("{key}.groups"), "no group named", "list the privileged groups, e.g. [\"admin\"]");
+                self.err(
+                    &format!("{key}.groups"),
+                    "no group named",
+                    "list the privileged groups, e.g. [\"admin\"]",
+                );
             }
             let on_excess = match p.on_excess.as_str() {
                 "revoke_oldest" => Excess::RevokeOldest,
                 "refuse" => Excess::Refuse,
                 other => {
-                    self.err(&format!("{key}.on_excess"), format!("unknown `{other}`"), "use \"revoke_oldest\" or \"refuse\"");
+                    self.err(
+                        &format!("{key}.on_excess"),
+                        format!("unknown `{other}`"),
+                        "use \"revoke_oldest\" or \"refuse\"",
+                    );
                     Excess::RevokeOldest
                 }
             };
@@ -184,22 +232,51 @@ impl Validator<'_> {
                 name: p.name.clone(),
                 groups: p.groups.clone(),
                 level: level(self, &format!("{key}.level"), &p.level),
-                idle_timeout: p.idle_timeout_minutes.map(|m| Duration::from_secs(self.range(&format!("{key}.idle_timeout_minutes"), m, 1, 24 * 60, "") * 60)),
-                absolute_timeout: p.absolute_timeout_hours.map(|h| Duration::from_secs(self.range(&format!("{key}.absolute_timeout_hours"), h, 1, 24 * 7, "") * 3600)),
-                max_sessions: p.max_sessions.map(|n| self.range(&format!("{key}.max_sessions"), n, 1, 1000, "") as usize),
+                idle_timeout: p.idle_timeout_minutes.map(|m| {
+                    Duration::from_secs(
+                        self.range(&format!("{key}.idle_timeout_minutes"), m, 1, 24 * 60, "") * 60,
+                    )
+                }),
+                absolute_timeout: p.absolute_timeout_hours.map(|h| {
+                    Duration::from_secs(
+                        self.range(&format!("{key}.absolute_timeout_hours"), h, 1, 24 * 7, "")
+                            * 3600,
+                    )
+                }),
+                max_sessions: p
+                    .max_sessions
+                    .map(|n| self.range(&format!("{key}.max_sessions"), n, 1, 1000, "") as usize),
                 on_excess,
                 budget_scale: p.budget_scale,
                 networks,
                 window,
-                export_within: self.range(&format!("{key}.export_within_minutes"), p.export_within_minutes, 1, 24 * 60, "") * 60,
+                export_within: self.range(
+                    &format!("{key}.export_within_minutes"),
+                    p.export_within_minutes,
+                    1,
+                    24 * 60,
+                    "",
+                ) * 60,
             });
         }
         let b = &f.break_glass;
         if !(1.0..=1000.0).contains(&b.budget_scale) {
-            self.err("break_glass.budget_scale", format!("{} is out of range", b.budget_scale), "use a factor from 1 to 1000");
+            self.err(
+                "break_glass.budget_scale",
+                format!("{} is out of range", b.budget_scale),
+                "use a factor from 1 to 1000",
+            );
         }
         let break_glass = BreakGlass {
-            duration: Duration::from_secs(self.range("break_glass.duration_minutes", b.duration_minutes, 5, 24 * 60, "") * 60),
+            duration: Duration::from_secs(
+                self.range(
+                    "break_glass.duration_minutes",
+                    b.duration_minutes,
+                    5,
+                    24 * 60,
+                    "",
+                ) * 60,
+            ),
             budget_scale: b.budget_scale,
             fresh: self.range("break_glass.fresh_minutes", b.fresh_minutes, 1, 60, "") * 60,
         };
@@ -216,32 +293,70 @@ impl Validator<'_> {
         config
     }
 
-    fn rule(&mut self, i: usize, r: &RuleSection, portals: &[PortalConfig], budgets: &BudgetConfig) -> Rule {
+    fn rule(
+        &mut self,
+        i: usize,
+        r: &RuleSection,
+        portals: &[PortalConfig],
+        budgets: &BudgetConfig,
+    ) -> Rule {
         let key = format!("rule[{i}]");
         for (j, p) in r.portals.iter().enumerate() {
             if !portals.iter().any(|x| &x.name == p) {
-                self.err(&format!("{key}.portals[{j}]"), format!("no portal is named `{p}`"), "use the `name` of a [[portal]]");
+                self.err(
+                    &format!("{key}.portals[{j}]"),
+                    format!("no portal is named `{p}`"),
+                    "use the `name` of a [[portal]]",
+                );
             }
         }
-        let case_insensitive = portals.iter().filter(|p| r.portals.is_empty() || r.portals.contains(&p.name)).any(|p| p.case_insensitive_paths);
+        let case_insensitive = portals
+            .iter()
+            .filter(|p| r.portals.is_empty() || r.portals.contains(&p.name))
+            .any(|p| p.case_insensitive_paths);
         let mut errs = Vec::new();
-        let matcher = matcher(&key, r.path.as_deref(), r.path_regex.as_deref(), &r.methods, &r.query, case_insensitive, &mut |k, m, h| errs.push((k.to_string(), m, h.to_string())));
+        let matcher = matcher(
+            &key,
+            r.path.as_deref(),
+            r.path_regex.as_deref(),
+            &r.methods,
+            &r.query,
+            case_insensitive,
+            &mut |k, m, h| errs.push((k.to_string(), m, h.to_string())),
+        );
         for (k, m, h) in errs {
             self.err(&k, m, h);
         }
         if let Some(b) = &r.budget {
             if !budgets.classes.contains_key(b) {
                 let known: Vec<&String> = budgets.classes.keys().collect();
-                self.err(&format!("{key}.budget"), format!("no budget class `{b}`"), format!("add [budgets.{b}] or use one of {known:?}"));
+                self.err(
+                    &format!("{key}.budget"),
+                    format!("no budget class `{b}`"),
+                    format!("add [budgets.{b}] or use one of {known:?}"),
+                );
             }
         }
         if r.break_glass && !r.deny {
-            self.err(&format!("{key}.break_glass"), "break_glass lifts a denial, but the rule denies nothing", "add deny = true, or remove break_glass");
+            self.err(
+                &format!("{key}.break_glass"),
+                "break_glass lifts a denial, but the rule denies nothing",
+                "add deny = true, or remove break_glass",
+            );
         }
-        let level = r.level.as_deref().map(|l| level(self, &format!("{key}.level"), l));
-        let within = r.within_minutes.map(|m| self.range(&format!("{key}.within_minutes"), m, 1, 24 * 60, "") * 60);
+        let level = r
+            .level
+            .as_deref()
+            .map(|l| level(self, &format!("{key}.level"), l));
+        let within = r
+            .within_minutes
+            .map(|m| self.range(&format!("{key}.within_minutes"), m, 1, 24 * 60, "") * 60);
         if within.is_some() && level.is_none_or(|l| l < AuthLevel::SecondFactor) {
-            self.err(&format!("{key}.within_minutes"), "a step-up window needs a factor level", "add level = \"second_factor\" or \"phishing_resistant\"");
+            self.err(
+                &format!("{key}.within_minutes"),
+                "a step-up window needs a factor level",
+                "add level = \"second_factor\" or \"phishing_resistant\"",
+            );
         }
         Rule {
             name: r.name.clone(),
@@ -261,7 +376,10 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn static_groups(&mut self, groups: &BTreeMap<String, Vec<String>>) -> std::collections::HashMap<String, Vec<String>> {
+    pub(super) fn static_groups(
+        &mut self,
+        groups: &BTreeMap<String, Vec<String>>,
+    ) -> std::collections::HashMap<String, Vec<String>> {
         let mut by_user: std::collections::HashMap<String, Vec<String>> = Default::default();
         for (group, users) in groups {
             for u in users {

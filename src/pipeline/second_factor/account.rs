@@ -109,7 +109,9 @@ pub async fn new_codes(mut v: Visit<'_>) -> Result<u16, Rejection> {
         .new_recovery_codes(&v.user)
         .await
         .map_err(store_down)?;
-    let sealed = v.factors.seal(&v.user, "fresh-codes", codes.join("\n").as_bytes());
+    let sealed = v
+        .factors
+        .seal(&v.user, "fresh-codes", codes.join("\n").as_bytes());
     v.save_record(|r| r.fresh_codes = Some(sealed)).await?;
     tracing::warn!(target: "vigie::audit", event = "recovery_codes_regenerated", user = %v.user, client = %v.request.client.ip);
     let to = format!(

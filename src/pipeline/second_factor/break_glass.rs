@@ -17,10 +17,7 @@ const MAX_REASON: usize = 1000;
 impl Visit<'_> {
     /// `None` when the session has the fresh passkey proof; else the redirect to the prompt.
     async fn needs_passkey(&mut self, return_to: &str) -> Result<Option<u16>, Rejection> {
-        let here = format!(
-            "{BREAK_GLASS_PATH}?return={}",
-            super::encode(return_to)
-        );
+        let here = format!("{BREAK_GLASS_PATH}?return={}", super::encode(return_to));
         if self.requirement_for(&here).met_by(&self.record, self.now()) {
             return Ok(None);
         }
@@ -28,7 +25,11 @@ impl Visit<'_> {
         Ok(Some(self.redirect(&to, &[]).await?))
     }
 
-    async fn break_glass_form(&mut self, return_to: &str, error: Option<String>) -> Result<u16, Rejection> {
+    async fn break_glass_form(
+        &mut self,
+        return_to: &str,
+        error: Option<String>,
+    ) -> Result<u16, Rejection> {
         let minutes = self.config.policy.break_glass.duration.as_secs() / 60;
         let ctx = context! { return_to, minutes, error };
         self.page(200, "break_glass.html", ctx, false).await

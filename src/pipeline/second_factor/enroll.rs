@@ -91,9 +91,11 @@ impl Visit<'_> {
             .new_recovery_codes(&self.user)
             .await
             .map_err(store_down)?;
-        Ok(Some(
-            self.factors.seal(&self.user, "fresh-codes", codes.join("\n").as_bytes()),
-        ))
+        Ok(Some(self.factors.seal(
+            &self.user,
+            "fresh-codes",
+            codes.join("\n").as_bytes(),
+        )))
     }
 }
 

@@ -142,7 +142,11 @@ impl Visit<'_> {
         };
         self.config
             .policy
-            .decide(&self.portal.config, self.config.second_factor.required, &facts)
+            .decide(
+                &self.portal.config,
+                self.config.second_factor.required,
+                &facts,
+            )
             .requirement
     }
 

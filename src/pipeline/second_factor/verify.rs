@@ -65,16 +65,17 @@ async fn wrong(v: &mut Visit<'_>, method: &str, return_to: &str) -> Result<u16, 
 
 /// `POST /.vigie/factor/totp`.
 pub async fn totp(mut v: Visit<'_>) -> Result<u16, Rejection> {
-    let (form, return_to) = match v.attempt().await? {
-        Ok(attempt) => attempt,
-        Err(status) => return Ok(status),
-    };
+    let form = v.form().await?;
+    let return_to = safe_return(&field(&form, "return"));
     let code = field(&form, "code");
     if crate::factors::totp::parse_code(&code).is_none() {
         // Not a guess at the secret (5 or 7 digits, spaces, full-width digits…): a clear
-        // message, and no failure counted against a clinician who typed "123 456".
+        // message, and no attempt counted against a clinician who typed "123 456".
         let error = pages::message(v.lang, "code_format");
         return prompt(&mut v, &return_to, 400, Some(error), None).await;
+    }
+    if let Err(status) = v.gate(false).await? {
+        return Ok(status);
     }
     let factors = v.factors.load(&v.user).await.map_err(store_down)?;
     let verdict = v
