@@ -170,8 +170,11 @@ fn sessions(config: &Config) -> anyhow::Result<(Sessions, Option<Arc<RedisStore>
                 absolute: s.absolute_timeout,
                 anonymous: s.anonymous_timeout,
             };
-            let store =
-                Arc::new(RedisStore::new(url, prefix, life).context("Redis session store")?);
+            let store = Arc::new(
+                RedisStore::new(url, prefix, life)
+                    .context("Redis session store")?
+                    .with_outage_grace(config.storage.outage_grace),
+            );
             redis = Some(store.clone());
             (store.clone(), Arc::new(RedisLocks::new(store)))
         }

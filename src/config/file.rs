@@ -208,6 +208,8 @@ pub struct StorageSection {
     /// How many replicas share Redis: a replica that loses Redis enforces this share of each
     /// budget alone.
     pub replicas: i64,
+    /// How long sessions this replica saw stay usable while Redis is unreachable.
+    pub outage_grace_seconds: i64,
 }
 
 impl Default for StorageSection {
@@ -219,6 +221,7 @@ impl Default for StorageSection {
             session_key_file: None,
             database: "vigie.sqlite".into(),
             replicas: 1,
+            outage_grace_seconds: 120,
         }
     }
 }

@@ -142,6 +142,8 @@ pub struct StorageConfig {
     pub backend: StorageBackend,
     /// Replicas sharing Redis (1 when embedded).
     pub replicas: u32,
+    /// Sessions seen by this replica stay usable this long into a Redis outage.
+    pub outage_grace: Duration,
     /// The SQLite file of durable data (users; later factors, alerts, audit).
     pub database: PathBuf,
     /// Key that signs session cookies. Replicas sharing Redis must share it; `None` means

@@ -130,7 +130,12 @@ impl Sessions {
         if now.saturating_sub(record.last_seen) >= TOUCH_EVERY {
             let mut touched = (*record).clone();
             touched.last_seen = now;
-            self.store.put(touched.clone()).await?;
+            // Not recording the activity only shortens the idle timeout: a store that cannot
+            // take the write (an outage within its grace) does not refuse the request.
+            if let Err(e) = self.store.put(touched.clone()).await {
+                tracing::debug!(error = %e, "session activity not recorded");
+                return Ok(Some(record));
+            }
             return Ok(Some(Arc::new(touched)));
         }
         Ok(Some(record))

@@ -4,8 +4,10 @@
 //! usable bearer token. Each replica keeps a local cache (at most [`CACHE_TTL`] old) so an
 //! authenticated request needs no round trip in the common case; revocations are published
 //! on a channel every replica listens to and evict the cached copy at once. If that channel
-//! breaks, the cache is dropped and the TTL alone bounds staleness. Every Redis call has a
-//! short deadline; a store that cannot answer makes callers fail closed.
+//! breaks, the cache is dropped once it is back and the TTL alone bounds staleness. Every
+//! Redis call has a short deadline; a store that cannot answer makes callers fail closed,
+//! except that a session this replica saw within the outage grace stays usable, so care goes
+//! on through a short outage (new logins still fail closed).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Once, RwLock};
@@ -39,6 +41,8 @@ pub struct RedisStore {
     lifetimes: Lifetimes,
     cache: Cache,
     subscriber: Once,
+    /// How long a cached session outlives an unreachable Redis.
+    outage_grace: Duration,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -66,7 +70,14 @@ impl RedisStore {
             lifetimes,
             cache: Arc::new(RwLock::new(HashMap::new())),
             subscriber: Once::new(),
+            outage_grace: Duration::ZERO,
         })
+    }
+
+    /// Keep serving sessions seen within `grace` while Redis is unreachable.
+    pub fn with_outage_grace(mut self, grace: Duration) -> Self {
+        self.outage_grace = grace;
+        self
     }
 
     pub(crate) async fn conn(&self) -> Result<ConnectionManager, StoreError> {
@@ -121,11 +132,15 @@ impl RedisStore {
             let (client, channel, cache) =
                 (self.client.clone(), self.channel(), self.cache.clone());
             tokio::spawn(async move {
+                let mut first = true;
                 loop {
                     if let Ok(mut pubsub) = client.get_async_pubsub().await {
                         if pubsub.subscribe(&channel).await.is_ok() {
                             // Revocations may have been missed while disconnected.
-                            cache.write().expect("cache lock").clear();
+                            if !first {
+                                cache.write().expect("cache lock").clear();
+                            }
+                            first = false;
                             let mut messages = pubsub.on_message();
                             while let Some(msg) = messages.next().await {
                                 if let Ok(hash) = msg.get_payload::<String>() {
@@ -134,7 +149,8 @@ impl RedisStore {
                             }
                         }
                     }
-                    cache.write().expect("cache lock").clear();
+                    // Disconnected: the cache stays for the outage grace, and is dropped once
+                    // the subscription is back (revocations may have been missed meanwhile).
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             });
@@ -168,13 +184,25 @@ impl SessionStore for RedisStore {
     async fn get(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         self.ensure_subscriber();
         let hash = Self::hash(id);
-        if let Some((record, at)) = self.cache.read().expect("cache lock").get(&hash) {
+        let cached = self.cache.read().expect("cache lock").get(&hash).cloned();
+        if let Some((record, at)) = &cached {
             if at.elapsed() < CACHE_TTL {
                 return Ok(Some(record.clone()));
             }
         }
-        let mut conn = self.conn().await?;
-        let raw: Option<String> = deadline(conn.get(self.key(&hash))).await?;
+        let fetched = async {
+            let mut conn = self.conn().await?;
+            deadline(conn.get::<_, Option<String>>(self.key(&hash))).await
+        };
+        let raw = match fetched.await {
+            Ok(raw) => raw,
+            Err(e) => {
+                return match cached.filter(|(_, at)| at.elapsed() < self.outage_grace) {
+                    Some((record, _)) => Ok(Some(record)),
+                    None => Err(e),
+                }
+            }
+        };
         let Some(raw) = raw else {
             self.cache.write().expect("cache lock").remove(&hash);
             return Ok(None);

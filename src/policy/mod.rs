@@ -279,3 +279,6 @@ impl Rule {
             && self.window.as_ref().is_none_or(|w| w.contains(f.now, zone))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,7 +20,7 @@ fn replicas(portal: &Portal, redis: &RedisServer) -> Pair {
     let key = key_dir.path().join("session.key");
     std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
     let storage = format!(
-        "[storage]\nbackend = \"redis\"\nredis_url = \"{}\"\nsession_key_file = \"{}\"\n",
+        "[storage]\nbackend = \"redis\"\nredis_url = \"{}\"\nsession_key_file = \"{}\"\nreplicas = 2\noutage_grace_seconds = 3\n",
         redis.url(),
         key.display()
     );
@@ -93,7 +93,7 @@ fn a_session_made_on_one_replica_is_honoured_and_revoked_on_the_other() {
 }
 
 #[test]
-fn redis_outage_fails_closed_and_recovers_by_itself() {
+fn redis_outage_keeps_care_going_briefly_fails_logins_closed_and_recovers() {
     let portal = start_portal();
     let mut redis = RedisServer::start();
     let pair = replicas(&portal, &redis);
@@ -108,8 +108,32 @@ fn redis_outage_fails_closed_and_recovers_by_itself() {
     assert!(failed.text().contains("Connexion momentanément impossible"));
     assert_eq!(cookie_set(&failed, "mediboard_session"), None);
     assert_eq!(cookie_set(&failed, "vigie"), None);
-    // Once the local cache has aged out, an existing session cannot be checked: refused too.
+    // A session this replica saw goes on for the outage grace, under per-replica budgets
+    // that the gateway announces.
     std::thread::sleep(Duration::from_millis(1100));
+    let during = get(pair.a.port, PATIENT, &format!("Cookie: {cookie}\r\n"));
+    assert_eq!(
+        during.status,
+        200,
+        "within the outage grace: {}",
+        pair.a.proc.stderr()
+    );
+    let ready = get(pair.a.admin_port, "/readyz", "");
+    assert!(
+        ready.text().contains("\"budgets\":\"per_replica\""),
+        "{}",
+        ready.text()
+    );
+    assert!(
+        metrics_with(pair.a.admin_port, &["vigie_budget_degraded 1"])
+            .contains("vigie_budget_degraded 1")
+    );
+    assert!(
+        pair.a.proc.stderr().contains("budget_store_down"),
+        "the outage is alerted"
+    );
+    // Past the grace, an existing session cannot be checked: refused too.
+    std::thread::sleep(Duration::from_millis(2500));
     let page = get(pair.a.port, PATIENT, &format!("Cookie: {cookie}\r\n"));
     assert_eq!(page.status, 503);
     // Both replicas keep serving what needs no session.

@@ -103,8 +103,16 @@ impl Validator<'_> {
             }
         };
         let replicas = self.range("storage.replicas", s.replicas, 1, 64, "") as u32;
+        let outage_grace = secs(self.range(
+            "storage.outage_grace_seconds",
+            s.outage_grace_seconds,
+            0,
+            3600,
+            " (0: sessions fail closed as soon as Redis is unreachable)",
+        ));
         StorageConfig {
             replicas,
+            outage_grace,
             backend,
             session_key,
             database: self.base.join(&s.database),
