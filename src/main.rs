@@ -37,6 +37,31 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Show the policy's decision for one described request, and the rule that made it.
+    Explain {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The request: a path (`/index.php?m=x`) or a full URL (its host picks the portal).
+        #[arg(long)]
+        url: String,
+        /// The user (omit for an anonymous request).
+        #[arg(long)]
+        user: Option<String>,
+        /// The user's groups, comma-separated.
+        #[arg(long, default_value = "")]
+        groups: String,
+        /// The client's address.
+        #[arg(long, default_value = "127.0.0.1")]
+        ip: std::net::IpAddr,
+        /// When: RFC 3339 (`2026-11-23T22:30:00+01:00`) or unix seconds; default now.
+        #[arg(long)]
+        time: Option<String>,
+        /// The session is in break-glass.
+        #[arg(long)]
+        break_glass: bool,
+    },
     /// Run the embedded demo: the sample portal with the gateway in front of it. Nothing to install.
     Demo {
         /// Where the gateway listens.
@@ -185,6 +210,25 @@ fn main() -> ExitCode {
             }
         },
         Command::Session { action } => session_command(action),
+        Command::Explain {
+            config,
+            method,
+            url,
+            user,
+            groups,
+            ip,
+            time,
+            break_glass,
+        } => explain(
+            &config,
+            &method,
+            &url,
+            user.as_deref(),
+            &groups,
+            ip,
+            time.as_deref(),
+            break_glass,
+        ),
         Command::User { config, action } => user_command(config, action),
         Command::Keys {
             action: KeysAction::Generate { dir },
@@ -233,6 +277,86 @@ fn main() -> ExitCode {
                 .run_forever()
         }
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn explain(
+    path: &Path,
+    method: &str,
+    url: &str,
+    user: Option<&str>,
+    groups: &str,
+    ip: std::net::IpAddr,
+    time: Option<&str>,
+    break_glass: bool,
+) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let target = match vigie::pipeline::normalise::normalise_target(url) {
+        Ok(t) => t,
+        Err(e) => {
+            println!("decision  REFUSED before policy: `{url}` is not a request target the gateway accepts ({e:?})");
+            return ExitCode::SUCCESS;
+        }
+    };
+    let host = target
+        .authority
+        .as_deref()
+        .map(|a| a.split(':').next().unwrap_or(a).to_string())
+        .unwrap_or_else(|| "*".into());
+    let router = vigie::pipeline::route::Router::new(&config.portals);
+    let Some(portal) = router.select(&host) else {
+        println!("decision  REFUSED: no portal answers for host `{host}` (404)");
+        return ExitCode::SUCCESS;
+    };
+    let now = match time {
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        Some(t) => match t.parse::<u64>().ok().or_else(|| {
+            t.parse::<jiff::Timestamp>()
+                .ok()
+                .map(|ts| ts.as_second() as u64)
+        }) {
+            Some(n) => n,
+            None => {
+                eprintln!("error: --time `{t}`: give RFC 3339 (2026-11-23T22:30:00+01:00) or unix seconds");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let groups: Vec<String> = groups
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect();
+    let method = method.to_ascii_uppercase();
+    let facts = vigie::policy::Facts {
+        host: &host,
+        method: &method,
+        path: &target.path,
+        query: target.query.as_deref(),
+        user,
+        groups: &groups,
+        ip,
+        now,
+        break_glass,
+    };
+    let decision = config
+        .policy
+        .decide(&portal.config, config.second_factor.required, &facts);
+    let limit = config.budgets.classes.get(&decision.budget);
+    print!(
+        "{}",
+        vigie::policy::explain::render(&portal.config.name, &facts, &decision, limit)
+    );
+    ExitCode::SUCCESS
 }
 
 fn check_config(path: &Path) -> ExitCode {

@@ -34,6 +34,10 @@ pub struct Outcome<'a> {
     pub identity: &'a str,
     pub rejected: Option<&'a str>,
     pub upstream_error: Option<&'a str>,
+    /// The policy rule that decided, if one did.
+    pub rule: Option<&'a str>,
+    /// The session was in break-glass: the request is also written to the audit log.
+    pub break_glass: bool,
     pub started: Instant,
 }
 
@@ -61,9 +65,21 @@ pub fn record(o: &Outcome<'_>) {
         identity = o.identity,
         rejected = o.rejected,
         upstream_error = o.upstream_error,
+        rule = o.rule,
         duration_us = elapsed.as_micros() as u64,
         "request"
     );
+    if o.break_glass {
+        tracing::warn!(
+            target: "vigie::audit",
+            event = "break_glass_request",
+            request_id = o.request_id,
+            user = o.identity,
+            method = o.method,
+            path = %masked_path(o.path),
+            status = o.status,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -383,6 +383,8 @@ impl ProxyHttp for Gateway {
             identity: ctx.identity.label(),
             rejected: ctx.rejected,
             upstream_error: ctx.upstream_error,
+            rule: ctx.decision.as_ref().and_then(|d| d.rule.as_deref()),
+            break_glass: ctx.break_glass,
             started: ctx.started,
         });
     }

@@ -180,9 +180,12 @@ impl Matcher {
     /// Whether every request this matcher takes is also taken by `wider` (conservative: only
     /// when each condition of `wider` is absent or the same).
     pub fn within(&self, wider: &Matcher) -> bool {
-        let path = matches!(wider.path, PathPattern::Any)
-            || (wider.path.source() == self.path.source()
-                && !matches!(self.path, PathPattern::Any));
+        let everything = |p: &PathPattern| {
+            matches!(p, PathPattern::Any)
+                || matches!(p, PathPattern::Glob(s, _) if s == "/**" || s == "**")
+        };
+        let path = everything(&wider.path)
+            || (wider.path.source() == self.path.source() && !everything(&self.path));
         let methods = wider.methods.is_empty()
             || (!self.methods.is_empty() && self.methods.iter().all(|m| wider.methods.contains(m)));
         let query = wider.query.iter().all(|w| {
@@ -278,5 +281,11 @@ mod tests {
         assert!(!wide.within(&narrow));
         assert!(narrow.within(&Matcher::any()));
         assert!(!Matcher::any().within(&narrow));
+        let all = Matcher {
+            path: PathPattern::glob("/**", false).unwrap(),
+            methods: vec![],
+            query: vec![],
+        };
+        assert!(narrow.within(&all), "`/**` takes everything");
     }
 }

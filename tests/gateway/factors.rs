@@ -281,38 +281,6 @@ fn recovery_codes_work_once_and_never_satisfy_a_passkey_rule() {
     assert!(!t.opens_patient());
 }
 
-fn origin(gw: &Gateway) -> webauthn_rs::prelude::Url {
-    webauthn_rs::prelude::Url::parse(&format!("http://localhost:{}", gw.port)).unwrap()
-}
-
-/// Register a passkey over HTTP with a software authenticator; returns the finish response.
-fn register_passkey(
-    c: &mut Client,
-    gw: &Gateway,
-    auth: &mut WebauthnAuthenticator<SoftPasskey>,
-) -> Response {
-    let start = c.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
-    assert_eq!(start.status, 200, "{}", start.text());
-    let options = serde_json::from_slice(&start.body).unwrap();
-    let answer = auth.do_registration(origin(gw), options).unwrap();
-    c.post_json(
-        "/.vigie/passkey/register/finish",
-        &serde_json::json!({ "name": "Poste 3B", "return": PATIENT, "credential": answer }),
-    )
-}
-
-fn passkey_sign_in(
-    c: &mut Client,
-    gw: &Gateway,
-    auth: &mut WebauthnAuthenticator<SoftPasskey>,
-) -> serde_json::Value {
-    let start = c.post_json("/.vigie/passkey/auth/start", &serde_json::json!({}));
-    assert_eq!(start.status, 200, "{}", start.text());
-    let options = serde_json::from_slice(&start.body).unwrap();
-    let answer = auth.do_authentication(origin(gw), options).unwrap();
-    serde_json::json!({ "return": EXPORT, "credential": answer })
-}
-
 #[test]
 fn passkeys_over_http_enroll_sign_in_and_satisfy_the_export_rule() {
     let portal = start_portal();

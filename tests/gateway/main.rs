@@ -12,6 +12,7 @@ mod hygiene;
 mod mfa;
 mod passthrough;
 mod paths;
+mod policy;
 mod replicas;
 mod sessions;
 mod upstream;

@@ -3,6 +3,9 @@
 
 use std::process::Command;
 
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+
 use crate::common::*;
 use crate::passthrough::{cookie_set, submit_login};
 
@@ -197,4 +200,36 @@ pub fn page_text(resp: &Response) -> String {
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
+}
+
+pub fn origin(gw: &Gateway) -> webauthn_rs::prelude::Url {
+    webauthn_rs::prelude::Url::parse(&format!("http://localhost:{}", gw.port)).unwrap()
+}
+
+/// Register a passkey over HTTP with a software authenticator; returns the finish response.
+pub fn register_passkey(
+    c: &mut Client,
+    gw: &Gateway,
+    auth: &mut WebauthnAuthenticator<SoftPasskey>,
+) -> Response {
+    let start = c.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
+    assert_eq!(start.status, 200, "{}", start.text());
+    let options = serde_json::from_slice(&start.body).unwrap();
+    let answer = auth.do_registration(origin(gw), options).unwrap();
+    c.post_json(
+        "/.vigie/passkey/register/finish",
+        &serde_json::json!({ "name": "Poste 3B", "return": PATIENT, "credential": answer }),
+    )
+}
+
+pub fn passkey_sign_in(
+    c: &mut Client,
+    gw: &Gateway,
+    auth: &mut WebauthnAuthenticator<SoftPasskey>,
+) -> serde_json::Value {
+    let start = c.post_json("/.vigie/passkey/auth/start", &serde_json::json!({}));
+    assert_eq!(start.status, 200, "{}", start.text());
+    let options = serde_json::from_slice(&start.body).unwrap();
+    let answer = auth.do_authentication(origin(gw), options).unwrap();
+    serde_json::json!({ "return": EXPORT, "credential": answer })
 }

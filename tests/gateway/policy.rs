@@ -1,0 +1,321 @@
+//! Policy, privileged accounts, break-glass and budgets end to end against the sample portal,
+//! with a real Redis where replicas share budgets (ATTACKS.md 26, 27).
+
+use std::process::Command;
+use std::time::Duration;
+
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+
+use crate::common::*;
+use crate::mfa::*;
+use crate::passthrough::{cookie_set, csrf_token};
+
+fn profiled_portal(portal: &Portal, rules: &str) -> String {
+    let profile =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
+    format!(
+        "{rules}\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:{}\"\nprofile = \"{}\"\n",
+        portal.port,
+        profile.display()
+    )
+}
+
+/// Post a hand-made login form (with the page's CSRF token and cookie).
+fn post_login_form(port: u16, form: impl Fn(&str) -> String) -> Response {
+    let page = get(port, "/index.php", "");
+    let cookies: Vec<String> = page
+        .headers_named("set-cookie")
+        .into_iter()
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .collect();
+    let body = form(&csrf_token(&page));
+    raw(
+        port,
+        format!(
+            "POST /index.php HTTP/1.1\r\nHost: portal.test\r\nCookie: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            cookies.join("; "),
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+fn portal_sessions(portal: &Portal) -> u64 {
+    let v: serde_json::Value =
+        serde_json::from_slice(&get(portal.port, "/status", "").body).unwrap();
+    v["sessions"].as_u64().unwrap()
+}
+
+#[test]
+fn a_login_the_gateway_cannot_read_never_reaches_the_portal() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
+    // Without the marker the portal would still log the user in, behind the gateway's back.
+    let unmarked = post_login_form(gw.port, |csrf| {
+        format!("csrf_token={csrf}&username=dr.martin&password=martin-demo")
+    });
+    assert_eq!(unmarked.status, 400, "{}", unmarked.text());
+    // Two names: the portal reads one, the gateway would record the other.
+    let twice = post_login_form(gw.port, |csrf| {
+        format!(
+            "login=1&csrf_token={csrf}&username=inf.durand&username=dr.martin&password=martin-demo"
+        )
+    });
+    assert_eq!(twice.status, 400);
+    assert_eq!(cookie_set(&twice, "mediboard_session"), None);
+    assert_eq!(portal_sessions(&portal), 0, "the portal logged nobody in");
+    // The same name twice is one clear login.
+    let same = post_login_form(gw.port, |csrf| {
+        format!(
+            "login=1&csrf_token={csrf}&username=dr.martin&username=dr.martin&password=martin-demo"
+        )
+    });
+    assert_eq!(same.status, 302, "{}", same.text());
+    let mut c = Client::new(gw.port);
+    c.cookie = cookie_set(&same, "vigie");
+    assert_eq!(
+        c.get(PATIENT).status,
+        303,
+        "and it still needs the second factor"
+    );
+}
+
+const TIGHT_BUDGETS: &str = "[budgets.login]\nrequests = 100000\nper = \"minute\"\n[budgets.source]\nrequests = 1000000\nper = \"minute\"\n[budgets.view]\nrequests = 100000\nper = \"minute\"\n[budgets.export]\nrequests = 2\nper = \"hour\"\nburst = 2\n";
+
+fn export(port: u16, cookie: &str) -> Response {
+    get(port, EXPORT, &format!("Cookie: {cookie}\r\n"))
+}
+
+#[test]
+fn a_budget_holds_across_replicas_and_restarts_with_retry_after() {
+    let portal = start_portal();
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("session.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef-budgets").unwrap();
+    let extra = format!(
+        "[storage]\nbackend = \"redis\"\nredis_url = \"{}\"\nsession_key_file = \"{}\"\nreplicas = 2\n{TIGHT_BUDGETS}",
+        redis.url(),
+        key.display()
+    );
+    let portals = profiled_portal(&portal, "");
+    let a = start_gateway_with(&portals, &extra);
+    let b = start_gateway_with(&portals, &extra);
+    let login = crate::passthrough::submit_login(a.port, "admin", "admin-demo", None);
+    let cookie = cookie_set(&login, "vigie").unwrap();
+    assert_eq!(export(a.port, &cookie).status, 200);
+    assert_eq!(
+        export(b.port, &cookie).status,
+        200,
+        "one budget, two replicas"
+    );
+    let third = export(a.port, &cookie);
+    assert_eq!(third.status, 429);
+    let wait: u64 = third.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (1790..=1800).contains(&wait),
+        "2 per hour: the next in half an hour, not {wait}"
+    );
+    assert!(page_text(&third).contains("Quota de requêtes atteint"));
+    // Ordinary pages are another class: still open.
+    assert_eq!(
+        get(b.port, PATIENT, &format!("Cookie: {cookie}\r\n")).status,
+        200
+    );
+    // A restarted replica finds the same budget in Redis.
+    drop(a);
+    let a2 = start_gateway_with(&portals, &extra);
+    assert_eq!(
+        export(a2.port, &cookie).status,
+        429,
+        "a restart does not reset a budget"
+    );
+    assert!(metrics_with(
+        a2.admin_port,
+        &["vigie_budget_rejections_total{class=\"export\"} 1"]
+    )
+    .contains("vigie_budget_rejections_total{class=\"export\"} 1"));
+}
+
+#[test]
+fn the_embedded_budget_counts_exactly() {
+    let portal = start_portal();
+    let gw = start_gateway_with(&profiled_portal(&portal, ""), TIGHT_BUDGETS);
+    let login = crate::passthrough::submit_login(gw.port, "admin", "admin-demo", None);
+    let cookie = cookie_set(&login, "vigie").unwrap();
+    let statuses: Vec<u16> = (0..4).map(|_| export(gw.port, &cookie).status).collect();
+    assert_eq!(statuses, vec![200, 200, 429, 429]);
+}
+
+#[test]
+fn privileged_accounts_get_their_pack_from_the_role_the_portal_shows() {
+    let portal = start_portal();
+    let pack = "[[privileged]]\nname = \"admins\"\ngroups = [\"admin\"]\nlevel = \"second_factor\"\nmax_sessions = 1\n";
+    // A staged rollout: everyone else still gets in with the password alone.
+    let gw = start_gateway_with(&profiled_portal(&portal, pack), "");
+    let mut doctor = Client::login(gw.port, "dr.martin", "martin-demo");
+    assert!(doctor.opens_patient());
+    // The portal shows "Administrateur": the profile maps it to the admin group, whose
+    // pack asks for a second factor.
+    let mut first = Client::login(gw.port, "admin", "admin-demo");
+    let wall = first.get(PATIENT);
+    assert_eq!(wall.status, 303);
+    assert!(location(&wall).starts_with("/.vigie/factor"));
+    // One session at most: a second login ends the first.
+    let _second = Client::login(gw.port, "admin", "admin-demo");
+    assert!(
+        first.get(PATIENT).text().contains("Connexion"),
+        "the oldest session ended"
+    );
+    assert!(gw.proc.stderr().contains("session_cap"));
+
+    let refuse = "[[privileged]]\nname = \"admins\"\ngroups = [\"admin\"]\nlevel = \"second_factor\"\nmax_sessions = 1\non_excess = \"refuse\"\n";
+    let strict = start_gateway_with(&profiled_portal(&portal, refuse), "");
+    let _one = Client::login(strict.port, "admin", "admin-demo");
+    let again = crate::passthrough::submit_login(strict.port, "admin", "admin-demo", None);
+    assert_eq!(again.status, 409);
+    assert!(page_text(&again).contains("Trop de sessions ouvertes"));
+}
+
+#[test]
+fn break_glass_lifts_a_denial_with_a_fresh_passkey_a_reason_and_an_alert() {
+    let portal = start_portal();
+    let rule = "[[rule]]\nname = \"records-closed\"\npath = \"/index.php\"\nquery = { tab = \"vw_full_patients\" }\ndeny = true\nbreak_glass = true\n";
+    let gw = start_gateway_with(
+        &profiled_portal(&portal, rule),
+        "[second_factor]\nenrollment = \"open\"\n",
+    );
+    let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
+    enroll_totp(&mut c, None);
+    let mut key = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    assert_eq!(register_passkey(&mut c, &gw, &mut key).status, 200);
+
+    let denied = c.get(PATIENT);
+    assert_eq!(denied.status, 403);
+    let text = page_text(&denied);
+    assert!(
+        text.contains("Accès refusé par la politique de sécurité"),
+        "{text}"
+    );
+    let link = text
+        .split("id=\"notice-link\" href=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a break-glass link")
+        .to_string();
+    assert!(link.starts_with("/.vigie/break-glass?return="), "{link}");
+    // A fresh passkey first: the TOTP session is sent to the prompt.
+    let ask = c.get(&link);
+    assert_eq!(ask.status, 303);
+    assert!(location(&ask).starts_with("/.vigie/factor"));
+    let mut answer = passkey_sign_in(&mut c, &gw, &mut key);
+    answer["return"] = link.clone().into();
+    let signed = c.post_json("/.vigie/passkey/auth/finish", &answer);
+    assert_eq!(signed.status, 200, "{}", signed.text());
+    let form = c.get(&link);
+    assert_eq!(form.status, 200, "{}", form.text());
+    assert!(form.text().contains("name=\"reason\""));
+    let short = c.post_form(
+        "/.vigie/break-glass",
+        &[("reason", "urgent"), ("return", PATIENT)],
+    );
+    assert!(page_text(&short).contains("au moins 15 caractères"));
+    let reason = "Arrêt cardiaque en salle 12, dossier requis";
+    let on = c.post_form(
+        "/.vigie/break-glass",
+        &[("reason", reason), ("return", PATIENT)],
+    );
+    assert_eq!(on.status, 303, "{}", on.text());
+    assert!(c.opens_patient(), "the denial is lifted");
+    std::thread::sleep(Duration::from_millis(100));
+    let log = gw.proc.stderr();
+    let alert = log
+        .lines()
+        .find(|l| l.contains("vigie::alert") && l.contains("break_glass"))
+        .expect("an alert");
+    assert!(
+        alert.contains("high") && !alert.contains("cardiaque"),
+        "{alert}"
+    );
+    assert!(
+        log.contains("cardiaque"),
+        "the reason is kept in the audit log"
+    );
+    assert!(log.contains("break_glass_request"), "requests are marked");
+    assert!(metrics_with(
+        gw.admin_port,
+        &["vigie_break_glass_total{portal=\"ehr\"} 1"]
+    )
+    .contains("vigie_break_glass_total{portal=\"ehr\"} 1"));
+}
+
+#[test]
+fn explain_and_check_config_speak_to_it() {
+    let portal = start_portal();
+    let rules = "[[rule]]\nname = \"everything\"\npath = \"/**\"\nlevel = \"second_factor\"\n\n[[rule]]\nname = \"export\"\npath = \"/index.php\"\nquery = { raw = \"ajax_export*\" }\nlevel = \"phishing_resistant\"\nbudget = \"export\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigie.toml");
+    let keys = factor_key_file(dir.path());
+    std::fs::write(
+        &path,
+        format!(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[second_factor]\nkey_file = \"{}\"\nwebauthn_origins = [\"http://localhost:1\"]\n{}",
+            keys.display(),
+            profiled_portal(&portal, rules)
+        ),
+    )
+    .unwrap();
+    let check = Command::new(VIGIE)
+        .args(["check-config", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success());
+    assert!(
+        out.contains("rule[1] `export` is never reached: rule[0] `everything` comes first"),
+        "{out}"
+    );
+    let explain = Command::new(VIGIE)
+        .args(["explain", "-c"])
+        .arg(&path)
+        .args([
+            "--url",
+            "/index.php?m=dPpatients&raw=ajax_export_patients_csv",
+            "--user",
+            "admin",
+            "--groups",
+            "admin",
+            "--ip",
+            "10.1.2.3",
+            "--time",
+            "2026-11-23T10:00:00+01:00",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(
+        explain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&explain.stderr)
+    );
+    assert!(text.contains("decision  ALLOW"), "{text}");
+    assert!(
+        text.contains("rule      everything"),
+        "first match wins: {text}"
+    );
+    assert!(text.contains("requires  second_factor"), "{text}");
+    assert!(
+        text.contains("budget    export"),
+        "the profile's class: {text}"
+    );
+    let bad = Command::new(VIGIE)
+        .args(["explain", "-c"])
+        .arg(&path)
+        .args(["--url", "/%2561dmin"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("REFUSED before policy"));
+}
