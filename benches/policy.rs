@@ -12,7 +12,10 @@ use vigie::identity::session::SystemClock;
 use vigie::policy::Facts;
 
 fn config() -> Config {
-    let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/config/profiles/sample-portal.toml");
+    let profile = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/profiles/sample-portal.toml"
+    );
     let mut rules = String::new();
     // Ten rules that do not match, then the one that does: a realistic worst case.
     for i in 0..10 {
@@ -57,7 +60,9 @@ fn benches(c: &mut Criterion) {
         b.iter(|| config.policy.decide(portal, true, black_box(&export)))
     });
 
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let budgets = Budgets::new(config.budgets.clone(), None, 1, Arc::new(SystemClock));
     let ip = "10.1.2.3".parse().unwrap();
     // The source budget and the identity's class budget, both in process.

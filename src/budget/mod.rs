@@ -28,18 +28,22 @@ const RETRY_REDIS_MS: u64 = 1000;
 pub struct Unavailable;
 
 static SCRIPT: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
-    // Redis's clock, not the replica's: replicas with skewed clocks still share one budget.
+    // Every key of one request in one round trip, in order, stopping at the first refusal
+    // (as the in-process check does). Redis's clock, not the replica's: replicas with skewed
+    // clocks still share one budget. Returns -1, or the wait in ms and the refusing key's index.
     redis::Script::new(
         "local t = redis.call('TIME')
          local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-         local interval = tonumber(ARGV[1])
-         local tolerance = tonumber(ARGV[2])
-         local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-         if tat < now then tat = now end
-         if tat - now > tolerance then return tat - now - tolerance end
-         tat = tat + interval
-         redis.call('SET', KEYS[1], tat, 'PX', tat - now + 1000)
-         return -1",
+         for i, key in ipairs(KEYS) do
+           local interval = tonumber(ARGV[2 * i - 1])
+           local tolerance = tonumber(ARGV[2 * i])
+           local tat = tonumber(redis.call('GET', key) or now)
+           if tat < now then tat = now end
+           if tat - now > tolerance then return {tat - now - tolerance, i} end
+           tat = tat + interval
+           redis.call('SET', key, tat, 'PX', tat - now + 1000)
+         end
+         return {-1, 0}",
     )
 });
 
@@ -88,22 +92,20 @@ impl Budgets {
         }
     }
 
-    /// One check of `key` against `limit` scaled by `scale`. `strict`: an unreachable Redis
+    /// Check `keys` in order (each with its limit and scale), stopping at the first refusal;
+    /// returns the verdict and the index of the refusing key. `strict`: an unreachable Redis
     /// is an error (fail closed) instead of the per-replica fallback.
     pub async fn check(
         &self,
-        key: &str,
-        limit: &Limit,
-        scale: f64,
+        keys: &[(&str, &Limit, f64)],
         strict: bool,
-    ) -> Result<Verdict, Unavailable> {
+    ) -> Result<(Verdict, usize), Unavailable> {
         let now = self.clock.now_ms();
         let Some(redis) = &self.redis else {
-            return Ok(self.memory.check(key, Rate::new(limit, scale, 1), now));
+            return Ok(self.check_memory(keys, 1, now));
         };
         if now >= self.skip_redis_until.load(Ordering::Relaxed) {
-            let rate = Rate::new(limit, scale, 1);
-            match self.redis_check(redis, key, rate).await {
+            match self.redis_check(redis, keys).await {
                 Ok(v) => {
                     self.set_degraded(false);
                     return Ok(v);
@@ -118,33 +120,44 @@ impl Budgets {
         if strict {
             return Err(Unavailable);
         }
-        Ok(self
-            .memory
-            .check(key, Rate::new(limit, scale, self.replicas), now))
+        Ok(self.check_memory(keys, self.replicas, now))
     }
 
-    async fn redis_check(&self, redis: &RedisStore, key: &str, rate: Rate) -> Result<Verdict, ()> {
-        let mut conn = redis.conn().await.map_err(|_| ())?;
-        let full = format!("{}budget:{key}", redis.prefix);
-        let wait: i64 = deadline(
-            SCRIPT
-                .key(full)
-                .arg(rate.interval)
-                .arg(rate.tolerance)
-                .invoke_async(&mut conn),
-        )
-        .await
-        .map_err(|_| ())?;
-        Ok(if wait < 0 {
-            Verdict::Allow
-        } else {
-            Verdict::Deny {
-                retry_after_ms: wait as u64,
+    fn check_memory(&self, keys: &[(&str, &Limit, f64)], share: u32, now: u64) -> (Verdict, usize) {
+        for (i, (key, limit, scale)) in keys.iter().enumerate() {
+            let v = self.memory.check(key, Rate::new(limit, *scale, share), now);
+            if v != Verdict::Allow {
+                return (v, i);
             }
+        }
+        (Verdict::Allow, 0)
+    }
+
+    async fn redis_check(
+        &self,
+        redis: &RedisStore,
+        keys: &[(&str, &Limit, f64)],
+    ) -> Result<(Verdict, usize), ()> {
+        let mut conn = redis.conn().await.map_err(|_| ())?;
+        let mut call = SCRIPT.prepare_invoke();
+        for (key, limit, scale) in keys {
+            let rate = Rate::new(limit, *scale, 1);
+            call.key(format!("{}budget:{key}", redis.prefix));
+            call.arg(rate.interval).arg(rate.tolerance);
+        }
+        let (wait, index): (i64, usize) = deadline(call.invoke_async(&mut conn))
+            .await
+            .map_err(|_| ())?;
+        Ok(if wait < 0 {
+            (Verdict::Allow, 0)
+        } else {
+            let retry_after_ms = wait as u64;
+            (Verdict::Deny { retry_after_ms }, index.saturating_sub(1))
         })
     }
 
-    /// A request: first its source address's budget, then the identity's budget for the class.
+    /// A request: its source address's budget, then the identity's budget for the class (one
+    /// round trip with Redis).
     pub async fn request(
         &self,
         user: Option<&str>,
@@ -152,27 +165,20 @@ impl Budgets {
         scale: f64,
         ip: IpAddr,
     ) -> Verdict {
-        let source = self
-            .check(&format!("src:{ip}"), &self.config.source, 1.0, false)
-            .await;
-        if let Ok(v @ Verdict::Deny { .. }) = source {
-            METRICS
-                .budget_rejections
-                .with_label_values(&["source"])
-                .inc();
-            return v;
+        let source = format!("src:{ip}");
+        let identity = user.map(|u| format!("c:{class}:{u}"));
+        let mut keys: Vec<(&str, &Limit, f64)> = vec![(&source, &self.config.source, 1.0)];
+        if let (Some(key), Some(limit)) = (&identity, self.config.classes.get(class)) {
+            keys.push((key, limit, scale));
         }
-        let (Some(user), Some(limit)) = (user, self.config.classes.get(class)) else {
-            return Verdict::Allow;
-        };
-        let v = self
-            .check(&format!("c:{class}:{user}"), limit, scale, false)
-            .await
-            .unwrap_or(Verdict::Allow);
-        if matches!(v, Verdict::Deny { .. }) {
-            METRICS.budget_rejections.with_label_values(&[class]).inc();
+        match self.check(&keys, false).await {
+            Ok((v @ Verdict::Deny { .. }, i)) => {
+                let label = if i == 0 { "source" } else { class };
+                METRICS.budget_rejections.with_label_values(&[label]).inc();
+                v
+            }
+            _ => Verdict::Allow,
         }
-        v
     }
 
     /// A login attempt from `ip` (before the user name is known). Fails closed.
@@ -187,7 +193,7 @@ impl Budgets {
 
     async fn login_check(&self, key: &str) -> Result<Verdict, Unavailable> {
         let limit = self.config.login;
-        let v = self.check(key, &limit, 1.0, true).await?;
+        let (v, _) = self.check(&[(key, &limit, 1.0)], true).await?;
         if v != Verdict::Allow {
             METRICS
                 .budget_rejections
