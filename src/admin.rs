@@ -93,6 +93,7 @@ impl AdminApp {
                         serde_json::json!({
                             "session": fp, "portal": r.portal, "level": r.level.label(), "client_ip": r.client_ip,
                             "user_agent": r.user_agent, "created": r.created, "last_seen": r.last_seen,
+                            "groups": r.groups, "break_glass_until": r.break_glass_until, "break_glass_reason": r.break_glass_reason,
                         })
                     })
                     .collect();

@@ -292,6 +292,14 @@ impl PortalConfig {
         self.profile.is_some() || matches!(self.login, LoginMode::Gateway { .. })
     }
 
+    /// The path policy reads for `path` (the profile's front controller, else `path`).
+    pub fn policy_path<'a>(&'a self, path: &'a str) -> &'a str {
+        match &self.profile {
+            Some(p) => p.script_path(path),
+            None => path,
+        }
+    }
+
     /// How the portal reads a repeated query parameter (from its profile; PHP-like by default).
     pub fn query_reading(&self) -> crate::policy::matcher::QueryReading {
         self.profile
@@ -314,6 +322,18 @@ impl PortalConfig {
 }
 
 impl Config {
+    /// The groups `[groups]` gives `user` (`fold`: user names compared without case).
+    pub fn groups_of(&self, user: &str, fold: bool) -> Vec<String> {
+        if !fold {
+            return self.static_groups.get(user).cloned().unwrap_or_default();
+        }
+        self.static_groups
+            .iter()
+            .filter(|(u, _)| u.to_lowercase() == user.to_lowercase())
+            .flat_map(|(_, g)| g.iter().cloned())
+            .collect()
+    }
+
     /// Read, parse and validate a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {

@@ -23,6 +23,26 @@ pub struct PortalProfile {
     pub classes: Vec<EndpointClass>,
     /// Where the portal shows a user's role, read once after each login into groups.
     pub role: Option<RoleRule>,
+    /// The script every page goes through (PHP: `/index.php`): `/` and `/index.php/…` run
+    /// it too, so rules, classes and logout detection read them as that path.
+    pub front_controller: Option<String>,
+}
+
+impl PortalProfile {
+    /// `path` as the portal's script sees it (see [`PortalProfile::front_controller`]).
+    pub fn script_path<'a>(&'a self, path: &'a str) -> &'a str {
+        match &self.front_controller {
+            Some(fc)
+                if path == "/"
+                    || path
+                        .strip_prefix(fc.as_str())
+                        .is_some_and(|r| r.starts_with('/')) =>
+            {
+                fc
+            }
+            _ => path,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +108,7 @@ struct File {
     #[serde(default)]
     class: Vec<ClassSection>,
     role: Option<RoleSection>,
+    front_controller: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -337,10 +358,20 @@ pub fn parse(path: &Path, text: &str) -> Result<PortalProfile, ConfigErrors> {
             }
         }
     };
+    if let Some(fc) = &f.front_controller {
+        if !fc.starts_with('/') || fc.ends_with('/') {
+            err(
+                "front_controller",
+                format!("`{fc}` is not a script path"),
+                "e.g. front_controller = \"/index.php\"",
+            );
+        }
+    }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
     Ok(PortalProfile {
+        front_controller: f.front_controller.clone(),
         role,
         query_reading,
         classes,

@@ -6,12 +6,13 @@ use crate::config::PortalProfile;
 
 use super::vault::SetCookie;
 
-/// Largest login form body the gateway reads.
+/// Largest form body the gateway parses; past it, it only scans for the password field.
 pub const MAX_LOGIN_BODY: usize = 64 * 1024;
 
-/// Is this request possibly the portal's login? The form body decides (see [`login_username`]).
-pub fn is_login_candidate(profile: &PortalProfile, method: &str, path: &str) -> bool {
-    method.eq_ignore_ascii_case(&profile.login.method) && path == profile.login.path
+/// Could this request carry a login? Every request with a body does, wherever it goes (a PHP
+/// portal runs `/index.php/x` and `/` as `/index.php`): its form decides (see [`classify`]).
+pub fn is_login_candidate(method: &str) -> bool {
+    matches!(method, "POST" | "PUT" | "PATCH")
 }
 
 /// What a form posted to the login path is.
@@ -26,23 +27,39 @@ pub enum Attempt {
     Ambiguous,
 }
 
-/// Read a form posted to the login path. Every login the portal could accept must be one the
-/// gateway understands: otherwise an authenticated portal session would land in a pre-login
-/// gateway session, past the second factor. Names repeated with different values are
-/// ambiguous (PHP reads the last, other portals the first).
-pub fn classify(profile: &PortalProfile, form: &[u8]) -> Attempt {
+/// A field name as the portal reads it (PHP-like portals fold names) and whether it is an
+/// array.
+fn field_name(profile: &PortalProfile, raw: &str) -> (String, bool) {
+    match profile.query_reading {
+        crate::policy::matcher::QueryReading::Last => crate::policy::matcher::php_name(raw),
+        crate::policy::matcher::QueryReading::First => (raw.to_string(), false),
+    }
+}
+
+/// Read fields (a urlencoded body, or a query). Every login the portal could accept must be
+/// one the gateway understands: otherwise an authenticated portal session would land in a
+/// pre-login gateway session, past the second factor. A user name given twice with
+/// different values, or as an array, is ambiguous (PHP reads the last, others the first).
+pub fn classify_fields<'a>(
+    profile: &PortalProfile,
+    fields: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+) -> Attempt {
     let login = &profile.login;
     let mut marker = login.marker_field.is_none();
     let mut password = false;
+    let mut odd = false;
     let mut names: Vec<String> = Vec::new();
-    for (k, v) in form_urlencoded::parse(form) {
-        if Some(k.as_ref()) == login.marker_field.as_deref() {
+    for (k, v) in fields {
+        let (name, array) = field_name(profile, &k);
+        if Some(name.as_str()) == login.marker_field.as_deref() {
             marker = true;
         }
-        if k == login.password_field {
+        if name == login.password_field {
             password = true;
+            odd |= array;
         }
-        if k == login.username_field {
+        if name == login.username_field {
+            odd |= array;
             let clean: String = v.chars().filter(|c| !c.is_control()).take(256).collect();
             names.push(canonical(profile, clean.trim()));
         }
@@ -52,9 +69,45 @@ pub fn classify(profile: &PortalProfile, form: &[u8]) -> Attempt {
     }
     names.dedup();
     match names.as_slice() {
-        [one] if marker && !one.is_empty() => Attempt::Login(one.clone()),
+        [one] if marker && !odd && !one.is_empty() => Attempt::Login(one.clone()),
         _ => Attempt::Ambiguous,
     }
+}
+
+/// Read a request body. A urlencoded form is parsed; any other body (multipart, JSON) that
+/// names the password field is ambiguous, since PHP fills `$_POST` from multipart too.
+pub fn classify(profile: &PortalProfile, content_type: Option<&str>, body: &[u8]) -> Attempt {
+    let urlencoded = content_type.is_none_or(|t| {
+        t.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
+    if urlencoded {
+        return classify_fields(profile, form_urlencoded::parse(body));
+    }
+    if mentions_password(profile, body) {
+        Attempt::Ambiguous
+    } else {
+        Attempt::NotLogin
+    }
+}
+
+/// Whether raw bytes name the password field as a multipart part or a JSON key (case
+/// ignored). Used on bodies that are not urlencoded, and past [`MAX_LOGIN_BODY`].
+pub fn mentions_password(profile: &PortalProfile, bytes: &[u8]) -> bool {
+    let field = profile.login.password_field.to_ascii_lowercase();
+    let needles = [
+        format!("name=\"{field}\""),
+        format!("name={field}"),
+        format!("\"{field}\""),
+        format!("&{field}="),
+    ];
+    let lower = bytes.to_ascii_lowercase();
+    needles
+        .iter()
+        .any(|n| lower.windows(n.len()).any(|w| w == n.as_bytes()))
 }
 
 /// The user name as the gateway keys it: lower-cased for portals that ignore case, so
@@ -69,7 +122,7 @@ pub fn canonical(profile: &PortalProfile, name: &str) -> String {
 
 /// The user name of a login form, if the body is an understood login.
 pub fn login_username(profile: &PortalProfile, form: &[u8]) -> Option<String> {
-    match classify(profile, form) {
+    match classify(profile, None, form) {
         Attempt::Login(user) => Some(user),
         _ => None,
     }
@@ -86,7 +139,7 @@ pub fn is_logout(profile: &PortalProfile, path: &str, query: Option<&str>) -> bo
     let Some(rule) = &profile.logout else {
         return false;
     };
-    if path != rule.path {
+    if profile.script_path(path) != rule.path {
         return false;
     }
     match &rule.query {
@@ -108,13 +161,8 @@ pub fn blocked(
     }
     let query = query?;
     let hit = form_urlencoded::parse(query.as_bytes()).any(|(k, _)| {
-        // PHP reads `login[]` and `login` alike, and turns `.` and ` ` into `_`.
-        let name = k
-            .split('[')
-            .next()
-            .unwrap_or("")
-            .replace(['.', ' '], "_")
-            .to_ascii_lowercase();
+        // PHP reads `login[]`, ` login` and `login%00x` as `login`, and `a.b` as `a_b`.
+        let name = crate::policy::matcher::php_name(&k).0.to_ascii_lowercase();
         profile.block.query_params.contains(&name)
     });
     hit.then_some("credential_in_query")
@@ -138,21 +186,77 @@ mod tests {
     #[test]
     fn login_forms_are_recognised_by_their_marker() {
         let p = profile("sample-portal.toml");
-        assert!(is_login_candidate(&p, "POST", "/index.php"));
-        assert!(!is_login_candidate(&p, "GET", "/index.php"));
+        assert!(is_login_candidate("POST") && !is_login_candidate("GET"));
         assert_eq!(
             login_username(&p, b"login=1&username=dr.martin&password=x").as_deref(),
             Some("dr.martin")
         );
         assert_eq!(
-            login_username(&p, b"username=dr.martin&password=x"),
-            None,
-            "no marker: another form"
+            classify(&p, None, b"username=dr.martin&password=x"),
+            Attempt::Ambiguous,
+            "a password without the marker: refused, not ignored"
+        );
+        assert_eq!(
+            classify(&p, None, b"m=dPpatients&note=x"),
+            Attempt::NotLogin
         );
         assert_eq!(login_username(&p, b"login=1&username=&password=x"), None);
         assert_eq!(
             login_username(&p, b"login=1&username=evil%0d%0aFAKE%20LOG&password=x").as_deref(),
             Some("evilFAKE LOG")
+        );
+    }
+
+    #[test]
+    fn forms_are_read_as_php_reads_them() {
+        let p = profile("sample-portal.toml");
+        let a = |body: &[u8]| classify(&p, None, body);
+        assert_eq!(
+            a(b"login=1&username=a&username=a&password=x"),
+            Attempt::Login("a".into())
+        );
+        for ambiguous in [
+            &b"login=1&username=a&username=b&password=x"[..],
+            b"login=1&username=a&password=x&+username=b",
+            b"login=1&username=a&password=x&username%00junk=b",
+            b"login=1&username[]=a&password=x",
+            b"login=1&username=a&password[]=x",
+        ] {
+            assert_eq!(
+                a(ambiguous),
+                Attempt::Ambiguous,
+                "{}",
+                String::from_utf8_lossy(ambiguous)
+            );
+        }
+        let multipart =
+            b"--b\r\nContent-Disposition: form-data; name=\"PASSWORD\"\r\n\r\nx\r\n--b--";
+        assert_eq!(
+            classify(&p, Some("multipart/form-data; boundary=b"), multipart),
+            Attempt::Ambiguous
+        );
+        assert_eq!(
+            classify(&p, Some("application/json"), br#"{"password":"x"}"#),
+            Attempt::Ambiguous
+        );
+        assert_eq!(
+            classify(&p, Some("application/json"), br#"{"note":"x"}"#),
+            Attempt::NotLogin
+        );
+        // Case-insensitive portals key users in lower case.
+        let mut m = p.clone();
+        m.login.case_insensitive_users = true;
+        assert_eq!(
+            classify(&m, None, b"login=1&username=ALICE&password=x"),
+            Attempt::Login("alice".into())
+        );
+        assert_eq!(
+            blocked(
+                &profile("mediboard.toml"),
+                Some("+login=victim%3Apw"),
+                false
+            ),
+            Some("credential_in_query")
         );
     }
 

@@ -168,6 +168,7 @@ impl Sessions {
             fresh_codes: None,
             break_glass_until: None,
             break_glass_reason: None,
+            privileged: false,
             idle_limit: None,
             absolute_limit: None,
             created: now,
@@ -182,32 +183,52 @@ impl Sessions {
         }
     }
 
-    /// Apply a privileged pack to a new login: its shorter timeouts, and its cap on
-    /// concurrent sessions (the oldest ends, or the new login is refused). `Ok(false)`:
-    /// refused.
-    pub async fn admit(
-        &self,
-        record: &mut SessionRecord,
-        pack: Option<&crate::policy::Pack>,
-    ) -> Result<bool, StoreError> {
+    /// Apply a privileged pack to a new login: its shorter timeouts.
+    pub fn admit(&self, record: &mut SessionRecord, pack: Option<&crate::policy::Pack>) {
         let Some(pack) = pack else {
-            return Ok(true);
+            return;
         };
+        record.privileged = true;
         record.idle_limit = pack.idle_timeout.map(|d| d.as_secs());
         record.absolute_limit = pack.absolute_timeout.map(|d| d.as_secs());
-        let (Some(max), Some(user)) = (pack.max_sessions, record.user.as_deref()) else {
+    }
+
+    /// A privileged pack's cap on concurrent sessions, applied when `record` reaches the
+    /// pack's level (a password alone must not be able to log the real user out, or fill the
+    /// cap). Only live sessions at that level count. `Ok(false)`: refused.
+    pub async fn enforce_cap(
+        &self,
+        record: &SessionRecord,
+        pack: Option<&crate::policy::Pack>,
+    ) -> Result<bool, StoreError> {
+        let (Some(pack), Some(user)) = (pack, record.user.as_deref()) else {
             return Ok(true);
         };
-        let mut live = self.store.list_user(user).await?;
-        if live.len() < max {
+        let Some(max) = pack.max_sessions else {
+            return Ok(true);
+        };
+        if record.level < pack.level {
+            return Ok(true);
+        }
+        let now = self.clock.now();
+        let mut others: Vec<_> = self
+            .store
+            .list_user(user)
+            .await?
+            .into_iter()
+            .filter(|(_, r)| {
+                r.id != record.id && r.level >= pack.level && !r.expired(now, &self.lifetimes())
+            })
+            .collect();
+        if others.len() < max {
             return Ok(true);
         }
         if pack.on_excess == crate::policy::Excess::Refuse {
             return Ok(false);
         }
-        live.sort_by_key(|(_, r)| r.created);
-        let excess = live.len() + 1 - max;
-        for (fp, _) in live.iter().take(excess) {
+        others.sort_by_key(|(_, r)| r.created);
+        let excess = others.len() + 1 - max;
+        for (fp, _) in others.iter().take(excess) {
             self.store.remove_fingerprint(user, fp).await?;
             tracing::warn!(target: "vigie::audit", event = "session_cap", user = %user, ended = %fp, pack = %pack.name);
         }

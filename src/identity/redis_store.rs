@@ -197,10 +197,16 @@ impl SessionStore for RedisStore {
         let raw = match fetched.await {
             Ok(raw) => raw,
             Err(e) => {
-                return match cached.filter(|(_, at)| at.elapsed() < self.outage_grace) {
+                // Privileged and break-glass sessions get no grace: a revocation must reach them.
+                let graced = |(r, at): &(Arc<SessionRecord>, Instant)| {
+                    at.elapsed() < self.outage_grace
+                        && !r.privileged
+                        && r.break_glass_until.is_none()
+                };
+                return match cached.filter(graced) {
                     Some((record, _)) => Ok(Some(record)),
                     None => Err(e),
-                }
+                };
             }
         };
         let Some(raw) = raw else {

@@ -70,6 +70,9 @@ pub struct SessionRecord {
     pub break_glass_until: Option<u64>,
     #[serde(default)]
     pub break_glass_reason: Option<String>,
+    /// A privileged pack applies (such sessions get no outage grace).
+    #[serde(default)]
+    pub privileged: bool,
     /// A privileged pack's shorter timeouts (seconds), when one applies.
     #[serde(default)]
     pub idle_limit: Option<u64>,
@@ -180,6 +183,7 @@ pub(crate) fn record(user: Option<&str>, level: AuthLevel, now: u64) -> SessionR
         fresh_codes: None,
         break_glass_until: None,
         break_glass_reason: None,
+        privileged: false,
         idle_limit: None,
         absolute_limit: None,
         created: now,

@@ -29,6 +29,7 @@ pub enum Outcome {
 
 /// The facts of a request, from the request and the session.
 pub fn facts<'a>(
+    portal: &'a Portal,
     request: &'a Request,
     method: &'a str,
     identity: &'a Identity,
@@ -38,7 +39,7 @@ pub fn facts<'a>(
     Facts {
         host: &request.host,
         method,
-        path: &request.target.path,
+        path: portal.config.policy_path(&request.target.path),
         query: request.target.query.as_deref(),
         user: s.and_then(|s| s.user.as_deref()),
         groups: s.map_or(&[], |s| &s.groups[..]),

@@ -170,8 +170,9 @@ pub async fn handle(
                 }
             }
             let pack = config.policy.pack_for(&record.groups);
+            sessions.admit(&mut record, pack);
             let admitted = sessions
-                .admit(&mut record, pack)
+                .enforce_cap(&record, pack)
                 .await
                 .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
             if !admitted {

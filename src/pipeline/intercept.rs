@@ -25,8 +25,14 @@ use crate::metrics::METRICS;
 pub struct Interception {
     /// The body is buffered to read the username: this may be the portal's login.
     pub login_body: Option<Vec<u8>>,
-    /// Who logs in, once the whole body was read and understood as a login.
+    /// Its content type, which says how to read it.
+    pub content_type: Option<String>,
+    /// The body outgrew [`MAX_LOGIN_BODY`]: the rest is only scanned for the password field.
+    pub overflow: bool,
+    /// Who logs in, once the whole body (or the query) was read and understood as a login.
     pub login_user: Option<String>,
+    /// The login was in the body: its budget is checked when the body ends.
+    pub body_login: bool,
     /// The portal's logout: the gateway session ends once the portal has answered.
     pub logout: bool,
 }
@@ -41,10 +47,30 @@ pub fn on_request(
     if let Some(reason) = login::blocked(profile, request.target.query.as_deref(), has_auth) {
         return Err(Rejection::new(403, reason));
     }
+    // A login carried in the query (a GET login, or a form the portal also reads from there).
+    let login_user = match request
+        .target
+        .query
+        .as_deref()
+        .map(|q| login::classify_fields(profile, form_urlencoded::parse(q.as_bytes())))
+    {
+        Some(login::Attempt::Login(user)) => Some(user),
+        Some(login::Attempt::Ambiguous) => {
+            return Err(Rejection::new(400, "login_query_ambiguous"));
+        }
+        _ => None,
+    };
+    let content_type = req
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     Ok(Interception {
-        login_body: login::is_login_candidate(profile, req.method.as_str(), &request.target.path)
-            .then(Vec::new),
-        login_user: None,
+        login_body: login::is_login_candidate(req.method.as_str()).then(Vec::new),
+        content_type,
+        overflow: false,
+        login_user,
+        body_login: false,
         logout: login::is_logout(
             profile,
             &request.target.path,
@@ -61,24 +87,45 @@ pub fn on_body(
     end_of_stream: bool,
     profile: Option<&PortalProfile>,
 ) -> pingora::Result<()> {
-    let Some(buf) = ctx.interception.login_body.as_mut() else {
+    let Some(profile) = profile else {
+        return Ok(());
+    };
+    let i = &mut ctx.interception;
+    let Some(buf) = i.login_body.as_mut() else {
         return Ok(());
     };
     if let Some(chunk) = chunk {
-        if buf.len() + chunk.len() > MAX_LOGIN_BODY {
-            ctx.rejected = Some("login_form_too_large");
-            return pingora::Error::e_explain(
-                pingora::ErrorType::HTTPStatus(413),
-                "login form over 64 KiB",
-            );
+        if !i.overflow && buf.len() + chunk.len() <= MAX_LOGIN_BODY {
+            buf.extend_from_slice(chunk);
+        } else {
+            // A large body (an upload) is not parsed, but a password field hidden past the
+            // first 64 KiB must still not reach the portal: scan, keeping a short overlap.
+            i.overflow = true;
+            let keep = buf.len().saturating_sub(64);
+            buf.drain(..keep);
+            buf.extend_from_slice(chunk);
+            if login::mentions_password(profile, buf) {
+                ctx.rejected = Some("login_form_ambiguous");
+                return pingora::Error::e_explain(
+                    pingora::ErrorType::HTTPStatus(400),
+                    "a large body carrying the password field",
+                );
+            }
         }
-        buf.extend_from_slice(chunk);
     }
     if !end_of_stream {
         return Ok(());
     }
-    match profile.map(|p| login::classify(p, buf)) {
-        Some(login::Attempt::Login(user)) => ctx.interception.login_user = Some(user),
+    let attempt = if i.overflow {
+        login::Attempt::NotLogin
+    } else {
+        login::classify(profile, i.content_type.as_deref(), buf)
+    };
+    match Some(attempt) {
+        Some(login::Attempt::Login(user)) => {
+            ctx.interception.login_user = Some(user);
+            ctx.interception.body_login = true;
+        }
         Some(login::Attempt::Ambiguous) => {
             ctx.rejected = Some("login_form_ambiguous");
             return pingora::Error::e_explain(
@@ -163,7 +210,12 @@ pub async fn on_response(
             );
             record.groups = groups;
             let pack = config.policy.pack_for(&record.groups);
-            if !sessions.admit(&mut record, pack).await.map_err(store_err)? {
+            sessions.admit(&mut record, pack);
+            if !sessions
+                .enforce_cap(&record, pack)
+                .await
+                .map_err(store_err)?
+            {
                 tracing::warn!(target: "vigie::audit", event = "login", outcome = "session_cap", user = %user, portal = %portal.config.name, client = %request.client.ip);
                 return Err(Rejection::new(409, "session_cap"));
             }
@@ -202,6 +254,14 @@ pub async fn on_response(
         return Ok(add);
     }
     match current {
+        // The portal replaced the session of a visitor the gateway saw no login from: a login
+        // it could not read. The new portal session is not kept, and the pre-login one ends.
+        Some(s) if !s.is_authenticated() && replaces_session(&s.vault, &changes) => {
+            sessions.store.remove(&s.id).await.map_err(store_err)?;
+            tracing::warn!(target: "vigie::audit", event = "pre_login_session_replaced", portal = %portal.config.name, client = %request.client.ip, session = %s.id.fingerprint());
+            ctx.identity = Identity::Anonymous;
+            add.push(sessions.clear_cookie(request.tls));
+        }
         // The portal refreshed its session: update the vault.
         Some(s) => {
             let mut updated: SessionRecord = (*s).clone();
@@ -243,6 +303,16 @@ pub async fn on_response(
         }
     }
     Ok(add)
+}
+
+/// Whether `changes` give a vaulted session cookie a new value.
+fn replaces_session(vault: &[vault::VaultedCookie], changes: &[SetCookie]) -> bool {
+    changes.iter().any(|c| match c {
+        SetCookie::Store(new) => vault
+            .iter()
+            .any(|old| old.name == new.name && old.value != new.value),
+        SetCookie::Delete(_) => false,
+    })
 }
 
 /// Remove the portal's session cookies from a response; return what they did.
@@ -315,6 +385,54 @@ async fn portal_logout(
     portal_get(portal, &uri, &record.vault, 0).await.map(|_| ())
 }
 
+/// The few HTML entities a role label may carry (`M&eacute;decin`), and numeric ones.
+fn decode_entities(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let Some(end) = tail.find(';').filter(|e| *e <= 10) else {
+            out.push('&');
+            rest = &tail[1..];
+            continue;
+        };
+        let name = &tail[1..end];
+        let decoded = match name {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "nbsp" => Some(' '),
+            "middot" => Some('·'),
+            "eacute" => Some('é'),
+            "egrave" => Some('è'),
+            "ecirc" => Some('ê'),
+            "agrave" => Some('à'),
+            "ccedil" => Some('ç'),
+            _ => name
+                .strip_prefix("#x")
+                .or_else(|| name.strip_prefix("#X"))
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &tail[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A GET to the portal on the user's behalf (vaulted cookies), reading at most `max_body`
 /// bytes of the answer.
 async fn portal_get(
@@ -322,7 +440,7 @@ async fn portal_get(
     uri: &str,
     vault: &[vault::VaultedCookie],
     max_body: usize,
-) -> pingora::Result<Vec<u8>> {
+) -> pingora::Result<(u16, Vec<u8>)> {
     let mut req = RequestHeader::build("GET", uri.as_bytes(), None)?;
     let host = portal
         .config
@@ -342,6 +460,7 @@ async fn portal_get(
     http.write_request_header(Box::new(req)).await?;
     http.finish_request_body().await?;
     http.read_response_header().await?;
+    let status = http.response_header().map_or(0, |h| h.status.as_u16());
     let mut body = Vec::new();
     while body.len() < max_body {
         match http.read_response_body().await? {
@@ -350,12 +469,12 @@ async fn portal_get(
         }
     }
     body.truncate(max_body);
-    Ok(body)
+    Ok((status, body))
 }
 
 /// The groups of a user who just logged in to the portal: the static mapping of the config,
-/// and the role the portal shows on the profile's page. A role that cannot be read refuses
-/// the login (fail closed: a privileged user must not pass as an ordinary one).
+/// and the role the portal shows on the profile's page. A role that cannot be read, or is not
+/// mapped, refuses the login (fail closed: a privileged user must not pass as an ordinary one).
 pub async fn login_groups(
     config: &crate::config::Config,
     portal: &Portal,
@@ -363,28 +482,33 @@ pub async fn login_groups(
     user: &str,
     vault: &[vault::VaultedCookie],
 ) -> Result<Vec<String>, Rejection> {
-    let mut groups = config.static_groups.get(user).cloned().unwrap_or_default();
+    let mut groups = config.groups_of(user, profile.login.case_insensitive_users);
     let Some(rule) = &profile.role else {
         return Ok(groups);
     };
-    let page = portal_get(portal, &rule.page, vault, 256 * 1024)
+    let refuse = |why: &str| {
+        tracing::error!(portal = %portal.config.name, user = %user, why, "cannot read the user's role from the portal; refusing the login");
+        Rejection::new(503, "role_unavailable")
+    };
+    let (status, page) = portal_get(portal, &rule.page, vault, 256 * 1024)
         .await
-        .map_err(|e| {
-            tracing::error!(portal = %portal.config.name, error = %e, "cannot read the user's role from the portal; refusing the login");
-            Rejection::new(503, "role_unavailable")
-        })?;
+        .map_err(|_| refuse("the role page did not answer"))?;
+    if status != 200 {
+        return Err(refuse("the role page did not answer 200"));
+    }
     let text = String::from_utf8_lossy(&page);
     let role = rule
         .pattern
         .captures(&text)
         .and_then(|c| c.get(1))
-        .map(|m| m.as_str().trim().to_string());
-    match role.as_deref().and_then(|r| rule.groups.get(r)) {
-        Some(group) if !groups.contains(group) => groups.push(group.clone()),
-        Some(_) => {}
-        None => {
-            tracing::warn!(portal = %portal.config.name, user = %user, "the portal's role page showed no mapped role")
-        }
+        .map(|m| decode_entities(m.as_str()).trim().to_string())
+        .ok_or_else(|| refuse("the role pattern found nothing"))?;
+    let group = rule
+        .groups
+        .get(&role)
+        .ok_or_else(|| refuse("the role is not mapped in the profile's [role.groups]"))?;
+    if !groups.contains(group) {
+        groups.push(group.clone());
     }
     Ok(groups)
 }
@@ -450,6 +574,13 @@ mod tests {
             !same_origin(&req(&[("Host", "ehr")])),
             "no origin information"
         );
+    }
+
+    #[test]
+    fn role_labels_are_decoded() {
+        assert_eq!(decode_entities("M&eacute;decin"), "Médecin");
+        assert_eq!(decode_entities("Infirmier&#183;&#xE8;re"), "Infirmier·ère");
+        assert_eq!(decode_entities("R&D & co &bogus;"), "R&D & co &bogus;");
     }
 
     #[test]

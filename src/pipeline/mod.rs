@@ -211,7 +211,7 @@ impl ProxyHttp for Gateway {
         ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
         let profile = ctx.portal.as_ref().and_then(|p| p.config.profile.clone());
         intercept::on_body(ctx, body, end_of_stream, profile.as_deref())?;
-        if end_of_stream {
+        if end_of_stream && ctx.interception.body_login {
             if let Some(user) = ctx.interception.login_user.clone() {
                 self.login_budget(ctx, &user).await?;
             }
@@ -509,7 +509,7 @@ impl Gateway {
         if portal.config.holds_sessions() {
             let now = self.sessions.now();
             let method = session.req_header().method.as_str().to_string();
-            let facts = authorise::facts(request, &method, &ctx.identity, now);
+            let facts = authorise::facts(portal, request, &method, &ctx.identity, now);
             ctx.break_glass = facts.break_glass;
             match authorise::run(&self.config, &self.budgets, portal, &facts, &ctx.identity).await {
                 authorise::Outcome::Pass(d) => ctx.decision = Some(d),
@@ -537,8 +537,11 @@ impl Gateway {
         }
         if let Some(profile) = &portal.config.profile {
             ctx.interception = intercept::on_request(profile, request, session.req_header())?;
-            if ctx.interception.login_body.is_some() {
-                self.login_source_budget(request).await?;
+            // A login read from the query is budgeted now; one in a body once it is read.
+            if let Some(user) = ctx.interception.login_user.clone() {
+                if let Err((status, why)) = self.login_allowed(request.client.ip, &user).await {
+                    return Err(Rejection::framing(status, why));
+                }
             }
         }
         Ok(Front::Forward)
@@ -592,26 +595,42 @@ impl Gateway {
 }
 
 impl Gateway {
-    /// Login attempts from one address are budgeted before the form is read.
-    async fn login_source_budget(&self, request: &Request) -> std::result::Result<(), Rejection> {
-        match self.budgets.login_source(request.client.ip).await {
-            Ok(crate::budget::gcra::Verdict::Allow) => Ok(()),
-            Ok(_) => Err(Rejection::framing(429, "login_budget")),
-            Err(_) => Err(Rejection::framing(503, "budget_store_unavailable")),
+    /// Login attempts are budgeted per source and per user name, once a form is understood as
+    /// a login (other forms posted to the same script are not login attempts). Fails closed
+    /// when the shared budget store is down.
+    async fn login_allowed(
+        &self,
+        ip: std::net::IpAddr,
+        user: &str,
+    ) -> std::result::Result<(), (u16, &'static str)> {
+        use crate::budget::gcra::Verdict;
+        let verdict = match self.budgets.login_source(ip).await {
+            Ok(Verdict::Allow) => self.budgets.login_user(user).await,
+            other => other,
+        };
+        match verdict {
+            Ok(Verdict::Allow) => Ok(()),
+            Ok(_) => {
+                tracing::warn!(target: "vigie::audit", event = "login", outcome = "login_budget", user = %user, client = %ip);
+                Err((429, "login_budget"))
+            }
+            Err(_) => Err((503, "budget_store_unavailable")),
         }
     }
 
-    /// Login attempts as one user, once the form says who: refused before the portal gets the
-    /// form's last byte. Fails closed when the shared budget store is down.
+    /// A login in a request body, once read: refused before the portal gets the last byte.
     async fn login_budget(&self, ctx: &mut RequestCtx, user: &str) -> Result<()> {
-        let (status, why) = match self.budgets.login_user(user).await {
-            Ok(crate::budget::gcra::Verdict::Allow) => return Ok(()),
-            Ok(_) => (429, "login_budget"),
-            Err(_) => (503, "budget_store_unavailable"),
+        let ip = ctx.request.as_ref().map(|r| r.client.ip);
+        let Some(ip) = ip else {
+            return Ok(());
         };
-        ctx.rejected = Some(why);
-        tracing::warn!(target: "vigie::audit", event = "login", outcome = why, user = %user);
-        Error::e_explain(ErrorType::HTTPStatus(status), why)
+        match self.login_allowed(ip, user).await {
+            Ok(()) => Ok(()),
+            Err((status, why)) => {
+                ctx.rejected = Some(why);
+                Error::e_explain(ErrorType::HTTPStatus(status), why)
+            }
+        }
     }
 }
 

@@ -44,12 +44,7 @@ pub async fn send_error(
     close: bool,
     request_id: &str,
 ) -> pingora::Result<()> {
-    let has_body = session.req_header().headers.contains_key("content-length")
-        || session
-            .req_header()
-            .headers
-            .contains_key("transfer-encoding");
-    let close = close || (has_body && !session.is_body_done());
+    let close = close || unread_body(session);
     let lang = pages::Lang::of_request(session.req_header());
     send_html(
         session,
@@ -59,6 +54,14 @@ pub async fn send_error(
         Some(request_id),
     )
     .await
+}
+
+/// Whether the request has a body not read yet: answering it early must close the
+/// connection, so the body can never be parsed as the next request (ATTACKS.md 2).
+fn unread_body(session: &mut Session) -> bool {
+    let h = &session.req_header().headers;
+    (h.contains_key("content-length") || h.contains_key("transfer-encoding"))
+        && !session.is_body_done()
 }
 
 /// Write one of the gateway's own HTML pages, with the headers every such page carries:
@@ -228,9 +231,10 @@ pub async fn send_denied(
         status: 403,
         html,
         script: false,
-        headers: vec![("x-request-id", request_id.to_string())],
+        headers: vec![],
     };
-    send_page(session, page).await
+    let close = unread_body(session);
+    write_page(session, page, close, Some(request_id)).await
 }
 
 /// 429 over budget, with `Retry-After` and a readable page.
@@ -246,10 +250,8 @@ pub async fn send_slowed(
         status: 429,
         html,
         script: false,
-        headers: vec![
-            ("retry-after", retry_after.to_string()),
-            ("x-request-id", request_id.to_string()),
-        ],
+        headers: vec![("retry-after", retry_after.to_string())],
     };
-    send_page(session, page).await
+    let close = unread_body(session);
+    write_page(session, page, close, Some(request_id)).await
 }

@@ -112,7 +112,7 @@ pub fn param(query: Option<&str>, name: &str, reading: QueryReading) -> Option<S
     let mut found = None;
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         let same = match reading {
-            QueryReading::Last => php_name(&k) == name,
+            QueryReading::Last => php_name(&k) == (name.to_string(), false),
             QueryReading::First => k == name,
         };
         if same {
@@ -125,18 +125,21 @@ pub fn param(query: Option<&str>, name: &str, reading: QueryReading) -> Option<S
     found
 }
 
-/// PHP's variable-name mangling: leading spaces dropped, ` ` and `.` (and a lone `[`) become `_`.
-fn php_name(raw: &str) -> String {
-    raw.trim_start_matches(' ')
-        .chars()
-        .map(|c| {
-            if c == ' ' || c == '.' || c == '[' {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect()
+/// A parameter name as PHP registers it: cut at a NUL byte, leading spaces dropped, ` ` and
+/// `.` turned into `_`; `name[…]` is the array `name` (the flag), while a `[` without a
+/// closing `]` becomes `_` too.
+pub fn php_name(raw: &str) -> (String, bool) {
+    let raw = raw.split('\0').next().unwrap_or("");
+    let raw = raw.trim_start_matches(' ');
+    let mut out = String::with_capacity(raw.len());
+    for (i, c) in raw.char_indices() {
+        match c {
+            '[' if raw[i..].contains(']') => return (out, true),
+            ' ' | '.' | '[' => out.push('_'),
+            c => out.push(c),
+        }
+    }
+    (out, false)
 }
 
 /// Path, methods and query conditions; every given one must hold.
@@ -243,6 +246,16 @@ mod tests {
             Some("2")
         );
         assert_eq!(param(Some("RAW=x"), "raw", QueryReading::Last), None);
+        assert_eq!(
+            param(Some("+raw=x"), "raw", QueryReading::Last).as_deref(),
+            Some("x")
+        );
+        assert_eq!(
+            param(Some("raw%00junk=x"), "raw", QueryReading::Last).as_deref(),
+            Some("x")
+        );
+        assert_eq!(php_name("a[b"), ("a_b".into(), false));
+        assert_eq!(php_name("a[]"), ("a".into(), true));
         let export = Matcher {
             path: PathPattern::glob("/index.php", false).unwrap(),
             methods: vec!["GET".into()],

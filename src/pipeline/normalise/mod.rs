@@ -44,7 +44,12 @@ pub fn run(session: &Session, limits: &Limits, trusted: &[IpNet]) -> Result<Requ
             .map_err(|e| Rejection::framing(e.status(), e.label()))?;
     }
     let req = session.req_header();
-    if matches!(req.method.as_str(), "TRACE" | "TRACK" | "CONNECT") {
+    // Only the methods a portal serves: TRACE and CONNECT never, and no spelling (`get`,
+    // `PROPFIND`) that policy rules could fail to recognise (ATTACKS.md 25).
+    if !matches!(
+        req.method.as_str(),
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
+    ) {
         return Err(Rejection::new(405, "method_not_allowed"));
     }
     let raw_target =

@@ -54,13 +54,17 @@ pub async fn activate(mut v: Visit<'_>) -> Result<u16, Rejection> {
     }
     let reason: String = field(&form, "reason")
         .chars()
-        .filter(|c| !c.is_control() || *c == '\n')
+        .map(|c| if c.is_control() { ' ' } else { c })
         .take(MAX_REASON)
         .collect();
     let reason = reason.trim().to_string();
     if reason.chars().count() < MIN_REASON {
         let error = pages::message(v.lang, "bg_reason_short");
         return v.break_glass_form(&return_to, Some(error)).await;
+    }
+    if v.record.break_glass_active(v.now()) {
+        // It ends by itself; it is not extended by asking again.
+        return v.redirect(&return_to, &[]).await;
     }
     let until = v.now() + v.config.policy.break_glass.duration.as_secs();
     let length = reason.chars().count();
@@ -74,9 +78,9 @@ pub async fn activate(mut v: Visit<'_>) -> Result<u16, Rejection> {
         .break_glass
         .with_label_values(&[&v.portal.config.name])
         .inc();
-    // The alert carries no free text (a reason may name a patient); the audit log keeps it
-    // for the review.
+    // Neither the alert nor the log carries the free text (a reason may name a patient or a
+    // condition): it stays with the session, where the admin API shows it for the review.
     tracing::error!(target: "vigie::alert", severity = "high", event = "break_glass", user = %v.user, portal = %v.portal.config.name, client = %v.request.client.ip, session = %v.fp(), until, reason_chars = length);
-    tracing::warn!(target: "vigie::audit", event = "break_glass", user = %v.user, session = %v.fp(), until, reason = %reason);
+    tracing::warn!(target: "vigie::audit", event = "break_glass", user = %v.user, session = %v.fp(), until, reason_chars = length);
     v.redirect(&return_to, &[cookie]).await
 }

@@ -132,7 +132,7 @@ impl Visit<'_> {
         let facts = crate::policy::Facts {
             host: &self.request.host,
             method: "GET",
-            path,
+            path: self.portal.config.policy_path(path),
             query,
             user: Some(&self.user),
             groups: &self.record.groups,
@@ -301,6 +301,18 @@ impl Visit<'_> {
         if self.locked().await? {
             let _ = self.sessions.store.remove(&self.record.id).await;
             return Err(Rejection::new(423, "account_locked"));
+        }
+        // A privileged account's cap counts the sessions that reached its pack's level.
+        let pack = self.config.policy.pack_for(&self.record.groups);
+        let within_cap = self
+            .sessions
+            .enforce_cap(&self.record, pack)
+            .await
+            .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+        if !within_cap {
+            let _ = self.sessions.store.remove(&self.record.id).await;
+            tracing::warn!(target: "vigie::audit", event = "second_factor", outcome = "session_cap", user = %self.user);
+            return Err(Rejection::new(409, "session_cap"));
         }
         crate::metrics::METRICS
             .factor_successes
