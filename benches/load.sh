@@ -112,10 +112,10 @@ required = false
 key_file = \"$work/factor.keys\"
 webauthn_origins = [\"http://localhost:1\"]
 [budgets.source]
-requests = 100000000
+requests = 1000000
 per = \"second\"
 [budgets.view]
-requests = 100000000
+requests = 1000000
 per = \"second\"
 [budgets.login]
 requests = 1000

@@ -1,9 +1,10 @@
 //! The generic cell rate algorithm: one number of state per key (the theoretical arrival time
-//! of the next request). Pure arithmetic in milliseconds; the stores keep the state.
+//! of the next request). Pure arithmetic in microseconds (milliseconds would cap any key at
+//! 1000 requests a second); the stores keep the state.
 
 use crate::config::Limit;
 
-/// A limit as GCRA parameters, in milliseconds.
+/// A limit as GCRA parameters, in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
     /// Time between two requests at the sustained rate.
@@ -19,7 +20,7 @@ impl Rate {
         let share = f64::from(share.max(1));
         let requests = (f64::from(limit.requests) * scale / share).max(1e-3);
         let burst = (f64::from(limit.burst) * scale / share).round().max(1.0);
-        let interval = ((limit.period.as_millis() as f64) / requests)
+        let interval = ((limit.period.as_micros() as f64) / requests)
             .ceil()
             .max(1.0) as u64;
         Rate {
@@ -33,9 +34,9 @@ impl Rate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Allow,
-    /// Refused; the next request fits after this many milliseconds.
+    /// Refused; the next request fits after this many microseconds.
     Deny {
-        retry_after_ms: u64,
+        retry_after_us: u64,
     },
 }
 
@@ -45,8 +46,8 @@ pub fn check(tat: Option<u64>, now: u64, rate: Rate) -> (Verdict, u64) {
     let tat = tat.unwrap_or(now).max(now);
     let ahead = tat - now;
     if ahead > rate.tolerance {
-        let retry_after_ms = ahead - rate.tolerance;
-        return (Verdict::Deny { retry_after_ms }, tat);
+        let retry_after_us = ahead - rate.tolerance;
+        return (Verdict::Deny { retry_after_us }, tat);
     }
     (Verdict::Allow, tat + rate.interval)
 }
@@ -82,32 +83,32 @@ mod tests {
         assert_eq!(
             rate,
             Rate {
-                interval: 1000,
-                tolerance: 9000
+                interval: 1_000_000,
+                tolerance: 9_000_000
             }
         );
         let mut tat = None;
         assert_eq!(
-            burst(&mut tat, 1_000_000, 15, rate),
+            burst(&mut tat, 1_000_000_000, 15, rate),
             10,
             "exactly the burst"
         );
-        let (v, _) = check(tat, 1_000_000, rate);
+        let (v, _) = check(tat, 1_000_000_000, rate);
         assert_eq!(
             v,
             Verdict::Deny {
-                retry_after_ms: 1000
+                retry_after_us: 1_000_000
             },
             "one interval to wait"
         );
         assert_eq!(
-            burst(&mut tat, 1_000_999, 1, rate),
+            burst(&mut tat, 1_000_999_999, 1, rate),
             0,
             "not a millisecond early"
         );
-        assert_eq!(burst(&mut tat, 1_001_000, 1, rate), 1, "on time");
+        assert_eq!(burst(&mut tat, 1_001_000_000, 1, rate), 1, "on time");
         // An hour later: a full burst again, no more.
-        assert_eq!(burst(&mut tat, 4_600_000, 20, rate), 10);
+        assert_eq!(burst(&mut tat, 4_600_000_000, 20, rate), 10);
     }
 
     #[test]
@@ -117,7 +118,7 @@ mod tests {
         let mut passed = 0;
         // One try per second for ten hours.
         for s in 0..36_000u64 {
-            passed += burst(&mut tat, s * 1000, 1, rate);
+            passed += burst(&mut tat, s * 1_000_000, 1, rate);
         }
         assert!(
             (50..=52).contains(&passed),
@@ -129,14 +130,17 @@ mod tests {
     fn scaling_and_replica_shares() {
         let l = limit(100, 60, 20);
         let quarter = Rate::new(&l, 0.25, 1);
-        assert_eq!(quarter.interval, 2400);
-        assert_eq!(quarter.tolerance, 2400 * 4, "burst 5");
+        assert_eq!(quarter.interval, 2_400_000);
+        assert_eq!(quarter.tolerance, 2_400_000 * 4, "burst 5");
         let half_each = Rate::new(&l, 1.0, 2);
-        assert_eq!(half_each.interval, 1200);
-        assert_eq!(half_each.tolerance, 1200 * 9, "burst 10");
+        assert_eq!(half_each.interval, 1_200_000);
+        assert_eq!(half_each.tolerance, 1_200_000 * 9, "burst 10");
         // A tiny budget never becomes zero: one request is always possible eventually.
         let tiny = Rate::new(&limit(1, 86_400, 1), 0.25, 4);
         assert_eq!(tiny.tolerance, 0);
-        assert!(tiny.interval >= 86_400_000);
+        assert!(tiny.interval >= 86_400_000_000);
+        // A high limit keeps its rate: a million a second is one request per microsecond.
+        let fast = Rate::new(&limit(1_000_000, 1, 1_000_000), 1.0, 1);
+        assert_eq!(fast.interval, 1);
     }
 }

@@ -18,9 +18,9 @@ use crate::metrics::METRICS;
 use gcra::{Rate, Verdict};
 use memory::MemoryBudgets;
 
-/// After a Redis failure, the fallback is used this long before Redis is tried again, so an
+/// After a Redis failure, the fallback is used this long (µs) before Redis is tried again, so an
 /// outage does not add a timeout to every request.
-const RETRY_REDIS_MS: u64 = 1000;
+const RETRY_REDIS_US: u64 = 1_000_000;
 
 /// A budget could not be checked and the caller must fail closed (logins during an outage).
 #[derive(Debug, thiserror::Error)]
@@ -30,10 +30,10 @@ pub struct Unavailable;
 static SCRIPT: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
     // Every key of one request in one round trip, in order, stopping at the first refusal
     // (as the in-process check does). Redis's clock, not the replica's: replicas with skewed
-    // clocks still share one budget. Returns -1, or the wait in ms and the refusing key's index.
+    // clocks still share one budget. Returns -1, or the wait in µs and the refusing key's index.
     redis::Script::new(
         "local t = redis.call('TIME')
-         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
          for i, key in ipairs(KEYS) do
            local interval = tonumber(ARGV[2 * i - 1])
            local tolerance = tonumber(ARGV[2 * i])
@@ -41,7 +41,7 @@ static SCRIPT: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new
            if tat < now then tat = now end
            if tat - now > tolerance then return {tat - now - tolerance, i} end
            tat = tat + interval
-           redis.call('SET', key, tat, 'PX', tat - now + 1000)
+           redis.call('SET', key, tat, 'PX', math.ceil((tat - now) / 1000) + 1000)
          end
          return {-1, 0}",
     )
@@ -52,7 +52,7 @@ pub struct Budgets {
     memory: MemoryBudgets,
     redis: Option<Arc<RedisStore>>,
     replicas: u32,
-    /// Until when (ms) Redis is skipped after a failure.
+    /// Until when (µs) Redis is skipped after a failure.
     skip_redis_until: AtomicU64,
     degraded: AtomicBool,
     clock: Arc<dyn Clock>,
@@ -100,7 +100,7 @@ impl Budgets {
         keys: &[(&str, &Limit, f64)],
         strict: bool,
     ) -> Result<(Verdict, usize), Unavailable> {
-        let now = self.clock.now_ms();
+        let now = self.clock.now_us();
         let Some(redis) = &self.redis else {
             return Ok(self.check_memory(keys, 1, now));
         };
@@ -112,7 +112,7 @@ impl Budgets {
                 }
                 Err(()) => {
                     self.skip_redis_until
-                        .store(now + RETRY_REDIS_MS, Ordering::Relaxed);
+                        .store(now + RETRY_REDIS_US, Ordering::Relaxed);
                     self.set_degraded(true);
                 }
             }
@@ -151,8 +151,8 @@ impl Budgets {
         Ok(if wait < 0 {
             (Verdict::Allow, 0)
         } else {
-            let retry_after_ms = wait as u64;
-            (Verdict::Deny { retry_after_ms }, index.saturating_sub(1))
+            let retry_after_us = wait as u64;
+            (Verdict::Deny { retry_after_us }, index.saturating_sub(1))
         })
     }
 
@@ -241,7 +241,7 @@ mod tests {
         assert_eq!(
             b.request(Some("alice"), "export", 1.0, ip).await,
             Verdict::Deny {
-                retry_after_ms: 720_000
+                retry_after_us: 720_000_000
             }
         );
         assert_eq!(

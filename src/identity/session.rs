@@ -123,9 +123,9 @@ impl SessionRecord {
 pub trait Clock: Send + Sync {
     /// Unix seconds.
     fn now(&self) -> u64;
-    /// Unix milliseconds (budgets need sub-second time).
-    fn now_ms(&self) -> u64 {
-        self.now() * 1000
+    /// Unix microseconds (budgets need sub-second time).
+    fn now_us(&self) -> u64 {
+        self.now() * 1_000_000
     }
 }
 
@@ -133,34 +133,34 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> u64 {
-        self.now_ms() / 1000
+        self.now_us() / 1_000_000
     }
-    fn now_ms(&self) -> u64 {
+    fn now_us(&self) -> u64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+            .map_or(0, |d| d.as_micros() as u64)
     }
 }
 
-/// A clock tests move by hand (millisecond resolution).
+/// A clock tests move by hand (microsecond resolution).
 #[derive(Default)]
 pub struct ManualClock(AtomicU64);
 
 impl ManualClock {
     /// At unix second `t`.
     pub fn at(t: u64) -> Self {
-        Self(AtomicU64::new(t * 1000))
+        Self(AtomicU64::new(t * 1_000_000))
     }
     pub fn advance(&self, d: Duration) {
-        self.0.fetch_add(d.as_millis() as u64, Ordering::SeqCst);
+        self.0.fetch_add(d.as_micros() as u64, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> u64 {
-        self.now_ms() / 1000
+        self.now_us() / 1_000_000
     }
-    fn now_ms(&self) -> u64 {
+    fn now_us(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
     }
 }

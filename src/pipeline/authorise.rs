@@ -73,9 +73,9 @@ pub async fn run(
         .await
     {
         Verdict::Allow => Outcome::Pass(decision),
-        Verdict::Deny { retry_after_ms } => Outcome::Slow {
+        Verdict::Deny { retry_after_us } => Outcome::Slow {
             decision,
-            retry_after: retry_after_ms.div_ceil(1000).max(1),
+            retry_after: retry_after_us.div_ceil(1_000_000).max(1),
         },
     }
 }
