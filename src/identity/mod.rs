@@ -152,35 +152,12 @@ impl Sessions {
         vault: Vec<VaultedCookie>,
     ) -> SessionRecord {
         let now = self.clock.now();
-        SessionRecord {
-            id: SessionId::random(),
-            portal: portal.to_string(),
-            password_at: (level >= AuthLevel::Password).then_some(now),
-            user,
-            groups: Vec::new(),
-            level,
-            second_factor_at: None,
-            phishing_resistant_at: None,
-            factor_method: None,
-            enroll_proof_at: None,
-            reset_pending: false,
-            pending_totp: None,
-            fresh_codes: None,
-            break_glass_until: None,
-            break_glass_reason: None,
-            privileged: false,
-            idle_limit: None,
-            absolute_limit: None,
-            created: now,
-            last_seen: now,
-            client_ip: ip,
-            user_agent: user_agent
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(MAX_USER_AGENT)
-                .collect(),
-            vault,
-        }
+        let user_agent = user_agent
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_USER_AGENT)
+            .collect();
+        SessionRecord::new(portal, user, level, ip, user_agent, vault, now)
     }
 
     /// Apply a privileged pack to a new login: its shorter timeouts.

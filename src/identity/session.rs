@@ -99,6 +99,43 @@ pub struct Lifetimes {
 }
 
 impl SessionRecord {
+    /// A fresh record with a new id: the one place every field starts from.
+    pub fn new(
+        portal: &str,
+        user: Option<String>,
+        level: AuthLevel,
+        client_ip: IpAddr,
+        user_agent: String,
+        vault: Vec<VaultedCookie>,
+        now: u64,
+    ) -> Self {
+        SessionRecord {
+            id: SessionId::random(),
+            portal: portal.to_string(),
+            password_at: (level >= AuthLevel::Password && user.is_some()).then_some(now),
+            user,
+            groups: Vec::new(),
+            level,
+            second_factor_at: None,
+            phishing_resistant_at: None,
+            factor_method: None,
+            enroll_proof_at: None,
+            reset_pending: false,
+            pending_totp: None,
+            fresh_codes: None,
+            break_glass_until: None,
+            break_glass_reason: None,
+            privileged: false,
+            idle_limit: None,
+            absolute_limit: None,
+            created: now,
+            last_seen: now,
+            client_ip,
+            user_agent,
+            vault,
+        }
+    }
+
     pub fn is_authenticated(&self) -> bool {
         self.level > AuthLevel::None && self.user.is_some()
     }
@@ -167,31 +204,15 @@ impl Clock for ManualClock {
 
 #[cfg(test)]
 pub(crate) fn record(user: Option<&str>, level: AuthLevel, now: u64) -> SessionRecord {
-    SessionRecord {
-        id: SessionId::random(),
-        portal: "p".into(),
-        user: user.map(str::to_string),
-        groups: vec![],
+    SessionRecord::new(
+        "p",
+        user.map(str::to_string),
         level,
-        password_at: user.map(|_| now),
-        second_factor_at: None,
-        phishing_resistant_at: None,
-        factor_method: None,
-        enroll_proof_at: None,
-        reset_pending: false,
-        pending_totp: None,
-        fresh_codes: None,
-        break_glass_until: None,
-        break_glass_reason: None,
-        privileged: false,
-        idle_limit: None,
-        absolute_limit: None,
-        created: now,
-        last_seen: now,
-        client_ip: IpAddr::from([127, 0, 0, 1]),
-        user_agent: String::new(),
-        vault: vec![],
-    }
+        IpAddr::from([127, 0, 0, 1]),
+        String::new(),
+        vec![],
+        now,
+    )
 }
 
 #[cfg(test)]
