@@ -75,6 +75,15 @@ impl UserFactors {
     }
 }
 
+/// What removing a passkey did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    NotFound,
+    /// Refused: it is the user's only factor.
+    LastFactor,
+}
+
 /// Outcome of a verification attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -118,23 +127,62 @@ impl Factors {
     }
 
     pub async fn load(&self, user: &str) -> Result<UserFactors, FactorError> {
-        let Some(sealed) = self.store.load(user).await? else {
-            return Ok(UserFactors::default());
+        Ok(self.load_versioned(user).await?.0)
+    }
+
+    async fn load_versioned(&self, user: &str) -> Result<(UserFactors, u64), FactorError> {
+        let Some((sealed, version)) = self.store.load(user).await? else {
+            return Ok((UserFactors::default(), 0));
         };
         let (plain, stale) = self.keys.open(&aad("factors", user), &sealed)?;
         let factors: UserFactors =
             serde_json::from_slice(&plain).map_err(|e| FactorError::Corrupt(e.to_string()))?;
         if stale {
-            // Sealed under an older key: re-seal under the current one (rotation).
-            self.save(user, &factors).await?;
+            // Sealed under an older key: re-seal under the current one (rotation). Losing
+            // the race to another writer is fine: it sealed under the current key too.
+            let sealed = self.seal_record(user, &factors)?;
+            if self.store.save(user, sealed, version).await? {
+                return Box::pin(self.load_versioned(user)).await;
+            }
         }
-        Ok(factors)
+        Ok((factors, version))
     }
 
-    pub async fn save(&self, user: &str, factors: &UserFactors) -> Result<(), FactorError> {
+    fn seal_record(&self, user: &str, factors: &UserFactors) -> Result<Vec<u8>, FactorError> {
         let plain = serde_json::to_vec(factors).map_err(|e| FactorError::Corrupt(e.to_string()))?;
-        let sealed = self.keys.seal(&aad("factors", user), &plain);
-        Ok(self.store.save(user, sealed).await?)
+        Ok(self.keys.seal(&aad("factors", user), &plain))
+    }
+
+    /// Change the user's record with `change` (`None`: no change to store), retrying when
+    /// another writer got there first, so no change is lost.
+    pub async fn update<R>(
+        &self,
+        user: &str,
+        mut change: impl FnMut(&mut UserFactors) -> Option<R>,
+    ) -> Result<Option<R>, FactorError> {
+        for _ in 0..8 {
+            let (mut factors, version) = self.load_versioned(user).await?;
+            let Some(result) = change(&mut factors) else {
+                return Ok(None);
+            };
+            let sealed = self.seal_record(user, &factors)?;
+            if self.store.save(user, sealed, version).await? {
+                return Ok(Some(result));
+            }
+        }
+        Err(FactorError::Corrupt(
+            "the factor record kept changing under us".into(),
+        ))
+    }
+
+    /// Store `factors` as the user's record, whatever it was (tests, tools).
+    pub async fn save(&self, user: &str, factors: &UserFactors) -> Result<(), FactorError> {
+        self.update(user, |f| {
+            *f = factors.clone();
+            Some(())
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Seal a value for this user that waits in the session; `purpose` is bound in, so a
@@ -251,13 +299,16 @@ impl Factors {
         if replace {
             self.reset(user).await?;
         }
-        let mut factors = self.load(user).await?;
-        factors.totp = Some(TotpFactor {
+        let totp = TotpFactor {
             secret: secret.to_vec(),
             hash: self.hash().label().to_string(),
             created: self.now(),
-        });
-        self.save(user, &factors).await?;
+        };
+        self.update(user, |f| {
+            f.totp = Some(totp.clone());
+            Some(())
+        })
+        .await?;
         Ok(Verdict::Accepted)
     }
 
@@ -391,14 +442,17 @@ impl Factors {
         if replace {
             self.reset(user).await?;
         }
-        let mut factors = self.load(user).await?;
-        factors.passkeys.push(NamedPasskey {
+        let named = NamedPasskey {
             name: name.to_string(),
             created: self.now(),
             last_used: None,
             passkey,
-        });
-        self.save(user, &factors).await?;
+        };
+        self.update(user, |f| {
+            f.passkeys.push(named.clone());
+            Some(())
+        })
+        .await?;
         Ok(Verdict::Accepted)
     }
 
@@ -437,32 +491,44 @@ impl Factors {
         let Ok(result) = self.rp.finish_authentication(answer, &state) else {
             return Ok(Verdict::Rejected);
         };
-        let mut factors = self.load(user).await?;
         let now = self.now();
-        let mut found = false;
-        for p in &mut factors.passkeys {
-            if p.passkey.cred_id() == result.cred_id() {
+        // The passkey must still be there (not removed meanwhile) for the sign-in to count.
+        let updated = self
+            .update(user, |f| {
+                let p = f
+                    .passkeys
+                    .iter_mut()
+                    .find(|p| p.passkey.cred_id() == result.cred_id())?;
                 p.passkey.update_credential(&result);
                 p.last_used = Some(now);
-                found = true;
-            }
-        }
-        if !found {
-            return Ok(Verdict::Rejected);
-        }
-        self.save(user, &factors).await?;
-        Ok(Verdict::Accepted)
+                Some(())
+            })
+            .await?;
+        Ok(match updated {
+            Some(()) => Verdict::Accepted,
+            None => Verdict::Rejected,
+        })
     }
 
-    pub async fn remove_passkey(&self, user: &str, id: &str) -> Result<bool, FactorError> {
-        let mut factors = self.load(user).await?;
-        let before = factors.passkeys.len();
-        factors.passkeys.retain(|p| p.id() != id);
-        if factors.passkeys.len() == before {
-            return Ok(false);
-        }
-        self.save(user, &factors).await?;
-        Ok(true)
+    /// Remove a passkey, never the user's last factor (decided on the record being changed,
+    /// so two removals at once cannot leave the account without any).
+    pub async fn remove_passkey(&self, user: &str, id: &str) -> Result<Removal, FactorError> {
+        let mut outcome = Removal::NotFound;
+        self.update(user, |f| {
+            if !f.passkeys.iter().any(|p| p.id() == id) {
+                outcome = Removal::NotFound;
+                return None;
+            }
+            if f.totp.is_none() && f.passkeys.len() == 1 {
+                outcome = Removal::LastFactor;
+                return None;
+            }
+            f.passkeys.retain(|p| p.id() != id);
+            outcome = Removal::Removed;
+            Some(())
+        })
+        .await?;
+        Ok(outcome)
     }
 
     async fn keep_state<T: Serialize>(

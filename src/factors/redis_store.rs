@@ -47,6 +47,15 @@ static TAKE_INVITATION: once_cell::sync::Lazy<redis::Script> = once_cell::sync::
     )
 });
 
+static SAVE: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
+    redis::Script::new(
+        "local v = redis.call('HGET', KEYS[1], 'version') or '0'
+         if v ~= ARGV[2] then return 0 end
+         redis.call('HSET', KEYS[1], 'sealed', ARGV[1], 'version', ARGV[3])
+         return 1",
+    )
+});
+
 static RESERVE: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
     redis::Script::new(
         "local c = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
@@ -70,14 +79,24 @@ static RELEASE: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::ne
 
 #[async_trait]
 impl FactorStore for RedisFactors {
-    async fn load(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn load(&self, user: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
         let mut c = self.redis.conn().await?;
-        deadline(c.get(self.key("factors", user))).await
+        let (sealed, version): (Option<Vec<u8>>, Option<u64>) =
+            deadline(c.hmget(self.key("factors", user), &["sealed", "version"])).await?;
+        Ok(sealed.map(|s| (s, version.unwrap_or(0))))
     }
 
-    async fn save(&self, user: &str, sealed: Vec<u8>) -> Result<(), StoreError> {
+    async fn save(&self, user: &str, sealed: Vec<u8>, version: u64) -> Result<bool, StoreError> {
         let mut c = self.redis.conn().await?;
-        deadline(c.set(self.key("factors", user), sealed)).await
+        let stored: i64 = deadline(
+            SAVE.key(self.key("factors", user))
+                .arg(sealed)
+                .arg(version)
+                .arg(super::store::new_version())
+                .invoke_async(&mut c),
+        )
+        .await?;
+        Ok(stored == 1)
     }
 
     async fn delete_user(&self, user: &str) -> Result<(), StoreError> {

@@ -22,8 +22,12 @@ pub struct Invitation {
 #[async_trait]
 pub trait FactorStore: Send + Sync {
     /// The user's sealed factor record.
-    async fn load(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    async fn save(&self, user: &str, sealed: Vec<u8>) -> Result<(), StoreError>;
+    /// The user's sealed factor record and its version.
+    async fn load(&self, user: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError>;
+    /// Compare-and-swap: store `sealed` only if the record is still at `version` (0: absent);
+    /// whether it was stored. Two writers racing (a sign-in updating a counter while the
+    /// user removes that passkey) cannot overwrite each other's change.
+    async fn save(&self, user: &str, sealed: Vec<u8>, version: u64) -> Result<bool, StoreError>;
     /// Forget every factor of a user (a reset), with their recovery codes.
     async fn delete_user(&self, user: &str) -> Result<(), StoreError>;
     /// Accept TOTP step `step` only if it is newer than the last accepted one (`or_same`:
@@ -78,6 +82,11 @@ pub trait FactorStore: Send + Sync {
     async fn take_challenge(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
+/// A fresh record version: random, never 0 (which means "absent"), within i64.
+pub(crate) fn new_version() -> u64 {
+    (rand::random::<u64>() >> 2) | 1
+}
+
 fn db_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -94,7 +103,7 @@ impl SqliteFactors {
             .map_err(db_err)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
-             CREATE TABLE IF NOT EXISTS factors (username TEXT PRIMARY KEY, sealed BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS factors (username TEXT PRIMARY KEY, sealed BLOB NOT NULL, version INTEGER NOT NULL DEFAULT 0);
              CREATE TABLE IF NOT EXISTS totp_steps (username TEXT PRIMARY KEY, step INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS recovery_codes (username TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (username, digest));
              CREATE TABLE IF NOT EXISTS factor_failures (key TEXT PRIMARY KEY, count INTEGER NOT NULL, last_at INTEGER NOT NULL);
@@ -118,25 +127,34 @@ impl SqliteFactors {
 
 #[async_trait]
 impl FactorStore for SqliteFactors {
-    async fn load(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn load(&self, user: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
         self.with(|c| {
             c.query_row(
-                "SELECT sealed FROM factors WHERE username = ?1",
+                "SELECT sealed, version FROM factors WHERE username = ?1",
                 [user],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)),
             )
             .optional()
         })
     }
 
-    async fn save(&self, user: &str, sealed: Vec<u8>) -> Result<(), StoreError> {
+    async fn save(&self, user: &str, sealed: Vec<u8>, version: u64) -> Result<bool, StoreError> {
+        // A random next version: a record deleted and made again never reuses an old one.
+        let next = new_version();
         self.with(|c| {
-            c.execute(
-                "INSERT INTO factors (username, sealed) VALUES (?1, ?2)
-                 ON CONFLICT (username) DO UPDATE SET sealed = excluded.sealed",
-                params![user, sealed],
-            )
-            .map(|_| ())
+            let n = if version == 0 {
+                c.execute(
+                    "INSERT INTO factors (username, sealed, version) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (username) DO NOTHING",
+                    params![user, sealed, next as i64],
+                )?
+            } else {
+                c.execute(
+                    "UPDATE factors SET sealed = ?2, version = ?3 WHERE username = ?1 AND version = ?4",
+                    params![user, sealed, next as i64, version as i64],
+                )?
+            };
+            Ok(n == 1)
         })
     }
 
@@ -339,9 +357,21 @@ pub(crate) mod tests {
     /// The contract both backends honour; the Redis backend runs it in the integration tests.
     pub async fn contract(store: &dyn FactorStore, clock_expiry: bool) {
         assert_eq!(store.load("alice").await.unwrap(), None);
-        store.save("alice", vec![1, 2, 3]).await.unwrap();
-        store.save("alice", vec![4]).await.unwrap();
-        assert_eq!(store.load("alice").await.unwrap(), Some(vec![4]));
+        assert!(store.save("alice", vec![1, 2, 3], 0).await.unwrap());
+        assert!(
+            !store.save("alice", vec![9], 0).await.unwrap(),
+            "already made"
+        );
+        let (_, v1) = store.load("alice").await.unwrap().unwrap();
+        assert!(store.save("alice", vec![4], v1).await.unwrap());
+        assert!(
+            !store.save("alice", vec![5], v1).await.unwrap(),
+            "a stale writer loses"
+        );
+        assert_eq!(
+            store.load("alice").await.unwrap().map(|(s, _)| s),
+            Some(vec![4])
+        );
 
         assert!(store.claim_totp_step("alice", 100, false).await.unwrap());
         assert!(

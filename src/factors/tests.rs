@@ -386,7 +386,7 @@ async fn rotated_keys_still_open_and_reseal() {
         .enroll_totp("alice", &secret, &code, false)
         .await
         .unwrap();
-    let sealed = s.f.store.load("alice").await.unwrap().unwrap();
+    let (sealed, _) = s.f.store.load("alice").await.unwrap().unwrap();
     assert!(before.keys.open(&aad("factors", "alice"), &sealed).is_ok());
     assert!(
         before
@@ -417,4 +417,43 @@ async fn rotated_keys_still_open_and_reseal() {
         matches!(before.load("alice").await, Err(FactorError::Crypto(_))),
         "the old ring alone cannot"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_removals_never_leave_an_account_without_a_factor() {
+    let s = Arc::new(setup());
+    for _ in 0..2 {
+        let mut key = authenticator(true);
+        assert_eq!(
+            register(&s, "erin", &mut key, ORIGIN).await,
+            Verdict::Accepted
+        );
+    }
+    let ids: Vec<String> =
+        s.f.load("erin")
+            .await
+            .unwrap()
+            .passkeys
+            .iter()
+            .map(|p| p.id())
+            .collect();
+    assert_eq!(ids.len(), 2);
+    let tasks: Vec<_> = ids
+        .into_iter()
+        .map(|id| {
+            let s = s.clone();
+            tokio::spawn(async move { s.f.remove_passkey("erin", &id).await.unwrap() })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    outcomes.sort_by_key(|o| *o as u8);
+    assert_eq!(
+        outcomes,
+        vec![Removal::Removed, Removal::LastFactor],
+        "{outcomes:?}"
+    );
+    assert_eq!(s.f.load("erin").await.unwrap().passkeys.len(), 1);
 }

@@ -451,7 +451,8 @@ fn replicas_share_factors_and_refuse_a_code_replayed_on_the_other() {
     )
     .unwrap();
     use std::io::{Read, Write};
-    conn.write_all(b"GET vigie:factors:dr.martin\r\n").unwrap();
+    conn.write_all(b"HGET vigie:factors:dr.martin sealed\r\n")
+        .unwrap();
     conn.set_read_timeout(Some(std::time::Duration::from_secs(2)))
         .unwrap();
     let mut buf = vec![0u8; 4096];

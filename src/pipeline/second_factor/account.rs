@@ -76,26 +76,27 @@ pub async fn remove_passkey(mut v: Visit<'_>) -> Result<u16, Rejection> {
         return Ok(status);
     }
     let id = field(&form, "id");
-    let factors = v.factors.load(&v.user).await.map_err(store_down)?;
-    let is_last = factors.totp.is_none() && factors.passkeys.len() <= 1;
-    if is_last && factors.passkeys.iter().any(|p| p.id() == id) {
-        let msg = pages::message(v.lang, "cannot_remove_last");
-        return page(v, Some(msg)).await;
-    }
-    if v.factors
+    let removal = v
+        .factors
         .remove_passkey(&v.user, &id)
         .await
-        .map_err(store_down)?
-    {
-        METRICS
-            .enrollments
-            .with_label_values(&["passkey_removed"])
-            .inc();
-        tracing::warn!(target: "vigie::audit", event = "factor_removed", method = "passkey", user = %v.user, client = %v.request.client.ip);
-        let msg = pages::message(v.lang, "removed");
-        return page(v, Some(msg)).await;
+        .map_err(store_down)?;
+    match removal {
+        crate::factors::Removal::Removed => {
+            METRICS
+                .enrollments
+                .with_label_values(&["passkey_removed"])
+                .inc();
+            tracing::warn!(target: "vigie::audit", event = "factor_removed", method = "passkey", user = %v.user, client = %v.request.client.ip);
+            let msg = pages::message(v.lang, "removed");
+            page(v, Some(msg)).await
+        }
+        crate::factors::Removal::LastFactor => {
+            let msg = pages::message(v.lang, "cannot_remove_last");
+            page(v, Some(msg)).await
+        }
+        crate::factors::Removal::NotFound => page(v, None).await,
     }
-    page(v, None).await
 }
 
 /// `POST /.vigie/account/codes`: ten new codes; the old ones stop working.
