@@ -297,32 +297,11 @@ fn explain(
             return ExitCode::from(2);
         }
     };
-    let target = match vigie::pipeline::normalise::normalise_target(url) {
-        Ok(t) => t,
-        Err(e) => {
-            println!("decision  REFUSED before policy: `{url}` is not a request target the gateway accepts ({e:?})");
-            return ExitCode::SUCCESS;
-        }
-    };
-    let host = target
-        .authority
-        .as_deref()
-        .map(|a| a.split(':').next().unwrap_or(a).to_string())
-        .unwrap_or_else(|| "*".into());
-    let router = vigie::pipeline::route::Router::new(&config.portals);
-    let Some(portal) = router.select(&host) else {
-        println!("decision  REFUSED: no portal answers for host `{host}` (404)");
-        return ExitCode::SUCCESS;
-    };
     let now = match time {
         None => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        Some(t) => match t.parse::<u64>().ok().or_else(|| {
-            t.parse::<jiff::Timestamp>()
-                .ok()
-                .map(|ts| ts.as_second() as u64)
-        }) {
+        Some(t) => match vigie::policy::explain::parse_time(t) {
             Some(n) => n,
             None => {
                 eprintln!("error: --time `{t}`: give RFC 3339 (2026-11-23T22:30:00+01:00) or unix seconds");
@@ -336,26 +315,16 @@ fn explain(
         .filter(|g| !g.is_empty())
         .map(str::to_string)
         .collect();
-    let method = method.to_ascii_uppercase();
-    let facts = vigie::policy::Facts {
-        host: &host,
-        method: &method,
-        path: &target.path,
-        query: target.query.as_deref(),
+    let request = vigie::policy::explain::Described {
+        method: &method.to_ascii_uppercase(),
+        url,
         user,
         groups: &groups,
         ip,
         now,
         break_glass,
     };
-    let decision = config
-        .policy
-        .decide(&portal.config, config.second_factor.required, &facts);
-    let limit = config.budgets.classes.get(&decision.budget);
-    print!(
-        "{}",
-        vigie::policy::explain::render(&portal.config.name, &facts, &decision, limit)
-    );
+    print!("{}", vigie::policy::explain::explain(&config, &request));
     ExitCode::SUCCESS
 }
 

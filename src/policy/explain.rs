@@ -3,7 +3,69 @@
 use std::fmt::Write;
 
 use super::{Decision, Facts};
+use crate::config::Config;
 use crate::identity::session::AuthLevel;
+
+/// A request as `vigie explain` describes it.
+pub struct Described<'a> {
+    pub method: &'a str,
+    /// A path with its query, or a full URL (whose host picks the portal).
+    pub url: &'a str,
+    pub user: Option<&'a str>,
+    pub groups: &'a [String],
+    pub ip: std::net::IpAddr,
+    /// Unix seconds.
+    pub now: u64,
+    pub break_glass: bool,
+}
+
+/// `--time`: RFC 3339 or unix seconds.
+pub fn parse_time(t: &str) -> Option<u64> {
+    t.parse::<u64>().ok().or_else(|| {
+        t.parse::<jiff::Timestamp>()
+            .ok()
+            .map(|ts| ts.as_second() as u64)
+    })
+}
+
+/// The decision for a described request, as the gateway would take it: the target is
+/// normalised first, the portal chosen by host, the path read through the profile.
+pub fn explain(config: &Config, r: &Described) -> String {
+    let target = match crate::pipeline::normalise::normalise_target(r.url) {
+        Ok(t) => t,
+        Err(e) => {
+            return format!(
+                "decision  REFUSED before policy: `{}` is not a request target the gateway accepts ({e:?})\n",
+                r.url
+            )
+        }
+    };
+    let host = target
+        .authority
+        .as_deref()
+        .map(|a| a.split(':').next().unwrap_or(a).to_string())
+        .unwrap_or_else(|| "*".into());
+    let router = crate::pipeline::route::Router::new(&config.portals);
+    let Some(portal) = router.select(&host) else {
+        return format!("decision  REFUSED: no portal answers for host `{host}` (404)\n");
+    };
+    let facts = Facts {
+        host: &host,
+        method: r.method,
+        path: portal.config.policy_path(&target.path),
+        query: target.query.as_deref(),
+        user: r.user,
+        groups: r.groups,
+        ip: r.ip,
+        now: r.now,
+        break_glass: r.break_glass,
+    };
+    let decision = config
+        .policy
+        .decide(&portal.config, config.second_factor.required, &facts);
+    let limit = config.budgets.classes.get(&decision.budget);
+    render(&portal.config.name, &facts, &decision, limit)
+}
 
 fn level(l: AuthLevel) -> &'static str {
     match l {
