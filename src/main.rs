@@ -309,12 +309,7 @@ fn explain(
             }
         },
     };
-    let groups: Vec<String> = groups
-        .split(',')
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-        .map(str::to_string)
-        .collect();
+    let groups = comma_list(groups);
     let request = vigie::policy::explain::Described {
         method: &method.to_ascii_uppercase(),
         url,
@@ -414,12 +409,7 @@ fn user_command(config: Option<PathBuf>, action: UserAction) -> ExitCode {
     let result = match action {
         UserAction::Add { username, groups } => {
             read_password().map_err(|e| e.to_string()).and_then(|pw| {
-                let groups: Vec<String> = groups
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|g| !g.is_empty())
-                    .map(str::to_string)
-                    .collect();
+                let groups = comma_list(&groups);
                 store
                     .add(&username, &pw, &groups)
                     .map(|_| format!("user {username} added"))
@@ -576,6 +566,15 @@ fn admin_command(path: &Path, method: &str, target: &str) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `a, b,,c` -> `["a", "b", "c"]`: group lists on the command line.
+fn comma_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn encode(s: &str) -> String {
