@@ -29,6 +29,23 @@ pub struct PortalProfile {
 }
 
 impl PortalProfile {
+    /// The same profile for a portal that treats `/Admin` as `/admin`: endpoint classes then
+    /// match paths without case, as rules do.
+    pub fn ignoring_path_case(mut self) -> Self {
+        use crate::policy::matcher::PathPattern;
+        for class in &mut self.classes {
+            let recompiled = match &class.matcher.path {
+                PathPattern::Any => Ok(PathPattern::Any),
+                PathPattern::Glob(src, _) => PathPattern::glob(src, true),
+                PathPattern::Regex(src, _) => PathPattern::regex(src, true),
+            };
+            if let Ok(p) = recompiled {
+                class.matcher.path = p;
+            }
+        }
+        self
+    }
+
     /// `path` as the portal's script sees it (see [`PortalProfile::front_controller`]).
     pub fn script_path<'a>(&'a self, path: &'a str) -> &'a str {
         match &self.front_controller {
@@ -424,6 +441,25 @@ mod tests {
             assert!(mediboard.block.query_params.contains(&p.to_string()), "{p}");
         }
         shipped("generic-form.toml");
+    }
+
+    #[test]
+    fn classes_follow_the_portal_s_path_case() {
+        let sample = shipped("sample-portal.toml");
+        let export = |p: &PortalProfile, path: &str| {
+            p.classes.iter().any(|c| {
+                c.name == "export"
+                    && c.matcher.matches(
+                        "GET",
+                        path,
+                        Some("raw=ajax_export_patients_csv"),
+                        p.query_reading,
+                    )
+            })
+        };
+        assert!(export(&sample, "/index.php"));
+        assert!(!export(&sample, "/INDEX.PHP"));
+        assert!(export(&sample.clone().ignoring_path_case(), "/INDEX.PHP"));
     }
 
     #[test]

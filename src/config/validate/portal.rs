@@ -101,6 +101,9 @@ impl Validator<'_> {
             let profile = p.profile.as_ref().and_then(|raw| {
                 let path = self.base.join(raw);
                 match super::profile::load(&path) {
+                    Ok(profile) if p.case_insensitive_paths => {
+                        Some(std::sync::Arc::new(profile.ignoring_path_case()))
+                    }
                     Ok(profile) => Some(std::sync::Arc::new(profile)),
                     Err(errors) => {
                         // The profile's own errors name its file; say which portal uses it too.
