@@ -203,7 +203,7 @@ impl ProxyHttp for Gateway {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
@@ -215,6 +215,10 @@ impl ProxyHttp for Gateway {
             if let Some(user) = ctx.interception.login_user.clone() {
                 self.login_budget(ctx, &user).await?;
             }
+        }
+        if end_of_stream {
+            let method = session.req_header().method.as_str().to_string();
+            self.authorise_body(ctx, &method).await?;
         }
         if ctx.body_bytes > self.config.limits.max_body_bytes {
             ctx.rejected = Some("body_too_large");
@@ -616,6 +620,78 @@ impl Gateway {
             }
             Err(_) => Err((503, "budget_store_unavailable")),
         }
+    }
+
+    /// Stage 4 again once a form body is read: a PHP portal reads routing parameters from
+    /// the body as well as the query (`$_REQUEST`, the body winning), so `raw=export` posted in
+    /// a form must meet the same rule, requirement and budget as in a URL (ATTACKS.md 24).
+    /// Refused before the portal gets the last byte.
+    async fn authorise_body(&self, ctx: &mut RequestCtx, method: &str) -> Result<()> {
+        let (Some(portal), Some(request), Some(first)) = (
+            ctx.portal.clone(),
+            ctx.request.clone(),
+            ctx.decision.clone(),
+        ) else {
+            return Ok(());
+        };
+        let i = &ctx.interception;
+        let urlencoded = i.content_type.as_deref().is_some_and(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+        let Some(body) = i
+            .login_body
+            .as_deref()
+            .filter(|b| urlencoded && !i.overflow && !b.is_empty())
+        else {
+            return Ok(());
+        };
+        let Ok(body) = std::str::from_utf8(body) else {
+            return Ok(());
+        };
+        let merged = match request.target.query.as_deref() {
+            Some(q) => format!("{q}&{body}"),
+            None => body.to_string(),
+        };
+        let now = self.sessions.now();
+        let mut facts = authorise::facts(&portal, &request, method, &ctx.identity, now);
+        facts.query = Some(&merged);
+        let again =
+            self.config
+                .policy
+                .decide(&portal.config, self.config.second_factor.required, &facts);
+        let refuse =
+            |status: u16, why: &'static str| Error::e_explain(ErrorType::HTTPStatus(status), why);
+        if again.deny.is_some() && first.deny.is_none() {
+            ctx.rejected = Some("policy_denied");
+            return refuse(403, "denied by a rule that reads the form body");
+        }
+        if let Some(s) = ctx.identity.session().filter(|s| s.is_authenticated()) {
+            if !again.requirement.met_by(s, now) {
+                ctx.rejected = Some("second_factor_required");
+                return refuse(401, "the form body asks for a stronger or fresher factor");
+            }
+        }
+        if again.budget != first.budget {
+            let verdict = self
+                .budgets
+                .request(
+                    facts.user,
+                    &again.budget,
+                    again.budget_scale,
+                    request.client.ip,
+                )
+                .await;
+            if verdict != crate::budget::gcra::Verdict::Allow {
+                ctx.rejected = Some("over_budget");
+                return refuse(429, "over the budget of the class the form body asks for");
+            }
+        }
+        ctx.decision = Some(again);
+        Ok(())
     }
 
     /// A login in a request body, once read: refused before the portal gets the last byte.

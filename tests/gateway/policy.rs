@@ -377,3 +377,30 @@ fn only_logins_spend_the_login_budget() {
     let third = crate::passthrough::submit_login(gw.port, "dr.martin", "martin-demo", None);
     assert_eq!(third.status, 429, "the third login in a minute");
 }
+
+#[test]
+fn routing_parameters_in_a_form_body_meet_the_same_rules() {
+    let portal = start_portal();
+    let rule = "[[rule]]\nname = \"no-exports\"\npath = \"/index.php\"\nquery = { raw = \"ajax_export*\" }\ndeny = true\n";
+    let gw = start_gateway_with(&profiled_portal(&portal, rule), "");
+    let mut c = Client::login(gw.port, "admin", "admin-demo");
+    assert_eq!(c.get(EXPORT).status, 403, "in the URL");
+    // PHP's $_REQUEST reads the body too: the same export asked in a form is refused.
+    let posted = c.post_form(
+        "/index.php?m=dPpatients",
+        &[("raw", "ajax_export_patients_csv")],
+    );
+    assert_eq!(posted.status, 403, "{}", posted.text());
+    assert!(
+        page_text(&posted).contains("Accès refusé"),
+        "the gateway's refusal"
+    );
+    assert!(gw.proc.stderr().contains("policy_denied"));
+    // Another form goes through to the portal (which answers for itself).
+    let other = c.post_form("/index.php?m=dPpatients", &[("note", "ok")]);
+    assert!(
+        !page_text(&other).contains("Accès refusé"),
+        "{}",
+        other.text()
+    );
+}
