@@ -165,7 +165,7 @@ impl Budgets {
         scale: f64,
         ip: IpAddr,
     ) -> Verdict {
-        let source = format!("src:{ip}");
+        let source = format!("src:{}", source_of(ip));
         let identity = user.map(|u| format!("c:{class}:{u}"));
         let mut keys: Vec<(&str, &Limit, f64)> = vec![(&source, &self.config.source, 1.0)];
         if let (Some(key), Some(limit)) = (&identity, self.config.classes.get(class)) {
@@ -183,7 +183,8 @@ impl Budgets {
 
     /// A login attempt from `ip` (before the user name is known). Fails closed.
     pub async fn login_source(&self, ip: IpAddr) -> Result<Verdict, Unavailable> {
-        self.login_check(&format!("login:ip:{ip}")).await
+        self.login_check(&format!("login:ip:{}", source_of(ip)))
+            .await
     }
 
     /// A login attempt as `user`, from anywhere. Fails closed.
@@ -201,6 +202,21 @@ impl Budgets {
                 .inc();
         }
         Ok(v)
+    }
+}
+
+/// The unit a source budget counts: an IPv4 address, or an IPv6 /64 (one subscriber's or
+/// site's prefix: a client rotating addresses inside it is still one source).
+pub fn source_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 
@@ -268,6 +284,16 @@ mod tests {
             b.request(Some("root"), "export", 0.25, ip).await,
             Verdict::Deny { .. }
         ));
+    }
+
+    #[test]
+    fn ipv6_sources_count_by_64() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source_of(a), source_of(b));
+        assert_ne!(source_of(a), source_of(c));
+        assert_eq!(source_of("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1");
     }
 
     #[tokio::test]

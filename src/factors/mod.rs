@@ -572,7 +572,7 @@ fn user_key(user: &str) -> String {
 }
 
 fn ip_key(ip: IpAddr) -> String {
-    format!("ip:{ip}")
+    format!("ip:{}", crate::budget::source_of(ip))
 }
 
 fn recovery_purpose(user: &str) -> String {
