@@ -1,9 +1,13 @@
 //! Stage 4, authorise: the policy's decision for the request ([`crate::policy`]), the
-//! session's level against its requirement, then the budgets ([`crate::budget`]).
+//! session's level against its requirement, then the budgets ([`crate::budget`]); again once a
+//! form body is read; and the budgets of login attempts.
+
+use pingora::{Error, ErrorType, Result};
 
 use super::identify::Identity;
 use super::normalise::Request;
 use super::route::Portal;
+use super::{Gateway, RequestCtx};
 use crate::budget::gcra::Verdict;
 use crate::budget::Budgets;
 use crate::config::Config;
@@ -77,5 +81,117 @@ pub async fn run(
             decision,
             retry_after: retry_after_us.div_ceil(1_000_000).max(1),
         },
+    }
+}
+
+impl Gateway {
+    /// Login attempts are budgeted per source and per user name, once a form is understood as
+    /// a login (other forms posted to the same script are not login attempts). Fails closed
+    /// when the shared budget store is down.
+    pub(super) async fn login_allowed(
+        &self,
+        ip: std::net::IpAddr,
+        user: &str,
+    ) -> std::result::Result<(), (u16, &'static str)> {
+        use crate::budget::gcra::Verdict;
+        let verdict = match self.budgets.login_source(ip).await {
+            Ok(Verdict::Allow) => self.budgets.login_user(user).await,
+            other => other,
+        };
+        match verdict {
+            Ok(Verdict::Allow) => Ok(()),
+            Ok(_) => {
+                tracing::warn!(target: "vigie::audit", event = "login", outcome = "login_budget", user = %user, client = %ip);
+                Err((429, "login_budget"))
+            }
+            Err(_) => Err((503, "budget_store_unavailable")),
+        }
+    }
+
+    /// Stage 4 again once a form body is read: a PHP portal reads routing parameters from
+    /// the body as well as the query (`$_REQUEST`, the body winning), so `raw=export` posted in
+    /// a form must meet the same rule, requirement and budget as in a URL (ATTACKS.md 24).
+    /// Refused before the portal gets the last byte.
+    pub(super) async fn authorise_body(&self, ctx: &mut RequestCtx, method: &str) -> Result<()> {
+        let (Some(portal), Some(request), Some(first)) = (
+            ctx.portal.clone(),
+            ctx.request.clone(),
+            ctx.decision.clone(),
+        ) else {
+            return Ok(());
+        };
+        let i = &ctx.interception;
+        let urlencoded = i.content_type.as_deref().is_some_and(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+        let Some(body) = i
+            .login_body
+            .as_deref()
+            .filter(|b| urlencoded && !i.overflow && !b.is_empty())
+        else {
+            return Ok(());
+        };
+        let Ok(body) = std::str::from_utf8(body) else {
+            return Ok(());
+        };
+        let merged = match request.target.query.as_deref() {
+            Some(q) => format!("{q}&{body}"),
+            None => body.to_string(),
+        };
+        let now = self.sessions.now();
+        let mut facts = facts(&portal, &request, method, &ctx.identity, now);
+        facts.query = Some(&merged);
+        let again =
+            self.config
+                .policy
+                .decide(&portal.config, self.config.second_factor.required, &facts);
+        let refuse =
+            |status: u16, why: &'static str| Error::e_explain(ErrorType::HTTPStatus(status), why);
+        if again.deny.is_some() && first.deny.is_none() {
+            ctx.rejected = Some("policy_denied");
+            return refuse(403, "denied by a rule that reads the form body");
+        }
+        if let Some(s) = ctx.identity.session().filter(|s| s.is_authenticated()) {
+            if !again.requirement.met_by(s, now) {
+                ctx.rejected = Some("second_factor_required");
+                return refuse(401, "the form body asks for a stronger or fresher factor");
+            }
+        }
+        if again.budget != first.budget {
+            let verdict = self
+                .budgets
+                .request(
+                    facts.user,
+                    &again.budget,
+                    again.budget_scale,
+                    request.client.ip,
+                )
+                .await;
+            if verdict != crate::budget::gcra::Verdict::Allow {
+                ctx.rejected = Some("over_budget");
+                return refuse(429, "over the budget of the class the form body asks for");
+            }
+        }
+        ctx.decision = Some(again);
+        Ok(())
+    }
+
+    /// A login in a request body, once read: refused before the portal gets the last byte.
+    pub(super) async fn login_budget(&self, ctx: &mut RequestCtx, user: &str) -> Result<()> {
+        let ip = ctx.request.as_ref().map(|r| r.client.ip);
+        let Some(ip) = ip else {
+            return Ok(());
+        };
+        match self.login_allowed(ip, user).await {
+            Ok(()) => Ok(()),
+            Err((status, why)) => {
+                ctx.rejected = Some(why);
+                Error::e_explain(ErrorType::HTTPStatus(status), why)
+            }
+        }
     }
 }
