@@ -77,14 +77,8 @@ pub fn classify_fields<'a>(
 /// Read a request body. A urlencoded form is parsed; any other body (multipart, JSON) that
 /// names the password field is ambiguous, since PHP fills `$_POST` from multipart too.
 pub fn classify(profile: &PortalProfile, content_type: Option<&str>, body: &[u8]) -> Attempt {
-    let urlencoded = content_type.is_none_or(|t| {
-        t.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-    });
-    if urlencoded {
+    use crate::pipeline::normalise::headers::{is_media_type, FORM};
+    if content_type.is_none_or(|t| is_media_type(t, FORM)) {
         return classify_fields(profile, form_urlencoded::parse(body));
     }
     if mentions_password(profile, body) {
@@ -117,14 +111,6 @@ pub fn canonical(profile: &PortalProfile, name: &str) -> String {
         name.to_lowercase()
     } else {
         name.to_string()
-    }
-}
-
-/// The user name of a login form, if the body is an understood login.
-pub fn login_username(profile: &PortalProfile, form: &[u8]) -> Option<String> {
-    match classify(profile, None, form) {
-        Attempt::Login(user) => Some(user),
-        _ => None,
     }
 }
 
@@ -188,8 +174,8 @@ mod tests {
         let p = profile("sample-portal.toml");
         assert!(is_login_candidate("POST") && !is_login_candidate("GET"));
         assert_eq!(
-            login_username(&p, b"login=1&username=dr.martin&password=x").as_deref(),
-            Some("dr.martin")
+            classify(&p, None, b"login=1&username=dr.martin&password=x"),
+            Attempt::Login("dr.martin".into())
         );
         assert_eq!(
             classify(&p, None, b"username=dr.martin&password=x"),
@@ -200,10 +186,17 @@ mod tests {
             classify(&p, None, b"m=dPpatients&note=x"),
             Attempt::NotLogin
         );
-        assert_eq!(login_username(&p, b"login=1&username=&password=x"), None);
         assert_eq!(
-            login_username(&p, b"login=1&username=evil%0d%0aFAKE%20LOG&password=x").as_deref(),
-            Some("evilFAKE LOG")
+            classify(&p, None, b"login=1&username=&password=x"),
+            Attempt::Ambiguous
+        );
+        assert_eq!(
+            classify(
+                &p,
+                None,
+                b"login=1&username=evil%0d%0aFAKE%20LOG&password=x"
+            ),
+            Attempt::Login("evilFAKE LOG".into())
         );
     }
 

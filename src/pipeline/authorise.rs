@@ -84,30 +84,29 @@ pub async fn run(
     }
 }
 
-impl Gateway {
-    /// Login attempts are budgeted per source and per user name, once a form is understood as
-    /// a login (other forms posted to the same script are not login attempts). Fails closed
-    /// when the shared budget store is down.
-    pub(super) async fn login_allowed(
-        &self,
-        ip: std::net::IpAddr,
-        user: &str,
-    ) -> std::result::Result<(), (u16, &'static str)> {
-        use crate::budget::gcra::Verdict;
-        let verdict = match self.budgets.login_source(ip).await {
-            Ok(Verdict::Allow) => self.budgets.login_user(user).await,
-            other => other,
-        };
-        match verdict {
-            Ok(Verdict::Allow) => Ok(()),
-            Ok(_) => {
-                tracing::warn!(target: "vigie::audit", event = "login", outcome = "login_budget", user = %user, client = %ip);
-                Err((429, "login_budget"))
-            }
-            Err(_) => Err((503, "budget_store_unavailable")),
+/// Login attempts are budgeted per source and per user name, once a form is understood as a
+/// login (other forms posted to the same script are not login attempts). Fails closed when the
+/// shared budget store is down. `Err`: the status and reason to refuse with.
+pub async fn login_allowed(
+    budgets: &Budgets,
+    ip: std::net::IpAddr,
+    user: &str,
+) -> std::result::Result<(), (u16, &'static str)> {
+    let verdict = match budgets.login_source(ip).await {
+        Ok(Verdict::Allow) => budgets.login_user(user).await,
+        other => other,
+    };
+    match verdict {
+        Ok(Verdict::Allow) => Ok(()),
+        Ok(_) => {
+            tracing::warn!(target: "vigie::audit", event = "login", outcome = "login_budget", user = %user, client = %ip);
+            Err((429, "login_budget"))
         }
+        Err(_) => Err((503, "budget_store_unavailable")),
     }
+}
 
+impl Gateway {
     /// Stage 4 again once a form body is read: a PHP portal reads routing parameters from
     /// the body as well as the query (`$_REQUEST`, the body winning), so `raw=export` posted in
     /// a form must meet the same rule, requirement and budget as in a URL (ATTACKS.md 24).
@@ -122,11 +121,7 @@ impl Gateway {
         };
         let i = &ctx.interception;
         let urlencoded = i.content_type.as_deref().is_some_and(|t| {
-            t.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            super::normalise::headers::is_media_type(t, super::normalise::headers::FORM)
         });
         let Some(body) = i
             .login_body
@@ -186,7 +181,7 @@ impl Gateway {
         let Some(ip) = ip else {
             return Ok(());
         };
-        match self.login_allowed(ip, user).await {
+        match login_allowed(&self.budgets, ip, user).await {
             Ok(()) => Ok(()),
             Err((status, why)) => {
                 ctx.rejected = Some(why);

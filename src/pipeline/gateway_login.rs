@@ -93,23 +93,12 @@ pub async fn handle(
             }
             let body = super::second_factor::read_body(session, MAX_FORM).await?;
             let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-            let field = |name: &str| {
-                form.iter()
-                    .find(|(k, _)| k == name)
-                    .map_or(String::new(), |(_, v)| v.clone())
-            };
+            let field = |name: &str| super::second_factor::field(&form, name);
             let (username, password) = (field("username").trim().to_string(), field("password"));
-            // Login attempts are budgeted per name and per source, before any hashing.
-            let source = budgets.login_source(request.client.ip).await;
-            let by_name = match source {
-                Ok(crate::budget::gcra::Verdict::Allow) => budgets.login_user(&username).await,
-                other => other,
-            };
-            match by_name {
-                Ok(crate::budget::gcra::Verdict::Allow) => {}
-                Ok(_) => return Err(Rejection::new(429, "login_budget")),
-                Err(_) => return Err(Rejection::new(503, "budget_store_unavailable")),
-            }
+            // Login attempts are budgeted per source and per name, before any hashing.
+            super::authorise::login_allowed(budgets, request.client.ip, &username)
+                .await
+                .map_err(|(status, why)| Rejection::new(status, why))?;
             let return_to = safe_return(&field("return"));
             let store = users.clone();
             let name = username.clone();

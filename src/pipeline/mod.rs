@@ -543,7 +543,9 @@ impl Gateway {
             ctx.interception = intercept::on_request(profile, request, session.req_header())?;
             // A login read from the query is budgeted now; one in a body once it is read.
             if let Some(user) = ctx.interception.login_user.clone() {
-                if let Err((status, why)) = self.login_allowed(request.client.ip, &user).await {
+                if let Err((status, why)) =
+                    authorise::login_allowed(&self.budgets, request.client.ip, &user).await
+                {
                     return Err(Rejection::framing(status, why));
                 }
             }

@@ -227,14 +227,7 @@ pub async fn send_denied(
     });
     let text = pages::message(lang, "denied_text");
     let html = pages::notice_page(lang, "denied_title", text, link, request_id);
-    let page = Page {
-        status: 403,
-        html,
-        script: false,
-        headers: vec![],
-    };
-    let close = unread_body(session);
-    write_page(session, page, close, Some(request_id)).await
+    write_refusal(session, 403, html, vec![], request_id).await
 }
 
 /// 429 over budget, with `Retry-After` and a readable page.
@@ -246,12 +239,25 @@ pub async fn send_slowed(
     let lang = pages::Lang::of_request(session.req_header());
     let text = pages::message(lang, "budget_text").replace("{n}", &retry_after.to_string());
     let html = pages::notice_page(lang, "budget_title", text, None, request_id);
+    let headers = vec![("retry-after", retry_after.to_string())];
+    write_refusal(session, 429, html, headers, request_id).await
+}
+
+/// A page the gateway answers instead of the portal: never scripted, and the connection closes
+/// when the request's body was not read.
+async fn write_refusal(
+    session: &mut Session,
+    status: u16,
+    html: String,
+    headers: Vec<(&'static str, String)>,
+    request_id: &str,
+) -> pingora::Result<()> {
+    let close = unread_body(session);
     let page = Page {
-        status: 429,
+        status,
         html,
         script: false,
-        headers: vec![("retry-after", retry_after.to_string())],
+        headers,
     };
-    let close = unread_body(session);
     write_page(session, page, close, Some(request_id)).await
 }

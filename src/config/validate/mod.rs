@@ -146,8 +146,7 @@ impl Validator<'_> {
         let portals = self.portals(&f.portal);
         let second_factor = self.second_factor(&f.second_factor, &portals);
         let budgets = self.budgets(&f.budgets);
-        let mut policy = self.policy(&f, &portals, &budgets);
-        policy.fresh_factor = second_factor.fresh_window.as_secs();
+        let policy = self.policy(&f, &portals, &budgets, second_factor.fresh_window);
         let static_groups = self.static_groups(&f.groups);
         Config {
             source: path.to_path_buf(),

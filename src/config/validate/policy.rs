@@ -185,6 +185,7 @@ impl Validator<'_> {
         f: &FileConfig,
         portals: &[PortalConfig],
         budgets: &BudgetConfig,
+        fresh_factor: Duration,
     ) -> PolicyConfig {
         let zone = match f.policy.time_zone.as_str() {
             "system" => jiff::tz::TimeZone::system(),
@@ -281,7 +282,7 @@ impl Validator<'_> {
             fresh: self.range("break_glass.fresh_minutes", b.fresh_minutes, 1, 60, "") * 60,
         };
         let config = PolicyConfig {
-            fresh_factor: 300,
+            fresh_factor: fresh_factor.as_secs(),
             rules,
             packs,
             zone,

@@ -2,7 +2,7 @@
 //! canonically, for every later stage: target, host, client address, scheme.
 
 mod framing;
-mod headers;
+pub mod headers;
 mod target;
 
 pub use framing::{check_head, FramingError, HeadLimits};

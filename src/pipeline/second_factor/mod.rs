@@ -15,6 +15,7 @@ use pingora::proxy::Session;
 
 use super::gateway_login::safe_return;
 use super::intercept::same_origin;
+use super::normalise::headers::{is_media_type, FORM};
 use super::normalise::Request;
 use super::respond::{self, Page, Rejection};
 use super::route::Portal;
@@ -166,18 +167,9 @@ impl Visit<'_> {
             .headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        let want = if json {
-            "application/json"
-        } else {
-            "application/x-www-form-urlencoded"
-        };
-        if ctype != want {
+            .unwrap_or("");
+        let want = if json { "application/json" } else { FORM };
+        if !is_media_type(ctype, want) {
             return Err(Rejection::framing(415, "wrong_content_type"));
         }
         read_body(self.session, MAX_BODY).await
@@ -449,7 +441,8 @@ pub async fn read_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Rej
     Ok(body)
 }
 
-fn field(form: &[(String, String)], name: &str) -> String {
+/// A form field's value (the first), or empty.
+pub(super) fn field(form: &[(String, String)], name: &str) -> String {
     form.iter()
         .find(|(k, _)| k == name)
         .map_or(String::new(), |(_, v)| v.clone())
