@@ -145,6 +145,17 @@ pub fn start_gateway_with(portals: &str, extra: &str) -> Gateway {
     }
 }
 
+/// Run the `vigie` command line; it must succeed. Returns its standard output.
+pub fn vigie_ok<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> String {
+    let out = Command::new(VIGIE).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "vigie failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A fresh second-factor key ring file in `dir`; returns its path.
 pub fn factor_key_file(dir: &std::path::Path) -> PathBuf {
     use base64::Engine;

@@ -185,11 +185,7 @@ fn failures_from_many_sources_and_sessions_lock_the_account() {
     );
     let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
     let (secret, _) = enroll_totp(&mut c, None);
-    let wrong = if code(&secret, 1) == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong = wrong_code(&secret);
     let mut s1 = Client::login(gw.port, "dr.martin", "martin-demo");
     let mut s2 = Client::login(gw.port, "dr.martin", "martin-demo");
     s1.headers = "X-Forwarded-For: 10.0.0.1\r\n".into();
@@ -220,16 +216,8 @@ fn failures_from_many_sources_and_sessions_lock_the_account() {
     assert!(gw.proc.stderr().contains("account_lock"));
 
     // IT unlocks after an in-person check: the count starts again from zero.
-    let out = std::process::Command::new(VIGIE)
-        .args(["user", "unlock", "dr.martin", "-c"])
-        .arg(&gw.config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let config = gw.config.to_str().unwrap();
+    vigie_ok(["user", "unlock", "dr.martin", "-c", config]);
     let mut again = Client::login(gw.port, "dr.martin", "martin-demo");
     let one = again.post_form("/.vigie/factor/totp", &[("code", wrong)]);
     assert_eq!(one.status, 200);
@@ -469,11 +457,7 @@ fn repeated_failures_are_slowed_down_with_retry_after() {
     let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
     let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
     let (secret, _) = enroll_totp(&mut c, None);
-    let wrong = if code(&secret, 1) == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong = wrong_code(&secret);
     let mut s = Client::login(gw.port, "dr.martin", "martin-demo");
     for _ in 0..3 {
         assert_eq!(

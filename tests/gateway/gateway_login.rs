@@ -22,16 +22,7 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("vigie.sqlite");
         let keys = dir.path().join("keys");
-        let out = Command::new(VIGIE)
-            .args(["keys", "generate", "--dir"])
-            .arg(&keys)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        vigie_ok(["keys", "generate", "--dir", keys.to_str().unwrap()]);
         let extra = format!("[storage]\ndatabase = \"{}\"\n\n[assertion]\nissuer = \"vigie-test\"\nkey_dir = \"{}\"\n", db.display(), keys.display());
         let portal = format!(
             "[[portal]]\nname = \"records\"\nupstream = \"127.0.0.1:{}\"\nlogin = \"gateway\"\n",

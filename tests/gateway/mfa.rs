@@ -1,8 +1,6 @@
 //! A small browser stand-in for the second-factor flows: it keeps the gateway cookie, sends
 //! same-origin POSTs, and knows how to log in, enroll and prove factors.
 
-use std::process::Command;
-
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 
@@ -101,18 +99,8 @@ impl Client {
 
 /// `vigie enroll invite USER` against a running gateway; returns the code.
 pub fn invite(gw: &Gateway, user: &str) -> String {
-    let out = Command::new(VIGIE)
-        .args(["enroll", "-c"])
-        .arg(&gw.config)
-        .args(["invite", user])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = vigie_ok(["enroll", "-c", gw.config.to_str().unwrap(), "invite", user]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     v["invitation"].as_str().unwrap().to_string()
 }
 
@@ -138,6 +126,15 @@ pub fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
+}
+
+/// A well-formed code that is not the next one (for failed attempts).
+pub fn wrong_code(secret: &[u8]) -> &'static str {
+    if code(secret, 1) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    }
 }
 
 /// The code `steps_ahead` 30-second steps from now.

@@ -1,7 +1,6 @@
 //! Policy, privileged accounts, break-glass and budgets end to end against the sample portal,
 //! with a real Redis where replicas share budgets (ATTACKS.md 26, 27).
 
-use std::process::Command;
 use std::time::Duration;
 
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
@@ -309,40 +308,27 @@ fn explain_and_check_config_speak_to_it() {
         ),
     )
     .unwrap();
-    let check = Command::new(VIGIE)
-        .args(["check-config", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success());
+    let config = path.to_str().unwrap();
+    let out = vigie_ok(["check-config", "-c", config]);
     assert!(
         out.contains("rule[1] `export` is never reached: rule[0] `everything` comes first"),
         "{out}"
     );
-    let explain = Command::new(VIGIE)
-        .args(["explain", "-c"])
-        .arg(&path)
-        .args([
-            "--url",
-            "/index.php?m=dPpatients&raw=ajax_export_patients_csv",
-            "--user",
-            "admin",
-            "--groups",
-            "admin",
-            "--ip",
-            "10.1.2.3",
-            "--time",
-            "2026-11-23T10:00:00+01:00",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&explain.stdout);
-    assert!(
-        explain.status.success(),
-        "{}",
-        String::from_utf8_lossy(&explain.stderr)
-    );
+    let text = vigie_ok([
+        "explain",
+        "-c",
+        config,
+        "--url",
+        "/index.php?m=dPpatients&raw=ajax_export_patients_csv",
+        "--user",
+        "admin",
+        "--groups",
+        "admin",
+        "--ip",
+        "10.1.2.3",
+        "--time",
+        "2026-11-23T10:00:00+01:00",
+    ]);
     assert!(text.contains("decision  ALLOW"), "{text}");
     assert!(
         text.contains("rule      everything"),
@@ -353,13 +339,8 @@ fn explain_and_check_config_speak_to_it() {
         text.contains("budget    export"),
         "the profile's class: {text}"
     );
-    let bad = Command::new(VIGIE)
-        .args(["explain", "-c"])
-        .arg(&path)
-        .args(["--url", "/%2561dmin"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&bad.stdout).contains("REFUSED before policy"));
+    let bad = vigie_ok(["explain", "-c", config, "--url", "/%2561dmin"]);
+    assert!(bad.contains("REFUSED before policy"));
 }
 
 #[test]
