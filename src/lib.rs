@@ -8,6 +8,7 @@
 //! - [`server`]: wiring Pingora services together.
 
 pub mod admin;
+pub mod alerts;
 pub mod budget;
 pub mod config;
 pub mod factors;

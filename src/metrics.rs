@@ -29,6 +29,12 @@ pub struct Metrics {
     pub policy_denials: IntCounterVec,
     /// Break-glass activations.
     pub break_glass: IntCounterVec,
+    /// Detector alerts raised, by rule id and severity.
+    pub alerts: IntCounterVec,
+    /// Alerts a sink never saw because its queue was full, by sink.
+    pub alert_sink_dropped: IntCounterVec,
+    /// Alerts a sink failed to deliver, by sink.
+    pub alert_sink_failures: IntCounterVec,
 }
 
 pub static METRICS: Lazy<Metrics> = Lazy::new(|| Metrics {
@@ -102,6 +108,24 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| Metrics {
         "vigie_break_glass_total",
         "Break-glass activations, by portal.",
         &["portal"]
+    )
+    .expect("metric registers once"),
+    alerts: register_int_counter_vec!(
+        "vigie_alerts_total",
+        "Detector alerts raised, by rule and severity.",
+        &["rule", "severity"]
+    )
+    .expect("metric registers once"),
+    alert_sink_dropped: register_int_counter_vec!(
+        "vigie_alert_sink_dropped_total",
+        "Alerts dropped because a sink's queue was full, by sink.",
+        &["sink"]
+    )
+    .expect("metric registers once"),
+    alert_sink_failures: register_int_counter_vec!(
+        "vigie_alert_sink_failures_total",
+        "Alerts a sink failed to deliver, by sink.",
+        &["sink"]
     )
     .expect("metric registers once"),
 });

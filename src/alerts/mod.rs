@@ -1,0 +1,180 @@
+//! Detector alerts: one ECS-shaped JSON document per alert, delivered to configured sinks.
+//!
+//! [`Alerts::raise`] runs on the proxy's request path, so it never blocks: every sink has its own
+//! thread fed by a bounded queue, and a full queue drops the alert (counted) rather than wait.
+//! Callers hand over pseudonyms, hashed session ids and masked paths only; nothing here sees
+//! patient data, and nothing here logs more than rule, score and user.
+
+mod cef;
+mod dispatch;
+mod ecs;
+mod jsonl;
+mod store;
+mod syslog;
+mod webhook;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_syslog;
+#[cfg(test)]
+mod tests_webhook;
+
+pub use dispatch::{Alerts, SinkSettings};
+pub use ecs::ECS_VERSION;
+pub use jsonl::JsonlSink;
+pub use store::{AlertStore, StoreSink};
+pub use syslog::{Facility, SyslogFormat, SyslogSettings, SyslogSink, SyslogTransport};
+pub use webhook::{WebhookSettings, WebhookSink};
+
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// ECS `event.severity`: the Elastic detection-rule scale.
+    pub fn ecs(self) -> u8 {
+        match self {
+            Severity::Low => 21,
+            Severity::Medium => 47,
+            Severity::High => 73,
+            Severity::Critical => 99,
+        }
+    }
+
+    /// RFC 5424 severity: notice, warning, error, critical.
+    pub fn syslog(self) -> u8 {
+        match self {
+            Severity::Low => 5,
+            Severity::Medium => 4,
+            Severity::High => 3,
+            Severity::Critical => 2,
+        }
+    }
+
+    /// CEF severity, 0..=10.
+    pub fn cef(self) -> u8 {
+        match self {
+            Severity::Low => 3,
+            Severity::Medium => 5,
+            Severity::High => 8,
+            Severity::Critical => 10,
+        }
+    }
+}
+
+/// One measurement behind an alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    pub signal: String,
+    pub observed: f64,
+    pub baseline: Option<f64>,
+    pub threshold: f64,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Alert {
+    /// Random, 16 hex characters (see [`Alert::new_id`]).
+    pub id: String,
+    /// When the event happened, unix microseconds.
+    pub at_us: i64,
+    pub rule_id: String,
+    pub rule_name: String,
+    pub severity: Severity,
+    /// 0..=100.
+    pub risk_score: u8,
+    pub portal: String,
+    pub user: String,
+    pub groups: Vec<String>,
+    pub privileged: bool,
+    /// Already hashed by the caller; never a raw session id.
+    pub session_hash: String,
+    pub source_ip: Option<IpAddr>,
+    pub user_agent: String,
+    pub method: String,
+    /// Path only, already masked by the caller; a query string is cut off all the same.
+    pub url_path: String,
+    pub status: u16,
+    pub window_start_us: i64,
+    pub window_end_us: i64,
+    pub evidence: Vec<Evidence>,
+    pub distinct_patients: u64,
+    /// Keyed-hash pseudonyms from the caller, at most about 20.
+    pub patient_pseudonyms: Vec<String>,
+    pub request_ids: Vec<String>,
+    /// MITRE ATT&CK technique ids, e.g. `T1078`.
+    pub techniques: Vec<&'static str>,
+    /// The action taken: `alert`, `step_up`, `throttle` or `suspend`.
+    pub action: String,
+    pub dedup_key: String,
+}
+
+impl Alert {
+    /// A fresh alert id: 64 random bits as 16 hex characters.
+    pub fn new_id() -> String {
+        format!("{:016x}", rand::random::<u64>())
+    }
+
+    /// `url_path` up to any `?` or `#`, so a caller's slip never ships a query string.
+    pub fn path_only(&self) -> &str {
+        self.url_path.split(['?', '#']).next().unwrap_or_default()
+    }
+}
+
+/// A destination for alerts. Each sink runs on its own thread, so `deliver` may block.
+pub trait Sink: Send {
+    fn name(&self) -> &'static str;
+    fn deliver(&mut self, alert: &Alert, ecs: &serde_json::Value) -> Result<(), SinkError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("json error: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("http error: {0}")]
+    Http(String),
+    #[error("http status {status} (not retried)")]
+    Rejected { status: u16 },
+    #[error("gave up after {attempts} attempts, last: {last}")]
+    GaveUp { attempts: u32, last: String },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("unknown alert status `{0}`: use open, acknowledged or resolved")]
+    BadStatus(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("alert sink `{sink}` failed to start: {source}")]
+    Sink {
+        sink: &'static str,
+        #[source]
+        source: SinkError,
+    },
+    #[error("could not spawn the thread of alert sink `{sink}`: {source}")]
+    Thread {
+        sink: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,116 @@
+//! Alerts kept in SQLite, so the admin API can list them and operators can triage them.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{params, Connection};
+use serde_json::Value;
+
+use super::{Alert, Sink, SinkError};
+
+const STATUSES: [&str; 3] = ["open", "acknowledged", "resolved"];
+
+/// Cheap to clone: the sink thread writes while the admin API reads through the same handle.
+#[derive(Clone)]
+pub struct AlertStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl AlertStore {
+    pub fn open(path: &Path) -> Result<Self, SinkError> {
+        // Created 0600 before SQLite opens it; SQLite gives its WAL files the same mode.
+        super::jsonl::open_private(path, false)?;
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS alerts (
+                 id TEXT PRIMARY KEY,
+                 at_us INTEGER NOT NULL,
+                 rule_id TEXT NOT NULL,
+                 severity TEXT NOT NULL,
+                 risk_score INTEGER NOT NULL,
+                 user TEXT NOT NULL,
+                 dedup_key TEXT NOT NULL,
+                 status TEXT NOT NULL DEFAULT 'open',
+                 ecs TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS alerts_at ON alerts (at_us);",
+        )?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent; keep serving.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn insert(&self, alert: &Alert, ecs: &Value) -> Result<(), SinkError> {
+        let doc = serde_json::to_string(ecs)?;
+        self.conn().execute(
+            "INSERT INTO alerts (id, at_us, rule_id, severity, risk_score, user, dedup_key, ecs)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                alert.id,
+                alert.at_us,
+                alert.rule_id,
+                alert.severity.as_str(),
+                alert.risk_score,
+                alert.user,
+                alert.dedup_key,
+                doc
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The newest `limit` alerts, newest first, each its ECS document plus `vigie.status`.
+    pub fn recent(&self, limit: usize) -> Result<Vec<Value>, SinkError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT ecs, status FROM alerts ORDER BY at_us DESC, rowid DESC LIMIT ?1",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map([limit], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (doc, status) = row?;
+            let mut doc: Value = serde_json::from_str(&doc)?;
+            if let Some(vigie) = doc.get_mut("vigie").and_then(Value::as_object_mut) {
+                vigie.insert("status".into(), Value::String(status));
+            }
+            out.push(doc);
+        }
+        Ok(out)
+    }
+
+    /// Set an alert's triage status; `Ok(false)` when no alert has that id.
+    pub fn set_status(&self, id: &str, status: &str) -> Result<bool, SinkError> {
+        if !STATUSES.contains(&status) {
+            return Err(SinkError::BadStatus(status.chars().take(32).collect()));
+        }
+        let n = self.conn().execute(
+            "UPDATE alerts SET status = ?1 WHERE id = ?2",
+            params![status, id],
+        )?;
+        Ok(n > 0)
+    }
+}
+
+/// The store as a sink: inserts happen on the sink thread, off the request path.
+pub struct StoreSink(pub AlertStore);
+
+impl Sink for StoreSink {
+    fn name(&self) -> &'static str {
+        "store"
+    }
+
+    fn deliver(&mut self, alert: &Alert, ecs: &Value) -> Result<(), SinkError> {
+        self.0.insert(alert, ecs)
+    }
+}
