@@ -11,6 +11,7 @@ pub mod admin;
 pub mod alerts;
 pub mod budget;
 pub mod config;
+pub mod detect;
 pub mod factors;
 pub mod identity;
 pub mod metrics;

@@ -26,21 +26,28 @@ pub struct PortalProfile {
     /// The script every page goes through (PHP: `/index.php`): `/` and `/index.php/…` run
     /// it too, so rules, classes and logout detection read them as that path.
     pub front_controller: Option<String>,
+    /// How detection reads patients, pages and exports (`[[patient]]`, `[paging]`, `[export]`).
+    pub reading: crate::detect::reading::Reading,
 }
 
 impl PortalProfile {
-    /// The same profile for a portal that treats `/Admin` as `/admin`: endpoint classes then
-    /// match paths without case, as rules do.
+    /// The same profile for a portal that treats `/Admin` as `/admin`: endpoint classes and
+    /// patient sources then match paths without case, as rules do.
     pub fn ignoring_path_case(mut self) -> Self {
         use crate::policy::matcher::PathPattern;
-        for class in &mut self.classes {
-            let recompiled = match &class.matcher.path {
+        let matchers = self
+            .classes
+            .iter_mut()
+            .map(|c| &mut c.matcher)
+            .chain(self.reading.patients.iter_mut().map(|p| &mut p.matcher));
+        for matcher in matchers {
+            let recompiled = match &matcher.path {
                 PathPattern::Any => Ok(PathPattern::Any),
                 PathPattern::Glob(src, _) => PathPattern::glob(src, true),
                 PathPattern::Regex(src, _) => PathPattern::regex(src, true),
             };
             if let Ok(p) = recompiled {
-                class.matcher.path = p;
+                matcher.path = p;
             }
         }
         self
@@ -126,6 +133,12 @@ struct File {
     class: Vec<ClassSection>,
     role: Option<RoleSection>,
     front_controller: Option<String>,
+    #[serde(default)]
+    patient: Vec<crate::detect::reading::PatientSection>,
+    #[serde(default)]
+    paging: crate::detect::reading::PagingSection,
+    #[serde(default)]
+    export: crate::detect::reading::ExportSection,
 }
 
 #[derive(Deserialize)]
@@ -384,10 +397,28 @@ pub fn parse(path: &Path, text: &str) -> Result<PortalProfile, ConfigErrors> {
             );
         }
     }
+    let mut patient_matchers = Vec::new();
+    for (i, p) in f.patient.iter().enumerate() {
+        let m = crate::config::validate::policy::matcher(
+            &format!("patient[{i}]"),
+            p.path.as_deref(),
+            p.path_regex.as_deref(),
+            &p.methods,
+            &p.query,
+            false,
+            &mut |k, m, h| err(k, m, h),
+        );
+        patient_matchers.push((m, p));
+    }
+    let reading =
+        crate::detect::reading::build(patient_matchers, &f.paging, &f.export, &mut |k, m, h| {
+            err(k, m, h)
+        });
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
     Ok(PortalProfile {
+        reading,
         front_controller: f.front_controller.clone(),
         role,
         query_reading,

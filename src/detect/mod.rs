@@ -1,0 +1,414 @@
+//! Exfiltration detection: a streaming detector with bounded state per identity and per
+//! source address. Each request the pipeline forwards becomes an [`Event`] ([`reading`] says
+//! how a portal's requests name patients, pages and exports); [`signals`] score the identity's
+//! [`track::Track`]; the score picks an [`Action`] by band (alert, step-up, throttle, suspend);
+//! alerts leave through [`crate::alerts`] with pseudonymised patient ids only.
+//!
+//! Time is the caller's (`now_us`): the simulator runs hours of clinical work in seconds.
+
+pub mod pseudonym;
+pub mod reading;
+pub mod settings;
+pub mod signals;
+pub mod sketch;
+pub mod track;
+mod verdict;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+pub use settings::DetectionConfig;
+pub use track::Event;
+pub use verdict::{Action, Hold};
+
+use crate::alerts::Alerts;
+use signals::{Context, Signal};
+use track::Track;
+
+const SHARDS: usize = 16;
+/// Identities (and sources) tracked at most; the idlest go first when full.
+const MAX_TRACKS: usize = 200_000;
+
+/// Who is asking, as the pipeline knows it once the session is identified.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub portal: &'a str,
+    pub user: &'a str,
+    pub groups: &'a [String],
+    pub privileged: bool,
+    /// A hash of the session id (never the id).
+    pub session_hash: &'a str,
+    pub ip: IpAddr,
+    pub user_agent: &'a str,
+    /// In break-glass, the detector alerts but never holds or cuts (the SOC already knows).
+    pub break_glass: bool,
+    /// When the session last proved a second factor (unix µs), for detector step-ups.
+    pub factor_at_us: i64,
+}
+
+/// What is logged with an alert about the request that raised it.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    pub method: &'a str,
+    /// Already masked (identifier-like segments replaced), never a query.
+    pub path: &'a str,
+    pub status: u16,
+    pub request_id: u64,
+}
+
+pub struct Detector {
+    cfg: DetectionConfig,
+    zone: jiff::tz::TimeZone,
+    pseudonyms: pseudonym::Pseudonyms,
+    honeytokens: Vec<u64>,
+    shards: Vec<Mutex<HashMap<String, Track>>>,
+    /// Role -> (average patients per active hour, hours seen).
+    roles: Mutex<HashMap<String, (f64, u32)>>,
+    holds: verdict::Holds,
+    alerts: Arc<Alerts>,
+}
+
+impl Detector {
+    pub fn new(
+        cfg: DetectionConfig,
+        zone: jiff::tz::TimeZone,
+        key: &[u8],
+        alerts: Arc<Alerts>,
+    ) -> Self {
+        let pseudonyms = pseudonym::Pseudonyms::new(key);
+        let honeytokens = cfg.honeytokens.iter().map(|h| pseudonyms.of(h)).collect();
+        Self {
+            cfg,
+            zone,
+            pseudonyms,
+            honeytokens,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            roles: Mutex::new(HashMap::new()),
+            holds: verdict::Holds::default(),
+            alerts,
+        }
+    }
+
+    pub fn config(&self) -> &DetectionConfig {
+        &self.cfg
+    }
+
+    pub fn alerts(&self) -> &Arc<Alerts> {
+        &self.alerts
+    }
+
+    /// The keyed pseudonym of a patient identifier.
+    pub fn pseudonym(&self, raw_id: &str) -> u64 {
+        self.pseudonyms.of(raw_id)
+    }
+
+    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Track>> {
+        let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        &self.shards[(h % SHARDS as u64) as usize]
+    }
+
+    fn with_track<R>(&self, key: &str, f: impl FnOnce(&mut Track) -> R) -> R {
+        let mut map = self.shard(key).lock().expect("detector shard");
+        if !map.contains_key(key) && map.len() >= MAX_TRACKS / SHARDS {
+            // Full: forget the idlest track of this shard (bounded memory beats completeness).
+            if let Some(idlest) = map
+                .iter()
+                .min_by_key(|(_, t)| t.last_us)
+                .map(|(k, _)| k.clone())
+            {
+                map.remove(&idlest);
+            }
+        }
+        f(map.entry(key.to_string()).or_default())
+    }
+
+    fn user_key(s: &Subject) -> String {
+        format!("{}\u{0}{}", s.portal, s.user)
+    }
+
+    fn source_key(s: &Subject) -> String {
+        format!("{}\u{0}src:{}", s.portal, crate::budget::source_of(s.ip))
+    }
+
+    /// Before a request is forwarded: is the identity held or throttled, or does a detector
+    /// step-up wait for a fresh factor?
+    /// Refusals for a pending step-up count: an identity that keeps going without proving a
+    /// factor (a stolen session cannot) is suspended.
+    pub fn gate(&self, s: &Subject, now_us: i64, seen: &Seen) -> Action {
+        if let Some(hold) = self.holds.get(s.portal, s.user, now_us) {
+            return Action::Held(hold);
+        }
+        let ukey = Self::user_key(s);
+        let limit = self.cfg.step_up_refusals;
+        let (action, escalate) = self.with_track(&ukey, |t| match verdict::pending(t, s, now_us) {
+            Action::StepUp => {
+                t.step_up_refusals += 1;
+                let over = t.step_up_refusals >= limit;
+                (
+                    Action::StepUp,
+                    over.then(|| (t.clone(), t.step_up_refusals)),
+                )
+            }
+            other => (other, None),
+        });
+        match escalate {
+            Some((track, n)) => {
+                let evidence = vec![verdict::ignored_step_up(n, limit)];
+                self.decide(s, seen, &ukey, &track, evidence, Vec::new(), now_us)
+            }
+            None => action,
+        }
+    }
+
+    /// The request is about to be forwarded: fold it in, score, act. The returned action
+    /// applies to this very request (a honeytoken or a huge page is stopped before it leaves).
+    pub fn observe(
+        &self,
+        s: &Subject,
+        e: &Event,
+        asked_page: u32,
+        normal_page: u32,
+        seen: &Seen,
+    ) -> Action {
+        let scripted = self.scripted(s.user_agent);
+        let off_hours = self.off_hours(e.at_us);
+        let honeytoken = e
+            .patient
+            .is_some_and(|(h, _)| self.honeytokens.contains(&h));
+        let ukey = Self::user_key(s);
+        let (mut cx, user_signals, track) = self.with_track(&ukey, |t| {
+            let closed = t.update(e);
+            let settled = t.baseline_hours >= self.cfg.warmup_hours;
+            t.see_network(e.network, e.at_us, settled);
+            t.recent_requests.push(seen.request_id);
+            if let Some(hour) = closed {
+                self.learn_role(s.groups, hour.patients as f64);
+            }
+            let cx = Context {
+                now_us: e.at_us,
+                privileged: s.privileged,
+                off_hours,
+                scripted_agent: scripted,
+                honeytoken,
+                baseline: self.baseline(t, s.groups),
+                source: false,
+                page_normal_max: normal_page,
+                asked_page,
+            };
+            (cx, signals::evaluate(t, &cx, &self.cfg), t.clone())
+        });
+        cx.source = true;
+        cx.honeytoken = false;
+        let source_signals = self.with_track(&Self::source_key(s), |t| {
+            t.update(e);
+            signals::evaluate(t, &cx, &self.cfg)
+        });
+        self.decide(
+            s,
+            seen,
+            &ukey,
+            &track,
+            user_signals,
+            source_signals,
+            e.at_us,
+        )
+    }
+
+    /// After the portal answered: its status, whether it was an export, and CSV rows sent.
+    pub fn finish(
+        &self,
+        s: &Subject,
+        at_us: i64,
+        denied: bool,
+        export: bool,
+        rows: u64,
+        seen: &Seen,
+    ) {
+        if !denied && !export && rows == 0 {
+            return;
+        }
+        let e = Event {
+            at_us,
+            denied,
+            export,
+            record_rows: rows,
+            ..Event::default()
+        };
+        let ukey = Self::user_key(s);
+        let cx = Context {
+            now_us: at_us,
+            privileged: s.privileged,
+            off_hours: self.off_hours(at_us),
+            scripted_agent: self.scripted(s.user_agent),
+            ..Context::default()
+        };
+        let (user_signals, track) = self.with_track(&ukey, |t| {
+            t.add_outcome(&e);
+            let cx = Context {
+                baseline: self.baseline(t, s.groups),
+                ..cx
+            };
+            (signals::evaluate(t, &cx, &self.cfg), t.clone())
+        });
+        let source_signals = self.with_track(&Self::source_key(s), |t| {
+            t.add_outcome(&e);
+            let cx = Context {
+                source: true,
+                baseline: self.cfg.default_prior,
+                ..cx
+            };
+            signals::evaluate(t, &cx, &self.cfg)
+        });
+        self.decide(s, seen, &ukey, &track, user_signals, source_signals, at_us);
+    }
+
+    /// Rows an export may still stream before this identity reaches the suspension band;
+    /// `None`: no limit (break-glass).
+    pub fn export_allowance(&self, s: &Subject, now_us: i64) -> Option<u64> {
+        if s.break_glass {
+            return None;
+        }
+        let band = self.cfg.bands.suspend as f64;
+        self.with_track(&Self::user_key(s), |t| {
+            let (ts, tl) =
+                signals::exposure_thresholds(&self.cfg, self.baseline(t, s.groups), false);
+            let short = signals::ramp_inverse(band, ts) - t.exposed_short(now_us) as f64;
+            let long = signals::ramp_inverse(band, tl) - t.exposed_long(now_us) as f64;
+            Some(short.min(long).max(0.0) as u64)
+        })
+    }
+
+    fn baseline(&self, t: &Track, groups: &[String]) -> f64 {
+        if t.baseline_hours >= self.cfg.warmup_hours {
+            return t.baseline;
+        }
+        let roles = self.roles.lock().expect("roles");
+        let learned = groups
+            .iter()
+            .filter_map(|g| roles.get(g))
+            .filter(|(_, hours)| *hours >= 3 * self.cfg.warmup_hours)
+            .map(|(avg, _)| *avg)
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        learned.unwrap_or_else(|| {
+            groups
+                .iter()
+                .filter_map(|g| self.cfg.role_priors.get(g))
+                .copied()
+                .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+                .unwrap_or(self.cfg.default_prior)
+        })
+    }
+
+    fn learn_role(&self, groups: &[String], patients: f64) {
+        let mut roles = self.roles.lock().expect("roles");
+        for g in groups {
+            let (avg, hours) = roles.entry(g.clone()).or_insert((0.0, 0));
+            *hours += 1;
+            *avg += (patients - *avg) / (*hours).min(200) as f64;
+        }
+    }
+
+    fn scripted(&self, ua: &str) -> bool {
+        let ua = ua.to_ascii_lowercase();
+        ua.is_empty()
+            || self
+                .cfg
+                .scripted_agents
+                .iter()
+                .any(|a| ua.contains(a.as_str()))
+    }
+
+    fn off_hours(&self, at_us: i64) -> bool {
+        self.cfg
+            .working_hours
+            .as_ref()
+            .is_some_and(|w| !w.contains((at_us / 1_000_000).max(0) as u64, &self.zone))
+    }
+
+    /// Held identities, for the SOC.
+    pub fn holds(&self, now_us: i64) -> Vec<(String, String, Hold)> {
+        self.holds.list(now_us)
+    }
+
+    /// The SOC releases a held identity: its activity so far is forgotten, so the same
+    /// evidence does not hold it again at once.
+    pub fn release(&self, portal: &str, user: &str) -> bool {
+        let released = self.holds.release(portal, user);
+        let key = format!("{portal}\u{0}{user}");
+        self.shard(&key)
+            .lock()
+            .expect("detector shard")
+            .remove(&key);
+        released
+    }
+
+    /// Approximate bytes of state of one identity (for the bench).
+    pub fn footprint(&self, portal: &str, user: &str) -> Option<usize> {
+        let key = format!("{portal}\u{0}{user}");
+        self.shard(&key)
+            .lock()
+            .expect("detector shard")
+            .get(&key)
+            .map(Track::footprint)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &self,
+        s: &Subject,
+        seen: &Seen,
+        ukey: &str,
+        track: &Track,
+        user_signals: Vec<Signal>,
+        source_signals: Vec<Signal>,
+        now_us: i64,
+    ) -> Action {
+        let (us, ss) = (
+            signals::combine(&user_signals, &self.cfg),
+            signals::combine(&source_signals, &self.cfg),
+        );
+        let (score, evidence) = if ss > us {
+            (ss, source_signals)
+        } else {
+            (us, user_signals)
+        };
+        let step = self.with_track(ukey, |t| {
+            verdict::step(
+                t,
+                score,
+                &self.cfg.bands,
+                s,
+                now_us,
+                self.cfg.throttle_seconds,
+            )
+        });
+        if let Some(action) = step.alert {
+            let alert = verdict::alert(self, s, seen, track, score, &evidence, action, now_us);
+            if action == verdict::ActionKind::Suspend {
+                let until = now_us + self.cfg.hold_minutes as i64 * 60_000_000;
+                self.holds.put(
+                    s.portal,
+                    s.user,
+                    Hold {
+                        until_us: until,
+                        since_us: now_us,
+                        alert_id: alert.id.clone(),
+                        rule: alert.rule_name.clone(),
+                        score,
+                    },
+                );
+            }
+            self.alerts.raise(alert);
+        }
+        match self.holds.get(s.portal, s.user, now_us) {
+            Some(h) => Action::Held(h),
+            None => step.now,
+        }
+    }
+}

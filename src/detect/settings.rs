@@ -1,0 +1,137 @@
+//! The detector's settings: every threshold, weight and action band, with the defaults
+//! `config/reference.toml` documents. Validated from `[detection]` by `config::validate`.
+
+use std::collections::BTreeMap;
+
+/// Thresholds: a signal scores 60 at its threshold, 90 at 1.5 times it (see `signals::ramp`).
+#[derive(Debug, Clone)]
+pub struct Thresholds {
+    /// Patients exposed in 15 minutes: `short_factor` × the hourly baseline, kept in [min, max].
+    pub short_min: f64,
+    pub short_max: f64,
+    pub short_factor: f64,
+    /// Patients exposed over a shift (8 hours): `long_factor` × the hourly baseline, in [min, max].
+    pub long_min: f64,
+    pub long_max: f64,
+    pub long_factor: f64,
+    /// Consecutive record ids read with one constant step.
+    pub enumeration_run: f64,
+    /// Consecutive listing pages walked in order.
+    pub crawl_pages: f64,
+    /// Exports in one hour.
+    pub exports_per_hour: f64,
+    /// Refused or missing records (403/404) in 15 minutes.
+    pub denied: f64,
+    /// Page requests in one minute.
+    pub pages_per_minute: f64,
+    /// Below this coefficient of variation, 16 page gaps look machine-made.
+    pub regular_timing_cv: f64,
+    /// Page views with no static asset at all.
+    pub no_assets_pages: f64,
+}
+
+/// Score bands (0-100) at which each action starts.
+#[derive(Debug, Clone)]
+pub struct Bands {
+    pub alert: u8,
+    pub step_up: u8,
+    pub throttle: u8,
+    pub suspend: u8,
+}
+
+#[derive(Debug, Clone)]
+pub struct DetectionConfig {
+    pub enabled: bool,
+    pub thresholds: Thresholds,
+    /// Signal id -> weight (0-1) applied to its score; absent = 1.
+    pub weights: BTreeMap<String, f64>,
+    pub bands: Bands,
+    /// Suspended sessions stay held this long unless the SOC releases them first.
+    pub hold_minutes: u64,
+    /// Throttled identities get one page per this many seconds.
+    pub throttle_seconds: u64,
+    /// Patients per hour a role is expected to see, while an identity has no baseline yet.
+    pub role_priors: BTreeMap<String, f64>,
+    pub default_prior: f64,
+    /// Active hours before an identity's own baseline replaces its role's.
+    pub warmup_hours: u32,
+    /// Sources (one address, or an IPv6 /64) get thresholds this many times an identity's
+    /// (1: a shared ward workstation sees its ward; raise it behind NAT or a VPN concentrator).
+    pub source_factor: f64,
+    /// Requests refused for a pending detector step-up before the identity is suspended.
+    pub step_up_refusals: u32,
+    /// Working hours of privileged accounts, in `[policy] time_zone`; outside = off-hours.
+    pub working_hours: Option<crate::policy::window::TimeWindow>,
+    /// Lower-case user-agent fragments of scripts and bots.
+    pub scripted_agents: Vec<String>,
+    /// Record identifiers no real care touches: any access is a top-severity alert.
+    pub honeytokens: Vec<String>,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        let priors = [
+            ("nurse", 15.0),
+            ("physician", 20.0),
+            ("clerk", 30.0),
+            ("admin", 10.0),
+        ];
+        Self {
+            enabled: true,
+            thresholds: Thresholds {
+                short_min: 25.0,
+                short_max: 60.0,
+                short_factor: 1.5,
+                long_min: 60.0,
+                long_max: 125.0,
+                long_factor: 6.0,
+                enumeration_run: 10.0,
+                crawl_pages: 5.0,
+                exports_per_hour: 3.0,
+                denied: 25.0,
+                pages_per_minute: 40.0,
+                regular_timing_cv: 0.12,
+                no_assets_pages: 60.0,
+            },
+            weights: BTreeMap::new(),
+            bands: Bands {
+                alert: 50,
+                step_up: 70,
+                throttle: 80,
+                suspend: 90,
+            },
+            hold_minutes: 240,
+            throttle_seconds: 10,
+            role_priors: priors.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            default_prior: 20.0,
+            warmup_hours: 8,
+            source_factor: 1.0,
+            step_up_refusals: 10,
+            working_hours: None,
+            scripted_agents: [
+                "curl/",
+                "wget/",
+                "python-requests",
+                "python-urllib",
+                "aiohttp",
+                "httpx",
+                "go-http-client",
+                "okhttp",
+                "java/",
+                "libwww-perl",
+                "httpie",
+                "powershell",
+                "scrapy",
+                "headlesschrome",
+                "phantomjs",
+                "node-fetch",
+                "axios/",
+                "postmanruntime",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            honeytokens: Vec::new(),
+        }
+    }
+}

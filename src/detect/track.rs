@@ -1,0 +1,297 @@
+//! One identity's (or one source's) recent activity, in bounded memory: three 5-minute
+//! buckets (the short window, 15 minutes) and eight hourly buckets (the long window, a
+//! shift), plus the few sequences the signals follow. About 3 KB at most; see the bench.
+
+use super::sketch::{union_count, Distinct};
+
+pub const SHORT_SLOT_US: i64 = 5 * 60 * 1_000_000;
+pub const LONG_SLOT_US: i64 = 60 * 60 * 1_000_000;
+const GAPS: usize = 16;
+const NETWORKS: usize = 8;
+
+#[derive(Debug, Default, Clone)]
+pub struct Bucket {
+    slot: i64,
+    pub patients: Distinct,
+    /// Records exposed without an identifier we could read: listing rows, export rows.
+    pub rows: u64,
+    pub requests: u32,
+    pub denied: u32,
+    pub exports: u32,
+}
+
+/// What one request contributed, as the detector sees it.
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    pub at_us: i64,
+    /// The patient's pseudonym, and the identifier as a number when it is one.
+    pub patient: Option<(u64, Option<i64>)>,
+    /// The request showed the session's current patient.
+    pub current: bool,
+    pub page: Option<crate::detect::reading::Page>,
+    /// Listing rows that are full records (counted as exposed).
+    pub record_rows: u64,
+    pub export: bool,
+    pub asset: bool,
+    pub denied: bool,
+    /// The source network, hashed.
+    pub network: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Track {
+    pub last_us: i64,
+    short: [Bucket; 3],
+    long: [Bucket; 8],
+    /// Enumeration: last numeric id, last step, how many accesses kept that step.
+    last_id: Option<i64>,
+    last_step: i64,
+    pub id_run: u32,
+    /// Paging crawl: the next offset if the walk goes on, and how many pages followed.
+    next_offset: Option<u64>,
+    pub crawl_run: u32,
+    pub largest_page: u32,
+    /// Gaps between page requests (ms), for machine-like timing.
+    gaps: [u32; GAPS],
+    gap_count: usize,
+    last_page_us: i64,
+    pub pages: u32,
+    pub assets: u32,
+    minute: (i64, u32),
+    networks: [u64; NETWORKS],
+    pub new_network_until_us: i64,
+    pub current_patient: Option<(u64, Option<i64>)>,
+    /// Own baseline: an average of distinct patients per active hour, and how many hours.
+    pub baseline: f64,
+    pub baseline_hours: u32,
+    baseline_slot: i64,
+    /// The detector's bookkeeping of actions (see `super::Detector`).
+    pub alerted_band: u8,
+    pub alerted_slot: i64,
+    pub step_up_since_us: Option<i64>,
+    pub step_up_refusals: u32,
+    pub throttle_next_us: i64,
+    /// The last few patients (pseudonyms) and request ids, for an alert's evidence.
+    pub recent_patients: Recent,
+    pub recent_requests: Recent,
+}
+
+/// The last eight values seen.
+#[derive(Debug, Default, Clone)]
+pub struct Recent {
+    items: [u64; 8],
+    next: usize,
+}
+
+impl Recent {
+    pub fn push(&mut self, v: u64) {
+        if !self.items.contains(&v) {
+            self.items[self.next % 8] = v;
+            self.next += 1;
+        }
+    }
+    pub fn values(&self) -> impl Iterator<Item = u64> + '_ {
+        self.items.iter().copied().filter(|v| *v != 0)
+    }
+}
+
+fn ring<const N: usize>(ring: &mut [Bucket; N], slot: i64) -> &mut Bucket {
+    let b = &mut ring[slot.rem_euclid(N as i64) as usize];
+    if b.slot != slot {
+        *b = Bucket {
+            slot,
+            ..Bucket::default()
+        };
+    }
+    b
+}
+
+fn live<const N: usize>(ring: &[Bucket; N], slot: i64) -> impl Iterator<Item = &Bucket> + Clone {
+    ring.iter()
+        .filter(move |b| b.slot > slot - N as i64 && b.slot <= slot && b.slot != 0)
+}
+
+/// A closed hour of activity, for the baselines.
+pub struct ClosedHour {
+    pub patients: u64,
+}
+
+impl Track {
+    /// Folds `e` in; returns the hour that closed, when this event starts a new one.
+    pub fn update(&mut self, e: &Event) -> Option<ClosedHour> {
+        let closed = self.roll_baseline(e.at_us);
+        let (s, l) = (e.at_us / SHORT_SLOT_US, e.at_us / LONG_SLOT_US);
+        let patient = e.patient.or(if e.current {
+            self.current_patient
+        } else {
+            None
+        });
+        if e.patient.is_some() {
+            self.current_patient = e.patient;
+        }
+        if let Some((h, _)) = patient {
+            self.recent_patients.push(h);
+        }
+        for b in [ring(&mut self.short, s), ring(&mut self.long, l)] {
+            b.requests += 1;
+            b.denied += e.denied as u32;
+            b.exports += e.export as u32;
+            b.rows += e.record_rows;
+            if let (Some((h, _)), false) = (patient, e.denied) {
+                b.patients.insert(h);
+            }
+        }
+        if let Some((_, Some(n))) = e.patient.filter(|_| !e.current) {
+            let step = self.last_id.map_or(0, |last| n - last);
+            if step != 0 && step.abs() <= 1000 && step == self.last_step {
+                self.id_run += 1;
+            } else if step != 0 && step.abs() <= 1000 {
+                self.id_run = 1;
+            } else if step != 0 {
+                self.id_run = 0;
+            }
+            self.last_step = step;
+            self.last_id = Some(n);
+        }
+        if let Some(p) = e.page {
+            self.largest_page = self.largest_page.max(p.size);
+            self.crawl_run = match self.next_offset {
+                Some(next) if p.offset == next && p.offset > 0 => self.crawl_run + 1,
+                _ if p.offset == 0 => 0,
+                _ => self.crawl_run.saturating_sub(1),
+            };
+            self.next_offset = Some(p.offset + p.size as u64);
+        }
+        if e.asset {
+            self.assets += 1;
+        } else {
+            self.pages += 1;
+            if self.last_page_us > 0 {
+                let gap = ((e.at_us - self.last_page_us) / 1000).clamp(0, u32::MAX as i64) as u32;
+                self.gaps[self.gap_count % GAPS] = gap;
+                self.gap_count += 1;
+            }
+            self.last_page_us = e.at_us;
+            let minute = e.at_us / 60_000_000;
+            self.minute = if self.minute.0 == minute {
+                (minute, self.minute.1 + 1)
+            } else {
+                (minute, 1)
+            };
+        }
+        self.last_us = e.at_us;
+        closed
+    }
+
+    /// Adds what only the response told (refusal, export, CSV rows) to the current buckets.
+    pub fn add_outcome(&mut self, e: &Event) {
+        let (s, l) = (e.at_us / SHORT_SLOT_US, e.at_us / LONG_SLOT_US);
+        for b in [ring(&mut self.short, s), ring(&mut self.long, l)] {
+            b.denied += e.denied as u32;
+            b.exports += e.export as u32;
+            b.rows += e.record_rows;
+        }
+        self.last_us = self.last_us.max(e.at_us);
+    }
+
+    /// Learns the source network; true when it is new for an identity that had some already.
+    pub fn see_network(&mut self, net: u64, at_us: i64, settled: bool) -> bool {
+        if self.networks.contains(&net) {
+            return false;
+        }
+        let known = self.networks.iter().filter(|n| **n != 0).count();
+        self.networks[known.min(NETWORKS - 1)] = net;
+        if known > 0 && settled {
+            self.new_network_until_us = at_us + LONG_SLOT_US;
+            return true;
+        }
+        false
+    }
+
+    fn roll_baseline(&mut self, at_us: i64) -> Option<ClosedHour> {
+        let slot = at_us / LONG_SLOT_US;
+        if self.baseline_slot == 0 {
+            self.baseline_slot = slot;
+            return None;
+        }
+        if slot == self.baseline_slot {
+            return None;
+        }
+        let prev = self.baseline_slot;
+        self.baseline_slot = slot;
+        let patients = self
+            .long
+            .iter()
+            .find(|b| b.slot == prev)
+            .map_or(0, |b| union_count([&b.patients]) + b.rows);
+        if patients == 0 {
+            return None;
+        }
+        self.baseline_hours += 1;
+        let alpha = 1.0 / (self.baseline_hours.min(20) as f64);
+        self.baseline += alpha * (patients as f64 - self.baseline);
+        Some(ClosedHour { patients })
+    }
+
+    /// Distinct patients plus record rows over the last 15 minutes.
+    pub fn exposed_short(&self, now_us: i64) -> u64 {
+        let b = live(&self.short, now_us / SHORT_SLOT_US);
+        union_count(b.clone().map(|b| &b.patients)) + b.map(|b| b.rows).sum::<u64>()
+    }
+
+    /// Distinct patients plus record rows over the last 8 hours.
+    pub fn exposed_long(&self, now_us: i64) -> u64 {
+        let b = live(&self.long, now_us / LONG_SLOT_US);
+        union_count(b.clone().map(|b| &b.patients)) + b.map(|b| b.rows).sum::<u64>()
+    }
+
+    pub fn denied_short(&self, now_us: i64) -> u32 {
+        live(&self.short, now_us / SHORT_SLOT_US)
+            .map(|b| b.denied)
+            .sum()
+    }
+
+    /// Exports in the current hour.
+    pub fn exports_hour(&self, now_us: i64) -> u32 {
+        let slot = now_us / LONG_SLOT_US;
+        self.long
+            .iter()
+            .filter(|b| b.slot == slot)
+            .map(|b| b.exports)
+            .sum()
+    }
+
+    pub fn pages_this_minute(&self, now_us: i64) -> u32 {
+        if self.minute.0 == now_us / 60_000_000 {
+            self.minute.1
+        } else {
+            0
+        }
+    }
+
+    /// Mean gap (ms) and coefficient of variation of the last page gaps, once enough are known.
+    pub fn timing(&self) -> Option<(f64, f64)> {
+        if self.gap_count < GAPS {
+            return None;
+        }
+        let mean = self.gaps.iter().map(|g| *g as f64).sum::<f64>() / GAPS as f64;
+        let var = self
+            .gaps
+            .iter()
+            .map(|g| (*g as f64 - mean).powi(2))
+            .sum::<f64>()
+            / GAPS as f64;
+        Some((mean, if mean > 0.0 { var.sqrt() / mean } else { 0.0 }))
+    }
+
+    /// Approximate bytes held, heap included.
+    pub fn footprint(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self
+                .short
+                .iter()
+                .chain(self.long.iter())
+                .map(|b| b.patients.heap_bytes())
+                .sum::<usize>()
+    }
+}
