@@ -26,6 +26,7 @@ pub struct AdminApp {
     factors: Option<Arc<Factors>>,
     budgets: Option<Arc<crate::budget::Budgets>>,
     token: Option<Secret>,
+    detector: Option<Arc<crate::detect::Detector>>,
 }
 
 impl AdminApp {
@@ -35,6 +36,7 @@ impl AdminApp {
         factors: Option<Arc<Factors>>,
         budgets: Option<Arc<crate::budget::Budgets>>,
         token: Option<Secret>,
+        detector: Option<Arc<crate::detect::Detector>>,
     ) -> Self {
         Self {
             portals,
@@ -43,6 +45,7 @@ impl AdminApp {
             factors,
             budgets,
             token,
+            detector,
         }
     }
 
@@ -78,6 +81,10 @@ impl AdminApp {
             form_urlencoded::parse(session.req_header().uri.query().unwrap_or("").as_bytes())
                 .into_owned()
                 .collect();
+        if path.starts_with("/api/alerts") || path.starts_with("/api/holds") {
+            let method = session.req_header().method.as_str();
+            return self.detection_api(method, path, &params);
+        }
         let Some(user) = params.get("user").filter(|u| !u.is_empty()) else {
             return json(
                 400,
@@ -137,6 +144,90 @@ impl AdminApp {
         match result {
             Ok(v) => json(200, v),
             Err(e) => json(503, serde_json::json!({ "error": e.to_string() })),
+        }
+    }
+
+    /// The detector's alerts and holds, for the SOC:
+    /// `GET /api/alerts[?limit=N]`, `POST /api/alerts/status?id=…&status=acknowledged|resolved|open`,
+    /// `GET /api/holds`, `POST /api/holds/release?portal=…&user=…`.
+    fn detection_api(
+        &self,
+        method: &str,
+        path: &str,
+        params: &std::collections::HashMap<String, String>,
+    ) -> Response<Vec<u8>> {
+        let Some(detector) = &self.detector else {
+            return json(404, serde_json::json!({ "error": "detection is disabled" }));
+        };
+        let store = detector.alerts().store();
+        let param = |name: &str| params.get(name).filter(|v| !v.is_empty());
+        match (method, path) {
+            ("GET", "/api/alerts") => {
+                let Some(store) = store else {
+                    return json(
+                        404,
+                        serde_json::json!({ "error": "no alert store: set [alerts] store = true" }),
+                    );
+                };
+                let limit = param("limit")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(100usize)
+                    .min(1000);
+                match store.recent(limit) {
+                    Ok(list) => json(200, serde_json::json!({ "alerts": list })),
+                    Err(e) => json(503, serde_json::json!({ "error": e.to_string() })),
+                }
+            }
+            ("POST", "/api/alerts/status") => {
+                let (Some(store), Some(id), Some(status)) = (store, param("id"), param("status"))
+                else {
+                    return json(
+                        400,
+                        serde_json::json!({ "error": "id and status are required (and an alert store)" }),
+                    );
+                };
+                match store.set_status(id, status) {
+                    Ok(found) => {
+                        tracing::warn!(target: "vigie::audit", event = "alert_status", alert = %id, status = %status, by = "admin_api");
+                        json(
+                            if found { 200 } else { 404 },
+                            serde_json::json!({ "id": id, "status": status, "found": found }),
+                        )
+                    }
+                    Err(e) => json(400, serde_json::json!({ "error": e.to_string() })),
+                }
+            }
+            ("GET", "/api/holds") => {
+                let holds: Vec<serde_json::Value> = detector
+                    .holds(self.sessions.now_us())
+                    .into_iter()
+                    .map(|(portal, user, h)| {
+                        serde_json::json!({
+                            "portal": portal, "user": user, "alert": h.alert_id, "rule": h.rule,
+                            "score": h.score, "since_us": h.since_us, "until_us": h.until_us,
+                        })
+                    })
+                    .collect();
+                json(200, serde_json::json!({ "holds": holds }))
+            }
+            ("POST", "/api/holds/release") => {
+                let (Some(portal), Some(user)) = (param("portal"), param("user")) else {
+                    return json(
+                        400,
+                        serde_json::json!({ "error": "portal and user are required" }),
+                    );
+                };
+                let released = detector.release(portal, user);
+                tracing::warn!(target: "vigie::audit", event = "hold_released", portal = %portal, user = %user, released, by = "admin_api");
+                json(
+                    200,
+                    serde_json::json!({ "portal": portal, "user": user, "released": released }),
+                )
+            }
+            _ => json(
+                405,
+                serde_json::json!({ "error": "see the admin API in the README" }),
+            ),
         }
     }
 

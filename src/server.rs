@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::budget::Budgets;
 use crate::config::{Config, LoginMode, StorageBackend};
+use crate::detect::Detector;
 use crate::factors::crypto::KeyRing;
 use crate::factors::redis_store::RedisFactors;
 use crate::factors::store::{FactorStore, SqliteFactors};
@@ -19,7 +20,7 @@ use crate::factors::Factors;
 use crate::identity::assertion::AssertionKeys;
 use crate::identity::locks::{LockStore, SqliteLocks};
 use crate::identity::redis_store::{RedisLocks, RedisStore};
-use crate::identity::session::{Lifetimes, SystemClock};
+use crate::identity::session::{Clock, Lifetimes, SystemClock};
 use crate::identity::store::{MemoryStore, SessionStore};
 use crate::identity::Sessions;
 use crate::pipeline::Gateway;
@@ -28,6 +29,14 @@ use crate::storage::users::UserStore;
 
 /// A Pingora server with the gateway and admin services added, ready for `run_forever`.
 pub fn build(config: &Config) -> anyhow::Result<Server> {
+    build_with(config, Arc::new(SystemClock)).map(|(server, _)| server)
+}
+
+/// The same on a given clock (the simulator's runs hours in seconds), with the detector.
+pub fn build_with(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Server, Option<Arc<Detector>>)> {
     let conf = ServerConf {
         threads: config.server.threads,
         work_stealing: config.server.work_stealing,
@@ -37,14 +46,14 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let (sessions, redis) = sessions(config)?;
+    let (sessions, redis) = sessions(config, clock.clone())?;
     let sessions = Arc::new(sessions);
-    let factors = factors(config, redis.clone())?;
+    let factors = factors(config, redis.clone(), clock.clone())?;
     let budgets = Arc::new(Budgets::new(
         config.budgets.clone(),
         redis,
         config.storage.replicas,
-        Arc::new(SystemClock),
+        clock.clone(),
     ));
     let gateway_logins = config
         .portals
@@ -58,6 +67,10 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
     } else {
         None
     };
+    let alerts = Arc::new(
+        crate::alerts::Alerts::start(config.alerts.clone()).context("alert sinks ([alerts])")?,
+    );
+    let detector = detector(config, alerts.clone(), clock.clone());
     let assertions = Arc::new(match &config.assertion.key_dir {
         Some(dir) => AssertionKeys::load_dir(dir)?,
         None => AssertionKeys::ephemeral(),
@@ -72,6 +85,7 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
             assertions,
             factors.clone(),
             budgets.clone(),
+            detector.clone(),
         ),
         "vigie-gateway",
     );
@@ -105,13 +119,41 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
                 factors,
                 Some(budgets),
                 config.admin_token.clone(),
+                detector.clone(),
             )),
         );
         svc.add_tcp(&admin.to_string());
         svc.threads = Some(1);
         server.add_service(svc);
     }
-    Ok(server)
+    Ok((server, detector))
+}
+
+/// The detector, unless disabled. Pseudonyms are keyed from the session key when one is
+/// configured (replicas then agree on them), else from a random per-process key.
+fn detector(
+    config: &Config,
+    alerts: Arc<crate::alerts::Alerts>,
+    _clock: Arc<dyn Clock>,
+) -> Option<Arc<Detector>> {
+    if !config.detection.enabled {
+        return None;
+    }
+    use hmac::Mac;
+    let base = config
+        .storage
+        .session_key
+        .clone()
+        .unwrap_or_else(|| rand::random::<[u8; 32]>().to_vec());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&base).expect("any key length");
+    mac.update(b"vigie patient pseudonyms v1");
+    let key = mac.finalize().into_bytes();
+    Some(Arc::new(Detector::new(
+        config.detection.clone(),
+        config.policy.zone.clone(),
+        &key,
+        alerts,
+    )))
 }
 
 /// Second factors in the configured backend, when some portal holds sessions. Without a key
@@ -119,6 +161,7 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
 fn factors(
     config: &Config,
     redis: Option<Arc<RedisStore>>,
+    clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Option<Arc<Factors>>> {
     if !config.portals.iter().any(|p| p.holds_sessions()) {
         return Ok(None);
@@ -142,7 +185,7 @@ fn factors(
             )
         }
     };
-    let factors = Factors::new(store, keys, sf.clone(), Arc::new(SystemClock))
+    let factors = Factors::new(store, keys, sf.clone(), clock)
         .map_err(|e| anyhow::anyhow!("second_factor WebAuthn relying party: {e}"))?;
     Ok(Some(Arc::new(factors)))
 }
@@ -150,7 +193,10 @@ fn factors(
 /// Sessions in the configured store (and the Redis connection, when there is one). Without a
 /// configured key (embedded only) the token key is random per process: in-memory sessions
 /// do not outlive the process anyway.
-fn sessions(config: &Config) -> anyhow::Result<(Sessions, Option<Arc<RedisStore>>)> {
+fn sessions(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Sessions, Option<Arc<RedisStore>>)> {
     let s = &config.session;
     let mut redis = None;
     let (store, locks): (Arc<dyn SessionStore>, Arc<dyn LockStore>) = match &config.storage.backend
@@ -184,7 +230,7 @@ fn sessions(config: &Config) -> anyhow::Result<(Sessions, Option<Arc<RedisStore>
         .session_key
         .clone()
         .unwrap_or_else(|| rand::random::<[u8; 32]>().to_vec());
-    let sessions = Sessions::new(store, locks, &key, s.clone(), Arc::new(SystemClock));
+    let sessions = Sessions::new(store, locks, &key, s.clone(), clock);
     Ok((sessions, redis))
 }
 

@@ -44,6 +44,118 @@ pub struct FileConfig {
     pub groups: std::collections::BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub portal: Vec<PortalSection>,
+    #[serde(default)]
+    pub detection: DetectionSection,
+    #[serde(default)]
+    pub alerts: AlertsSection,
+}
+
+/// `[detection]`: the exfiltration detector. Every threshold and weight is optional; the
+/// defaults are in `crate::detect::settings` and documented in config/reference.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionSection {
+    pub enabled: bool,
+    pub hold_minutes: i64,
+    pub throttle_seconds: i64,
+    pub warmup_hours: i64,
+    pub step_up_refusals: i64,
+    pub source_factor: f64,
+    pub default_prior: f64,
+    pub working_hours: Option<String>,
+    pub working_days: Vec<String>,
+    pub honeytokens: Vec<String>,
+    pub scripted_agents: Option<Vec<String>>,
+    pub thresholds: std::collections::BTreeMap<String, f64>,
+    pub weights: std::collections::BTreeMap<String, f64>,
+    pub actions: std::collections::BTreeMap<String, i64>,
+    pub role_priors: std::collections::BTreeMap<String, f64>,
+}
+
+impl Default for DetectionSection {
+    fn default() -> Self {
+        let d = crate::detect::DetectionConfig::default();
+        Self {
+            enabled: d.enabled,
+            hold_minutes: d.hold_minutes as i64,
+            throttle_seconds: d.throttle_seconds as i64,
+            warmup_hours: d.warmup_hours as i64,
+            step_up_refusals: d.step_up_refusals as i64,
+            source_factor: d.source_factor,
+            default_prior: d.default_prior,
+            working_hours: None,
+            working_days: Vec::new(),
+            honeytokens: Vec::new(),
+            scripted_agents: None,
+            thresholds: Default::default(),
+            weights: Default::default(),
+            actions: Default::default(),
+            role_priors: Default::default(),
+        }
+    }
+}
+
+/// `[alerts]`: where detector alerts go.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsSection {
+    pub jsonl: Option<String>,
+    /// Keep alerts in the SQLite database (`storage.database`) for the SOC console and API.
+    pub store: Option<bool>,
+    pub syslog: Option<SyslogSection>,
+    pub webhook: Option<WebhookSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogSection {
+    pub address: String,
+    #[serde(default = "udp")]
+    pub transport: String,
+    #[serde(default = "json")]
+    pub format: String,
+    #[serde(default = "authpriv")]
+    pub facility: String,
+    #[serde(default = "vigie")]
+    pub app_name: String,
+}
+
+fn udp() -> String {
+    "udp".into()
+}
+fn json() -> String {
+    "json".into()
+}
+fn authpriv() -> String {
+    "authpriv".into()
+}
+fn vigie() -> String {
+    "vigie".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSection {
+    pub url: String,
+    /// Header name -> value; a value `env:NAME` is read from the environment.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    #[serde(default = "ten")]
+    pub timeout_seconds: i64,
+    #[serde(default = "five")]
+    pub max_attempts: i64,
+    #[serde(default = "half_second")]
+    pub backoff_ms: i64,
+}
+
+fn ten() -> i64 {
+    10
+}
+fn five() -> i64 {
+    5
+}
+fn half_second() -> i64 {
+    500
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,9 +263,6 @@ fn revoke_oldest() -> String {
 }
 fn quarter() -> f64 {
     0.25
-}
-fn five() -> i64 {
-    5
 }
 
 #[derive(Debug, Deserialize)]

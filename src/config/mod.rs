@@ -37,6 +37,10 @@ pub struct Config {
     /// Static group membership: user -> groups.
     pub static_groups: std::collections::HashMap<String, Vec<String>>,
     pub portals: Vec<PortalConfig>,
+    /// The exfiltration detector.
+    pub detection: crate::detect::DetectionConfig,
+    /// Where its alerts go.
+    pub alerts: crate::alerts::SinkSettings,
     /// Settings that are valid but weaken security; `check-config` prints them, `run` logs them.
     pub warnings: Vec<String>,
 }

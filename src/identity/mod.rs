@@ -76,6 +76,11 @@ impl Sessions {
         }
     }
 
+    /// Unix microseconds, on the same clock (the detector counts in them).
+    pub fn now_us(&self) -> i64 {
+        self.clock.now_us() as i64
+    }
+
     pub fn now(&self) -> u64 {
         self.clock.now()
     }

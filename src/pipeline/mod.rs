@@ -24,6 +24,7 @@ pub mod normalise;
 pub mod respond;
 pub mod route;
 pub mod second_factor;
+pub mod watch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,6 +60,8 @@ pub struct Gateway {
     /// Second factors, when some portal holds sessions.
     factors: Option<Arc<Factors>>,
     budgets: Arc<Budgets>,
+    /// The exfiltration detector, unless `[detection] enabled = false`.
+    detector: Option<Arc<crate::detect::Detector>>,
 }
 
 impl Gateway {
@@ -69,6 +72,7 @@ impl Gateway {
         assertions: Arc<AssertionKeys>,
         factors: Option<Arc<Factors>>,
         budgets: Arc<Budgets>,
+        detector: Option<Arc<crate::detect::Detector>>,
     ) -> Self {
         let router = Router::new(&config.portals);
         Self {
@@ -79,6 +83,7 @@ impl Gateway {
             assertions,
             factors,
             budgets,
+            detector,
         }
     }
 
@@ -108,6 +113,9 @@ pub struct RequestCtx {
     pub status: u16,
     pub upstream_error: Option<&'static str>,
     pub body_bytes: u64,
+    /// The detector's view of the session, once it watches this request.
+    pub who: Option<watch::Who>,
+    pub watch: watch::Watch,
 }
 
 static REQUEST_COUNTER: once_cell::sync::Lazy<AtomicU64> =
@@ -135,6 +143,8 @@ impl ProxyHttp for Gateway {
             status: 0,
             upstream_error: None,
             body_bytes: 0,
+            who: None,
+            watch: watch::Watch::default(),
         }
     }
 
@@ -172,6 +182,12 @@ impl ProxyHttp for Gateway {
                     .as_ref()
                     .map_or("/".into(), |r| r.target.to_uri());
                 respond::send_denied(session, liftable, &here, &ctx.request_id).await?;
+                Ok(true)
+            }
+            Ok(Front::Held(hold)) => {
+                ctx.status = 403;
+                ctx.rejected = Some("held_for_review");
+                respond::send_held(session, &hold, &ctx.request_id).await?;
                 Ok(true)
             }
             Ok(Front::Slowed(retry_after)) => {
@@ -219,6 +235,7 @@ impl ProxyHttp for Gateway {
         if end_of_stream {
             let method = session.req_header().method.as_str().to_string();
             self.authorise_body(ctx, &method).await?;
+            self.watch_body(ctx, &method)?;
         }
         if ctx.body_bytes > self.config.limits.max_body_bytes {
             ctx.rejected = Some("body_too_large");
@@ -333,8 +350,31 @@ impl ProxyHttp for Gateway {
                 }
             }
         }
+        let mut watch = std::mem::take(&mut ctx.watch);
+        if let (Some(detector), Some(subject), Some(portal)) = (
+            &self.detector,
+            subject_of(ctx, self.sessions.now()),
+            ctx.portal.as_ref(),
+        ) {
+            if watch.on_response(detector, portal, &subject, resp, self.sessions.now_us()) {
+                resp.remove_header("content-length");
+                resp.insert_header("transfer-encoding", "chunked")?;
+            }
+        }
+        ctx.watch = watch;
         inspect::on_response(resp, self.hsts_for(session), &ctx.request_id);
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        ctx.watch.on_body(body);
+        Ok(None)
     }
 
     async fn fail_to_proxy(
@@ -377,6 +417,30 @@ impl ProxyHttp for Gateway {
                     .map(|a| a.ip()),
             ),
         };
+        if let (Some(detector), Some(subject)) =
+            (&self.detector, subject_of(ctx, self.sessions.now()))
+        {
+            let own_refusal = ctx.rejected.is_some();
+            let denied = !own_refusal && matches!(status, 403 | 404 | 410);
+            let masked = log::masked_path(path);
+            let seen = detect_seen(
+                session.req_header().method.as_str(),
+                &masked,
+                status,
+                &ctx.request_id,
+            );
+            let rows = ctx.watch.rows();
+            if !own_refusal {
+                detector.finish(
+                    &subject,
+                    self.sessions.now_us(),
+                    denied,
+                    ctx.watch.export,
+                    rows,
+                    &seen,
+                );
+            }
+        }
         log::record(&log::Outcome {
             request_id: &ctx.request_id,
             portal,
@@ -410,8 +474,10 @@ enum Front {
     Denied {
         liftable: bool,
     },
-    /// Over budget: retry after this many seconds.
+    /// Over budget, or throttled by the detector: retry after this many seconds.
     Slowed(u64),
+    /// Held by the detector until the SOC reviews it.
+    Held(crate::detect::Hold),
 }
 
 impl Gateway {
@@ -550,7 +616,10 @@ impl Gateway {
                 }
             }
         }
-        Ok(Front::Forward)
+        match self.watch_request(session, ctx, portal, request) {
+            Some(front) => front,
+            None => Ok(Front::Forward),
+        }
     }
 }
 
@@ -607,4 +676,130 @@ fn content_length(req: &RequestHeader) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
+}
+
+/// The detector's subject for a watched request.
+fn subject_of(ctx: &RequestCtx, now: u64) -> Option<crate::detect::Subject<'_>> {
+    let who = ctx.who.as_ref()?;
+    let record = ctx.identity.session()?;
+    let portal = ctx.portal.as_ref()?;
+    let ip = ctx.request.as_ref()?.client.ip;
+    Some(who.subject(&portal.config.name, record, ip, now))
+}
+
+fn detect_seen<'a>(
+    method: &'a str,
+    masked: &'a str,
+    status: u16,
+    request_id: &str,
+) -> crate::detect::Seen<'a> {
+    crate::detect::Seen {
+        method,
+        path: masked,
+        status,
+        request_id: u64::from_str_radix(request_id, 16).unwrap_or(0),
+    }
+}
+
+impl Gateway {
+    /// Stage 4b before forwarding: held, throttled or step-up identities stop here; a
+    /// bodiless request is scored now, others once their body is read.
+    fn watch_request(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        portal: &Arc<Portal>,
+        request: &Request,
+    ) -> Option<std::result::Result<Front, Rejection>> {
+        let detector = self.detector.as_ref()?;
+        portal.config.profile.as_ref()?;
+        let record = ctx
+            .identity
+            .session()
+            .filter(|s| s.is_authenticated() && s.user.is_some())?
+            .clone();
+        let ua = session
+            .req_header()
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let who = watch::Who::new(&record, ua);
+        let (now, now_us) = (self.sessions.now(), self.sessions.now_us());
+        let subject = who.subject(&portal.config.name, &record, request.client.ip, now);
+        let method = session.req_header().method.as_str();
+        let masked = log::masked_path(&request.target.path);
+        let seen = detect_seen(method, &masked, 0, &ctx.request_id);
+        let mut action = detector.gate(&subject, now_us, &seen);
+        let bodiless = matches!(method, "GET" | "HEAD");
+        if action == crate::detect::Action::Allow && bodiless {
+            action = watch::observe(
+                detector, portal, request, method, &subject, None, now_us, &seen,
+            );
+            ctx.watch.scored = true;
+        }
+        ctx.who = Some(who);
+        match action {
+            crate::detect::Action::Allow => None,
+            crate::detect::Action::Held(hold) => Some(Ok(Front::Held(hold))),
+            crate::detect::Action::Throttle { retry_after } => Some(Ok(Front::Slowed(retry_after))),
+            crate::detect::Action::StepUp if bodiless => Some(Ok(Front::Redirect(
+                second_factor::factor_redirect(&request.target.to_uri()),
+            ))),
+            crate::detect::Action::StepUp => {
+                Some(Err(Rejection::new(401, "second_factor_required")))
+            }
+        }
+    }
+
+    /// Stage 4b once a body is read: score the request with its form or JSON parameters.
+    fn watch_body(&self, ctx: &mut RequestCtx, method: &str) -> Result<()> {
+        let (Some(detector), false) = (&self.detector, ctx.watch.scored) else {
+            return Ok(());
+        };
+        let Some(subject) = subject_of(ctx, self.sessions.now()) else {
+            return Ok(());
+        };
+        let (Some(portal), Some(request)) = (ctx.portal.as_ref(), ctx.request.as_ref()) else {
+            return Ok(());
+        };
+        let i = &ctx.interception;
+        let kind = i.content_type.as_deref().and_then(|t| {
+            if normalise::headers::is_media_type(t, normalise::headers::FORM) {
+                Some(false)
+            } else if normalise::headers::is_media_type(t, "application/json") {
+                Some(true)
+            } else {
+                None
+            }
+        });
+        let body = match (i.login_body.as_deref(), kind, i.overflow) {
+            (Some(b), Some(json), false) => Some((b, json)),
+            _ => None,
+        };
+        let masked = log::masked_path(&request.target.path);
+        let seen = detect_seen(method, &masked, 0, &ctx.request_id);
+        let now_us = self.sessions.now_us();
+        let action = watch::observe(
+            detector, portal, request, method, &subject, body, now_us, &seen,
+        );
+        ctx.watch.scored = true;
+        let refuse =
+            |status: u16, why: &'static str| Error::e_explain(ErrorType::HTTPStatus(status), why);
+        match action {
+            crate::detect::Action::Allow => Ok(()),
+            crate::detect::Action::Held(_) => {
+                ctx.rejected = Some("held_for_review");
+                refuse(403, "held for review by the detector")
+            }
+            crate::detect::Action::Throttle { .. } => {
+                ctx.rejected = Some("throttled");
+                refuse(429, "throttled by the detector")
+            }
+            crate::detect::Action::StepUp => {
+                ctx.rejected = Some("second_factor_required");
+                refuse(401, "the detector asks for a fresh second factor")
+            }
+        }
+    }
 }

@@ -243,6 +243,23 @@ pub async fn send_slowed(
     write_refusal(session, 429, html, headers, request_id).await
 }
 
+/// 403 while the detector holds the identity for review; the reference is the alert's id,
+/// which the help desk and the SOC both see.
+pub async fn send_held(
+    session: &mut Session,
+    hold: &crate::detect::Hold,
+    request_id: &str,
+) -> pingora::Result<()> {
+    let lang = pages::Lang::of_request(session.req_header());
+    let until = jiff::Timestamp::from_microsecond(hold.until_us)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default();
+    let text = pages::message(lang, "held_text").replace("{until}", &until);
+    let html = pages::notice_page(lang, "held_title", text, None, &hold.alert_id);
+    let headers = vec![("x-vigie-held", hold.alert_id.clone())];
+    write_refusal(session, 403, html, headers, request_id).await
+}
+
 /// A page the gateway answers instead of the portal: never scripted, and the connection closes
 /// when the request's body was not read.
 async fn write_refusal(

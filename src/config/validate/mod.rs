@@ -9,6 +9,7 @@ use super::diagnostic::{ConfigError, ConfigErrors, Locator};
 use super::file::{FileConfig, ListenerSection, PortalSection};
 use super::*;
 
+mod detection;
 mod factors;
 pub(crate) mod policy;
 mod portal;
@@ -148,7 +149,11 @@ impl Validator<'_> {
         let budgets = self.budgets(&f.budgets);
         let policy = self.policy(&f, &portals, &budgets, second_factor.fresh_window);
         let static_groups = self.static_groups(&f.groups);
+        let detection = self.detection(&f.detection);
+        let alerts = self.alerts(&f.alerts, &storage);
         Config {
+            detection,
+            alerts,
             source: path.to_path_buf(),
             server,
             listeners,

@@ -1,0 +1,203 @@
+//! Stage 4b, watch: the exfiltration detector ([`crate::detect`]) on the request path.
+//! Before forwarding, a held, throttled or step-up-pending identity is stopped and the
+//! request is read the portal's way (patient, page, asset) and scored; the answer's head
+//! says whether it is an export, whose CSV rows are counted as they stream and cut once the
+//! identity's allowance is spent; when the exchange ends, refusals, exports and rows count.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::normalise::Request;
+use super::route::Portal;
+use crate::detect::reading::RowCounter;
+use crate::detect::{Action, Detector, Event, Seen, Subject};
+use crate::identity::session::SessionRecord;
+
+/// The last line of an export the detector cut (no personal data; the held page explains).
+pub const CUT_NOTICE: &[u8] = b"# Vigie: export stopped here, the session is held for review\n";
+
+/// What the detector learnt of this exchange, filled stage by stage.
+#[derive(Default)]
+pub struct Watch {
+    /// The request was scored (only signed-in sessions of profiled portals are).
+    pub scored: bool,
+    pub export: bool,
+    rows: Option<RowCounter>,
+    allowance: Option<u64>,
+    /// The export went past the allowance and was cut.
+    pub cut: bool,
+}
+
+/// The detector's view of a signed-in session.
+pub struct Who {
+    session_hash: String,
+    user_agent: String,
+}
+
+impl Who {
+    pub fn new(record: &SessionRecord, user_agent: &str) -> Self {
+        let digest = Sha256::digest(record.id.0);
+        Self {
+            session_hash: digest[..8].iter().map(|b| format!("{b:02x}")).collect(),
+            user_agent: user_agent.chars().take(512).collect(),
+        }
+    }
+
+    pub fn subject<'a>(
+        &'a self,
+        portal: &'a str,
+        record: &'a SessionRecord,
+        ip: IpAddr,
+        now: u64,
+    ) -> Subject<'a> {
+        let factor = record
+            .second_factor_at
+            .max(record.phishing_resistant_at)
+            .unwrap_or(0);
+        Subject {
+            portal,
+            user: record.user.as_deref().unwrap_or(""),
+            groups: &record.groups,
+            privileged: record.privileged,
+            session_hash: &self.session_hash,
+            ip,
+            user_agent: &self.user_agent,
+            break_glass: record.break_glass_active(now),
+            factor_at_us: factor as i64 * 1_000_000,
+        }
+    }
+}
+
+fn network(ip: IpAddr) -> u64 {
+    // The /24 (IPv4) or /48 (IPv6) a workstation sits in: "a network never seen" is coarser
+    // than the address, so DHCP renewals inside a ward are not news.
+    let bytes: Vec<u8> = match ip {
+        IpAddr::V4(v4) => v4.octets()[..3].to_vec(),
+        IpAddr::V6(v6) => v6.octets()[..6].to_vec(),
+    };
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100_0000_01b3)
+    }) | 1
+}
+
+fn is_asset(path: &str) -> bool {
+    const STATIC: &[&str] = &[
+        ".css", ".js", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".woff", ".woff2",
+    ];
+    let lower = path.to_ascii_lowercase();
+    STATIC.iter().any(|e| lower.ends_with(e))
+}
+
+/// Read and score one request; `body`: a urlencoded or JSON body already read, with its type.
+#[allow(clippy::too_many_arguments)]
+pub fn observe(
+    detector: &Detector,
+    portal: &Portal,
+    request: &Request,
+    method: &str,
+    subject: &Subject,
+    body: Option<(&[u8], bool)>,
+    now_us: i64,
+    seen: &Seen,
+) -> Action {
+    let Some(profile) = portal.config.profile.as_deref() else {
+        return Action::Allow;
+    };
+    let path = portal.config.policy_path(&request.target.path);
+    let query = request.target.query.as_deref();
+    let merged;
+    let mut json = None;
+    let params = match body {
+        Some((b, false)) => match (std::str::from_utf8(b), query) {
+            (Ok(form), Some(q)) => {
+                merged = format!("{q}&{form}");
+                Some(merged.as_str())
+            }
+            (Ok(form), None) => Some(form),
+            (Err(_), _) => query,
+        },
+        Some((b, true)) => {
+            json = serde_json::from_slice::<serde_json::Value>(b).ok();
+            query
+        }
+        None => query,
+    };
+    let class = portal.config.class_of(method, path, params);
+    let reading = &profile.reading;
+    let r = reading.read_request(
+        method,
+        path,
+        params,
+        json.as_ref(),
+        class,
+        profile.query_reading,
+    );
+    let patient = r
+        .patient
+        .as_deref()
+        .map(|id| (detector.pseudonym(id), id.parse::<i64>().ok()));
+    let records = reading.paging.records.iter().any(|c| c == class);
+    let event = Event {
+        at_us: now_us,
+        patient,
+        current: r.current,
+        page: r.page,
+        record_rows: r.page.filter(|_| records).map_or(0, |p| p.size as u64),
+        export: false,
+        asset: is_asset(path),
+        denied: false,
+        network: network(subject.ip),
+    };
+    let asked = r.page.filter(|p| p.explicit).map_or(0, |p| p.size);
+    detector.observe(subject, &event, asked, reading.paging.normal_max, seen)
+}
+
+impl Watch {
+    /// The answer's head: an export? Then CSV rows are counted, within the allowance.
+    pub fn on_response(
+        &mut self,
+        detector: &Detector,
+        portal: &Portal,
+        subject: &Subject,
+        head: &pingora::http::ResponseHeader,
+        now_us: i64,
+    ) -> bool {
+        let Some(profile) = portal.config.profile.as_deref() else {
+            return false;
+        };
+        let header = |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok());
+        let (ctype, disposition) = (header("content-type"), header("content-disposition"));
+        self.export = head.status.is_success() && profile.reading.is_export(ctype, disposition);
+        if self.export && profile.reading.counts_rows(ctype) {
+            self.rows = Some(RowCounter::default());
+            self.allowance = detector.export_allowance(subject, now_us);
+            // The length would promise rows that may never come: stream it chunked instead.
+            return true;
+        }
+        false
+    }
+
+    /// One chunk of the answer: count rows; past the allowance, keep only whole allowed rows
+    /// and end with one line that says why (the rest of the portal's answer is dropped).
+    pub fn on_body(&mut self, body: &mut Option<Bytes>) {
+        if self.cut {
+            *body = None;
+            return;
+        }
+        let (Some(rows), Some(chunk)) = (self.rows.as_mut(), body.as_ref()) else {
+            return;
+        };
+        if let Some(keep) = rows.feed(chunk, self.allowance) {
+            let mut out = chunk[..keep].to_vec();
+            out.extend_from_slice(CUT_NOTICE);
+            *body = Some(Bytes::from(out));
+            self.cut = true;
+        }
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows.as_ref().map_or(0, |r| r.rows())
+    }
+}
