@@ -4,6 +4,7 @@
 mod browser;
 mod cdp;
 mod cli;
+mod detection;
 mod common;
 mod factors;
 mod framing;
