@@ -20,5 +20,6 @@ pub mod pipeline;
 pub mod policy;
 pub mod sample_portal;
 pub mod server;
+pub mod simulate;
 pub mod storage;
 pub mod telemetry;

@@ -188,6 +188,10 @@ impl ManualClock {
     pub fn at(t: u64) -> Self {
         Self(AtomicU64::new(t * 1_000_000))
     }
+    /// Jump to unix microsecond `us` (the simulator's timeline).
+    pub fn set_us(&self, us: u64) {
+        self.0.store(us, Ordering::SeqCst);
+    }
     pub fn advance(&self, d: Duration) {
         self.0.fetch_add(d.as_micros() as u64, Ordering::SeqCst);
     }

@@ -724,7 +724,7 @@ impl Gateway {
             .get("user-agent")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let who = watch::Who::new(&record, ua);
+        let who = watch::Who::new(&record, ua, &self.config.second_factor.privileged_groups);
         let (now, now_us) = (self.sessions.now(), self.sessions.now_us());
         let subject = who.subject(&portal.config.name, &record, request.client.ip, now);
         let method = session.req_header().method.as_str();

@@ -34,12 +34,16 @@ pub struct Watch {
 pub struct Who {
     session_hash: String,
     user_agent: String,
+    /// A privileged pack applies, or the user is in `second_factor.privileged_groups`.
+    privileged: bool,
 }
 
 impl Who {
-    pub fn new(record: &SessionRecord, user_agent: &str) -> Self {
+    pub fn new(record: &SessionRecord, user_agent: &str, privileged_groups: &[String]) -> Self {
         let digest = Sha256::digest(record.id.0);
         Self {
+            privileged: record.privileged
+                || record.groups.iter().any(|g| privileged_groups.contains(g)),
             session_hash: digest[..8].iter().map(|b| format!("{b:02x}")).collect(),
             user_agent: user_agent.chars().take(512).collect(),
         }
@@ -60,7 +64,7 @@ impl Who {
             portal,
             user: record.user.as_deref().unwrap_or(""),
             groups: &record.groups,
-            privileged: record.privileged,
+            privileged: self.privileged,
             session_hash: &self.session_hash,
             ip,
             user_agent: &self.user_agent,

@@ -138,6 +138,7 @@ impl Role {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
 pub struct Account {
     pub username: &'static str,
     pub password: &'static str,

@@ -50,6 +50,7 @@ pub struct SamplePortal {
     counter: std::sync::atomic::AtomicU64,
     bench_1k: Vec<u8>,
     bench_64k: Vec<u8>,
+    accounts: Vec<data::Account>,
 }
 
 type Reply = Response<Vec<u8>>;
@@ -123,7 +124,14 @@ impl SamplePortal {
             counter: std::sync::atomic::AtomicU64::new(0),
             bench_1k: fill(1024),
             bench_64k: fill(64 * 1024),
+            accounts: ACCOUNTS.to_vec(),
         }
+    }
+
+    /// More accounts than the demo's four (the traffic simulator signs in a whole ward).
+    pub fn with_accounts(mut self, more: impl IntoIterator<Item = data::Account>) -> Self {
+        self.accounts.extend(more);
+        self
     }
 
     /// Behave like PHP portals that open their session (and keep the login form's CSRF token
@@ -221,7 +229,7 @@ impl SamplePortal {
         let password = form.get("password").map(String::as_str).unwrap_or("");
         // Compare against every account so unknown users cost the same as wrong passwords.
         let mut found = None;
-        for a in ACCOUNTS {
+        for a in &self.accounts {
             let user_ok = same(a.username.as_bytes(), username.as_bytes());
             let pass_ok = same(a.password.as_bytes(), password.as_bytes());
             if user_ok && pass_ok {

@@ -76,49 +76,87 @@ fn an_enumeration_is_alerted_to_the_jsonl_sink_and_held_until_the_soc_releases_i
     let portal = start_portal();
     let dir = tempfile::tempdir().unwrap();
     let jsonl = dir.path().join("alerts.jsonl");
-    let extra = format!("{GENEROUS_BUDGETS}[alerts]\njsonl = \"{}\"\n", jsonl.display());
+    let extra = format!(
+        "{GENEROUS_BUDGETS}[alerts]\njsonl = \"{}\"\n",
+        jsonl.display()
+    );
     let gw = start_gateway_with(&portal_section(&portal), &extra);
-    let cookie = cookie_set(&submit_login(gw.port, "dr.martin", "martin-demo", None), "vigie").unwrap();
+    let cookie = cookie_set(
+        &submit_login(gw.port, "dr.martin", "martin-demo", None),
+        "vigie",
+    )
+    .unwrap();
 
     let (served, held) = enumerate(gw.port, &cookie);
     assert!(served <= 15, "{served} records before the step-up");
     let alert_id = held.header("x-vigie-held").unwrap().to_string();
     assert!(held.text().contains("held for review") || held.text().contains("suspendue"));
-    assert!(held.text().contains(&alert_id), "the page shows the reference");
+    assert!(
+        held.text().contains(&alert_id),
+        "the page shows the reference"
+    );
     // Held on every page now, not only records.
-    assert_eq!(get(gw.port, "/index.php", &format!("Cookie: {cookie}\r\n")).status, 403);
+    assert_eq!(
+        get(gw.port, "/index.php", &format!("Cookie: {cookie}\r\n")).status,
+        403
+    );
 
     let lines = wait_for("the suspend alert in the JSON-lines file", || {
         let text = std::fs::read_to_string(&jsonl).ok()?;
         text.contains(&alert_id).then_some(text)
     });
-    let alerts: Vec<serde_json::Value> =
-        lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let alerts: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let first = &alerts[0];
     assert_eq!(first["event"]["kind"], "alert");
     assert_eq!(first["rule"]["id"], "VIGIE-EXF-004");
     assert_eq!(first["user"]["name"], "dr.martin");
-    assert_eq!(first["threat"]["technique"]["id"], serde_json::json!(["T1078", "T1213"]));
-    let suspend = alerts.iter().find(|a| a["event"]["id"] == alert_id.as_str()).unwrap();
+    assert_eq!(
+        first["threat"]["technique"]["id"],
+        serde_json::json!(["T1078", "T1213"])
+    );
+    let suspend = alerts
+        .iter()
+        .find(|a| a["event"]["id"] == alert_id.as_str())
+        .unwrap();
     assert_eq!(suspend["event"]["action"], "suspend");
     assert_eq!(suspend["event"]["severity"], 99);
     // Pseudonyms only: no identifier, no query string, no patient name anywhere.
-    for p in suspend["vigie"]["patients"]["pseudonyms"].as_array().unwrap() {
+    for p in suspend["vigie"]["patients"]["pseudonyms"]
+        .as_array()
+        .unwrap()
+    {
         assert!(p.as_str().unwrap().starts_with("p-"));
     }
     assert!(!lines.contains("patient_id"), "{lines}");
-    assert!(!lines.contains("vw_full_patients"), "paths are logged without their query");
+    assert!(
+        !lines.contains("vw_full_patients"),
+        "paths are logged without their query"
+    );
 
     let holds = admin_api(gw.admin_port, "GET", "/api/holds");
     assert_eq!(holds["holds"][0]["user"], "dr.martin");
     assert_eq!(holds["holds"][0]["alert"], alert_id.as_str());
     let stored = admin_api(gw.admin_port, "GET", "/api/alerts?limit=5");
     assert_eq!(stored["alerts"][0]["event"]["id"], alert_id.as_str());
-    let released = admin_api(gw.admin_port, "POST", "/api/holds/release?portal=ehr&user=dr.martin");
+    let released = admin_api(
+        gw.admin_port,
+        "POST",
+        "/api/holds/release?portal=ehr&user=dr.martin",
+    );
     assert_eq!(released["released"], true);
-    assert_eq!(record(gw.port, &cookie, 3).status, 200, "released: back to work");
-    assert!(metrics_with(gw.admin_port, &["vigie_alerts_total{rule=\"VIGIE-EXF-004\""])
-        .contains("vigie_alerts_total{rule=\"VIGIE-EXF-004\""));
+    assert_eq!(
+        record(gw.port, &cookie, 3).status,
+        200,
+        "released: back to work"
+    );
+    assert!(metrics_with(
+        gw.admin_port,
+        &["vigie_alerts_total{rule=\"VIGIE-EXF-004\""]
+    )
+    .contains("vigie_alerts_total{rule=\"VIGIE-EXF-004\""));
 }
 
 #[test]
@@ -131,7 +169,11 @@ fn a_bulk_csv_export_is_cut_within_the_allowance_and_the_session_held() {
     let text = export.text();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("id;ipp;nom"), "the header passes");
-    assert!(lines.last().unwrap().starts_with("# Vigie: export stopped"), "{:?}", lines.last());
+    assert!(
+        lines.last().unwrap().starts_with("# Vigie: export stopped"),
+        "{:?}",
+        lines.last()
+    );
     let rows = lines.len() - 2;
     assert!(rows > 0 && rows < 200, "{rows} of 5000 rows left");
     let next = get(gw.port, "/index.php", &format!("Cookie: {cookie}\r\n"));
@@ -162,7 +204,9 @@ fn webhook_receiver() -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
             }
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
-            keep.lock().unwrap().push((head, String::from_utf8_lossy(&body).into_owned()));
+            keep.lock()
+                .unwrap()
+                .push((head, String::from_utf8_lossy(&body).into_owned()));
             let _ = reader
                 .get_mut()
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -176,22 +220,37 @@ fn the_webhook_receives_the_alert_and_syslog_carries_rfc5424_with_cef() {
     let portal = start_portal();
     let (hook_port, hooks) = webhook_receiver();
     let syslog = UdpSocket::bind("127.0.0.1:0").unwrap();
-    syslog.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let extra = format!(
         "{GENEROUS_BUDGETS}[alerts.webhook]\nurl = \"http://127.0.0.1:{hook_port}/siem/vigie\"\nheaders = {{ Authorization = \"Bearer hook-secret\" }}\n[alerts.syslog]\naddress = \"{}\"\nformat = \"cef\"\nfacility = \"local4\"\n",
         syslog.local_addr().unwrap()
     );
     let gw = start_gateway_with(&portal_section(&portal), &extra);
-    let cookie = cookie_set(&submit_login(gw.port, "dr.martin", "martin-demo", None), "vigie").unwrap();
+    let cookie = cookie_set(
+        &submit_login(gw.port, "dr.martin", "martin-demo", None),
+        "vigie",
+    )
+    .unwrap();
     let (_, held) = enumerate(gw.port, &cookie);
     let alert_id = held.header("x-vigie-held").unwrap().to_string();
 
     let (head, body) = wait_for("the webhook", || {
-        hooks.lock().unwrap().iter().find(|(_, b)| b.contains(&alert_id)).cloned()
+        hooks
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, b)| b.contains(&alert_id))
+            .cloned()
     });
     assert!(head.starts_with("POST /siem/vigie HTTP/1.1"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("authorization: bearer hook-secret"));
-    assert!(head.to_ascii_lowercase().contains("content-type: application/json"));
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("authorization: bearer hook-secret"));
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("content-type: application/json"));
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(doc["event"]["kind"], "alert");
     assert_eq!(doc["vigie"]["suggested_action"], "suspend");
@@ -205,7 +264,9 @@ fn the_webhook_receives_the_alert_and_syslog_carries_rfc5424_with_cef() {
     while !found {
         let n = syslog.recv(&mut buf).expect("a syslog datagram");
         let msg = String::from_utf8(buf[..n].to_vec()).unwrap();
-        let caps = re.captures(&msg).unwrap_or_else(|| panic!("not RFC 5424 + CEF: {msg}"));
+        let caps = re
+            .captures(&msg)
+            .unwrap_or_else(|| panic!("not RFC 5424 + CEF: {msg}"));
         let pri: u32 = caps[1].parse().unwrap();
         assert_eq!(pri / 8, 20, "facility local4");
         assert_eq!(&caps[5], &caps[7], "MSGID is the rule id");

@@ -4,8 +4,8 @@
 mod browser;
 mod cdp;
 mod cli;
-mod detection;
 mod common;
+mod detection;
 mod factors;
 mod framing;
 mod gateway_login;
