@@ -50,6 +50,14 @@ impl PortalProfile {
                 matcher.path = p;
             }
         }
+        // A source that matches `/API/…` must also find its id there.
+        for source in &mut self.reading.patients {
+            if let crate::detect::reading::IdFrom::Path(re) = &mut source.from {
+                if let Ok(ci) = regex::Regex::new(&format!("(?i){}", re.as_str())) {
+                    *re = ci;
+                }
+            }
+        }
         self
     }
 

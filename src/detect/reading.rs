@@ -153,7 +153,18 @@ impl Reading {
                 .find_map(|n| param(params, n, reading))
                 .and_then(|v| v.trim().parse::<u64>().ok())
         };
-        let size = first(&self.paging.size);
+        // The largest size asked under any of the names: a decoy `limit=1` next to the
+        // `per_page=10000` the portal reads must not hide the big page. A size that is not a
+        // plain count (DataTables' `-1` for "all", PHP's `1e5`) may be read as everything.
+        let size = self
+            .paging
+            .size
+            .iter()
+            .filter_map(|n| param(params, n, reading))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .map(|v| v.parse::<u64>().unwrap_or(u64::MAX))
+            .max();
         let explicit = size.is_some();
         let size = size
             .unwrap_or(self.paging.default_size as u64)
@@ -199,11 +210,38 @@ impl Reading {
     }
 }
 
-/// An identifier as the portal would look it up: FHIR references (`Patient/123`) keep their
-/// last segment; empty or absurdly long values are not identifiers.
+/// An identifier as the portal would look it up: FHIR references (`Patient/123`, an absolute
+/// `https://…/Patient/123`, optionally with `/_history/2`) keep their id; any other value is
+/// kept whole, however long: a PHP portal over MySQL reads `17/0` or `17` padded with zeros as
+/// patient 17, so cutting or dropping such values would hide the patient read.
 fn clean_id(raw: &str) -> Option<String> {
-    let id = raw.trim().rsplit('/').next().unwrap_or("").trim();
-    (!id.is_empty() && id.len() <= 64).then(|| id.to_string())
+    let value = raw.trim();
+    let id = reference_id(value).unwrap_or(value).trim();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+/// The id of a FHIR reference: `Type/id` alone, or at the end of an absolute URL.
+fn reference_id(value: &str) -> Option<&str> {
+    let (absolute, rest) = match value.split_once("://") {
+        Some((scheme, rest))
+            if !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphabetic()) =>
+        {
+            (true, rest)
+        }
+        _ => (false, value),
+    };
+    let mut segs: Vec<&str> = rest.split('/').collect();
+    if segs.len() >= 4 && segs[segs.len() - 2] == "_history" {
+        segs.truncate(segs.len() - 2);
+    }
+    let n = segs.len();
+    if n < 2 || (!absolute && n != 2) {
+        return None;
+    }
+    let (kind, id) = (segs[n - 2], segs[n - 1]);
+    let is_type = kind.starts_with(|c: char| c.is_ascii_uppercase())
+        && kind.bytes().all(|b| b.is_ascii_alphanumeric());
+    is_type.then_some(id)
 }
 
 /// Counts CSV rows as an export streams, and says where to cut once an allowance is spent.
@@ -374,3 +412,7 @@ pub fn build(
     }
     r
 }
+
+#[cfg(test)]
+#[path = "reading_tests.rs"]
+mod tests;
