@@ -64,7 +64,9 @@ fn benches(c: &mut Criterion) {
         status: 200,
         request_id: 1,
     };
-    let pseudonyms: Vec<u64> = (0..5000).map(|i| detector.pseudonym(&i.to_string())).collect();
+    let pseudonyms: Vec<u64> = (0..5000)
+        .map(|i| detector.pseudonym(&i.to_string()))
+        .collect();
     let mut n: u64 = 0;
     let mut group = c.benchmark_group("detect");
     group.throughput(Throughput::Elements(1));
@@ -75,10 +77,19 @@ fn benches(c: &mut Criterion) {
             let id = (n * 2_654_435_761 % 5000) as usize;
             let at = 1_790_000_000 * SEC + n as i64 * 10_000;
             let event = match n % 10 {
-                0 => Event { at_us: at, asset: true, network: 1, ..Event::default() },
+                0 => Event {
+                    at_us: at,
+                    asset: true,
+                    network: 1,
+                    ..Event::default()
+                },
                 1 => Event {
                     at_us: at,
-                    page: Some(Page { offset: 0, size: 50, explicit: false }),
+                    page: Some(Page {
+                        offset: 0,
+                        size: 50,
+                        explicit: false,
+                    }),
                     network: 1,
                     ..Event::default()
                 },

@@ -203,8 +203,10 @@ impl Detector {
             };
             (cx, signals::evaluate(t, &cx, &self.cfg), t.clone())
         });
+        // A source is measured against fixed thresholds: it has no role and no baseline.
         cx.source = true;
         cx.honeytoken = false;
+        cx.baseline = self.cfg.default_prior;
         let source_signals = self.with_track(&Self::source_key(s), |t| {
             t.update(e);
             signals::evaluate(t, &cx, &self.cfg)

@@ -145,16 +145,20 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     let mut services: Vec<&str> = records.iter().map(|p| p.service).collect();
     services.sort_unstable();
     services.dedup();
-    let ward_of = |service: &str, size: usize, rng: &mut StdRng| -> Vec<u32> {
-        let all: Vec<u32> = records
-            .iter()
-            .filter(|p| p.service == service)
-            .map(|p| p.id)
-            .collect();
-        (0..size)
-            .map(|_| all[rng.random_range(0..all.len())])
-            .collect()
-    };
+    // One ward per service: the thirty patients in its beds, whom its nurses and physicians see.
+    let wards: Vec<Vec<u32>> = services
+        .iter()
+        .map(|service| {
+            let all: Vec<u32> = records
+                .iter()
+                .filter(|p| p.service == *service)
+                .map(|p| p.id)
+                .collect();
+            (0..30)
+                .map(|_| all[rng.random_range(0..all.len())])
+                .collect()
+        })
+        .collect();
 
     let day0 = EPOCH_S * SECOND;
     let mut accounts = Vec::new();
@@ -170,15 +174,15 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     for i in 0..opts.clinicians {
         let kind = kinds[i % kinds.len()];
         let ward = i % services.len();
-        let (role, ip, size) = match kind {
+        let (role, ip) = match kind {
             // A ward's nurses share its workstation, day and night.
-            Kind::DayNurse | Kind::NightNurse => (Role::Nurse, format!("10.1.{ward}.10"), 30),
-            Kind::Physician => (Role::Physician, format!("10.2.{ward}.{}", 20 + i), 40),
-            Kind::Clerk => (Role::Clerk, format!("10.3.0.{}", 30 + i), 30),
+            Kind::DayNurse | Kind::NightNurse => (Role::Nurse, format!("10.1.{ward}.10")),
+            Kind::Physician => (Role::Physician, format!("10.2.{ward}.{}", 20 + i)),
+            Kind::Clerk => (Role::Clerk, format!("10.3.0.{}", 30 + i)),
         };
         let (acct, user, password) = account(&format!("staff{i:03}"), role);
         accounts.push(acct);
-        let patients = ward_of(services[ward], size, &mut rng);
+        let patients = wards[ward].clone();
         staff.push(Clinician::new(
             user, password, kind, gw_port, &ip, patients, PATIENTS, day0, &mut rng,
         ));
