@@ -278,11 +278,12 @@ impl Detector {
         }
         let band = self.cfg.bands.suspend as f64;
         self.with_track(&Self::user_key(s), |t| {
-            let (ts, tl) =
-                signals::exposure_thresholds(&self.cfg, self.baseline(t, s.groups), false);
+            let baseline = self.baseline(t, s.groups);
+            let (ts, tl, td) = signals::exposure_thresholds(&self.cfg, baseline, false);
             let short = signals::ramp_inverse(band, ts) - t.exposed_short(now_us) as f64;
             let long = signals::ramp_inverse(band, tl) - t.exposed_long(now_us) as f64;
-            Some(short.min(long).max(0.0) as u64)
+            let day = signals::ramp_inverse(band, td) - t.exposed_day(now_us) as f64;
+            Some(short.min(long).min(day).max(0.0) as u64)
         })
     }
 

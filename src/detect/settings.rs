@@ -14,6 +14,10 @@ pub struct Thresholds {
     pub long_min: f64,
     pub long_max: f64,
     pub long_factor: f64,
+    /// Patients exposed over 24 hours: `day_factor` × the hourly baseline, in [min, max].
+    pub day_min: f64,
+    pub day_max: f64,
+    pub day_factor: f64,
     /// Consecutive record ids read with one constant step.
     pub enumeration_run: f64,
     /// Consecutive listing pages walked in order.
@@ -85,6 +89,9 @@ impl Default for DetectionConfig {
                 long_min: 60.0,
                 long_max: 125.0,
                 long_factor: 6.0,
+                day_min: 80.0,
+                day_max: 130.0,
+                day_factor: 10.0,
                 enumeration_run: 10.0,
                 crawl_pages: 5.0,
                 exports_per_hour: 3.0,

@@ -57,15 +57,14 @@ pub fn ramp_inverse(score: f64, t: f64) -> f64 {
     }
 }
 
-/// The exposure thresholds (short, long) for a baseline.
-pub fn exposure_thresholds(cfg: &DetectionConfig, baseline: f64, source: bool) -> (f64, f64) {
+/// The exposure thresholds (15 minutes, 8 hours, 24 hours) for a baseline.
+pub fn exposure_thresholds(cfg: &DetectionConfig, baseline: f64, source: bool) -> (f64, f64, f64) {
     let t = &cfg.thresholds;
+    let wide = if source { cfg.source_factor } else { 1.0 };
     let short = (t.short_factor * baseline).clamp(t.short_min, t.short_max);
     let long = (t.long_factor * baseline).clamp(t.long_min, t.long_max);
-    match source {
-        true => (short * cfg.source_factor, long * cfg.source_factor),
-        false => (short, long),
-    }
+    let day = (t.day_factor * baseline).clamp(t.day_min, t.day_max);
+    (short * wide, long * wide, day * wide)
 }
 
 pub fn evaluate(track: &Track, cx: &Context, cfg: &DetectionConfig) -> Vec<Signal> {
@@ -97,7 +96,7 @@ pub fn evaluate(track: &Track, cx: &Context, cfg: &DetectionConfig) -> Vec<Signa
             1.0,
         );
     }
-    let (ts, tl) = exposure_thresholds(cfg, cx.baseline, cx.source);
+    let (ts, tl, td) = exposure_thresholds(cfg, cx.baseline, cx.source);
     let base = (!cx.source).then_some(cx.baseline);
     let short = track.exposed_short(now) as f64;
     push(
@@ -118,6 +117,16 @@ pub fn evaluate(track: &Track, cx: &Context, cfg: &DetectionConfig) -> Vec<Signa
         long,
         base.map(|b| b * 8.0),
         tl,
+    );
+    let day = track.exposed_day(now) as f64;
+    push(
+        "patients_day",
+        "VIGIE-EXF-015",
+        "Many distinct patients over a day",
+        ramp(day, td),
+        day,
+        base.map(|b| b * 24.0),
+        td,
     );
     let run = track.id_run as f64;
     push(

@@ -311,5 +311,6 @@ fn state_per_identity_stays_a_few_kilobytes() {
         );
     }
     let bytes = b.d.footprint("ehr", "big").unwrap();
-    assert!(bytes < 4096, "{bytes} bytes");
+    // Fourteen time buckets at 256 bytes of sketch each, plus counters and sequences.
+    assert!(bytes < 5 * 1024, "{bytes} bytes");
 }

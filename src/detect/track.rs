@@ -1,11 +1,13 @@
 //! One identity's (or one source's) recent activity, in bounded memory: three 5-minute
-//! buckets (the short window, 15 minutes) and eight hourly buckets (the long window, a
-//! shift), plus the few sequences the signals follow. About 3 KB at most; see the bench.
+//! buckets (the short window, 15 minutes), eight hourly buckets (the long window, a shift)
+//! and three 8-hour buckets (the day, against crawls slow enough to pass within a shift),
+//! plus the few sequences the signals follow. Under 5 KB at most; see the bench.
 
 use super::sketch::{union_count, Distinct};
 
 pub const SHORT_SLOT_US: i64 = 5 * 60 * 1_000_000;
 pub const LONG_SLOT_US: i64 = 60 * 60 * 1_000_000;
+pub const DAY_SLOT_US: i64 = 8 * LONG_SLOT_US;
 const GAPS: usize = 16;
 const NETWORKS: usize = 8;
 
@@ -43,6 +45,7 @@ pub struct Track {
     pub last_us: i64,
     short: [Bucket; 3],
     long: [Bucket; 8],
+    day: [Bucket; 3],
     /// Enumeration: last numeric id, last step, how many accesses kept that step.
     last_id: Option<i64>,
     last_step: i64,
@@ -121,6 +124,7 @@ impl Track {
     pub fn update(&mut self, e: &Event) -> Option<ClosedHour> {
         let closed = self.roll_baseline(e.at_us);
         let (s, l) = (e.at_us / SHORT_SLOT_US, e.at_us / LONG_SLOT_US);
+        let d = e.at_us / DAY_SLOT_US;
         let patient = e.patient.or(if e.current {
             self.current_patient
         } else {
@@ -132,7 +136,11 @@ impl Track {
         if let Some((h, _)) = patient {
             self.recent_patients.push(h);
         }
-        for b in [ring(&mut self.short, s), ring(&mut self.long, l)] {
+        for b in [
+            ring(&mut self.short, s),
+            ring(&mut self.long, l),
+            ring(&mut self.day, d),
+        ] {
             b.requests += 1;
             b.denied += e.denied as u32;
             b.exports += e.export as u32;
@@ -186,7 +194,12 @@ impl Track {
     /// Adds what only the response told (refusal, export, CSV rows) to the current buckets.
     pub fn add_outcome(&mut self, e: &Event) {
         let (s, l) = (e.at_us / SHORT_SLOT_US, e.at_us / LONG_SLOT_US);
-        for b in [ring(&mut self.short, s), ring(&mut self.long, l)] {
+        let d = e.at_us / DAY_SLOT_US;
+        for b in [
+            ring(&mut self.short, s),
+            ring(&mut self.long, l),
+            ring(&mut self.day, d),
+        ] {
             b.denied += e.denied as u32;
             b.exports += e.export as u32;
             b.rows += e.record_rows;
@@ -236,6 +249,12 @@ impl Track {
     /// Distinct patients plus record rows over the last 15 minutes.
     pub fn exposed_short(&self, now_us: i64) -> u64 {
         let b = live(&self.short, now_us / SHORT_SLOT_US);
+        union_count(b.clone().map(|b| &b.patients)) + b.map(|b| b.rows).sum::<u64>()
+    }
+
+    /// Distinct patients plus record rows over the last 24 hours (three 8-hour slots).
+    pub fn exposed_day(&self, now_us: i64) -> u64 {
+        let b = live(&self.day, now_us / DAY_SLOT_US);
         union_count(b.clone().map(|b| &b.patients)) + b.map(|b| b.rows).sum::<u64>()
     }
 
@@ -291,6 +310,7 @@ impl Track {
                 .short
                 .iter()
                 .chain(self.long.iter())
+                .chain(self.day.iter())
                 .map(|b| b.patients.heap_bytes())
                 .sum::<usize>()
     }

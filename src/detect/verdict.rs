@@ -207,13 +207,21 @@ pub fn alert(
     sorted.sort_by(|a, b| weight(b).total_cmp(&weight(a)));
     let top = sorted.first();
     let honeytoken = top.is_some_and(|t| t.id == "honeytoken");
-    let long = top.is_some_and(|t| t.id == "patients_long");
+    let window_h = match top.map(|t| t.id) {
+        Some("patients_day") => 24,
+        Some("patients_long") => 8,
+        _ => 0,
+    };
     let severity = match (honeytoken, action) {
         (true, _) | (_, ActionKind::Suspend) => Severity::Critical,
         (_, ActionKind::Throttle) => Severity::High,
         _ => Severity::Medium,
     };
-    let window = if long { 8 * 3600 } else { 15 * 60 } * 1_000_000i64;
+    let window = if window_h > 0 {
+        window_h * 3600
+    } else {
+        15 * 60
+    } * 1_000_000i64;
     let (rule_id, rule_name) =
         top.map_or(("VIGIE-EXF-000", "Combined risk"), |t| (t.rule_id, t.name));
     Alert {

@@ -17,6 +17,8 @@ pub enum Style {
     FastEnumeration,
     /// Random records, one every 40-80 s, for twelve hours: under any per-minute budget.
     SlowCrawl,
+    /// Random records at a clinician's pace, one every 3-5 minutes, for a day and a night.
+    ClinicianPaceCrawl,
     /// The portal's CSV export of every patient, once.
     CsvExport,
     /// The JSON listing with a page size of 5000.
@@ -69,6 +71,7 @@ impl Attack {
             .collect();
         let duration = match style {
             Style::SlowCrawl => 12 * HOUR,
+            Style::ClinicianPaceCrawl => 24 * HOUR,
             _ => 4 * HOUR,
         };
         Self {
@@ -160,6 +163,7 @@ impl Attack {
         match self.style {
             Style::FastEnumeration => SECOND,
             Style::SlowCrawl => rng.random_range(40..80) * SECOND,
+            Style::ClinicianPaceCrawl => rng.random_range(180..300) * SECOND,
             Style::CsvExport | Style::OffHoursExport => rng.random_range(20..60) * SECOND,
             Style::HugePage | Style::PagingCrawl => 3 * SECOND,
             Style::ParallelSessions => 2 * SECOND,
@@ -176,9 +180,10 @@ impl Attack {
                 self.cursor += 1;
                 record(self.cursor)
             }
-            Style::SlowCrawl | Style::ParallelSessions | Style::AccountsOneSource => {
-                record(rng.random_range(1..=self.patients))
-            }
+            Style::SlowCrawl
+            | Style::ClinicianPaceCrawl
+            | Style::ParallelSessions
+            | Style::AccountsOneSource => record(rng.random_range(1..=self.patients)),
             Style::CsvExport => EXPORT.into(),
             Style::OffHoursExport if self.requests < 8 => {
                 record(rng.random_range(1..=self.patients))
@@ -223,11 +228,17 @@ impl Attack {
     }
 }
 
-/// When each scenario starts on the attack day (offset from that day's midnight).
+/// When each scenario starts (offset from the attack day's midnight).
 pub fn schedule() -> Vec<(&'static str, Style, i64)> {
     vec![
         ("fast enumeration", Style::FastEnumeration, 10 * HOUR),
         ("slow crawl, 12 h", Style::SlowCrawl, 8 * HOUR),
+        // Starts the day before (when there is one): it needs a day and a night.
+        (
+            "clinician-pace crawl, 24 h",
+            Style::ClinicianPaceCrawl,
+            -16 * HOUR,
+        ),
         ("one-shot CSV export", Style::CsvExport, 11 * HOUR),
         ("huge page size", Style::HugePage, 13 * HOUR),
         ("paging crawl", Style::PagingCrawl, 14 * HOUR),

@@ -176,7 +176,7 @@ impl Clinician {
             },
             Kind::Clerk => match roll {
                 r if r < 0.50 => search(
-                    &["MAR", "BER", "DUR", "PET", "LEF", "MOR"][rng.random_range(0..6)],
+                    ["MAR", "BER", "DUR", "PET", "LEF", "MOR"][rng.random_range(0..6)],
                     0,
                 ),
                 r if r < 0.58 => search("", rng.random_range(0..2)),

@@ -181,8 +181,11 @@ fn a_bulk_csv_export_is_cut_within_the_allowance_and_the_session_held() {
     assert!(next.header("x-vigie-held").is_some());
 }
 
+/// What the receiver got: (request head, body) of each POST.
+type Received = Arc<Mutex<Vec<(String, String)>>>;
+
 /// A one-shot HTTP receiver: answers 200 to every POST and keeps the bodies.
-fn webhook_receiver() -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
+fn webhook_receiver() -> (u16, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));

@@ -14,6 +14,7 @@ const SIGNALS: &[&str] = &[
     "honeytoken",
     "patients_short",
     "patients_long",
+    "patients_day",
     "enumeration",
     "paging_crawl",
     "oversized_page",
@@ -83,6 +84,9 @@ impl Validator<'_> {
                 "long_min" => &mut t.long_min,
                 "long_max" => &mut t.long_max,
                 "long_factor" => &mut t.long_factor,
+                "day_min" => &mut t.day_min,
+                "day_max" => &mut t.day_max,
+                "day_factor" => &mut t.day_factor,
                 "enumeration_run" => &mut t.enumeration_run,
                 "crawl_pages" => &mut t.crawl_pages,
                 "exports_per_hour" => &mut t.exports_per_hour,
@@ -109,7 +113,7 @@ impl Validator<'_> {
             }
             *slot = *value;
         }
-        if t.short_min > t.short_max || t.long_min > t.long_max {
+        if t.short_min > t.short_max || t.long_min > t.long_max || t.day_min > t.day_max {
             self.err(
                 "detection.thresholds",
                 "a minimum is above its maximum",
