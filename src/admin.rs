@@ -217,7 +217,7 @@ impl AdminApp {
                         serde_json::json!({ "error": "portal and user are required" }),
                     );
                 };
-                let released = detector.release(portal, user);
+                let released = detector.release(portal, user, self.sessions.now_us());
                 tracing::warn!(target: "vigie::audit", event = "hold_released", portal = %portal, user = %user, released, by = "admin_api");
                 json(
                     200,

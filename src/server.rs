@@ -70,7 +70,7 @@ pub fn build_with(
     let alerts = Arc::new(
         crate::alerts::Alerts::start(config.alerts.clone()).context("alert sinks ([alerts])")?,
     );
-    let detector = detector(config, alerts.clone(), clock.clone());
+    let detector = detector(config, alerts.clone())?;
     let assertions = Arc::new(match &config.assertion.key_dir {
         Some(dir) => AssertionKeys::load_dir(dir)?,
         None => AssertionKeys::ephemeral(),
@@ -134,10 +134,9 @@ pub fn build_with(
 fn detector(
     config: &Config,
     alerts: Arc<crate::alerts::Alerts>,
-    _clock: Arc<dyn Clock>,
-) -> Option<Arc<Detector>> {
+) -> anyhow::Result<Option<Arc<Detector>>> {
     if !config.detection.enabled {
-        return None;
+        return Ok(None);
     }
     use hmac::Mac;
     let base = config
@@ -148,12 +147,20 @@ fn detector(
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&base).expect("any key length");
     mac.update(b"vigie patient pseudonyms v1");
     let key = mac.finalize().into_bytes();
-    Some(Arc::new(Detector::new(
+    let detector = Detector::new(
         config.detection.clone(),
         config.policy.zone.clone(),
         &key,
         alerts,
-    )))
+    );
+    match &config.storage.backend {
+        StorageBackend::Embedded => Ok(Some(Arc::new(detector))),
+        // Replicas count one identity as one, and agree on holds and releases.
+        StorageBackend::Redis { url, prefix } => detector
+            .shared_through(url, prefix)
+            .map(Some)
+            .context("the detector's Redis connection"),
+    }
 }
 
 /// Second factors in the configured backend, when some portal holds sessions. Without a key

@@ -9,6 +9,7 @@
 pub mod pseudonym;
 pub mod reading;
 pub mod settings;
+pub mod shared;
 pub mod signals;
 pub mod sketch;
 pub mod track;
@@ -70,6 +71,10 @@ pub struct Detector {
     roles: Mutex<HashMap<String, (f64, u32)>>,
     holds: verdict::Holds,
     alerts: Arc<Alerts>,
+    /// With Redis: what replicas share (see [`shared`]).
+    shared: Option<Arc<shared::Shared>>,
+    /// Releases already applied here: track key -> when.
+    released: Mutex<HashMap<String, i64>>,
 }
 
 impl Detector {
@@ -90,6 +95,46 @@ impl Detector {
             roles: Mutex::new(HashMap::new()),
             holds: verdict::Holds::default(),
             alerts,
+            shared: None,
+            released: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Share activity, holds and releases with the other replicas through Redis.
+    pub fn shared_through(self, url: &str, prefix: &str) -> redis::RedisResult<Arc<Self>> {
+        let shared = Arc::new(shared::Shared::new(url, prefix)?);
+        let me = Arc::new(Self {
+            shared: Some(shared.clone()),
+            ..self
+        });
+        shared.start(Arc::downgrade(&me));
+        Ok(me)
+    }
+
+    /// Counts across replicas for one track, from the sync thread.
+    pub(crate) fn shared_counts(&self, key: &str, counts: shared::Counts) {
+        if let Some(t) = self.shard(key).lock().expect("detector shard").get_mut(key) {
+            t.shared = Some(counts);
+        }
+    }
+
+    /// The holds and releases every replica agrees on, from the sync thread. A release made on
+    /// another replica also forgets this replica's evidence about the identity.
+    pub(crate) fn shared_holds(
+        &self,
+        holds: HashMap<String, Hold>,
+        released: HashMap<String, i64>,
+    ) {
+        self.holds.replace(holds, &released);
+        let mut seen = self.released.lock().expect("releases");
+        for (key, at) in &released {
+            if seen.get(key).is_none_or(|done| done < at) {
+                seen.insert(key.clone(), *at);
+                let mut map = self.shard(key).lock().expect("detector shard");
+                if map.get(key).is_some_and(|t| t.last_us <= *at) {
+                    map.remove(key);
+                }
+            }
         }
     }
 
@@ -187,6 +232,15 @@ impl Detector {
             let settled = t.baseline_hours >= self.cfg.warmup_hours;
             t.see_network(e.network, e.at_us, settled);
             t.recent_requests.push(seen.request_id);
+            if let Some(shared) = &self.shared {
+                let pseudonym = e
+                    .patient
+                    .or(if e.current { t.current_patient } else { None });
+                let h = pseudonym.map_or(0, |(h, _)| h);
+                if h != 0 || e.record_rows > 0 {
+                    shared.record(&ukey, e.at_us, h, e.record_rows);
+                }
+            }
             if let Some(hour) = closed {
                 self.learn_role(s.groups, hour.patients as f64);
             }
@@ -250,6 +304,9 @@ impl Detector {
             scripted_agent: self.scripted(s.user_agent),
             ..Context::default()
         };
+        if let (Some(shared), true) = (&self.shared, rows > 0) {
+            shared.record(&ukey, at_us, 0, rows);
+        }
         let (user_signals, track) = self.with_track(&ukey, |t| {
             t.add_outcome(&e);
             let cx = Context {
@@ -341,13 +398,20 @@ impl Detector {
 
     /// The SOC releases a held identity: its activity so far is forgotten, so the same
     /// evidence does not hold it again at once.
-    pub fn release(&self, portal: &str, user: &str) -> bool {
+    pub fn release(&self, portal: &str, user: &str, now_us: i64) -> bool {
         let released = self.holds.release(portal, user);
         let key = format!("{portal}\u{0}{user}");
         self.shard(&key)
             .lock()
             .expect("detector shard")
             .remove(&key);
+        self.released
+            .lock()
+            .expect("releases")
+            .insert(key.clone(), now_us);
+        if let Some(shared) = &self.shared {
+            shared.hold(shared::HoldChange::Release(key, now_us));
+        }
         released
     }
 
@@ -395,17 +459,17 @@ impl Detector {
             let alert = verdict::alert(self, s, seen, track, score, &evidence, action, now_us);
             if action == verdict::ActionKind::Suspend {
                 let until = now_us + self.cfg.hold_minutes as i64 * 60_000_000;
-                self.holds.put(
-                    s.portal,
-                    s.user,
-                    Hold {
-                        until_us: until,
-                        since_us: now_us,
-                        alert_id: alert.id.clone(),
-                        rule: alert.rule_name.clone(),
-                        score,
-                    },
-                );
+                let hold = Hold {
+                    until_us: until,
+                    since_us: now_us,
+                    alert_id: alert.id.clone(),
+                    rule: alert.rule_name.clone(),
+                    score,
+                };
+                if let Some(shared) = &self.shared {
+                    shared.hold(shared::HoldChange::Put(ukey.to_string(), hold.clone()));
+                }
+                self.holds.put(s.portal, s.user, hold);
             }
             self.alerts.raise(alert);
         }

@@ -136,7 +136,7 @@ fn sequential_enumeration_meets_a_step_up_then_a_hold() {
         Action::Held(_)
     ));
     assert_eq!(b.d.holds(T0 + 3600 * SEC).len(), 1);
-    assert!(b.d.release("ehr", "dr.x"));
+    assert!(b.d.release("ehr", "dr.x", T0 + 3600 * SEC));
     assert_eq!(view(&b.d, &s, T0 + 3601 * SEC, 5), Action::Allow);
 }
 

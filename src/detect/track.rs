@@ -77,6 +77,8 @@ pub struct Track {
     /// The last few patients (pseudonyms) and request ids, for an alert's evidence.
     pub recent_patients: Recent,
     pub recent_requests: Recent,
+    /// The same identity's counts across replicas (Redis), when shared.
+    pub shared: Option<super::shared::Counts>,
 }
 
 /// The last eight values seen.
@@ -247,21 +249,37 @@ impl Track {
     }
 
     /// Distinct patients plus record rows over the last 15 minutes.
+    /// A count shared across replicas, while it is recent enough to trust.
+    fn shared_count(
+        &self,
+        now_us: i64,
+        fresh_us: i64,
+        pick: fn(&super::shared::Counts) -> u64,
+    ) -> u64 {
+        self.shared
+            .as_ref()
+            .filter(|c| now_us - c.at_us < fresh_us)
+            .map_or(0, pick)
+    }
+
     pub fn exposed_short(&self, now_us: i64) -> u64 {
         let b = live(&self.short, now_us / SHORT_SLOT_US);
-        union_count(b.clone().map(|b| &b.patients)) + b.map(|b| b.rows).sum::<u64>()
+        let local = union_count(b.clone().map(|b| &b.patients)) + b.map(|b| b.rows).sum::<u64>();
+        local.max(self.shared_count(now_us, SHORT_SLOT_US, |c| c.short))
     }
 
     /// Distinct patients plus record rows over the last 24 hours (three 8-hour slots).
     pub fn exposed_day(&self, now_us: i64) -> u64 {
         let b = live(&self.day, now_us / DAY_SLOT_US);
-        union_count(b.clone().map(|b| &b.patients)) + b.map(|b| b.rows).sum::<u64>()
+        let local = union_count(b.clone().map(|b| &b.patients)) + b.map(|b| b.rows).sum::<u64>();
+        local.max(self.shared_count(now_us, LONG_SLOT_US, |c| c.day))
     }
 
     /// Distinct patients plus record rows over the last 8 hours.
     pub fn exposed_long(&self, now_us: i64) -> u64 {
         let b = live(&self.long, now_us / LONG_SLOT_US);
-        union_count(b.clone().map(|b| &b.patients)) + b.map(|b| b.rows).sum::<u64>()
+        let local = union_count(b.clone().map(|b| &b.patients)) + b.map(|b| b.rows).sum::<u64>();
+        local.max(self.shared_count(now_us, SHORT_SLOT_US, |c| c.long))
     }
 
     pub fn denied_short(&self, now_us: i64) -> u32 {

@@ -24,7 +24,7 @@ pub enum Action {
     Held(Hold),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hold {
     pub until_us: i64,
     pub since_us: i64,
@@ -84,6 +84,21 @@ impl Holds {
             .expect("holds")
             .remove(&(portal.to_string(), user.to_string()))
             .is_some()
+    }
+
+    /// The holds every replica agrees on (from Redis), plus this replica's own that no
+    /// release has overtaken yet (their write may still be on its way).
+    pub fn replace(&self, shared: HashMap<String, Hold>, released: &HashMap<String, i64>) {
+        let mut map = self.0.lock().expect("holds");
+        map.retain(|(p, u), h| {
+            let field = format!("{p}\u{0}{u}");
+            released.get(&field).is_none_or(|at| *at < h.since_us)
+        });
+        for (k, h) in shared {
+            if let Some((p, u)) = k.split_once('\u{0}') {
+                map.insert((p.to_string(), u.to_string()), h);
+            }
+        }
     }
 
     pub fn list(&self, now_us: i64) -> Vec<(String, String, Hold)> {

@@ -281,3 +281,68 @@ fn the_webhook_receives_the_alert_and_syslog_carries_rfc5424_with_cef() {
         }
     }
 }
+
+#[test]
+fn replicas_sharing_redis_count_one_identity_once_and_agree_on_holds() {
+    let portal = start_portal();
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("session.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef-detect").unwrap();
+    // Tight volume thresholds: the step-up band starts at 12 patients in 15 minutes.
+    let extra = format!(
+        "[storage]\nbackend = \"redis\"\nredis_url = \"{}\"\nsession_key_file = \"{}\"\n[detection.thresholds]\nshort_min = 10\nshort_max = 10\n{GENEROUS_BUDGETS}",
+        redis.url(),
+        key.display()
+    );
+    let (a, b) = (
+        start_gateway_with(&portal_section(&portal), &extra),
+        start_gateway_with(&portal_section(&portal), &extra),
+    );
+    let cookie = cookie_set(
+        &submit_login(a.port, "dr.martin", "martin-demo", None),
+        "vigie",
+    )
+    .unwrap();
+    // Records in no constant order, taking turns between the replicas: each sees half.
+    let mut served = 0;
+    let mut refused_at = None;
+    for k in 0..40u32 {
+        let port = if k % 2 == 0 { a.port } else { b.port };
+        let id = (k * k * 7 + 13 * k) % 4000 + 1;
+        match record(port, &cookie, id).status {
+            200 => served += 1,
+            _ => {
+                refused_at = Some(served);
+                break;
+            }
+        }
+        // The replicas sync four times a second.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let refused_at = refused_at.expect("the identity met the step-up band");
+    assert!(
+        refused_at <= 14,
+        "counted across replicas: refused after {refused_at} records (alone, each replica would allow about 24)"
+    );
+    // Ignoring the step-up on replica B holds the identity; replica A learns of it.
+    let held = wait_for("the hold on replica B", || {
+        let r = record(b.port, &cookie, 1);
+        r.header("x-vigie-held").map(str::to_string)
+    });
+    let on_a = wait_for("the hold to reach replica A", || {
+        let r = record(a.port, &cookie, 2);
+        r.header("x-vigie-held").map(str::to_string)
+    });
+    assert_eq!(held, on_a, "one hold, one reference");
+    // Released on A, back to work on B.
+    let released = admin_api(
+        a.admin_port,
+        "POST",
+        "/api/holds/release?portal=ehr&user=dr.martin",
+    );
+    assert_eq!(released["released"], true);
+    wait_for("the release to reach replica B", || {
+        (record(b.port, &cookie, 3).status == 200).then_some(())
+    });
+}
