@@ -191,24 +191,17 @@ impl Detector {
         }
         let ukey = Self::user_key(s);
         let limit = self.cfg.step_up_refusals;
-        let (action, escalate) = self.with_track(&ukey, |t| match verdict::pending(t, s, now_us) {
+        self.with_track(&ukey, |t| match verdict::pending(t, s, now_us) {
             Action::StepUp => {
                 t.step_up_refusals += 1;
-                let over = t.step_up_refusals >= limit;
-                (
-                    Action::StepUp,
-                    over.then(|| (t.clone(), t.step_up_refusals)),
-                )
+                if t.step_up_refusals < limit {
+                    return Action::StepUp;
+                }
+                let evidence = vec![verdict::ignored_step_up(t.step_up_refusals, limit)];
+                self.decide(t, s, seen, &ukey, evidence, Vec::new(), now_us)
             }
-            other => (other, None),
-        });
-        match escalate {
-            Some((track, n)) => {
-                let evidence = vec![verdict::ignored_step_up(n, limit)];
-                self.decide(s, seen, &ukey, &track, evidence, Vec::new(), now_us)
-            }
-            None => action,
-        }
+            other => other,
+        })
     }
 
     /// The request is about to be forwarded: fold it in, score, act. The returned action
@@ -226,8 +219,25 @@ impl Detector {
         let honeytoken = e
             .patient
             .is_some_and(|(h, _)| self.honeytokens.contains(&h));
+        let base = Context {
+            now_us: e.at_us,
+            privileged: s.privileged,
+            off_hours,
+            scripted_agent: scripted,
+            honeytoken: false,
+            // A source is measured against fixed thresholds: it has no role and no baseline.
+            baseline: self.cfg.default_prior,
+            source: true,
+            page_normal_max: normal_page,
+            asked_page,
+        };
+        // The source first, then the user under its own lock (two shards are never held at once).
+        let source_signals = self.with_track(&Self::source_key(s), |t| {
+            t.update(e);
+            signals::evaluate(t, &base, &self.cfg)
+        });
         let ukey = Self::user_key(s);
-        let (mut cx, user_signals, track) = self.with_track(&ukey, |t| {
+        self.with_track(&ukey, |t| {
             let closed = t.update(e);
             let settled = t.baseline_hours >= self.cfg.warmup_hours;
             t.see_network(e.network, e.at_us, settled);
@@ -245,35 +255,14 @@ impl Detector {
                 self.learn_role(s.groups, hour.patients as f64);
             }
             let cx = Context {
-                now_us: e.at_us,
-                privileged: s.privileged,
-                off_hours,
-                scripted_agent: scripted,
                 honeytoken,
                 baseline: self.baseline(t, s.groups),
                 source: false,
-                page_normal_max: normal_page,
-                asked_page,
+                ..base
             };
-            (cx, signals::evaluate(t, &cx, &self.cfg), t.clone())
-        });
-        // A source is measured against fixed thresholds: it has no role and no baseline.
-        cx.source = true;
-        cx.honeytoken = false;
-        cx.baseline = self.cfg.default_prior;
-        let source_signals = self.with_track(&Self::source_key(s), |t| {
-            t.update(e);
-            signals::evaluate(t, &cx, &self.cfg)
-        });
-        self.decide(
-            s,
-            seen,
-            &ukey,
-            &track,
-            user_signals,
-            source_signals,
-            e.at_us,
-        )
+            let user_signals = signals::evaluate(t, &cx, &self.cfg);
+            self.decide(t, s, seen, &ukey, user_signals, source_signals, e.at_us)
+        })
     }
 
     /// After the portal answered: its status, whether it was an export, and CSV rows sent.
@@ -307,14 +296,6 @@ impl Detector {
         if let (Some(shared), true) = (&self.shared, rows > 0) {
             shared.record(&ukey, at_us, 0, rows);
         }
-        let (user_signals, track) = self.with_track(&ukey, |t| {
-            t.add_outcome(&e);
-            let cx = Context {
-                baseline: self.baseline(t, s.groups),
-                ..cx
-            };
-            (signals::evaluate(t, &cx, &self.cfg), t.clone())
-        });
         let source_signals = self.with_track(&Self::source_key(s), |t| {
             t.add_outcome(&e);
             let cx = Context {
@@ -324,7 +305,15 @@ impl Detector {
             };
             signals::evaluate(t, &cx, &self.cfg)
         });
-        self.decide(s, seen, &ukey, &track, user_signals, source_signals, at_us);
+        self.with_track(&ukey, |t| {
+            t.add_outcome(&e);
+            let cx = Context {
+                baseline: self.baseline(t, s.groups),
+                ..cx
+            };
+            let user_signals = signals::evaluate(t, &cx, &self.cfg);
+            self.decide(t, s, seen, &ukey, user_signals, source_signals, at_us);
+        });
     }
 
     /// Rows an export may still stream before this identity reaches the suspension band;
@@ -425,13 +414,15 @@ impl Detector {
             .map(Track::footprint)
     }
 
+    /// Score, step through the bands, alert on escalation, hold on suspension; called with
+    /// the identity's track locked.
     #[allow(clippy::too_many_arguments)]
     fn decide(
         &self,
+        t: &mut Track,
         s: &Subject,
         seen: &Seen,
         ukey: &str,
-        track: &Track,
         user_signals: Vec<Signal>,
         source_signals: Vec<Signal>,
         now_us: i64,
@@ -445,18 +436,16 @@ impl Detector {
         } else {
             (us, user_signals)
         };
-        let step = self.with_track(ukey, |t| {
-            verdict::step(
-                t,
-                score,
-                &self.cfg.bands,
-                s,
-                now_us,
-                self.cfg.throttle_seconds,
-            )
-        });
+        let step = verdict::step(
+            t,
+            score,
+            &self.cfg.bands,
+            s,
+            now_us,
+            self.cfg.throttle_seconds,
+        );
         if let Some(action) = step.alert {
-            let alert = verdict::alert(self, s, seen, track, score, &evidence, action, now_us);
+            let alert = verdict::alert(self, s, seen, t, score, &evidence, action, now_us);
             if action == verdict::ActionKind::Suspend {
                 let until = now_us + self.cfg.hold_minutes as i64 * 60_000_000;
                 let hold = Hold {
