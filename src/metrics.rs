@@ -35,6 +35,8 @@ pub struct Metrics {
     pub alert_sink_dropped: IntCounterVec,
     /// Alerts a sink failed to deliver, by sink.
     pub alert_sink_failures: IntCounterVec,
+    /// Requests the detector stopped, by action (`held`, `throttled`, `step_up`).
+    pub detector_actions: IntCounterVec,
 }
 
 pub static METRICS: Lazy<Metrics> = Lazy::new(|| Metrics {
@@ -126,6 +128,12 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| Metrics {
         "vigie_alert_sink_failures_total",
         "Alerts a sink failed to deliver, by sink.",
         &["sink"]
+    )
+    .expect("metric registers once"),
+    detector_actions: register_int_counter_vec!(
+        "vigie_detector_actions_total",
+        "Requests the detector stopped, by action (held, throttled, step_up).",
+        &["action"]
     )
     .expect("metric registers once"),
 });

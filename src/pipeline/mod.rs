@@ -353,7 +353,7 @@ impl ProxyHttp for Gateway {
         let mut watch = std::mem::take(&mut ctx.watch);
         if let (Some(detector), Some(subject), Some(portal)) = (
             &self.detector,
-            subject_of(ctx, self.sessions.now()),
+            watch::subject_of(ctx, self.sessions.now()),
             ctx.portal.as_ref(),
         ) {
             if watch.on_response(detector, portal, &subject, resp, self.sessions.now_us()) {
@@ -418,12 +418,12 @@ impl ProxyHttp for Gateway {
             ),
         };
         if let (Some(detector), Some(subject)) =
-            (&self.detector, subject_of(ctx, self.sessions.now()))
+            (&self.detector, watch::subject_of(ctx, self.sessions.now()))
         {
             let own_refusal = ctx.rejected.is_some();
             let denied = !own_refusal && matches!(status, 403 | 404 | 410);
             let masked = log::masked_path(path);
-            let seen = detect_seen(
+            let seen = watch::detect_seen(
                 session.req_header().method.as_str(),
                 &masked,
                 status,
@@ -676,130 +676,4 @@ fn content_length(req: &RequestHeader) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
-}
-
-/// The detector's subject for a watched request.
-fn subject_of(ctx: &RequestCtx, now: u64) -> Option<crate::detect::Subject<'_>> {
-    let who = ctx.who.as_ref()?;
-    let record = ctx.identity.session()?;
-    let portal = ctx.portal.as_ref()?;
-    let ip = ctx.request.as_ref()?.client.ip;
-    Some(who.subject(&portal.config.name, record, ip, now))
-}
-
-fn detect_seen<'a>(
-    method: &'a str,
-    masked: &'a str,
-    status: u16,
-    request_id: &str,
-) -> crate::detect::Seen<'a> {
-    crate::detect::Seen {
-        method,
-        path: masked,
-        status,
-        request_id: u64::from_str_radix(request_id, 16).unwrap_or(0),
-    }
-}
-
-impl Gateway {
-    /// Stage 4b before forwarding: held, throttled or step-up identities stop here; a
-    /// bodiless request is scored now, others once their body is read.
-    fn watch_request(
-        &self,
-        session: &Session,
-        ctx: &mut RequestCtx,
-        portal: &Arc<Portal>,
-        request: &Request,
-    ) -> Option<std::result::Result<Front, Rejection>> {
-        let detector = self.detector.as_ref()?;
-        portal.config.profile.as_ref()?;
-        let record = ctx
-            .identity
-            .session()
-            .filter(|s| s.is_authenticated() && s.user.is_some())?
-            .clone();
-        let ua = session
-            .req_header()
-            .headers
-            .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let who = watch::Who::new(&record, ua, &self.config.second_factor.privileged_groups);
-        let (now, now_us) = (self.sessions.now(), self.sessions.now_us());
-        let subject = who.subject(&portal.config.name, &record, request.client.ip, now);
-        let method = session.req_header().method.as_str();
-        let masked = log::masked_path(&request.target.path);
-        let seen = detect_seen(method, &masked, 0, &ctx.request_id);
-        let mut action = detector.gate(&subject, now_us, &seen);
-        let bodiless = matches!(method, "GET" | "HEAD");
-        if action == crate::detect::Action::Allow && bodiless {
-            action = watch::observe(
-                detector, portal, request, method, &subject, None, now_us, &seen,
-            );
-            ctx.watch.scored = true;
-        }
-        ctx.who = Some(who);
-        match action {
-            crate::detect::Action::Allow => None,
-            crate::detect::Action::Held(hold) => Some(Ok(Front::Held(hold))),
-            crate::detect::Action::Throttle { retry_after } => Some(Ok(Front::Slowed(retry_after))),
-            crate::detect::Action::StepUp if bodiless => Some(Ok(Front::Redirect(
-                second_factor::factor_redirect(&request.target.to_uri()),
-            ))),
-            crate::detect::Action::StepUp => {
-                Some(Err(Rejection::new(401, "second_factor_required")))
-            }
-        }
-    }
-
-    /// Stage 4b once a body is read: score the request with its form or JSON parameters.
-    fn watch_body(&self, ctx: &mut RequestCtx, method: &str) -> Result<()> {
-        let (Some(detector), false) = (&self.detector, ctx.watch.scored) else {
-            return Ok(());
-        };
-        let Some(subject) = subject_of(ctx, self.sessions.now()) else {
-            return Ok(());
-        };
-        let (Some(portal), Some(request)) = (ctx.portal.as_ref(), ctx.request.as_ref()) else {
-            return Ok(());
-        };
-        let i = &ctx.interception;
-        let kind = i.content_type.as_deref().and_then(|t| {
-            if normalise::headers::is_media_type(t, normalise::headers::FORM) {
-                Some(false)
-            } else if normalise::headers::is_media_type(t, "application/json") {
-                Some(true)
-            } else {
-                None
-            }
-        });
-        let body = match (i.login_body.as_deref(), kind, i.overflow) {
-            (Some(b), Some(json), false) => Some((b, json)),
-            _ => None,
-        };
-        let masked = log::masked_path(&request.target.path);
-        let seen = detect_seen(method, &masked, 0, &ctx.request_id);
-        let now_us = self.sessions.now_us();
-        let action = watch::observe(
-            detector, portal, request, method, &subject, body, now_us, &seen,
-        );
-        ctx.watch.scored = true;
-        let refuse =
-            |status: u16, why: &'static str| Error::e_explain(ErrorType::HTTPStatus(status), why);
-        match action {
-            crate::detect::Action::Allow => Ok(()),
-            crate::detect::Action::Held(_) => {
-                ctx.rejected = Some("held_for_review");
-                refuse(403, "held for review by the detector")
-            }
-            crate::detect::Action::Throttle { .. } => {
-                ctx.rejected = Some("throttled");
-                refuse(429, "throttled by the detector")
-            }
-            crate::detect::Action::StepUp => {
-                ctx.rejected = Some("second_factor_required");
-                refuse(401, "the detector asks for a fresh second factor")
-            }
-        }
-    }
 }

@@ -5,12 +5,18 @@
 //! identity's allowance is spent; when the exchange ends, refusals, exports and rows count.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use pingora::proxy::Session;
+use pingora::{Error, ErrorType, Result};
+
 use super::normalise::Request;
+use super::respond::Rejection;
 use super::route::Portal;
+use super::{Gateway, RequestCtx};
 use crate::detect::reading::RowCounter;
 use crate::detect::{Action, Detector, Event, Seen, Subject};
 use crate::identity::session::SessionRecord;
@@ -203,5 +209,150 @@ impl Watch {
 
     pub fn rows(&self) -> u64 {
         self.rows.as_ref().map_or(0, |r| r.rows())
+    }
+}
+
+// ---- the stage on the gateway's hooks ----
+
+fn count_action(action: &crate::detect::Action) {
+    let label = match action {
+        crate::detect::Action::Allow => return,
+        crate::detect::Action::Held(_) => "held",
+        crate::detect::Action::Throttle { .. } => "throttled",
+        crate::detect::Action::StepUp => "step_up",
+    };
+    crate::metrics::METRICS
+        .detector_actions
+        .with_label_values(&[label])
+        .inc();
+}
+
+/// The detector's subject for a watched request.
+pub(super) fn subject_of(ctx: &RequestCtx, now: u64) -> Option<crate::detect::Subject<'_>> {
+    let who = ctx.who.as_ref()?;
+    let record = ctx.identity.session()?;
+    let portal = ctx.portal.as_ref()?;
+    let ip = ctx.request.as_ref()?.client.ip;
+    Some(who.subject(&portal.config.name, record, ip, now))
+}
+
+pub(super) fn detect_seen<'a>(
+    method: &'a str,
+    masked: &'a str,
+    status: u16,
+    request_id: &str,
+) -> crate::detect::Seen<'a> {
+    crate::detect::Seen {
+        method,
+        path: masked,
+        status,
+        request_id: u64::from_str_radix(request_id, 16).unwrap_or(0),
+    }
+}
+
+impl Gateway {
+    /// Stage 4b before forwarding: held, throttled or step-up identities stop here; a
+    /// bodiless request is scored now, others once their body is read.
+    pub(super) fn watch_request(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        portal: &Arc<Portal>,
+        request: &Request,
+    ) -> Option<std::result::Result<super::Front, Rejection>> {
+        let detector = self.detector.as_ref()?;
+        portal.config.profile.as_ref()?;
+        let record = ctx
+            .identity
+            .session()
+            .filter(|s| s.is_authenticated() && s.user.is_some())?
+            .clone();
+        let ua = session
+            .req_header()
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let who = Who::new(&record, ua, &self.config.second_factor.privileged_groups);
+        let (now, now_us) = (self.sessions.now(), self.sessions.now_us());
+        let subject = who.subject(&portal.config.name, &record, request.client.ip, now);
+        let method = session.req_header().method.as_str();
+        let masked = super::log::masked_path(&request.target.path);
+        let seen = detect_seen(method, &masked, 0, &ctx.request_id);
+        let mut action = detector.gate(&subject, now_us, &seen);
+        let bodiless = matches!(method, "GET" | "HEAD");
+        if action == crate::detect::Action::Allow && bodiless {
+            action = observe(
+                detector, portal, request, method, &subject, None, now_us, &seen,
+            );
+            ctx.watch.scored = true;
+        }
+        ctx.who = Some(who);
+        count_action(&action);
+        match action {
+            crate::detect::Action::Allow => None,
+            crate::detect::Action::Held(hold) => Some(Ok(super::Front::Held(hold))),
+            crate::detect::Action::Throttle { retry_after } => {
+                Some(Ok(super::Front::Slowed(retry_after)))
+            }
+            crate::detect::Action::StepUp if bodiless => Some(Ok(super::Front::Redirect(
+                super::second_factor::factor_redirect(&request.target.to_uri()),
+            ))),
+            crate::detect::Action::StepUp => {
+                Some(Err(Rejection::new(401, "second_factor_required")))
+            }
+        }
+    }
+
+    /// Stage 4b once a body is read: score the request with its form or JSON parameters.
+    pub(super) fn watch_body(&self, ctx: &mut RequestCtx, method: &str) -> Result<()> {
+        let (Some(detector), false) = (&self.detector, ctx.watch.scored) else {
+            return Ok(());
+        };
+        let Some(subject) = subject_of(ctx, self.sessions.now()) else {
+            return Ok(());
+        };
+        let (Some(portal), Some(request)) = (ctx.portal.as_ref(), ctx.request.as_ref()) else {
+            return Ok(());
+        };
+        let i = &ctx.interception;
+        let kind = i.content_type.as_deref().and_then(|t| {
+            if super::normalise::headers::is_media_type(t, super::normalise::headers::FORM) {
+                Some(false)
+            } else if super::normalise::headers::is_media_type(t, "application/json") {
+                Some(true)
+            } else {
+                None
+            }
+        });
+        let body = match (i.login_body.as_deref(), kind, i.overflow) {
+            (Some(b), Some(json), false) => Some((b, json)),
+            _ => None,
+        };
+        let masked = super::log::masked_path(&request.target.path);
+        let seen = detect_seen(method, &masked, 0, &ctx.request_id);
+        let now_us = self.sessions.now_us();
+        let action = observe(
+            detector, portal, request, method, &subject, body, now_us, &seen,
+        );
+        ctx.watch.scored = true;
+        count_action(&action);
+        let refuse =
+            |status: u16, why: &'static str| Error::e_explain(ErrorType::HTTPStatus(status), why);
+        match action {
+            crate::detect::Action::Allow => Ok(()),
+            crate::detect::Action::Held(_) => {
+                ctx.rejected = Some("held_for_review");
+                refuse(403, "held for review by the detector")
+            }
+            crate::detect::Action::Throttle { .. } => {
+                ctx.rejected = Some("throttled");
+                refuse(429, "throttled by the detector")
+            }
+            crate::detect::Action::StepUp => {
+                ctx.rejected = Some("second_factor_required");
+                refuse(401, "the detector asks for a fresh second factor")
+            }
+        }
     }
 }
