@@ -346,3 +346,31 @@ fn replicas_sharing_redis_count_one_identity_once_and_agree_on_holds() {
         (record(b.port, &cookie, 3).status == 200).then_some(())
     });
 }
+
+#[test]
+fn the_simulator_reports_every_attack_suspended_before_200_patients() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    // Two days: one of warm-up, one with the attacks (the CLI's default is three, 40 clinicians).
+    let out = vigie_ok([
+        "simulate",
+        "--days",
+        "2",
+        "--clinicians",
+        "12",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.contains("| fast enumeration |"), "{out}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let scenarios = report["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 9);
+    for s in scenarios {
+        let before = s["patients_before_suspension"].as_u64();
+        assert!(before.is_some_and(|n| n < 200), "{s}");
+        assert!(s["first_alert_after_s"].as_i64().is_some(), "{s}");
+    }
+    assert!(report["clinician_hours"].as_f64().unwrap() > 200.0);
+    assert!(report["clinician_requests"].as_u64().unwrap() > 4000);
+    assert!(report["false_alerts_per_1000_hours"].as_f64().unwrap() <= 1.0, "{report}");
+}
