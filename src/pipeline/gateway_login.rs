@@ -133,12 +133,7 @@ pub async fn handle(
                 tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user.username, reason = %reason, via = "gateway");
                 return Err(Rejection::new(423, "account_locked"));
             }
-            let ua = session
-                .req_header()
-                .headers
-                .get("user-agent")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
+            let ua = super::normalise::headers::user_agent(session.req_header());
             let mut record = sessions.new_record(
                 &portal.config.name,
                 Some(user.username.clone()),

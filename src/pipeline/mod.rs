@@ -316,13 +316,7 @@ impl ProxyHttp for Gateway {
         ctx.status = resp.status.as_u16();
         if let (Some(portal), Some(request)) = (ctx.portal.clone(), ctx.request.clone()) {
             if let Some(profile) = portal.config.profile.clone() {
-                let ua = session
-                    .req_header()
-                    .headers
-                    .get("user-agent")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
+                let ua = normalise::headers::user_agent(session.req_header()).to_string();
                 match intercept::on_response(
                     &self.config,
                     &self.sessions,

@@ -267,12 +267,7 @@ impl Gateway {
             .session()
             .filter(|s| s.is_authenticated() && s.user.is_some())?
             .clone();
-        let ua = session
-            .req_header()
-            .headers
-            .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let ua = super::normalise::headers::user_agent(session.req_header());
         let who = Who::new(&record, ua, &self.config.second_factor.privileged_groups);
         let (now, now_us) = (self.sessions.now(), self.sessions.now_us());
         let subject = who.subject(&portal.config.name, &record, request.client.ip, now);

@@ -362,7 +362,8 @@ fn the_simulator_reports_every_attack_suspended_before_200_patients() {
         json.to_str().unwrap(),
     ]);
     assert!(out.contains("| fast enumeration |"), "{out}");
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let scenarios = report["scenarios"].as_array().unwrap();
     assert_eq!(scenarios.len(), 9);
     for s in scenarios {
@@ -372,5 +373,8 @@ fn the_simulator_reports_every_attack_suspended_before_200_patients() {
     }
     assert!(report["clinician_hours"].as_f64().unwrap() > 200.0);
     assert!(report["clinician_requests"].as_u64().unwrap() > 4000);
-    assert!(report["false_alerts_per_1000_hours"].as_f64().unwrap() <= 1.0, "{report}");
+    assert!(
+        report["false_alerts_per_1000_hours"].as_f64().unwrap() <= 1.0,
+        "{report}"
+    );
 }
