@@ -202,6 +202,14 @@ pub fn set_forwarding_headers(
     }
 }
 
+/// The request's `User-Agent`, or "" (logs, sessions and the detector read it).
+pub fn user_agent(req: &pingora::http::RequestHeader) -> &str {
+    req.headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,12 +305,4 @@ mod tests {
         );
         assert_eq!(r.headers.get("x-forwarded-proto").unwrap(), "https");
     }
-}
-
-/// The request's `User-Agent`, or "" (logs, sessions and the detector read it).
-pub fn user_agent(req: &pingora::http::RequestHeader) -> &str {
-    req.headers
-        .get("user-agent")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
 }
