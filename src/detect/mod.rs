@@ -51,6 +51,17 @@ pub struct Subject<'a> {
     pub factor_at_us: i64,
 }
 
+/// What the portal's answer told, once it was sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Answer {
+    /// 403, 404 or 410 from the portal.
+    pub denied: bool,
+    pub export: bool,
+    /// CSV rows sent.
+    pub rows: u64,
+    pub bytes: u64,
+}
+
 /// What is logged with an alert about the request that raised it.
 #[derive(Debug, Clone, Copy)]
 pub struct Seen<'a> {
@@ -265,27 +276,24 @@ impl Detector {
         })
     }
 
-    /// After the portal answered: its status, whether it was an export, and CSV rows sent.
-    pub fn finish(
-        &self,
-        s: &Subject,
-        at_us: i64,
-        denied: bool,
-        export: bool,
-        rows: u64,
-        seen: &Seen,
-    ) {
-        if !denied && !export && rows == 0 {
-            return;
-        }
+    /// After the portal answered: a refusal, an export, CSV rows and bytes count. Bytes alone
+    /// are only added up (the next request is scored with them).
+    pub fn finish(&self, s: &Subject, at_us: i64, answer: Answer, seen: &Seen) {
         let e = Event {
             at_us,
-            denied,
-            export,
-            record_rows: rows,
+            denied: answer.denied,
+            export: answer.export,
+            record_rows: answer.rows,
+            bytes: answer.bytes,
             ..Event::default()
         };
         let ukey = Self::user_key(s);
+        if !answer.denied && !answer.export && answer.rows == 0 {
+            if answer.bytes > 0 {
+                self.with_track(&ukey, |t| t.add_outcome(&e));
+            }
+            return;
+        }
         let cx = Context {
             now_us: at_us,
             privileged: s.privileged,
@@ -293,8 +301,8 @@ impl Detector {
             scripted_agent: self.scripted(s.user_agent),
             ..Context::default()
         };
-        if let (Some(shared), true) = (&self.shared, rows > 0) {
-            shared.record(&ukey, at_us, 0, rows);
+        if let (Some(shared), true) = (&self.shared, answer.rows > 0) {
+            shared.record(&ukey, at_us, 0, answer.rows);
         }
         let source_signals = self.with_track(&Self::source_key(s), |t| {
             t.add_outcome(&e);

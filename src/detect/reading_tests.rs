@@ -796,6 +796,37 @@ fn mediboard_record_routes() {
 }
 
 #[test]
+fn mediboard_rest_and_fhir_routes() {
+    let p = shipped("mediboard.toml");
+    for target in [
+        "/api/dossierpatient/patients/42",
+        "/api/dossierpatient/patient/42",
+        "/api/fhir/Patient/42",
+        "/api/fhir/Patient/42/_history/3",
+        "/api/fhir/Patient/42/Observation",
+    ] {
+        let (class, r) = get(&p, target);
+        assert_eq!(class, "view", "{target}");
+        assert_eq!(r.patient.as_deref(), Some("42"), "{target}");
+    }
+    for target in [
+        "/api/fhir/Observation?patient=42&_count=20",
+        "/api/fhir/Observation?subject=Patient/42",
+        "/api/fhir/Encounter?subject=Patient%2F42",
+    ] {
+        let (class, r) = get(&p, target);
+        assert_eq!(class, "list", "{target}");
+        assert_eq!(r.patient.as_deref(), Some("42"), "{target}");
+    }
+    let (class, r) = get(&p, "/api/fhir/Patient?_count=500&_offset=1000");
+    assert_eq!(class, "list");
+    assert_eq!(r.page, page(1000, 500, true));
+    assert!(r.page.unwrap().size > p.reading.paging.normal_max);
+    let (class, r) = get(&p, "/api/dossierpatient/patients?start=60&limit=30");
+    assert_eq!((class.as_str(), r.page), ("list", page(60, 30, true)));
+}
+
+#[test]
 fn mediboard_reads_ids_as_php_does() {
     let p = shipped("mediboard.toml");
     let id = |q: &str| {

@@ -26,6 +26,8 @@ pub struct Thresholds {
     pub exports_per_hour: f64,
     /// Refused or missing records (403/404) in 15 minutes.
     pub denied: f64,
+    /// Megabytes of answers in 15 minutes (documents, images, archives).
+    pub megabytes_short: f64,
     /// Page requests in one minute.
     pub pages_per_minute: f64,
     /// Below this coefficient of variation, 16 page gaps look machine-made.
@@ -96,6 +98,7 @@ impl Default for DetectionConfig {
                 crawl_pages: 5.0,
                 exports_per_hour: 3.0,
                 denied: 25.0,
+                megabytes_short: 200.0,
                 pages_per_minute: 40.0,
                 regular_timing_cv: 0.12,
                 no_assets_pages: 60.0,

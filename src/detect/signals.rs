@@ -191,7 +191,7 @@ pub fn evaluate(track: &Track, cx: &Context, cfg: &DetectionConfig) -> Vec<Signa
             );
         }
     }
-    let per_minute = track.pages_this_minute(now) as f64;
+    let per_minute = track.page_rate(now);
     push(
         "fast",
         "VIGIE-EXF-008",
@@ -245,6 +245,16 @@ pub fn evaluate(track: &Track, cx: &Context, cfg: &DetectionConfig) -> Vec<Signa
         None,
         t.denied * wide,
     );
+    let mb = track.bytes_short(now) as f64 / 1_000_000.0;
+    push(
+        "volume",
+        "VIGIE-EXF-016",
+        "Large volume downloaded in 15 minutes",
+        ramp(mb, t.megabytes_short * wide),
+        mb,
+        None,
+        t.megabytes_short * wide,
+    );
     if track.assets == 0 && track.pages as f64 >= t.no_assets_pages {
         push(
             "no_assets",
@@ -270,3 +280,7 @@ pub fn combine(signals: &[Signal], cfg: &DetectionConfig) -> u8 {
         .product();
     (100.0 * (1.0 - miss)).round() as u8
 }
+
+#[cfg(test)]
+#[path = "signals_tests.rs"]
+mod tests;

@@ -20,6 +20,8 @@ pub struct Bucket {
     pub requests: u32,
     pub denied: u32,
     pub exports: u32,
+    /// Bytes of answers sent.
+    pub bytes: u64,
 }
 
 /// What one request contributed, as the detector sees it.
@@ -36,6 +38,8 @@ pub struct Event {
     pub export: bool,
     pub asset: bool,
     pub denied: bool,
+    /// Bytes of the answer (known once it was sent).
+    pub bytes: u64,
     /// The source network, hashed.
     pub network: u64,
 }
@@ -60,7 +64,6 @@ pub struct Track {
     last_page_us: i64,
     pub pages: u32,
     pub assets: u32,
-    minute: (i64, u32),
     networks: [u64; NETWORKS],
     pub new_network_until_us: i64,
     pub current_patient: Option<(u64, Option<i64>)>,
@@ -182,12 +185,6 @@ impl Track {
                 self.gap_count += 1;
             }
             self.last_page_us = e.at_us;
-            let minute = e.at_us / 60_000_000;
-            self.minute = if self.minute.0 == minute {
-                (minute, self.minute.1 + 1)
-            } else {
-                (minute, 1)
-            };
         }
         self.last_us = e.at_us;
         closed
@@ -205,6 +202,7 @@ impl Track {
             b.denied += e.denied as u32;
             b.exports += e.export as u32;
             b.rows += e.record_rows;
+            b.bytes += e.bytes;
         }
         self.last_us = self.last_us.max(e.at_us);
     }
@@ -282,6 +280,12 @@ impl Track {
         local.max(self.shared_count(now_us, SHORT_SLOT_US, |c| c.long))
     }
 
+    pub fn bytes_short(&self, now_us: i64) -> u64 {
+        live(&self.short, now_us / SHORT_SLOT_US)
+            .map(|b| b.bytes)
+            .sum()
+    }
+
     pub fn denied_short(&self, now_us: i64) -> u32 {
         live(&self.short, now_us / SHORT_SLOT_US)
             .map(|b| b.denied)
@@ -298,12 +302,17 @@ impl Track {
             .sum()
     }
 
-    pub fn pages_this_minute(&self, now_us: i64) -> u32 {
-        if self.minute.0 == now_us / 60_000_000 {
-            self.minute.1
-        } else {
-            0
+    /// Pages per minute over the last gaps (at least eight known), as of `now_us`: a pause
+    /// since the last page counts too, so the rate falls when the identity stops.
+    pub fn page_rate(&self, now_us: i64) -> f64 {
+        let n = self.gap_count.min(GAPS);
+        if n < 8 {
+            return 0.0;
         }
+        // Slots not yet filled hold zero, so the sum is over the n known gaps.
+        let recent: u64 = self.gaps.iter().map(|g| *g as u64).sum();
+        let idle = ((now_us - self.last_page_us) / 1000).max(0) as u64;
+        n as f64 * 60_000.0 / (recent + idle).max(1) as f64
     }
 
     /// Mean gap (ms) and coefficient of variation of the last page gaps, once enough are known.

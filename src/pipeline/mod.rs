@@ -425,14 +425,13 @@ impl ProxyHttp for Gateway {
             );
             let rows = ctx.watch.rows();
             if !own_refusal {
-                detector.finish(
-                    &subject,
-                    self.sessions.now_us(),
+                let answer = crate::detect::Answer {
                     denied,
-                    ctx.watch.export,
+                    export: ctx.watch.export,
                     rows,
-                    &seen,
-                );
+                    bytes: ctx.watch.bytes,
+                };
+                detector.finish(&subject, self.sessions.now_us(), answer, &seen);
             }
         }
         log::record(&log::Outcome {

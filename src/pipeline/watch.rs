@@ -34,6 +34,8 @@ pub struct Watch {
     allowance: Option<u64>,
     /// The export went past the allowance and was cut.
     pub cut: bool,
+    /// Bytes of the answer sent to the client.
+    pub bytes: u64,
 }
 
 /// The detector's view of a signed-in session.
@@ -92,12 +94,13 @@ fn network(ip: IpAddr) -> u64 {
     }) | 1
 }
 
-fn is_asset(path: &str) -> bool {
+/// A stylesheet, script, image or font, or anything the profile classes as a file.
+fn is_asset(path: &str, class: &str) -> bool {
     const STATIC: &[&str] = &[
         ".css", ".js", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".woff", ".woff2",
     ];
     let lower = path.to_ascii_lowercase();
-    STATIC.iter().any(|e| lower.ends_with(e))
+    class == "file" || STATIC.iter().any(|e| lower.ends_with(e))
 }
 
 /// Read and score one request; `body`: a urlencoded or JSON body already read, with its type.
@@ -156,8 +159,9 @@ pub fn observe(
         page: r.page,
         record_rows: r.page.filter(|_| records).map_or(0, |p| p.size as u64),
         export: false,
-        asset: is_asset(path),
+        asset: is_asset(path, class),
         denied: false,
+        bytes: 0,
         network: network(subject.ip),
     };
     let asked = r.page.filter(|p| p.explicit).map_or(0, |p| p.size);
@@ -196,15 +200,15 @@ impl Watch {
             *body = None;
             return;
         }
-        let (Some(rows), Some(chunk)) = (self.rows.as_mut(), body.as_ref()) else {
-            return;
-        };
-        if let Some(keep) = rows.feed(chunk, self.allowance) {
-            let mut out = chunk[..keep].to_vec();
-            out.extend_from_slice(CUT_NOTICE);
-            *body = Some(Bytes::from(out));
-            self.cut = true;
+        if let (Some(rows), Some(chunk)) = (self.rows.as_mut(), body.as_ref()) {
+            if let Some(keep) = rows.feed(chunk, self.allowance) {
+                let mut out = chunk[..keep].to_vec();
+                out.extend_from_slice(CUT_NOTICE);
+                *body = Some(Bytes::from(out));
+                self.cut = true;
+            }
         }
+        self.bytes += body.as_ref().map_or(0, |b| b.len() as u64);
     }
 
     pub fn rows(&self) -> u64 {

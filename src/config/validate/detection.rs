@@ -26,6 +26,7 @@ const SIGNALS: &[&str] = &[
     "off_hours",
     "denied",
     "no_assets",
+    "volume",
     "step_up_ignored",
 ];
 
@@ -94,6 +95,7 @@ impl Validator<'_> {
                 "crawl_pages" => &mut t.crawl_pages,
                 "exports_per_hour" => &mut t.exports_per_hour,
                 "denied" => &mut t.denied,
+                "megabytes_short" => &mut t.megabytes_short,
                 "pages_per_minute" => &mut t.pages_per_minute,
                 "regular_timing_cv" => &mut t.regular_timing_cv,
                 "no_assets_pages" => &mut t.no_assets_pages,
