@@ -60,7 +60,10 @@ impl Shared {
     }
 
     pub fn hold(&self, change: HoldChange) {
-        self.outbox.lock().expect("outbox").holds.push(change);
+        let mut out = self.outbox.lock().expect("outbox");
+        if out.holds.len() < 10_000 {
+            out.holds.push(change);
+        }
     }
 
     /// Keys of one identity share a hash tag, so a multi-key PFCOUNT works on a cluster too.
@@ -87,11 +90,15 @@ impl Shared {
                     if conn.is_none() {
                         conn = me.client.get_connection_with_timeout(Duration::from_millis(500)).ok();
                     }
-                    if let Some(c) = conn.as_mut() {
-                        if let Err(e) = me.sync(c, &d) {
-                            tracing::warn!(error = %e, "detector: Redis sync failed; counting per replica until it is back");
-                            conn = None;
+                    match conn.as_mut() {
+                        Some(c) => {
+                            if let Err(e) = me.sync(c, &d) {
+                                tracing::warn!(error = %e, "detector: Redis sync failed; counting per replica until it is back");
+                                conn = None;
+                            }
                         }
+                        // Redis is away: each replica counts alone meanwhile, and nothing piles up.
+                        None => me.outbox.lock().expect("outbox").events.clear(),
                     }
                     drop(d);
                     std::thread::sleep(EVERY);
