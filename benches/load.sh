@@ -100,10 +100,15 @@ password_field = "password"
 [login.success]
 status = [302]
 session_cookies = ["benchsess"]
+# Every request names a patient (?p=), so the detector reads, pseudonymises and scores it.
+[[patient]]
+path = "/**"
+param = "p"
 PROFILE
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/session.key"
 echo "bench:$(head -c 32 /dev/urandom | base64)" > "$work/factor.keys"
 # The session contestants run the whole stage 4 (policy decision, source and identity budgets)
+# and the detector
 # on a password-level session: the per-request checks cost the same at any level, and a load
 # generator cannot answer a second factor. Budgets are set out of reach so every request is
 # measured through to the portal.
@@ -119,7 +124,13 @@ requests = 1000000
 per = \"second\"
 [budgets.login]
 requests = 1000
-per = \"second\""
+per = \"second\"
+# The detector runs in full, but never acts: a load generator is exactly what it would hold.
+[detection.actions]
+alert = 101
+step_up = 101
+throttle = 101
+suspend = 101"
 portal="[[portal]]
 name = \"bench\"
 upstream = \"127.0.0.1:$UP\""
@@ -177,7 +188,7 @@ for size in 1k 64k; do
   for run in $(seq "$RUNS"); do
     for c in "${CONTESTANTS[@]}"; do
       mapfile -t extra < <(cookie_args "$c")
-      line=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" "${extra[@]}" -s "$work/report.lua" "http://127.0.0.1:${PORT[$c]}/$size.txt" | tail -n 1)
+      line=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" "${extra[@]}" -s "$work/report.lua" "http://127.0.0.1:${PORT[$c]}/$size.txt?p=4242" | tail -n 1)
       echo "{\"mode\":\"max\",\"contestant\":\"$c\",\"size\":\"$size\",\"run\":$run,\"wrk\":$line}" >> "$results"
       echo "  $size run $run $c: $line" >&2
     done
@@ -196,7 +207,7 @@ echo "fixed rate: $half req/s, $CONNECTIONS connections, ${SECONDS_PER_RUN}s, $R
 for run in $(seq "$RUNS"); do
   for c in "${CONTESTANTS[@]}"; do
     hdr=(); [ -n "${COOKIE[$c]}" ] && hdr=(--header "Cookie: ${COOKIE[$c]}")
-    line=$(taskset -c "$LOAD_CPU" "$LOADGEN" --addr "127.0.0.1:${PORT[$c]}" --path /1k.txt --rate "$half" --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN" "${hdr[@]}")
+    line=$(taskset -c "$LOAD_CPU" "$LOADGEN" --addr "127.0.0.1:${PORT[$c]}" --path "/1k.txt?p=4242" --rate "$half" --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN" "${hdr[@]}")
     echo "{\"mode\":\"fixed\",\"contestant\":\"$c\",\"size\":\"1k\",\"run\":$run,\"loadgen\":$line}" >> "$results"
     echo "  fixed run $run $c: $line" >&2
   done
@@ -244,7 +255,7 @@ print(f"peak RSS: nginx worker {rss['nginx_kb']/1024:.1f} MiB, vigie pass-throug
 emb, red = get("max", "1k", "vigie-session"), get("max", "1k", "vigie-session-redis")
 if emb and red:
     print(f"Redis backend vs embedded (1k, req/s): {red['rps'] / emb['rps']:.2f}x")
-print("not measured yet: detection (not built); session contestants run session check + policy + budgets (in process, or one Redis script per request) + cookie vault")
+print("session contestants run session check + policy + budgets (in process, or one Redis script per request) + the detector (patient read from ?p=, pseudonymised, scored on the identity and the source; actions off) + cookie vault")
 json.dump({"machine": {"cpus": os.cpu_count(), "kernel": platform.release()}, "summary": summary, "rss_kb": rss, "raw": rows},
           open(sys.argv[2], "w"), indent=1)
 print(f"written {sys.argv[2]}")

@@ -53,8 +53,13 @@ impl Shared {
     pub fn record(&self, key: &str, at_us: i64, pseudonym: u64, rows: u64) {
         let mut out = self.outbox.lock().expect("outbox");
         let events = out.events.entry(key.to_string()).or_default();
-        // Bounded: a replica cut off from Redis drops the oldest, it does not grow.
-        if events.len() < 10_000 {
+        // The same patient again in the same slot adds nothing a HyperLogLog would count.
+        let repeat = rows == 0
+            && events
+                .last()
+                .is_some_and(|l| l.1 == pseudonym && l.0 / SHORT_SLOT_US == at_us / SHORT_SLOT_US);
+        // Bounded between two syncs, whatever the request rate.
+        if !repeat && events.len() < 10_000 {
             events.push((at_us, pseudonym, rows));
         }
     }
@@ -129,23 +134,38 @@ impl Shared {
         let mut asked = Vec::new();
         for (track, events) in &out.events {
             let now = events.iter().map(|e| e.0).max().unwrap_or(0);
+            // One PFADD and one INCRBY per slot, whatever the number of events.
+            let mut adds: HashMap<(char, i64), (Vec<u64>, u64)> = HashMap::new();
             for &(at, h, rows) in events {
-                for (kind, slot_us, keep_s) in [
-                    ('s', SHORT_SLOT_US, 1200),
-                    ('l', LONG_SLOT_US, 9 * 3600),
-                    ('d', DAY_SLOT_US, 25 * 3600),
+                for (kind, slot_us) in [
+                    ('s', SHORT_SLOT_US),
+                    ('l', LONG_SLOT_US),
+                    ('d', DAY_SLOT_US),
                 ] {
-                    let slot = at / slot_us;
+                    let entry = adds.entry((kind, at / slot_us)).or_default();
                     if h != 0 {
-                        pipe.pfadd(self.key(track, kind, slot), h).ignore();
+                        entry.0.push(h);
                     }
-                    if rows > 0 {
-                        pipe.incr(self.key(track, kind.to_ascii_uppercase(), slot), rows)
-                            .ignore();
-                    }
-                    pipe.expire(self.key(track, kind, slot), keep_s).ignore();
-                    pipe.expire(self.key(track, kind.to_ascii_uppercase(), slot), keep_s)
-                        .ignore();
+                    entry.1 += rows;
+                }
+            }
+            for ((kind, slot), (hashes, rows)) in adds {
+                let keep_s = match kind {
+                    's' => 1200,
+                    'l' => 9 * 3600,
+                    _ => 25 * 3600,
+                };
+                let (sketch, count) = (
+                    self.key(track, kind, slot),
+                    self.key(track, kind.to_ascii_uppercase(), slot),
+                );
+                if !hashes.is_empty() {
+                    pipe.pfadd(&sketch, hashes).ignore();
+                    pipe.expire(&sketch, keep_s).ignore();
+                }
+                if rows > 0 {
+                    pipe.incr(&count, rows).ignore();
+                    pipe.expire(&count, keep_s).ignore();
                 }
             }
             for (kind, slot_us, n) in [
