@@ -12,6 +12,12 @@ use super::track::{DAY_SLOT_US, LONG_SLOT_US, SHORT_SLOT_US};
 use super::{Detector, Hold};
 
 const EVERY: Duration = Duration::from_millis(250);
+/// The shared windows: kind, slot length, slots in the window (as the tracks keep them).
+const WINDOWS: [(char, i64, i64); 3] = [
+    ('s', SHORT_SLOT_US, 3),
+    ('l', LONG_SLOT_US, 8),
+    ('d', DAY_SLOT_US, 3),
+];
 
 /// What this replica saw since the last sync, and hold changes to write.
 #[derive(Default)]
@@ -128,6 +134,19 @@ impl Shared {
                 HoldChange::Release(field, at) => {
                     pipe.hdel(self.holds_key(), field).ignore();
                     pipe.hset(self.released_key(), field, *at).ignore();
+                    // The released identity starts again from nothing on every replica.
+                    let mut evidence = Vec::new();
+                    for (kind, slot_us, n) in WINDOWS {
+                        for i in 0..n {
+                            evidence.push(self.key(field, kind, at / slot_us - i));
+                            evidence.push(self.key(
+                                field,
+                                kind.to_ascii_uppercase(),
+                                at / slot_us - i,
+                            ));
+                        }
+                    }
+                    pipe.del(evidence).ignore();
                 }
             }
         }
@@ -168,11 +187,7 @@ impl Shared {
                     pipe.expire(&count, keep_s).ignore();
                 }
             }
-            for (kind, slot_us, n) in [
-                ('s', SHORT_SLOT_US, 3),
-                ('l', LONG_SLOT_US, 8),
-                ('d', DAY_SLOT_US, 3),
-            ] {
+            for (kind, slot_us, n) in WINDOWS {
                 let slot = now / slot_us;
                 let keys: Vec<String> = (0..n).map(|i| self.key(track, kind, slot - i)).collect();
                 let rows: Vec<String> = (0..n)
