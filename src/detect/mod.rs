@@ -141,9 +141,14 @@ impl Detector {
         for (key, at) in &released {
             if seen.get(key).is_none_or(|done| done < at) {
                 seen.insert(key.clone(), *at);
-                let mut map = self.shard(key).lock().expect("detector shard");
-                if map.get(key).is_some_and(|t| t.last_us <= *at) {
-                    map.remove(key);
+                let stale = self
+                    .shard(key)
+                    .lock()
+                    .expect("detector shard")
+                    .get(key)
+                    .is_some_and(|t| t.last_us <= *at);
+                if stale {
+                    self.forget(key);
                 }
             }
         }
@@ -243,7 +248,8 @@ impl Detector {
             asked_page,
         };
         // The source first, then the user under its own lock (two shards are never held at once).
-        let source_signals = self.with_track(&Self::source_key(s), |t| {
+        let skey = Self::source_key(s);
+        let source_signals = self.with_track(&skey, |t| {
             t.update(e);
             signals::evaluate(t, &base, &self.cfg)
         });
@@ -253,6 +259,9 @@ impl Detector {
             let settled = t.baseline_hours >= self.cfg.warmup_hours;
             t.see_network(e.network, e.at_us, settled);
             t.recent_requests.push(seen.request_id);
+            if t.last_source.as_deref() != Some(skey.as_str()) {
+                t.last_source = Some(skey.clone());
+            }
             if let Some(shared) = &self.shared {
                 let pseudonym = e
                     .patient
@@ -398,10 +407,7 @@ impl Detector {
     pub fn release(&self, portal: &str, user: &str, now_us: i64) -> bool {
         let released = self.holds.release(portal, user);
         let key = format!("{portal}\u{0}{user}");
-        self.shard(&key)
-            .lock()
-            .expect("detector shard")
-            .remove(&key);
+        self.forget(&key);
         self.released
             .lock()
             .expect("releases")
@@ -410,6 +416,18 @@ impl Detector {
             shared.hold(shared::HoldChange::Release(key, now_us));
         }
         released
+    }
+
+    /// Forget an identity's track and that of the workstation it last used: both hold the
+    /// evidence the SOC has just reviewed.
+    fn forget(&self, key: &str) {
+        let track = self.shard(key).lock().expect("detector shard").remove(key);
+        if let Some(source) = track.and_then(|t| t.last_source) {
+            self.shard(&source)
+                .lock()
+                .expect("detector shard")
+                .remove(&source);
+        }
     }
 
     /// Approximate bytes of state of one identity (for the bench).

@@ -82,6 +82,8 @@ pub struct Track {
     pub recent_requests: Recent,
     /// The same identity's counts across replicas (Redis), when shared.
     pub shared: Option<super::shared::Counts>,
+    /// The source track of the identity's last request (a release forgets it too).
+    pub last_source: Option<String>,
 }
 
 /// The last eight values seen.
