@@ -77,6 +77,8 @@ pub struct Detector {
     zone: jiff::tz::TimeZone,
     pseudonyms: pseudonym::Pseudonyms,
     honeytokens: Vec<u64>,
+    /// The scripted agents' fragments, as one case-insensitive matcher.
+    scripted: regex::Regex,
     shards: Vec<Mutex<HashMap<String, Track>>>,
     /// Role -> (average patients per active hour, hours seen).
     roles: Mutex<HashMap<String, (f64, u32)>>,
@@ -97,11 +99,21 @@ impl Detector {
     ) -> Self {
         let pseudonyms = pseudonym::Pseudonyms::new(key);
         let honeytokens = cfg.honeytokens.iter().map(|h| pseudonyms.of(h)).collect();
+        let alternatives: Vec<String> = cfg
+            .scripted_agents
+            .iter()
+            .map(|a| regex::escape(a))
+            .collect();
+        let scripted = regex::RegexBuilder::new(&alternatives.join("|"))
+            .case_insensitive(true)
+            .build()
+            .unwrap_or_else(|_| regex::Regex::new("$^").expect("a regex that never matches"));
         Self {
             cfg,
             zone,
             pseudonyms,
             honeytokens,
+            scripted,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             roles: Mutex::new(HashMap::new()),
             holds: verdict::Holds::default(),
@@ -381,13 +393,7 @@ impl Detector {
     }
 
     fn scripted(&self, ua: &str) -> bool {
-        let ua = ua.to_ascii_lowercase();
-        ua.is_empty()
-            || self
-                .cfg
-                .scripted_agents
-                .iter()
-                .any(|a| ua.contains(a.as_str()))
+        ua.is_empty() || (!self.cfg.scripted_agents.is_empty() && self.scripted.is_match(ua))
     }
 
     fn off_hours(&self, at_us: i64) -> bool {

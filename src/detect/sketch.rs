@@ -114,7 +114,11 @@ pub fn union_count<'a>(sets: impl IntoIterator<Item = &'a Distinct> + Clone) -> 
 fn estimate(regs: &[u8; M]) -> u64 {
     let m = M as f64;
     let alpha = 0.7213 / (1.0 + 1.079 / m);
-    let sum: f64 = regs.iter().map(|&r| 2f64.powi(-(r as i32))).sum();
+    // 2^-r built from its exponent bits (exact for r <= 64), cheaper than powi.
+    let sum: f64 = regs
+        .iter()
+        .map(|&r| f64::from_bits((1023 - r as u64) << 52))
+        .sum();
     let raw = alpha * m * m / sum;
     let zeros = regs.iter().filter(|&&r| r == 0).count();
     if raw <= 2.5 * m && zeros > 0 {

@@ -314,3 +314,29 @@ fn state_per_identity_stays_a_few_kilobytes() {
     // Fourteen time buckets at 256 bytes of sketch each, plus counters and sequences.
     assert!(bytes < 5 * 1024, "{bytes} bytes");
 }
+
+#[test]
+fn distinct_counts_kept_up_to_date_match_a_recount() {
+    use std::collections::HashSet;
+    let mut t = super::track::Track::default();
+    let mut seen: Vec<(i64, u64)> = Vec::new();
+    let mut rng = 7u64;
+    for i in 0..240i64 {
+        let at = T0 + i * 10 * SEC;
+        let h = 1 + lcg(&mut rng) % 60;
+        t.update(&Event {
+            at_us: at,
+            patient: Some((h, None)),
+            ..Event::default()
+        });
+        seen.push((at, h));
+        // The 15-minute window: the current 5-minute slot and the two before it.
+        let slot = at / super::track::SHORT_SLOT_US;
+        let expected: HashSet<u64> = seen
+            .iter()
+            .filter(|(a, _)| a / super::track::SHORT_SLOT_US > slot - 3)
+            .map(|(_, h)| *h)
+            .collect();
+        assert_eq!(t.exposed_short(at), expected.len() as u64, "after event {i}");
+    }
+}

@@ -47,9 +47,9 @@ pub struct Event {
 #[derive(Debug, Default, Clone)]
 pub struct Track {
     pub last_us: i64,
-    short: [Bucket; 3],
-    long: [Bucket; 8],
-    day: [Bucket; 3],
+    short: Window<3>,
+    long: Window<8>,
+    day: Window<3>,
     /// Enumeration: last numeric id, last step, how many accesses kept that step.
     last_id: Option<i64>,
     last_step: i64,
@@ -105,20 +105,82 @@ impl Recent {
     }
 }
 
-fn ring<const N: usize>(ring: &mut [Bucket; N], slot: i64) -> &mut Bucket {
-    let b = &mut ring[slot.rem_euclid(N as i64) as usize];
-    if b.slot != slot {
-        *b = Bucket {
-            slot,
-            ..Bucket::default()
-        };
-    }
-    b
+/// N time buckets, and the number of distinct patients over the live ones: kept up to date
+/// as patients arrive while every bucket is exact, recomputed when a slot rolls or a bucket
+/// became a sketch (the hot path measured in `benches/detect.rs` needs it).
+#[derive(Debug, Clone)]
+struct Window<const N: usize> {
+    buckets: [Bucket; N],
+    /// (current slot, distinct patients) while valid.
+    distinct: std::cell::Cell<Option<(i64, u64)>>,
 }
 
-fn live<const N: usize>(ring: &[Bucket; N], slot: i64) -> impl Iterator<Item = &Bucket> + Clone {
-    ring.iter()
-        .filter(move |b| b.slot > slot - N as i64 && b.slot <= slot && b.slot != 0)
+impl<const N: usize> Default for Window<N> {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| Bucket::default()),
+            distinct: std::cell::Cell::new(None),
+        }
+    }
+}
+
+impl<const N: usize> Window<N> {
+    /// The bucket of `slot`, emptied first if it held an older slot.
+    fn at(&mut self, slot: i64) -> &mut Bucket {
+        let i = slot.rem_euclid(N as i64) as usize;
+        if self.buckets[i].slot != slot {
+            self.buckets[i] = Bucket {
+                slot,
+                ..Bucket::default()
+            };
+            self.distinct.set(None);
+        }
+        &mut self.buckets[i]
+    }
+
+    /// Adds one patient to the bucket of `slot`.
+    fn add_patient(&mut self, slot: i64, h: u64) {
+        let i = slot.rem_euclid(N as i64) as usize;
+        if !self.at(slot).patients.insert(h) {
+            return;
+        }
+        let others_know = |w: &Self| {
+            w.live(slot)
+                .filter(|b| b.slot != slot)
+                .try_fold(false, |seen, b| match &b.patients {
+                    Distinct::Sketch(_) => None,
+                    p => Some(seen || p.contains_exactly(h)),
+                })
+        };
+        match (self.distinct.get(), &self.buckets[i].patients) {
+            (Some((s, n)), Distinct::Exact(_)) if s == slot => match others_know(self) {
+                Some(true) => {}
+                Some(false) => self.distinct.set(Some((s, n + 1))),
+                None => self.distinct.set(None),
+            },
+            _ => self.distinct.set(None),
+        }
+    }
+
+    fn live(&self, slot: i64) -> impl Iterator<Item = &Bucket> + Clone {
+        self.buckets
+            .iter()
+            .filter(move |b| b.slot > slot - N as i64 && b.slot <= slot && b.slot != 0)
+    }
+
+    /// Distinct patients plus record rows over the live buckets.
+    fn exposed(&self, slot: i64) -> u64 {
+        let rows: u64 = self.live(slot).map(|b| b.rows).sum();
+        let distinct = match self.distinct.get() {
+            Some((s, n)) if s == slot => n,
+            _ => {
+                let n = union_count(self.live(slot).map(|b| &b.patients));
+                self.distinct.set(Some((slot, n)));
+                n
+            }
+        };
+        distinct + rows
+    }
 }
 
 /// A closed hour of activity, for the baselines.
@@ -143,18 +205,16 @@ impl Track {
         if let Some((h, _)) = patient {
             self.recent_patients.push(h);
         }
-        for b in [
-            ring(&mut self.short, s),
-            ring(&mut self.long, l),
-            ring(&mut self.day, d),
-        ] {
+        for b in [self.short.at(s), self.long.at(l), self.day.at(d)] {
             b.requests += 1;
             b.denied += e.denied as u32;
             b.exports += e.export as u32;
             b.rows += e.record_rows;
-            if let (Some((h, _)), false) = (patient, e.denied) {
-                b.patients.insert(h);
-            }
+        }
+        if let (Some((h, _)), false) = (patient, e.denied) {
+            self.short.add_patient(s, h);
+            self.long.add_patient(l, h);
+            self.day.add_patient(d, h);
         }
         if let Some((_, Some(n))) = e.patient.filter(|_| !e.current) {
             let step = self.last_id.map_or(0, |last| n - last);
@@ -196,11 +256,7 @@ impl Track {
     pub fn add_outcome(&mut self, e: &Event) {
         let (s, l) = (e.at_us / SHORT_SLOT_US, e.at_us / LONG_SLOT_US);
         let d = e.at_us / DAY_SLOT_US;
-        for b in [
-            ring(&mut self.short, s),
-            ring(&mut self.long, l),
-            ring(&mut self.day, d),
-        ] {
+        for b in [self.short.at(s), self.long.at(l), self.day.at(d)] {
             b.denied += e.denied as u32;
             b.exports += e.export as u32;
             b.rows += e.record_rows;
@@ -236,6 +292,7 @@ impl Track {
         self.baseline_slot = slot;
         let patients = self
             .long
+            .buckets
             .iter()
             .find(|b| b.slot == prev)
             .map_or(0, |b| union_count([&b.patients]) + b.rows);
@@ -263,33 +320,32 @@ impl Track {
     }
 
     pub fn exposed_short(&self, now_us: i64) -> u64 {
-        let b = live(&self.short, now_us / SHORT_SLOT_US);
-        let local = union_count(b.clone().map(|b| &b.patients)) + b.map(|b| b.rows).sum::<u64>();
+        let local = self.short.exposed(now_us / SHORT_SLOT_US);
         local.max(self.shared_count(now_us, SHORT_SLOT_US, |c| c.short))
     }
 
     /// Distinct patients plus record rows over the last 24 hours (three 8-hour slots).
     pub fn exposed_day(&self, now_us: i64) -> u64 {
-        let b = live(&self.day, now_us / DAY_SLOT_US);
-        let local = union_count(b.clone().map(|b| &b.patients)) + b.map(|b| b.rows).sum::<u64>();
+        let local = self.day.exposed(now_us / DAY_SLOT_US);
         local.max(self.shared_count(now_us, LONG_SLOT_US, |c| c.day))
     }
 
     /// Distinct patients plus record rows over the last 8 hours.
     pub fn exposed_long(&self, now_us: i64) -> u64 {
-        let b = live(&self.long, now_us / LONG_SLOT_US);
-        let local = union_count(b.clone().map(|b| &b.patients)) + b.map(|b| b.rows).sum::<u64>();
+        let local = self.long.exposed(now_us / LONG_SLOT_US);
         local.max(self.shared_count(now_us, SHORT_SLOT_US, |c| c.long))
     }
 
     pub fn bytes_short(&self, now_us: i64) -> u64 {
-        live(&self.short, now_us / SHORT_SLOT_US)
+        self.short
+            .live(now_us / SHORT_SLOT_US)
             .map(|b| b.bytes)
             .sum()
     }
 
     pub fn denied_short(&self, now_us: i64) -> u32 {
-        live(&self.short, now_us / SHORT_SLOT_US)
+        self.short
+            .live(now_us / SHORT_SLOT_US)
             .map(|b| b.denied)
             .sum()
     }
@@ -298,6 +354,7 @@ impl Track {
     pub fn exports_hour(&self, now_us: i64) -> u32 {
         let slot = now_us / LONG_SLOT_US;
         self.long
+            .buckets
             .iter()
             .filter(|b| b.slot == slot)
             .map(|b| b.exports)
@@ -337,9 +394,10 @@ impl Track {
         std::mem::size_of::<Self>()
             + self
                 .short
+                .buckets
                 .iter()
-                .chain(self.long.iter())
-                .chain(self.day.iter())
+                .chain(self.long.buckets.iter())
+                .chain(self.day.buckets.iter())
                 .map(|b| b.patients.heap_bytes())
                 .sum::<usize>()
     }
