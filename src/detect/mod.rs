@@ -188,7 +188,11 @@ impl Detector {
 
     fn with_track<R>(&self, key: &str, f: impl FnOnce(&mut Track) -> R) -> R {
         let mut map = self.shard(key).lock().expect("detector shard");
-        if !map.contains_key(key) && map.len() >= MAX_TRACKS / SHARDS {
+        // The common case, without allocating the key again.
+        if let Some(t) = map.get_mut(key) {
+            return f(t);
+        }
+        if map.len() >= MAX_TRACKS / SHARDS {
             // Full: forget the idlest track of this shard (bounded memory beats completeness).
             if let Some(idlest) = map
                 .iter()
