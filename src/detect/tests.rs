@@ -337,6 +337,10 @@ fn distinct_counts_kept_up_to_date_match_a_recount() {
             .filter(|(a, _)| a / super::track::SHORT_SLOT_US > slot - 3)
             .map(|(_, h)| *h)
             .collect();
-        assert_eq!(t.exposed_short(at), expected.len() as u64, "after event {i}");
+        assert_eq!(
+            t.exposed_short(at),
+            expected.len() as u64,
+            "after event {i}"
+        );
     }
 }
