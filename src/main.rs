@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use vigie::config::Config;
 
+mod inspect;
+use inspect::{explain, simulate};
+
 /// glibc malloc cost about 10% of the CPU per proxied request (perf, benches/README.md);
 /// mimalloc's thread-local free lists remove most of it.
 #[global_allocator]
@@ -298,82 +301,6 @@ fn main() -> ExitCode {
                 .run_forever()
         }
     }
-}
-
-fn simulate(days: u32, clinicians: usize, seed: u64, json: Option<&Path>) -> ExitCode {
-    let opts = vigie::simulate::Options {
-        days,
-        clinicians,
-        seed,
-    };
-    eprintln!("simulating {days} days of {clinicians} clinicians, attacks on the last day…");
-    let report = match vigie::simulate::run(&opts) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("simulation failed: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    print!("{}", report.table());
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&report).expect("the report serialises");
-        if let Err(e) = std::fs::write(path, text) {
-            eprintln!("cannot write {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    }
-    // Both targets: every scenario suspended before 200 patients, at most one false alert
-    // per 1000 clinician-hours.
-    if report.meets(200, 1.0) {
-        ExitCode::SUCCESS
-    } else {
-        println!("targets missed: some scenario was not suspended before 200 patients, or too many false alerts");
-        ExitCode::from(3)
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn explain(
-    path: &Path,
-    method: &str,
-    url: &str,
-    user: Option<&str>,
-    groups: &str,
-    ip: std::net::IpAddr,
-    time: Option<&str>,
-    break_glass: bool,
-) -> ExitCode {
-    let config = match Config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let now = match time {
-        None => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        Some(t) => match vigie::policy::explain::parse_time(t) {
-            Some(n) => n,
-            None => {
-                eprintln!("error: --time `{t}`: give RFC 3339 (2026-11-23T22:30:00+01:00) or unix seconds");
-                return ExitCode::from(2);
-            }
-        },
-    };
-    let groups = comma_list(groups);
-    let request = vigie::policy::explain::Described {
-        method: &method.to_ascii_uppercase(),
-        url,
-        user,
-        groups: &groups,
-        ip,
-        now,
-        break_glass,
-    };
-    print!("{}", vigie::policy::explain::explain(&config, &request));
-    ExitCode::SUCCESS
 }
 
 fn check_config(path: &Path) -> ExitCode {

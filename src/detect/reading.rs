@@ -414,5 +414,5 @@ pub fn build(
 }
 
 #[cfg(test)]
-#[path = "reading_tests.rs"]
+#[path = "reading_tests/mod.rs"]
 mod tests;
