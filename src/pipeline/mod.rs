@@ -416,10 +416,9 @@ impl ProxyHttp for Gateway {
         {
             let own_refusal = ctx.rejected.is_some();
             let denied = !own_refusal && matches!(status, 403 | 404 | 410);
-            let masked = log::masked_path(path);
             let seen = watch::detect_seen(
                 session.req_header().method.as_str(),
-                &masked,
+                &ctx.watch.path,
                 status,
                 &ctx.request_id,
             );

@@ -36,6 +36,8 @@ pub struct Watch {
     pub cut: bool,
     /// Bytes of the answer sent to the client.
     pub bytes: u64,
+    /// The path with identifier-like segments masked, as alerts show it (computed once).
+    pub path: String,
 }
 
 /// The detector's view of a signed-in session.
@@ -276,8 +278,8 @@ impl Gateway {
         let (now, now_us) = (self.sessions.now(), self.sessions.now_us());
         let subject = who.subject(&portal.config.name, &record, request.client.ip, now);
         let method = session.req_header().method.as_str();
-        let masked = super::log::masked_path(&request.target.path);
-        let seen = detect_seen(method, &masked, 0, &ctx.request_id);
+        ctx.watch.path = super::log::masked_path(&request.target.path);
+        let seen = detect_seen(method, &ctx.watch.path, 0, &ctx.request_id);
         let mut action = detector.gate(&subject, now_us, &seen);
         let bodiless = matches!(method, "GET" | "HEAD");
         if action == crate::detect::Action::Allow && bodiless {
@@ -328,8 +330,7 @@ impl Gateway {
             (Some(b), Some(json), false) => Some((b, json)),
             _ => None,
         };
-        let masked = super::log::masked_path(&request.target.path);
-        let seen = detect_seen(method, &masked, 0, &ctx.request_id);
+        let seen = detect_seen(method, &ctx.watch.path, 0, &ctx.request_id);
         let now_us = self.sessions.now_us();
         let action = observe(
             detector, portal, request, method, &subject, body, now_us, &seen,
