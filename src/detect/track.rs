@@ -83,7 +83,7 @@ pub struct Track {
     /// The same identity's counts across replicas (Redis), when shared.
     pub shared: Option<super::shared::Counts>,
     /// The source track of the identity's last request (a release forgets it too).
-    pub last_source: Option<String>,
+    pub last_source: Option<u64>,
 }
 
 /// The last eight values seen.
