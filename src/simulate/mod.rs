@@ -57,6 +57,8 @@ absolute_timeout_seconds = 50000
 
 [storage]
 database = "{DB}"
+# A key from the seed: pseudonyms, hence sketches, hence the whole run, repeat for one seed.
+session_key_file = "{KEY}"
 
 [second_factor]
 # The scenarios start from a signed-in session: the detector is what is measured.
@@ -128,9 +130,14 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         .replace("{GATEWAY}", &gw_port.to_string())
         .replace("{PORTAL}", &portal_port.to_string())
         .replace("{DB}", &dir.join("vigie.sqlite").display().to_string())
+        .replace("{KEY}", &dir.join("session.key").display().to_string())
         .replace("{ALERTS}", &dir.join("alerts.jsonl").display().to_string());
     let alerts_file = dir.join("alerts.jsonl");
     eprintln!("alerts are written to {}", alerts_file.display());
+    std::fs::write(
+        dir.join("session.key"),
+        format!("simulation-seed-{:032x}", opts.seed),
+    )?;
     let mut config = Config::demo_from_toml(std::path::Path::new("simulate (embedded)"), &text)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let profile = crate::config::profile::parse(
