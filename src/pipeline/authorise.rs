@@ -119,24 +119,10 @@ impl Gateway {
         ) else {
             return Ok(());
         };
-        let i = &ctx.interception;
-        let urlencoded = i.content_type.as_deref().is_some_and(|t| {
-            super::normalise::headers::is_media_type(t, super::normalise::headers::FORM)
-        });
-        let Some(body) = i
-            .login_body
-            .as_deref()
-            .filter(|b| urlencoded && !i.overflow && !b.is_empty())
-        else {
+        let Some(super::intercept::BodyParams::Form(body)) = ctx.interception.body_params() else {
             return Ok(());
         };
-        let Ok(body) = std::str::from_utf8(body) else {
-            return Ok(());
-        };
-        let merged = match request.target.query.as_deref() {
-            Some(q) => format!("{q}&{body}"),
-            None => body.to_string(),
-        };
+        let merged = super::intercept::with_form(request.target.query.as_deref(), body);
         let now = self.sessions.now();
         let mut facts = facts(&portal, &request, method, &ctx.identity, now);
         facts.query = Some(&merged);

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 
+use super::intercept::{with_form, BodyParams};
 use super::normalise::Request;
 use super::respond::Rejection;
 use super::route::Portal;
@@ -105,7 +106,7 @@ fn is_asset(path: &str, class: &str) -> bool {
     class == "file" || STATIC.iter().any(|e| lower.ends_with(e))
 }
 
-/// Read and score one request; `body`: a urlencoded or JSON body already read, with its type.
+/// Read and score one request; `body`: its form or JSON body, once read.
 #[allow(clippy::too_many_arguments)]
 pub fn observe(
     detector: &Detector,
@@ -113,7 +114,7 @@ pub fn observe(
     request: &Request,
     method: &str,
     subject: &Subject,
-    body: Option<(&[u8], bool)>,
+    body: Option<BodyParams<'_>>,
     now_us: i64,
     seen: &Seen,
 ) -> Action {
@@ -122,23 +123,12 @@ pub fn observe(
     };
     let path = portal.config.policy_path(&request.target.path);
     let query = request.target.query.as_deref();
-    let merged;
-    let mut json = None;
-    let params = match body {
-        Some((b, false)) => match (std::str::from_utf8(b), query) {
-            (Ok(form), Some(q)) => {
-                merged = format!("{q}&{form}");
-                Some(merged.as_str())
-            }
-            (Ok(form), None) => Some(form),
-            (Err(_), _) => query,
-        },
-        Some((b, true)) => {
-            json = serde_json::from_slice::<serde_json::Value>(b).ok();
-            query
-        }
-        None => query,
+    let (merged, json) = match body {
+        Some(BodyParams::Form(form)) => (Some(with_form(query, form)), None),
+        Some(BodyParams::Json(b)) => (None, serde_json::from_slice::<serde_json::Value>(b).ok()),
+        None => (None, None),
     };
+    let params = merged.as_deref().or(query);
     let class = portal.config.class_of(method, path, params);
     let reading = &profile.reading;
     let r = reading.read_request(
@@ -316,20 +306,7 @@ impl Gateway {
         let (Some(portal), Some(request)) = (ctx.portal.as_ref(), ctx.request.as_ref()) else {
             return Ok(());
         };
-        let i = &ctx.interception;
-        let kind = i.content_type.as_deref().and_then(|t| {
-            if super::normalise::headers::is_media_type(t, super::normalise::headers::FORM) {
-                Some(false)
-            } else if super::normalise::headers::is_media_type(t, "application/json") {
-                Some(true)
-            } else {
-                None
-            }
-        });
-        let body = match (i.login_body.as_deref(), kind, i.overflow) {
-            (Some(b), Some(json), false) => Some((b, json)),
-            _ => None,
-        };
+        let body = ctx.interception.body_params();
         let seen = detect_seen(method, &ctx.watch.path, 0, &ctx.request_id);
         let now_us = self.sessions.now_us();
         let action = observe(
