@@ -46,12 +46,13 @@ fn benches(c: &mut Criterion) {
     );
     let users: Vec<String> = (0..IDENTITIES).map(|i| format!("user{i:05}")).collect();
     let groups = vec!["nurse".to_string()];
+    let session = vigie::identity::token::SessionId([7; 32]);
     let subject = |i: usize| Subject {
         portal: "ehr",
         user: &users[i],
         groups: &groups,
         privileged: false,
-        session_hash: "0123456789abcdef",
+        session: &session,
         ip: IpAddr::V4(Ipv4Addr::new(10, (i >> 8) as u8, i as u8, 1)),
         user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/128.0",
         // Never held, so every iteration measures the full path.

@@ -64,8 +64,9 @@ pub struct Subject<'a> {
     pub user: &'a str,
     pub groups: &'a [String],
     pub privileged: bool,
-    /// A hash of the session id (never the id).
-    pub session_hash: &'a str,
+    /// The session; alerts show only its fingerprint, the one `vigie session revoke --session`
+    /// and the admin API take (computed when an alert is raised, not per request).
+    pub session: &'a crate::identity::token::SessionId,
     pub ip: IpAddr,
     pub user_agent: &'a str,
     /// In break-glass, the detector alerts but never holds or cuts (the SOC already knows).

@@ -48,7 +48,7 @@ fn subject<'a>(user: &'a str, groups: &'a [String], ip: u8, ua: &'a str) -> Subj
         user,
         groups,
         privileged: false,
-        session_hash: "h",
+        session: &SESSION,
         ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, ip)),
         user_agent: ua,
         break_glass: false,
@@ -56,6 +56,7 @@ fn subject<'a>(user: &'a str, groups: &'a [String], ip: u8, ua: &'a str) -> Subj
     }
 }
 
+const SESSION: crate::identity::token::SessionId = crate::identity::token::SessionId([7; 32]);
 const BROWSER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/128.0";
 const SEEN: Seen = Seen {
     method: "GET",

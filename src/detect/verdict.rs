@@ -250,7 +250,7 @@ pub fn alert(
         user: s.user.into(),
         groups: s.groups.to_vec(),
         privileged: s.privileged,
-        session_hash: s.session_hash.into(),
+        session_hash: s.session.fingerprint(),
         source_ip: Some(s.ip),
         user_agent: s.user_agent.chars().take(256).collect(),
         method: seen.method.into(),

@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
@@ -43,7 +42,6 @@ pub struct Watch {
 
 /// The detector's view of a signed-in session.
 pub struct Who {
-    session_hash: String,
     user_agent: String,
     /// A privileged pack applies, or the user is in `second_factor.privileged_groups`.
     privileged: bool,
@@ -51,11 +49,9 @@ pub struct Who {
 
 impl Who {
     pub fn new(record: &SessionRecord, user_agent: &str, privileged_groups: &[String]) -> Self {
-        let digest = Sha256::digest(record.id.0);
         Self {
             privileged: record.privileged
                 || record.groups.iter().any(|g| privileged_groups.contains(g)),
-            session_hash: digest[..8].iter().map(|b| format!("{b:02x}")).collect(),
             user_agent: user_agent.chars().take(512).collect(),
         }
     }
@@ -76,7 +72,7 @@ impl Who {
             user: record.user.as_deref().unwrap_or(""),
             groups: &record.groups,
             privileged: self.privileged,
-            session_hash: &self.session_hash,
+            session: &record.id,
             ip,
             user_agent: &self.user_agent,
             break_glass: record.break_glass_active(now),

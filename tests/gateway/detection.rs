@@ -148,6 +148,12 @@ fn an_enumeration_is_alerted_to_the_jsonl_sink_and_held_until_the_soc_releases_i
         "paths are logged without their query"
     );
 
+    // The alert names the session by the fingerprint the admin API revokes it with.
+    let sessions = admin_api(gw.admin_port, "GET", "/api/sessions?user=dr.martin");
+    assert_eq!(
+        sessions["sessions"][0]["session"],
+        suspend["vigie"]["session"]["hash"]
+    );
     let holds = admin_api(gw.admin_port, "GET", "/api/holds");
     assert_eq!(holds["holds"][0]["user"], "dr.martin");
     assert_eq!(holds["holds"][0]["alert"], alert_id.as_str());
