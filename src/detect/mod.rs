@@ -251,11 +251,18 @@ impl Detector {
 
     fn source_key(&self, s: &Subject) -> u64 {
         // An IPv6 client counts by its /64, as budgets do.
-        let prefix = match s.ip {
-            IpAddr::V4(v4) => v4.octets().to_vec(),
-            IpAddr::V6(v6) => v6.octets()[..8].to_vec(),
+        let (v4, v6);
+        let prefix: &[u8] = match s.ip {
+            IpAddr::V4(a) => {
+                v4 = a.octets();
+                &v4
+            }
+            IpAddr::V6(a) => {
+                v6 = a.octets();
+                &v6[..8]
+            }
         };
-        self.key_of(&[s.portal.as_bytes(), b"\x01", &prefix])
+        self.key_of(&[s.portal.as_bytes(), b"\x01", prefix])
     }
 
     /// Before a request is forwarded: is the identity held or throttled, or does a detector

@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 
+use crate::pipeline::normalise::headers::is_media_type;
 use crate::policy::matcher::{param, Matcher, QueryReading};
 
 /// A profile's reading rules, validated.
@@ -183,29 +184,25 @@ impl Reading {
 
     /// Whether a response with these headers is an export.
     pub fn is_export(&self, content_type: Option<&str>, disposition: Option<&str>) -> bool {
-        let media = content_type
-            .map(|t| {
-                t.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
-            .unwrap_or_default();
         let attached = self.export.attachment
             && disposition.is_some_and(|d| {
                 d.trim_start()
                     .get(..10)
                     .is_some_and(|p| p.eq_ignore_ascii_case("attachment"))
             });
-        attached || self.export.content_types.contains(&media)
+        attached
+            || content_type.is_some_and(|t| {
+                self.export
+                    .content_types
+                    .iter()
+                    .any(|m| is_media_type(t, m))
+            })
     }
 
     pub fn counts_rows(&self, content_type: Option<&str>) -> bool {
         self.export.count_rows
             && content_type.is_some_and(|t| {
-                let m = t.split(';').next().unwrap_or("").trim();
-                m.eq_ignore_ascii_case("text/csv") || m.eq_ignore_ascii_case("application/csv")
+                is_media_type(t, "text/csv") || is_media_type(t, "application/csv")
             })
     }
 }

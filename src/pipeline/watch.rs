@@ -84,9 +84,16 @@ impl Who {
 fn network(ip: IpAddr) -> u64 {
     // The /24 (IPv4) or /48 (IPv6) a workstation sits in: "a network never seen" is coarser
     // than the address, so DHCP renewals inside a ward are not news.
-    let bytes: Vec<u8> = match ip {
-        IpAddr::V4(v4) => v4.octets()[..3].to_vec(),
-        IpAddr::V6(v6) => v6.octets()[..6].to_vec(),
+    let (v4, v6);
+    let bytes: &[u8] = match ip {
+        IpAddr::V4(a) => {
+            v4 = a.octets();
+            &v4[..3]
+        }
+        IpAddr::V6(a) => {
+            v6 = a.octets();
+            &v6[..6]
+        }
     };
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ *b as u64).wrapping_mul(0x100_0000_01b3)
