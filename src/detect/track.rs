@@ -17,7 +17,6 @@ pub struct Bucket {
     pub patients: Distinct,
     /// Records exposed without an identifier we could read: listing rows, export rows.
     pub rows: u64,
-    pub requests: u32,
     pub denied: u32,
     pub exports: u32,
     /// Bytes of answers sent.
@@ -57,7 +56,6 @@ pub struct Track {
     /// Paging crawl: the next offset if the walk goes on, and how many pages followed.
     next_offset: Option<u64>,
     pub crawl_run: u32,
-    pub largest_page: u32,
     /// Gaps between page requests (ms), for machine-like timing.
     gaps: [u32; GAPS],
     gap_count: usize,
@@ -73,7 +71,6 @@ pub struct Track {
     baseline_slot: i64,
     /// The detector's bookkeeping of actions (see `super::Detector`).
     pub alerted_band: u8,
-    pub alerted_slot: i64,
     pub step_up_since_us: Option<i64>,
     pub step_up_refusals: u32,
     pub throttle_next_us: i64,
@@ -205,12 +202,8 @@ impl Track {
         if let Some((h, _)) = patient {
             self.recent_patients.push(h);
         }
-        for b in [self.short.at(s), self.long.at(l), self.day.at(d)] {
-            b.requests += 1;
-            b.denied += e.denied as u32;
-            b.exports += e.export as u32;
-            b.rows += e.record_rows;
-        }
+        // Counters the same way an answer adds them (rows of a record listing are known now).
+        self.add_outcome(e);
         if let (Some((h, _)), false) = (patient, e.denied) {
             self.short.add_patient(s, h);
             self.long.add_patient(l, h);
@@ -229,7 +222,6 @@ impl Track {
             self.last_id = Some(n);
         }
         if let Some(p) = e.page {
-            self.largest_page = self.largest_page.max(p.size);
             self.crawl_run = match self.next_offset {
                 Some(next) if p.offset == next && p.offset > 0 => self.crawl_run + 1,
                 _ if p.offset == 0 => 0,
