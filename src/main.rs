@@ -291,6 +291,7 @@ fn main() -> ExitCode {
             vigie::telemetry::init(&vigie::config::LogConfig {
                 format: vigie::config::LogFormat::Pretty,
                 level: "info,pingora=warn".into(),
+                access_buffer_bytes: 0,
             });
             eprintln!("sample portal on http://{listen}/ ({patients} fictitious patients)");
             let mut portal = vigie::sample_portal::SamplePortal::new(patients);

@@ -104,6 +104,12 @@ pub fn build_with(
     }
     gateway.threads = Some(config.server.threads);
     server.add_service(gateway);
+    if config.log.access_buffer_bytes > 0 {
+        server.add_service(pingora::services::background::background_service(
+            "access log",
+            crate::pipeline::AccessLogDrain,
+        ));
+    }
 
     if let Some(admin) = config.admin {
         let portals = config

@@ -414,6 +414,7 @@ impl Default for AdminSection {
 pub struct LogSection {
     pub format: String,
     pub level: String,
+    pub access_buffer_kib: i64,
 }
 
 impl Default for LogSection {
@@ -421,6 +422,7 @@ impl Default for LogSection {
         Self {
             format: "pretty".into(),
             level: "info".into(),
+            access_buffer_kib: 0,
         }
     }
 }

@@ -217,6 +217,9 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing` filter directive such as `info` or `vigie=debug,pingora=warn`.
     pub level: String,
+    /// JSON access lines are gathered up to this many bytes (and at most a second) before one
+    /// write; 0 writes each line at once.
+    pub access_buffer_bytes: usize,
 }
 
 /// Request size and time limits enforced before anything else looks at a request.

@@ -20,10 +20,15 @@ pub fn prepare_upstream_request(
     rules: &HeaderRules,
     request_id: &str,
 ) -> Result<()> {
-    let uri = request.target.to_uri().parse::<http::Uri>().map_err(|e| {
-        Error::because(ErrorType::InternalError, "canonical target is not a URI", e)
-    })?;
-    up.set_uri(uri);
+    let canonical = request.target.to_uri();
+    // Most targets are already canonical: the bytes on the wire then stay as they are, and
+    // the URI is not parsed a second time.
+    if up.raw_path() != canonical.as_bytes() {
+        let uri = canonical.parse::<http::Uri>().map_err(|e| {
+            Error::because(ErrorType::InternalError, "canonical target is not a URI", e)
+        })?;
+        up.set_uri(uri);
+    }
     strip_request_headers(up, &rules.strip_request, rules.allow_underscores);
     for name in METHOD_OVERRIDES {
         up.remove_header(*name);
@@ -77,5 +82,50 @@ mod tests {
             classify_failure(&Error::new(ErrorType::HTTPStatus(413))).0,
             413
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::normalise::{normalise_target, ClientAddress};
+
+    fn forwarded(raw: &str) -> RequestHeader {
+        let mut up = RequestHeader::build("GET", raw.as_bytes(), None).unwrap();
+        let ip = "192.0.2.7".parse().unwrap();
+        let request = Request {
+            method: http::Method::GET,
+            target: normalise_target(raw).unwrap(),
+            host: "ehr.example".into(),
+            client: ClientAddress {
+                ip,
+                peer: ip,
+                peer_trusted: false,
+            },
+            tls: false,
+        };
+        let rules = HeaderRules {
+            strip_request: Vec::new(),
+            allow_underscores: false,
+        };
+        prepare_upstream_request(&mut up, &request, &rules, "00000001deadbeef").unwrap();
+        up
+    }
+
+    #[test]
+    fn the_portal_receives_the_canonical_target() {
+        for (raw, wire) in [
+            ("/a/./b/../c?x=1", "/a/c?x=1"),
+            ("/%61dmin/%2e%2e/x", "/x"),
+            ("/patients/42?tab=labs", "/patients/42?tab=labs"),
+            ("/", "/"),
+        ] {
+            let up = forwarded(raw);
+            assert_eq!(
+                String::from_utf8_lossy(up.raw_path()),
+                wire,
+                "{raw} reached the portal as something else"
+            );
+        }
     }
 }

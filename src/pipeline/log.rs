@@ -5,11 +5,19 @@
 
 use std::time::Instant;
 
+use super::access_line;
+
 use crate::metrics::{status_class, METRICS};
 
 /// Replace every path segment that contains a digit with `:id`.
 pub fn masked_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
+    push_masked_path(&mut out, path);
+    out
+}
+
+/// [`masked_path`] appended to `out`.
+pub fn push_masked_path(out: &mut String, path: &str) {
     for (i, seg) in path.split('/').enumerate() {
         if i > 0 {
             out.push('/');
@@ -20,7 +28,6 @@ pub fn masked_path(path: &str) -> String {
             out.push_str(seg);
         }
     }
-    out
 }
 
 /// What one finished request looked like.
@@ -54,21 +61,13 @@ pub fn record(o: &Outcome<'_>) {
     if let Some(reason) = o.rejected {
         METRICS.rejected.with_label_values(&[reason]).inc();
     }
-    tracing::info!(
-        target: "vigie::access",
-        request_id = o.request_id,
-        portal = o.portal,
-        method = o.method,
-        path = %masked_path(o.path),
-        status = o.status,
-        client = ?o.client,
-        identity = o.identity,
-        rejected = o.rejected,
-        upstream_error = o.upstream_error,
-        rule = o.rule,
-        duration_us = elapsed.as_micros() as u64,
-        "request"
-    );
+    if crate::telemetry::json_access_log() {
+        if tracing::enabled!(target: "vigie::access", tracing::Level::INFO) {
+            access_line::write(o, elapsed.as_micros() as u64);
+        }
+    } else {
+        pretty(o, elapsed.as_micros() as u64);
+    }
     if o.break_glass {
         tracing::warn!(
             target: "vigie::audit",
@@ -80,6 +79,25 @@ pub fn record(o: &Outcome<'_>) {
             status = o.status,
         );
     }
+}
+
+/// The access event through `tracing`, for the human-readable format.
+fn pretty(o: &Outcome<'_>, duration_us: u64) {
+    tracing::info!(
+        target: "vigie::access",
+        request_id = o.request_id,
+        portal = o.portal,
+        method = o.method,
+        path = %masked_path(o.path),
+        status = o.status,
+        client = o.client.map(tracing::field::display),
+        identity = o.identity,
+        rejected = o.rejected,
+        upstream_error = o.upstream_error,
+        rule = o.rule,
+        duration_us,
+        "request"
+    );
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! [`Gateway`] only sequences the stages on Pingora's hooks; each stage's logic lives in
 //! its module, free of I/O where possible so it is tested without sockets.
 
+mod access_line;
 pub mod authorise;
 pub mod forward;
 pub mod gateway_login;
@@ -25,6 +26,8 @@ pub mod respond;
 pub mod route;
 pub mod second_factor;
 pub mod watch;
+
+pub use access_line::{buffer as access_log_buffer, Drain as AccessLogDrain};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

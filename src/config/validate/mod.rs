@@ -104,7 +104,15 @@ impl Validator<'_> {
             .api_token_file
             .as_ref()
             .and_then(|raw| self.secret_file("admin.api_token_file", raw, 24));
-        let log = self.log(&f.log.format, &f.log.level);
+        let mut log = self.log(&f.log.format, &f.log.level);
+        log.access_buffer_bytes = 1024
+            * self.range(
+                "log.access_buffer_kib",
+                f.log.access_buffer_kib,
+                0,
+                1024,
+                " (KiB; 0 writes each access line at once)",
+            ) as usize;
         let l = &f.limits;
         let limits = Limits {
             max_url_bytes: self.range("limits.max_url_bytes", l.max_url_bytes, 256, 65_536, "")
@@ -267,6 +275,7 @@ impl Validator<'_> {
         LogConfig {
             format,
             level: level.to_string(),
+            access_buffer_bytes: 0,
         }
     }
 
@@ -446,6 +455,14 @@ mod tests {
             .unwrap_err()
             .0;
         assert_eq!(errs[0].key, "log.format");
+        let errs = load(&format!("{MINIMAL}[log]\naccess_buffer_kib = 4096\n"))
+            .unwrap_err()
+            .0;
+        assert_eq!(errs[0].key, "log.access_buffer_kib");
+        assert!(errs[0].help.as_deref().unwrap_or("").contains("0 to 1024"));
+        let c = load(&format!("{MINIMAL}[log]\naccess_buffer_kib = 64\n")).unwrap();
+        assert_eq!(c.log.access_buffer_bytes, 64 * 1024);
+        assert_eq!(load(MINIMAL).unwrap().log.access_buffer_bytes, 0);
         let errs = load("[limits]\nmax_url_bytes = \"big\"\n").unwrap_err().0;
         assert!(
             errs[0].message.contains("invalid type"),

@@ -1,0 +1,225 @@
+//! The access log's JSON line, rendered by hand. Through `tracing`'s JSON formatter (field
+//! visitors, `Debug` values, a timestamp formatted from scratch) this one line per request
+//! cost about a fifth of a pass-through request's CPU (benches/README.md). The line has the
+//! shape of the other JSON events (`timestamp`, `level`, `message`, the fields, `target`)
+//! and goes to stderr in one write, like them, or into a shared buffer written when full and
+//! at least once a second (`[log] access_buffer_kib`).
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::log::{push_masked_path, Outcome};
+
+/// A thread's reusable buffers: the line, the masked path, and the timestamp's
+/// second-resolution prefix (formatted once a second).
+struct Line {
+    buf: Vec<u8>,
+    path: String,
+    second: u64,
+    stamp: String,
+}
+
+thread_local! {
+    static LINE: RefCell<Line> = RefCell::new(Line {
+        buf: Vec::with_capacity(512),
+        path: String::with_capacity(128),
+        second: u64::MAX,
+        stamp: String::new(),
+    });
+}
+
+/// Lines waiting for one write, when buffering is on (`BUFFER_LIMIT` > 0).
+static BUFFER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+static BUFFER_LIMIT: AtomicUsize = AtomicUsize::new(0);
+static FLUSHER: Once = Once::new();
+
+/// Gather access lines up to `bytes` before writing them; 0 writes each line at once. A
+/// background thread writes what waits at least once a second.
+pub fn buffer(bytes: usize) {
+    BUFFER_LIMIT.store(bytes, Ordering::Relaxed);
+    if bytes > 0 {
+        FLUSHER.call_once(|| {
+            let _ = std::thread::Builder::new()
+                .name("vigie-access-log".into())
+                .spawn(|| loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                    flush();
+                });
+        });
+    }
+}
+
+/// Pingora's shutdown signal turns buffering off and writes what waits, so a restart or a
+/// stop loses no access line.
+pub struct Drain;
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for Drain {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        let _ = shutdown.changed().await;
+        BUFFER_LIMIT.store(0, Ordering::Relaxed);
+        flush();
+    }
+}
+
+/// Write the buffered lines now.
+pub fn flush() {
+    let pending = std::mem::take(&mut *BUFFER.lock().unwrap_or_else(|e| e.into_inner()));
+    if !pending.is_empty() {
+        let _ = std::io::stderr().lock().write_all(&pending);
+    }
+}
+
+/// Write one access line to stderr, or to the buffer.
+pub fn write(o: &Outcome<'_>, duration_us: u64) {
+    LINE.with(|line| {
+        let Ok(mut line) = line.try_borrow_mut() else {
+            return;
+        };
+        line.render(o, duration_us, SystemTime::now());
+        let limit = BUFFER_LIMIT.load(Ordering::Relaxed);
+        if limit == 0 {
+            let _ = std::io::stderr().lock().write_all(&line.buf);
+            return;
+        }
+        let full = {
+            let mut pending = BUFFER.lock().unwrap_or_else(|e| e.into_inner());
+            pending.extend_from_slice(&line.buf);
+            (pending.len() >= limit)
+                .then(|| std::mem::replace(&mut *pending, Vec::with_capacity(limit + 512)))
+        };
+        if let Some(full) = full {
+            let _ = std::io::stderr().lock().write_all(&full);
+        }
+    });
+}
+
+impl Line {
+    fn render(&mut self, o: &Outcome<'_>, duration_us: u64, now: SystemTime) {
+        let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        if since.as_secs() != self.second {
+            self.second = since.as_secs();
+            self.stamp = jiff::Timestamp::from_second(self.second as i64)
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+                .unwrap_or_default();
+        }
+        self.path.clear();
+        push_masked_path(&mut self.path, o.path);
+        let b = &mut self.buf;
+        b.clear();
+        b.extend_from_slice(b"{\"timestamp\":\"");
+        b.extend_from_slice(self.stamp.as_bytes());
+        let _ = write!(b, ".{:06}Z", since.subsec_micros());
+        b.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"request\"");
+        text(b, "request_id", o.request_id);
+        text(b, "portal", o.portal);
+        text(b, "method", o.method);
+        text(b, "path", &self.path);
+        number(b, "status", u64::from(o.status));
+        if let Some(ip) = o.client {
+            let mut s = String::with_capacity(40);
+            let _ = write!(s, "{ip}");
+            text(b, "client", &s);
+        }
+        text(b, "identity", o.identity);
+        for (key, value) in [
+            ("rejected", o.rejected),
+            ("upstream_error", o.upstream_error),
+            ("rule", o.rule),
+        ] {
+            if let Some(v) = value {
+                text(b, key, v);
+            }
+        }
+        number(b, "duration_us", duration_us);
+        b.extend_from_slice(b",\"target\":\"vigie::access\"}\n");
+    }
+}
+
+/// `,"key":"value"` with the value escaped as JSON.
+fn text(b: &mut Vec<u8>, key: &str, value: &str) {
+    b.extend_from_slice(b",\"");
+    b.extend_from_slice(key.as_bytes());
+    b.extend_from_slice(b"\":");
+    let _ = serde_json::to_writer(&mut *b, value);
+}
+
+fn number(b: &mut Vec<u8>, key: &str, value: u64) {
+    b.extend_from_slice(b",\"");
+    b.extend_from_slice(key.as_bytes());
+    b.extend_from_slice(b"\":");
+    let _ = serde_json::to_writer(&mut *b, &value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn outcome<'a>(portal: &'a str, path: &'a str, rule: Option<&'a str>) -> Outcome<'a> {
+        Outcome {
+            request_id: "00000001deadbeef",
+            portal,
+            method: "GET",
+            path,
+            status: 403,
+            client: Some("2001:db8::7".parse().unwrap()),
+            identity: "dr.martin",
+            rejected: Some("policy"),
+            upstream_error: None,
+            rule,
+            break_glass: false,
+            started: Instant::now(),
+        }
+    }
+
+    fn render(o: &Outcome<'_>, now: SystemTime) -> serde_json::Value {
+        let mut line = Line {
+            buf: Vec::new(),
+            path: String::new(),
+            second: u64::MAX,
+            stamp: String::new(),
+        };
+        line.render(o, 1234, now);
+        assert_eq!(line.buf.last(), Some(&b'\n'), "one line");
+        assert_eq!(line.buf.iter().filter(|&&c| c == b'\n').count(), 1);
+        serde_json::from_slice(&line.buf).expect("valid JSON")
+    }
+
+    #[test]
+    fn a_line_has_every_field_and_masks_identifiers() {
+        let at = UNIX_EPOCH + Duration::from_micros(1_795_000_000_000_042);
+        let v = render(&outcome("ehr", "/patients/4242/labs", Some("admins")), at);
+        assert_eq!(v["timestamp"], "2026-11-18T11:06:40.000042Z");
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["message"], "request");
+        assert_eq!(v["target"], "vigie::access");
+        assert_eq!(v["request_id"], "00000001deadbeef");
+        assert_eq!(v["path"], "/patients/:id/labs");
+        assert_eq!(v["status"], 403);
+        assert_eq!(v["client"], "2001:db8::7");
+        assert_eq!(v["identity"], "dr.martin");
+        assert_eq!(v["rejected"], "policy");
+        assert_eq!(v["rule"], "admins");
+        assert_eq!(v["duration_us"], 1234);
+        assert!(
+            v.get("upstream_error").is_none(),
+            "absent fields are left out"
+        );
+    }
+
+    #[test]
+    fn hostile_text_stays_inside_its_string() {
+        let v = render(
+            &outcome("a\"b\\c\n", "/x\"y/\u{7}z", None),
+            SystemTime::now(),
+        );
+        assert_eq!(v["portal"], "a\"b\\c\n");
+        assert_eq!(v["path"], "/x\"y/\u{7}z");
+        assert!(v.get("rule").is_none());
+    }
+}
