@@ -7,7 +7,11 @@
 #
 # Layout on a 2-core machine: each proxy gets one worker pinned to CPU 0; the upstream
 # (nginx serving static files, one worker) and the load generator share CPU 1. The direct
-# contestant is the floor: load generator -> upstream, no proxy at all.
+# contestant is the floor: load generator -> upstream, no proxy at all. "pingora" is a bare
+# Pingora proxy (examples/bare_pingora.rs: same runtime settings, allocator and build, no
+# filters, no log), so the gap to nginx splits into Pingora's own cost and what Vigie adds.
+# nginx and Vigie both log every request, both through a 64 KiB access-log buffer flushed
+# at least once a second (ACCESS_BUFFER_KIB=0 writes every line at once, in both).
 # Results: a table on stdout and JSON in bench-results/load-<timestamp>.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,13 +22,15 @@ CONNECTIONS=${CONNECTIONS:-32}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
+ACCESS_BUFFER_KIB=${ACCESS_BUFFER_KIB:-64}
 
 scripts/install-deps nginx wrk taskset curl
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 echo "building release binaries..." >&2
-cargo build --release --quiet --bin vigie --example loadgen
+cargo build --release --quiet --bin vigie --example loadgen --example bare_pingora
 VIGIE="$TARGET_DIR/release/vigie"
+BARE="$TARGET_DIR/release/examples/bare_pingora"
 LOADGEN="$TARGET_DIR/release/examples/loadgen"
 
 work=$(mktemp -d)
@@ -39,7 +45,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
-UP=$(free_port); NGX=$(free_port); VG=$(free_port); VGA=$(free_port)
+UP=$(free_port); NGX=$(free_port); BP=$(free_port); VG=$(free_port); VGA=$(free_port)
 VS=$(free_port); VSA=$(free_port); VR=$(free_port); VRA=$(free_port); RP=$(free_port)
 mkdir -p "$work/www" "$work/nginx-up" "$work/nginx-proxy"
 # nginx workers drop to an unprivileged user when started as root: let them read the files.
@@ -47,7 +53,7 @@ chmod 755 "$work" "$work/www"
 head -c 1024 /dev/zero | tr '\0' 'a' > "$work/www/1k.txt"
 head -c 65536 /dev/zero | tr '\0' 'b' > "$work/www/64k.txt"
 
-nginx_conf() { # $1 dir, $2 server block
+nginx_conf() { # $1 dir, $2 server block, $3 access_log line
   cat > "$1/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -55,7 +61,7 @@ pid $1/nginx.pid;
 error_log $1/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log $1/access.log;
+  ${3:-access_log $1/access.log;}
   sendfile on; tcp_nopush on; keepalive_requests 1000000; keepalive_timeout 65;
   client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
   $2
@@ -66,11 +72,13 @@ CONF
 # Upstream: static files, plus a stand-in login form (a 302 that sets a session cookie) so the
 # session contestants can log in through Vigie's portal-login interception.
 nginx_conf "$work/nginx-up" "server { listen 127.0.0.1:$UP; root $work/www;
-  location = /login { add_header Set-Cookie \"benchsess=upstream-session; Path=/; HttpOnly\"; return 302 /1k.txt; } }"
+  location = /login { add_header Set-Cookie \"benchsess=upstream-session; Path=/; HttpOnly\"; return 302 /1k.txt; } }" \
+  "access_log off;"
 taskset -c "$LOAD_CPU" "$NGINX" -p "$work/nginx-up" -c "$work/nginx-up/nginx.conf" & pids+=($!)
 # nginx as a plain reverse proxy, upstream keep-alive as a tuned deployment would have it.
 nginx_conf "$work/nginx-proxy" "upstream portal { server 127.0.0.1:$UP; keepalive 64; }
-  server { listen 127.0.0.1:$NGX; location / { proxy_pass http://portal; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }"
+  server { listen 127.0.0.1:$NGX; location / { proxy_pass http://portal; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }" \
+  "access_log $work/nginx-proxy/access.log combined$([ "$ACCESS_BUFFER_KIB" -gt 0 ] && echo " buffer=${ACCESS_BUFFER_KIB}k flush=1s");"
 taskset -c "$PROXY_CPU" "$NGINX" -p "$work/nginx-proxy" -c "$work/nginx-proxy/nginx.conf" & pids+=($!)
 NGINX_PROXY_PID=$!
 # Vigie configurations: pass-through (no identity on the route), then sessions with the portal's
@@ -86,6 +94,7 @@ address = "127.0.0.1:$3"
 [log]
 format = "json"
 level = "info,pingora=warn"
+access_buffer_kib = $ACCESS_BUFFER_KIB
 [limits]
 keepalive_timeout_seconds = 65
 $4
@@ -151,13 +160,15 @@ database = \"$work/redis.sqlite\"
 $portal
 profile = \"$work/bench-profile.toml\""
 taskset -c "$LOAD_CPU" redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null & pids+=($!)
+taskset -c "$PROXY_CPU" "$BARE" "127.0.0.1:$BP" "127.0.0.1:$UP" 2> "$work/bare.log" & pids+=($!)
+BARE_PID=$!
 taskset -c "$PROXY_CPU" "$VIGIE" run -c "$work/vigie.toml" 2> "$work/vigie.log" & pids+=($!)
 VIGIE_PID=$!
 taskset -c "$PROXY_CPU" "$VIGIE" run -c "$work/vigie-session.toml" 2> "$work/vigie-session.log" & pids+=($!)
 VIGIE_SESSION_PID=$!
 taskset -c "$PROXY_CPU" "$VIGIE" run -c "$work/vigie-redis.toml" 2> "$work/vigie-redis.log" & pids+=($!)
 VIGIE_REDIS_PID=$!
-wait_port "$UP"; wait_port "$NGX"; wait_port "$VG"; wait_port "$VS"; wait_port "$VR"; wait_port "$RP"
+wait_port "$UP"; wait_port "$NGX"; wait_port "$BP"; wait_port "$VG"; wait_port "$VS"; wait_port "$VR"; wait_port "$RP"
 
 # Log in once through each session gateway; every measured request then carries the cookie.
 login_cookie() {
@@ -178,9 +189,16 @@ LUA
 
 results="$work/results.jsonl"
 : > "$results"
-declare -A PORT=([direct]=$UP [nginx]=$NGX [vigie-passthrough]=$VG [vigie-session]=$VS [vigie-session-redis]=$VR)
-declare -A COOKIE=([direct]="" [nginx]="" [vigie-passthrough]="" [vigie-session]="$SESSION_COOKIE" [vigie-session-redis]="$REDIS_COOKIE")
-CONTESTANTS=(direct nginx vigie-passthrough vigie-session vigie-session-redis)
+declare -A PORT=([direct]=$UP [nginx]=$NGX [pingora]=$BP [vigie-passthrough]=$VG [vigie-session]=$VS [vigie-session-redis]=$VR)
+declare -A COOKIE=([direct]="" [nginx]="" [pingora]="" [vigie-passthrough]="" [vigie-session]="$SESSION_COOKIE" [vigie-session-redis]="$REDIS_COOKIE")
+CONTESTANTS=(direct nginx pingora vigie-passthrough vigie-session vigie-session-redis)
+# CPU time a contestant's process spent, in microseconds (user + system, from /proc): divided
+# by the requests it served, the cost of a request, which the machine's noise (other tenants,
+# CPU steal) moves much less than requests/s. The direct contestant has no proxy: 0.
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+NGINX_WORKER=$(pgrep -P "$NGINX_PROXY_PID" | head -n 1 || echo "$NGINX_PROXY_PID")
+declare -A PID=([direct]="" [nginx]=$NGINX_WORKER [pingora]=$BARE_PID [vigie-passthrough]=$VIGIE_PID [vigie-session]=$VIGIE_SESSION_PID [vigie-session-redis]=$VIGIE_REDIS_PID)
+cpu_us() { [ -n "${PID[$1]}" ] || { echo 0; return; }; awk -v t="$TICK_US" '{print ($14 + $15) * t}' "/proc/${PID[$1]}/stat"; }
 cookie_args() { [ -n "${COOKIE[$1]}" ] && printf '%s\n' -H "Cookie: ${COOKIE[$1]}"; true; }
 
 echo "peak throughput: wrk -t1 -c$CONNECTIONS -d${SECONDS_PER_RUN}s, $RUNS runs each, interleaved" >&2
@@ -188,8 +206,10 @@ for size in 1k 64k; do
   for run in $(seq "$RUNS"); do
     for c in "${CONTESTANTS[@]}"; do
       mapfile -t extra < <(cookie_args "$c")
+      cpu0=$(cpu_us "$c")
       line=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" "${extra[@]}" -s "$work/report.lua" "http://127.0.0.1:${PORT[$c]}/$size.txt?p=4242" | tail -n 1)
-      echo "{\"mode\":\"max\",\"contestant\":\"$c\",\"size\":\"$size\",\"run\":$run,\"wrk\":$line}" >> "$results"
+      cpu=$(( $(cpu_us "$c") - cpu0 ))
+      echo "{\"mode\":\"max\",\"contestant\":\"$c\",\"size\":\"$size\",\"run\":$run,\"cpu_us\":$cpu,\"wrk\":$line}" >> "$results"
       echo "  $size run $run $c: $line" >&2
     done
   done
@@ -214,8 +234,7 @@ for run in $(seq "$RUNS"); do
 done
 
 rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-NGINX_WORKER=$(pgrep -P "$NGINX_PROXY_PID" | head -n 1 || echo "$NGINX_PROXY_PID")
-echo "{\"mode\":\"rss\",\"nginx_kb\":$(rss_kb "$NGINX_WORKER"),\"vigie_kb\":$(rss_kb "$VIGIE_PID"),\"vigie_session_kb\":$(rss_kb "$VIGIE_SESSION_PID"),\"vigie_redis_kb\":$(rss_kb "$VIGIE_REDIS_PID")}" >> "$results"
+echo "{\"mode\":\"rss\",\"nginx_kb\":$(rss_kb "$NGINX_WORKER"),\"pingora_kb\":$(rss_kb "$BARE_PID"),\"vigie_kb\":$(rss_kb "$VIGIE_PID"),\"vigie_session_kb\":$(rss_kb "$VIGIE_SESSION_PID"),\"vigie_redis_kb\":$(rss_kb "$VIGIE_REDIS_PID")}" >> "$results"
 
 mkdir -p bench-results
 out="bench-results/load-$(date -u +%Y%m%dT%H%M%SZ).json"
@@ -229,17 +248,18 @@ for r in rows:
     if r["mode"] == "max":
         w = r["wrk"]
         table.setdefault(("max", r["size"], r["contestant"]), []).append(
-            (w["requests"] / (w["duration_us"] / 1e6), w["p50_us"], w["p99_us"], w["p999_us"], w["errors"]))
+            (w["requests"] / (w["duration_us"] / 1e6), w["p50_us"], w["p99_us"], w["p999_us"], w["errors"],
+             r["cpu_us"] / max(w["requests"], 1)))
     elif r["mode"] == "fixed":
         g = r["loadgen"]
         table.setdefault(("fixed", "1k", r["contestant"]), []).append(
-            (g["achieved_rps"], g["p50_us"], g["p99_us"], g["p999_us"], g["errors"]))
+            (g["achieved_rps"], g["p50_us"], g["p99_us"], g["p999_us"], g["errors"], 0))
 summary = []
 for (mode, size, c), runs in table.items():
     summary.append({"mode": mode, "size": size, "contestant": c, "runs": len(runs),
                     "rps": med(x[0] for x in runs), "p50_us": med(x[1] for x in runs),
                     "p99_us": med(x[2] for x in runs), "p999_us": med(x[3] for x in runs),
-                    "errors": sum(x[4] for x in runs)})
+                    "errors": sum(x[4] for x in runs), "cpu_us_per_request": round(med(x[5] for x in runs), 1)})
 def get(mode, size, c):
     return next((s for s in summary if (s["mode"], s["size"], s["contestant"]) == (mode, size, c)), None)
 for s in summary:
@@ -247,14 +267,19 @@ for s in summary:
     s["rps_vs_nginx"] = round(s["rps"] / n["rps"], 3) if n else None
     s["rps_vs_direct"] = round(s["rps"] / d["rps"], 3) if d else None
     s["p99_added_us"] = s["p99_us"] - d["p99_us"] if d else None
-print(f"{'mode':6} {'size':4} {'contestant':18} {'req/s':>9} {'p50 us':>7} {'p99 us':>7} {'p99.9 us':>8} {'vs nginx':>8} {'vs direct':>9} {'p99 +us':>7} {'errors':>6}")
-for s in sorted(summary, key=lambda s: (s["mode"] != "max", s["size"], ["direct", "nginx", "vigie-passthrough", "vigie-session", "vigie-session-redis"].index(s["contestant"]))):
-    print(f"{s['mode']:6} {s['size']:4} {s['contestant']:18} {s['rps']:9.0f} {s['p50_us']:7.0f} {s['p99_us']:7.0f} {s['p999_us']:8.0f} {s['rps_vs_nginx']:8.2f} {s['rps_vs_direct']:9.2f} {s['p99_added_us']:7.0f} {s['errors']:6d}")
-print(f"peak RSS: nginx worker {rss['nginx_kb']/1024:.1f} MiB, vigie pass-through {rss['vigie_kb']/1024:.1f} MiB, "
+print(f"{'mode':6} {'size':4} {'contestant':18} {'req/s':>9} {'p50 us':>7} {'p99 us':>7} {'p99.9 us':>8} {'vs nginx':>8} {'vs direct':>9} {'p99 +us':>7} {'errors':>6} {'cpu us/req':>10}")
+for s in sorted(summary, key=lambda s: (s["mode"] != "max", s["size"], ["direct", "nginx", "pingora", "vigie-passthrough", "vigie-session", "vigie-session-redis"].index(s["contestant"]))):
+    print(f"{s['mode']:6} {s['size']:4} {s['contestant']:18} {s['rps']:9.0f} {s['p50_us']:7.0f} {s['p99_us']:7.0f} {s['p999_us']:8.0f} {s['rps_vs_nginx']:8.2f} {s['rps_vs_direct']:9.2f} {s['p99_added_us']:7.0f} {s['errors']:6d} {s['cpu_us_per_request']:10.1f}")
+print(f"peak RSS: nginx worker {rss['nginx_kb']/1024:.1f} MiB, bare pingora {rss['pingora_kb']/1024:.1f} MiB, vigie pass-through {rss['vigie_kb']/1024:.1f} MiB, "
       f"session {rss['vigie_session_kb']/1024:.1f} MiB, session+redis {rss['vigie_redis_kb']/1024:.1f} MiB")
 emb, red = get("max", "1k", "vigie-session"), get("max", "1k", "vigie-session-redis")
 if emb and red:
     print(f"Redis backend vs embedded (1k, req/s): {red['rps'] / emb['rps']:.2f}x")
+bare, vp, ngx = get("max", "1k", "pingora"), get("max", "1k", "vigie-passthrough"), get("max", "1k", "nginx")
+if bare and vp and emb:
+    print(f"vs bare Pingora (1k, req/s): pass-through {vp['rps'] / bare['rps']:.2f}x, full pipeline {emb['rps'] / bare['rps']:.2f}x")
+    print(f"CPU per request (1k): nginx {ngx['cpu_us_per_request']} us, bare Pingora {bare['cpu_us_per_request']} us, "
+          f"Vigie pass-through {vp['cpu_us_per_request']} us, full pipeline {emb['cpu_us_per_request']} us")
 print("session contestants run session check + policy + budgets (in process, or one Redis script per request) + the detector (patient read from ?p=, pseudonymised, scored on the identity and the source; actions off) + cookie vault")
 json.dump({"machine": {"cpus": os.cpu_count(), "kernel": platform.release()}, "summary": summary, "rss_kb": rss, "raw": rows},
           open(sys.argv[2], "w"), indent=1)
