@@ -83,11 +83,7 @@ mod tests {
             413
         );
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
     use crate::pipeline::normalise::{normalise_target, ClientAddress};
 
     fn forwarded(raw: &str) -> RequestHeader {
