@@ -48,17 +48,31 @@ upstream = "127.0.0.1:$UP"
 CONF
   bin=$([ $side = A ] && echo "$A" || echo "$B")
   taskset -c 0 "$bin" run -c "$work/$side.toml" 2> "$work/$side.log" & pids+=($!)
+  declare "PID_$side=$!"
 done
 wait_port "$UP"; wait_port "$PA"; wait_port "$PB"
-rps() { taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" "http://127.0.0.1:$1/1k.txt" | awk '/Requests\/sec/ {print $2}'; }
-a=(); b=()
+# Requests/s, and the proxy's CPU time per request (user + system from /proc, all threads),
+# which the machine's noise moves much less.
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+cpu_us() { awk -v t="$TICK_US" '{print ($14 + $15) * t}' "/proc/$1/stat"; }
+measure() { # $1 port, $2 pid -> "req/s cpu-us-per-request"
+  local c0 out n
+  c0=$(cpu_us "$2")
+  out=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" "http://127.0.0.1:$1/1k.txt")
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
+  echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(( ($(cpu_us "$2") - c0) * 10 / n ))"
+}
+a=(); b=(); ca=(); cb=()
 for run in $(seq "$RUNS"); do
-  a+=("$(rps "$PA")"); b+=("$(rps "$PB")")
-  echo "run $run: A ${a[-1]} req/s, B ${b[-1]} req/s" >&2
+  read -r r c < <(measure "$PA" "$PID_A"); a+=("$r"); ca+=("$c")
+  read -r r c < <(measure "$PB" "$PID_B"); b+=("$r"); cb+=("$c")
+  echo "run $run: A ${a[-1]} req/s $(( ca[-1] / 10 )).$(( ca[-1] % 10 )) us/req, B ${b[-1]} req/s $(( cb[-1] / 10 )).$(( cb[-1] % 10 )) us/req" >&2
 done
-python3 - "${a[*]}" "${b[*]}" <<'PY'
+python3 - "${a[*]}" "${b[*]}" "${ca[*]}" "${cb[*]}" <<'PY'
 import statistics, sys
-a = [float(x) for x in sys.argv[1].split()]; b = [float(x) for x in sys.argv[2].split()]
+a, b, ca, cb = ([float(x) for x in arg.split()] for arg in sys.argv[1:5])
 ma, mb = statistics.median(a), statistics.median(b)
+mca, mcb = statistics.median(ca) / 10, statistics.median(cb) / 10
 print(f"baseline A median {ma:.0f} req/s, candidate B median {mb:.0f} req/s, B/A = {mb / ma:.3f}")
+print(f"CPU per request: A {mca:.1f} us, B {mcb:.1f} us, B/A = {mcb / mca:.3f}")
 PY

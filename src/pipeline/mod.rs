@@ -317,10 +317,15 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.status = resp.status.as_u16();
-        if let (Some(portal), Some(request)) = (ctx.portal.clone(), ctx.request.clone()) {
-            if let Some(profile) = portal.config.profile.clone() {
+        let profiled = ctx
+            .portal
+            .as_ref()
+            .and_then(|p| Some((p.clone(), p.config.profile.clone()?)));
+        // The request is lent out of the context for the call, not copied.
+        if let Some((portal, profile)) = profiled {
+            if let Some(request) = ctx.request.take() {
                 let ua = normalise::headers::user_agent(session.req_header()).to_string();
-                match intercept::on_response(
+                let answer = intercept::on_response(
                     &self.config,
                     &self.sessions,
                     &portal,
@@ -330,8 +335,9 @@ impl ProxyHttp for Gateway {
                     resp,
                     &ua,
                 )
-                .await
-                {
+                .await;
+                ctx.request = Some(request);
+                match answer {
                     Ok(cookies) => {
                         for c in cookies {
                             resp.append_header("set-cookie", c)?;

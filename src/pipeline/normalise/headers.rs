@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
 use pingora::http::RequestHeader;
 
@@ -40,13 +41,25 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// The hop-by-hop headers a response loses, as parsed names: they are removed on every
+/// response, and a name given as text is parsed again at each removal.
+const RESPONSE_HOP_BY_HOP: [HeaderName; 7] = [
+    HeaderName::from_static("connection"),
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("proxy-authenticate"),
+    HeaderName::from_static("proxy-authorization"),
+    HeaderName::from_static("te"),
+    HeaderName::from_static("trailer"),
+];
+
 /// Forwarding headers: believed only from trusted proxies, always rewritten by the gateway.
-const FORWARDING: &[&str] = &[
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-real-ip",
+const FORWARDING: [HeaderName; 5] = [
+    HeaderName::from_static("forwarded"),
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-real-ip"),
 ];
 
 /// A header name with `_` folded to `-` (names are already lower case); allocates only when
@@ -116,13 +129,11 @@ pub fn strip_request_headers(req: &mut RequestHeader, extra: &[String], allow_un
 /// Remove hop-by-hop headers from a portal's response.
 pub fn strip_response_hop_by_hop(headers: &mut pingora::http::ResponseHeader) {
     let listed = connection_tokens(&headers.headers, &["content-length", "transfer-encoding"]);
-    for name in HOP_BY_HOP
-        .iter()
-        .copied()
-        .filter(|n| *n != "upgrade")
-        .chain(listed.iter().map(String::as_str))
-    {
+    for name in &RESPONSE_HOP_BY_HOP {
         headers.remove_header(name);
+    }
+    for name in &listed {
+        headers.remove_header(name.as_str());
     }
 }
 
@@ -179,24 +190,32 @@ pub fn set_forwarding_headers(
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let prior_proto = req
+    let prior_https = req
         .headers
         .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .filter(|p| *p == "http" || *p == "https")
-        .map(str::to_string);
-    for name in FORWARDING {
-        req.remove_header(*name);
+        .and_then(|v| match v.as_bytes() {
+            b"https" => Some(true),
+            b"http" => Some(false),
+            _ => None,
+        });
+    for name in &FORWARDING {
+        req.remove_header(name);
     }
-    let (xff, proto) = match (client.peer_trusted, prior_xff) {
-        (true, Some(chain)) => (format!("{chain}, {}", client.peer), prior_proto),
-        _ => (client.peer.to_string(), None),
+    let peer = client.peer.to_string();
+    let real_ip = if client.ip == client.peer {
+        peer.clone()
+    } else {
+        client.ip.to_string()
     };
-    let proto = proto.unwrap_or_else(|| if tls { "https" } else { "http" }.to_string());
+    let (xff, https) = match (client.peer_trusted, prior_xff) {
+        (true, Some(chain)) => (format!("{chain}, {peer}"), prior_https.unwrap_or(tls)),
+        _ => (peer, tls),
+    };
+    let proto = HeaderValue::from_static(if https { "https" } else { "http" });
     // Values come from parsed addresses and a validated host: insert cannot fail on them.
     let _ = req.insert_header("x-forwarded-for", xff);
     let _ = req.insert_header("x-forwarded-proto", proto);
-    let _ = req.insert_header("x-real-ip", client.ip.to_string());
+    let _ = req.insert_header("x-real-ip", real_ip);
     if !host.is_empty() {
         let _ = req.insert_header("x-forwarded-host", host);
     }
