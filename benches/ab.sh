@@ -14,8 +14,7 @@ RUNS=${RUNS:-3}; SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}; CONNECTIONS=${CONNECTION
 scripts/install-deps nginx wrk taskset
 work=$(mktemp -d); chmod 755 "$work"; pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; exit 1; }
+. benches/common.sh
 UP=$(free_port); PA=$(free_port); PB=$(free_port)
 mkdir -p "$work/www"; chmod 755 "$work/www"; head -c 1024 /dev/zero | tr '\0' a > "$work/www/1k.txt"
 cat > "$work/nginx.conf" <<CONF

@@ -21,8 +21,7 @@ work=$(mktemp -d); chmod 755 "$work"; pids=()
 # nginx's master stops its worker on TERM; valgrind'd proxies are then killed outright.
 trap 'kill "${pids[@]}" 2>/dev/null || true; sleep 0.5; kill -9 "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true; rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+. benches/common.sh
 UP=$(free_port); BP=$(free_port); VP=$(free_port); VS=$(free_port)
 mkdir -p "$work/www"; chmod 755 "$work/www"; head -c 1024 /dev/zero | tr '\0' a > "$work/www/1k.txt"
 cat > "$work/nginx.conf" <<CONF
@@ -35,19 +34,7 @@ http { access_log off; keepalive_requests 1000000; client_body_temp_path $work; 
 CONF
 "$(command -v nginx || echo /usr/sbin/nginx)" -p "$work" -c "$work/nginx.conf" & pids+=($!)
 
-cat > "$work/profile.toml" <<'PROFILE'
-name = "bench"
-[login]
-path = "/login"
-username_field = "username"
-password_field = "password"
-[login.success]
-status = [302]
-session_cookies = ["benchsess"]
-[[patient]]
-path = "/**"
-param = "p"
-PROFILE
+write_bench_profile "$work/profile.toml"
 echo "bench:$(head -c 32 /dev/urandom | base64)" > "$work/factor.keys"
 conf() { # $1 name, $2 port, $3 extra
   cat > "$work/$1.toml" <<CONF
@@ -70,21 +57,7 @@ upstream = "127.0.0.1:$UP"
 CONF
 }
 conf pass "$VP" ""
-conf session "$VS" "[second_factor]
-required = false
-key_file = \"$work/factor.keys\"
-webauthn_origins = [\"http://localhost:1\"]
-[budgets.source]
-requests = 1000000
-per = \"second\"
-[budgets.view]
-requests = 1000000
-per = \"second\"
-[detection.actions]
-alert = 101
-step_up = 101
-throttle = 101
-suspend = 101"
+conf session "$VS" "$(session_settings "$work/factor.keys")"
 echo "profile = \"$work/profile.toml\"" >> "$work/session.toml"
 
 GRIND=(valgrind --tool=callgrind)
@@ -95,8 +68,7 @@ pids+=($!); PASS_PID=$!
 "${GRIND[@]}" --callgrind-out-file="$work/cg.session" "$VIGIE" run -c "$work/session.toml" 2> "$work/session.log" &
 pids+=($!); SESSION_PID=$!
 wait_port "$UP"; wait_port "$BP"; wait_port "$VP"; wait_port "$VS"
-COOKIE=$(curl -s -o /dev/null -D - -X POST -d "username=bench&password=x" "http://127.0.0.1:$VS/login" \
-  | tr -d '\r' | awk -F'[ ;]' 'tolower($1) == "set-cookie:" && $2 ~ /^vigie=/ {print $2}')
+COOKIE=$(login_cookie "$VS")
 [ -n "$COOKIE" ] || { echo "could not log in through the session gateway" >&2; exit 1; }
 
 # One keep-alive connection, requests one after another; warm-up first, then counters zeroed.

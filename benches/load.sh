@@ -42,8 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+. benches/common.sh
 
 UP=$(free_port); NGX=$(free_port); BP=$(free_port); VG=$(free_port); VGA=$(free_port)
 VS=$(free_port); VSA=$(free_port); VR=$(free_port); VRA=$(free_port); RP=$(free_port)
@@ -100,46 +99,10 @@ keepalive_timeout_seconds = 65
 $4
 CONF
 }
-cat > "$work/bench-profile.toml" <<'PROFILE'
-name = "bench"
-[login]
-path = "/login"
-username_field = "username"
-password_field = "password"
-[login.success]
-status = [302]
-session_cookies = ["benchsess"]
-# Every request names a patient (?p=), so the detector reads, pseudonymises and scores it.
-[[patient]]
-path = "/**"
-param = "p"
-PROFILE
+write_bench_profile "$work/bench-profile.toml"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/session.key"
 echo "bench:$(head -c 32 /dev/urandom | base64)" > "$work/factor.keys"
-# The session contestants run the whole stage 4 (policy decision, source and identity budgets)
-# and the detector
-# on a password-level session: the per-request checks cost the same at any level, and a load
-# generator cannot answer a second factor. Budgets are set out of reach so every request is
-# measured through to the portal.
-session_extra="[second_factor]
-required = false
-key_file = \"$work/factor.keys\"
-webauthn_origins = [\"http://localhost:1\"]
-[budgets.source]
-requests = 1000000
-per = \"second\"
-[budgets.view]
-requests = 1000000
-per = \"second\"
-[budgets.login]
-requests = 1000
-per = \"second\"
-# The detector runs in full, but never acts: a load generator is exactly what it would hold.
-[detection.actions]
-alert = 101
-step_up = 101
-throttle = 101
-suspend = 101"
+session_extra=$(session_settings "$work/factor.keys")
 portal="[[portal]]
 name = \"bench\"
 upstream = \"127.0.0.1:$UP\""
@@ -171,10 +134,6 @@ VIGIE_REDIS_PID=$!
 wait_port "$UP"; wait_port "$NGX"; wait_port "$BP"; wait_port "$VG"; wait_port "$VS"; wait_port "$VR"; wait_port "$RP"
 
 # Log in once through each session gateway; every measured request then carries the cookie.
-login_cookie() {
-  curl -s -o /dev/null -D - -X POST -d "username=bench&password=x" "http://127.0.0.1:$1/login" \
-    | tr -d '\r' | awk -F'[ ;]' 'tolower($1) == "set-cookie:" && $2 ~ /^vigie=/ {print $2}'
-}
 SESSION_COOKIE=$(login_cookie "$VS"); REDIS_COOKIE=$(login_cookie "$VR")
 [ -n "$SESSION_COOKIE" ] && [ -n "$REDIS_COOKIE" ] || { echo "could not log in through the session gateways" >&2; exit 1; }
 
