@@ -6,9 +6,8 @@
 //! at least once a second (`[log] access_buffer_kib`).
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,22 +23,27 @@ struct Line {
 }
 
 thread_local! {
-    static LINE: RefCell<Line> = RefCell::new(Line {
-        buf: Vec::with_capacity(512),
-        path: String::with_capacity(128),
-        second: u64::MAX,
-        stamp: String::new(),
-    });
+    static LINE: RefCell<Line> = RefCell::new(Line::new());
 }
 
+/// The log is in JSON, so the pipeline renders access lines here (else they go through
+/// `tracing`'s human-readable formatter).
+static JSON: AtomicBool = AtomicBool::new(false);
 /// Lines waiting for one write, when buffering is on (`BUFFER_LIMIT` > 0).
 static BUFFER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 static BUFFER_LIMIT: AtomicUsize = AtomicUsize::new(0);
 static FLUSHER: Once = Once::new();
 
-/// Gather access lines up to `bytes` before writing them; 0 writes each line at once. A
-/// background thread writes what waits at least once a second.
-pub fn buffer(bytes: usize) {
+/// Whether access lines are rendered here.
+pub fn enabled() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+/// Set once the log subscriber is installed: JSON or not, and how many bytes of lines to
+/// gather before writing them (0 writes each line at once). When buffering, a background
+/// thread writes what waits at least once a second.
+pub fn configure(json: bool, bytes: usize) {
+    JSON.store(json, Ordering::Relaxed);
     BUFFER_LIMIT.store(bytes, Ordering::Relaxed);
     if bytes > 0 {
         FLUSHER.call_once(|| {
@@ -99,6 +103,15 @@ pub fn write(o: &Outcome<'_>, duration_us: u64) {
 }
 
 impl Line {
+    fn new() -> Self {
+        Self {
+            buf: Vec::with_capacity(512),
+            path: String::with_capacity(128),
+            second: u64::MAX,
+            stamp: String::new(),
+        }
+    }
+
     fn render(&mut self, o: &Outcome<'_>, duration_us: u64, now: SystemTime) {
         let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         if since.as_secs() != self.second {
@@ -121,9 +134,8 @@ impl Line {
         text(b, "path", &self.path);
         number(b, "status", u64::from(o.status));
         if let Some(ip) = o.client {
-            let mut s = String::with_capacity(40);
-            let _ = write!(s, "{ip}");
-            text(b, "client", &s);
+            // An address needs no escaping: written straight into the line.
+            let _ = write!(b, ",\"client\":\"{ip}\"");
         }
         text(b, "identity", o.identity);
         for (key, value) in [
@@ -178,12 +190,7 @@ mod tests {
     }
 
     fn render(o: &Outcome<'_>, now: SystemTime) -> serde_json::Value {
-        let mut line = Line {
-            buf: Vec::new(),
-            path: String::new(),
-            second: u64::MAX,
-            stamp: String::new(),
-        };
+        let mut line = Line::new();
         line.render(o, 1234, now);
         assert_eq!(line.buf.last(), Some(&b'\n'), "one line");
         assert_eq!(line.buf.iter().filter(|&&c| c == b'\n').count(), 1);

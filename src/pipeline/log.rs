@@ -61,7 +61,7 @@ pub fn record(o: &Outcome<'_>) {
     if let Some(reason) = o.rejected {
         METRICS.rejected.with_label_values(&[reason]).inc();
     }
-    if crate::telemetry::json_access_log() {
+    if access_line::enabled() {
         if tracing::enabled!(target: "vigie::access", tracing::Level::INFO) {
             access_line::write(o, elapsed.as_micros() as u64);
         }

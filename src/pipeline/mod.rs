@@ -27,7 +27,7 @@ pub mod route;
 pub mod second_factor;
 pub mod watch;
 
-pub use access_line::{buffer as access_log_buffer, Drain as AccessLogDrain};
+pub use access_line::{configure as configure_access_log, Drain as AccessLogDrain};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

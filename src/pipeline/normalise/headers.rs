@@ -29,21 +29,9 @@ const IDENTITY_HEADERS: &[&str] = &[
     "auth-user",
 ];
 
-/// Headers that describe one hop and never travel further.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
-];
-
-/// The hop-by-hop headers a response loses, as parsed names: they are removed on every
-/// response, and a name given as text is parsed again at each removal.
-const RESPONSE_HOP_BY_HOP: [HeaderName; 7] = [
+/// Headers that describe one hop and never travel further. Kept as parsed names: they are
+/// removed from every response, and a name given as text is parsed again at each removal.
+const HOP_BY_HOP: [HeaderName; 8] = [
     HeaderName::from_static("connection"),
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -51,6 +39,7 @@ const RESPONSE_HOP_BY_HOP: [HeaderName; 7] = [
     HeaderName::from_static("proxy-authorization"),
     HeaderName::from_static("te"),
     HeaderName::from_static("trailer"),
+    http::header::UPGRADE,
 ];
 
 /// Forwarding headers: believed only from trusted proxies, always rewritten by the gateway.
@@ -112,7 +101,7 @@ pub fn strip_request_headers(req: &mut RequestHeader, extra: &[String], allow_un
         .filter(|name| {
             let folded = fold(name);
             let folded = folded.as_ref();
-            HOP_BY_HOP.contains(name)
+            HOP_BY_HOP.iter().any(|h| h == name)
                 || listed.iter().any(|l| fold(l) == folded)
                 || IDENTITY_HEADERS.contains(&folded)
                 || folded.starts_with("x-vigie-")
@@ -129,7 +118,8 @@ pub fn strip_request_headers(req: &mut RequestHeader, extra: &[String], allow_un
 /// Remove hop-by-hop headers from a portal's response.
 pub fn strip_response_hop_by_hop(headers: &mut pingora::http::ResponseHeader) {
     let listed = connection_tokens(&headers.headers, &["content-length", "transfer-encoding"]);
-    for name in &RESPONSE_HOP_BY_HOP {
+    // `Upgrade` stays on a response: it is how a portal answers a protocol switch (101).
+    for name in HOP_BY_HOP.iter().filter(|h| **h != http::header::UPGRADE) {
         headers.remove_header(name);
     }
     for name in &listed {
