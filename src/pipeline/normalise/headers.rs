@@ -267,6 +267,29 @@ mod tests {
     }
 
     #[test]
+    fn every_hop_header_leaves_a_request_and_a_response_keeps_only_upgrade() {
+        let hops = [
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Connection", "keep-alive"),
+            ("Proxy-Authenticate", "Basic"),
+            ("Proxy-Authorization", "Basic eA=="),
+            ("TE", "trailers"),
+            ("Trailer", "x"),
+            ("Upgrade", "websocket"),
+        ];
+        let mut r = req(&hops);
+        strip_request_headers(&mut r, &[], false);
+        assert_eq!(r.headers.len(), 0, "{:?}", r.headers);
+        let mut resp = pingora::http::ResponseHeader::build(101, None).unwrap();
+        for (k, v) in hops {
+            resp.append_header(k, v).unwrap();
+        }
+        strip_response_hop_by_hop(&mut resp);
+        let left: Vec<&str> = resp.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["upgrade"]);
+    }
+
+    #[test]
     fn underscore_names_pass_when_allowed() {
         let mut r = req(&[("X_Custom", "1"), ("x_remote_user", "admin")]);
         strip_request_headers(&mut r, &[], true);
