@@ -12,19 +12,10 @@ cd "$(dirname "$0")/.."
 A=$1; B=$2
 RUNS=${RUNS:-3}; SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}; CONNECTIONS=${CONNECTIONS:-32}
 scripts/install-deps nginx wrk taskset
-work=$(mktemp -d); chmod 755 "$work"; pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+work=$(mktemp -d); pids=()
 . benches/common.sh
 UP=$(free_port); PA=$(free_port); PB=$(free_port)
-mkdir -p "$work/www"; chmod 755 "$work/www"; head -c 1024 /dev/zero | tr '\0' a > "$work/www/1k.txt"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $work/nginx.pid; error_log $work/error.log warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000; client_body_temp_path $work; proxy_temp_path $work;
-  fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
-  server { listen 127.0.0.1:$UP; root $work/www; } }
-CONF
-taskset -c 1 "$(command -v nginx || echo /usr/sbin/nginx)" -p "$work" -c "$work/nginx.conf" & pids+=($!)
+start_upstream "$UP" 1
 for side in A B; do
   port=$([ $side = A ] && echo "$PA" || echo "$PB")
   extra=$([ $side = B ] && echo "${B_SERVER:-}" || true)

@@ -17,22 +17,10 @@ cargo build --release --quiet --bin vigie --example bare_pingora
 VIGIE=${VIGIE:-$TARGET_DIR/release/vigie}
 BARE=${BARE:-$TARGET_DIR/release/examples/bare_pingora}
 
-work=$(mktemp -d); chmod 755 "$work"; pids=()
-# nginx's master stops its worker on TERM; valgrind'd proxies are then killed outright.
-trap 'kill "${pids[@]}" 2>/dev/null || true; sleep 0.5; kill -9 "${pids[@]}" 2>/dev/null || true
-  wait 2>/dev/null || true; rm -rf "$work"' EXIT
+work=$(mktemp -d); pids=()
 . benches/common.sh
 UP=$(free_port); BP=$(free_port); VP=$(free_port); VS=$(free_port)
-mkdir -p "$work/www"; chmod 755 "$work/www"; head -c 1024 /dev/zero | tr '\0' a > "$work/www/1k.txt"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $work/nginx.pid; error_log $work/error.log warn;
-events { worker_connections 1024; }
-http { access_log off; keepalive_requests 1000000; client_body_temp_path $work; proxy_temp_path $work;
-  fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
-  server { listen 127.0.0.1:$UP; root $work/www;
-    location = /login { add_header Set-Cookie "benchsess=upstream-session; Path=/; HttpOnly"; return 302 /1k.txt; } } }
-CONF
-"$(command -v nginx || echo /usr/sbin/nginx)" -p "$work" -c "$work/nginx.conf" & pids+=($!)
+start_upstream "$UP" ""
 
 write_bench_profile "$work/profile.toml"
 echo "bench:$(head -c 32 /dev/urandom | base64)" > "$work/factor.keys"

@@ -25,7 +25,6 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 ACCESS_BUFFER_KIB=${ACCESS_BUFFER_KIB:-64}
 
 scripts/install-deps nginx wrk taskset curl
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 echo "building release binaries..." >&2
 cargo build --release --quiet --bin vigie --example loadgen --example bare_pingora
@@ -35,45 +34,12 @@ LOADGEN="$TARGET_DIR/release/examples/loadgen"
 
 work=$(mktemp -d)
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
 . benches/common.sh
 
 UP=$(free_port); NGX=$(free_port); BP=$(free_port); VG=$(free_port); VGA=$(free_port)
 VS=$(free_port); VSA=$(free_port); VR=$(free_port); VRA=$(free_port); RP=$(free_port)
-mkdir -p "$work/www" "$work/nginx-up" "$work/nginx-proxy"
-# nginx workers drop to an unprivileged user when started as root: let them read the files.
-chmod 755 "$work" "$work/www"
-head -c 1024 /dev/zero | tr '\0' 'a' > "$work/www/1k.txt"
-head -c 65536 /dev/zero | tr '\0' 'b' > "$work/www/64k.txt"
-
-nginx_conf() { # $1 dir, $2 server block, $3 access_log line
-  cat > "$1/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 4096; }
-http {
-  ${3:-access_log $1/access.log;}
-  sendfile on; tcp_nopush on; keepalive_requests 1000000; keepalive_timeout 65;
-  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
-  $2
-}
-CONF
-}
-
-# Upstream: static files, plus a stand-in login form (a 302 that sets a session cookie) so the
-# session contestants can log in through Vigie's portal-login interception.
-nginx_conf "$work/nginx-up" "server { listen 127.0.0.1:$UP; root $work/www;
-  location = /login { add_header Set-Cookie \"benchsess=upstream-session; Path=/; HttpOnly\"; return 302 /1k.txt; } }" \
-  "access_log off;"
-taskset -c "$LOAD_CPU" "$NGINX" -p "$work/nginx-up" -c "$work/nginx-up/nginx.conf" & pids+=($!)
+mkdir -p "$work/nginx-proxy"
+start_upstream "$UP" "$LOAD_CPU"
 # nginx as a plain reverse proxy, upstream keep-alive as a tuned deployment would have it.
 nginx_conf "$work/nginx-proxy" "upstream portal { server 127.0.0.1:$UP; keepalive 64; }
   server { listen 127.0.0.1:$NGX; location / { proxy_pass http://portal; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }" \
