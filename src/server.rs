@@ -86,6 +86,7 @@ pub fn build_with(
             factors.clone(),
             budgets.clone(),
             detector.clone(),
+            alerts.clone(),
         ),
         "vigie-gateway",
     );

@@ -28,6 +28,8 @@ pub struct PortalProfile {
     pub front_controller: Option<String>,
     /// How detection reads patients, pages and exports (`[[patient]]`, `[paging]`, `[export]`).
     pub reading: crate::detect::reading::Reading,
+    /// What reaches the portal before the second factor (`[prelogin]`).
+    pub prelogin: crate::identity::prelogin::PreLogin,
 }
 
 impl PortalProfile {
@@ -94,7 +96,7 @@ pub struct EndpointClass {
 }
 
 /// The portal's own login request, which stays the first factor.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LoginRule {
     pub path: String,
     pub method: String,
@@ -103,12 +105,29 @@ pub struct LoginRule {
     /// When set, only a request whose form carries this field is a login attempt
     /// (Mediboard posts many forms to `index.php`; the login one carries `login=1`).
     pub marker_field: Option<String>,
-    /// Statuses of a successful login, which must also set one of `session_cookies`.
+    /// Other fields the login form posts (a CSRF token); any field not named refuses it.
+    pub fields: Vec<String>,
+    /// Statuses of a successful login.
     pub success_status: Vec<u16>,
+    /// A successful login's `Location` matches this (a failed one redirects elsewhere, or
+    /// not at all). Success is the portal's answer, not a new cookie: portals that keep their
+    /// session id at login answer with none.
+    pub success_location: Option<regex::Regex>,
+    /// A page showing the signed-in user, read after each login: it must name the user who
+    /// typed the password (identity binding, ATTACKS.md 38).
+    pub confirm: Option<ConfirmRule>,
     /// The cookies the portal's session lives in: kept server-side, never given to browsers.
     pub session_cookies: Vec<String>,
     /// The portal treats `Alice` and `alice` as one account (MySQL collations usually do).
     pub case_insensitive_users: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConfirmRule {
+    /// Path and query of the page.
+    pub page: String,
+    /// Its first capture group is the portal's user name.
+    pub pattern: regex::Regex,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +144,9 @@ pub struct BlockRule {
     pub query_params: Vec<String>,
     /// Refuse `Authorization: Basic` (and any `Authorization`) from browsers.
     pub authorization_header: bool,
+    /// The portal reads cookies into its request variables (PHP `$_REQUEST` with the default
+    /// `variables_order`): the same names are refused as cookies.
+    pub cookies: bool,
 }
 
 #[derive(Deserialize)]
@@ -147,6 +169,7 @@ struct File {
     paging: crate::detect::reading::PagingSection,
     #[serde(default)]
     export: crate::detect::reading::ExportSection,
+    prelogin: Option<crate::identity::prelogin::Section>,
 }
 
 #[derive(Deserialize)]
@@ -183,8 +206,18 @@ struct LoginSection {
     password_field: String,
     marker_field: Option<String>,
     #[serde(default)]
+    fields: Vec<String>,
+    #[serde(default)]
     case_insensitive_users: bool,
     success: SuccessSection,
+    confirm: Option<ConfirmSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmSection {
+    page: String,
+    pattern: String,
 }
 
 fn post() -> String {
@@ -196,6 +229,7 @@ fn post() -> String {
 struct SuccessSection {
     #[serde(default = "redirects")]
     status: Vec<i64>,
+    location: Option<String>,
     session_cookies: Vec<String>,
 }
 
@@ -215,6 +249,7 @@ struct LogoutSection {
 struct BlockSection {
     query_params: Vec<String>,
     authorization_header: bool,
+    cookies: bool,
 }
 
 /// Load and validate a profile file.
@@ -422,10 +457,44 @@ pub fn parse(path: &Path, text: &str) -> Result<PortalProfile, ConfigErrors> {
         crate::detect::reading::build(patient_matchers, &f.paging, &f.export, &mut |k, m, h| {
             err(k, m, h)
         });
-    if !errors.is_empty() {
+    let success_location = f.login.success.location.as_deref().and_then(|l| {
+        regex::Regex::new(l)
+            .map_err(|e| {
+                err(
+                    "login.success.location",
+                    format!("invalid regex: {e}"),
+                    "e.g. location = '^/index\\.php\\?m=' (anchored on what a success redirects to)",
+                )
+            })
+            .ok()
+    });
+    let confirm = f.login.confirm.as_ref().and_then(|c| {
+        match regex::Regex::new(&c.pattern) {
+            Ok(pattern) if c.page.starts_with('/') && pattern.captures_len() >= 2 => {
+                Some(ConfirmRule {
+                    page: c.page.clone(),
+                    pattern,
+                })
+            }
+            _ => {
+                err(
+                    "login.confirm",
+                    format!("page `{}` or pattern `{}` unusable", c.page, c.pattern),
+                    "page is a path (\"/index.php\"); pattern a regex whose first group is the user name",
+                );
+                None
+            }
+        }
+    });
+    let prelogin =
+        crate::identity::prelogin::build(f.prelogin.as_ref(), &f.login.path, &mut |k, m, h| {
+            err(k, m, h)
+        });
+    let (false, Some(prelogin)) = (!errors.is_empty(), prelogin) else {
         return Err(ConfigErrors(errors));
-    }
+    };
     Ok(PortalProfile {
+        prelogin,
         reading,
         front_controller: f.front_controller.clone(),
         role,
@@ -439,7 +508,10 @@ pub fn parse(path: &Path, text: &str) -> Result<PortalProfile, ConfigErrors> {
             username_field: f.login.username_field,
             password_field: f.login.password_field,
             marker_field: f.login.marker_field,
+            fields: f.login.fields,
             success_status,
+            success_location,
+            confirm,
             session_cookies: f.login.success.session_cookies,
             case_insensitive_users: f.login.case_insensitive_users,
         },
@@ -452,6 +524,7 @@ pub fn parse(path: &Path, text: &str) -> Result<PortalProfile, ConfigErrors> {
                 .map(|q| q.to_ascii_lowercase())
                 .collect(),
             authorization_header: f.block.authorization_header,
+            cookies: f.block.cookies,
         },
     })
 }
@@ -512,7 +585,8 @@ mod tests {
                 "login.path",
                 "login.password_field",
                 "login.success.status[0]",
-                "login.success.session_cookies"
+                "login.success.session_cookies",
+                "prelogin"
             ]
         );
         assert_eq!(errs[0].position.map(|p| p.0), Some(3));

@@ -4,8 +4,6 @@
 
 use crate::config::PortalProfile;
 
-use super::vault::SetCookie;
-
 /// Largest form body the gateway parses; past it, it only scans for the password field.
 pub const MAX_LOGIN_BODY: usize = 64 * 1024;
 
@@ -114,10 +112,16 @@ pub fn canonical(profile: &PortalProfile, name: &str) -> String {
     }
 }
 
-/// The portal accepted the login: a success status and a session cookie set.
-pub fn login_succeeded(profile: &PortalProfile, status: u16, changes: &[SetCookie]) -> bool {
+/// The portal accepted the login, as its profile describes success: the status, and where
+/// it redirects when the profile says. Not a new cookie: a portal that keeps its session id at
+/// login (PHP without `session_regenerate_id`) sets none (ATTACKS.md 37).
+pub fn login_succeeded(profile: &PortalProfile, status: u16, location: Option<&str>) -> bool {
     profile.login.success_status.contains(&status)
-        && changes.iter().any(|c| matches!(c, SetCookie::Store(_)))
+        && profile
+            .login
+            .success_location
+            .as_ref()
+            .is_none_or(|re| location.is_some_and(|l| re.is_match(l)))
 }
 
 /// Is this the portal's logout request?
@@ -137,27 +141,39 @@ pub fn is_logout(profile: &PortalProfile, path: &str, query: Option<&str>) -> bo
 
 /// Why a request is refused under the profile's block rules, if it is. Parameter names are
 /// decoded and compared case-insensitively, as the portal (PHP) would read them.
-pub fn blocked(
+pub fn blocked<'a>(
     profile: &PortalProfile,
     query: Option<&str>,
     has_authorization: bool,
+    cookie_names: impl Iterator<Item = &'a str>,
 ) -> Option<&'static str> {
     if profile.block.authorization_header && has_authorization {
         return Some("authorization_header");
     }
-    let query = query?;
-    let hit = form_urlencoded::parse(query.as_bytes()).any(|(k, _)| {
-        // PHP reads `login[]`, ` login` and `login%00x` as `login`, and `a.b` as `a_b`.
-        let name = crate::policy::matcher::php_name(&k).0.to_ascii_lowercase();
+    // PHP reads `login[]`, ` login` and `login%00x` as `login`, and `a.b` as `a_b`.
+    let listed = |k: &str| {
+        let name = crate::policy::matcher::php_name(k).0.to_ascii_lowercase();
         profile.block.query_params.contains(&name)
-    });
+    };
+    if profile.block.cookies {
+        // PHP decodes cookie names like query names before `$_REQUEST` (ATTACKS.md 40).
+        let mut names = cookie_names;
+        if names.any(|n| {
+            form_urlencoded::parse(n.as_bytes())
+                .next()
+                .is_some_and(|(k, _)| listed(&k))
+        }) {
+            return Some("credential_in_cookie");
+        }
+    }
+    let query = query?;
+    let hit = form_urlencoded::parse(query.as_bytes()).any(|(k, _)| listed(&k));
     hit.then_some("credential_in_query")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::vault::VaultedCookie;
     use std::path::Path;
 
     fn profile(name: &str) -> PortalProfile {
@@ -247,22 +263,47 @@ mod tests {
             blocked(
                 &profile("mediboard.toml"),
                 Some("+login=victim%3Apw"),
-                false
+                false,
+                std::iter::empty()
             ),
             Some("credential_in_query")
         );
     }
 
     #[test]
-    fn success_needs_status_and_session_cookie() {
+    fn success_is_the_profile_s_status_and_location() {
         let p = profile("sample-portal.toml");
-        let set = vec![SetCookie::Store(VaultedCookie {
-            name: "mediboard_session".into(),
-            value: "x".into(),
-        })];
-        assert!(login_succeeded(&p, 302, &set));
-        assert!(!login_succeeded(&p, 200, &set), "the login page again");
-        assert!(!login_succeeded(&p, 302, &[]), "redirect without session");
+        let into = Some("/index.php?m=dPpatients&tab=vw_idx_patients");
+        assert!(login_succeeded(&p, 302, into), "no new cookie needed");
+        assert!(!login_succeeded(&p, 200, into), "the login page again");
+        assert!(
+            !login_succeeded(&p, 302, Some("/index.php")),
+            "back to the form"
+        );
+        assert!(!login_succeeded(&p, 302, None));
+    }
+
+    #[test]
+    fn credentials_in_cookies_are_blocked_where_php_reads_them() {
+        let p = profile("mediboard.toml");
+        for names in [
+            &["login"][..],
+            &["a", "LOGIN"],
+            &["to%6Ben"],
+            &["ldap.guid"],
+        ] {
+            assert_eq!(
+                blocked(&p, None, false, names.iter().copied()),
+                Some("credential_in_cookie"),
+                "{names:?}"
+            );
+        }
+        assert_eq!(
+            blocked(&p, None, false, ["mediboard", "lang"].into_iter()),
+            None
+        );
+        let sample = profile("sample-portal.toml");
+        assert_eq!(blocked(&sample, None, false, ["login"].into_iter()), None);
     }
 
     #[test]
@@ -279,16 +320,24 @@ mod tests {
             "a=1&Token=z",
         ] {
             assert_eq!(
-                blocked(&p, Some(q), false),
+                blocked(&p, Some(q), false, std::iter::empty()),
                 Some("credential_in_query"),
                 "{q}"
             );
         }
         assert_eq!(
-            blocked(&p, Some("m=dPpatients&tab=vw_idx_patients"), false),
+            blocked(
+                &p,
+                Some("m=dPpatients&tab=vw_idx_patients"),
+                false,
+                std::iter::empty()
+            ),
             None
         );
-        assert_eq!(blocked(&p, None, true), Some("authorization_header"));
+        assert_eq!(
+            blocked(&p, None, true, std::iter::empty()),
+            Some("authorization_header")
+        );
         assert!(is_logout(&p, "/index.php", Some("logout=-1")));
         assert!(!is_logout(&p, "/index.php", Some("m=dPpatients")));
     }

@@ -9,6 +9,7 @@
 pub mod assertion;
 pub mod locks;
 pub mod login;
+pub mod prelogin;
 pub mod redis_store;
 pub mod session;
 pub mod store;

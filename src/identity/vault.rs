@@ -18,12 +18,14 @@ pub fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// The browser's cookies for the portal: everything except the gateway's own cookies and the
 /// portal's session cookies (a browser-supplied copy of those is never trusted), then the
-/// vaulted session cookies appended.
+/// vaulted session cookies appended. Before login, `only` names the browser cookies the portal
+/// may see (a CSRF cookie): a portal's "remember me" cookie must not sign anyone in there.
 pub fn upstream_cookie_header<'a>(
     browser: impl Iterator<Item = &'a str>,
     gateway_cookies: &[String],
     session_cookies: &[String],
     vault: &[VaultedCookie],
+    only: Option<&[String]>,
 ) -> Option<String> {
     let mut out = String::new();
     let mut push = |k: &str, v: &str| {
@@ -36,7 +38,11 @@ pub fn upstream_cookie_header<'a>(
     };
     for header in browser {
         for (k, v) in parse_cookie_header(header) {
-            if !gateway_cookies.iter().any(|g| g == k) && !session_cookies.iter().any(|s| s == k) {
+            let named = only.is_none_or(|names| names.iter().any(|n| n == k));
+            if named
+                && !gateway_cookies.iter().any(|g| g == k)
+                && !session_cookies.iter().any(|s| s == k)
+            {
                 push(k, v);
             }
         }
@@ -114,14 +120,25 @@ mod tests {
             &["vigie".to_string(), "__Host-vigie".to_string()],
             &names(),
             &vault,
+            None,
         );
         assert_eq!(h.as_deref(), Some("lang=fr; csrf=abc; PHPSESSID=real"));
+        // Before login only the named ones: a "remember me" cookie signs no one in.
+        let pre = upstream_cookie_header(
+            ["lang=fr; remember=tok; csrf=abc; PHPSESSID=forged"].into_iter(),
+            &["vigie".to_string()],
+            &names(),
+            &vault,
+            Some(&["csrf".to_string()]),
+        );
+        assert_eq!(pre.as_deref(), Some("csrf=abc; PHPSESSID=real"));
         assert_eq!(
             upstream_cookie_header(
                 ["vigie=t; __Host-vigie=u"].into_iter(),
                 &["vigie".to_string(), "__Host-vigie".to_string()],
                 &names(),
-                &[]
+                &[],
+                None
             ),
             None
         );

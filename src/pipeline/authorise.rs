@@ -84,22 +84,25 @@ pub async fn run(
     }
 }
 
-/// Login attempts are budgeted per source and per user name, once a form is understood as a
-/// login (other forms posted to the same script are not login attempts). Fails closed when the
-/// shared budget store is down. `Err`: the status and reason to refuse with.
+/// Login attempts are budgeted per source (every login POST made before the password, whatever
+/// its body, before the portal sees it) and per user name (once the body is read). Fails
+/// closed when the shared budget store is down. `Err`: the status and reason to refuse with.
 pub async fn login_allowed(
     budgets: &Budgets,
-    ip: std::net::IpAddr,
-    user: &str,
+    ip: Option<std::net::IpAddr>,
+    user: Option<&str>,
 ) -> std::result::Result<(), (u16, &'static str)> {
-    let verdict = match budgets.login_source(ip).await {
-        Ok(Verdict::Allow) => budgets.login_user(user).await,
-        other => other,
-    };
+    let mut verdict = Ok(Verdict::Allow);
+    if let Some(ip) = ip {
+        verdict = budgets.login_source(ip).await;
+    }
+    if let (Ok(Verdict::Allow), Some(user)) = (&verdict, user) {
+        verdict = budgets.login_user(user).await;
+    }
     match verdict {
         Ok(Verdict::Allow) => Ok(()),
         Ok(_) => {
-            tracing::warn!(target: "vigie::audit", event = "login", outcome = "login_budget", user = %user, client = %ip);
+            tracing::warn!(target: "vigie::audit", event = "login", outcome = "login_budget", user = user.unwrap_or("-"), client = ?ip);
             Err((429, "login_budget"))
         }
         Err(_) => Err((503, "budget_store_unavailable")),
@@ -161,13 +164,28 @@ impl Gateway {
         Ok(())
     }
 
-    /// A login in a request body, once read: refused before the portal gets the last byte.
+    /// A login attempt seen in the request head: the source's budget, and the user's when the
+    /// query names one.
+    pub(super) async fn login_attempt(
+        &self,
+        ip: std::net::IpAddr,
+        user: Option<&str>,
+    ) -> std::result::Result<(), super::respond::Rejection> {
+        login_allowed(&self.budgets, Some(ip), user)
+            .await
+            .map_err(|(status, why)| super::respond::Rejection::framing(status, why))
+    }
+
+    /// A login in a request body, once read: the user's budget, before the portal gets the
+    /// last byte (the source's was charged with the head).
     pub(super) async fn login_budget(&self, ctx: &mut RequestCtx, user: &str) -> Result<()> {
-        let ip = ctx.request.as_ref().map(|r| r.client.ip);
-        let Some(ip) = ip else {
-            return Ok(());
-        };
-        match login_allowed(&self.budgets, ip, user).await {
+        let head_counted = ctx.interception.prelogin_login;
+        let ip = ctx
+            .request
+            .as_ref()
+            .map(|r| r.client.ip)
+            .filter(|_| !head_counted);
+        match login_allowed(&self.budgets, ip, Some(user)).await {
             Ok(()) => Ok(()),
             Err((status, why)) => {
                 ctx.rejected = Some(why);

@@ -96,7 +96,7 @@ pub async fn handle(
             let field = |name: &str| super::second_factor::field(&form, name);
             let (username, password) = (field("username").trim().to_string(), field("password"));
             // Login attempts are budgeted per source and per name, before any hashing.
-            super::authorise::login_allowed(budgets, request.client.ip, &username)
+            super::authorise::login_allowed(budgets, Some(request.client.ip), Some(&username))
                 .await
                 .map_err(|(status, why)| Rejection::new(status, why))?;
             let return_to = safe_return(&field("return"));

@@ -15,10 +15,10 @@ use super::route::Portal;
 use super::RequestCtx;
 use crate::config::PortalProfile;
 use crate::identity::login::{self, MAX_LOGIN_BODY};
+use crate::identity::prelogin;
 use crate::identity::session::{AuthLevel, SessionRecord};
 use crate::identity::vault::{self, SetCookie};
 use crate::identity::Sessions;
-use crate::metrics::METRICS;
 
 /// What the request side found.
 #[derive(Debug, Default)]
@@ -33,6 +33,11 @@ pub struct Interception {
     pub login_user: Option<String>,
     /// The login was in the body: its budget is checked when the body ends.
     pub body_login: bool,
+    /// A login POST made before the second factor: held whole, read strictly, and its answer
+    /// never reaches the browser as the portal wrote it (ATTACKS.md 36).
+    pub prelogin_login: bool,
+    /// The portal's answer is replaced by the gateway's: its body is dropped.
+    pub drop_body: bool,
     /// The portal's logout: the gateway session ends once the portal has answered.
     pub logout: bool,
 }
@@ -74,59 +79,111 @@ pub fn with_form(query: Option<&str>, form: &str) -> String {
     }
 }
 
-/// Request side: block rules, then login and logout detection.
+/// What the pre-login wall decided for a request of a session below the password.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Wall {
+    /// Signed in (the policy decides what it may reach), or on the profile's allowlist.
+    Pass,
+    /// Refused: a GET goes to the login page, anything else gets 401.
+    Closed,
+}
+
+/// Request side: block rules, the pre-login wall's reading of the login POST, login and
+/// logout detection. `signed_in`: the session is past the password.
 pub fn on_request(
     profile: &PortalProfile,
     request: &Request,
     req: &RequestHeader,
-) -> Result<Interception, Rejection> {
+    signed_in: bool,
+) -> Result<(Interception, Wall), Rejection> {
     let has_auth = req.headers.contains_key("authorization");
-    if let Some(reason) = login::blocked(profile, request.target.query.as_deref(), has_auth) {
+    let cookie_headers: Vec<&str> = req
+        .headers
+        .get_all("cookie")
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let cookie_names = cookie_headers
+        .iter()
+        .flat_map(|h| vault::parse_cookie_header(h).map(|(k, _)| k));
+    let query = request.target.query.as_deref();
+    if let Some(reason) = login::blocked(profile, query, has_auth, cookie_names) {
         return Err(Rejection::new(403, reason));
     }
+    let content_type = header(req, "content-type");
+    let method = req.method.as_str();
+    let login_endpoint = is_login_endpoint(profile, request, req);
+    let mut i = Interception {
+        content_type: content_type.map(str::to_string),
+        logout: login::is_logout(profile, &request.target.path, query),
+        ..Interception::default()
+    };
+    // A login POST before the password: only a plain form, with a query the profile names, is
+    // read; it is held whole and read the one strict way (see `on_body`).
+    if !signed_in && login_endpoint && method != "GET" {
+        let pre = &profile.prelogin;
+        if !pre.login_query_ok(profile.query_reading, query) {
+            return Err(Rejection::new(400, prelogin::Unreadable::Query.reason()));
+        }
+        // Held whole, the body is sent with its length: a portal (PHP's own server among them)
+        // may read a chunked body as empty.
+        if !req.headers.contains_key("content-length") {
+            return Err(Rejection::new(411, "login_length_required"));
+        }
+        if let Err(why) = prelogin::login_head_ok(content_type, header(req, "content-encoding")) {
+            return Err(Rejection::new(why.status(), why.reason()));
+        }
+        i.prelogin_login = true;
+        i.login_body = Some(Vec::new());
+        return Ok((i, Wall::Pass));
+    }
     // A login carried in the query (a GET login, or a form the portal also reads from there).
-    let login_user = match request
-        .target
-        .query
-        .as_deref()
-        .map(|q| login::classify_fields(profile, form_urlencoded::parse(q.as_bytes())))
-    {
-        Some(login::Attempt::Login(user)) => Some(user),
+    match query.map(|q| login::classify_fields(profile, form_urlencoded::parse(q.as_bytes()))) {
+        Some(login::Attempt::Login(user)) => i.login_user = Some(user),
         Some(login::Attempt::Ambiguous) => {
             return Err(Rejection::new(400, "login_query_ambiguous"));
         }
-        _ => None,
+        _ => {}
+    }
+    i.login_body = login::is_login_candidate(method).then(Vec::new);
+    let wall = if signed_in
+        || (login_endpoint && i.login_user.is_some())
+        || profile
+            .prelogin
+            .allows(profile.query_reading, method, &request.target.path, query)
+    {
+        Wall::Pass
+    } else {
+        Wall::Closed
     };
-    let content_type = req
-        .headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    Ok(Interception {
-        login_body: login::is_login_candidate(req.method.as_str()).then(Vec::new),
-        content_type,
-        overflow: false,
-        login_user,
-        body_login: false,
-        logout: login::is_logout(
-            profile,
-            &request.target.path,
-            request.target.query.as_deref(),
-        ),
-    })
+    Ok((i, wall))
+}
+
+/// The profile's login request (method and exact path). Before the password, every such POST is
+/// a login attempt, counted before anything else is looked at.
+pub fn is_login_endpoint(profile: &PortalProfile, request: &Request, req: &RequestHeader) -> bool {
+    req.method.as_str() == profile.login.method && request.target.path == profile.login.path
+}
+
+fn header<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Body side: keep a copy of a login form, bounded; at its end, decide what it is. A login
-/// the gateway cannot read is refused before its last byte reaches the portal.
+/// the gateway cannot read is refused before its last byte reaches the portal; a login POST
+/// made before the password does not reach the portal at all until it is read.
 pub fn on_body(
     ctx: &mut RequestCtx,
-    chunk: &Option<Bytes>,
+    chunk: &mut Option<Bytes>,
     end_of_stream: bool,
     profile: Option<&PortalProfile>,
 ) -> pingora::Result<()> {
     let Some(profile) = profile else {
         return Ok(());
     };
+    if ctx.interception.prelogin_login {
+        return prelogin_body(ctx, chunk, end_of_stream, profile);
+    }
     let i = &mut ctx.interception;
     let Some(buf) = i.login_body.as_mut() else {
         return Ok(());
@@ -158,21 +215,59 @@ pub fn on_body(
     } else {
         login::classify(profile, i.content_type.as_deref(), buf)
     };
-    match Some(attempt) {
-        Some(login::Attempt::Login(user)) => {
+    match attempt {
+        login::Attempt::Login(user) => {
             ctx.interception.login_user = Some(user);
             ctx.interception.body_login = true;
         }
-        Some(login::Attempt::Ambiguous) => {
+        login::Attempt::Ambiguous => {
             ctx.rejected = Some("login_form_ambiguous");
             return pingora::Error::e_explain(
                 pingora::ErrorType::HTTPStatus(400),
                 "a password without one clear user name (or without the login marker)",
             );
         }
-        Some(login::Attempt::NotLogin) | None => {}
+        login::Attempt::NotLogin => {}
     }
     Ok(())
+}
+
+/// The pre-login login POST: every chunk is held back, the whole form read at its end. The
+/// portal receives it only once it is known to be a login by one user (ATTACKS.md 36).
+fn prelogin_body(
+    ctx: &mut RequestCtx,
+    chunk: &mut Option<Bytes>,
+    end_of_stream: bool,
+    profile: &PortalProfile,
+) -> pingora::Result<()> {
+    let i = &mut ctx.interception;
+    let buf = i.login_body.get_or_insert_with(Vec::new);
+    if let Some(c) = chunk.take() {
+        if buf.len() + c.len() > MAX_LOGIN_BODY {
+            let why = prelogin::Unreadable::TooLarge;
+            ctx.rejected = Some(why.reason());
+            return pingora::Error::e_explain(
+                pingora::ErrorType::HTTPStatus(why.status()),
+                why.reason(),
+            );
+        }
+        buf.extend_from_slice(&c);
+    }
+    if !end_of_stream {
+        return Ok(());
+    }
+    match prelogin::read_login(profile, buf) {
+        Ok(user) => {
+            *chunk = Some(Bytes::from(std::mem::take(buf)));
+            i.login_user = Some(login::canonical(profile, user.trim_end()));
+            i.body_login = true;
+            Ok(())
+        }
+        Err(why) => {
+            ctx.rejected = Some(why.reason());
+            pingora::Error::e_explain(pingora::ErrorType::HTTPStatus(why.status()), why.reason())
+        }
+    }
 }
 
 /// The `Cookie` header the portal receives: never the gateway's cookie, never a browser copy of
@@ -185,13 +280,23 @@ pub fn upstream_cookies(
 ) {
     let session_cookies = profile.map_or(&[][..], |p| &p.login.session_cookies[..]);
     let vault = identity.session().map_or(&[][..], |s| &s.vault[..]);
+    let signed_in = identity.session().is_some_and(|s| s.is_authenticated());
+    let only = profile
+        .filter(|_| !signed_in)
+        .map(|p| &p.prelogin.cookies[..]);
     let header = {
         let browser = up
             .headers
             .get_all("cookie")
             .into_iter()
             .filter_map(|v| v.to_str().ok());
-        vault::upstream_cookie_header(browser, sessions.cookie_names(), session_cookies, vault)
+        vault::upstream_cookie_header(
+            browser,
+            sessions.cookie_names(),
+            session_cookies,
+            vault,
+            only,
+        )
     };
     up.remove_header("cookie");
     if let Some(header) = header {
@@ -200,11 +305,11 @@ pub fn upstream_cookies(
 }
 
 /// Response side: take the portal's session cookies out of the response into the vault;
-/// create, upgrade or end the gateway session. Returns `Set-Cookie` values to add.
+/// judge a login (see [`super::login_answer`]), end both sessions on logout, keep the vault up
+/// to date. Returns `Set-Cookie` values to add.
 #[allow(clippy::too_many_arguments)]
 pub async fn on_response(
-    config: &crate::config::Config,
-    sessions: &Sessions,
+    gw: &super::Gateway,
     portal: &Portal,
     profile: &PortalProfile,
     request: &Request,
@@ -212,8 +317,8 @@ pub async fn on_response(
     resp: &mut ResponseHeader,
     user_agent: &str,
 ) -> Result<Vec<String>, Rejection> {
+    let sessions = &gw.sessions;
     let changes = take_session_cookies(resp, &profile.login.session_cookies);
-    let status = resp.status.as_u16();
     let current = ctx.identity.session().cloned();
     let store_err = |e| {
         tracing::error!(error = %e, "session store unavailable during login");
@@ -221,60 +326,18 @@ pub async fn on_response(
     };
     let mut add = Vec::new();
 
-    let username = ctx.interception.login_user.clone();
-    if let Some(user) = username {
-        if login::login_succeeded(profile, status, &changes) {
-            if let Some(reason) = sessions.locks.locked(&user).await.map_err(store_err)? {
-                tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason = %reason, portal = %portal.config.name, client = %request.client.ip);
-                return Err(Rejection::new(423, "account_locked"));
-            }
-            // New id at every change of level; the pre-login vault carries over.
-            let mut vault_now = current
-                .as_ref()
-                .map(|s| s.vault.clone())
-                .unwrap_or_default();
-            for c in changes {
-                vault::apply(&mut vault_now, c);
-            }
-            let groups = login_groups(config, portal, profile, &user, &vault_now).await?;
-            let mut record = sessions.new_record(
-                &portal.config.name,
-                Some(user.clone()),
-                AuthLevel::Password,
-                request.client.ip,
-                user_agent,
-                vault_now,
-            );
-            record.groups = groups;
-            let pack = config.policy.pack_for(&record.groups);
-            sessions.admit(&mut record, pack);
-            if !sessions
-                .enforce_cap(&record, pack)
-                .await
-                .map_err(store_err)?
-            {
-                tracing::warn!(target: "vigie::audit", event = "login", outcome = "session_cap", user = %user, portal = %portal.config.name, client = %request.client.ip);
-                return Err(Rejection::new(409, "session_cap"));
-            }
-            let id = record.id;
-            let cookie = sessions
-                .begin(record.clone(), current.as_ref().map(|c| &c.id), request.tls)
-                .await
-                .map_err(store_err)?;
-            METRICS
-                .portal_logins
-                .with_label_values(&[&portal.config.name, "success"])
-                .inc();
-            tracing::info!(target: "vigie::audit", event = "login", outcome = "success", user = %user, portal = %portal.config.name, client = %request.client.ip, session = %id.fingerprint(), level = AuthLevel::Password.label());
-            ctx.identity = Identity::Session(Arc::new(record));
-            add.push(cookie);
-            return Ok(add);
-        }
-        METRICS
-            .portal_logins
-            .with_label_values(&[&portal.config.name, "failure"])
-            .inc();
-        tracing::warn!(target: "vigie::audit", event = "login", outcome = "failure", user = %user, portal = %portal.config.name, client = %request.client.ip);
+    if let Some(user) = ctx.interception.login_user.clone() {
+        let login = super::login_answer::Login {
+            portal,
+            profile,
+            request,
+            user: &user,
+            user_agent,
+        };
+        return super::login_answer::judge(gw, &login, ctx, resp, changes).await;
+    }
+    if ctx.interception.prelogin_login {
+        return super::login_answer::unjudged(gw, portal, request, ctx, resp).await;
     }
 
     if ctx.interception.logout {
@@ -291,8 +354,8 @@ pub async fn on_response(
         return Ok(add);
     }
     match current {
-        // The portal replaced the session of a visitor the gateway saw no login from: a login
-        // it could not read. The new portal session is not kept, and the pre-login one ends.
+        // The portal replaced the session of a visitor the gateway saw no login from. The new
+        // portal session is not kept, and the pre-login one ends.
         Some(s) if !s.is_authenticated() && replaces_session(&s.vault, &changes) => {
             sessions.store.remove(&s.id).await.map_err(store_err)?;
             tracing::warn!(target: "vigie::audit", event = "pre_login_session_replaced", portal = %portal.config.name, client = %request.client.ip, session = %s.id.fingerprint());
@@ -353,7 +416,7 @@ fn replaces_session(vault: &[vault::VaultedCookie], changes: &[SetCookie]) -> bo
 }
 
 /// Remove the portal's session cookies from a response; return what they did.
-fn take_session_cookies(resp: &mut ResponseHeader, names: &[String]) -> Vec<SetCookie> {
+pub(super) fn take_session_cookies(resp: &mut ResponseHeader, names: &[String]) -> Vec<SetCookie> {
     let all: Vec<String> = resp
         .headers
         .get_all("set-cookie")
@@ -419,135 +482,9 @@ async fn portal_logout(
         Some((k, v)) => format!("{}?{k}={v}", rule.path),
         None => rule.path.clone(),
     };
-    portal_get(portal, &uri, &record.vault, 0).await.map(|_| ())
-}
-
-/// The few HTML entities a role label may carry (`M&eacute;decin`), and numeric ones.
-fn decode_entities(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        let Some(end) = tail.find(';').filter(|e| *e <= 10) else {
-            out.push('&');
-            rest = &tail[1..];
-            continue;
-        };
-        let name = &tail[1..end];
-        let decoded = match name {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            "nbsp" => Some(' '),
-            "middot" => Some('·'),
-            "eacute" => Some('é'),
-            "egrave" => Some('è'),
-            "ecirc" => Some('ê'),
-            "agrave" => Some('à'),
-            "ccedil" => Some('ç'),
-            _ => name
-                .strip_prefix("#x")
-                .or_else(|| name.strip_prefix("#X"))
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
-                .and_then(char::from_u32),
-        };
-        match decoded {
-            Some(c) => {
-                out.push(c);
-                rest = &tail[end + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &tail[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// A GET to the portal on the user's behalf (vaulted cookies), reading at most `max_body`
-/// bytes of the answer.
-async fn portal_get(
-    portal: &Portal,
-    uri: &str,
-    vault: &[vault::VaultedCookie],
-    max_body: usize,
-) -> pingora::Result<(u16, Vec<u8>)> {
-    let mut req = RequestHeader::build("GET", uri.as_bytes(), None)?;
-    let host = portal
-        .config
-        .hosts
-        .iter()
-        .find(|h| *h != "*")
-        .cloned()
-        .unwrap_or_else(|| portal.config.upstream.to_string());
-    req.insert_header("host", host)?;
-    let cookies: Vec<String> = vault
-        .iter()
-        .map(|c| format!("{}={}", c.name, c.value))
-        .collect();
-    req.insert_header("cookie", cookies.join("; "))?;
-    let connector = pingora::connectors::http::Connector::new(None);
-    let (mut http, _) = connector.get_http_session(&portal.peer).await?;
-    http.write_request_header(Box::new(req)).await?;
-    http.finish_request_body().await?;
-    http.read_response_header().await?;
-    let status = http.response_header().map_or(0, |h| h.status.as_u16());
-    let mut body = Vec::new();
-    while body.len() < max_body {
-        match http.read_response_body().await? {
-            Some(chunk) => body.extend_from_slice(&chunk),
-            None => break,
-        }
-    }
-    body.truncate(max_body);
-    Ok((status, body))
-}
-
-/// The groups of a user who just logged in to the portal: the static mapping of the config,
-/// and the role the portal shows on the profile's page. A role that cannot be read, or is not
-/// mapped, refuses the login (fail closed: a privileged user must not pass as an ordinary one).
-pub async fn login_groups(
-    config: &crate::config::Config,
-    portal: &Portal,
-    profile: &PortalProfile,
-    user: &str,
-    vault: &[vault::VaultedCookie],
-) -> Result<Vec<String>, Rejection> {
-    let mut groups = config.groups_of(user, profile.login.case_insensitive_users);
-    let Some(rule) = &profile.role else {
-        return Ok(groups);
-    };
-    let refuse = |why: &str| {
-        tracing::error!(portal = %portal.config.name, user = %user, why, "cannot read the user's role from the portal; refusing the login");
-        Rejection::new(503, "role_unavailable")
-    };
-    let (status, page) = portal_get(portal, &rule.page, vault, 256 * 1024)
+    super::whoami::portal_get(portal, &uri, &record.vault, 0)
         .await
-        .map_err(|_| refuse("the role page did not answer"))?;
-    if status != 200 {
-        return Err(refuse("the role page did not answer 200"));
-    }
-    let text = String::from_utf8_lossy(&page);
-    let role = rule
-        .pattern
-        .captures(&text)
-        .and_then(|c| c.get(1))
-        .map(|m| decode_entities(m.as_str()).trim().to_string())
-        .ok_or_else(|| refuse("the role pattern found nothing"))?;
-    let group = rule
-        .groups
-        .get(&role)
-        .ok_or_else(|| refuse("the role is not mapped in the profile's [role.groups]"))?;
-    if !groups.contains(group) {
-        groups.push(group.clone());
-    }
-    Ok(groups)
+        .map(|_| ())
 }
 
 /// A state-changing request to the gateway must come from its own pages: `Sec-Fetch-Site`
@@ -611,13 +548,6 @@ mod tests {
             !same_origin(&req(&[("Host", "ehr")])),
             "no origin information"
         );
-    }
-
-    #[test]
-    fn role_labels_are_decoded() {
-        assert_eq!(decode_entities("M&eacute;decin"), "Médecin");
-        assert_eq!(decode_entities("Infirmier&#183;&#xE8;re"), "Infirmier·ère");
-        assert_eq!(decode_entities("R&D & co &bogus;"), "R&D & co &bogus;");
     }
 
     #[test]

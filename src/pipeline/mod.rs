@@ -21,11 +21,13 @@ pub mod identify;
 pub mod inspect;
 pub mod intercept;
 pub mod log;
+pub mod login_answer;
 pub mod normalise;
 pub mod respond;
 pub mod route;
 pub mod second_factor;
 pub mod watch;
+pub mod whoami;
 
 pub use access_line::{configure as configure_access_log, Drain as AccessLogDrain};
 
@@ -65,6 +67,8 @@ pub struct Gateway {
     budgets: Arc<Budgets>,
     /// The exfiltration detector, unless `[detection] enabled = false`.
     detector: Option<Arc<crate::detect::Detector>>,
+    /// Alerts the gateway raises itself (an identity mismatch at login).
+    alerts: Arc<crate::alerts::Alerts>,
 }
 
 impl Gateway {
@@ -76,6 +80,7 @@ impl Gateway {
         factors: Option<Arc<Factors>>,
         budgets: Arc<Budgets>,
         detector: Option<Arc<crate::detect::Detector>>,
+        alerts: Arc<crate::alerts::Alerts>,
     ) -> Self {
         let router = Router::new(&config.portals);
         Self {
@@ -87,6 +92,7 @@ impl Gateway {
             factors,
             budgets,
             detector,
+            alerts,
         }
     }
 
@@ -232,6 +238,9 @@ impl ProxyHttp for Gateway {
         intercept::on_body(ctx, body, end_of_stream, profile.as_deref())?;
         if end_of_stream && ctx.interception.body_login {
             if let Some(user) = ctx.interception.login_user.clone() {
+                if ctx.identity.session().is_some_and(|s| s.is_authenticated()) {
+                    return self.login_over_session(ctx).await;
+                }
                 self.login_budget(ctx, &user).await?;
             }
         }
@@ -325,17 +334,8 @@ impl ProxyHttp for Gateway {
         if let Some((portal, profile)) = profiled {
             if let Some(request) = ctx.request.take() {
                 let ua = normalise::headers::user_agent(session.req_header()).to_string();
-                let answer = intercept::on_response(
-                    &self.config,
-                    &self.sessions,
-                    &portal,
-                    &profile,
-                    &request,
-                    ctx,
-                    resp,
-                    &ua,
-                )
-                .await;
+                let answer =
+                    intercept::on_response(self, &portal, &profile, &request, ctx, resp, &ua).await;
                 ctx.request = Some(request);
                 match answer {
                     Ok(cookies) => {
@@ -376,6 +376,10 @@ impl ProxyHttp for Gateway {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
+        if ctx.interception.drop_body {
+            *body = None;
+            return Ok(None);
+        }
         ctx.watch.on_body(body);
         Ok(None)
     }
@@ -533,6 +537,10 @@ impl Gateway {
         let gateway_login = matches!(portal.config.login, LoginMode::Gateway { .. });
         match path {
             "/.well-known/jwks.json" => return Ok(Front::Jwks),
+            login_answer::SIGNIN_FAILED_PATH if portal.config.profile.is_some() => {
+                let status = self.signin_failed(session, portal, ctx).await?;
+                return Ok(Front::Done(status));
+            }
             "/.vigie/logout" => {
                 if session.req_header().method != http::Method::POST {
                     return Err(Rejection::new(405, "logout_needs_post"));
@@ -575,14 +583,53 @@ impl Gateway {
                 false => Err(Rejection::new(401, "login_required")),
             };
         }
+        // The profile's request-side rules and the pre-login wall: below the password, only
+        // the profile's allowlist reaches the portal (ATTACKS.md 36).
+        let mut wall = intercept::Wall::Pass;
+        if let Some(profile) = &portal.config.profile {
+            let signed_in = authenticated.is_some();
+            // Before the password every login POST is an attempt, counted per source before
+            // anything else is looked at, whatever its body; per user once the body is read.
+            let req = session.req_header();
+            let attempt = !signed_in && intercept::is_login_endpoint(profile, request, req);
+            if attempt && req.method != http::Method::GET {
+                self.login_attempt(request.client.ip, None).await?;
+            }
+            let (interception, w) = intercept::on_request(profile, request, req, signed_in)?;
+            ctx.interception = interception;
+            wall = w;
+            if signed_in && ctx.interception.login_user.is_some() {
+                return Err(self.end_for_login(ctx).await);
+            }
+            if let Some(user) = ctx.interception.login_user.clone() {
+                self.login_attempt(request.client.ip, Some(&user)).await?;
+            }
+        }
         // Stage 4, authorise: the policy's decision; a signed-in session must meet its
-        // requirement (anonymous requests reach the portal's own login); then the budgets.
+        // requirement; below the password, the wall (unless a rule makes the path public);
+        // then the budgets.
         if portal.config.holds_sessions() {
             let now = self.sessions.now();
             let method = session.req_header().method.as_str().to_string();
             let facts = authorise::facts(portal, request, &method, &ctx.identity, now);
             ctx.break_glass = facts.break_glass;
             match authorise::run(&self.config, &self.budgets, portal, &facts, &ctx.identity).await {
+                authorise::Outcome::Pass(d)
+                    if wall == intercept::Wall::Closed
+                        && d.requirement.level > crate::identity::session::AuthLevel::None =>
+                {
+                    ctx.decision = Some(d);
+                    ctx.rejected = Some("prelogin_wall");
+                    let page = portal
+                        .config
+                        .profile
+                        .as_ref()
+                        .map_or("/", |p| p.prelogin.login_page.as_str());
+                    return match navigation {
+                        true => Ok(Front::Redirect(page.to_string())),
+                        false => Err(Rejection::new(401, "prelogin_wall")),
+                    };
+                }
                 authorise::Outcome::Pass(d) => ctx.decision = Some(d),
                 authorise::Outcome::Deny { decision, liftable } => {
                     ctx.decision = Some(decision);
@@ -603,17 +650,6 @@ impl Gateway {
                 } => {
                     ctx.decision = Some(decision);
                     return Ok(Front::Slowed(retry_after));
-                }
-            }
-        }
-        if let Some(profile) = &portal.config.profile {
-            ctx.interception = intercept::on_request(profile, request, session.req_header())?;
-            // A login read from the query is budgeted now; one in a body once it is read.
-            if let Some(user) = ctx.interception.login_user.clone() {
-                if let Err((status, why)) =
-                    authorise::login_allowed(&self.budgets, request.client.ip, &user).await
-                {
-                    return Err(Rejection::framing(status, why));
                 }
             }
         }

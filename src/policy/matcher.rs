@@ -96,7 +96,7 @@ impl QueryCondition {
         }
     }
 
-    fn matches(&self, got: Option<&str>) -> bool {
+    pub fn matches(&self, got: Option<&str>) -> bool {
         match (got, &self.compiled) {
             (None, _) => false,
             (Some(_), _) if self.value == "*" => true,

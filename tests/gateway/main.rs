@@ -14,6 +14,7 @@ mod mfa;
 mod passthrough;
 mod paths;
 mod policy;
+mod prelogin;
 mod replicas;
 mod sessions;
 mod upstream;

@@ -20,7 +20,8 @@ fn shipped(name: &str) -> PortalProfile {
 fn with(sections: &str) -> Result<PortalProfile, Vec<String>> {
     let text = format!(
         "name = \"t\"\n{sections}\n[login]\npath = \"/login\"\nusername_field = \"u\"\n\
-         password_field = \"p\"\n[login.success]\nsession_cookies = [\"s\"]\n"
+         password_field = \"p\"\n[login.success]\nsession_cookies = [\"s\"]\n\
+         [[prelogin.allow]]\npath = \"/login\"\n"
     );
     profile::parse(Path::new("t.toml"), &text).map_err(|e| e.0.into_iter().map(|d| d.key).collect())
 }

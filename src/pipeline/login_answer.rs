@@ -1,0 +1,270 @@
+//! The portal's answer to a login, judged by its profile (ATTACKS.md 36-38). Whatever the
+//! portal did with the request, its answer never reaches the browser as written: a success
+//! becomes a bare redirect (and a new gateway session at the password level), anything else the
+//! gateway's "sign-in refused" page, with the pre-login vault emptied.
+
+use std::sync::Arc;
+
+use pingora::http::ResponseHeader;
+
+use super::identify::Identity;
+use super::normalise::Request;
+use super::respond::Rejection;
+use super::route::Portal;
+use super::whoami::{self, Confirmed};
+use super::{Gateway, RequestCtx};
+use crate::config::PortalProfile;
+use crate::identity::session::AuthLevel;
+use crate::identity::vault::{self, SetCookie};
+use crate::metrics::METRICS;
+
+/// Where a refused login lands: the gateway's page, with a way back to the portal's login.
+pub const SIGNIN_FAILED_PATH: &str = "/.vigie/signin-failed";
+
+/// One login exchange.
+pub struct Login<'a> {
+    pub portal: &'a Portal,
+    pub profile: &'a PortalProfile,
+    pub request: &'a Request,
+    /// Canonical.
+    pub user: &'a str,
+    pub user_agent: &'a str,
+}
+
+/// Judge the answer; rewrite `resp`; return the cookies to set.
+pub async fn judge(
+    gw: &Gateway,
+    login: &Login<'_>,
+    ctx: &mut RequestCtx,
+    resp: &mut ResponseHeader,
+    changes: Vec<SetCookie>,
+) -> Result<Vec<String>, Rejection> {
+    let (portal_name, ip, tls) = (
+        login.portal.config.name.as_str(),
+        login.request.client.ip,
+        login.request.tls,
+    );
+    let user = login.user;
+    let sessions = &gw.sessions;
+    let store_err = |e| {
+        tracing::error!(error = %e, "session store unavailable during login");
+        Rejection::new(503, "session_store_unavailable")
+    };
+    let status = resp.status.as_u16();
+    let location = resp
+        .headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let pre_login = end_pre_login(gw, ctx).await?;
+    let refused = |resp: &mut ResponseHeader, outcome: &str| {
+        refuse(gw, login.portal, login.request, resp, outcome, user)
+    };
+    if !crate::identity::login::login_succeeded(login.profile, status, location.as_deref()) {
+        return refused(resp, "failure");
+    }
+    if let Some(reason) = sessions.locks.locked(user).await.map_err(store_err)? {
+        tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason = %reason, portal = %portal_name, client = %ip);
+        return Err(Rejection::new(423, "account_locked"));
+    }
+    // A portal that keeps its session id at login authenticated the pre-login cookies: they
+    // carry over, now under a new gateway id (ATTACKS.md 37).
+    let mut vault_now = pre_login.map(|s| s.vault.clone()).unwrap_or_default();
+    for c in changes {
+        vault::apply(&mut vault_now, c);
+    }
+    let groups =
+        match whoami::confirm(&gw.config, login.portal, login.profile, user, &vault_now).await? {
+            Confirmed::Same(groups) => groups,
+            Confirmed::Other => {
+                gw.alerts.raise(mismatch_alert(login, ctx));
+                return refused(resp, "identity_mismatch");
+            }
+        };
+    let mut record = sessions.new_record(
+        portal_name,
+        Some(user.to_string()),
+        AuthLevel::Password,
+        ip,
+        login.user_agent,
+        vault_now,
+    );
+    record.groups = groups;
+    let pack = gw.config.policy.pack_for(&record.groups);
+    sessions.admit(&mut record, pack);
+    if !sessions
+        .enforce_cap(&record, pack)
+        .await
+        .map_err(store_err)?
+    {
+        tracing::warn!(target: "vigie::audit", event = "login", outcome = "session_cap", user = %user, portal = %portal_name, client = %ip);
+        return Err(Rejection::new(409, "session_cap"));
+    }
+    let id = record.id;
+    let cookie = sessions
+        .begin(record.clone(), None, tls)
+        .await
+        .map_err(store_err)?;
+    METRICS
+        .portal_logins
+        .with_label_values(&[portal_name, "success"])
+        .inc();
+    tracing::info!(target: "vigie::audit", event = "login", outcome = "success", user = %user, portal = %portal_name, client = %ip, session = %id.fingerprint(), level = AuthLevel::Password.label());
+    ctx.identity = Identity::Session(Arc::new(record));
+    // The portal's redirect, without its body: the next request meets the second factor.
+    replace(resp, status, location.as_deref().unwrap_or("/"))?;
+    Ok(vec![cookie])
+}
+
+/// Whatever the portal answered, the pre-login session ends: a success gets a new id, a
+/// failure leaves the portal a session nobody holds. Returns the ended session.
+async fn end_pre_login(
+    gw: &Gateway,
+    ctx: &mut RequestCtx,
+) -> Result<Option<Arc<crate::identity::session::SessionRecord>>, Rejection> {
+    ctx.interception.drop_body = true;
+    let pre_login = ctx.identity.session().cloned();
+    if let Some(old) = &pre_login {
+        gw.sessions.store.remove(&old.id).await.map_err(|e| {
+            tracing::error!(error = %e, "session store unavailable during login");
+            Rejection::new(503, "session_store_unavailable")
+        })?;
+    }
+    ctx.identity = Identity::Anonymous;
+    Ok(pre_login)
+}
+
+/// A refused login: the gateway's page instead of the portal's answer, the cookie cleared.
+fn refuse(
+    gw: &Gateway,
+    portal: &Portal,
+    request: &Request,
+    resp: &mut ResponseHeader,
+    outcome: &str,
+    user: &str,
+) -> Result<Vec<String>, Rejection> {
+    let name = portal.config.name.as_str();
+    METRICS
+        .portal_logins
+        .with_label_values(&[name, "failure"])
+        .inc();
+    tracing::warn!(target: "vigie::audit", event = "login", outcome, user = %user, portal = %name, client = %request.client.ip);
+    replace(resp, 303, SIGNIN_FAILED_PATH)?;
+    Ok(vec![gw.sessions.clear_cookie(request.tls)])
+}
+
+/// The portal answered a pre-login login POST before the gateway had read it whole: the
+/// answer is not the portal's judgement of a login the gateway knows, so it is a refusal.
+pub async fn unjudged(
+    gw: &Gateway,
+    portal: &Portal,
+    request: &Request,
+    ctx: &mut RequestCtx,
+    resp: &mut ResponseHeader,
+) -> Result<Vec<String>, Rejection> {
+    end_pre_login(gw, ctx).await?;
+    refuse(gw, portal, request, resp, "answered_before_read", "-")
+}
+
+/// Replace the portal's answer by a bare redirect, keeping only its other cookies (language);
+/// its session cookies were already taken into the vault.
+fn replace(resp: &mut ResponseHeader, status: u16, location: &str) -> Result<(), Rejection> {
+    let keep: Vec<_> = resp.headers.get_all("set-cookie").iter().cloned().collect();
+    let built = || -> pingora::Result<ResponseHeader> {
+        let mut r = ResponseHeader::build(status, Some(4 + keep.len()))?;
+        r.insert_header("location", location)?;
+        r.insert_header("content-length", "0")?;
+        r.insert_header("cache-control", "no-store")?;
+        for c in &keep {
+            r.append_header("set-cookie", c.clone())?;
+        }
+        Ok(r)
+    };
+    *resp = built().map_err(|_| Rejection::new(502, "portal_answer_unusable"))?;
+    Ok(())
+}
+
+/// The portal names another user than the one who typed the password: someone is riding on
+/// another account's portal session.
+fn mismatch_alert(login: &Login<'_>, ctx: &RequestCtx) -> crate::alerts::Alert {
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    crate::alerts::Alert {
+        id: crate::alerts::Alert::new_id(),
+        at_us: now_us,
+        rule_id: "VIGIE-IDENTITY-MISMATCH".into(),
+        rule_name: "The portal's session belongs to another user than the one who signed in".into(),
+        severity: crate::alerts::Severity::High,
+        risk_score: 80,
+        portal: login.portal.config.name.clone(),
+        user: login.user.to_string(),
+        groups: Vec::new(),
+        privileged: false,
+        session_hash: String::new(),
+        source_ip: Some(login.request.client.ip),
+        user_agent: login.user_agent.chars().take(256).collect(),
+        method: "POST".into(),
+        url_path: login.request.target.path.clone(),
+        status: 303,
+        window_start_us: now_us,
+        window_end_us: now_us,
+        evidence: Vec::new(),
+        distinct_patients: 0,
+        patient_pseudonyms: Vec::new(),
+        request_ids: vec![ctx.request_id.clone()],
+        techniques: vec!["T1078"],
+        action: "alert".into(),
+        dedup_key: format!("identity-mismatch:{}", login.user),
+    }
+}
+
+impl Gateway {
+    /// A session past the password sends a login (ATTACKS.md 38): whoever it logs in as, the
+    /// session ends first, so one user's identity never rides on another's portal session.
+    /// The request does not reach the portal; the user starts over.
+    pub(super) async fn end_for_login(&self, ctx: &mut RequestCtx) -> Rejection {
+        if let Some(s) = ctx.identity.session() {
+            if let Err(e) = self.sessions.store.remove(&s.id).await {
+                tracing::error!(error = %e, "session store unavailable while ending a session");
+                return Rejection::new(503, "session_store_unavailable");
+            }
+            tracing::warn!(target: "vigie::audit", event = "login_over_session", user = s.user.as_deref().unwrap_or("-"), attempted = ctx.interception.login_user.as_deref().unwrap_or("-"), session = %s.id.fingerprint());
+        }
+        ctx.identity = Identity::Anonymous;
+        Rejection::new(409, "login_over_session")
+    }
+
+    /// The same, once a request body was read as a login.
+    pub(super) async fn login_over_session(&self, ctx: &mut RequestCtx) -> pingora::Result<()> {
+        let r = self.end_for_login(ctx).await;
+        ctx.rejected = Some(r.reason);
+        pingora::Error::e_explain(pingora::ErrorType::HTTPStatus(r.status), r.reason)
+    }
+
+    /// `GET /.vigie/signin-failed`: the portal did not accept a sign-in.
+    pub(super) async fn signin_failed(
+        &self,
+        session: &mut pingora::proxy::Session,
+        portal: &Portal,
+        ctx: &RequestCtx,
+    ) -> Result<u16, Rejection> {
+        let lang = crate::pages::Lang::of_request(session.req_header());
+        let back = portal
+            .config
+            .profile
+            .as_ref()
+            .map_or("/".to_string(), |p| p.prelogin.login_page.clone());
+        let html = crate::pages::notice_page(
+            lang,
+            "signin_failed_title",
+            crate::pages::message(lang, "signin_failed_text"),
+            Some((back, crate::pages::message(lang, "signin_again"))),
+            &ctx.request_id,
+        );
+        super::respond::send_html(session, 401, html, false, Some(&ctx.request_id))
+            .await
+            .map_err(|_| Rejection::new(500, "write_failed"))?;
+        Ok(401)
+    }
+}
