@@ -7,6 +7,7 @@
 //! [`store::SessionStore`].
 
 pub mod assertion;
+pub mod collation;
 pub mod locks;
 pub mod login;
 pub mod prelogin;

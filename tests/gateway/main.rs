@@ -4,6 +4,7 @@
 mod browser;
 mod cdp;
 mod cli;
+mod collation;
 mod common;
 mod detection;
 mod factors;
