@@ -329,14 +329,11 @@ impl PortalConfig {
 }
 
 impl Config {
-    /// The groups `[groups]` gives `user` (`fold`: user names compared without case).
-    pub fn groups_of(&self, user: &str, fold: bool) -> Vec<String> {
-        if !fold {
-            return self.static_groups.get(user).cloned().unwrap_or_default();
-        }
+    /// The groups `[groups]` gives `user` (canonical), its names keyed the portal's way by `key`.
+    pub fn groups_of(&self, user: &str, key: impl Fn(&str) -> String) -> Vec<String> {
         self.static_groups
             .iter()
-            .filter(|(u, _)| u.to_lowercase() == user.to_lowercase())
+            .filter(|(u, _)| key(u) == user)
             .flat_map(|(_, g)| g.iter().cloned())
             .collect()
     }

@@ -120,6 +120,8 @@ pub struct LoginRule {
     pub session_cookies: Vec<String>,
     /// The portal treats `Alice` and `alice` as one account (MySQL collations usually do).
     pub case_insensitive_users: bool,
+    /// The collation the portal's database compares user names under, when known exactly.
+    pub collation: Option<crate::identity::collation::Collation>,
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +211,7 @@ struct LoginSection {
     fields: Vec<String>,
     #[serde(default)]
     case_insensitive_users: bool,
+    collation: Option<String>,
     success: SuccessSection,
     confirm: Option<ConfirmSection>,
 }
@@ -486,6 +489,17 @@ pub fn parse(path: &Path, text: &str) -> Result<PortalProfile, ConfigErrors> {
             }
         }
     });
+    let collation = f.login.collation.as_deref().and_then(|name| {
+        let c = crate::identity::collation::Collation::parse(name);
+        if c.is_none() {
+            err(
+                "login.collation",
+                format!("unknown collation `{name}`"),
+                "use the collation of the portal's user table: utf8mb4_general_ci, utf8mb4_general_nopad_ci, utf8mb4_bin or binary",
+            );
+        }
+        c
+    });
     let prelogin =
         crate::identity::prelogin::build(f.prelogin.as_ref(), &f.login.path, &mut |k, m, h| {
             err(k, m, h)
@@ -514,6 +528,7 @@ pub fn parse(path: &Path, text: &str) -> Result<PortalProfile, ConfigErrors> {
             confirm,
             session_cookies: f.login.success.session_cookies,
             case_insensitive_users: f.login.case_insensitive_users,
+            collation,
         },
         logout,
         block: BlockRule {

@@ -59,7 +59,7 @@ pub fn classify_fields<'a>(
         if name == login.username_field {
             odd |= array;
             let clean: String = v.chars().filter(|c| !c.is_control()).take(256).collect();
-            names.push(canonical(profile, clean.trim()));
+            names.push(canonical(profile, &clean));
         }
     }
     if !password {
@@ -102,13 +102,15 @@ pub fn mentions_password(profile: &PortalProfile, bytes: &[u8]) -> bool {
         .any(|n| lower.windows(n.len()).any(|w| w == n.as_bytes()))
 }
 
-/// The user name as the gateway keys it: lower-cased for portals that ignore case, so
-/// `ALICE` cannot dodge alice's factors, lock or budget.
+/// The user name as the gateway keys it: equal keys exactly when the portal takes the names
+/// for one account (its database collation, ATTACKS.md 39), so `ÉLISE ` cannot dodge elise's
+/// factors, lock, budget or privileged pack. Without a collation: trimmed, and lower-cased for
+/// portals that ignore case.
 pub fn canonical(profile: &PortalProfile, name: &str) -> String {
-    if profile.login.case_insensitive_users {
-        name.to_lowercase()
-    } else {
-        name.to_string()
+    match profile.login.collation {
+        Some(c) => c.canonical(name),
+        None if profile.login.case_insensitive_users => name.trim().to_lowercase(),
+        None => name.trim().to_string(),
     }
 }
 
@@ -255,6 +257,16 @@ mod tests {
         // Case-insensitive portals key users in lower case.
         let mut m = p.clone();
         m.login.case_insensitive_users = true;
+        let mut general = p.clone();
+        general.login.collation = crate::identity::collation::Collation::parse("utf8mb4_general_ci");
+        for variant in ["Élise", "ELISE  ", "elise"] {
+            let body = format!("login=1&username={variant}&password=x");
+            assert_eq!(
+                classify(&general, None, body.as_bytes()),
+                Attempt::Login("elise".into()),
+                "{variant}"
+            );
+        }
         assert_eq!(
             classify(&m, None, b"login=1&username=ALICE&password=x"),
             Attempt::Login("alice".into())

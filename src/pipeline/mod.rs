@@ -625,7 +625,12 @@ impl Gateway {
                         .profile
                         .as_ref()
                         .map_or("/", |p| p.prelogin.login_page.as_str());
-                    return match navigation {
+                    // Only a page navigation is sent to the login page: a favicon or script
+                    // fetched through the redirect would reload the login form behind the
+                    // user's back (and renew its CSRF token).
+                    let mode = session.req_header().headers.get("sec-fetch-mode");
+                    let page_load = mode.is_none_or(|m| m.as_bytes() == b"navigate");
+                    return match navigation && page_load {
                         true => Ok(Front::Redirect(page.to_string())),
                         false => Err(Rejection::new(401, "prelogin_wall")),
                     };

@@ -53,7 +53,7 @@ pub async fn confirm(
         }
         read = Some((path, text));
     }
-    let mut groups = config.groups_of(user, profile.login.case_insensitive_users);
+    let mut groups = config.groups_of(user, |u| crate::identity::login::canonical(profile, u));
     let Some(rule) = &profile.role else {
         return Ok(Confirmed::Same(groups));
     };

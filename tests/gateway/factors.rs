@@ -205,12 +205,13 @@ fn failures_from_many_sources_and_sessions_lock_the_account() {
     assert_eq!(locked.status, 423);
     assert!(locked.text().contains("Compte verrouillé"));
     // Every session of the account ended; a new login is refused.
+    let walled = s2.get(PATIENT);
     assert_eq!(
-        s2.get(PATIENT).status,
-        200,
-        "anonymous again: the portal's login page"
+        (walled.status, walled.header("location")),
+        (303, Some("/index.php")),
+        "anonymous again: sent to the portal's login page"
     );
-    assert!(s2.get(PATIENT).text().contains("Connexion"));
+    assert!(s2.get("/index.php").text().contains("Connexion"));
     let refused = crate::passthrough::submit_login(gw.port, "dr.martin", "martin-demo", None);
     assert_eq!(refused.status, 423);
     assert!(gw.proc.stderr().contains("account_lock"));

@@ -198,7 +198,7 @@ fn privileged_accounts_get_their_pack_from_the_role_the_portal_shows() {
     assert_eq!(ok.status, 303, "{}", ok.text());
     assert!(second.opens_patient());
     assert!(
-        first.get(PATIENT).text().contains("Connexion"),
+        crate::sessions::walled(&first.get(PATIENT)),
         "the oldest session ended"
     );
     assert!(gw.proc.stderr().contains("session_cap"));

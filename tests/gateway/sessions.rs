@@ -14,6 +14,12 @@ fn portal_sessions(portal: &Portal) -> u64 {
 
 const PATIENT: &str = "/index.php?m=dPpatients&tab=vw_full_patients&patient_id=17";
 
+/// The gateway sees nobody: a portal page gets the pre-login wall (ATTACKS.md 36), a
+/// redirect to the login page, never the portal.
+pub fn walled(resp: &Response) -> bool {
+    resp.status == 303 && resp.header("location") == Some("/index.php")
+}
+
 /// Log in through the gateway; returns the gateway cookie (`vigie=…`).
 fn login(gw: &Gateway, user: &str, password: &str) -> String {
     let resp = submit_login(gw.port, user, password, None);
@@ -54,14 +60,14 @@ fn the_portal_session_stays_in_the_vault() {
         .all(|c| !c.starts_with("mediboard_session")));
 
     // Without it, or with a browser-made portal cookie, the portal sees nobody.
-    assert!(get(gw.port, PATIENT, "").text().contains("Connexion"));
+    assert!(walled(&get(gw.port, PATIENT, "")));
     let forged = get(
         gw.port,
         PATIENT,
         "Cookie: mediboard_session=0123456789abcdef0123456789abcdef\r\n",
     );
     assert!(
-        forged.text().contains("Connexion"),
+        walled(&forged),
         "a browser-supplied portal cookie was trusted"
     );
 
@@ -78,8 +84,13 @@ fn failed_logins_are_counted_and_give_no_session() {
     let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
     for user in ["dr.martin", "nobody"] {
         let resp = submit_login(gw.port, user, "wrong", None);
-        assert_eq!(resp.status, 200);
-        assert_eq!(cookie_set(&resp, "vigie"), None);
+        assert_eq!(resp.status, 303);
+        assert_eq!(resp.header("location"), Some("/.vigie/signin-failed"));
+        assert!(
+            !resp.text().contains("Connexion"),
+            "the portal's answer never reaches the browser"
+        );
+        assert_eq!(cookie_set(&resp, "vigie").as_deref(), Some("vigie="));
     }
     std::thread::sleep(Duration::from_millis(200));
     let metrics = get(gw.admin_port, "/metrics", "").text();
@@ -117,7 +128,7 @@ fn portal_logout_link_ends_both_sessions() {
     );
     let after = get(gw.port, PATIENT, &format!("Cookie: {cookie}\r\n"));
     assert!(
-        after.text().contains("Connexion"),
+        walled(&after),
         "the old gateway cookie still works"
     );
 }
@@ -155,9 +166,11 @@ fn gateway_logout_is_a_same_origin_post_ending_both_sessions() {
         0,
         "the portal session was not ended"
     );
-    assert!(get(gw.port, PATIENT, &format!("Cookie: {cookie}\r\n"))
-        .text()
-        .contains("Connexion"));
+    assert!(walled(&get(
+        gw.port,
+        PATIENT,
+        &format!("Cookie: {cookie}\r\n")
+    )));
 }
 
 #[test]
@@ -174,11 +187,7 @@ fn malformed_or_duplicated_gateway_cookies_mean_no_session() {
         format!("VIGIE={token}"),
     ] {
         let page = get(gw.port, PATIENT, &format!("Cookie: {bad}\r\n"));
-        assert_eq!(page.status, 200);
-        assert!(
-            page.text().contains("Connexion"),
-            "{bad:.60} opened a session"
-        );
+        assert!(walled(&page), "{bad:.60} opened a session");
     }
     // Non-UTF-8 bytes in the cookie header.
     let resp = raw(
@@ -199,16 +208,16 @@ fn a_new_session_id_at_every_login() {
     let portal = start_portal();
     let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
     let first = login(&gw, "dr.martin", "martin-demo");
-    // Log in again from the same browser, which still presents the first cookie.
+    // Log in again from the same browser, which still presents the first cookie: the first
+    // session ends (ATTACKS.md 38), and the new login starts over.
     let resp = submit_login(gw.port, "admin", "admin-demo", Some(&first));
-    let second = cookie_set(&resp, "vigie").unwrap();
-    assert_ne!(first, second);
+    assert_eq!(resp.status, 409, "{}", resp.text());
     assert!(
-        get(gw.port, PATIENT, &format!("Cookie: {first}\r\n"))
-            .text()
-            .contains("Connexion"),
+        walled(&get(gw.port, PATIENT, &format!("Cookie: {first}\r\n"))),
         "the replaced session survived"
     );
+    let second = login(&gw, "admin", "admin-demo");
+    assert_ne!(first, second);
     assert!(get(gw.port, PATIENT, &format!("Cookie: {second}\r\n"))
         .text()
         .contains("admin"));
@@ -218,13 +227,14 @@ fn a_new_session_id_at_every_login() {
 fn the_gateway_cookie_and_browser_portal_cookies_never_reach_the_portal() {
     let echo = Echo::start(Duration::ZERO);
     let gw = start_profiled_gateway(echo.port, "sample-portal.toml", "");
+    // Before login only the profile's pre-login cookies pass (the CSRF cookie).
     let resp = get(
         gw.port,
-        "/x",
-        "Cookie: vigie=abc; lang=fr; mediboard_session=forged; __Host-vigie=def\r\n",
+        "/index.php",
+        "Cookie: vigie=abc; lang=fr; mediboard_session=forged; mediboard_csrf=t; __Host-vigie=def\r\n",
     );
     let head = resp.text().to_ascii_lowercase();
-    assert!(head.contains("cookie: lang=fr\r\n"), "{head}");
+    assert!(head.contains("cookie: mediboard_csrf=t\r\n"), "{head}");
     assert!(
         !head.contains("vigie") && !head.contains("forged"),
         "{head}"
@@ -254,7 +264,8 @@ fn mediboard_alternate_credential_entry_points_are_refused() {
         403
     );
     assert!(echo.requests().is_empty(), "{:?}", echo.requests());
-    assert_eq!(get(gw.port, "/index.php?m=dPpatients", "").status, 200);
+    // An ordinary parameter is not a credential: not refused, only walled before login.
+    assert!(walled(&get(gw.port, "/index.php?m=dPpatients", "")));
 }
 
 fn vigie_session(gw: &Gateway, args: &[&str]) -> (bool, serde_json::Value) {
@@ -284,11 +295,7 @@ fn admins_list_and_revoke_sessions_through_the_admin_api() {
         login(&gw, "dr.martin", "martin-demo"),
     );
     let other = login(&gw, "admin", "admin-demo");
-    let alive = |c: &str| {
-        !get(gw.port, PATIENT, &format!("Cookie: {c}\r\n"))
-            .text()
-            .contains("Connexion")
-    };
+    let alive = |c: &str| !walled(&get(gw.port, PATIENT, &format!("Cookie: {c}\r\n")));
 
     let (ok, listed) = vigie_session(&gw, &["list", "--user", "dr.martin"]);
     assert!(ok);
@@ -338,10 +345,12 @@ fn a_portal_session_opened_before_login_is_vaulted_too() {
     let token = csrf_token(&page);
     let form = format!("login=1&csrf_token={token}&username=dr.martin&password=martin-demo");
     let post = |cookie: &str| {
-        raw(gw.port, format!("POST /index.php HTTP/1.1\r\nHost: p\r\n{cookie}Content-Length: {}\r\nConnection: close\r\n\r\n{form}", form.len()).as_bytes()).unwrap()
+        raw(gw.port, format!("POST /index.php HTTP/1.1\r\nHost: p\r\n{cookie}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}", form.len()).as_bytes()).unwrap()
     };
-    // Without the gateway cookie the portal does not see its pre-login session: CSRF fails.
-    assert_eq!(post("").status, 403);
+    // Without the gateway cookie the portal does not see its pre-login session: CSRF fails,
+    // and the gateway shows its own refusal instead of the portal's answer.
+    let refused = post("");
+    assert_eq!(refused.header("location"), Some("/.vigie/signin-failed"));
     let ok = post(&format!("Cookie: {pre_login}\r\n"));
     assert_eq!(ok.status, 302, "{}", ok.text());
     assert_eq!(cookie_set(&ok, "mediboard_session"), None);
@@ -351,9 +360,7 @@ fn a_portal_session_opened_before_login_is_vaulted_too() {
         .text()
         .contains("dr.martin"));
     assert!(
-        get(gw.port, PATIENT, &format!("Cookie: {pre_login}\r\n"))
-            .text()
-            .contains("Connexion"),
+        walled(&get(gw.port, PATIENT, &format!("Cookie: {pre_login}\r\n"))),
         "the pre-login session survived"
     );
 }
@@ -386,9 +393,11 @@ fn a_locked_account_loses_its_sessions_and_cannot_log_in_until_unlocked() {
         &["lock", "dr.martin", "--reason", "badge reported stolen"],
     );
     assert!(ok && said.contains("\"sessions_ended\":1"), "{said}");
-    assert!(get(gw.port, PATIENT, &format!("Cookie: {cookie}\r\n"))
-        .text()
-        .contains("Connexion"));
+    assert!(walled(&get(
+        gw.port,
+        PATIENT,
+        &format!("Cookie: {cookie}\r\n")
+    )));
 
     // The portal still accepts the password, but the gateway refuses to open a session.
     let refused = submit_login(gw.port, "dr.martin", "martin-demo", None);
