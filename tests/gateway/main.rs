@@ -5,6 +5,7 @@ mod browser;
 mod cdp;
 mod cli;
 mod common;
+mod connections;
 mod detection;
 mod factors;
 mod framing;
