@@ -3,6 +3,7 @@
 //! Where each concern lives:
 //! - [`config`]: the one validated configuration every source becomes;
 //! - [`pipeline`]: the request pipeline, one module per stage;
+//! - [`listener`]: connection hygiene below it (per-peer cap, request-head deadline);
 //! - [`admin`], [`metrics`], [`telemetry`]: what operators watch;
 //! - [`sample_portal`]: a stand-in legacy EHR for the demo, tests and benchmarks;
 //! - [`server`]: wiring Pingora services together.
@@ -14,6 +15,7 @@ pub mod config;
 pub mod detect;
 pub mod factors;
 pub mod identity;
+pub mod listener;
 pub mod metrics;
 pub mod pages;
 pub mod pipeline;

@@ -37,9 +37,13 @@ pub struct Metrics {
     pub alert_sink_failures: IntCounterVec,
     /// Requests the detector stopped, by action (`held`, `throttled`, `step_up`).
     pub detector_actions: IntCounterVec,
+    /// Connections closed before a request head was read, by reason (`head_timeout`,
+    /// `peer_cap`, `fd_reserve`).
+    pub refused_connections: IntCounterVec,
 }
 
-pub static METRICS: Lazy<Metrics> = Lazy::new(|| Metrics {
+pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
+    Metrics {
     requests: register_int_counter_vec!(
         "vigie_requests_total",
         "Requests answered, by portal and status class.",
@@ -136,6 +140,13 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| Metrics {
         &["action"]
     )
     .expect("metric registers once"),
+    refused_connections: register_int_counter_vec!(
+        "vigie_refused_connections_total",
+        "Connections closed before a whole request head, by reason (head_timeout, peer_cap, fd_reserve).",
+        &["reason"]
+    )
+    .expect("metric registers once"),
+}
 });
 
 /// `2xx`, `4xx`… for a status code; `0` (no response written) counts as `none`.

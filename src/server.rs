@@ -23,6 +23,8 @@ use crate::identity::redis_store::{RedisLocks, RedisStore};
 use crate::identity::session::{Clock, Lifetimes, SystemClock};
 use crate::identity::store::{MemoryStore, SessionStore};
 use crate::identity::Sessions;
+use crate::listener::peers::{self, Peers};
+use crate::listener::ConnectionGuard;
 use crate::pipeline::Gateway;
 use crate::sample_portal::SamplePortal;
 use crate::storage::users::UserStore;
@@ -76,7 +78,7 @@ pub fn build_with(
         None => AssertionKeys::ephemeral(),
     });
 
-    let mut gateway = pingora::proxy::http_proxy_service_with_name(
+    let proxy = pingora::proxy::http_proxy(
         &server.configuration,
         Gateway::new(
             config.clone(),
@@ -88,7 +90,10 @@ pub fn build_with(
             detector.clone(),
             alerts.clone(),
         ),
-        "vigie-gateway",
+    );
+    let mut gateway = Service::new(
+        "vigie-gateway".to_string(),
+        ConnectionGuard::new(proxy, peers(config), config.limits.head_timeout),
     );
     for l in &config.listeners {
         let addr = l.address.to_string();
@@ -134,6 +139,24 @@ pub fn build_with(
         server.add_service(svc);
     }
     Ok((server, detector))
+}
+
+/// The per-peer connection count: `max_connections_per_peer`, and for any one peer (trusted
+/// proxies too) at most 90% of the open-file limit.
+fn peers(config: &Config) -> Peers {
+    let per_peer = config.limits.max_connections_per_peer;
+    let fd_share = peers::fd_share();
+    if let Some(share) = fd_share.filter(|s| *s < per_peer) {
+        tracing::warn!(
+            "limits.max_connections_per_peer = {per_peer} is more than 90% of the open-file \
+             limit allows one peer ({share}): raise the limit (LimitNOFILE=) or lower the cap"
+        );
+    }
+    Peers::new(
+        per_peer,
+        fd_share.unwrap_or(usize::MAX),
+        config.trusted_proxies.clone(),
+    )
 }
 
 /// The detector, unless disabled. Pseudonyms are keyed from the session key when one is

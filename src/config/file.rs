@@ -436,6 +436,8 @@ pub struct LimitsSection {
     pub max_body_bytes: i64,
     pub client_body_timeout_seconds: i64,
     pub keepalive_timeout_seconds: i64,
+    pub head_timeout_seconds: i64,
+    pub max_connections_per_peer: i64,
 }
 
 impl Default for LimitsSection {
@@ -447,6 +449,8 @@ impl Default for LimitsSection {
             max_body_bytes: 16 * 1024 * 1024,
             client_body_timeout_seconds: 30,
             keepalive_timeout_seconds: 60,
+            head_timeout_seconds: 10,
+            max_connections_per_peer: 256,
         }
     }
 }

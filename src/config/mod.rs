@@ -231,6 +231,11 @@ pub struct Limits {
     pub max_body_bytes: u64,
     pub client_body_timeout: Duration,
     pub keepalive_timeout: Duration,
+    /// A request head must arrive whole within this time of the connection (or, on a reused
+    /// connection, of its first byte); else the connection is closed (ATTACKS.md 41).
+    pub head_timeout: Duration,
+    /// Open connections one direct peer may hold; trusted proxies are exempt.
+    pub max_connections_per_peer: usize,
 }
 
 impl Default for Limits {
@@ -243,6 +248,8 @@ impl Default for Limits {
             max_body_bytes: f.max_body_bytes as u64,
             client_body_timeout: Duration::from_secs(f.client_body_timeout_seconds as u64),
             keepalive_timeout: Duration::from_secs(f.keepalive_timeout_seconds as u64),
+            head_timeout: Duration::from_secs(f.head_timeout_seconds as u64),
+            max_connections_per_peer: f.max_connections_per_peer as usize,
         }
     }
 }

@@ -85,6 +85,17 @@ fn trusted_proxies_are_believed_and_extended() {
         "{head}"
     );
     assert!(head.contains("x-real-ip: 198.51.100.7\r\n"), "{head}");
+    // ATTACKS.md 47: the client's own line first, the proxy's after it: one list, read whole.
+    let head = forwarded_head(
+        &gw,
+        &echo,
+        "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 198.51.100.7\r\n",
+    );
+    assert!(head.contains("x-real-ip: 198.51.100.7\r\n"), "{head}");
+    assert!(
+        head.contains("x-forwarded-for: 6.6.6.6, 198.51.100.7, 127.0.0.1\r\n"),
+        "{head}"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod cdp;
 mod cli;
 mod collation;
 mod common;
+mod connections;
 mod detection;
 mod factors;
 mod framing;

@@ -146,6 +146,20 @@ impl Validator<'_> {
                 3600,
                 " (0 closes the connection after each request)",
             )),
+            head_timeout: secs(self.range(
+                "limits.head_timeout_seconds",
+                l.head_timeout_seconds,
+                1,
+                3600,
+                " (seconds for a whole request head to arrive)",
+            )),
+            max_connections_per_peer: self.range(
+                "limits.max_connections_per_peer",
+                l.max_connections_per_peer,
+                1,
+                1 << 20,
+                " (open connections from one address; trusted proxies are exempt)",
+            ) as usize,
         };
         let trusted_proxies = self.trusted_proxies(&f.network.trusted_proxies);
         let headers = self.header_rules(&f.headers.strip_request, f.headers.allow_underscores);
@@ -392,6 +406,8 @@ mod tests {
         assert_eq!(c.admin, Some("127.0.0.1:9090".parse().unwrap()));
         assert_eq!(c.portals[0].hosts, vec!["*"]);
         assert_eq!(c.limits.max_header_count, 100);
+        assert_eq!(c.limits.head_timeout, Duration::from_secs(10));
+        assert_eq!(c.limits.max_connections_per_peer, 256);
         assert!(c.server.threads >= 1);
     }
 
@@ -470,6 +486,35 @@ mod tests {
             errs[0].message
         );
         assert_eq!(errs[0].position.map(|p| p.0), Some(2));
+    }
+
+    #[test]
+    fn connection_limits_are_checked() {
+        let text =
+            format!("{MINIMAL}[limits]\nhead_timeout_seconds = 0\nmax_connections_per_peer = 0\n");
+        let errs = load(&text).unwrap_err().0;
+        let found: Vec<(&str, usize)> = errs
+            .iter()
+            .map(|e| (e.key.as_str(), e.position.unwrap().0))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("limits.head_timeout_seconds", 8),
+                ("limits.max_connections_per_peer", 9)
+            ]
+        );
+        assert!(errs[1]
+            .help
+            .as_deref()
+            .unwrap_or("")
+            .contains("1 to 1048576"));
+        let c = load(&format!(
+            "{MINIMAL}[limits]\nhead_timeout_seconds = 3\nmax_connections_per_peer = 20\n"
+        ))
+        .unwrap();
+        assert_eq!(c.limits.head_timeout, Duration::from_secs(3));
+        assert_eq!(c.limits.max_connections_per_peer, 20);
     }
 
     #[test]

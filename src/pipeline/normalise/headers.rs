@@ -140,23 +140,30 @@ pub struct ClientAddress {
 
 /// Find the client address: the peer itself, unless the peer is a trusted proxy, in which case
 /// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
-pub fn client_address(peer: IpAddr, xff: Option<&str>, trusted: &[IpNet]) -> ClientAddress {
+///
+/// `xff` holds every `X-Forwarded-For` line in order: a proxy may add its own line rather than
+/// extend the client's, and the lines are one list (RFC 9110 5.3). Reading only the first line
+/// would let the client name its own address (ATTACKS.md 47).
+pub fn client_address<'a, I>(peer: IpAddr, xff: I, trusted: &[IpNet]) -> ClientAddress
+where
+    I: IntoIterator<Item = &'a str>,
+    I::IntoIter: DoubleEndedIterator,
+{
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     let peer_trusted = is_trusted(&peer);
     let mut ip = peer;
     if peer_trusted {
-        if let Some(xff) = xff {
-            for entry in xff.rsplit(',').map(str::trim) {
-                match entry.parse::<IpAddr>() {
-                    Ok(hop) => {
-                        ip = hop;
-                        if !is_trusted(&hop) {
-                            break;
-                        }
+        let entries = xff.into_iter().rev().flat_map(|line| line.rsplit(','));
+        for entry in entries.map(str::trim) {
+            match entry.parse::<IpAddr>() {
+                Ok(hop) => {
+                    ip = hop;
+                    if !is_trusted(&hop) {
+                        break;
                     }
-                    // An unparsable hop ends the chain we can believe.
-                    Err(_) => break,
                 }
+                // An unparsable hop ends the chain we can believe.
+                Err(_) => break,
             }
         }
     }
@@ -167,6 +174,15 @@ pub fn client_address(peer: IpAddr, xff: Option<&str>, trusted: &[IpNet]) -> Cli
     }
 }
 
+/// Every `X-Forwarded-For` line, in order; a line that is not text reads as "" (an unparsable
+/// hop, which ends the chain [`client_address`] believes).
+pub fn forwarded_for(headers: &http::HeaderMap) -> impl DoubleEndedIterator<Item = &str> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""))
+}
+
 /// Rewrite the forwarding headers the portal receives. Client-sent copies survive only
 /// when the peer is a trusted proxy, and then the peer is appended to the chain.
 pub fn set_forwarding_headers(
@@ -175,11 +191,15 @@ pub fn set_forwarding_headers(
     tls: bool,
     host: &str,
 ) {
+    // Every line, joined in order (ATTACKS.md 47); a line that is not text drops the chain.
     let prior_xff = req
         .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().ok())
+        .collect::<Option<Vec<&str>>>()
+        .filter(|lines| !lines.is_empty())
+        .map(|lines| lines.join(", "));
     let prior_https = req
         .headers
         .get("x-forwarded-proto")
@@ -301,7 +321,7 @@ mod tests {
     fn spoofed_xff_from_untrusted_peer_is_ignored() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let peer: IpAddr = "203.0.113.9".parse().unwrap();
-        let c = client_address(peer, Some("1.2.3.4"), &trusted);
+        let c = client_address(peer, ["1.2.3.4"], &trusted);
         assert_eq!(c.ip, peer);
         let mut r = req(&[
             ("X-Forwarded-For", "1.2.3.4"),
@@ -319,13 +339,13 @@ mod tests {
     fn trusted_proxy_chain_is_walked_from_the_right() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let peer: IpAddr = "10.0.0.2".parse().unwrap();
-        let c = client_address(peer, Some("6.6.6.6, 198.51.100.7, 10.0.0.9"), &trusted);
+        let c = client_address(peer, ["6.6.6.6, 198.51.100.7, 10.0.0.9"], &trusted);
         assert_eq!(c.ip, "198.51.100.7".parse::<IpAddr>().unwrap());
         assert_eq!(
-            client_address(peer, Some("garbage, 10.0.0.9"), &trusted).ip,
+            client_address(peer, ["garbage, 10.0.0.9"], &trusted).ip,
             "10.0.0.9".parse::<IpAddr>().unwrap()
         );
-        assert_eq!(client_address(peer, None, &trusted).ip, peer);
+        assert_eq!(client_address(peer, [], &trusted).ip, peer);
         let mut r = req(&[
             ("X-Forwarded-For", "198.51.100.7"),
             ("X-Forwarded-Proto", "https"),
@@ -336,5 +356,65 @@ mod tests {
             "198.51.100.7, 10.0.0.2"
         );
         assert_eq!(r.headers.get("x-forwarded-proto").unwrap(), "https");
+    }
+
+    /// ATTACKS.md 47: a proxy that adds its own `X-Forwarded-For` line after the client's.
+    #[test]
+    fn several_forwarded_for_lines_are_one_list() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer: IpAddr = "10.0.0.2".parse().unwrap();
+        let r = req(&[
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Forwarded-For", "198.51.100.7, 10.0.0.9"),
+        ]);
+        let c = client_address(peer, forwarded_for(&r.headers), &trusted);
+        assert_eq!(c.ip, "198.51.100.7".parse::<IpAddr>().unwrap());
+        // The right-most line's right-most untrusted entry, whatever the first line says.
+        let r = req(&[
+            ("X-Forwarded-For", "198.51.100.7"),
+            ("X-Forwarded-For", "6.6.6.6"),
+        ]);
+        let c = client_address(peer, forwarded_for(&r.headers), &trusted);
+        assert_eq!(c.ip, "6.6.6.6".parse::<IpAddr>().unwrap());
+        // Trusted hops on their own lines are walked past; an unparsable one ends the chain.
+        let lines = ["6.6.6.6", "198.51.100.7", "10.0.0.9", "10.1.1.1"];
+        let c = client_address(peer, lines, &trusted);
+        assert_eq!(c.ip, "198.51.100.7".parse::<IpAddr>().unwrap());
+        let lines = ["6.6.6.6", "", "10.0.0.9"];
+        assert_eq!(
+            client_address(peer, lines, &trusted).ip,
+            "10.0.0.9".parse::<IpAddr>().unwrap()
+        );
+        // From an untrusted peer no line counts.
+        let outsider: IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(
+            client_address(outsider, ["1.2.3.4", "5.6.7.8"], &trusted).ip,
+            outsider
+        );
+    }
+
+    #[test]
+    fn several_forwarded_for_lines_reach_the_portal_as_one_chain() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer: IpAddr = "10.0.0.2".parse().unwrap();
+        let mut r = req(&[
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Forwarded-For", "198.51.100.7"),
+        ]);
+        let c = client_address(peer, forwarded_for(&r.headers), &trusted);
+        set_forwarding_headers(&mut r, &c, false, "portal");
+        let lines: Vec<_> = r.headers.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(lines, ["6.6.6.6, 198.51.100.7, 10.0.0.2"]);
+        assert_eq!(r.headers.get("x-real-ip").unwrap(), "198.51.100.7");
+        // A line that is not text drops the chain rather than a part of it.
+        let mut r = req(&[("X-Forwarded-For", "6.6.6.6")]);
+        r.append_header(
+            "X-Forwarded-For",
+            HeaderValue::from_bytes(b"198.51.100.7 \xff").unwrap(),
+        )
+        .unwrap();
+        set_forwarding_headers(&mut r, &c, false, "portal");
+        let lines: Vec<_> = r.headers.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(lines, ["10.0.0.2"]);
     }
 }

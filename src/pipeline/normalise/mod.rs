@@ -60,11 +60,7 @@ pub fn run(session: &Session, limits: &Limits, trusted: &[IpNet]) -> Result<Requ
         .client_addr()
         .and_then(|a| a.as_inet())
         .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-    let xff = req
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let client = client_address(peer, xff, trusted);
+    let client = client_address(peer, headers::forwarded_for(&req.headers), trusted);
     let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
     Ok(Request {
         method: req.method.clone(),
