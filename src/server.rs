@@ -82,13 +82,15 @@ pub fn build_with(
         &server.configuration,
         Gateway::new(
             config.clone(),
-            sessions.clone(),
-            users,
-            assertions,
-            factors.clone(),
-            budgets.clone(),
-            detector.clone(),
-            alerts.clone(),
+            crate::pipeline::Parts {
+                sessions: sessions.clone(),
+                users,
+                assertions,
+                factors: factors.clone(),
+                budgets: budgets.clone(),
+                detector: detector.clone(),
+                alerts: alerts.clone(),
+            },
         ),
     );
     let mut gateway = Service::new(

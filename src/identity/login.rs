@@ -258,7 +258,8 @@ mod tests {
         let mut m = p.clone();
         m.login.case_insensitive_users = true;
         let mut general = p.clone();
-        general.login.collation = crate::identity::collation::Collation::parse("utf8mb4_general_ci");
+        general.login.collation =
+            crate::identity::collation::Collation::parse("utf8mb4_general_ci");
         for variant in ["Élise", "ELISE  ", "elise"] {
             let body = format!("login=1&username={variant}&password=x");
             assert_eq!(

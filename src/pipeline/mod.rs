@@ -71,18 +71,29 @@ pub struct Gateway {
     alerts: Arc<crate::alerts::Alerts>,
 }
 
+/// The shared state a [`Gateway`] is built on (the server assembles it from the config).
+pub struct Parts {
+    pub sessions: Arc<Sessions>,
+    pub users: Option<Arc<UserStore>>,
+    pub assertions: Arc<AssertionKeys>,
+    pub factors: Option<Arc<Factors>>,
+    pub budgets: Arc<Budgets>,
+    pub detector: Option<Arc<crate::detect::Detector>>,
+    pub alerts: Arc<crate::alerts::Alerts>,
+}
+
 impl Gateway {
-    pub fn new(
-        config: Config,
-        sessions: Arc<Sessions>,
-        users: Option<Arc<UserStore>>,
-        assertions: Arc<AssertionKeys>,
-        factors: Option<Arc<Factors>>,
-        budgets: Arc<Budgets>,
-        detector: Option<Arc<crate::detect::Detector>>,
-        alerts: Arc<crate::alerts::Alerts>,
-    ) -> Self {
+    pub fn new(config: Config, parts: Parts) -> Self {
         let router = Router::new(&config.portals);
+        let Parts {
+            sessions,
+            users,
+            assertions,
+            factors,
+            budgets,
+            detector,
+            alerts,
+        } = parts;
         Self {
             config,
             router,

@@ -64,7 +64,44 @@ pub fn explain(config: &Config, r: &Described) -> String {
         .policy
         .decide(&portal.config, config.second_factor.required, &facts);
     let limit = config.budgets.classes.get(&decision.budget);
-    render(&portal.config.name, &facts, &decision, limit)
+    let mut out = render(&portal.config.name, &facts, &decision, limit);
+    if let Some(profile) = &portal.config.profile {
+        out.push_str(&pre_login(
+            profile,
+            r.method,
+            &target,
+            decision.requirement.level,
+        ));
+    }
+    out
+}
+
+/// What the pre-login wall answers the same request from someone not yet past the password.
+fn pre_login(
+    profile: &crate::config::PortalProfile,
+    method: &str,
+    target: &crate::pipeline::normalise::Target,
+    required: AuthLevel,
+) -> String {
+    let query = target.query.as_deref();
+    let answer = if method == profile.login.method && target.path == profile.login.path {
+        "the portal's login request: counted as a login attempt, read strictly (a plain form of the profile's fields), its answer judged by the profile".to_string()
+    } else if profile
+        .prelogin
+        .allows(profile.query_reading, method, &target.path, query)
+    {
+        "reaches the portal (on the profile's [prelogin] allowlist)".to_string()
+    } else if required == AuthLevel::None {
+        "reaches the portal (a rule makes it public)".to_string()
+    } else if matches!(method, "GET" | "HEAD") {
+        format!(
+            "sign-in wall: 303 to `{}`, the portal never sees it",
+            profile.prelogin.login_page
+        )
+    } else {
+        "sign-in wall: 401, the portal never sees it".to_string()
+    };
+    format!("pre-login {answer}\n")
 }
 
 fn level(l: AuthLevel) -> &'static str {

@@ -341,8 +341,46 @@ fn explain_and_check_config_speak_to_it() {
         text.contains("budget    export"),
         "the profile's class: {text}"
     );
+    assert!(
+        text.contains("pre-login sign-in wall: 303 to `/index.php`"),
+        "{text}"
+    );
+    let login_page = vigie_ok(["explain", "-c", config, "--url", "/index.php"]);
+    assert!(
+        login_page.contains("pre-login reaches the portal (on the profile's [prelogin] allowlist)"),
+        "{login_page}"
+    );
     let bad = vigie_ok(["explain", "-c", config, "--url", "/%2561dmin"]);
     assert!(bad.contains("REFUSED before policy"));
+
+    // A profile without a pre-login allowlist is refused, naming the key and the fix.
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/generic-form.toml"),
+    )
+    .unwrap();
+    let cut = shipped.split("\n[prelogin]").next().unwrap();
+    let open_profile = dir.path().join("open.toml");
+    std::fs::write(&open_profile, cut).unwrap();
+    let main = dir.path().join("open-vigie.toml");
+    std::fs::write(
+        &main,
+        format!(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[second_factor]\nkey_file = \"{}\"\nwebauthn_origins = [\"http://localhost:1\"]\n[[portal]]\nname = \"p\"\nupstream = \"127.0.0.1:2\"\nprofile = \"{}\"\n",
+            keys.display(),
+            open_profile.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(VIGIE)
+        .args(["check-config", "-c", main.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("`prelogin`") && said.contains("[[prelogin.allow]]"),
+        "{said}"
+    );
 }
 
 #[test]

@@ -127,10 +127,7 @@ fn portal_logout_link_ends_both_sessions() {
         "the portal session was not ended"
     );
     let after = get(gw.port, PATIENT, &format!("Cookie: {cookie}\r\n"));
-    assert!(
-        walled(&after),
-        "the old gateway cookie still works"
-    );
+    assert!(walled(&after), "the old gateway cookie still works");
 }
 
 #[test]
