@@ -12,6 +12,7 @@ mod factors;
 mod framing;
 mod gateway_login;
 mod hygiene;
+mod login_reading;
 mod mfa;
 mod passthrough;
 mod paths;

@@ -17,6 +17,17 @@ pub struct PhpPortal {
     _dir: tempfile::TempDir,
 }
 
+impl PhpPortal {
+    /// A PHP server started elsewhere, owned (and killed) by this value.
+    pub fn from_parts(port: u16, child: Child, dir: tempfile::TempDir) -> PhpPortal {
+        PhpPortal {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
 impl Drop for PhpPortal {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -337,8 +348,23 @@ fn a_failed_login_empties_the_pre_login_vault_even_when_the_portal_signed_in() {
     // failure, shows its own page, and drops the portal session it held for the visitor.
     let php = start_php(false);
     let gw = php_gateway(&php, true, "");
-    let (mut c, resp) = sign_in(&gw, &format!("{ALICE}&dialog=1"));
+    let mut c = Client::new(gw.port);
+    send(&mut c, "GET", "/index.php", "", b"");
+    let pre_login = c.cookie.clone();
+    assert!(
+        pre_login.is_some(),
+        "the portal's pre-login session is vaulted"
+    );
+    let body = format!("{ALICE}&dialog=1");
+    let resp = send(&mut c, "POST", "/index.php", &form(&body), body.as_bytes());
     assert_eq!(resp.status, 303, "{}", resp.text());
+    // The pre-login session that held the now signed-in portal cookie is gone, even for a
+    // browser that kept its cookie.
+    c.cookie = pre_login;
+    for target in ["/index.php", "/index.php?m=home"] {
+        let r = send(&mut c, "GET", target, "", b"");
+        assert!(!leaks(&r), "{target}: {}", r.text());
+    }
     assert_eq!(resp.header("location"), Some("/.vigie/signin-failed"));
     assert!(!leaks(&resp));
     let page = send(&mut c, "GET", "/.vigie/signin-failed", "", b"");
@@ -397,15 +423,24 @@ fn a_portal_that_keeps_its_session_id_still_meets_the_second_factor() {
 fn a_signed_in_login_as_someone_else_ends_the_session() {
     // ATTACKS.md 38.
     let php = start_php(true);
-    let gw = php_gateway(&php, false, "");
+    // Two login attempts an hour from this address.
+    let budget = "[budgets.login]\nrequests = 2\nper = \"hour\"\n";
+    let gw = php_gateway(&php, false, budget);
     let (mut c, resp) = sign_in(&gw, ALICE);
     assert_eq!(resp.status, 302);
     let before = c.cookie.clone();
-    // An ordinary form of the portal: forwarded, the session lives on.
+    // Ordinary forms of the portal, posted to the login script: forwarded, the session lives
+    // on, and no login budget is spent on them.
     let note = "m=note&text=ward+round";
-    let r = send(&mut c, "POST", "/index.php", &form(note), note.as_bytes());
-    assert!(r.text().contains("note saved"), "{}", r.text());
-    assert_eq!(c.cookie, before);
+    for _ in 0..3 {
+        let r = send(&mut c, "POST", "/index.php", &form(note), note.as_bytes());
+        assert!(r.text().contains("note saved"), "{}", r.text());
+        assert_eq!(c.cookie, before);
+    }
+    let (_, second) = sign_in(&gw, "login=1&username=bob&password=bob-pw");
+    assert_eq!(second.status, 302, "the notes spent login budget");
+    let (_, third) = sign_in(&gw, ALICE);
+    assert_eq!(third.status, 429, "the budget is two attempts");
     // bob's password over alice's session: refused, and alice's session is over.
     let bob = "login=1&username=bob&password=bob-pw";
     let r = send(&mut c, "POST", "/index.php", &form(bob), bob.as_bytes());
