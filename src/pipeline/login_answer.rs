@@ -77,7 +77,14 @@ pub async fn judge(
         match whoami::confirm(&gw.config, login.portal, login.profile, user, &vault_now).await? {
             Confirmed::Same(groups) => groups,
             Confirmed::Other => {
-                gw.alerts.raise(mismatch_alert(login, ctx));
+                gw.alerts.raise(login_alert(
+                    login.portal,
+                    login.request,
+                    login.user,
+                    login.user_agent,
+                    ctx,
+                    Alarm::IdentityMismatch,
+                ));
                 return refused(resp, "identity_mismatch");
             }
         };
@@ -184,29 +191,54 @@ fn replace(resp: &mut ResponseHeader, status: u16, location: &str) -> Result<(),
     Ok(())
 }
 
-/// The portal names another user than the one who typed the password: someone is riding on
-/// another account's portal session.
-fn mismatch_alert(login: &Login<'_>, ctx: &RequestCtx) -> crate::alerts::Alert {
+/// Alerts the login side raises.
+#[derive(Clone, Copy)]
+pub enum Alarm {
+    /// The portal names another user than the one who typed the password: someone would ride
+    /// on another account's portal session.
+    IdentityMismatch,
+    /// The portal answered someone below the password with a signed-in page.
+    SignedInBeforeLogin,
+}
+
+fn login_alert(
+    portal: &Portal,
+    request: &Request,
+    user: &str,
+    user_agent: &str,
+    ctx: &RequestCtx,
+    alarm: Alarm,
+) -> crate::alerts::Alert {
     let now_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
+    let (rule_id, rule_name) = match alarm {
+        Alarm::IdentityMismatch => (
+            "VIGIE-IDENTITY-MISMATCH",
+            "The portal's session belongs to another user than the one who signed in",
+        ),
+        Alarm::SignedInBeforeLogin => (
+            "VIGIE-SIGNED-IN-BEFORE-LOGIN",
+            "The portal served a signed-in page to a visitor who had not signed in",
+        ),
+    };
     crate::alerts::Alert {
         id: crate::alerts::Alert::new_id(),
         at_us: now_us,
-        rule_id: "VIGIE-IDENTITY-MISMATCH".into(),
-        rule_name: "The portal's session belongs to another user than the one who signed in".into(),
+        rule_id: rule_id.into(),
+        rule_name: rule_name.into(),
         severity: crate::alerts::Severity::High,
         risk_score: 80,
-        portal: login.portal.config.name.clone(),
-        user: login.user.to_string(),
+        portal: portal.config.name.clone(),
+        user: user.to_string(),
         groups: Vec::new(),
         privileged: false,
         session_hash: String::new(),
-        source_ip: Some(login.request.client.ip),
-        user_agent: login.user_agent.chars().take(256).collect(),
-        method: "POST".into(),
-        url_path: login.request.target.path.clone(),
-        status: 303,
+        source_ip: Some(request.client.ip),
+        user_agent: user_agent.chars().take(256).collect(),
+        method: String::new(),
+        url_path: request.target.path.clone(),
+        status: ctx.status,
         window_start_us: now_us,
         window_end_us: now_us,
         evidence: Vec::new(),
@@ -215,7 +247,7 @@ fn mismatch_alert(login: &Login<'_>, ctx: &RequestCtx) -> crate::alerts::Alert {
         request_ids: vec![ctx.request_id.clone()],
         techniques: vec!["T1078"],
         action: "alert".into(),
-        dedup_key: format!("identity-mismatch:{}", login.user),
+        dedup_key: format!("{rule_id}:{user}"),
     }
 }
 
@@ -266,5 +298,28 @@ impl Gateway {
             .await
             .map_err(|_| Rejection::new(500, "write_failed"))?;
         Ok(401)
+    }
+
+    /// The portal's answer to someone below the password was a signed-in page (see
+    /// [`super::screen`]): the page is already replaced; the pre-login session, which may hold
+    /// the portal's now signed-in cookie, ends, and the SOC hears of it.
+    pub(super) fn signed_in_before_login(&self, ctx: &mut RequestCtx) {
+        let (Some(portal), Some(request)) = (ctx.portal.clone(), ctx.request.as_ref()) else {
+            return;
+        };
+        if let Some(s) = ctx.identity.session() {
+            let (store, id) = (self.sessions.store.clone(), s.id);
+            // The body hook cannot wait; the removal follows at once on the runtime.
+            tokio::spawn(async move {
+                if let Err(e) = store.remove(&id).await {
+                    tracing::error!(error = %e, "could not end a pre-login session the portal signed in");
+                }
+            });
+        }
+        tracing::warn!(target: "vigie::audit", event = "signed_in_before_login", portal = %portal.config.name, client = %request.client.ip);
+        let alert = login_alert(&portal, request, "-", "", ctx, Alarm::SignedInBeforeLogin);
+        self.alerts.raise(alert);
+        ctx.rejected = Some("signed_in_before_login");
+        ctx.identity = Identity::Anonymous;
     }
 }

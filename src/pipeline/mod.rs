@@ -25,6 +25,7 @@ pub mod login_answer;
 pub mod normalise;
 pub mod respond;
 pub mod route;
+pub mod screen;
 pub mod second_factor;
 pub mod watch;
 pub mod whoami;
@@ -136,6 +137,8 @@ pub struct RequestCtx {
     /// The detector's view of the session, once it watches this request.
     pub who: Option<watch::Who>,
     pub watch: watch::Watch,
+    /// An answer to a visitor below the password, read before it leaves.
+    pub screen: Option<screen::Screen>,
 }
 
 static REQUEST_COUNTER: once_cell::sync::Lazy<AtomicU64> =
@@ -165,6 +168,7 @@ impl ProxyHttp for Gateway {
             body_bytes: 0,
             who: None,
             watch: watch::Watch::default(),
+            screen: None,
         }
     }
 
@@ -353,6 +357,11 @@ impl ProxyHttp for Gateway {
                         for c in cookies {
                             resp.append_header("set-cookie", c)?;
                         }
+                        let below = !ctx.identity.session().is_some_and(|s| s.is_authenticated());
+                        if below && !ctx.interception.drop_body {
+                            let head = session.req_header().method == http::Method::HEAD;
+                            ctx.screen = screen::start(&profile, resp, head);
+                        }
                     }
                     Err(rejection) => {
                         ctx.rejected = Some(rejection.reason);
@@ -384,11 +393,22 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
         if ctx.interception.drop_body {
             *body = None;
+            return Ok(None);
+        }
+        if let Some(mut screen) = ctx.screen.take() {
+            let profile = ctx.portal.as_ref().and_then(|p| p.config.profile.clone());
+            if let Some(profile) = profile {
+                match screen.on_body(&profile, body, end_of_stream) {
+                    Some(screen::Verdict::SignedIn) => self.signed_in_before_login(ctx),
+                    Some(screen::Verdict::Clean) => {}
+                    None => ctx.screen = Some(screen),
+                }
+            }
             return Ok(None);
         }
         ctx.watch.on_body(body);

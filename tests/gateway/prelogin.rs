@@ -534,3 +534,45 @@ fn random_pre_login_traffic_never_gets_portal_data() {
         }
     }
 }
+
+#[test]
+fn a_signed_in_page_served_before_login_is_replaced_and_alerted() {
+    // Measure what happened (ATTACKS.md 36): a profile that allows the portal's token login by
+    // mistake (`?auto=NAME`). The portal signs the visitor in and answers with alice's home
+    // page; the gateway reads the answer, sees a signed-in page, and replaces it.
+    let php = start_php(false);
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("loose.toml");
+    let text = std::fs::read_to_string(fixture("profile.toml")).unwrap()
+        + "\n[[prelogin.allow]]\npath = \"/index.php\"\nparams = { auto = \"*\" }\n";
+    std::fs::write(&profile, text).unwrap();
+    let portal = format!(
+        "[[portal]]\nname = \"php\"\nupstream = \"127.0.0.1:{}\"\nread_timeout_ms = 3000\nprofile = \"{}\"\n",
+        php.port,
+        profile.display()
+    );
+    let gw = start_gateway_with(
+        &portal,
+        "[second_factor]\nrequired = true\nenrollment = \"open\"\n",
+    );
+    let mut c = Client::new(gw.port);
+    let r = send(&mut c, "GET", "/index.php?auto=alice", "", b"");
+    assert_eq!(r.status, 200);
+    assert!(!leaks(&r), "{}", r.text());
+    assert!(r.text().contains("Sign in first"), "{}", r.text());
+    // The pre-login session that took the signed-in portal cookie is over.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let again = send(&mut c, "GET", "/index.php", "", b"");
+    assert!(!leaks(&again), "{}", again.text());
+    assert!(
+        again.text().contains("name=\"password\""),
+        "{}",
+        again.text()
+    );
+    let log = gw.proc.stderr();
+    assert!(log.contains("VIGIE-SIGNED-IN-BEFORE-LOGIN"), "{log}");
+    // The login page itself, unsigned, goes out as the portal wrote it.
+    let mut fresh = Client::new(gw.port);
+    let page = send(&mut fresh, "GET", "/index.php", "", b"");
+    assert!(page.text().contains("name=\"password\""), "{}", page.text());
+}
