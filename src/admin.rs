@@ -27,6 +27,9 @@ pub struct AdminApp {
     budgets: Option<Arc<crate::budget::Budgets>>,
     token: Option<Secret>,
     detector: Option<Arc<crate::detect::Detector>>,
+    /// The profile whose collation keys user names (ATTACKS.md 39): `lock Élise` must lock
+    /// the account the portal's `elise` logs into.
+    names: Option<Arc<crate::config::PortalProfile>>,
 }
 
 impl AdminApp {
@@ -46,7 +49,14 @@ impl AdminApp {
             budgets,
             token,
             detector,
+            names: None,
         }
+    }
+
+    /// Key user names the way this profile's portal compares them.
+    pub fn keyed_by(mut self, profile: Option<Arc<crate::config::PortalProfile>>) -> Self {
+        self.names = profile;
+        self
     }
 
     /// Constant-time check of `Authorization: Bearer <token>`.
@@ -90,6 +100,10 @@ impl AdminApp {
                 400,
                 serde_json::json!({ "error": "the user parameter is required" }),
             );
+        };
+        let user = &match &self.names {
+            Some(profile) => crate::identity::login::canonical(profile, user),
+            None => user.clone(),
         };
         let store = &self.sessions.store;
         let result = match (session.req_header().method.as_str(), path) {

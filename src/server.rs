@@ -127,14 +127,18 @@ pub fn build_with(
             .collect();
         let mut svc = Service::new(
             "vigie-admin".to_string(),
-            HttpServer::new_app(AdminApp::new(
-                portals,
-                sessions,
-                factors,
-                Some(budgets),
-                config.admin_token.clone(),
-                detector.clone(),
-            )),
+            HttpServer::new_app(
+                AdminApp::new(
+                    portals,
+                    sessions,
+                    factors,
+                    Some(budgets),
+                    config.admin_token.clone(),
+                    detector.clone(),
+                )
+                // One portal's collation keys the names (the first profiled one).
+                .keyed_by(config.portals.iter().find_map(|p| p.profile.clone())),
+            ),
         );
         svc.add_tcp(&admin.to_string());
         svc.threads = Some(1);

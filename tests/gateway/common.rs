@@ -120,7 +120,11 @@ pub fn start_profiled_gateway(upstream_port: u16, profile: &str, extra: &str) ->
 
 pub fn start_gateway_with(portals: &str, extra: &str) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
-    let (port, admin_port) = (free_port(), free_port());
+    let port = free_port();
+    // The OS may hand the same free port out twice in a row.
+    let admin_port = std::iter::repeat_with(free_port)
+        .find(|p| *p != port)
+        .unwrap();
     let token = dir.path().join("admin.token");
     std::fs::write(&token, ADMIN_TOKEN).unwrap();
     let extra = with_second_factor(extra, dir.path(), port);

@@ -414,3 +414,32 @@ fn a_locked_account_loses_its_sessions_and_cannot_log_in_until_unlocked() {
         "{log}"
     );
 }
+
+#[test]
+fn a_lock_holds_for_every_spelling_the_portal_s_collation_takes_as_one() {
+    // ATTACKS.md 39: the sample portal's profile, declared with Mediboard's collation. IT
+    // locks `DR.Martin ` (as the help desk typed it); the login as `dr.martin` is refused.
+    let portal = start_portal();
+    let dir = tempfile::tempdir().unwrap();
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
+    let text = std::fs::read_to_string(shipped).unwrap().replace(
+        "marker_field = \"login\"\n",
+        "marker_field = \"login\"\ncollation = \"utf8mb4_general_ci\"\n",
+    );
+    assert!(text.contains("collation"));
+    let profile = dir.path().join("sample-general-ci.toml");
+    std::fs::write(&profile, text).unwrap();
+    let gw = start_gateway_with(
+        &format!(
+            "[[portal]]\nname = \"test\"\nupstream = \"127.0.0.1:{}\"\nprofile = \"{}\"\n",
+            portal.port,
+            profile.display()
+        ),
+        "",
+    );
+    let (ok, said) = vigie_user(&gw, &["lock", "DR.Martin ", "--reason", "test"]);
+    assert!(ok && said.contains("\"user\":\"dr.martin\""), "{said}");
+    let refused = submit_login(gw.port, "dr.martin", "martin-demo", None);
+    assert_eq!(refused.status, 423, "a variant spelling escaped the lock");
+}
