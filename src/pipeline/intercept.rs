@@ -362,11 +362,24 @@ pub async fn on_response(
             ctx.identity = Identity::Anonymous;
             add.push(sessions.clear_cookie(request.tls));
         }
-        // The portal refreshed its session: update the vault.
+        // The portal refreshed its session: update the vault. A new session id for a signed-in
+        // user is a rotation only if the portal still names the same user (ATTACKS.md 38).
         Some(s) => {
+            let rotated = s.is_authenticated() && replaces_session(&s.vault, &changes);
             let mut updated: SessionRecord = (*s).clone();
             for c in changes {
                 vault::apply(&mut updated.vault, c);
+            }
+            if rotated {
+                let user = s.user.clone().unwrap_or_default();
+                let who =
+                    super::whoami::confirm(&gw.config, portal, profile, &user, &updated.vault);
+                if let super::whoami::Confirmed::Other = who.await? {
+                    return super::login_answer::rotated_to_another(
+                        gw, portal, request, ctx, resp, user_agent,
+                    )
+                    .await;
+                }
             }
             sessions
                 .store

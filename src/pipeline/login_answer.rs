@@ -123,8 +123,9 @@ pub async fn judge(
     Ok(vec![cookie])
 }
 
-/// Whatever the portal answered, the pre-login session ends: a success gets a new id, a
-/// failure leaves the portal a session nobody holds. Returns the ended session.
+/// The session ends and the portal's answer will be dropped. At a login: whatever the portal
+/// answered, the pre-login session ends (a success gets a new id, a failure leaves the portal a
+/// session nobody holds). Returns the ended session.
 async fn end_pre_login(
     gw: &Gateway,
     ctx: &mut RequestCtx,
@@ -171,6 +172,42 @@ pub async fn unjudged(
 ) -> Result<Vec<String>, Rejection> {
     end_pre_login(gw, ctx).await?;
     refuse(gw, portal, request, resp, "answered_before_read", "-")
+}
+
+/// A signed-in session whose portal session rotated to another user (a portal's "log in as",
+/// a token login from inside): the session ends, the answer (the other user's page) is
+/// replaced, and the SOC hears of it.
+pub async fn rotated_to_another(
+    gw: &Gateway,
+    portal: &Portal,
+    request: &Request,
+    ctx: &mut RequestCtx,
+    resp: &mut ResponseHeader,
+    user_agent: &str,
+) -> Result<Vec<String>, Rejection> {
+    let user = ctx
+        .identity
+        .session()
+        .and_then(|s| s.user.clone())
+        .unwrap_or_default();
+    end_pre_login(gw, ctx).await?;
+    let alert = login_alert(
+        portal,
+        request,
+        &user,
+        user_agent,
+        ctx,
+        Alarm::IdentityMismatch,
+    );
+    gw.alerts.raise(alert);
+    refuse(
+        gw,
+        portal,
+        request,
+        resp,
+        "identity_mismatch_on_rotation",
+        &user,
+    )
 }
 
 /// Replace the portal's answer by a bare redirect, keeping only its other cookies (language);

@@ -576,3 +576,36 @@ fn a_signed_in_page_served_before_login_is_replaced_and_alerted() {
     let page = send(&mut fresh, "GET", "/index.php", "", b"");
     assert!(page.text().contains("name=\"password\""), "{}", page.text());
 }
+
+#[test]
+fn a_portal_session_rotated_to_another_user_ends_the_gateway_session() {
+    // ATTACKS.md 38: signed in as alice, a page of the portal signs bob in (a token login from
+    // inside) and gives a new session id. The gateway asks the portal who this is now, ends
+    // alice's session, replaces bob's page and alerts.
+    let php = start_php(true);
+    let gw = php_gateway(&php, false, "");
+    let (mut c, resp) = sign_in(&gw, ALICE);
+    assert_eq!(resp.status, 302);
+    let alice = c.cookie.clone();
+    let r = send(&mut c, "GET", "/index.php?auto=bob", "", b"");
+    assert!(!r.text().contains("AUTHENTICATED-AS bob"), "{}", r.text());
+    assert_eq!(r.header("location"), Some("/.vigie/signin-failed"));
+    c.cookie = alice;
+    let after = send(&mut c, "GET", "/index.php?m=home", "", b"");
+    assert_eq!(after.status, 303, "alice's gateway session ended");
+    assert!(gw.proc.stderr().contains("identity_mismatch_on_rotation"));
+    // A rotation for the same user is an ordinary refresh.
+    let (mut c, _) = sign_in(&gw, ALICE);
+    let same = send(&mut c, "GET", "/index.php?auto=alice", "", b"");
+    assert!(
+        same.text().contains("AUTHENTICATED-AS alice"),
+        "{}",
+        same.text()
+    );
+    let home = send(&mut c, "GET", "/index.php?m=home", "", b"");
+    assert!(
+        home.text().contains("AUTHENTICATED-AS alice"),
+        "{}",
+        home.text()
+    );
+}
