@@ -58,7 +58,6 @@ pub fn start_php(regenerate: bool) -> PhpPortal {
             router.to_str().unwrap(),
         ])
         .env("VIGIE_PHP_REGENERATE", if regenerate { "1" } else { "0" })
-        .env("PHP_CLI_SERVER_WORKERS", "2")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
