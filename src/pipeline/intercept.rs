@@ -38,6 +38,8 @@ pub struct Interception {
     pub prelogin_login: bool,
     /// The portal's answer is replaced by the gateway's: its body is dropped.
     pub drop_body: bool,
+    /// Refused before the portal saw it, answered exactly as a failed login (a locked account).
+    pub refused_login: bool,
     /// The portal's logout: the gateway session ends once the portal has answered.
     pub logout: bool,
 }
@@ -242,7 +244,8 @@ fn prelogin_body(
 ) -> pingora::Result<()> {
     let i = &mut ctx.interception;
     let buf = i.login_body.get_or_insert_with(Vec::new);
-    if let Some(c) = chunk.take() {
+    // An empty chunk holds the body back; `None` would tell the portal the body ended.
+    if let Some(c) = chunk.replace(Bytes::new()) {
         if buf.len() + c.len() > MAX_LOGIN_BODY {
             let why = prelogin::Unreadable::TooLarge;
             ctx.rejected = Some(why.reason());
@@ -277,10 +280,16 @@ pub fn upstream_cookies(
     sessions: &Sessions,
     profile: Option<&PortalProfile>,
     identity: &Identity,
+    login_itself: bool,
 ) {
     let session_cookies = profile.map_or(&[][..], |p| &p.login.session_cookies[..]);
-    let vault = identity.session().map_or(&[][..], |s| &s.vault[..]);
     let signed_in = identity.session().is_some_and(|s| s.is_authenticated());
+    // A pre-login session a login took no longer lends its portal cookie (it may be signed
+    // in by now), except to that login itself.
+    let vault = identity
+        .session()
+        .filter(|s| signed_in || !super::screen::taken(&s.id) || login_itself)
+        .map_or(&[][..], |s| &s.vault[..]);
     let only = profile
         .filter(|_| !signed_in)
         .map(|p| &p.prelogin.cookies[..]);

@@ -210,6 +210,12 @@ pub async fn rotated_to_another(
     )
 }
 
+/// Replace the portal's answer by the sign-in wall's redirect to the login page.
+pub fn to_wall(resp: &mut ResponseHeader, profile: &PortalProfile) -> pingora::Result<()> {
+    replace(resp, 303, &profile.prelogin.login_page)
+        .map_err(|r| pingora::Error::explain(pingora::ErrorType::HTTPStatus(r.status), r.reason))
+}
+
 /// Replace the portal's answer by a bare redirect, keeping only its other cookies (language);
 /// its session cookies were already taken into the vault.
 fn replace(resp: &mut ResponseHeader, status: u16, location: &str) -> Result<(), Rejection> {
@@ -289,6 +295,64 @@ fn login_alert(
 }
 
 impl Gateway {
+    /// A login POST before the password takes its pre-login session (and the portal cookie in
+    /// its vault) for itself: the session leaves the store at once, so no other request carries
+    /// that cookie while the portal signs it in; requests already in flight are recognised by
+    /// [`super::screen::taken`]. If another login took it first, this one goes without it.
+    pub(super) async fn take_pre_login(&self, ctx: &mut RequestCtx) -> Result<(), Rejection> {
+        let Some(s) = ctx
+            .identity
+            .session()
+            .filter(|s| !s.is_authenticated())
+            .cloned()
+        else {
+            return Ok(());
+        };
+        super::screen::take(s.id);
+        match self.sessions.store.remove(&s.id).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => {
+                ctx.identity = Identity::Anonymous;
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "session store unavailable during login");
+                Err(Rejection::new(503, "session_store_unavailable"))
+            }
+        }
+    }
+
+    /// A login for a locked account never reaches the portal, and is answered as any failed
+    /// login is: neither the portal nor the answer tells whether the password was right.
+    pub(super) async fn refuse_locked(
+        &self,
+        ctx: &mut RequestCtx,
+        user: &str,
+    ) -> pingora::Result<()> {
+        let locked = self.sessions.locks.locked(user).await.map_err(|e| {
+            tracing::error!(error = %e, "lock store unavailable during login");
+            ctx.rejected = Some("session_store_unavailable");
+            pingora::Error::explain(
+                pingora::ErrorType::HTTPStatus(503),
+                "lock store unavailable",
+            )
+        })?;
+        let Some(reason) = locked else {
+            return Ok(());
+        };
+        let ip = ctx.request.as_ref().map(|r| r.client.ip);
+        tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason = %reason, client = ?ip);
+        if let Some(s) = ctx.identity.session() {
+            let _ = self.sessions.store.remove(&s.id).await;
+        }
+        ctx.interception.refused_login = true;
+        ctx.rejected = Some("account_locked");
+        pingora::Error::e_explain(
+            pingora::ErrorType::HTTPStatus(303),
+            "login of a locked account",
+        )
+    }
+
     /// A session past the password sends a login (ATTACKS.md 38): whoever it logs in as, the
     /// session ends first, so one user's identity never rides on another's portal session.
     /// The request does not reach the portal; the user starts over.

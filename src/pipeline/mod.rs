@@ -257,6 +257,9 @@ impl ProxyHttp for Gateway {
                     return self.login_over_session(ctx).await;
                 }
                 self.login_budget(ctx, &user).await?;
+                if ctx.interception.prelogin_login {
+                    self.refuse_locked(ctx, &user).await?;
+                }
             }
         }
         if end_of_stream {
@@ -312,7 +315,14 @@ impl ProxyHttp for Gateway {
             .portal
             .as_ref()
             .and_then(|p| p.config.profile.as_deref());
-        intercept::upstream_cookies(upstream_request, &self.sessions, profile, &ctx.identity);
+        let login = ctx.interception.prelogin_login;
+        intercept::upstream_cookies(
+            upstream_request,
+            &self.sessions,
+            profile,
+            &ctx.identity,
+            login,
+        );
         if let Some(portal) = &ctx.portal {
             if let LoginMode::Gateway {
                 user_header,
@@ -358,6 +368,15 @@ impl ProxyHttp for Gateway {
                             resp.append_header("set-cookie", c)?;
                         }
                         let below = !ctx.identity.session().is_some_and(|s| s.is_authenticated());
+                        let tainted =
+                            below && ctx.identity.session().is_some_and(|s| screen::taken(&s.id));
+                        if tainted && !ctx.interception.drop_body {
+                            // Sent with a pre-login session a login then took: whatever the
+                            // portal made of it, it does not go out.
+                            login_answer::to_wall(resp, &profile)?;
+                            ctx.interception.drop_body = true;
+                            ctx.rejected = Some("prelogin_taken");
+                        }
                         if below && !ctx.interception.drop_body {
                             let head = session.req_header().method == http::Method::HEAD;
                             ctx.screen = screen::start(&profile, resp, head);
@@ -429,6 +448,17 @@ impl ProxyHttp for Gateway {
                 .upstream_errors
                 .with_label_values(&[portal, kind])
                 .inc();
+        }
+        if ctx.interception.refused_login && session.response_written().is_none() {
+            // A refused login looks the same whatever refused it (the portal, a lock).
+            let tls = ctx.request.as_ref().is_some_and(|r| r.tls);
+            let clear = [self.sessions.clear_cookie(tls)];
+            let _ = respond::send_redirect(session, login_answer::SIGNIN_FAILED_PATH, &clear).await;
+            ctx.status = 303;
+            return FailToProxy {
+                error_code: 303,
+                can_reuse_downstream: false,
+            };
         }
         if status > 0 && session.response_written().is_none() {
             let _ = respond::send_error(session, status, true, &ctx.request_id).await;
@@ -626,9 +656,21 @@ impl Gateway {
             if attempt && req.method != http::Method::GET {
                 self.login_attempt(request.client.ip, None).await?;
             }
+            // Only the login POST carries a body before the password: a held body on a page
+            // request would keep its portal cookie in flight across someone's login.
+            if !signed_in && !attempt && !matches!(req.method.as_str(), "POST" | "PUT" | "PATCH") {
+                let body = req.headers.contains_key("transfer-encoding")
+                    || content_length(req).is_some_and(|n| n > 0);
+                if body {
+                    return Err(Rejection::new(400, "prelogin_body"));
+                }
+            }
             let (interception, w) = intercept::on_request(profile, request, req, signed_in)?;
             ctx.interception = interception;
             wall = w;
+            if ctx.interception.prelogin_login {
+                self.take_pre_login(ctx).await?;
+            }
             if signed_in && ctx.interception.login_user.is_some() {
                 return Err(self.end_for_login(ctx).await);
             }

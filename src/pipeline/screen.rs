@@ -4,8 +4,14 @@
 //! never saw log in — a token login the profile forgot to block, a "remember me" the portal
 //! kept elsewhere — and the page is replaced, the pre-login session ended, the SOC told.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
+
+use crate::identity::token::SessionId;
 
 use crate::config::PortalProfile;
 
@@ -97,4 +103,32 @@ impl Screen {
             Some(Verdict::Clean)
         }
     }
+}
+
+/// Pre-login sessions a login POST took for itself (ATTACKS.md 37). A portal that keeps its
+/// session id at login signs that very id in: a request of the same pre-login session already
+/// on its way to the portal would come back with a signed-in page, and one that presents the
+/// id afterwards (a replica's cache) must not carry the portal cookie. Both are recognised here.
+/// In-process: another replica's in-flight requests are left to the screen above.
+static TAKEN: once_cell::sync::Lazy<Mutex<HashMap<SessionId, Instant>>> =
+    once_cell::sync::Lazy::new(|| Mutex::new(HashMap::new()));
+
+/// Longer than any upstream read: an entry older than this has nothing left in flight.
+const TAKEN_FOR: Duration = Duration::from_secs(600);
+
+/// A login took this pre-login session.
+pub fn take(id: SessionId) {
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    taken.retain(|_, at| now.duration_since(*at) < TAKEN_FOR);
+    taken.insert(id, now);
+}
+
+/// Whether a login took this pre-login session.
+pub fn taken(id: &SessionId) -> bool {
+    TAKEN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(id)
+        .is_some_and(|at| at.elapsed() < TAKEN_FOR)
 }

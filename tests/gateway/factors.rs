@@ -213,7 +213,11 @@ fn failures_from_many_sources_and_sessions_lock_the_account() {
     );
     assert!(s2.get("/index.php").text().contains("Connexion"));
     let refused = crate::passthrough::submit_login(gw.port, "dr.martin", "martin-demo", None);
-    assert_eq!(refused.status, 423);
+    assert_eq!(
+        refused.header("location"),
+        Some("/.vigie/signin-failed"),
+        "a locked account's login is refused like any failed one"
+    );
     assert!(gw.proc.stderr().contains("account_lock"));
 
     // IT unlocks after an in-person check: the count starts again from zero.

@@ -30,6 +30,10 @@ impl PhpPortal {
 
 impl Drop for PhpPortal {
     fn drop(&mut self) {
+        // The whole process group: PHP's workers, when there are some, outlive their parent.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -43,6 +47,12 @@ fn fixture(name: &str) -> PathBuf {
 
 /// The PHP portal; `regenerate`: a new session id at login (else PHP's default, the same id).
 pub fn start_php(regenerate: bool) -> PhpPortal {
+    start_php_with(regenerate, 1)
+}
+
+/// The same with `workers` PHP processes answering at once.
+pub fn start_php_with(regenerate: bool, workers: u32) -> PhpPortal {
+    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let router = fixture("index.php");
@@ -58,6 +68,8 @@ pub fn start_php(regenerate: bool) -> PhpPortal {
             router.to_str().unwrap(),
         ])
         .env("VIGIE_PHP_REGENERATE", if regenerate { "1" } else { "0" })
+        .env("PHP_CLI_SERVER_WORKERS", workers.to_string())
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -607,4 +619,117 @@ fn a_portal_session_rotated_to_another_user_ends_the_gateway_session() {
         "{}",
         home.text()
     );
+}
+
+/// A profile of the PHP portal changed by `edit` (text in, text out), in `dir`.
+fn profile_variant(dir: &tempfile::TempDir, edit: impl Fn(String) -> String) -> PathBuf {
+    let path = dir.path().join("variant.toml");
+    let text = edit(std::fs::read_to_string(fixture("profile.toml")).unwrap());
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn gateway_on(php: &PhpPortal, profile: &std::path::Path, extra: &str) -> Gateway {
+    let portal = format!(
+        "[[portal]]\nname = \"php\"\nupstream = \"127.0.0.1:{}\"\nread_timeout_ms = 5000\nprofile = \"{}\"\n",
+        php.port,
+        profile.display()
+    );
+    start_gateway_with(&portal, extra)
+}
+
+#[test]
+fn a_page_in_flight_while_its_session_logs_in_does_not_come_back_signed_in() {
+    // ATTACKS.md 37, found by the red team: with a portal that keeps its session id, a page
+    // request sent on the pre-login session just before the login is answered after the
+    // portal signed that id in. The login takes the pre-login session; what comes back for a
+    // request sent with it is not let out. The profile here has no confirmation page, so the
+    // screen of signed-in pages is not what catches it.
+    let php = start_php_with(false, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let profile = profile_variant(&dir, |t| {
+        t.replace(
+            "[login.confirm]\npage = \"/index.php?m=home\"\npattern = 'class=\"who\">([^<]+)<'\n",
+            "",
+        ) + "\n[[prelogin.allow]]\npath = \"/index.php\"\nparams = { wait = \"*\" }\n"
+    });
+    assert!(!std::fs::read_to_string(&profile)
+        .unwrap()
+        .contains("[login.confirm]"));
+    let gw = gateway_on(
+        &php,
+        &profile,
+        "[second_factor]\nrequired = true\nenrollment = \"open\"\n",
+    );
+    let mut c = Client::new(gw.port);
+    send(&mut c, "GET", "/index.php", "", b"");
+    let cookie = c.cookie.clone();
+    let port = gw.port;
+    let slow = std::thread::spawn(move || {
+        let mut c = Client::new(port);
+        c.cookie = cookie;
+        send(&mut c, "GET", "/index.php?wait=1500", "", b"")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let login = send(&mut c, "POST", "/index.php", &form(ALICE), ALICE.as_bytes());
+    assert_eq!(login.status, 302, "{}", login.text());
+    let late = slow.join().unwrap();
+    assert!(
+        !leaks(&late),
+        "the page in flight came back signed in: {}",
+        late.text()
+    );
+    assert_eq!(late.status, 303);
+    // A page request with a body (held open across a login) is refused outright.
+    let mut c = Client::new(gw.port);
+    let held = send(&mut c, "GET", "/index.php", "Content-Length: 1\r\n", b"x");
+    assert_eq!(held.status, 400);
+}
+
+#[test]
+fn two_logins_on_one_pre_login_session_never_share_a_portal_session() {
+    // ATTACKS.md 38, found by the red team: alice's login held open (Expect: 100-continue)
+    // while bob logs in on the same pre-login session; with a portal that keeps its session id
+    // both would land on one portal session. The first login takes the pre-login session: bob's
+    // goes without its cookie and gets a portal session of his own.
+    use std::io::Write;
+    let php = start_php_with(false, 2);
+    let gw = php_gateway(&php, false, "");
+    let mut c = Client::new(gw.port);
+    send(&mut c, "GET", "/index.php", "", b"");
+    let cookie = c.cookie.clone().unwrap();
+    let mut alice = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    write!(
+        alice,
+        "POST /index.php HTTP/1.1\r\nHost: localhost:{}\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        gw.port,
+        ALICE.len()
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let bob_body = "login=1&username=bob&password=bob-pw";
+    let mut b = Client::new(gw.port);
+    b.cookie = Some(cookie);
+    let bob = send(
+        &mut b,
+        "POST",
+        "/index.php",
+        &form(bob_body),
+        bob_body.as_bytes(),
+    );
+    assert_eq!(bob.status, 302, "{}", bob.text());
+    alice.write_all(ALICE.as_bytes()).unwrap();
+    let mut conn = Conn::from_stream(alice);
+    let mut answer = conn.read_response().unwrap();
+    if answer.status == 100 {
+        answer = conn.read_response().unwrap();
+    }
+    assert_eq!(answer.status, 302, "{}", answer.text());
+    let home = send(&mut b, "GET", "/index.php?m=home", "", b"");
+    assert!(
+        home.text().contains("AUTHENTICATED-AS bob"),
+        "{}",
+        home.text()
+    );
+    assert!(!home.text().contains("AUTHENTICATED-AS alice"));
 }

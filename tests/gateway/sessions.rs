@@ -396,12 +396,22 @@ fn a_locked_account_loses_its_sessions_and_cannot_log_in_until_unlocked() {
         &format!("Cookie: {cookie}\r\n")
     )));
 
-    // The portal still accepts the password, but the gateway refuses to open a session.
+    // The gateway refuses the login before the portal sees it, exactly as a wrong password
+    // is refused: the answer says nothing of whether the password was right.
+    let before = portal_sessions(&portal);
     let refused = submit_login(gw.port, "dr.martin", "martin-demo", None);
-    assert_eq!(refused.status, 423);
-    assert!(refused.text().contains("Compte verrouillé"));
-    assert_eq!(cookie_set(&refused, "vigie"), None);
-    assert_eq!(cookie_set(&refused, "mediboard_session"), None);
+    let wrong = submit_login(gw.port, "dr.martin", "not-the-password", None);
+    for r in [&refused, &wrong] {
+        assert_eq!(r.status, 303);
+        assert_eq!(r.header("location"), Some("/.vigie/signin-failed"));
+        assert_eq!(cookie_set(r, "vigie").as_deref(), Some("vigie="));
+        assert_eq!(cookie_set(r, "mediboard_session"), None);
+    }
+    assert_eq!(
+        portal_sessions(&portal),
+        before,
+        "the portal saw the locked login"
+    );
     // Other users are unaffected; IT lifts the lock after an in-person identity check.
     login(&gw, "inf.durand", "durand-demo");
     let (ok, said) = vigie_user(&gw, &["unlock", "dr.martin"]);
@@ -441,5 +451,9 @@ fn a_lock_holds_for_every_spelling_the_portal_s_collation_takes_as_one() {
     let (ok, said) = vigie_user(&gw, &["lock", "DR.Martin ", "--reason", "test"]);
     assert!(ok && said.contains("\"user\":\"dr.martin\""), "{said}");
     let refused = submit_login(gw.port, "dr.martin", "martin-demo", None);
-    assert_eq!(refused.status, 423, "a variant spelling escaped the lock");
+    assert_eq!(
+        refused.header("location"),
+        Some("/.vigie/signin-failed"),
+        "a variant spelling escaped the lock"
+    );
 }
