@@ -733,3 +733,26 @@ fn two_logins_on_one_pre_login_session_never_share_a_portal_session() {
     );
     assert!(!home.text().contains("AUTHENTICATED-AS alice"));
 }
+
+#[test]
+fn a_login_body_arriving_in_pieces_is_held_then_sent_whole() {
+    // Found by the red team: holding the body with `None` told the portal it had ended, and a
+    // login whose body came in two reads hung, then 502.
+    use std::io::Write;
+    let php = start_php(true);
+    let gw = php_gateway(&php, false, "");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    write!(
+        s,
+        "POST /index.php HTTP/1.1\r\nHost: localhost:{}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        gw.port,
+        ALICE.len(),
+        &ALICE[..5]
+    )
+    .unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.write_all(&ALICE.as_bytes()[5..]).unwrap();
+    let answer = Conn::from_stream(s).read_response().expect("an answer");
+    assert_eq!(answer.status, 302, "{}", answer.text());
+}
