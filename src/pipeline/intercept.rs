@@ -99,14 +99,11 @@ pub fn on_request(
     signed_in: bool,
 ) -> Result<(Interception, Wall), Rejection> {
     let has_auth = req.headers.contains_key("authorization");
-    let cookie_headers: Vec<&str> = req
+    let cookie_names = req
         .headers
         .get_all("cookie")
         .into_iter()
         .filter_map(|v| v.to_str().ok())
-        .collect();
-    let cookie_names = cookie_headers
-        .iter()
         .flat_map(|h| vault::parse_cookie_header(h).map(|(k, _)| k));
     let query = request.target.query.as_deref();
     if let Some(reason) = login::blocked(profile, query, has_auth, cookie_names) {
