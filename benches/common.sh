@@ -67,6 +67,8 @@ password_field = "password"
 [login.success]
 status = [302]
 session_cookies = ["benchsess"]
+[[prelogin.allow]]
+path = "/login"
 [[patient]]
 path = "/**"
 param = "p"
