@@ -70,6 +70,9 @@ pub struct Gateway {
     detector: Option<Arc<crate::detect::Detector>>,
     /// Alerts the gateway raises itself (an identity mismatch at login).
     alerts: Arc<crate::alerts::Alerts>,
+    /// Requests in flight per client behind a trusted proxy (ATTACKS.md 41): the proxy's
+    /// connections are exempt from the per-peer cap, its clients are capped here.
+    clients: Arc<crate::listener::peers::Peers>,
 }
 
 /// The shared state a [`Gateway`] is built on (the server assembles it from the config).
@@ -95,7 +98,14 @@ impl Gateway {
             detector,
             alerts,
         } = parts;
+        let per_client = config.limits.max_connections_per_peer;
+        let clients = Arc::new(crate::listener::peers::Peers::new(
+            per_client,
+            usize::MAX,
+            Vec::new(),
+        ));
         Self {
+            clients,
             config,
             router,
             sessions,
@@ -139,6 +149,8 @@ pub struct RequestCtx {
     pub watch: watch::Watch,
     /// An answer to a visitor below the password, read before it leaves.
     pub screen: Option<screen::Screen>,
+    /// This request's place among its client's requests in flight (behind a trusted proxy).
+    pub in_flight: Option<crate::listener::peers::Permit>,
 }
 
 static REQUEST_COUNTER: once_cell::sync::Lazy<AtomicU64> =
@@ -169,6 +181,7 @@ impl ProxyHttp for Gateway {
             who: None,
             watch: watch::Watch::default(),
             screen: None,
+            in_flight: None,
         }
     }
 
@@ -555,6 +568,10 @@ impl Gateway {
     ) -> std::result::Result<Front, Rejection> {
         let limits = &self.config.limits;
         let request = normalise::run(session, limits, &self.config.trusted_proxies)?;
+        if request.client.peer_trusted {
+            let permit = self.clients.admit(request.client.ip);
+            ctx.in_flight = Some(permit.map_err(|_| Rejection::framing(429, "client_cap"))?);
+        }
         if content_length(session.req_header()).is_some_and(|len| len > limits.max_body_bytes) {
             return Err(Rejection::framing(413, "body_too_large"));
         }

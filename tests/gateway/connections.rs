@@ -164,3 +164,38 @@ fn each_kept_alive_request_gets_its_own_head_deadline() {
     assert!(c.is_closed(), "a stalled second head is still open");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// ATTACKS.md 41 behind a trusted proxy: the proxy's connections are not capped (all users
+/// come through them), its clients are, by requests in flight per resolved address.
+#[test]
+fn clients_behind_a_trusted_proxy_are_capped_one_by_one() {
+    let echo = Echo::start(Duration::from_millis(1500));
+    let gw = start_gateway(
+        echo.port,
+        "[network]\ntrusted_proxies = [\"127.0.0.0/8\"]\n[limits]\nmax_connections_per_peer = 3\n",
+    );
+    let ask = |client: &str| {
+        let mut c = Conn::open(gw.port);
+        c.send(
+            format!("GET /x HTTP/1.1\r\nHost: portal.test\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        c
+    };
+    // Three slow requests of one client through the proxy: all in flight at once.
+    let mut slow: Vec<Conn> = (0..3).map(|_| ask("203.0.113.7")).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let fourth = ask("203.0.113.7").read_response().map(|r| r.status);
+    assert_eq!(fourth, Some(429), "a fourth request of the same client");
+    // Another client through the same proxy (which holds more than 3 connections) is served.
+    let other = ask("198.51.100.9").read_response().map(|r| r.status);
+    assert_eq!(other, Some(200));
+    for c in slow.iter_mut() {
+        assert_eq!(c.read_response().map(|r| r.status), Some(200));
+    }
+    // Their places are free again.
+    assert_eq!(
+        ask("203.0.113.7").read_response().map(|r| r.status),
+        Some(200)
+    );
+}
