@@ -2,20 +2,24 @@
 //!
 //! 1. [`normalise`] — framing and size checks, canonical target, host, client address;
 //! 2. [`route`] — which portal;
-//! 3. [`identify`] — who, from the gateway session cookie; [`intercept`] watches the portal's
-//!    own login and logout and refuses its other credential entry points;
+//! 3. [`identify`] — who, from the gateway session cookie; [`intercept`] refuses the portal's
+//!    other credential entry points, holds the pre-login wall ([`crate::identity::prelogin`]:
+//!    below the password only the profile's allowlist reaches the portal) and reads the
+//!    login; [`login_answer`] judges the portal's answer and [`whoami`] asks it who signed in;
 //! 4. authorise — the [`crate::policy`] requirement (second factor, step-up) against the
 //!    session; short sessions are sent to the [`second_factor`] pages (budgets slot in here);
 //! 5. [`forward`] — the upstream peer and the request the portal receives;
-//! 6. [`inspect`] — response hygiene;
+//! 6. [`inspect`] — response hygiene; [`screen`] reads answers to visitors below the password;
 //! 7. [`log`] — access log and metrics.
 //!
-//! [`Gateway`] only sequences the stages on Pingora's hooks; each stage's logic lives in
-//! its module, free of I/O where possible so it is tested without sockets.
+//! [`Gateway`] only sequences the stages on Pingora's hooks (stages 1-4 on the request head
+//! are in `front.rs`); each stage's logic lives in its module, free of I/O where possible so
+//! it is tested without sockets. Below Pingora, [`crate::listener`] guards connections.
 
 mod access_line;
 pub mod authorise;
 pub mod forward;
+mod front;
 pub mod gateway_login;
 pub mod identify;
 pub mod inspect;
@@ -49,10 +53,10 @@ use crate::factors::Factors;
 use crate::identity::assertion::AssertionKeys;
 use crate::identity::Sessions;
 use crate::storage::users::UserStore;
+use front::Front;
 use identify::Identity;
 use intercept::Interception;
 use normalise::Request;
-use respond::Rejection;
 use route::{Portal, Router};
 
 /// Everything the pipeline needs, built once from a validated [`Config`].
@@ -535,277 +539,4 @@ impl ProxyHttp for Gateway {
             started: ctx.started,
         });
     }
-}
-
-/// What the front stages decided.
-enum Front {
-    Forward,
-    /// One of the gateway's static assets: content type and text.
-    Asset(&'static str, &'static str),
-    LoggedOut,
-    /// The public keys of identity assertions.
-    Jwks,
-    /// Sent elsewhere (to the gateway's login page).
-    Redirect(String),
-    /// A handler already answered, with this status.
-    Done(u16),
-    /// Refused by policy; `liftable`: offer break-glass.
-    Denied {
-        liftable: bool,
-    },
-    /// Over budget, or throttled by the detector: retry after this many seconds.
-    Slowed(u64),
-    /// Held by the detector until the SOC reviews it.
-    Held(crate::detect::Hold),
-}
-
-impl Gateway {
-    /// Stages 1-4: normalise, route, identify and intercept (authorise and budget slot in here).
-    async fn front_stages(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> std::result::Result<Front, Rejection> {
-        let limits = &self.config.limits;
-        let request = normalise::run(session, limits, &self.config.trusted_proxies)?;
-        if request.client.peer_trusted {
-            let permit = self.clients.admit(request.client.ip);
-            ctx.in_flight = Some(permit.map_err(|_| Rejection::framing(429, "client_cap"))?);
-        }
-        if content_length(session.req_header()).is_some_and(|len| len > limits.max_body_bytes) {
-            return Err(Rejection::framing(413, "body_too_large"));
-        }
-        session.set_keepalive(Some(limits.keepalive_timeout.as_secs()).filter(|s| *s > 0));
-        session.set_read_timeout(Some(limits.client_body_timeout));
-        let asset = match request.target.path.as_str() {
-            crate::pages::STYLESHEET_PATH => {
-                Some(("text/css; charset=utf-8", crate::pages::STYLESHEET))
-            }
-            crate::pages::SCRIPT_PATH => {
-                Some(("text/javascript; charset=utf-8", crate::pages::SCRIPT))
-            }
-            _ => None,
-        };
-        if let Some((content_type, text)) = asset {
-            ctx.request = Some(request);
-            return Ok(Front::Asset(content_type, text));
-        }
-        let portal = self
-            .router
-            .select(&request.host)
-            .cloned()
-            .ok_or(Rejection::new(404, "unknown_host"))?;
-        ctx.identity = identify::run(&self.sessions, session, &portal, request.tls).await?;
-        ctx.portal = Some(portal.clone());
-        let front = self.after_identify(session, ctx, &portal, &request).await;
-        ctx.request = Some(request);
-        front
-    }
-
-    /// The gateway's own endpoints, the login wall of gateway-login portals, and the portal
-    /// profile's request-side rules.
-    async fn after_identify(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        portal: &Arc<Portal>,
-        request: &Request,
-    ) -> std::result::Result<Front, Rejection> {
-        let path = request.target.path.as_str();
-        let gateway_login = matches!(portal.config.login, LoginMode::Gateway { .. });
-        match path {
-            "/.well-known/jwks.json" => return Ok(Front::Jwks),
-            login_answer::SIGNIN_FAILED_PATH if portal.config.profile.is_some() => {
-                let status = self.signin_failed(session, portal, ctx).await?;
-                return Ok(Front::Done(status));
-            }
-            "/.vigie/logout" => {
-                if session.req_header().method != http::Method::POST {
-                    return Err(Rejection::new(405, "logout_needs_post"));
-                }
-                intercept::gateway_logout(&self.sessions, portal, &ctx.identity, session).await?;
-                ctx.identity = Identity::Anonymous;
-                return Ok(Front::LoggedOut);
-            }
-            gateway_login::LOGIN_PATH if gateway_login => {
-                let users = self
-                    .users
-                    .as_ref()
-                    .ok_or(Rejection::new(503, "user_store_unavailable"))?;
-                let status = gateway_login::handle(
-                    &self.config,
-                    &self.budgets,
-                    session,
-                    &self.sessions,
-                    users,
-                    portal,
-                    request,
-                    &ctx.identity,
-                )
-                .await?;
-                return Ok(Front::Done(status));
-            }
-            _ if second_factor::is_factor_path(path) => {
-                return self.factor_page(session, ctx, portal, request).await;
-            }
-            _ if path.starts_with("/.vigie/") => {
-                return Err(Rejection::new(404, "unknown_gateway_path"))
-            }
-            _ => {}
-        }
-        let navigation = matches!(session.req_header().method.as_str(), "GET" | "HEAD");
-        let authenticated = ctx.identity.session().filter(|s| s.is_authenticated());
-        if gateway_login && authenticated.is_none() {
-            return match navigation {
-                true => Ok(Front::Redirect(gateway_login::login_redirect(request))),
-                false => Err(Rejection::new(401, "login_required")),
-            };
-        }
-        // The profile's request-side rules and the pre-login wall: below the password, only
-        // the profile's allowlist reaches the portal (ATTACKS.md 36).
-        let mut wall = intercept::Wall::Pass;
-        if let Some(profile) = &portal.config.profile {
-            let signed_in = authenticated.is_some();
-            // Before the password every login POST is an attempt, counted per source before
-            // anything else is looked at, whatever its body; per user once the body is read.
-            let req = session.req_header();
-            let attempt = !signed_in && intercept::is_login_endpoint(profile, request, req);
-            if attempt && req.method != http::Method::GET {
-                self.login_attempt(request.client.ip, None).await?;
-            }
-            // Only the login POST carries a body before the password: a held body on a page
-            // request would keep its portal cookie in flight across someone's login.
-            if !signed_in && !attempt && !matches!(req.method.as_str(), "POST" | "PUT" | "PATCH") {
-                let body = req.headers.contains_key("transfer-encoding")
-                    || content_length(req).is_some_and(|n| n > 0);
-                if body {
-                    return Err(Rejection::new(400, "prelogin_body"));
-                }
-            }
-            let (interception, w) = intercept::on_request(profile, request, req, signed_in)?;
-            ctx.interception = interception;
-            wall = w;
-            if ctx.interception.prelogin_login {
-                self.take_pre_login(ctx).await?;
-            }
-            if signed_in && ctx.interception.login_user.is_some() {
-                return Err(self.end_for_login(ctx).await);
-            }
-            if let Some(user) = ctx.interception.login_user.clone() {
-                self.login_attempt(request.client.ip, Some(&user)).await?;
-            }
-        }
-        // Stage 4, authorise: the policy's decision; a signed-in session must meet its
-        // requirement; below the password, the wall (unless a rule makes the path public);
-        // then the budgets.
-        if portal.config.holds_sessions() {
-            let now = self.sessions.now();
-            let method = session.req_header().method.as_str().to_string();
-            let facts = authorise::facts(portal, request, &method, &ctx.identity, now);
-            ctx.break_glass = facts.break_glass;
-            match authorise::run(&self.config, &self.budgets, portal, &facts, &ctx.identity).await {
-                authorise::Outcome::Pass(d)
-                    if wall == intercept::Wall::Closed
-                        && d.requirement.level > crate::identity::session::AuthLevel::None =>
-                {
-                    ctx.decision = Some(d);
-                    ctx.rejected = Some("prelogin_wall");
-                    let page = portal
-                        .config
-                        .profile
-                        .as_ref()
-                        .map_or("/", |p| p.prelogin.login_page.as_str());
-                    // Only a page navigation is sent to the login page: a favicon or script
-                    // fetched through the redirect would reload the login form behind the
-                    // user's back (and renew its CSRF token).
-                    let mode = session.req_header().headers.get("sec-fetch-mode");
-                    let page_load = mode.is_none_or(|m| m.as_bytes() == b"navigate");
-                    return match navigation && page_load {
-                        true => Ok(Front::Redirect(page.to_string())),
-                        false => Err(Rejection::new(401, "prelogin_wall")),
-                    };
-                }
-                authorise::Outcome::Pass(d) => ctx.decision = Some(d),
-                authorise::Outcome::Deny { decision, liftable } => {
-                    ctx.decision = Some(decision);
-                    return Ok(Front::Denied { liftable });
-                }
-                authorise::Outcome::StepUp(d) => {
-                    ctx.decision = Some(d);
-                    return match navigation {
-                        true => Ok(Front::Redirect(second_factor::factor_redirect(
-                            &request.target.to_uri(),
-                        ))),
-                        false => Err(Rejection::new(401, "second_factor_required")),
-                    };
-                }
-                authorise::Outcome::Slow {
-                    decision,
-                    retry_after,
-                } => {
-                    ctx.decision = Some(decision);
-                    return Ok(Front::Slowed(retry_after));
-                }
-            }
-        }
-        match self.watch_request(session, ctx, portal, request) {
-            Some(front) => front,
-            None => Ok(Front::Forward),
-        }
-    }
-}
-
-impl Gateway {
-    /// A second-factor page: only for a session whose password was accepted.
-    async fn factor_page(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        portal: &Arc<Portal>,
-        request: &Request,
-    ) -> std::result::Result<Front, Rejection> {
-        let factors = self
-            .factors
-            .as_ref()
-            .ok_or(Rejection::new(404, "unknown_gateway_path"))?;
-        let Some(record) = ctx
-            .identity
-            .session()
-            .filter(|s| s.is_authenticated())
-            .cloned()
-        else {
-            return match session.req_header().method.as_str() {
-                "GET" | "HEAD" if matches!(portal.config.login, LoginMode::Gateway { .. }) => {
-                    Ok(Front::Redirect(gateway_login::login_redirect(request)))
-                }
-                "GET" | "HEAD" => Ok(Front::Redirect("/".into())),
-                _ => Err(Rejection::new(401, "login_required")),
-            };
-        };
-        let visit = second_factor::Visit {
-            lang: crate::pages::Lang::of_request(session.req_header()),
-            session,
-            config: &self.config,
-            sessions: &self.sessions,
-            factors,
-            portal,
-            request,
-            user: record.user.clone().unwrap_or_default(),
-            record,
-            request_id: &ctx.request_id,
-        };
-        match second_factor::handle(visit).await {
-            Some(result) => result.map(Front::Done),
-            None => Err(Rejection::new(404, "unknown_gateway_path")),
-        }
-    }
-}
-
-fn content_length(req: &RequestHeader) -> Option<u64> {
-    req.headers
-        .get("content-length")?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
 }
