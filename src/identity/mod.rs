@@ -139,11 +139,15 @@ impl Sessions {
             touched.last_seen = now;
             // Not recording the activity only shortens the idle timeout: a store that cannot
             // take the write (an outage within its grace) does not refuse the request.
-            if let Err(e) = self.store.put(touched.clone()).await {
-                tracing::debug!(error = %e, "session activity not recorded");
-                return Ok(Some(record));
-            }
-            return Ok(Some(Arc::new(touched)));
+            return match self.store.update(touched.clone()).await {
+                Ok(true) => Ok(Some(Arc::new(touched))),
+                // Ended between the read and the write: it stays ended.
+                Ok(false) => Ok(None),
+                Err(e) => {
+                    tracing::debug!(error = %e, "session activity not recorded");
+                    Ok(Some(record))
+                }
+            };
         }
         Ok(Some(record))
     }

@@ -240,6 +240,29 @@ impl SessionStore for RedisStore {
         Ok(())
     }
 
+    async fn update(&self, record: SessionRecord) -> Result<bool, StoreError> {
+        self.ensure_subscriber();
+        let hash = Self::hash(&record.id);
+        let json = serde_json::to_string(&record).map_err(unavailable)?;
+        let ttl = self.ttl(&record);
+        let mut conn = self.conn().await?;
+        // `XX`: only if the key still exists, in one step, so a revocation between the read
+        // and this write stands.
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(&hash))
+            .arg(json)
+            .arg("EX")
+            .arg(ttl)
+            .arg("XX");
+        let written: Option<String> = deadline(cmd.query_async(&mut conn)).await?;
+        if written.is_none() {
+            self.cache.write().expect("cache lock").remove(&hash);
+            return Ok(false);
+        }
+        self.cache_put(hash, Arc::new(record));
+        Ok(true)
+    }
+
     async fn remove(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         let existing = self.get(id).await?;
         self.revoke(

@@ -22,6 +22,10 @@ pub trait SessionStore: Send + Sync {
     async fn get(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError>;
     /// Insert or replace.
     async fn put(&self, record: SessionRecord) -> Result<(), StoreError>;
+    /// Replace a session that still exists; false if it was removed meanwhile (revoked, locked,
+    /// logged out), in which case nothing is written. Every write-back of a session read
+    /// earlier goes through here, so a request in flight never brings an ended session back.
+    async fn update(&self, record: SessionRecord) -> Result<bool, StoreError>;
     async fn remove(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError>;
     /// Remove every session of a user; returns how many.
     async fn remove_user(&self, user: &str) -> Result<usize, StoreError>;
@@ -123,6 +127,15 @@ impl SessionStore for MemoryStore {
         }
         inner.insert(Arc::new(record));
         Ok(())
+    }
+
+    async fn update(&self, record: SessionRecord) -> Result<bool, StoreError> {
+        let mut inner = self.inner.write().expect("session map lock");
+        if !inner.map.contains_key(&record.id) {
+            return Ok(false);
+        }
+        inner.insert(Arc::new(record));
+        Ok(true)
     }
 
     async fn remove(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {

@@ -167,7 +167,7 @@ impl Gateway {
                 self.take_pre_login(ctx).await?;
             }
             if signed_in && ctx.interception.login_user.is_some() {
-                return Err(self.end_for_login(ctx).await);
+                return Err(self.end_for_login(ctx, session.req_header()).await);
             }
             if let Some(user) = ctx.interception.login_user.clone() {
                 self.login_attempt(request.client.ip, Some(&user)).await?;

@@ -144,6 +144,9 @@ pub fn on_request(
         }
         _ => {}
     }
+    if !signed_in && i.login_user.is_some() && !login_endpoint {
+        return Err(Rejection::new(400, "login_elsewhere"));
+    }
     i.login_body = login::is_login_candidate(method).then(Vec::new);
     let wall = if signed_in
         || (login_endpoint && i.login_user.is_some())
@@ -215,6 +218,17 @@ pub fn on_body(
         login::classify(profile, i.content_type.as_deref(), buf)
     };
     match attempt {
+        // Before the password a login is read at the profile's login request only (held,
+        // counted, its session taken, a lock checked first): anywhere else it is refused.
+        login::Attempt::Login(_)
+            if !ctx.identity.session().is_some_and(|s| s.is_authenticated()) =>
+        {
+            ctx.rejected = Some("login_elsewhere");
+            return pingora::Error::e_explain(
+                pingora::ErrorType::HTTPStatus(400),
+                "a login outside the profile's login request",
+            );
+        }
         login::Attempt::Login(user) => {
             ctx.interception.login_user = Some(user);
             ctx.interception.body_login = true;
@@ -271,25 +285,28 @@ fn prelogin_body(
 }
 
 /// The `Cookie` header the portal receives: never the gateway's cookie, never a browser copy of
-/// the portal's session cookies; the vaulted ones when there is a session.
+/// the portal's session cookies; the vaulted ones for a session that may use them. `full`: the
+/// session has the level the policy requires of everyone (past the second factor).
 pub fn upstream_cookies(
     up: &mut RequestHeader,
     sessions: &Sessions,
     profile: Option<&PortalProfile>,
     identity: &Identity,
+    full: bool,
     login_itself: bool,
 ) {
     let session_cookies = profile.map_or(&[][..], |p| &p.login.session_cookies[..]);
-    let signed_in = identity.session().is_some_and(|s| s.is_authenticated());
-    // A pre-login session a login took no longer lends its portal cookie (it may be signed
-    // in by now), except to that login itself.
     let vault = identity
         .session()
-        .filter(|s| signed_in || !super::screen::taken(&s.id) || login_itself)
+        .filter(|s| {
+            // Past the password but not yet the factor, the vault holds a signed-in portal
+            // session: only a full session sends it (a public page goes as an anonymous
+            // visitor's). A pre-login session a login took lends its cookie (it may be signed
+            // in by now) to that login alone.
+            full || (!s.is_authenticated() && (login_itself || !super::screen::taken(&s.id)))
+        })
         .map_or(&[][..], |s| &s.vault[..]);
-    let only = profile
-        .filter(|_| !signed_in)
-        .map(|p| &p.prelogin.cookies[..]);
+    let only = profile.filter(|_| !full).map(|p| &p.prelogin.cookies[..]);
     let header = {
         let browser = up
             .headers
@@ -356,7 +373,10 @@ pub async fn on_response(
         return Ok(add);
     }
 
-    if changes.is_empty() {
+    // Past the password but not the factor, the request went as an anonymous visitor's
+    // (without the vault): what the portal set then is not this user's session.
+    let half = current.as_ref().is_some_and(|s| s.is_authenticated()) && !gw.full(&ctx.identity);
+    if changes.is_empty() || half {
         return Ok(add);
     }
     match current {
@@ -387,11 +407,21 @@ pub async fn on_response(
                     .await;
                 }
             }
-            sessions
+            let still = sessions
                 .store
-                .put(updated.clone())
+                .update(updated.clone())
                 .await
                 .map_err(store_err)?;
+            if !still {
+                // Revoked, locked or logged out while this request was at the portal: the
+                // session stays ended, and what the portal answered does not go out.
+                ctx.identity = Identity::Anonymous;
+                ctx.interception.drop_body = true;
+                super::login_answer::to_wall(resp, profile)
+                    .map_err(|_| Rejection::new(502, "portal_answer_unusable"))?;
+                add.push(sessions.clear_cookie(request.tls));
+                return Ok(add);
+            }
             ctx.identity = Identity::Session(Arc::new(updated));
         }
         // A portal that opens its session before login (PHP portals do): keep it in a short-lived,

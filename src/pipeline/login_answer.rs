@@ -356,7 +356,15 @@ impl Gateway {
     /// A session past the password sends a login (ATTACKS.md 38): whoever it logs in as, the
     /// session ends first, so one user's identity never rides on another's portal session.
     /// The request does not reach the portal; the user starts over.
-    pub(super) async fn end_for_login(&self, ctx: &mut RequestCtx) -> Rejection {
+    pub(super) async fn end_for_login(
+        &self,
+        ctx: &mut RequestCtx,
+        req: &pingora::http::RequestHeader,
+    ) -> Rejection {
+        // Ending a session is a state change: another site may not force it (ATTACKS.md 15).
+        if !super::intercept::same_origin(req) {
+            return Rejection::new(403, "cross_site_request");
+        }
         if let Some(s) = ctx.identity.session() {
             if let Err(e) = self.sessions.store.remove(&s.id).await {
                 tracing::error!(error = %e, "session store unavailable while ending a session");
@@ -369,8 +377,12 @@ impl Gateway {
     }
 
     /// The same, once a request body was read as a login.
-    pub(super) async fn login_over_session(&self, ctx: &mut RequestCtx) -> pingora::Result<()> {
-        let r = self.end_for_login(ctx).await;
+    pub(super) async fn login_over_session(
+        &self,
+        ctx: &mut RequestCtx,
+        req: &pingora::http::RequestHeader,
+    ) -> pingora::Result<()> {
+        let r = self.end_for_login(ctx, req).await;
         ctx.rejected = Some(r.reason);
         pingora::Error::e_explain(pingora::ErrorType::HTTPStatus(r.status), r.reason)
     }

@@ -122,6 +122,20 @@ impl Gateway {
         }
     }
 
+    /// Whether the session has the level the policy requires of everyone: past the second
+    /// factor, or past the password where no factor is required. Below it, the portal sees an
+    /// anonymous visitor and what it answers is screened.
+    fn full(&self, identity: &Identity) -> bool {
+        use crate::identity::session::AuthLevel;
+        let base = match self.config.second_factor.required {
+            true => AuthLevel::SecondFactor,
+            false => AuthLevel::Password,
+        };
+        identity
+            .session()
+            .is_some_and(|s| s.is_authenticated() && s.level >= base)
+    }
+
     fn hsts_for(&self, session: &Session) -> Option<u64> {
         let server = session.server_addr()?.as_inet()?;
         let listener = self.config.listeners.iter().find(|l| {
@@ -271,7 +285,7 @@ impl ProxyHttp for Gateway {
         if end_of_stream && ctx.interception.body_login {
             if let Some(user) = ctx.interception.login_user.clone() {
                 if ctx.identity.session().is_some_and(|s| s.is_authenticated()) {
-                    return self.login_over_session(ctx).await;
+                    return self.login_over_session(ctx, session.req_header()).await;
                 }
                 self.login_budget(ctx, &user).await?;
                 if ctx.interception.prelogin_login {
@@ -333,11 +347,20 @@ impl ProxyHttp for Gateway {
             .as_ref()
             .and_then(|p| p.config.profile.as_deref());
         let login = ctx.interception.prelogin_login;
+        let full = self.full(&ctx.identity);
+        if profile.is_some() && !full {
+            // What comes back to someone below the factor is read before it leaves
+            // (`screen`): ask for it whole and uncompressed.
+            for name in ["accept-encoding", "range", "if-range"] {
+                upstream_request.remove_header(name);
+            }
+        }
         intercept::upstream_cookies(
             upstream_request,
             &self.sessions,
             profile,
             &ctx.identity,
+            full,
             login,
         );
         if let Some(portal) = &ctx.portal {
@@ -384,7 +407,7 @@ impl ProxyHttp for Gateway {
                         for c in cookies {
                             resp.append_header("set-cookie", c)?;
                         }
-                        let below = !ctx.identity.session().is_some_and(|s| s.is_authenticated());
+                        let below = !self.full(&ctx.identity);
                         let tainted =
                             below && ctx.identity.session().is_some_and(|s| screen::taken(&s.id));
                         if tainted && !ctx.interception.drop_body {
@@ -441,6 +464,7 @@ impl ProxyHttp for Gateway {
             if let Some(profile) = profile {
                 match screen.on_body(&profile, body, end_of_stream) {
                     Some(screen::Verdict::SignedIn) => self.signed_in_before_login(ctx),
+                    Some(screen::Verdict::Unreadable) => ctx.rejected = Some("prelogin_unreadable"),
                     Some(screen::Verdict::Clean) => {}
                     None => ctx.screen = Some(screen),
                 }
@@ -470,7 +494,9 @@ impl ProxyHttp for Gateway {
             // A refused login looks the same whatever refused it (the portal, a lock).
             let tls = ctx.request.as_ref().is_some_and(|r| r.tls);
             let clear = [self.sessions.clear_cookie(tls)];
-            let _ = respond::send_redirect(session, login_answer::SIGNIN_FAILED_PATH, &clear).await;
+            let id = Some(ctx.request_id.as_str());
+            let failed = login_answer::SIGNIN_FAILED_PATH;
+            let _ = respond::send_redirect_with(session, failed, &clear, id).await;
             ctx.status = 303;
             return FailToProxy {
                 error_code: 303,

@@ -164,7 +164,20 @@ pub async fn send_redirect(
     location: &str,
     cookies: &[String],
 ) -> pingora::Result<()> {
-    let mut resp = ResponseHeader::build(303, Some(4 + cookies.len()))?;
+    send_redirect_with(session, location, cookies, None).await
+}
+
+/// The same, naming the request (`X-Request-Id`) as the portal's proxied answers do.
+pub async fn send_redirect_with(
+    session: &mut Session,
+    location: &str,
+    cookies: &[String],
+    request_id: Option<&str>,
+) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(303, Some(5 + cookies.len()))?;
+    if let Some(id) = request_id {
+        resp.insert_header("x-request-id", id)?;
+    }
     resp.insert_header("location", location)?;
     resp.insert_header("content-length", "0")?;
     resp.insert_header("cache-control", "no-store")?;

@@ -42,8 +42,10 @@ pub struct Screen {
 pub enum Verdict {
     /// Nothing of a signed-in page: the answer goes out as the portal wrote it.
     Clean,
-    /// A signed-in page (or too large to read): replaced.
+    /// A signed-in page: replaced, and the SOC told.
     SignedIn,
+    /// Not read (encoded, or over the size a login page has): replaced all the same.
+    Unreadable,
 }
 
 /// Whether to screen this answer: a page to someone below the password, on a profile that
@@ -65,9 +67,20 @@ pub fn start(profile: &PortalProfile, resp: &mut ResponseHeader, head: bool) -> 
     if !textual {
         return None;
     }
+    // The request went without `Accept-Encoding`; a portal that compresses anyway sends what
+    // the screen cannot read: it does not go out.
+    let encoded = resp
+        .headers
+        .get("content-encoding")
+        .is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"));
+    resp.remove_header("content-encoding");
     resp.remove_header("content-length");
+    resp.remove_header("content-range");
     let _ = resp.insert_header("transfer-encoding", "chunked");
-    Some(Screen::default())
+    Some(Screen {
+        held: Vec::new(),
+        cut: encoded,
+    })
 }
 
 impl Screen {
@@ -88,13 +101,16 @@ impl Screen {
         if !end {
             return None;
         }
-        let signed_in = self.cut
-            || profile.login.confirm.as_ref().is_some_and(|c| {
-                c.pattern
-                    .captures(&String::from_utf8_lossy(&self.held))
-                    .and_then(|m| m.get(1))
-                    .is_some_and(|u| !u.as_str().trim().is_empty())
-            });
+        if self.cut {
+            *body = Some(wall(&profile.prelogin.login_page));
+            return Some(Verdict::Unreadable);
+        }
+        let signed_in = profile.login.confirm.as_ref().is_some_and(|c| {
+            c.pattern
+                .captures(&String::from_utf8_lossy(&self.held))
+                .and_then(|m| m.get(1))
+                .is_some_and(|u| !u.as_str().trim().is_empty())
+        });
         if signed_in {
             *body = Some(wall(&profile.prelogin.login_page));
             Some(Verdict::SignedIn)

@@ -25,7 +25,7 @@ pub fn submit_login(port: u16, user: &str, password: &str, extra_cookie: Option<
     raw(
         port,
         format!(
-            "POST /index.php HTTP/1.1\r\nHost: portal.test\r\nCookie: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            "POST /index.php HTTP/1.1\r\nHost: portal.test\r\nOrigin: http://portal.test\r\nCookie: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
             cookies.join("; "),
             form.len()
         )

@@ -52,21 +52,24 @@ pub fn start_php(regenerate: bool) -> PhpPortal {
 
 /// The same with `workers` PHP processes answering at once.
 pub fn start_php_with(regenerate: bool, workers: u32) -> PhpPortal {
+    start_php_ini(regenerate, workers, &[])
+}
+
+/// The same with more php.ini settings (`name=value`).
+pub fn start_php_ini(regenerate: bool, workers: u32, ini: &[&str]) -> PhpPortal {
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let router = fixture("index.php");
+    let save_path = format!("session.save_path={}", dir.path().display());
+    let mut args = vec!["-n", "-d", &save_path, "-d", "variables_order=EGPCS"];
+    for setting in ini {
+        args.extend(["-d", setting]);
+    }
+    let listen = format!("127.0.0.1:{port}");
+    args.extend(["-S", &listen, router.to_str().unwrap()]);
     let child = Command::new("php")
-        .args([
-            "-n",
-            "-d",
-            &format!("session.save_path={}", dir.path().display()),
-            "-d",
-            "variables_order=EGPCS",
-            "-S",
-            &format!("127.0.0.1:{port}"),
-            router.to_str().unwrap(),
-        ])
+        .args(&args)
         .env("VIGIE_PHP_REGENERATE", if regenerate { "1" } else { "0" })
         .env("PHP_CLI_SERVER_WORKERS", workers.to_string())
         .process_group(0)
@@ -452,9 +455,22 @@ fn a_signed_in_login_as_someone_else_ends_the_session() {
     assert_eq!(second.status, 302, "the notes spent login budget");
     let (_, third) = sign_in(&gw, ALICE);
     assert_eq!(third.status, 429, "the budget is two attempts");
-    // bob's password over alice's session: refused, and alice's session is over.
+    // From another site, the login over the session is refused and ends nothing.
     let bob = "login=1&username=bob&password=bob-pw";
-    let r = send(&mut c, "POST", "/index.php", &form(bob), bob.as_bytes());
+    let cross = format!("Origin: http://evil.test\r\n{}", form(bob));
+    let r = send(&mut c, "POST", "/index.php", &cross, bob.as_bytes());
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(c.cookie, before);
+    let home = send(&mut c, "GET", "/index.php?m=home", "", b"");
+    assert!(
+        home.text().contains("AUTHENTICATED-AS alice"),
+        "{}",
+        home.text()
+    );
+    // bob's password over alice's session from her own page: refused, and alice's session is
+    // over.
+    let same = format!("Sec-Fetch-Site: same-origin\r\n{}", form(bob));
+    let r = send(&mut c, "POST", "/index.php", &same, bob.as_bytes());
     assert_eq!(r.status, 409, "{}", r.text());
     assert!(!r.text().contains("AUTHENTICATED-AS bob"));
     c.cookie = before;
@@ -755,4 +771,140 @@ fn a_login_body_arriving_in_pieces_is_held_then_sent_whole() {
     s.write_all(&ALICE.as_bytes()[5..]).unwrap();
     let answer = Conn::from_stream(s).read_response().expect("an answer");
     assert_eq!(answer.status, 302, "{}", answer.text());
+}
+
+#[test]
+fn a_compressed_signed_in_page_before_login_is_still_caught() {
+    // Found by the red team: the screen read gzip bytes. A portal that compresses (PHP's
+    // zlib.output_compression), a profile that allows its token login by mistake, a browser
+    // asking for gzip: the request goes without `Accept-Encoding`, the answer is read plain.
+    let php = start_php_ini(false, 1, &["zlib.output_compression=1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let profile = profile_variant(&dir, |t| {
+        t + "\n[[prelogin.allow]]\npath = \"/index.php\"\nparams = { auto = \"*\" }\n"
+    });
+    let gw = gateway_on(
+        &php,
+        &profile,
+        "[second_factor]\nrequired = true\nenrollment = \"open\"\n",
+    );
+    let mut c = Client::new(gw.port);
+    let page = send(
+        &mut c,
+        "GET",
+        "/index.php",
+        "Accept-Encoding: gzip, deflate\r\n",
+        b"",
+    );
+    assert!(
+        page.text().contains("name=\"password\""),
+        "read plain: {}",
+        page.text()
+    );
+    let r = send(
+        &mut c,
+        "GET",
+        "/index.php?auto=alice",
+        "Accept-Encoding: gzip\r\n",
+        b"",
+    );
+    assert_eq!(r.header("content-encoding"), None);
+    assert!(r.text().contains("Sign in first"), "{:?}", r.body);
+    assert!(gw.proc.stderr().contains("VIGIE-SIGNED-IN-BEFORE-LOGIN"));
+}
+
+#[test]
+fn a_lock_during_a_request_in_flight_stays_a_lock() {
+    // Found by the red team: a request at the portal when alice was locked wrote her session
+    // back with the portal's refreshed cookie, and the locked session lived again.
+    let php = start_php_with(true, 2);
+    let gw = php_gateway(&php, false, "");
+    let (mut c, resp) = sign_in(&gw, ALICE);
+    assert_eq!(resp.status, 302);
+    let cookie = c.cookie.clone();
+    let port = gw.port;
+    let in_flight = std::thread::spawn(move || {
+        let mut c = Client::new(port);
+        c.cookie = cookie;
+        // A token login of the same user: the portal renews its session id (a rotation).
+        send(&mut c, "GET", "/index.php?auto=alice&wait=1500", "", b"")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let out = std::process::Command::new(VIGIE)
+        .args(["user", "lock", "alice", "-c", gw.config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let late = in_flight.join().unwrap();
+    assert!(
+        !leaks(&late),
+        "the answer for a locked session went out: {}",
+        late.text()
+    );
+    let after = send(&mut c, "GET", "/index.php?m=home", "", b"");
+    assert_eq!(
+        after.status,
+        303,
+        "the locked session came back: {}",
+        after.text()
+    );
+}
+
+#[test]
+fn a_public_path_sends_a_password_only_session_as_an_anonymous_visitor() {
+    // Found by the red team: a rule making a path public let a session past the password but
+    // not the factor reach it with the signed-in portal cookie; on a front-controller portal
+    // every path runs the whole application.
+    let php = start_php(true);
+    let rule = "[[rule]]\nname = \"stylesheet\"\npath = \"/style.css\"\nlevel = \"public\"\n";
+    let gw = php_gateway(&php, true, rule);
+    let (mut c, resp) = sign_in(&gw, ALICE);
+    assert_eq!(resp.status, 302);
+    let r = send(&mut c, "GET", "/style.css", "", b"");
+    assert_eq!(r.status, 200, "{}", gw.proc.stderr());
+    assert!(!leaks(&r), "{}", r.text());
+    assert!(
+        r.text().contains("name=\"password\""),
+        "the portal saw nobody: {}",
+        r.text()
+    );
+}
+
+#[test]
+fn a_login_outside_the_login_request_is_refused_before_the_password() {
+    // Found by the red team: a profile that allows a POST elsewhere (the PHP router runs the
+    // application on every path) let a login through without the login request's defences.
+    let php = start_php(false);
+    let dir = tempfile::tempdir().unwrap();
+    let profile = profile_variant(&dir, |t| {
+        t.replace(
+            "[[prelogin.allow]]\npath = \"/style.css\"",
+            "[[prelogin.allow]]\npath = \"/style.css\"\nmethods = [\"GET\", \"POST\"]",
+        )
+    });
+    assert!(std::fs::read_to_string(&profile)
+        .unwrap()
+        .contains("\"POST\"]"));
+    let gw = gateway_on(
+        &php,
+        &profile,
+        "[second_factor]\nrequired = true\nenrollment = \"open\"\n",
+    );
+    let mut c = Client::new(gw.port);
+    send(&mut c, "GET", "/index.php", "", b"");
+    let r = send(&mut c, "POST", "/style.css", &form(ALICE), ALICE.as_bytes());
+    assert_eq!(r.status, 400, "{}", r.text());
+    let q = send(
+        &mut c,
+        "GET",
+        "/style.css?login=1&username=alice&password=alice-pw",
+        "",
+        b"",
+    );
+    assert_eq!(q.status, 400, "{}", q.text());
+    assert!(!leaks(&send(&mut c, "GET", "/index.php", "", b"")));
 }

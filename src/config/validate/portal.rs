@@ -118,6 +118,12 @@ impl Validator<'_> {
                     }
                 }
             });
+            if let Some(pr) = profile.as_ref().filter(|pr| pr.login.confirm.is_none()) {
+                self.warnings.push(format!(
+                    "{key}: profile `{}` has no [login.confirm]: the gateway cannot ask the portal who signed in, so identity binding after a login, the check of a rotated portal session and the screen of pages served before login are off; name the page that shows the signed-in user",
+                    pr.name
+                ));
+            }
             let login = match p.login.as_str() {
                 "portal" => LoginMode::Portal,
                 "gateway" => {
