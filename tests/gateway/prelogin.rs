@@ -684,7 +684,7 @@ fn a_page_in_flight_while_its_session_logs_in_does_not_come_back_signed_in() {
     let slow = std::thread::spawn(move || {
         let mut c = Client::new(port);
         c.cookie = cookie;
-        send(&mut c, "GET", "/index.php?wait=1500", "", b"")
+        send(&mut c, "GET", "/index.php?wait=2500", "", b"")
     });
     std::thread::sleep(std::time::Duration::from_millis(400));
     let login = send(&mut c, "POST", "/index.php", &form(ALICE), ALICE.as_bytes());
@@ -827,7 +827,7 @@ fn a_lock_during_a_request_in_flight_stays_a_lock() {
         let mut c = Client::new(port);
         c.cookie = cookie;
         // A token login of the same user: the portal renews its session id (a rotation).
-        send(&mut c, "GET", "/index.php?auto=alice&wait=1500", "", b"")
+        send(&mut c, "GET", "/index.php?auto=alice&wait=2000", "", b"")
     });
     std::thread::sleep(std::time::Duration::from_millis(400));
     let out = std::process::Command::new(VIGIE)
