@@ -97,9 +97,19 @@ pub fn mentions_password(profile: &PortalProfile, bytes: &[u8]) -> bool {
         format!("&{field}="),
     ];
     let lower = bytes.to_ascii_lowercase();
-    needles
+    if needles
         .iter()
         .any(|n| lower.windows(n.len()).any(|w| w == n.as_bytes()))
+    {
+        return true;
+    }
+    // A multipart part's name in any quoting PHP accepts (`name='password'`, `name=" password"`):
+    // any part header naming the field at all counts (ATTACKS.md 36, 38; the red team's third
+    // round). Part contents are not looked at.
+    lower
+        .split(|b| *b == b'\n')
+        .filter(|line| line.trim_ascii_start().starts_with(b"content-disposition"))
+        .any(|line| line.windows(field.len()).any(|w| w == field.as_bytes()))
 }
 
 /// The user name as the gateway keys it: equal keys exactly when the portal takes the names
@@ -249,6 +259,25 @@ mod tests {
         assert_eq!(
             classify(&p, Some("application/json"), br#"{"password":"x"}"#),
             Attempt::Ambiguous
+        );
+        for quoted in [
+            &b"--b\r\nContent-Disposition: form-data; name='password'\r\n\r\nx\r\n--b--"[..],
+            b"--b\r\ncontent-disposition: form-data; name=\" password\"\r\n\r\nx\r\n--b--",
+            b"--b\r\nContent-Disposition:form-data;name=password\r\n\r\nx\r\n--b--",
+        ] {
+            assert_eq!(
+                classify(&p, Some("multipart/form-data; boundary=b"), quoted),
+                Attempt::Ambiguous,
+                "{}",
+                String::from_utf8_lossy(quoted)
+            );
+        }
+        let upload =
+            b"--b\r\nContent-Disposition: form-data; name=\"doc\"\r\n\r\nmy password is\r\n--b--";
+        assert_eq!(
+            classify(&p, Some("multipart/form-data; boundary=b"), upload),
+            Attempt::NotLogin,
+            "a part's content is not its name"
         );
         assert_eq!(
             classify(&p, Some("application/json"), br#"{"note":"x"}"#),

@@ -263,6 +263,23 @@ impl SessionStore for RedisStore {
         Ok(true)
     }
 
+    async fn take(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
+        self.ensure_subscriber();
+        let hash = Self::hash(id);
+        let mut conn = self.conn().await?;
+        // GETDEL: read and delete in one step, so two replicas cannot both take it.
+        let mut cmd = redis::cmd("GETDEL");
+        cmd.arg(self.key(&hash));
+        let json: Option<String> = deadline(cmd.query_async(&mut conn)).await?;
+        let Some(json) = json else {
+            self.cache.write().expect("cache lock").remove(&hash);
+            return Ok(None);
+        };
+        let record: SessionRecord = serde_json::from_str(&json).map_err(unavailable)?;
+        self.revoke(&hash, record.user.as_deref()).await?;
+        Ok(Some(Arc::new(record)))
+    }
+
     async fn remove(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         let existing = self.get(id).await?;
         self.revoke(

@@ -27,6 +27,11 @@ pub trait SessionStore: Send + Sync {
     /// earlier goes through here, so a request in flight never brings an ended session back.
     async fn update(&self, record: SessionRecord) -> Result<bool, StoreError>;
     async fn remove(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError>;
+    /// Remove a session, atomically: of two callers at once, exactly one gets it (a login
+    /// taking its pre-login session for itself).
+    async fn take(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
+        self.remove(id).await
+    }
     /// Remove every session of a user; returns how many.
     async fn remove_user(&self, user: &str) -> Result<usize, StoreError>;
     /// Every live session of a user, with its fingerprint ([`SessionId::fingerprint`]).

@@ -182,10 +182,21 @@ impl Gateway {
             let facts = authorise::facts(portal, request, &method, &ctx.identity, now);
             ctx.break_glass = facts.break_glass;
             match authorise::run(&self.config, &self.budgets, portal, &facts, &ctx.identity).await {
+                // Below the factor only the profile's allowlist reaches the portal, whatever a
+                // rule says (a "public" path on a front-controller portal runs the whole
+                // application); a session past the password is sent on to its factor.
                 authorise::Outcome::Pass(d)
-                    if wall == intercept::Wall::Closed
-                        && d.requirement.level > crate::identity::session::AuthLevel::None =>
+                    if wall == intercept::Wall::Closed && !self.full(&ctx.identity) =>
                 {
+                    if ctx.identity.session().is_some_and(|s| s.is_authenticated()) {
+                        ctx.decision = Some(d);
+                        return match navigation {
+                            true => Ok(Front::Redirect(second_factor::factor_redirect(
+                                &request.target.to_uri(),
+                            ))),
+                            false => Err(Rejection::new(401, "second_factor_required")),
+                        };
+                    }
                     ctx.decision = Some(d);
                     ctx.rejected = Some("prelogin_wall");
                     let page = portal

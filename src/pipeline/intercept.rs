@@ -148,8 +148,9 @@ pub fn on_request(
         return Err(Rejection::new(400, "login_elsewhere"));
     }
     i.login_body = login::is_login_candidate(method).then(Vec::new);
-    let wall = if signed_in
-        || (login_endpoint && i.login_user.is_some())
+    // Whether the profile lets this request through below the factor; a session at the full
+    // level is not walled (the caller decides, see `Gateway::full`).
+    let wall = if (login_endpoint && i.login_user.is_some())
         || profile
             .prelogin
             .allows(profile.query_reading, method, &request.target.path, query)

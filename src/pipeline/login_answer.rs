@@ -309,7 +309,7 @@ impl Gateway {
             return Ok(());
         };
         super::screen::take(s.id);
-        match self.sessions.store.remove(&s.id).await {
+        match self.sessions.store.take(&s.id).await {
             Ok(Some(_)) => Ok(()),
             Ok(None) => {
                 ctx.identity = Identity::Anonymous;

@@ -66,12 +66,7 @@ pub fn explain(config: &Config, r: &Described) -> String {
     let limit = config.budgets.classes.get(&decision.budget);
     let mut out = render(&portal.config.name, &facts, &decision, limit);
     if let Some(profile) = &portal.config.profile {
-        out.push_str(&pre_login(
-            profile,
-            r.method,
-            &target,
-            decision.requirement.level,
-        ));
+        out.push_str(&pre_login(profile, r.method, &target));
     }
     out
 }
@@ -81,7 +76,6 @@ fn pre_login(
     profile: &crate::config::PortalProfile,
     method: &str,
     target: &crate::pipeline::normalise::Target,
-    required: AuthLevel,
 ) -> String {
     let query = target.query.as_deref();
     let answer = if method == profile.login.method && target.path == profile.login.path {
@@ -91,8 +85,6 @@ fn pre_login(
         .allows(profile.query_reading, method, &target.path, query)
     {
         "reaches the portal (on the profile's [prelogin] allowlist)".to_string()
-    } else if required == AuthLevel::None {
-        "reaches the portal (a rule makes it public)".to_string()
     } else if matches!(method, "GET" | "HEAD") {
         format!(
             "sign-in wall: 303 to `{}`, the portal never sees it",

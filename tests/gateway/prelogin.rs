@@ -467,6 +467,20 @@ fn a_signed_in_login_as_someone_else_ends_the_session() {
         "{}",
         home.text()
     );
+    // A multipart login in the quoting PHP also reads (third round): refused, session kept.
+    let mp = "--B\r\nContent-Disposition: form-data; name='login'\r\n\r\n1\r\n--B\r\nContent-Disposition: form-data; name='username'\r\n\r\nbob\r\n--B\r\nContent-Disposition: form-data; name='password'\r\n\r\nbob-pw\r\n--B--\r\n";
+    let head = format!(
+        "Sec-Fetch-Site: same-origin\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: {}\r\n",
+        mp.len()
+    );
+    let r = send(&mut c, "POST", "/index.php", &head, mp.as_bytes());
+    assert_eq!(r.status, 400, "{}", r.text());
+    let home = send(&mut c, "GET", "/index.php?m=home", "", b"");
+    assert!(
+        home.text().contains("AUTHENTICATED-AS alice"),
+        "{}",
+        home.text()
+    );
     // bob's password over alice's session from her own page: refused, and alice's session is
     // over.
     let same = format!("Sec-Fetch-Site: same-origin\r\n{}", form(bob));
@@ -867,6 +881,17 @@ fn a_public_path_sends_a_password_only_session_as_an_anonymous_visitor() {
     let r = send(&mut c, "GET", "/style.css", "", b"");
     assert_eq!(r.status, 200, "{}", gw.proc.stderr());
     assert!(!leaks(&r), "{}", r.text());
+    // The rule does not open the wall: below the factor the profile's allowlist still decides
+    // (third round: the public path with a token login and an export parameter).
+    let export = send(&mut c, "GET", "/style.css?auto=bob&m=export", "", b"");
+    assert!(!leaks(&export), "{}", export.text());
+    assert!(export
+        .header("location")
+        .is_some_and(|l| l.starts_with("/.vigie/")));
+    let mut nobody = Client::new(gw.port);
+    let anon = send(&mut nobody, "GET", "/style.css?auto=bob&m=export", "", b"");
+    assert!(!leaks(&anon), "{}", anon.text());
+    assert_eq!(anon.header("location"), Some("/index.php"));
     assert!(
         r.text().contains("name=\"password\""),
         "the portal saw nobody: {}",
