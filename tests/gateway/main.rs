@@ -18,6 +18,7 @@ mod passthrough;
 mod paths;
 mod policy;
 mod prelogin;
+mod prelogin_found;
 mod replicas;
 mod sessions;
 mod upstream;
