@@ -169,7 +169,8 @@ fn each_kept_alive_request_gets_its_own_head_deadline() {
 /// come through them), its clients are, by requests in flight per resolved address.
 #[test]
 fn clients_behind_a_trusted_proxy_are_capped_one_by_one() {
-    let echo = Echo::start(Duration::from_millis(1500));
+    // Slow, but well within the test gateway's 1.5 s upstream read timeout.
+    let echo = Echo::start(Duration::from_millis(900));
     let gw = start_gateway(
         echo.port,
         "[network]\ntrusted_proxies = [\"127.0.0.0/8\"]\n[limits]\nmax_connections_per_peer = 3\n",
@@ -184,7 +185,7 @@ fn clients_behind_a_trusted_proxy_are_capped_one_by_one() {
     };
     // Three slow requests of one client through the proxy: all in flight at once.
     let mut slow: Vec<Conn> = (0..3).map(|_| ask("203.0.113.7")).collect();
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(200));
     let fourth = ask("203.0.113.7").read_response().map(|r| r.status);
     assert_eq!(fourth, Some(429), "a fourth request of the same client");
     // Another client through the same proxy (which holds more than 3 connections) is served.
