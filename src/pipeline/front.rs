@@ -160,7 +160,8 @@ impl Gateway {
                     return Err(Rejection::new(400, "prelogin_body"));
                 }
             }
-            let (interception, w) = intercept::on_request(profile, request, req, signed_in)?;
+            let full = self.full(&ctx.identity);
+            let (interception, w) = intercept::on_request(profile, request, req, signed_in, full)?;
             ctx.interception = interception;
             wall = w;
             if ctx.interception.prelogin_login {
@@ -185,9 +186,7 @@ impl Gateway {
                 // Below the factor only the profile's allowlist reaches the portal, whatever a
                 // rule says (a "public" path on a front-controller portal runs the whole
                 // application); a session past the password is sent on to its factor.
-                authorise::Outcome::Pass(d)
-                    if wall == intercept::Wall::Closed && !self.full(&ctx.identity) =>
-                {
+                authorise::Outcome::Pass(d) if wall == intercept::Wall::Closed => {
                     if ctx.identity.session().is_some_and(|s| s.is_authenticated()) {
                         ctx.decision = Some(d);
                         return match navigation {

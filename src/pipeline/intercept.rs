@@ -91,12 +91,14 @@ pub enum Wall {
 }
 
 /// Request side: block rules, the pre-login wall's reading of the login POST, login and
-/// logout detection. `signed_in`: the session is past the password.
+/// logout detection. `signed_in`: the session is past the password; `full`: past the factor
+/// too (not walled, the allowlist is not consulted).
 pub fn on_request(
     profile: &PortalProfile,
     request: &Request,
     req: &RequestHeader,
     signed_in: bool,
+    full: bool,
 ) -> Result<(Interception, Wall), Rejection> {
     let has_auth = req.headers.contains_key("authorization");
     let cookie_names = req
@@ -148,9 +150,9 @@ pub fn on_request(
         return Err(Rejection::new(400, "login_elsewhere"));
     }
     i.login_body = login::is_login_candidate(method).then(Vec::new);
-    // Whether the profile lets this request through below the factor; a session at the full
-    // level is not walled (the caller decides, see `Gateway::full`).
-    let wall = if (login_endpoint && i.login_user.is_some())
+    // Whether the profile lets this request through below the factor.
+    let wall = if full
+        || (login_endpoint && i.login_user.is_some())
         || profile
             .prelogin
             .allows(profile.query_reading, method, &request.target.path, query)
