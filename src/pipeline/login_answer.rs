@@ -56,7 +56,7 @@ pub async fn judge(
         .get("location")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let pre_login = end_pre_login(gw, ctx).await?;
+    let pre_login = end_session(gw, ctx).await?;
     let refused = |resp: &mut ResponseHeader, outcome: &str| {
         refuse(gw, login.portal, login.request, resp, outcome, user)
     };
@@ -123,23 +123,24 @@ pub async fn judge(
     Ok(vec![cookie])
 }
 
-/// The session ends and the portal's answer will be dropped. At a login: whatever the portal
-/// answered, the pre-login session ends (a success gets a new id, a failure leaves the portal a
-/// session nobody holds). Returns the ended session.
-async fn end_pre_login(
+/// The request's session ends and the portal's answer will be dropped. At a login: whatever
+/// the portal answered, the pre-login session ends (a success gets a new id, a failure leaves
+/// the portal a session nobody holds). A login POST took its session out of the store at its
+/// head already ([`Gateway::take_pre_login`]): no second removal. Returns the ended session.
+async fn end_session(
     gw: &Gateway,
     ctx: &mut RequestCtx,
 ) -> Result<Option<Arc<crate::identity::session::SessionRecord>>, Rejection> {
     ctx.interception.drop_body = true;
-    let pre_login = ctx.identity.session().cloned();
-    if let Some(old) = &pre_login {
+    let ended = ctx.identity.session().cloned();
+    if let Some(old) = ended.as_ref().filter(|_| !ctx.interception.prelogin_login) {
         gw.sessions.store.remove(&old.id).await.map_err(|e| {
             tracing::error!(error = %e, "session store unavailable during login");
             Rejection::new(503, "session_store_unavailable")
         })?;
     }
     ctx.identity = Identity::Anonymous;
-    Ok(pre_login)
+    Ok(ended)
 }
 
 /// A refused login: the gateway's page instead of the portal's answer, the cookie cleared.
@@ -170,7 +171,7 @@ pub async fn unjudged(
     ctx: &mut RequestCtx,
     resp: &mut ResponseHeader,
 ) -> Result<Vec<String>, Rejection> {
-    end_pre_login(gw, ctx).await?;
+    end_session(gw, ctx).await?;
     refuse(gw, portal, request, resp, "answered_before_read", "-")
 }
 
@@ -190,7 +191,7 @@ pub async fn rotated_to_another(
         .session()
         .and_then(|s| s.user.clone())
         .unwrap_or_default();
-    end_pre_login(gw, ctx).await?;
+    end_session(gw, ctx).await?;
     let alert = login_alert(
         portal,
         request,
@@ -342,9 +343,8 @@ impl Gateway {
         };
         let ip = ctx.request.as_ref().map(|r| r.client.ip);
         tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason = %reason, client = ?ip);
-        if let Some(s) = ctx.identity.session() {
-            let _ = self.sessions.store.remove(&s.id).await;
-        }
+        // Its pre-login session was taken out of the store with the head: it only goes.
+        ctx.identity = Identity::Anonymous;
         ctx.interception.refused_login = true;
         ctx.rejected = Some("account_locked");
         pingora::Error::e_explain(
