@@ -92,11 +92,7 @@ pub fn php_gateway(php: &PhpPortal, factor: bool, extra: &str) -> Gateway {
         php.port,
         fixture("profile.toml").display()
     );
-    let factor = if factor {
-        "[second_factor]\nrequired = true\nenrollment = \"open\"\n"
-    } else {
-        ""
-    };
+    let factor = if factor { FACTOR_REQUIRED } else { "" };
     start_gateway_with(&portal, &format!("{extra}\n{factor}"))
 }
 
@@ -131,6 +127,9 @@ pub fn form(body: &str) -> String {
         body.len()
     )
 }
+
+/// Second factors required, enrollment open (the tests enroll nobody: the factor is a wall).
+pub const FACTOR_REQUIRED: &str = "[second_factor]\nrequired = true\nenrollment = \"open\"\n";
 
 pub const ALICE: &str = "login=1&username=alice&password=alice-pw";
 
@@ -592,10 +591,7 @@ fn a_signed_in_page_served_before_login_is_replaced_and_alerted() {
         php.port,
         profile.display()
     );
-    let gw = start_gateway_with(
-        &portal,
-        "[second_factor]\nrequired = true\nenrollment = \"open\"\n",
-    );
+    let gw = start_gateway_with(&portal, FACTOR_REQUIRED);
     let mut c = Client::new(gw.port);
     let r = send(&mut c, "GET", "/index.php?auto=alice", "", b"");
     assert_eq!(r.status, 200);

@@ -25,11 +25,7 @@ fn a_page_in_flight_while_its_session_logs_in_does_not_come_back_signed_in() {
     assert!(!std::fs::read_to_string(&profile)
         .unwrap()
         .contains("[login.confirm]"));
-    let gw = gateway_on(
-        &php,
-        &profile,
-        "[second_factor]\nrequired = true\nenrollment = \"open\"\n",
-    );
+    let gw = gateway_on(&php, &profile, FACTOR_REQUIRED);
     let mut c = Client::new(gw.port);
     send(&mut c, "GET", "/index.php", "", b"");
     let cookie = c.cookie.clone();
@@ -136,11 +132,7 @@ fn a_compressed_signed_in_page_before_login_is_still_caught() {
     let profile = profile_variant(&dir, |t| {
         t + "\n[[prelogin.allow]]\npath = \"/index.php\"\nparams = { auto = \"*\" }\n"
     });
-    let gw = gateway_on(
-        &php,
-        &profile,
-        "[second_factor]\nrequired = true\nenrollment = \"open\"\n",
-    );
+    let gw = gateway_on(&php, &profile, FACTOR_REQUIRED);
     let mut c = Client::new(gw.port);
     let page = send(
         &mut c,
@@ -253,11 +245,7 @@ fn a_login_outside_the_login_request_is_refused_before_the_password() {
     assert!(std::fs::read_to_string(&profile)
         .unwrap()
         .contains("\"POST\"]"));
-    let gw = gateway_on(
-        &php,
-        &profile,
-        "[second_factor]\nrequired = true\nenrollment = \"open\"\n",
-    );
+    let gw = gateway_on(&php, &profile, FACTOR_REQUIRED);
     let mut c = Client::new(gw.port);
     send(&mut c, "GET", "/index.php", "", b"");
     let r = send(&mut c, "POST", "/style.css", &form(ALICE), ALICE.as_bytes());
