@@ -103,13 +103,23 @@ pub fn mentions_password(profile: &PortalProfile, bytes: &[u8]) -> bool {
     {
         return true;
     }
-    // A multipart part's name in any quoting PHP accepts (`name='password'`, `name=" password"`):
-    // any part header naming the field at all counts (ATTACKS.md 36, 38; the red team's third
-    // round). Part contents are not looked at.
-    lower
-        .split(|b| *b == b'\n')
-        .filter(|line| line.trim_ascii_start().starts_with(b"content-disposition"))
-        .any(|line| line.windows(field.len()).any(|w| w == field.as_bytes()))
+    // A multipart part's name in any quoting or header spelling PHP accepts (`name='password'`,
+    // `name=" password"`, a header folded onto a continuation line): any line of a part's
+    // header block naming the field counts (ATTACKS.md 36, 38; the red team's third round).
+    // Part contents are not looked at; a content line starting with `--` only makes the scan
+    // stricter until the next blank line.
+    let mut in_headers = false;
+    for line in lower.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.starts_with(b"--") {
+            in_headers = true;
+        } else if line.is_empty() {
+            in_headers = false;
+        } else if in_headers && line.windows(field.len()).any(|w| w == field.as_bytes()) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The user name as the gateway keys it: equal keys exactly when the portal takes the names
@@ -264,6 +274,8 @@ mod tests {
             &b"--b\r\nContent-Disposition: form-data; name='password'\r\n\r\nx\r\n--b--"[..],
             b"--b\r\ncontent-disposition: form-data; name=\" password\"\r\n\r\nx\r\n--b--",
             b"--b\r\nContent-Disposition:form-data;name=password\r\n\r\nx\r\n--b--",
+            b"--b\r\nContent-Disposition: form-data;\r\n\tname='password'\r\n\r\nx\r\n--b--",
+            b"--b\r\nX-Other: y\r\ncontent-DISPOSITION : form-data; name=password\r\n\r\nx\r\n--b--",
         ] {
             assert_eq!(
                 classify(&p, Some("multipart/form-data; boundary=b"), quoted),
