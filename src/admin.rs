@@ -30,6 +30,8 @@ pub struct AdminApp {
     /// The profile whose collation keys user names (ATTACKS.md 39): `lock Élise` must lock
     /// the account the portal's `elise` logs into.
     names: Option<Arc<crate::config::PortalProfile>>,
+    /// Whether the state shared through Redis is trusted (replicas only).
+    shared: Option<Arc<crate::storage::shared_state::StateHealth>>,
 }
 
 impl AdminApp {
@@ -50,7 +52,18 @@ impl AdminApp {
             token,
             detector,
             names: None,
+            shared: None,
         }
+    }
+
+    /// Report the shared state's health in `/readyz` (a replica that distrusts Redis serves
+    /// no session and is not ready).
+    pub fn sharing(
+        mut self,
+        health: Option<Arc<crate::storage::shared_state::StateHealth>>,
+    ) -> Self {
+        self.shared = health;
+        self
     }
 
     /// Key user names the way this profile's portal compares them.
@@ -123,7 +136,7 @@ impl AdminApp {
             ("POST", "/api/sessions/revoke") => {
                 let revoked = match params.get("session") {
                     Some(fp) => store.remove_fingerprint(user, fp).await.map(usize::from),
-                    None => store.remove_user(user).await,
+                    None => store.remove_user(user, None).await,
                 };
                 if let Ok(n) = revoked {
                     tracing::warn!(target: "vigie::audit", event = "sessions_revoked", user = %user, count = n, by = "admin_api");
@@ -312,8 +325,16 @@ impl AdminApp {
             Some(b) if b.degraded() => "per_replica",
             _ => "shared",
         };
+        let shared = match &self.shared {
+            Some(health) => {
+                let (ok, state) = health.readiness();
+                all_ok &= ok;
+                format!(",\"shared_state\":{}", serde_json::Value::from(state))
+            }
+            None => String::new(),
+        };
         let body = format!(
-            "{{\"status\":\"{}\",\"portals\":{{{}}},\"budgets\":\"{budgets}\"}}\n",
+            "{{\"status\":\"{}\",\"portals\":{{{}}},\"budgets\":\"{budgets}\"{shared}}}\n",
             if all_ok { "ready" } else { "not_ready" },
             parts.join(",")
         );

@@ -25,3 +25,5 @@ pub mod server;
 pub mod simulate;
 pub mod storage;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod testing;

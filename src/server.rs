@@ -27,6 +27,7 @@ use crate::listener::peers::{self, Peers};
 use crate::listener::ConnectionGuard;
 use crate::pipeline::Gateway;
 use crate::sample_portal::SamplePortal;
+use crate::storage::shared_state::{self, Ledger, SharedState, StateHealth, Watch};
 use crate::storage::users::UserStore;
 
 /// A Pingora server with the gateway and admin services added, ready for `run_forever`.
@@ -48,7 +49,9 @@ pub fn build_with(
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let (sessions, redis) = sessions(config, clock.clone())?;
+    let (sessions, watch) = sessions(config, clock.clone())?;
+    let redis = watch.as_ref().map(|w| w.redis.clone());
+    let shared = watch.as_ref().map(|w| w.state.health.clone());
     let sessions = Arc::new(sessions);
     let factors = factors(config, redis.clone(), clock.clone())?;
     let budgets = Arc::new(Budgets::new(
@@ -112,6 +115,12 @@ pub fn build_with(
     }
     gateway.threads = Some(config.server.threads);
     server.add_service(gateway);
+    if let Some(watch) = watch {
+        server.add_service(pingora::services::background::background_service(
+            "shared-state watch",
+            watch,
+        ));
+    }
     if config.log.access_buffer_bytes > 0 {
         server.add_service(pingora::services::background::background_service(
             "access log",
@@ -137,7 +146,8 @@ pub fn build_with(
                     detector.clone(),
                 )
                 // One portal's collation keys the names (the first profiled one).
-                .keyed_by(config.portals.iter().find_map(|p| p.profile.clone())),
+                .keyed_by(config.portals.iter().find_map(|p| p.profile.clone()))
+                .sharing(shared),
             ),
         );
         svc.add_tcp(&admin.to_string());
@@ -192,7 +202,7 @@ fn detector(
     match &config.storage.backend {
         StorageBackend::Embedded => Ok(Some(Arc::new(detector))),
         // Replicas count one identity as one, and agree on holds and releases.
-        StorageBackend::Redis { url, prefix } => detector
+        StorageBackend::Redis { url, prefix, .. } => detector
             .shared_through(url, prefix)
             .map(Some)
             .context("the detector's Redis connection"),
@@ -233,39 +243,69 @@ fn factors(
     Ok(Some(Arc::new(factors)))
 }
 
-/// Sessions in the configured store (and the Redis connection, when there is one). Without a
-/// configured key (embedded only) the token key is random per process: in-memory sessions
-/// do not outlive the process anyway.
-fn sessions(
-    config: &Config,
-    clock: Arc<dyn Clock>,
-) -> anyhow::Result<(Sessions, Option<Arc<RedisStore>>)> {
+/// Sessions in the configured store (and, with replicas, the Redis connection and the
+/// shared-state watch). Without a configured key (embedded only) the token key is random per
+/// process: in-memory sessions do not outlive the process anyway.
+fn sessions(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Sessions, Option<Watch>)> {
     let s = &config.session;
-    let mut redis = None;
+    let db = &config.storage.database;
+    let durable_locks = Arc::new(
+        SqliteLocks::open(db).with_context(|| format!("account locks in {}", db.display()))?,
+    );
+    let mut watch = None;
     let (store, locks): (Arc<dyn SessionStore>, Arc<dyn LockStore>) = match &config.storage.backend
     {
-        StorageBackend::Embedded => {
-            let db = &config.storage.database;
-            let locks = SqliteLocks::open(db)
-                .with_context(|| format!("account locks in {}", db.display()))?;
-            (
-                Arc::new(MemoryStore::new(s.max_sessions, s.max_anonymous_sessions)),
-                Arc::new(locks),
-            )
-        }
-        StorageBackend::Redis { url, prefix } => {
+        StorageBackend::Embedded => (
+            Arc::new(MemoryStore::new(
+                s.max_sessions,
+                s.max_anonymous_sessions,
+                durable_locks.held().clone(),
+            )),
+            durable_locks,
+        ),
+        StorageBackend::Redis {
+            url,
+            prefix,
+            vouched_persistent,
+        } => {
             let life = Lifetimes {
                 idle: s.idle_timeout,
                 absolute: s.absolute_timeout,
                 anonymous: s.anonymous_timeout,
             };
+            let health = Arc::new(StateHealth::default());
             let store = Arc::new(
-                RedisStore::new(url, prefix, life)
-                    .context("Redis session store")?
-                    .with_outage_grace(config.storage.outage_grace),
+                RedisStore::new(
+                    url,
+                    prefix,
+                    life,
+                    health.clone(),
+                    durable_locks.held().clone(),
+                )
+                .context("Redis session store")?
+                .with_outage_grace(config.storage.outage_grace),
             );
-            redis = Some(store.clone());
-            (store.clone(), Arc::new(RedisLocks::new(store)))
+            let state = Arc::new(SharedState {
+                health,
+                ledger: Arc::new(
+                    Ledger::open(db)
+                        .with_context(|| format!("shared-state ledger in {}", db.display()))?,
+                ),
+                locks: durable_locks.clone(),
+                held: durable_locks.held().clone(),
+                prefix: prefix.clone(),
+                vouched: *vouched_persistent,
+            });
+            shared_state::check_at_start(&state, url)
+                .with_context(|| format!("Redis at {} ([storage] redis_url)", redact(url)))?;
+            watch = Some(Watch {
+                state,
+                redis: store.clone(),
+            });
+            (
+                store.clone(),
+                Arc::new(RedisLocks::new(store, durable_locks)),
+            )
         }
     };
     let key = config
@@ -274,7 +314,17 @@ fn sessions(
         .clone()
         .unwrap_or_else(|| rand::random::<[u8; 32]>().to_vec());
     let sessions = Sessions::new(store, locks, &key, s.clone(), clock);
-    Ok((sessions, redis))
+    Ok((sessions, watch))
+}
+
+/// A Redis URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// Add the sample portal as a service of `server`, listening on `address`.

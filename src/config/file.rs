@@ -319,6 +319,8 @@ pub struct StorageSection {
     pub replicas: i64,
     /// How long sessions this replica saw stay usable while Redis is unreachable.
     pub outage_grace_seconds: i64,
+    /// Vouch that Redis keeps its data on disk, where it refuses `CONFIG GET` (managed Redis).
+    pub redis_persistence: bool,
 }
 
 impl Default for StorageSection {
@@ -331,6 +333,7 @@ impl Default for StorageSection {
             database: "vigie.sqlite".into(),
             replicas: 1,
             outage_grace_seconds: 120,
+            redis_persistence: false,
         }
     }
 }

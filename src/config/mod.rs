@@ -138,7 +138,12 @@ pub enum StorageBackend {
     /// Process memory (sessions, counters): one node, nothing to install.
     Embedded,
     /// Redis, shared by every replica.
-    Redis { url: String, prefix: String },
+    Redis {
+        url: String,
+        prefix: String,
+        /// The operator vouches that Redis persists its data (it refuses `CONFIG GET`).
+        vouched_persistent: bool,
+    },
 }
 
 #[derive(Clone)]

@@ -239,57 +239,27 @@ impl FactorStore for RedisFactors {
 mod tests {
     use super::*;
     use crate::identity::session::Lifetimes;
+    use crate::storage::shared_state::StateHealth;
     use std::time::Duration;
-
-    /// A private redis-server on a free port, killed on drop.
-    struct Server(std::process::Child, u16);
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    fn start() -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/install-deps)");
-        // Owned by the guard at once, so it is killed and waited for on every path.
-        let server = Server(child, port);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not start");
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn redis_contract_and_contention() {
-        let server = start();
+        let server = crate::testing::RedisServer::start();
         let life = Lifetimes {
             idle: Duration::from_secs(60),
             absolute: Duration::from_secs(60),
             anonymous: Duration::from_secs(60),
         };
-        let url = format!("redis://127.0.0.1:{}/0", server.1);
-        let redis = Arc::new(RedisStore::new(&url, "t:", life).unwrap());
+        let redis = Arc::new(
+            RedisStore::new(
+                &server.url(),
+                "t:",
+                life,
+                Arc::new(StateHealth::trusted()),
+                Arc::default(),
+            )
+            .unwrap(),
+        );
         let store = Arc::new(RedisFactors::new(redis));
         // Challenges expire by Redis TTL; the contract's "expired" case uses the store clock.
         crate::factors::store::tests::contract(store.as_ref(), false).await;

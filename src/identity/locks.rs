@@ -1,9 +1,13 @@
 //! Account locks: a locked user cannot start a session, and locking ends the sessions they
 //! have on every replica. Locks are durable: SQLite in the embedded backend, Redis when
-//! replicas share state.
+//! replicas share state (mirrored in each replica's SQLite file, so a Redis that lost its
+//! data gets them back). Every request is also checked against [`LockedUsers`], this
+//! replica's copy in memory, so a session that escaped the ending (or a store that lost it)
+//! still serves nothing to a locked account.
 
+use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -17,6 +21,33 @@ pub trait LockStore: Send + Sync {
     async fn unlock(&self, user: &str) -> Result<bool, StoreError>;
     /// The lock's reason, if the user is locked.
     async fn locked(&self, user: &str) -> Result<Option<String>, StoreError>;
+    /// This replica's copy of the locked users, checked on every request without I/O.
+    fn held(&self) -> &Arc<LockedUsers>;
+}
+
+/// The locked users as this replica knows them. Kept in step by the lock store: at once for
+/// locks made here, by a message for locks made on another replica, and by a periodic
+/// resynchronisation should a message be lost.
+#[derive(Default)]
+pub struct LockedUsers(RwLock<HashSet<String>>);
+
+impl LockedUsers {
+    pub fn contains(&self, user: &str) -> bool {
+        self.0.read().expect("locked users").contains(user)
+    }
+
+    pub fn set(&self, user: &str, locked: bool) {
+        let mut set = self.0.write().expect("locked users");
+        if locked {
+            set.insert(user.to_string());
+        } else {
+            set.remove(user);
+        }
+    }
+
+    pub fn replace(&self, users: HashSet<String>) {
+        *self.0.write().expect("locked users") = users;
+    }
 }
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
@@ -26,6 +57,7 @@ fn db_err(e: impl std::fmt::Display) -> StoreError {
 /// Locks in the embedded SQLite file.
 pub struct SqliteLocks {
     conn: Mutex<Connection>,
+    held: Arc<LockedUsers>,
 }
 
 impl SqliteLocks {
@@ -36,23 +68,60 @@ impl SqliteLocks {
              CREATE TABLE IF NOT EXISTS account_locks (username TEXT PRIMARY KEY, reason TEXT NOT NULL, locked_at INTEGER NOT NULL);",
         )
         .map_err(db_err)?;
-        Ok(Self {
+        let this = Self {
             conn: Mutex::new(conn),
-        })
+            held: Arc::new(LockedUsers::default()),
+        };
+        this.held
+            .replace(this.all()?.into_iter().map(|(u, _)| u).collect());
+        Ok(this)
     }
+
+    /// Every lock, with its reason.
+    pub fn all(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn.lock().expect("db lock");
+        let mut stmt = conn
+            .prepare("SELECT username, reason FROM account_locks")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db_err)?;
+        rows.collect::<Result<_, _>>().map_err(db_err)
+    }
+
+    /// Make the file hold exactly `locks` (another replica's view, once Redis is trusted).
+    pub fn replace_all(&self, locks: &[(String, String)]) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock().expect("db lock");
+        let tx = conn.transaction().map_err(db_err)?;
+        tx.execute("DELETE FROM account_locks", [])
+            .map_err(db_err)?;
+        for (user, reason) in locks {
+            tx.execute(
+                "INSERT INTO account_locks (username, reason, locked_at) VALUES (?1, ?2, ?3)",
+                params![user, reason, unix_now()],
+            )
+            .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[async_trait]
 impl LockStore for SqliteLocks {
     async fn lock(&self, user: &str, reason: &str) -> Result<(), StoreError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
         self.conn
             .lock()
             .expect("db lock")
-            .execute("INSERT OR REPLACE INTO account_locks (username, reason, locked_at) VALUES (?1, ?2, ?3)", params![user, reason, now])
+            .execute("INSERT OR REPLACE INTO account_locks (username, reason, locked_at) VALUES (?1, ?2, ?3)", params![user, reason, unix_now()])
             .map_err(db_err)?;
+        // After the durable write: a session store admitting this user checks `held`.
+        self.held.set(user, true);
         Ok(())
     }
 
@@ -66,6 +135,7 @@ impl LockStore for SqliteLocks {
                 params![user],
             )
             .map_err(db_err)?;
+        self.held.set(user, false);
         Ok(n > 0)
     }
 
@@ -80,6 +150,10 @@ impl LockStore for SqliteLocks {
             )
             .optional()
             .map_err(db_err)
+    }
+
+    fn held(&self) -> &Arc<LockedUsers> {
+        &self.held
     }
 }
 
@@ -97,6 +171,7 @@ mod tests {
             .await
             .unwrap();
         let again = SqliteLocks::open(&path).unwrap();
+        assert!(again.held().contains("alice"), "loaded at start");
         assert_eq!(
             again.locked("alice").await.unwrap().as_deref(),
             Some("lost badge")

@@ -11,6 +11,7 @@ pub mod collation;
 pub mod locks;
 pub mod login;
 pub mod prelogin;
+pub mod redis_scripts;
 pub mod redis_store;
 pub mod session;
 pub mod store;
@@ -22,14 +23,31 @@ use std::sync::Arc;
 
 use crate::config::SessionConfig;
 use session::{AuthLevel, Clock, Lifetimes, SessionRecord};
-use store::{SessionStore, StoreError};
+use store::{Admission, Admitted, Cap, SessionStore, StoreError, Updated};
 use token::{SessionId, TokenCodec};
 use vault::VaultedCookie;
 
 /// Longest user agent kept in a session record.
 const MAX_USER_AGENT: usize = 256;
-/// `last_seen` is written back at most this often, so reads stay reads.
-const TOUCH_EVERY: u64 = 5;
+/// `last_seen` is written back at most this often, so reads stay reads (a write-back is a
+/// compare-and-set script: at this pace it costs Redis no more commands than the plain write
+/// every 5 s did before; idle timeouts are minutes).
+const TOUCH_EVERY: u64 = 15;
+/// A write-back that keeps meeting newer versions gives up after this many tries.
+const CHANGE_TRIES: usize = 5;
+
+/// What became of a new session.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Begun {
+    /// Stored: the `Set-Cookie` value.
+    Started(String),
+    /// The account is locked.
+    Locked,
+    /// The session it replaces ended meanwhile.
+    Ended,
+    /// The account is at its pack's cap.
+    AtCap,
+}
 
 /// Sessions: the store, the token codec, lifetimes and the clock.
 pub struct Sessions {
@@ -64,10 +82,12 @@ impl Sessions {
         }
     }
 
-    /// Lock an account and end its sessions on every replica; returns how many ended.
+    /// Lock an account and end its sessions on every replica; returns how many ended. The
+    /// lock lands first: a session being created meanwhile is either refused by it or ended
+    /// with the others.
     pub async fn lock_user(&self, user: &str, reason: &str) -> Result<usize, StoreError> {
         self.locks.lock(user, reason).await?;
-        self.store.remove_user(user).await
+        self.store.remove_user(user, None).await
     }
 
     fn lifetimes(&self) -> Lifetimes {
@@ -130,6 +150,15 @@ impl Sessions {
         if record.portal != portal {
             return Ok(None);
         }
+        // Every request of a locked account is refused, whatever happened to its sessions.
+        if record
+            .user
+            .as_deref()
+            .is_some_and(|u| self.locks.held().contains(u))
+        {
+            self.store.remove(&id).await?;
+            return Ok(None);
+        }
         if record.expired(now, &self.lifetimes()) {
             self.store.remove(&id).await?;
             return Ok(None);
@@ -139,10 +168,12 @@ impl Sessions {
             touched.last_seen = now;
             // Not recording the activity only shortens the idle timeout: a store that cannot
             // take the write (an outage within its grace) does not refuse the request.
-            return match self.store.update(touched.clone()).await {
-                Ok(true) => Ok(Some(Arc::new(touched))),
+            return match self.store.update(touched).await {
+                Ok(Updated::Stored(r)) => Ok(Some(r)),
                 // Ended between the read and the write: it stays ended.
-                Ok(false) => Ok(None),
+                Ok(Updated::Ended) => Ok(None),
+                // Another request wrote it meanwhile (and recorded the activity).
+                Ok(Updated::Changed) => Ok(Some(record)),
                 Err(e) => {
                     tracing::debug!(error = %e, "session activity not recorded");
                     Ok(Some(record))
@@ -150,6 +181,31 @@ impl Sessions {
             };
         }
         Ok(Some(record))
+    }
+
+    /// Apply `change` to the stored session `record`, read again and reapplied if another
+    /// request changed it meanwhile. `Ok(None)`: the session has ended, and stays ended.
+    pub async fn change(
+        &self,
+        record: &SessionRecord,
+        change: impl Fn(&mut SessionRecord),
+    ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
+        let mut current = record.clone();
+        for _ in 0..CHANGE_TRIES {
+            let mut next = current.clone();
+            change(&mut next);
+            match self.store.update(next).await? {
+                Updated::Stored(r) => return Ok(Some(r)),
+                Updated::Ended => return Ok(None),
+                Updated::Changed => match self.store.get(&record.id).await? {
+                    Some(fresh) => current = (*fresh).clone(),
+                    None => return Ok(None),
+                },
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the session kept changing under this write".into(),
+        ))
     }
 
     /// A new record with a fresh id (a new id at every change of level: ATTACKS.md 8).
@@ -183,60 +239,45 @@ impl Sessions {
 
     /// A privileged pack's cap on concurrent sessions, applied when `record` reaches the
     /// pack's level (a password alone must not be able to log the real user out, or fill the
-    /// cap). Only live sessions at that level count. `Ok(false)`: refused.
-    pub async fn enforce_cap(
-        &self,
-        record: &SessionRecord,
-        pack: Option<&crate::policy::Pack>,
-    ) -> Result<bool, StoreError> {
-        let (Some(pack), Some(user)) = (pack, record.user.as_deref()) else {
-            return Ok(true);
-        };
-        let Some(max) = pack.max_sessions else {
-            return Ok(true);
-        };
-        if record.level < pack.level {
-            return Ok(true);
-        }
-        let now = self.clock.now();
-        let mut others: Vec<_> = self
-            .store
-            .list_user(user)
-            .await?
-            .into_iter()
-            .filter(|(_, r)| {
-                r.id != record.id && r.level >= pack.level && !r.expired(now, &self.lifetimes())
-            })
-            .collect();
-        if others.len() < max {
-            return Ok(true);
-        }
-        if pack.on_excess == crate::policy::Excess::Refuse {
-            return Ok(false);
-        }
-        others.sort_by_key(|(_, r)| r.created);
-        let excess = others.len() + 1 - max;
-        for (fp, _) in others.iter().take(excess) {
-            self.store.remove_fingerprint(user, fp).await?;
-            tracing::warn!(target: "vigie::audit", event = "session_cap", user = %user, ended = %fp, pack = %pack.name);
-        }
-        Ok(true)
+    /// cap). Only live sessions at that level count.
+    pub fn cap_for(record: &SessionRecord, pack: Option<&crate::policy::Pack>) -> Option<Cap> {
+        let pack = pack?;
+        let max = pack.max_sessions?;
+        (record.level >= pack.level).then_some(Cap {
+            level: pack.level,
+            max,
+            evict_oldest: pack.on_excess != crate::policy::Excess::Refuse,
+        })
     }
 
-    /// Store a new session, end the one it replaces (a new id at every change of level), and
-    /// return the `Set-Cookie` value that hands it to the browser.
+    /// Store a new session (ending the one it replaces: a new id at every change of level),
+    /// in one step with the checks of the account lock, the replaced session and the pack's
+    /// cap; on success, the `Set-Cookie` value that hands it to the browser.
     pub async fn begin(
         &self,
         record: SessionRecord,
         replaces: Option<&SessionId>,
+        pack: Option<&crate::policy::Pack>,
         tls: bool,
-    ) -> Result<String, StoreError> {
+    ) -> Result<Begun, StoreError> {
         let id = record.id;
-        self.store.put(record).await?;
-        if let Some(old) = replaces {
-            self.store.remove(old).await?;
-        }
-        Ok(self.set_cookie(&id, tls))
+        let user = record.user.clone().unwrap_or_default();
+        let cap = Self::cap_for(&record, pack);
+        let admitted = self
+            .store
+            .create(record, Admission { replaces, cap })
+            .await?;
+        Ok(match admitted {
+            Admitted::Stored { evicted } => {
+                for fp in evicted {
+                    tracing::warn!(target: "vigie::audit", event = "session_cap", user = %user, ended = %fp, pack = %pack.map_or("-", |p| p.name.as_str()));
+                }
+                Begun::Started(self.set_cookie(&id, tls))
+            }
+            Admitted::Locked => Begun::Locked,
+            Admitted::Ended => Begun::Ended,
+            Admitted::AtCap => Begun::AtCap,
+        })
     }
 
     /// `Set-Cookie` value carrying a session.
@@ -261,6 +302,7 @@ impl Sessions {
 
 #[cfg(test)]
 mod tests {
+    use super::locks::LockStore;
     use super::session::ManualClock;
     use super::*;
     use std::time::Duration;
@@ -276,7 +318,7 @@ mod tests {
         };
         let locks = Arc::new(locks::SqliteLocks::open(std::path::Path::new(":memory:")).unwrap());
         Sessions::new(
-            Arc::new(store::MemoryStore::new(10, 10)),
+            Arc::new(store::MemoryStore::new(10, 10, locks.held().clone())),
             locks,
             b"key",
             config,
@@ -301,7 +343,7 @@ mod tests {
             vec![],
         );
         let id = rec.id;
-        s.store.put(rec).await.unwrap();
+        s.store.create(rec, Admission::default()).await.unwrap();
         let good = cookie_of(&s.set_cookie(&id, false));
         let find = |h: String| {
             let s = &s;

@@ -19,9 +19,12 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
 
+use super::locks::{LockStore, LockedUsers, SqliteLocks};
+use super::redis_scripts as scripts;
 use super::session::{Lifetimes, SessionRecord};
-use super::store::{SessionStore, StoreError};
+use super::store::{Admission, Admitted, SessionStore, StoreError, Updated};
 use super::token::SessionId;
+use crate::storage::shared_state::StateHealth;
 
 /// How old a locally cached session may be.
 pub const CACHE_TTL: Duration = Duration::from_secs(1);
@@ -43,6 +46,10 @@ pub struct RedisStore {
     subscriber: Once,
     /// How long a cached session outlives an unreachable Redis.
     outage_grace: Duration,
+    /// Whether what Redis holds can be trusted ([`crate::storage::shared_state`]).
+    pub(crate) health: Arc<StateHealth>,
+    /// The locked users, kept in step by other replicas' messages.
+    pub(crate) locked: Arc<LockedUsers>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -60,8 +67,15 @@ pub(crate) async fn deadline<T>(
 }
 
 impl RedisStore {
-    /// Connects lazily: nothing is contacted until the first request.
-    pub fn new(url: &str, prefix: &str, lifetimes: Lifetimes) -> Result<Self, StoreError> {
+    /// Connects lazily: nothing is contacted until the first request. Sessions are refused
+    /// until `health` trusts Redis; `locked` is the replica's copy of the locked users.
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        lifetimes: Lifetimes,
+        health: Arc<StateHealth>,
+        locked: Arc<LockedUsers>,
+    ) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
         Ok(Self {
             client,
@@ -71,6 +85,8 @@ impl RedisStore {
             cache: Arc::new(RwLock::new(HashMap::new())),
             subscriber: Once::new(),
             outage_grace: Duration::ZERO,
+            health,
+            locked,
         })
     }
 
@@ -115,6 +131,32 @@ impl RedisStore {
         format!("{}revoked", self.prefix)
     }
 
+    /// Lock changes: `+user` or `-user`.
+    pub(crate) fn locks_channel(&self) -> String {
+        format!("{}locked", self.prefix)
+    }
+
+    fn tomb_key(&self, hash: &str) -> String {
+        format!("{}ended:{hash}", self.prefix)
+    }
+
+    pub(crate) fn locks_key(&self) -> String {
+        format!("{}locks", self.prefix)
+    }
+
+    fn generation_key(&self) -> String {
+        format!("{}generation", self.prefix)
+    }
+
+    /// A tombstone outlives every copy of the record: the longest a session can live.
+    fn tomb_ttl(&self) -> u64 {
+        self.lifetimes
+            .absolute
+            .max(self.lifetimes.anonymous)
+            .as_secs()
+            .max(1)
+    }
+
     /// Seconds the record may live in Redis from now.
     fn ttl(&self, r: &SessionRecord) -> u64 {
         let now = r.last_seen.max(r.created);
@@ -126,31 +168,48 @@ impl RedisStore {
         }
     }
 
-    /// Listen for revocations from other replicas (started on first use, inside the runtime).
+    /// Listen for revocations and locks from other replicas (started on first use, inside
+    /// the runtime).
     fn ensure_subscriber(&self) {
         self.subscriber.call_once(|| {
-            let (client, channel, cache) =
-                (self.client.clone(), self.channel(), self.cache.clone());
+            let (client, cache, health, locked) = (
+                self.client.clone(),
+                self.cache.clone(),
+                self.health.clone(),
+                self.locked.clone(),
+            );
+            let channels = [self.channel(), self.locks_channel()];
             tokio::spawn(async move {
                 let mut first = true;
                 loop {
                     if let Ok(mut pubsub) = client.get_async_pubsub().await {
-                        if pubsub.subscribe(&channel).await.is_ok() {
-                            // Revocations may have been missed while disconnected.
+                        if pubsub.subscribe(&channels).await.is_ok() {
+                            // Revocations may have been missed while disconnected, and Redis
+                            // may have restarted: forget every copy, and check it now.
                             if !first {
                                 cache.write().expect("cache lock").clear();
+                                health.suspect();
                             }
                             first = false;
                             let mut messages = pubsub.on_message();
                             while let Some(msg) = messages.next().await {
-                                if let Ok(hash) = msg.get_payload::<String>() {
-                                    cache.write().expect("cache lock").remove(&hash);
+                                let Ok(payload) = msg.get_payload::<String>() else {
+                                    continue;
+                                };
+                                if msg.get_channel_name() == channels[1] {
+                                    match payload.split_at_checked(1) {
+                                        Some(("+", user)) => locked.set(user, true),
+                                        Some(("-", user)) => locked.set(user, false),
+                                        _ => {}
+                                    }
+                                } else {
+                                    cache.write().expect("cache lock").remove(&payload);
                                 }
                             }
                         }
                     }
                     // Disconnected: the cache stays for the outage grace, and is dropped once
-                    // the subscription is back (revocations may have been missed meanwhile).
+                    // the subscription is back.
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             });
@@ -165,17 +224,36 @@ impl RedisStore {
         cache.insert(hash, (record, Instant::now()));
     }
 
-    async fn revoke(&self, hash: &str, user: Option<&str>) -> Result<(), StoreError> {
+    /// End a user's sessions (but the one hashed `keep`; only those whose hash starts with
+    /// `fingerprint`, if given), in one script.
+    async fn end_of_user(
+        &self,
+        user: &str,
+        keep: &str,
+        fingerprint: &str,
+    ) -> Result<usize, StoreError> {
+        let mut call = scripts::REMOVE_USER.prepare_invoke();
+        call.key(self.user_key(user))
+            .arg(&self.prefix)
+            .arg(keep)
+            .arg(self.tomb_ttl())
+            .arg(self.channel())
+            .arg(fingerprint);
         let mut conn = self.conn().await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic().del(self.key(hash));
-        if let Some(user) = user {
-            pipe.srem(self.user_key(user), hash);
-        }
-        pipe.publish(self.channel(), hash);
-        deadline(pipe.query_async::<()>(&mut conn)).await?;
-        self.cache.write().expect("cache lock").remove(hash);
-        Ok(())
+        let n: usize = deadline(call.invoke_async(&mut conn)).await?;
+        // The other replicas learn it from the channel; this one forgets its copies now.
+        self.cache
+            .write()
+            .expect("cache lock")
+            .retain(|h, (r, _)| r.user.as_deref() != Some(user) || h == keep);
+        Ok(n)
+    }
+
+    fn decode(raw: &str, id: &SessionId) -> Result<SessionRecord, StoreError> {
+        let mut record: SessionRecord = serde_json::from_str(raw)
+            .map_err(|e| unavailable(format!("corrupt session record: {e}")))?;
+        record.id = *id;
+        Ok(record)
     }
 }
 
@@ -183,6 +261,7 @@ impl RedisStore {
 impl SessionStore for RedisStore {
     async fn get(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         self.ensure_subscriber();
+        self.health.verified()?;
         let hash = Self::hash(id);
         let cached = self.cache.read().expect("cache lock").get(&hash).cloned();
         if let Some((record, at)) = &cached {
@@ -197,6 +276,7 @@ impl SessionStore for RedisStore {
         let raw = match fetched.await {
             Ok(raw) => raw,
             Err(e) => {
+                self.health.suspect();
                 // Privileged and break-glass sessions get no grace: a revocation must reach them.
                 let graced = |(r, at): &(Arc<SessionRecord>, Instant)| {
                     at.elapsed() < self.outage_grace
@@ -213,94 +293,128 @@ impl SessionStore for RedisStore {
             self.cache.write().expect("cache lock").remove(&hash);
             return Ok(None);
         };
-        let mut record: SessionRecord = serde_json::from_str(&raw)
-            .map_err(|e| unavailable(format!("corrupt session record: {e}")))?;
-        record.id = *id;
-        let record = Arc::new(record);
+        let record = Arc::new(Self::decode(&raw, id)?);
         self.cache_put(hash, record.clone());
         Ok(Some(record))
     }
 
-    async fn put(&self, record: SessionRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        mut record: SessionRecord,
+        admission: Admission<'_>,
+    ) -> Result<Admitted, StoreError> {
         self.ensure_subscriber();
+        self.health.verified()?;
         let hash = Self::hash(&record.id);
+        record.version = 1;
         let json = serde_json::to_string(&record).map_err(unavailable)?;
-        let ttl = self.ttl(&record);
-        let mut conn = self.conn().await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic().set_ex(self.key(&hash), json, ttl);
-        if let Some(user) = &record.user {
-            pipe.sadd(self.user_key(user), &hash).expire(
-                self.user_key(user),
-                self.lifetimes.absolute.as_secs() as i64,
-            );
-        }
-        deadline(pipe.query_async::<()>(&mut conn)).await?;
-        self.cache_put(hash, Arc::new(record));
-        Ok(())
-    }
-
-    async fn update(&self, record: SessionRecord) -> Result<bool, StoreError> {
-        self.ensure_subscriber();
-        let hash = Self::hash(&record.id);
-        let json = serde_json::to_string(&record).map_err(unavailable)?;
-        let ttl = self.ttl(&record);
-        let mut conn = self.conn().await?;
-        // `XX`: only if the key still exists, in one step, so a revocation between the read
-        // and this write stands.
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(&hash))
-            .arg(json)
-            .arg("EX")
-            .arg(ttl)
-            .arg("XX");
-        let written: Option<String> = deadline(cmd.query_async(&mut conn)).await?;
-        if written.is_none() {
-            self.cache.write().expect("cache lock").remove(&hash);
-            return Ok(false);
-        }
-        self.cache_put(hash, Arc::new(record));
-        Ok(true)
-    }
-
-    async fn take(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
-        self.ensure_subscriber();
-        let hash = Self::hash(id);
-        let mut conn = self.conn().await?;
-        // GETDEL: read and delete in one step, so two replicas cannot both take it.
-        let mut cmd = redis::cmd("GETDEL");
-        cmd.arg(self.key(&hash));
-        let json: Option<String> = deadline(cmd.query_async(&mut conn)).await?;
-        let Some(json) = json else {
-            self.cache.write().expect("cache lock").remove(&hash);
-            return Ok(None);
+        let user = record.user.clone().unwrap_or_default();
+        let replaced = admission.replaces.map(Self::hash).unwrap_or_default();
+        let (level, max, evict) = match admission.cap {
+            Some(cap) => (cap.level as u8 + 1, cap.max, cap.evict_oldest),
+            None => (0, 0, false),
         };
-        let record: SessionRecord = serde_json::from_str(&json).map_err(unavailable)?;
-        self.revoke(&hash, record.user.as_deref()).await?;
-        Ok(Some(Arc::new(record)))
+        let mut call = scripts::CREATE.prepare_invoke();
+        call.key(self.key(&hash))
+            .key(self.tomb_key(&hash))
+            .key(self.user_key(&user))
+            .key(self.locks_key())
+            .key(self.generation_key())
+            .arg(json)
+            .arg(self.ttl(&record))
+            .arg(&user)
+            .arg(&hash)
+            .arg(&replaced)
+            .arg(level)
+            .arg(max)
+            .arg(if evict { "1" } else { "0" })
+            .arg(self.tomb_ttl())
+            .arg(self.channel())
+            .arg(&self.prefix)
+            .arg(self.lifetimes.absolute.as_secs());
+        let mut conn = self.conn().await?;
+        let out: Vec<String> = deadline(call.invoke_async(&mut conn)).await?;
+        let admitted = match out.first().map(String::as_str) {
+            Some("stored") => Admitted::Stored {
+                evicted: out[1..].iter().map(|h| h[..12].to_string()).collect(),
+            },
+            Some("locked") => Admitted::Locked,
+            Some("ended") => Admitted::Ended,
+            Some("cap") => Admitted::AtCap,
+            _ => {
+                // No generation key: this Redis lost its data (or was never set up).
+                self.health
+                    .lost("Redis holds no generation: its data was lost");
+                return Err(StoreError::Unavailable(
+                    "the shared state was lost; sign-ins wait until it is re-established".into(),
+                ));
+            }
+        };
+        if let Admitted::Stored { .. } = admitted {
+            let mut cache = self.cache.write().expect("cache lock");
+            for ended in out[1..].iter().chain([&replaced]) {
+                cache.remove(ended);
+            }
+            drop(cache);
+            self.cache_put(hash, Arc::new(record));
+        }
+        Ok(admitted)
+    }
+
+    async fn update(&self, mut record: SessionRecord) -> Result<Updated, StoreError> {
+        self.ensure_subscriber();
+        self.health.verified()?;
+        let hash = Self::hash(&record.id);
+        let read = record.version;
+        record.version += 1;
+        let json = serde_json::to_string(&record).map_err(unavailable)?;
+        let mut call = scripts::UPDATE.prepare_invoke();
+        call.key(self.key(&hash))
+            .arg(json)
+            .arg(self.ttl(&record))
+            .arg(read);
+        let mut conn = self.conn().await?;
+        let written: u8 = deadline(call.invoke_async(&mut conn)).await?;
+        match written {
+            1 => {
+                let record = Arc::new(record);
+                self.cache_put(hash, record.clone());
+                Ok(Updated::Stored(record))
+            }
+            2 => {
+                self.cache.write().expect("cache lock").remove(&hash);
+                Ok(Updated::Changed)
+            }
+            _ => {
+                self.cache.write().expect("cache lock").remove(&hash);
+                Ok(Updated::Ended)
+            }
+        }
     }
 
     async fn remove(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
-        let existing = self.get(id).await?;
-        self.revoke(
-            &Self::hash(id),
-            existing.as_ref().and_then(|r| r.user.as_deref()),
-        )
-        .await?;
-        Ok(existing)
+        self.ensure_subscriber();
+        let hash = Self::hash(id);
+        let mut call = scripts::REMOVE.prepare_invoke();
+        call.key(self.key(&hash))
+            .arg(&self.prefix)
+            .arg(&hash)
+            .arg(self.tomb_ttl())
+            .arg(self.channel());
+        let mut conn = self.conn().await?;
+        let raw: Option<String> = deadline(call.invoke_async(&mut conn)).await?;
+        self.cache.write().expect("cache lock").remove(&hash);
+        raw.map(|raw| Self::decode(&raw, id).map(Arc::new))
+            .transpose()
     }
 
-    async fn remove_user(&self, user: &str) -> Result<usize, StoreError> {
-        let mut conn = self.conn().await?;
-        let hashes: Vec<String> = deadline(conn.smembers(self.user_key(user))).await?;
-        let mut removed = 0;
-        for hash in &hashes {
-            let existed: bool = deadline(conn.exists(self.key(hash))).await?;
-            self.revoke(hash, Some(user)).await?;
-            removed += usize::from(existed);
-        }
-        deadline(conn.del::<_, ()>(self.user_key(user))).await?;
-        Ok(removed)
+    async fn remove_user(
+        &self,
+        user: &str,
+        except: Option<&SessionId>,
+    ) -> Result<usize, StoreError> {
+        self.end_of_user(user, &except.map(Self::hash).unwrap_or_default(), "")
+            .await
     }
 
     async fn list_user(&self, user: &str) -> Result<Vec<(String, Arc<SessionRecord>)>, StoreError> {
@@ -318,52 +432,58 @@ impl SessionStore for RedisStore {
     }
 
     async fn remove_fingerprint(&self, user: &str, fingerprint: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn().await?;
-        let hashes: Vec<String> = deadline(conn.smembers(self.user_key(user))).await?;
-        match hashes
-            .iter()
-            .find(|h| h.len() >= 12 && &h[..12] == fingerprint)
-        {
-            Some(hash) => {
-                let existed: bool = deadline(conn.exists(self.key(hash))).await?;
-                self.revoke(hash, Some(user)).await?;
-                Ok(existed)
-            }
-            None => Ok(false),
+        // A fingerprint is 12 hex digits; anything else names no session.
+        if fingerprint.len() != 12 || !fingerprint.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(false);
         }
+        Ok(self.end_of_user(user, "", fingerprint).await? > 0)
     }
 }
 
-/// Account locks shared by every replica, in a Redis hash (user -> reason).
+/// Account locks shared by every replica, in a Redis hash (user -> reason), mirrored in this
+/// replica's SQLite file so a Redis that lost its data gets them back.
 pub struct RedisLocks {
     store: Arc<RedisStore>,
+    durable: Arc<SqliteLocks>,
 }
 
 impl RedisLocks {
-    pub fn new(store: Arc<RedisStore>) -> Self {
-        Self { store }
-    }
-
-    fn key(&self) -> String {
-        format!("{}locks", self.store.prefix)
+    pub fn new(store: Arc<RedisStore>, durable: Arc<SqliteLocks>) -> Self {
+        Self { store, durable }
     }
 }
 
 #[async_trait]
-impl super::locks::LockStore for RedisLocks {
+impl LockStore for RedisLocks {
     async fn lock(&self, user: &str, reason: &str) -> Result<(), StoreError> {
+        // The file first: a lock Redis took but the file missed could be lost with Redis.
+        self.durable.lock(user, reason).await?;
         let mut conn = self.store.conn().await?;
-        deadline(conn.hset::<_, _, _, ()>(self.key(), user, reason)).await
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset(self.store.locks_key(), user, reason)
+            .publish(self.store.locks_channel(), format!("+{user}"));
+        deadline(pipe.query_async::<()>(&mut conn)).await
     }
 
     async fn unlock(&self, user: &str) -> Result<bool, StoreError> {
         let mut conn = self.store.conn().await?;
-        let n: usize = deadline(conn.hdel(self.key(), user)).await?;
-        Ok(n > 0)
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hdel(self.store.locks_key(), user)
+            .publish(self.store.locks_channel(), format!("-{user}"));
+        let (n, _): (usize, usize) = deadline(pipe.query_async(&mut conn)).await?;
+        let in_file = self.durable.unlock(user).await?;
+        Ok(n > 0 || in_file)
     }
 
     async fn locked(&self, user: &str) -> Result<Option<String>, StoreError> {
+        self.store.health.verified()?;
         let mut conn = self.store.conn().await?;
-        deadline(conn.hget(self.key(), user)).await
+        deadline(conn.hget(self.store.locks_key(), user)).await
+    }
+
+    fn held(&self) -> &Arc<LockedUsers> {
+        &self.store.locked
     }
 }

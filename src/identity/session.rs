@@ -83,6 +83,10 @@ pub struct SessionRecord {
     pub client_ip: IpAddr,
     pub user_agent: String,
     pub vault: Vec<VaultedCookie>,
+    /// Bumped by the store at every write: a write-back applies only to the version it read,
+    /// so a stale copy never overwrites a newer one (or brings an ended session back).
+    #[serde(default)]
+    pub version: u64,
 }
 
 fn placeholder_id() -> SessionId {
@@ -133,6 +137,7 @@ impl SessionRecord {
             client_ip,
             user_agent,
             vault,
+            version: 0,
         }
     }
 

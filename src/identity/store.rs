@@ -1,12 +1,13 @@
 //! Where sessions live. One interface; the embedded backend keeps them in process memory
 //! (bounded), the Redis backend (shared by replicas) comes next.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 
-use super::session::SessionRecord;
+use super::locks::LockedUsers;
+use super::session::{AuthLevel, SessionRecord};
 use super::token::SessionId;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -17,23 +18,78 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// What a new session must satisfy. Checked together with its insertion, in one step, so a
+/// lock, a revocation or a parallel sign-in landing meanwhile is never missed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Admission<'a> {
+    /// The session it replaces (a new id at every change of level): it must still exist, and
+    /// ends in the same step.
+    pub replaces: Option<&'a SessionId>,
+    /// A privileged pack's cap on the user's sessions.
+    pub cap: Option<Cap>,
+}
+
+/// At most `max` sessions of one user at `level` or above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cap {
+    pub level: AuthLevel,
+    pub max: usize,
+    /// End the oldest to make room (`false`: refuse the new one).
+    pub evict_oldest: bool,
+}
+
+/// What became of a new session.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admitted {
+    /// Stored; the fingerprints of the sessions the cap ended to make room.
+    Stored { evicted: Vec<String> },
+    /// The user is locked.
+    Locked,
+    /// The session it replaces ended meanwhile (revoked, locked, logged out), or its id was
+    /// revoked before.
+    Ended,
+    /// The user is at the cap, and the pack refuses the excess.
+    AtCap,
+}
+
+/// What became of a write-back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Updated {
+    /// Written; the record as stored (its new version).
+    Stored(Arc<SessionRecord>),
+    /// The session ended meanwhile: nothing was written, and it stays ended.
+    Ended,
+    /// Another request changed it since it was read: read it again and reapply.
+    Changed,
+}
+
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn get(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError>;
-    /// Insert or replace.
-    async fn put(&self, record: SessionRecord) -> Result<(), StoreError>;
-    /// Replace a session that still exists; false if it was removed meanwhile (revoked, locked,
-    /// logged out), in which case nothing is written. Every write-back of a session read
-    /// earlier goes through here, so a request in flight never brings an ended session back.
-    async fn update(&self, record: SessionRecord) -> Result<bool, StoreError>;
+    /// Store a new session if `admission` allows it, in one step with the checks. A user's
+    /// lock is checked here too, so a login in flight when the lock lands cannot outlive it.
+    async fn create(
+        &self,
+        record: SessionRecord,
+        admission: Admission<'_>,
+    ) -> Result<Admitted, StoreError>;
+    /// Write back a session read earlier, only if it still exists at the version read. Every
+    /// change to a live session goes through here, so a request in flight never brings an
+    /// ended session back, nor overwrites a change made meanwhile.
+    async fn update(&self, record: SessionRecord) -> Result<Updated, StoreError>;
+    /// End a session; its id can never be stored again. Of two callers at once, exactly one
+    /// gets the record (a login taking its pre-login session for itself).
     async fn remove(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError>;
-    /// Remove a session, atomically: of two callers at once, exactly one gets it (a login
-    /// taking its pre-login session for itself).
+    /// Same as [`Self::remove`], named for a login taking its pre-login session.
     async fn take(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         self.remove(id).await
     }
-    /// Remove every session of a user; returns how many.
-    async fn remove_user(&self, user: &str) -> Result<usize, StoreError>;
+    /// End every session of a user but `except`, in one step; returns how many ended.
+    async fn remove_user(
+        &self,
+        user: &str,
+        except: Option<&SessionId>,
+    ) -> Result<usize, StoreError>;
     /// Every live session of a user, with its fingerprint ([`SessionId::fingerprint`]).
     async fn list_user(&self, user: &str) -> Result<Vec<(String, Arc<SessionRecord>)>, StoreError>;
     /// Remove one session of a user, named by its fingerprint; whether it existed.
@@ -47,7 +103,12 @@ pub struct MemoryStore {
     inner: RwLock<Inner>,
     max_authenticated: usize,
     max_anonymous: usize,
+    locked: Arc<LockedUsers>,
 }
+
+/// Ended ids remembered at most (oldest forgotten first): ids are random, so a tombstone only
+/// has to outlive the copies of a record that requests in flight still hold.
+const MAX_TOMBSTONES: usize = 100_000;
 
 #[derive(Default)]
 struct Inner {
@@ -55,6 +116,8 @@ struct Inner {
     /// Counts by kind, kept in step with `map` so caps cost O(1).
     authenticated: usize,
     anonymous: usize,
+    ended: HashSet<SessionId>,
+    ended_order: std::collections::VecDeque<SessionId>,
 }
 
 impl Inner {
@@ -74,19 +137,36 @@ impl Inner {
         }
     }
 
+    /// End a session and leave its tombstone.
     fn remove(&mut self, id: &SessionId) -> Option<Arc<SessionRecord>> {
+        if self.ended.insert(*id) {
+            self.ended_order.push_back(*id);
+            if self.ended_order.len() > MAX_TOMBSTONES {
+                if let Some(old) = self.ended_order.pop_front() {
+                    self.ended.remove(&old);
+                }
+            }
+        }
         let old = self.map.remove(id)?;
         self.count(&old, -1);
         Some(old)
     }
+
+    fn of_user<'a>(&'a self, user: &'a str) -> impl Iterator<Item = &'a Arc<SessionRecord>> {
+        self.map
+            .values()
+            .filter(move |r| r.user.as_deref() == Some(user))
+    }
 }
 
 impl MemoryStore {
-    pub fn new(max_authenticated: usize, max_anonymous: usize) -> Self {
+    /// `locked`: the lock store's view of locked users, checked when a session is created.
+    pub fn new(max_authenticated: usize, max_anonymous: usize, locked: Arc<LockedUsers>) -> Self {
         Self {
             inner: RwLock::new(Inner::default()),
             max_authenticated,
             max_anonymous,
+            locked,
         }
     }
 
@@ -111,49 +191,93 @@ impl SessionStore for MemoryStore {
             .cloned())
     }
 
-    async fn put(&self, record: SessionRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        mut record: SessionRecord,
+        admission: Admission<'_>,
+    ) -> Result<Admitted, StoreError> {
         let mut inner = self.inner.write().expect("session map lock");
-        if !inner.map.contains_key(&record.id) {
-            if record.is_authenticated() && inner.authenticated >= self.max_authenticated {
-                return Err(StoreError::Full);
-            }
-            if !record.is_authenticated() && inner.anonymous >= self.max_anonymous {
-                // Rare (only under a flood): a scan is acceptable here.
-                let oldest = inner
-                    .map
-                    .values()
-                    .filter(|r| !r.is_authenticated())
-                    .min_by_key(|r| r.created)
-                    .map(|r| r.id);
-                if let Some(oldest) = oldest {
-                    inner.remove(&oldest);
-                }
+        if inner.ended.contains(&record.id) || inner.map.contains_key(&record.id) {
+            return Ok(Admitted::Ended);
+        }
+        if let Some(user) = &record.user {
+            if self.locked.contains(user) {
+                return Ok(Admitted::Locked);
             }
         }
+        if let Some(old) = admission.replaces {
+            if !inner.map.contains_key(old) {
+                return Ok(Admitted::Ended);
+            }
+        }
+        let mut evicted = Vec::new();
+        if let (Some(cap), Some(user)) = (admission.cap, record.user.as_deref()) {
+            let mut others: Vec<_> = inner
+                .of_user(user)
+                .filter(|r| Some(&r.id) != admission.replaces && r.level >= cap.level)
+                .map(|r| (r.created, r.id))
+                .collect();
+            let excess = (others.len() + 1).saturating_sub(cap.max);
+            if excess > 0 && !cap.evict_oldest {
+                return Ok(Admitted::AtCap);
+            }
+            others.sort_by_key(|(created, _)| *created);
+            for (_, id) in others.into_iter().take(excess) {
+                inner.remove(&id);
+                evicted.push(id.fingerprint());
+            }
+        }
+        if record.is_authenticated() && inner.authenticated >= self.max_authenticated {
+            return Err(StoreError::Full);
+        }
+        if !record.is_authenticated() && inner.anonymous >= self.max_anonymous {
+            // Rare (only under a flood): a scan is acceptable here.
+            let oldest = inner
+                .map
+                .values()
+                .filter(|r| !r.is_authenticated())
+                .min_by_key(|r| r.created)
+                .map(|r| r.id);
+            if let Some(oldest) = oldest {
+                inner.remove(&oldest);
+            }
+        }
+        if let Some(old) = admission.replaces {
+            inner.remove(old);
+        }
+        record.version = 1;
         inner.insert(Arc::new(record));
-        Ok(())
+        Ok(Admitted::Stored { evicted })
     }
 
-    async fn update(&self, record: SessionRecord) -> Result<bool, StoreError> {
+    async fn update(&self, mut record: SessionRecord) -> Result<Updated, StoreError> {
         let mut inner = self.inner.write().expect("session map lock");
-        if !inner.map.contains_key(&record.id) {
-            return Ok(false);
+        let Some(current) = inner.map.get(&record.id) else {
+            return Ok(Updated::Ended);
+        };
+        if current.version != record.version {
+            return Ok(Updated::Changed);
         }
-        inner.insert(Arc::new(record));
-        Ok(true)
+        record.version += 1;
+        let record = Arc::new(record);
+        inner.insert(record.clone());
+        Ok(Updated::Stored(record))
     }
 
     async fn remove(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         Ok(self.inner.write().expect("session map lock").remove(id))
     }
 
-    async fn remove_user(&self, user: &str) -> Result<usize, StoreError> {
+    async fn remove_user(
+        &self,
+        user: &str,
+        except: Option<&SessionId>,
+    ) -> Result<usize, StoreError> {
         let mut inner = self.inner.write().expect("session map lock");
         let ids: Vec<SessionId> = inner
-            .map
-            .values()
-            .filter(|r| r.user.as_deref() == Some(user))
+            .of_user(user)
             .map(|r| r.id)
+            .filter(|id| Some(id) != except)
             .collect();
         for id in &ids {
             inner.remove(id);
@@ -164,9 +288,7 @@ impl SessionStore for MemoryStore {
     async fn list_user(&self, user: &str) -> Result<Vec<(String, Arc<SessionRecord>)>, StoreError> {
         let inner = self.inner.read().expect("session map lock");
         Ok(inner
-            .map
-            .values()
-            .filter(|r| r.user.as_deref() == Some(user))
+            .of_user(user)
             .map(|r| (r.id.fingerprint(), r.clone()))
             .collect())
     }
@@ -174,58 +296,13 @@ impl SessionStore for MemoryStore {
     async fn remove_fingerprint(&self, user: &str, fingerprint: &str) -> Result<bool, StoreError> {
         let mut inner = self.inner.write().expect("session map lock");
         let id = inner
-            .map
-            .values()
-            .find(|r| r.user.as_deref() == Some(user) && r.id.fingerprint() == fingerprint)
+            .of_user(user)
+            .find(|r| r.id.fingerprint() == fingerprint)
             .map(|r| r.id);
         Ok(id.and_then(|id| inner.remove(&id)).is_some())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::session::{record, AuthLevel};
-    use super::*;
-
-    #[tokio::test]
-    async fn anonymous_flood_evicts_only_anonymous_sessions() {
-        let store = MemoryStore::new(2, 3);
-        let alice = record(Some("alice"), AuthLevel::Password, 1);
-        store.put(alice.clone()).await.unwrap();
-        for t in 0..10 {
-            store
-                .put(record(None, AuthLevel::None, 10 + t))
-                .await
-                .unwrap();
-        }
-        assert_eq!(store.len(), 4, "one user and three anonymous");
-        assert!(store.get(&alice.id).await.unwrap().is_some());
-        store
-            .put(record(Some("bob"), AuthLevel::Password, 2))
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .put(record(Some("carol"), AuthLevel::Password, 3))
-                .await,
-            Err(StoreError::Full)
-        );
-    }
-
-    #[tokio::test]
-    async fn remove_user_revokes_all_their_sessions() {
-        let store = MemoryStore::new(10, 10);
-        for _ in 0..3 {
-            store
-                .put(record(Some("alice"), AuthLevel::Password, 1))
-                .await
-                .unwrap();
-        }
-        store
-            .put(record(Some("bob"), AuthLevel::Password, 1))
-            .await
-            .unwrap();
-        assert_eq!(store.remove_user("alice").await.unwrap(), 3);
-        assert_eq!(store.len(), 1);
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;

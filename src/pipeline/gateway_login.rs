@@ -15,7 +15,7 @@ use super::route::Portal;
 use crate::config::AssertionConfig;
 use crate::identity::assertion::{AssertionClaims, AssertionKeys};
 use crate::identity::session::AuthLevel;
-use crate::identity::Sessions;
+use crate::identity::{Begun, Sessions};
 use crate::metrics::METRICS;
 use crate::pages;
 use crate::storage::users::UserStore;
@@ -155,20 +155,23 @@ pub async fn handle(
             }
             let pack = config.policy.pack_for(&record.groups);
             sessions.admit(&mut record, pack);
-            let admitted = sessions
-                .enforce_cap(&record, pack)
-                .await
-                .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
-            if !admitted {
-                tracing::warn!(target: "vigie::audit", event = "login", outcome = "session_cap", user = %user.username, via = "gateway");
-                return Err(Rejection::new(409, "session_cap"));
-            }
             let id = record.id;
-            let replaces = identity.session().map(|s| s.id);
-            let cookie = sessions
-                .begin(record, replaces.as_ref(), request.tls)
+            let begun = sessions
+                .begin(record, None, pack, request.tls)
                 .await
                 .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+            if !matches!(begun, Begun::Started(_)) {
+                tracing::warn!(target: "vigie::audit", event = "login", outcome = ?begun, user = %user.username, via = "gateway");
+            }
+            let cookie = super::respond::started(begun)?;
+            // The session it replaces (a new id at every change of level) ends.
+            if let Some(old) = identity.session() {
+                sessions
+                    .store
+                    .remove(&old.id)
+                    .await
+                    .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+            }
             METRICS
                 .portal_logins
                 .with_label_values(&[&portal.config.name, "success"])

@@ -396,8 +396,8 @@ pub async fn on_response(
         Some(s) => {
             let rotated = s.is_authenticated() && replaces_session(&s.vault, &changes);
             let mut updated: SessionRecord = (*s).clone();
-            for c in changes {
-                vault::apply(&mut updated.vault, c);
+            for c in &changes {
+                vault::apply(&mut updated.vault, c.clone());
             }
             if rotated {
                 let user = s.user.clone().unwrap_or_default();
@@ -410,12 +410,14 @@ pub async fn on_response(
                     .await;
                 }
             }
-            let still = sessions
-                .store
-                .update(updated.clone())
-                .await
-                .map_err(store_err)?;
-            if !still {
+            // Applied to the stored record, read again if another request changed it meanwhile
+            // (its activity time, its own cookie refresh): neither change is lost.
+            let apply = |r: &mut SessionRecord| {
+                for c in &changes {
+                    vault::apply(&mut r.vault, c.clone());
+                }
+            };
+            let Some(stored) = sessions.change(&s, apply).await.map_err(store_err)? else {
                 // Revoked, locked or logged out while this request was at the portal: the
                 // session stays ended, and what the portal answered does not go out.
                 ctx.identity = Identity::Anonymous;
@@ -424,8 +426,8 @@ pub async fn on_response(
                     .map_err(|_| Rejection::new(502, "portal_answer_unusable"))?;
                 add.push(sessions.clear_cookie(request.tls));
                 return Ok(add);
-            }
-            ctx.identity = Identity::Session(Arc::new(updated));
+            };
+            ctx.identity = Identity::Session(stored);
         }
         // A portal that opens its session before login (PHP portals do): keep it in a short-lived,
         // bounded pre-login session.
@@ -445,12 +447,11 @@ pub async fn on_response(
                 user_agent,
                 vault_now,
             );
-            add.push(
-                sessions
-                    .begin(record.clone(), None, request.tls)
-                    .await
-                    .map_err(store_err)?,
-            );
+            let begun = sessions
+                .begin(record.clone(), None, None, request.tls)
+                .await
+                .map_err(store_err)?;
+            add.push(super::respond::started(begun)?);
             ctx.identity = Identity::Session(Arc::new(record));
         }
     }

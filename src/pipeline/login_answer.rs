@@ -16,6 +16,7 @@ use super::{Gateway, RequestCtx};
 use crate::config::PortalProfile;
 use crate::identity::session::AuthLevel;
 use crate::identity::vault::{self, SetCookie};
+use crate::identity::Begun;
 use crate::metrics::METRICS;
 
 /// Where a refused login lands: the gateway's page, with a way back to the portal's login.
@@ -99,19 +100,24 @@ pub async fn judge(
     record.groups = groups;
     let pack = gw.config.policy.pack_for(&record.groups);
     sessions.admit(&mut record, pack);
-    if !sessions
-        .enforce_cap(&record, pack)
+    let id = record.id;
+    // The lock is checked again with the insertion: one landing since the check above
+    // refuses this login too.
+    let cookie = match sessions
+        .begin(record.clone(), None, pack, tls)
         .await
         .map_err(store_err)?
     {
-        tracing::warn!(target: "vigie::audit", event = "login", outcome = "session_cap", user = %user, portal = %portal_name, client = %ip);
-        return Err(Rejection::new(409, "session_cap"));
-    }
-    let id = record.id;
-    let cookie = sessions
-        .begin(record.clone(), None, tls)
-        .await
-        .map_err(store_err)?;
+        Begun::Started(cookie) => cookie,
+        Begun::AtCap => {
+            tracing::warn!(target: "vigie::audit", event = "login", outcome = "session_cap", user = %user, portal = %portal_name, client = %ip);
+            return Err(Rejection::new(409, "session_cap"));
+        }
+        Begun::Locked | Begun::Ended => {
+            tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, portal = %portal_name, client = %ip);
+            return Err(Rejection::new(423, "account_locked"));
+        }
+    };
     METRICS
         .portal_logins
         .with_label_values(&[portal_name, "success"])

@@ -35,6 +35,18 @@ impl Rejection {
     }
 }
 
+/// A new session that was not stored, as the refusal the client gets (the store checked the
+/// lock, the replaced session and the cap with the insertion).
+pub fn started(begun: crate::identity::Begun) -> Result<String, Rejection> {
+    use crate::identity::Begun;
+    match begun {
+        Begun::Started(cookie) => Ok(cookie),
+        Begun::Locked => Err(Rejection::new(423, "account_locked")),
+        Begun::Ended => Err(Rejection::new(401, "login_required")),
+        Begun::AtCap => Err(Rejection::new(409, "session_cap")),
+    }
+}
+
 /// Write an HTML error page, in the request's language. A request whose body was not read
 /// gets its connection closed, so an unread body can never be parsed as the next request
 /// (ATTACKS.md 2).

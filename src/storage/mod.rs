@@ -1,5 +1,6 @@
 //! Durable storage of the embedded backend: one SQLite file.
 
+pub mod shared_state;
 pub mod users;
 
 #[derive(Debug, thiserror::Error)]

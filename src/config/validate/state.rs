@@ -91,6 +91,7 @@ impl Validator<'_> {
                 StorageBackend::Redis {
                     url,
                     prefix: s.redis_prefix.clone(),
+                    vouched_persistent: s.redis_persistence,
                 }
             }
             other => {

@@ -113,7 +113,8 @@ pub async fn new_codes(mut v: Visit<'_>) -> Result<u16, Rejection> {
     let sealed = v
         .factors
         .seal(&v.user, "fresh-codes", codes.join("\n").as_bytes());
-    v.save_record(|r| r.fresh_codes = Some(sealed)).await?;
+    v.save_record(|r| r.fresh_codes = Some(sealed.clone()))
+        .await?;
     tracing::warn!(target: "vigie::audit", event = "recovery_codes_regenerated", user = %v.user, client = %v.request.client.ip);
     let to = format!(
         "/.vigie/codes?return={}",

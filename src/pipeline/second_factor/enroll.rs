@@ -53,11 +53,9 @@ impl Visit<'_> {
         let ended = self
             .sessions
             .store
-            .remove_user(&self.user)
+            .remove_user(&self.user, Some(&self.record.id))
             .await
             .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
-        // Our own record went too: store it again (the upgrade then replaces it).
-        self.save_record(|_| {}).await?;
         METRICS.enrollments.with_label_values(&["reset"]).inc();
         tracing::warn!(target: "vigie::audit", event = "factor_reset", user = %self.user, client = %self.request.client.ip, via = "invitation", sessions_ended = ended);
         Ok(())
@@ -189,7 +187,8 @@ pub async fn totp_page(mut v: Visit<'_>) -> Result<u16, Rejection> {
     }
     let secret = totp::new_secret();
     let sealed = v.factors.seal(&v.user, "totp-pending", &secret);
-    v.save_record(|r| r.pending_totp = Some(sealed)).await?;
+    v.save_record(|r| r.pending_totp = Some(sealed.clone()))
+        .await?;
     show_secret(&mut v, &secret, &return_to, None).await
 }
 
@@ -264,7 +263,7 @@ async fn finish(
     let has_codes = codes.is_some();
     let mut cookie = v.upgrade(AuthLevel::SecondFactor, method).await?;
     if has_codes {
-        v.save_record(|r| r.fresh_codes = codes).await?;
+        v.save_record(|r| r.fresh_codes = codes.clone()).await?;
     }
     let to = if has_codes {
         format!("/.vigie/codes?return={}", encode(return_to))

@@ -23,7 +23,7 @@ use crate::factors::rules::Requirement;
 use crate::factors::{FactorError, Factors};
 use crate::identity::session::{AuthLevel, SessionRecord};
 use crate::identity::token::SessionId;
-use crate::identity::Sessions;
+use crate::identity::{Begun, Sessions};
 use crate::pages::{self, Lang};
 
 pub const FACTOR_PATH: &str = "/.vigie/factor";
@@ -253,6 +253,8 @@ impl Visit<'_> {
     }
 
     /// Replace the session by one with a new id, changed by `change`; returns its cookie.
+    /// The store refuses it, in the same step, if the account was locked or this session
+    /// ended meanwhile, or if a privileged pack's cap is reached.
     async fn rotate(
         &mut self,
         change: impl FnOnce(&mut SessionRecord),
@@ -260,11 +262,16 @@ impl Visit<'_> {
         let mut next = (*self.record).clone();
         next.id = SessionId::random();
         change(&mut next);
-        let cookie = self
+        let pack = self.config.policy.pack_for(&next.groups);
+        let begun = self
             .sessions
-            .begin(next.clone(), Some(&self.record.id), self.request.tls)
+            .begin(next.clone(), Some(&self.record.id), pack, self.request.tls)
             .await
             .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+        if !matches!(begun, Begun::Started(_)) {
+            tracing::warn!(target: "vigie::audit", event = "second_factor", outcome = ?begun, user = %self.user);
+        }
+        let cookie = respond::started(begun)?;
         self.record = Arc::new(next);
         Ok(cookie)
     }
@@ -288,24 +295,6 @@ impl Visit<'_> {
                 r.reset_pending = false;
             })
             .await?;
-        // A lock set while this attempt was in flight ended every session before ours was
-        // stored: look again, and end ours too.
-        if self.locked().await? {
-            let _ = self.sessions.store.remove(&self.record.id).await;
-            return Err(Rejection::new(423, "account_locked"));
-        }
-        // A privileged account's cap counts the sessions that reached its pack's level.
-        let pack = self.config.policy.pack_for(&self.record.groups);
-        let within_cap = self
-            .sessions
-            .enforce_cap(&self.record, pack)
-            .await
-            .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
-        if !within_cap {
-            let _ = self.sessions.store.remove(&self.record.id).await;
-            tracing::warn!(target: "vigie::audit", event = "second_factor", outcome = "session_cap", user = %self.user);
-            return Err(Rejection::new(409, "session_cap"));
-        }
         crate::metrics::METRICS
             .factor_successes
             .with_label_values(&[method])
@@ -314,19 +303,16 @@ impl Visit<'_> {
         Ok(cookie)
     }
 
-    /// Update the session in place (same id): pending enrollment data, shown codes.
-    async fn save_record(
-        &mut self,
-        change: impl FnOnce(&mut SessionRecord),
-    ) -> Result<(), Rejection> {
-        let mut next = (*self.record).clone();
-        change(&mut next);
-        self.sessions
-            .store
-            .put(next.clone())
+    /// Update the session in place (same id): pending enrollment data, shown codes. Applied
+    /// to the stored record (read again if another request changed it); a session that ended
+    /// meanwhile stays ended, and the page answers as to a visitor without one.
+    async fn save_record(&mut self, change: impl Fn(&mut SessionRecord)) -> Result<(), Rejection> {
+        let stored = self
+            .sessions
+            .change(&self.record, change)
             .await
             .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
-        self.record = Arc::new(next);
+        self.record = stored.ok_or(Rejection::new(401, "login_required"))?;
         Ok(())
     }
 

@@ -1,0 +1,319 @@
+//! The session store's contract, run against both backends: the in-process one and Redis (a
+//! real redis-server, two store instances standing for two replicas).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::identity::locks::{LockStore, SqliteLocks};
+use crate::identity::redis_store::{RedisLocks, RedisStore};
+use crate::identity::session::{record, AuthLevel, Lifetimes, SessionRecord};
+use crate::identity::store::{Admission, Admitted, Cap, MemoryStore, SessionStore, Updated};
+use crate::identity::token::SessionId;
+use crate::storage::shared_state::StateHealth;
+use crate::testing::RedisServer;
+
+const LIFE: Lifetimes = Lifetimes {
+    idle: Duration::from_secs(600),
+    absolute: Duration::from_secs(3600),
+    anonymous: Duration::from_secs(60),
+};
+
+fn user(name: &str) -> SessionRecord {
+    record(Some(name), AuthLevel::Password, 1_000)
+}
+
+async fn stored(s: &dyn SessionStore, r: SessionRecord) -> SessionId {
+    let id = r.id;
+    let out = s.create(r, Admission::default()).await.unwrap();
+    assert!(matches!(out, Admitted::Stored { .. }), "{out:?}");
+    id
+}
+
+/// What every backend promises. `locks` share the store's view of locked users.
+async fn contract(s: &dyn SessionStore, locks: &dyn LockStore) {
+    // Versions: a write-back applies only to the version read.
+    let id = stored(s, user("ann")).await;
+    let read = s.get(&id).await.unwrap().unwrap();
+    let Updated::Stored(first) = s.update((*read).clone()).await.unwrap() else {
+        panic!("a write-back of the version read is stored");
+    };
+    assert_eq!(first.version, read.version + 1);
+    assert_eq!(
+        s.update((*read).clone()).await.unwrap(),
+        Updated::Changed,
+        "a stale copy does not overwrite the newer one"
+    );
+    // Removal leaves a tombstone: neither the write-back nor the id come back.
+    assert!(s.remove(&id).await.unwrap().is_some());
+    assert!(s.remove(&id).await.unwrap().is_none(), "removed once");
+    assert_eq!(s.update((*first).clone()).await.unwrap(), Updated::Ended);
+    let mut again = (*first).clone();
+    again.version = 0;
+    assert_eq!(
+        s.create(again, Admission::default()).await.unwrap(),
+        Admitted::Ended,
+        "an ended id is never stored again"
+    );
+    assert!(s.get(&id).await.unwrap().is_none());
+
+    // A rotation needs the session it replaces, and ends it in the same step.
+    let old = stored(s, user("bea")).await;
+    let next = user("bea");
+    let next_id = next.id;
+    let replaces = Admission {
+        replaces: Some(&old),
+        cap: None,
+    };
+    assert!(matches!(
+        s.create(next, replaces).await.unwrap(),
+        Admitted::Stored { .. }
+    ));
+    assert!(s.get(&old).await.unwrap().is_none());
+    let late = user("bea");
+    assert_eq!(
+        s.create(late, replaces).await.unwrap(),
+        Admitted::Ended,
+        "a rotation of an ended session is refused"
+    );
+    // Ending all of a user's sessions but one.
+    let third = stored(s, user("bea")).await;
+    assert_eq!(s.remove_user("bea", Some(&third)).await.unwrap(), 1);
+    assert!(s.get(&next_id).await.unwrap().is_none());
+    assert!(s.get(&third).await.unwrap().is_some());
+
+    // A locked user gets no new session.
+    locks.lock("cid", "test").await.unwrap();
+    assert_eq!(
+        s.create(user("cid"), Admission::default()).await.unwrap(),
+        Admitted::Locked
+    );
+    assert!(locks.unlock("cid").await.unwrap());
+    stored(s, user("cid")).await;
+
+    // The cap: refuse the excess, or end the oldest.
+    let cap = |evict_oldest| Admission {
+        replaces: None,
+        cap: Some(Cap {
+            level: AuthLevel::SecondFactor,
+            max: 2,
+            evict_oldest,
+        }),
+    };
+    let strong = |t| {
+        let mut r = record(Some("dan"), AuthLevel::SecondFactor, t);
+        r.level = AuthLevel::SecondFactor;
+        r
+    };
+    // A password-level session does not count.
+    stored(s, user("dan")).await;
+    let oldest = strong(1);
+    let oldest_id = oldest.id;
+    assert!(matches!(
+        s.create(oldest, cap(false)).await.unwrap(),
+        Admitted::Stored { .. }
+    ));
+    assert!(matches!(
+        s.create(strong(2), cap(false)).await.unwrap(),
+        Admitted::Stored { .. }
+    ));
+    assert_eq!(
+        s.create(strong(3), cap(false)).await.unwrap(),
+        Admitted::AtCap
+    );
+    match s.create(strong(4), cap(true)).await.unwrap() {
+        Admitted::Stored { evicted } => assert_eq!(evicted, vec![oldest_id.fingerprint()]),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.get(&oldest_id).await.unwrap().is_none());
+    assert_eq!(s.list_user("dan").await.unwrap().len(), 3);
+}
+
+/// Replica `b` keeps writing sessions back and rotating them while replica `a` ends them
+/// all, round after round: none survives, and `fresh` (no cache) finds none.
+async fn no_resurrection(
+    a: Arc<dyn SessionStore>,
+    b: Arc<dyn SessionStore>,
+    fresh: &dyn SessionStore,
+    a_locks: &dyn LockStore,
+    rounds: usize,
+) -> Vec<SessionId> {
+    let mut finals = Vec::new();
+    for round in 0..rounds {
+        let name = format!("u{round}");
+        let lock = round % 2 == 1;
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(stored(a.as_ref(), user(&name)).await);
+        }
+        let writer = {
+            let (b, name) = (b.clone(), name.clone());
+            tokio::spawn(async move {
+                let mut last = Vec::new();
+                for mut id in ids {
+                    for step in 0..30 {
+                        let Some(r) = b.get(&id).await.unwrap() else {
+                            break;
+                        };
+                        if step % 3 == 2 {
+                            let mut next = (*r).clone();
+                            next.id = SessionId::random();
+                            next.version = 0;
+                            let replaces = Admission {
+                                replaces: Some(&id),
+                                cap: None,
+                            };
+                            if let Admitted::Stored { .. } =
+                                b.create(next.clone(), replaces).await.unwrap()
+                            {
+                                id = next.id;
+                            }
+                        } else {
+                            let mut touched = (*r).clone();
+                            touched.last_seen += 1;
+                            let _ = b.update(touched).await.unwrap();
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    last.push(id);
+                }
+                // A login in flight while the account is being locked.
+                let login = b.create(user(&name), Admission::default()).await.unwrap();
+                (last, login)
+            })
+        };
+        for _ in 0..(round % 7) {
+            tokio::task::yield_now().await;
+        }
+        if lock {
+            a_locks.lock(&name, "race").await.unwrap();
+        }
+        a.remove_user(&name, None).await.unwrap();
+        let (last, login) = writer.await.unwrap();
+        if lock {
+            // Either refused by the lock, or stored before it and ended with the rest.
+            assert!(
+                matches!(login, Admitted::Locked | Admitted::Stored { .. }),
+                "{login:?}"
+            );
+        } else if let Admitted::Stored { .. } = login {
+            // Stored after the ending: a new login, legitimately alive; end it too.
+            a.remove_user(&name, None).await.unwrap();
+        }
+        if lock {
+            a.remove_user(&name, None).await.unwrap();
+            assert_eq!(
+                b.create(user(&name), Admission::default()).await.unwrap(),
+                Admitted::Locked,
+                "round {round}"
+            );
+        }
+        assert!(
+            fresh.list_user(&name).await.unwrap().is_empty(),
+            "round {round}: a session outlived the ending"
+        );
+        for id in &last {
+            assert!(
+                fresh.get(id).await.unwrap().is_none(),
+                "round {round}: a rotated session outlived the ending"
+            );
+        }
+        finals.extend(last);
+    }
+    finals
+}
+
+/// Parallel sign-ins against a cap of two that refuses the excess: never more than two.
+async fn parallel_cap(s: Arc<dyn SessionStore>) {
+    let cap = Admission {
+        replaces: None,
+        cap: Some(Cap {
+            level: AuthLevel::Password,
+            max: 2,
+            evict_oldest: false,
+        }),
+    };
+    let tasks: Vec<_> = (0..24)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.create(user("eve"), cap).await.unwrap() })
+        })
+        .collect();
+    let mut stored = 0;
+    for t in tasks {
+        if let Admitted::Stored { .. } = t.await.unwrap() {
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, 2, "exactly the cap was admitted");
+    assert_eq!(s.list_user("eve").await.unwrap().len(), 2);
+}
+
+fn memory() -> (Arc<MemoryStore>, Arc<SqliteLocks>) {
+    let locks = Arc::new(SqliteLocks::open(std::path::Path::new(":memory:")).unwrap());
+    let store = Arc::new(MemoryStore::new(10_000, 100, locks.held().clone()));
+    (store, locks)
+}
+
+#[tokio::test]
+async fn memory_store_keeps_the_contract() {
+    let (store, locks) = memory();
+    contract(store.as_ref(), locks.as_ref()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_resurrects_nothing_and_caps_in_one_step() {
+    let (store, locks) = memory();
+    no_resurrection(
+        store.clone(),
+        store.clone(),
+        store.as_ref(),
+        locks.as_ref(),
+        400,
+    )
+    .await;
+    parallel_cap(store).await;
+}
+
+/// A replica's view of a shared Redis: its store and its locks (durable copy in `dir`).
+fn replica(server: &RedisServer, dir: &std::path::Path) -> (Arc<RedisStore>, RedisLocks) {
+    let durable = Arc::new(SqliteLocks::open(&dir.join("v.sqlite")).unwrap());
+    let store = Arc::new(
+        RedisStore::new(
+            &server.url(),
+            "t:",
+            LIFE,
+            Arc::new(StateHealth::trusted()),
+            durable.held().clone(),
+        )
+        .unwrap(),
+    );
+    let locks = RedisLocks::new(store.clone(), durable);
+    (store, locks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_keeps_the_contract_resurrects_nothing_and_caps_in_one_step() {
+    let server = RedisServer::start();
+    redis::cmd("SET")
+        .arg("t:generation")
+        .arg(1)
+        .exec(&mut server.conn())
+        .unwrap();
+    let (da, db, dc) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (a, a_locks) = replica(&server, da.path());
+    let (b, _b_locks) = replica(&server, db.path());
+    let (fresh, _) = replica(&server, dc.path());
+    contract(a.as_ref(), &a_locks).await;
+    let finals = no_resurrection(a.clone(), b.clone(), fresh.as_ref(), &a_locks, 400).await;
+    // Replica b's cached copies are gone within a second (the revocation message, or the
+    // cache's age), and any read that reaches Redis already finds nothing.
+    tokio::time::sleep(crate::identity::redis_store::CACHE_TTL + Duration::from_millis(100)).await;
+    for id in &finals {
+        assert!(b.get(id).await.unwrap().is_none());
+    }
+    parallel_cap(a).await;
+}
