@@ -53,7 +53,8 @@ pub fn build_with(
     let redis = watch.as_ref().map(|w| w.redis.clone());
     let shared = watch.as_ref().map(|w| w.state.health.clone());
     let sessions = Arc::new(sessions);
-    let factors = factors(config, redis.clone(), clock.clone())?;
+    let ledger = watch.as_ref().map(|w| w.state.ledger.clone());
+    let factors = factors(config, redis.clone(), ledger, clock.clone())?;
     let budgets = Arc::new(Budgets::new(
         config.budgets.clone(),
         redis,
@@ -214,6 +215,7 @@ fn detector(
 fn factors(
     config: &Config,
     redis: Option<Arc<RedisStore>>,
+    ledger: Option<Arc<Ledger>>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Option<Arc<Factors>>> {
     if !config.portals.iter().any(|p| p.holds_sessions()) {
@@ -238,8 +240,11 @@ fn factors(
             )
         }
     };
-    let factors = Factors::new(store, keys, sf.clone(), clock)
+    let mut factors = Factors::new(store, keys, sf.clone(), clock)
         .map_err(|e| anyhow::anyhow!("second_factor WebAuthn relying party: {e}"))?;
+    if let Some(ledger) = ledger {
+        factors = factors.noting_enrollments_in(ledger);
+    }
     Ok(Some(Arc::new(factors)))
 }
 

@@ -97,6 +97,11 @@ pub struct Factors {
     rp: RelyingParty,
     pub config: SecondFactorConfig,
     clock: Arc<dyn Clock>,
+    /// Where a store that can lose its data (Redis) is backed by a durable note of who has
+    /// enrolled: should the factors vanish, a new one needs an invitation, as a reset does.
+    enrolled: Option<Arc<crate::storage::shared_state::Ledger>>,
+    /// Users already noted there by this process (the note is written once).
+    noted: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Factors {
@@ -113,7 +118,39 @@ impl Factors {
             rp,
             config,
             clock,
+            enrolled: None,
+            noted: Default::default(),
         })
+    }
+
+    /// Keep a durable note of enrolled users in `ledger` (factors kept in Redis).
+    pub fn noting_enrollments_in(
+        mut self,
+        ledger: Arc<crate::storage::shared_state::Ledger>,
+    ) -> Self {
+        self.enrolled = Some(ledger);
+        self
+    }
+
+    /// Whether the user ever had a factor, as far as the durable note knows (a factor record
+    /// lost with Redis does not make its user a newcomer who may enroll without invitation).
+    pub fn had_factor(&self, user: &str) -> Result<bool, FactorError> {
+        match &self.enrolled {
+            Some(ledger) => Ok(ledger.was_enrolled(user)?),
+            None => Ok(false),
+        }
+    }
+
+    fn note_enrolled(&self, user: &str, factors: &UserFactors) -> Result<(), FactorError> {
+        let Some(ledger) = &self.enrolled else {
+            return Ok(());
+        };
+        if factors.is_empty() || self.noted.lock().expect("noted").contains(user) {
+            return Ok(());
+        }
+        ledger.mark_enrolled(user)?;
+        self.noted.lock().expect("noted").insert(user.to_string());
+        Ok(())
     }
 
     pub fn now(&self) -> u64 {
@@ -137,6 +174,7 @@ impl Factors {
         let (plain, stale) = self.keys.open(&aad("factors", user), &sealed)?;
         let factors: UserFactors =
             serde_json::from_slice(&plain).map_err(|e| FactorError::Corrupt(e.to_string()))?;
+        self.note_enrolled(user, &factors)?;
         if stale {
             // Sealed under an older key: re-seal under the current one (rotation). Losing
             // the race to another writer is fine: it sealed under the current key too.
@@ -167,6 +205,7 @@ impl Factors {
             };
             let sealed = self.seal_record(user, &factors)?;
             if self.store.save(user, sealed, version).await? {
+                self.note_enrolled(user, &factors)?;
                 return Ok(Some(result));
             }
         }

@@ -397,18 +397,28 @@ fn echo_connection(stream: TcpStream, record: Arc<Mutex<Vec<String>>>, delay: Du
 }
 
 /// A private redis-server on a free port, killed when dropped; tests can stop and restart it.
+/// It keeps its data in an append-only file under a directory of its own (Vigie refuses a
+/// Redis that keeps nothing on disk), which tests can also wipe.
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
-    dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
+    /// Extra arguments of every start.
+    args: Vec<String>,
 }
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        Self::start_with(&["--appendonly", "yes"])
+    }
+
+    /// With other settings, e.g. `["--appendonly", "no"]` for a Redis that persists nothing.
+    pub fn start_with(args: &[&str]) -> RedisServer {
         let mut r = RedisServer {
             port: free_port(),
             child: None,
             dir: tempfile::tempdir().unwrap(),
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         r.restart();
         r
@@ -425,6 +435,7 @@ impl RedisServer {
         }
     }
 
+    /// Start again with the data it had written.
     pub fn restart(&mut self) {
         self.stop();
         let child = Command::new("redis-server")
@@ -435,9 +446,8 @@ impl RedisServer {
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
             ])
+            .args(&self.args)
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -446,6 +456,30 @@ impl RedisServer {
             .expect("redis-server is installed (scripts/install-deps installs it)");
         self.child = Some(child);
         wait_for_port(self.port);
+    }
+
+    /// Start again without any of its data (a disk lost, a volume not mounted).
+    pub fn restart_empty(&mut self) {
+        self.stop();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(path).unwrap();
+            } else {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+        self.restart();
+    }
+
+    /// One command, answered as text (test set-up and inspection).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli is installed with redis-server");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }
 

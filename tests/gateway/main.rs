@@ -21,4 +21,5 @@ mod prelogin;
 mod prelogin_found;
 mod replicas;
 mod sessions;
+mod shared_state;
 mod upstream;

@@ -9,21 +9,26 @@ use crate::passthrough::{cookie_set, submit_login};
 
 const PATIENT: &str = "/index.php?m=dPpatients&tab=vw_full_patients&patient_id=5";
 
-struct Pair {
-    a: Gateway,
-    b: Gateway,
+pub struct Pair {
+    pub a: Gateway,
+    pub b: Gateway,
     _key_dir: tempfile::TempDir,
 }
 
-fn replicas(portal: &Portal, redis: &RedisServer) -> Pair {
-    let key_dir = tempfile::tempdir().unwrap();
-    let key = key_dir.path().join("session.key");
-    std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
-    let storage = format!(
+/// The `[storage]` section of replicas sharing `redis`, signing with the key in `key`.
+pub fn storage_toml(redis: &RedisServer, key: &std::path::Path) -> String {
+    format!(
         "[storage]\nbackend = \"redis\"\nredis_url = \"{}\"\nsession_key_file = \"{}\"\nreplicas = 2\noutage_grace_seconds = 3\n",
         redis.url(),
         key.display()
-    );
+    )
+}
+
+pub fn replicas(portal: &Portal, redis: &RedisServer) -> Pair {
+    let key_dir = tempfile::tempdir().unwrap();
+    let key = key_dir.path().join("session.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
+    let storage = storage_toml(redis, &key);
     let profile =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
     let portal_toml = format!(
@@ -38,7 +43,7 @@ fn replicas(portal: &Portal, redis: &RedisServer) -> Pair {
     }
 }
 
-fn logged_in(gw: &Gateway, cookie: &str) -> bool {
+pub fn logged_in(gw: &Gateway, cookie: &str) -> bool {
     let page = get(gw.port, PATIENT, &format!("Cookie: {cookie}\r\n"));
     page.status == 200 && page.text().contains("data-patient-id=\"5\"")
 }

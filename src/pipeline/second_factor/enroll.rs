@@ -63,11 +63,14 @@ impl Visit<'_> {
 
     fn needs(&self, factors: &UserFactors) -> EnrollmentNeeds {
         let c = &self.factors.config;
+        // A user whose factors vanished with the store (the durable note says they had one)
+        // is no newcomer: only an invitation lets them bind a new one. Unreadable: the same.
+        let had = !factors.is_empty() || self.factors.had_factor(&self.user).unwrap_or(true);
         enrollment_needs(
             c.enrollment,
             &c.trusted_networks,
             self.factors.is_privileged(&self.record.groups),
-            !factors.is_empty(),
+            had,
             self.request.client.ip,
         )
     }

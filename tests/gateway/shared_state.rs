@@ -1,0 +1,285 @@
+//! The state replicas share through Redis cannot be lost silently (issue 14): a Redis that
+//! keeps nothing on disk is refused at start; one that comes back empty, or from an older
+//! snapshot, is noticed, alerted and re-established (sessions end, locks hold, enrolled
+//! users need an invitation); a lock holds on every request of every replica.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::mfa::{enroll_totp, Client};
+use crate::passthrough::{cookie_set, submit_login};
+use crate::replicas::{logged_in, replicas, storage_toml};
+
+/// Run `vigie run` on a config using `redis` (with `extra` under `[storage]`): the exit
+/// status and standard error if it stops within 10 s, `None` if it keeps running.
+fn run_briefly(redis: &RedisServer, extra: &str) -> Option<(bool, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("session.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
+    let port = free_port();
+    let config = dir.path().join("vigie.toml");
+    let text = format!(
+        "[[listener]]\naddress = \"127.0.0.1:{port}\"\n\n{}{extra}\n\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:9\"\n\n[second_factor]\nrequired = false\nkey_file = \"{}\"\nwebauthn_origins = [\"http://localhost\"]\n",
+        storage_toml(redis, &key),
+        factor_key_file(dir.path()).display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let stderr = dir.path().join("stderr.log");
+    let mut child = Command::new(VIGIE)
+        .args(["run", "-c", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some((status.success(), std::fs::read_to_string(&stderr).unwrap()));
+        }
+        if port_up_now(port) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+fn port_up_now(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn a_redis_that_keeps_nothing_on_disk_is_refused_at_start() {
+    let volatile = RedisServer::start_with(&["--appendonly", "no"]);
+    let (ok, stderr) = run_briefly(&volatile, "").expect("the gateway must refuse to start");
+    assert!(!ok);
+    assert!(
+        stderr.contains("keeps no data on disk") && stderr.contains("appendonly yes"),
+        "{stderr}"
+    );
+    // Vouching does not override what Redis itself says.
+    let (ok, _) = run_briefly(&volatile, "redis_persistence = true\n")
+        .expect("the gateway must refuse to start");
+    assert!(!ok);
+
+    // A Redis that hides its configuration: refused unless the operator vouches.
+    let hidden =
+        RedisServer::start_with(&["--appendonly", "yes", "--rename-command", "CONFIG", ""]);
+    let (ok, stderr) = run_briefly(&hidden, "").expect("the gateway must refuse to start");
+    assert!(!ok);
+    assert!(stderr.contains("redis_persistence = true"), "{stderr}");
+    assert!(
+        run_briefly(&hidden, "redis_persistence = true\n").is_none(),
+        "vouched for: the gateway runs"
+    );
+    // A persistent Redis: the gateway runs.
+    let durable = RedisServer::start();
+    assert!(run_briefly(&durable, "").is_none());
+}
+
+/// No gateway session handed out (a cleared cookie at most).
+fn no_session(resp: &Response) -> bool {
+    cookie_set(resp, "vigie").is_none_or(|c| c == "vigie=")
+}
+
+/// An admin API call; retried for a few seconds (a replica reconnecting to a restarted Redis
+/// answers 503 to the first command).
+fn admin(gw: &Gateway, target: &str) {
+    let req = format!("POST {target} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nConnection: close\r\n\r\n");
+    let started = Instant::now();
+    loop {
+        let answer = raw(gw.admin_port, req.as_bytes()).unwrap();
+        if answer.status == 200 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{}",
+            answer.text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn lock(gw: &Gateway, user: &str) {
+    admin(
+        gw,
+        &format!("/api/users/lock?user={user}&reason=badge%20stolen"),
+    );
+}
+
+/// Wait until one of the replicas has raised the data-loss alert; returns its log.
+fn alerted(gws: &[&Gateway], within: Duration) -> String {
+    let started = Instant::now();
+    loop {
+        for gw in gws {
+            let log = gw.proc.stderr();
+            if log.contains("shared_state_lost") {
+                return log;
+            }
+        }
+        assert!(started.elapsed() < within, "no replica noticed the loss");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn ready(gw: &Gateway) -> String {
+    let started = Instant::now();
+    loop {
+        let answer = get(gw.admin_port, "/readyz", "");
+        if answer.status == 200 || started.elapsed() > Duration::from_secs(10) {
+            return answer.text();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_lock_made_on_one_replica_stops_the_other_within_a_second() {
+    let portal = start_portal();
+    let redis = RedisServer::start();
+    let pair = replicas(&portal, &redis);
+    let resp = submit_login(pair.a.port, "dr.martin", "martin-demo", None);
+    let cookie = cookie_set(&resp, "vigie").unwrap();
+    assert!(logged_in(&pair.a, &cookie));
+    lock(&pair.b, "dr.martin");
+    let started = Instant::now();
+    while logged_in(&pair.a, &cookie) {
+        assert!(started.elapsed() < Duration::from_secs(1), "still served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let again = submit_login(pair.a.port, "dr.martin", "martin-demo", None);
+    assert_ne!(again.status, 302, "a locked user signed in again");
+    assert!(no_session(&again));
+}
+
+#[test]
+fn redis_back_empty_is_noticed_alerted_and_no_locked_user_gets_in() {
+    let portal = start_portal();
+    let mut redis = RedisServer::start();
+    let pair = replicas(&portal, &redis);
+    let resp = submit_login(pair.a.port, "dr.martin", "martin-demo", None);
+    let cookie = cookie_set(&resp, "vigie").unwrap();
+    assert!(logged_in(&pair.b, &cookie));
+    lock(&pair.a, "inf.durand");
+    assert!(ready(&pair.a).contains("\"shared_state\":\"trusted\""));
+
+    redis.restart_empty();
+    let log = alerted(&[&pair.a, &pair.b], Duration::from_secs(6));
+    assert!(log.contains("critical"), "{log}");
+    assert!(log.contains("without its data"), "{log}");
+    // Re-established: ready again, the lock written back, every session ended.
+    assert!(ready(&pair.b).contains("\"shared_state\":\"trusted\""));
+    assert!(!redis.cli(&["HGET", "vigie:locks", "inf.durand"]).is_empty());
+    assert!(!logged_in(&pair.a, &cookie) && !logged_in(&pair.b, &cookie));
+    for gw in [&pair.a, &pair.b] {
+        let locked = submit_login(gw.port, "inf.durand", "durand-demo", None);
+        assert_ne!(locked.status, 302, "a locked user signed in after the loss");
+        assert!(no_session(&locked));
+    }
+    // Others sign in again.
+    let back = submit_login(pair.b.port, "dr.martin", "martin-demo", None);
+    assert_eq!(back.status, 302, "{}", back.text());
+}
+
+#[test]
+fn redis_back_from_an_older_snapshot_is_noticed_and_what_ended_since_stays_ended() {
+    let portal = start_portal();
+    let mut redis = RedisServer::start();
+    let pair = replicas(&portal, &redis);
+    let resp = submit_login(pair.a.port, "dr.martin", "martin-demo", None);
+    let cookie = cookie_set(&resp, "vigie").unwrap();
+    assert!(logged_in(&pair.a, &cookie));
+    // A snapshot of this moment (a clean shutdown writes everything out).
+    redis.cli(&["SHUTDOWN"]);
+    redis.stop();
+    let snapshot = tempfile::tempdir().unwrap();
+    copy_dir(redis.dir.path(), snapshot.path());
+    redis.restart();
+
+    // Since the snapshot: the session is revoked, an account locked, and time passes.
+    admin(&pair.b, "/api/sessions/revoke?user=dr.martin");
+    lock(&pair.b, "inf.durand");
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(!logged_in(&pair.a, &cookie));
+
+    // Redis comes back from the old snapshot: the session and the missing lock with it.
+    redis.cli(&["SHUTDOWN", "NOSAVE"]);
+    redis.stop();
+    for entry in std::fs::read_dir(redis.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    copy_dir(snapshot.path(), redis.dir.path());
+    redis.restart();
+    // The locked user is refused at once (each replica's copy of the locks holds) ...
+    let locked = submit_login(pair.a.port, "inf.durand", "durand-demo", None);
+    assert_ne!(
+        locked.status, 302,
+        "a locked user signed in from the old snapshot"
+    );
+    // ... and the loss is noticed, the revoked session ended again.
+    let log = alerted(&[&pair.a, &pair.b], Duration::from_secs(6));
+    assert!(log.contains("older snapshot"), "{log}");
+    assert!(ready(&pair.a).contains("\"shared_state\":\"trusted\""));
+    assert!(!logged_in(&pair.a, &cookie) && !logged_in(&pair.b, &cookie));
+    assert!(!redis.cli(&["HGET", "vigie:locks", "inf.durand"]).is_empty());
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn factors_lost_with_redis_are_not_re_enrolled_without_an_invitation() {
+    let portal = start_portal();
+    let mut redis = RedisServer::start();
+    let key_dir = tempfile::tempdir().unwrap();
+    let key = key_dir.path().join("session.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
+    let gw = crate::mfa::mfa_gateway(
+        &portal,
+        "enrollment = \"trusted-networks\"\ntrusted_networks = [\"127.0.0.0/8\"]",
+        &storage_toml(&redis, &key),
+    );
+    // Enrolled from the trusted network, without invitation.
+    let mut martin = Client::login(gw.port, "dr.martin", "martin-demo");
+    enroll_totp(&mut martin, None);
+    assert!(martin.opens_patient());
+
+    redis.restart_empty();
+    alerted(&[&gw], Duration::from_secs(6));
+    assert!(ready(&gw).contains("\"shared_state\":\"trusted\""));
+    // The factor is gone with Redis; the password alone, even from the trusted network,
+    // does not bind a new one.
+    let mut again = Client::login(gw.port, "dr.martin", "martin-demo");
+    let page = again.get("/.vigie/enroll");
+    assert!(
+        page.text().contains("name=\"invitation\""),
+        "{}",
+        page.text()
+    );
+    let totp = again.get("/.vigie/enroll/totp?return=%2F");
+    assert_ne!(totp.status, 200, "a new TOTP secret was offered");
+    assert!(!again.opens_patient());
+    // A user who never enrolled still may, from the trusted network.
+    let mut durand = Client::login(gw.port, "inf.durand", "durand-demo");
+    enroll_totp(&mut durand, None);
+    assert!(durand.opens_patient());
+}
