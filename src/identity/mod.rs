@@ -396,6 +396,33 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_locked_users_session_serves_nothing_even_if_it_escaped_the_ending() {
+        let clock = Arc::new(ManualClock::at(1000));
+        let s = sessions(clock);
+        let rec = s.new_record(
+            "ehr",
+            Some("alice".into()),
+            AuthLevel::Password,
+            IpAddr::from([127, 0, 0, 1]),
+            "ua",
+            vec![],
+        );
+        let id = rec.id;
+        s.store.create(rec, Admission::default()).await.unwrap();
+        let cookie = cookie_of(&s.set_cookie(&id, false));
+        let find = || s.identify([cookie.as_bytes()].into_iter(), false, "ehr");
+        assert!(find().await.unwrap().is_some());
+        // The lock reaches this replica's copy, but not (yet) the store: a session a store
+        // brought back, or a message that overtook the ending.
+        s.locks.held().set("alice", true);
+        assert!(find().await.unwrap().is_none(), "a locked user's request");
+        assert!(
+            s.store.get(&id).await.unwrap().is_none(),
+            "and the session ends"
+        );
+    }
+
     #[test]
     fn cookies_carry_the_right_attributes() {
         let s = sessions(Arc::new(ManualClock::at(0)));
