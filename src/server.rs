@@ -300,6 +300,7 @@ fn sessions(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Sessions,
                 held: durable_locks.held().clone(),
                 prefix: prefix.clone(),
                 vouched: *vouched_persistent,
+                rounds: Default::default(),
             });
             shared_state::check_at_start(&state, url)
                 .with_context(|| format!("Redis at {} ([storage] redis_url)", redact(url)))?;

@@ -7,7 +7,7 @@
 //! whose counter is missing or behind the mirror has lost data: sessions and sign-ins fail
 //! closed, a critical alert goes out, and the replica re-establishes the state from its file
 //! (every session ended, its locks written back, a new generation) before serving again.
-//! Redis without persistence is refused outright, at start and at every check.
+//! Redis without persistence is refused outright, at start and about once a minute after.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -21,6 +21,9 @@ use crate::identity::store::StoreError;
 
 /// How often each replica checks the generation (and resynchronises its copy of the locks).
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// Redis's persistence settings are asked at every this many checks (and while the state is
+/// not trusted).
+const PERSISTENCE_EVERY: u64 = 30;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
@@ -188,6 +191,8 @@ pub struct SharedState {
     pub prefix: String,
     /// The operator vouched for persistence where `CONFIG GET` is refused.
     pub vouched: bool,
+    /// Checks made so far.
+    pub rounds: std::sync::atomic::AtomicU64,
 }
 
 static GENERATION: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
@@ -220,9 +225,14 @@ impl SharedState {
         &self,
         conn: &mut C,
     ) -> Result<Finding, StoreError> {
-        if let Some(problem) = self.persistence(conn).await? {
-            self.health.set(State::Refused(problem.clone()));
-            return Err(StoreError::Unavailable(problem));
+        // Persistence is a setting: asked at the first check, then about once a minute and
+        // whenever the state is not trusted.
+        let round = self.rounds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if round % PERSISTENCE_EVERY == 0 || self.health.verified().is_err() {
+            if let Some(problem) = self.persistence(conn).await? {
+                self.health.set(State::Refused(problem.clone()));
+                return Err(StoreError::Unavailable(problem));
+            }
         }
         let mut call = GENERATION.prepare_invoke();
         call.key(self.key("generation")).key(self.key("epoch"));
