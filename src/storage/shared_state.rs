@@ -227,7 +227,9 @@ impl SharedState {
     ) -> Result<Finding, StoreError> {
         // Persistence is a setting: asked at the first check, then about once a minute and
         // whenever the state is not trusted.
-        let round = self.rounds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let round = self
+            .rounds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if round % PERSISTENCE_EVERY == 0 || self.health.verified().is_err() {
             if let Some(problem) = self.persistence(conn).await? {
                 self.health.set(State::Refused(problem.clone()));

@@ -17,18 +17,26 @@ pub struct Pair {
 
 /// The `[storage]` section of replicas sharing `redis`, signing with the key in `key`.
 pub fn storage_toml(redis: &RedisServer, key: &std::path::Path) -> String {
+    storage_toml_at(&redis.url(), key)
+}
+
+/// The same, for a Redis reached at `url` (through a proxy, say).
+pub fn storage_toml_at(url: &str, key: &std::path::Path) -> String {
     format!(
-        "[storage]\nbackend = \"redis\"\nredis_url = \"{}\"\nsession_key_file = \"{}\"\nreplicas = 2\noutage_grace_seconds = 3\n",
-        redis.url(),
+        "[storage]\nbackend = \"redis\"\nredis_url = \"{url}\"\nsession_key_file = \"{}\"\nreplicas = 2\noutage_grace_seconds = 3\n",
         key.display()
     )
 }
 
 pub fn replicas(portal: &Portal, redis: &RedisServer) -> Pair {
+    replicas_at(portal, &redis.url(), &redis.url())
+}
+
+/// Replicas A and B reaching Redis at their own URLs (B through a proxy, say).
+pub fn replicas_at(portal: &Portal, url_a: &str, url_b: &str) -> Pair {
     let key_dir = tempfile::tempdir().unwrap();
     let key = key_dir.path().join("session.key");
     std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
-    let storage = storage_toml(redis, &key);
     let profile =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
     let portal_toml = format!(
@@ -37,8 +45,8 @@ pub fn replicas(portal: &Portal, redis: &RedisServer) -> Pair {
         profile.display()
     );
     Pair {
-        a: start_gateway_with(&portal_toml, &storage),
-        b: start_gateway_with(&portal_toml, &storage),
+        a: start_gateway_with(&portal_toml, &storage_toml_at(url_a, &key)),
+        b: start_gateway_with(&portal_toml, &storage_toml_at(url_b, &key)),
         _key_dir: key_dir,
     }
 }

@@ -283,3 +283,91 @@ fn factors_lost_with_redis_are_not_re_enrolled_without_an_invitation() {
     enroll_totp(&mut durand, None);
     assert!(durand.opens_patient());
 }
+
+/// A TCP relay to Redis that a test can cut (every connection closed, new ones dropped) and
+/// heal: a network partition between one replica and Redis.
+struct Relay {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    fn to(target: u16) -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, o) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if c.load(Ordering::SeqCst) {
+                    continue; // dropped: the partition
+                }
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let mut list = o.lock().unwrap();
+                list.push(client.try_clone().unwrap());
+                list.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Relay { port, cut, open }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_replica_cut_off_from_redis_refuses_what_was_revoked_meanwhile_once_it_reconnects() {
+    let portal = start_portal();
+    let redis = RedisServer::start();
+    let relay = Relay::to(redis.port);
+    let pair = crate::replicas::replicas_at(&portal, &redis.url(), &relay.url());
+    let resp = submit_login(pair.b.port, "dr.martin", "martin-demo", None);
+    let cookie = cookie_set(&resp, "vigie").unwrap();
+    assert!(logged_in(&pair.b, &cookie));
+
+    relay.cut();
+    admin(&pair.a, "/api/sessions/revoke?user=dr.martin");
+    assert!(!logged_in(&pair.a, &cookie));
+    // The stated limit: cut off, B serves the session it saw for the outage grace (3 s
+    // here), unable to learn of the revocation.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(logged_in(&pair.b, &cookie), "within the outage grace");
+
+    relay.heal();
+    // Once B reaches Redis again, the session is read there (or B's copies dropped at the
+    // resubscription) before it is served: refused, well before the grace would have ended.
+    let healed = Instant::now();
+    while logged_in(&pair.b, &cookie) {
+        assert!(
+            healed.elapsed() < Duration::from_millis(1500),
+            "B still serves a session revoked while it was cut off"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
