@@ -29,11 +29,12 @@ pub fn storage_toml_at(url: &str, key: &std::path::Path) -> String {
 }
 
 pub fn replicas(portal: &Portal, redis: &RedisServer) -> Pair {
-    replicas_at(portal, &redis.url(), &redis.url())
+    replicas_at(portal, &redis.url(), &redis.url(), "")
 }
 
-/// Replicas A and B reaching Redis at their own URLs (B through a proxy, say).
-pub fn replicas_at(portal: &Portal, url_a: &str, url_b: &str) -> Pair {
+/// Replicas A and B reaching Redis at their own URLs (B through a proxy, say), with `extra`
+/// configuration.
+pub fn replicas_at(portal: &Portal, url_a: &str, url_b: &str, extra: &str) -> Pair {
     let key_dir = tempfile::tempdir().unwrap();
     let key = key_dir.path().join("session.key");
     std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
@@ -45,8 +46,8 @@ pub fn replicas_at(portal: &Portal, url_a: &str, url_b: &str) -> Pair {
         profile.display()
     );
     Pair {
-        a: start_gateway_with(&portal_toml, &storage_toml_at(url_a, &key)),
-        b: start_gateway_with(&portal_toml, &storage_toml_at(url_b, &key)),
+        a: start_gateway_with(&portal_toml, &(storage_toml_at(url_a, &key) + extra)),
+        b: start_gateway_with(&portal_toml, &(storage_toml_at(url_b, &key) + extra)),
         _key_dir: key_dir,
     }
 }
