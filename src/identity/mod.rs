@@ -326,14 +326,8 @@ mod tests {
         )
     }
 
-    fn cookie_of(set_cookie: &str) -> String {
-        set_cookie.split(';').next().unwrap().to_string()
-    }
-
-    #[tokio::test]
-    async fn identify_accepts_exactly_one_valid_cookie() {
-        let clock = Arc::new(ManualClock::at(1000));
-        let s = sessions(clock.clone());
+    /// A password-level session of alice on portal `ehr`, stored; its id.
+    async fn alice_signed_in(s: &Sessions) -> SessionId {
         let rec = s.new_record(
             "ehr",
             Some("alice".into()),
@@ -344,6 +338,18 @@ mod tests {
         );
         let id = rec.id;
         s.store.create(rec, Admission::default()).await.unwrap();
+        id
+    }
+
+    fn cookie_of(set_cookie: &str) -> String {
+        set_cookie.split(';').next().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn identify_accepts_exactly_one_valid_cookie() {
+        let clock = Arc::new(ManualClock::at(1000));
+        let s = sessions(clock.clone());
+        let id = alice_signed_in(&s).await;
         let good = cookie_of(&s.set_cookie(&id, false));
         let find = |h: String| {
             let s = &s;
@@ -400,16 +406,7 @@ mod tests {
     async fn a_locked_users_session_serves_nothing_even_if_it_escaped_the_ending() {
         let clock = Arc::new(ManualClock::at(1000));
         let s = sessions(clock);
-        let rec = s.new_record(
-            "ehr",
-            Some("alice".into()),
-            AuthLevel::Password,
-            IpAddr::from([127, 0, 0, 1]),
-            "ua",
-            vec![],
-        );
-        let id = rec.id;
-        s.store.create(rec, Admission::default()).await.unwrap();
+        let id = alice_signed_in(&s).await;
         let cookie = cookie_of(&s.set_cookie(&id, false));
         let find = || s.identify([cookie.as_bytes()].into_iter(), false, "ehr");
         assert!(find().await.unwrap().is_some());
