@@ -329,7 +329,13 @@ impl AdminApp {
             Some(health) => {
                 let (ok, state) = health.readiness();
                 all_ok &= ok;
-                format!(",\"shared_state\":{}", serde_json::Value::from(state))
+                let loss = health.last_loss().map_or(String::new(), |(at, why)| {
+                    format!(
+                        ",\"shared_state_lost\":{{\"at\":{at},\"reason\":{}}}",
+                        serde_json::Value::from(why)
+                    )
+                });
+                format!(",\"shared_state\":{}{loss}", serde_json::Value::from(state))
             }
             None => String::new(),
         };

@@ -73,40 +73,49 @@ impl SqliteLocks {
             held: Arc::new(LockedUsers::default()),
         };
         this.held
-            .replace(this.all()?.into_iter().map(|(u, _)| u).collect());
+            .replace(this.all()?.into_iter().map(|(u, _, _)| u).collect());
         Ok(this)
     }
 
-    /// Every lock, with its reason.
-    pub fn all(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// Every lock, with its reason and when this file got it (unix seconds).
+    pub fn all(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
         let conn = self.conn.lock().expect("db lock");
         let mut stmt = conn
-            .prepare("SELECT username, reason FROM account_locks")
+            .prepare("SELECT username, reason, locked_at FROM account_locks")
             .map_err(db_err)?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(db_err)?;
         rows.collect::<Result<_, _>>().map_err(db_err)
     }
 
-    /// Make the file hold exactly `locks` (another replica's view, once Redis is trusted).
-    pub fn replace_all(&self, locks: &[(String, String)]) -> Result<(), StoreError> {
-        let mut conn = self.conn.lock().expect("db lock");
-        let tx = conn.transaction().map_err(db_err)?;
-        tx.execute("DELETE FROM account_locks", [])
+    /// Learn a lock made elsewhere (kept if already known).
+    pub fn learn(&self, user: &str, reason: &str) -> Result<(), StoreError> {
+        self.conn
+            .lock()
+            .expect("db lock")
+            .execute("INSERT OR IGNORE INTO account_locks (username, reason, locked_at) VALUES (?1, ?2, ?3)", params![user, reason, unix_now()])
             .map_err(db_err)?;
-        for (user, reason) in locks {
-            tx.execute(
-                "INSERT INTO account_locks (username, reason, locked_at) VALUES (?1, ?2, ?3)",
-                params![user, reason, unix_now()],
+        self.held.set(user, true);
+        Ok(())
+    }
+
+    /// Forget a lock lifted elsewhere.
+    pub fn forget(&self, user: &str) -> Result<(), StoreError> {
+        self.conn
+            .lock()
+            .expect("db lock")
+            .execute(
+                "DELETE FROM account_locks WHERE username = ?1",
+                params![user],
             )
             .map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
+        self.held.set(user, false);
+        Ok(())
     }
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

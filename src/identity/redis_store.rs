@@ -144,6 +144,10 @@ impl RedisStore {
         format!("{}locks", self.prefix)
     }
 
+    fn unlocked_key(&self) -> String {
+        format!("{}unlocked", self.prefix)
+    }
+
     fn generation_key(&self) -> String {
         format!("{}generation", self.prefix)
     }
@@ -462,17 +466,21 @@ impl LockStore for RedisLocks {
         let mut pipe = redis::pipe();
         pipe.atomic()
             .hset(self.store.locks_key(), user, reason)
+            .hdel(self.store.unlocked_key(), user)
             .publish(self.store.locks_channel(), format!("+{user}"));
         deadline(pipe.query_async::<()>(&mut conn)).await
     }
 
+    /// Lifted in Redis with the time, so that every replica's file forgets the lock (a lock
+    /// missing from Redis without such a record was lost, and goes back).
     async fn unlock(&self, user: &str) -> Result<bool, StoreError> {
         let mut conn = self.store.conn().await?;
         let mut pipe = redis::pipe();
         pipe.atomic()
             .hdel(self.store.locks_key(), user)
+            .hset(self.store.unlocked_key(), user, super::locks::unix_now())
             .publish(self.store.locks_channel(), format!("-{user}"));
-        let (n, _): (usize, usize) = deadline(pipe.query_async(&mut conn)).await?;
+        let (n, _, _): (usize, usize, usize) = deadline(pipe.query_async(&mut conn)).await?;
         let in_file = self.durable.unlock(user).await?;
         Ok(n > 0 || in_file)
     }

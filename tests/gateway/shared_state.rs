@@ -183,6 +183,46 @@ fn redis_back_empty_is_noticed_alerted_and_no_locked_user_gets_in() {
     // Others sign in again.
     let back = submit_login(pair.b.port, "dr.martin", "martin-demo", None);
     assert_eq!(back.status, 302, "{}", back.text());
+    // The replica that re-established moved the generation past the other's mark: no
+    // second loss, and no false "older snapshot", is reported; /readyz keeps the event.
+    std::thread::sleep(Duration::from_millis(2500));
+    let logs = pair.a.proc.stderr() + &pair.b.proc.stderr();
+    assert!(!logs.contains("older snapshot"), "{logs}");
+    assert!(logged_in(&pair.a, &cookie_set(&back, "vigie").unwrap()));
+    let reported = ready(&pair.a) + &ready(&pair.b);
+    assert!(
+        reported.contains("\"shared_state_lost\":{\"at\":"),
+        "{reported}"
+    );
+}
+
+#[test]
+fn a_lock_redis_lost_alone_goes_back_and_an_unlock_stays_an_unlock() {
+    let portal = start_portal();
+    let redis = RedisServer::start();
+    let pair = replicas(&portal, &redis);
+    lock(&pair.a, "inf.durand");
+    // The last second of writes lost (appendfsync everysec), generation and all else intact.
+    assert_eq!(redis.cli(&["HDEL", "vigie:locks", "inf.durand"]), "1");
+    let started = Instant::now();
+    while redis.cli(&["HGET", "vigie:locks", "inf.durand"]).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the lock did not go back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!((pair.a.proc.stderr() + &pair.b.proc.stderr()).contains("lock_restored"));
+    let refused = submit_login(pair.b.port, "inf.durand", "durand-demo", None);
+    assert_ne!(refused.status, 302);
+    // An unlock is recorded: no replica writes that lock back.
+    admin(&pair.b, "/api/users/unlock?user=inf.durand");
+    std::thread::sleep(Duration::from_millis(4500));
+    assert!(redis.cli(&["HGET", "vigie:locks", "inf.durand"]).is_empty());
+    for gw in [&pair.a, &pair.b] {
+        let back = submit_login(gw.port, "inf.durand", "durand-demo", None);
+        assert_eq!(back.status, 302, "{}", back.text());
+    }
 }
 
 #[test]
@@ -253,33 +293,40 @@ fn factors_lost_with_redis_are_not_re_enrolled_without_an_invitation() {
     let key_dir = tempfile::tempdir().unwrap();
     let key = key_dir.path().join("session.key");
     std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
-    let gw = crate::mfa::mfa_gateway(
-        &portal,
-        "enrollment = \"trusted-networks\"\ntrusted_networks = [\"127.0.0.0/8\"]",
-        &storage_toml(&redis, &key),
-    );
-    // Enrolled from the trusted network, without invitation.
-    let mut martin = Client::login(gw.port, "dr.martin", "martin-demo");
+    let replica = || {
+        crate::mfa::mfa_gateway(
+            &portal,
+            "enrollment = \"trusted-networks\"\ntrusted_networks = [\"127.0.0.0/8\"]",
+            &storage_toml(&redis, &key),
+        )
+    };
+    let (a, b) = (replica(), replica());
+    // Enrolled through A, from the trusted network, without invitation.
+    let mut martin = Client::login(a.port, "dr.martin", "martin-demo");
     enroll_totp(&mut martin, None);
     assert!(martin.opens_patient());
+    // Two checks: A tells Redis, B learns it into its own file.
+    std::thread::sleep(Duration::from_millis(4500));
 
     redis.restart_empty();
-    alerted(&[&gw], Duration::from_secs(6));
-    assert!(ready(&gw).contains("\"shared_state\":\"trusted\""));
-    // The factor is gone with Redis; the password alone, even from the trusted network,
-    // does not bind a new one.
-    let mut again = Client::login(gw.port, "dr.martin", "martin-demo");
-    let page = again.get("/.vigie/enroll");
-    assert!(
-        page.text().contains("name=\"invitation\""),
-        "{}",
-        page.text()
-    );
-    let totp = again.get("/.vigie/enroll/totp?return=%2F");
-    assert_ne!(totp.status, 200, "a new TOTP secret was offered");
-    assert!(!again.opens_patient());
+    alerted(&[&a, &b], Duration::from_secs(6));
+    assert!(ready(&b).contains("\"shared_state\":\"trusted\""));
+    // The factor is gone with Redis; the password alone, even from the trusted network and
+    // through the replica that never saw the enrollment, does not bind a new one.
+    for gw in [&b, &a] {
+        let mut again = Client::login(gw.port, "dr.martin", "martin-demo");
+        let page = again.get("/.vigie/enroll");
+        assert!(
+            page.text().contains("name=\"invitation\""),
+            "{}",
+            page.text()
+        );
+        let totp = again.get("/.vigie/enroll/totp?return=%2F");
+        assert_ne!(totp.status, 200, "a new TOTP secret was offered");
+        assert!(!again.opens_patient());
+    }
     // A user who never enrolled still may, from the trusted network.
-    let mut durand = Client::login(gw.port, "inf.durand", "durand-demo");
+    let mut durand = Client::login(b.port, "inf.durand", "durand-demo");
     enroll_totp(&mut durand, None);
     assert!(durand.opens_patient());
 }

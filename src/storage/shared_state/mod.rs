@@ -9,18 +9,25 @@
 //! (every session ended, its locks written back, a new generation) before serving again.
 //! Redis without persistence is refused outright, at start and about once a minute after.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
-use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::identity::locks::{LockedUsers, SqliteLocks};
 use crate::identity::redis_store::deadline;
 use crate::identity::store::StoreError;
 
+mod ledger;
+mod mirror;
+
+pub use ledger::Ledger;
+
 /// How often each replica checks the generation (and resynchronises its copy of the locks).
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How far a re-establishment moves the generation: more than all replicas' checks between
+/// two of one replica's, so the others' marks are behind it.
+const RECOVERY_JUMP: i64 = 1000;
 /// Redis's persistence settings are asked at every this many checks (and while the state is
 /// not trusted).
 const PERSISTENCE_EVERY: u64 = 30;
@@ -39,6 +46,12 @@ enum State {
 pub struct StateHealth {
     state: RwLock<State>,
     wake: tokio::sync::Notify,
+    /// Redis misbehaved since the last check (an error, a reconnection): said in `/readyz`
+    /// until the next check, without refusing sessions (the outage grace decides that).
+    rechecking: std::sync::atomic::AtomicBool,
+    /// The last loss this replica re-established, and when (unix seconds): `/readyz` keeps
+    /// saying it, for whoever looks after the alert.
+    last_loss: RwLock<Option<(u64, String)>>,
 }
 
 impl Default for StateHealth {
@@ -46,6 +59,8 @@ impl Default for StateHealth {
         Self {
             state: RwLock::new(State::Unchecked),
             wake: tokio::sync::Notify::new(),
+            rechecking: Default::default(),
+            last_loss: RwLock::new(None),
         }
     }
 }
@@ -54,7 +69,7 @@ impl StateHealth {
     /// A health that trusts at once (unit tests of the store alone).
     pub fn trusted() -> Self {
         let h = Self::default();
-        h.set(State::Trusted);
+        h.trust();
         h
     }
 
@@ -73,9 +88,23 @@ impl StateHealth {
         }
     }
 
-    /// Redis misbehaved (an error, a missing key that must exist): check again now.
+    /// Redis misbehaved (an error, a reconnection): check again now.
     pub fn suspect(&self) {
+        self.rechecking
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.wake.notify_one();
+    }
+
+    fn trust(&self) {
+        self.rechecking
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.set(State::Trusted);
+    }
+
+    fn recovered(&self, why: &str) {
+        let now = crate::identity::locks::unix_now() as u64;
+        *self.last_loss.write().expect("last loss") = Some((now, why.to_string()));
+        self.trust();
     }
 
     /// Lost data was seen on the request path: fail closed until the check has recovered it.
@@ -86,97 +115,18 @@ impl StateHealth {
 
     /// For `/readyz`: whether sessions are served, and the state in a word or a reason.
     pub fn readiness(&self) -> (bool, String) {
+        let rechecking = self.rechecking.load(std::sync::atomic::Ordering::Relaxed);
         match &*self.state.read().expect("state health") {
+            State::Trusted if rechecking => (true, "rechecking".into()),
             State::Trusted => (true, "trusted".into()),
             State::Unchecked => (false, "unchecked".into()),
             State::Refused(why) => (false, why.clone()),
         }
     }
-}
 
-/// The durable mirror: the last generation and epoch this replica saw.
-pub struct Ledger {
-    conn: Mutex<Connection>,
-}
-
-fn db_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
-impl Ledger {
-    pub fn open(path: &std::path::Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(db_err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE IF NOT EXISTS shared_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS enrolled_users (username TEXT PRIMARY KEY);",
-        )
-        .map_err(db_err)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
-    }
-
-    /// (generation, epoch); (0, "") before the first check.
-    pub fn mark(&self) -> Result<(i64, String), StoreError> {
-        let conn = self.conn.lock().expect("ledger");
-        let read = |name: &str| {
-            conn.query_row(
-                "SELECT value FROM shared_state WHERE name = ?1",
-                params![name],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()
-            .map_err(db_err)
-        };
-        let generation = read("generation")?
-            .and_then(|g| g.parse().ok())
-            .unwrap_or(0);
-        Ok((generation, read("epoch")?.unwrap_or_default()))
-    }
-
-    pub fn set_mark(&self, generation: i64, epoch: &str) -> Result<(), StoreError> {
-        let conn = self.conn.lock().expect("ledger");
-        for (name, value) in [
-            ("generation", generation.to_string()),
-            ("epoch", epoch.into()),
-        ] {
-            conn.execute(
-                "INSERT INTO shared_state (name, value) VALUES (?1, ?2)
-                 ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                params![name, value],
-            )
-            .map_err(db_err)?;
-        }
-        Ok(())
-    }
-
-    /// Remember that a user has enrolled a factor: should the factors vanish with Redis, a
-    /// new one then needs an invitation, as a reset does.
-    pub fn mark_enrolled(&self, user: &str) -> Result<(), StoreError> {
-        self.conn
-            .lock()
-            .expect("ledger")
-            .execute(
-                "INSERT OR IGNORE INTO enrolled_users (username) VALUES (?1)",
-                params![user],
-            )
-            .map(drop)
-            .map_err(db_err)
-    }
-
-    pub fn was_enrolled(&self, user: &str) -> Result<bool, StoreError> {
-        self.conn
-            .lock()
-            .expect("ledger")
-            .query_row(
-                "SELECT 1 FROM enrolled_users WHERE username = ?1",
-                params![user],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|r| r.is_some())
-            .map_err(db_err)
+    /// The last loss re-established here: (unix seconds, reason).
+    pub fn last_loss(&self) -> Option<(u64, String)> {
+        self.last_loss.read().expect("last loss").clone()
     }
 }
 
@@ -258,16 +208,17 @@ impl SharedState {
             let epoch = new_epoch();
             self.write_mark(conn, 1, &epoch).await?;
             self.sync_locks(conn).await?;
-            self.health.set(State::Trusted);
+            self.sync_enrolled(conn, true).await?;
+            self.health.trust();
             return Ok(Finding::Initialised);
         }
-        if !known_epoch.is_empty() && epoch != known_epoch {
-            // Another replica re-established the state: add the locks only this file knows.
-            self.push_locks(conn).await?;
-        }
+        // Another replica re-established the state: this file's enrollments go back whole
+        // (its locks go back at every check).
+        let elsewhere = !known_epoch.is_empty() && epoch != known_epoch;
         self.ledger.set_mark(prior + 1, &epoch)?;
         self.sync_locks(conn).await?;
-        self.health.set(State::Trusted);
+        self.sync_enrolled(conn, elsewhere).await?;
+        self.health.trust();
         Ok(Finding::Trusted)
     }
 
@@ -340,62 +291,46 @@ impl SharedState {
                 }
             }
         }
-        self.push_locks(conn).await?;
-        let epoch = new_epoch();
-        self.write_mark(conn, behind + 1, &epoch).await?;
         self.sync_locks(conn).await?;
-        self.health.set(State::Trusted);
-        tracing::warn!(target: "vigie::alert", severity = "high", event = "shared_state_reestablished", generation = behind + 1, "the shared state was re-established from this replica's file");
+        self.sync_enrolled(conn, true).await?;
+        // Well past every other replica's mark, so that none takes this for a loss of its own.
+        let epoch = new_epoch();
+        let generation = self
+            .write_mark(conn, behind + RECOVERY_JUMP, &epoch)
+            .await?;
+        self.health.recovered(&why);
+        tracing::warn!(target: "vigie::alert", severity = "high", event = "shared_state_reestablished", generation, "the shared state was re-established from this replica's file");
         Ok(Finding::Recovered(why))
     }
 
+    /// Set the generation to at least `generation` (another replica re-establishing at the
+    /// same moment may have set more: the higher stays, so neither takes the other's for a
+    /// loss), with a new epoch; mirror what Redis then holds.
     async fn write_mark<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
         generation: i64,
         epoch: &str,
-    ) -> Result<(), StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .set(self.key("generation"), generation)
-            .set(self.key("epoch"), epoch);
-        deadline(pipe.query_async::<()>(conn)).await?;
-        self.ledger.set_mark(generation, epoch)
-    }
-
-    /// Write this file's locks into Redis (adding, never lifting one).
-    async fn push_locks<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<(), StoreError> {
-        let locks = self.locks.all()?;
-        if locks.is_empty() {
-            return Ok(());
-        }
-        let mut cmd = redis::cmd("HSET");
-        cmd.arg(self.key("locks"));
-        for (user, reason) in &locks {
-            cmd.arg(user).arg(reason);
-        }
-        deadline(cmd.query_async::<()>(conn)).await
-    }
-
-    /// Redis is trusted: its locks become this replica's (file and memory).
-    async fn sync_locks<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<(), StoreError> {
-        let mut locks: Vec<(String, String)> = deadline(
-            redis::cmd("HGETALL")
-                .arg(self.key("locks"))
-                .query_async(conn),
-        )
-        .await?;
-        locks.sort();
-        let mut known = self.locks.all()?;
-        known.sort();
-        if locks != known {
-            self.locks.replace_all(&locks)?;
-        }
-        self.held
-            .replace(locks.into_iter().map(|(u, _)| u).collect());
-        Ok(())
+    ) -> Result<i64, StoreError> {
+        let mut call = RAISE.prepare_invoke();
+        call.key(self.key("generation"))
+            .key(self.key("epoch"))
+            .arg(generation)
+            .arg(epoch);
+        let set: i64 = deadline(call.invoke_async(conn)).await?;
+        self.ledger.set_mark(set, epoch)?;
+        Ok(set)
     }
 }
+
+static RAISE: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
+    redis::Script::new(
+        "local g = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[1]))
+         redis.call('SET', KEYS[1], g)
+         redis.call('SET', KEYS[2], ARGV[2])
+         return g",
+    )
+});
 
 fn new_epoch() -> String {
     format!("{:016x}", rand::random::<u64>())

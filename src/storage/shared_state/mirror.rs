@@ -1,0 +1,102 @@
+//! Keeping Redis and each replica's file in step, at every check: the account locks and the
+//! users who have enrolled. Both are unions: what either side knows survives the other
+//! losing it. Only an unlock recorded in Redis after this file got the lock lifts it here.
+
+use std::collections::HashMap;
+
+use redis::aio::ConnectionLike;
+
+use super::SharedState;
+use crate::identity::redis_store::deadline;
+use crate::identity::store::StoreError;
+
+impl SharedState {
+    /// Redis is trusted: its locks join this file's, and this file's locks that Redis lacks
+    /// go back to Redis (lost with it) unless Redis recorded their unlock since. The replica's
+    /// copy in memory ends up with the union.
+    pub(super) async fn sync_locks<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+    ) -> Result<(), StoreError> {
+        let mut shared: HashMap<String, String> = deadline(
+            redis::cmd("HGETALL")
+                .arg(self.key("locks"))
+                .query_async(conn),
+        )
+        .await?;
+        let unlocked: HashMap<String, i64> = deadline(
+            redis::cmd("HGETALL")
+                .arg(self.key("unlocked"))
+                .query_async(conn),
+        )
+        .await?;
+        for (user, reason, at) in self.locks.all()? {
+            if shared.contains_key(&user) {
+                continue;
+            }
+            if unlocked.get(&user).is_some_and(|lifted| *lifted >= at) {
+                self.locks.forget(&user)?;
+                continue;
+            }
+            deadline(
+                redis::cmd("HSET")
+                    .arg(self.key("locks"))
+                    .arg(&user)
+                    .arg(&reason)
+                    .query_async::<()>(conn),
+            )
+            .await?;
+            tracing::warn!(target: "vigie::alert", severity = "high", event = "lock_restored", user = %user, "a lock this replica holds was missing from Redis: written back");
+            shared.insert(user, reason);
+        }
+        for (user, reason) in &shared {
+            if !self.held.contains(user) {
+                self.locks.learn(user, reason)?;
+            }
+        }
+        self.held.replace(shared.into_keys().collect());
+        Ok(())
+    }
+
+    /// Tell Redis the users enrolled here since the last check (all of them when `all`: after
+    /// a loss, or a re-establishment elsewhere), and learn those enrolled elsewhere.
+    pub(super) async fn sync_enrolled<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        all: bool,
+    ) -> Result<(), StoreError> {
+        let mut told = self.ledger.take_pending();
+        if all {
+            told = self.ledger.all_enrolled()?;
+        }
+        if !told.is_empty() {
+            let sent = deadline(
+                redis::cmd("SADD")
+                    .arg(self.key("enrolled"))
+                    .arg(&told)
+                    .query_async::<()>(conn),
+            )
+            .await;
+            if let Err(e) = sent {
+                self.ledger.requeue(told);
+                return Err(e);
+            }
+        }
+        let shared: usize = deadline(
+            redis::cmd("SCARD")
+                .arg(self.key("enrolled"))
+                .query_async(conn),
+        )
+        .await?;
+        if shared > self.ledger.enrolled_count()? {
+            let users: Vec<String> = deadline(
+                redis::cmd("SMEMBERS")
+                    .arg(self.key("enrolled"))
+                    .query_async(conn),
+            )
+            .await?;
+            self.ledger.add_enrolled(&users)?;
+        }
+        Ok(())
+    }
+}
