@@ -89,20 +89,15 @@ impl SqliteLocks {
         rows.collect::<Result<_, _>>().map_err(db_err)
     }
 
-    /// Learn a lock made elsewhere (kept if already known).
+    /// Learn a lock made elsewhere (kept as it is if already known).
     pub fn learn(&self, user: &str, reason: &str) -> Result<(), StoreError> {
-        self.conn
-            .lock()
-            .expect("db lock")
-            .execute("INSERT OR IGNORE INTO account_locks (username, reason, locked_at) VALUES (?1, ?2, ?3)", params![user, reason, unix_now()])
-            .map_err(db_err)?;
-        self.held.set(user, true);
-        Ok(())
+        self.write(user, reason, "INSERT OR IGNORE")
     }
 
-    /// Forget a lock lifted elsewhere.
-    pub fn forget(&self, user: &str) -> Result<(), StoreError> {
-        self.conn
+    /// Forget a lock lifted elsewhere; whether there was one.
+    pub fn forget(&self, user: &str) -> Result<bool, StoreError> {
+        let n = self
+            .conn
             .lock()
             .expect("db lock")
             .execute(
@@ -111,6 +106,22 @@ impl SqliteLocks {
             )
             .map_err(db_err)?;
         self.held.set(user, false);
+        Ok(n > 0)
+    }
+
+    /// The durable write first: a session store admitting this user checks `held` after it.
+    fn write(&self, user: &str, reason: &str, insert: &str) -> Result<(), StoreError> {
+        self.conn
+            .lock()
+            .expect("db lock")
+            .execute(
+                &format!(
+                    "{insert} INTO account_locks (username, reason, locked_at) VALUES (?1, ?2, ?3)"
+                ),
+                params![user, reason, unix_now()],
+            )
+            .map_err(db_err)?;
+        self.held.set(user, true);
         Ok(())
     }
 }
@@ -124,28 +135,11 @@ pub(crate) fn unix_now() -> i64 {
 #[async_trait]
 impl LockStore for SqliteLocks {
     async fn lock(&self, user: &str, reason: &str) -> Result<(), StoreError> {
-        self.conn
-            .lock()
-            .expect("db lock")
-            .execute("INSERT OR REPLACE INTO account_locks (username, reason, locked_at) VALUES (?1, ?2, ?3)", params![user, reason, unix_now()])
-            .map_err(db_err)?;
-        // After the durable write: a session store admitting this user checks `held`.
-        self.held.set(user, true);
-        Ok(())
+        self.write(user, reason, "INSERT OR REPLACE")
     }
 
     async fn unlock(&self, user: &str) -> Result<bool, StoreError> {
-        let n = self
-            .conn
-            .lock()
-            .expect("db lock")
-            .execute(
-                "DELETE FROM account_locks WHERE username = ?1",
-                params![user],
-            )
-            .map_err(db_err)?;
-        self.held.set(user, false);
-        Ok(n > 0)
+        self.forget(user)
     }
 
     async fn locked(&self, user: &str) -> Result<Option<String>, StoreError> {
