@@ -132,11 +132,12 @@ impl Factors {
         self
     }
 
-    /// Whether the user ever had a factor, as far as the durable note knows (a factor record
-    /// lost with Redis does not make its user a newcomer who may enroll without invitation).
+    /// Whether the user may have had a factor, as far as the durable note knows (a factor
+    /// record lost with Redis does not make its user a newcomer who may enroll without
+    /// invitation; for a while after a loss, nobody is taken for one).
     pub fn had_factor(&self, user: &str) -> Result<bool, FactorError> {
         match &self.enrolled {
-            Some(ledger) => Ok(ledger.was_enrolled(user)?),
+            Some(ledger) => Ok(ledger.may_have_enrolled(user, self.now())?),
             None => Ok(false),
         }
     }

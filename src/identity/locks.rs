@@ -77,7 +77,8 @@ impl SqliteLocks {
         Ok(this)
     }
 
-    /// Every lock, with its reason and when this file got it (unix seconds).
+    /// Every lock, with its reason and when this file got it (unix milliseconds; older
+    /// versions wrote seconds, which only ever makes a later unlock win).
     pub fn all(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
         let conn = self.conn.lock().expect("db lock");
         let mut stmt = conn
@@ -118,7 +119,7 @@ impl SqliteLocks {
                 &format!(
                     "{insert} INTO account_locks (username, reason, locked_at) VALUES (?1, ?2, ?3)"
                 ),
-                params![user, reason, unix_now()],
+                params![user, reason, unix_now_ms()],
             )
             .map_err(db_err)?;
         self.held.set(user, true);
@@ -126,10 +127,12 @@ impl SqliteLocks {
     }
 }
 
-pub(crate) fn unix_now() -> i64 {
+/// Unix milliseconds: when a file got a lock, and when Redis recorded an unlock, are compared
+/// ([`crate::storage::shared_state`]); a lock and an unlock in one second must not tie.
+pub(crate) fn unix_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[async_trait]

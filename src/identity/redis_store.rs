@@ -478,7 +478,7 @@ impl LockStore for RedisLocks {
         let mut pipe = redis::pipe();
         pipe.atomic()
             .hdel(self.store.locks_key(), user)
-            .hset(self.store.unlocked_key(), user, super::locks::unix_now())
+            .hset(self.store.unlocked_key(), user, super::locks::unix_now_ms())
             .publish(self.store.locks_channel(), format!("-{user}"));
         let (n, _, _): (usize, usize, usize) = deadline(pipe.query_async(&mut conn)).await?;
         let in_file = self.durable.unlock(user).await?;

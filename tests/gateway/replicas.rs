@@ -12,7 +12,7 @@ const PATIENT: &str = "/index.php?m=dPpatients&tab=vw_full_patients&patient_id=5
 pub struct Pair {
     pub a: Gateway,
     pub b: Gateway,
-    _key_dir: tempfile::TempDir,
+    pub _key_dir: tempfile::TempDir,
 }
 
 /// The `[storage]` section of replicas sharing `redis`, signing with the key in `key`.

@@ -126,12 +126,15 @@ fn alerted(gws: &[&Gateway], within: Duration) -> String {
     }
 }
 
+/// `/readyz` once it reports the shared state trusted again (at most 10 s).
 fn ready(gw: &Gateway) -> String {
     let started = Instant::now();
     loop {
         let answer = get(gw.admin_port, "/readyz", "");
-        if answer.status == 200 || started.elapsed() > Duration::from_secs(10) {
-            return answer.text();
+        let text = answer.text();
+        let trusted = answer.status == 200 && text.contains("\"shared_state\":\"trusted\"");
+        if trusted || started.elapsed() > Duration::from_secs(10) {
+            return text;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -223,6 +226,45 @@ fn a_lock_redis_lost_alone_goes_back_and_an_unlock_stays_an_unlock() {
         let back = submit_login(gw.port, "inf.durand", "durand-demo", None);
         assert_eq!(back.status, 302, "{}", back.text());
     }
+    // Locked again within the same second as the unlock, and that last write lost: the
+    // file's lock is newer than the recorded unlock, so it goes back.
+    let lifted = redis.cli(&["HGET", "vigie:unlocked", "inf.durand"]);
+    lock(&pair.a, "inf.durand");
+    redis.cli(&["HDEL", "vigie:locks", "inf.durand"]);
+    redis.cli(&["HSET", "vigie:unlocked", "inf.durand", &lifted]);
+    let started = Instant::now();
+    while redis.cli(&["HGET", "vigie:locks", "inf.durand"]).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the re-lock did not go back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_lock_made_elsewhere_survives_a_loss_with_only_the_other_replica_left() {
+    let portal = start_portal();
+    let mut redis = RedisServer::start();
+    let pair = replicas(&portal, &redis);
+    // B serves, then the lock is made on A: B hears of it by message, and keeps it in its file.
+    let resp = submit_login(pair.b.port, "sec.bernard", "bernard-demo", None);
+    assert_eq!(resp.status, 302);
+    lock(&pair.a, "sec.bernard");
+    std::thread::sleep(Duration::from_millis(4500));
+    let crate::replicas::Pair { a, b, _key_dir } = pair;
+    drop(a); // A crashes, and Redis loses everything.
+    redis.restart_empty();
+    alerted(&[&b], Duration::from_secs(6));
+    assert!(ready(&b).contains("\"shared_state\":\"trusted\""));
+    let locked = submit_login(b.port, "sec.bernard", "bernard-demo", None);
+    assert_ne!(
+        locked.status, 302,
+        "the lock was lost with Redis and replica A"
+    );
+    assert!(!redis
+        .cli(&["HGET", "vigie:locks", "sec.bernard"])
+        .is_empty());
 }
 
 #[test]
@@ -301,31 +343,44 @@ fn factors_lost_with_redis_are_not_re_enrolled_without_an_invitation() {
         )
     };
     let (a, b) = (replica(), replica());
-    // Enrolled through A, from the trusted network, without invitation.
+    // Enrolled through A, from the trusted network, without invitation: dr.martin long
+    // enough before the loss for every replica's file to know, sec.bernard just before it.
     let mut martin = Client::login(a.port, "dr.martin", "martin-demo");
     enroll_totp(&mut martin, None);
     assert!(martin.opens_patient());
-    // Two checks: A tells Redis, B learns it into its own file.
     std::thread::sleep(Duration::from_millis(4500));
+    let mut bernard = Client::login(a.port, "sec.bernard", "bernard-demo");
+    enroll_totp(&mut bernard, None);
 
     redis.restart_empty();
     alerted(&[&a, &b], Duration::from_secs(6));
     assert!(ready(&b).contains("\"shared_state\":\"trusted\""));
-    // The factor is gone with Redis; the password alone, even from the trusted network and
-    // through the replica that never saw the enrollment, does not bind a new one.
-    for gw in [&b, &a] {
-        let mut again = Client::login(gw.port, "dr.martin", "martin-demo");
+    // The factors are gone with Redis; the password alone, even from the trusted network and
+    // through the replica that never saw the enrollment, does not bind a new one: at once,
+    // and once the replicas' files have been exchanged.
+    let needs_invitation = |gw: &Gateway, user: &str, password: &str| {
+        let mut again = Client::login(gw.port, user, password);
         let page = again.get("/.vigie/enroll");
         assert!(
             page.text().contains("name=\"invitation\""),
-            "{}",
+            "{user}: {}",
             page.text()
         );
         let totp = again.get("/.vigie/enroll/totp?return=%2F");
-        assert_ne!(totp.status, 200, "a new TOTP secret was offered");
+        assert_ne!(totp.status, 200, "{user}: a new TOTP secret was offered");
         assert!(!again.opens_patient());
+    };
+    for gw in [&b, &a] {
+        needs_invitation(gw, "dr.martin", "martin-demo");
+        needs_invitation(gw, "sec.bernard", "bernard-demo");
     }
-    // A user who never enrolled still may, from the trusted network.
+    std::thread::sleep(Duration::from_secs(11));
+    for gw in [&b, &a] {
+        needs_invitation(gw, "dr.martin", "martin-demo");
+        needs_invitation(gw, "sec.bernard", "bernard-demo");
+    }
+    // A user who never enrolled still may, from the trusted network, once the files are
+    // exchanged.
     let mut durand = Client::login(b.port, "inf.durand", "durand-demo");
     enroll_totp(&mut durand, None);
     assert!(durand.opens_patient());
@@ -412,6 +467,11 @@ fn a_replica_cut_off_from_redis_refuses_what_was_revoked_meanwhile_once_it_recon
     // here), unable to learn of the revocation.
     std::thread::sleep(Duration::from_millis(1200));
     assert!(logged_in(&pair.b, &cookie), "within the outage grace");
+    let cut_off = get(pair.b.admin_port, "/readyz", "").text();
+    assert!(
+        cut_off.contains("\"shared_state\":\"rechecking\""),
+        "{cut_off}"
+    );
 
     relay.heal();
     // Once B reaches Redis again, the session is read there (or B's copies dropped at the

@@ -12,7 +12,13 @@ pub struct Ledger {
     conn: Mutex<Connection>,
     /// Enrolled users noted here since the last push to Redis.
     pending: Mutex<Vec<String>>,
+    /// Until when (unix seconds) every enrollment needs an invitation: after a loss, until
+    /// every replica has told Redis the users its file knows as enrolled.
+    quarantine_until: std::sync::atomic::AtomicU64,
 }
+
+/// How long enrollments need an invitation after a loss: several checks of every replica.
+pub const ENROLL_QUARANTINE_SECS: u64 = 10;
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -30,6 +36,7 @@ impl Ledger {
         Ok(Self {
             conn: Mutex::new(conn),
             pending: Mutex::new(Vec::new()),
+            quarantine_until: Default::default(),
         })
     }
 
@@ -91,6 +98,24 @@ impl Ledger {
         }
         tx.commit().map_err(db_err)?;
         Ok(added)
+    }
+
+    /// A loss was re-established (here or elsewhere) at `now`.
+    pub fn quarantine(&self, now: u64) {
+        self.quarantine_until.store(
+            now + ENROLL_QUARANTINE_SECS,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Whether `user` may have had a factor: noted here, or every user for a while after a
+    /// loss (another replica's file may not have told Redis yet).
+    pub fn may_have_enrolled(&self, user: &str, now: u64) -> Result<bool, StoreError> {
+        let quarantined = now
+            < self
+                .quarantine_until
+                .load(std::sync::atomic::Ordering::Relaxed);
+        Ok(quarantined || self.was_enrolled(user)?)
     }
 
     pub fn was_enrolled(&self, user: &str) -> Result<bool, StoreError> {

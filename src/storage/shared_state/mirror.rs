@@ -30,7 +30,17 @@ impl SharedState {
                 .query_async(conn),
         )
         .await?;
-        for (user, reason, at) in self.locks.all()? {
+        let file = self.locks.all()?;
+        let in_file: std::collections::HashSet<&str> =
+            file.iter().map(|(u, _, _)| u.as_str()).collect();
+        // Locks made elsewhere join the file (the copy in memory may know them already, from
+        // the message: the file must too).
+        for (user, reason) in &shared {
+            if !in_file.contains(user.as_str()) {
+                self.locks.learn(user, reason)?;
+            }
+        }
+        for (user, reason, at) in file {
             if shared.contains_key(&user) {
                 continue;
             }
@@ -49,38 +59,27 @@ impl SharedState {
             tracing::warn!(target: "vigie::alert", severity = "high", event = "lock_restored", user = %user, "a lock this replica holds was missing from Redis: written back");
             shared.insert(user, reason);
         }
-        for (user, reason) in &shared {
-            if !self.held.contains(user) {
-                self.locks.learn(user, reason)?;
-            }
-        }
         self.held.replace(shared.into_keys().collect());
         Ok(())
     }
 
     /// Tell Redis the users enrolled here since the last check (all of them when `all`: after
-    /// a loss, or a re-establishment elsewhere), and learn those enrolled elsewhere.
+    /// a loss, or a re-establishment elsewhere), and learn those enrolled elsewhere. Should the
+    /// counts still differ, the two sides exchange what the other lacks.
     pub(super) async fn sync_enrolled<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
         all: bool,
     ) -> Result<(), StoreError> {
-        let mut told = self.ledger.take_pending();
-        if all {
-            told = self.ledger.all_enrolled()?;
-        }
-        if !told.is_empty() {
-            let sent = deadline(
-                redis::cmd("SADD")
-                    .arg(self.key("enrolled"))
-                    .arg(&told)
-                    .query_async::<()>(conn),
-            )
-            .await;
-            if let Err(e) = sent {
-                self.ledger.requeue(told);
-                return Err(e);
-            }
+        let told = if all {
+            self.ledger.take_pending();
+            self.ledger.all_enrolled()?
+        } else {
+            self.ledger.take_pending()
+        };
+        if let Err(e) = self.add_enrolled(conn, &told).await {
+            self.ledger.requeue(told);
+            return Err(e);
         }
         let shared: usize = deadline(
             redis::cmd("SCARD")
@@ -88,15 +87,40 @@ impl SharedState {
                 .query_async(conn),
         )
         .await?;
-        if shared > self.ledger.enrolled_count()? {
-            let users: Vec<String> = deadline(
-                redis::cmd("SMEMBERS")
-                    .arg(self.key("enrolled"))
-                    .query_async(conn),
-            )
-            .await?;
-            self.ledger.add_enrolled(&users)?;
+        if shared == self.ledger.enrolled_count()? {
+            return Ok(());
         }
-        Ok(())
+        let theirs: Vec<String> = deadline(
+            redis::cmd("SMEMBERS")
+                .arg(self.key("enrolled"))
+                .query_async(conn),
+        )
+        .await?;
+        self.ledger.add_enrolled(&theirs)?;
+        let theirs: std::collections::HashSet<String> = theirs.into_iter().collect();
+        let ours: Vec<String> = self
+            .ledger
+            .all_enrolled()?
+            .into_iter()
+            .filter(|u| !theirs.contains(u))
+            .collect();
+        self.add_enrolled(conn, &ours).await
+    }
+
+    async fn add_enrolled<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        users: &[String],
+    ) -> Result<(), StoreError> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        deadline(
+            redis::cmd("SADD")
+                .arg(self.key("enrolled"))
+                .arg(users)
+                .query_async::<()>(conn),
+        )
+        .await
     }
 }

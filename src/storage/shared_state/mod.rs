@@ -90,9 +90,14 @@ impl StateHealth {
 
     /// Redis misbehaved (an error, a reconnection): check again now.
     pub fn suspect(&self) {
+        self.unverified();
+        self.wake.notify_one();
+    }
+
+    /// A check could not be made: say so until one succeeds.
+    fn unverified(&self) {
         self.rechecking
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        self.wake.notify_one();
     }
 
     fn trust(&self) {
@@ -102,7 +107,7 @@ impl StateHealth {
     }
 
     fn recovered(&self, why: &str) {
-        let now = crate::identity::locks::unix_now() as u64;
+        let now = unix_secs();
         *self.last_loss.write().expect("last loss") = Some((now, why.to_string()));
         self.trust();
     }
@@ -218,7 +223,13 @@ impl SharedState {
         self.ledger.set_mark(prior + 1, &epoch)?;
         self.sync_locks(conn).await?;
         self.sync_enrolled(conn, elsewhere).await?;
-        self.health.trust();
+        if elsewhere {
+            self.ledger.quarantine(unix_secs());
+            self.health
+                .recovered("the shared state was re-established by another replica");
+        } else {
+            self.health.trust();
+        }
         Ok(Finding::Trusted)
     }
 
@@ -291,6 +302,7 @@ impl SharedState {
                 }
             }
         }
+        self.ledger.quarantine(unix_secs());
         self.sync_locks(conn).await?;
         self.sync_enrolled(conn, true).await?;
         // Well past every other replica's mark, so that none takes this for a loss of its own.
@@ -331,6 +343,10 @@ static RAISE: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(
          return g",
     )
 });
+
+fn unix_secs() -> u64 {
+    (crate::identity::locks::unix_now_ms() / 1000) as u64
+}
 
 fn new_epoch() -> String {
     format!("{:016x}", rand::random::<u64>())
@@ -388,10 +404,13 @@ pub struct Watch {
 impl pingora::services::background::BackgroundService for Watch {
     async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
         loop {
-            if let Ok(mut conn) = self.redis.conn().await {
-                if let Err(e) = self.state.check(&mut conn).await {
-                    tracing::debug!(error = %e, "shared-state check failed");
-                }
+            let checked = match self.redis.conn().await {
+                Ok(mut conn) => self.state.check(&mut conn).await.map(drop),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = checked {
+                tracing::debug!(error = %e, "shared-state check failed");
+                self.state.health.unverified();
             }
             tokio::select! {
                 _ = shutdown.changed() => return,
