@@ -170,6 +170,13 @@ impl Factors {
 
     async fn load_versioned(&self, user: &str) -> Result<(UserFactors, u64), FactorError> {
         let Some((sealed, version)) = self.store.load(user).await? else {
+            // No factor: perhaps lost with Redis, while another replica already told the
+            // shared note this user had one (this replica's check may not have run yet).
+            if let Some(ledger) = &self.enrolled {
+                if self.store.noted_enrolled(user).await? {
+                    ledger.add_enrolled(&[user.to_string()])?;
+                }
+            }
             return Ok((UserFactors::default(), 0));
         };
         let (plain, stale) = self.keys.open(&aad("factors", user), &sealed)?;

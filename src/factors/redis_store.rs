@@ -99,6 +99,12 @@ impl FactorStore for RedisFactors {
         Ok(stored == 1)
     }
 
+    async fn noted_enrolled(&self, user: &str) -> Result<bool, StoreError> {
+        let mut conn = self.redis.conn().await?;
+        let key = format!("{}enrolled", self.redis.prefix);
+        deadline(conn.sismember(key, user)).await
+    }
+
     async fn delete_user(&self, user: &str) -> Result<(), StoreError> {
         let mut c = self.redis.conn().await?;
         let keys = [self.key("factors", user), self.key("recovery", user)];

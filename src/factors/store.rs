@@ -28,6 +28,10 @@ pub trait FactorStore: Send + Sync {
     /// whether it was stored. Two writers racing (a sign-in updating a counter while the
     /// user removes that passkey) cannot overwrite each other's change.
     async fn save(&self, user: &str, sealed: Vec<u8>, version: u64) -> Result<bool, StoreError>;
+    /// Whether the replicas' shared note lists the user as enrolled (Redis only).
+    async fn noted_enrolled(&self, _user: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
     /// Forget every factor of a user (a reset), with their recovery codes.
     async fn delete_user(&self, user: &str) -> Result<(), StoreError>;
     /// Accept TOTP step `step` only if it is newer than the last accepted one (`or_same`:

@@ -95,6 +95,19 @@ impl SqliteLocks {
         self.write(user, reason, "INSERT OR IGNORE")
     }
 
+    /// Date a lock this file holds from now (it was lifted and set again elsewhere).
+    pub fn refresh(&self, user: &str) -> Result<(), StoreError> {
+        self.conn
+            .lock()
+            .expect("db lock")
+            .execute(
+                "UPDATE account_locks SET locked_at = ?2 WHERE username = ?1",
+                params![user, unix_now_ms()],
+            )
+            .map(drop)
+            .map_err(db_err)
+    }
+
     /// Forget a lock lifted elsewhere; whether there was one.
     pub fn forget(&self, user: &str) -> Result<bool, StoreError> {
         let n = self

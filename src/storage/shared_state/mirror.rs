@@ -42,6 +42,11 @@ impl SharedState {
         }
         for (user, reason, at) in file {
             if shared.contains_key(&user) {
+                // Unlocked and locked again since this file got it (it missed the unlock): the
+                // file's lock is as new as the relock.
+                if unlocked.get(&user).is_some_and(|lifted| *lifted >= at) {
+                    self.locks.refresh(&user)?;
+                }
                 continue;
             }
             if unlocked.get(&user).is_some_and(|lifted| *lifted >= at) {

@@ -207,6 +207,11 @@ impl SharedState {
             None
         };
         if let Some(why) = lost {
+            // A Redis that came back empty may have come back without persistence too.
+            if let Some(problem) = self.persistence(conn).await? {
+                self.health.set(State::Refused(problem.clone()));
+                return Err(StoreError::Unavailable(problem));
+            }
             return self.recover(conn, why, prior.max(mark)).await;
         }
         if prior < 0 {
