@@ -457,3 +457,48 @@ async fn racing_removals_never_leave_an_account_without_a_factor() {
     );
     assert_eq!(s.f.load("erin").await.unwrap().passkeys.len(), 1);
 }
+
+/// Factors lost with Redis: a replica whose own file never saw the user enroll still takes
+/// them for enrolled once the replicas' shared note lists them (another replica re-established
+/// the state before this one checked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_the_shared_note_lists_is_no_newcomer_after_a_loss() {
+    let s = setup();
+    let server = crate::testing::RedisServer::start();
+    let life = crate::identity::session::Lifetimes {
+        idle: Duration::from_secs(60),
+        absolute: Duration::from_secs(60),
+        anonymous: Duration::from_secs(60),
+    };
+    let redis = Arc::new(
+        crate::identity::redis_store::RedisStore::new(
+            &server.url(),
+            "t:",
+            life,
+            Arc::new(crate::storage::shared_state::StateHealth::trusted()),
+            Arc::default(),
+        )
+        .unwrap(),
+    );
+    let ledger = Arc::new(
+        crate::storage::shared_state::Ledger::open(&s.dir.path().join("l.sqlite")).unwrap(),
+    );
+    let f = Factors::new(
+        Arc::new(redis_store::RedisFactors::new(redis)),
+        KeyRing::ephemeral(),
+        s.f.config.clone(),
+        s.clock.clone(),
+    )
+    .unwrap()
+    .noting_enrollments_in(ledger);
+    redis::cmd("SADD")
+        .arg("t:enrolled")
+        .arg("ann")
+        .exec(&mut server.conn())
+        .unwrap();
+    for user in ["ann", "bob"] {
+        assert!(f.load(user).await.unwrap().is_empty(), "no factor record");
+    }
+    assert!(f.had_factor("ann").unwrap(), "listed by another replica");
+    assert!(!f.had_factor("bob").unwrap(), "a newcomer");
+}
