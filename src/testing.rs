@@ -59,6 +59,25 @@ impl RedisServer {
         panic!("redis-server did not start");
     }
 
+    /// A session store on this server under prefix `t:` (one-minute lifetimes, Redis trusted),
+    /// sharing `locked` as its copy of the locked users.
+    pub fn store(
+        &self,
+        locked: std::sync::Arc<crate::identity::locks::LockedUsers>,
+    ) -> std::sync::Arc<crate::identity::redis_store::RedisStore> {
+        let minute = Duration::from_secs(60);
+        let life = crate::identity::session::Lifetimes {
+            idle: minute,
+            absolute: minute,
+            anonymous: minute,
+        };
+        let health = std::sync::Arc::new(crate::storage::shared_state::StateHealth::trusted());
+        std::sync::Arc::new(
+            crate::identity::redis_store::RedisStore::new(&self.url(), "t:", life, health, locked)
+                .unwrap(),
+        )
+    }
+
     /// A synchronous connection, for test set-up and inspection.
     pub fn conn(&self) -> redis::Connection {
         redis::Client::open(self.url())

@@ -244,28 +244,11 @@ impl FactorStore for RedisFactors {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::session::Lifetimes;
-    use crate::storage::shared_state::StateHealth;
-    use std::time::Duration;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn redis_contract_and_contention() {
         let server = crate::testing::RedisServer::start();
-        let life = Lifetimes {
-            idle: Duration::from_secs(60),
-            absolute: Duration::from_secs(60),
-            anonymous: Duration::from_secs(60),
-        };
-        let redis = Arc::new(
-            RedisStore::new(
-                &server.url(),
-                "t:",
-                life,
-                Arc::new(StateHealth::trusted()),
-                Arc::default(),
-            )
-            .unwrap(),
-        );
+        let redis = server.store(Arc::default());
         let store = Arc::new(RedisFactors::new(redis));
         // Challenges expire by Redis TTL; the contract's "expired" case uses the store clock.
         crate::factors::store::tests::contract(store.as_ref(), false).await;

@@ -465,21 +465,7 @@ async fn racing_removals_never_leave_an_account_without_a_factor() {
 async fn a_user_the_shared_note_lists_is_no_newcomer_after_a_loss() {
     let s = setup();
     let server = crate::testing::RedisServer::start();
-    let life = crate::identity::session::Lifetimes {
-        idle: Duration::from_secs(60),
-        absolute: Duration::from_secs(60),
-        anonymous: Duration::from_secs(60),
-    };
-    let redis = Arc::new(
-        crate::identity::redis_store::RedisStore::new(
-            &server.url(),
-            "t:",
-            life,
-            Arc::new(crate::storage::shared_state::StateHealth::trusted()),
-            Arc::default(),
-        )
-        .unwrap(),
-    );
+    let redis = server.store(Arc::default());
     let ledger = Arc::new(
         crate::storage::shared_state::Ledger::open(&s.dir.path().join("l.sqlite")).unwrap(),
     );

@@ -6,17 +6,10 @@ use std::time::Duration;
 
 use crate::identity::locks::{LockStore, SqliteLocks};
 use crate::identity::redis_store::{RedisLocks, RedisStore};
-use crate::identity::session::{record, AuthLevel, Lifetimes, SessionRecord};
+use crate::identity::session::{record, AuthLevel, SessionRecord};
 use crate::identity::store::{Admission, Admitted, Cap, MemoryStore, SessionStore, Updated};
 use crate::identity::token::SessionId;
-use crate::storage::shared_state::StateHealth;
 use crate::testing::RedisServer;
-
-const LIFE: Lifetimes = Lifetimes {
-    idle: Duration::from_secs(600),
-    absolute: Duration::from_secs(3600),
-    anonymous: Duration::from_secs(60),
-};
 
 fn user(name: &str) -> SessionRecord {
     record(Some(name), AuthLevel::Password, 1_000)
@@ -278,16 +271,7 @@ async fn memory_store_resurrects_nothing_and_caps_in_one_step() {
 /// A replica's view of a shared Redis: its store and its locks (durable copy in `dir`).
 fn replica(server: &RedisServer, dir: &std::path::Path) -> (Arc<RedisStore>, RedisLocks) {
     let durable = Arc::new(SqliteLocks::open(&dir.join("v.sqlite")).unwrap());
-    let store = Arc::new(
-        RedisStore::new(
-            &server.url(),
-            "t:",
-            LIFE,
-            Arc::new(StateHealth::trusted()),
-            durable.held().clone(),
-        )
-        .unwrap(),
-    );
+    let store = server.store(durable.held().clone());
     let locks = RedisLocks::new(store.clone(), durable);
     (store, locks)
 }
