@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use redis::aio::ConnectionLike;
 
 use super::SharedState;
+use crate::identity::locks::LockStore;
 use crate::identity::redis_store::deadline;
 use crate::identity::store::StoreError;
 
@@ -64,7 +65,7 @@ impl SharedState {
             tracing::warn!(target: "vigie::alert", severity = "high", event = "lock_restored", user = %user, "a lock this replica holds was missing from Redis: written back");
             shared.insert(user, reason);
         }
-        self.held.replace(shared.into_keys().collect());
+        self.locks.held().replace(shared.into_keys().collect());
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionLike;
 
-use crate::identity::locks::{LockedUsers, SqliteLocks};
+use crate::identity::locks::SqliteLocks;
 use crate::identity::redis_store::deadline;
 use crate::identity::store::StoreError;
 
@@ -140,9 +140,8 @@ impl StateHealth {
 pub struct SharedState {
     pub health: Arc<StateHealth>,
     pub ledger: Arc<Ledger>,
-    /// The durable copy of the locks, and this replica's copy in memory.
+    /// The durable copy of the locks (it keeps this replica's copy in memory too).
     pub locks: Arc<SqliteLocks>,
-    pub held: Arc<LockedUsers>,
     pub prefix: String,
     /// The operator vouched for persistence where `CONFIG GET` is refused.
     pub vouched: bool,
