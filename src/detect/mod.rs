@@ -8,6 +8,7 @@
 
 pub mod pseudonym;
 pub mod reading;
+pub mod records;
 pub mod settings;
 pub mod shared;
 pub mod signals;
