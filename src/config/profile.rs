@@ -41,7 +41,8 @@ impl PortalProfile {
             .classes
             .iter_mut()
             .map(|c| &mut c.matcher)
-            .chain(self.reading.patients.iter_mut().map(|p| &mut p.matcher));
+            .chain(self.reading.patients.iter_mut().map(|p| &mut p.matcher))
+            .chain(self.reading.records.iter_mut().map(|r| &mut r.matcher));
         for matcher in matchers {
             let recompiled = match &matcher.path {
                 PathPattern::Any => Ok(PathPattern::Any),
@@ -167,6 +168,8 @@ struct File {
     front_controller: Option<String>,
     #[serde(default)]
     patient: Vec<crate::detect::reading::PatientSection>,
+    #[serde(default)]
+    records: Vec<crate::detect::records::RecordsSection>,
     #[serde(default)]
     paging: crate::detect::reading::PagingSection,
     #[serde(default)]
@@ -456,10 +459,24 @@ pub fn parse(path: &Path, text: &str) -> Result<PortalProfile, ConfigErrors> {
         );
         patient_matchers.push((m, p));
     }
-    let reading =
+    let mut reading =
         crate::detect::reading::build(patient_matchers, &f.paging, &f.export, &mut |k, m, h| {
             err(k, m, h)
         });
+    for (i, r) in f.records.iter().enumerate() {
+        let key = format!("records[{i}]");
+        let m = crate::config::validate::policy::matcher(
+            &key,
+            r.path.as_deref(),
+            r.path_regex.as_deref(),
+            &r.methods,
+            &r.query,
+            false,
+            &mut |k, m, h| err(k, m, h),
+        );
+        let rule = crate::detect::records::build(i, m, r, &mut |k, m, h| err(k, m, h));
+        reading.records.extend(rule);
+    }
     let success_location = f.login.success.location.as_deref().and_then(|l| {
         regex::Regex::new(l)
             .map_err(|e| {

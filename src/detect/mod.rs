@@ -77,13 +77,18 @@ pub struct Subject<'a> {
 }
 
 /// What the portal's answer told, once it was sent.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Answer {
     /// 403, 404 or 410 from the portal.
     pub denied: bool,
     pub export: bool,
-    /// CSV rows sent.
+    /// Records sent without an id the detector could read (CSV rows, unreadable answers by
+    /// size).
     pub rows: u64,
+    /// The distinct patients the answer showed, as pseudonyms (`[[records]]`).
+    pub patients: Vec<u64>,
+    /// The distinct patients a listing showed (`[[records]] listing = true`).
+    pub listed: Vec<u64>,
     pub bytes: u64,
 }
 
@@ -350,8 +355,8 @@ impl Detector {
         })
     }
 
-    /// After the portal answered: a refusal, an export, CSV rows and bytes count. Bytes alone
-    /// are only added up (the next request is scored with them).
+    /// After the portal answered: a refusal, an export, the records and patients it carried,
+    /// and bytes count. Bytes alone are only added up (the next request is scored with them).
     pub fn finish(&self, s: &Subject, at_us: i64, answer: Answer, seen: &Seen) {
         let e = Event {
             at_us,
@@ -362,12 +367,18 @@ impl Detector {
             ..Event::default()
         };
         let ukey = self.user_key(s);
-        if !answer.denied && !answer.export && answer.rows == 0 {
+        let exposed = answer.rows > 0 || !answer.patients.is_empty() || !answer.listed.is_empty();
+        if !answer.denied && !answer.export && !exposed {
             if answer.bytes > 0 {
                 self.with_track(ukey, |t| t.add_outcome(&e));
             }
             return;
         }
+        let honeytoken = answer
+            .patients
+            .iter()
+            .chain(&answer.listed)
+            .any(|h| self.honeytokens.contains(h));
         let cx = Context {
             now_us: at_us,
             privileged: s.privileged,
@@ -375,11 +386,19 @@ impl Detector {
             scripted_agent: self.scripted(s.user_agent),
             ..Context::default()
         };
-        if let (Some(shared), true) = (&self.shared, answer.rows > 0) {
-            shared.record(&Self::user_name(s), at_us, 0, answer.rows);
+        if let Some(shared) = &self.shared {
+            let name = Self::user_name(s);
+            if answer.rows > 0 {
+                shared.record(&name, at_us, 0, answer.rows);
+            }
+            for h in &answer.patients {
+                shared.record(&name, at_us, *h, 0);
+            }
         }
         let source_signals = self.with_track(self.source_key(s), |t| {
             t.add_outcome(&e);
+            t.add_patients(at_us, &answer.patients);
+            t.add_listed(at_us, &answer.listed);
             let cx = Context {
                 source: true,
                 baseline: self.cfg.default_prior,
@@ -389,7 +408,10 @@ impl Detector {
         });
         self.with_track(ukey, |t| {
             t.add_outcome(&e);
+            t.add_patients(at_us, &answer.patients);
+            t.add_listed(at_us, &answer.listed);
             let cx = Context {
+                honeytoken,
                 baseline: self.baseline(t, s.groups),
                 ..cx
             };

@@ -12,6 +12,8 @@ use crate::policy::matcher::{param, Matcher, QueryReading};
 #[derive(Debug, Clone)]
 pub struct Reading {
     pub patients: Vec<PatientSource>,
+    /// Where answers carry patient records (`[[records]]`): what is counted as exposed.
+    pub records: Vec<super::records::RecordRule>,
     pub paging: Paging,
     pub export: ExportMarkers,
 }
@@ -65,6 +67,7 @@ impl Default for Reading {
         let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
         Self {
             patients: Vec::new(),
+            records: Vec::new(),
             paging: Paging {
                 offset: names(&["offset", "start", "_offset"]),
                 page: names(&["page"]),
@@ -211,7 +214,7 @@ impl Reading {
 /// `https://…/Patient/123`, optionally with `/_history/2`) keep their id; any other value is
 /// kept whole, however long: a PHP portal over MySQL reads `17/0` or `17` padded with zeros as
 /// patient 17, so cutting or dropping such values would hide the patient read.
-fn clean_id(raw: &str) -> Option<String> {
+pub fn clean_id(raw: &str) -> Option<String> {
     let value = raw.trim();
     let id = reference_id(value).unwrap_or(value).trim();
     (!id.is_empty()).then(|| id.to_string())

@@ -34,6 +34,10 @@ pub struct Thresholds {
     pub regular_timing_cv: f64,
     /// Page views with no static asset at all.
     pub no_assets_pages: f64,
+    /// Distinct patients shown in listings (`[[records]] listing = true`) in 15 minutes and
+    /// in 24 hours: a list page shows 50 names at once, so these are wider than the above.
+    pub listed_short: f64,
+    pub listed_day: f64,
 }
 
 /// Score bands (0-100) at which each action starts.
@@ -102,6 +106,8 @@ impl Default for DetectionConfig {
                 pages_per_minute: 40.0,
                 regular_timing_cv: 0.12,
                 no_assets_pages: 60.0,
+                listed_short: 400.0,
+                listed_day: 600.0,
             },
             weights: BTreeMap::new(),
             bands: Bands {

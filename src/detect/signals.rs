@@ -67,6 +67,18 @@ pub fn exposure_thresholds(cfg: &DetectionConfig, baseline: f64, source: bool) -
     (short * wide, long * wide, day * wide)
 }
 
+/// The listing thresholds (15 minutes, 24 hours): the configured ones, raised for roles that
+/// see many patients an hour (8 and 20 hours' worth of the baseline).
+pub fn listed_thresholds(cfg: &DetectionConfig, baseline: f64, source: bool) -> (f64, f64) {
+    let t = &cfg.thresholds;
+    let wide = if source { cfg.source_factor } else { 1.0 };
+    let base = if source { 0.0 } else { baseline };
+    (
+        t.listed_short.max(8.0 * base) * wide,
+        t.listed_day.max(20.0 * base) * wide,
+    )
+}
+
 pub fn evaluate(track: &Track, cx: &Context, cfg: &DetectionConfig) -> Vec<Signal> {
     let t = &cfg.thresholds;
     let now = cx.now_us;
@@ -128,6 +140,33 @@ pub fn evaluate(track: &Track, cx: &Context, cfg: &DetectionConfig) -> Vec<Signa
         base.map(|b| b * 24.0),
         td,
     );
+    // Listings scale with the role: an admissions clerk lists far more than a ward nurse.
+    let (listed_short, listed_day) = track.listed(now);
+    let (lt_short, lt_day) = listed_thresholds(cfg, cx.baseline, cx.source);
+    // One listing signal, the stronger window: both count the same names.
+    let short = ramp(listed_short as f64, lt_short);
+    let day = ramp(listed_day as f64, lt_day);
+    if short >= day {
+        push(
+            "listed_short",
+            "VIGIE-EXF-017",
+            "Many patients listed in 15 minutes",
+            short,
+            listed_short as f64,
+            None,
+            lt_short,
+        );
+    } else {
+        push(
+            "listed_day",
+            "VIGIE-EXF-018",
+            "Many patients listed over a day",
+            day,
+            listed_day as f64,
+            None,
+            lt_day,
+        );
+    }
     let run = track.id_run as f64;
     push(
         "enumeration",

@@ -49,6 +49,9 @@ pub struct Track {
     short: Window<3>,
     long: Window<8>,
     day: Window<3>,
+    /// Patients shown by listings (names, not full records): 15 minutes and 24 hours.
+    listed_short: Window<3>,
+    listed_day: Window<3>,
     /// Enumeration: last numeric id, last step, how many accesses kept that step.
     last_id: Option<i64>,
     last_step: i64,
@@ -257,6 +260,37 @@ impl Track {
         self.last_us = self.last_us.max(e.at_us);
     }
 
+    /// Adds the patients an answer showed (pseudonyms) to the current buckets.
+    pub fn add_patients(&mut self, at_us: i64, patients: &[u64]) {
+        let (s, l) = (at_us / SHORT_SLOT_US, at_us / LONG_SLOT_US);
+        let d = at_us / DAY_SLOT_US;
+        for &h in patients {
+            self.recent_patients.push(h);
+            self.short.add_patient(s, h);
+            self.long.add_patient(l, h);
+            self.day.add_patient(d, h);
+        }
+        self.last_us = self.last_us.max(at_us);
+    }
+
+    /// Adds the patients a listing showed (pseudonyms).
+    pub fn add_listed(&mut self, at_us: i64, patients: &[u64]) {
+        let (s, d) = (at_us / SHORT_SLOT_US, at_us / DAY_SLOT_US);
+        for &h in patients {
+            self.listed_short.add_patient(s, h);
+            self.listed_day.add_patient(d, h);
+        }
+        self.last_us = self.last_us.max(at_us);
+    }
+
+    /// Distinct patients listed over the last 15 minutes and the last 24 hours.
+    pub fn listed(&self, now_us: i64) -> (u64, u64) {
+        (
+            self.listed_short.exposed(now_us / SHORT_SLOT_US),
+            self.listed_day.exposed(now_us / DAY_SLOT_US),
+        )
+    }
+
     /// Learns the source network; true when it is new for an identity that had some already.
     pub fn see_network(&mut self, net: u64, at_us: i64, settled: bool) -> bool {
         if self.networks.contains(&net) {
@@ -390,6 +424,8 @@ impl Track {
                 .iter()
                 .chain(self.long.buckets.iter())
                 .chain(self.day.buckets.iter())
+                .chain(self.listed_short.buckets.iter())
+                .chain(self.listed_day.buckets.iter())
                 .map(|b| b.patients.heap_bytes())
                 .sum::<usize>()
     }

@@ -433,12 +433,15 @@ impl ProxyHttp for Gateway {
             }
         }
         let mut watch = std::mem::take(&mut ctx.watch);
-        if let (Some(detector), Some(subject), Some(portal)) = (
+        if let (Some(detector), Some(subject), Some(portal), Some(request)) = (
             &self.detector,
             watch::subject_of(ctx, self.sessions.now()),
             ctx.portal.as_ref(),
+            ctx.request.as_ref(),
         ) {
-            if watch.on_response(detector, portal, &subject, resp, self.sessions.now_us()) {
+            let method = session.req_header().method.as_str();
+            let now_us = self.sessions.now_us();
+            if watch.on_response(detector, portal, &subject, request, method, resp, now_us) {
                 resp.remove_header("content-length");
                 resp.insert_header("transfer-encoding", "chunked")?;
             }
@@ -471,7 +474,7 @@ impl ProxyHttp for Gateway {
             }
             return Ok(None);
         }
-        ctx.watch.on_body(body);
+        ctx.watch.on_body(body, end_of_stream);
         Ok(None)
     }
 
@@ -541,10 +544,13 @@ impl ProxyHttp for Gateway {
             );
             let rows = ctx.watch.rows();
             if !own_refusal {
+                let (patients, listed) = ctx.watch.patients(detector);
                 let answer = crate::detect::Answer {
                     denied,
                     export: ctx.watch.export,
                     rows,
+                    patients,
+                    listed,
                     bytes: ctx.watch.bytes,
                 };
                 detector.finish(&subject, self.sessions.now_us(), answer, &seen);

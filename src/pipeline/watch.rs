@@ -18,6 +18,7 @@ use super::respond::Rejection;
 use super::route::Portal;
 use super::{Gateway, RequestCtx};
 use crate::detect::reading::RowCounter;
+use crate::detect::records::{self, Counter};
 use crate::detect::{Action, Detector, Event, Seen, Subject};
 use crate::identity::session::SessionRecord;
 
@@ -31,6 +32,8 @@ pub struct Watch {
     pub scored: bool,
     pub export: bool,
     rows: Option<RowCounter>,
+    /// The answer carries patient records (a `[[records]]` rule covers the request).
+    records: Option<Counter>,
     allowance: Option<u64>,
     /// The export went past the allowance and was cut.
     pub cut: bool,
@@ -146,7 +149,16 @@ pub fn observe(
         .patient
         .as_deref()
         .map(|id| (detector.pseudonym(id), id.parse::<i64>().ok()));
-    let records = reading.paging.records.iter().any(|c| c == class);
+    // Rows a listing asks for count now only where no `[[records]]` rule counts its answer.
+    let counted_later = records::rule_for(
+        &reading.records,
+        method,
+        path,
+        params,
+        profile.query_reading,
+    )
+    .is_some();
+    let records = reading.paging.records.iter().any(|c| c == class) && !counted_later;
     let event = Event {
         at_us: now_us,
         patient,
@@ -164,12 +176,17 @@ pub fn observe(
 }
 
 impl Watch {
-    /// The answer's head: an export? Then CSV rows are counted, within the allowance.
+    /// The answer's head: does it carry records (a `[[records]]` rule), or is it a CSV
+    /// export? Then its records are counted as they stream, within the identity's allowance.
+    /// True when the length must go (the answer may be cut).
+    #[allow(clippy::too_many_arguments)]
     pub fn on_response(
         &mut self,
         detector: &Detector,
         portal: &Portal,
         subject: &Subject,
+        request: &Request,
+        method: &str,
         head: &pingora::http::ResponseHeader,
         now_us: i64,
     ) -> bool {
@@ -178,36 +195,81 @@ impl Watch {
         };
         let header = |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok());
         let (ctype, disposition) = (header("content-type"), header("content-disposition"));
-        self.export = head.status.is_success() && profile.reading.is_export(ctype, disposition);
-        if self.export && profile.reading.counts_rows(ctype) {
+        let success = head.status.is_success();
+        self.export = success && profile.reading.is_export(ctype, disposition);
+        let path = portal.config.policy_path(&request.target.path);
+        let query = request.target.query.as_deref();
+        let rule = records::rule_for(
+            &profile.reading.records,
+            method,
+            path,
+            query,
+            profile.query_reading,
+        );
+        if let (Some(rule), true, false) = (rule, success, method == "HEAD") {
+            self.records = Some(Counter::new(rule, ctype, header("content-encoding")));
+        } else if self.export && profile.reading.counts_rows(ctype) {
             self.rows = Some(RowCounter::default());
-            self.allowance = detector.export_allowance(subject, now_us);
-            // The length would promise rows that may never come: stream it chunked instead.
-            return true;
+        } else {
+            return false;
         }
-        false
+        self.allowance = detector.export_allowance(subject, now_us);
+        // The length would promise records that may never come: stream it chunked instead.
+        true
     }
 
-    /// One chunk of the answer: count rows; past the allowance, keep only whole allowed rows
-    /// and end with one line that says why (the rest of the portal's answer is dropped).
-    pub fn on_body(&mut self, body: &mut Option<Bytes>) {
+    /// One chunk of the answer: count its records; past the allowance, keep only whole
+    /// allowed records (a CSV ends with one line that says why) and drop the rest.
+    pub fn on_body(&mut self, body: &mut Option<Bytes>, end_of_stream: bool) {
         if self.cut {
             *body = None;
             return;
         }
-        if let (Some(rows), Some(chunk)) = (self.rows.as_mut(), body.as_ref()) {
-            if let Some(keep) = rows.feed(chunk, self.allowance) {
-                let mut out = chunk[..keep].to_vec();
-                out.extend_from_slice(CUT_NOTICE);
-                *body = Some(Bytes::from(out));
-                self.cut = true;
+        let chunk = body.as_deref().unwrap_or(&[]);
+        let keep = match (self.records.as_mut(), self.rows.as_mut()) {
+            (Some(counter), _) => counter
+                .feed(chunk, end_of_stream, self.allowance)
+                .map(|n| (n, self.export)),
+            (None, Some(rows)) if !chunk.is_empty() => {
+                rows.feed(chunk, self.allowance).map(|n| (n, true))
             }
+            _ => None,
+        };
+        if let Some((keep, notice)) = keep {
+            let mut out = chunk[..keep.min(chunk.len())].to_vec();
+            if notice {
+                out.extend_from_slice(CUT_NOTICE);
+            }
+            *body = Some(Bytes::from(out));
+            self.cut = true;
         }
         self.bytes += body.as_ref().map_or(0, |b| b.len() as u64);
     }
 
+    /// Records sent without an id the detector could read (CSV export rows, unreadable
+    /// answers by their size, records cut short).
     pub fn rows(&self) -> u64 {
-        self.rows.as_ref().map_or(0, |r| r.rows())
+        self.rows.as_ref().map_or(0, |r| r.rows()) + self.records.as_ref().map_or(0, Counter::rows)
+    }
+
+    /// The patients the answer showed, as pseudonyms (ids read the way request ids are):
+    /// (full records, listing rows).
+    pub fn patients(&self, detector: &Detector) -> (Vec<u64>, Vec<u64>) {
+        let Some(counter) = &self.records else {
+            return Default::default();
+        };
+        let mut out: Vec<u64> = counter
+            .ids
+            .iter()
+            .filter_map(|id| crate::detect::reading::clean_id(id))
+            .map(|id| detector.pseudonym(&id))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        match counter.listing {
+            true => (Vec::new(), out),
+            false => (out, Vec::new()),
+        }
     }
 }
 

@@ -99,6 +99,8 @@ impl Validator<'_> {
                 "pages_per_minute" => &mut t.pages_per_minute,
                 "regular_timing_cv" => &mut t.regular_timing_cv,
                 "no_assets_pages" => &mut t.no_assets_pages,
+                "listed_short" => &mut t.listed_short,
+                "listed_day" => &mut t.listed_day,
                 other => {
                     self.err(
                         &format!("detection.thresholds.{other}"),

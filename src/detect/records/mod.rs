@@ -33,6 +33,9 @@ pub struct RecordRule {
     pub format: Format,
     /// Bytes one record takes in this answer, to count an unreadable answer by its size.
     pub record_bytes: u64,
+    /// The rows are a listing (names, a ward), not full records: they count against the
+    /// wider listing thresholds, so opening the patient list is not reading 50 records.
+    pub listing: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +93,8 @@ pub struct Counter {
     reader: Reader,
     decoder: Option<decode::Decoder>,
     record_bytes: u64,
+    /// The rule's rows are a listing.
+    pub listing: bool,
     /// Records begun (each one counts against the allowance at its first byte).
     pub started: u64,
     /// Ids of ended records, as read (kept in memory only, never logged).
@@ -127,6 +132,7 @@ impl Counter {
             reader,
             decoder,
             record_bytes: rule.record_bytes.max(1),
+            listing: rule.listing,
             started: 0,
             ids: Vec::new(),
             anonymous: 0,
@@ -250,6 +256,8 @@ pub struct RecordsSection {
     /// A regex matching one record of an HTML page; its first group is the patient id.
     pub html: Option<String>,
     pub record_bytes: Option<i64>,
+    #[serde(default)]
+    pub listing: bool,
 }
 
 type Report<'a> = &'a mut dyn FnMut(&str, String, &str);
@@ -358,5 +366,6 @@ pub fn build(
         matcher,
         format,
         record_bytes,
+        listing: s.listing,
     })
 }

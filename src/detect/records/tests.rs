@@ -12,6 +12,7 @@ fn rule(format: Format) -> RecordRule {
         },
         format,
         record_bytes: 100,
+        listing: false,
     }
 }
 
@@ -29,6 +30,7 @@ fn json_rule(array: Option<&str>, ids: &[&str]) -> RecordRule {
         csv_id: None,
         html: None,
         record_bytes: Some(100),
+        listing: false,
     };
     let r = build(
         0,
