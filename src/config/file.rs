@@ -66,6 +66,9 @@ pub struct DetectionSection {
     pub working_days: Vec<String>,
     pub honeytokens: Vec<String>,
     pub scripted_agents: Option<Vec<String>>,
+    /// Networks where several people share one address (ward workstations, NAT, terminal
+    /// servers): the source-address track ignores them.
+    pub shared_networks: Vec<String>,
     pub thresholds: std::collections::BTreeMap<String, f64>,
     pub weights: std::collections::BTreeMap<String, f64>,
     pub actions: std::collections::BTreeMap<String, i64>,
@@ -87,6 +90,7 @@ impl Default for DetectionSection {
             working_days: Vec::new(),
             honeytokens: Vec::new(),
             scripted_agents: None,
+            shared_networks: Vec::new(),
             thresholds: Default::default(),
             weights: Default::default(),
             actions: Default::default(),

@@ -322,10 +322,13 @@ impl Detector {
         };
         // The source first, then the user under its own lock (two shards are never held at once).
         let skey = self.source_key(s);
-        let source_signals = self.with_track(skey, |t| {
-            t.update(e);
-            signals::evaluate(t, &base, &self.cfg)
-        });
+        let source_signals = match self.shared_source(s) {
+            true => Vec::new(),
+            false => self.with_track(skey, |t| {
+                t.update(e);
+                signals::evaluate(t, &base, &self.cfg)
+            }),
+        };
         self.with_track(self.user_key(s), |t| {
             let closed = t.update(e);
             let settled = t.baseline_hours >= self.cfg.warmup_hours;
@@ -395,17 +398,20 @@ impl Detector {
                 shared.record(&name, at_us, *h, 0);
             }
         }
-        let source_signals = self.with_track(self.source_key(s), |t| {
-            t.add_outcome(&e);
-            t.add_patients(at_us, &answer.patients);
-            t.add_listed(at_us, &answer.listed);
-            let cx = Context {
-                source: true,
-                baseline: self.cfg.default_prior,
-                ..cx
-            };
-            signals::evaluate(t, &cx, &self.cfg)
-        });
+        let source_signals = match self.shared_source(s) {
+            true => Vec::new(),
+            false => self.with_track(self.source_key(s), |t| {
+                t.add_outcome(&e);
+                t.add_patients(at_us, &answer.patients);
+                t.add_listed(at_us, &answer.listed);
+                let cx = Context {
+                    source: true,
+                    baseline: self.cfg.default_prior,
+                    ..cx
+                };
+                signals::evaluate(t, &cx, &self.cfg)
+            }),
+        };
         self.with_track(ukey, |t| {
             t.add_outcome(&e);
             t.add_patients(at_us, &answer.patients);
@@ -437,6 +443,22 @@ impl Detector {
         })
     }
 
+    /// Listing rows an answer may still show before this identity reaches the suspension
+    /// band of the listing thresholds; `None`: no limit (break-glass).
+    pub fn listing_allowance(&self, s: &Subject, now_us: i64) -> Option<u64> {
+        if s.break_glass {
+            return None;
+        }
+        let band = self.cfg.bands.suspend as f64;
+        self.with_track(self.user_key(s), |t| {
+            let (ts, td) = signals::listed_thresholds(&self.cfg, self.baseline(t, s.groups), false);
+            let (short, day) = t.listed(now_us);
+            let short = signals::ramp_inverse(band, ts) - short as f64;
+            let day = signals::ramp_inverse(band, td) - day as f64;
+            Some(short.min(day).max(0.0) as u64)
+        })
+    }
+
     fn baseline(&self, t: &Track, groups: &[String]) -> f64 {
         if t.baseline_hours >= self.cfg.warmup_hours {
             return t.baseline;
@@ -465,6 +487,11 @@ impl Detector {
             *hours += 1;
             *avg += (patients - *avg) / (*hours).min(200) as f64;
         }
+    }
+
+    /// The request comes from a declared shared network: its address is no one's evidence.
+    fn shared_source(&self, s: &Subject) -> bool {
+        self.cfg.shared_networks.iter().any(|n| n.contains(&s.ip))
     }
 
     fn scripted(&self, ua: &str) -> bool {
@@ -537,21 +564,18 @@ impl Detector {
             signals::combine(&user_signals, &self.cfg),
             signals::combine(&source_signals, &self.cfg),
         );
-        let (score, evidence) = if ss > us {
-            (ss, source_signals)
-        } else {
-            (us, user_signals)
-        };
+        // Only the identity's own evidence acts on it: a workstation, NAT or terminal server
+        // shared with someone else's burst must not hold, slow or step up the next user.
         let step = verdict::step(
             t,
-            score,
+            us,
             &self.cfg.bands,
             s,
             now_us,
             self.cfg.throttle_seconds,
         );
         if let Some(action) = step.alert {
-            let alert = verdict::alert(self, s, seen, t, score, &evidence, action, now_us);
+            let alert = verdict::alert(self, s, seen, t, us, &user_signals, action, now_us);
             if action == verdict::ActionKind::Suspend {
                 let until = now_us + self.cfg.hold_minutes as i64 * 60_000_000;
                 let hold = Hold {
@@ -559,13 +583,27 @@ impl Detector {
                     since_us: now_us,
                     alert_id: alert.id.clone(),
                     rule: alert.rule_name.clone(),
-                    score,
+                    score: us,
                 };
                 if let Some(shared) = &self.shared {
                     shared.hold(shared::HoldChange::Put(Self::user_name(s), hold.clone()));
                 }
                 self.holds.put(s.portal, s.user, hold);
             }
+            self.alerts.raise(alert);
+        }
+        // The source's evidence is told to the SOC (once an hour per identity), marked as the
+        // address's, not the user's.
+        if ss >= self.cfg.bands.alert && ss > us && t.source_alerted_until_us <= now_us {
+            t.source_alerted_until_us = now_us + track::LONG_SLOT_US;
+            let action = verdict::ActionKind::Alert;
+            let mut alert = verdict::alert(self, s, seen, t, ss, &source_signals, action, now_us);
+            for e in &mut alert.evidence {
+                e.signal = format!("source.{}", e.signal);
+                e.detail = format!("{} — the source address's activity, not only this user's", e.detail);
+            }
+            alert.rule_name = format!("{} (source address)", alert.rule_name);
+            alert.dedup_key = format!("{}:source", alert.dedup_key);
             self.alerts.raise(alert);
         }
         match self.holds.get(s.portal, s.user, now_us) {

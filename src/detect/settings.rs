@@ -76,6 +76,8 @@ pub struct DetectionConfig {
     pub scripted_agents: Vec<String>,
     /// Record identifiers no real care touches: any access is a top-severity alert.
     pub honeytokens: Vec<String>,
+    /// Shared workstations, NAT, terminal servers: no source-address track there.
+    pub shared_networks: Vec<ipnet::IpNet>,
 }
 
 impl Default for DetectionConfig {
@@ -148,6 +150,7 @@ impl Default for DetectionConfig {
             .map(|s| s.to_string())
             .collect(),
             honeytokens: Vec::new(),
+            shared_networks: Vec::new(),
         }
     }
 }

@@ -208,12 +208,16 @@ impl Watch {
         );
         if let (Some(rule), true, false) = (rule, success, method == "HEAD") {
             self.records = Some(Counter::new(rule, ctype, header("content-encoding")));
+            self.allowance = match rule.listing {
+                true => detector.listing_allowance(subject, now_us),
+                false => detector.export_allowance(subject, now_us),
+            };
         } else if self.export && profile.reading.counts_rows(ctype) {
             self.rows = Some(RowCounter::default());
+            self.allowance = detector.export_allowance(subject, now_us);
         } else {
             return false;
         }
-        self.allowance = detector.export_allowance(subject, now_us);
         // The length would promise records that may never come: stream it chunked instead.
         true
     }

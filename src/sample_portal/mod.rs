@@ -432,7 +432,8 @@ impl ServeHttp for SamplePortal {
         let method = session.req_header().method.clone();
         let uri = session.req_header().uri.clone();
         let q = params(uri.query());
-        match (method.as_str(), uri.path()) {
+        let gzip = accepts_gzip(session.req_header());
+        let reply = match (method.as_str(), uri.path()) {
             ("GET", "/static/bench-1k.txt") => {
                 finish(head(200, "text/plain"), self.bench_1k.clone())
             }
@@ -460,6 +461,42 @@ impl ServeHttp for SamplePortal {
                 404,
                 html::message("Page introuvable", None, "Cette page n'existe pas."),
             ),
+        };
+        if gzip {
+            compressed(reply)
+        } else {
+            reply
         }
     }
+}
+
+/// Whether the browser takes gzip (as most portals' web servers do, pages and JSON are then
+/// sent compressed: the gateway must count them all the same).
+fn accepts_gzip(req: &pingora::http::RequestHeader) -> bool {
+    req.headers
+        .get_all("accept-encoding")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|c| c.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("gzip"))
+}
+
+/// Pages and JSON over 1 KiB, gzip-encoded.
+fn compressed(reply: Reply) -> Reply {
+    use std::io::Write;
+    let (mut parts, body) = reply.into_parts();
+    let text = parts.headers.get("content-type").and_then(|v| v.to_str().ok());
+    let fits = text.is_some_and(|t| t.starts_with("text/html") || t.starts_with("application/json"));
+    if !fits || body.len() < 1024 {
+        return Response::from_parts(parts, body);
+    }
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let gz = e.write_all(&body).and_then(|_| e.finish());
+    let Ok(gz) = gz else {
+        return Response::from_parts(parts, body);
+    };
+    parts.headers.insert("content-encoding", http::HeaderValue::from_static("gzip"));
+    parts.headers.insert("vary", http::HeaderValue::from_static("accept-encoding"));
+    parts.headers.insert("content-length", gz.len().into());
+    Response::from_parts(parts, gz)
 }

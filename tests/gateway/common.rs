@@ -80,7 +80,10 @@ pub fn start_portal_with(flags: &[&str]) -> Portal {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut args = vec!["sample-portal", "--listen", &listen, "--patients", "300"];
+    let mut args = vec!["sample-portal", "--listen", &listen];
+    if !flags.contains(&"--patients") {
+        args.extend_from_slice(&["--patients", "300"]);
+    }
     args.extend_from_slice(flags);
     let proc = spawn(&args, &dir);
     wait_for_port(port);

@@ -8,6 +8,7 @@ mod collation;
 mod common;
 mod connections;
 mod detection;
+mod exposure;
 mod factors;
 mod framing;
 mod gateway_login;

@@ -76,6 +76,7 @@ impl Validator<'_> {
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty())
             .collect();
+        d.shared_networks = self.networks("detection.shared_networks", &f.shared_networks);
         if let Some(agents) = &f.scripted_agents {
             d.scripted_agents = agents.iter().map(|a| a.to_ascii_lowercase()).collect();
         }

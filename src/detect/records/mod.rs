@@ -222,11 +222,16 @@ impl Counter {
 
     /// Records the answer exposed without a readable id: anonymous records, a record begun
     /// but never ended (the answer was cut), and what the unread bytes would hold.
+    /// A listing's rows without an id are names only: just its unread bytes count.
     pub fn rows(&self) -> u64 {
         let open = self
             .started
             .saturating_sub(self.ids.len() as u64 + self.anonymous);
-        self.anonymous + open + self.unread.div_ceil(self.record_bytes)
+        let unread = self.unread.div_ceil(self.record_bytes);
+        match self.listing {
+            true => unread,
+            false => self.anonymous + open + unread,
+        }
     }
 }
 
