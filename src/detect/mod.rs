@@ -566,14 +566,7 @@ impl Detector {
         );
         // Only the identity's own evidence acts on it: a workstation, NAT or terminal server
         // shared with someone else's burst must not hold, slow or step up the next user.
-        let step = verdict::step(
-            t,
-            us,
-            &self.cfg.bands,
-            s,
-            now_us,
-            self.cfg.throttle_seconds,
-        );
+        let step = verdict::step(t, us, &self.cfg.bands, s, now_us, self.cfg.throttle_seconds);
         if let Some(action) = step.alert {
             let alert = verdict::alert(self, s, seen, t, us, &user_signals, action, now_us);
             if action == verdict::ActionKind::Suspend {
@@ -600,7 +593,10 @@ impl Detector {
             let mut alert = verdict::alert(self, s, seen, t, ss, &source_signals, action, now_us);
             for e in &mut alert.evidence {
                 e.signal = format!("source.{}", e.signal);
-                e.detail = format!("{} — the source address's activity, not only this user's", e.detail);
+                e.detail = format!(
+                    "{} — the source address's activity, not only this user's",
+                    e.detail
+                );
             }
             alert.rule_name = format!("{} (source address)", alert.rule_name);
             alert.dedup_key = format!("{}:source", alert.dedup_key);

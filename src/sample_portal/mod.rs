@@ -478,15 +478,25 @@ fn accepts_gzip(req: &pingora::http::RequestHeader) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|c| c.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("gzip"))
+        .any(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("gzip")
+        })
 }
 
 /// Pages and JSON over 1 KiB, gzip-encoded.
 fn compressed(reply: Reply) -> Reply {
     use std::io::Write;
     let (mut parts, body) = reply.into_parts();
-    let text = parts.headers.get("content-type").and_then(|v| v.to_str().ok());
-    let fits = text.is_some_and(|t| t.starts_with("text/html") || t.starts_with("application/json"));
+    let text = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok());
+    let fits =
+        text.is_some_and(|t| t.starts_with("text/html") || t.starts_with("application/json"));
     if !fits || body.len() < 1024 {
         return Response::from_parts(parts, body);
     }
@@ -495,8 +505,12 @@ fn compressed(reply: Reply) -> Reply {
     let Ok(gz) = gz else {
         return Response::from_parts(parts, body);
     };
-    parts.headers.insert("content-encoding", http::HeaderValue::from_static("gzip"));
-    parts.headers.insert("vary", http::HeaderValue::from_static("accept-encoding"));
+    parts
+        .headers
+        .insert("content-encoding", http::HeaderValue::from_static("gzip"));
+    parts
+        .headers
+        .insert("vary", http::HeaderValue::from_static("accept-encoding"));
     parts.headers.insert("content-length", gz.len().into());
     Response::from_parts(parts, gz)
 }

@@ -59,7 +59,10 @@ fn one_api_page_the_request_calls_small_is_counted_from_its_answer_and_cut() {
     assert_eq!(r.status, 200);
     let sent = text(&r).matches("\"ipp\"").count();
     assert!(sent > 0 && sent < 100, "{sent} full records left");
-    assert!(held(gw.port, &cookie), "the identity is held after the page");
+    assert!(
+        held(gw.port, &cookie),
+        "the identity is held after the page"
+    );
 }
 
 /// Walks the patient list's pages in a shuffled order, the way a browser would (stylesheet
@@ -69,7 +72,11 @@ fn walk(port: u16, cookie: &str, gzip: bool) -> usize {
     use rand::SeedableRng;
     let mut pages: Vec<u32> = (0..40).collect();
     pages.shuffle(&mut rand::rngs::StdRng::seed_from_u64(15));
-    let enc = if gzip { "Accept-Encoding: gzip\r\n" } else { "" };
+    let enc = if gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
     let mut seen = std::collections::HashSet::new();
     let re = regex::Regex::new(r";patient_id=(\d+)").unwrap();
     for page in pages {
@@ -94,7 +101,10 @@ fn walk(port: u16, cookie: &str, gzip: bool) -> usize {
         }
         get(port, "/style.css", &headers(cookie, enc));
     }
-    panic!("the list walk was never held ({} patients listed)", seen.len());
+    panic!(
+        "the list walk was never held ({} patients listed)",
+        seen.len()
+    );
 }
 
 #[test]
@@ -109,6 +119,9 @@ fn a_list_walk_is_counted_from_the_pages_and_gzip_pages_count_the_same() {
     let plain = walk(gw.port, &login(gw.port, "dr.martin", "martin-demo"), false);
     let gzip = walk(gw.port, &login(gw.port, "inf.durand", "durand-demo"), true);
     // Held at 1.5 times the listing threshold (400), by the pages' own rows.
-    assert!((300..=650).contains(&plain), "{plain} patients listed before the hold");
+    assert!(
+        (300..=650).contains(&plain),
+        "{plain} patients listed before the hold"
+    );
     assert_eq!(plain, gzip, "gzip pages count as the plain ones");
 }

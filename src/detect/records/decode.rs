@@ -29,7 +29,7 @@ impl std::fmt::Debug for Decoder {
 /// What a `Content-Encoding` header asks for.
 pub enum Encoding {
     Identity,
-    Decoded(Decoder),
+    Decoded(Box<Decoder>),
     /// An encoding (or a chain of them) not read here: the answer counts by its size.
     Unknown,
 }
@@ -44,15 +44,14 @@ pub fn for_header(value: Option<&str>) -> Encoding {
     match codings.as_slice() {
         [] => Encoding::Identity,
         [one] => match one.as_str() {
-            "gzip" | "x-gzip" => Encoding::Decoded(Decoder::Gzip(
+            "gzip" | "x-gzip" => Encoding::Decoded(Box::new(Decoder::Gzip(
                 flate2::write::MultiGzDecoder::new(Vec::new()),
-            )),
-            "deflate" => Encoding::Decoded(Decoder::Deflate(flate2::write::ZlibDecoder::new(
-                Vec::new(),
             ))),
-            "br" => Encoding::Decoded(Decoder::Brotli(Box::new(brotli::DecompressorWriter::new(
-                Vec::new(),
-                4096,
+            "deflate" => Encoding::Decoded(Box::new(Decoder::Deflate(
+                flate2::write::ZlibDecoder::new(Vec::new()),
+            ))),
+            "br" => Encoding::Decoded(Box::new(Decoder::Brotli(Box::new(
+                brotli::DecompressorWriter::new(Vec::new(), 4096),
             )))),
             _ => Encoding::Unknown,
         },

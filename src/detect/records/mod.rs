@@ -122,7 +122,7 @@ impl Counter {
                     Format::Html(re) => Reader::Html(text::Pattern::new(re.clone())),
                 };
                 let decoder = match e {
-                    decode::Encoding::Decoded(d) => Some(d),
+                    decode::Encoding::Decoded(d) => Some(*d),
                     _ => None,
                 };
                 (reader, decoder)
