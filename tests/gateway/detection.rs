@@ -12,7 +12,7 @@ use crate::passthrough::{cookie_set, submit_login};
 
 const EXPORT: &str = "/index.php?m=dPpatients&raw=ajax_export_patients_csv";
 
-fn portal_section(portal: &Portal) -> String {
+pub fn portal_section(portal: &Portal) -> String {
     let profile =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
     format!(
@@ -31,7 +31,7 @@ fn record(port: u16, cookie: &str, id: u32) -> Response {
 }
 
 /// Attackers with a stolen session use a browser too: the enumeration alone must tell.
-const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+pub const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 
 /// Open records 1, 2, 3… until the gateway holds the session; returns how many records were
 /// served and the held answer.

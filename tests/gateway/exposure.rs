@@ -5,19 +5,8 @@
 use std::io::Read;
 
 use crate::common::*;
+use crate::detection::{portal_section, BROWSER};
 use crate::passthrough::{cookie_set, submit_login};
-
-const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
-
-fn portal_section(portal: &Portal) -> String {
-    let profile =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
-    format!(
-        "[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:{}\"\nprofile = \"{}\"\n",
-        portal.port,
-        profile.display()
-    )
-}
 
 fn login(port: u16, user: &str, password: &str) -> String {
     cookie_set(&submit_login(port, user, password, None), "vigie").expect("signed in")
