@@ -16,6 +16,7 @@ mod login_reading;
 mod mfa;
 mod passthrough;
 mod paths;
+mod php_params;
 mod policy;
 mod prelogin;
 mod prelogin_found;
