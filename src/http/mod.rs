@@ -224,7 +224,7 @@ pub fn read_cookies(spec: &RequestSpec, header: &[u8], wanted: &Wanted) -> Vars 
 }
 
 /// `$_REQUEST`: the superglobals merged in `request_order`, later ones overriding (two
-/// arrays merge, staying an array).
+/// arrays merge, staying an array); for a `first` portal the earlier ones stay.
 pub fn merge_request(spec: &RequestSpec, get: &Vars, post: &Vars, cookie: &Vars) -> Vars {
     let mut out = Vars::default();
     for c in spec.request_order.chars() {
@@ -235,6 +235,10 @@ pub fn merge_request(spec: &RequestSpec, get: &Vars, post: &Vars, cookie: &Vars)
             _ => continue,
         };
         for (k, v) in &src.map {
+            // Servlet-like portals keep the first value of a name, the query's before the body's.
+            if spec.language == Language::First && out.map.contains_key(k) {
+                continue;
+            }
             out.map.insert(k.clone(), v.clone());
         }
     }

@@ -42,6 +42,9 @@ pub struct Interception {
     pub refused_login: bool,
     /// The portal's logout: the gateway session ends once the portal has answered.
     pub logout: bool,
+    /// Every body of a profiled portal, read as the portal's language reads it, streamed:
+    /// what the detector sees besides the query.
+    pub reader: Option<crate::http::BodyReader>,
 }
 
 /// A buffered body the portal reads parameters from.
@@ -81,6 +84,47 @@ pub fn with_form(query: Option<&str>, form: &str) -> String {
     }
 }
 
+/// The names the profile reads from parameters: patient ids, paging, and the query
+/// conditions of its endpoint classes and patient sources.
+fn wanted(profile: &PortalProfile) -> crate::http::Wanted {
+    use crate::detect::reading::IdFrom;
+    let r = &profile.reading;
+    let conditions = profile
+        .classes
+        .iter()
+        .map(|c| &c.matcher)
+        .chain(r.patients.iter().map(|p| &p.matcher))
+        .flat_map(|m| m.query.iter().map(|q| q.name.as_str()));
+    let ids = r.patients.iter().filter_map(|p| match &p.from {
+        IdFrom::Param(name) => Some(name.as_str()),
+        _ => None,
+    });
+    let paging = [&r.paging.offset, &r.paging.page, &r.paging.size]
+        .into_iter()
+        .flatten()
+        .map(String::as_str);
+    crate::http::Wanted::names(conditions.chain(ids).chain(paging))
+}
+
+/// The parameters the portal's script sees (`$_REQUEST` for PHP: the query, then the form
+/// or multipart body), as a query of folded names for the profile's matchers; and a JSON
+/// body, parsed. Only the names the profile reads are there.
+pub fn portal_params(
+    profile: &PortalProfile,
+    query: Option<&str>,
+    body: Option<&crate::http::BodyReader>,
+) -> (String, Option<serde_json::Value>) {
+    let spec = &profile.request;
+    let wanted = wanted(profile);
+    let get = crate::http::read_query(spec, query.unwrap_or("").as_bytes(), &wanted);
+    let post = body.map(|b| b.post().clone()).unwrap_or_default();
+    let merged = crate::http::merge_request(spec, &get, &post, &Default::default());
+    let json = body
+        .and_then(|b| b.json())
+        .and_then(|j| serde_json::from_slice(j).ok());
+    (merged.to_query(), json)
+}
+
 /// What the pre-login wall decided for a request of a session below the password.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Wall {
@@ -114,9 +158,14 @@ pub fn on_request(
     let content_type = header(req, "content-type");
     let method = req.method.as_str();
     let login_endpoint = is_login_endpoint(profile, request, req);
+    let length = header(req, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
     let mut i = Interception {
         content_type: content_type.map(str::to_string),
         logout: login::is_logout(profile, &request.target.path, query),
+        reader: (!matches!(method, "GET" | "HEAD")).then(|| {
+            let wanted = wanted(profile);
+            crate::http::BodyReader::new(&profile.request, wanted, method, content_type, length)
+        }),
         ..Interception::default()
     };
     // A login POST before the password: only a plain form, with a query the profile names, is
@@ -186,6 +235,23 @@ pub fn on_body(
     let Some(profile) = profile else {
         return Ok(());
     };
+    if let Some(reader) = ctx.interception.reader.as_mut() {
+        if let Some(c) = chunk.as_deref() {
+            reader.feed(c);
+        }
+        if end_of_stream {
+            reader.finish();
+            // A wanted name or value too long to keep: the gateway would guess at what the
+            // portal reads, so the portal does not get the end of it.
+            if reader.unreadable() {
+                ctx.rejected = Some("body_unreadable");
+                return pingora::Error::e_explain(
+                    pingora::ErrorType::HTTPStatus(400),
+                    "a parameter the profile reads is too long to read",
+                );
+            }
+        }
+    }
     if ctx.interception.prelogin_login {
         return prelogin_body(ctx, chunk, end_of_stream, profile);
     }
