@@ -248,11 +248,22 @@ pub fn merge_request(spec: &RequestSpec, get: &Vars, post: &Vars, cookie: &Vars)
 #[cfg(test)]
 mod tests;
 
-/// The top-level name a raw (decoded) name registers under in PHP, if any.
-pub(crate) fn top_name(name: &[u8]) -> Option<Vec<u8>> {
+/// A raw (decoded) name as PHP registers it at the top level: the folded name and whether it
+/// makes an array; `None` for a name PHP drops (empty once folded). The one folding every
+/// reader of names in the gateway uses (matchers, the login reader, block rules).
+pub fn php_field(name: &[u8]) -> Option<(Vec<u8>, bool)> {
     let mut probe = Vars::default();
     register(&mut probe, &Wanted::all(), name, b"", usize::MAX, false);
-    probe.map.into_keys().next()
+    probe
+        .map
+        .into_iter()
+        .next()
+        .map(|(k, v)| (k, v == Value::Array))
+}
+
+/// The top-level name a raw (decoded) name registers under in PHP, if any.
+pub(crate) fn top_name(name: &[u8]) -> Option<Vec<u8>> {
+    php_field(name).map(|(k, _)| k)
 }
 
 /// What a PHP script sees of one request, top level.
