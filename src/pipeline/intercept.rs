@@ -84,8 +84,8 @@ pub fn with_form(query: Option<&str>, form: &str) -> String {
     }
 }
 
-/// The names the profile reads from parameters: patient ids, paging, and the query
-/// conditions of its endpoint classes and patient sources.
+/// The names the profile reads from parameters: patient ids, paging, the query conditions
+/// of its endpoint classes and patient sources, and the login form's fields.
 fn wanted(profile: &PortalProfile) -> crate::http::Wanted {
     use crate::detect::reading::IdFrom;
     let r = &profile.reading;
@@ -103,7 +103,12 @@ fn wanted(profile: &PortalProfile) -> crate::http::Wanted {
         .into_iter()
         .flatten()
         .map(String::as_str);
-    crate::http::Wanted::names(conditions.chain(ids).chain(paging))
+    let login = &profile.login;
+    let fields = [&login.username_field, &login.password_field]
+        .into_iter()
+        .chain(login.marker_field.as_ref())
+        .map(String::as_str);
+    crate::http::Wanted::names(conditions.chain(ids).chain(paging).chain(fields))
 }
 
 /// The parameters the portal's script sees (`$_REQUEST` for PHP: the query, then the form
@@ -118,7 +123,9 @@ pub fn portal_params(
     let wanted = wanted(profile);
     let get = crate::http::read_query(spec, query.unwrap_or("").as_bytes(), &wanted);
     let post = body.map(|b| b.post().clone()).unwrap_or_default();
-    let merged = crate::http::merge_request(spec, &get, &post, &Default::default());
+    let mut merged = crate::http::merge_request(spec, &get, &post, &Default::default());
+    // The password is read for its presence only; it goes no further.
+    merged.map.remove(profile.login.password_field.as_bytes());
     let json = body
         .and_then(|b| b.json())
         .and_then(|j| serde_json::from_slice(j).ok());
@@ -285,6 +292,17 @@ pub fn on_body(
         login::Attempt::NotLogin
     } else {
         login::classify(profile, i.content_type.as_deref(), buf)
+    };
+    // A body the login reader does not parse (past 64 KiB, multipart) in which PHP finds the
+    // password field, however its name was spelled (`pass%77ord`, `+password`): a login the
+    // byte scan of `login::mentions_password` would miss.
+    let php_sees_password = i
+        .reader
+        .as_ref()
+        .is_some_and(|r| r.post().get(&profile.login.password_field).is_some());
+    let attempt = match attempt {
+        login::Attempt::NotLogin if php_sees_password => login::Attempt::Ambiguous,
+        other => other,
     };
     match attempt {
         // Before the password a login is read at the profile's login request only (held,

@@ -149,3 +149,35 @@ fn a_decoy_past_max_input_vars_does_not_hide_the_query_id() {
         "{served} records before the session was stopped"
     );
 }
+
+#[test]
+fn a_login_past_64_kib_with_an_encoded_password_name_never_reaches_the_portal() {
+    // Past 64 KiB the login reader only scans for the password field's name; PHP decodes
+    // `pass%77ord` and ` password` to `password` all the same, and would sign bob in over
+    // alice's session. The one reader sees what PHP sees.
+    let php = start_php_ini(false, 1, &["display_errors=0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let profile = profile_variant(&dir, |p| p);
+    let gw = gateway_on(&php, &profile, GENEROUS_BUDGETS);
+    let (mut c, login) = sign_in(&gw, ALICE);
+    assert_eq!(login.status, 302, "{}", login.text());
+    for name in ["pass%77ord", "+password", "%20password", "password%00x"] {
+        let body = format!(
+            "filler={}&login=1&username=bob&{name}=bob-pw",
+            "x".repeat(70_000)
+        );
+        let headers = format!(
+            "Origin: http://localhost:{}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            gw.port,
+            body.len()
+        );
+        let r = send(&mut c, "POST", "/index.php", &headers, body.as_bytes());
+        assert_eq!(r.status, 400, "{name}: {}", r.text());
+    }
+    let home = send(&mut c, "GET", "/index.php?m=home", "", b"");
+    assert!(
+        home.text().contains("AUTHENTICATED-AS alice"),
+        "{}",
+        home.text()
+    );
+}
