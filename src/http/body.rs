@@ -58,6 +58,13 @@ impl BodyReader {
         }
     }
 
+    /// Keeps these names too (before the first chunk): the names other readers ask for.
+    pub fn want<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        if let Some(set) = self.wanted.0.as_mut() {
+            set.extend(names.into_iter().map(|n| n.as_bytes().to_vec()));
+        }
+    }
+
     pub fn feed(&mut self, chunk: &[u8]) {
         self.seen += chunk.len() as u64;
         if self.seen > self.spec.post_max_size {

@@ -47,34 +47,6 @@ pub struct Interception {
     pub reader: Option<crate::http::BodyReader>,
 }
 
-/// A buffered body the portal reads parameters from.
-pub enum BodyParams<'a> {
-    /// A complete urlencoded form, as text.
-    Form(&'a str),
-    /// A complete JSON document.
-    Json(&'a [u8]),
-}
-
-impl Interception {
-    /// The whole body, when it was buffered (not overflowed, not empty) and is a form or JSON:
-    /// what stage 4 and the detector read besides the query.
-    pub fn body_params(&self) -> Option<BodyParams<'_>> {
-        use super::normalise::headers::{is_media_type, FORM};
-        let body = self
-            .login_body
-            .as_deref()
-            .filter(|b| !self.overflow && !b.is_empty())?;
-        let media = self.content_type.as_deref()?;
-        if is_media_type(media, FORM) {
-            std::str::from_utf8(body).ok().map(BodyParams::Form)
-        } else if is_media_type(media, "application/json") {
-            Some(BodyParams::Json(body))
-        } else {
-            None
-        }
-    }
-}
-
 /// The query with a form body after it: a PHP portal reads both (`$_REQUEST`), the body last,
 /// so with the profile's "last of repeats" reading the body wins.
 pub fn with_form(query: Option<&str>, form: &str) -> String {
