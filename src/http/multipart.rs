@@ -1,10 +1,11 @@
 //! A `multipart/form-data` body as PHP's rfc1867 handler reads it, streamed: lines are cut
 //! at LF (a CR before it dropped) or, without one, at the handler's buffer size; a part
-//! starts after a line equal to `--boundary`; a part without `Content-Disposition` is skipped
-//! up to the next such line; its `Content-Disposition` (the first, folded lines appended) gives `name` and `filename` in PHP's quoting; a value ends at the next
+//! starts after a line equal to `--boundary`. A part without `Content-Disposition` is
+//! skipped up to the next such line, uncounted; otherwise the first one (folded lines
+//! appended) gives `name` and `filename` in PHP's quoting, and the value ends at the next
 //! `\n--boundary`, one CR before it dropped. Parts with a filename go to `$_FILES`, not
-//! `$_POST`; a part with neither name nor filename ends the parse; past
-//! `max_multipart_body_parts` parts the parse ends; past `max_input_vars` values are dropped.
+//! `$_POST`; a part with neither name nor filename ends the parse, and so does the part past
+//! `max_multipart_body_parts`; values past `max_input_vars` are dropped.
 
 use super::{top_name, RequestSpec, Vars, Wanted, MAX_KEPT};
 

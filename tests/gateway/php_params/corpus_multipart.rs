@@ -34,6 +34,12 @@ fn disposition(rng: &mut R, name: &[u8]) -> Vec<u8> {
         .choose(rng)
         .unwrap();
     let mut cd = b"form-data; ".to_vec();
+    if rng.random_bool(0.02) {
+        // A header line longer than PHP's 5 KiB buffer, cut into pieces there.
+        cd.extend_from_slice(b"x=\"");
+        cd.extend(std::iter::repeat_n(b'a', rng.random_range(5000..11000)));
+        cd.extend_from_slice(b"\"; ");
+    }
     if rng.random_bool(0.1) {
         cd.extend_from_slice(b"filename=\"f.txt\"; ");
     }

@@ -177,14 +177,26 @@ fn vigie_reads_requests_exactly_as_php_does() {
         (params_server(&ini_of(&default)), &default),
         (params_server(&ini_of(&tight)), &tight),
     ];
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15);
+    // Seeded, so a failure replays; `VIGIE_PHP_SEED` explores other corpora.
+    let seed = std::env::var("VIGIE_PHP_SEED").map_or(15, |s| s.parse().unwrap());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let (mut kinds, mut large) = (BTreeMap::new(), 0);
     let started = std::time::Instant::now();
     let (mut cases, mut differences, mut non_empty, mut refused) = (0, 0, 0, 0);
     let wanted_names = ["patient_id", "page", "a"];
     let wanted = Wanted::names(wanted_names);
-    for n in 0..2400 {
+    for n in 0..3000 {
         let (php, spec) = &servers[n % 2];
         let case = corpus::generate(&mut rng, spec);
+        let kind = match case.content_type.as_deref().unwrap_or("") {
+            t if t.to_ascii_lowercase().starts_with("multipart") => "multipart",
+            t if t.to_ascii_lowercase().contains("urlencoded") => "urlencoded",
+            "application/json" => "json",
+            "" => "no body",
+            _ => "other type",
+        };
+        *kinds.entry(kind).or_insert(0) += 1;
+        large += (case.body.len() > 64 * 1024) as u32;
         let chunk = rng.random_range(1..9000);
         let said = php_reads(php.port, &case);
         let ours = vigie_reads(spec, &Wanted::all(), &case, chunk);
@@ -224,6 +236,7 @@ fn vigie_reads_requests_exactly_as_php_does() {
         "{cases} cases ({non_empty} with parameters, {refused} refused as unreadable) in {:?}, {differences} differences",
         started.elapsed()
     );
+    eprintln!("bodies: {kinds:?}, {large} past 64 KiB");
     assert_eq!(differences, 0, "Vigie and PHP read requests differently");
     assert!(
         non_empty > cases / 2,
