@@ -180,12 +180,20 @@ pub fn build(
         }
     }
     if let Some(order) = &s.request_order {
-        if order.chars().all(|c| "GPCgpc".contains(c)) {
+        // Cookies in `$_REQUEST` would let a browser cookie choose the patient the portal
+        // shows; the gateway does not read them there yet, so it does not pretend to.
+        if order.chars().any(|c| c.eq_ignore_ascii_case(&'c')) {
+            err(
+                "request.request_order",
+                format!("`{order}` puts cookies in $_REQUEST, which Vigie does not read"),
+                "set request_order = \"GP\" in the portal's php.ini (php.ini-production's value) and here",
+            );
+        } else if order.chars().all(|c| "GPgp".contains(c)) {
             spec.request_order = order.to_ascii_uppercase();
         } else {
             err(
                 "request.request_order",
-                format!("`{order}` has letters other than G, P, C"),
+                format!("`{order}` has letters other than G and P"),
                 "use php.ini's request_order, e.g. \"GP\"",
             );
         }

@@ -123,6 +123,7 @@ fn profile_section_errors_name_the_key() {
         language: Some("first".into()),
         max_input_vars: Some(0),
         post_max_size: Some("8X".into()),
+        request_order: Some("GPC".into()),
         ..Default::default()
     };
     build(
@@ -135,7 +136,8 @@ fn profile_section_errors_name_the_key() {
         [
             "request.language",
             "request.max_input_vars",
-            "request.post_max_size"
+            "request.post_max_size",
+            "request.request_order"
         ]
     );
 }
