@@ -149,3 +149,30 @@ fn the_sample_portal_reads_as_its_profile_declares() {
     let profile = crate::config::profile::load(&path).unwrap();
     assert_eq!(profile.request, crate::sample_portal::reading());
 }
+
+#[test]
+fn a_first_portal_reads_names_as_sent_and_the_first_value() {
+    let spec = RequestSpec::for_reading(crate::policy::matcher::QueryReading::First);
+    let form = Some("application/x-www-form-urlencoded");
+    let s = read_all(
+        &spec,
+        &Wanted::all(),
+        raw("POST", b"a=1&a=2&b.c=3&d[]=4", None, form, b"a=9&e=5"),
+        3,
+    );
+    assert_eq!(s.get.scalar("a").as_deref(), Some("1"));
+    assert_eq!(s.get.scalar("b.c").as_deref(), Some("3"), "no folding");
+    assert_eq!(s.get.scalar("d[]").as_deref(), Some("4"), "no arrays");
+    assert_eq!(
+        s.request.scalar("a").as_deref(),
+        Some("1"),
+        "the query's first"
+    );
+    assert_eq!(s.request.scalar("e").as_deref(), Some("5"));
+}
+
+#[test]
+fn url_decoding_is_php_s() {
+    assert_eq!(url_decode(b"a+b%41%zz%4", true), b"a bA%zz%4");
+    assert_eq!(url_decode(b"a+b%41", false), b"a+bA");
+}
