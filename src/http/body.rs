@@ -99,6 +99,16 @@ impl BodyReader {
         }
     }
 
+    /// Bytes held between chunks (besides the kept values): bounded whatever the body's size.
+    pub fn held(&self) -> usize {
+        match &self.kind {
+            BodyKind::Form(f) => f.0.held(),
+            BodyKind::Multipart(m) => m.held(),
+            BodyKind::Json(b) => b.capacity(),
+            BodyKind::Ignored => 0,
+        }
+    }
+
     /// `$_POST`, wanted names only.
     pub fn post(&self) -> &Vars {
         &self.post

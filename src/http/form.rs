@@ -33,6 +33,11 @@ impl Form {
         }
     }
 
+    /// Bytes held between chunks.
+    pub fn held(&self) -> usize {
+        self.piece.capacity()
+    }
+
     pub fn finish(&mut self, spec: &RequestSpec, vars: &mut Vars, wanted: &Wanted) {
         // The last piece counts even when empty only if something was sent after a `&`.
         if !self.done && (!self.piece.is_empty() || self.eq.is_some() || self.skip) {

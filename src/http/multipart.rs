@@ -93,6 +93,12 @@ impl Multipart {
         }
     }
 
+    /// Bytes held between chunks.
+    pub fn held(&self) -> usize {
+        let d = self.disposition.as_ref().map_or(0, Vec::capacity);
+        self.line.capacity() + self.value.capacity() + self.tail.capacity() + d
+    }
+
     /// The body ended: a value without its closing boundary still counts (less what could
     /// have begun one); headers without their blank line make a part with an empty value.
     pub fn finish(&mut self, spec: &RequestSpec, vars: &mut Vars, wanted: &Wanted) {
