@@ -126,7 +126,7 @@ pub fn observe(
     let path = portal.config.policy_path(&request.target.path);
     let query = request.target.query.as_deref();
     // What the portal's script sees, query and body, read the portal's way (`crate::http`).
-    let (merged, json) = super::intercept::portal_params(profile, query, body);
+    let (merged, json) = super::params::portal_params(profile, query, body);
     let params = Some(merged.as_str());
     let class = portal.config.class_of(method, path, params);
     let reading = &profile.reading;
