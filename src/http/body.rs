@@ -20,8 +20,8 @@ enum BodyKind {
 #[derive(Debug, Default)]
 struct FormState(Form);
 
-/// One request body on its way to the portal.
-#[derive(Debug)]
+/// One request body on its way to the portal. Its `Debug` shows no value: they may be
+/// patient ids or a password.
 pub struct BodyReader {
     spec: RequestSpec,
     wanted: Wanted,
@@ -131,6 +131,16 @@ impl BodyReader {
                 BodyKind::Multipart(m) => m.unreadable,
                 _ => false,
             }
+    }
+}
+
+impl std::fmt::Debug for BodyReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyReader")
+            .field("names", &self.post.map.len())
+            .field("bytes", &self.seen)
+            .field("unreadable", &self.unreadable())
+            .finish()
     }
 }
 
