@@ -68,9 +68,10 @@ impl BodyReader {
     pub fn feed(&mut self, chunk: &[u8]) {
         self.seen += chunk.len() as u64;
         if self.seen > self.spec.post_max_size {
-            // A body without a length that grows past the limit: PHP would not read it,
-            // and the gateway cannot tell what the portal makes of it.
-            if !matches!(self.kind, BodyKind::Ignored) {
+            // A form without a length that grows past the limit: PHP would not read it, and
+            // the gateway cannot tell what the portal makes of it. (A JSON body is only the
+            // detector's hint, past 64 KiB already dropped.)
+            if matches!(self.kind, BodyKind::Form(_) | BodyKind::Multipart(_)) {
                 self.unreadable = true;
                 self.kind = BodyKind::Ignored;
                 self.post = Vars::default();

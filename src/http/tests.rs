@@ -220,3 +220,28 @@ fn bodies_of_any_size_stream_in_bounded_memory() {
         eprintln!("{ct}: 32 MiB in {took:?}, at most {most} bytes held");
     }
 }
+
+#[test]
+fn a_form_without_length_past_post_max_size_is_unreadable() {
+    let spec = RequestSpec {
+        post_max_size: 1024,
+        ..php()
+    };
+    for (ct, unreadable) in [
+        ("application/x-www-form-urlencoded", true),
+        ("multipart/form-data; boundary=x", true),
+        ("application/json", false),
+    ] {
+        let mut r = BodyReader::new(&spec, Wanted::names(["a"]), "POST", Some(ct), None);
+        r.feed(&[b'a'; 2000]);
+        r.finish();
+        assert_eq!(r.unreadable(), unreadable, "{ct}");
+        assert!(r.post().map.is_empty());
+    }
+    // With its length declared past the limit, PHP reads nothing and neither does Vigie.
+    let form = Some("application/x-www-form-urlencoded");
+    let mut r = BodyReader::new(&spec, Wanted::names(["a"]), "POST", form, Some(2000));
+    r.feed(b"a=1");
+    r.finish();
+    assert!(!r.unreadable() && r.post().map.is_empty());
+}
