@@ -14,6 +14,7 @@ pub mod budget;
 pub mod config;
 pub mod detect;
 pub mod factors;
+pub mod http;
 pub mod identity;
 pub mod listener;
 pub mod metrics;

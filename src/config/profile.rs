@@ -30,6 +30,8 @@ pub struct PortalProfile {
     pub reading: crate::detect::reading::Reading,
     /// What reaches the portal before the second factor (`[prelogin]`).
     pub prelogin: crate::identity::prelogin::PreLogin,
+    /// How the portal's language reads parameters and bodies, with its limits (`[request]`).
+    pub request: crate::http::RequestSpec,
 }
 
 impl PortalProfile {
@@ -175,6 +177,7 @@ struct File {
     #[serde(default)]
     export: crate::detect::reading::ExportSection,
     prelogin: Option<crate::identity::prelogin::Section>,
+    request: Option<crate::http::RequestSection>,
 }
 
 #[derive(Deserialize)]
@@ -521,10 +524,14 @@ pub fn parse(path: &Path, text: &str) -> Result<PortalProfile, ConfigErrors> {
         crate::identity::prelogin::build(f.prelogin.as_ref(), &f.login.path, &mut |k, m, h| {
             err(k, m, h)
         });
+    let request = crate::http::build(f.request.as_ref(), query_reading, &mut |k, m, h| {
+        err(k, m, h)
+    });
     let (false, Some(prelogin)) = (!errors.is_empty(), prelogin) else {
         return Err(ConfigErrors(errors));
     };
     Ok(PortalProfile {
+        request,
         prelogin,
         reading,
         front_controller: f.front_controller.clone(),

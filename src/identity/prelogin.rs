@@ -277,27 +277,10 @@ pub fn login_head_ok(
     Ok(())
 }
 
-/// Percent-decode one urlencoded component as PHP's `urldecode` does (`+` is a space, a `%`
-/// not followed by two hex digits stays), refusing what is not UTF-8 afterwards.
+/// Percent-decode one urlencoded component as PHP does (the one reader's decoding, `+` a
+/// space, a `%` not followed by two hex digits kept), refusing what is not UTF-8 afterwards.
 fn decode(raw: &[u8]) -> Result<String, Unreadable> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < raw.len() => match (hex(raw[i + 1]), hex(raw[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| Unreadable::NotUtf8)
+    String::from_utf8(crate::http::url_decode(raw, true)).map_err(|_| Unreadable::NotUtf8)
 }
 
 /// Read a login form body the one way the gateway accepts before the second factor: every

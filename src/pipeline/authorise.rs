@@ -122,10 +122,19 @@ impl Gateway {
         ) else {
             return Ok(());
         };
-        let Some(super::intercept::BodyParams::Form(body)) = ctx.interception.body_params() else {
+        // The body as PHP reads it (urlencoded or multipart, any size, its limits), by the one
+        // reader; only the names rules and the profile read, the password left out.
+        let Some(reader) = ctx.interception.reader.as_ref() else {
             return Ok(());
         };
-        let merged = super::intercept::with_form(request.target.query.as_deref(), body);
+        let mut post = reader.post().clone();
+        if let Some(p) = portal.config.profile.as_deref() {
+            post.map.remove(p.login.password_field.as_bytes());
+        }
+        if post.map.is_empty() {
+            return Ok(());
+        }
+        let merged = super::intercept::with_form(request.target.query.as_deref(), &post.to_query());
         let now = self.sessions.now();
         let mut facts = facts(&portal, &request, method, &ctx.identity, now);
         facts.query = Some(&merged);

@@ -163,6 +163,11 @@ impl Gateway {
             let full = self.full(&ctx.identity);
             let (interception, w) = intercept::on_request(profile, request, req, signed_in, full)?;
             ctx.interception = interception;
+            // The body's parameters the policy's rules read too (stage 4 again, `authorise_body`).
+            if let Some(reader) = ctx.interception.reader.as_mut() {
+                let rules = self.config.policy.rules.iter();
+                reader.want(rules.flat_map(|r| r.matcher.query.iter().map(|q| q.name.as_str())));
+            }
             wall = w;
             if ctx.interception.prelogin_login {
                 self.take_pre_login(ctx).await?;

@@ -42,34 +42,9 @@ pub struct Interception {
     pub refused_login: bool,
     /// The portal's logout: the gateway session ends once the portal has answered.
     pub logout: bool,
-}
-
-/// A buffered body the portal reads parameters from.
-pub enum BodyParams<'a> {
-    /// A complete urlencoded form, as text.
-    Form(&'a str),
-    /// A complete JSON document.
-    Json(&'a [u8]),
-}
-
-impl Interception {
-    /// The whole body, when it was buffered (not overflowed, not empty) and is a form or JSON:
-    /// what stage 4 and the detector read besides the query.
-    pub fn body_params(&self) -> Option<BodyParams<'_>> {
-        use super::normalise::headers::{is_media_type, FORM};
-        let body = self
-            .login_body
-            .as_deref()
-            .filter(|b| !self.overflow && !b.is_empty())?;
-        let media = self.content_type.as_deref()?;
-        if is_media_type(media, FORM) {
-            std::str::from_utf8(body).ok().map(BodyParams::Form)
-        } else if is_media_type(media, "application/json") {
-            Some(BodyParams::Json(body))
-        } else {
-            None
-        }
-    }
+    /// Every body of a profiled portal, read as the portal's language reads it, streamed:
+    /// what the detector sees besides the query.
+    pub reader: Option<crate::http::BodyReader>,
 }
 
 /// The query with a form body after it: a PHP portal reads both (`$_REQUEST`), the body last,
@@ -114,9 +89,14 @@ pub fn on_request(
     let content_type = header(req, "content-type");
     let method = req.method.as_str();
     let login_endpoint = is_login_endpoint(profile, request, req);
+    let length = header(req, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
     let mut i = Interception {
         content_type: content_type.map(str::to_string),
         logout: login::is_logout(profile, &request.target.path, query),
+        reader: (!matches!(method, "GET" | "HEAD")).then(|| {
+            let wanted = super::params::wanted(profile);
+            crate::http::BodyReader::new(&profile.request, wanted, method, content_type, length)
+        }),
         ..Interception::default()
     };
     // A login POST before the password: only a plain form, with a query the profile names, is
@@ -186,6 +166,23 @@ pub fn on_body(
     let Some(profile) = profile else {
         return Ok(());
     };
+    if let Some(reader) = ctx.interception.reader.as_mut() {
+        if let Some(c) = chunk.as_deref() {
+            reader.feed(c);
+        }
+        if end_of_stream {
+            reader.finish();
+            // A wanted name or value too long to keep: the gateway would guess at what the
+            // portal reads, so the portal does not get the end of it.
+            if reader.unreadable() {
+                ctx.rejected = Some("body_unreadable");
+                return pingora::Error::e_explain(
+                    pingora::ErrorType::HTTPStatus(400),
+                    "a parameter the profile reads is too long to read",
+                );
+            }
+        }
+    }
     if ctx.interception.prelogin_login {
         return prelogin_body(ctx, chunk, end_of_stream, profile);
     }
@@ -219,6 +216,17 @@ pub fn on_body(
         login::Attempt::NotLogin
     } else {
         login::classify(profile, i.content_type.as_deref(), buf)
+    };
+    // A body the login reader does not parse (past 64 KiB, multipart) in which PHP finds the
+    // password field, however its name was spelled (`pass%77ord`, `+password`): a login the
+    // byte scan of `login::mentions_password` would miss.
+    let php_sees_password = i
+        .reader
+        .as_ref()
+        .is_some_and(|r| r.post().get(&profile.login.password_field).is_some());
+    let attempt = match attempt {
+        login::Attempt::NotLogin if php_sees_password => login::Attempt::Ambiguous,
+        other => other,
     };
     match attempt {
         // Before the password a login is read at the profile's login request only (held,

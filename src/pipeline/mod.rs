@@ -27,6 +27,7 @@ pub mod intercept;
 pub mod log;
 pub mod login_answer;
 pub mod normalise;
+pub mod params;
 pub mod respond;
 pub mod route;
 pub mod screen;

@@ -12,7 +12,6 @@ use bytes::Bytes;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 
-use super::intercept::{with_form, BodyParams};
 use super::normalise::Request;
 use super::respond::Rejection;
 use super::route::Portal;
@@ -112,7 +111,7 @@ fn is_asset(path: &str, class: &str) -> bool {
     class == "file" || STATIC.iter().any(|e| lower.ends_with(e))
 }
 
-/// Read and score one request; `body`: its form or JSON body, once read.
+/// Read and score one request; `body`: its body, once read.
 #[allow(clippy::too_many_arguments)]
 pub fn observe(
     detector: &Detector,
@@ -120,7 +119,7 @@ pub fn observe(
     request: &Request,
     method: &str,
     subject: &Subject,
-    body: Option<BodyParams<'_>>,
+    body: Option<&crate::http::BodyReader>,
     now_us: i64,
     seen: &Seen,
 ) -> Action {
@@ -129,12 +128,9 @@ pub fn observe(
     };
     let path = portal.config.policy_path(&request.target.path);
     let query = request.target.query.as_deref();
-    let (merged, json) = match body {
-        Some(BodyParams::Form(form)) => (Some(with_form(query, form)), None),
-        Some(BodyParams::Json(b)) => (None, serde_json::from_slice::<serde_json::Value>(b).ok()),
-        None => (None, None),
-    };
-    let params = merged.as_deref().or(query);
+    // What the portal's script sees, query and body, read the portal's way (`crate::http`).
+    let (merged, json) = super::params::portal_params(profile, query, body);
+    let params = Some(merged.as_str());
     let class = portal.config.class_of(method, path, params);
     let reading = &profile.reading;
     let r = reading.read_request(
@@ -375,7 +371,7 @@ impl Gateway {
         let (Some(portal), Some(request)) = (ctx.portal.as_ref(), ctx.request.as_ref()) else {
             return Ok(());
         };
-        let body = ctx.interception.body_params();
+        let body = ctx.interception.reader.as_ref();
         let seen = detect_seen(method, &ctx.watch.path, 0, &ctx.request_id);
         let now_us = self.sessions.now_us();
         let action = observe(

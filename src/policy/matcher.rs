@@ -127,19 +127,13 @@ pub fn param(query: Option<&str>, name: &str, reading: QueryReading) -> Option<S
 
 /// A parameter name as PHP registers it: cut at a NUL byte, leading spaces dropped, ` ` and
 /// `.` turned into `_`; `name[…]` is the array `name` (the flag), while a `[` without a
-/// closing `]` becomes `_` too.
+/// closing `]` becomes `_` too. PHP's own folding, from the one reader ([`crate::http`]).
 pub fn php_name(raw: &str) -> (String, bool) {
-    let raw = raw.split('\0').next().unwrap_or("");
-    let raw = raw.trim_start_matches(' ');
-    let mut out = String::with_capacity(raw.len());
-    for (i, c) in raw.char_indices() {
-        match c {
-            '[' if raw[i..].contains(']') => return (out, true),
-            ' ' | '.' | '[' => out.push('_'),
-            c => out.push(c),
-        }
+    match crate::http::php_field(raw.as_bytes()) {
+        // Folding only cuts and replaces ASCII bytes: the name stays UTF-8.
+        Some((name, array)) => (String::from_utf8_lossy(&name).into_owned(), array),
+        None => (String::new(), false),
     }
-    (out, false)
 }
 
 /// Path, methods and query conditions; every given one must hold.

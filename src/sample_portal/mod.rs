@@ -106,10 +106,32 @@ fn cookie<'a>(session: &'a ServerSession, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn params(query: Option<&str>) -> HashMap<String, String> {
-    form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .into_owned()
+/// The portal reads parameters as its profile declares (`[request]` in
+/// config/profiles/sample-portal.toml: PHP 8 with its defaults), through the gateway's own
+/// reader, so the demo shows what a PHP portal would do with a crafted request.
+pub(crate) fn reading() -> crate::http::RequestSpec {
+    crate::http::RequestSpec::php()
+}
+
+/// The scalar parameters (arrays are not values this portal reads).
+fn scalars(vars: &crate::http::Vars) -> HashMap<String, String> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    vars.map
+        .iter()
+        .filter_map(|(k, v)| match v {
+            crate::http::Value::Scalar(v) => Some((text(k), text(v))),
+            crate::http::Value::Array => None,
+        })
         .collect()
+}
+
+fn params(query: Option<&str>) -> HashMap<String, String> {
+    let all = crate::http::Wanted::all();
+    scalars(&crate::http::read_query(
+        &reading(),
+        query.unwrap_or("").as_bytes(),
+        &all,
+    ))
 }
 
 impl SamplePortal {
@@ -194,15 +216,32 @@ impl SamplePortal {
         cookie(session, CSRF_COOKIE).unwrap_or("").to_string()
     }
 
+    /// `$_POST`: a urlencoded or multipart body, read as PHP reads it.
     async fn read_form(session: &mut ServerSession) -> Option<HashMap<String, String>> {
-        let mut body = Vec::new();
+        let head = session.req_header();
+        let content_type = head
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let method = head.method.as_str().to_string();
+        let mut reader = crate::http::BodyReader::new(
+            &reading(),
+            crate::http::Wanted::all(),
+            &method,
+            content_type.as_deref(),
+            None,
+        );
+        let mut read = 0;
         while let Ok(Some(chunk)) = session.read_request_body().await {
-            body.extend_from_slice(&chunk);
-            if body.len() > MAX_FORM_BYTES {
+            read += chunk.len();
+            if read > MAX_FORM_BYTES {
                 return None;
             }
+            reader.feed(&chunk);
         }
-        Some(form_urlencoded::parse(&body).into_owned().collect())
+        reader.finish();
+        Some(scalars(reader.post()))
     }
 
     async fn login(&self, session: &mut ServerSession) -> Reply {

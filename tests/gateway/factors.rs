@@ -474,7 +474,12 @@ fn repeated_failures_are_slowed_down_with_retry_after() {
     // The fourth attempt, even with the right code, must wait.
     let slowed = s.post_form("/.vigie/factor/totp", &[("code", &code(&secret, 1))]);
     assert_eq!(slowed.status, 429);
-    assert_eq!(slowed.header("retry-after"), Some("2"));
+    // Two seconds from the third failure; a loaded machine may answer a second later.
+    assert!(
+        matches!(slowed.header("retry-after"), Some("1" | "2")),
+        "{:?}",
+        slowed.header("retry-after")
+    );
     assert!(slowed.text().contains("Trop de tentatives"));
     assert!(!s.opens_patient());
     std::thread::sleep(std::time::Duration::from_millis(2100));

@@ -1,6 +1,7 @@
 //! Integration tests: the built `vigie` binary and its sample portal as real processes on
 //! free loopback ports, spoken to over real sockets.
 
+mod body_reading;
 mod browser;
 mod cdp;
 mod cli;
@@ -17,6 +18,7 @@ mod login_reading;
 mod mfa;
 mod passthrough;
 mod paths;
+mod php_params;
 mod policy;
 mod prelogin;
 mod prelogin_found;

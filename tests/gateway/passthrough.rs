@@ -119,7 +119,7 @@ fn portal_login_rules_still_apply_through_the_gateway() {
     let post = |form: String, cookie: &str| {
         raw(
             gw.port,
-            format!("POST /index.php HTTP/1.1\r\nHost: p\r\n{cookie}Content-Length: {}\r\nConnection: close\r\n\r\n{form}", form.len()).as_bytes(),
+            format!("POST /index.php HTTP/1.1\r\nHost: p\r\n{cookie}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}", form.len()).as_bytes(),
         )
         .unwrap()
     };

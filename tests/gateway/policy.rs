@@ -417,6 +417,29 @@ fn routing_parameters_in_a_form_body_meet_the_same_rules() {
         "the gateway's refusal"
     );
     assert!(gw.proc.stderr().contains("policy_denied"));
+    // As PHP reads it: in a multipart body, or after 64 KiB of form (issue 15).
+    let multipart = "--x\r\nContent-Disposition: form-data; name='raw'\r\n\r\najax_export_patients_csv\r\n--x--\r\n";
+    let posted = c.post(
+        "/index.php?m=dPpatients",
+        "multipart/form-data; boundary=x",
+        multipart,
+    );
+    assert!(
+        page_text(&posted).contains("Accès refusé"),
+        "multipart: {}",
+        posted.text()
+    );
+    let large = format!("note={}&raw=ajax%5Fexport_patients_csv", "x".repeat(70_000));
+    let posted = c.post(
+        "/index.php?m=dPpatients",
+        "application/x-www-form-urlencoded",
+        &large,
+    );
+    assert!(
+        page_text(&posted).contains("Accès refusé"),
+        "past 64 KiB: {}",
+        posted.text()
+    );
     // Another form goes through to the portal (which answers for itself).
     let other = c.post_form("/index.php?m=dPpatients", &[("note", "ok")]);
     assert!(
