@@ -73,6 +73,41 @@ pub struct DetectionSection {
     pub weights: std::collections::BTreeMap<String, f64>,
     pub actions: std::collections::BTreeMap<String, i64>,
     pub role_priors: std::collections::BTreeMap<String, f64>,
+    pub budgets: BudgetsSection,
+}
+
+/// `[detection.budgets]`: day and week budgets of distinct patients per identity.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetsSection {
+    pub day_allowance: f64,
+    pub week_allowance: f64,
+    pub week_days: f64,
+    pub default: NormalDaySection,
+    pub roles: std::collections::BTreeMap<String, NormalDaySection>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct NormalDaySection {
+    pub records: f64,
+    pub listed: f64,
+}
+
+impl Default for BudgetsSection {
+    fn default() -> Self {
+        let b = crate::detect::settings::Budgets::default();
+        Self {
+            day_allowance: b.day_allowance,
+            week_allowance: b.week_allowance,
+            week_days: b.week_days,
+            default: NormalDaySection {
+                records: b.default.records,
+                listed: b.default.listed,
+            },
+            roles: Default::default(),
+        }
+    }
 }
 
 impl Default for DetectionSection {
@@ -95,6 +130,7 @@ impl Default for DetectionSection {
             weights: Default::default(),
             actions: Default::default(),
             role_priors: Default::default(),
+            budgets: Default::default(),
         }
     }
 }

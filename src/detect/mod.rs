@@ -319,6 +319,8 @@ impl Detector {
             source: true,
             page_normal_max: normal_page,
             asked_page,
+            // A source has no role: it is allowed the busiest role's day.
+            normal: self.cfg.budgets.busiest(),
         };
         // The source first, then the user under its own lock (two shards are never held at once).
         let skey = self.source_key(s);
@@ -350,6 +352,7 @@ impl Detector {
             let cx = Context {
                 honeytoken,
                 baseline: self.baseline(t, s.groups),
+                normal: self.normal(t, s.groups, e.at_us),
                 source: false,
                 ..base
             };
@@ -407,6 +410,7 @@ impl Detector {
                 let cx = Context {
                     source: true,
                     baseline: self.cfg.default_prior,
+                    normal: self.cfg.budgets.busiest(),
                     ..cx
                 };
                 signals::evaluate(t, &cx, &self.cfg)
@@ -419,6 +423,7 @@ impl Detector {
             let cx = Context {
                 honeytoken,
                 baseline: self.baseline(t, s.groups),
+                normal: self.normal(t, s.groups, at_us),
                 ..cx
             };
             let user_signals = signals::evaluate(t, &cx, &self.cfg);
@@ -435,11 +440,14 @@ impl Detector {
         let band = self.cfg.bands.suspend as f64;
         self.with_track(self.user_key(s), |t| {
             let baseline = self.baseline(t, s.groups);
-            let (ts, tl, td) = signals::exposure_thresholds(&self.cfg, baseline, false);
+            let (ts, tl) = signals::exposure_thresholds(&self.cfg, baseline, false);
+            let [(dn, da), (wn, wa), _] =
+                signals::budgets(&self.cfg, self.normal(t, s.groups, now_us), false);
             let short = signals::ramp_inverse(band, ts) - t.exposed_short(now_us) as f64;
             let long = signals::ramp_inverse(band, tl) - t.exposed_long(now_us) as f64;
-            let day = signals::ramp_inverse(band, td) - t.exposed_day(now_us) as f64;
-            Some(short.min(long).min(day).max(0.0) as u64)
+            let day = signals::budget_inverse(band, dn, da) - t.exposed_day(now_us) as f64;
+            let week = signals::budget_inverse(band, wn, wa) - t.exposed_week(now_us) as f64;
+            Some(short.min(long).min(day).min(week).max(0.0) as u64)
         })
     }
 
@@ -451,12 +459,38 @@ impl Detector {
         }
         let band = self.cfg.bands.suspend as f64;
         self.with_track(self.user_key(s), |t| {
-            let (ts, td) = signals::listed_thresholds(&self.cfg, self.baseline(t, s.groups), false);
+            let normal = self.normal(t, s.groups, now_us);
+            let ts = signals::listed_threshold(&self.cfg, normal, false);
+            let [_, _, (ln, la)] = signals::budgets(&self.cfg, normal, false);
             let (short, day) = t.listed(now_us);
             let short = signals::ramp_inverse(band, ts) - short as f64;
-            let day = signals::ramp_inverse(band, td) - day as f64;
+            let day = signals::budget_inverse(band, ln, la) - day as f64;
             Some(short.min(day).max(0.0) as u64)
         })
+    }
+
+    /// The identity's normal day: the largest of its roles' (or the default), raised by its
+    /// own finished days up to twice that (a busy ward is not an attack; a slow ramp-up
+    /// cannot teach the detector an unbounded normal).
+    fn normal(&self, t: &Track, groups: &[String], now_us: i64) -> settings::NormalDay {
+        let b = &self.cfg.budgets;
+        let role = groups
+            .iter()
+            .filter_map(|g| b.roles.get(g))
+            .fold(None, |m: Option<settings::NormalDay>, v| {
+                Some(m.map_or(*v, |m| settings::NormalDay {
+                    records: m.records.max(v.records),
+                    listed: m.listed.max(v.listed),
+                }))
+            })
+            .unwrap_or(b.default);
+        match t.own_day(now_us) {
+            Some((records, listed)) => settings::NormalDay {
+                records: role.records.max(records.min(2.0 * role.records)),
+                listed: role.listed.max(listed.min(2.0 * role.listed)),
+            },
+            None => role,
+        }
     }
 
     fn baseline(&self, t: &Track, groups: &[String]) -> f64 {

@@ -14,10 +14,6 @@ pub struct Thresholds {
     pub long_min: f64,
     pub long_max: f64,
     pub long_factor: f64,
-    /// Patients exposed over 24 hours: `day_factor` × the hourly baseline, in [min, max].
-    pub day_min: f64,
-    pub day_max: f64,
-    pub day_factor: f64,
     /// Consecutive record ids read with one constant step.
     pub enumeration_run: f64,
     /// Consecutive listing pages walked in order.
@@ -34,10 +30,10 @@ pub struct Thresholds {
     pub regular_timing_cv: f64,
     /// Page views with no static asset at all.
     pub no_assets_pages: f64,
-    /// Distinct patients shown in listings (`[[records]] listing = true`) in 15 minutes and
-    /// in 24 hours: a list page shows 50 names at once, so these are wider than the above.
+    /// Distinct patients shown in listings (`[[records]] listing = true`) in 15 minutes: a
+    /// list page shows 50 names at once, so this is wider than the above. (Over a day,
+    /// listings count against the day budget's `listed`.)
     pub listed_short: f64,
-    pub listed_day: f64,
 }
 
 /// Score bands (0-100) at which each action starts.
@@ -47,6 +43,60 @@ pub struct Bands {
     pub step_up: u8,
     pub throttle: u8,
     pub suspend: u8,
+}
+
+/// What one role normally sees in a day: distinct patients whose records it opens, and
+/// distinct patients its listings show.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NormalDay {
+    pub records: f64,
+    pub listed: f64,
+}
+
+/// Cumulative budgets per identity: a day (24 hours) and a week (7 days) of distinct
+/// patients, each the normal amount plus an allowance past which the identity is suspended,
+/// however slowly it went (a reader of the per-window thresholds stays under those).
+#[derive(Debug, Clone)]
+pub struct Budgets {
+    pub roles: BTreeMap<String, NormalDay>,
+    pub default: NormalDay,
+    /// Patients beyond the normal day before suspension (alert at 55% of it).
+    pub day_allowance: f64,
+    /// Patients beyond the normal week before suspension.
+    pub week_allowance: f64,
+    /// A normal week is this many normal days (a ward's patients come back day after day).
+    pub week_days: f64,
+}
+
+impl Budgets {
+    /// The largest normal day of any role (what a shared workstation may see).
+    pub fn busiest(&self) -> NormalDay {
+        self.roles.values().fold(self.default, |m, v| NormalDay {
+            records: m.records.max(v.records),
+            listed: m.listed.max(v.listed),
+        })
+    }
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        let day = |records, listed| NormalDay { records, listed };
+        Self {
+            roles: [
+                ("nurse", day(40.0, 100.0)),
+                ("physician", day(60.0, 150.0)),
+                ("clerk", day(240.0, 450.0)),
+                ("admin", day(30.0, 100.0)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            default: day(60.0, 150.0),
+            day_allowance: 190.0,
+            week_allowance: 475.0,
+            week_days: 3.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +110,8 @@ pub struct DetectionConfig {
     pub hold_minutes: u64,
     /// Throttled identities get one page per this many seconds.
     pub throttle_seconds: u64,
+    /// Day and week budgets of distinct patients per identity.
+    pub budgets: Budgets,
     /// Patients per hour a role is expected to see, while an identity has no baseline yet.
     pub role_priors: BTreeMap<String, f64>,
     pub default_prior: f64,
@@ -97,9 +149,6 @@ impl Default for DetectionConfig {
                 long_min: 80.0,
                 long_max: 125.0,
                 long_factor: 6.0,
-                day_min: 100.0,
-                day_max: 130.0,
-                day_factor: 10.0,
                 enumeration_run: 10.0,
                 crawl_pages: 5.0,
                 exports_per_hour: 3.0,
@@ -109,7 +158,6 @@ impl Default for DetectionConfig {
                 regular_timing_cv: 0.12,
                 no_assets_pages: 60.0,
                 listed_short: 400.0,
-                listed_day: 600.0,
             },
             weights: BTreeMap::new(),
             bands: Bands {
@@ -120,6 +168,7 @@ impl Default for DetectionConfig {
             },
             hold_minutes: 240,
             throttle_seconds: 10,
+            budgets: Budgets::default(),
             role_priors: priors.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             default_prior: 20.0,
             warmup_hours: 8,

@@ -33,6 +33,14 @@ pub struct Context {
     pub page_normal_max: u32,
     /// A page of this size was asked for in this request.
     pub asked_page: u32,
+    /// The identity's normal day (its role's, or its own once learned).
+    pub normal: super::settings::NormalDay,
+}
+
+impl Default for super::settings::NormalDay {
+    fn default() -> Self {
+        super::settings::Budgets::default().default
+    }
 }
 
 /// 0 up to half the threshold, 60 at the threshold, 90 at 1.5 times, 100 at twice.
@@ -57,26 +65,55 @@ pub fn ramp_inverse(score: f64, t: f64) -> f64 {
     }
 }
 
-/// The exposure thresholds (15 minutes, 8 hours, 24 hours) for a baseline.
-pub fn exposure_thresholds(cfg: &DetectionConfig, baseline: f64, source: bool) -> (f64, f64, f64) {
+/// The exposure thresholds (15 minutes, 8 hours) for a baseline.
+pub fn exposure_thresholds(cfg: &DetectionConfig, baseline: f64, source: bool) -> (f64, f64) {
     let t = &cfg.thresholds;
     let wide = if source { cfg.source_factor } else { 1.0 };
     let short = (t.short_factor * baseline).clamp(t.short_min, t.short_max);
     let long = (t.long_factor * baseline).clamp(t.long_min, t.long_max);
-    let day = (t.day_factor * baseline).clamp(t.day_min, t.day_max);
-    (short * wide, long * wide, day * wide)
+    (short * wide, long * wide)
 }
 
-/// The listing thresholds (15 minutes, 24 hours): the configured ones, raised for roles that
-/// see many patients an hour (8 and 20 hours' worth of the baseline).
-pub fn listed_thresholds(cfg: &DetectionConfig, baseline: f64, source: bool) -> (f64, f64) {
-    let t = &cfg.thresholds;
+/// A budget's score: 0 up to the normal amount, then linear to 90 (the default suspension
+/// band) at normal + allowance, 100 past it. Alerting starts at 55% of the allowance.
+pub fn budget(x: f64, normal: f64, allowance: f64) -> f64 {
+    let over = x - normal;
+    if over <= 0.0 || allowance <= 0.0 {
+        0.0
+    } else {
+        (90.0 * over / allowance).min(100.0)
+    }
+}
+
+/// The amount at which [`budget`] reaches `score`.
+pub fn budget_inverse(score: f64, normal: f64, allowance: f64) -> f64 {
+    normal + allowance * score / 90.0
+}
+
+/// The day and week budgets (normal, allowance) for an identity's normal day.
+pub fn budgets(
+    cfg: &DetectionConfig,
+    normal: super::settings::NormalDay,
+    source: bool,
+) -> [(f64, f64); 3] {
+    let b = &cfg.budgets;
     let wide = if source { cfg.source_factor } else { 1.0 };
-    let base = if source { 0.0 } else { baseline };
-    (
-        t.listed_short.max(8.0 * base) * wide,
-        t.listed_day.max(20.0 * base) * wide,
-    )
+    [
+        (normal.records * wide, b.day_allowance * wide),
+        (normal.records * b.week_days * wide, b.week_allowance * wide),
+        (normal.listed * wide, b.day_allowance * wide),
+    ]
+}
+
+/// The 15-minute listing threshold: the configured one, raised to the role's normal day of
+/// listings (an admissions clerk lists as many in a morning rush).
+pub fn listed_threshold(
+    cfg: &DetectionConfig,
+    normal: super::settings::NormalDay,
+    source: bool,
+) -> f64 {
+    let wide = if source { cfg.source_factor } else { 1.0 };
+    cfg.thresholds.listed_short.max(normal.listed) * wide
 }
 
 pub fn evaluate(track: &Track, cx: &Context, cfg: &DetectionConfig) -> Vec<Signal> {
@@ -108,7 +145,8 @@ pub fn evaluate(track: &Track, cx: &Context, cfg: &DetectionConfig) -> Vec<Signa
             1.0,
         );
     }
-    let (ts, tl, td) = exposure_thresholds(cfg, cx.baseline, cx.source);
+    let (ts, tl) = exposure_thresholds(cfg, cx.baseline, cx.source);
+    let [day_budget, week_budget, listed_budget] = budgets(cfg, cx.normal, cx.source);
     let base = (!cx.source).then_some(cx.baseline);
     let short = track.exposed_short(now) as f64;
     push(
@@ -130,22 +168,37 @@ pub fn evaluate(track: &Track, cx: &Context, cfg: &DetectionConfig) -> Vec<Signa
         base.map(|b| b * 8.0),
         tl,
     );
+    // Cumulative budgets: however slowly, a day or a week past the normal is evidence.
     let day = track.exposed_day(now) as f64;
+    let (normal, allowance) = day_budget;
     push(
         "patients_day",
         "VIGIE-EXF-015",
-        "Many distinct patients over a day",
-        ramp(day, td),
+        "More patients in a day than the role's normal day allows",
+        budget(day, normal, allowance),
         day,
-        base.map(|b| b * 24.0),
-        td,
+        Some(normal),
+        normal + allowance,
+    );
+    let week = track.exposed_week(now) as f64;
+    let (normal, allowance) = week_budget;
+    push(
+        "patients_week",
+        "VIGIE-EXF-019",
+        "More patients in a week than the role's normal week allows",
+        budget(week, normal, allowance),
+        week,
+        Some(normal),
+        normal + allowance,
     );
     // Listings scale with the role: an admissions clerk lists far more than a ward nurse.
     let (listed_short, listed_day) = track.listed(now);
-    let (lt_short, lt_day) = listed_thresholds(cfg, cx.baseline, cx.source);
+    let lt_short = listed_threshold(cfg, cx.normal, cx.source);
+    let (normal_listed, listed_allowance) = listed_budget;
+    let lt_day = normal_listed + listed_allowance;
     // One listing signal, the stronger window: both count the same names.
     let short = ramp(listed_short as f64, lt_short);
-    let day = ramp(listed_day as f64, lt_day);
+    let day = budget(listed_day as f64, normal_listed, listed_allowance);
     if short >= day {
         push(
             "listed_short",

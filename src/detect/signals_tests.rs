@@ -54,24 +54,26 @@ fn the_ramp_is_zero_below_half_sixty_at_the_threshold_ninety_at_one_and_a_half()
 #[test]
 fn patients_in_fifteen_minutes_a_shift_and_a_day() {
     let c = cfg();
-    let (ts, tl, td) = exposure_thresholds(&c, 20.0, false);
-    assert_eq!((ts, tl, td), (30.0, 120.0, 130.0));
+    let (ts, tl) = exposure_thresholds(&c, 20.0, false);
+    assert_eq!((ts, tl), (30.0, 120.0));
     let mut t = Track::default();
     for i in 0..45 {
         view(&mut t, T0 + i * 10 * SEC, 7 * i * i + 3);
     }
     let s = evaluate(&t, &cx(T0 + 450 * SEC), &c);
     assert!(score_of(&s, "patients_short") >= 90.0, "{s:?}");
-    // Two hundred patients over sixteen hours: slow for 15 minutes, about 100 in the last
-    // shift, all 200 in the day.
+    // Two hundred and forty patients over sixteen hours: slow for 15 minutes, about 100 in
+    // the last shift, over 200 in the day's three 8-hour slots: past the default normal day
+    // (60) by most of its allowance of 190, short of suspension (90).
     let mut t = Track::default();
-    for i in 0..200 {
-        view(&mut t, T0 + i * 290 * SEC, 7 * i * i + 3);
+    for i in 0..240 {
+        view(&mut t, T0 + i * 240 * SEC, 7 * i * i + 3);
     }
-    let s = evaluate(&t, &cx(T0 + 200 * 290 * SEC), &c);
+    let s = evaluate(&t, &cx(T0 + 240 * 240 * SEC), &c);
     assert_eq!(score_of(&s, "patients_short"), 0.0, "{s:?}");
     assert!(score_of(&s, "patients_long") > 0.0, "{s:?}");
-    assert!(score_of(&s, "patients_day") >= 85.0, "{s:?}");
+    let day = score_of(&s, "patients_day");
+    assert!((70.0..90.0).contains(&day), "{s:?}");
     // A source's thresholds scale with source_factor.
     let wide = DetectionConfig {
         source_factor: 3.0,

@@ -8,6 +8,8 @@ use super::sketch::{union_count, Distinct};
 pub const SHORT_SLOT_US: i64 = 5 * 60 * 1_000_000;
 pub const LONG_SLOT_US: i64 = 60 * 60 * 1_000_000;
 pub const DAY_SLOT_US: i64 = 8 * LONG_SLOT_US;
+/// One calendar-free day: the week's buckets (seven of them).
+pub const WEEK_SLOT_US: i64 = 24 * LONG_SLOT_US;
 const GAPS: usize = 16;
 const NETWORKS: usize = 8;
 
@@ -52,6 +54,11 @@ pub struct Track {
     /// Patients shown by listings (names, not full records): 15 minutes and 24 hours.
     listed_short: Window<3>,
     listed_day: Window<3>,
+    /// Seven days, a bucket a day: the week's budget, and the identity's own normal day.
+    /// In memory only: a restart starts the week afresh (the durable store will keep a
+    /// daily summary).
+    week: Window<7>,
+    listed_week: Window<7>,
     /// Enumeration: last numeric id, last step, how many accesses kept that step.
     last_id: Option<i64>,
     last_step: i64,
@@ -213,6 +220,7 @@ impl Track {
             self.short.add_patient(s, h);
             self.long.add_patient(l, h);
             self.day.add_patient(d, h);
+            self.week.add_patient(e.at_us / WEEK_SLOT_US, h);
         }
         if let Some((_, Some(n))) = e.patient.filter(|_| !e.current) {
             let step = self.last_id.map_or(0, |last| n - last);
@@ -253,7 +261,13 @@ impl Track {
     pub fn add_outcome(&mut self, e: &Event) {
         let (s, l) = (e.at_us / SHORT_SLOT_US, e.at_us / LONG_SLOT_US);
         let d = e.at_us / DAY_SLOT_US;
-        for b in [self.short.at(s), self.long.at(l), self.day.at(d)] {
+        let w = e.at_us / WEEK_SLOT_US;
+        for b in [
+            self.short.at(s),
+            self.long.at(l),
+            self.day.at(d),
+            self.week.at(w),
+        ] {
             b.denied += e.denied as u32;
             b.exports += e.export as u32;
             b.rows += e.record_rows;
@@ -271,6 +285,7 @@ impl Track {
             self.short.add_patient(s, h);
             self.long.add_patient(l, h);
             self.day.add_patient(d, h);
+            self.week.add_patient(at_us / WEEK_SLOT_US, h);
         }
         self.last_us = self.last_us.max(at_us);
     }
@@ -281,6 +296,7 @@ impl Track {
         for &h in patients {
             self.listed_short.add_patient(s, h);
             self.listed_day.add_patient(d, h);
+            self.listed_week.add_patient(at_us / WEEK_SLOT_US, h);
         }
         self.last_us = self.last_us.max(at_us);
     }
@@ -291,6 +307,28 @@ impl Track {
             self.listed_short.exposed(now_us / SHORT_SLOT_US),
             self.listed_day.exposed(now_us / DAY_SLOT_US),
         )
+    }
+
+    /// Distinct patients plus record rows over the last seven days.
+    pub fn exposed_week(&self, now_us: i64) -> u64 {
+        self.week.exposed(now_us / WEEK_SLOT_US)
+    }
+
+    /// The identity's own normal day, from the finished days of the week: (records, listed),
+    /// the mean of the days it was active; `None` before a first finished day.
+    pub fn own_day(&self, now_us: i64) -> Option<(f64, f64)> {
+        let today = now_us / WEEK_SLOT_US;
+        let mean = |w: &Window<7>| {
+            let days: Vec<u64> = w
+                .live(today)
+                .filter(|b| b.slot != today)
+                .map(|b| union_count([&b.patients]) + b.rows)
+                .filter(|n| *n > 0)
+                .collect();
+            (!days.is_empty()).then(|| days.iter().sum::<u64>() as f64 / days.len() as f64)
+        };
+        let records = mean(&self.week)?;
+        Some((records, mean(&self.listed_week).unwrap_or(0.0)))
     }
 
     /// Learns the source network; true when it is new for an identity that had some already.
@@ -428,6 +466,8 @@ impl Track {
                 .chain(self.day.buckets.iter())
                 .chain(self.listed_short.buckets.iter())
                 .chain(self.listed_day.buckets.iter())
+                .chain(self.week.buckets.iter())
+                .chain(self.listed_week.buckets.iter())
                 .map(|b| b.patients.heap_bytes())
                 .sum::<usize>()
     }

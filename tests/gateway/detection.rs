@@ -61,7 +61,7 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-fn admin_api(port: u16, method: &str, target: &str) -> serde_json::Value {
+pub fn admin_api(port: u16, method: &str, target: &str) -> serde_json::Value {
     let r = raw(
         port,
         format!("{method} {target} HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),

@@ -15,6 +15,9 @@ const SIGNALS: &[&str] = &[
     "patients_short",
     "patients_long",
     "patients_day",
+    "patients_week",
+    "listed_short",
+    "listed_day",
     "enumeration",
     "paging_crawl",
     "oversized_page",
@@ -89,9 +92,6 @@ impl Validator<'_> {
                 "long_min" => &mut t.long_min,
                 "long_max" => &mut t.long_max,
                 "long_factor" => &mut t.long_factor,
-                "day_min" => &mut t.day_min,
-                "day_max" => &mut t.day_max,
-                "day_factor" => &mut t.day_factor,
                 "enumeration_run" => &mut t.enumeration_run,
                 "crawl_pages" => &mut t.crawl_pages,
                 "exports_per_hour" => &mut t.exports_per_hour,
@@ -101,7 +101,6 @@ impl Validator<'_> {
                 "regular_timing_cv" => &mut t.regular_timing_cv,
                 "no_assets_pages" => &mut t.no_assets_pages,
                 "listed_short" => &mut t.listed_short,
-                "listed_day" => &mut t.listed_day,
                 other => {
                     self.err(
                         &format!("detection.thresholds.{other}"),
@@ -121,7 +120,7 @@ impl Validator<'_> {
             }
             *slot = *value;
         }
-        if t.short_min > t.short_max || t.long_min > t.long_max || t.day_min > t.day_max {
+        if t.short_min > t.short_max || t.long_min > t.long_max {
             self.err(
                 "detection.thresholds",
                 "a minimum is above its maximum",
@@ -177,7 +176,43 @@ impl Validator<'_> {
             let v = self.positive(&format!("detection.role_priors.{role}"), *prior, 10_000.0);
             d.role_priors.insert(role.clone(), v);
         }
+        d.budgets = self.patient_budgets(&f.budgets);
         d
+    }
+
+    fn patient_budgets(
+        &mut self,
+        f: &crate::config::file::BudgetsSection,
+    ) -> crate::detect::settings::Budgets {
+        use crate::detect::settings::{Budgets, NormalDay};
+        let normal =
+            |v: &mut Self, key: &str, s: crate::config::file::NormalDaySection| NormalDay {
+                records: v.positive(&format!("{key}.records"), s.records, 1_000_000.0),
+                listed: v.positive(&format!("{key}.listed"), s.listed, 1_000_000.0),
+            };
+        let mut b = Budgets {
+            roles: Default::default(),
+            default: normal(self, "detection.budgets.default", f.default),
+            day_allowance: self.positive(
+                "detection.budgets.day_allowance",
+                f.day_allowance,
+                1_000_000.0,
+            ),
+            week_allowance: self.positive(
+                "detection.budgets.week_allowance",
+                f.week_allowance,
+                1_000_000.0,
+            ),
+            week_days: self.positive("detection.budgets.week_days", f.week_days, 7.0),
+        };
+        if f.roles.is_empty() {
+            b.roles = Budgets::default().roles;
+        }
+        for (role, day) in &f.roles {
+            let v = normal(self, &format!("detection.budgets.roles.{role}"), *day);
+            b.roles.insert(role.clone(), v);
+        }
+        b
     }
 
     fn positive(&mut self, key: &str, v: f64, max: f64) -> f64 {

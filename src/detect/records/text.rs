@@ -15,6 +15,9 @@ const CARRY: usize = 8 * 1024;
 pub struct Pattern {
     re: Regex,
     carry: Vec<u8>,
+    /// A match still growing at the end of the last chunk was counted (its start) already:
+    /// its bytes have left, so it counts against the allowance before its id is known.
+    early: bool,
 }
 
 impl Pattern {
@@ -22,6 +25,7 @@ impl Pattern {
         Self {
             re,
             carry: Vec::new(),
+            early: false,
         }
     }
 
@@ -39,9 +43,15 @@ impl Pattern {
         while let Some(c) = self.re.captures_at(&buf, at) {
             let m = c.get(0).expect("group 0");
             if m.end() > settled && !last {
+                if !self.early {
+                    self.early = true;
+                    hit(Hit::Start(m.start().saturating_sub(kept)));
+                }
                 break;
             }
-            hit(Hit::Start(m.start().saturating_sub(kept)));
+            if !std::mem::take(&mut self.early) {
+                hit(Hit::Start(m.start().saturating_sub(kept)));
+            }
             let id = c
                 .get(1)
                 .map(|g| String::from_utf8_lossy(g.as_bytes()).into_owned());
