@@ -143,7 +143,7 @@ impl Default for DetectionConfig {
         Self {
             enabled: true,
             thresholds: Thresholds {
-                short_min: 25.0,
+                short_min: 40.0,
                 short_max: 60.0,
                 short_factor: 1.5,
                 long_min: 80.0,

@@ -365,3 +365,31 @@ fn distinct_counts_kept_up_to_date_match_a_recount() {
         );
     }
 }
+
+#[test]
+fn a_ward_handover_and_a_day_of_ward_work_raise_nothing() {
+    // A nurse's handover: the ward's 30 patients in 10 minutes (some twice), then a shift of
+    // the same patients; the next day again. Then a second nurse on the same workstation.
+    let b = detector(DetectionConfig::default());
+    let g = groups("nurse");
+    let mut rng = 15u64;
+    let ward: Vec<u32> = (0..30).map(|_| (lcg(&mut rng) % 5000) as u32).collect();
+    for (day, user) in [(0, "n.one"), (1, "n.one"), (1, "n.two")] {
+        let s = subject(user, &g, 12, BROWSER);
+        let mut at = T0 + day * 24 * 3600 * SEC + if user == "n.two" { 3600 * SEC } else { 0 };
+        for (i, id) in ward.iter().chain(&ward[..6]).enumerate() {
+            at += (10 + lcg(&mut rng) % 15) as i64 * SEC;
+            assert_eq!(
+                view(&b.d, &s, at, *id),
+                Action::Allow,
+                "{user} handover {i}"
+            );
+        }
+        for i in 0..120u32 {
+            at += (30 + lcg(&mut rng) % 150) as i64 * SEC;
+            let id = ward[lcg(&mut rng) as usize % ward.len()];
+            assert_eq!(view(&b.d, &s, at, id), Action::Allow, "{user} shift {i}");
+        }
+    }
+    assert!(b.alerts().is_empty(), "{:?}", b.alerts());
+}

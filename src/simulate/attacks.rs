@@ -31,6 +31,26 @@ pub enum Style {
     AccountsOneSource,
     /// A privileged account at 02:00: a few records, then the CSV export.
     OffHoursExport,
+    /// Someone who read the published thresholds: a browser that loads the stylesheet,
+    /// human pauses with jitter, random records, working hours only, and each day as many
+    /// patients as stay under every published alert point, for a week.
+    DocsAware,
+}
+
+/// The docs-aware attacker's daily quota on a nurse's account, from the published defaults:
+/// under the shift threshold's alert point (a day's work fits in one shift), under the day
+/// budget's and under a seventh of the week budget's (alerts start at 55% of an allowance),
+/// with a margin of a tenth.
+pub fn docs_aware_quota() -> usize {
+    let cfg = crate::detect::DetectionConfig::default();
+    let b = &cfg.budgets;
+    let nurse = b.roles["nurse"].records;
+    let prior = cfg.role_priors["nurse"];
+    let t = &cfg.thresholds;
+    let shift = (t.long_factor * prior).clamp(t.long_min, t.long_max) * (0.5 + 50.0 / 120.0);
+    let day = nurse + 0.55 * b.day_allowance;
+    let week = (nurse * b.week_days + 0.55 * b.week_allowance) / 7.0;
+    (0.9 * shift.min(day).min(week)) as usize
 }
 
 pub struct Attack {
@@ -72,6 +92,7 @@ impl Attack {
         let duration = match style {
             Style::SlowCrawl => 12 * HOUR,
             Style::ClinicianPaceCrawl => 24 * HOUR,
+            Style::DocsAware => 7 * 24 * HOUR,
             _ => 4 * HOUR,
         };
         Self {
@@ -157,6 +178,10 @@ impl Attack {
         }
         self.timeline.push((now, self.exposed.len()));
         self.next = now + wait;
+        // Back the next morning: the session idled out overnight, sign in again.
+        if self.style == Style::DocsAware && wait > HOUR {
+            self.started = false;
+        }
     }
 
     fn pause(&self, rng: &mut StdRng) -> i64 {
@@ -168,7 +193,46 @@ impl Attack {
             Style::HugePage | Style::PagingCrawl => 3 * SECOND,
             Style::ParallelSessions => 2 * SECOND,
             Style::AccountsOneSource => 3 * SECOND,
+            Style::DocsAware => self.docs_aware_pause(rng),
         }
+    }
+
+    /// Within 08:00-17:00 and today's quota, a person's pace; otherwise the next morning.
+    fn docs_aware_pause(&self, rng: &mut StdRng) -> i64 {
+        let now = self.next;
+        let day = now.div_euclid(24 * HOUR);
+        let hour = now.rem_euclid(24 * HOUR) / HOUR;
+        let today = self
+            .timeline
+            .iter()
+            .filter(|(t, _)| t.div_euclid(24 * HOUR) == day)
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(0)
+            .saturating_sub(
+                self.timeline
+                    .iter()
+                    .rfind(|(t, _)| t.div_euclid(24 * HOUR) < day)
+                    .map_or(0, |(_, n)| *n),
+            );
+        if hour >= 17 || today >= docs_aware_quota() {
+            (day + 1) * 24 * HOUR + 8 * HOUR + rng.random_range(0..1800) * SECOND - now
+        } else {
+            rng.random_range(90..240) * SECOND
+        }
+    }
+
+    /// The most patients exposed in any span of `span` (from the timeline).
+    pub fn most_within(&self, span: i64) -> usize {
+        let mut best = 0;
+        for (i, (t, n)) in self.timeline.iter().enumerate() {
+            let before = self.timeline[..i]
+                .iter()
+                .rfind(|(u, _)| *u <= t - span)
+                .map_or(0, |(_, m)| *m);
+            best = best.max(n - before);
+        }
+        best
     }
 
     fn choose(&mut self, rng: &mut StdRng) -> String {
@@ -180,10 +244,12 @@ impl Attack {
                 self.cursor += 1;
                 record(self.cursor)
             }
+            Style::DocsAware if self.requests % 3 == 0 => "/style.css".into(),
             Style::SlowCrawl
             | Style::ClinicianPaceCrawl
             | Style::ParallelSessions
-            | Style::AccountsOneSource => record(rng.random_range(1..=self.patients)),
+            | Style::AccountsOneSource
+            | Style::DocsAware => record(rng.random_range(1..=self.patients)),
             Style::CsvExport => EXPORT.into(),
             Style::OffHoursExport if self.requests < 8 => {
                 record(rng.random_range(1..=self.patients))
@@ -253,5 +319,7 @@ pub fn schedule() -> Vec<(&'static str, Style, i64)> {
             Style::OffHoursExport,
             2 * HOUR,
         ),
+        // From the first morning of the run (it needs days, not hours).
+        ("docs-aware, a week", Style::DocsAware, -1_000 * 24 * HOUR),
     ]
 }

@@ -58,6 +58,9 @@ pub struct Clinician {
     /// Pages the gateway refused them (held, throttled, step-up): the cost of a false alert.
     pub refused: u64,
     pub held: bool,
+    /// The shift's handover still to go through: the ward's patients, one after another,
+    /// about 30 in 10 minutes (nurses and physicians, at the start of each shift).
+    handover: Vec<u32>,
 }
 
 impl Clinician {
@@ -91,6 +94,7 @@ impl Clinician {
             alerts: 0,
             refused: 0,
             held: false,
+            handover: Vec::new(),
         }
     }
 
@@ -105,7 +109,22 @@ impl Clinician {
                 self.refused += 1;
             }
             self.fetch("/style.css");
+            if self.kind != Kind::Clerk {
+                use rand::seq::SliceRandom;
+                self.handover = self.ward.clone();
+                self.handover.shuffle(rng);
+                self.fetch("/index.php?m=dPpatients&tab=vw_idx_patients");
+            }
             self.next = now + self.kind.pause(rng);
+            return;
+        }
+        if let Some(id) = self.handover.pop() {
+            self.fetch(&Self::record(id));
+            self.current = Some(id);
+            if self.handover.len() % 5 == 0 {
+                self.fetch("/style.css");
+            }
+            self.next = now + rng.random_range(12..28) * SECOND;
             return;
         }
         let path = self.choose(rng);

@@ -200,7 +200,10 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         let role = match style {
             Style::CsvExport | Style::OffHoursExport => Role::Admin,
             Style::PagingCrawl => Role::Clerk,
-            Style::SlowCrawl | Style::ClinicianPaceCrawl | Style::AccountsOneSource => Role::Nurse,
+            Style::SlowCrawl
+            | Style::ClinicianPaceCrawl
+            | Style::AccountsOneSource
+            | Style::DocsAware => Role::Nurse,
             _ => Role::Physician,
         };
         let sessions = match style {
@@ -224,7 +227,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
             };
             creds.push((user.clone(), format!("{user}-sim"), ip));
         }
-        let at = at.max(day0 - attack_day);
+        let at = at.max(day0 + 8 * HOUR - attack_day);
         attacks.push(Attack::new(
             name,
             style,

@@ -17,6 +17,9 @@ pub struct Scenario {
     pub patients_before_suspension: Option<usize>,
     pub patients_total: usize,
     pub step_ups_refused: u64,
+    /// What this scenario must not get past, and whether it did not.
+    pub target: String,
+    pub target_met: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,15 +52,20 @@ impl Report {
             seed: opts.seed,
             scenarios: attacks
                 .iter()
-                .map(|a| Scenario {
-                    name: a.name.to_string(),
-                    requests: a.requests,
-                    first_alert_after_s: a.first_alert.map(|(t, _)| t / SECOND),
-                    patients_before_first_alert: a.first_alert.map(|(_, n)| n),
-                    suspended_after_s: a.suspended.map(|(t, _)| t / SECOND),
-                    patients_before_suspension: a.suspended.map(|(_, n)| n),
-                    patients_total: a.exposed.len(),
-                    step_ups_refused: a.step_ups_refused,
+                .map(|a| {
+                    let (target, met) = target(a);
+                    Scenario {
+                        target,
+                        target_met: met,
+                        name: a.name.to_string(),
+                        requests: a.requests,
+                        first_alert_after_s: a.first_alert.map(|(t, _)| t / SECOND),
+                        patients_before_first_alert: a.first_alert.map(|(_, n)| n),
+                        suspended_after_s: a.suspended.map(|(t, _)| t / SECOND),
+                        patients_before_suspension: a.suspended.map(|(_, n)| n),
+                        patients_total: a.exposed.len(),
+                        step_ups_refused: a.step_ups_refused,
+                    }
                 })
                 .collect(),
             clinicians: staff.len(),
@@ -75,12 +83,9 @@ impl Report {
         }
     }
 
-    /// Every scenario suspended before `limit` patients, and false alerts within `per_1000h`.
-    pub fn meets(&self, limit: usize, per_1000h: f64) -> bool {
-        self.scenarios
-            .iter()
-            .all(|s| s.patients_before_suspension.is_some_and(|n| n < limit))
-            && self.false_alerts_per_1000_hours <= per_1000h
+    /// Every scenario met its target, and false alerts are within `per_1000h`.
+    pub fn meets(&self, per_1000h: f64) -> bool {
+        self.scenarios.iter().all(|s| s.target_met) && self.false_alerts_per_1000_hours <= per_1000h
     }
 
     pub fn table(&self) -> String {
@@ -94,17 +99,19 @@ impl Report {
             })
         };
         let n = |v: Option<usize>| v.map_or("-".to_string(), |v| v.to_string());
-        let mut out = String::from("| scenario | requests | first alert after | patients by then | suspended after | patients by then | patients in all |\n|---|---:|---:|---:|---:|---:|---:|\n");
+        let mut out = String::from("| scenario | requests | first alert after | patients by then | suspended after | patients by then | patients in all | target | met |\n|---|---:|---:|---:|---:|---:|---:|---|---|\n");
         for s in &self.scenarios {
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 s.name,
                 s.requests,
                 dur(s.first_alert_after_s),
                 n(s.patients_before_first_alert),
                 dur(s.suspended_after_s),
                 n(s.patients_before_suspension),
-                s.patients_total
+                s.patients_total,
+                s.target,
+                if s.target_met { "yes" } else { "NO" }
             ));
         }
         out.push_str(&format!(
@@ -114,4 +121,29 @@ impl Report {
         ));
         out
     }
+}
+
+/// A scenario's target: suspended before 200 patients; for the docs-aware attacker, who
+/// stays under every per-window alert by design, never more than 200 patients beyond a
+/// nurse's normal day in any 24 hours nor 500 beyond a normal week in any 7 days.
+fn target(a: &Attack) -> (String, bool) {
+    if a.style != super::attacks::Style::DocsAware {
+        let met = a.suspended.is_some_and(|(_, n)| n < 200);
+        return ("suspended before 200 patients".into(), met);
+    }
+    let b = crate::detect::settings::Budgets::default();
+    let day = b.roles["nurse"].records;
+    let week = day * b.week_days;
+    let (in_day, in_week) = (
+        a.most_within(24 * 3600 * SECOND),
+        a.most_within(7 * 24 * 3600 * SECOND),
+    );
+    (
+        format!(
+            "≤ {:.0} in 24 h ({in_day}), ≤ {:.0} in 7 days ({in_week})",
+            day + 200.0,
+            week + 500.0
+        ),
+        (in_day as f64) < day + 200.0 && (in_week as f64) < week + 500.0,
+    )
 }

@@ -393,7 +393,7 @@ fn replicas_sharing_redis_count_one_identity_once_and_agree_on_holds() {
 }
 
 #[test]
-fn the_simulator_reports_every_attack_suspended_before_200_patients() {
+fn the_simulator_reports_every_attack_within_its_target() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
     // Two days: one of warm-up, one with the attacks (the CLI's default is three, 40 clinicians).
@@ -410,8 +410,14 @@ fn the_simulator_reports_every_attack_suspended_before_200_patients() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let scenarios = report["scenarios"].as_array().unwrap();
-    assert_eq!(scenarios.len(), 9);
+    assert_eq!(scenarios.len(), 10);
     for s in scenarios {
+        assert_eq!(s["target_met"], true, "{s}");
+        if s["name"] == "docs-aware, a week" {
+            // Under every published alert point by design: bounded by the budgets instead.
+            assert!(s["patients_total"].as_u64().unwrap() > 0, "{s}");
+            continue;
+        }
         let before = s["patients_before_suspension"].as_u64();
         assert!(before.is_some_and(|n| n < 200), "{s}");
         assert!(s["first_alert_after_s"].as_i64().is_some(), "{s}");
