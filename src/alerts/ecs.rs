@@ -29,8 +29,22 @@ impl Alert {
                 })
             })
             .collect();
+        // One readable line for SIEM list views: who, what, how risky, what was done; no
+        // patient data (pseudonyms stay in `vigie.patients`).
+        let message = format!(
+            "{} — user {} on {} (risk {}, {}; {} {} answered {})",
+            self.rule_name,
+            self.user,
+            self.portal,
+            self.risk_score,
+            self.action,
+            self.method,
+            self.path_only(),
+            self.status
+        );
         let mut doc = json!({
             "@timestamp": rfc3339_ms(self.at_us),
+            "message": message,
             "ecs": { "version": ECS_VERSION },
             "event": {
                 "kind": "alert",

@@ -120,7 +120,13 @@ pub struct Detector {
     shared: Option<Arc<shared::Shared>>,
     /// Releases already applied here: track key -> when.
     released: Mutex<HashMap<String, i64>>,
+    /// Alerts raised before the answer was known, by request id: they leave with the
+    /// request's real status once it ends ([`Detector::settle`]).
+    pending: Mutex<HashMap<u64, Vec<crate::alerts::Alert>>>,
 }
+
+/// Requests whose alerts wait for their status at most; past it, alerts leave at once.
+const MAX_PENDING: usize = 10_000;
 
 impl Detector {
     pub fn new(
@@ -153,6 +159,7 @@ impl Detector {
             alerts,
             shared: None,
             released: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
         }
     }
 
@@ -203,6 +210,33 @@ impl Detector {
                     self.forget(hashed);
                 }
             }
+        }
+    }
+
+    /// An alert about the request `seen`: at once when its status is known, otherwise kept
+    /// until the request ends.
+    fn emit(&self, alert: crate::alerts::Alert, seen: &Seen) {
+        if seen.status == 0 && seen.request_id != 0 {
+            let mut pending = self.pending.lock().expect("pending alerts");
+            if pending.len() < MAX_PENDING || pending.contains_key(&seen.request_id) {
+                pending.entry(seen.request_id).or_default().push(alert);
+                return;
+            }
+        }
+        self.alerts.raise(alert);
+    }
+
+    /// The request ended with `status` (the portal's, or the gateway's refusal): its alerts
+    /// leave with it.
+    pub fn settle(&self, request_id: u64, status: u16) {
+        let alerts = self
+            .pending
+            .lock()
+            .expect("pending alerts")
+            .remove(&request_id);
+        for mut alert in alerts.into_iter().flatten() {
+            alert.status = status;
+            self.alerts.raise(alert);
         }
     }
 
@@ -617,7 +651,7 @@ impl Detector {
                 }
                 self.holds.put(s.portal, s.user, hold);
             }
-            self.alerts.raise(alert);
+            self.emit(alert, seen);
         }
         // The source's evidence is told to the SOC (once an hour per identity), marked as the
         // address's, not the user's.
@@ -634,7 +668,7 @@ impl Detector {
             }
             alert.rule_name = format!("{} (source address)", alert.rule_name);
             alert.dedup_key = format!("{}:source", alert.dedup_key);
-            self.alerts.raise(alert);
+            self.emit(alert, seen);
         }
         match self.holds.get(s.portal, s.user, now_us) {
             Some(h) => Action::Held(h),

@@ -557,6 +557,10 @@ impl ProxyHttp for Gateway {
                 detector.finish(&subject, self.sessions.now_us(), answer, &seen);
             }
         }
+        if let Some(detector) = &self.detector {
+            let id = u64::from_str_radix(&ctx.request_id, 16).unwrap_or(0);
+            detector.settle(id, status);
+        }
         log::record(&log::Outcome {
             request_id: &ctx.request_id,
             portal,

@@ -125,6 +125,15 @@ fn an_enumeration_is_alerted_to_the_jsonl_sink_and_held_until_the_soc_releases_i
     );
     assert!(["VIGIE-EXF-004", "VIGIE-EXF-008"].contains(&first["rule"]["id"].as_str().unwrap()));
     assert_eq!(first["user"]["name"], "dr.martin");
+    // The status the request really got (the portal's record page, or the gateway's
+    // refusal), and one readable line without patient data.
+    for a in &alerts {
+        let status = a["http"]["response"]["status_code"].as_u64().unwrap();
+        assert!([200, 303, 403].contains(&status), "{a}");
+        let message = a["message"].as_str().unwrap();
+        assert!(message.contains("dr.martin") && message.contains(&status.to_string()));
+        assert!(!message.contains("patient_id="), "{message}");
+    }
     assert_eq!(
         first["threat"]["technique"]["id"],
         serde_json::json!(["T1078", "T1213"])
