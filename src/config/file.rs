@@ -538,6 +538,18 @@ pub struct PortalSection {
     pub identity_header_user: String,
     #[serde(default = "groups_header")]
     pub identity_header_groups: String,
+    /// `[portal.detection]`: this portal's own detection settings.
+    #[serde(default)]
+    pub detection: PortalDetectionSection,
+}
+
+/// Per-portal detection: off for a portal without patient data, or other signal weights
+/// (a portal whose API clients are scripts by design).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalDetectionSection {
+    pub enabled: Option<bool>,
+    pub weights: std::collections::BTreeMap<String, f64>,
 }
 
 fn portal_login() -> String {

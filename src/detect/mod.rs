@@ -310,6 +310,9 @@ impl Detector {
     /// Refusals for a pending step-up count: an identity that keeps going without proving a
     /// factor (a stolen session cannot) is suspended.
     pub fn gate(&self, s: &Subject, now_us: i64, seen: &Seen) -> Action {
+        if !self.cfg.watches(s.portal) {
+            return Action::Allow;
+        }
         if let Some(hold) = self.holds.get(s.portal, s.user, now_us) {
             return Action::Held(hold);
         }
@@ -337,6 +340,9 @@ impl Detector {
         normal_page: u32,
         seen: &Seen,
     ) -> Action {
+        if !self.cfg.watches(s.portal) {
+            return Action::Allow;
+        }
         let scripted = self.scripted(s.user_agent);
         let off_hours = self.off_hours(e.at_us);
         let honeytoken = e
@@ -398,6 +404,9 @@ impl Detector {
     /// After the portal answered: a refusal, an export, the records and patients it carried,
     /// and bytes count. Bytes alone are only added up (the next request is scored with them).
     pub fn finish(&self, s: &Subject, at_us: i64, answer: Answer, seen: &Seen) {
+        if !self.cfg.watches(s.portal) {
+            return;
+        }
         let e = Event {
             at_us,
             denied: answer.denied,
@@ -468,7 +477,7 @@ impl Detector {
     /// Rows an export may still stream before this identity reaches the suspension band;
     /// `None`: no limit (break-glass).
     pub fn export_allowance(&self, s: &Subject, now_us: i64) -> Option<u64> {
-        if s.break_glass {
+        if s.break_glass || !self.cfg.watches(s.portal) {
             return None;
         }
         let band = self.cfg.bands.suspend as f64;
@@ -488,7 +497,7 @@ impl Detector {
     /// Listing rows an answer may still show before this identity reaches the suspension
     /// band of the listing thresholds; `None`: no limit (break-glass).
     pub fn listing_allowance(&self, s: &Subject, now_us: i64) -> Option<u64> {
-        if s.break_glass {
+        if s.break_glass || !self.cfg.watches(s.portal) {
             return None;
         }
         let band = self.cfg.bands.suspend as f64;
@@ -629,8 +638,8 @@ impl Detector {
         now_us: i64,
     ) -> Action {
         let (us, ss) = (
-            signals::combine(&user_signals, &self.cfg),
-            signals::combine(&source_signals, &self.cfg),
+            signals::combine(&user_signals, &self.cfg, s.portal),
+            signals::combine(&source_signals, &self.cfg, s.portal),
         );
         // Only the identity's own evidence acts on it: a workstation, NAT or terminal server
         // shared with someone else's burst must not hold, slow or step up the next user.

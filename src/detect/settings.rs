@@ -130,6 +130,34 @@ pub struct DetectionConfig {
     pub honeytokens: Vec<String>,
     /// Shared workstations, NAT, terminal servers: no source-address track there.
     pub shared_networks: Vec<ipnet::IpNet>,
+    /// Per-portal settings (`[portal.detection]`), by portal name.
+    pub portals: BTreeMap<String, PortalDetection>,
+}
+
+/// One portal's own detection settings.
+#[derive(Debug, Clone, Default)]
+pub struct PortalDetection {
+    /// `false`: the portal's requests are not watched at all.
+    pub enabled: bool,
+    /// Signal weights replacing the global ones for this portal.
+    pub weights: BTreeMap<String, f64>,
+}
+
+impl DetectionConfig {
+    /// Whether requests to `portal` are watched.
+    pub fn watches(&self, portal: &str) -> bool {
+        self.enabled && self.portals.get(portal).is_none_or(|p| p.enabled)
+    }
+
+    /// A signal's weight on `portal`: the portal's own, else the global one, else 1.
+    pub fn weight(&self, portal: &str, signal: &str) -> f64 {
+        self.portals
+            .get(portal)
+            .and_then(|p| p.weights.get(signal))
+            .or_else(|| self.weights.get(signal))
+            .copied()
+            .unwrap_or(1.0)
+    }
 }
 
 impl Default for DetectionConfig {
@@ -200,6 +228,7 @@ impl Default for DetectionConfig {
             .collect(),
             honeytokens: Vec::new(),
             shared_networks: Vec::new(),
+            portals: BTreeMap::new(),
         }
     }
 }

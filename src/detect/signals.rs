@@ -362,11 +362,11 @@ pub fn evaluate(track: &Track, cx: &Context, cfg: &DetectionConfig) -> Vec<Signa
 }
 
 /// Noisy-OR of the weighted signal scores: independent evidence adds up, none exceeds 100.
-pub fn combine(signals: &[Signal], cfg: &DetectionConfig) -> u8 {
+pub fn combine(signals: &[Signal], cfg: &DetectionConfig, portal: &str) -> u8 {
     let miss: f64 = signals
         .iter()
         .map(|s| {
-            let w = cfg.weights.get(s.id).copied().unwrap_or(1.0);
+            let w = cfg.weight(portal, s.id);
             1.0 - (s.score * w / 100.0).clamp(0.0, 1.0)
         })
         .product();

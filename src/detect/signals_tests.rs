@@ -181,11 +181,12 @@ fn exports_refusals_and_volume_count_from_the_answers() {
 #[test]
 fn timing_speed_agents_networks_and_assets() {
     let c = cfg();
-    // Twenty pages exactly 1.5 s apart: regular, and fast.
+    // Sixty record pages (the current patient's) exactly 1.5 s apart: regular, and fast.
     let mut t = Track::default();
     for i in 0..60 {
         t.update(&Event {
             at_us: T0 + i * 1_500_000,
+            current: true,
             network: 7,
             ..Event::default()
         });
@@ -237,7 +238,7 @@ fn a_honeytoken_alone_is_a_hundred_and_signals_combine_without_exceeding_it() {
         },
         &c,
     );
-    assert_eq!(combine(&s, &c), 100);
+    assert_eq!(combine(&s, &c, "ehr"), 100);
     let two = |a: f64, b: f64| {
         let sig = |id, score| Signal {
             id,
@@ -248,7 +249,7 @@ fn a_honeytoken_alone_is_a_hundred_and_signals_combine_without_exceeding_it() {
             baseline: None,
             threshold: 0.0,
         };
-        combine(&[sig("scripted_agent", a), sig("fast", b)], &c)
+        combine(&[sig("scripted_agent", a), sig("fast", b)], &c, "ehr")
     };
     assert_eq!(two(35.0, 0.0), 35);
     assert_eq!(two(35.0, 35.0), 58, "1 - 0.65 × 0.65");
@@ -265,5 +266,5 @@ fn a_honeytoken_alone_is_a_hundred_and_signals_combine_without_exceeding_it() {
         baseline: None,
         threshold: 0.0,
     };
-    assert_eq!(combine(&[sig], &halved), 20);
+    assert_eq!(combine(&[sig], &halved, "ehr"), 20);
 }

@@ -393,3 +393,60 @@ fn a_ward_handover_and_a_day_of_ward_work_raise_nothing() {
     }
     assert!(b.alerts().is_empty(), "{:?}", b.alerts());
 }
+
+#[test]
+fn each_portal_has_its_own_detection_settings() {
+    use crate::detect::settings::PortalDetection;
+    let mut cfg = DetectionConfig::default();
+    cfg.portals.insert(
+        "lab".into(),
+        PortalDetection {
+            enabled: false,
+            weights: Default::default(),
+        },
+    );
+    cfg.portals.insert(
+        "api".into(),
+        PortalDetection {
+            enabled: true,
+            weights: [("enumeration".to_string(), 0.0), ("fast".to_string(), 0.0)]
+                .into_iter()
+                .collect(),
+        },
+    );
+    let b = detector(cfg);
+    let g = groups("physician");
+    // The same fast enumeration on three portals: held on the default one only.
+    for (portal, held) in [("ehr", true), ("lab", false), ("api", false)] {
+        let s = Subject {
+            portal,
+            ..subject("dr.p", &g, 3, BROWSER)
+        };
+        let mut acted = false;
+        for id in 1..=30u32 {
+            acted |= view(&b.d, &s, T0 + id as i64 * SEC, id) != Action::Allow;
+        }
+        assert_eq!(acted, held, "{portal}");
+    }
+}
+
+#[test]
+fn timing_counts_only_requests_that_read_patients() {
+    // Forty menu pages in forty seconds: no patient, no listing, so nothing to time.
+    let b = detector(DetectionConfig::default());
+    let g = groups("nurse");
+    let s = subject("n.menu", &g, 4, BROWSER);
+    for i in 0..40 {
+        let e = Event {
+            at_us: T0 + i * SEC,
+            network: 1,
+            ..Event::default()
+        };
+        assert_eq!(
+            b.d.observe(&s, &e, 0, 100, &SEEN),
+            Action::Allow,
+            "page {i}"
+        );
+    }
+    assert!(b.alerts().is_empty());
+}

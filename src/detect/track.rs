@@ -242,9 +242,12 @@ impl Track {
             };
             self.next_offset = Some(p.offset + p.size as u64);
         }
+        // Timing counts the requests that read patients (a record, the current patient, a
+        // listing page): menus, searches' forms and the portal's chrome say nothing.
+        let reads_patients = patient.is_some() || e.current || e.page.is_some();
         if e.asset {
             self.assets += 1;
-        } else {
+        } else if reads_patients {
             self.pages += 1;
             if self.last_page_us > 0 {
                 let gap = ((e.at_us - self.last_page_us) / 1000).clamp(0, u32::MAX as i64) as u32;

@@ -127,23 +127,7 @@ impl Validator<'_> {
                 "keep short_min <= short_max and long_min <= long_max",
             );
         }
-        for (name, w) in &f.weights {
-            if !SIGNALS.contains(&name.as_str()) {
-                self.err(
-                    &format!("detection.weights.{name}"),
-                    format!("unknown signal `{name}`"),
-                    format!("signals: {}", SIGNALS.join(", ")),
-                );
-            } else if !(0.0..=1.0).contains(w) {
-                self.err(
-                    &format!("detection.weights.{name}"),
-                    format!("{w} is out of range"),
-                    "use 0 (ignore the signal) to 1 (full weight)",
-                );
-            } else {
-                d.weights.insert(name.clone(), *w);
-            }
-        }
+        d.weights = self.weights("detection.weights", &f.weights);
         let b = &mut d.bands;
         for (name, v) in &f.actions {
             let slot = match name.as_str() {
@@ -213,6 +197,54 @@ impl Validator<'_> {
             b.roles.insert(role.clone(), v);
         }
         b
+    }
+
+    fn weights(
+        &mut self,
+        key: &str,
+        given: &std::collections::BTreeMap<String, f64>,
+    ) -> std::collections::BTreeMap<String, f64> {
+        let mut out = std::collections::BTreeMap::new();
+        for (name, w) in given {
+            if !SIGNALS.contains(&name.as_str()) {
+                self.err(
+                    &format!("{key}.{name}"),
+                    format!("unknown signal `{name}`"),
+                    format!("signals: {}", SIGNALS.join(", ")),
+                );
+            } else if !(0.0..=1.0).contains(w) {
+                self.err(
+                    &format!("{key}.{name}"),
+                    format!("{w} is out of range"),
+                    "use 0 (ignore the signal) to 1 (full weight)",
+                );
+            } else {
+                out.insert(name.clone(), *w);
+            }
+        }
+        out
+    }
+
+    /// `[portal.detection]` of each portal, by name.
+    pub(super) fn portal_detection(
+        &mut self,
+        portals: &[crate::config::file::PortalSection],
+    ) -> std::collections::BTreeMap<String, crate::detect::settings::PortalDetection> {
+        portals
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let weights = self.weights(
+                    &format!("portal[{i}].detection.weights"),
+                    &p.detection.weights,
+                );
+                let settings = crate::detect::settings::PortalDetection {
+                    enabled: p.detection.enabled.unwrap_or(true),
+                    weights,
+                };
+                (p.name.clone(), settings)
+            })
+            .collect()
     }
 
     fn positive(&mut self, key: &str, v: f64, max: f64) -> f64 {

@@ -171,7 +171,8 @@ impl Validator<'_> {
         let budgets = self.budgets(&f.budgets);
         let policy = self.policy(&f, &portals, &budgets, second_factor.fresh_window);
         let static_groups = self.static_groups(&f.groups);
-        let detection = self.detection(&f.detection);
+        let mut detection = self.detection(&f.detection);
+        detection.portals = self.portal_detection(&f.portal);
         let alerts = self.alerts(&f.alerts, &storage);
         Config {
             detection,
