@@ -106,6 +106,16 @@ fn without_a_fresh_proof_the_step_up_keeps_refusing_and_then_holds() {
     // Other methods are refused outright.
     let post = c.post_form("/index.php?m=dPpatients", &[("x", "1")]);
     assert_eq!(post.status, 401);
+    // The proof seconds old cannot be turned into new recovery codes (one would then meet
+    // the step-up): the settings want a proof newer than the step-up first.
+    let codes = c.post_form("/.vigie/account/codes", &[]);
+    assert_eq!(codes.status, 303);
+    assert!(
+        location(&codes).starts_with("/.vigie/factor?"),
+        "{}",
+        location(&codes)
+    );
+    assert!(location(&codes).ends_with("&fresh=1"));
     // Someone who cannot prove a factor keeps going: refused each time, then held.
     let mut refused = 0;
     let held = loop {
