@@ -4,6 +4,9 @@
 //! The bands are lowered so that a scripted user agent alone (score 35) reaches the step-up
 //! band and nothing more (the test's own speed is not scored).
 
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+
 use crate::common::*;
 use crate::detection::BROWSER;
 use crate::mfa::*;
@@ -157,4 +160,43 @@ fn a_user_without_any_factor_is_told_and_cannot_enroll_one_to_meet_the_step_up()
     });
     assert!(held.is_some_and(|r| r.header("x-vigie-held").is_some()));
     assert!(gw.proc.stderr().contains("step_up_unprovable"));
+}
+
+#[test]
+fn break_glass_does_not_lift_a_pending_step_up_without_a_newer_proof() {
+    let portal = start_portal();
+    let gw = gateway(&portal, true);
+    let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
+    c.headers = format!("User-Agent: {BROWSER}\r\n");
+    enroll_totp(&mut c, None);
+    let mut key = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    assert_eq!(register_passkey(&mut c, &gw, &mut key).status, 200);
+    // A passkey seconds ago: break-glass's own requirement is met...
+    let here = "/.vigie/break-glass?return=%2Findex.php";
+    let mut sign_in = |c: &mut Client| {
+        let mut answer = passkey_sign_in(c, &gw, &mut key);
+        answer["return"] = here.into();
+        let signed = c.post_json("/.vigie/passkey/auth/finish", &answer);
+        assert_eq!(signed.status, 200, "{}", signed.text());
+    };
+    sign_in(&mut c);
+    // ...but break-glass lifts step-ups, so once the detector asks for one it wants newer.
+    c.headers = SCRIPTED.into();
+    stepped_up(&mut c, PATIENT);
+    let ask = c.get(here);
+    assert_eq!(ask.status, 303, "{}", ask.text());
+    assert!(location(&ask).ends_with("&fresh=1"), "{}", location(&ask));
+    let reason = "Arrêt cardiaque en salle 12, dossier requis";
+    let on = c.post_form(
+        "/.vigie/break-glass",
+        &[("reason", reason), ("return", PATIENT)],
+    );
+    assert!(
+        location(&on).starts_with("/.vigie/factor?"),
+        "{}",
+        on.text()
+    );
+    assert_eq!(c.get(PATIENT).status, 303, "still stepped up");
+    sign_in(&mut c);
+    assert_eq!(c.get(here).status, 200, "a newer proof opens the form");
 }
