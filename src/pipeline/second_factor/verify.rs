@@ -61,7 +61,9 @@ async fn prompt(
 /// step-up alert already told the SOC; the page says so instead of sending the user back to
 /// be refused again, and the step-up stays pending (held at the refusal limit, as before).
 pub(super) async fn unprovable(v: &mut Visit<'_>) -> Result<u16, Rejection> {
-    tracing::warn!(target: "vigie::audit", event = "step_up_unprovable", user = %v.user, portal = %v.portal.config.name, client = %v.request.client.ip, session = %v.fp(), reason = "no factor enrolled");
+    // `pending`: this replica's detector waits (else only the redirect's flag asked).
+    let pending = v.step_up_pending();
+    tracing::warn!(target: "vigie::audit", event = "step_up_unprovable", user = %v.user, portal = %v.portal.config.name, client = %v.request.client.ip, session = %v.fp(), pending, reason = "no factor enrolled");
     let ctx = context! {
         title => pages::message(v.lang, "step_up_unprovable_title"),
         text => pages::message(v.lang, "step_up_unprovable"),
