@@ -330,6 +330,15 @@ impl Detector {
         })
     }
 
+    /// When a step-up this replica's detector demands of `user` began (unix µs), if one is
+    /// pending: the factor page asks for a fresh proof then, even where the policy's level is
+    /// met. Read only: asking is not a refused step-up, and no track is created.
+    pub fn step_up_since(&self, portal: &str, user: &str) -> Option<i64> {
+        let key = self.key_of(&[portal.as_bytes(), b"\0", user.as_bytes()]);
+        let map = self.shard(key).lock().expect("detector shard");
+        map.get(&key).and_then(|t| t.step_up_since_us)
+    }
+
     /// The request is about to be forwarded: fold it in, score, act. The returned action
     /// applies to this very request (a honeytoken or a huge page is stopped before it leaves).
     pub fn observe(

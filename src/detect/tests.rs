@@ -450,3 +450,37 @@ fn timing_counts_only_requests_that_read_patients() {
     }
     assert!(b.alerts().is_empty());
 }
+
+#[test]
+fn the_factor_page_reads_a_pending_step_up_without_counting_a_refusal() {
+    let mut cfg = DetectionConfig::default();
+    cfg.bands.step_up = 30;
+    cfg.bands.alert = 30;
+    let b = detector(cfg);
+    let g = groups("nurse");
+    let s = subject("n.r", &g, 9, "curl/8.5");
+    assert_eq!(
+        b.d.step_up_since("ehr", "n.r"),
+        None,
+        "no track, no step-up"
+    );
+    assert_eq!(view(&b.d, &s, T0, 1), Action::StepUp);
+    let since = b.d.step_up_since(s.portal, s.user);
+    assert_eq!(since, Some(T0));
+    // The page may ask as often as it is shown: the gate still only steps up, never holds.
+    for _ in 0..3 * b.d.cfg.step_up_refusals {
+        assert_eq!(b.d.step_up_since(s.portal, s.user), since);
+    }
+    assert_eq!(b.d.gate(&s, T0 + SEC, &SEEN), Action::StepUp);
+    // A proof within the very second the step-up began still meets it (microseconds).
+    let proved = Subject {
+        factor_at_us: T0 + 1,
+        ..s
+    };
+    assert_eq!(b.d.gate(&proved, T0 + 2, &SEEN), Action::Allow);
+    assert_eq!(b.d.step_up_since("ehr", "someone.else"), None);
+    assert!(
+        b.d.footprint("ehr", "someone.else").is_none(),
+        "asking creates no track"
+    );
+}

@@ -49,6 +49,12 @@ pub struct SessionRecord {
     /// When a passkey was last proven in this session (step-up to phishing-resistant).
     #[serde(default)]
     pub phishing_resistant_at: Option<u64>,
+    /// When a factor the user already had was last proven here (unix µs): what a detector
+    /// step-up asks for. Finer than the seconds above, so a proof given within the second
+    /// the step-up began still counts; an enrollment never sets it (a stolen session could
+    /// bind its own factor).
+    #[serde(default)]
+    pub proof_at_us: Option<i64>,
     /// How the last second factor was proven (`totp`, `passkey`, `recovery`, `enroll`):
     /// a recovery code gets the user in, but does not let them change their factors.
     #[serde(default)]
@@ -122,6 +128,7 @@ impl SessionRecord {
             level,
             second_factor_at: None,
             phishing_resistant_at: None,
+            proof_at_us: None,
             factor_method: None,
             enroll_proof_at: None,
             reset_pending: false,

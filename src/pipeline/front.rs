@@ -281,6 +281,7 @@ impl Gateway {
             config: &self.config,
             sessions: &self.sessions,
             factors,
+            detector: self.detector.as_deref(),
             portal,
             request,
             user: record.user.clone().unwrap_or_default(),

@@ -65,10 +65,6 @@ impl Who {
         ip: IpAddr,
         now: u64,
     ) -> Subject<'a> {
-        let factor = record
-            .second_factor_at
-            .max(record.phishing_resistant_at)
-            .unwrap_or(0);
         Subject {
             portal,
             user: record.user.as_deref().unwrap_or(""),
@@ -78,7 +74,9 @@ impl Who {
             ip,
             user_agent: &self.user_agent,
             break_glass: record.break_glass_active(now),
-            factor_at_us: factor as i64 * 1_000_000,
+            // Only a proof of a factor the user already had meets a detector step-up (not
+            // an enrollment); sessions from before this field need one proof.
+            factor_at_us: record.proof_at_us.unwrap_or(0),
         }
     }
 }
@@ -352,7 +350,7 @@ impl Gateway {
                 Some(Ok(super::Front::Slowed(retry_after)))
             }
             crate::detect::Action::StepUp if bodiless => Some(Ok(super::Front::Redirect(
-                super::second_factor::factor_redirect(&request.target.to_uri()),
+                super::second_factor::fresh_factor_redirect(&request.target.to_uri()),
             ))),
             crate::detect::Action::StepUp => {
                 Some(Err(Rejection::new(401, "second_factor_required")))
@@ -396,5 +394,26 @@ impl Gateway {
                 refuse(401, "the detector asks for a fresh second factor")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::session::{record, AuthLevel};
+
+    #[test]
+    fn only_a_proof_of_a_factor_meets_a_detector_step_up_to_the_microsecond() {
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let mut r = record(Some("n.q"), AuthLevel::SecondFactor, 1_000);
+        // Enrolled (or restored from before `proof_at_us`): the level, but no proof.
+        r.second_factor_at = Some(1_000);
+        let who = Who::new(&r, "Firefox", &[]);
+        assert_eq!(who.subject("ehr", &r, ip, 1_000).factor_at_us, 0);
+        r.proof_at_us = Some(1_000_400_123);
+        assert_eq!(
+            who.subject("ehr", &r, ip, 1_000).factor_at_us,
+            1_000_400_123
+        );
     }
 }

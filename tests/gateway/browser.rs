@@ -193,3 +193,104 @@ fn a_clinician_enrolls_totp_then_a_passkey_and_signs_in_with_each_in_chromium() 
     s.shot("account-en");
     eprintln!("screenshots in {}", s.shots.display());
 }
+
+/// Records read quickly (ten pages a minute here) reach the step-up band and nothing more;
+/// a pause between clicks is not what this test is about, so timing regularity is not scored.
+const FAST_ROUND: &str = "[detection.thresholds]\npages_per_minute = 10\n[detection.weights]\nfast = 0.5\nmachine_timing = 0.0\n[detection.actions]\nalert = 20\nstep_up = 30\n";
+
+fn patient_url(base: &str, id: u32) -> String {
+    format!("{base}/index.php?m=dPpatients&tab=vw_full_patients&patient_id={id}")
+}
+
+/// The patient id of the record page on screen, if one is.
+fn patient_on_screen(s: &mut Story) -> Option<String> {
+    let id =
+        s.b.eval("document.querySelector('[data-patient-id]')?.dataset.patientId ?? null")
+            .unwrap();
+    id.as_str().map(str::to_string)
+}
+
+#[test]
+fn a_clinician_meets_a_detector_step_up_and_continues_in_chromium() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "enrollment = \"open\"", FAST_ROUND);
+    let base = format!("http://localhost:{}", gw.port);
+    let b = Browser::launch().expect("chromium (scripts/install-deps installs it)");
+    let mut s = Story {
+        b,
+        shots: artifacts(),
+        n: 0,
+    };
+    // A ward workstation's browser: a headless agent would be scored as a script.
+    let ua =
+        s.b.call("Browser.getVersion", serde_json::json!({}))
+            .unwrap()["userAgent"]
+            .as_str()
+            .unwrap()
+            .replace("HeadlessChrome", "Chrome");
+    s.b.call(
+        "Network.setUserAgentOverride",
+        serde_json::json!({ "userAgent": ua, "acceptLanguage": "fr-FR,fr;q=0.9" }),
+    )
+    .unwrap();
+
+    // Signed in and verified: password, then an authenticator app.
+    s.portal_login(&base);
+    assert_eq!(s.path(), "/.vigie/enroll");
+    s.act("document.getElementById('choose-totp').click()");
+    let shown =
+        s.b.eval("document.getElementById('totp-secret').textContent")
+            .unwrap();
+    let b32: String = shown.as_str().unwrap().split_whitespace().collect();
+    let secret = totp_rs::Secret::Encoded(b32).to_bytes().unwrap();
+    s.fill("#code", &code(&secret, 0));
+    s.act("document.querySelector('form button[type=submit]').click()");
+    assert_eq!(s.path(), "/.vigie/codes");
+    s.act("document.getElementById('codes-continue').click()");
+    assert!(s.text().contains("dr.martin"), "the portal, signed in");
+
+    // The round: one record after another until the detector asks for a step-up.
+    let ids = [17, 42, 8, 123, 56, 5, 230, 77, 290, 64, 199, 12];
+    let mut stepped_at = None;
+    for id in ids {
+        s.b.navigate(&patient_url(&base, id)).unwrap();
+        if s.path() == "/.vigie/factor" {
+            stepped_at = Some(id);
+            break;
+        }
+        assert_eq!(patient_on_screen(&mut s), Some(id.to_string()));
+    }
+    let id = stepped_at.expect("the detector asked for a step-up during the round");
+    // The level is met, so only the detector asks; the page says why and wants a code.
+    assert!(s.text().contains("Par sécurité"), "{}", s.text());
+    s.shot("detector-step-up");
+    s.fill("#code", &code(&secret, 1));
+    s.act("document.querySelector('form[action$=totp] button').click()");
+    // Back on the very record they were opening.
+    assert_eq!(
+        patient_on_screen(&mut s),
+        Some(id.to_string()),
+        "{}",
+        s.text()
+    );
+    let search = s.b.eval("location.search").unwrap();
+    assert!(search
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("patient_id={id}")));
+    s.shot("after-step-up");
+    // And the round goes on, at the same pace, without another prompt or a hold.
+    for next in [233, 27, 88] {
+        s.b.navigate(&patient_url(&base, next)).unwrap();
+        assert_eq!(
+            patient_on_screen(&mut s),
+            Some(next.to_string()),
+            "{}",
+            s.text()
+        );
+    }
+    eprintln!(
+        "stepped up at patient {id}; screenshots in {}",
+        s.shots.display()
+    );
+}

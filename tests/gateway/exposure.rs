@@ -120,9 +120,11 @@ fn a_list_walk_is_counted_from_the_pages_and_gzip_pages_count_the_same() {
     );
     let gw = start_gateway_with(&portal_section(&portal), &extra);
     let plain = walk(gw.port, &login(gw.port, "dr.martin", "martin-demo"), false);
-    // A physician's normal day lists 150 patients; the walk is held before 190 more.
+    // A physician's normal day lists 150 patients; the walk is held before 190 more, as the
+    // detector counts: past 32 patients a bucket counts with a HyperLogLog (about 6.5%
+    // standard error), so up to two errors over.
     assert!(
-        (150..=340).contains(&plain),
+        (150..=385).contains(&plain),
         "{plain} patients listed before the hold"
     );
     // The SOC releases the physician (the evidence is forgotten); the same walk, gzip-encoded.

@@ -25,4 +25,5 @@ mod prelogin_found;
 mod replicas;
 mod sessions;
 mod shared_state;
+mod step_up;
 mod upstream;

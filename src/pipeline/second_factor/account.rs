@@ -11,12 +11,18 @@ use crate::pipeline::respond::Rejection;
 
 impl Visit<'_> {
     /// `None` when the session's factor is recent enough; else the redirect to the prompt.
+    /// While a detector step-up waits, only a proof newer than it will do: new recovery
+    /// codes would otherwise meet the step-up without one.
     async fn needs_fresh_factor(&mut self) -> Result<Option<u16>, Rejection> {
         let need = self.requirement_for(crate::policy::ACCOUNT_PATH);
-        if need.met_by(&self.record, self.now()) {
+        let pending = self.step_up_pending();
+        if need.met_by(&self.record, self.now()) && !pending {
             return Ok(None);
         }
-        let to = factor_redirect(crate::policy::ACCOUNT_PATH);
+        let to = match pending {
+            true => super::fresh_factor_redirect(crate::policy::ACCOUNT_PATH),
+            false => factor_redirect(crate::policy::ACCOUNT_PATH),
+        };
         Ok(Some(self.redirect(&to, &[]).await?))
     }
 }

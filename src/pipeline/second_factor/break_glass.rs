@@ -16,12 +16,17 @@ const MAX_REASON: usize = 1000;
 
 impl Visit<'_> {
     /// `None` when the session has the fresh passkey proof; else the redirect to the prompt.
+    /// Break-glass lifts detector step-ups, so while one waits the proof must be newer.
     async fn needs_passkey(&mut self, return_to: &str) -> Result<Option<u16>, Rejection> {
         let here = format!("{BREAK_GLASS_PATH}?return={}", super::encode(return_to));
-        if self.requirement_for(&here).met_by(&self.record, self.now()) {
+        let pending = self.step_up_pending();
+        if self.requirement_for(&here).met_by(&self.record, self.now()) && !pending {
             return Ok(None);
         }
-        let to = factor_redirect(&here);
+        let to = match pending {
+            true => super::fresh_factor_redirect(&here),
+            false => factor_redirect(&here),
+        };
         Ok(Some(self.redirect(&to, &[]).await?))
     }
 

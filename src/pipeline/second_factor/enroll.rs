@@ -21,6 +21,10 @@ impl Visit<'_> {
     /// invitation, a replacement) once the enrollment proof is satisfied; another factor
     /// with a recent proof of the user's strongest one. A recovery code proves neither.
     fn may_enroll(&self, factors: &UserFactors) -> bool {
+        if self.step_up_pending() {
+            // The detector doubts this session: it proves a factor the user already had.
+            return false;
+        }
         if self.proof_ok() && (factors.is_empty() || self.record.reset_pending) {
             return true;
         }
@@ -103,6 +107,14 @@ impl Visit<'_> {
 /// `GET /.vigie/enroll`: the invitation form, or the choice of factor.
 pub async fn page(mut v: Visit<'_>) -> Result<u16, Rejection> {
     let return_to = v.return_to();
+    if v.step_up_pending() {
+        let factors = v.factors.load(&v.user).await.map_err(store_down)?;
+        if factors.is_empty() {
+            return super::verify::unprovable(&mut v).await;
+        }
+        let to = super::fresh_factor_redirect(&return_to);
+        return v.redirect(&to, &[]).await;
+    }
     render(&mut v, &return_to, None).await
 }
 
@@ -264,7 +276,7 @@ async fn finish(
     method: &str,
 ) -> Result<(u16, String), Rejection> {
     let has_codes = codes.is_some();
-    let mut cookie = v.upgrade(AuthLevel::SecondFactor, method).await?;
+    let mut cookie = v.upgrade(AuthLevel::SecondFactor, method, false).await?;
     if has_codes {
         v.save_record(|r| r.fresh_codes = codes.clone()).await?;
     }

@@ -36,6 +36,7 @@ pub struct Visit<'a> {
     pub config: &'a crate::config::Config,
     pub sessions: &'a Sessions,
     pub factors: &'a Factors,
+    pub detector: Option<&'a crate::detect::Detector>,
     pub portal: &'a Portal,
     pub request: &'a Request,
     pub record: Arc<SessionRecord>,
@@ -89,6 +90,13 @@ pub fn is_factor_path(path: &str) -> bool {
 /// Where the user goes to prove a factor for `return_to`.
 pub fn factor_redirect(return_to: &str) -> String {
     format!("{FACTOR_PATH}?return={}", encode(return_to))
+}
+
+/// Where the detector sends a user it asks for a fresh proof. The flag only helps a replica
+/// that has not seen the step-up ask for a proof: dropping it skips nothing, since the
+/// detector refuses until the session's proof is newer than the step-up.
+pub fn fresh_factor_redirect(return_to: &str) -> String {
+    format!("{}&fresh=1", factor_redirect(return_to))
 }
 
 fn encode(s: &str) -> String {
@@ -149,6 +157,25 @@ impl Visit<'_> {
                 &facts,
             )
             .requirement
+    }
+
+    /// The detector's step-up of this user waiting for a proof newer than it began, if
+    /// any (break-glass: the detector never steps up).
+    fn step_up_pending(&self) -> bool {
+        let Some(detector) = self.detector else {
+            return false;
+        };
+        if self.record.break_glass_active(self.now()) {
+            return false;
+        }
+        let since = detector.step_up_since(&self.portal.config.name, &self.user);
+        since.is_some_and(|since| self.record.proof_at_us.unwrap_or(0) < since)
+    }
+
+    /// A fresh proof is asked for even where the policy's level is met: the detector waits
+    /// for one here, or sent the user with `fresh=1` (from a replica that saw the step-up).
+    fn fresh_proof_wanted(&self) -> bool {
+        self.query("fresh").as_deref() == Some("1") || self.step_up_pending()
     }
 
     fn fp(&self) -> String {
@@ -276,9 +303,16 @@ impl Visit<'_> {
         Ok(cookie)
     }
 
-    /// A factor was proven: raise the level, stamp the time, new session id.
-    async fn upgrade(&mut self, level: AuthLevel, method: &str) -> Result<String, Rejection> {
+    /// A factor was proven: raise the level, stamp the time, new session id. `proof`: a
+    /// factor the user already had (not one just enrolled), which meets a detector step-up.
+    async fn upgrade(
+        &mut self,
+        level: AuthLevel,
+        method: &str,
+        proof: bool,
+    ) -> Result<String, Rejection> {
         let now = self.now();
+        let now_us = self.sessions.now_us();
         self.factors
             .succeeded(&self.user, self.request.client.ip)
             .await
@@ -289,6 +323,9 @@ impl Visit<'_> {
                 r.second_factor_at = Some(now);
                 if level == AuthLevel::PhishingResistant {
                     r.phishing_resistant_at = Some(now);
+                }
+                if proof {
+                    r.proof_at_us = Some(now_us);
                 }
                 r.factor_method = Some(method.to_string());
                 r.pending_totp = None;

@@ -26,12 +26,18 @@ async fn prompt(
     warning: Option<String>,
 ) -> Result<u16, Rejection> {
     let factors = v.factors.load(&v.user).await.map_err(store_down)?;
+    let fresh = v.fresh_proof_wanted();
+    if factors.is_empty() && fresh {
+        return unprovable(v).await;
+    }
     if factors.is_empty() {
         let to = format!("/.vigie/enroll?return={}", encode(return_to));
         return v.redirect(&to, &[]).await;
     }
     let need = v.requirement_for(return_to);
-    if need.met_by(&v.record, v.now()) && error.is_none() {
+    // A detector step-up wants a proof even where the level is met: sending the user back
+    // would only be refused again (and each refusal counts towards a hold).
+    if need.met_by(&v.record, v.now()) && error.is_none() && !fresh {
         return v.redirect(return_to, &[]).await;
     }
     let has_passkey = !factors.passkeys.is_empty();
@@ -42,11 +48,28 @@ async fn prompt(
         has_passkey,
         passkey_required => need.level == AuthLevel::PhishingResistant,
         step_up => v.record.level >= AuthLevel::SecondFactor,
+        detector => fresh,
         recovery_open => error.is_some() && v.session.req_header().uri.path().ends_with("recovery"),
         error,
         warning,
     };
     v.page(status, "factor.html", ctx, has_passkey).await
+}
+
+/// The detector asks for a fresh proof of a user with no factor: nothing they can do here
+/// meets it (enrolling one now is refused, as a stolen session would bind its own). The
+/// step-up alert already told the SOC; the page says so instead of sending the user back to
+/// be refused again, and the step-up stays pending (held at the refusal limit, as before).
+pub(super) async fn unprovable(v: &mut Visit<'_>) -> Result<u16, Rejection> {
+    // `pending`: this replica's detector waits (else only the redirect's flag asked).
+    let pending = v.step_up_pending();
+    tracing::warn!(target: "vigie::audit", event = "step_up_unprovable", user = %v.user, portal = %v.portal.config.name, client = %v.request.client.ip, session = %v.fp(), pending, reason = "no factor enrolled");
+    let ctx = context! {
+        title => pages::message(v.lang, "step_up_unprovable_title"),
+        text => pages::message(v.lang, "step_up_unprovable"),
+        reference => v.request_id,
+    };
+    v.page(403, "notice.html", ctx, false).await
 }
 
 /// After a wrong answer: lock at the limit, else the prompt with the error (and a warning
@@ -86,7 +109,7 @@ pub async fn totp(mut v: Visit<'_>) -> Result<u16, Rejection> {
     if verdict == Verdict::Rejected {
         return wrong(&mut v, "totp", &return_to).await;
     }
-    let cookie = v.upgrade(AuthLevel::SecondFactor, "totp").await?;
+    let cookie = v.upgrade(AuthLevel::SecondFactor, "totp", true).await?;
     v.redirect(&return_to, &[cookie]).await
 }
 
@@ -111,7 +134,7 @@ pub async fn recovery(mut v: Visit<'_>) -> Result<u16, Rejection> {
         .await
         .map_err(store_down)?;
     tracing::warn!(target: "vigie::audit", event = "recovery_code_used", user = %v.user, client = %v.request.client.ip, left);
-    let cookie = v.upgrade(AuthLevel::SecondFactor, "recovery").await?;
+    let cookie = v.upgrade(AuthLevel::SecondFactor, "recovery", true).await?;
     v.redirect(&return_to, &[cookie]).await
 }
 
@@ -157,7 +180,9 @@ pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Rejection> {
     };
     match verdict {
         (Verdict::Accepted, return_to) => {
-            let cookie = v.upgrade(AuthLevel::PhishingResistant, "passkey").await?;
+            let cookie = v
+                .upgrade(AuthLevel::PhishingResistant, "passkey", true)
+                .await?;
             let body = serde_json::json!({ "redirect": return_to }).to_string();
             v.json(200, body, &[cookie]).await
         }
