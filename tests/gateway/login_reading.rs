@@ -2,29 +2,12 @@
 //! pre-login login POST (ATTACKS.md 36, 42). Whatever Vigie accepts, PHP must read as the same
 //! user's login; whatever PHP would take as a login, Vigie reads as that user or refuses.
 
-use std::process::{Command, Stdio};
-
 use crate::common::*;
-use crate::prelogin::PhpPortal;
+use crate::prelogin::{php_server, PhpPortal};
 
 fn echo_server() -> PhpPortal {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let router =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/php-portal/echo.php");
-    let child = Command::new("php")
-        .args([
-            "-n",
-            "-S",
-            &format!("127.0.0.1:{port}"),
-            router.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("php-cli is installed (scripts/install-deps)");
-    wait_for_port(port);
-    PhpPortal::from_parts(port, child, dir)
+    php_server(&crate::prelogin::fixture("echo.php"), &[], &[], dir)
 }
 
 /// What PHP read from `body`, as a form.

@@ -17,17 +17,6 @@ pub struct PhpPortal {
     _dir: tempfile::TempDir,
 }
 
-impl PhpPortal {
-    /// A PHP server started elsewhere, owned (and killed) by this value.
-    pub fn from_parts(port: u16, child: Child, dir: tempfile::TempDir) -> PhpPortal {
-        PhpPortal {
-            port,
-            child,
-            _dir: dir,
-        }
-    }
-}
-
 impl Drop for PhpPortal {
     fn drop(&mut self) {
         // The whole process group: PHP's workers, when there are some, outlive their parent.
@@ -57,21 +46,39 @@ pub fn start_php_with(regenerate: bool, workers: u32) -> PhpPortal {
 
 /// The same with more php.ini settings (`name=value`).
 pub fn start_php_ini(regenerate: bool, workers: u32, ini: &[&str]) -> PhpPortal {
-    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let router = fixture("index.php");
     let save_path = format!("session.save_path={}", dir.path().display());
-    let mut args = vec!["-n", "-d", &save_path, "-d", "variables_order=EGPCS"];
+    let mut settings = vec![save_path.as_str(), "variables_order=EGPCS"];
+    settings.extend_from_slice(ini);
+    let env = [
+        ("VIGIE_PHP_REGENERATE", if regenerate { "1" } else { "0" }),
+        ("PHP_CLI_SERVER_WORKERS", &workers.to_string()),
+    ];
+    php_server(&fixture("index.php"), &settings, &env, dir)
+}
+
+/// `php -n -S` on a free port with this router script, these ini settings (`name=value`) and
+/// environment; `dir` lives as long as the server.
+pub fn php_server(
+    router: &std::path::Path,
+    ini: &[&str],
+    env: &[(&str, &str)],
+    dir: tempfile::TempDir,
+) -> PhpPortal {
+    use std::os::unix::process::CommandExt;
+    let port = free_port();
+    let mut args = vec!["-n".to_string()];
     for setting in ini {
-        args.extend(["-d", setting]);
+        args.extend(["-d".to_string(), setting.to_string()]);
     }
-    let listen = format!("127.0.0.1:{port}");
-    args.extend(["-S", &listen, router.to_str().unwrap()]);
+    args.extend([
+        "-S".to_string(),
+        format!("127.0.0.1:{port}"),
+        router.display().to_string(),
+    ]);
     let child = Command::new("php")
         .args(&args)
-        .env("VIGIE_PHP_REGENERATE", if regenerate { "1" } else { "0" })
-        .env("PHP_CLI_SERVER_WORKERS", workers.to_string())
+        .envs(env.iter().copied())
         .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -7,40 +7,24 @@ mod corpus;
 mod corpus_multipart;
 
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 
 use rand::{Rng, SeedableRng};
 use vigie::http::{read_all, Raw, RequestSpec, Superglobals, Value, Vars, Wanted};
 
 use crate::common::*;
-use crate::prelogin::PhpPortal;
+use crate::prelogin::{php_server, PhpPortal};
 use corpus::Case;
 
 /// `php -S` with the fixture echoing what PHP parsed, under these ini settings.
 fn params_server(ini: &[String]) -> PhpPortal {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let router = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/php-portal/params.php");
-    let mut args: Vec<String> = vec!["-n".into(), "-d".into(), "display_errors=0".into()];
-    for setting in ini {
-        args.extend(["-d".to_string(), setting.clone()]);
-    }
-    args.extend([
-        "-S".to_string(),
-        format!("127.0.0.1:{port}"),
-        router.to_str().unwrap().to_string(),
-    ]);
-    let child = Command::new("php")
-        .args(&args)
-        .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("php-cli is installed (scripts/install-deps)");
-    wait_for_port(port);
-    PhpPortal::from_parts(port, child, dir)
+    let mut settings = vec!["display_errors=0"];
+    settings.extend(ini.iter().map(String::as_str));
+    php_server(
+        &crate::prelogin::fixture("params.php"),
+        &settings,
+        &[],
+        tempfile::tempdir().unwrap(),
+    )
 }
 
 /// The ini settings a spec stands for.
