@@ -89,6 +89,10 @@ pub struct Answer {
     pub patients: Vec<u64>,
     /// The distinct patients a listing showed (`[[records]] listing = true`).
     pub listed: Vec<u64>,
+    /// Records this answer reserved while it streamed ([`Detector::stream`]): released now
+    /// that they are counted; `listing`: from the listing reserve.
+    pub streamed: u64,
+    pub listing: bool,
     pub bytes: u64,
 }
 
@@ -425,6 +429,12 @@ impl Detector {
             ..Event::default()
         };
         let ukey = self.user_key(s);
+        if answer.streamed > 0 {
+            self.with_track(ukey, |t| match answer.listing {
+                true => t.inflight_listed = t.inflight_listed.saturating_sub(answer.streamed),
+                false => t.inflight = t.inflight.saturating_sub(answer.streamed),
+            });
+        }
         let exposed = answer.rows > 0 || !answer.patients.is_empty() || !answer.listed.is_empty();
         if !answer.denied && !answer.export && !exposed {
             if answer.bytes > 0 {
@@ -489,17 +499,8 @@ impl Detector {
         if s.break_glass || !self.cfg.watches(s.portal) {
             return None;
         }
-        let band = self.cfg.bands.suspend as f64;
         self.with_track(self.user_key(s), |t| {
-            let baseline = self.baseline(t, s.groups);
-            let (ts, tl) = signals::exposure_thresholds(&self.cfg, baseline, false);
-            let [(dn, da), (wn, wa), _] =
-                signals::budgets(&self.cfg, self.normal(t, s.groups, now_us), false);
-            let short = signals::ramp_inverse(band, ts) - t.exposed_short(now_us) as f64;
-            let long = signals::ramp_inverse(band, tl) - t.exposed_long(now_us) as f64;
-            let day = signals::budget_inverse(band, dn, da) - t.exposed_day(now_us) as f64;
-            let week = signals::budget_inverse(band, wn, wa) - t.exposed_week(now_us) as f64;
-            Some(short.min(long).min(day).min(week).max(0.0) as u64)
+            Some(self.allowance_in(t, s, now_us, false))
         })
     }
 
@@ -509,16 +510,67 @@ impl Detector {
         if s.break_glass || !self.cfg.watches(s.portal) {
             return None;
         }
-        let band = self.cfg.bands.suspend as f64;
         self.with_track(self.user_key(s), |t| {
-            let normal = self.normal(t, s.groups, now_us);
+            Some(self.allowance_in(t, s, now_us, true))
+        })
+    }
+
+    /// One chunk of an answer carrying records, read under the identity's lock: `read` gets
+    /// what may still leave (the allowance less the records other answers of the identity
+    /// are streaming now) and returns its result and the records it saw begin, which stay
+    /// reserved until [`Detector::finish`] counts the answer. Answers streamed side by side
+    /// share one allowance, however long each takes to end.
+    pub fn stream<R>(
+        &self,
+        s: &Subject,
+        now_us: i64,
+        listing: bool,
+        read: impl FnOnce(Option<u64>) -> (R, u64),
+    ) -> R {
+        if s.break_glass || !self.cfg.watches(s.portal) {
+            return read(None).0;
+        }
+        self.with_track(self.user_key(s), |t| {
+            let left = self.allowance_in(t, s, now_us, listing);
+            let reserved = if listing {
+                t.inflight_listed
+            } else {
+                t.inflight
+            };
+            let (out, started) = read(Some(left.saturating_sub(reserved)));
+            match listing {
+                true => t.inflight_listed += started,
+                false => t.inflight += started,
+            }
+            out
+        })
+    }
+
+    /// What may still leave before the suspension band, with the track locked. Counts past
+    /// a sketch's exact range are leaned up by two standard errors (13%): an estimate that
+    /// came out low must not let more through.
+    fn allowance_in(&self, t: &Track, s: &Subject, now_us: i64, listing: bool) -> u64 {
+        let band = self.cfg.bands.suspend as f64;
+        let seen = |n: u64| if n > 32 { n as f64 * 1.13 } else { n as f64 };
+        let normal = self.normal(t, s.groups, now_us);
+        let left = if listing {
             let ts = signals::listed_threshold(&self.cfg, normal, false);
             let [_, _, (ln, la)] = signals::budgets(&self.cfg, normal, false);
             let (short, day) = t.listed(now_us);
-            let short = signals::ramp_inverse(band, ts) - short as f64;
-            let day = signals::budget_inverse(band, ln, la) - day as f64;
-            Some(short.min(day).max(0.0) as u64)
-        })
+            let short = signals::ramp_inverse(band, ts) - seen(short);
+            let day = signals::budget_inverse(band, ln, la) - seen(day);
+            short.min(day)
+        } else {
+            let baseline = self.baseline(t, s.groups);
+            let (ts, tl) = signals::exposure_thresholds(&self.cfg, baseline, false);
+            let [(dn, da), (wn, wa), _] = signals::budgets(&self.cfg, normal, false);
+            let short = signals::ramp_inverse(band, ts) - seen(t.exposed_short(now_us));
+            let long = signals::ramp_inverse(band, tl) - seen(t.exposed_long(now_us));
+            let day = signals::budget_inverse(band, dn, da) - seen(t.exposed_day(now_us));
+            let week = signals::budget_inverse(band, wn, wa) - seen(t.exposed_week(now_us));
+            short.min(long).min(day).min(week)
+        };
+        left.max(0.0) as u64
     }
 
     /// The identity's normal day: the largest of its roles' (or the default), raised by its

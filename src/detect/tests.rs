@@ -484,3 +484,26 @@ fn the_factor_page_reads_a_pending_step_up_without_counting_a_refusal() {
         "asking creates no track"
     );
 }
+
+#[test]
+fn answers_streaming_side_by_side_share_one_allowance_until_counted() {
+    let b = detector(DetectionConfig::default());
+    let g = groups("physician");
+    let s = subject("dr.s", &g, 5, BROWSER);
+    let first = b.d.stream(&s, T0, false, |a| (a.unwrap(), 30));
+    let second = b.d.stream(&s, T0, false, |a| (a.unwrap(), 0));
+    assert_eq!(
+        second,
+        first - 30,
+        "the first answer's records are reserved"
+    );
+    // Counted: the reservation is released, the records now count as exposed instead.
+    let answer = Answer {
+        rows: 30,
+        streamed: 30,
+        ..Answer::default()
+    };
+    b.d.finish(&s, T0 + SEC, answer, &SEEN);
+    let third = b.d.stream(&s, T0 + SEC, false, |a| (a.unwrap(), 0));
+    assert_eq!(third, second, "released once counted, not twice");
+}

@@ -84,6 +84,10 @@ pub struct Track {
     pub step_up_since_us: Option<i64>,
     pub step_up_refusals: u32,
     pub throttle_next_us: i64,
+    /// Records (and listing rows) begun in answers still streaming: reserved against the
+    /// allowance until each answer is counted.
+    pub inflight: u64,
+    pub inflight_listed: u64,
     /// A source-evidence alert was raised for this identity; the next not before this.
     pub source_alerted_until_us: i64,
     /// The last few patients (pseudonyms) and request ids, for an alert's evidence.

@@ -151,14 +151,21 @@ impl Gateway {
             if attempt && req.method != http::Method::GET {
                 self.login_attempt(request.client.ip, None).await?;
             }
+            let body = req.headers.contains_key("transfer-encoding")
+                || content_length(req).is_some_and(|n| n > 0);
             // Only the login POST carries a body before the password: a held body on a page
             // request would keep its portal cookie in flight across someone's login.
-            if !signed_in && !attempt && !matches!(req.method.as_str(), "POST" | "PUT" | "PATCH") {
-                let body = req.headers.contains_key("transfer-encoding")
-                    || content_length(req).is_some_and(|n| n > 0);
-                if body {
-                    return Err(Rejection::new(400, "prelogin_body"));
-                }
+            if body
+                && !signed_in
+                && !attempt
+                && !matches!(req.method.as_str(), "POST" | "PUT" | "PATCH")
+            {
+                return Err(Rejection::new(400, "prelogin_body"));
+            }
+            // No browser sends a body with a GET or HEAD; one held open would keep the exchange
+            // (and what the detector learns from it) from ending while the answer has left.
+            if body && matches!(req.method.as_str(), "GET" | "HEAD") {
+                return Err(Rejection::new(400, "body_on_get"));
             }
             let full = self.full(&ctx.identity);
             let (interception, w) = intercept::on_request(profile, request, req, signed_in, full)?;

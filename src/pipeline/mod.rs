@@ -475,7 +475,28 @@ impl ProxyHttp for Gateway {
             }
             return Ok(None);
         }
-        ctx.watch.on_body(body, end_of_stream);
+        // Counted as it leaves, and once it has left: not when the exchange ends (a request
+        // body held open would otherwise keep the answer uncounted while others stream).
+        let mut watch = std::mem::take(&mut ctx.watch);
+        let now = (self.sessions.now(), self.sessions.now_us());
+        match (&self.detector, watch::subject_of(ctx, now.0)) {
+            (Some(detector), Some(subject)) => {
+                watch.on_body(body, end_of_stream, Some((detector, &subject, now.1)));
+                if end_of_stream && watch.scored && !watch.finished {
+                    let denied = matches!(watch.status, 403 | 404 | 410);
+                    let answer = watch.answer(detector, denied);
+                    let seen = watch::detect_seen(
+                        _session.req_header().method.as_str(),
+                        &watch.path,
+                        watch.status,
+                        &ctx.request_id,
+                    );
+                    detector.finish(&subject, now.1, answer, &seen);
+                }
+            }
+            _ => watch.on_body(body, end_of_stream, None),
+        }
+        ctx.watch = watch;
         Ok(None)
     }
 
@@ -532,31 +553,27 @@ impl ProxyHttp for Gateway {
                     .map(|a| a.ip()),
             ),
         };
+        let mut watched = std::mem::take(&mut ctx.watch);
         if let (Some(detector), Some(subject)) =
             (&self.detector, watch::subject_of(ctx, self.sessions.now()))
         {
             let own_refusal = ctx.rejected.is_some();
             let denied = !own_refusal && matches!(status, 403 | 404 | 410);
-            let seen = watch::detect_seen(
-                session.req_header().method.as_str(),
-                &ctx.watch.path,
-                status,
-                &ctx.request_id,
-            );
-            let rows = ctx.watch.rows();
-            if !own_refusal {
-                let (patients, listed) = ctx.watch.patients(detector);
-                let answer = crate::detect::Answer {
-                    denied,
-                    export: ctx.watch.export,
-                    rows,
-                    patients,
-                    listed,
-                    bytes: ctx.watch.bytes,
-                };
+            // An answer that left is counted whatever became of the request afterwards (a
+            // body that timed out, a refusal of the rest).
+            let sent = watched.bytes > 0 || watched.streamed > 0;
+            if !watched.finished && (!own_refusal || sent) {
+                let answer = watched.answer(detector, denied);
+                let seen = watch::detect_seen(
+                    session.req_header().method.as_str(),
+                    &watched.path,
+                    status,
+                    &ctx.request_id,
+                );
                 detector.finish(&subject, self.sessions.now_us(), answer, &seen);
             }
         }
+        ctx.watch = watched;
         if let Some(detector) = &self.detector {
             let id = u64::from_str_radix(&ctx.request_id, 16).unwrap_or(0);
             detector.settle(id, status);

@@ -33,7 +33,12 @@ pub struct Watch {
     rows: Option<RowCounter>,
     /// The answer carries patient records (a `[[records]]` rule covers the request).
     records: Option<Counter>,
-    allowance: Option<u64>,
+    /// The portal's status for this answer.
+    pub status: u16,
+    /// Records this answer reserved against the identity's allowance as it streamed.
+    pub streamed: u64,
+    /// The answer was counted (when it ended, or when the exchange did).
+    pub finished: bool,
     /// The export went past the allowance and was cut.
     pub cut: bool,
     /// Bytes of the answer sent to the client.
@@ -200,15 +205,19 @@ impl Watch {
             query,
             profile.query_reading,
         );
+        let _ = (detector, subject, now_us);
+        self.status = head.status.as_u16();
+        let listing_class = || {
+            let class = portal.config.class_of(method, path, query);
+            profile.reading.paging.records.iter().any(|c| c == class)
+        };
         if let (Some(rule), true, false) = (rule, success, method == "HEAD") {
             self.records = Some(Counter::new(rule, ctype, header("content-encoding")));
-            self.allowance = match rule.listing {
-                true => detector.listing_allowance(subject, now_us),
-                false => detector.export_allowance(subject, now_us),
-            };
         } else if self.export && profile.reading.counts_rows(ctype) {
             self.rows = Some(RowCounter::default());
-            self.allowance = detector.export_allowance(subject, now_us);
+        } else if success && method != "HEAD" && listing_class() {
+            // A class of full records that no `[[records]]` rule reads: counted by size.
+            self.records = Some(Counter::by_size(1024));
         } else {
             return false;
         }
@@ -216,22 +225,52 @@ impl Watch {
         true
     }
 
-    /// One chunk of the answer: count its records; past the allowance, keep only whole
-    /// allowed records (a CSV ends with one line that says why) and drop the rest.
-    pub fn on_body(&mut self, body: &mut Option<Bytes>, end_of_stream: bool) {
+    /// One chunk of the answer: count its records within what the identity may still see
+    /// (read under its lock, shared with its other answers streaming now); past it, keep
+    /// only whole allowed records (a CSV ends with one line that says why) and drop the rest.
+    pub fn on_body(
+        &mut self,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        detector: Option<(&Detector, &Subject, i64)>,
+    ) {
         if self.cut {
             *body = None;
             return;
         }
         let chunk = body.as_deref().unwrap_or(&[]);
-        let keep = match (self.records.as_mut(), self.rows.as_mut()) {
-            (Some(counter), _) => counter
-                .feed(chunk, end_of_stream, self.allowance)
-                .map(|n| (n, self.export)),
-            (None, Some(rows)) if !chunk.is_empty() => {
-                rows.feed(chunk, self.allowance).map(|n| (n, true))
+        let listing = self.records.as_ref().is_some_and(|c| c.listing);
+        let export = self.export;
+        let counting = self.records.is_some() || self.rows.is_some();
+        let (records, rows) = (&mut self.records, &mut self.rows);
+        let mut read = |allowance: Option<u64>| -> (Option<(usize, bool)>, u64) {
+            match (records.as_mut(), rows.as_mut()) {
+                (Some(counter), _) => {
+                    let before = counter.exposure();
+                    let keep = counter.feed(chunk, end_of_stream, allowance);
+                    let after = counter.exposure();
+                    (keep.map(|n| (n, export)), after.saturating_sub(before))
+                }
+                (None, Some(rows)) if !chunk.is_empty() => {
+                    let before = rows.rows();
+                    let keep = rows.feed(chunk, allowance);
+                    (keep.map(|n| (n, true)), rows.rows().saturating_sub(before))
+                }
+                _ => (None, 0),
             }
-            _ => None,
+        };
+        let keep = match detector {
+            Some((d, subject, now_us)) if counting => {
+                let mut seen = 0;
+                let keep = d.stream(subject, now_us, listing, |a| {
+                    let (keep, n) = read(a);
+                    seen = n;
+                    (keep, n)
+                });
+                self.streamed += seen;
+                keep
+            }
+            _ => read(None).0,
         };
         if let Some((keep, notice)) = keep {
             let mut out = chunk[..keep.min(chunk.len())].to_vec();
@@ -248,6 +287,22 @@ impl Watch {
     /// answers by their size, records cut short).
     pub fn rows(&self) -> u64 {
         self.rows.as_ref().map_or(0, |r| r.rows()) + self.records.as_ref().map_or(0, Counter::rows)
+    }
+
+    /// What the detector counts of this answer, once it ended (or the exchange did).
+    pub fn answer(&mut self, detector: &Detector, denied: bool) -> crate::detect::Answer {
+        self.finished = true;
+        let (patients, listed) = self.patients(detector);
+        crate::detect::Answer {
+            denied,
+            export: self.export,
+            rows: self.rows(),
+            patients,
+            listed,
+            bytes: self.bytes,
+            streamed: self.streamed,
+            listing: self.records.as_ref().is_some_and(|c| c.listing),
+        }
     }
 
     /// The patients the answer showed, as pseudonyms (ids read the way request ids are):

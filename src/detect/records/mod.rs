@@ -141,13 +141,35 @@ impl Counter {
         }
     }
 
+    /// An answer of a listing class no rule reads: only its size counts (fail closed).
+    pub fn by_size(record_bytes: u64) -> Self {
+        Self {
+            reader: Reader::Size,
+            decoder: None,
+            record_bytes: record_bytes.max(1),
+            listing: false,
+            started: 0,
+            ids: Vec::new(),
+            anonymous: 0,
+            unread: 0,
+            decoded: 0,
+        }
+    }
+
     /// Counts one chunk as sent (`last`: the answer ends with it). Once more than
     /// `allowance` records have begun, returns how much of the chunk may still leave: the
     /// bytes before that record (plain answers), or nothing (compressed ones).
     pub fn feed(&mut self, chunk: &[u8], last: bool, allowance: Option<u64>) -> Option<usize> {
         let mut cut = None;
         match self.decoder.take() {
-            None if matches!(self.reader, Reader::Size) => self.unread += chunk.len() as u64,
+            None if matches!(self.reader, Reader::Size) => {
+                self.unread += chunk.len() as u64;
+                // Its records, by size, count against the allowance as they leave.
+                let by_size = self.unread.div_ceil(self.record_bytes);
+                if allowance.is_some_and(|a| by_size > a) {
+                    cut = Some(0);
+                }
+            }
             None => self.read(chunk, last, allowance, &mut cut),
             Some(mut d) => {
                 let mut over = None;
@@ -222,6 +244,11 @@ impl Counter {
 
     /// Records the answer exposed without a readable id: anonymous records, a record begun
     /// but never ended (the answer was cut), and what the unread bytes would hold.
+    /// Records this answer has shown so far, for the allowance: begun, and unread by size.
+    pub fn exposure(&self) -> u64 {
+        self.started + self.unread.div_ceil(self.record_bytes)
+    }
+
     /// A listing's rows without an id are names only: just its unread bytes count.
     pub fn rows(&self) -> u64 {
         let open = self
