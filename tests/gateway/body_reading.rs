@@ -22,12 +22,31 @@ query = { m = "record" }
 param = "patient_id"
 "#;
 
+/// The record page's answer names its patient: what the detector counts from the response.
+const ANSWERS: &str = r#"
+[[records]]
+path = "/index.php"
+query = { m = "record" }
+html = 'RECORD (\d+)\.'
+"#;
+
 /// Posts records 1, 2, 3… shaped by `request` (id → query and body) until the gateway
 /// stops the session; returns how many records PHP served, each checked to be the one asked.
 fn enumerate(shape: impl Fn(u32) -> (String, String, Vec<u8>)) -> usize {
+    enumerate_with(RECORDS, |id| id, "enumeration", shape)
+}
+
+/// The same with this profile addition, patient ids picked by `pick` from 1, 2, 3…, and the
+/// signal the alerts must show.
+fn enumerate_with(
+    addition: &str,
+    pick: impl Fn(u32) -> u32,
+    signal: &str,
+    shape: impl Fn(u32) -> (String, String, Vec<u8>),
+) -> usize {
     let php = start_php_ini(false, 1, &["request_order=GP", "display_errors=0"]);
     let dir = tempfile::tempdir().unwrap();
-    let profile = profile_variant(&dir, |p| format!("{p}{RECORDS}"));
+    let profile = profile_variant(&dir, |p| format!("{p}{addition}"));
     let jsonl = dir.path().join("alerts.jsonl");
     let extra = format!(
         "{GENEROUS_BUDGETS}[alerts]\njsonl = \"{}\"\n",
@@ -37,7 +56,8 @@ fn enumerate(shape: impl Fn(u32) -> (String, String, Vec<u8>)) -> usize {
     let (mut c, login) = sign_in(&gw, ALICE);
     assert_eq!(login.status, 302, "{}", login.text());
     let mut served = 0;
-    for id in 1..=100 {
+    for n in 1..=100 {
+        let id = pick(n);
         let (query, content_type, body) = shape(id);
         let headers = format!(
             "Origin: http://localhost:{}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
@@ -56,7 +76,10 @@ fn enumerate(shape: impl Fn(u32) -> (String, String, Vec<u8>)) -> usize {
                 assert!(r.text().contains(&format!("RECORD {id}.")), "{}", r.text());
                 served += 1;
             }
-            401 | 403 | 429 => {
+            // A step-up (401 to a POST) or a throttle: a stolen session cannot prove a
+            // factor, and goes on until it is held.
+            401 | 429 => {}
+            403 => {
                 // The detector's doing: a held session is held on every page now.
                 let after = send(&mut c, "GET", "/index.php?m=home", "", b"");
                 assert!(
@@ -66,7 +89,7 @@ fn enumerate(shape: impl Fn(u32) -> (String, String, Vec<u8>)) -> usize {
                     after.status,
                     after.text()
                 );
-                enumeration_alerted(&jsonl);
+                alerted(&jsonl, signal);
                 return served;
             }
             other => panic!("unexpected {other} at record {id}: {}", r.text()),
@@ -75,8 +98,9 @@ fn enumerate(shape: impl Fn(u32) -> (String, String, Vec<u8>)) -> usize {
     panic!("the enumeration was never stopped ({served} records served)");
 }
 
-/// The alerts name the enumeration of patient ids: the ids were read, not only the pace.
-fn enumeration_alerted(jsonl: &std::path::Path) {
+/// The alerts name `signal` (the enumeration of patient ids: the ids were read, not only the
+/// pace).
+fn alerted(jsonl: &std::path::Path, signal: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let text = std::fs::read_to_string(jsonl).unwrap_or_default();
@@ -84,14 +108,14 @@ fn enumeration_alerted(jsonl: &std::path::Path) {
             let alert: serde_json::Value = serde_json::from_str(l).unwrap();
             alert["vigie"]["evidence"]
                 .as_array()
-                .is_some_and(|e| e.iter().any(|e| e["signal"] == "enumeration"))
+                .is_some_and(|e| e.iter().any(|e| e["signal"] == signal))
         });
         if found {
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no enumeration in the alerts: {text}"
+            "no {signal} in the alerts: {text}"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -111,6 +135,33 @@ fn a_patient_id_in_a_multipart_body_is_counted() {
     });
     assert!(
         served <= 30,
+        "{served} records before the session was stopped"
+    );
+}
+
+#[test]
+fn records_in_answers_are_counted_however_the_request_named_them() {
+    // No request-side reading at all: only what the record pages answered counts. Random ids
+    // in multipart bodies past 64 KiB (no enumeration, no id the gateway was told to read).
+    let answers_only = format!("{}{ANSWERS}", RECORDS.split("[[patient]]").next().unwrap());
+    let served = enumerate_with(
+        &answers_only,
+        |n| n * 7919 % 100_000 + 1,
+        "patients_short",
+        |id| {
+            let body = format!(
+            "--b0undary\r\nContent-Disposition: form-data; name=\"filler\"\r\n\r\n{}\r\n--b0undary\r\nContent-Disposition: form-data; name=\"patient_id\"\r\n\r\n{id}\r\n--b0undary--\r\n",
+            "x".repeat(70_000)
+        );
+            (
+                String::new(),
+                "multipart/form-data; boundary=b0undary".into(),
+                body.into_bytes(),
+            )
+        },
+    );
+    assert!(
+        served < 100,
         "{served} records before the session was stopped"
     );
 }
