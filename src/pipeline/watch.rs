@@ -217,7 +217,8 @@ impl Watch {
             self.rows = Some(RowCounter::default());
         } else if success && method != "HEAD" && listing_class() {
             // A class of full records that no `[[records]]` rule reads: counted by size.
-            self.records = Some(Counter::by_size(1024));
+            let smallest = profile.reading.records.iter().map(|r| r.record_bytes).min();
+            self.records = Some(Counter::by_size(smallest.unwrap_or(1024)));
         } else {
             return false;
         }

@@ -191,3 +191,41 @@ fn record_paths_the_portal_reads_loosely_are_counted_and_bodies_on_get_refused()
     }
     panic!("never held ({} records received)", received.len());
 }
+
+#[test]
+fn a_list_served_where_one_record_was_expected_counts_as_its_records() {
+    // The portal strips its API prefix as often as it repeats: this path is the whole list.
+    // Read as "one record" it would count one; it counts as the records its bytes hold.
+    let portal = start_portal_with(&["--patients", "2000"]);
+    let extra = format!(
+        "{GENEROUS_BUDGETS}[budgets.list]\nrequests = 100000\nper = \"minute\"\n\
+         [detection.weights]\nfast = 0\nmachine_timing = 0\nno_assets = 0\npaging_crawl = 0\n"
+    );
+    let gw = start_gateway_with(&portal_section(&portal), &extra);
+    let cookie = login(gw.port, "sec.bernard", "bernard-demo");
+    let mut received = std::collections::HashSet::new();
+    let re = regex::Regex::new(r#""id":(\d+)"#).unwrap();
+    for k in 0..20u32 {
+        let offset = (k * 7 % 20) * 100;
+        let r = get(
+            gw.port,
+            &format!(
+                "/api/dossierpatient/patients/api/dossierpatient/patients?offset={offset}&limit=100"
+            ),
+            &headers(&cookie, ""),
+        );
+        match r.status {
+            200 => {
+                received.extend(re.captures_iter(&text(&r)).map(|c| c[1].to_string()));
+            }
+            303 | 429 => {}
+            _ => {
+                assert!(held(gw.port, &cookie), "status {}", r.status);
+                // A clerk's normal day is 240 records: held before 190 more.
+                assert!(received.len() < 430, "{} before the hold", received.len());
+                return;
+            }
+        }
+    }
+    panic!("never held ({} patients received)", received.len());
+}

@@ -95,6 +95,9 @@ pub struct Counter {
     record_bytes: u64,
     /// The rule's rows are a listing.
     pub listing: bool,
+    /// The rule reads the whole document as one record: its size bounds what it may hold
+    /// (a list served where one record was expected counts as the records its bytes hold).
+    whole: bool,
     /// Records begun (each one counts against the allowance at its first byte).
     pub started: u64,
     /// Ids of ended records, as read (kept in memory only, never logged).
@@ -133,6 +136,7 @@ impl Counter {
             decoder,
             record_bytes: rule.record_bytes.max(1),
             listing: rule.listing,
+            whole: matches!(&rule.format, Format::Json(shape) if shape.array.is_none()),
             started: 0,
             ids: Vec::new(),
             anonymous: 0,
@@ -148,6 +152,7 @@ impl Counter {
             decoder: None,
             record_bytes: record_bytes.max(1),
             listing: false,
+            whole: false,
             started: 0,
             ids: Vec::new(),
             anonymous: 0,
@@ -170,7 +175,12 @@ impl Counter {
                     cut = Some(0);
                 }
             }
-            None => self.read(chunk, last, allowance, &mut cut),
+            None => {
+                self.read(chunk, last, allowance, &mut cut);
+                if self.whole && cut.is_none() && allowance.is_some_and(|a| self.exposure() > a) {
+                    cut = Some(0);
+                }
+            }
             Some(mut d) => {
                 let mut over = None;
                 let mut result = d.feed(chunk, &mut |piece| {
@@ -190,6 +200,9 @@ impl Counter {
                     self.decoder = Some(d);
                 }
                 cut = over.map(|_| 0);
+                if self.whole && allowance.is_some_and(|a| self.exposure() > a) {
+                    cut = Some(0);
+                }
             }
         }
         cut
@@ -246,7 +259,11 @@ impl Counter {
     /// but never ended (the answer was cut), and what the unread bytes would hold.
     /// Records this answer has shown so far, for the allowance: begun, and unread by size.
     pub fn exposure(&self) -> u64 {
-        self.started + self.unread.div_ceil(self.record_bytes)
+        let read = match self.whole {
+            true => self.started.max(self.decoded / self.record_bytes),
+            false => self.started,
+        };
+        read + self.unread.div_ceil(self.record_bytes)
     }
 
     /// A listing's rows without an id are names only: just its unread bytes count.
@@ -255,9 +272,11 @@ impl Counter {
             .started
             .saturating_sub(self.ids.len() as u64 + self.anonymous);
         let unread = self.unread.div_ceil(self.record_bytes);
-        match self.listing {
-            true => unread,
-            false => self.anonymous + open + unread,
+        match (self.listing, self.whole) {
+            (true, _) => unread,
+            // One document read as one record: what its size holds beyond the ids it named.
+            (false, true) => self.exposure().saturating_sub(self.ids.len() as u64),
+            (false, false) => self.anonymous + open + unread,
         }
     }
 }
