@@ -135,9 +135,10 @@ fn a_list_walk_is_counted_from_the_pages_and_gzip_pages_count_the_same() {
     );
     let gzip = walk(gw.port, &login(gw.port, "dr.martin", "martin-demo"), true);
     // Counted the same, cut coarser: a compressed answer past the allowance loses the whole
-    // chunk (a page here) where a plain one keeps the rows before the record that spends it.
+    // chunk (a page here) where a plain one keeps the rows before the record that spends it;
+    // and which page meets a step-up or a throttle depends on timing. Within one page.
     assert!(
-        gzip <= plain && plain - gzip < 50,
+        plain.abs_diff(gzip) < 50,
         "gzip pages count as the plain ones: {gzip} against {plain}"
     );
 }
