@@ -8,6 +8,18 @@ use crate::common::*;
 use crate::detection::{admin_api, portal_section, BROWSER};
 use crate::passthrough::{cookie_set, submit_login};
 
+/// The sample portal with 2000 patients behind a gateway where only what answers carry can
+/// act: speed and its traits weigh nothing, nor the extra signal weights given.
+fn counting_only(weights: &str) -> (Portal, Gateway) {
+    let portal = start_portal_with(&["--patients", "2000"]);
+    let extra = format!(
+        "{GENEROUS_BUDGETS}[budgets.list]\nrequests = 100000\nper = \"minute\"\n\
+         [detection.weights]\nfast = 0\nmachine_timing = 0\nno_assets = 0\n{weights}\n"
+    );
+    let gw = start_gateway_with(&portal_section(&portal), &extra);
+    (portal, gw)
+}
+
 fn login(port: u16, user: &str, password: &str) -> String {
     cookie_set(&submit_login(port, user, password, None), "vigie").expect("signed in")
 }
@@ -145,12 +157,7 @@ fn a_list_walk_is_counted_from_the_pages_and_gzip_pages_count_the_same() {
 
 #[test]
 fn record_paths_the_portal_reads_loosely_are_counted_and_bodies_on_get_refused() {
-    let portal = start_portal_with(&["--patients", "2000"]);
-    let extra = format!(
-        "{GENEROUS_BUDGETS}[budgets.list]\nrequests = 100000\nper = \"minute\"\n\
-         [detection.weights]\nfast = 0\nmachine_timing = 0\nno_assets = 0\nenumeration = 0\n"
-    );
-    let gw = start_gateway_with(&portal_section(&portal), &extra);
+    let (_portal, gw) = counting_only("enumeration = 0");
     let cookie = login(gw.port, "dr.martin", "martin-demo");
     // A GET that announces a body it never finishes would keep the exchange open while the
     // answer leaves: refused before the portal sees it (red team, issue 15).
@@ -197,12 +204,7 @@ fn record_paths_the_portal_reads_loosely_are_counted_and_bodies_on_get_refused()
 fn a_list_served_where_one_record_was_expected_counts_as_its_records() {
     // The portal strips its API prefix as often as it repeats: this path is the whole list.
     // Read as "one record" it would count one; it counts as the records its bytes hold.
-    let portal = start_portal_with(&["--patients", "2000"]);
-    let extra = format!(
-        "{GENEROUS_BUDGETS}[budgets.list]\nrequests = 100000\nper = \"minute\"\n\
-         [detection.weights]\nfast = 0\nmachine_timing = 0\nno_assets = 0\npaging_crawl = 0\n"
-    );
-    let gw = start_gateway_with(&portal_section(&portal), &extra);
+    let (_portal, gw) = counting_only("paging_crawl = 0");
     let cookie = login(gw.port, "sec.bernard", "bernard-demo");
     let mut received = std::collections::HashSet::new();
     let re = regex::Regex::new(r#""id":(\d+)"#).unwrap();
