@@ -165,9 +165,13 @@ impl Reading {
             .size
             .iter()
             .filter_map(|n| param(params, n, reading))
-            .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
-            .map(|v| v.parse::<u64>().unwrap_or(u64::MAX))
+            // Plain digits as sent, or everything: a portal that fails to parse `0 ` falls
+            // back to its default page, one that reads `20 ` as 20 gets no more than asked.
+            .map(|v| match v.bytes().all(|b| b.is_ascii_digit()) {
+                true => v.parse::<u64>().unwrap_or(u64::MAX),
+                false => u64::MAX,
+            })
             .max();
         let explicit = size.is_some();
         let size = size

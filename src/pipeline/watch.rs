@@ -218,7 +218,8 @@ impl Watch {
         } else if success && method != "HEAD" && listing_class() {
             // A class of full records that no `[[records]]` rule reads: counted by size.
             let smallest = profile.reading.records.iter().map(|r| r.record_bytes).min();
-            self.records = Some(Counter::by_size(smallest.unwrap_or(1024)));
+            let encoding = header("content-encoding");
+            self.records = Some(Counter::by_size(smallest.unwrap_or(1024), encoding));
         } else {
             return false;
         }

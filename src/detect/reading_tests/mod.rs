@@ -333,8 +333,11 @@ fn pages_are_read_from_offsets_page_numbers_and_sizes() {
     assert_eq!(list("offset=5&page=3"), page(5, 25, false), "offset first");
     assert_eq!(list("offset=abc&page=2"), page(50, 25, false));
     assert_eq!(list(""), page(0, 25, false));
-    assert_eq!(list("limit=+40"), page(0, 40, true));
-    assert_eq!(list("limit=%2040%20"), page(0, 40, true));
+    // Not plain digits: one portal reads `+40` or ` 40 ` as 40, another fails and serves its
+    // default page, another everything: read as everything (red team, issue 15).
+    assert_eq!(list("limit=+40"), page(0, u32::MAX, true));
+    assert_eq!(list("limit=%2040%20"), page(0, u32::MAX, true));
+    assert_eq!(list("limit=0%20"), page(0, u32::MAX, true));
     assert_eq!(list("limit="), page(0, 25, false), "empty is not asked");
     assert_eq!(list("limit=5&limit=60"), page(0, 60, true), "PHP: the last");
     // Sizes the portal may read as huge are read as huge.

@@ -146,10 +146,15 @@ impl Counter {
     }
 
     /// An answer of a listing class no rule reads: only its size counts (fail closed).
-    pub fn by_size(record_bytes: u64) -> Self {
+    pub fn by_size(record_bytes: u64, encoding: Option<&str>) -> Self {
+        // Decoded bytes are what the records take: a compressed answer is no smaller.
+        let decoder = match decode::for_header(encoding) {
+            decode::Encoding::Decoded(d) => Some(*d),
+            _ => None,
+        };
         Self {
             reader: Reader::Size,
-            decoder: None,
+            decoder,
             record_bytes: record_bytes.max(1),
             listing: false,
             whole: false,
@@ -167,20 +172,8 @@ impl Counter {
     pub fn feed(&mut self, chunk: &[u8], last: bool, allowance: Option<u64>) -> Option<usize> {
         let mut cut = None;
         match self.decoder.take() {
-            None if matches!(self.reader, Reader::Size) => {
-                self.unread += chunk.len() as u64;
-                // Its records, by size, count against the allowance as they leave.
-                let by_size = self.unread.div_ceil(self.record_bytes);
-                if allowance.is_some_and(|a| by_size > a) {
-                    cut = Some(0);
-                }
-            }
-            None => {
-                self.read(chunk, last, allowance, &mut cut);
-                if self.whole && cut.is_none() && allowance.is_some_and(|a| self.exposure() > a) {
-                    cut = Some(0);
-                }
-            }
+            None if matches!(self.reader, Reader::Size) => self.unread += chunk.len() as u64,
+            None => self.read(chunk, last, allowance, &mut cut),
             Some(mut d) => {
                 let mut over = None;
                 let mut result = d.feed(chunk, &mut |piece| {
@@ -200,10 +193,12 @@ impl Counter {
                     self.decoder = Some(d);
                 }
                 cut = over.map(|_| 0);
-                if self.whole && allowance.is_some_and(|a| self.exposure() > a) {
-                    cut = Some(0);
-                }
             }
+        }
+        // Records counted by size leave as their bytes do: past the allowance, nothing more.
+        let by_size = self.whole || matches!(self.reader, Reader::Size);
+        if by_size && cut.is_none() && allowance.is_some_and(|a| self.exposure() > a) {
+            cut = Some(0);
         }
         cut
     }
@@ -238,7 +233,11 @@ impl Counter {
                 p.feed(piece, last, &mut hit);
                 false
             }
-            Reader::Size => false,
+            Reader::Size => {
+                // Decoded bytes of an answer only its size can count.
+                self.unread += piece.len() as u64;
+                false
+            }
         };
         self.started += started;
         self.anonymous += anonymous;

@@ -252,3 +252,18 @@ fn an_allowance_cuts_before_the_record_that_spends_it() {
     let mut c = Counter::new(&r, Some("application/json"), Some("gzip"));
     assert_eq!(c.feed(&gzip(body.as_bytes()), true, Some(10)), Some(0));
 }
+
+#[test]
+fn an_answer_counted_by_size_counts_its_decoded_bytes() {
+    // 15,000 bytes of records: 100 at 150 bytes each, however small they travel.
+    let body = "x".repeat(15_000);
+    let mut plain = Counter::by_size(150, None);
+    plain.feed(body.as_bytes(), true, None);
+    let mut gz = Counter::by_size(150, Some("gzip"));
+    gz.feed(&gzip(body.as_bytes()), true, None);
+    assert_eq!(plain.rows(), 100);
+    assert_eq!(gz.rows(), 100);
+    // And the allowance cuts it as it leaves.
+    let mut cut = Counter::by_size(150, Some("gzip"));
+    assert_eq!(cut.feed(&gzip(body.as_bytes()), true, Some(50)), Some(0));
+}
