@@ -199,27 +199,21 @@ pub fn evaluate(track: &Track, cx: &Context, cfg: &DetectionConfig) -> Vec<Signa
     // One listing signal, the stronger window: both count the same names.
     let short = ramp(listed_short as f64, lt_short);
     let day = budget(listed_day as f64, normal_listed, listed_allowance);
-    if short >= day {
-        push(
+    let (id, rule_id, name, score, observed, threshold) = if short >= day {
+        let name = "Many patients listed in 15 minutes";
+        (
             "listed_short",
             "VIGIE-EXF-017",
-            "Many patients listed in 15 minutes",
+            name,
             short,
-            listed_short as f64,
-            None,
+            listed_short,
             lt_short,
-        );
+        )
     } else {
-        push(
-            "listed_day",
-            "VIGIE-EXF-018",
-            "Many patients listed over a day",
-            day,
-            listed_day as f64,
-            None,
-            lt_day,
-        );
-    }
+        let name = "Many patients listed over a day";
+        ("listed_day", "VIGIE-EXF-018", name, day, listed_day, lt_day)
+    };
+    push(id, rule_id, name, score, observed as f64, None, threshold);
     let run = track.id_run as f64;
     push(
         "enumeration",

@@ -433,21 +433,18 @@ impl ProxyHttp for Gateway {
                 }
             }
         }
-        let mut watch = std::mem::take(&mut ctx.watch);
-        if let (Some(detector), Some(subject), Some(portal), Some(request)) = (
-            &self.detector,
-            watch::subject_of(ctx, self.sessions.now()),
-            ctx.portal.as_ref(),
-            ctx.request.as_ref(),
-        ) {
+        // Only the answers of sessions the detector watches are counted.
+        let watched =
+            self.detector.is_some() && watch::subject_of(ctx, self.sessions.now()).is_some();
+        if let (true, Some(portal), Some(request)) =
+            (watched, ctx.portal.clone(), ctx.request.as_ref())
+        {
             let method = session.req_header().method.as_str();
-            let now_us = self.sessions.now_us();
-            if watch.on_response(detector, portal, &subject, request, method, resp, now_us) {
+            if ctx.watch.on_response(&portal, request, method, resp) {
                 resp.remove_header("content-length");
                 resp.insert_header("transfer-encoding", "chunked")?;
             }
         }
-        ctx.watch = watch;
         inspect::on_response(resp, self.hsts_for(session), &ctx.request_id);
         Ok(())
     }

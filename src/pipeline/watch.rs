@@ -177,17 +177,14 @@ pub fn observe(
 impl Watch {
     /// The answer's head: does it carry records (a `[[records]]` rule), or is it a CSV
     /// export? Then its records are counted as they stream, within the identity's allowance.
-    /// True when the length must go (the answer may be cut).
-    #[allow(clippy::too_many_arguments)]
+    /// True when the length must go (the answer may be cut). The allowance is taken chunk by
+    /// chunk as the answer streams ([`Watch::on_body`]), not here.
     pub fn on_response(
         &mut self,
-        detector: &Detector,
         portal: &Portal,
-        subject: &Subject,
         request: &Request,
         method: &str,
         head: &pingora::http::ResponseHeader,
-        now_us: i64,
     ) -> bool {
         let Some(profile) = portal.config.profile.as_deref() else {
             return false;
@@ -205,7 +202,6 @@ impl Watch {
             query,
             profile.query_reading,
         );
-        let _ = (detector, subject, now_us);
         self.status = head.status.as_u16();
         let listing_class = || {
             let class = portal.config.class_of(method, path, query);
