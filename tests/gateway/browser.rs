@@ -26,6 +26,27 @@ struct Story {
 }
 
 impl Story {
+    /// French pages asked for, as a hospital workstation's browser does; `desktop`: its user
+    /// agent without "HeadlessChrome", which the detector counts as a script.
+    fn french_workstation(&mut self, desktop: bool) {
+        let version = self
+            .b
+            .call("Browser.getVersion", serde_json::json!({}))
+            .unwrap();
+        let ua = version["userAgent"].as_str().unwrap();
+        let ua = if desktop {
+            ua.replace("HeadlessChrome", "Chrome")
+        } else {
+            ua.to_string()
+        };
+        self.b
+            .call(
+                "Network.setUserAgentOverride",
+                serde_json::json!({ "userAgent": ua, "acceptLanguage": "fr-FR,fr;q=0.9" }),
+            )
+            .unwrap();
+    }
+
     fn shot(&mut self, name: &str) {
         self.n += 1;
         let path = self.shots.join(format!("{:02}-{name}.png", self.n));
@@ -105,15 +126,7 @@ fn a_clinician_enrolls_totp_then_a_passkey_and_signs_in_with_each_in_chromium() 
     };
     s.b.add_virtual_authenticator().unwrap();
     // A French hospital's workstation: the browser asks for French pages.
-    let ua =
-        s.b.call("Browser.getVersion", serde_json::json!({}))
-            .unwrap()["userAgent"]
-            .clone();
-    s.b.call(
-        "Network.setUserAgentOverride",
-        serde_json::json!({ "userAgent": ua, "acceptLanguage": "fr-FR,fr;q=0.9" }),
-    )
-    .unwrap();
+    s.french_workstation(false);
 
     // The portal's own login form; then the gateway asks for the invitation.
     s.portal_login(&base);
@@ -222,17 +235,7 @@ fn a_clinician_meets_a_detector_step_up_and_continues_in_chromium() {
         n: 0,
     };
     // A ward workstation's browser: a headless agent would be scored as a script.
-    let ua =
-        s.b.call("Browser.getVersion", serde_json::json!({}))
-            .unwrap()["userAgent"]
-            .as_str()
-            .unwrap()
-            .replace("HeadlessChrome", "Chrome");
-    s.b.call(
-        "Network.setUserAgentOverride",
-        serde_json::json!({ "userAgent": ua, "acceptLanguage": "fr-FR,fr;q=0.9" }),
-    )
-    .unwrap();
+    s.french_workstation(true);
 
     // Signed in and verified: password, then an authenticator app.
     s.portal_login(&base);
