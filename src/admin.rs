@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
 use crate::factors::Factors;
-use crate::identity::Sessions;
+use crate::identity::{Ending, Sessions};
 
 /// How long a readiness probe result is reused, so a busy prober cannot hammer the portals.
 const PROBE_CACHE: Duration = Duration::from_secs(2);
@@ -135,8 +135,12 @@ impl AdminApp {
             }),
             ("POST", "/api/sessions/revoke") => {
                 let revoked = match params.get("session") {
-                    Some(fp) => store.remove_fingerprint(user, fp).await.map(usize::from),
-                    None => store.remove_user(user, None).await,
+                    Some(fp) => self
+                        .sessions
+                        .end_fingerprint(user, fp, Ending::Revoked)
+                        .await
+                        .map(usize::from),
+                    None => self.sessions.end_user(user, None, Ending::Revoked).await,
                 };
                 if let Ok(n) = revoked {
                     tracing::warn!(target: "vigie::audit", event = "sessions_revoked", user = %user, count = n, by = "admin_api");

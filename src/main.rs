@@ -135,6 +135,9 @@ enum Command {
         /// Open the portal session on the login page, as PHP portals do (CSRF token kept in it).
         #[arg(long)]
         session_before_login: bool,
+        /// Log out only by a POST carrying the session's CSRF token (405 on GET), as Django does.
+        #[arg(long)]
+        strict_logout: bool,
     },
 }
 
@@ -287,6 +290,7 @@ fn main() -> ExitCode {
             patients,
             threads,
             session_before_login,
+            strict_logout,
         } => {
             vigie::telemetry::init(&vigie::config::LogConfig {
                 format: vigie::config::LogFormat::Pretty,
@@ -297,6 +301,9 @@ fn main() -> ExitCode {
             let mut portal = vigie::sample_portal::SamplePortal::new(patients);
             if session_before_login {
                 portal = portal.with_session_before_login();
+            }
+            if strict_logout {
+                portal = portal.with_strict_logout();
             }
             vigie::server::sample_portal_only(&listen.to_string(), portal, threads.max(1))
                 .run_forever()

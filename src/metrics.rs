@@ -17,6 +17,8 @@ pub struct Metrics {
     pub rejected: IntCounterVec,
     /// Portal logins seen through the gateway, by portal and result.
     pub portal_logins: IntCounterVec,
+    /// Portal sessions the gateway logged out when its own session ended, by portal and result.
+    pub portal_logouts: IntCounterVec,
     /// Second-factor successes and failures, by method; enrollments by method.
     pub factor_failures: IntCounterVec,
     pub factor_successes: IntCounterVec,
@@ -72,6 +74,12 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
     portal_logins: register_int_counter_vec!(
         "vigie_portal_logins_total",
         "Portal logins seen through the gateway, by portal and result.",
+        &["portal", "result"]
+    )
+    .expect("metric registers once"),
+    portal_logouts: register_int_counter_vec!(
+        "vigie_portal_logouts_total",
+        "Portal sessions the gateway logged out when its session ended, by portal and result (done, failed, no_logout).",
         &["portal", "result"]
     )
     .expect("metric registers once"),

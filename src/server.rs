@@ -49,10 +49,16 @@ pub fn build_with(
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
+    let alerts = Arc::new(
+        crate::alerts::Alerts::start(config.alerts.clone()).context("alert sinks ([alerts])")?,
+    );
     let (sessions, watch) = sessions(config, clock.clone())?;
     let redis = watch.as_ref().map(|w| w.redis.clone());
     let shared = watch.as_ref().map(|w| w.state.health.clone());
-    let sessions = Arc::new(sessions);
+    // Every gateway session that ends takes the portal's session with it.
+    let portal_logout =
+        crate::pipeline::portal_logout::PortalLogout::new(&config.portals, alerts.clone());
+    let sessions = Arc::new(sessions.ending_portal_sessions_with(Arc::new(portal_logout)));
     let ledger = watch.as_ref().map(|w| w.state.ledger.clone());
     let factors = factors(config, redis.clone(), ledger, clock.clone())?;
     let budgets = Arc::new(Budgets::new(
@@ -73,9 +79,6 @@ pub fn build_with(
     } else {
         None
     };
-    let alerts = Arc::new(
-        crate::alerts::Alerts::start(config.alerts.clone()).context("alert sinks ([alerts])")?,
-    );
     let detector = detector(config, alerts.clone())?;
     let assertions = Arc::new(match &config.assertion.key_dir {
         Some(dir) => AssertionKeys::load_dir(dir)?,
@@ -116,6 +119,10 @@ pub fn build_with(
     }
     gateway.threads = Some(config.server.threads);
     server.add_service(gateway);
+    server.add_service(pingora::services::background::background_service(
+        "session sweeper",
+        crate::identity::Sweeper(sessions.clone()),
+    ));
     if let Some(watch) = watch {
         server.add_service(pingora::services::background::background_service(
             "shared-state watch",

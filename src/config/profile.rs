@@ -135,12 +135,7 @@ pub struct ConfirmRule {
     pub pattern: regex::Regex,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogoutRule {
-    pub path: String,
-    /// `name=value` that marks a logout request, when the path alone does not.
-    pub query: Option<(String, String)>,
-}
+pub use crate::identity::logout::LogoutRule;
 
 /// Other ways the portal accepts credentials, refused on every request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -159,7 +154,7 @@ pub struct BlockRule {
 struct File {
     name: String,
     login: LoginSection,
-    logout: Option<LogoutSection>,
+    logout: Option<crate::identity::logout::Section>,
     #[serde(default)]
     block: BlockSection,
     #[serde(default = "last")]
@@ -244,13 +239,6 @@ struct SuccessSection {
 
 fn redirects() -> Vec<i64> {
     vec![301, 302, 303]
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LogoutSection {
-    path: String,
-    query: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -348,27 +336,9 @@ pub fn parse(path: &Path, text: &str) -> Result<PortalProfile, ConfigErrors> {
             );
         }
     }
-    let logout = match f.logout {
-        None => None,
-        Some(l) => {
-            let query = match l.query.as_deref().map(|q| q.split_once('=')) {
-                None => None,
-                Some(Some((k, v))) if !k.is_empty() => Some((k.to_string(), v.to_string())),
-                Some(_) => {
-                    err(
-                        "logout.query",
-                        "expected `name=value`".into(),
-                        "e.g. query = \"logout=-1\"",
-                    );
-                    None
-                }
-            };
-            Some(LogoutRule {
-                path: l.path,
-                query,
-            })
-        }
-    };
+    let logout = f
+        .logout
+        .and_then(|l| crate::identity::logout::build(l, &mut |k, m, h| err(k, m, h)));
     let query_reading = match f.query_reading.as_str() {
         "last" => crate::policy::matcher::QueryReading::Last,
         "first" => crate::policy::matcher::QueryReading::First,

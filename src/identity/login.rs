@@ -148,17 +148,7 @@ pub fn login_succeeded(profile: &PortalProfile, status: u16, location: Option<&s
 
 /// Is this the portal's logout request?
 pub fn is_logout(profile: &PortalProfile, path: &str, query: Option<&str>) -> bool {
-    let Some(rule) = &profile.logout else {
-        return false;
-    };
-    if profile.script_path(path) != rule.path {
-        return false;
-    }
-    match &rule.query {
-        None => true,
-        Some((name, value)) => form_urlencoded::parse(query.unwrap_or("").as_bytes())
-            .any(|(k, v)| k == name.as_str() && v == value.as_str()),
-    }
+    super::logout::is_logout(profile.logout.as_ref(), profile.script_path(path), query)
 }
 
 /// Why a request is refused under the profile's block rules, if it is. Parameter names are

@@ -8,8 +8,10 @@
 
 pub mod assertion;
 pub mod collation;
+pub mod ending;
 pub mod locks;
 pub mod login;
+pub mod logout;
 pub mod prelogin;
 pub mod redis_scripts;
 pub mod redis_store;
@@ -22,6 +24,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::config::SessionConfig;
+pub use ending::{Ending, Farewell, PortalEnd, Sweeper};
 use session::{AuthLevel, Clock, Lifetimes, SessionRecord};
 use store::{Admission, Admitted, Cap, SessionStore, StoreError, Updated};
 use token::{SessionId, TokenCodec};
@@ -58,6 +61,8 @@ pub struct Sessions {
     clock: Arc<dyn Clock>,
     /// `[plain, "__Host-" prefixed]`, built once: every request looks them up.
     cookie_names: [String; 2],
+    /// Ends the portal's session of every signed-in session that ends.
+    portal_end: Option<Arc<dyn PortalEnd>>,
 }
 
 impl Sessions {
@@ -79,7 +84,14 @@ impl Sessions {
             config,
             clock,
             cookie_names,
+            portal_end: None,
         }
+    }
+
+    /// End the portal's session whenever one of these sessions ends.
+    pub fn ending_portal_sessions_with(mut self, end: Arc<dyn PortalEnd>) -> Self {
+        self.portal_end = Some(end);
+        self
     }
 
     /// Lock an account and end its sessions on every replica; returns how many ended. The
@@ -87,10 +99,10 @@ impl Sessions {
     /// with the others.
     pub async fn lock_user(&self, user: &str, reason: &str) -> Result<usize, StoreError> {
         self.locks.lock(user, reason).await?;
-        self.store.remove_user(user, None).await
+        self.end_user(user, None, Ending::Locked).await
     }
 
-    fn lifetimes(&self) -> Lifetimes {
+    pub(crate) fn lifetimes(&self) -> Lifetimes {
         Lifetimes {
             idle: self.config.idle_timeout,
             absolute: self.config.absolute_timeout,
@@ -156,11 +168,11 @@ impl Sessions {
             .as_deref()
             .is_some_and(|u| self.locks.held().contains(u))
         {
-            self.store.remove(&id).await?;
+            self.end(&id, Ending::Locked).await?;
             return Ok(None);
         }
         if record.expired(now, &self.lifetimes()) {
-            self.store.remove(&id).await?;
+            self.end(&id, Ending::Timeout).await?;
             return Ok(None);
         }
         if now.saturating_sub(record.last_seen) >= TOUCH_EVERY {
@@ -269,9 +281,10 @@ impl Sessions {
             .await?;
         Ok(match admitted {
             Admitted::Stored { evicted } => {
-                for fp in evicted {
-                    tracing::warn!(target: "vigie::audit", event = "session_cap", user = %user, ended = %fp, pack = %pack.map_or("-", |p| p.name.as_str()));
+                for r in &evicted {
+                    tracing::warn!(target: "vigie::audit", event = "session_cap", user = %user, ended = %r.fingerprint, pack = %pack.map_or("-", |p| p.name.as_str()));
                 }
+                self.farewells(&evicted, Ending::Evicted);
                 Begun::Started(self.set_cookie(&id, tls))
             }
             Admitted::Locked => Begun::Locked,

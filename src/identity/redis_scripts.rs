@@ -24,7 +24,8 @@ local rank = {None = 0, Password = 1, SecondFactor = 2, PhishingResistant = 3}
 /// KEYS: record, its tombstone, the user's set, locks, generation.
 /// ARGV: json (version 1), ttl, user ('' for none), hash, replaced hash (''), cap level rank
 /// plus one (0: no cap), cap max, evict oldest ('1'), tombstone ttl, channel, prefix, set ttl.
-/// Returns {'stored', evicted hashes...} or {'lost'|'ended'|'locked'|'cap'}.
+/// Returns {'stored', then each evicted session's hash and record...} or
+/// {'lost'|'ended'|'locked'|'cap'}: the records go to the portal's logout.
 pub static CREATE: Lazy<Script> = Lazy::new(|| {
     Script::new(&format!(
         "{ENDING}
@@ -47,7 +48,7 @@ if user ~= '' and level > 0 then
       redis.call('SREM', KEYS[3], h)
     elseif h ~= replaced then
       local r = cjson.decode(raw)
-      if (rank[r.level] or 0) + 1 >= level then table.insert(live, {{r.created, h}}) end
+      if (rank[r.level] or 0) + 1 >= level then table.insert(live, {{r.created, h, raw}}) end
     end
   end
   local excess = #live + 1 - tonumber(ARGV[7])
@@ -58,6 +59,7 @@ if user ~= '' and level > 0 then
       ending(prefix, live[i][2], ARGV[9], ARGV[10])
       redis.call('SREM', KEYS[3], live[i][2])
       table.insert(out, live[i][2])
+      table.insert(out, live[i][3])
     end
   end
 end
@@ -101,17 +103,34 @@ return raw"
 });
 
 /// KEYS: the user's set. ARGV: prefix, hash kept (''), tombstone ttl, channel, fingerprint
-/// (''; only the session whose hash starts with it). Returns how many live sessions ended.
+/// (''; only the session whose hash starts with it). Returns each live session it ended, as
+/// its hash then its record.
 pub static REMOVE_USER: Lazy<Script> = Lazy::new(|| {
     Script::new(&format!(
         "{ENDING}
-local n = 0
+local out = {{}}
 for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if h ~= ARGV[2] and (ARGV[5] == '' or string.sub(h, 1, #ARGV[5]) == ARGV[5]) then
-    n = n + ending(ARGV[1], h, ARGV[3], ARGV[4])
+    local raw = redis.call('GET', ARGV[1] .. 'session:' .. h)
+    ending(ARGV[1], h, ARGV[3], ARGV[4])
     redis.call('SREM', KEYS[1], h)
+    if raw then
+      table.insert(out, h)
+      table.insert(out, raw)
+    end
   end
 end
-return n"
+return out"
     ))
+});
+
+/// KEYS: a lease. ARGV: its holder, its lifetime (ms). Renews it if `holder` has it; 1 if so.
+pub static RENEW_LEASE: Lazy<Script> = Lazy::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0",
+    )
 });

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::locks::{LockStore, LockedUsers, SqliteLocks};
 use super::redis_scripts as scripts;
 use super::session::{Lifetimes, SessionRecord};
-use super::store::{Admission, Admitted, SessionStore, StoreError, Updated};
+use super::store::{Admission, Admitted, Removed, SessionStore, StoreError, Updated};
 use super::token::SessionId;
 use crate::storage::shared_state::StateHealth;
 
@@ -32,6 +32,11 @@ pub const CACHE_TTL: Duration = Duration::from_secs(1);
 const OP_TIMEOUT: Duration = Duration::from_millis(500);
 /// Cached entries at most; past this the cache is simply emptied.
 const MAX_CACHED: usize = 200_000;
+/// A signed-in record stays in Redis this long past its timeout, so the sweeper finds it and
+/// ends the portal's session with its vault (Redis dropping it would lose the vault).
+const SWEEP_GRACE: u64 = 300;
+/// How long one replica's sweeper lease lasts (it is renewed at every sweep).
+const SWEEP_LEASE_MS: u64 = 90_000;
 
 /// Session key hash -> record and when it was fetched.
 type Cache = Arc<RwLock<HashMap<String, (Arc<SessionRecord>, Instant)>>>;
@@ -50,6 +55,8 @@ pub struct RedisStore {
     pub(crate) health: Arc<StateHealth>,
     /// The locked users, kept in step by other replicas' messages.
     pub(crate) locked: Arc<LockedUsers>,
+    /// Names this replica in the sweeper's lease.
+    replica_id: String,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -87,6 +94,7 @@ impl RedisStore {
             outage_grace: Duration::ZERO,
             health,
             locked,
+            replica_id: format!("{:032x}", rand::random::<u128>()),
         })
     }
 
@@ -161,12 +169,13 @@ impl RedisStore {
             .max(1)
     }
 
-    /// Seconds the record may live in Redis from now.
+    /// Seconds the record may live in Redis from now: a signed-in one, until the sweeper has
+    /// had time to end it (requests treat it as ended from its timeout on).
     fn ttl(&self, r: &SessionRecord) -> u64 {
         let now = r.last_seen.max(r.created);
         if r.is_authenticated() {
             let absolute_left = (r.created + self.lifetimes.absolute.as_secs()).saturating_sub(now);
-            self.lifetimes.idle.as_secs().min(absolute_left).max(1)
+            self.lifetimes.idle.as_secs().min(absolute_left).max(1) + SWEEP_GRACE
         } else {
             self.lifetimes.anonymous.as_secs().max(1)
         }
@@ -235,7 +244,7 @@ impl RedisStore {
         user: &str,
         keep: &str,
         fingerprint: &str,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Vec<Removed>, StoreError> {
         let mut call = scripts::REMOVE_USER.prepare_invoke();
         call.key(self.user_key(user))
             .arg(&self.prefix)
@@ -244,13 +253,58 @@ impl RedisStore {
             .arg(self.channel())
             .arg(fingerprint);
         let mut conn = self.conn().await?;
-        let n: usize = deadline(call.invoke_async(&mut conn)).await?;
+        let out: Vec<String> = deadline(call.invoke_async(&mut conn)).await?;
         // The other replicas learn it from the channel; this one forgets its copies now.
         self.cache
             .write()
             .expect("cache lock")
             .retain(|h, (r, _)| r.user.as_deref() != Some(user) || h == keep);
-        Ok(n)
+        Ok(Self::removed(&out))
+    }
+
+    /// `hash, record, hash, record…` as a script returns ended sessions.
+    fn removed(pairs: &[String]) -> Vec<Removed> {
+        pairs
+            .chunks_exact(2)
+            .filter_map(|p| {
+                let record = serde_json::from_str::<SessionRecord>(&p[1]).ok()?;
+                Some(Removed {
+                    fingerprint: p[0].get(..12)?.to_string(),
+                    record: Arc::new(record),
+                })
+            })
+            .collect()
+    }
+
+    fn sweeper_key(&self) -> String {
+        format!("{}sweeper", self.prefix)
+    }
+
+    /// Whether this replica holds the sweeper's lease (taken when free, renewed when held).
+    async fn sweep_lease(&self, conn: &mut ConnectionManager) -> Result<bool, StoreError> {
+        let me = self.replica_id.as_str();
+        let taken: Option<String> = deadline(
+            redis::cmd("SET")
+                .arg(self.sweeper_key())
+                .arg(me)
+                .arg("NX")
+                .arg("PX")
+                .arg(SWEEP_LEASE_MS)
+                .query_async(conn),
+        )
+        .await?;
+        if taken.is_some() {
+            return Ok(true);
+        }
+        let renewed: u8 = deadline(
+            scripts::RENEW_LEASE
+                .key(self.sweeper_key())
+                .arg(me)
+                .arg(SWEEP_LEASE_MS)
+                .invoke_async(conn),
+        )
+        .await?;
+        Ok(renewed == 1)
     }
 
     fn decode(raw: &str, id: &SessionId) -> Result<SessionRecord, StoreError> {
@@ -340,7 +394,7 @@ impl SessionStore for RedisStore {
         let out: Vec<String> = deadline(call.invoke_async(&mut conn)).await?;
         let admitted = match out.first().map(String::as_str) {
             Some("stored") => Admitted::Stored {
-                evicted: out[1..].iter().map(|h| h[..12].to_string()).collect(),
+                evicted: Self::removed(&out[1..]),
             },
             Some("locked") => Admitted::Locked,
             Some("ended") => Admitted::Ended,
@@ -356,7 +410,7 @@ impl SessionStore for RedisStore {
         };
         if let Admitted::Stored { .. } = admitted {
             let mut cache = self.cache.write().expect("cache lock");
-            for ended in out[1..].iter().chain([&replaced]) {
+            for ended in out[1..].iter().step_by(2).chain([&replaced]) {
                 cache.remove(ended);
             }
             drop(cache);
@@ -416,7 +470,7 @@ impl SessionStore for RedisStore {
         &self,
         user: &str,
         except: Option<&SessionId>,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Vec<Removed>, StoreError> {
         self.end_of_user(user, &except.map(Self::hash).unwrap_or_default(), "")
             .await
     }
@@ -435,12 +489,79 @@ impl SessionStore for RedisStore {
         Ok(out)
     }
 
-    async fn remove_fingerprint(&self, user: &str, fingerprint: &str) -> Result<bool, StoreError> {
+    async fn remove_fingerprint(
+        &self,
+        user: &str,
+        fingerprint: &str,
+    ) -> Result<Option<Removed>, StoreError> {
         // A fingerprint is 12 hex digits; anything else names no session.
         if fingerprint.len() != 12 || !fingerprint.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(false);
+            return Ok(None);
         }
-        Ok(self.end_of_user(user, "", fingerprint).await? > 0)
+        Ok(self.end_of_user(user, "", fingerprint).await?.pop())
+    }
+
+    async fn sweep(
+        &self,
+        now: u64,
+        lifetimes: &Lifetimes,
+        max: usize,
+    ) -> Result<Vec<Removed>, StoreError> {
+        self.health.verified()?;
+        let mut conn = self.conn().await?;
+        if !self.sweep_lease(&mut conn).await? {
+            return Ok(Vec::new());
+        }
+        // Signed-in sessions are in their users' sets; a sweep reads each set once.
+        let pattern = format!("{}user:*", self.prefix);
+        let mut users: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = deadline(
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(500)
+                    .query_async(&mut conn),
+            )
+            .await?;
+            users.extend(keys);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        let mut ended = Vec::new();
+        for user_key in users {
+            let hashes: Vec<String> = deadline(conn.smembers(&user_key)).await?;
+            for hash in hashes {
+                if ended.len() >= max {
+                    return Ok(ended);
+                }
+                let raw: Option<String> = deadline(conn.get(self.key(&hash))).await?;
+                let Some(record) = raw.and_then(|r| serde_json::from_str::<SessionRecord>(&r).ok())
+                else {
+                    continue;
+                };
+                if !record.expired(now, lifetimes) {
+                    continue;
+                }
+                // The script hands the record to exactly one ender: a request ending it
+                // meanwhile gets it instead, and its portal session ends once.
+                let mut call = scripts::REMOVE.prepare_invoke();
+                call.key(self.key(&hash))
+                    .arg(&self.prefix)
+                    .arg(&hash)
+                    .arg(self.tomb_ttl())
+                    .arg(self.channel());
+                let raw: Option<String> = deadline(call.invoke_async(&mut conn)).await?;
+                self.cache.write().expect("cache lock").remove(&hash);
+                ended.extend(Self::removed(&[hash, raw.unwrap_or_default()]));
+            }
+        }
+        Ok(ended)
     }
 }
 

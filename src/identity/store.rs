@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use super::locks::LockedUsers;
-use super::session::{AuthLevel, SessionRecord};
+use super::session::{AuthLevel, Lifetimes, SessionRecord};
 use super::token::SessionId;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -38,11 +38,27 @@ pub struct Cap {
     pub evict_oldest: bool,
 }
 
+/// A session a store ended, as it was: the portal's logout needs its vault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub fingerprint: String,
+    pub record: Arc<SessionRecord>,
+}
+
+impl Removed {
+    pub fn of(record: Arc<SessionRecord>) -> Self {
+        Self {
+            fingerprint: record.id.fingerprint(),
+            record,
+        }
+    }
+}
+
 /// What became of a new session.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Admitted {
-    /// Stored; the fingerprints of the sessions the cap ended to make room.
-    Stored { evicted: Vec<String> },
+    /// Stored; the sessions the cap ended to make room.
+    Stored { evicted: Vec<Removed> },
     /// The user is locked.
     Locked,
     /// The session it replaces ended meanwhile (revoked, locked, logged out), or its id was
@@ -84,16 +100,29 @@ pub trait SessionStore: Send + Sync {
     async fn take(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         self.remove(id).await
     }
-    /// End every session of a user but `except`, in one step; returns how many ended.
+    /// End every session of a user but `except`, in one step; returns those it ended.
     async fn remove_user(
         &self,
         user: &str,
         except: Option<&SessionId>,
-    ) -> Result<usize, StoreError>;
+    ) -> Result<Vec<Removed>, StoreError>;
     /// Every live session of a user, with its fingerprint ([`SessionId::fingerprint`]).
     async fn list_user(&self, user: &str) -> Result<Vec<(String, Arc<SessionRecord>)>, StoreError>;
-    /// Remove one session of a user, named by its fingerprint; whether it existed.
-    async fn remove_fingerprint(&self, user: &str, fingerprint: &str) -> Result<bool, StoreError>;
+    /// Remove one session of a user, named by its fingerprint; the one it ended.
+    async fn remove_fingerprint(
+        &self,
+        user: &str,
+        fingerprint: &str,
+    ) -> Result<Option<Removed>, StoreError>;
+    /// End the sessions past their lifetimes at `now` that no request came to end, at most
+    /// `max` of them; returns those it ended (so the portal's sessions end too). With several
+    /// replicas one at a time sweeps (the others return nothing).
+    async fn sweep(
+        &self,
+        now: u64,
+        lifetimes: &Lifetimes,
+        max: usize,
+    ) -> Result<Vec<Removed>, StoreError>;
 }
 
 /// In-process sessions with hard caps, so neither logins nor anonymous visitors can grow
@@ -223,8 +252,7 @@ impl SessionStore for MemoryStore {
             }
             others.sort_by_key(|(created, _)| *created);
             for (_, id) in others.into_iter().take(excess) {
-                inner.remove(&id);
-                evicted.push(id.fingerprint());
+                evicted.extend(inner.remove(&id).map(Removed::of));
             }
         }
         if record.is_authenticated() && inner.authenticated >= self.max_authenticated {
@@ -272,17 +300,17 @@ impl SessionStore for MemoryStore {
         &self,
         user: &str,
         except: Option<&SessionId>,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Vec<Removed>, StoreError> {
         let mut inner = self.inner.write().expect("session map lock");
         let ids: Vec<SessionId> = inner
             .of_user(user)
             .map(|r| r.id)
             .filter(|id| Some(id) != except)
             .collect();
-        for id in &ids {
-            inner.remove(id);
-        }
-        Ok(ids.len())
+        Ok(ids
+            .iter()
+            .filter_map(|id| inner.remove(id).map(Removed::of))
+            .collect())
     }
 
     async fn list_user(&self, user: &str) -> Result<Vec<(String, Arc<SessionRecord>)>, StoreError> {
@@ -293,13 +321,41 @@ impl SessionStore for MemoryStore {
             .collect())
     }
 
-    async fn remove_fingerprint(&self, user: &str, fingerprint: &str) -> Result<bool, StoreError> {
+    async fn remove_fingerprint(
+        &self,
+        user: &str,
+        fingerprint: &str,
+    ) -> Result<Option<Removed>, StoreError> {
         let mut inner = self.inner.write().expect("session map lock");
         let id = inner
             .of_user(user)
             .find(|r| r.id.fingerprint() == fingerprint)
             .map(|r| r.id);
-        Ok(id.and_then(|id| inner.remove(&id)).is_some())
+        Ok(id.and_then(|id| inner.remove(&id)).map(Removed::of))
+    }
+
+    async fn sweep(
+        &self,
+        now: u64,
+        lifetimes: &Lifetimes,
+        max: usize,
+    ) -> Result<Vec<Removed>, StoreError> {
+        let expired: Vec<SessionId> = {
+            let inner = self.inner.read().expect("session map lock");
+            inner
+                .map
+                .values()
+                .filter(|r| r.expired(now, lifetimes))
+                .map(|r| r.id)
+                .take(max)
+                .collect()
+        };
+        let mut inner = self.inner.write().expect("session map lock");
+        // A request may have ended one meanwhile: only those still here are this sweep's.
+        Ok(expired
+            .iter()
+            .filter_map(|id| inner.remove(id).map(Removed::of))
+            .collect())
     }
 }
 

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use crate::identity::locks::{LockStore, SqliteLocks};
 use crate::identity::redis_store::{RedisLocks, RedisStore};
-use crate::identity::session::{record, AuthLevel, SessionRecord};
+use crate::identity::session::{record, AuthLevel, Lifetimes, SessionRecord};
 use crate::identity::store::{Admission, Admitted, Cap, MemoryStore, SessionStore, Updated};
 use crate::identity::token::SessionId;
+use crate::identity::vault::VaultedCookie;
 use crate::testing::RedisServer;
 
 fn user(name: &str) -> SessionRecord {
@@ -70,7 +71,10 @@ async fn contract(s: &dyn SessionStore, locks: &dyn LockStore) {
     );
     // Ending all of a user's sessions but one.
     let third = stored(s, user("bea")).await;
-    assert_eq!(s.remove_user("bea", Some(&third)).await.unwrap(), 1);
+    let ended = s.remove_user("bea", Some(&third)).await.unwrap();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].fingerprint, next_id.fingerprint());
+    assert_eq!(ended[0].record.user.as_deref(), Some("bea"));
     assert!(s.get(&next_id).await.unwrap().is_none());
     assert!(s.get(&third).await.unwrap().is_some());
 
@@ -114,11 +118,80 @@ async fn contract(s: &dyn SessionStore, locks: &dyn LockStore) {
         Admitted::AtCap
     );
     match s.create(strong(4), cap(true)).await.unwrap() {
-        Admitted::Stored { evicted } => assert_eq!(evicted, vec![oldest_id.fingerprint()]),
+        Admitted::Stored { evicted } => {
+            let fingerprints: Vec<_> = evicted.iter().map(|r| r.fingerprint.clone()).collect();
+            assert_eq!(fingerprints, vec![oldest_id.fingerprint()]);
+            assert_eq!(
+                evicted[0].record.created, 1,
+                "the evicted record, as it was"
+            );
+        }
         other => panic!("{other:?}"),
     }
     assert!(s.get(&oldest_id).await.unwrap().is_none());
     assert_eq!(s.list_user("dan").await.unwrap().len(), 3);
+    // One session named by its fingerprint: handed back with its vault.
+    let mut held = user("gus");
+    held.vault = vec![VaultedCookie {
+        name: "portal".into(),
+        value: "gus-cookie".into(),
+    }];
+    let held_id = stored(s, held).await;
+    let fp = held_id.fingerprint();
+    let ended = s
+        .remove_fingerprint("gus", &fp)
+        .await
+        .unwrap()
+        .expect("ended");
+    assert_eq!(ended.record.vault[0].value, "gus-cookie");
+    assert!(s.remove_fingerprint("gus", &fp).await.unwrap().is_none());
+
+    sweep(s).await;
+}
+
+/// The sweep ends the sessions that timed out with no request to end them, once each, and
+/// hands their vaults back; live sessions stay.
+async fn sweep(s: &dyn SessionStore) {
+    let life = Lifetimes {
+        idle: Duration::from_secs(600),
+        absolute: Duration::from_secs(3600),
+        anonymous: Duration::from_secs(60),
+    };
+    let mut idle = record(Some("fay"), AuthLevel::SecondFactor, 10_000);
+    idle.vault = vec![VaultedCookie {
+        name: "portal".into(),
+        value: "fay-cookie".into(),
+    }];
+    let idle_id = stored(s, idle).await;
+    let live_id = stored(s, record(Some("fay"), AuthLevel::SecondFactor, 10_500)).await;
+    let too_old = stored(s, record(Some("hal"), AuthLevel::SecondFactor, 10_000)).await;
+    let now = 10_000 + 601;
+    assert!(
+        s.sweep(10_000 + 599, &life, 100)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.fingerprint != idle_id.fingerprint()),
+        "not yet idle"
+    );
+    let swept = s.sweep(now, &life, 100).await.unwrap();
+    let fay: Vec<_> = swept
+        .iter()
+        .filter(|r| r.record.user.as_deref() == Some("fay"))
+        .collect();
+    assert_eq!(fay.len(), 1, "{swept:?}");
+    assert_eq!(fay[0].fingerprint, idle_id.fingerprint());
+    assert_eq!(fay[0].record.vault[0].value, "fay-cookie");
+    assert!(swept.iter().any(|r| r.fingerprint == too_old.fingerprint()));
+    assert!(s.get(&idle_id).await.unwrap().is_none());
+    assert!(
+        s.get(&live_id).await.unwrap().is_some(),
+        "a live session stays"
+    );
+    assert!(
+        s.sweep(now, &life, 100).await.unwrap().is_empty(),
+        "each ends once"
+    );
 }
 
 /// Replica `b` keeps writing sessions back and rotating them while replica `a` ends them

@@ -101,7 +101,7 @@ impl Gateway {
                 if session.req_header().method != http::Method::POST {
                     return Err(Rejection::new(405, "logout_needs_post"));
                 }
-                intercept::gateway_logout(&self.sessions, portal, &ctx.identity, session).await?;
+                intercept::gateway_logout(&self.sessions, &ctx.identity, session).await?;
                 ctx.identity = Identity::Anonymous;
                 return Ok(Front::LoggedOut);
             }

@@ -167,8 +167,7 @@ pub async fn handle(
             // The session it replaces (a new id at every change of level) ends.
             if let Some(old) = identity.session() {
                 sessions
-                    .store
-                    .remove(&old.id)
+                    .end(&old.id, crate::identity::Ending::Replaced)
                     .await
                     .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
             }

@@ -18,7 +18,7 @@ use crate::identity::login::{self, MAX_LOGIN_BODY};
 use crate::identity::prelogin;
 use crate::identity::session::{AuthLevel, SessionRecord};
 use crate::identity::vault::{self, SetCookie};
-use crate::identity::Sessions;
+use crate::identity::{Ending, Farewell, Sessions};
 
 /// What the request side found.
 #[derive(Debug, Default)]
@@ -376,7 +376,12 @@ pub async fn on_response(
 
     if ctx.interception.logout {
         if let Some(old) = &current {
-            sessions.store.remove(&old.id).await.map_err(store_err)?;
+            // Whatever the portal made of it (a GET to a logout that wants a POST), the
+            // gateway then ends the portal's session its own way.
+            sessions
+                .end(&old.id, Ending::PortalLogout)
+                .await
+                .map_err(store_err)?;
             tracing::info!(target: "vigie::audit", event = "logout", user = old.user.as_deref().unwrap_or("-"), session = %old.id.fingerprint());
             ctx.identity = Identity::Anonymous;
         }
@@ -395,6 +400,18 @@ pub async fn on_response(
         // portal session is not kept, and the pre-login one ends.
         Some(s) if !s.is_authenticated() && replaces_session(&s.vault, &changes) => {
             sessions.store.remove(&s.id).await.map_err(store_err)?;
+            // The new portal session may be signed in: it is logged out, not kept.
+            let mut vault_now = s.vault.clone();
+            for c in changes {
+                vault::apply(&mut vault_now, c);
+            }
+            sessions.let_go(Farewell {
+                portal: portal.config.name.clone(),
+                user: None,
+                vault: vault_now,
+                session: s.id.fingerprint(),
+                why: Ending::SignedInBeforeLogin,
+            });
             tracing::warn!(target: "vigie::audit", event = "pre_login_session_replaced", portal = %portal.config.name, client = %request.client.ip, session = %s.id.fingerprint());
             ctx.identity = Identity::Anonymous;
             add.push(sessions.clear_cookie(request.tls));
@@ -412,8 +429,12 @@ pub async fn on_response(
                 let who =
                     super::whoami::confirm(&gw.config, portal, profile, &user, &updated.vault);
                 if let super::whoami::Confirmed::Other = who.await? {
+                    let rotated = super::login_answer::Rotated {
+                        user_agent,
+                        vault: updated.vault,
+                    };
                     return super::login_answer::rotated_to_another(
-                        gw, portal, request, ctx, resp, user_agent,
+                        gw, portal, request, ctx, resp, rotated,
                     )
                     .await;
                 }
@@ -502,10 +523,10 @@ pub(super) fn take_session_cookies(resp: &mut ResponseHeader, names: &[String]) 
     changes
 }
 
-/// `POST /.vigie/logout`: end the portal's session with the vaulted cookies, then the gateway's.
+/// `POST /.vigie/logout`: end the gateway's session, then the portal's, its way (see
+/// [`super::portal_logout`]); the page answers once the portal has.
 pub async fn gateway_logout(
     sessions: &Sessions,
-    portal: &Portal,
     identity: &Identity,
     session: &Session,
 ) -> Result<(), Rejection> {
@@ -515,37 +536,12 @@ pub async fn gateway_logout(
     let Some(record) = identity.session() else {
         return Ok(());
     };
-    if let (Some(profile), false) = (&portal.config.profile, record.vault.is_empty()) {
-        if let Err(e) = portal_logout(portal, profile, record).await {
-            // The gateway session still ends: without it the vaulted cookies are unusable.
-            tracing::warn!(portal = %portal.config.name, error = %e, "portal logout call failed");
-        }
-    }
     sessions
-        .store
-        .remove(&record.id)
+        .end_now(&record.id, Ending::SignOut)
         .await
         .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
     tracing::info!(target: "vigie::audit", event = "logout", user = record.user.as_deref().unwrap_or("-"), session = %record.id.fingerprint());
     Ok(())
-}
-
-/// Call the portal's logout URL with the vaulted cookies.
-async fn portal_logout(
-    portal: &Portal,
-    profile: &PortalProfile,
-    record: &SessionRecord,
-) -> pingora::Result<()> {
-    let Some(rule) = &profile.logout else {
-        return Ok(());
-    };
-    let uri = match &rule.query {
-        Some((k, v)) => format!("{}?{k}={v}", rule.path),
-        None => rule.path.clone(),
-    };
-    super::whoami::portal_get(portal, &uri, &record.vault, 0)
-        .await
-        .map(|_| ())
 }
 
 /// A state-changing request to the gateway must come from its own pages: `Sec-Fetch-Site`

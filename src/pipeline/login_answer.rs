@@ -16,7 +16,7 @@ use super::{Gateway, RequestCtx};
 use crate::config::PortalProfile;
 use crate::identity::session::AuthLevel;
 use crate::identity::vault::{self, SetCookie};
-use crate::identity::Begun;
+use crate::identity::{Begun, Ending, Farewell};
 use crate::metrics::METRICS;
 
 /// Where a refused login lands: the gateway's page, with a way back to the portal's login.
@@ -64,38 +64,62 @@ pub async fn judge(
     if !crate::identity::login::login_succeeded(login.profile, status, location.as_deref()) {
         return refused(resp, "failure");
     }
-    if let Some(reason) = sessions.locks.locked(user).await.map_err(store_err)? {
-        tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason = %reason, portal = %portal_name, client = %ip);
-        return Err(Rejection::new(423, "account_locked"));
-    }
     // A portal that keeps its session id at login authenticated the pre-login cookies: they
     // carry over, now under a new gateway id (ATTACKS.md 37).
-    let mut vault_now = pre_login.map(|s| s.vault.clone()).unwrap_or_default();
+    let mut vault_now = pre_login
+        .as_ref()
+        .map(|s| s.vault.clone())
+        .unwrap_or_default();
     for c in changes {
         vault::apply(&mut vault_now, c);
     }
-    let groups =
-        match whoami::confirm(&gw.config, login.portal, login.profile, user, &vault_now).await? {
-            Confirmed::Same(groups) => groups,
-            Confirmed::Other => {
-                gw.alerts.raise(login_alert(
-                    login.portal,
-                    login.request,
-                    login.user,
-                    login.user_agent,
-                    ctx,
-                    Alarm::IdentityMismatch,
-                ));
-                return refused(resp, "identity_mismatch");
-            }
-        };
+    // From here on, a login the gateway refuses leaves a signed-in portal session nobody
+    // holds: it is logged out.
+    let let_go = |why: Ending| {
+        sessions.let_go(Farewell {
+            portal: portal_name.to_string(),
+            user: Some(user.to_string()),
+            vault: vault_now.clone(),
+            session: pre_login
+                .as_ref()
+                .map_or("-".into(), |s| s.id.fingerprint()),
+            why,
+        })
+    };
+    let locked = sessions.locks.locked(user).await.map_err(|e| {
+        let_go(Ending::LoginRefused);
+        store_err(e)
+    })?;
+    if let Some(reason) = locked {
+        tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason = %reason, portal = %portal_name, client = %ip);
+        let_go(Ending::LoginRefused);
+        return Err(Rejection::new(423, "account_locked"));
+    }
+    let confirmed = whoami::confirm(&gw.config, login.portal, login.profile, user, &vault_now)
+        .await
+        .inspect_err(|_| let_go(Ending::LoginRefused))?;
+    let groups = match confirmed {
+        Confirmed::Same(groups) => groups,
+        Confirmed::Other => {
+            let_go(Ending::IdentityMismatch);
+            gw.alerts.raise(login_alert(
+                login.portal,
+                login.request,
+                login.user,
+                login.user_agent,
+                ctx,
+                Alarm::IdentityMismatch,
+            ));
+            return refused(resp, "identity_mismatch");
+        }
+    };
     let mut record = sessions.new_record(
         portal_name,
         Some(user.to_string()),
         AuthLevel::Password,
         ip,
         login.user_agent,
-        vault_now,
+        vault_now.clone(),
     );
     record.groups = groups;
     let pack = gw.config.policy.pack_for(&record.groups);
@@ -103,18 +127,20 @@ pub async fn judge(
     let id = record.id;
     // The lock is checked again with the insertion: one landing since the check above
     // refuses this login too.
-    let cookie = match sessions
-        .begin(record.clone(), None, pack, tls)
-        .await
-        .map_err(store_err)?
-    {
+    let begun = sessions.begin(record.clone(), None, pack, tls).await;
+    let cookie = match begun.map_err(|e| {
+        let_go(Ending::LoginRefused);
+        store_err(e)
+    })? {
         Begun::Started(cookie) => cookie,
         Begun::AtCap => {
             tracing::warn!(target: "vigie::audit", event = "login", outcome = "session_cap", user = %user, portal = %portal_name, client = %ip);
+            let_go(Ending::LoginRefused);
             return Err(Rejection::new(409, "session_cap"));
         }
         Begun::Locked | Begun::Ended => {
             tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, portal = %portal_name, client = %ip);
+            let_go(Ending::LoginRefused);
             return Err(Rejection::new(423, "account_locked"));
         }
     };
@@ -140,10 +166,13 @@ async fn end_session(
     ctx.interception.drop_body = true;
     let ended = ctx.identity.session().cloned();
     if let Some(old) = ended.as_ref().filter(|_| !ctx.interception.prelogin_login) {
-        gw.sessions.store.remove(&old.id).await.map_err(|e| {
-            tracing::error!(error = %e, "session store unavailable during login");
-            Rejection::new(503, "session_store_unavailable")
-        })?;
+        gw.sessions
+            .end(&old.id, Ending::Replaced)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "session store unavailable during login");
+                Rejection::new(503, "session_store_unavailable")
+            })?;
     }
     ctx.identity = Identity::Anonymous;
     Ok(ended)
@@ -181,23 +210,42 @@ pub async fn unjudged(
     refuse(gw, portal, request, resp, "answered_before_read", "-")
 }
 
+/// A portal session that rotated under a signed-in gateway session.
+pub struct Rotated<'a> {
+    pub user_agent: &'a str,
+    /// The vault with the portal's new cookies.
+    pub vault: Vec<vault::VaultedCookie>,
+}
+
 /// A signed-in session whose portal session rotated to another user (a portal's "log in as",
-/// a token login from inside): the session ends, the answer (the other user's page) is
-/// replaced, and the SOC hears of it.
+/// a token login from inside): the session ends, the portal's new session is logged out, the
+/// answer (the other user's page) is replaced, and the SOC hears of it.
 pub async fn rotated_to_another(
     gw: &Gateway,
     portal: &Portal,
     request: &Request,
     ctx: &mut RequestCtx,
     resp: &mut ResponseHeader,
-    user_agent: &str,
+    rotated: Rotated<'_>,
 ) -> Result<Vec<String>, Rejection> {
+    let user_agent = rotated.user_agent;
     let user = ctx
         .identity
         .session()
         .and_then(|s| s.user.clone())
         .unwrap_or_default();
+    let session = ctx
+        .identity
+        .session()
+        .map_or("-".into(), |s| s.id.fingerprint());
     end_session(gw, ctx).await?;
+    gw.sessions.let_go(Farewell {
+        portal: portal.config.name.clone(),
+        user: Some(user.clone()),
+        vault: rotated.vault,
+        session,
+        why: Ending::IdentityMismatch,
+    });
     let alert = login_alert(
         portal,
         request,
@@ -372,7 +420,7 @@ impl Gateway {
             return Rejection::new(403, "cross_site_request");
         }
         if let Some(s) = ctx.identity.session() {
-            if let Err(e) = self.sessions.store.remove(&s.id).await {
+            if let Err(e) = self.sessions.end(&s.id, Ending::Replaced).await {
                 tracing::error!(error = %e, "session store unavailable while ending a session");
                 return Rejection::new(503, "session_store_unavailable");
             }
@@ -427,10 +475,11 @@ impl Gateway {
             return;
         };
         if let Some(s) = ctx.identity.session() {
-            let (store, id) = (self.sessions.store.clone(), s.id);
-            // The body hook cannot wait; the removal follows at once on the runtime.
+            let (sessions, id) = (self.sessions.clone(), s.id);
+            // The body hook cannot wait; the removal follows at once on the runtime, and the
+            // portal's signed-in session is logged out.
             tokio::spawn(async move {
-                if let Err(e) = store.remove(&id).await {
+                if let Err(e) = sessions.end_forced(&id, Ending::SignedInBeforeLogin).await {
                     tracing::error!(error = %e, "could not end a pre-login session the portal signed in");
                 }
             });

@@ -28,6 +28,8 @@ pub mod log;
 pub mod login_answer;
 pub mod normalise;
 pub mod params;
+pub mod portal_call;
+pub mod portal_logout;
 pub mod respond;
 pub mod route;
 pub mod screen;

@@ -2,8 +2,6 @@
 //! the user name its pages show (identity binding, ATTACKS.md 38) and the role that becomes the
 //! user's group. Fail closed: a login whose user or role cannot be read is refused.
 
-use pingora::http::RequestHeader;
-
 use super::respond::Rejection;
 use super::route::Portal;
 use crate::config::PortalProfile;
@@ -129,35 +127,20 @@ pub async fn portal_get(
     vault: &[vault::VaultedCookie],
     max_body: usize,
 ) -> pingora::Result<(u16, Vec<u8>)> {
-    let mut req = RequestHeader::build("GET", uri.as_bytes(), None)?;
-    let host = portal
-        .config
-        .hosts
+    let cookies: Vec<(String, String)> = vault
         .iter()
-        .find(|h| *h != "*")
-        .cloned()
-        .unwrap_or_else(|| portal.config.upstream.to_string());
-    req.insert_header("host", host)?;
-    let cookies: Vec<String> = vault
-        .iter()
-        .map(|c| format!("{}={}", c.name, c.value))
+        .map(|c| (c.name.clone(), c.value.clone()))
         .collect();
-    req.insert_header("cookie", cookies.join("; "))?;
-    let connector = pingora::connectors::http::Connector::new(None);
-    let (mut http, _) = connector.get_http_session(&portal.peer).await?;
-    http.write_request_header(Box::new(req)).await?;
-    http.finish_request_body().await?;
-    http.read_response_header().await?;
-    let status = http.response_header().map_or(0, |h| h.status.as_u16());
-    let mut body = Vec::new();
-    while body.len() < max_body {
-        match http.read_response_body().await? {
-            Some(chunk) => body.extend_from_slice(&chunk),
-            None => break,
-        }
-    }
-    body.truncate(max_body);
-    Ok((status, body))
+    let call = super::portal_call::Call {
+        method: "GET",
+        uri,
+        cookies: &cookies,
+        headers: &[],
+        form: None,
+        max_body,
+    };
+    let answer = super::portal_call::send(portal, &call).await?;
+    Ok((answer.status, answer.body))
 }
 
 #[cfg(test)]

@@ -17,10 +17,13 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// The logout link of signed-in pages (a form in strict logout mode).
+pub const LOGOUT_LINK: &str = "<a href=\"/index.php?logout=-1\">Déconnexion</a>";
+
 fn layout(title: &str, user: Option<(&str, Role)>, body: &str) -> String {
     let who = match user {
         Some((name, role)) => format!(
-            "<div class=\"who\">{} ({}) · <a href=\"/index.php?logout=-1\">Déconnexion</a></div>",
+            "<div class=\"who\">{} ({}) · {LOGOUT_LINK}</div>",
             escape(name),
             role.label()
         ),

@@ -38,6 +38,8 @@ struct PortalSession {
     role: Role,
     current_patient: Option<u32>,
     created: u64,
+    /// What the strict logout form must carry.
+    logout_token: String,
 }
 
 pub struct SamplePortal {
@@ -51,6 +53,9 @@ pub struct SamplePortal {
     bench_1k: Vec<u8>,
     bench_64k: Vec<u8>,
     accounts: Vec<data::Account>,
+    /// Log out only by `POST /logout` with the session's token; a `GET` logout gets 405
+    /// (as Django and other CSRF-protected portals do).
+    strict_logout: bool,
 }
 
 type Reply = Response<Vec<u8>>;
@@ -147,7 +152,60 @@ impl SamplePortal {
             bench_1k: fill(1024),
             bench_64k: fill(64 * 1024),
             accounts: ACCOUNTS.to_vec(),
+            strict_logout: false,
         }
+    }
+
+    /// Log out only by a `POST /logout` carrying the session's token (405 on `GET`).
+    pub fn with_strict_logout(mut self) -> Self {
+        self.strict_logout = true;
+        self
+    }
+
+    /// The strict logout: the session's token in the form, else 403; the session ends.
+    async fn strict_logout(&self, session: &mut ServerSession) -> Reply {
+        let form = Self::read_form(session).await.unwrap_or_default();
+        let sent = form.get("csrf_token").map(String::as_str).unwrap_or("");
+        let Some(sid) = cookie(session, SESSION_COOKIE).map(str::to_string) else {
+            return redirect("/index.php", &[]);
+        };
+        let mut sessions = self.sessions.lock().expect("session lock");
+        let token_ok = sessions
+            .get(&sid)
+            .is_some_and(|s| same(s.logout_token.as_bytes(), sent.as_bytes()));
+        if !token_ok {
+            return html(
+                403,
+                html::message("Jeton invalide", None, "La déconnexion a été refusée."),
+            );
+        }
+        sessions.remove(&sid);
+        redirect(
+            "/index.php",
+            &[format!("{SESSION_COOKIE}=; Path=/; Max-Age=0")],
+        )
+    }
+
+    /// In strict mode, signed-in pages log out with a form carrying the session's token.
+    fn logout_form(&self, session: &ServerSession, mut reply: Reply) -> Reply {
+        let token = cookie(session, SESSION_COOKIE).and_then(|sid| {
+            let sessions = self.sessions.lock().expect("session lock");
+            sessions.get(sid).map(|s| s.logout_token.clone())
+        });
+        let (Some(token), true) = (token, self.strict_logout) else {
+            return reply;
+        };
+        let link = html::LOGOUT_LINK.as_bytes();
+        let body = reply.body_mut();
+        if let Some(at) = body.windows(link.len()).position(|w| w == link) {
+            let form = format!(
+                "<form method=\"post\" action=\"/logout\" class=\"logout\"><input type=\"hidden\" name=\"csrf_token\" value=\"{token}\"><button>Déconnexion</button></form>"
+            );
+            body.splice(at..at + link.len(), form.into_bytes());
+            let len = body.len();
+            reply.headers_mut().insert("content-length", len.into());
+        }
+        reply
     }
 
     /// More accounts than the demo's four (the traffic simulator signs in a whole ward).
@@ -304,6 +362,7 @@ impl SamplePortal {
                     role: account.role,
                     current_patient: None,
                     created,
+                    logout_token: random_token(),
                 },
             );
         }
@@ -489,6 +548,11 @@ impl ServeHttp for SamplePortal {
                     format!("{{\"sessions\":{n}}}").into_bytes(),
                 )
             }
+            ("GET", "/index.php") if q.contains_key("logout") && self.strict_logout => {
+                let b = head(405, "text/html; charset=utf-8").header("allow", "POST");
+                finish(b, b"Method Not Allowed".to_vec())
+            }
+            ("POST", "/logout") if self.strict_logout => self.strict_logout(session).await,
             ("GET", "/index.php") if q.contains_key("logout") => self.logout(session),
             ("POST", "/index.php") => self.login(session).await,
             ("GET" | "HEAD", "/index.php") => self.index(session, &q),
@@ -501,6 +565,7 @@ impl ServeHttp for SamplePortal {
                 html::message("Page introuvable", None, "Cette page n'existe pas."),
             ),
         };
+        let reply = self.logout_form(session, reply);
         if gzip {
             compressed(reply)
         } else {

@@ -20,6 +20,7 @@ mod passthrough;
 mod paths;
 mod php_params;
 mod policy;
+mod portal_logout;
 mod prelogin;
 mod prelogin_found;
 mod replicas;

@@ -56,8 +56,11 @@ impl Visit<'_> {
     async fn after_reset(&mut self) -> Result<(), Rejection> {
         let ended = self
             .sessions
-            .store
-            .remove_user(&self.user, Some(&self.record.id))
+            .end_user(
+                &self.user,
+                Some(&self.record.id),
+                crate::identity::Ending::Revoked,
+            )
             .await
             .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
         METRICS.enrollments.with_label_values(&["reset"]).inc();

@@ -1,0 +1,226 @@
+//! Ending the portal's own session when the gateway lets one go (sign-out, revoke, lock,
+//! timeout, eviction, a refused login): the vaulted cookies would otherwise stay valid at the
+//! portal, usable by anyone who ever copies them, until the portal's own timeout. The call is
+//! made the portal's way (`[logout]` in the profile: method, CSRF token) and checked against
+//! what the profile says a logout looks like; one retry, then a log line, a metric and an
+//! alert, because a portal session nobody can end is exactly what the SOC must know about.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::portal_call::{self, Call};
+use super::route::Portal;
+use crate::config::PortalConfig;
+use crate::identity::logout::{self, LogoutRule, Method};
+use crate::identity::{Farewell, PortalEnd};
+use crate::metrics::METRICS;
+
+/// Pages read for a token or a check: at most this much of each.
+const MAX_PAGE: usize = 256 * 1024;
+/// Wait before the one retry (a portal restarting, a connection reset).
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The portal logout of every configured portal that holds sessions.
+pub struct PortalLogout {
+    portals: HashMap<String, Portal>,
+    alerts: Arc<crate::alerts::Alerts>,
+}
+
+impl PortalLogout {
+    pub fn new(portals: &[PortalConfig], alerts: Arc<crate::alerts::Alerts>) -> Self {
+        let portals = portals
+            .iter()
+            .filter(|p| p.holds_sessions())
+            .map(|p| (p.name.clone(), Portal::new(p.clone())))
+            .collect();
+        Self { portals, alerts }
+    }
+}
+
+#[async_trait]
+impl PortalEnd for PortalLogout {
+    async fn end(&self, farewell: Farewell) {
+        let Some(portal) = self.portals.get(&farewell.portal) else {
+            return;
+        };
+        let name = portal.config.name.as_str();
+        let user = farewell.user.as_deref().unwrap_or("-");
+        let why = farewell.why.label();
+        let Some(rule) = portal
+            .config
+            .profile
+            .as_ref()
+            .and_then(|p| p.logout.as_ref())
+        else {
+            METRICS
+                .portal_logouts
+                .with_label_values(&[name, "no_logout"])
+                .inc();
+            tracing::warn!(target: "vigie::audit", event = "portal_logout", outcome = "no_logout", portal = %name, user = %user, session = %farewell.session, why, "the profile has no [logout]: the portal session lives until the portal's own timeout");
+            return;
+        };
+        let mut result = attempt(portal, rule, &farewell).await;
+        if result.is_err() {
+            tokio::time::sleep(RETRY_AFTER).await;
+            result = attempt(portal, rule, &farewell).await;
+        }
+        match result {
+            Ok(()) => {
+                METRICS
+                    .portal_logouts
+                    .with_label_values(&[name, "done"])
+                    .inc();
+                tracing::info!(target: "vigie::audit", event = "portal_logout", outcome = "done", portal = %name, user = %user, session = %farewell.session, why);
+            }
+            Err(failure) => {
+                METRICS
+                    .portal_logouts
+                    .with_label_values(&[name, "failed"])
+                    .inc();
+                tracing::warn!(target: "vigie::audit", event = "portal_logout", outcome = "failed", portal = %name, user = %user, session = %farewell.session, why, failure = %failure);
+                self.alerts.raise(alert(&farewell, &failure));
+            }
+        }
+    }
+}
+
+/// One logout, checked. `Err`: what went wrong, in words for the log and the alert.
+async fn attempt(portal: &Portal, rule: &LogoutRule, f: &Farewell) -> Result<(), String> {
+    let profile = portal
+        .config
+        .profile
+        .as_ref()
+        .ok_or("the portal has no profile")?;
+    let vaulted: Vec<(String, String)> = f
+        .vault
+        .iter()
+        .map(|c| (c.name.clone(), c.value.clone()))
+        .collect();
+    let mut cookies = vaulted.clone();
+    let origin = format!(
+        "{}://{}",
+        if portal.config.upstream_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
+        portal_call::host(portal)
+    );
+    let mut headers: Vec<(&str, String)> = Vec::new();
+    let mut form = None;
+    if rule.method == Method::Post {
+        headers.push(("origin", origin.clone()));
+        headers.push(("referer", format!("{origin}{}", rule.path)));
+        form = Some(String::new());
+    }
+    if let Some(token) = &rule.token {
+        let mut page = None;
+        if let Some(path) = &token.page {
+            let answer = get(portal, path, &cookies).await?;
+            for (k, v) in answer.set_cookies {
+                cookies.retain(|(n, _)| *n != k);
+                cookies.push((k, v));
+            }
+            page = Some(String::from_utf8_lossy(&answer.body).into_owned());
+        }
+        let value = logout::token_from(token, page.as_deref(), &cookies)
+            .ok_or("no logout token found (the page or cookie the profile names has none)")?;
+        if let Some(h) = &token.header {
+            headers.push((h.as_str(), value.clone()));
+        }
+        form = Some(
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair(&token.field, &value)
+                .finish(),
+        );
+    }
+    let target = rule.target();
+    let call = Call {
+        method: match rule.method {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        },
+        uri: &target,
+        cookies: &cookies,
+        headers: &headers,
+        form,
+        max_body: 0,
+    };
+    let answer = portal_call::send(portal, &call)
+        .await
+        .map_err(|e| format!("the logout did not answer: {e}"))?;
+    if !rule.answered_success(answer.status, answer.location.as_deref()) {
+        return Err(format!(
+            "the portal answered the logout {} (the profile's [logout.success] expects otherwise)",
+            answer.status
+        ));
+    }
+    // Measured, not assumed: with the old cookies, the portal no longer names anyone.
+    if let (true, Some(confirm)) = (rule.confirm, &profile.login.confirm) {
+        let answer = get(portal, &confirm.page, &vaulted).await?;
+        let text = String::from_utf8_lossy(&answer.body);
+        if answer.status == 200 && confirm.pattern.is_match(&text) {
+            return Err("the portal still shows the session signed in after the logout".into());
+        }
+    }
+    Ok(())
+}
+
+async fn get(
+    portal: &Portal,
+    uri: &str,
+    cookies: &[(String, String)],
+) -> Result<portal_call::Answer, String> {
+    let call = Call {
+        method: "GET",
+        uri,
+        cookies,
+        headers: &[],
+        form: None,
+        max_body: MAX_PAGE,
+    };
+    portal_call::send(portal, &call)
+        .await
+        .map_err(|e| format!("{uri} did not answer: {e}"))
+}
+
+fn alert(f: &Farewell, failure: &str) -> crate::alerts::Alert {
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    let user = f.user.clone().unwrap_or_default();
+    let rule_id = "VIGIE-PORTAL-LOGOUT-FAILED";
+    crate::alerts::Alert {
+        id: crate::alerts::Alert::new_id(),
+        at_us: now_us,
+        rule_id: rule_id.into(),
+        rule_name: format!(
+            "A portal session outlived the gateway's ({}): {failure}",
+            f.why.label()
+        ),
+        severity: crate::alerts::Severity::Medium,
+        risk_score: 50,
+        portal: f.portal.clone(),
+        user: user.clone(),
+        groups: Vec::new(),
+        privileged: false,
+        session_hash: f.session.clone(),
+        source_ip: None,
+        user_agent: String::new(),
+        method: String::new(),
+        url_path: String::new(),
+        status: 0,
+        window_start_us: now_us,
+        window_end_us: now_us,
+        evidence: Vec::new(),
+        distinct_patients: 0,
+        patient_pseudonyms: Vec::new(),
+        request_ids: Vec::new(),
+        techniques: vec!["T1550.004"],
+        action: "alert".into(),
+        dedup_key: format!("{rule_id}:{user}"),
+    }
+}
