@@ -155,19 +155,7 @@ impl AdminApp {
                 }
                 ended.map(|n| serde_json::json!({ "user": user, "locked": true, "sessions_ended": n }))
             }
-            ("POST", "/api/users/unlock") => {
-                let lifted = self.sessions.locks.unlock(user).await;
-                if let Ok(true) = lifted {
-                    // The user starts again from zero second-factor failures.
-                    if let Some(f) = &self.factors {
-                        if let Err(e) = f.forget_failures(user).await {
-                            return json(503, serde_json::json!({ "error": e.to_string() }));
-                        }
-                    }
-                    tracing::warn!(target: "vigie::audit", event = "account_unlocked", user = %user, by = "admin_api");
-                }
-                lifted.map(|was| serde_json::json!({ "user": user, "unlocked": was }))
-            }
+            ("POST", "/api/users/unlock") => return self.unlock(user).await,
             ("POST", "/api/users/invite") => return self.invite(user).await,
             ("GET", "/api/users/factors") => return self.factor_status(user).await,
             _ => return json(405, serde_json::json!({ "error": "see the admin API in the README" })),
@@ -263,6 +251,47 @@ impl AdminApp {
     }
 
     /// A one-time enrollment (or reset) code for `user`, to hand over in person.
+    /// `POST /api/users/unlock`: lift the lock and the throttles in progress alike (second-factor
+    /// failures, the login budget of the name), and say which there were.
+    async fn unlock(&self, user: &str) -> Response<Vec<u8>> {
+        let failed = |e: String| json(503, serde_json::json!({ "error": e }));
+        let unlocked = match self.sessions.locks.unlock(user).await {
+            Ok(was) => was,
+            Err(e) => return failed(e.to_string()),
+        };
+        let mut factor_failures = 0;
+        if let Some(f) = &self.factors {
+            let cleared = async {
+                let n = f.failures(user).await?;
+                f.forget_failures(user).await.map(|_| n)
+            };
+            match cleared.await {
+                Ok(n) => factor_failures = n,
+                Err(e) => return failed(e.to_string()),
+            }
+        }
+        let mut login_throttle = false;
+        if let Some(b) = &self.budgets {
+            match b.forget_login_user(user).await {
+                Ok(was) => login_throttle = was,
+                Err(_) => return failed("the login budgets' store is unreachable".into()),
+            }
+        }
+        tracing::warn!(target: "vigie::audit", event = "account_unlocked", user = %user, unlocked, factor_failures, login_throttle, by = "admin_api");
+        json(
+            200,
+            serde_json::json!({
+                "user": user,
+                "unlocked": unlocked,
+                "cleared": {
+                    "lock": unlocked,
+                    "second_factor_failures": factor_failures,
+                    "login_throttle": login_throttle,
+                },
+            }),
+        )
+    }
+
     async fn invite(&self, user: &str) -> Response<Vec<u8>> {
         let Some(f) = &self.factors else {
             return json(

@@ -33,6 +33,12 @@ impl MemoryBudgets {
         &self.shards[(h as usize) % SHARDS]
     }
 
+    /// Forget `key`'s spending; whether it had any.
+    pub fn forget(&self, key: &str) -> bool {
+        let mut map = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(key).is_some()
+    }
+
     pub fn check(&self, key: &str, rate: Rate, now: u64) -> Verdict {
         let mut map = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
         let (verdict, tat) = gcra::check(map.get(key).copied(), now, rate);

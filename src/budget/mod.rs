@@ -192,6 +192,24 @@ impl Budgets {
         self.login_check(&format!("login:u:{user}")).await
     }
 
+    /// After IT lifts a throttle: `user` starts again with a full login budget. Whether it had
+    /// spent some (an error: Redis could not be reached).
+    pub async fn forget_login_user(&self, user: &str) -> Result<bool, Unavailable> {
+        let key = format!("login:u:{user}");
+        let local = self.memory.forget(&key);
+        let Some(redis) = &self.redis else {
+            return Ok(local);
+        };
+        let mut conn = redis.conn().await.map_err(|_| Unavailable)?;
+        let removed: usize = deadline(redis::AsyncCommands::del(
+            &mut conn,
+            format!("{}budget:{key}", redis.prefix),
+        ))
+        .await
+        .map_err(|_| Unavailable)?;
+        Ok(local || removed > 0)
+    }
+
     async fn login_check(&self, key: &str) -> Result<Verdict, Unavailable> {
         let limit = self.config.login;
         let (v, _) = self.check(&[(key, &limit, 1.0)], true).await?;

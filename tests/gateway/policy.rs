@@ -400,6 +400,51 @@ fn only_logins_spend_the_login_budget() {
 }
 
 #[test]
+fn an_unlock_clears_a_throttle_in_progress_and_says_what_it_cleared() {
+    let portal = start_portal();
+    // Behind a trusted proxy, so that the user's throttle is met from several sources.
+    let budgets = "[network]\ntrusted_proxies = [\"127.0.0.1\"]\n[budgets.login]\nrequests = 2\nper = \"hour\"\nburst = 2\n[budgets.source]\nrequests = 100000\nper = \"minute\"\n[budgets.view]\nrequests = 100000\nper = \"minute\"\n";
+    let gw = start_gateway_with(&profiled_portal(&portal, ""), budgets);
+    let login = |from: u8, password: &str| {
+        let mut c = Client::new(gw.port);
+        c.headers = format!("X-Forwarded-For: 10.0.0.{from}\r\n");
+        let page = c.get("/index.php");
+        let token = crate::passthrough::csrf_token(&page);
+        let csrf = crate::passthrough::cookie_set(&page, "mediboard_csrf").unwrap();
+        c.headers += &format!("Cookie: {csrf}\r\n");
+        c.post_form(
+            "/index.php",
+            &[
+                ("login", "1"),
+                ("csrf_token", &token),
+                ("username", "dr.martin"),
+                ("password", password),
+            ],
+        )
+        .status
+    };
+    assert_eq!(login(1, "wrong"), 303);
+    assert_eq!(login(2, "wrong"), 303);
+    assert_eq!(
+        login(3, "martin-demo"),
+        429,
+        "the name is throttled, not locked"
+    );
+    // The helpdesk clears it; the answer says what there was to clear.
+    let said = vigie_ok([
+        "user",
+        "unlock",
+        "dr.martin",
+        "-c",
+        gw.config.to_str().unwrap(),
+    ]);
+    let said: serde_json::Value = serde_json::from_str(&said).unwrap();
+    assert_eq!(said["unlocked"], false, "{said}");
+    assert_eq!(said["cleared"]["login_throttle"], true, "{said}");
+    assert_eq!(login(4, "martin-demo"), 302, "the throttle was cleared");
+}
+
+#[test]
 fn routing_parameters_in_a_form_body_meet_the_same_rules() {
     let portal = start_portal();
     let rule = "[[rule]]\nname = \"no-exports\"\npath = \"/index.php\"\nquery = { raw = \"ajax_export*\" }\ndeny = true\n";
