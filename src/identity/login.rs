@@ -151,6 +151,14 @@ pub fn is_logout(profile: &PortalProfile, path: &str, query: Option<&str>) -> bo
     super::logout::is_logout(profile.logout.as_ref(), profile.script_path(path), query)
 }
 
+/// A credential the profile's block rules refuse wherever it appears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked {
+    AuthorizationHeader,
+    CredentialInCookie,
+    CredentialInQuery,
+}
+
 /// Why a request is refused under the profile's block rules, if it is. Parameter names are
 /// decoded and compared case-insensitively, as the portal (PHP) would read them.
 pub fn blocked<'a>(
@@ -158,9 +166,9 @@ pub fn blocked<'a>(
     query: Option<&str>,
     has_authorization: bool,
     cookie_names: impl Iterator<Item = &'a str>,
-) -> Option<&'static str> {
+) -> Option<Blocked> {
     if profile.block.authorization_header && has_authorization {
-        return Some("authorization_header");
+        return Some(Blocked::AuthorizationHeader);
     }
     // PHP reads `login[]`, ` login` and `login%00x` as `login`, and `a.b` as `a_b`.
     let listed = |k: &str| {
@@ -175,12 +183,12 @@ pub fn blocked<'a>(
                 .next()
                 .is_some_and(|(k, _)| listed(&k))
         }) {
-            return Some("credential_in_cookie");
+            return Some(Blocked::CredentialInCookie);
         }
     }
     let query = query?;
     let hit = form_urlencoded::parse(query.as_bytes()).any(|(k, _)| listed(&k));
-    hit.then_some("credential_in_query")
+    hit.then_some(Blocked::CredentialInQuery)
 }
 
 #[cfg(test)]
@@ -310,7 +318,7 @@ mod tests {
                 false,
                 std::iter::empty()
             ),
-            Some("credential_in_query")
+            Some(Blocked::CredentialInQuery)
         );
     }
 
@@ -338,7 +346,7 @@ mod tests {
         ] {
             assert_eq!(
                 blocked(&p, None, false, names.iter().copied()),
-                Some("credential_in_cookie"),
+                Some(Blocked::CredentialInCookie),
                 "{names:?}"
             );
         }
@@ -365,7 +373,7 @@ mod tests {
         ] {
             assert_eq!(
                 blocked(&p, Some(q), false, std::iter::empty()),
-                Some("credential_in_query"),
+                Some(Blocked::CredentialInQuery),
                 "{q}"
             );
         }
@@ -380,7 +388,7 @@ mod tests {
         );
         assert_eq!(
             blocked(&p, None, true, std::iter::empty()),
-            Some("authorization_header")
+            Some(Blocked::AuthorizationHeader)
         );
         assert!(is_logout(&p, "/index.php", Some("logout=-1")));
         assert!(!is_logout(&p, "/index.php", Some("m=dPpatients")));

@@ -2,10 +2,11 @@
 //! session's level against its requirement, then the budgets ([`crate::budget`]); again once a
 //! form body is read; and the budgets of login attempts.
 
-use pingora::{Error, ErrorType, Result};
+use pingora::Result;
 
 use super::identify::Identity;
 use super::normalise::Request;
+use super::refusal::{Reason, Refusal};
 use super::route::Portal;
 use super::{Gateway, RequestCtx};
 use crate::budget::gcra::Verdict;
@@ -86,12 +87,13 @@ pub async fn run(
 
 /// Login attempts are budgeted per source (every login POST made before the password, whatever
 /// its body, before the portal sees it) and per user name (once the body is read). Fails
-/// closed when the shared budget store is down. `Err`: the status and reason to refuse with.
+/// closed when the shared budget store is down. `Err`: the refusal (it closes the connection:
+/// the login's body may be unread).
 pub async fn login_allowed(
     budgets: &Budgets,
     ip: Option<std::net::IpAddr>,
     user: Option<&str>,
-) -> std::result::Result<(), (u16, &'static str)> {
+) -> std::result::Result<(), Refusal> {
     let mut verdict = Ok(Verdict::Allow);
     if let Some(ip) = ip {
         verdict = budgets.login_source(ip).await;
@@ -101,11 +103,15 @@ pub async fn login_allowed(
     }
     match verdict {
         Ok(Verdict::Allow) => Ok(()),
-        Ok(_) => {
+        Ok(Verdict::Deny { retry_after_us }) => {
             tracing::warn!(target: "vigie::audit", event = "login", outcome = "login_budget", user = user.unwrap_or("-"), client = ?ip);
-            Err((429, "login_budget"))
+            let seconds = retry_after_us.div_ceil(1_000_000);
+            Err(Refusal {
+                close: true,
+                ..Refusal::slowed(Reason::LoginBudget, seconds)
+            })
         }
-        Err(_) => Err((503, "budget_store_unavailable")),
+        Err(_) => Err(Refusal::framing(503, Reason::BudgetStoreUnavailable)),
     }
 }
 
@@ -142,16 +148,15 @@ impl Gateway {
             self.config
                 .policy
                 .decide(&portal.config, self.config.second_factor.required, &facts);
-        let refuse =
-            |status: u16, why: &'static str| Error::e_explain(ErrorType::HTTPStatus(status), why);
         if again.deny.is_some() && first.deny.is_none() {
-            ctx.rejected = Some("policy_denied");
-            return refuse(403, "denied by a rule that reads the form body");
+            let liftable =
+                again.deny.as_ref().is_some_and(|d| d.break_glass) && facts.user.is_some();
+            ctx.decision = Some(again);
+            return ctx.refuse(Refusal::denied(liftable, request.target.to_uri()));
         }
         if let Some(s) = ctx.identity.session().filter(|s| s.is_authenticated()) {
             if !again.requirement.met_by(s, now) {
-                ctx.rejected = Some("second_factor_required");
-                return refuse(401, "the form body asks for a stronger or fresher factor");
+                return ctx.refuse(Refusal::new(401, Reason::SecondFactorRequired));
             }
         }
         if again.budget != first.budget {
@@ -164,9 +169,9 @@ impl Gateway {
                     request.client.ip,
                 )
                 .await;
-            if verdict != crate::budget::gcra::Verdict::Allow {
-                ctx.rejected = Some("over_budget");
-                return refuse(429, "over the budget of the class the form body asks for");
+            if let crate::budget::gcra::Verdict::Deny { retry_after_us } = verdict {
+                let seconds = retry_after_us.div_ceil(1_000_000);
+                return ctx.refuse(Refusal::slowed(Reason::OverBudget, seconds));
             }
         }
         ctx.decision = Some(again);
@@ -179,10 +184,8 @@ impl Gateway {
         &self,
         ip: std::net::IpAddr,
         user: Option<&str>,
-    ) -> std::result::Result<(), super::respond::Rejection> {
-        login_allowed(&self.budgets, Some(ip), user)
-            .await
-            .map_err(|(status, why)| super::respond::Rejection::framing(status, why))
+    ) -> std::result::Result<(), Refusal> {
+        login_allowed(&self.budgets, Some(ip), user).await
     }
 
     /// A login in a request body, once read: the user's budget, before the portal gets the
@@ -196,10 +199,7 @@ impl Gateway {
             .filter(|_| !head_counted);
         match login_allowed(&self.budgets, ip, Some(user)).await {
             Ok(()) => Ok(()),
-            Err((status, why)) => {
-                ctx.rejected = Some(why);
-                Error::e_explain(ErrorType::HTTPStatus(status), why)
-            }
+            Err(refusal) => ctx.refuse(refusal),
         }
     }
 }

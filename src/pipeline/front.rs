@@ -9,7 +9,7 @@ use pingora::proxy::Session;
 
 use super::identify::{self, Identity};
 use super::normalise::{self, Request};
-use super::respond::Rejection;
+use super::refusal::{Reason, Refusal};
 use super::route::Portal;
 use super::{authorise, gateway_login, intercept, login_answer, second_factor};
 use super::{Gateway, RequestCtx};
@@ -27,14 +27,6 @@ pub(super) enum Front {
     Redirect(String),
     /// A handler already answered, with this status.
     Done(u16),
-    /// Refused by policy; `liftable`: offer break-glass.
-    Denied {
-        liftable: bool,
-    },
-    /// Over budget, or throttled by the detector: retry after this many seconds.
-    Slowed(u64),
-    /// Held by the detector until the SOC reviews it.
-    Held(crate::detect::Hold),
 }
 
 impl Gateway {
@@ -43,15 +35,15 @@ impl Gateway {
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-    ) -> std::result::Result<Front, Rejection> {
+    ) -> std::result::Result<Front, Refusal> {
         let limits = &self.config.limits;
         let request = normalise::run(session, limits, &self.config.trusted_proxies)?;
         if request.client.peer_trusted {
             let permit = self.clients.admit(request.client.ip);
-            ctx.in_flight = Some(permit.map_err(|_| Rejection::framing(429, "client_cap"))?);
+            ctx.in_flight = Some(permit.map_err(|_| Refusal::framing(429, Reason::ClientCap))?);
         }
         if content_length(session.req_header()).is_some_and(|len| len > limits.max_body_bytes) {
-            return Err(Rejection::framing(413, "body_too_large"));
+            return Err(Refusal::framing(413, Reason::BodyTooLarge));
         }
         session.set_keepalive(Some(limits.keepalive_timeout.as_secs()).filter(|s| *s > 0));
         session.set_read_timeout(Some(limits.client_body_timeout));
@@ -72,7 +64,7 @@ impl Gateway {
             .router
             .select(&request.host)
             .cloned()
-            .ok_or(Rejection::new(404, "unknown_host"))?;
+            .ok_or(Refusal::new(404, Reason::UnknownHost))?;
         ctx.identity = identify::run(&self.sessions, session, &portal, request.tls).await?;
         ctx.portal = Some(portal.clone());
         let front = self.after_identify(session, ctx, &portal, &request).await;
@@ -88,7 +80,7 @@ impl Gateway {
         ctx: &mut RequestCtx,
         portal: &Arc<Portal>,
         request: &Request,
-    ) -> std::result::Result<Front, Rejection> {
+    ) -> std::result::Result<Front, Refusal> {
         let path = request.target.path.as_str();
         let gateway_login = matches!(portal.config.login, LoginMode::Gateway { .. });
         match path {
@@ -99,7 +91,7 @@ impl Gateway {
             }
             "/.vigie/logout" => {
                 if session.req_header().method != http::Method::POST {
-                    return Err(Rejection::new(405, "logout_needs_post"));
+                    return Err(Refusal::new(405, Reason::LogoutNeedsPost));
                 }
                 intercept::gateway_logout(&self.sessions, &ctx.identity, session).await?;
                 ctx.identity = Identity::Anonymous;
@@ -109,7 +101,7 @@ impl Gateway {
                 let users = self
                     .users
                     .as_ref()
-                    .ok_or(Rejection::new(503, "user_store_unavailable"))?;
+                    .ok_or(Refusal::new(503, Reason::UserStoreUnavailable))?;
                 let status = gateway_login::handle(
                     &self.config,
                     &self.budgets,
@@ -127,7 +119,7 @@ impl Gateway {
                 return self.factor_page(session, ctx, portal, request).await;
             }
             _ if path.starts_with("/.vigie/") => {
-                return Err(Rejection::new(404, "unknown_gateway_path"))
+                return Err(Refusal::new(404, Reason::UnknownGatewayPath))
             }
             _ => {}
         }
@@ -136,7 +128,7 @@ impl Gateway {
         if gateway_login && authenticated.is_none() {
             return match navigation {
                 true => Ok(Front::Redirect(gateway_login::login_redirect(request))),
-                false => Err(Rejection::new(401, "login_required")),
+                false => Err(Refusal::new(401, Reason::LoginRequired)),
             };
         }
         // The profile's request-side rules and the pre-login wall: below the password, only
@@ -160,12 +152,12 @@ impl Gateway {
                 && !attempt
                 && !matches!(req.method.as_str(), "POST" | "PUT" | "PATCH")
             {
-                return Err(Rejection::new(400, "prelogin_body"));
+                return Err(Refusal::new(400, Reason::PreloginBody));
             }
             // No browser sends a body with a GET or HEAD; one held open would keep the exchange
             // (and what the detector learns from it) from ending while the answer has left.
             if body && matches!(req.method.as_str(), "GET" | "HEAD") {
-                return Err(Rejection::new(400, "body_on_get"));
+                return Err(Refusal::new(400, Reason::BodyOnGet));
             }
             let full = self.full(&ctx.identity);
             let (interception, w) = intercept::on_request(profile, request, req, signed_in, full)?;
@@ -205,11 +197,11 @@ impl Gateway {
                             true => Ok(Front::Redirect(second_factor::factor_redirect(
                                 &request.target.to_uri(),
                             ))),
-                            false => Err(Rejection::new(401, "second_factor_required")),
+                            false => Err(Refusal::new(401, Reason::SecondFactorRequired)),
                         };
                     }
                     ctx.decision = Some(d);
-                    ctx.rejected = Some("prelogin_wall");
+                    ctx.rejected = Some(Reason::PreloginWall);
                     let page = portal
                         .config
                         .profile
@@ -222,13 +214,13 @@ impl Gateway {
                     let page_load = mode.is_none_or(|m| m.as_bytes() == b"navigate");
                     return match navigation && page_load {
                         true => Ok(Front::Redirect(page.to_string())),
-                        false => Err(Rejection::new(401, "prelogin_wall")),
+                        false => Err(Refusal::new(401, Reason::PreloginWall)),
                     };
                 }
                 authorise::Outcome::Pass(d) => ctx.decision = Some(d),
                 authorise::Outcome::Deny { decision, liftable } => {
                     ctx.decision = Some(decision);
-                    return Ok(Front::Denied { liftable });
+                    return Err(Refusal::denied(liftable, request.target.to_uri()));
                 }
                 authorise::Outcome::StepUp(d) => {
                     ctx.decision = Some(d);
@@ -236,7 +228,7 @@ impl Gateway {
                         true => Ok(Front::Redirect(second_factor::factor_redirect(
                             &request.target.to_uri(),
                         ))),
-                        false => Err(Rejection::new(401, "second_factor_required")),
+                        false => Err(Refusal::new(401, Reason::SecondFactorRequired)),
                     };
                 }
                 authorise::Outcome::Slow {
@@ -244,7 +236,7 @@ impl Gateway {
                     retry_after,
                 } => {
                     ctx.decision = Some(decision);
-                    return Ok(Front::Slowed(retry_after));
+                    return Err(Refusal::slowed(Reason::OverBudget, retry_after));
                 }
             }
         }
@@ -263,11 +255,11 @@ impl Gateway {
         ctx: &mut RequestCtx,
         portal: &Arc<Portal>,
         request: &Request,
-    ) -> std::result::Result<Front, Rejection> {
+    ) -> std::result::Result<Front, Refusal> {
         let factors = self
             .factors
             .as_ref()
-            .ok_or(Rejection::new(404, "unknown_gateway_path"))?;
+            .ok_or(Refusal::new(404, Reason::UnknownGatewayPath))?;
         let Some(record) = ctx
             .identity
             .session()
@@ -279,7 +271,7 @@ impl Gateway {
                     Ok(Front::Redirect(gateway_login::login_redirect(request)))
                 }
                 "GET" | "HEAD" => Ok(Front::Redirect("/".into())),
-                _ => Err(Rejection::new(401, "login_required")),
+                _ => Err(Refusal::new(401, Reason::LoginRequired)),
             };
         };
         let visit = second_factor::Visit {
@@ -297,7 +289,7 @@ impl Gateway {
         };
         match second_factor::handle(visit).await {
             Some(result) => result.map(Front::Done),
-            None => Err(Rejection::new(404, "unknown_gateway_path")),
+            None => Err(Refusal::new(404, Reason::UnknownGatewayPath)),
         }
     }
 }

@@ -10,7 +10,7 @@ use pingora::proxy::Session;
 use super::identify::Identity;
 use super::intercept::same_origin;
 use super::normalise::{normalise_target, Request};
-use super::respond::Rejection;
+use super::refusal::{Reason, Refusal};
 use super::route::Portal;
 use crate::config::AssertionConfig;
 use crate::identity::assertion::{AssertionClaims, AssertionKeys};
@@ -69,7 +69,7 @@ pub async fn handle(
     portal: &Portal,
     request: &Request,
     identity: &Identity,
-) -> Result<u16, Rejection> {
+) -> Result<u16, Refusal> {
     let query: Vec<(String, String)> =
         form_urlencoded::parse(request.target.query.as_deref().unwrap_or("").as_bytes())
             .into_owned()
@@ -80,7 +80,7 @@ pub async fn handle(
             .find(|(k, _)| k == "return")
             .map_or("/", |(_, v)| v.as_str()),
     );
-    let io = |_| Rejection::framing(400, "login_io");
+    let io = |_| Refusal::framing(400, Reason::LoginIo);
     match session.req_header().method.as_str() {
         "GET" | "HEAD" => {
             let page = login_page(session, request, false, &return_to);
@@ -89,7 +89,7 @@ pub async fn handle(
         }
         "POST" => {
             if !same_origin(session.req_header()) {
-                return Err(Rejection::new(403, "cross_site_request"));
+                return Err(Refusal::new(403, Reason::CrossSiteRequest));
             }
             let body = super::second_factor::read_body(session, MAX_FORM).await?;
             let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
@@ -97,17 +97,16 @@ pub async fn handle(
             let (username, password) = (field("username").trim().to_string(), field("password"));
             // Login attempts are budgeted per source and per name, before any hashing.
             super::authorise::login_allowed(budgets, Some(request.client.ip), Some(&username))
-                .await
-                .map_err(|(status, why)| Rejection::new(status, why))?;
+                .await?;
             let return_to = safe_return(&field("return"));
             let store = users.clone();
             let name = username.clone();
             let verified = tokio::task::spawn_blocking(move || store.verify(&name, &password))
                 .await
-                .map_err(|_| Rejection::new(503, "user_store_unavailable"))?
+                .map_err(|_| Refusal::new(503, Reason::UserStoreUnavailable))?
                 .map_err(|e| {
                     tracing::error!(error = %e, "user store failed");
-                    Rejection::new(503, "user_store_unavailable")
+                    Refusal::new(503, Reason::UserStoreUnavailable)
                 })?;
             let clean: String = username
                 .chars()
@@ -128,10 +127,10 @@ pub async fn handle(
                 .locks
                 .locked(&user.username)
                 .await
-                .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+                .map_err(|_| Refusal::new(503, Reason::SessionStoreUnavailable))?;
             if let Some(reason) = locked {
                 tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user.username, reason = %reason, via = "gateway");
-                return Err(Rejection::new(423, "account_locked"));
+                return Err(Refusal::new(423, Reason::AccountLocked));
             }
             let ua = super::normalise::headers::user_agent(session.req_header());
             let mut record = sessions.new_record(
@@ -159,17 +158,17 @@ pub async fn handle(
             let begun = sessions
                 .begin(record, None, pack, request.tls)
                 .await
-                .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+                .map_err(|_| Refusal::new(503, Reason::SessionStoreUnavailable))?;
             if !matches!(begun, Begun::Started(_)) {
                 tracing::warn!(target: "vigie::audit", event = "login", outcome = ?begun, user = %user.username, via = "gateway");
             }
-            let cookie = super::respond::started(begun)?;
+            let cookie = super::refusal::started(begun)?;
             // The session it replaces (a new id at every change of level) ends.
             if let Some(old) = identity.session() {
                 sessions
                     .end(&old.id, crate::identity::Ending::Replaced)
                     .await
-                    .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+                    .map_err(|_| Refusal::new(503, Reason::SessionStoreUnavailable))?;
             }
             METRICS
                 .portal_logins
@@ -181,7 +180,7 @@ pub async fn handle(
                 .map_err(io)?;
             Ok(303)
         }
-        _ => Err(Rejection::new(405, "method_not_allowed")),
+        _ => Err(Refusal::new(405, Reason::MethodNotAllowed)),
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use pingora::proxy::Session;
 
-use super::respond::Rejection;
+use super::refusal::{Reason, Refusal};
 use super::route::Portal;
 use crate::identity::session::SessionRecord;
 use crate::identity::Sessions;
@@ -44,7 +44,7 @@ pub async fn run(
     session: &Session,
     portal: &Portal,
     tls: bool,
-) -> Result<Identity, Rejection> {
+) -> Result<Identity, Refusal> {
     let holds_sessions = portal.config.profile.is_some()
         || matches!(
             portal.config.login,
@@ -64,7 +64,7 @@ pub async fn run(
         Ok(None) => Ok(Identity::Anonymous),
         Err(e) => {
             tracing::error!(error = %e, "session store unavailable; refusing the request");
-            Err(Rejection::new(503, "session_store_unavailable"))
+            Err(Refusal::new(503, Reason::SessionStoreUnavailable))
         }
     }
 }

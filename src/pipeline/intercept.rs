@@ -10,7 +10,7 @@ use pingora::proxy::Session;
 
 use super::identify::Identity;
 use super::normalise::Request;
-use super::respond::Rejection;
+use super::refusal::{Reason, Refusal};
 use super::route::Portal;
 use super::RequestCtx;
 use crate::config::PortalProfile;
@@ -38,8 +38,6 @@ pub struct Interception {
     pub prelogin_login: bool,
     /// The portal's answer is replaced by the gateway's: its body is dropped.
     pub drop_body: bool,
-    /// Refused before the portal saw it, answered exactly as a failed login (a locked account).
-    pub refused_login: bool,
     /// The portal's logout: the gateway session ends once the portal has answered.
     pub logout: bool,
     /// Every body of a profiled portal, read as the portal's language reads it, streamed:
@@ -74,7 +72,7 @@ pub fn on_request(
     req: &RequestHeader,
     signed_in: bool,
     full: bool,
-) -> Result<(Interception, Wall), Rejection> {
+) -> Result<(Interception, Wall), Refusal> {
     let has_auth = req.headers.contains_key("authorization");
     let cookie_names = req
         .headers
@@ -84,7 +82,12 @@ pub fn on_request(
         .flat_map(|h| vault::parse_cookie_header(h).map(|(k, _)| k));
     let query = request.target.query.as_deref();
     if let Some(reason) = login::blocked(profile, query, has_auth, cookie_names) {
-        return Err(Rejection::new(403, reason));
+        let reason = match reason {
+            login::Blocked::AuthorizationHeader => Reason::AuthorizationHeader,
+            login::Blocked::CredentialInCookie => Reason::CredentialInCookie,
+            login::Blocked::CredentialInQuery => Reason::CredentialInQuery,
+        };
+        return Err(Refusal::new(403, reason));
     }
     let content_type = header(req, "content-type");
     let method = req.method.as_str();
@@ -104,15 +107,18 @@ pub fn on_request(
     if !signed_in && login_endpoint && method != "GET" {
         let pre = &profile.prelogin;
         if !pre.login_query_ok(profile.query_reading, query) {
-            return Err(Rejection::new(400, prelogin::Unreadable::Query.reason()));
+            return Err(Refusal::new(
+                400,
+                Reason::Login(prelogin::Unreadable::Query),
+            ));
         }
         // Held whole, the body is sent with its length: a portal (PHP's own server among them)
         // may read a chunked body as empty.
         if !req.headers.contains_key("content-length") {
-            return Err(Rejection::new(411, "login_length_required"));
+            return Err(Refusal::new(411, Reason::LoginLengthRequired));
         }
         if let Err(why) = prelogin::login_head_ok(content_type, header(req, "content-encoding")) {
-            return Err(Rejection::new(why.status(), why.reason()));
+            return Err(Refusal::new(why.status(), Reason::Login(why)));
         }
         i.prelogin_login = true;
         i.login_body = Some(Vec::new());
@@ -122,12 +128,12 @@ pub fn on_request(
     match query.map(|q| login::classify_fields(profile, form_urlencoded::parse(q.as_bytes()))) {
         Some(login::Attempt::Login(user)) => i.login_user = Some(user),
         Some(login::Attempt::Ambiguous) => {
-            return Err(Rejection::new(400, "login_query_ambiguous"));
+            return Err(Refusal::new(400, Reason::LoginQueryAmbiguous));
         }
         _ => {}
     }
     if !signed_in && i.login_user.is_some() && !login_endpoint {
-        return Err(Rejection::new(400, "login_elsewhere"));
+        return Err(Refusal::new(400, Reason::LoginElsewhere));
     }
     i.login_body = login::is_login_candidate(method).then(Vec::new);
     // Whether the profile lets this request through below the factor.
@@ -175,11 +181,7 @@ pub fn on_body(
             // A wanted name or value too long to keep: the gateway would guess at what the
             // portal reads, so the portal does not get the end of it.
             if reader.unreadable() {
-                ctx.rejected = Some("body_unreadable");
-                return pingora::Error::e_explain(
-                    pingora::ErrorType::HTTPStatus(400),
-                    "a parameter the profile reads is too long to read",
-                );
+                return ctx.refuse(Refusal::new(400, Reason::BodyUnreadable));
             }
         }
     }
@@ -201,11 +203,7 @@ pub fn on_body(
             buf.drain(..keep);
             buf.extend_from_slice(chunk);
             if login::mentions_password(profile, buf) {
-                ctx.rejected = Some("login_form_ambiguous");
-                return pingora::Error::e_explain(
-                    pingora::ErrorType::HTTPStatus(400),
-                    "a large body carrying the password field",
-                );
+                return ctx.refuse(Refusal::new(400, Reason::LoginFormAmbiguous));
             }
         }
     }
@@ -234,22 +232,14 @@ pub fn on_body(
         login::Attempt::Login(_)
             if !ctx.identity.session().is_some_and(|s| s.is_authenticated()) =>
         {
-            ctx.rejected = Some("login_elsewhere");
-            return pingora::Error::e_explain(
-                pingora::ErrorType::HTTPStatus(400),
-                "a login outside the profile's login request",
-            );
+            return ctx.refuse(Refusal::new(400, Reason::LoginElsewhere));
         }
         login::Attempt::Login(user) => {
             ctx.interception.login_user = Some(user);
             ctx.interception.body_login = true;
         }
         login::Attempt::Ambiguous => {
-            ctx.rejected = Some("login_form_ambiguous");
-            return pingora::Error::e_explain(
-                pingora::ErrorType::HTTPStatus(400),
-                "a password without one clear user name (or without the login marker)",
-            );
+            return ctx.refuse(Refusal::new(400, Reason::LoginFormAmbiguous));
         }
         login::Attempt::NotLogin => {}
     }
@@ -270,11 +260,7 @@ fn prelogin_body(
     if let Some(c) = chunk.replace(Bytes::new()) {
         if buf.len() + c.len() > MAX_LOGIN_BODY {
             let why = prelogin::Unreadable::TooLarge;
-            ctx.rejected = Some(why.reason());
-            return pingora::Error::e_explain(
-                pingora::ErrorType::HTTPStatus(why.status()),
-                why.reason(),
-            );
+            return ctx.refuse(Refusal::new(why.status(), Reason::Login(why)));
         }
         buf.extend_from_slice(&c);
     }
@@ -288,10 +274,7 @@ fn prelogin_body(
             i.body_login = true;
             Ok(())
         }
-        Err(why) => {
-            ctx.rejected = Some(why.reason());
-            pingora::Error::e_explain(pingora::ErrorType::HTTPStatus(why.status()), why.reason())
-        }
+        Err(why) => ctx.refuse(Refusal::new(why.status(), Reason::Login(why))),
     }
 }
 
@@ -350,13 +333,13 @@ pub async fn on_response(
     ctx: &mut RequestCtx,
     resp: &mut ResponseHeader,
     user_agent: &str,
-) -> Result<Vec<String>, Rejection> {
+) -> Result<Vec<String>, Refusal> {
     let sessions = &gw.sessions;
     let changes = take_session_cookies(resp, &profile.login.session_cookies);
     let current = ctx.identity.session().cloned();
     let store_err = |e| {
         tracing::error!(error = %e, "session store unavailable during login");
-        Rejection::new(503, "session_store_unavailable")
+        Refusal::new(503, Reason::SessionStoreUnavailable)
     };
     let mut add = Vec::new();
 
@@ -452,7 +435,7 @@ pub async fn on_response(
                 ctx.identity = Identity::Anonymous;
                 ctx.interception.drop_body = true;
                 super::login_answer::to_wall(resp, profile)
-                    .map_err(|_| Rejection::new(502, "portal_answer_unusable"))?;
+                    .map_err(|_| Refusal::new(502, Reason::PortalAnswerUnusable))?;
                 add.push(sessions.clear_cookie(request.tls));
                 return Ok(add);
             };
@@ -480,7 +463,7 @@ pub async fn on_response(
                 .begin(record.clone(), None, None, request.tls)
                 .await
                 .map_err(store_err)?;
-            add.push(super::respond::started(begun)?);
+            add.push(super::refusal::started(begun)?);
             ctx.identity = Identity::Session(Arc::new(record));
         }
     }
@@ -529,9 +512,9 @@ pub async fn gateway_logout(
     sessions: &Sessions,
     identity: &Identity,
     session: &Session,
-) -> Result<(), Rejection> {
+) -> Result<(), Refusal> {
     if !same_origin(session.req_header()) {
-        return Err(Rejection::new(403, "cross_site_request"));
+        return Err(Refusal::new(403, Reason::CrossSiteRequest));
     }
     let Some(record) = identity.session() else {
         return Ok(());
@@ -539,7 +522,7 @@ pub async fn gateway_logout(
     sessions
         .end_now(&record.id, Ending::SignOut)
         .await
-        .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+        .map_err(|_| Refusal::new(503, Reason::SessionStoreUnavailable))?;
     tracing::info!(target: "vigie::audit", event = "logout", user = record.user.as_deref().unwrap_or("-"), session = %record.id.fingerprint());
     Ok(())
 }

@@ -9,7 +9,7 @@ use pingora::http::ResponseHeader;
 
 use super::identify::Identity;
 use super::normalise::Request;
-use super::respond::Rejection;
+use super::refusal::{Reason, Refusal};
 use super::route::Portal;
 use super::whoami::{self, Confirmed};
 use super::{Gateway, RequestCtx};
@@ -39,7 +39,7 @@ pub async fn judge(
     ctx: &mut RequestCtx,
     resp: &mut ResponseHeader,
     changes: Vec<SetCookie>,
-) -> Result<Vec<String>, Rejection> {
+) -> Result<Vec<String>, Refusal> {
     let (portal_name, ip, tls) = (
         login.portal.config.name.as_str(),
         login.request.client.ip,
@@ -49,7 +49,7 @@ pub async fn judge(
     let sessions = &gw.sessions;
     let store_err = |e| {
         tracing::error!(error = %e, "session store unavailable during login");
-        Rejection::new(503, "session_store_unavailable")
+        Refusal::new(503, Reason::SessionStoreUnavailable)
     };
     let status = resp.status.as_u16();
     let location = resp
@@ -93,7 +93,7 @@ pub async fn judge(
     if let Some(reason) = locked {
         tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason = %reason, portal = %portal_name, client = %ip);
         let_go(Ending::LoginRefused);
-        return Err(Rejection::new(423, "account_locked"));
+        return Err(Refusal::new(423, Reason::AccountLocked));
     }
     let confirmed = whoami::confirm(&gw.config, login.portal, login.profile, user, &vault_now)
         .await
@@ -136,12 +136,12 @@ pub async fn judge(
         Begun::AtCap => {
             tracing::warn!(target: "vigie::audit", event = "login", outcome = "session_cap", user = %user, portal = %portal_name, client = %ip);
             let_go(Ending::LoginRefused);
-            return Err(Rejection::new(409, "session_cap"));
+            return Err(Refusal::new(409, Reason::SessionCap));
         }
         Begun::Locked | Begun::Ended => {
             tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, portal = %portal_name, client = %ip);
             let_go(Ending::LoginRefused);
-            return Err(Rejection::new(423, "account_locked"));
+            return Err(Refusal::new(423, Reason::AccountLocked));
         }
     };
     METRICS
@@ -162,7 +162,7 @@ pub async fn judge(
 async fn end_session(
     gw: &Gateway,
     ctx: &mut RequestCtx,
-) -> Result<Option<Arc<crate::identity::session::SessionRecord>>, Rejection> {
+) -> Result<Option<Arc<crate::identity::session::SessionRecord>>, Refusal> {
     ctx.interception.drop_body = true;
     let ended = ctx.identity.session().cloned();
     if let Some(old) = ended.as_ref().filter(|_| !ctx.interception.prelogin_login) {
@@ -171,7 +171,7 @@ async fn end_session(
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "session store unavailable during login");
-                Rejection::new(503, "session_store_unavailable")
+                Refusal::new(503, Reason::SessionStoreUnavailable)
             })?;
     }
     ctx.identity = Identity::Anonymous;
@@ -186,7 +186,7 @@ fn refuse(
     resp: &mut ResponseHeader,
     outcome: &str,
     user: &str,
-) -> Result<Vec<String>, Rejection> {
+) -> Result<Vec<String>, Refusal> {
     let name = portal.config.name.as_str();
     METRICS
         .portal_logins
@@ -205,7 +205,7 @@ pub async fn unjudged(
     request: &Request,
     ctx: &mut RequestCtx,
     resp: &mut ResponseHeader,
-) -> Result<Vec<String>, Rejection> {
+) -> Result<Vec<String>, Refusal> {
     end_session(gw, ctx).await?;
     refuse(gw, portal, request, resp, "answered_before_read", "-")
 }
@@ -227,7 +227,7 @@ pub async fn rotated_to_another(
     ctx: &mut RequestCtx,
     resp: &mut ResponseHeader,
     rotated: Rotated<'_>,
-) -> Result<Vec<String>, Rejection> {
+) -> Result<Vec<String>, Refusal> {
     let user_agent = rotated.user_agent;
     let user = ctx
         .identity
@@ -267,13 +267,14 @@ pub async fn rotated_to_another(
 
 /// Replace the portal's answer by the sign-in wall's redirect to the login page.
 pub fn to_wall(resp: &mut ResponseHeader, profile: &PortalProfile) -> pingora::Result<()> {
-    replace(resp, 303, &profile.prelogin.login_page)
-        .map_err(|r| pingora::Error::explain(pingora::ErrorType::HTTPStatus(r.status), r.reason))
+    replace(resp, 303, &profile.prelogin.login_page).map_err(|r| {
+        pingora::Error::explain(pingora::ErrorType::HTTPStatus(r.status), r.reason.label())
+    })
 }
 
 /// Replace the portal's answer by a bare redirect, keeping only its other cookies (language);
 /// its session cookies were already taken into the vault.
-fn replace(resp: &mut ResponseHeader, status: u16, location: &str) -> Result<(), Rejection> {
+fn replace(resp: &mut ResponseHeader, status: u16, location: &str) -> Result<(), Refusal> {
     let keep: Vec<_> = resp.headers.get_all("set-cookie").iter().cloned().collect();
     let built = || -> pingora::Result<ResponseHeader> {
         let mut r = ResponseHeader::build(status, Some(4 + keep.len()))?;
@@ -285,7 +286,7 @@ fn replace(resp: &mut ResponseHeader, status: u16, location: &str) -> Result<(),
         }
         Ok(r)
     };
-    *resp = built().map_err(|_| Rejection::new(502, "portal_answer_unusable"))?;
+    *resp = built().map_err(|_| Refusal::new(502, Reason::PortalAnswerUnusable))?;
     Ok(())
 }
 
@@ -354,7 +355,7 @@ impl Gateway {
     /// its vault) for itself: the session leaves the store at once, so no other request carries
     /// that cookie while the portal signs it in; requests already in flight are recognised by
     /// [`super::screen::taken`]. If another login took it first, this one goes without it.
-    pub(super) async fn take_pre_login(&self, ctx: &mut RequestCtx) -> Result<(), Rejection> {
+    pub(super) async fn take_pre_login(&self, ctx: &mut RequestCtx) -> Result<(), Refusal> {
         let Some(s) = ctx
             .identity
             .session()
@@ -372,7 +373,7 @@ impl Gateway {
             }
             Err(e) => {
                 tracing::error!(error = %e, "session store unavailable during login");
-                Err(Rejection::new(503, "session_store_unavailable"))
+                Err(Refusal::new(503, Reason::SessionStoreUnavailable))
             }
         }
     }
@@ -384,14 +385,13 @@ impl Gateway {
         ctx: &mut RequestCtx,
         user: &str,
     ) -> pingora::Result<()> {
-        let locked = self.sessions.locks.locked(user).await.map_err(|e| {
-            tracing::error!(error = %e, "lock store unavailable during login");
-            ctx.rejected = Some("session_store_unavailable");
-            pingora::Error::explain(
-                pingora::ErrorType::HTTPStatus(503),
-                "lock store unavailable",
-            )
-        })?;
+        let locked = match self.sessions.locks.locked(user).await {
+            Ok(locked) => locked,
+            Err(e) => {
+                tracing::error!(error = %e, "lock store unavailable during login");
+                return ctx.refuse(Refusal::new(503, Reason::SessionStoreUnavailable));
+            }
+        };
         let Some(reason) = locked else {
             return Ok(());
         };
@@ -399,12 +399,9 @@ impl Gateway {
         tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason = %reason, client = ?ip);
         // Its pre-login session was taken out of the store with the head: it only goes.
         ctx.identity = Identity::Anonymous;
-        ctx.interception.refused_login = true;
-        ctx.rejected = Some("account_locked");
-        pingora::Error::e_explain(
-            pingora::ErrorType::HTTPStatus(303),
-            "login of a locked account",
-        )
+        let tls = ctx.request.as_ref().is_some_and(|r| r.tls);
+        let clear = self.sessions.clear_cookie(tls);
+        ctx.refuse(Refusal::sign_in_again(Reason::AccountLocked, clear))
     }
 
     /// A session past the password sends a login (ATTACKS.md 38): whoever it logs in as, the
@@ -414,20 +411,20 @@ impl Gateway {
         &self,
         ctx: &mut RequestCtx,
         req: &pingora::http::RequestHeader,
-    ) -> Rejection {
+    ) -> Refusal {
         // Ending a session is a state change: another site may not force it (ATTACKS.md 15).
         if !super::intercept::same_origin(req) {
-            return Rejection::new(403, "cross_site_request");
+            return Refusal::new(403, Reason::CrossSiteRequest);
         }
         if let Some(s) = ctx.identity.session() {
             if let Err(e) = self.sessions.end(&s.id, Ending::Replaced).await {
                 tracing::error!(error = %e, "session store unavailable while ending a session");
-                return Rejection::new(503, "session_store_unavailable");
+                return Refusal::new(503, Reason::SessionStoreUnavailable);
             }
             tracing::warn!(target: "vigie::audit", event = "login_over_session", user = s.user.as_deref().unwrap_or("-"), attempted = ctx.interception.login_user.as_deref().unwrap_or("-"), session = %s.id.fingerprint());
         }
         ctx.identity = Identity::Anonymous;
-        Rejection::new(409, "login_over_session")
+        Refusal::new(409, Reason::LoginOverSession)
     }
 
     /// The same, once a request body was read as a login.
@@ -437,8 +434,7 @@ impl Gateway {
         req: &pingora::http::RequestHeader,
     ) -> pingora::Result<()> {
         let r = self.end_for_login(ctx, req).await;
-        ctx.rejected = Some(r.reason);
-        pingora::Error::e_explain(pingora::ErrorType::HTTPStatus(r.status), r.reason)
+        ctx.refuse(r)
     }
 
     /// `GET /.vigie/signin-failed`: the portal did not accept a sign-in.
@@ -447,7 +443,7 @@ impl Gateway {
         session: &mut pingora::proxy::Session,
         portal: &Portal,
         ctx: &RequestCtx,
-    ) -> Result<u16, Rejection> {
+    ) -> Result<u16, Refusal> {
         let lang = crate::pages::Lang::of_request(session.req_header());
         let back = portal
             .config
@@ -463,7 +459,7 @@ impl Gateway {
         );
         super::respond::send_html(session, 401, html, false, Some(&ctx.request_id))
             .await
-            .map_err(|_| Rejection::new(500, "write_failed"))?;
+            .map_err(|_| Refusal::new(500, Reason::WriteFailed))?;
         Ok(401)
     }
 
@@ -487,7 +483,7 @@ impl Gateway {
         tracing::warn!(target: "vigie::audit", event = "signed_in_before_login", portal = %portal.config.name, client = %request.client.ip);
         let alert = login_alert(&portal, request, "-", "", ctx, Alarm::SignedInBeforeLogin);
         self.alerts.raise(alert);
-        ctx.rejected = Some("signed_in_before_login");
+        ctx.rejected = Some(Reason::SignedInBeforeLogin);
         ctx.identity = Identity::Anonymous;
     }
 }

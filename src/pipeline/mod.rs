@@ -30,6 +30,7 @@ pub mod normalise;
 pub mod params;
 pub mod portal_call;
 pub mod portal_logout;
+pub mod refusal;
 pub mod respond;
 pub mod route;
 pub mod screen;
@@ -60,6 +61,7 @@ use front::Front;
 use identify::Identity;
 use intercept::Interception;
 use normalise::Request;
+use refusal::{Reason, Refusal};
 use route::{Portal, Router};
 
 /// Everything the pipeline needs, built once from a validated [`Config`].
@@ -157,7 +159,9 @@ pub struct RequestCtx {
     pub portal: Option<Arc<Portal>>,
     pub identity: Identity,
     pub interception: Interception,
-    pub rejected: Option<&'static str>,
+    pub rejected: Option<refusal::Reason>,
+    /// A refusal found in a body or response hook, written by `fail_to_proxy`.
+    pub refusal: Option<refusal::Refusal>,
     /// The policy's decision (stage 4), for the log.
     pub decision: Option<crate::policy::Decision>,
     /// The session was in break-glass: every such request is audited.
@@ -172,6 +176,38 @@ pub struct RequestCtx {
     pub screen: Option<screen::Screen>,
     /// This request's place among its client's requests in flight (behind a trusted proxy).
     pub in_flight: Option<crate::listener::peers::Permit>,
+}
+
+impl RequestCtx {
+    /// Refuse from a body or response hook: the refusal is kept for `fail_to_proxy`, which
+    /// writes it as the head's refusals are written (its `Retry-After`, hold reference or
+    /// break-glass link included).
+    pub fn refuse<T>(&mut self, refusal: refusal::Refusal) -> Result<T> {
+        refused(self, &refusal);
+        let e = Error::explain(
+            ErrorType::HTTPStatus(refusal.status),
+            refusal.reason.label(),
+        );
+        self.refusal = Some(refusal);
+        Err(e)
+    }
+}
+
+/// Note a refusal in the context: the log's label, the status, a denial's rule.
+fn refused(ctx: &mut RequestCtx, refusal: &refusal::Refusal) {
+    ctx.rejected = Some(refusal.reason);
+    ctx.status = refusal.status;
+    if refusal.reason == refusal::Reason::PolicyDenied {
+        let rule = ctx
+            .decision
+            .as_ref()
+            .and_then(|d| d.deny.as_ref())
+            .map_or("-", |d| d.by.as_str());
+        crate::metrics::METRICS
+            .policy_denials
+            .with_label_values(&[rule])
+            .inc();
+    }
 }
 
 static REQUEST_COUNTER: once_cell::sync::Lazy<AtomicU64> =
@@ -194,6 +230,7 @@ impl ProxyHttp for Gateway {
             identity: Identity::Anonymous,
             interception: Interception::default(),
             rejected: None,
+            refusal: None,
             decision: None,
             break_glass: false,
             status: 0,
@@ -223,37 +260,6 @@ impl ProxyHttp for Gateway {
                 ctx.status = 303;
                 Ok(true)
             }
-            Ok(Front::Denied { liftable }) => {
-                ctx.status = 403;
-                ctx.rejected = Some("policy_denied");
-                let rule = ctx
-                    .decision
-                    .as_ref()
-                    .and_then(|d| d.deny.as_ref())
-                    .map_or("-", |d| d.by.as_str());
-                crate::metrics::METRICS
-                    .policy_denials
-                    .with_label_values(&[rule])
-                    .inc();
-                let here = ctx
-                    .request
-                    .as_ref()
-                    .map_or("/".into(), |r| r.target.to_uri());
-                respond::send_denied(session, liftable, &here, &ctx.request_id).await?;
-                Ok(true)
-            }
-            Ok(Front::Held(hold)) => {
-                ctx.status = 403;
-                ctx.rejected = Some("held_for_review");
-                respond::send_held(session, &hold, &ctx.request_id).await?;
-                Ok(true)
-            }
-            Ok(Front::Slowed(retry_after)) => {
-                ctx.status = 429;
-                ctx.rejected = Some("over_budget");
-                respond::send_slowed(session, retry_after, &ctx.request_id).await?;
-                Ok(true)
-            }
             Ok(Front::Jwks) => {
                 respond::send_json(session, self.assertions.jwks_json()).await?;
                 ctx.status = 200;
@@ -265,11 +271,9 @@ impl ProxyHttp for Gateway {
                 ctx.status = 303;
                 Ok(true)
             }
-            Err(rejection) => {
-                ctx.rejected = Some(rejection.reason);
-                ctx.status = rejection.status;
-                respond::send_error(session, rejection.status, rejection.close, &ctx.request_id)
-                    .await?;
+            Err(refusal) => {
+                refused(ctx, &refusal);
+                refusal.send(session, &ctx.request_id).await?;
                 Ok(true)
             }
         }
@@ -302,19 +306,11 @@ impl ProxyHttp for Gateway {
             self.watch_body(ctx, &method)?;
         }
         if ctx.body_bytes > self.config.limits.max_body_bytes {
-            ctx.rejected = Some("body_too_large");
-            return Error::e_explain(
-                ErrorType::HTTPStatus(413),
-                "request body over limits.max_body_bytes",
-            );
+            return ctx.refuse(Refusal::framing(413, Reason::BodyTooLarge));
         }
         // A slow POST is cut by its total time, not only by the gap between two reads.
         if ctx.started.elapsed() > self.config.limits.client_body_timeout {
-            ctx.rejected = Some("body_timeout");
-            return Error::e_explain(
-                ErrorType::HTTPStatus(408),
-                "request body slower than limits.client_body_timeout_seconds",
-            );
+            return ctx.refuse(Refusal::framing(408, Reason::BodyTimeout));
         }
         Ok(())
     }
@@ -418,20 +414,14 @@ impl ProxyHttp for Gateway {
                             // portal made of it, it does not go out.
                             login_answer::to_wall(resp, &profile)?;
                             ctx.interception.drop_body = true;
-                            ctx.rejected = Some("prelogin_taken");
+                            ctx.rejected = Some(Reason::PreloginTaken);
                         }
                         if below && !ctx.interception.drop_body {
                             let head = session.req_header().method == http::Method::HEAD;
                             ctx.screen = screen::start(&profile, resp, head);
                         }
                     }
-                    Err(rejection) => {
-                        ctx.rejected = Some(rejection.reason);
-                        return Error::e_explain(
-                            ErrorType::HTTPStatus(rejection.status),
-                            rejection.reason,
-                        );
-                    }
+                    Err(refusal) => return ctx.refuse(refusal),
                 }
             }
         }
@@ -467,7 +457,9 @@ impl ProxyHttp for Gateway {
             if let Some(profile) = profile {
                 match screen.on_body(&profile, body, end_of_stream) {
                     Some(screen::Verdict::SignedIn) => self.signed_in_before_login(ctx),
-                    Some(screen::Verdict::Unreadable) => ctx.rejected = Some("prelogin_unreadable"),
+                    Some(screen::Verdict::Unreadable) => {
+                        ctx.rejected = Some(Reason::PreloginUnreadable)
+                    }
                     Some(screen::Verdict::Clean) => {}
                     None => ctx.screen = Some(screen),
                 }
@@ -514,16 +506,14 @@ impl ProxyHttp for Gateway {
                 .with_label_values(&[portal, kind])
                 .inc();
         }
-        if ctx.interception.refused_login && session.response_written().is_none() {
-            // A refused login looks the same whatever refused it (the portal, a lock).
-            let tls = ctx.request.as_ref().is_some_and(|r| r.tls);
-            let clear = [self.sessions.clear_cookie(tls)];
-            let id = Some(ctx.request_id.as_str());
-            let failed = login_answer::SIGNIN_FAILED_PATH;
-            let _ = respond::send_redirect_with(session, failed, &clear, id).await;
-            ctx.status = 303;
+        // A refusal a body or response hook found: its own page, as on the head.
+        if let Some(refusal) = ctx.refusal.take() {
+            if session.response_written().is_none() {
+                let _ = refusal.send(session, &ctx.request_id).await;
+            }
+            ctx.status = refusal.status;
             return FailToProxy {
-                error_code: 303,
+                error_code: refusal.status,
                 can_reuse_downstream: false,
             };
         }
@@ -585,7 +575,7 @@ impl ProxyHttp for Gateway {
             status,
             client,
             identity: ctx.identity.label(),
-            rejected: ctx.rejected,
+            rejected: ctx.rejected.map(Reason::label),
             upstream_error: ctx.upstream_error,
             rule: ctx.decision.as_ref().and_then(|d| d.rule.as_deref()),
             break_glass: ctx.break_glass,

@@ -6,47 +6,6 @@ use pingora::proxy::Session;
 
 use crate::pages;
 
-/// A request the gateway answers itself instead of forwarding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub status: u16,
-    /// Short machine label for logs and metrics; never contains request data.
-    pub reason: &'static str,
-    /// Close the connection after answering (framing doubts, unread bodies).
-    pub close: bool,
-}
-
-impl Rejection {
-    pub fn new(status: u16, reason: &'static str) -> Self {
-        Self {
-            status,
-            reason,
-            close: false,
-        }
-    }
-
-    /// A refusal whose connection must not be reused: what follows may not be a request.
-    pub fn framing(status: u16, reason: &'static str) -> Self {
-        Self {
-            status,
-            reason,
-            close: true,
-        }
-    }
-}
-
-/// A new session that was not stored, as the refusal the client gets (the store checked the
-/// lock, the replaced session and the cap with the insertion).
-pub fn started(begun: crate::identity::Begun) -> Result<String, Rejection> {
-    use crate::identity::Begun;
-    match begun {
-        Begun::Started(cookie) => Ok(cookie),
-        Begun::Locked => Err(Rejection::new(423, "account_locked")),
-        Begun::Ended => Err(Rejection::new(401, "login_required")),
-        Begun::AtCap => Err(Rejection::new(409, "session_cap")),
-    }
-}
-
 /// Write an HTML error page, in the request's language. A request whose body was not read
 /// gets its connection closed, so an unread body can never be parsed as the next request
 /// (ATTACKS.md 2).
@@ -255,9 +214,10 @@ pub async fn send_denied(
     write_refusal(session, 403, html, vec![], request_id).await
 }
 
-/// 429 over budget, with `Retry-After` and a readable page.
+/// 429 over budget or throttled, with `Retry-After` and a readable page.
 pub async fn send_slowed(
     session: &mut Session,
+    status: u16,
     retry_after: u64,
     request_id: &str,
 ) -> pingora::Result<()> {
@@ -265,7 +225,7 @@ pub async fn send_slowed(
     let text = pages::message(lang, "budget_text").replace("{n}", &retry_after.to_string());
     let html = pages::notice_page(lang, "budget_title", text, None, request_id);
     let headers = vec![("retry-after", retry_after.to_string())];
-    write_refusal(session, 429, html, headers, request_id).await
+    write_refusal(session, status, html, headers, request_id).await
 }
 
 /// 403 while the detector holds the identity for review; the reference is the alert's id,

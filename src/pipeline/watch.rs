@@ -10,10 +10,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use pingora::proxy::Session;
-use pingora::{Error, ErrorType, Result};
+use pingora::Result;
 
 use super::normalise::Request;
-use super::respond::Rejection;
+use super::refusal::{Reason, Refusal};
 use super::route::Portal;
 use super::{Gateway, RequestCtx};
 use crate::detect::reading::RowCounter;
@@ -371,7 +371,7 @@ impl Gateway {
         ctx: &mut RequestCtx,
         portal: &Arc<Portal>,
         request: &Request,
-    ) -> Option<std::result::Result<super::Front, Rejection>> {
+    ) -> Option<std::result::Result<super::Front, Refusal>> {
         let detector = self.detector.as_ref()?;
         portal.config.profile.as_ref()?;
         let record = ctx
@@ -398,15 +398,15 @@ impl Gateway {
         count_action(&action);
         match action {
             crate::detect::Action::Allow => None,
-            crate::detect::Action::Held(hold) => Some(Ok(super::Front::Held(hold))),
+            crate::detect::Action::Held(hold) => Some(Err(Refusal::held(hold))),
             crate::detect::Action::Throttle { retry_after } => {
-                Some(Ok(super::Front::Slowed(retry_after)))
+                Some(Err(Refusal::slowed(Reason::Throttled, retry_after)))
             }
             crate::detect::Action::StepUp if bodiless => Some(Ok(super::Front::Redirect(
                 super::second_factor::fresh_factor_redirect(&request.target.to_uri()),
             ))),
             crate::detect::Action::StepUp => {
-                Some(Err(Rejection::new(401, "second_factor_required")))
+                Some(Err(Refusal::new(401, Reason::SecondFactorRequired)))
             }
         }
     }
@@ -430,21 +430,14 @@ impl Gateway {
         );
         ctx.watch.scored = true;
         count_action(&action);
-        let refuse =
-            |status: u16, why: &'static str| Error::e_explain(ErrorType::HTTPStatus(status), why);
         match action {
             crate::detect::Action::Allow => Ok(()),
-            crate::detect::Action::Held(_) => {
-                ctx.rejected = Some("held_for_review");
-                refuse(403, "held for review by the detector")
-            }
-            crate::detect::Action::Throttle { .. } => {
-                ctx.rejected = Some("throttled");
-                refuse(429, "throttled by the detector")
+            crate::detect::Action::Held(hold) => ctx.refuse(Refusal::held(hold)),
+            crate::detect::Action::Throttle { retry_after } => {
+                ctx.refuse(Refusal::slowed(Reason::Throttled, retry_after))
             }
             crate::detect::Action::StepUp => {
-                ctx.rejected = Some("second_factor_required");
-                refuse(401, "the detector asks for a fresh second factor")
+                ctx.refuse(Refusal::new(401, Reason::SecondFactorRequired))
             }
         }
     }

@@ -2,7 +2,7 @@
 //! the user name its pages show (identity binding, ATTACKS.md 38) and the role that becomes the
 //! user's group. Fail closed: a login whose user or role cannot be read is refused.
 
-use super::respond::Rejection;
+use super::refusal::{Reason, Refusal};
 use super::route::Portal;
 use crate::config::PortalProfile;
 use crate::identity::vault;
@@ -24,10 +24,10 @@ pub async fn confirm(
     profile: &PortalProfile,
     user: &str,
     vault: &[vault::VaultedCookie],
-) -> Result<Confirmed, Rejection> {
+) -> Result<Confirmed, Refusal> {
     let refuse = |why: &str| {
         tracing::error!(portal = %portal.config.name, user = %user, why, "cannot read who signed in from the portal; refusing the login");
-        Rejection::new(503, "role_unavailable")
+        Refusal::new(503, Reason::RoleUnavailable)
     };
     let fetch = |path: String| async move {
         match portal_get(portal, &path, vault, 256 * 1024).await {

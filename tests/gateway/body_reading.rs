@@ -78,8 +78,12 @@ fn enumerate_with(
             }
             // A step-up (401 to a POST) or a throttle: a stolen session cannot prove a
             // factor, and goes on until it is held.
-            401 | 429 => {}
+            401 => {}
+            // Body phase or head, a refusal reads the same: when to come back.
+            429 => assert!(r.header("retry-after").is_some(), "{}", r.text()),
             403 => {
+                // Whichever phase held it, the refusal names the hold for the help desk.
+                assert!(r.header("x-vigie-held").is_some(), "{}", r.text());
                 // The detector's doing: a held session is held on every page now.
                 let after = send(&mut c, "GET", "/index.php?m=home", "", b"");
                 assert!(

@@ -166,6 +166,33 @@ fn the_embedded_budget_counts_exactly() {
 }
 
 #[test]
+fn an_export_asked_in_a_form_body_is_slowed_like_one_in_the_url() {
+    // The body phase refuses with the same page as the head: `Retry-After` and the quota's
+    // words, not the generic error page.
+    let portal = start_portal();
+    let gw = start_gateway_with(&profiled_portal(&portal, ""), TIGHT_BUDGETS);
+    let mut c = Client::login(gw.port, "admin", "admin-demo");
+    let form = [("raw", "ajax_export_patients_csv")];
+    // (The sample portal reads every POST to index.php as its login form: it refuses these
+    // itself; the gateway has counted them.)
+    for _ in 0..2 {
+        let r = c.post_form("/index.php?m=dPpatients", &form);
+        assert_ne!(r.status, 429, "{}", r.text());
+    }
+    let third = c.post_form("/index.php?m=dPpatients", &form);
+    assert_eq!(third.status, 429, "{}", third.text());
+    let wait: u64 = third
+        .header("retry-after")
+        .expect("Retry-After on a body-phase 429")
+        .parse()
+        .unwrap();
+    assert!((1790..=1800).contains(&wait), "{wait}");
+    assert!(page_text(&third).contains("Quota de requêtes atteint"));
+    let log = gw.proc.stderr();
+    assert!(log.contains("over_budget"), "{log}");
+}
+
+#[test]
 fn privileged_accounts_get_their_pack_from_the_role_the_portal_shows() {
     let portal = start_portal();
     let pack = "[[privileged]]\nname = \"admins\"\ngroups = [\"admin\"]\nlevel = \"second_factor\"\nmax_sessions = 1\n";

@@ -1,7 +1,7 @@
 //! Stage 1, normalise: refuse what could be read two ways, then describe the request once,
 //! canonically, for every later stage: target, host, client address, scheme.
 
-mod framing;
+pub mod framing;
 pub mod headers;
 mod target;
 
@@ -18,7 +18,7 @@ use http::Method;
 use ipnet::IpNet;
 use pingora::proxy::Session;
 
-use super::respond::Rejection;
+use super::refusal::{Reason, Refusal};
 use crate::config::Limits;
 
 /// The request as every later stage reads it.
@@ -33,7 +33,7 @@ pub struct Request {
 }
 
 /// Inspect the raw head and build the canonical [`Request`].
-pub fn run(session: &Session, limits: &Limits, trusted: &[IpNet]) -> Result<Request, Rejection> {
+pub fn run(session: &Session, limits: &Limits, trusted: &[IpNet]) -> Result<Request, Refusal> {
     let head_limits = HeadLimits {
         max_url_bytes: limits.max_url_bytes,
         max_header_bytes: limits.max_header_bytes,
@@ -41,7 +41,7 @@ pub fn run(session: &Session, limits: &Limits, trusted: &[IpNet]) -> Result<Requ
     };
     if let Some(h1) = session.as_downstream().as_http1() {
         check_head(&h1.get_headers_raw_bytes(), head_limits)
-            .map_err(|e| Rejection::framing(e.status(), e.label()))?;
+            .map_err(|e| Refusal::framing(e.status(), Reason::Framing(e)))?;
     }
     let req = session.req_header();
     // Only the methods a portal serves: TRACE and CONNECT never, and no spelling (`get`,
@@ -50,11 +50,11 @@ pub fn run(session: &Session, limits: &Limits, trusted: &[IpNet]) -> Result<Requ
         req.method.as_str(),
         "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
     ) {
-        return Err(Rejection::new(405, "method_not_allowed"));
+        return Err(Refusal::new(405, Reason::MethodNotAllowed));
     }
-    let raw_target =
-        std::str::from_utf8(req.raw_path()).map_err(|_| Rejection::new(400, "target_not_utf8"))?;
-    let target = normalise_target(raw_target).map_err(|e| Rejection::new(400, target_label(e)))?;
+    let raw_target = std::str::from_utf8(req.raw_path())
+        .map_err(|_| Refusal::new(400, Reason::TargetNotUtf8))?;
+    let target = normalise_target(raw_target).map_err(|e| Refusal::new(400, target_label(e)))?;
     let host = host_of(req, target.authority.as_deref())?;
     let peer: IpAddr = session
         .client_addr()
@@ -71,45 +71,42 @@ pub fn run(session: &Session, limits: &Limits, trusted: &[IpNet]) -> Result<Requ
     })
 }
 
-fn target_label(e: TargetError) -> &'static str {
+fn target_label(e: TargetError) -> Reason {
     match e {
-        TargetError::Empty | TargetError::NotOriginForm => "bad_target",
-        TargetError::UserInfo => "userinfo_in_target",
-        TargetError::Fragment => "fragment_in_target",
-        TargetError::Backslash | TargetError::EncodedSeparator => "ambiguous_separator",
-        TargetError::ControlByte => "control_byte",
-        TargetError::BadPercent | TargetError::DoubleEncoding => "ambiguous_encoding",
-        TargetError::InvalidUtf8 => "invalid_utf8",
+        TargetError::Empty | TargetError::NotOriginForm => Reason::BadTarget,
+        TargetError::UserInfo => Reason::UserinfoInTarget,
+        TargetError::Fragment => Reason::FragmentInTarget,
+        TargetError::Backslash | TargetError::EncodedSeparator => Reason::AmbiguousSeparator,
+        TargetError::ControlByte => Reason::ControlByte,
+        TargetError::BadPercent | TargetError::DoubleEncoding => Reason::AmbiguousEncoding,
+        TargetError::InvalidUtf8 => Reason::InvalidUtf8,
     }
 }
 
 /// One Host, agreeing with an absolute-form authority if there is one.
-fn host_of(
-    req: &pingora::http::RequestHeader,
-    authority: Option<&str>,
-) -> Result<String, Rejection> {
+fn host_of(req: &pingora::http::RequestHeader, authority: Option<&str>) -> Result<String, Refusal> {
     let mut hosts = req.headers.get_all("host").iter();
     let header = hosts
         .next()
         .map(|v| v.to_str().map(str::to_ascii_lowercase));
     if hosts.next().is_some() {
-        return Err(Rejection::framing(400, "duplicate_host"));
+        return Err(Refusal::framing(400, Reason::DuplicateHost));
     }
     let header = match header {
         Some(Ok(h)) => Some(h),
-        Some(Err(_)) => return Err(Rejection::new(400, "bad_host")),
+        Some(Err(_)) => return Err(Refusal::new(400, Reason::BadHost)),
         None => None,
     };
     let chosen = match (authority, header.as_deref()) {
-        (Some(a), Some(h)) if a != h => return Err(Rejection::framing(400, "host_mismatch")),
+        (Some(a), Some(h)) if a != h => return Err(Refusal::framing(400, Reason::HostMismatch)),
         (Some(a), _) => a.to_string(),
         (None, Some(h)) => h.to_string(),
         (None, None) if req.version == http::Version::HTTP_11 => {
-            return Err(Rejection::new(400, "missing_host"))
+            return Err(Refusal::new(400, Reason::MissingHost))
         }
         (None, None) => String::new(),
     };
-    strip_port(&chosen).ok_or_else(|| Rejection::new(400, "bad_host"))
+    strip_port(&chosen).ok_or_else(|| Refusal::new(400, Reason::BadHost))
 }
 
 fn strip_port(host: &str) -> Option<String> {
@@ -151,7 +148,10 @@ mod tests {
     fn absolute_form_must_agree_with_host() {
         let mut r = pingora::http::RequestHeader::build("GET", b"http://a/x", None).unwrap();
         r.insert_header("Host", "b").unwrap();
-        assert_eq!(host_of(&r, Some("a")).unwrap_err().reason, "host_mismatch");
+        assert_eq!(
+            host_of(&r, Some("a")).unwrap_err().reason,
+            Reason::HostMismatch
+        );
         r.insert_header("Host", "A").unwrap();
         assert_eq!(host_of(&r, Some("a")).unwrap(), "a");
     }

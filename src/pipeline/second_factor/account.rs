@@ -7,13 +7,13 @@ use minijinja::context;
 use super::{factor_redirect, field, store_down, Visit};
 use crate::metrics::METRICS;
 use crate::pages;
-use crate::pipeline::respond::Rejection;
+use crate::pipeline::refusal::Refusal;
 
 impl Visit<'_> {
     /// `None` when the session's factor is recent enough; else the redirect to the prompt.
     /// While a detector step-up waits, only a proof newer than it will do: new recovery
     /// codes would otherwise meet the step-up without one.
-    async fn needs_fresh_factor(&mut self) -> Result<Option<u16>, Rejection> {
+    async fn needs_fresh_factor(&mut self) -> Result<Option<u16>, Refusal> {
         let need = self.requirement_for(crate::policy::ACCOUNT_PATH);
         let pending = self.step_up_pending();
         if need.met_by(&self.record, self.now()) && !pending {
@@ -43,7 +43,7 @@ fn date(t: u64) -> String {
 }
 
 /// `GET /.vigie/account`.
-pub async fn page(mut v: Visit<'_>, message: Option<String>) -> Result<u16, Rejection> {
+pub async fn page(mut v: Visit<'_>, message: Option<String>) -> Result<u16, Refusal> {
     if let Some(status) = v.needs_fresh_factor().await? {
         return Ok(status);
     }
@@ -76,7 +76,7 @@ pub async fn page(mut v: Visit<'_>, message: Option<String>) -> Result<u16, Reje
 }
 
 /// `POST /.vigie/account/passkey/remove`: never the last factor.
-pub async fn remove_passkey(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn remove_passkey(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let form = v.form().await?;
     if let Some(status) = v.needs_fresh_factor().await? {
         return Ok(status);
@@ -106,7 +106,7 @@ pub async fn remove_passkey(mut v: Visit<'_>) -> Result<u16, Rejection> {
 }
 
 /// `POST /.vigie/account/codes`: ten new codes; the old ones stop working.
-pub async fn new_codes(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn new_codes(mut v: Visit<'_>) -> Result<u16, Refusal> {
     v.form().await?;
     if let Some(status) = v.needs_fresh_factor().await? {
         return Ok(status);

@@ -8,7 +8,7 @@ use minijinja::context;
 use super::{factor_redirect, field, Visit};
 use crate::metrics::METRICS;
 use crate::pages;
-use crate::pipeline::respond::Rejection;
+use crate::pipeline::refusal::Refusal;
 use crate::policy::BREAK_GLASS_PATH;
 
 const MIN_REASON: usize = 15;
@@ -17,7 +17,7 @@ const MAX_REASON: usize = 1000;
 impl Visit<'_> {
     /// `None` when the session has the fresh passkey proof; else the redirect to the prompt.
     /// Break-glass lifts detector step-ups, so while one waits the proof must be newer.
-    async fn needs_passkey(&mut self, return_to: &str) -> Result<Option<u16>, Rejection> {
+    async fn needs_passkey(&mut self, return_to: &str) -> Result<Option<u16>, Refusal> {
         let here = format!("{BREAK_GLASS_PATH}?return={}", super::encode(return_to));
         let pending = self.step_up_pending();
         if self.requirement_for(&here).met_by(&self.record, self.now()) && !pending {
@@ -34,7 +34,7 @@ impl Visit<'_> {
         &mut self,
         return_to: &str,
         error: Option<String>,
-    ) -> Result<u16, Rejection> {
+    ) -> Result<u16, Refusal> {
         let minutes = self.config.policy.break_glass.duration.as_secs() / 60;
         let ctx = context! { return_to, minutes, error };
         self.page(200, "break_glass.html", ctx, false).await
@@ -42,7 +42,7 @@ impl Visit<'_> {
 }
 
 /// `GET /.vigie/break-glass?return=…`: the form, after a fresh passkey.
-pub async fn page(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn page(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let return_to = v.return_to();
     if let Some(status) = v.needs_passkey(&return_to).await? {
         return Ok(status);
@@ -51,7 +51,7 @@ pub async fn page(mut v: Visit<'_>) -> Result<u16, Rejection> {
 }
 
 /// `POST /.vigie/break-glass`: turn it on for the configured time.
-pub async fn activate(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn activate(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let form = v.form().await?;
     let return_to = crate::pipeline::gateway_login::safe_return(&field(&form, "return"));
     if let Some(status) = v.needs_passkey(&return_to).await? {

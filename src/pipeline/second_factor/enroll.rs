@@ -14,7 +14,7 @@ use crate::identity::session::AuthLevel;
 use crate::metrics::METRICS;
 use crate::pages;
 use crate::pipeline::gateway_login::safe_return;
-use crate::pipeline::respond::Rejection;
+use crate::pipeline::refusal::{Reason, Refusal};
 
 impl Visit<'_> {
     /// Whether this session may bind a factor now: a first factor (or, after a reset
@@ -53,7 +53,7 @@ impl Visit<'_> {
     /// A reset completed (the old factors were replaced when the new one was bound, so an
     /// abandoned reset leaves the account as it was): the user's other sessions, perhaps
     /// on the lost device, end.
-    async fn after_reset(&mut self) -> Result<(), Rejection> {
+    async fn after_reset(&mut self) -> Result<(), Refusal> {
         let ended = self
             .sessions
             .end_user(
@@ -62,7 +62,7 @@ impl Visit<'_> {
                 crate::identity::Ending::Revoked,
             )
             .await
-            .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+            .map_err(|_| Refusal::new(503, Reason::SessionStoreUnavailable))?;
         METRICS.enrollments.with_label_values(&["reset"]).inc();
         tracing::warn!(target: "vigie::audit", event = "factor_reset", user = %self.user, client = %self.request.client.ip, via = "invitation", sessions_ended = ended);
         Ok(())
@@ -90,7 +90,7 @@ impl Visit<'_> {
     }
 
     /// After a first factor: new recovery codes, kept sealed in the session until shown.
-    async fn first_codes(&mut self, first: bool) -> Result<Option<Vec<u8>>, Rejection> {
+    async fn first_codes(&mut self, first: bool) -> Result<Option<Vec<u8>>, Refusal> {
         if !first {
             return Ok(None);
         }
@@ -108,7 +108,7 @@ impl Visit<'_> {
 }
 
 /// `GET /.vigie/enroll`: the invitation form, or the choice of factor.
-pub async fn page(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn page(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let return_to = v.return_to();
     if v.step_up_pending() {
         let factors = v.factors.load(&v.user).await.map_err(store_down)?;
@@ -121,11 +121,7 @@ pub async fn page(mut v: Visit<'_>) -> Result<u16, Rejection> {
     render(&mut v, &return_to, None).await
 }
 
-async fn render(
-    v: &mut Visit<'_>,
-    return_to: &str,
-    error: Option<String>,
-) -> Result<u16, Rejection> {
+async fn render(v: &mut Visit<'_>, return_to: &str, error: Option<String>) -> Result<u16, Refusal> {
     let factors = v.factors.load(&v.user).await.map_err(store_down)?;
     let recent = v.record.level >= AuthLevel::SecondFactor;
     let resetting = v.record.reset_pending && v.proof_ok();
@@ -150,7 +146,7 @@ async fn render(
 
 /// `POST /.vigie/enroll/invitation`: consume the code IT handed over. If the user had
 /// factors (a lost device), they are reset now.
-pub async fn invitation(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn invitation(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let (form, return_to) = match v.attempt().await? {
         Ok(attempt) => attempt,
         Err(status) => return Ok(status),
@@ -162,7 +158,7 @@ pub async fn invitation(mut v: Visit<'_>) -> Result<u16, Rejection> {
         .map_err(store_down)?;
     if verdict == Verdict::Rejected {
         return match v.failed("invitation").await? {
-            Err(locked) => Err(Rejection::new(locked, "account_locked")),
+            Err(locked) => Err(Refusal::new(locked, Reason::AccountLocked)),
             Ok(_) => {
                 let error = pages::message(v.lang, "invitation_bad");
                 render(&mut v, &return_to, Some(error)).await
@@ -192,7 +188,7 @@ pub async fn invitation(mut v: Visit<'_>) -> Result<u16, Rejection> {
 }
 
 /// `GET /.vigie/enroll/totp`: a new secret, kept sealed in the session, shown as a QR code.
-pub async fn totp_page(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn totp_page(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let return_to = v.return_to();
     let factors = v.factors.load(&v.user).await.map_err(store_down)?;
     if !v.may_enroll(&factors) {
@@ -215,7 +211,7 @@ async fn show_secret(
     secret: &[u8],
     return_to: &str,
     error: Option<String>,
-) -> Result<u16, Rejection> {
+) -> Result<u16, Refusal> {
     let url = v.factors.otpauth_url(&v.user, secret);
     let ctx = context! {
         return_to,
@@ -228,7 +224,7 @@ async fn show_secret(
 }
 
 /// `POST /.vigie/enroll/totp`: the first code from the app binds the secret.
-pub async fn totp_confirm(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn totp_confirm(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let (form, return_to) = match v.attempt().await? {
         Ok(attempt) => attempt,
         Err(status) => return Ok(status),
@@ -252,7 +248,7 @@ pub async fn totp_confirm(mut v: Visit<'_>) -> Result<u16, Rejection> {
         .map_err(store_down)?;
     if verdict == Verdict::Rejected {
         return match v.failed("totp_enroll").await? {
-            Err(locked) => Err(Rejection::new(locked, "account_locked")),
+            Err(locked) => Err(Refusal::new(locked, Reason::AccountLocked)),
             Ok(_) => {
                 let error = pages::message(v.lang, "bad_code");
                 show_secret(&mut v, &secret, &return_to, Some(error)).await
@@ -277,7 +273,7 @@ async fn finish(
     codes: Option<Vec<u8>>,
     return_to: &str,
     method: &str,
-) -> Result<(u16, String), Rejection> {
+) -> Result<(u16, String), Refusal> {
     let has_codes = codes.is_some();
     let mut cookie = v.upgrade(AuthLevel::SecondFactor, method, false).await?;
     if has_codes {
@@ -296,7 +292,7 @@ async fn finish(
 }
 
 /// The user's factors when this session may enroll now; `Err` carries the 403 already sent.
-async fn enrolling(v: &mut Visit<'_>) -> Result<Result<UserFactors, u16>, Rejection> {
+async fn enrolling(v: &mut Visit<'_>) -> Result<Result<UserFactors, u16>, Refusal> {
     let factors = v.factors.load(&v.user).await.map_err(store_down)?;
     if v.may_enroll(&factors) {
         return Ok(Ok(factors));
@@ -306,7 +302,7 @@ async fn enrolling(v: &mut Visit<'_>) -> Result<Result<UserFactors, u16>, Reject
 }
 
 /// `POST /.vigie/passkey/register/start`.
-pub async fn passkey_start(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn passkey_start(mut v: Visit<'_>) -> Result<u16, Refusal> {
     v.body(true).await?;
     if let Err(status) = enrolling(&mut v).await? {
         return Ok(status);
@@ -329,7 +325,7 @@ struct RegisterAnswer {
 /// `POST /.vigie/passkey/register/finish`. Registering proves the new key, not an old
 /// factor: the session reaches the second-factor level; phishing-resistant comes from a
 /// passkey sign-in.
-pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let body = v.body(true).await?;
     let factors = match enrolling(&mut v).await? {
         Ok(factors) => factors,
@@ -380,7 +376,7 @@ pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Rejection> {
 }
 
 /// `GET /.vigie/codes`: new recovery codes, shown once, then forgotten by the session.
-pub async fn codes(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn codes(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let return_to = v.return_to();
     if v.session.req_header().method == http::Method::HEAD {
         // A HEAD (a link checker, a prefetch) must not use up the one showing.

@@ -17,7 +17,8 @@ use super::gateway_login::safe_return;
 use super::intercept::same_origin;
 use super::normalise::headers::{is_media_type, FORM};
 use super::normalise::Request;
-use super::respond::{self, Page, Rejection};
+use super::refusal::{Reason, Refusal};
+use super::respond::{self, Page};
 use super::route::Portal;
 use crate::factors::rules::Requirement;
 use crate::factors::{FactorError, Factors};
@@ -47,7 +48,7 @@ pub struct Visit<'a> {
 }
 
 /// Route a `/.vigie/…` path that belongs to second factors; `None` if it is not one.
-pub async fn handle(v: Visit<'_>) -> Option<Result<u16, Rejection>> {
+pub async fn handle(v: Visit<'_>) -> Option<Result<u16, Refusal>> {
     let path = v.request.target.path.clone();
     let method = v.session.req_header().method.as_str().to_string();
     let result = match (method.as_str(), path.as_str()) {
@@ -68,7 +69,7 @@ pub async fn handle(v: Visit<'_>) -> Option<Result<u16, Rejection>> {
         ("POST", "/.vigie/account/codes") => account::new_codes(v).await,
         ("GET" | "HEAD", crate::policy::BREAK_GLASS_PATH) => break_glass::page(v).await,
         ("POST", crate::policy::BREAK_GLASS_PATH) => break_glass::activate(v).await,
-        (_, p) if is_factor_path(p) => Err(Rejection::new(405, "method_not_allowed")),
+        (_, p) if is_factor_path(p) => Err(Refusal::new(405, Reason::MethodNotAllowed)),
         _ => return None,
     };
     Some(result)
@@ -103,9 +104,9 @@ fn encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn store_down(e: FactorError) -> Rejection {
+fn store_down(e: FactorError) -> Refusal {
     tracing::error!(error = %e, "second-factor store unavailable; refusing");
-    Rejection::new(503, "factor_store_unavailable")
+    Refusal::new(503, Reason::FactorStoreUnavailable)
 }
 
 impl Visit<'_> {
@@ -184,9 +185,9 @@ impl Visit<'_> {
 
     /// Read a POST body of the expected kind (`form` or JSON): cross-site posts, other
     /// content types and oversized bodies are refused before anything is parsed.
-    async fn body(&mut self, json: bool) -> Result<Vec<u8>, Rejection> {
+    async fn body(&mut self, json: bool) -> Result<Vec<u8>, Refusal> {
         if !same_origin(self.session.req_header()) {
-            return Err(Rejection::new(403, "cross_site_request"));
+            return Err(Refusal::new(403, Reason::CrossSiteRequest));
         }
         let ctype = self
             .session
@@ -197,12 +198,12 @@ impl Visit<'_> {
             .unwrap_or("");
         let want = if json { "application/json" } else { FORM };
         if !is_media_type(ctype, want) {
-            return Err(Rejection::framing(415, "wrong_content_type"));
+            return Err(Refusal::framing(415, Reason::WrongContentType));
         }
         read_body(self.session, MAX_BODY).await
     }
 
-    async fn form(&mut self) -> Result<Vec<(String, String)>, Rejection> {
+    async fn form(&mut self) -> Result<Vec<(String, String)>, Refusal> {
         let body = self.body(false).await?;
         Ok(form_urlencoded::parse(&body).into_owned().collect())
     }
@@ -214,7 +215,7 @@ impl Visit<'_> {
         template: &str,
         ctx: Value,
         script: bool,
-    ) -> Result<u16, Rejection> {
+    ) -> Result<u16, Refusal> {
         let path = self.request.target.path.clone();
         let switch = pages::switch_url(&path, self.request.target.query.as_deref(), self.lang);
         let ctx = minijinja::context! { user => self.user.clone(), script, ..ctx };
@@ -238,14 +239,14 @@ impl Visit<'_> {
         };
         respond::send_page(self.session, page)
             .await
-            .map_err(|_| Rejection::framing(400, "page_io"))?;
+            .map_err(|_| Refusal::framing(400, Reason::PageIo))?;
         Ok(status)
     }
 
-    async fn redirect(&mut self, location: &str, cookies: &[String]) -> Result<u16, Rejection> {
+    async fn redirect(&mut self, location: &str, cookies: &[String]) -> Result<u16, Refusal> {
         respond::send_redirect(self.session, location, cookies)
             .await
-            .map_err(|_| Rejection::framing(400, "page_io"))?;
+            .map_err(|_| Refusal::framing(400, Reason::PageIo))?;
         Ok(303)
     }
 
@@ -254,10 +255,10 @@ impl Visit<'_> {
         status: u16,
         json: String,
         cookies: &[String],
-    ) -> Result<u16, Rejection> {
+    ) -> Result<u16, Refusal> {
         respond::send_api(self.session, status, json, cookies)
             .await
-            .map_err(|_| Rejection::framing(400, "page_io"))?;
+            .map_err(|_| Refusal::framing(400, Reason::PageIo))?;
         Ok(status)
     }
 
@@ -267,14 +268,14 @@ impl Visit<'_> {
         options: Option<String>,
         status: u16,
         why: &str,
-    ) -> Result<u16, Rejection> {
+    ) -> Result<u16, Refusal> {
         match options {
             Some(json) => self.json(200, json, &[]).await,
             None => self.json_error(status, why).await,
         }
     }
 
-    async fn json_error(&mut self, status: u16, message: &str) -> Result<u16, Rejection> {
+    async fn json_error(&mut self, status: u16, message: &str) -> Result<u16, Refusal> {
         let body = serde_json::json!({ "error": message }).to_string();
         self.json(status, body, &[]).await
     }
@@ -282,10 +283,7 @@ impl Visit<'_> {
     /// Replace the session by one with a new id, changed by `change`; returns its cookie.
     /// The store refuses it, in the same step, if the account was locked or this session
     /// ended meanwhile, or if a privileged pack's cap is reached.
-    async fn rotate(
-        &mut self,
-        change: impl FnOnce(&mut SessionRecord),
-    ) -> Result<String, Rejection> {
+    async fn rotate(&mut self, change: impl FnOnce(&mut SessionRecord)) -> Result<String, Refusal> {
         let mut next = (*self.record).clone();
         next.id = SessionId::random();
         change(&mut next);
@@ -294,11 +292,11 @@ impl Visit<'_> {
             .sessions
             .begin(next.clone(), Some(&self.record.id), pack, self.request.tls)
             .await
-            .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+            .map_err(|_| Refusal::new(503, Reason::SessionStoreUnavailable))?;
         if !matches!(begun, Begun::Started(_)) {
             tracing::warn!(target: "vigie::audit", event = "second_factor", outcome = ?begun, user = %self.user);
         }
-        let cookie = respond::started(begun)?;
+        let cookie = super::refusal::started(begun)?;
         self.record = Arc::new(next);
         Ok(cookie)
     }
@@ -310,7 +308,7 @@ impl Visit<'_> {
         level: AuthLevel,
         method: &str,
         proof: bool,
-    ) -> Result<String, Rejection> {
+    ) -> Result<String, Refusal> {
         let now = self.now();
         let now_us = self.sessions.now_us();
         self.factors
@@ -343,36 +341,36 @@ impl Visit<'_> {
     /// Update the session in place (same id): pending enrollment data, shown codes. Applied
     /// to the stored record (read again if another request changed it); a session that ended
     /// meanwhile stays ended, and the page answers as to a visitor without one.
-    async fn save_record(&mut self, change: impl Fn(&mut SessionRecord)) -> Result<(), Rejection> {
+    async fn save_record(&mut self, change: impl Fn(&mut SessionRecord)) -> Result<(), Refusal> {
         let stored = self
             .sessions
             .change(&self.record, change)
             .await
-            .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
-        self.record = stored.ok_or(Rejection::new(401, "login_required"))?;
+            .map_err(|_| Refusal::new(503, Reason::SessionStoreUnavailable))?;
+        self.record = stored.ok_or(Refusal::new(401, Reason::LoginRequired))?;
         Ok(())
     }
 
     /// Seconds to wait before another attempt (per user and per source).
-    async fn wait_left(&self) -> Result<u64, Rejection> {
+    async fn wait_left(&self) -> Result<u64, Refusal> {
         self.factors
             .wait_left(&self.user, self.request.client.ip)
             .await
             .map_err(store_down)
     }
 
-    async fn locked(&self) -> Result<bool, Rejection> {
+    async fn locked(&self) -> Result<bool, Refusal> {
         let lock = self.sessions.locks.locked(&self.user).await;
         Ok(lock
-            .map_err(|_| Rejection::new(503, "session_store_unavailable"))?
+            .map_err(|_| Refusal::new(503, Reason::SessionStoreUnavailable))?
             .is_some())
     }
 
     /// Count an attempt before verifying it (a locked account answers 423; while the user
     /// or the source must wait, 429 is answered and `Err` returned).
-    async fn gate(&mut self, json: bool) -> Result<Result<(), u16>, Rejection> {
+    async fn gate(&mut self, json: bool) -> Result<Result<(), u16>, Refusal> {
         if self.locked().await? {
-            return Err(Rejection::new(423, "account_locked"));
+            return Err(Refusal::new(423, Reason::AccountLocked));
         }
         let gate = self
             .factors
@@ -387,7 +385,7 @@ impl Visit<'_> {
 
     /// The start of every form attempt: read the form and its return path, then count the
     /// attempt ([`Visit::gate`]).
-    async fn attempt(&mut self) -> Result<Result<(Vec<(String, String)>, String), u16>, Rejection> {
+    async fn attempt(&mut self) -> Result<Result<(Vec<(String, String)>, String), u16>, Refusal> {
         let form = self.form().await?;
         let return_to = safe_return(&field(&form, "return"));
         if let Err(status) = self.gate(false).await? {
@@ -397,14 +395,14 @@ impl Visit<'_> {
     }
 
     /// Answer 429 with `Retry-After` and a readable page.
-    async fn too_soon(&mut self, wait: u64, json: bool) -> Result<u16, Rejection> {
+    async fn too_soon(&mut self, wait: u64, json: bool) -> Result<u16, Refusal> {
         tracing::warn!(target: "vigie::audit", event = "second_factor", outcome = "throttled", user = %self.user, client = %self.request.client.ip, wait);
         if json {
             let body = serde_json::json!({ "error": "too many attempts", "retry_after": wait })
                 .to_string();
             respond::send_api(self.session, 429, body, &[])
                 .await
-                .map_err(|_| Rejection::framing(400, "page_io"))?;
+                .map_err(|_| Refusal::framing(400, Reason::PageIo))?;
             return Ok(429);
         }
         let html = pages::error_page(429, self.request_id, self.lang, Some(wait));
@@ -416,14 +414,14 @@ impl Visit<'_> {
         };
         respond::send_page(self.session, page)
             .await
-            .map_err(|_| Rejection::framing(400, "page_io"))?;
+            .map_err(|_| Refusal::framing(400, Reason::PageIo))?;
         Ok(429)
     }
 
     /// A failed attempt (already counted by [`Visit::gate`]). At the limit the account locks,
     /// its sessions end everywhere, and the 423 page is the answer; otherwise returns how many
     /// attempts are left.
-    async fn failed(&mut self, method: &str) -> Result<Result<u32, u16>, Rejection> {
+    async fn failed(&mut self, method: &str) -> Result<Result<u32, u16>, Refusal> {
         let count = self
             .factors
             .failures(&self.user)
@@ -442,23 +440,23 @@ impl Visit<'_> {
         self.sessions
             .lock_user(&self.user, &reason)
             .await
-            .map_err(|_| Rejection::new(503, "session_store_unavailable"))?;
+            .map_err(|_| Refusal::new(503, Reason::SessionStoreUnavailable))?;
         tracing::warn!(target: "vigie::audit", event = "account_lock", user = %self.user, reason = %reason, client = %self.request.client.ip, by = "second_factor_throttle");
         Ok(Err(423))
     }
 }
 
 /// Read a request body up to `max` bytes.
-pub async fn read_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Rejection> {
+pub async fn read_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Refusal> {
     let mut body = Vec::new();
     while let Some(chunk) = session
         .read_request_body()
         .await
-        .map_err(|_| Rejection::framing(400, "body_io"))?
+        .map_err(|_| Refusal::framing(400, Reason::BodyIo))?
     {
         body.extend_from_slice(&chunk);
         if body.len() > max {
-            return Err(Rejection::framing(413, "form_too_large"));
+            return Err(Refusal::framing(413, Reason::FormTooLarge));
         }
     }
     Ok(body)

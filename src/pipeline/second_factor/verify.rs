@@ -9,10 +9,10 @@ use crate::factors::Verdict;
 use crate::identity::session::AuthLevel;
 use crate::pages;
 use crate::pipeline::gateway_login::safe_return;
-use crate::pipeline::respond::Rejection;
+use crate::pipeline::refusal::{Reason, Refusal};
 
 /// `GET /.vigie/factor?return=…`: the prompt, with what the return path needs.
-pub async fn page(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn page(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let return_to = v.return_to();
     prompt(&mut v, &return_to, 200, None, None).await
 }
@@ -24,7 +24,7 @@ async fn prompt(
     status: u16,
     error: Option<String>,
     warning: Option<String>,
-) -> Result<u16, Rejection> {
+) -> Result<u16, Refusal> {
     let factors = v.factors.load(&v.user).await.map_err(store_down)?;
     let fresh = v.fresh_proof_wanted();
     if factors.is_empty() && fresh {
@@ -60,7 +60,7 @@ async fn prompt(
 /// meets it (enrolling one now is refused, as a stolen session would bind its own). The
 /// step-up alert already told the SOC; the page says so instead of sending the user back to
 /// be refused again, and the step-up stays pending (held at the refusal limit, as before).
-pub(super) async fn unprovable(v: &mut Visit<'_>) -> Result<u16, Rejection> {
+pub(super) async fn unprovable(v: &mut Visit<'_>) -> Result<u16, Refusal> {
     // `pending`: this replica's detector waits (else only the redirect's flag asked).
     let pending = v.step_up_pending();
     tracing::warn!(target: "vigie::audit", event = "step_up_unprovable", user = %v.user, portal = %v.portal.config.name, client = %v.request.client.ip, session = %v.fp(), pending, reason = "no factor enrolled");
@@ -74,9 +74,9 @@ pub(super) async fn unprovable(v: &mut Visit<'_>) -> Result<u16, Rejection> {
 
 /// After a wrong answer: lock at the limit, else the prompt with the error (and a warning
 /// when few attempts remain).
-async fn wrong(v: &mut Visit<'_>, method: &str, return_to: &str) -> Result<u16, Rejection> {
+async fn wrong(v: &mut Visit<'_>, method: &str, return_to: &str) -> Result<u16, Refusal> {
     match v.failed(method).await? {
-        Err(locked) => Err(Rejection::new(locked, "account_locked")),
+        Err(locked) => Err(Refusal::new(locked, Reason::AccountLocked)),
         Ok(left) => {
             let error = pages::message(v.lang, "bad_code");
             let warning = (left <= 3)
@@ -87,7 +87,7 @@ async fn wrong(v: &mut Visit<'_>, method: &str, return_to: &str) -> Result<u16, 
 }
 
 /// `POST /.vigie/factor/totp`.
-pub async fn totp(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn totp(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let form = v.form().await?;
     let return_to = safe_return(&field(&form, "return"));
     let code = field(&form, "code");
@@ -115,7 +115,7 @@ pub async fn totp(mut v: Visit<'_>) -> Result<u16, Rejection> {
 
 /// `POST /.vigie/factor/recovery`: a single-use code. It never gives more than the second
 /// factor level, so it cannot satisfy a passkey requirement (ATTACKS.md 22).
-pub async fn recovery(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn recovery(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let (form, return_to) = match v.attempt().await? {
         Ok(attempt) => attempt,
         Err(status) => return Ok(status),
@@ -139,7 +139,7 @@ pub async fn recovery(mut v: Visit<'_>) -> Result<u16, Rejection> {
 }
 
 /// `POST /.vigie/passkey/auth/start`: the challenge, kept server-side for this session.
-pub async fn passkey_start(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn passkey_start(mut v: Visit<'_>) -> Result<u16, Refusal> {
     v.body(true).await?;
     let wait = v.wait_left().await?;
     if wait > 0 {
@@ -160,7 +160,7 @@ struct AuthAnswer {
 
 /// `POST /.vigie/passkey/auth/finish`: verify the assertion, raise the session to
 /// phishing-resistant.
-pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Rejection> {
+pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let body = v.body(true).await?;
     if let Err(status) = v.gate(true).await? {
         return Ok(status);
