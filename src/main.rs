@@ -217,7 +217,6 @@ enum SessionAction {
 }
 
 const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
-const DEMO_PROFILE: &str = include_str!("../config/profiles/sample-portal.toml");
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -623,34 +622,33 @@ fn run(config: Config, sample_portal: Option<SocketAddr>) -> ExitCode {
 }
 
 fn demo(listen: SocketAddr, portal: SocketAddr, admin: SocketAddr) -> ExitCode {
-    let mut config =
-        match Config::demo_from_toml(Path::new("config/demo.toml (embedded)"), DEMO_CONFIG) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
-        };
-    config.listeners[0].address = listen;
-    config.admin = Some(admin);
-    // The demo keeps its durable state (account locks) in a file of its own.
-    config.storage.database =
-        std::env::temp_dir().join(format!("vigie-demo-{}.sqlite", std::process::id()));
-    config.portals[0].upstream = portal;
-    // Passkeys need a host name (not an IP) as relying party: the demo is opened at localhost.
-    config.second_factor.rp_id = "localhost".into();
-    config.second_factor.origins = vec![format!("http://localhost:{}", listen.port())];
-    // The demo needs no files on disk: its portal profile is embedded too.
-    match vigie::config::profile::parse(
-        Path::new("config/profiles/sample-portal.toml (embedded)"),
-        DEMO_PROFILE,
-    ) {
-        Ok(profile) => config.portals[0].profile = Some(std::sync::Arc::new(profile)),
+    // The embedded defaults and the command line, folded before validation: the demo meets
+    // the same checks as any configuration, and runs from any directory.
+    let database = std::env::temp_dir().join(format!("vigie-demo-{}.sqlite", std::process::id()));
+    let layers =
+        vigie::config::fold::Layers::text(Path::new("config/demo.toml (embedded)"), DEMO_CONFIG)
+            .demo()
+            .set("listener.0.address", listen.to_string())
+            .set("admin.address", admin.to_string())
+            // The demo keeps its durable state (account locks, alerts) in a file of its own.
+            .set("storage.database", database.display().to_string())
+            .set("portal.0.upstream", portal.to_string())
+            // Passkeys need a host name (not an IP) as relying party: the demo is opened at localhost.
+            .set("second_factor.webauthn_rp_id", "localhost")
+            .set(
+                "second_factor.webauthn_origins",
+                vec![toml::Value::from(format!(
+                    "http://localhost:{}",
+                    listen.port()
+                ))],
+            );
+    let config = match layers.validate() {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
-    }
+    };
     println!("Vigie demo");
     println!(
         "  open        http://localhost:{}/   (the sample portal, through the gateway)",

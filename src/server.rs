@@ -80,10 +80,10 @@ pub fn build_with(
         None
     };
     let detector = detector(config, alerts.clone())?;
-    let assertions = Arc::new(match &config.assertion.key_dir {
-        Some(dir) => AssertionKeys::load_dir(dir)?,
-        None => AssertionKeys::ephemeral(),
-    });
+    let assertions = match &config.assertion.keys {
+        Some(keys) => keys.clone(),
+        None => Arc::new(AssertionKeys::ephemeral()),
+    };
 
     let proxy = pingora::proxy::http_proxy(
         &server.configuration,
@@ -230,11 +230,10 @@ fn factors(
     }
     let sf = &config.second_factor;
     let keys = match &sf.keys {
-        Some(secret) => KeyRing::parse(&String::from_utf8_lossy(&secret.0))
-            .map_err(|e| anyhow::anyhow!("second_factor key ring: {e}"))?,
+        Some(ring) => ring.clone(),
         None => {
             tracing::warn!("no second_factor key ring (demo): enrolled factors are lost at exit");
-            KeyRing::ephemeral()
+            Arc::new(KeyRing::ephemeral())
         }
     };
     let store: Arc<dyn FactorStore> = match redis {

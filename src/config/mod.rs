@@ -3,6 +3,7 @@
 
 mod diagnostic;
 mod file;
+pub mod fold;
 pub mod profile;
 mod validate;
 
@@ -62,7 +63,9 @@ pub struct SecondFactorConfig {
     /// Whether portals with sessions demand a second factor (off only during a staged rollout).
     pub required: bool,
     /// The AEAD key ring (`ID:BASE64` lines); `None` only in the demo (one random key).
-    pub keys: Option<Secret>,
+    /// The key ring sealing factor secrets, parsed once at validation (its `Debug` names the
+    /// key ids only).
+    pub keys: Option<std::sync::Arc<crate::factors::crypto::KeyRing>>,
     pub enrollment: EnrollmentProof,
     pub trusted_networks: Vec<IpNet>,
     /// Members always enroll with an invitation.
@@ -108,6 +111,8 @@ pub struct AssertionConfig {
     pub lifetime: Duration,
     /// Folder of Ed25519 PEM keys; `None`: one key per process.
     pub key_dir: Option<PathBuf>,
+    /// The keys read from `key_dir` at validation (its `Debug` names the key ids only).
+    pub keys: Option<std::sync::Arc<crate::identity::assertion::AssertionKeys>>,
 }
 
 /// Who checks the password.
@@ -352,15 +357,7 @@ impl Config {
 
     /// Read, parse and validate a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors::unreadable(
-                path,
-                "file",
-                &e,
-                "check the path given with -c/--config and its permissions",
-            )
-        })?;
-        Self::from_toml(path, &text)
+        fold::Layers::file(path)?.validate()
     }
 
     /// Parse and validate TOML text; `path` is used in messages and to resolve relative file paths.
@@ -371,6 +368,6 @@ impl Config {
     /// The embedded demo's configuration: the only one allowed to run without a factor key
     /// (it makes a random one; enrolled factors die with the process).
     pub fn demo_from_toml(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
-        validate::parse_and_validate(path, text, true)
+        fold::Layers::text(path, text).demo().validate()
     }
 }

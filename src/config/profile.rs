@@ -249,6 +249,47 @@ struct BlockSection {
     cookies: bool,
 }
 
+/// The profiles shipped in `config/profiles/`, embedded: `profile = "builtin:NAME"` names one,
+/// so the demo and the simulator need no file on disk.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "sample-portal",
+        include_str!("../../config/profiles/sample-portal.toml"),
+    ),
+    (
+        "mediboard",
+        include_str!("../../config/profiles/mediboard.toml"),
+    ),
+    (
+        "openemr",
+        include_str!("../../config/profiles/openemr.toml"),
+    ),
+    (
+        "django-admin",
+        include_str!("../../config/profiles/django-admin.toml"),
+    ),
+    (
+        "generic-form",
+        include_str!("../../config/profiles/generic-form.toml"),
+    ),
+    (
+        "generic-fhir",
+        include_str!("../../config/profiles/generic-fhir.toml"),
+    ),
+];
+
+/// Names of the embedded profiles, for messages.
+pub fn builtin_names() -> Vec<&'static str> {
+    BUILTIN.iter().map(|(n, _)| *n).collect()
+}
+
+/// Load and validate an embedded profile; `None` if there is none of that name.
+pub fn load_builtin(name: &str) -> Option<Result<PortalProfile, ConfigErrors>> {
+    let (name, text) = BUILTIN.iter().find(|(n, _)| *n == name)?;
+    let path = PathBuf::from(format!("config/profiles/{name}.toml (embedded)"));
+    Some(parse(&path, text))
+}
+
 /// Load and validate a profile file.
 pub fn load(path: &Path) -> Result<PortalProfile, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {

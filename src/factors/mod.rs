@@ -93,7 +93,7 @@ pub enum Verdict {
 
 pub struct Factors {
     store: Arc<dyn FactorStore>,
-    keys: KeyRing,
+    keys: Arc<KeyRing>,
     rp: RelyingParty,
     pub config: SecondFactorConfig,
     clock: Arc<dyn Clock>,
@@ -107,14 +107,14 @@ pub struct Factors {
 impl Factors {
     pub fn new(
         store: Arc<dyn FactorStore>,
-        keys: KeyRing,
+        keys: impl Into<Arc<KeyRing>>,
         config: SecondFactorConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
         let rp = RelyingParty::new(&config.rp_id, &config.rp_name, &config.origins)?;
         Ok(Self {
             store,
-            keys,
+            keys: keys.into(),
             rp,
             config,
             clock,

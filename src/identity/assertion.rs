@@ -42,6 +42,13 @@ pub struct AssertionKeys {
     keys: Vec<SigningKey>,
 }
 
+impl std::fmt::Debug for AssertionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self.keys.iter().map(|k| k.kid.as_str()).collect();
+        write!(f, "AssertionKeys({kids:?})")
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read key folder `{0}`: {1}")]

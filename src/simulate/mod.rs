@@ -94,9 +94,8 @@ per = "minute"
 [[portal]]
 name = "ehr"
 upstream = "127.0.0.1:{PORTAL}"
+profile = "builtin:sample-portal"
 "#;
-
-const PROFILE: &str = include_str!("../../config/profiles/sample-portal.toml");
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -138,14 +137,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         dir.join("session.key"),
         format!("simulation-seed-{:032x}", opts.seed),
     )?;
-    let mut config = Config::demo_from_toml(std::path::Path::new("simulate (embedded)"), &text)
+    let config = Config::demo_from_toml(std::path::Path::new("simulate (embedded)"), &text)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let profile = crate::config::profile::parse(
-        std::path::Path::new("sample-portal.toml (embedded)"),
-        PROFILE,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    config.portals[0].profile = Some(Arc::new(profile));
 
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let records = crate::sample_portal::data::generate(PATIENTS, crate::sample_portal::SEED);

@@ -149,8 +149,10 @@ fn demo_runs_the_portal_behind_the_gateway() {
             "--admin-listen",
             &format!("127.0.0.1:{admin}"),
         ])
+        // From a folder without `config/`: the demo needs no file on disk.
+        .current_dir(dir.path())
         .stdout(std::fs::File::create(dir.path().join("out")).unwrap())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("err")).unwrap())
         .spawn()
         .unwrap();
     struct Kill(std::process::Child);
@@ -163,6 +165,9 @@ fn demo_runs_the_portal_behind_the_gateway() {
     let _guard = Kill(child);
     wait_for_port(gw);
     wait_for_port(admin);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let err = std::fs::read_to_string(dir.path().join("err")).unwrap();
+    assert!(!err.contains("error"), "{err}");
     // The demo runs with the sample portal's profile: the browser gets the gateway's cookie only.
     let login = crate::passthrough::submit_login(gw, "admin", "admin-demo", None);
     assert_eq!(login.status, 302);

@@ -188,6 +188,8 @@ fn an_export_asked_in_a_form_body_is_slowed_like_one_in_the_url() {
         .unwrap();
     assert!((1790..=1800).contains(&wait), "{wait}");
     assert!(page_text(&third).contains("Quota de requêtes atteint"));
+    // The access line is written once the answer has left.
+    std::thread::sleep(std::time::Duration::from_millis(200));
     let log = gw.proc.stderr();
     assert!(log.contains("over_budget"), "{log}");
 }

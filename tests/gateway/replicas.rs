@@ -35,11 +35,22 @@ pub fn replicas(portal: &Portal, redis: &RedisServer) -> Pair {
 /// Replicas A and B reaching Redis at their own URLs (B through a proxy, say), with `extra`
 /// configuration.
 pub fn replicas_at(portal: &Portal, url_a: &str, url_b: &str, extra: &str) -> Pair {
+    let profile =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
+    replicas_with(portal, url_a, url_b, extra, &profile)
+}
+
+/// The same with another portal profile.
+pub fn replicas_with(
+    portal: &Portal,
+    url_a: &str,
+    url_b: &str,
+    extra: &str,
+    profile: &std::path::Path,
+) -> Pair {
     let key_dir = tempfile::tempdir().unwrap();
     let key = key_dir.path().join("session.key");
     std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
-    let profile =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
     let portal_toml = format!(
         "[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:{}\"\nprofile = \"{}\"\n",
         portal.port,

@@ -446,12 +446,24 @@ fn a_replica_cut_off_from_redis_refuses_what_was_revoked_meanwhile_once_it_recon
     let redis = RedisServer::start();
     let relay = Relay::to(redis.port);
     // The detector off: this test's polling reads pages faster than a person, and the
-    // refusal it looks for must be the revocation's.
-    let pair = crate::replicas::replicas_at(
+    // refusal it looks for must be the revocation's. The profile says no way to log out of the
+    // portal, so the portal's session outlives the revocation, as it would with a portal
+    // whose logout fails: what is measured is B's own view.
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml"),
+    )
+    .unwrap();
+    let logout = "[logout]\npath = \"/index.php\"\nquery = \"logout=-1\"\n";
+    assert!(shipped.contains(logout));
+    let profile = dir.path().join("no-logout.toml");
+    std::fs::write(&profile, shipped.replace(logout, "")).unwrap();
+    let pair = crate::replicas::replicas_with(
         &portal,
         &redis.url(),
         &relay.url(),
         "[detection]\nenabled = false\n",
+        &profile,
     );
     let resp = submit_login(pair.b.port, "dr.martin", "martin-demo", None);
     let cookie = cookie_set(&resp, "vigie").unwrap();
@@ -481,4 +493,34 @@ fn a_replica_cut_off_from_redis_refuses_what_was_revoked_meanwhile_once_it_recon
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_revocation_ends_the_portal_session_so_a_cut_off_replica_s_copy_opens_nothing() {
+    // The limit above, closed where the portal can be logged out: the replica that revokes
+    // ends the portal's own session, so B's copy (still within its grace) opens nothing.
+    let portal = start_portal();
+    let redis = RedisServer::start();
+    let relay = Relay::to(redis.port);
+    let pair = crate::replicas::replicas_at(
+        &portal,
+        &redis.url(),
+        &relay.url(),
+        "[detection]\nenabled = false\n",
+    );
+    let resp = submit_login(pair.b.port, "dr.martin", "martin-demo", None);
+    let cookie = cookie_set(&resp, "vigie").unwrap();
+    assert!(logged_in(&pair.b, &cookie));
+    relay.cut();
+    admin(&pair.a, "/api/sessions/revoke?user=dr.martin");
+    let revoked = Instant::now();
+    while logged_in(&pair.b, &cookie) {
+        assert!(
+            revoked.elapsed() < Duration::from_millis(2500),
+            "the cut-off replica still opens the portal with a revoked session"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Refused before B's outage grace (3 s) could have ended its copy.
+    assert!(revoked.elapsed() < Duration::from_secs(3));
 }

@@ -120,7 +120,11 @@ impl Validator<'_> {
     }
 
     /// The key ring, from a file or an environment variable. Without one, only the demo runs.
-    fn factor_keys(&mut self, s: &SecondFactorSection, needed: bool) -> Option<Secret> {
+    fn factor_keys(
+        &mut self,
+        s: &SecondFactorSection,
+        needed: bool,
+    ) -> Option<std::sync::Arc<crate::factors::crypto::KeyRing>> {
         let (key, text) = match (&s.key_file, &s.key_env) {
             (Some(_), Some(_)) => {
                 self.err(
@@ -167,7 +171,7 @@ impl Validator<'_> {
             }
         };
         match KeyRing::parse(&text) {
-            Ok(_) => Some(Secret(text.into_bytes())),
+            Ok(ring) => Some(std::sync::Arc::new(ring)),
             Err(e) => {
                 self.err(
                     key,

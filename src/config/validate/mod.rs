@@ -20,6 +20,16 @@ pub(super) fn parse_and_validate(
     text: &str,
     demo: bool,
 ) -> Result<Config, ConfigErrors> {
+    parse_and_validate_in(path, path.parent().unwrap_or(Path::new(".")), text, demo)
+}
+
+/// The same, relative paths read from `base` (a folded document has no folder of its own).
+pub(super) fn parse_and_validate_in(
+    path: &Path,
+    base: &Path,
+    text: &str,
+    demo: bool,
+) -> Result<Config, ConfigErrors> {
     let loc = Locator::new(path, text);
     let file: FileConfig =
         toml::from_str(text).map_err(|e| ConfigErrors(vec![loc.parse_error(text, &e)]))?;
@@ -27,7 +37,7 @@ pub(super) fn parse_and_validate(
         loc: &loc,
         errors: Vec::new(),
         warnings: Vec::new(),
-        base: path.parent().unwrap_or(Path::new(".")),
+        base,
         demo,
     };
     let config = v.config(path, file);

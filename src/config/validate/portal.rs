@@ -100,7 +100,20 @@ impl Validator<'_> {
             ));
             let profile = p.profile.as_ref().and_then(|raw| {
                 let path = self.base.join(raw);
-                match super::profile::load(&path) {
+                let loaded = match raw.strip_prefix("builtin:") {
+                    Some(name) => super::profile::load_builtin(name).unwrap_or_else(|| {
+                        Err(ConfigErrors(vec![self.loc.error(
+                            &format!("{key}.profile"),
+                            format!("no embedded profile `{name}`"),
+                            Some(format!(
+                                "embedded profiles: {}",
+                                super::profile::builtin_names().join(", ")
+                            )),
+                        )]))
+                    }),
+                    None => super::profile::load(&path),
+                };
+                match loaded {
                     Ok(profile) if p.case_insensitive_paths => {
                         Some(std::sync::Arc::new(profile.ignoring_path_case()))
                     }

@@ -22,20 +22,25 @@ impl Validator<'_> {
             "",
         ));
         let key_dir = a.key_dir.as_ref().map(|d| self.base.join(d));
-        if let Some(dir) = &key_dir {
-            if let Err(e) = crate::identity::assertion::AssertionKeys::load_dir(dir) {
-                self.err(
-                    "assertion.key_dir",
-                    e.to_string(),
-                    "keys are Ed25519 PEM files; `vigie keys generate --dir DIR` makes one",
-                );
+        let keys = key_dir.as_ref().and_then(|dir| {
+            match crate::identity::assertion::AssertionKeys::load_dir(dir) {
+                Ok(keys) => Some(std::sync::Arc::new(keys)),
+                Err(e) => {
+                    self.err(
+                        "assertion.key_dir",
+                        e.to_string(),
+                        "keys are Ed25519 PEM files; `vigie keys generate --dir DIR` makes one",
+                    );
+                    None
+                }
             }
-        }
+        });
         AssertionConfig {
             issuer: a.issuer.clone(),
             header: a.header.clone(),
             lifetime,
             key_dir,
+            keys,
         }
     }
 
