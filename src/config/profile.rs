@@ -641,4 +641,17 @@ mod tests {
         );
         assert_eq!(errs[0].position.map(|p| p.0), Some(3));
     }
+
+    #[test]
+    fn the_reference_profile_is_a_valid_profile() {
+        // config/profiles/reference.toml documents every key a profile may hold, each once:
+        // through the real loader, it must stay valid as the keys change.
+        let p = shipped("reference.toml");
+        assert!(p.role.is_some() && p.login.confirm.is_some());
+        let logout = p.logout.as_ref().expect("[logout]");
+        assert_eq!(logout.method, crate::identity::logout::Method::Post);
+        assert!(logout.token.is_some() && logout.confirm);
+        assert_eq!((p.classes.len(), p.reading.patients.len()), (1, 1));
+        assert_eq!(p.reading.records.len(), 1);
+    }
 }
