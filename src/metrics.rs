@@ -79,7 +79,7 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
     .expect("metric registers once"),
     portal_logouts: register_int_counter_vec!(
         "vigie_portal_logouts_total",
-        "Portal sessions the gateway logged out when its session ended, by portal and result (done, failed, no_logout).",
+        "Portal sessions the gateway logged out when its session ended, by portal and result (done, already_ended, failed, no_logout).",
         &["portal", "result"]
     )
     .expect("metric registers once"),

@@ -34,6 +34,8 @@ pub enum Ending {
     IdentityMismatch,
     /// The portal signed in a visitor the gateway saw no login from.
     SignedInBeforeLogin,
+    /// Ended while a request was at the portal, whose answer rotated the portal's session.
+    EndedInFlight,
 }
 
 impl Ending {
@@ -49,6 +51,7 @@ impl Ending {
             Ending::LoginRefused => "login_refused",
             Ending::IdentityMismatch => "identity_mismatch",
             Ending::SignedInBeforeLogin => "signed_in_before_login",
+            Ending::EndedInFlight => "ended_in_flight",
         }
     }
 }
@@ -70,6 +73,9 @@ pub struct Farewell {
 pub trait PortalEnd: Send + Sync {
     async fn end(&self, farewell: Farewell);
 }
+
+/// How long a sign-out waits for the portal's logout before answering.
+const SIGN_OUT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Sessions ended at most per sweep (the next sweep takes the rest).
 const SWEEP_MAX: usize = 2_000;
@@ -176,7 +182,11 @@ impl Sessions {
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         let removed = self.store.remove(id).await?.map(Removed::of);
         if let Some(f) = removed.as_ref().and_then(|r| self.farewell(r, why, false)) {
-            f.await;
+            // A portal slow to log out does not hold the sign-out page: past the wait, the
+            // logout goes on (and its failure is still logged and alerted).
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let _ = tokio::time::timeout(SIGN_OUT_WAIT, rt.spawn(f)).await;
+            }
         }
         Ok(removed.map(|r| r.record))
     }

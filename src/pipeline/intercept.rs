@@ -382,19 +382,9 @@ pub async fn on_response(
         // The portal replaced the session of a visitor the gateway saw no login from. The new
         // portal session is not kept, and the pre-login one ends.
         Some(s) if !s.is_authenticated() && replaces_session(&s.vault, &changes) => {
+            // The new portal session is dropped unseen: nobody holds its cookie (logging it out
+            // would let any visitor make the gateway call the portal).
             sessions.store.remove(&s.id).await.map_err(store_err)?;
-            // The new portal session may be signed in: it is logged out, not kept.
-            let mut vault_now = s.vault.clone();
-            for c in changes {
-                vault::apply(&mut vault_now, c);
-            }
-            sessions.let_go(Farewell {
-                portal: portal.config.name.clone(),
-                user: None,
-                vault: vault_now,
-                session: s.id.fingerprint(),
-                why: Ending::SignedInBeforeLogin,
-            });
             tracing::warn!(target: "vigie::audit", event = "pre_login_session_replaced", portal = %portal.config.name, client = %request.client.ip, session = %s.id.fingerprint());
             ctx.identity = Identity::Anonymous;
             add.push(sessions.clear_cookie(request.tls));
@@ -431,7 +421,17 @@ pub async fn on_response(
             };
             let Some(stored) = sessions.change(&s, apply).await.map_err(store_err)? else {
                 // Revoked, locked or logged out while this request was at the portal: the
-                // session stays ended, and what the portal answered does not go out.
+                // session stays ended, and what the portal answered does not go out. A new
+                // portal session in the answer was never logged out by that ending: it is now.
+                if rotated {
+                    sessions.let_go(Farewell {
+                        portal: portal.config.name.clone(),
+                        user: s.user.clone(),
+                        vault: updated.vault.clone(),
+                        session: s.id.fingerprint(),
+                        why: Ending::EndedInFlight,
+                    });
+                }
                 ctx.identity = Identity::Anonymous;
                 ctx.interception.drop_body = true;
                 super::login_answer::to_wall(resp, profile)

@@ -68,12 +68,16 @@ impl PortalEnd for PortalLogout {
             result = attempt(portal, rule, &farewell).await;
         }
         match result {
-            Ok(()) => {
+            Ok(done) => {
+                let outcome = match done {
+                    Done::AlreadyEnded => "already_ended",
+                    Done::LoggedOut => "done",
+                };
                 METRICS
                     .portal_logouts
-                    .with_label_values(&[name, "done"])
+                    .with_label_values(&[name, outcome])
                     .inc();
-                tracing::info!(target: "vigie::audit", event = "portal_logout", outcome = "done", portal = %name, user = %user, session = %farewell.session, why);
+                tracing::info!(target: "vigie::audit", event = "portal_logout", outcome, portal = %name, user = %user, session = %farewell.session, why);
             }
             Err(failure) => {
                 METRICS
@@ -87,18 +91,61 @@ impl PortalEnd for PortalLogout {
     }
 }
 
+/// What a logout attempt found.
+#[derive(Debug, PartialEq, Eq)]
+enum Done {
+    /// The portal had already ended the session (its own logout, its own timeout).
+    AlreadyEnded,
+    LoggedOut,
+}
+
+/// Whether the portal shows the session signed out: its confirmation page (`[login.confirm]`)
+/// read with the session's cookies answers and names nobody, or sends to the login page.
+/// `None` without a confirmation page; `Err` when the answer proves neither (a 5xx, a 429).
+async fn signed_out(portal: &Portal, vaulted: &[(String, String)]) -> Result<Option<bool>, String> {
+    let Some(profile) = portal.config.profile.as_ref() else {
+        return Ok(None);
+    };
+    let Some(confirm) = &profile.login.confirm else {
+        return Ok(None);
+    };
+    let answer = get(portal, &confirm.page, vaulted).await?;
+    let text = String::from_utf8_lossy(&answer.body);
+    match answer.status {
+        200 => Ok(Some(!confirm.pattern.is_match(&text))),
+        301..=303 | 307 | 308 => {
+            let login_page = profile.prelogin.login_page.as_str();
+            let location = answer.location.as_deref().unwrap_or("");
+            let path = location.split_once("://").map_or(location, |(_, rest)| {
+                rest.find('/').map_or("/", |i| &rest[i..])
+            });
+            let path = path.split(['?', '#']).next().unwrap_or(path);
+            match path == login_page || path == profile.login.path {
+                true => Ok(Some(true)),
+                false => Err(format!(
+                    "the confirmation page redirects elsewhere than the login page ({})",
+                    answer.status
+                )),
+            }
+        }
+        other => Err(format!(
+            "the confirmation page answered {other}: whether the session ended is not known"
+        )),
+    }
+}
+
 /// One logout, checked. `Err`: what went wrong, in words for the log and the alert.
-async fn attempt(portal: &Portal, rule: &LogoutRule, f: &Farewell) -> Result<(), String> {
-    let profile = portal
-        .config
-        .profile
-        .as_ref()
-        .ok_or("the portal has no profile")?;
+async fn attempt(portal: &Portal, rule: &LogoutRule, f: &Farewell) -> Result<Done, String> {
     let vaulted: Vec<(String, String)> = f
         .vault
         .iter()
         .map(|c| (c.name.clone(), c.value.clone()))
         .collect();
+    // Measured first: a session the portal already ended needs no logout (and a strict
+    // portal would refuse one, raising a false alarm).
+    if let Ok(Some(true)) = signed_out(portal, &vaulted).await {
+        return Ok(Done::AlreadyEnded);
+    }
     let mut cookies = vaulted.clone();
     let origin = format!(
         "{}://{}",
@@ -159,14 +206,12 @@ async fn attempt(portal: &Portal, rule: &LogoutRule, f: &Farewell) -> Result<(),
         ));
     }
     // Measured, not assumed: with the old cookies, the portal no longer names anyone.
-    if let (true, Some(confirm)) = (rule.confirm, &profile.login.confirm) {
-        let answer = get(portal, &confirm.page, &vaulted).await?;
-        let text = String::from_utf8_lossy(&answer.body);
-        if answer.status == 200 && confirm.pattern.is_match(&text) {
+    if rule.confirm {
+        if let Some(false) = signed_out(portal, &vaulted).await? {
             return Err("the portal still shows the session signed in after the logout".into());
         }
     }
-    Ok(())
+    Ok(Done::LoggedOut)
 }
 
 async fn get(

@@ -211,6 +211,19 @@ fn the_portals_own_logout_form_ends_both_sessions() {
         .headers_named("set-cookie")
         .iter()
         .any(|c| c.starts_with("vigie=;")));
+    // The gateway finds the portal's session already ended: no second logout, no false alarm.
+    let started = Instant::now();
+    while !log_of(&gw).contains("outcome=\"already_ended\"") {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{}",
+            log_of(&gw)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = log_of(&gw);
+    assert!(!log.contains("outcome=\"failed\""), "{log}");
+    assert!(!log.contains("VIGIE-PORTAL-LOGOUT-FAILED"), "{log}");
 }
 
 #[test]
