@@ -52,12 +52,20 @@ fn benches(c: &mut Criterion) {
     // An ordinary page view: every rule tried, the profile's classes read, no pack.
     let view = facts("m=dPpatients&tab=vw_full_patients&patient_id=1234", groups);
     c.bench_function("policy/decide_view_11_rules", |b| {
-        b.iter(|| config.policy.decide(portal, true, black_box(&view)))
+        b.iter(|| {
+            config
+                .policy
+                .decide(&portal.policy_view(&view), true, black_box(&view))
+        })
     });
     // An export by a privileged user: the last rule matches, the pack's hours are checked.
     let export = facts("m=dPpatients&raw=ajax_export_patients_csv", admins);
     c.bench_function("policy/decide_export_privileged", |b| {
-        b.iter(|| config.policy.decide(portal, true, black_box(&export)))
+        b.iter(|| {
+            config
+                .policy
+                .decide(&portal.policy_view(&export), true, black_box(&export))
+        })
     });
 
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -60,7 +60,7 @@ pub fn explain(
         None => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        Some(t) => match vigie::policy::explain::parse_time(t) {
+        Some(t) => match crate::explain::parse_time(t) {
             Some(n) => n,
             None => {
                 eprintln!("error: --time `{t}`: give RFC 3339 (2026-11-23T22:30:00+01:00) or unix seconds");
@@ -69,7 +69,7 @@ pub fn explain(
         },
     };
     let groups = super::comma_list(groups);
-    let request = vigie::policy::explain::Described {
+    let request = crate::explain::Described {
         method: &method.to_ascii_uppercase(),
         url,
         user,
@@ -78,6 +78,6 @@ pub fn explain(
         now,
         break_glass,
     };
-    print!("{}", vigie::policy::explain::explain(&config, &request));
+    print!("{}", crate::explain::explain(&config, &request));
     ExitCode::SUCCESS
 }

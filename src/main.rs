@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use vigie::config::Config;
 
+mod explain;
 mod inspect;
 use inspect::{explain, simulate};
 

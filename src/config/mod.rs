@@ -331,6 +331,16 @@ impl PortalConfig {
             .map_or(Default::default(), |p| p.query_reading)
     }
 
+    /// What the policy reads of this portal for one request.
+    pub fn policy_view<'a>(&'a self, f: &crate::policy::Facts) -> crate::policy::PortalView<'a> {
+        crate::policy::PortalView {
+            name: &self.name,
+            holds_sessions: self.holds_sessions(),
+            reading: self.query_reading(),
+            class: self.class_of(f.method, f.path, f.query),
+        }
+    }
+
     /// The endpoint class of a request, from the profile (`view` when none matches).
     pub fn class_of(&self, method: &str, path: &str, query: Option<&str>) -> &str {
         let reading = self.query_reading();

@@ -320,7 +320,7 @@ pub fn parse(path: &Path, text: &str) -> Result<PortalProfile, ConfigErrors> {
                 .map_or("/".to_string(), |l| l.path.clone()),
         ),
     ] {
-        match crate::pipeline::normalise::normalise_target(p) {
+        match crate::http::normalise_target(p) {
             Ok(t) if t.path == *p && t.query.is_none() => {}
             _ => err(key, format!("`{p}` is not a canonical path"), "write the path as the portal serves it, starting with `/`, without query, `..` or encoding"),
         }

@@ -16,6 +16,7 @@ pub mod signals;
 pub mod sketch;
 pub mod track;
 mod verdict;
+pub mod windows;
 
 #[cfg(test)]
 mod tests;

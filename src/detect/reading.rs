@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use crate::pipeline::normalise::headers::is_media_type;
+use crate::http::is_media_type;
 use crate::policy::matcher::{param, Matcher, QueryReading};
 
 /// A profile's reading rules, validated.

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use super::track::{DAY_SLOT_US, LONG_SLOT_US, SHORT_SLOT_US};
+pub use super::windows::Counts;
+use super::windows::{DAY_SLOT_US, LONG_SLOT_US, SHORT_SLOT_US};
 use super::{Detector, Hold};
 
 const EVERY: Duration = Duration::from_millis(250);
@@ -36,15 +37,6 @@ pub struct Shared {
     client: redis::Client,
     prefix: String,
     outbox: Mutex<Outbox>,
-}
-
-/// Counts across replicas, as of `at_us`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Counts {
-    pub at_us: i64,
-    pub short: u64,
-    pub long: u64,
-    pub day: u64,
 }
 
 impl Shared {

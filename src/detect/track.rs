@@ -5,11 +5,7 @@
 
 use super::sketch::{union_count, Distinct};
 
-pub const SHORT_SLOT_US: i64 = 5 * 60 * 1_000_000;
-pub const LONG_SLOT_US: i64 = 60 * 60 * 1_000_000;
-pub const DAY_SLOT_US: i64 = 8 * LONG_SLOT_US;
-/// One calendar-free day: the week's buckets (seven of them).
-pub const WEEK_SLOT_US: i64 = 24 * LONG_SLOT_US;
+pub use super::windows::{Counts, DAY_SLOT_US, LONG_SLOT_US, SHORT_SLOT_US, WEEK_SLOT_US};
 const GAPS: usize = 16;
 const NETWORKS: usize = 8;
 
@@ -94,7 +90,7 @@ pub struct Track {
     pub recent_patients: Recent,
     pub recent_requests: Recent,
     /// The same identity's counts across replicas (Redis), when shared.
-    pub shared: Option<super::shared::Counts>,
+    pub shared: Option<Counts>,
     /// The source track of the identity's last request (a release forgets it too).
     pub last_source: Option<u64>,
 }
@@ -380,12 +376,7 @@ impl Track {
 
     /// Distinct patients plus record rows over the last 15 minutes.
     /// A count shared across replicas, while it is recent enough to trust.
-    fn shared_count(
-        &self,
-        now_us: i64,
-        fresh_us: i64,
-        pick: fn(&super::shared::Counts) -> u64,
-    ) -> u64 {
+    fn shared_count(&self, now_us: i64, fresh_us: i64, pick: fn(&Counts) -> u64) -> u64 {
         self.shared
             .as_ref()
             .filter(|c| now_us - c.at_us < fresh_us)

@@ -10,10 +10,25 @@ mod body;
 mod form;
 mod multipart;
 mod spec;
+pub mod target;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use body::BodyReader;
+pub use target::{normalise as normalise_target, Target, TargetError};
+
+/// The media type of urlencoded forms.
+pub const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Whether a `Content-Type` value names `media` (parameters and case ignored).
+pub fn is_media_type(value: &str, media: &str) -> bool {
+    value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case(media)
+}
 pub use spec::{build, Language, RequestSection, RequestSpec};
 
 /// Largest value or name the reader keeps; a wanted one past it makes the request

@@ -75,7 +75,7 @@ pub fn classify_fields<'a>(
 /// Read a request body. A urlencoded form is parsed; any other body (multipart, JSON) that
 /// names the password field is ambiguous, since PHP fills `$_POST` from multipart too.
 pub fn classify(profile: &PortalProfile, content_type: Option<&str>, body: &[u8]) -> Attempt {
-    use crate::pipeline::normalise::headers::{is_media_type, FORM};
+    use crate::http::{is_media_type, FORM};
     if content_type.is_none_or(|t| is_media_type(t, FORM)) {
         return classify_fields(profile, form_urlencoded::parse(body));
     }

@@ -61,9 +61,10 @@ pub async fn run(
     f: &Facts<'_>,
     identity: &Identity,
 ) -> Outcome {
+    let view = portal.config.policy_view(f);
     let decision = config
         .policy
-        .decide(&portal.config, config.second_factor.required, f);
+        .decide(&view, config.second_factor.required, f);
     if let Some(deny) = &decision.deny {
         let liftable = deny.break_glass && f.user.is_some();
         return Outcome::Deny { decision, liftable };
@@ -144,10 +145,9 @@ impl Gateway {
         let now = self.sessions.now();
         let mut facts = facts(&portal, &request, method, &ctx.identity, now);
         facts.query = Some(&merged);
-        let again =
-            self.config
-                .policy
-                .decide(&portal.config, self.config.second_factor.required, &facts);
+        let view = portal.config.policy_view(&facts);
+        let required = self.config.second_factor.required;
+        let again = self.config.policy.decide(&view, required, &facts);
         if again.deny.is_some() && first.deny.is_none() {
             let liftable =
                 again.deny.as_ref().is_some_and(|d| d.break_glass) && facts.user.is_some();

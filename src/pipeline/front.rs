@@ -84,12 +84,12 @@ impl Gateway {
         let path = request.target.path.as_str();
         let gateway_login = matches!(portal.config.login, LoginMode::Gateway { .. });
         match path {
-            "/.well-known/jwks.json" => return Ok(Front::Jwks),
+            super::endpoints::JWKS_PATH => return Ok(Front::Jwks),
             login_answer::SIGNIN_FAILED_PATH if portal.config.profile.is_some() => {
                 let status = self.signin_failed(session, portal, ctx).await?;
                 return Ok(Front::Done(status));
             }
-            "/.vigie/logout" => {
+            super::endpoints::LOGOUT_PATH => {
                 if session.req_header().method != http::Method::POST {
                     return Err(Refusal::new(405, Reason::LogoutNeedsPost));
                 }
@@ -118,7 +118,7 @@ impl Gateway {
             _ if second_factor::is_factor_path(path) => {
                 return self.factor_page(session, ctx, portal, request).await;
             }
-            _ if path.starts_with("/.vigie/") => {
+            _ if path.starts_with(super::endpoints::PREFIX) => {
                 return Err(Refusal::new(404, Reason::UnknownGatewayPath))
             }
             _ => {}

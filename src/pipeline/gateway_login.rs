@@ -7,9 +7,10 @@ use std::sync::Arc;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
+use super::form::safe_return;
 use super::identify::Identity;
 use super::intercept::same_origin;
-use super::normalise::{normalise_target, Request};
+use super::normalise::Request;
 use super::refusal::{Reason, Refusal};
 use super::route::Portal;
 use crate::config::AssertionConfig;
@@ -20,24 +21,8 @@ use crate::metrics::METRICS;
 use crate::pages;
 use crate::storage::users::UserStore;
 
-pub const LOGIN_PATH: &str = "/.vigie/login";
+pub use super::endpoints::LOGIN_PATH;
 const MAX_FORM: usize = 8 * 1024;
-
-/// Only a same-origin relative path is followed after login (ATTACKS.md 14): `//evil`,
-/// `/\evil`, `https:evil`, `evil@host`, encoded slashes and `javascript:` all become `/`.
-pub fn safe_return(raw: &str) -> String {
-    if !raw.starts_with('/')
-        || raw.starts_with("//")
-        || raw.contains('\\')
-        || raw.starts_with(LOGIN_PATH)
-    {
-        return "/".into();
-    }
-    match normalise_target(raw) {
-        Ok(t) if t.authority.is_none() && !t.path.starts_with("//") => t.to_uri(),
-        _ => "/".into(),
-    }
-}
 
 /// Where an anonymous visitor is sent.
 pub fn login_redirect(request: &Request) -> String {
@@ -91,9 +76,9 @@ pub async fn handle(
             if !same_origin(session.req_header()) {
                 return Err(Refusal::new(403, Reason::CrossSiteRequest));
             }
-            let body = super::second_factor::read_body(session, MAX_FORM).await?;
+            let body = super::form::read_body(session, MAX_FORM).await?;
             let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-            let field = |name: &str| super::second_factor::field(&form, name);
+            let field = |name: &str| super::form::field(&form, name);
             let (username, password) = (field("username").trim().to_string(), field("password"));
             // Login attempts are budgeted per source and per name, before any hashing.
             super::authorise::login_allowed(budgets, Some(request.client.ip), Some(&username))

@@ -20,7 +20,7 @@ use crate::identity::{Begun, Ending, Farewell};
 use crate::metrics::METRICS;
 
 /// Where a refused login lands: the gateway's page, with a way back to the portal's login.
-pub const SIGNIN_FAILED_PATH: &str = "/.vigie/signin-failed";
+pub use super::endpoints::SIGNIN_FAILED_PATH;
 
 /// One login exchange.
 pub struct Login<'a> {

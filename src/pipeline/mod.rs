@@ -16,8 +16,9 @@
 //! are in `front.rs`); each stage's logic lives in its module, free of I/O where possible so
 //! it is tested without sockets. Below Pingora, [`crate::listener`] guards connections.
 
-mod access_line;
 pub mod authorise;
+pub mod endpoints;
+pub mod form;
 pub mod forward;
 mod front;
 pub mod gateway_login;
@@ -38,7 +39,7 @@ pub mod second_factor;
 pub mod watch;
 pub mod whoami;
 
-pub use access_line::{configure as configure_access_log, Drain as AccessLogDrain};
+pub use log::{configure as configure_access_log, Drain as AccessLogDrain};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -5,7 +5,6 @@
 //! top; a break-glass session may lift the denials marked as liftable. Pure: no I/O, the clock
 //! comes in [`Facts`].
 
-pub mod explain;
 pub mod lint;
 pub mod matcher;
 pub mod window;
@@ -16,7 +15,6 @@ use std::time::Duration;
 use ipnet::IpNet;
 use jiff::tz::TimeZone;
 
-use crate::config::PortalConfig;
 use crate::factors::rules::Requirement;
 use crate::identity::session::AuthLevel;
 use matcher::{Matcher, QueryReading};
@@ -168,8 +166,8 @@ impl PolicyConfig {
     }
 
     /// Decide for one request on `portal`.
-    pub fn decide(&self, portal: &PortalConfig, second_factor: bool, f: &Facts) -> Decision {
-        if !portal.holds_sessions() {
+    pub fn decide(&self, portal: &PortalView, second_factor: bool, f: &Facts) -> Decision {
+        if !portal.holds_sessions {
             return Decision {
                 rule: None,
                 requirement: Requirement::PUBLIC,
@@ -179,7 +177,7 @@ impl PolicyConfig {
                 budget_scale: 1.0,
             };
         }
-        let reading = portal.query_reading();
+        let reading = portal.reading;
         let base = if second_factor {
             Requirement::SECOND_FACTOR
         } else {
@@ -214,7 +212,7 @@ impl PolicyConfig {
         }
         let budget = outcome
             .and_then(|o| o.budget.clone())
-            .unwrap_or_else(|| portal.class_of(f.method, f.path, f.query).to_string());
+            .unwrap_or_else(|| portal.class.to_string());
         let mut deny = outcome.filter(|o| o.deny).map(|o| Denial {
             by: rule.map_or_else(String::new, |r| r.name.clone()),
             break_glass: o.break_glass,
@@ -263,15 +261,29 @@ impl PolicyConfig {
     }
 }
 
+/// What the policy knows of the portal a request is for. The caller reads it from the portal's
+/// configuration (`PortalConfig::policy_view`): the policy decides from facts
+/// and depends on no configuration type.
+#[derive(Debug, Clone, Copy)]
+pub struct PortalView<'a> {
+    pub name: &'a str,
+    /// The gateway holds sessions for it (a profile, or gateway-owned logins): rules apply.
+    pub holds_sessions: bool,
+    /// How it reads a query parameter given twice.
+    pub reading: QueryReading,
+    /// The request's endpoint class, from the portal's profile.
+    pub class: &'a str,
+}
+
 impl Rule {
     fn applies(
         &self,
-        portal: &PortalConfig,
+        portal: &PortalView,
         f: &Facts,
         reading: QueryReading,
         zone: &TimeZone,
     ) -> bool {
-        (self.portals.is_empty() || self.portals.contains(&portal.name))
+        (self.portals.is_empty() || self.portals.iter().any(|p| p == portal.name))
             && (self.hosts.is_empty() || self.hosts.iter().any(|h| h == f.host))
             && self.matcher.matches(f.method, f.path, f.query, reading)
             && (self.groups.is_empty() || self.groups.iter().any(|g| f.groups.contains(g)))
@@ -279,6 +291,3 @@ impl Rule {
             && self.window.as_ref().is_none_or(|w| w.contains(f.now, zone))
     }
 }
-
-#[cfg(test)]
-mod tests;

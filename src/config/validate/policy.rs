@@ -390,3 +390,8 @@ impl Validator<'_> {
         by_user
     }
 }
+
+/// The compiled policy's decisions, from configuration text (the policy itself reads no
+/// configuration type).
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,7 @@ mod tests;
 
 use serde::Deserialize;
 
-use crate::pipeline::normalise::headers::is_media_type;
+use crate::http::is_media_type;
 use crate::policy::matcher::{Matcher, QueryReading};
 
 /// What a reader reports while an answer streams.

@@ -8,6 +8,8 @@ use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
 use pingora::http::RequestHeader;
 
+pub use crate::http::{is_media_type, FORM};
+
 /// Identity headers a portal might trust. Compared after lower-casing and folding `_` to `-`,
 /// so `X_Remote_User` and `x-remote-user` are caught alike.
 const IDENTITY_HEADERS: &[&str] = &[
@@ -76,19 +78,6 @@ fn connection_tokens(headers: &http::HeaderMap, protected: &[&str]) -> Vec<Strin
 
 /// Remove hop-by-hop headers (including those named in `Connection:`), identity headers,
 /// configured extras and, unless allowed, any name containing `_`.
-/// The media type of urlencoded forms.
-pub const FORM: &str = "application/x-www-form-urlencoded";
-
-/// Whether a `Content-Type` value names `media` (parameters and case ignored).
-pub fn is_media_type(value: &str, media: &str) -> bool {
-    value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .eq_ignore_ascii_case(media)
-}
-
 pub fn strip_request_headers(req: &mut RequestHeader, extra: &[String], allow_underscores: bool) {
     let listed = connection_tokens(
         &req.headers,

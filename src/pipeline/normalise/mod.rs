@@ -3,14 +3,13 @@
 
 pub mod framing;
 pub mod headers;
-mod target;
 
+pub use crate::http::{normalise_target, Target, TargetError};
 pub use framing::{check_head, FramingError, HeadLimits};
 pub use headers::{
     client_address, set_forwarding_headers, strip_request_headers, strip_response_hop_by_hop,
     ClientAddress,
 };
-pub use target::{normalise as normalise_target, Target, TargetError};
 
 use std::net::IpAddr;
 

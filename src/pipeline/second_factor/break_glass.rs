@@ -53,7 +53,7 @@ pub async fn page(mut v: Visit<'_>) -> Result<u16, Refusal> {
 /// `POST /.vigie/break-glass`: turn it on for the configured time.
 pub async fn activate(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let form = v.form().await?;
-    let return_to = crate::pipeline::gateway_login::safe_return(&field(&form, "return"));
+    let return_to = crate::pipeline::form::safe_return(&field(&form, "return"));
     if let Some(status) = v.needs_passkey(&return_to).await? {
         return Ok(status);
     }

@@ -13,7 +13,7 @@ use crate::factors::{totp, UserFactors, Verdict};
 use crate::identity::session::AuthLevel;
 use crate::metrics::METRICS;
 use crate::pages;
-use crate::pipeline::gateway_login::safe_return;
+use crate::pipeline::form::safe_return;
 use crate::pipeline::refusal::{Reason, Refusal};
 
 impl Visit<'_> {

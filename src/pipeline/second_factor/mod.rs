@@ -13,7 +13,7 @@ use std::sync::Arc;
 use minijinja::Value;
 use pingora::proxy::Session;
 
-use super::gateway_login::safe_return;
+use super::form::{field, read_body, safe_return};
 use super::intercept::same_origin;
 use super::normalise::headers::{is_media_type, FORM};
 use super::normalise::Request;
@@ -150,13 +150,11 @@ impl Visit<'_> {
             now,
             break_glass: self.record.break_glass_active(now),
         };
+        let view = self.portal.config.policy_view(&facts);
+        let required = self.config.second_factor.required;
         self.config
             .policy
-            .decide(
-                &self.portal.config,
-                self.config.second_factor.required,
-                &facts,
-            )
+            .decide(&view, required, &facts)
             .requirement
     }
 
@@ -444,27 +442,4 @@ impl Visit<'_> {
         tracing::warn!(target: "vigie::audit", event = "account_lock", user = %self.user, reason = %reason, client = %self.request.client.ip, by = "second_factor_throttle");
         Ok(Err(423))
     }
-}
-
-/// Read a request body up to `max` bytes.
-pub async fn read_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Refusal> {
-    let mut body = Vec::new();
-    while let Some(chunk) = session
-        .read_request_body()
-        .await
-        .map_err(|_| Refusal::framing(400, Reason::BodyIo))?
-    {
-        body.extend_from_slice(&chunk);
-        if body.len() > max {
-            return Err(Refusal::framing(413, Reason::FormTooLarge));
-        }
-    }
-    Ok(body)
-}
-
-/// A form field's value (the first), or empty.
-pub(super) fn field(form: &[(String, String)], name: &str) -> String {
-    form.iter()
-        .find(|(k, _)| k == name)
-        .map_or(String::new(), |(_, v)| v.clone())
 }

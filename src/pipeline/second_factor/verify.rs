@@ -8,7 +8,7 @@ use super::{encode, field, store_down, Visit};
 use crate::factors::Verdict;
 use crate::identity::session::AuthLevel;
 use crate::pages;
-use crate::pipeline::gateway_login::safe_return;
+use crate::pipeline::form::safe_return;
 use crate::pipeline::refusal::{Reason, Refusal};
 
 /// `GET /.vigie/factor?return=…`: the prompt, with what the return path needs.

@@ -2,9 +2,9 @@
 
 use std::fmt::Write;
 
-use super::{Decision, Facts};
-use crate::config::Config;
-use crate::identity::session::AuthLevel;
+use vigie::config::Config;
+use vigie::identity::session::AuthLevel;
+use vigie::policy::{Decision, Facts};
 
 /// A request as `vigie explain` describes it.
 pub struct Described<'a> {
@@ -31,7 +31,7 @@ pub fn parse_time(t: &str) -> Option<u64> {
 /// The decision for a described request, as the gateway would take it: the target is
 /// normalised first, the portal chosen by host, the path read through the profile.
 pub fn explain(config: &Config, r: &Described) -> String {
-    let target = match crate::pipeline::normalise::normalise_target(r.url) {
+    let target = match vigie::http::normalise_target(r.url) {
         Ok(t) => t,
         Err(e) => {
             return format!(
@@ -45,7 +45,7 @@ pub fn explain(config: &Config, r: &Described) -> String {
         .as_deref()
         .map(|a| a.split(':').next().unwrap_or(a).to_string())
         .unwrap_or_else(|| "*".into());
-    let router = crate::pipeline::route::Router::new(&config.portals);
+    let router = vigie::pipeline::route::Router::new(&config.portals);
     let Some(portal) = router.select(&host) else {
         return format!("decision  REFUSED: no portal answers for host `{host}` (404)\n");
     };
@@ -60,9 +60,10 @@ pub fn explain(config: &Config, r: &Described) -> String {
         now: r.now,
         break_glass: r.break_glass,
     };
+    let view = portal.config.policy_view(&facts);
     let decision = config
         .policy
-        .decide(&portal.config, config.second_factor.required, &facts);
+        .decide(&view, config.second_factor.required, &facts);
     let limit = config.budgets.classes.get(&decision.budget);
     let mut out = render(&portal.config.name, &facts, &decision, limit);
     if let Some(profile) = &portal.config.profile {
@@ -73,9 +74,9 @@ pub fn explain(config: &Config, r: &Described) -> String {
 
 /// What the pre-login wall answers the same request from someone not yet past the password.
 fn pre_login(
-    profile: &crate::config::PortalProfile,
+    profile: &vigie::config::PortalProfile,
     method: &str,
-    target: &crate::pipeline::normalise::Target,
+    target: &vigie::http::Target,
 ) -> String {
     let query = target.query.as_deref();
     let answer = if method == profile.login.method && target.path == profile.login.path {
@@ -110,7 +111,7 @@ pub fn render(
     portal: &str,
     f: &Facts,
     d: &Decision,
-    budget: Option<&crate::config::Limit>,
+    budget: Option<&vigie::config::Limit>,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(

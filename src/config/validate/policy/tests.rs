@@ -2,8 +2,10 @@
 
 use std::net::IpAddr;
 
-use super::*;
 use crate::config::Config;
+use crate::factors::rules::Requirement;
+use crate::identity::session::AuthLevel;
+use crate::policy::*;
 
 fn config(portal_extra: &str, rules: &str) -> Config {
     let profile =
@@ -68,7 +70,7 @@ level = "public"
 "#;
 
 fn decide(c: &Config, f: &Facts) -> Decision {
-    c.policy.decide(&c.portals[0], true, f)
+    c.policy.decide(&c.portals[0].policy_view(f), true, f)
 }
 
 #[test]
@@ -86,7 +88,7 @@ fn normalisation_bypasses_meet_the_admin_rule_or_are_refused() {
         "http://ehr.local/admin/users",
     ] {
         // A variant refused by normalisation never reaches policy: fine too.
-        if let Ok(t) = crate::pipeline::normalise::normalise_target(raw) {
+        if let Ok(t) = crate::http::normalise_target(raw) {
             {
                 let d = decide(
                     &c,
@@ -112,10 +114,7 @@ fn normalisation_bypasses_meet_the_admin_rule_or_are_refused() {
         "\\admin\\users",
         "/%c0%afadmin",
     ] {
-        assert!(
-            crate::pipeline::normalise::normalise_target(refused).is_err(),
-            "{refused}"
-        );
+        assert!(crate::http::normalise_target(refused).is_err(), "{refused}");
     }
 }
 

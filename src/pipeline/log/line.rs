@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::log::{push_masked_path, Outcome};
+use super::outcome::{push_masked_path, Outcome};
 
 /// A thread's reusable buffers: the line, the masked path, and the timestamp's
 /// second-resolution prefix (formatted once a second).
