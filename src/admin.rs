@@ -27,7 +27,7 @@ pub struct AdminApp {
     budgets: Option<Arc<crate::budget::Budgets>>,
     token: Option<Secret>,
     detector: Option<Arc<crate::detect::Detector>>,
-    /// The profile whose collation keys user names (ATTACKS.md 39): `lock Élise` must lock
+    /// The profile whose collation keys user names (threat model 39): `lock Élise` must lock
     /// the account the portal's `elise` logs into.
     names: Option<Arc<crate::config::PortalProfile>>,
     /// Whether the state shared through Redis is trusted (replicas only).

@@ -46,7 +46,7 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-/// What a user must prove before binding a first factor to their account (ATTACKS.md 20).
+/// What a user must prove before binding a first factor to their account (threat model 20).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnrollmentProof {
     /// A one-time code IT hands over in person (`vigie enroll invite USER`).
@@ -242,7 +242,7 @@ pub struct Limits {
     pub client_body_timeout: Duration,
     pub keepalive_timeout: Duration,
     /// A request head must arrive whole within this time of the connection (or, on a reused
-    /// connection, of its first byte); else the connection is closed (ATTACKS.md 41).
+    /// connection, of its first byte); else the connection is closed (threat model 41).
     pub head_timeout: Duration,
     /// Open connections one direct peer may hold; trusted proxies are exempt.
     pub max_connections_per_peer: usize,

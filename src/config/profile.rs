@@ -117,7 +117,7 @@ pub struct LoginRule {
     /// session id at login answer with none.
     pub success_location: Option<regex::Regex>,
     /// A page showing the signed-in user, read after each login: it must name the user who
-    /// typed the password (identity binding, ATTACKS.md 38).
+    /// typed the password (identity binding, threat model 38).
     pub confirm: Option<ConfirmRule>,
     /// The cookies the portal's session lives in: kept server-side, never given to browsers.
     pub session_cookies: Vec<String>,

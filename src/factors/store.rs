@@ -1,7 +1,7 @@
 //! Where enrolled factors and their counters live. One interface, two backends: the SQLite
 //! file (embedded) and Redis (replicas). Every check-and-set the security rules depend on
 //! (TOTP step, recovery code, invitation, WebAuthn challenge) is one atomic operation in the
-//! store, so parallel submissions cannot both win (ATTACKS.md 18, 21, 22).
+//! store, so parallel submissions cannot both win (threat model 18, 21, 22).
 
 use std::path::Path;
 use std::sync::Mutex;

@@ -1,5 +1,5 @@
 //! The factor service against a real SQLite file, an injected clock and a software WebAuthn
-//! authenticator (ATTACKS.md 17, 18, 20, 21, 22).
+//! authenticator (threat model 17, 18, 20, 21, 22).
 
 use std::sync::Arc;
 use std::time::Duration;

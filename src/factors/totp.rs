@@ -1,6 +1,6 @@
 //! TOTP (RFC 6238) with `totp-rs`: 6 digits, 30-second steps, one step of tolerance either
 //! side. Which step matched is returned so the store can refuse any step not newer than the
-//! last one accepted (replay, ATTACKS.md 18).
+//! last one accepted (replay, threat model 18).
 
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, TOTP};
@@ -43,7 +43,7 @@ impl Hash {
 }
 
 /// A code as typed: exactly six ASCII digits. Anything else (five or seven digits, spaces,
-/// full-width digits, NUL, signs) is refused before any comparison (ATTACKS.md 19).
+/// full-width digits, NUL, signs) is refused before any comparison (threat model 19).
 pub fn parse_code(raw: &str) -> Option<&str> {
     (raw.len() == DIGITS && raw.bytes().all(|b| b.is_ascii_digit())).then_some(raw)
 }

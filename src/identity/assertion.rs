@@ -11,7 +11,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-/// The only algorithm accepted, fixed in code (ATTACKS.md 13): no `none`, no HMAC confusion.
+/// The only algorithm accepted, fixed in code (threat model 13): no `none`, no HMAC confusion.
 pub const ALGORITHM: Algorithm = Algorithm::EdDSA;
 
 /// What a portal learns about the person behind a request.

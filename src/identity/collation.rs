@@ -1,4 +1,4 @@
-//! User names as the portal's database compares them (ATTACKS.md 39).
+//! User names as the portal's database compares them (threat model 39).
 //!
 //! A portal that looks users up with `WHERE username = ?` treats every spelling its collation
 //! calls equal as one account: under MariaDB's `utf8mb4_general_ci`, `Élise`, `elise` and

@@ -105,7 +105,7 @@ pub fn mentions_password(profile: &PortalProfile, bytes: &[u8]) -> bool {
     }
     // A multipart part's name in any quoting or header spelling PHP accepts (`name='password'`,
     // `name=" password"`, a header folded onto a continuation line): any line of a part's
-    // header block naming the field counts (ATTACKS.md 36, 38; the red team's third round).
+    // header block naming the field counts (threat model 36, 38; the red team's third round).
     // Part contents are not looked at; a content line starting with `--` only makes the scan
     // stricter until the next blank line.
     let mut in_headers = false;
@@ -123,7 +123,7 @@ pub fn mentions_password(profile: &PortalProfile, bytes: &[u8]) -> bool {
 }
 
 /// The user name as the gateway keys it: equal keys exactly when the portal takes the names
-/// for one account (its database collation, ATTACKS.md 39), so `ÉLISE ` cannot dodge elise's
+/// for one account (its database collation, threat model 39), so `ÉLISE ` cannot dodge elise's
 /// factors, lock, budget or privileged pack. Without a collation: trimmed, and lower-cased for
 /// portals that ignore case.
 pub fn canonical(profile: &PortalProfile, name: &str) -> String {
@@ -136,7 +136,7 @@ pub fn canonical(profile: &PortalProfile, name: &str) -> String {
 
 /// The portal accepted the login, as its profile describes success: the status, and where
 /// it redirects when the profile says. Not a new cookie: a portal that keeps its session id at
-/// login (PHP without `session_regenerate_id`) sets none (ATTACKS.md 37).
+/// login (PHP without `session_regenerate_id`) sets none (threat model 37).
 pub fn login_succeeded(profile: &PortalProfile, status: u16, location: Option<&str>) -> bool {
     profile.login.success_status.contains(&status)
         && profile
@@ -176,7 +176,7 @@ pub fn blocked<'a>(
         profile.block.query_params.contains(&name)
     };
     if profile.block.cookies {
-        // PHP decodes cookie names like query names before `$_REQUEST` (ATTACKS.md 40).
+        // PHP decodes cookie names like query names before `$_REQUEST` (threat model 40).
         let mut names = cookie_names;
         if names.any(|n| {
             form_urlencoded::parse(n.as_bytes())

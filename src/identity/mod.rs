@@ -130,7 +130,7 @@ impl Sessions {
     }
 
     /// The session named by the request's cookies. Missing, duplicated, malformed, forged,
-    /// expired or revoked cookies all mean "no session" (ATTACKS.md 10, 11).
+    /// expired or revoked cookies all mean "no session" (threat model 10, 11).
     pub async fn identify<'a>(
         &self,
         cookie_headers: impl Iterator<Item = &'a [u8]>,
@@ -220,7 +220,7 @@ impl Sessions {
         ))
     }
 
-    /// A new record with a fresh id (a new id at every change of level: ATTACKS.md 8).
+    /// A new record with a fresh id (a new id at every change of level: threat model 8).
     pub fn new_record(
         &self,
         portal: &str,

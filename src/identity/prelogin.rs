@@ -1,4 +1,4 @@
-//! The pre-login wall (ATTACKS.md 36-37): until a session has the level its policy requires,
+//! The pre-login wall (threat model 36-37): until a session has the level its policy requires,
 //! only the requests a portal profile names reach the portal — the login page, the login
 //! POST, static assets, named public paths. Everything else gets the gateway's sign-in wall.
 //! A positive list, because recognising every way a portal accepts a login failed: a login

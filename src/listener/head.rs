@@ -1,4 +1,4 @@
-//! The request-head deadline (ATTACKS.md 41). Pingora bounds each read of a head, not the head:
+//! The request-head deadline (threat model 41). Pingora bounds each read of a head, not the head:
 //! a byte every 25 s kept a request alive for minutes. This stream wrapper sees every byte the
 //! HTTP layer reads and closes the connection if a head is not whole in time.
 //!

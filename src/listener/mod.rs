@@ -1,5 +1,5 @@
 //! Connection hygiene below the HTTP layer, where [`pingora::proxy::ProxyHttp`] has no hook
-//! (ATTACKS.md 41): a cap on open connections per peer address, with a reserve of file
+//! (threat model 41): a cap on open connections per peer address, with a reserve of file
 //! descriptors no one source may take ([`peers`]), and a deadline on each request head
 //! ([`head`]).
 //!

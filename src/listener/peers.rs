@@ -1,4 +1,4 @@
-//! Open connections per direct peer address (ATTACKS.md 41): one address holding thousands of
+//! Open connections per direct peer address (threat model 41): one address holding thousands of
 //! idle sockets exhausted the process's file descriptors and locked everyone else out.
 
 use std::collections::hash_map::Entry;

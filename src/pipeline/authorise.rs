@@ -119,7 +119,7 @@ pub async fn login_allowed(
 impl Gateway {
     /// Stage 4 again once a form body is read: a PHP portal reads routing parameters from
     /// the body as well as the query (`$_REQUEST`, the body winning), so `raw=export` posted in
-    /// a form must meet the same rule, requirement and budget as in a URL (ATTACKS.md 24).
+    /// a form must meet the same rule, requirement and budget as in a URL (threat model 24).
     /// Refused before the portal gets the last byte.
     pub(super) async fn authorise_body(&self, ctx: &mut RequestCtx, method: &str) -> Result<()> {
         let (Some(portal), Some(request), Some(first)) = (

@@ -29,7 +29,7 @@ pub fn field(form: &[(String, String)], name: &str) -> String {
         .map_or(String::new(), |(_, v)| v.clone())
 }
 
-/// Only a same-origin relative path is followed after login (ATTACKS.md 14): `//evil`,
+/// Only a same-origin relative path is followed after login (threat model 14): `//evil`,
 /// `/\evil`, `https:evil`, `evil@host`, encoded slashes and `javascript:` all become `/`.
 pub fn safe_return(raw: &str) -> String {
     if !raw.starts_with('/')

@@ -132,7 +132,7 @@ impl Gateway {
             };
         }
         // The profile's request-side rules and the pre-login wall: below the password, only
-        // the profile's allowlist reaches the portal (ATTACKS.md 36).
+        // the profile's allowlist reaches the portal (threat model 36).
         let mut wall = intercept::Wall::Pass;
         if let Some(profile) = &portal.config.profile {
             let signed_in = authenticated.is_some();

@@ -34,7 +34,7 @@ pub struct Interception {
     /// The login was in the body: its budget is checked when the body ends.
     pub body_login: bool,
     /// A login POST made before the second factor: held whole, read strictly, and its answer
-    /// never reaches the browser as the portal wrote it (ATTACKS.md 36).
+    /// never reaches the browser as the portal wrote it (threat model 36).
     pub prelogin_login: bool,
     /// The portal's answer is replaced by the gateway's: its body is dropped.
     pub drop_body: bool,
@@ -247,7 +247,7 @@ pub fn on_body(
 }
 
 /// The pre-login login POST: every chunk is held back, the whole form read at its end. The
-/// portal receives it only once it is known to be a login by one user (ATTACKS.md 36).
+/// portal receives it only once it is known to be a login by one user (threat model 36).
 fn prelogin_body(
     ctx: &mut RequestCtx,
     chunk: &mut Option<Bytes>,
@@ -390,7 +390,7 @@ pub async fn on_response(
             add.push(sessions.clear_cookie(request.tls));
         }
         // The portal refreshed its session: update the vault. A new session id for a signed-in
-        // user is a rotation only if the portal still names the same user (ATTACKS.md 38).
+        // user is a rotation only if the portal still names the same user (threat model 38).
         Some(s) => {
             let rotated = s.is_authenticated() && replaces_session(&s.vault, &changes);
             let mut updated: SessionRecord = (*s).clone();

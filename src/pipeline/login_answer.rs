@@ -1,4 +1,4 @@
-//! The portal's answer to a login, judged by its profile (ATTACKS.md 36-38). Whatever the
+//! The portal's answer to a login, judged by its profile (threat model 36-38). Whatever the
 //! portal did with the request, its answer never reaches the browser as written: a success
 //! becomes a bare redirect (and a new gateway session at the password level), anything else the
 //! gateway's "sign-in refused" page, with the pre-login vault emptied.
@@ -65,7 +65,7 @@ pub async fn judge(
         return refused(resp, "failure");
     }
     // A portal that keeps its session id at login authenticated the pre-login cookies: they
-    // carry over, now under a new gateway id (ATTACKS.md 37).
+    // carry over, now under a new gateway id (threat model 37).
     let mut vault_now = pre_login
         .as_ref()
         .map(|s| s.vault.clone())
@@ -404,7 +404,7 @@ impl Gateway {
         ctx.refuse(Refusal::sign_in_again(Reason::AccountLocked, clear))
     }
 
-    /// A session past the password sends a login (ATTACKS.md 38): whoever it logs in as, the
+    /// A session past the password sends a login (threat model 38): whoever it logs in as, the
     /// session ends first, so one user's identity never rides on another's portal session.
     /// The request does not reach the portal; the user starts over.
     pub(super) async fn end_for_login(
@@ -412,7 +412,7 @@ impl Gateway {
         ctx: &mut RequestCtx,
         req: &pingora::http::RequestHeader,
     ) -> Refusal {
-        // Ending a session is a state change: another site may not force it (ATTACKS.md 15).
+        // Ending a session is a state change: another site may not force it (threat model 15).
         if !super::intercept::same_origin(req) {
             return Refusal::new(403, Reason::CrossSiteRequest);
         }

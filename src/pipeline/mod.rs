@@ -80,7 +80,7 @@ pub struct Gateway {
     detector: Option<Arc<crate::detect::Detector>>,
     /// Alerts the gateway raises itself (an identity mismatch at login).
     alerts: Arc<crate::alerts::Alerts>,
-    /// Requests in flight per client behind a trusted proxy (ATTACKS.md 41): the proxy's
+    /// Requests in flight per client behind a trusted proxy (threat model 41): the proxy's
     /// connections are exempt from the per-peer cap, its clients are capped here.
     clients: Arc<crate::listener::peers::Peers>,
 }

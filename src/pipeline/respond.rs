@@ -8,7 +8,7 @@ use crate::pages;
 
 /// Write an HTML error page, in the request's language. A request whose body was not read
 /// gets its connection closed, so an unread body can never be parsed as the next request
-/// (ATTACKS.md 2).
+/// (threat model 2).
 pub async fn send_error(
     session: &mut Session,
     status: u16,
@@ -28,7 +28,7 @@ pub async fn send_error(
 }
 
 /// Whether the request has a body not read yet: answering it early must close the
-/// connection, so the body can never be parsed as the next request (ATTACKS.md 2).
+/// connection, so the body can never be parsed as the next request (threat model 2).
 fn unread_body(session: &mut Session) -> bool {
     let h = &session.req_header().headers;
     (h.contains_key("content-length") || h.contains_key("transfer-encoding"))

@@ -121,7 +121,7 @@ impl Screen {
     }
 }
 
-/// Pre-login sessions a login POST took for itself (ATTACKS.md 37). A portal that keeps its
+/// Pre-login sessions a login POST took for itself (threat model 37). A portal that keeps its
 /// session id at login signs that very id in: a request of the same pre-login session already
 /// on its way to the portal would come back with a signed-in page, and one that presents the
 /// id afterwards (a replica's cache) must not carry the portal cookie. Both are recognised here.

@@ -1,5 +1,5 @@
 //! The portal's own idea of who is signed in, read after each login with the vaulted cookies:
-//! the user name its pages show (identity binding, ATTACKS.md 38) and the role that becomes the
+//! the user name its pages show (identity binding, threat model 38) and the role that becomes the
 //! user's group. Fail closed: a login whose user or role cannot be read is refused.
 
 use super::refusal::{Reason, Refusal};

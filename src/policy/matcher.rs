@@ -1,6 +1,6 @@
 //! Request matching shared by policy rules and portal profiles' endpoint classes: a path
 //! pattern on the normalised path, methods, and query parameters read the way the portal
-//! reads them (ATTACKS.md 23-25). Pure; compiled once from config.
+//! reads them (threat model 23-25). Pure; compiled once from config.
 
 use regex::Regex;
 

@@ -26,7 +26,7 @@ pub struct UserStore {
 }
 
 /// Verified against when the user does not exist, so an unknown name costs as much time
-/// as a wrong password (ATTACKS.md 16).
+/// as a wrong password (threat model 16).
 static DUMMY_HASH: Lazy<String> =
     Lazy::new(|| hash_password("dummy password for timing equality").expect("hashing works"));
 

@@ -1,4 +1,4 @@
-//! User-name keys against the real MariaDB on 127.0.0.1:3306 (ATTACKS.md 39): two names must
+//! User-name keys against the real MariaDB on 127.0.0.1:3306 (threat model 39): two names must
 //! have equal keys exactly when the server's `=` says they are equal, or a spelling the portal
 //! takes for an account escapes that account's factors, locks and budgets.
 //!

@@ -1,4 +1,4 @@
-//! Connection hygiene below HTTP (ATTACKS.md 41): a deadline on the whole request head and a
+//! Connection hygiene below HTTP (threat model 41): a deadline on the whole request head and a
 //! cap on the connections one address holds, while other clients keep being served.
 
 use std::io::{ErrorKind, Read, Write};
@@ -38,7 +38,7 @@ fn served(port: u16) -> bool {
         .is_some_and(|r| r.status == 200)
 }
 
-/// ATTACKS.md 41: a head sent a byte every 2 s, and a socket that never sends, are closed by
+/// threat model 41: a head sent a byte every 2 s, and a socket that never sends, are closed by
 /// the head deadline (3 s here), never answered; a normal client is served all along.
 #[test]
 fn a_trickled_head_and_a_silent_socket_are_cut_while_others_are_served() {
@@ -103,7 +103,7 @@ fn connect_from(source: [u8; 4], port: u16) -> TcpStream {
     })
 }
 
-/// ATTACKS.md 41: one address holding its cap of idle connections gets no more, at once;
+/// threat model 41: one address holding its cap of idle connections gets no more, at once;
 /// another address still gets in; closing some frees places.
 #[test]
 fn one_address_gets_its_connection_cap_and_others_still_connect() {
@@ -144,7 +144,7 @@ fn one_address_gets_its_connection_cap_and_others_still_connect() {
     assert!(metrics.contains(needle), "{metrics}");
 }
 
-/// ATTACKS.md 41 on a kept-alive connection: the wait between requests is not head time, and
+/// threat model 41 on a kept-alive connection: the wait between requests is not head time, and
 /// each next head has its own deadline, counted from its first byte.
 #[test]
 fn each_kept_alive_request_gets_its_own_head_deadline() {
@@ -165,7 +165,7 @@ fn each_kept_alive_request_gets_its_own_head_deadline() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
-/// ATTACKS.md 41 behind a trusted proxy: the proxy's connections are not capped (all users
+/// threat model 41 behind a trusted proxy: the proxy's connections are not capped (all users
 /// come through them), its clients are, by requests in flight per resolved address.
 #[test]
 fn clients_behind_a_trusted_proxy_are_capped_one_by_one() {

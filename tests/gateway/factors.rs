@@ -1,6 +1,6 @@
 //! Second factors end to end, against the real sample portal: the wall after the password,
 //! enrollment proofs, TOTP, recovery codes, passkeys over HTTP, throttling and locks
-//! (ATTACKS.md 17-22).
+//! (threat model 17-22).
 
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
@@ -37,7 +37,7 @@ fn a_password_alone_opens_nothing_and_enrollment_needs_the_invitation() {
         enroll.text()
     );
     assert!(!enroll.text().contains("passkey-register"));
-    // Someone holding only the password cannot reach the factor binding (ATTACKS.md 20).
+    // Someone holding only the password cannot reach the factor binding (threat model 20).
     assert_eq!(c.get("/.vigie/enroll/totp").status, 303);
     let start = c.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
     assert_eq!(start.status, 403);

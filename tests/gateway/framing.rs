@@ -1,4 +1,4 @@
-//! Framing attacks and limits (ATTACKS.md 1, 2, 4, 5): refused, nothing forwarded, the
+//! Framing attacks and limits (threat model 1, 2, 4, 5): refused, nothing forwarded, the
 //! connection closed where what follows could be read as another request, the process serving.
 
 use std::io::Write;

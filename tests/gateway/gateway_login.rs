@@ -1,5 +1,5 @@
 //! Gateway-owned login for portals that trust an identity header: local users (argon2id in
-//! SQLite), identity headers and a signed assertion, JWKS, safe return paths (ATTACKS.md 6,
+//! SQLite), identity headers and a signed assertion, JWKS, safe return paths (threat model 6,
 //! 13, 14, 15, 16, 32).
 
 use std::io::Write;

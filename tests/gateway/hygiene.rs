@@ -1,5 +1,5 @@
 //! What reaches the portal: no client identity headers, no hop-by-hop headers, forwarding
-//! headers written by the gateway alone (ATTACKS.md 3, 6, 7, 25).
+//! headers written by the gateway alone (threat model 3, 6, 7, 25).
 
 use std::time::Duration;
 
@@ -85,7 +85,7 @@ fn trusted_proxies_are_believed_and_extended() {
         "{head}"
     );
     assert!(head.contains("x-real-ip: 198.51.100.7\r\n"), "{head}");
-    // ATTACKS.md 47: the client's own line first, the proxy's after it: one list, read whole.
+    // threat model 47: the client's own line first, the proxy's after it: one list, read whole.
     let head = forwarded_head(
         &gw,
         &echo,

@@ -1,5 +1,5 @@
 //! Differential: the same login bodies to the real PHP 8 runtime and to Vigie's reader of a
-//! pre-login login POST (ATTACKS.md 36, 42). Whatever Vigie accepts, PHP must read as the same
+//! pre-login login POST (threat model 36, 42). Whatever Vigie accepts, PHP must read as the same
 //! user's login; whatever PHP would take as a login, Vigie reads as that user or refuses.
 
 use crate::common::*;

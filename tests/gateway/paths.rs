@@ -1,4 +1,4 @@
-//! Path normalisation seen from the portal's side (ATTACKS.md 23): every bypass either
+//! Path normalisation seen from the portal's side (threat model 23): every bypass either
 //! arrives as the canonical `/admin` or is refused without reaching the portal.
 
 use std::time::Duration;

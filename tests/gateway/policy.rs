@@ -1,5 +1,5 @@
 //! Policy, privileged accounts, break-glass and budgets end to end against the sample portal,
-//! with a real Redis where replicas share budgets (ATTACKS.md 26, 27).
+//! with a real Redis where replicas share budgets (threat model 26, 27).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! The pre-login wall against a real PHP 8 portal (ATTACKS.md 36-38): Debian's `php -S` runs
+//! The pre-login wall against a real PHP 8 portal (threat model 36-38): Debian's `php -S` runs
 //! `tests/fixtures/php-portal/index.php`, which reads logins the way PHP reads them. Every
 //! patient row it serves carries `PATIENT-` and every signed-in page `AUTHENTICATED-AS`: a
 //! response carrying either before the second factor is a leak.
@@ -301,7 +301,7 @@ fn shapes() -> Vec<(&'static str, String, Vec<u8>)> {
 
 #[test]
 fn every_login_shape_php_reads_is_counted_and_nothing_passes_before_the_factor() {
-    // ATTACKS.md 36, both portal variants (37: one keeps its session id at login).
+    // threat model 36, both portal variants (37: one keeps its session id at login).
     for regenerate in [true, false] {
         let php = start_php(regenerate);
         let shapes = shapes();
@@ -363,7 +363,7 @@ fn every_login_shape_php_reads_is_counted_and_nothing_passes_before_the_factor()
 
 #[test]
 fn a_failed_login_empties_the_pre_login_vault_even_when_the_portal_signed_in() {
-    // ATTACKS.md 37: the portal keeps its session id, and answers this login with its home
+    // threat model 37: the portal keeps its session id, and answers this login with its home
     // page (200) instead of the redirect the profile calls success: the gateway judges it a
     // failure, shows its own page, and drops the portal session it held for the visitor.
     let php = start_php(false);
@@ -409,7 +409,7 @@ fn a_failed_login_empties_the_pre_login_vault_even_when_the_portal_signed_in() {
 
 #[test]
 fn a_portal_that_keeps_its_session_id_still_meets_the_second_factor() {
-    // ATTACKS.md 37: PHP's default keeps the pre-login id; success is the profile's redirect,
+    // threat model 37: PHP's default keeps the pre-login id; success is the profile's redirect,
     // not a new cookie. The factor is then required for everything of the portal...
     let php = start_php(false);
     let gw = php_gateway(&php, true, "");
@@ -441,7 +441,7 @@ fn a_portal_that_keeps_its_session_id_still_meets_the_second_factor() {
 
 #[test]
 fn a_signed_in_login_as_someone_else_ends_the_session() {
-    // ATTACKS.md 38.
+    // threat model 38.
     let php = start_php(true);
     // Two login attempts an hour from this address.
     let budget = "[budgets.login]\nrequests = 2\nper = \"hour\"\n";
@@ -504,7 +504,7 @@ fn a_signed_in_login_as_someone_else_ends_the_session() {
 
 #[test]
 fn a_portal_that_names_another_user_ends_the_login_and_alerts() {
-    // ATTACKS.md 38: carol's password opens alice's portal session (the fixture's quirk).
+    // threat model 38: carol's password opens alice's portal session (the fixture's quirk).
     let php = start_php(true);
     let gw = php_gateway(&php, false, "");
     let (mut c, resp) = sign_in(&gw, "login=1&username=carol&password=carol-pw");
@@ -584,7 +584,7 @@ fn random_pre_login_traffic_never_gets_portal_data() {
 
 #[test]
 fn a_signed_in_page_served_before_login_is_replaced_and_alerted() {
-    // Measure what happened (ATTACKS.md 36): a profile that allows the portal's token login by
+    // Measure what happened (threat model 36): a profile that allows the portal's token login by
     // mistake (`?auto=NAME`). The portal signs the visitor in and answers with alice's home
     // page; the gateway reads the answer, sees a signed-in page, and replaces it.
     let php = start_php(false);
@@ -623,7 +623,7 @@ fn a_signed_in_page_served_before_login_is_replaced_and_alerted() {
 
 #[test]
 fn a_portal_session_rotated_to_another_user_ends_the_gateway_session() {
-    // ATTACKS.md 38: signed in as alice, a page of the portal signs bob in (a token login from
+    // threat model 38: signed in as alice, a page of the portal signs bob in (a token login from
     // inside) and gives a new session id. The gateway asks the portal who this is now, ends
     // alice's session, replaces bob's page and alerts.
     let php = start_php(true);

@@ -1,4 +1,4 @@
-//! What the red team found attacking the pre-login wall with live requests (ATTACKS.md 36-38),
+//! What the red team found attacking the pre-login wall with live requests (threat model 36-38),
 //! each case against the real PHP 8 portal of `prelogin.rs`: requests in flight across a
 //! login, logins held open, split bodies, compressed answers, locks landing mid-request, public
 //! paths below the factor, logins outside the login request.
@@ -9,7 +9,7 @@ use crate::prelogin::*;
 
 #[test]
 fn a_page_in_flight_while_its_session_logs_in_does_not_come_back_signed_in() {
-    // ATTACKS.md 37, found by the red team: with a portal that keeps its session id, a page
+    // threat model 37, found by the red team: with a portal that keeps its session id, a page
     // request sent on the pre-login session just before the login is answered after the
     // portal signed that id in. The login takes the pre-login session; what comes back for a
     // request sent with it is not let out. The profile here has no confirmation page, so the
@@ -53,7 +53,7 @@ fn a_page_in_flight_while_its_session_logs_in_does_not_come_back_signed_in() {
 
 #[test]
 fn two_logins_on_one_pre_login_session_never_share_a_portal_session() {
-    // ATTACKS.md 38, found by the red team: alice's login held open (Expect: 100-continue)
+    // threat model 38, found by the red team: alice's login held open (Expect: 100-continue)
     // while bob logs in on the same pre-login session; with a portal that keeps its session id
     // both would land on one portal session. The first login takes the pre-login session: bob's
     // goes without its cookie and gets a portal session of his own.

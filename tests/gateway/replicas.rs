@@ -1,4 +1,4 @@
-//! Several replicas sharing sessions through a real Redis (ATTACKS.md 10, 30): a session made
+//! Several replicas sharing sessions through a real Redis (threat model 10, 30): a session made
 //! on one is honoured by the other, a logout on one is refused by the other within a second,
 //! and a Redis outage makes logins fail closed until it returns.
 

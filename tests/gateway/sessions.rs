@@ -1,5 +1,5 @@
 //! Portal-login interception and the cookie vault against the real sample portal
-//! (ATTACKS.md 8, 9, 10, 11, 12, 15, 26).
+//! (threat model 8, 9, 10, 11, 12, 15, 26).
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ fn portal_sessions(portal: &Portal) -> u64 {
 
 const PATIENT: &str = "/index.php?m=dPpatients&tab=vw_full_patients&patient_id=17";
 
-/// The gateway sees nobody: a portal page gets the pre-login wall (ATTACKS.md 36), a
+/// The gateway sees nobody: a portal page gets the pre-login wall (threat model 36), a
 /// redirect to the login page, never the portal.
 pub fn walled(resp: &Response) -> bool {
     resp.status == 303 && resp.header("location") == Some("/index.php")
@@ -206,7 +206,7 @@ fn a_new_session_id_at_every_login() {
     let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
     let first = login(&gw, "dr.martin", "martin-demo");
     // Log in again from the same browser, which still presents the first cookie: the first
-    // session ends (ATTACKS.md 38), and the new login starts over.
+    // session ends (threat model 38), and the new login starts over.
     let resp = submit_login(gw.port, "admin", "admin-demo", Some(&first));
     assert_eq!(resp.status, 409, "{}", resp.text());
     assert!(
@@ -427,7 +427,7 @@ fn a_locked_account_loses_its_sessions_and_cannot_log_in_until_unlocked() {
 
 #[test]
 fn a_lock_holds_for_every_spelling_the_portal_s_collation_takes_as_one() {
-    // ATTACKS.md 39: the sample portal's profile, declared with Mediboard's collation. IT
+    // threat model 39: the sample portal's profile, declared with Mediboard's collation. IT
     // locks `DR.Martin ` (as the help desk typed it); the login as `dr.martin` is refused.
     let portal = start_portal();
     let dir = tempfile::tempdir().unwrap();

@@ -1,4 +1,4 @@
-//! A portal that is down or slow (ATTACKS.md 31): a clean 502/504 page, no hang, no internal
+//! A portal that is down or slow (threat model 31): a clean 502/504 page, no hang, no internal
 //! address in what the browser sees; the failure counted in metrics and readiness.
 
 use std::time::{Duration, Instant};

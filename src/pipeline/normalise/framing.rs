@@ -1,7 +1,7 @@
 //! Message framing and size checks on the raw request head, before anything trusts it.
 //!
 //! Pingora already refuses most malformed requests; these checks close the gaps an
-//! attacker would aim at behind a proxy (ATTACKS.md 1, 4, 5): a request carrying both
+//! attacker would aim at behind a proxy (threat model 1, 4, 5): a request carrying both
 //! `Transfer-Encoding` and `Content-Length` (Pingora would drop the length and go on),
 //! duplicated or signed lengths, any coding but a single `chunked`, and bare-LF line endings.
 

@@ -1,5 +1,5 @@
 //! Header hygiene: which client headers a portal may see, and the forwarding headers
-//! that only the gateway writes (ATTACKS.md 3, 6, 7).
+//! that only the gateway writes (threat model 3, 6, 7).
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -132,7 +132,7 @@ pub struct ClientAddress {
 ///
 /// `xff` holds every `X-Forwarded-For` line in order: a proxy may add its own line rather than
 /// extend the client's, and the lines are one list (RFC 9110 5.3). Reading only the first line
-/// would let the client name its own address (ATTACKS.md 47).
+/// would let the client name its own address (threat model 47).
 pub fn client_address<'a, I>(peer: IpAddr, xff: I, trusted: &[IpNet]) -> ClientAddress
 where
     I: IntoIterator<Item = &'a str>,
@@ -180,7 +180,7 @@ pub fn set_forwarding_headers(
     tls: bool,
     host: &str,
 ) {
-    // Every line, joined in order (ATTACKS.md 47); a line that is not text drops the chain.
+    // Every line, joined in order (threat model 47); a line that is not text drops the chain.
     let prior_xff = req
         .headers
         .get_all("x-forwarded-for")
@@ -347,7 +347,7 @@ mod tests {
         assert_eq!(r.headers.get("x-forwarded-proto").unwrap(), "https");
     }
 
-    /// ATTACKS.md 47: a proxy that adds its own `X-Forwarded-For` line after the client's.
+    /// threat model 47: a proxy that adds its own `X-Forwarded-For` line after the client's.
     #[test]
     fn several_forwarded_for_lines_are_one_list() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];

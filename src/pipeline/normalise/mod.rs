@@ -44,7 +44,7 @@ pub fn run(session: &Session, limits: &Limits, trusted: &[IpNet]) -> Result<Requ
     }
     let req = session.req_header();
     // Only the methods a portal serves: TRACE and CONNECT never, and no spelling (`get`,
-    // `PROPFIND`) that policy rules could fail to recognise (ATTACKS.md 25).
+    // `PROPFIND`) that policy rules could fail to recognise (threat model 25).
     if !matches!(
         req.method.as_str(),
         "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"

@@ -1,6 +1,6 @@
 //! Enrollment: the proof policy demands (invitation or trusted network), then a TOTP app or
 //! a passkey, then recovery codes shown once. Someone holding only a stolen password cannot
-//! bind their own factor where an invitation is required (ATTACKS.md 20), and the secret
+//! bind their own factor where an invitation is required (threat model 20), and the secret
 //! never appears in a URL or a log.
 
 use minijinja::context;

@@ -114,7 +114,7 @@ pub async fn totp(mut v: Visit<'_>) -> Result<u16, Refusal> {
 }
 
 /// `POST /.vigie/factor/recovery`: a single-use code. It never gives more than the second
-/// factor level, so it cannot satisfy a passkey requirement (ATTACKS.md 22).
+/// factor level, so it cannot satisfy a passkey requirement (threat model 22).
 pub async fn recovery(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let (form, return_to) = match v.attempt().await? {
         Ok(attempt) => attempt,

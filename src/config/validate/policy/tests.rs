@@ -1,4 +1,4 @@
-//! Rule matching, table-driven, including the path and query tricks of ATTACKS.md 23-26.
+//! Rule matching, table-driven, including the path and query tricks of threat model 23-26.
 
 use std::net::IpAddr;
 
