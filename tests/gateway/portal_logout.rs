@@ -246,3 +246,98 @@ fn a_logout_the_portal_refused_still_ends_the_portal_session() {
     );
     assert_eq!(after.status, 303, "the gateway session outlived the logout");
 }
+
+/// The PHP fixture's profile with its strict logout described (a POST with the token its
+/// pages show).
+fn strict_php_profile(dir: &std::path::Path) -> std::path::PathBuf {
+    let shipped = std::fs::read_to_string(crate::prelogin::fixture("profile.toml")).unwrap();
+    let old = "[logout]\npath = \"/index.php\"\nquery = \"logout=1\"\n";
+    assert!(
+        shipped.contains(old),
+        "the fixture profile's [logout] moved"
+    );
+    let strict = r#"[logout]
+path = "/index.php"
+query = "logout=1"
+method = "POST"
+
+[logout.token]
+field = "token"
+page = "/index.php?m=home"
+pattern = 'name="token" value="([0-9a-f]+)"'
+
+[logout.success]
+status = [302]
+location = '^/index\.php$'
+"#;
+    let path = dir.join("php-strict.toml");
+    std::fs::write(&path, shipped.replace(old, strict)).unwrap();
+    path
+}
+
+fn strict_php() -> crate::prelogin::PhpPortal {
+    crate::prelogin::start_php_env(true, 1, &[], &[("VIGIE_PHP_STRICT_LOGOUT", "1")])
+}
+
+fn php_gateway(php: &crate::prelogin::PhpPortal, profile: &std::path::Path) -> Gateway {
+    let portal = format!(
+        "[[portal]]\nname = \"php\"\nupstream = \"127.0.0.1:{}\"\nread_timeout_ms = 3000\nprofile = \"{}\"\n",
+        php.port,
+        profile.display()
+    );
+    start_gateway_with(&portal, "")
+}
+
+/// Wait (a few seconds at most) until PHP holds `n` signed-in sessions.
+fn php_holds(php: &crate::prelogin::PhpPortal, n: usize) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        if php.signed_in_sessions() == n {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_real_php_portal_with_a_strict_logout_is_signed_out_on_sign_out_and_revoke() {
+    let php = strict_php();
+    assert_eq!(get(php.port, "/index.php?logout=1", "").status, 405);
+    let dir = tempfile::tempdir().unwrap();
+    let gw = php_gateway(&php, &strict_php_profile(dir.path()));
+    let (c, resp) = crate::prelogin::sign_in(&gw, crate::prelogin::ALICE);
+    assert_eq!(resp.status, 302, "{}", resp.text());
+    assert_eq!(php.signed_in_sessions(), 1, "PHP holds alice's session");
+    let cookie = c.cookie.clone().unwrap();
+    assert_eq!(sign_out(&gw, &cookie).status, 303);
+    assert_eq!(php.signed_in_sessions(), 0, "PHP still holds the session");
+
+    // The SOC revokes the next one.
+    let (_c, resp) = crate::prelogin::sign_in(&gw, crate::prelogin::ALICE);
+    assert_eq!(resp.status, 302);
+    assert_eq!(php.signed_in_sessions(), 1);
+    let revoked = admin_post(&gw, "/api/sessions/revoke?user=alice");
+    assert_eq!(revoked.status, 200, "{}", revoked.text());
+    assert!(php_holds(&php, 0), "PHP still holds a revoked session");
+    assert!(
+        !log_of(&gw).contains("outcome=\"failed\""),
+        "{}",
+        log_of(&gw)
+    );
+}
+
+#[test]
+fn a_login_refused_for_another_users_portal_session_leaves_no_session_at_php() {
+    // threat model 38: carol's password opens alice's session at the portal; the gateway
+    // refuses the login, and the portal session it opened is logged out, not left behind.
+    let php = strict_php();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = php_gateway(&php, &strict_php_profile(dir.path()));
+    let (_c, resp) = crate::prelogin::sign_in(&gw, "login=1&username=carol&password=carol-pw");
+    assert_eq!(resp.header("location"), Some("/.vigie/signin-failed"));
+    assert!(
+        php_holds(&php, 0),
+        "the refused login's portal session lives on"
+    );
+}

@@ -17,6 +17,18 @@ pub struct PhpPortal {
     _dir: tempfile::TempDir,
 }
 
+impl PhpPortal {
+    /// PHP's own record of who is signed in: its session files that hold a user.
+    pub fn signed_in_sessions(&self) -> usize {
+        std::fs::read_dir(self._dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("sess_"))
+            .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("user|")))
+            .count()
+    }
+}
+
 impl Drop for PhpPortal {
     fn drop(&mut self) {
         // The whole process group: PHP's workers, when there are some, outlive their parent.
@@ -46,14 +58,26 @@ pub fn start_php_with(regenerate: bool, workers: u32) -> PhpPortal {
 
 /// The same with more php.ini settings (`name=value`).
 pub fn start_php_ini(regenerate: bool, workers: u32, ini: &[&str]) -> PhpPortal {
+    start_php_env(regenerate, workers, ini, &[])
+}
+
+/// The same with more environment (`VIGIE_PHP_STRICT_LOGOUT`).
+pub fn start_php_env(
+    regenerate: bool,
+    workers: u32,
+    ini: &[&str],
+    more: &[(&str, &str)],
+) -> PhpPortal {
     let dir = tempfile::tempdir().unwrap();
     let save_path = format!("session.save_path={}", dir.path().display());
     let mut settings = vec![save_path.as_str(), "variables_order=EGPCS"];
     settings.extend_from_slice(ini);
-    let env = [
+    let workers = workers.to_string();
+    let mut env = vec![
         ("VIGIE_PHP_REGENERATE", if regenerate { "1" } else { "0" }),
-        ("PHP_CLI_SERVER_WORKERS", &workers.to_string()),
+        ("PHP_CLI_SERVER_WORKERS", workers.as_str()),
     ];
+    env.extend_from_slice(more);
     php_server(&fixture("index.php"), &settings, &env, dir)
 }
 
