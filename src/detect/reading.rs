@@ -418,5 +418,4 @@ pub fn build(
 }
 
 #[cfg(test)]
-#[path = "reading_tests/mod.rs"]
 mod tests;

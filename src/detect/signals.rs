@@ -368,5 +368,4 @@ pub fn combine(signals: &[Signal], cfg: &DetectionConfig, portal: &str) -> u8 {
 }
 
 #[cfg(test)]
-#[path = "signals_tests.rs"]
 mod tests;

@@ -360,5 +360,4 @@ impl SessionStore for MemoryStore {
 }
 
 #[cfg(test)]
-#[path = "store_tests.rs"]
 mod tests;

@@ -1,0 +1,77 @@
+use super::*;
+
+fn names() -> Vec<String> {
+    vec!["PHPSESSID".into(), "mediboard".into()]
+}
+
+#[test]
+fn browser_copies_of_session_and_gateway_cookies_never_go_upstream() {
+    let vault = vec![VaultedCookie {
+        name: "PHPSESSID".into(),
+        value: "real".into(),
+    }];
+    let h = upstream_cookie_header(
+        ["lang=fr; PHPSESSID=forged; vigie=tok", "csrf=abc; junk"].into_iter(),
+        &["vigie".to_string(), "__Host-vigie".to_string()],
+        &names(),
+        &vault,
+        None,
+    );
+    assert_eq!(h.as_deref(), Some("lang=fr; csrf=abc; PHPSESSID=real"));
+    // Before login only the named ones: a "remember me" cookie signs no one in.
+    let pre = upstream_cookie_header(
+        ["lang=fr; remember=tok; csrf=abc; PHPSESSID=forged"].into_iter(),
+        &["vigie".to_string()],
+        &names(),
+        &vault,
+        Some(&["csrf".to_string()]),
+    );
+    assert_eq!(pre.as_deref(), Some("csrf=abc; PHPSESSID=real"));
+    assert_eq!(
+        upstream_cookie_header(
+            ["vigie=t; __Host-vigie=u"].into_iter(),
+            &["vigie".to_string(), "__Host-vigie".to_string()],
+            &names(),
+            &[],
+            None
+        ),
+        None
+    );
+}
+
+#[test]
+fn set_cookie_classification() {
+    let n = names();
+    assert_eq!(
+        classify_set_cookie("PHPSESSID=abc; path=/; HttpOnly", &n),
+        Some(SetCookie::Store(VaultedCookie {
+            name: "PHPSESSID".into(),
+            value: "abc".into()
+        }))
+    );
+    assert_eq!(
+        classify_set_cookie(
+            "PHPSESSID=deleted; expires=Thu, 01-Jan-1970 00:00:01 GMT",
+            &n
+        ),
+        Some(SetCookie::Delete("PHPSESSID".into()))
+    );
+    assert_eq!(
+        classify_set_cookie("mediboard=; Max-Age=0", &n),
+        Some(SetCookie::Delete("mediboard".into()))
+    );
+    assert_eq!(classify_set_cookie("csrf=1; path=/", &n), None);
+    assert_eq!(classify_set_cookie("garbage", &n), None);
+    let mut vault = vec![];
+    apply(&mut vault, classify_set_cookie("PHPSESSID=a", &n).unwrap());
+    apply(&mut vault, classify_set_cookie("PHPSESSID=b", &n).unwrap());
+    assert_eq!(
+        vault,
+        vec![VaultedCookie {
+            name: "PHPSESSID".into(),
+            value: "b".into()
+        }]
+    );
+    apply(&mut vault, SetCookie::Delete("PHPSESSID".into()));
+    assert!(vault.is_empty());
+}

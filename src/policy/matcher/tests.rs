@@ -1,0 +1,99 @@
+use super::*;
+
+#[test]
+fn globs() {
+    let p = PathPattern::glob("/api/*/patients/**", false).unwrap();
+    assert!(p.matches("/api/v1/patients/17"));
+    assert!(p.matches("/api/v1/patients/17/docs"));
+    assert!(
+        !p.matches("/api/v1/x/patients/17"),
+        "* stays in one segment"
+    );
+    assert!(!p.matches("/API/v1/patients/17"));
+    let ci = PathPattern::glob("/admin/**", true).unwrap();
+    assert!(ci.matches("/ADMIN/users"), "case-insensitive portal");
+    let dot = PathPattern::glob("/index.php", false).unwrap();
+    assert!(!dot.matches("/indexXphp"), "literal dot");
+}
+
+#[test]
+fn query_read_as_the_portal_reads_it() {
+    let q = Some("raw=view&raw=ajax_export_patients_csv");
+    assert_eq!(
+        param(q, "raw", QueryReading::Last).as_deref(),
+        Some("ajax_export_patients_csv")
+    );
+    assert_eq!(
+        param(q, "raw", QueryReading::First).as_deref(),
+        Some("view")
+    );
+    let enc = Some("raw=ajax%5Fexport%5Fpatients%5Fcsv");
+    assert_eq!(
+        param(enc, "raw", QueryReading::Last).as_deref(),
+        Some("ajax_export_patients_csv")
+    );
+    // PHP reads `m.x` and `m x` as `m_x`; names are case-sensitive.
+    assert_eq!(
+        param(Some("m.x=1"), "m_x", QueryReading::Last).as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        param(Some("m+x=2"), "m_x", QueryReading::Last).as_deref(),
+        Some("2")
+    );
+    assert_eq!(param(Some("RAW=x"), "raw", QueryReading::Last), None);
+    assert_eq!(
+        param(Some("+raw=x"), "raw", QueryReading::Last).as_deref(),
+        Some("x")
+    );
+    assert_eq!(
+        param(Some("raw%00junk=x"), "raw", QueryReading::Last).as_deref(),
+        Some("x")
+    );
+    assert_eq!(php_name("a[b"), ("a_b".into(), false));
+    assert_eq!(php_name("a[]"), ("a".into(), true));
+    let export = Matcher {
+        path: PathPattern::glob("/index.php", false).unwrap(),
+        methods: vec!["GET".into()],
+        query: vec![QueryCondition::new("raw", "ajax_export*")],
+    };
+    for (method, query, want) in [
+        ("GET", "raw=ajax_export_patients_csv", true),
+        ("HEAD", "raw=ajax_export_patients_csv", true),
+        ("POST", "raw=ajax_export_patients_csv", false),
+        ("GET", "raw=ajax_export_patients_csv&raw=view", false),
+        ("GET", "raw=view&raw=ajax_export_patients_csv", true),
+        ("GET", "m=x&raw=ajax%5Fexport_x", true),
+        ("GET", "raw[]=ajax_export_patients_csv", false),
+    ] {
+        assert_eq!(
+            export.matches(method, "/index.php", Some(query), QueryReading::Last),
+            want,
+            "{method} {query}"
+        );
+    }
+}
+
+#[test]
+fn containment_is_conservative() {
+    let wide = Matcher {
+        path: PathPattern::glob("/index.php", false).unwrap(),
+        methods: vec![],
+        query: vec![],
+    };
+    let narrow = Matcher {
+        path: PathPattern::glob("/index.php", false).unwrap(),
+        methods: vec!["GET".into()],
+        query: vec![QueryCondition::new("m", "dPpatients")],
+    };
+    assert!(narrow.within(&wide));
+    assert!(!wide.within(&narrow));
+    assert!(narrow.within(&Matcher::any()));
+    assert!(!Matcher::any().within(&narrow));
+    let all = Matcher {
+        path: PathPattern::glob("/**", false).unwrap(),
+        methods: vec![],
+        query: vec![],
+    };
+    assert!(narrow.within(&all), "`/**` takes everything");
+}

@@ -1,0 +1,40 @@
+use super::*;
+
+fn at(s: &str) -> u64 {
+    s.parse::<Timestamp>().unwrap().as_second() as u64
+}
+
+#[test]
+fn day_and_night_windows_in_paris() {
+    let paris = TimeZone::get("Europe/Paris").unwrap();
+    let office = TimeWindow::parse("07:00-20:00", &["mon".into(), "fri".into()]).unwrap();
+    // Monday 2026-11-23 07:30 in Paris is 06:30 UTC (winter time).
+    assert!(office.contains(at("2026-11-23T06:30:00Z"), &paris));
+    assert!(
+        !office.contains(at("2026-11-23T05:59:00Z"), &paris),
+        "06:59 local"
+    );
+    assert!(
+        !office.contains(at("2026-11-24T10:00:00Z"), &paris),
+        "Tuesday"
+    );
+    // Summer time: 07:30 in Paris is 05:30 UTC.
+    assert!(office.contains(at("2026-06-29T05:30:00Z"), &paris));
+    let night = TimeWindow::parse("20:00-07:00", &["fri".into()]).unwrap();
+    assert!(
+        night.contains(at("2026-11-27T22:00:00Z"), &paris),
+        "Friday 23:00"
+    );
+    assert!(
+        night.contains(at("2026-11-28T04:00:00Z"), &paris),
+        "Saturday 05:00, Friday's shift"
+    );
+    assert!(
+        !night.contains(at("2026-11-28T22:00:00Z"), &paris),
+        "Saturday 23:00"
+    );
+    for bad in ["7-20", "07:00", "25:00-26:00", "08:00-08:00"] {
+        assert!(TimeWindow::parse(bad, &[]).is_err(), "{bad}");
+    }
+    assert!(TimeWindow::parse("07:00-20:00", &["funday".into()]).is_err());
+}
