@@ -262,6 +262,24 @@ impl RedisStore {
         Ok(Self::removed(&out))
     }
 
+    /// End the session keyed `hash` (its tombstone, the other replicas told); the record it
+    /// was, to this caller alone.
+    async fn end_hash(
+        &self,
+        conn: &mut ConnectionManager,
+        hash: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut call = scripts::REMOVE.prepare_invoke();
+        call.key(self.key(hash))
+            .arg(&self.prefix)
+            .arg(hash)
+            .arg(self.tomb_ttl())
+            .arg(self.channel());
+        let raw: Option<String> = deadline(call.invoke_async(conn)).await?;
+        self.cache.write().expect("cache lock").remove(hash);
+        Ok(raw)
+    }
+
     /// `hash, record, hash, record…` as a script returns ended sessions.
     fn removed(pairs: &[String]) -> Vec<Removed> {
         pairs
@@ -453,15 +471,8 @@ impl SessionStore for RedisStore {
     async fn remove(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         self.ensure_subscriber();
         let hash = Self::hash(id);
-        let mut call = scripts::REMOVE.prepare_invoke();
-        call.key(self.key(&hash))
-            .arg(&self.prefix)
-            .arg(&hash)
-            .arg(self.tomb_ttl())
-            .arg(self.channel());
         let mut conn = self.conn().await?;
-        let raw: Option<String> = deadline(call.invoke_async(&mut conn)).await?;
-        self.cache.write().expect("cache lock").remove(&hash);
+        let raw = self.end_hash(&mut conn, &hash).await?;
         raw.map(|raw| Self::decode(&raw, id).map(Arc::new))
             .transpose()
     }
@@ -550,14 +561,7 @@ impl SessionStore for RedisStore {
                 }
                 // The script hands the record to exactly one ender: a request ending it
                 // meanwhile gets it instead, and its portal session ends once.
-                let mut call = scripts::REMOVE.prepare_invoke();
-                call.key(self.key(&hash))
-                    .arg(&self.prefix)
-                    .arg(&hash)
-                    .arg(self.tomb_ttl())
-                    .arg(self.channel());
-                let raw: Option<String> = deadline(call.invoke_async(&mut conn)).await?;
-                self.cache.write().expect("cache lock").remove(&hash);
+                let raw = self.end_hash(&mut conn, &hash).await?;
                 ended.extend(Self::removed(&[hash, raw.unwrap_or_default()]));
             }
         }

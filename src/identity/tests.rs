@@ -3,7 +3,8 @@ use super::session::ManualClock;
 use super::*;
 use std::time::Duration;
 
-fn sessions(clock: Arc<ManualClock>) -> Sessions {
+/// Sessions on a memory store, with short test lifetimes (the ending tests use them too).
+pub(super) fn sessions(clock: Arc<ManualClock>) -> Sessions {
     let config = SessionConfig {
         cookie_name: "vigie".into(),
         idle_timeout: Duration::from_secs(600),

@@ -52,16 +52,21 @@ fn portal_sessions(portal: &Portal) -> u64 {
     v["sessions"].as_u64().unwrap()
 }
 
-/// Wait (a few seconds at most) until the portal holds `n` sessions.
-fn portal_holds(portal: &Portal, n: u64) -> bool {
+/// Whether `holds` comes true within a few seconds (portal logouts run in the background).
+fn soon(mut holds: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(5) {
-        if portal_sessions(portal) == n {
+        if holds() {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+/// Wait (a few seconds at most) until the portal holds `n` sessions.
+fn portal_holds(portal: &Portal, n: u64) -> bool {
+    soon(|| portal_sessions(portal) == n)
 }
 
 fn login(gw: &Gateway, user: &str, password: &str) -> String {
@@ -212,15 +217,8 @@ fn the_portals_own_logout_form_ends_both_sessions() {
         .iter()
         .any(|c| c.starts_with("vigie=;")));
     // The gateway finds the portal's session already ended: no second logout, no false alarm.
-    let started = Instant::now();
-    while !log_of(&gw).contains("outcome=\"already_ended\"") {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{}",
-            log_of(&gw)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let noted = || log_of(&gw).contains("outcome=\"already_ended\"");
+    assert!(soon(noted), "{}", log_of(&gw));
     let log = log_of(&gw);
     assert!(!log.contains("outcome=\"failed\""), "{log}");
     assert!(!log.contains("VIGIE-PORTAL-LOGOUT-FAILED"), "{log}");
@@ -290,14 +288,7 @@ fn php_gateway(php: &crate::prelogin::PhpPortal, profile: &std::path::Path) -> G
 
 /// Wait (a few seconds at most) until PHP holds `n` signed-in sessions.
 fn php_holds(php: &crate::prelogin::PhpPortal, n: usize) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(5) {
-        if php.signed_in_sessions() == n {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+    soon(|| php.signed_in_sessions() == n)
 }
 
 #[test]

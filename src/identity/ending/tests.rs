@@ -6,10 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::config::SessionConfig;
-use crate::identity::locks::{self, LockStore};
 use crate::identity::session::{AuthLevel, ManualClock};
-use crate::identity::store::{self, Admission};
+use crate::identity::store::Admission;
 
 /// Records what the portal's logout was asked to end.
 #[derive(Default)]
@@ -32,24 +30,8 @@ impl Recorder {
 }
 
 fn sessions(clock: Arc<ManualClock>) -> (Sessions, Arc<Recorder>) {
-    let config = SessionConfig {
-        cookie_name: "vigie".into(),
-        idle_timeout: Duration::from_secs(600),
-        absolute_timeout: Duration::from_secs(3600),
-        anonymous_timeout: Duration::from_secs(60),
-        max_sessions: 10,
-        max_anonymous_sessions: 10,
-    };
-    let locks = Arc::new(locks::SqliteLocks::open(std::path::Path::new(":memory:")).unwrap());
     let recorder = Arc::new(Recorder::default());
-    let s = Sessions::new(
-        Arc::new(store::MemoryStore::new(10, 10, locks.held().clone())),
-        locks,
-        b"key",
-        config,
-        clock,
-    )
-    .ending_portal_sessions_with(recorder.clone());
+    let s = crate::identity::tests::sessions(clock).ending_portal_sessions_with(recorder.clone());
     (s, recorder)
 }
 
