@@ -123,8 +123,8 @@ impl Gateway {
     /// Refused before the portal gets the last byte.
     pub(super) async fn authorise_body(&self, ctx: &mut RequestCtx, method: &str) -> Result<()> {
         let (Some(portal), Some(request), Some(first)) = (
-            ctx.portal.clone(),
-            ctx.request.clone(),
+            ctx.portal().cloned(),
+            ctx.request().cloned(),
             ctx.decision.clone(),
         ) else {
             return Ok(());
@@ -192,11 +192,7 @@ impl Gateway {
     /// last byte (the source's was charged with the head).
     pub(super) async fn login_budget(&self, ctx: &mut RequestCtx, user: &str) -> Result<()> {
         let head_counted = ctx.interception.prelogin_login;
-        let ip = ctx
-            .request
-            .as_ref()
-            .map(|r| r.client.ip)
-            .filter(|_| !head_counted);
+        let ip = ctx.request().map(|r| r.client.ip).filter(|_| !head_counted);
         match login_allowed(&self.budgets, ip, Some(user)).await {
             Ok(()) => Ok(()),
             Err(refusal) => ctx.refuse(refusal),

@@ -57,7 +57,6 @@ impl Gateway {
             _ => None,
         };
         if let Some((content_type, text)) = asset {
-            ctx.request = Some(request);
             return Ok(Front::Asset(content_type, text));
         }
         let portal = self
@@ -66,9 +65,8 @@ impl Gateway {
             .cloned()
             .ok_or(Refusal::new(404, Reason::UnknownHost))?;
         ctx.identity = identify::run(&self.sessions, session, &portal, request.tls).await?;
-        ctx.portal = Some(portal.clone());
         let front = self.after_identify(session, ctx, &portal, &request).await;
-        ctx.request = Some(request);
+        ctx.admitted = Some(super::Admitted { request, portal });
         front
     }
 

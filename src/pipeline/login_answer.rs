@@ -395,11 +395,11 @@ impl Gateway {
         let Some(reason) = locked else {
             return Ok(());
         };
-        let ip = ctx.request.as_ref().map(|r| r.client.ip);
+        let ip = ctx.request().map(|r| r.client.ip);
         tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason = %reason, client = ?ip);
         // Its pre-login session was taken out of the store with the head: it only goes.
         ctx.identity = Identity::Anonymous;
-        let tls = ctx.request.as_ref().is_some_and(|r| r.tls);
+        let tls = ctx.tls();
         let clear = self.sessions.clear_cookie(tls);
         ctx.refuse(Refusal::sign_in_again(Reason::AccountLocked, clear))
     }
@@ -467,7 +467,7 @@ impl Gateway {
     /// [`super::screen`]): the page is already replaced; the pre-login session, which may hold
     /// the portal's now signed-in cookie, ends, and the SOC hears of it.
     pub(super) fn signed_in_before_login(&self, ctx: &mut RequestCtx) {
-        let (Some(portal), Some(request)) = (ctx.portal.clone(), ctx.request.as_ref()) else {
+        let Some(super::Admitted { request, portal }) = ctx.admitted.as_ref() else {
             return;
         };
         if let Some(s) = ctx.identity.session() {
@@ -481,7 +481,7 @@ impl Gateway {
             });
         }
         tracing::warn!(target: "vigie::audit", event = "signed_in_before_login", portal = %portal.config.name, client = %request.client.ip);
-        let alert = login_alert(&portal, request, "-", "", ctx, Alarm::SignedInBeforeLogin);
+        let alert = login_alert(portal, request, "-", "", ctx, Alarm::SignedInBeforeLogin);
         self.alerts.raise(alert);
         ctx.rejected = Some(Reason::SignedInBeforeLogin);
         ctx.identity = Identity::Anonymous;

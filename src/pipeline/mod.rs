@@ -156,8 +156,8 @@ impl Gateway {
 pub struct RequestCtx {
     pub started: Instant,
     pub request_id: String,
-    pub request: Option<Request>,
-    pub portal: Option<Arc<Portal>>,
+    /// The request and its portal, once the front stages have routed it.
+    pub admitted: Option<Admitted>,
     pub identity: Identity,
     pub interception: Interception,
     pub rejected: Option<refusal::Reason>,
@@ -179,7 +179,28 @@ pub struct RequestCtx {
     pub in_flight: Option<crate::listener::peers::Permit>,
 }
 
+/// What the front stages established about a request, set once they have routed it: the
+/// request as the portal reads it, and its portal. Later hooks read it whole instead of
+/// unpacking each part again.
+pub struct Admitted {
+    pub request: Request,
+    pub portal: Arc<Portal>,
+}
+
 impl RequestCtx {
+    pub fn request(&self) -> Option<&Request> {
+        self.admitted.as_ref().map(|a| &a.request)
+    }
+
+    pub fn portal(&self) -> Option<&Arc<Portal>> {
+        self.admitted.as_ref().map(|a| &a.portal)
+    }
+
+    /// Whether the request came over TLS (the cookie's `Secure` and `__Host-` follow it).
+    pub fn tls(&self) -> bool {
+        self.request().is_some_and(|r| r.tls)
+    }
+
     /// Refuse from a body or response hook: the refusal is kept for `fail_to_proxy`, which
     /// writes it as the head's refusals are written (its `Retry-After`, hold reference or
     /// break-glass link included).
@@ -226,8 +247,7 @@ impl ProxyHttp for Gateway {
         RequestCtx {
             started: Instant::now(),
             request_id: next_request_id(),
-            request: None,
-            portal: None,
+            admitted: None,
             identity: Identity::Anonymous,
             interception: Interception::default(),
             rejected: None,
@@ -267,7 +287,7 @@ impl ProxyHttp for Gateway {
                 Ok(true)
             }
             Ok(Front::LoggedOut) => {
-                let tls = ctx.request.as_ref().is_some_and(|r| r.tls);
+                let tls = ctx.tls();
                 respond::send_redirect(session, "/", &[self.sessions.clear_cookie(tls)]).await?;
                 ctx.status = 303;
                 Ok(true)
@@ -288,7 +308,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
-        let profile = ctx.portal.as_ref().and_then(|p| p.config.profile.clone());
+        let profile = ctx.portal().and_then(|p| p.config.profile.clone());
         intercept::on_body(ctx, body, end_of_stream, profile.as_deref())?;
         if end_of_stream && ctx.interception.body_login {
             if let Some(user) = ctx.interception.login_user.clone() {
@@ -321,7 +341,7 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        match &ctx.portal {
+        match ctx.portal() {
             Some(portal) => Ok(Box::new(portal.peer.clone())),
             None => Error::e_explain(ErrorType::InternalError, "no portal selected"),
         }
@@ -333,7 +353,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(request) = &ctx.request else {
+        let Some(Admitted { request, portal }) = &ctx.admitted else {
             return Error::e_explain(ErrorType::InternalError, "request not normalised");
         };
         forward::prepare_upstream_request(
@@ -342,10 +362,7 @@ impl ProxyHttp for Gateway {
             &self.config.headers,
             &ctx.request_id,
         )?;
-        let profile = ctx
-            .portal
-            .as_ref()
-            .and_then(|p| p.config.profile.as_deref());
+        let profile = portal.config.profile.as_deref();
         let login = ctx.interception.prelogin_login;
         let full = self.full(&ctx.identity);
         if profile.is_some() && !full {
@@ -363,7 +380,7 @@ impl ProxyHttp for Gateway {
             full,
             login,
         );
-        if let Some(portal) = &ctx.portal {
+        {
             if let LoginMode::Gateway {
                 user_header,
                 groups_header,
@@ -391,17 +408,14 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.status = resp.status.as_u16();
-        let profiled = ctx
-            .portal
-            .as_ref()
-            .and_then(|p| Some((p.clone(), p.config.profile.clone()?)));
+        let profiled = ctx.portal().and_then(|p| p.config.profile.clone());
         // The request is lent out of the context for the call, not copied.
-        if let Some((portal, profile)) = profiled {
-            if let Some(request) = ctx.request.take() {
+        if let Some(profile) = profiled {
+            if let Some(Admitted { request, portal }) = ctx.admitted.take() {
                 let ua = normalise::headers::user_agent(session.req_header()).to_string();
                 let answer =
                     intercept::on_response(self, &portal, &profile, &request, ctx, resp, &ua).await;
-                ctx.request = Some(request);
+                ctx.admitted = Some(Admitted { request, portal });
                 match answer {
                     Ok(cookies) => {
                         for c in cookies {
@@ -429,11 +443,9 @@ impl ProxyHttp for Gateway {
         // Only the answers of sessions the detector watches are counted.
         let watched =
             self.detector.is_some() && watch::subject_of(ctx, self.sessions.now()).is_some();
-        if let (true, Some(portal), Some(request)) =
-            (watched, ctx.portal.clone(), ctx.request.as_ref())
-        {
+        if let (true, Some(Admitted { request, portal })) = (watched, &ctx.admitted) {
             let method = session.req_header().method.as_str();
-            if ctx.watch.on_response(&portal, request, method, resp) {
+            if ctx.watch.on_response(portal, request, method, resp) {
                 resp.remove_header("content-length");
                 resp.insert_header("transfer-encoding", "chunked")?;
             }
@@ -454,7 +466,7 @@ impl ProxyHttp for Gateway {
             return Ok(None);
         }
         if let Some(mut screen) = ctx.screen.take() {
-            let profile = ctx.portal.as_ref().and_then(|p| p.config.profile.clone());
+            let profile = ctx.portal().and_then(|p| p.config.profile.clone());
             if let Some(profile) = profile {
                 match screen.on_body(&profile, body, end_of_stream) {
                     Some(screen::Verdict::SignedIn) => self.signed_in_before_login(ctx),
@@ -501,7 +513,7 @@ impl ProxyHttp for Gateway {
         let (status, kind) = forward::classify_failure(e);
         if let Some(kind) = kind {
             ctx.upstream_error = Some(kind);
-            let portal = ctx.portal.as_ref().map_or("-", |p| p.config.name.as_str());
+            let portal = ctx.portal().map_or("-", |p| p.config.name.as_str());
             crate::metrics::METRICS
                 .upstream_errors
                 .with_label_values(&[portal, kind])
@@ -532,11 +544,13 @@ impl ProxyHttp for Gateway {
         let status = session
             .response_written()
             .map_or(ctx.status, |r| r.status.as_u16());
-        let portal = ctx.portal.as_ref().map_or("-", |p| p.config.name.as_str());
-        let (path, client) = match &ctx.request {
+        let admitted = ctx.admitted.as_ref();
+        let portal = admitted.map_or("-", |a| a.portal.config.name.as_str());
+        // Not routed (a gateway asset, a refused head): the path as sent, masked like any.
+        let (path, client) = match admitted.map(|a| &a.request) {
             Some(r) => (r.target.path.as_str(), Some(r.client.ip)),
             None => (
-                "-",
+                session.req_header().uri.path(),
                 session
                     .client_addr()
                     .and_then(|a| a.as_inet())

@@ -343,8 +343,8 @@ fn count_action(action: &crate::detect::Action) {
 pub(super) fn subject_of(ctx: &RequestCtx, now: u64) -> Option<crate::detect::Subject<'_>> {
     let who = ctx.who.as_ref()?;
     let record = ctx.identity.session()?;
-    let portal = ctx.portal.as_ref()?;
-    let ip = ctx.request.as_ref()?.client.ip;
+    let super::Admitted { request, portal } = ctx.admitted.as_ref()?;
+    let ip = request.client.ip;
     Some(who.subject(&portal.config.name, record, ip, now))
 }
 
@@ -419,7 +419,7 @@ impl Gateway {
         let Some(subject) = subject_of(ctx, self.sessions.now()) else {
             return Ok(());
         };
-        let (Some(portal), Some(request)) = (ctx.portal.as_ref(), ctx.request.as_ref()) else {
+        let Some(super::Admitted { request, portal }) = ctx.admitted.as_ref() else {
             return Ok(());
         };
         let body = ctx.interception.reader.as_ref();
