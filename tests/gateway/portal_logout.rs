@@ -69,6 +69,12 @@ fn portal_holds(portal: &Portal, n: u64) -> bool {
     soon(|| portal_sessions(portal) == n)
 }
 
+/// The patients page a signed-in session lands on, with `cookie`.
+fn home(gw: &Gateway, cookie: &str) -> Response {
+    let page = "/index.php?m=dPpatients&tab=vw_idx_patients";
+    get(gw.port, page, &format!("Cookie: {cookie}\r\n"))
+}
+
 fn login(gw: &Gateway, user: &str, password: &str) -> String {
     let resp = submit_login(gw.port, user, password, None);
     assert_eq!(resp.status, 302, "{}", resp.text());
@@ -176,18 +182,10 @@ fn revoking_or_locking_ends_the_portal_sessions_too() {
         portal_holds(&portal, 1),
         "a locked user's portal session lives on"
     );
-    let page = get(
-        gw.port,
-        "/index.php?m=dPpatients&tab=vw_idx_patients",
-        &format!("Cookie: {other}\r\n"),
-    );
+    let page = home(&gw, &other);
     assert_eq!(page.status, 200, "another user's session was ended");
     assert!(page.text().contains("inf.durand"));
-    let stale = get(
-        gw.port,
-        "/index.php?m=dPpatients&tab=vw_idx_patients",
-        &format!("Cookie: {first}\r\n"),
-    );
+    let stale = home(&gw, &first);
     assert_eq!(stale.status, 303);
 }
 
@@ -196,11 +194,7 @@ fn the_portals_own_logout_form_ends_both_sessions() {
     let portal = start_portal_with(&["--strict-logout"]);
     let (gw, _dir) = gateway(&portal, Some(STRICT_LOGOUT), "");
     let cookie = login(&gw, "dr.martin", "martin-demo");
-    let page = get(
-        gw.port,
-        "/index.php?m=dPpatients&tab=vw_idx_patients",
-        &format!("Cookie: {cookie}\r\n"),
-    );
+    let page = home(&gw, &cookie);
     let text = page.text();
     let token = text
         .split("name=\"csrf_token\" value=\"")
@@ -237,11 +231,7 @@ fn a_logout_the_portal_refused_still_ends_the_portal_session() {
         portal_holds(&portal, 0),
         "the portal session outlived the logout"
     );
-    let after = get(
-        gw.port,
-        "/index.php?m=dPpatients&tab=vw_idx_patients",
-        &format!("Cookie: {cookie}\r\n"),
-    );
+    let after = home(&gw, &cookie);
     assert_eq!(after.status, 303, "the gateway session outlived the logout");
 }
 
