@@ -43,6 +43,51 @@ pub struct Interception {
     /// Every body of a profiled portal, read as the portal's language reads it, streamed:
     /// what the detector sees besides the query.
     pub reader: Option<crate::http::BodyReader>,
+    /// A body judged at its end (rules and the detector read its parameters), held back until
+    /// judged: a refusal must not have sent the portal the request it refuses.
+    pub held: bytes::BytesMut,
+    /// The held body outgrew [`HOLD_MAX`] (an upload): the rest streams.
+    pub streaming: bool,
+}
+
+/// A judged body is held up to this size. Past it, a form (urlencoded) is refused: no portal
+/// form is that large, and streaming it would let its start reach the portal before the
+/// verdict; any other body (an upload) streams from there on.
+pub const HOLD_MAX: usize = 4 * 1024 * 1024;
+
+/// Hold back `chunk` of a judged body; at its end (once judged: the caller returned early on
+/// a refusal), release it whole. `Err` for a form too large to hold.
+pub fn hold(
+    ctx: &mut RequestCtx,
+    chunk: &mut Option<Bytes>,
+    end_of_stream: bool,
+) -> Result<(), Refusal> {
+    let i = &mut ctx.interception;
+    if i.reader.is_none() || i.prelogin_login || i.streaming {
+        return Ok(());
+    }
+    if let Some(c) = chunk.take() {
+        i.held.extend_from_slice(&c);
+    }
+    if i.held.len() > HOLD_MAX {
+        let form = i
+            .content_type
+            .as_deref()
+            .is_some_and(|t| crate::http::is_media_type(t, crate::http::FORM));
+        if form {
+            return Err(Refusal::framing(413, Reason::FormTooLarge));
+        }
+        i.streaming = true;
+        *chunk = Some(i.held.split().freeze());
+        return Ok(());
+    }
+    // An empty chunk holds the body back; `None` would tell the portal the body ended.
+    *chunk = Some(if end_of_stream {
+        i.held.split().freeze()
+    } else {
+        Bytes::new()
+    });
+    Ok(())
 }
 
 /// The query with a form body after it: a PHP portal reads both (`$_REQUEST`), the body last,

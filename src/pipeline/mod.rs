@@ -329,6 +329,10 @@ impl ProxyHttp for Gateway {
         if ctx.body_bytes > self.config.limits.max_body_bytes {
             return ctx.refuse(Refusal::framing(413, Reason::BodyTooLarge));
         }
+        // Judged above (a refusal returned early): only now does a held body go on.
+        if let Err(refusal) = intercept::hold(ctx, body, end_of_stream) {
+            return ctx.refuse(refusal);
+        }
         // A slow POST is cut by its total time, not only by the gap between two reads.
         if ctx.started.elapsed() > self.config.limits.client_body_timeout {
             return ctx.refuse(Refusal::framing(408, Reason::BodyTimeout));

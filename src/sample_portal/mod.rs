@@ -56,6 +56,8 @@ pub struct SamplePortal {
     /// Log out only by `POST /logout` with the session's token; a `GET` logout gets 405
     /// (as Django and other CSRF-protected portals do).
     strict_logout: bool,
+    /// Bytes of posted forms received (for tests: what reached the portal of a refused one).
+    form_bytes: std::sync::atomic::AtomicU64,
 }
 
 type Reply = Response<Vec<u8>>;
@@ -153,6 +155,7 @@ impl SamplePortal {
             bench_64k: fill(64 * 1024),
             accounts: ACCOUNTS.to_vec(),
             strict_logout: false,
+            form_bytes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -164,7 +167,7 @@ impl SamplePortal {
 
     /// The strict logout: the session's token in the form, else 403; the session ends.
     async fn strict_logout(&self, session: &mut ServerSession) -> Reply {
-        let form = Self::read_form(session).await.unwrap_or_default();
+        let form = self.read_form(session).await.unwrap_or_default();
         let sent = form.get("csrf_token").map(String::as_str).unwrap_or("");
         let Some(sid) = cookie(session, SESSION_COOKIE).map(str::to_string) else {
             return redirect("/index.php", &[]);
@@ -275,7 +278,7 @@ impl SamplePortal {
     }
 
     /// `$_POST`: a urlencoded or multipart body, read as PHP reads it.
-    async fn read_form(session: &mut ServerSession) -> Option<HashMap<String, String>> {
+    async fn read_form(&self, session: &mut ServerSession) -> Option<HashMap<String, String>> {
         let head = session.req_header();
         let content_type = head
             .headers
@@ -293,6 +296,8 @@ impl SamplePortal {
         let mut read = 0;
         while let Ok(Some(chunk)) = session.read_request_body().await {
             read += chunk.len();
+            self.form_bytes
+                .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
             if read > MAX_FORM_BYTES {
                 return None;
             }
@@ -303,7 +308,7 @@ impl SamplePortal {
     }
 
     async fn login(&self, session: &mut ServerSession) -> Reply {
-        let Some(form) = Self::read_form(session).await else {
+        let Some(form) = self.read_form(session).await else {
             return html(
                 413,
                 html::message(
@@ -543,9 +548,10 @@ impl ServeHttp for SamplePortal {
             // For tests and operators: how many portal sessions are open (no personal data).
             ("GET", "/status") => {
                 let n = self.sessions.lock().expect("session lock").len();
+                let posted = self.form_bytes.load(std::sync::atomic::Ordering::Relaxed);
                 finish(
                     head(200, "application/json"),
-                    format!("{{\"sessions\":{n}}}").into_bytes(),
+                    format!("{{\"sessions\":{n},\"form_bytes\":{posted}}}").into_bytes(),
                 )
             }
             ("GET", "/index.php") if q.contains_key("logout") && self.strict_logout => {

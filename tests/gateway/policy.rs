@@ -188,6 +188,33 @@ fn an_export_asked_in_a_form_body_is_slowed_like_one_in_the_url() {
         .unwrap();
     assert!((1790..=1800).contains(&wait), "{wait}");
     assert!(page_text(&third).contains("Quota de requêtes atteint"));
+    // The refused form never reached the portal, not even its start: the body is held until
+    // judged. Sent in two pieces, the verdict on the last byte.
+    let form_bytes = || {
+        let status: serde_json::Value =
+            serde_json::from_slice(&get(portal.port, "/status", "").body).unwrap();
+        status["form_bytes"].as_u64().unwrap()
+    };
+    let before = form_bytes();
+    let body = "raw=ajax_export_patients_csv&pad=xxxxxxxxxxxxxxxx";
+    let head = format!(
+        "POST /index.php?m=dPpatients HTTP/1.1\r\nHost: localhost:{}\r\nCookie: {}\r\nSec-Fetch-Site: same-origin\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        gw.port,
+        c.cookie.as_deref().unwrap(),
+        body.len()
+    );
+    let mut conn = Conn::open(gw.port);
+    conn.send(head.as_bytes());
+    conn.send(&body.as_bytes()[..body.len() - 1]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    conn.send(&body.as_bytes()[body.len() - 1..]);
+    let split = conn.read_response().expect("an answer");
+    assert_eq!(split.status, 429);
+    assert_eq!(
+        form_bytes(),
+        before,
+        "the refused form's start reached the portal"
+    );
     // The access line is written once the answer has left.
     std::thread::sleep(std::time::Duration::from_millis(200));
     let log = gw.proc.stderr();
