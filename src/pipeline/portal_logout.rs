@@ -114,13 +114,15 @@ async fn signed_out(portal: &Portal, vaulted: &[(String, String)]) -> Result<Opt
     match answer.status {
         200 => Ok(Some(!confirm.pattern.is_match(&text))),
         301..=303 | 307 | 308 => {
-            let login_page = profile.prelogin.login_page.as_str();
             let location = answer.location.as_deref().unwrap_or("");
-            let path = location.split_once("://").map_or(location, |(_, rest)| {
+            let target = location.split_once("://").map_or(location, |(_, rest)| {
                 rest.find('/').map_or("/", |i| &rest[i..])
             });
-            let path = path.split(['?', '#']).next().unwrap_or(path);
-            match path == login_page || path == profile.login.path {
+            let target = target.split('#').next().unwrap_or(target);
+            // The login page exactly, its query included: on a front-controller portal the
+            // application and the login page share a path (`/index.php?m=home` is not it).
+            let login_page = profile.prelogin.login_page.as_str();
+            match target == login_page || target == profile.login.path {
                 true => Ok(Some(true)),
                 false => Err(format!(
                     "the confirmation page redirects elsewhere than the login page ({})",
@@ -141,12 +143,24 @@ async fn attempt(portal: &Portal, rule: &LogoutRule, f: &Farewell) -> Result<Don
         .iter()
         .map(|c| (c.name.clone(), c.value.clone()))
         .collect();
-    // Measured first: a session the portal already ended needs no logout (and a strict
-    // portal would refuse one, raising a false alarm).
-    if let Ok(Some(true)) = signed_out(portal, &vaulted).await {
-        return Ok(Done::AlreadyEnded);
+    // Measured first, but only to judge a failure: a session the portal already ended needs
+    // no logout (a strict portal refuses one), yet a page that merely hides the user's name (a
+    // password-expiry screen) must not spare a live session its logout.
+    let ended_before = matches!(signed_out(portal, &vaulted).await, Ok(Some(true)));
+    match logout(portal, rule, &vaulted).await {
+        Ok(()) => Ok(Done::LoggedOut),
+        Err(_) if ended_before => Ok(Done::AlreadyEnded),
+        Err(e) => Err(e),
     }
-    let mut cookies = vaulted.clone();
+}
+
+/// The logout call, made the portal's way, and its check.
+async fn logout(
+    portal: &Portal,
+    rule: &LogoutRule,
+    vaulted: &[(String, String)],
+) -> Result<(), String> {
+    let mut cookies = vaulted.to_vec();
     let origin = format!(
         "{}://{}",
         if portal.config.upstream_tls.is_some() {
@@ -207,11 +221,11 @@ async fn attempt(portal: &Portal, rule: &LogoutRule, f: &Farewell) -> Result<Don
     }
     // Measured, not assumed: with the old cookies, the portal no longer names anyone.
     if rule.confirm {
-        if let Some(false) = signed_out(portal, &vaulted).await? {
+        if let Some(false) = signed_out(portal, vaulted).await? {
             return Err("the portal still shows the session signed in after the logout".into());
         }
     }
-    Ok(Done::LoggedOut)
+    Ok(())
 }
 
 async fn get(
