@@ -9,6 +9,7 @@ mod collation;
 mod common;
 mod connections;
 mod detection;
+mod django;
 mod exposure;
 mod factors;
 mod framing;
