@@ -32,7 +32,11 @@ fn start_django() -> Django {
         .args(["setup", db.to_str().unwrap()])
         .output()
         .expect("python3 with Django 5 (scripts/install-deps)");
-    assert!(setup.status.success(), "{}", String::from_utf8_lossy(&setup.stderr));
+    assert!(
+        setup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
     let port = free_port();
     let child = Command::new("python3")
         .arg(script())
@@ -74,7 +78,8 @@ fn sign_in(gw: &Gateway) -> String {
         .nth(1)
         .and_then(|r| r.split('"').next())
         .expect("the login form's token");
-    let form = format!("csrfmiddlewaretoken={token}&username=alice&password=alice-pw&next=%2Fadmin%2F");
+    let form =
+        format!("csrfmiddlewaretoken={token}&username=alice&password=alice-pw&next=%2Fadmin%2F");
     let resp = raw(gw.port, format!(
         "POST /admin/login/?next=/admin/ HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\nCookie: {csrf_cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
         form.len()
@@ -104,7 +109,12 @@ fn signing_out_ends_the_django_session_with_its_csrf_token() {
 
     let out = raw(gw.port, format!("POST /.vigie/logout HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nSec-Fetch-Site: same-origin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
     assert_eq!(out.status, 303);
-    assert_eq!(django.sessions(), 0, "Django still holds the session: {}", gw.proc.stderr());
+    assert_eq!(
+        django.sessions(),
+        0,
+        "Django still holds the session: {}",
+        gw.proc.stderr()
+    );
 
     // The SOC revokes the next one: Django's session ends too.
     let _again = sign_in(&gw);
