@@ -264,61 +264,68 @@ fn sessions(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Sessions,
         SqliteLocks::open(db).with_context(|| format!("account locks in {}", db.display()))?,
     );
     let mut watch = None;
-    let (store, locks): (Arc<dyn SessionStore>, Arc<dyn LockStore>) = match &config.storage.backend
-    {
-        StorageBackend::Embedded => (
-            Arc::new(MemoryStore::new(
-                s.max_sessions,
-                s.max_anonymous_sessions,
-                durable_locks.held().clone(),
-            )),
-            durable_locks,
-        ),
-        StorageBackend::Redis {
-            url,
-            prefix,
-            vouched_persistent,
-        } => {
-            let life = Lifetimes {
-                idle: s.idle_timeout,
-                absolute: s.absolute_timeout,
-                anonymous: s.anonymous_timeout,
-            };
-            let health = Arc::new(StateHealth::default());
-            let store = Arc::new(
-                RedisStore::new(
-                    url,
-                    prefix,
-                    life,
-                    health.clone(),
+    let (store, locks): (Arc<dyn SessionStore>, Arc<dyn LockStore>) =
+        match &config.storage.backend {
+            StorageBackend::Embedded => (
+                Arc::new(MemoryStore::new(
+                    s.max_sessions,
+                    s.max_anonymous_sessions,
                     durable_locks.held().clone(),
+                )),
+                durable_locks,
+            ),
+            StorageBackend::Redis {
+                url,
+                prefix,
+                vouched_persistent,
+            } => {
+                let life = Lifetimes {
+                    idle: s.idle_timeout,
+                    absolute: s.absolute_timeout,
+                    anonymous: s.anonymous_timeout,
+                };
+                let health = Arc::new(StateHealth::default());
+                let store = Arc::new(
+                    RedisStore::new(
+                        url,
+                        prefix,
+                        life,
+                        health.clone(),
+                        durable_locks.held().clone(),
+                    )
+                    .context("Redis session store")?
+                    .with_outage_grace(config.storage.outage_grace)
+                    // The vault and break-glass reasons are sealed with the factors' key ring,
+                    // which every replica shares (validation requires one where sessions are held).
+                    .sealing_with(
+                        config.second_factor.keys.clone().unwrap_or_else(|| {
+                            Arc::new(crate::factors::crypto::KeyRing::ephemeral())
+                        }),
+                    ),
+                );
+                let state = Arc::new(SharedState {
+                    health,
+                    ledger: Arc::new(
+                        Ledger::open(db)
+                            .with_context(|| format!("shared-state ledger in {}", db.display()))?,
+                    ),
+                    locks: durable_locks.clone(),
+                    prefix: prefix.clone(),
+                    vouched: *vouched_persistent,
+                    rounds: Default::default(),
+                });
+                shared_state::check_at_start(&state, url)
+                    .with_context(|| format!("Redis at {} ([storage] redis_url)", redact(url)))?;
+                watch = Some(Watch {
+                    state,
+                    redis: store.clone(),
+                });
+                (
+                    store.clone(),
+                    Arc::new(RedisLocks::new(store, durable_locks)),
                 )
-                .context("Redis session store")?
-                .with_outage_grace(config.storage.outage_grace),
-            );
-            let state = Arc::new(SharedState {
-                health,
-                ledger: Arc::new(
-                    Ledger::open(db)
-                        .with_context(|| format!("shared-state ledger in {}", db.display()))?,
-                ),
-                locks: durable_locks.clone(),
-                prefix: prefix.clone(),
-                vouched: *vouched_persistent,
-                rounds: Default::default(),
-            });
-            shared_state::check_at_start(&state, url)
-                .with_context(|| format!("Redis at {} ([storage] redis_url)", redact(url)))?;
-            watch = Some(Watch {
-                state,
-                redis: store.clone(),
-            });
-            (
-                store.clone(),
-                Arc::new(RedisLocks::new(store, durable_locks)),
-            )
-        }
-    };
+            }
+        };
     let key = config
         .storage
         .session_key

@@ -74,7 +74,14 @@ impl RedisServer {
         let health = std::sync::Arc::new(crate::storage::shared_state::StateHealth::trusted());
         std::sync::Arc::new(
             crate::identity::redis_store::RedisStore::new(&self.url(), "t:", life, health, locked)
-                .unwrap(),
+                .unwrap()
+                // One ring for every replica of a test, as deployments share theirs.
+                .sealing_with(std::sync::Arc::new(
+                    crate::factors::crypto::KeyRing::parse(
+                        "test:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+                    )
+                    .expect("a valid test key"),
+                )),
         )
     }
 

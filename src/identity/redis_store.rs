@@ -57,6 +57,15 @@ pub struct RedisStore {
     pub(crate) locked: Arc<LockedUsers>,
     /// Names this replica in the sweeper's lease.
     replica_id: String,
+    /// Seals the vault and the break-glass reason of every record written (the factors' key
+    /// ring: replicas share it).
+    sealer: Arc<crate::factors::crypto::KeyRing>,
+}
+
+/// What a sealed part of a session record is bound to: its purpose and the session's key, so
+/// it cannot be moved to another record.
+fn sealing_aad(hash: &str) -> Vec<u8> {
+    format!("session-vault\0{hash}").into_bytes()
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -95,7 +104,49 @@ impl RedisStore {
             health,
             locked,
             replica_id: format!("{:032x}", rand::random::<u128>()),
+            sealer: Arc::new(crate::factors::crypto::KeyRing::ephemeral()),
         })
+    }
+
+    /// Seal records with `keys` (every replica must use the same ring).
+    pub fn sealing_with(mut self, keys: Arc<crate::factors::crypto::KeyRing>) -> Self {
+        self.sealer = keys;
+        self
+    }
+
+    /// The record as Redis keeps it: its vault (the portal's session cookies) and break-glass
+    /// reason sealed, so a dump of Redis holds no usable portal session.
+    fn to_json(&self, record: &SessionRecord, hash: &str) -> Result<String, StoreError> {
+        use base64::Engine;
+        let mut r = record.clone();
+        let secret = serde_json::to_vec(&(&r.vault, &r.break_glass_reason)).map_err(unavailable)?;
+        r.vault = Vec::new();
+        r.break_glass_reason = None;
+        let sealed = self.sealer.seal(&sealing_aad(hash), &secret);
+        r.sealed = Some(base64::engine::general_purpose::STANDARD.encode(sealed));
+        serde_json::to_string(&r).map_err(unavailable)
+    }
+
+    /// A record as Redis keeps it, opened. Records written before sealing (a clear vault) are
+    /// read as they are.
+    fn from_json(&self, raw: &str, hash: &str) -> Result<SessionRecord, StoreError> {
+        use base64::Engine;
+        let mut r: SessionRecord = serde_json::from_str(raw)
+            .map_err(|e| unavailable(format!("corrupt session record: {e}")))?;
+        if let Some(sealed) = r.sealed.take() {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(sealed)
+                .map_err(|_| unavailable("corrupt sealed session record"))?;
+            let (plain, _) = self
+                .sealer
+                .open(&sealing_aad(hash), &bytes)
+                .map_err(|e| unavailable(format!("sealed session record: {e}")))?;
+            let (vault, reason) = serde_json::from_slice(&plain)
+                .map_err(|_| unavailable("corrupt sealed session record"))?;
+            r.vault = vault;
+            r.break_glass_reason = reason;
+        }
+        Ok(r)
     }
 
     /// Keep serving sessions seen within `grace` while Redis is unreachable.
@@ -259,7 +310,7 @@ impl RedisStore {
             .write()
             .expect("cache lock")
             .retain(|h, (r, _)| r.user.as_deref() != Some(user) || h == keep);
-        Ok(Self::removed(&out))
+        Ok(self.removed(&out))
     }
 
     /// End the session keyed `hash` (its tombstone, the other replicas told); the record it
@@ -281,11 +332,11 @@ impl RedisStore {
     }
 
     /// `hash, record, hash, record…` as a script returns ended sessions.
-    fn removed(pairs: &[String]) -> Vec<Removed> {
+    fn removed(&self, pairs: &[String]) -> Vec<Removed> {
         pairs
             .chunks_exact(2)
             .filter_map(|p| {
-                let record = serde_json::from_str::<SessionRecord>(&p[1]).ok()?;
+                let record = self.from_json(&p[1], &p[0]).ok()?;
                 Some(Removed {
                     fingerprint: p[0].get(..12)?.to_string(),
                     record: Arc::new(record),
@@ -325,9 +376,8 @@ impl RedisStore {
         Ok(renewed == 1)
     }
 
-    fn decode(raw: &str, id: &SessionId) -> Result<SessionRecord, StoreError> {
-        let mut record: SessionRecord = serde_json::from_str(raw)
-            .map_err(|e| unavailable(format!("corrupt session record: {e}")))?;
+    fn decode(&self, raw: &str, id: &SessionId) -> Result<SessionRecord, StoreError> {
+        let mut record = self.from_json(raw, &Self::hash(id))?;
         record.id = *id;
         Ok(record)
     }
@@ -369,7 +419,7 @@ impl SessionStore for RedisStore {
             self.cache.write().expect("cache lock").remove(&hash);
             return Ok(None);
         };
-        let record = Arc::new(Self::decode(&raw, id)?);
+        let record = Arc::new(self.decode(&raw, id)?);
         self.cache_put(hash, record.clone());
         Ok(Some(record))
     }
@@ -383,7 +433,7 @@ impl SessionStore for RedisStore {
         self.health.verified()?;
         let hash = Self::hash(&record.id);
         record.version = 1;
-        let json = serde_json::to_string(&record).map_err(unavailable)?;
+        let json = self.to_json(&record, &hash)?;
         let user = record.user.clone().unwrap_or_default();
         let replaced = admission.replaces.map(Self::hash).unwrap_or_default();
         let (level, max, evict) = match admission.cap {
@@ -412,7 +462,7 @@ impl SessionStore for RedisStore {
         let out: Vec<String> = deadline(call.invoke_async(&mut conn)).await?;
         let admitted = match out.first().map(String::as_str) {
             Some("stored") => Admitted::Stored {
-                evicted: Self::removed(&out[1..]),
+                evicted: self.removed(&out[1..]),
             },
             Some("locked") => Admitted::Locked,
             Some("ended") => Admitted::Ended,
@@ -443,7 +493,7 @@ impl SessionStore for RedisStore {
         let hash = Self::hash(&record.id);
         let read = record.version;
         record.version += 1;
-        let json = serde_json::to_string(&record).map_err(unavailable)?;
+        let json = self.to_json(&record, &hash)?;
         let mut call = scripts::UPDATE.prepare_invoke();
         call.key(self.key(&hash))
             .arg(json)
@@ -473,7 +523,7 @@ impl SessionStore for RedisStore {
         let hash = Self::hash(id);
         let mut conn = self.conn().await?;
         let raw = self.end_hash(&mut conn, &hash).await?;
-        raw.map(|raw| Self::decode(&raw, id).map(Arc::new))
+        raw.map(|raw| self.decode(&raw, id).map(Arc::new))
             .transpose()
     }
 
@@ -493,7 +543,7 @@ impl SessionStore for RedisStore {
         for hash in hashes {
             let raw: Option<String> = deadline(conn.get(self.key(&hash))).await?;
             // The id itself is not stored; the fingerprint is the head of its hash.
-            if let Some(record) = raw.and_then(|r| serde_json::from_str::<SessionRecord>(&r).ok()) {
+            if let Some(record) = raw.and_then(|r| self.from_json(&r, &hash).ok()) {
                 out.push((hash[..12].to_string(), Arc::new(record)));
             }
         }
@@ -552,8 +602,7 @@ impl SessionStore for RedisStore {
                     return Ok(ended);
                 }
                 let raw: Option<String> = deadline(conn.get(self.key(&hash))).await?;
-                let Some(record) = raw.and_then(|r| serde_json::from_str::<SessionRecord>(&r).ok())
-                else {
+                let Some(record) = raw.and_then(|r| self.from_json(&r, &hash).ok()) else {
                     continue;
                 };
                 if !record.expired(now, lifetimes) {
@@ -562,7 +611,7 @@ impl SessionStore for RedisStore {
                 // The script hands the record to exactly one ender: a request ending it
                 // meanwhile gets it instead, and its portal session ends once.
                 let raw = self.end_hash(&mut conn, &hash).await?;
-                ended.extend(Self::removed(&[hash, raw.unwrap_or_default()]));
+                ended.extend(self.removed(&[hash, raw.unwrap_or_default()]));
             }
         }
         Ok(ended)

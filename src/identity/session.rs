@@ -76,6 +76,10 @@ pub struct SessionRecord {
     pub break_glass_until: Option<u64>,
     #[serde(default)]
     pub break_glass_reason: Option<String>,
+    /// Where a shared store keeps the vault and the break-glass reason, sealed (see
+    /// [`super::redis_store`]); `None` in a live record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
     /// A privileged pack applies (such sessions get no outage grace).
     #[serde(default)]
     pub privileged: bool,
@@ -136,6 +140,7 @@ impl SessionRecord {
             fresh_codes: None,
             break_glass_until: None,
             break_glass_reason: None,
+            sealed: None,
             privileged: false,
             idle_limit: None,
             absolute_limit: None,

@@ -375,3 +375,87 @@ async fn redis_store_keeps_the_contract_resurrects_nothing_and_caps_in_one_step(
     }
     parallel_cap(a).await;
 }
+
+/// A dump of Redis holds no usable portal session: the vault and the break-glass reason are
+/// sealed, read back whole, and a record written before sealing is still read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_keeps_vaults_and_reasons_sealed() {
+    let server = RedisServer::start();
+    let mut conn = server.conn();
+    redis::cmd("SET")
+        .arg("t:generation")
+        .arg(1)
+        .exec(&mut conn)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _locks) = replica(&server, dir.path());
+    let cookie = "portal-cookie-0f3c9a77e1";
+    let reason = "arrest in bed 12, Dupont";
+    let mut r = user("ivy");
+    r.vault = vec![VaultedCookie {
+        name: "portal".into(),
+        value: cookie.into(),
+    }];
+    r.break_glass_reason = Some(reason.into());
+    let id = stored(store.as_ref(), r).await;
+    // Read back on another replica (no cache): whole.
+    let (other, _) = replica(&server, tempfile::tempdir().unwrap().path());
+    let back = other.get(&id).await.unwrap().expect("stored");
+    assert_eq!(back.vault[0].value, cookie);
+    assert_eq!(back.break_glass_reason.as_deref(), Some(reason));
+    // Neither the keys' values nor the append-only file on disk holds them.
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    for key in keys {
+        let value: redis::Value = redis::cmd("DUMP").arg(&key).query(&mut conn).unwrap();
+        let text = format!("{value:?}");
+        assert!(
+            !text.contains(cookie) && !text.contains("Dupont"),
+            "{key}: {text}"
+        );
+    }
+    let mut on_disk = Vec::new();
+    for entry in walk(server.dir.path()) {
+        on_disk.extend(std::fs::read(entry).unwrap_or_default());
+    }
+    let on_disk = String::from_utf8_lossy(&on_disk);
+    assert!(
+        on_disk.contains("ivy"),
+        "the scan reads the append-only file"
+    );
+    assert!(!on_disk.contains(cookie) && !on_disk.contains("Dupont"));
+
+    // A record an earlier version wrote, its vault in clear, is still read.
+    let mut old = user("jon");
+    old.vault = vec![VaultedCookie {
+        name: "portal".into(),
+        value: "older-cookie".into(),
+    }];
+    old.version = 1;
+    let old_id = old.id;
+    use sha2::Digest;
+    let hash: String = sha2::Sha256::digest(old_id.0)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    redis::cmd("SET")
+        .arg(format!("t:session:{hash}"))
+        .arg(serde_json::to_string(&old).unwrap())
+        .exec(&mut conn)
+        .unwrap();
+    let read = store.get(&old_id).await.unwrap().expect("an older record");
+    assert_eq!(read.vault[0].value, "older-cookie");
+}
+
+/// Every file below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
