@@ -116,7 +116,7 @@ impl RedisStore {
 
     /// The record as Redis keeps it: its vault (the portal's session cookies) and break-glass
     /// reason sealed, so a dump of Redis holds no usable portal session.
-    fn to_json(&self, record: &SessionRecord, hash: &str) -> Result<String, StoreError> {
+    fn sealed_json(&self, record: &SessionRecord, hash: &str) -> Result<String, StoreError> {
         use base64::Engine;
         let mut r = record.clone();
         let secret = serde_json::to_vec(&(&r.vault, &r.break_glass_reason)).map_err(unavailable)?;
@@ -129,7 +129,7 @@ impl RedisStore {
 
     /// A record as Redis keeps it, opened. Records written before sealing (a clear vault) are
     /// read as they are.
-    fn from_json(&self, raw: &str, hash: &str) -> Result<SessionRecord, StoreError> {
+    fn opened(&self, raw: &str, hash: &str) -> Result<SessionRecord, StoreError> {
         use base64::Engine;
         let mut r: SessionRecord = serde_json::from_str(raw)
             .map_err(|e| unavailable(format!("corrupt session record: {e}")))?;
@@ -336,7 +336,7 @@ impl RedisStore {
         pairs
             .chunks_exact(2)
             .filter_map(|p| {
-                let record = self.from_json(&p[1], &p[0]).ok()?;
+                let record = self.opened(&p[1], &p[0]).ok()?;
                 Some(Removed {
                     fingerprint: p[0].get(..12)?.to_string(),
                     record: Arc::new(record),
@@ -377,7 +377,7 @@ impl RedisStore {
     }
 
     fn decode(&self, raw: &str, id: &SessionId) -> Result<SessionRecord, StoreError> {
-        let mut record = self.from_json(raw, &Self::hash(id))?;
+        let mut record = self.opened(raw, &Self::hash(id))?;
         record.id = *id;
         Ok(record)
     }
@@ -433,7 +433,7 @@ impl SessionStore for RedisStore {
         self.health.verified()?;
         let hash = Self::hash(&record.id);
         record.version = 1;
-        let json = self.to_json(&record, &hash)?;
+        let json = self.sealed_json(&record, &hash)?;
         let user = record.user.clone().unwrap_or_default();
         let replaced = admission.replaces.map(Self::hash).unwrap_or_default();
         let (level, max, evict) = match admission.cap {
@@ -493,7 +493,7 @@ impl SessionStore for RedisStore {
         let hash = Self::hash(&record.id);
         let read = record.version;
         record.version += 1;
-        let json = self.to_json(&record, &hash)?;
+        let json = self.sealed_json(&record, &hash)?;
         let mut call = scripts::UPDATE.prepare_invoke();
         call.key(self.key(&hash))
             .arg(json)
@@ -543,7 +543,7 @@ impl SessionStore for RedisStore {
         for hash in hashes {
             let raw: Option<String> = deadline(conn.get(self.key(&hash))).await?;
             // The id itself is not stored; the fingerprint is the head of its hash.
-            if let Some(record) = raw.and_then(|r| self.from_json(&r, &hash).ok()) {
+            if let Some(record) = raw.and_then(|r| self.opened(&r, &hash).ok()) {
                 out.push((hash[..12].to_string(), Arc::new(record)));
             }
         }
@@ -602,7 +602,7 @@ impl SessionStore for RedisStore {
                     return Ok(ended);
                 }
                 let raw: Option<String> = deadline(conn.get(self.key(&hash))).await?;
-                let Some(record) = raw.and_then(|r| self.from_json(&r, &hash).ok()) else {
+                let Some(record) = raw.and_then(|r| self.opened(&r, &hash).ok()) else {
                     continue;
                 };
                 if !record.expired(now, lifetimes) {
