@@ -361,6 +361,10 @@ pub struct StorageSection {
     pub outage_grace_seconds: i64,
     /// Vouch that Redis keeps its data on disk, where it refuses `CONFIG GET` (managed Redis).
     pub redis_persistence: bool,
+    /// Redis ACL user (with `redis_password_file`); the default user when unset.
+    pub redis_username: Option<String>,
+    /// A file holding the Redis password (`requirepass` or the ACL user's).
+    pub redis_password_file: Option<String>,
 }
 
 impl Default for StorageSection {
@@ -374,6 +378,8 @@ impl Default for StorageSection {
             replicas: 1,
             outage_grace_seconds: 120,
             redis_persistence: false,
+            redis_username: None,
+            redis_password_file: None,
         }
     }
 }

@@ -47,6 +47,50 @@ fn run_briefly(redis: &RedisServer, extra: &str) -> Option<(bool, String)> {
     None
 }
 
+#[test]
+fn a_redis_with_a_password_is_reached_with_the_password_file_only() {
+    let secret = "pw with: @/ and %";
+    let redis = RedisServer::start_with(&["--appendonly", "yes", "--requirepass", secret]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("redis.password");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    // Without it: refused at start, and the message does not show the URL's secret.
+    let (ok, stderr) = run_briefly(&redis, "").expect("refused without the password");
+    assert!(!ok, "{stderr}");
+    // With it: the gateway runs.
+    let with = format!("redis_password_file = \"{}\"\n", file.display());
+    assert!(
+        run_briefly(&redis, &with).is_none(),
+        "refused with the password"
+    );
+    // A wrong one: refused, the password never in the message.
+    let wrong = dir.path().join("wrong.password");
+    std::fs::write(&wrong, "not-it").unwrap();
+    let bad = format!("redis_password_file = \"{}\"\n", wrong.display());
+    let (ok, stderr) = run_briefly(&redis, &bad).expect("refused with a wrong password");
+    assert!(!ok);
+    assert!(!stderr.contains("not-it"), "{stderr}");
+    assert!(stderr.contains("refused the credentials"), "{stderr}");
+}
+
+#[test]
+fn rediss_urls_are_refused_by_check_config_not_at_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vigie.toml");
+    std::fs::write(
+        &config,
+        "[[listener]]\naddress = \"127.0.0.1:1\"\n[storage]\nbackend = \"redis\"\nredis_url = \"rediss://10.0.0.5:6380/0\"\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    let out = Command::new(VIGIE)
+        .args(["check-config", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("rediss://") && err.contains("TLS"), "{err}");
+}
+
 fn port_up_now(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }

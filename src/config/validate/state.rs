@@ -79,15 +79,54 @@ impl Validator<'_> {
         let backend = match s.backend.as_str() {
             "embedded" => StorageBackend::Embedded,
             "redis" => {
-                let url = s.redis_url.clone().unwrap_or_default();
-                if !(url.starts_with("redis://")
-                    || url.starts_with("rediss://")
-                    || url.starts_with("unix://"))
-                {
+                let mut url = s.redis_url.clone().unwrap_or_default();
+                if url.starts_with("rediss://") {
+                    // Refused here rather than failing at run: this build speaks no TLS to Redis.
+                    self.err(
+                        "storage.redis_url",
+                        "TLS to Redis (`rediss://`) is not built into this version",
+                        "use redis:// on a private network, or a local TLS tunnel (stunnel, a sidecar) to reach Redis over TLS",
+                    );
+                } else if !(url.starts_with("redis://") || url.starts_with("unix://")) {
                     self.err(
                         "storage.redis_url",
                         format!("`{url}` is not a Redis URL"),
                         "write redis://HOST:PORT/DB, e.g. \"redis://10.0.0.5:6379/0\"",
+                    );
+                }
+                if let Some(raw) = &s.redis_password_file {
+                    let password = self.secret_file("storage.redis_password_file", raw, 1);
+                    match (password, url.strip_prefix("redis://")) {
+                        (Some(_), Some(rest))
+                            if rest.split('/').next().is_some_and(|a| a.contains('@')) =>
+                        {
+                            self.err(
+                                "storage.redis_url",
+                                "the URL carries credentials, and redis_password_file is set too",
+                                "keep the password in redis_password_file only, out of the URL",
+                            );
+                        }
+                        (Some(password), Some(rest)) => {
+                            let user = s.redis_username.as_deref().unwrap_or("");
+                            let secret = String::from_utf8_lossy(&password.0);
+                            url = format!(
+                                "redis://{}:{}@{rest}",
+                                userinfo_encode(user),
+                                userinfo_encode(&secret)
+                            );
+                        }
+                        (Some(_), None) => self.err(
+                            "storage.redis_password_file",
+                            "a password is only sent over redis://",
+                            "use a redis://HOST:PORT/DB URL",
+                        ),
+                        (None, _) => {}
+                    }
+                } else if s.redis_username.is_some() {
+                    self.err(
+                        "storage.redis_username",
+                        "an ACL user needs its password",
+                        "set redis_password_file to a file holding the user's password",
                     );
                 }
                 if s.session_key_file.is_none() {
@@ -182,4 +221,16 @@ impl Validator<'_> {
             ) as usize,
         }
     }
+}
+
+/// Percent-encode a URL's user or password (everything but RFC 3986's unreserved characters).
+fn userinfo_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

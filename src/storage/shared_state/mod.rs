@@ -360,8 +360,8 @@ fn new_epoch() -> String {
 /// exist yet). Redis without persistence stops the start; an unreachable Redis does not: the
 /// replica starts with sessions refused until [`Watch`] has checked it.
 pub fn check_at_start(state: &SharedState, url: &str) -> anyhow::Result<()> {
-    let outcome: anyhow::Result<Option<Result<Finding, StoreError>>> =
-        std::thread::scope(|scope| {
+    let outcome: anyhow::Result<Option<Result<Finding, StoreError>>> = std::thread::scope(
+        |scope| {
             scope
                 .spawn(|| {
                     let rt = tokio::runtime::Builder::new_current_thread()
@@ -372,13 +372,21 @@ pub fn check_at_start(state: &SharedState, url: &str) -> anyhow::Result<()> {
                         let connecting = client.get_multiplexed_async_connection();
                         match tokio::time::timeout(Duration::from_secs(2), connecting).await {
                             Ok(Ok(mut conn)) => Ok(Some(state.check(&mut conn).await)),
+                            // Reached, but the credentials are refused: a configuration
+                            // error, said at once rather than run refusing every session.
+                            Ok(Err(e)) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
+                                Err(anyhow::anyhow!(
+                                    "Redis refused the credentials: check [storage] redis_username and redis_password_file"
+                                ))
+                            }
                             _ => Ok(None),
                         }
                     })
                 })
                 .join()
                 .map_err(|_| anyhow::anyhow!("the shared-state check panicked"))?
-        });
+        },
+    );
     match outcome? {
         Some(Ok(finding)) => {
             tracing::info!(?finding, "shared state in Redis checked");
