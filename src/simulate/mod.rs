@@ -279,6 +279,14 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     );
     for line in std::fs::read_to_string(&alerts_file)?.lines() {
         let alert: serde_json::Value = serde_json::from_str(line)?;
+        // What is measured is detection: the gateway's operational alerts (a portal logout
+        // that timed out on a loaded machine) are not the detector's verdicts.
+        if !alert["rule"]["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("VIGIE-EXF"))
+        {
+            continue;
+        }
         let user = alert["user"]["name"].as_str().unwrap_or("");
         let at = alert["@timestamp"]
             .as_str()
