@@ -88,7 +88,7 @@ session_key_file = \"$work/session.key\"
 database = \"$work/redis.sqlite\"
 $portal
 profile = \"$work/bench-profile.toml\""
-taskset -c "$LOAD_CPU" redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null & pids+=($!)
+taskset -c "$LOAD_CPU" redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly yes --dir "$work" >/dev/null & pids+=($!)
 taskset -c "$PROXY_CPU" "$BARE" "127.0.0.1:$BP" "127.0.0.1:$UP" 2> "$work/bare.log" & pids+=($!)
 BARE_PID=$!
 taskset -c "$PROXY_CPU" "$VIGIE" run -c "$work/vigie.toml" 2> "$work/vigie.log" & pids+=($!)
