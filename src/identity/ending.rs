@@ -4,6 +4,7 @@
 //! logout itself is the pipeline's ([`crate::pipeline::portal_logout`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::session::SessionRecord;
 use super::store::{Removed, StoreError};
@@ -75,7 +76,7 @@ pub trait PortalEnd: Send + Sync {
 }
 
 /// How long a sign-out waits for the portal's logout before answering.
-const SIGN_OUT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const SIGN_OUT_WAIT: Duration = Duration::from_secs(5);
 
 /// Sessions ended at most per sweep (the next sweep takes the rest).
 const SWEEP_MAX: usize = 2_000;
@@ -147,7 +148,7 @@ impl Sessions {
         id: &SessionId,
         why: Ending,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
-        self.end_with(id, why, false).await
+        self.end_with(id, why, false, Duration::ZERO).await
     }
 
     /// The same for a session whose portal cookies may be signed in although no user signed
@@ -157,18 +158,22 @@ impl Sessions {
         id: &SessionId,
         why: Ending,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
-        self.end_with(id, why, true).await
+        self.end_with(id, why, true, Duration::ZERO).await
     }
 
+    /// End a session; its portal logout runs in the background, waited for up to `wait`.
     async fn end_with(
         &self,
         id: &SessionId,
         why: Ending,
         force: bool,
+        wait: Duration,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         let removed = self.store.remove(id).await?.map(Removed::of);
         if let Some(f) = removed.as_ref().and_then(|r| self.farewell(r, why, force)) {
-            spawn(f);
+            if let (Some(logout), false) = (spawn(f), wait.is_zero()) {
+                let _ = tokio::time::timeout(wait, logout).await;
+            }
         }
         Ok(removed.map(|r| r.record))
     }
@@ -180,15 +185,9 @@ impl Sessions {
         id: &SessionId,
         why: Ending,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
-        let removed = self.store.remove(id).await?.map(Removed::of);
-        if let Some(f) = removed.as_ref().and_then(|r| self.farewell(r, why, false)) {
-            // A portal slow to log out does not hold the sign-out page: past the wait, the
-            // logout goes on (and its failure is still logged and alerted).
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                let _ = tokio::time::timeout(SIGN_OUT_WAIT, rt.spawn(f)).await;
-            }
-        }
-        Ok(removed.map(|r| r.record))
+        // A portal slow to log out does not hold the sign-out page: past the wait, the logout
+        // goes on (and its failure is still logged and alerted).
+        self.end_with(id, why, false, SIGN_OUT_WAIT).await
     }
 
     /// End every session of `user` but `except`; returns how many ended.
@@ -240,12 +239,15 @@ impl Sessions {
 
 /// Run a portal logout on the runtime serving this call (there is always one: requests, the
 /// admin API and the sweeper all run on Tokio).
-fn spawn(f: impl std::future::Future<Output = ()> + Send + 'static) {
+fn spawn(
+    f: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Option<tokio::task::JoinHandle<()>> {
     match tokio::runtime::Handle::try_current() {
-        Ok(rt) => {
-            rt.spawn(f);
+        Ok(rt) => Some(rt.spawn(f)),
+        Err(_) => {
+            tracing::error!("no runtime to end a portal session on");
+            None
         }
-        Err(_) => tracing::error!("no runtime to end a portal session on"),
     }
 }
 
