@@ -29,6 +29,11 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
+/// One connector for every call the gateway makes itself: built once (its TLS context too),
+/// not at each login check and logout.
+static CONNECTOR: once_cell::sync::Lazy<pingora::connectors::http::Connector> =
+    once_cell::sync::Lazy::new(|| pingora::connectors::http::Connector::new(None));
+
 /// The `Host` the portal expects: its first named host, else its address.
 pub fn host(portal: &Portal) -> String {
     portal
@@ -72,7 +77,7 @@ async fn exchange(portal: &Portal, call: &Call<'_>) -> pingora::Result<Answer> {
         req.insert_header("content-type", "application/x-www-form-urlencoded")?;
         req.insert_header("content-length", form.len().to_string())?;
     }
-    let connector = pingora::connectors::http::Connector::new(None);
+    let connector = &*CONNECTOR;
     let (mut http, _) = connector.get_http_session(&portal.peer).await?;
     http.write_request_header(Box::new(req)).await?;
     if let Some(form) = &call.form {
