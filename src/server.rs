@@ -79,7 +79,7 @@ pub fn build_with(
     } else {
         None
     };
-    let detector = detector(config, alerts.clone())?;
+    let detector = detector(config, alerts.clone(), clock.as_ref())?;
     let assertions = match &config.assertion.keys {
         Some(keys) => keys.clone(),
         None => Arc::new(AssertionKeys::ephemeral()),
@@ -188,6 +188,7 @@ fn peers(config: &Config) -> Peers {
 fn detector(
     config: &Config,
     alerts: Arc<crate::alerts::Alerts>,
+    clock: &dyn Clock,
 ) -> anyhow::Result<Option<Arc<Detector>>> {
     if !config.detection.enabled {
         return Ok(None);
@@ -208,7 +209,16 @@ fn detector(
         alerts,
     );
     match &config.storage.backend {
-        StorageBackend::Embedded => Ok(Some(Arc::new(detector))),
+        // One gateway: holds are kept in the database, so a restart releases nobody.
+        StorageBackend::Embedded => {
+            let db = &config.storage.database;
+            let store = crate::storage::holds::SqliteHolds::open(db)
+                .with_context(|| format!("holds in {}", db.display()))?;
+            let detector = detector
+                .holding_in(Arc::new(store), clock.now_us() as i64)
+                .with_context(|| format!("the holds kept in {}", db.display()))?;
+            Ok(Some(Arc::new(detector)))
+        }
         // Replicas count one identity as one, and agree on holds and releases.
         StorageBackend::Redis { url, prefix, .. } => detector
             .shared_through(url, prefix)

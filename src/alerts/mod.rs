@@ -149,6 +149,8 @@ pub enum SinkError {
     Io(#[from] std::io::Error),
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Open(#[from] crate::storage::sqlite::OpenError),
     #[error("json error: {0}")]
     Json(#[from] serde_json::Error),
     #[error("http error: {0}")]

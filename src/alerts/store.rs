@@ -18,26 +18,7 @@ pub struct AlertStore {
 
 impl AlertStore {
     pub fn open(path: &Path) -> Result<Self, SinkError> {
-        // Created 0600 before SQLite opens it; SQLite gives its WAL files the same mode.
-        super::jsonl::open_private(path, false)?;
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS alerts (
-                 id TEXT PRIMARY KEY,
-                 at_us INTEGER NOT NULL,
-                 rule_id TEXT NOT NULL,
-                 severity TEXT NOT NULL,
-                 risk_score INTEGER NOT NULL,
-                 user TEXT NOT NULL,
-                 dedup_key TEXT NOT NULL,
-                 status TEXT NOT NULL DEFAULT 'open',
-                 ecs TEXT NOT NULL
-             );
-             CREATE INDEX IF NOT EXISTS alerts_at ON alerts (at_us);",
-        )?;
+        let conn = crate::storage::sqlite::open(path)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

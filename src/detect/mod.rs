@@ -124,6 +124,8 @@ pub struct Detector {
     alerts: Arc<Alerts>,
     /// With Redis: what replicas share (see [`shared`]).
     shared: Option<Arc<shared::Shared>>,
+    /// Embedded: where holds outlive a restart.
+    durable: Option<Arc<dyn crate::storage::holds::HoldStore>>,
     /// Releases already applied here: track key -> when.
     released: Mutex<HashMap<String, i64>>,
     /// Alerts raised before the answer was known, by request id: they leave with the
@@ -164,6 +166,7 @@ impl Detector {
             holds: verdict::Holds::default(),
             alerts,
             shared: None,
+            durable: None,
             released: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
         }
@@ -178,6 +181,19 @@ impl Detector {
         });
         shared.start(Arc::downgrade(&me));
         Ok(me)
+    }
+
+    /// Keep holds in `store` across restarts, starting with those it still has.
+    pub fn holding_in(
+        mut self,
+        store: Arc<dyn crate::storage::holds::HoldStore>,
+        now_us: i64,
+    ) -> Result<Self, rusqlite::Error> {
+        for (portal, user, hold) in store.running(now_us)? {
+            self.holds.put(&portal, &user, hold);
+        }
+        self.durable = Some(store);
+        Ok(self)
     }
 
     /// Counts across replicas for one track, from the sync thread.
@@ -550,6 +566,12 @@ impl Detector {
     /// evidence does not hold it again at once.
     pub fn release(&self, portal: &str, user: &str, now_us: i64) -> bool {
         let released = self.holds.release(portal, user);
+        if let Some(store) = &self.durable {
+            // Failing to forget it on disk only brings the hold back at the next restart.
+            if let Err(e) = store.release(portal, user) {
+                tracing::error!(error = %e, "detector: the release was not written to the database; the hold returns at restart");
+            }
+        }
         let key = format!("{portal}\u{0}{user}");
         self.forget(self.key_of(&[key.as_bytes()]));
         self.released
@@ -616,6 +638,12 @@ impl Detector {
                 };
                 if let Some(shared) = &self.shared {
                     shared.hold(shared::HoldChange::Put(Self::user_name(s), hold.clone()));
+                }
+                if let Some(store) = &self.durable {
+                    // Fail closed: the hold applies here even if the disk refuses it.
+                    if let Err(e) = store.put(s.portal, s.user, &hold) {
+                        tracing::error!(error = %e, "detector: the hold was not written to the database; it ends with this process");
+                    }
                 }
                 self.holds.put(s.portal, s.user, hold);
             }

@@ -102,19 +102,7 @@ pub struct SqliteFactors {
 
 impl SqliteFactors {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(db_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(2))
-            .map_err(db_err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE IF NOT EXISTS factors (username TEXT PRIMARY KEY, sealed BLOB NOT NULL, version INTEGER NOT NULL DEFAULT 0);
-             CREATE TABLE IF NOT EXISTS totp_steps (username TEXT PRIMARY KEY, step INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS recovery_codes (username TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (username, digest));
-             CREATE TABLE IF NOT EXISTS factor_failures (key TEXT PRIMARY KEY, count INTEGER NOT NULL, last_at INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS invitations (username TEXT PRIMARY KEY, digest TEXT NOT NULL, expires INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS webauthn_challenges (key TEXT PRIMARY KEY, state BLOB NOT NULL, expires INTEGER NOT NULL);",
-        )
-        .map_err(db_err)?;
+        let conn = crate::storage::sqlite::open(path).map_err(db_err)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })

@@ -62,12 +62,7 @@ pub struct SqliteLocks {
 
 impl SqliteLocks {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(db_err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE IF NOT EXISTS account_locks (username TEXT PRIMARY KEY, reason TEXT NOT NULL, locked_at INTEGER NOT NULL);",
-        )
-        .map_err(db_err)?;
+        let conn = crate::storage::sqlite::open(path).map_err(db_err)?;
         let this = Self {
             conn: Mutex::new(conn),
             held: Arc::new(LockedUsers::default()),

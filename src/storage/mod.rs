@@ -1,6 +1,9 @@
-//! Durable storage of the embedded backend: one SQLite file.
+//! Where Vigie keeps what must outlive a request: the embedded SQLite file ([`sqlite`]) and
+//! its stores, and the health of the state shared through Redis ([`shared_state`]).
 
+pub mod holds;
 pub mod shared_state;
+pub mod sqlite;
 pub mod users;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,4 +20,6 @@ pub enum StorageError {
     WeakPassword,
     #[error("password hashing failed: {0}")]
     Hash(String),
+    #[error(transparent)]
+    Open(#[from] sqlite::OpenError),
 }

@@ -71,19 +71,7 @@ fn check_password(password: &str) -> Result<(), StorageError> {
 
 impl UserStore {
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let conn = Connection::open(path)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             CREATE TABLE IF NOT EXISTS users (
-                 username TEXT PRIMARY KEY,
-                 password_hash TEXT NOT NULL,
-                 groups TEXT NOT NULL DEFAULT '',
-                 disabled INTEGER NOT NULL DEFAULT 0,
-                 created INTEGER NOT NULL,
-                 updated INTEGER NOT NULL
-             );",
-        )?;
+        let conn = super::sqlite::open(path)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })

@@ -152,6 +152,21 @@ pub fn start_gateway_with(portals: &str, extra: &str) -> Gateway {
     }
 }
 
+impl Gateway {
+    /// Stop the process and start it again on the same configuration and state directory.
+    pub fn restart(&mut self) {
+        // The old process is killed and reaped before the new one binds its ports.
+        let _ = self.proc.child.kill();
+        let _ = self.proc.child.wait();
+        self.proc = spawn(&["run", "-c", self.config.to_str().unwrap()], &self._dir);
+        assert!(
+            port_up(self.port) && port_up(self.admin_port),
+            "the gateway did not start again:\n{}",
+            self.proc.stderr()
+        );
+    }
+}
+
 /// Run the `vigie` command line; it must succeed. Returns its standard output.
 pub fn vigie_ok<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> String {
     let out = Command::new(VIGIE).args(args).output().unwrap();

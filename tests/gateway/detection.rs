@@ -191,6 +191,45 @@ fn an_enumeration_is_alerted_to_the_jsonl_sink_and_held_until_the_soc_releases_i
     assert!(needles.iter().all(|n| text.contains(n.as_str())), "{text}");
 }
 
+/// Threat model 32: a restart (an upgrade, a certificate renewal, a crash) must not release
+/// an identity the detector suspended, while the alert still says "suspended".
+#[test]
+fn a_hold_survives_a_gateway_restart_until_the_soc_releases_it() {
+    let portal = start_portal();
+    let mut gw = start_gateway_with(&portal_section(&portal), GENEROUS_BUDGETS);
+    let login = |gw: &Gateway| {
+        cookie_set(
+            &submit_login(gw.port, "dr.martin", "martin-demo", None),
+            "vigie",
+        )
+        .unwrap()
+    };
+    let (_, held) = enumerate(gw.port, &login(&gw));
+    let alert_id = held.header("x-vigie-held").unwrap().to_string();
+
+    gw.restart();
+    // Sessions of the embedded store end with the process; a new sign-in is still held.
+    let cookie = login(&gw);
+    let after = record(gw.port, &cookie, 1);
+    assert_eq!(after.status, 403, "{}", after.text());
+    assert_eq!(after.header("x-vigie-held"), Some(alert_id.as_str()));
+    let holds = admin_api(gw.admin_port, "GET", "/api/holds");
+    assert_eq!(holds["holds"][0]["alert"], alert_id.as_str(), "{holds}");
+
+    // Released, and a release is durable too.
+    let released = admin_api(
+        gw.admin_port,
+        "POST",
+        "/api/holds/release?portal=ehr&user=dr.martin",
+    );
+    assert_eq!(released["released"], true);
+    gw.restart();
+    let cookie = login(&gw);
+    assert_eq!(record(gw.port, &cookie, 1).status, 200);
+    let holds = admin_api(gw.admin_port, "GET", "/api/holds");
+    assert_eq!(holds["holds"].as_array().map(Vec::len), Some(0), "{holds}");
+}
+
 #[test]
 fn a_bulk_csv_export_is_cut_within_the_allowance_and_the_session_held() {
     let portal = start_portal();

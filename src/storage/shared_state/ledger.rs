@@ -26,13 +26,7 @@ fn db_err(e: impl std::fmt::Display) -> StoreError {
 
 impl Ledger {
     pub fn open(path: &std::path::Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(db_err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE IF NOT EXISTS shared_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS enrolled_users (username TEXT PRIMARY KEY);",
-        )
-        .map_err(db_err)?;
+        let conn = crate::storage::sqlite::open(path).map_err(db_err)?;
         Ok(Self {
             conn: Mutex::new(conn),
             pending: Mutex::new(Vec::new()),

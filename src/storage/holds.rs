@@ -1,0 +1,91 @@
+//! Holds (identities suspended for the SOC) kept on disk, so a restart does not release them.
+//!
+//! The detector keeps its holds in memory and writes each change here; at start it reads
+//! back those still running. With replicas, Redis carries the holds instead (it must persist
+//! its data: see [`super::shared_state`]).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection};
+
+use crate::detect::Hold;
+
+/// Where holds are kept across restarts.
+pub trait HoldStore: Send + Sync {
+    /// The holds still running at `now_us`: (portal, user, hold).
+    fn running(&self, now_us: i64) -> Result<Vec<(String, String, Hold)>, rusqlite::Error>;
+    fn put(&self, portal: &str, user: &str, hold: &Hold) -> Result<(), rusqlite::Error>;
+    fn release(&self, portal: &str, user: &str) -> Result<(), rusqlite::Error>;
+}
+
+/// Holds in the embedded SQLite file.
+pub struct SqliteHolds {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteHolds {
+    pub fn open(path: &Path) -> Result<Self, super::sqlite::OpenError> {
+        Ok(Self {
+            conn: Mutex::new(super::sqlite::open(path)?),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent; keep serving.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl HoldStore for SqliteHolds {
+    fn running(&self, now_us: i64) -> Result<Vec<(String, String, Hold)>, rusqlite::Error> {
+        let conn = self.conn();
+        // Expired holds are dropped on the way: nobody reads them again.
+        conn.execute("DELETE FROM holds WHERE until_us <= ?1", params![now_us])?;
+        let mut stmt = conn.prepare(
+            "SELECT portal, username, since_us, until_us, alert_id, rule, score FROM holds",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                Hold {
+                    since_us: r.get(2)?,
+                    until_us: r.get(3)?,
+                    alert_id: r.get(4)?,
+                    rule: r.get(5)?,
+                    score: r.get(6)?,
+                },
+            ))
+        })?;
+        rows.collect()
+    }
+
+    fn put(&self, portal: &str, user: &str, hold: &Hold) -> Result<(), rusqlite::Error> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO holds (portal, username, since_us, until_us, alert_id, rule, score)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                portal,
+                user,
+                hold.since_us,
+                hold.until_us,
+                hold.alert_id,
+                hold.rule,
+                hold.score
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn release(&self, portal: &str, user: &str) -> Result<(), rusqlite::Error> {
+        self.conn().execute(
+            "DELETE FROM holds WHERE portal = ?1 AND username = ?2",
+            params![portal, user],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+//! The embedded backend: one SQLite file, opened one way, with one versioned schema.
+//!
+//! Every store (users, factors, locks, holds, alerts, the shared-state ledger, embedded
+//! sessions) opens its connection here, so they all get the same pragmas, busy timeout and
+//! file mode, and the schema is migrated once, in order, under SQLite's write lock (two
+//! gateways starting on one file do not race). `PRAGMA user_version` records how far a file
+//! has come. The first migration is today's tables as they always were (`IF NOT EXISTS`), so
+//! a `vigie.sqlite` written before versioning upgrades in place.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+/// How long a writer waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create {path}: {source}")]
+    Create {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("schema migration {version} ({name}) failed: {source}")]
+    Migration {
+        version: u32,
+        name: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the database is at schema version {found}, newer than this Vigie knows ({known}): \
+         run the newer Vigie, or restore a backup made before the upgrade"
+    )]
+    TooNew { found: u32, known: u32 },
+}
+
+/// One schema change: applied once, in order, in one transaction.
+struct Migration {
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// The schema, in order. Append only: a released migration never changes.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "the tables before versioning",
+        sql: "CREATE TABLE IF NOT EXISTS users (
+                  username TEXT PRIMARY KEY,
+                  password_hash TEXT NOT NULL,
+                  groups TEXT NOT NULL DEFAULT '',
+                  disabled INTEGER NOT NULL DEFAULT 0,
+                  created INTEGER NOT NULL,
+                  updated INTEGER NOT NULL
+              );
+              CREATE TABLE IF NOT EXISTS account_locks (username TEXT PRIMARY KEY, reason TEXT NOT NULL, locked_at INTEGER NOT NULL);
+              CREATE TABLE IF NOT EXISTS factors (username TEXT PRIMARY KEY, sealed BLOB NOT NULL, version INTEGER NOT NULL DEFAULT 0);
+              CREATE TABLE IF NOT EXISTS totp_steps (username TEXT PRIMARY KEY, step INTEGER NOT NULL);
+              CREATE TABLE IF NOT EXISTS recovery_codes (username TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (username, digest));
+              CREATE TABLE IF NOT EXISTS factor_failures (key TEXT PRIMARY KEY, count INTEGER NOT NULL, last_at INTEGER NOT NULL);
+              CREATE TABLE IF NOT EXISTS invitations (username TEXT PRIMARY KEY, digest TEXT NOT NULL, expires INTEGER NOT NULL);
+              CREATE TABLE IF NOT EXISTS webauthn_challenges (key TEXT PRIMARY KEY, state BLOB NOT NULL, expires INTEGER NOT NULL);
+              CREATE TABLE IF NOT EXISTS shared_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+              CREATE TABLE IF NOT EXISTS enrolled_users (username TEXT PRIMARY KEY);
+              CREATE TABLE IF NOT EXISTS alerts (
+                  id TEXT PRIMARY KEY,
+                  at_us INTEGER NOT NULL,
+                  rule_id TEXT NOT NULL,
+                  severity TEXT NOT NULL,
+                  risk_score INTEGER NOT NULL,
+                  user TEXT NOT NULL,
+                  dedup_key TEXT NOT NULL,
+                  status TEXT NOT NULL DEFAULT 'open',
+                  ecs TEXT NOT NULL
+              );
+              CREATE INDEX IF NOT EXISTS alerts_at ON alerts (at_us);",
+    },
+    Migration {
+        name: "holds survive a restart",
+        sql: "CREATE TABLE holds (
+                  portal TEXT NOT NULL,
+                  username TEXT NOT NULL,
+                  since_us INTEGER NOT NULL,
+                  until_us INTEGER NOT NULL,
+                  alert_id TEXT NOT NULL,
+                  rule TEXT NOT NULL,
+                  score INTEGER NOT NULL,
+                  PRIMARY KEY (portal, username)
+              );",
+    },
+];
+
+/// The schema version this build writes.
+pub fn schema_version() -> u32 {
+    MIGRATIONS.len() as u32
+}
+
+/// A connection to the file at `path`, created readable by its owner only, with the schema
+/// brought up to date.
+pub fn open(path: &Path) -> Result<Connection, OpenError> {
+    create_private(path)?;
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL: readers never wait for the writer. FULL: a lock, hold or factor written is on disk
+    // when the call returns (these are security records, not a cache).
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// The file, made 0600 before SQLite opens it (SQLite gives its WAL files the same mode).
+fn create_private(path: &Path) -> Result<(), OpenError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .map(drop)
+        .map_err(|source| OpenError::Create {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// Apply what the file lacks, under the write lock, each migration with its version.
+fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
+    let known = schema_version();
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == known {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Read again under the lock: another process may have migrated meanwhile.
+    let version: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > known {
+        return Err(OpenError::TooNew {
+            found: version,
+            known,
+        });
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let v = i as u32 + 1;
+        tx.execute_batch(m.sql)
+            .and_then(|()| tx.execute_batch(&format!("PRAGMA user_version = {v}")))
+            .map_err(|source| OpenError::Migration {
+                version: v,
+                name: m.name,
+                source,
+            })?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
