@@ -145,9 +145,9 @@ impl Budgets {
             call.key(format!("{}budget:{key}", redis.prefix));
             call.arg(rate.interval).arg(rate.tolerance);
         }
-        let (wait, index): (i64, usize) = deadline(call.invoke_async(&mut conn))
-            .await
-            .map_err(|_| ())?;
+        // After a broken connection, the request may be counted twice: on the strict side.
+        let (wait, index): (i64, usize) =
+            crate::identity::redis_store::retried!(call.invoke_async(&mut conn)).map_err(|_| ())?;
         Ok(if wait < 0 {
             (Verdict::Allow, 0)
         } else {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use redis::AsyncCommands;
 
 use super::store::{FactorStore, Invitation};
-use crate::identity::redis_store::{deadline, RedisStore};
+use crate::identity::redis_store::{deadline, retried, RedisStore};
 use crate::identity::store::StoreError;
 
 pub struct RedisFactors {
@@ -82,7 +82,7 @@ impl FactorStore for RedisFactors {
     async fn load(&self, user: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
         let mut c = self.redis.conn().await?;
         let (sealed, version): (Option<Vec<u8>>, Option<u64>) =
-            deadline(c.hmget(self.key("factors", user), &["sealed", "version"])).await?;
+            retried!(c.hmget(self.key("factors", user), &["sealed", "version"]))?;
         Ok(sealed.map(|s| (s, version.unwrap_or(0))))
     }
 
@@ -102,7 +102,7 @@ impl FactorStore for RedisFactors {
     async fn noted_enrolled(&self, user: &str) -> Result<bool, StoreError> {
         let mut conn = self.redis.conn().await?;
         let key = format!("{}enrolled", self.redis.prefix);
-        deadline(conn.sismember(key, user)).await
+        retried!(conn.sismember(&key, user))
     }
 
     async fn delete_user(&self, user: &str) -> Result<(), StoreError> {

@@ -29,7 +29,7 @@ use crate::storage::shared_state::StateHealth;
 /// How old a locally cached session may be.
 pub const CACHE_TTL: Duration = Duration::from_secs(1);
 /// Deadline of one Redis operation.
-const OP_TIMEOUT: Duration = Duration::from_millis(500);
+pub(crate) const OP_TIMEOUT: Duration = Duration::from_millis(500);
 /// Cached entries at most; past this the cache is simply emptied.
 const MAX_CACHED: usize = 200_000;
 /// A signed-in record stays in Redis this long past its timeout, so the sweeper finds it and
@@ -81,6 +81,34 @@ pub(crate) async fn deadline<T>(
         Err(_) => Err(unavailable("timed out")),
     }
 }
+
+/// Whether `e` says the connection broke (Redis restarted, a failover, a reset). The
+/// connection manager reconnects as it reports it, so the same call made again reaches the
+/// Redis that is back.
+pub(crate) fn broken(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped() || e.is_io_error()
+}
+
+/// [`deadline`] for a call that may run twice: made once more if the connection broke under
+/// it. Only for reads and for writes whose repetition is harmless (a conditional write that
+/// then reports a conflict, a budget counted one request too many); `$call` is evaluated again
+/// for the second try.
+macro_rules! retried {
+    ($call:expr) => {
+        match tokio::time::timeout($crate::identity::redis_store::OP_TIMEOUT, $call).await {
+            Ok(Err(e)) if $crate::identity::redis_store::broken(&e) => {
+                tracing::debug!(error = %e, "redis: the connection broke; trying once more");
+                $crate::identity::redis_store::deadline($call).await
+            }
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err($crate::identity::store::StoreError::Unavailable(e.to_string())),
+            Err(_) => Err($crate::identity::store::StoreError::Unavailable(
+                "timed out".into(),
+            )),
+        }
+    };
+}
+pub(crate) use retried;
 
 impl RedisStore {
     /// Connects lazily: nothing is contacted until the first request. Sessions are refused
@@ -397,7 +425,7 @@ impl SessionStore for RedisStore {
         }
         let fetched = async {
             let mut conn = self.conn().await?;
-            deadline(conn.get::<_, Option<String>>(self.key(&hash))).await
+            retried!(conn.get::<_, Option<String>>(self.key(&hash)))
         };
         let raw = match fetched.await {
             Ok(raw) => raw,
@@ -459,7 +487,9 @@ impl SessionStore for RedisStore {
             .arg(&self.prefix)
             .arg(self.lifetimes.absolute.as_secs());
         let mut conn = self.conn().await?;
-        let out: Vec<String> = deadline(call.invoke_async(&mut conn)).await?;
+        // Made again after a broken connection, a creation that did land answers `ended`
+        // (the key exists): the sign-in is refused, nothing is stored twice.
+        let out: Vec<String> = retried!(call.invoke_async(&mut conn))?;
         let admitted = match out.first().map(String::as_str) {
             Some("stored") => Admitted::Stored {
                 evicted: self.removed(&out[1..]),
@@ -500,7 +530,8 @@ impl SessionStore for RedisStore {
             .arg(self.ttl(&record))
             .arg(read);
         let mut conn = self.conn().await?;
-        let written: u8 = deadline(call.invoke_async(&mut conn)).await?;
+        // Made again after a broken connection, a write that did land reports a conflict.
+        let written: u8 = retried!(call.invoke_async(&mut conn))?;
         match written {
             1 => {
                 let record = Arc::new(record);
@@ -662,7 +693,7 @@ impl LockStore for RedisLocks {
     async fn locked(&self, user: &str) -> Result<Option<String>, StoreError> {
         self.store.health.verified()?;
         let mut conn = self.store.conn().await?;
-        deadline(conn.hget(self.store.locks_key(), user)).await
+        retried!(conn.hget(self.store.locks_key(), user))
     }
 
     fn held(&self) -> &Arc<LockedUsers> {

@@ -181,3 +181,35 @@ fn redis_outage_keeps_care_going_briefly_fails_logins_closed_and_recovers() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Redis restarted under traffic (a patch, a failover): once it answers again, no request is
+/// refused because the connection it had before broke. No outage grace here, so nothing but
+/// Redis itself can answer for the session.
+#[test]
+fn once_a_restarted_redis_answers_again_no_request_is_refused() {
+    let portal = start_portal();
+    let mut redis = RedisServer::start();
+    let key_dir = tempfile::tempdir().unwrap();
+    let key = key_dir.path().join("session.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
+    let storage =
+        storage_toml(&redis, &key).replace("outage_grace_seconds = 3", "outage_grace_seconds = 0");
+    let portals = crate::detection::portal_section(&portal);
+    let (a, b) = (
+        start_gateway_with(&portals, &storage),
+        start_gateway_with(&portals, &storage),
+    );
+    let resp = submit_login(a.port, "dr.martin", "martin-demo", None);
+    assert_eq!(resp.status, 302, "{}", resp.text());
+    let cookie = cookie_set(&resp, "vigie").unwrap();
+    assert!(logged_in(&a, &cookie) && logged_in(&b, &cookie));
+
+    // Past the replicas' one-second cache: every answer below asks Redis.
+    std::thread::sleep(Duration::from_millis(1100));
+    redis.restart();
+    // A's first request after Redis is back reads a session; B's signs someone in.
+    let page = get(a.port, PATIENT, &format!("Cookie: {cookie}\r\n"));
+    assert_eq!(page.status, 200, "a session read: {}", page.text());
+    let again = submit_login(b.port, "inf.durand", "durand-demo", None);
+    assert_eq!(again.status, 302, "a new sign-in: {}", again.text());
+}
