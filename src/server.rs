@@ -19,6 +19,7 @@ use crate::factors::store::{FactorStore, SqliteFactors};
 use crate::factors::Factors;
 use crate::identity::assertion::AssertionKeys;
 use crate::identity::locks::{LockStore, SqliteLocks};
+use crate::identity::persisted::Persisted;
 use crate::identity::redis_store::{RedisLocks, RedisStore};
 use crate::identity::session::{Clock, Lifetimes, SystemClock};
 use crate::identity::store::{MemoryStore, SessionStore};
@@ -52,7 +53,8 @@ pub fn build_with(
     let alerts = Arc::new(
         crate::alerts::Alerts::start(config.alerts.clone()).context("alert sinks ([alerts])")?,
     );
-    let (sessions, watch) = sessions(config, clock.clone())?;
+    let session_key = session_key(config)?;
+    let (sessions, watch) = sessions(config, &session_key, clock.clone())?;
     let redis = watch.as_ref().map(|w| w.redis.clone());
     let shared = watch.as_ref().map(|w| w.state.health.clone());
     // Every gateway session that ends takes the portal's session with it.
@@ -79,7 +81,7 @@ pub fn build_with(
     } else {
         None
     };
-    let detector = detector(config, alerts.clone(), clock.as_ref())?;
+    let detector = detector(config, &session_key, alerts.clone(), clock.as_ref())?;
     let assertions = match &config.assertion.keys {
         Some(keys) => keys.clone(),
         None => Arc::new(AssertionKeys::ephemeral()),
@@ -187,6 +189,7 @@ fn peers(config: &Config) -> Peers {
 /// configured (replicas then agree on them), else from a random per-process key.
 fn detector(
     config: &Config,
+    session_key: &[u8],
     alerts: Arc<crate::alerts::Alerts>,
     clock: &dyn Clock,
 ) -> anyhow::Result<Option<Arc<Detector>>> {
@@ -194,12 +197,7 @@ fn detector(
         return Ok(None);
     }
     use hmac::Mac;
-    let base = config
-        .storage
-        .session_key
-        .clone()
-        .unwrap_or_else(|| rand::random::<[u8; 32]>().to_vec());
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&base).expect("any key length");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(session_key).expect("any key length");
     mac.update(b"vigie patient pseudonyms v1");
     let key = mac.finalize().into_bytes();
     let detector = Detector::new(
@@ -267,82 +265,119 @@ fn factors(
 /// Sessions in the configured store (and, with replicas, the Redis connection and the
 /// shared-state watch). Without a configured key (embedded only) the token key is random per
 /// process: in-memory sessions do not outlive the process anyway.
-fn sessions(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Sessions, Option<Watch>)> {
+fn sessions(
+    config: &Config,
+    key: &[u8],
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Sessions, Option<Watch>)> {
     let s = &config.session;
     let db = &config.storage.database;
     let durable_locks = Arc::new(
         SqliteLocks::open(db).with_context(|| format!("account locks in {}", db.display()))?,
     );
     let mut watch = None;
-    let (store, locks): (Arc<dyn SessionStore>, Arc<dyn LockStore>) =
-        match &config.storage.backend {
-            StorageBackend::Embedded => (
-                Arc::new(MemoryStore::new(
-                    s.max_sessions,
-                    s.max_anonymous_sessions,
+    let (store, locks): (Arc<dyn SessionStore>, Arc<dyn LockStore>) = match &config.storage.backend
+    {
+        // Signed-in sessions are kept (sealed) in the database: a restart signs nobody out.
+        StorageBackend::Embedded => {
+            let memory = MemoryStore::new(
+                s.max_sessions,
+                s.max_anonymous_sessions,
+                durable_locks.held().clone(),
+            );
+            let disk = crate::storage::sessions::SqliteSessions::open(db)
+                .with_context(|| format!("sessions in {}", db.display()))?;
+            let (store, restored) = Persisted::open(memory, disk, sealer(config))
+                .with_context(|| format!("the sessions kept in {}", db.display()))?;
+            tracing::info!(
+                sessions = restored.sessions,
+                dropped = restored.dropped,
+                "signed-in sessions kept from the last run"
+            );
+            (Arc::new(store), durable_locks)
+        }
+        StorageBackend::Redis {
+            url,
+            prefix,
+            vouched_persistent,
+        } => {
+            let life = Lifetimes {
+                idle: s.idle_timeout,
+                absolute: s.absolute_timeout,
+                anonymous: s.anonymous_timeout,
+            };
+            let health = Arc::new(StateHealth::default());
+            let store = Arc::new(
+                RedisStore::new(
+                    url,
+                    prefix,
+                    life,
+                    health.clone(),
                     durable_locks.held().clone(),
-                )),
-                durable_locks,
-            ),
-            StorageBackend::Redis {
-                url,
-                prefix,
-                vouched_persistent,
-            } => {
-                let life = Lifetimes {
-                    idle: s.idle_timeout,
-                    absolute: s.absolute_timeout,
-                    anonymous: s.anonymous_timeout,
-                };
-                let health = Arc::new(StateHealth::default());
-                let store = Arc::new(
-                    RedisStore::new(
-                        url,
-                        prefix,
-                        life,
-                        health.clone(),
-                        durable_locks.held().clone(),
-                    )
-                    .context("Redis session store")?
-                    .with_outage_grace(config.storage.outage_grace)
-                    // The vault and break-glass reasons are sealed with the factors' key ring,
-                    // which every replica shares (validation requires one where sessions are held).
-                    .sealing_with(
-                        config.second_factor.keys.clone().unwrap_or_else(|| {
-                            Arc::new(crate::factors::crypto::KeyRing::ephemeral())
-                        }),
-                    ),
-                );
-                let state = Arc::new(SharedState {
-                    health,
-                    ledger: Arc::new(
-                        Ledger::open(db)
-                            .with_context(|| format!("shared-state ledger in {}", db.display()))?,
-                    ),
-                    locks: durable_locks.clone(),
-                    prefix: prefix.clone(),
-                    vouched: *vouched_persistent,
-                    rounds: Default::default(),
-                });
-                shared_state::check_at_start(&state, url)
-                    .with_context(|| format!("Redis at {} ([storage] redis_url)", redact(url)))?;
-                watch = Some(Watch {
-                    state,
-                    redis: store.clone(),
-                });
-                (
-                    store.clone(),
-                    Arc::new(RedisLocks::new(store, durable_locks)),
                 )
-            }
-        };
-    let key = config
-        .storage
-        .session_key
-        .clone()
-        .unwrap_or_else(|| rand::random::<[u8; 32]>().to_vec());
-    let sessions = Sessions::new(store, locks, &key, s.clone(), clock);
+                .context("Redis session store")?
+                .with_outage_grace(config.storage.outage_grace)
+                // The vault and break-glass reasons are sealed with the factors' key ring,
+                // which every replica shares (validation requires one where sessions are held).
+                .sealing_with(sealer(config)),
+            );
+            let state = Arc::new(SharedState {
+                health,
+                ledger: Arc::new(
+                    Ledger::open(db)
+                        .with_context(|| format!("shared-state ledger in {}", db.display()))?,
+                ),
+                locks: durable_locks.clone(),
+                prefix: prefix.clone(),
+                vouched: *vouched_persistent,
+                rounds: Default::default(),
+            });
+            shared_state::check_at_start(&state, url)
+                .with_context(|| format!("Redis at {} ([storage] redis_url)", redact(url)))?;
+            watch = Some(Watch {
+                state,
+                redis: store.clone(),
+            });
+            (
+                store.clone(),
+                Arc::new(RedisLocks::new(store, durable_locks)),
+            )
+        }
+    };
+    let sessions = Sessions::new(store, locks, key, s.clone(), clock);
     Ok((sessions, watch))
+}
+
+/// What seals session vaults and break-glass reasons at rest: the factors' key ring, which
+/// replicas share (validation requires one where sessions are held). Without one (the demo)
+/// a random key: kept sessions then do not outlive the process.
+fn sealer(config: &Config) -> Arc<KeyRing> {
+    config
+        .second_factor
+        .keys
+        .clone()
+        .unwrap_or_else(|| Arc::new(KeyRing::ephemeral()))
+}
+
+/// The key that signs session cookies and keys patient pseudonyms: the configured one, else
+/// (one gateway) one made into the state directory on first start, so sessions and
+/// pseudonyms outlive a restart. Replicas must configure theirs (validation says so).
+fn session_key(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(key) = &config.storage.session_key {
+        return Ok(key.clone());
+    }
+    match config.storage.backend {
+        StorageBackend::Embedded => {
+            let path = crate::storage::session_key::path_for(&config.storage.database);
+            crate::storage::session_key::load_or_create(&path).with_context(|| {
+                format!(
+                    "the session key {} (or set [storage] session_key_file)",
+                    path.display()
+                )
+            })
+        }
+        StorageBackend::Redis { .. } => Ok(rand::random::<[u8; 32]>().to_vec()),
+    }
 }
 
 /// A Redis URL without its password, for messages.

@@ -12,6 +12,7 @@ pub mod ending;
 pub mod locks;
 pub mod login;
 pub mod logout;
+pub mod persisted;
 pub mod prelogin;
 pub mod redis_scripts;
 pub mod redis_store;

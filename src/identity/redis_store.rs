@@ -17,7 +17,6 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
-use sha2::{Digest, Sha256};
 
 use super::locks::{LockStore, LockedUsers, SqliteLocks};
 use super::redis_scripts as scripts;
@@ -200,10 +199,7 @@ impl RedisStore {
     }
 
     fn hash(id: &SessionId) -> String {
-        Sha256::digest(id.0)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        id.stored_name()
     }
 
     fn key(&self, hash: &str) -> String {

@@ -199,6 +199,22 @@ impl MemoryStore {
         }
     }
 
+    /// Put back a signed-in session read from disk at start. False (not restored) for a
+    /// session that is not signed in, of a locked user, or past the cap.
+    pub fn restore(&self, mut record: SessionRecord) -> bool {
+        let mut inner = self.inner.write().expect("session map lock");
+        let locked = record
+            .user
+            .as_deref()
+            .is_none_or(|u| self.locked.contains(u));
+        if !record.is_authenticated() || locked || inner.authenticated >= self.max_authenticated {
+            return false;
+        }
+        record.version = record.version.max(1);
+        inner.insert(Arc::new(record));
+        true
+    }
+
     pub fn len(&self) -> usize {
         self.inner.read().expect("session map lock").map.len()
     }

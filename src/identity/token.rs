@@ -22,6 +22,16 @@ impl SessionId {
         Self(rand::random())
     }
 
+    /// How stores name the session (the SHA-256 of the id, in hex), never by the id itself:
+    /// a copy of a store's keys is no bearer token.
+    pub fn stored_name(&self) -> String {
+        use sha2::Digest;
+        Sha256::digest(self.0)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// A short, non-reversible label for logs and the SOC console.
     pub fn fingerprint(&self) -> String {
         use sha2::Digest;

@@ -90,6 +90,16 @@ const MIGRATIONS: &[Migration] = &[
                   PRIMARY KEY (portal, username)
               );",
     },
+    Migration {
+        name: "signed-in sessions survive a restart",
+        // Keyed by the SHA-256 of the session id; the record (with the id, the vault and
+        // any break-glass reason) sealed, so a copy of the file opens no session.
+        sql: "CREATE TABLE sessions (
+                  hash TEXT PRIMARY KEY,
+                  username TEXT NOT NULL,
+                  sealed BLOB NOT NULL
+              );",
+    },
 ];
 
 /// The schema version this build writes.
@@ -100,7 +110,9 @@ pub fn schema_version() -> u32 {
 /// A connection to the file at `path`, created readable by its owner only, with the schema
 /// brought up to date.
 pub fn open(path: &Path) -> Result<Connection, OpenError> {
-    create_private(path)?;
+    if path != Path::new(":memory:") {
+        create_private(path)?;
+    }
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // WAL: readers never wait for the writer. FULL: a lock, hold or factor written is on disk

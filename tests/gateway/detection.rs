@@ -208,7 +208,7 @@ fn a_hold_survives_a_gateway_restart_until_the_soc_releases_it() {
     let alert_id = held.header("x-vigie-held").unwrap().to_string();
 
     gw.restart();
-    // Sessions of the embedded store end with the process; a new sign-in is still held.
+    // A new sign-in (not only the session kept across the restart) is still held.
     let cookie = login(&gw);
     let after = record(gw.port, &cookie, 1);
     assert_eq!(after.status, 403, "{}", after.text());

@@ -457,3 +457,35 @@ fn a_lock_holds_for_every_spelling_the_portal_s_collation_takes_as_one() {
         "a variant spelling escaped the lock"
     );
 }
+
+/// Threat model 32: a restart of a single gateway (an upgrade, a renewed certificate) signs
+/// nobody out, and brings back no session that ended before it.
+#[test]
+fn a_restart_keeps_signed_in_sessions_and_brings_back_no_ended_one() {
+    let portal = start_portal();
+    let mut gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
+    let kept = login(&gw, "dr.martin", "martin-demo");
+    let ended = login(&gw, "inf.durand", "durand-demo");
+    let out = raw(gw.port, format!("POST /.vigie/logout HTTP/1.1\r\nHost: portal.test\r\nCookie: {ended}\r\nSec-Fetch-Site: same-origin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    assert_eq!(out.status, 303);
+
+    gw.restart();
+    let page = get(gw.port, PATIENT, &format!("Cookie: {kept}\r\n"));
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(
+        page.text().contains("dr.martin") && page.text().contains("data-patient-id=\"17\""),
+        "the portal session came back from the vault"
+    );
+    assert!(walled(&get(
+        gw.port,
+        PATIENT,
+        &format!("Cookie: {ended}\r\n")
+    )));
+    assert!(
+        gw.proc
+            .stderr()
+            .contains("signed-in sessions kept from the last run"),
+        "{}",
+        gw.proc.stderr()
+    );
+}

@@ -341,6 +341,36 @@ async fn memory_store_resurrects_nothing_and_caps_in_one_step() {
     parallel_cap(store).await;
 }
 
+/// The embedded store that keeps signed-in sessions in the SQLite file keeps the same
+/// promises (and the file follows: see `identity::persisted`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persisted_store_keeps_the_contract_and_resurrects_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v.sqlite");
+    let locks = Arc::new(SqliteLocks::open(&db).unwrap());
+    let open = || {
+        let memory = MemoryStore::new(10_000, 100, locks.held().clone());
+        let disk = crate::storage::sessions::SqliteSessions::open(&db).unwrap();
+        let keys = Arc::new(crate::factors::crypto::KeyRing::ephemeral());
+        Arc::new(
+            crate::identity::persisted::Persisted::open(memory, disk, keys)
+                .unwrap()
+                .0,
+        )
+    };
+    contract(open().as_ref(), locks.as_ref()).await;
+    let store = open();
+    no_resurrection(
+        store.clone(),
+        store.clone(),
+        store.as_ref(),
+        locks.as_ref(),
+        400,
+    )
+    .await;
+    parallel_cap(store).await;
+}
+
 /// A replica's view of a shared Redis: its store and its locks (durable copy in `dir`).
 fn replica(server: &RedisServer, dir: &std::path::Path) -> (Arc<RedisStore>, RedisLocks) {
     let durable = Arc::new(SqliteLocks::open(&dir.join("v.sqlite")).unwrap());

@@ -1,0 +1,56 @@
+//! Signed-in sessions of the embedded backend kept in the SQLite file, so a restart (an
+//! upgrade, a renewed certificate) does not sign every clinician out.
+//!
+//! This table only stores what it is given: rows keyed by the SHA-256 of the session id,
+//! each an opaque sealed blob ([`crate::identity::persisted`] seals and opens them).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection};
+
+pub struct SqliteSessions {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteSessions {
+    pub fn open(path: &Path) -> Result<Self, super::sqlite::OpenError> {
+        Ok(Self {
+            conn: Mutex::new(super::sqlite::open(path)?),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent; keep serving.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every row: (hash, sealed).
+    pub fn all(&self) -> Result<Vec<(String, Vec<u8>)>, rusqlite::Error> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT hash, sealed FROM sessions")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect()
+    }
+
+    pub fn put(&self, hash: &str, user: &str, sealed: &[u8]) -> Result<(), rusqlite::Error> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO sessions (hash, username, sealed) VALUES (?1, ?2, ?3)",
+            params![hash, user, sealed],
+        )?;
+        Ok(())
+    }
+
+    /// Forget sessions, in one transaction (an ended session must not come back).
+    pub fn delete<'a>(
+        &self,
+        hashes: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), rusqlite::Error> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for hash in hashes {
+            tx.execute("DELETE FROM sessions WHERE hash = ?1", params![hash])?;
+        }
+        tx.commit()
+    }
+}
