@@ -218,10 +218,13 @@ fn detector(
             Ok(Some(Arc::new(detector)))
         }
         // Replicas count one identity as one, and agree on holds and releases.
-        StorageBackend::Redis { url, prefix, .. } => detector
-            .shared_through(url, prefix)
-            .map(Some)
-            .context("the detector's Redis connection"),
+        StorageBackend::Redis {
+            url, prefix, tls, ..
+        } => {
+            let client = crate::storage::redis::client(url, tls)
+                .with_context(|| format!("the detector's Redis at {}", redact(url)))?;
+            Ok(Some(detector.shared_through(client, prefix)))
+        }
     }
 }
 
@@ -300,7 +303,10 @@ fn sessions(
             url,
             prefix,
             vouched_persistent,
+            tls,
         } => {
+            let client = crate::storage::redis::client(url, tls)
+                .with_context(|| format!("Redis at {} ([storage] redis_url)", redact(url)))?;
             let life = Lifetimes {
                 idle: s.idle_timeout,
                 absolute: s.absolute_timeout,
@@ -309,7 +315,7 @@ fn sessions(
             let health = Arc::new(StateHealth::default());
             let store = Arc::new(
                 RedisStore::new(
-                    url,
+                    client.clone(),
                     prefix,
                     life,
                     health.clone(),
@@ -332,7 +338,7 @@ fn sessions(
                 vouched: *vouched_persistent,
                 rounds: Default::default(),
             });
-            shared_state::check_at_start(&state, url)
+            shared_state::check_at_start(&state, &client)
                 .with_context(|| format!("Redis at {} ([storage] redis_url)", redact(url)))?;
             watch = Some(Watch {
                 state,

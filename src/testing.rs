@@ -73,15 +73,21 @@ impl RedisServer {
         };
         let health = std::sync::Arc::new(crate::storage::shared_state::StateHealth::trusted());
         std::sync::Arc::new(
-            crate::identity::redis_store::RedisStore::new(&self.url(), "t:", life, health, locked)
-                .unwrap()
-                // One ring for every replica of a test, as deployments share theirs.
-                .sealing_with(std::sync::Arc::new(
-                    crate::factors::crypto::KeyRing::parse(
-                        "test:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-                    )
-                    .expect("a valid test key"),
-                )),
+            crate::identity::redis_store::RedisStore::new(
+                redis::Client::open(self.url()).expect("a redis:// URL"),
+                "t:",
+                life,
+                health,
+                locked,
+            )
+            .unwrap()
+            // One ring for every replica of a test, as deployments share theirs.
+            .sealing_with(std::sync::Arc::new(
+                crate::factors::crypto::KeyRing::parse(
+                    "test:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+                )
+                .expect("a valid test key"),
+            )),
         )
     }
 

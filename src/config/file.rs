@@ -365,6 +365,12 @@ pub struct StorageSection {
     pub redis_username: Option<String>,
     /// A file holding the Redis password (`requirepass` or the ACL user's).
     pub redis_password_file: Option<String>,
+    /// With `rediss://`: the CA (PEM) that signed Redis's certificate (system roots if unset).
+    pub redis_ca_file: Option<String>,
+    /// With `rediss://`: this gateway's certificate and key (PEM), for a Redis that asks for
+    /// one (`tls-auth-clients yes`, Redis's default).
+    pub redis_client_cert_file: Option<String>,
+    pub redis_client_key_file: Option<String>,
 }
 
 impl Default for StorageSection {
@@ -380,6 +386,9 @@ impl Default for StorageSection {
             redis_persistence: false,
             redis_username: None,
             redis_password_file: None,
+            redis_ca_file: None,
+            redis_client_cert_file: None,
+            redis_client_key_file: None,
         }
     }
 }

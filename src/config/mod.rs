@@ -148,7 +148,18 @@ pub enum StorageBackend {
         prefix: String,
         /// The operator vouches that Redis persists its data (it refuses `CONFIG GET`).
         vouched_persistent: bool,
+        /// With `rediss://`: whom to trust, and who this gateway is.
+        tls: RedisTls,
     },
+}
+
+/// TLS to Redis (`rediss://`): PEM bytes read at validation.
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    /// The CA that signed Redis's certificate; the system's roots when `None`.
+    pub ca: Option<Vec<u8>>,
+    /// This gateway's certificate and private key.
+    pub client: Option<(Vec<u8>, Secret)>,
 }
 
 #[derive(Clone)]

@@ -173,14 +173,14 @@ impl Detector {
     }
 
     /// Share activity, holds and releases with the other replicas through Redis.
-    pub fn shared_through(self, url: &str, prefix: &str) -> redis::RedisResult<Arc<Self>> {
-        let shared = Arc::new(shared::Shared::new(url, prefix)?);
+    pub fn shared_through(self, client: redis::Client, prefix: &str) -> Arc<Self> {
+        let shared = Arc::new(shared::Shared::new(client, prefix));
         let me = Arc::new(Self {
             shared: Some(shared.clone()),
             ..self
         });
         shared.start(Arc::downgrade(&me));
-        Ok(me)
+        me
     }
 
     /// Keep holds in `store` across restarts, starting with those it still has.

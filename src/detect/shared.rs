@@ -40,12 +40,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(url: &str, prefix: &str) -> redis::RedisResult<Self> {
-        Ok(Self {
-            client: redis::Client::open(url)?,
+    pub fn new(client: redis::Client, prefix: &str) -> Self {
+        Self {
+            client,
             prefix: prefix.to_string(),
             outbox: Mutex::new(Outbox::default()),
-        })
+        }
     }
 
     pub fn record(&self, key: &str, at_us: i64, pseudonym: u64, rows: u64) {

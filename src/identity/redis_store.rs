@@ -113,13 +113,12 @@ impl RedisStore {
     /// Connects lazily: nothing is contacted until the first request. Sessions are refused
     /// until `health` trusts Redis; `locked` is the replica's copy of the locked users.
     pub fn new(
-        url: &str,
+        client: redis::Client,
         prefix: &str,
         lifetimes: Lifetimes,
         health: Arc<StateHealth>,
         locked: Arc<LockedUsers>,
     ) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
         Ok(Self {
             client,
             conn: tokio::sync::OnceCell::new(),

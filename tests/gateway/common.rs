@@ -433,11 +433,17 @@ impl RedisServer {
 
     /// With other settings, e.g. `["--appendonly", "no"]` for a Redis that persists nothing.
     pub fn start_with(args: &[&str]) -> RedisServer {
+        Self::start_with_port(|_| args.iter().map(|a| a.to_string()).collect())
+    }
+
+    /// With settings that name its port (`--port 0 --tls-port PORT`: TLS only).
+    pub fn start_with_port(args: impl FnOnce(u16) -> Vec<String>) -> RedisServer {
+        let port = free_port();
         let mut r = RedisServer {
-            port: free_port(),
+            port,
             child: None,
             dir: tempfile::tempdir().unwrap(),
-            args: args.iter().map(|a| a.to_string()).collect(),
+            args: args(port),
         };
         r.restart();
         r

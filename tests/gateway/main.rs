@@ -24,6 +24,7 @@ mod policy;
 mod portal_logout;
 mod prelogin;
 mod prelogin_found;
+mod redis_tls;
 mod replicas;
 mod sessions;
 mod shared_state;

@@ -73,24 +73,6 @@ fn a_redis_with_a_password_is_reached_with_the_password_file_only() {
     assert!(stderr.contains("refused the credentials"), "{stderr}");
 }
 
-#[test]
-fn rediss_urls_are_refused_by_check_config_not_at_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("vigie.toml");
-    std::fs::write(
-        &config,
-        "[[listener]]\naddress = \"127.0.0.1:1\"\n[storage]\nbackend = \"redis\"\nredis_url = \"rediss://10.0.0.5:6380/0\"\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:9\"\n",
-    )
-    .unwrap();
-    let out = Command::new(VIGIE)
-        .args(["check-config", "-c", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(err.contains("rediss://") && err.contains("TLS"), "{err}");
-}
-
 fn port_up_now(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }

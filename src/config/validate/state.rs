@@ -44,6 +44,73 @@ impl Validator<'_> {
         }
     }
 
+    /// The CA and client certificate files of `rediss://`, read now (a file that cannot be read
+    /// stops `check-config`, not the first connection). Without TLS they are refused: they
+    /// would protect nothing.
+    fn redis_tls(
+        &mut self,
+        s: &crate::config::file::StorageSection,
+        tls: bool,
+    ) -> crate::config::RedisTls {
+        let files = [
+            ("storage.redis_ca_file", &s.redis_ca_file),
+            ("storage.redis_client_cert_file", &s.redis_client_cert_file),
+            ("storage.redis_client_key_file", &s.redis_client_key_file),
+        ];
+        if !tls {
+            for (key, file) in files {
+                if file.is_some() {
+                    self.err(
+                        key,
+                        "set, but redis_url is not rediss://",
+                        "use a rediss:// URL to reach Redis over TLS, or remove the setting",
+                    );
+                }
+            }
+            return Default::default();
+        }
+        let mut pem = |key: &str, raw: &Option<String>| {
+            let path = self.base.join(raw.as_ref()?);
+            match std::fs::read(&path) {
+                Ok(bytes) if bytes.windows(10).any(|w| w == b"-----BEGIN") => Some(bytes),
+                Ok(_) => {
+                    self.err(
+                        key,
+                        format!("`{}` is not PEM", path.display()),
+                        "give a PEM file (-----BEGIN …)",
+                    );
+                    None
+                }
+                Err(e) => {
+                    self.err(
+                        key,
+                        format!("cannot read `{}`: {e}", path.display()),
+                        "give a readable PEM file",
+                    );
+                    None
+                }
+            }
+        };
+        let ca = pem(files[0].0, files[0].1);
+        let cert = pem(files[1].0, files[1].1);
+        let key = pem(files[2].0, files[2].1);
+        let client = match (cert, key) {
+            (Some(cert), Some(key)) => Some((cert, Secret(key))),
+            (None, None) => None,
+            _ => {
+                if s.redis_client_cert_file.is_some() != s.redis_client_key_file.is_some() {
+                    self.err(
+                        "storage.redis_client_cert_file",
+                        "a client certificate needs its key, and a key its certificate",
+                        "set both redis_client_cert_file and redis_client_key_file, or neither",
+                    );
+                }
+                None
+            }
+        };
+        crate::config::RedisTls { ca, client }
+    }
+
     /// Read a secret file of at least `min` bytes (surrounding white space ignored).
     pub(super) fn secret_file(&mut self, key: &str, raw: &str, min: usize) -> Option<Secret> {
         let path = self.base.join(raw);
@@ -80,24 +147,21 @@ impl Validator<'_> {
             "embedded" => StorageBackend::Embedded,
             "redis" => {
                 let mut url = s.redis_url.clone().unwrap_or_default();
-                if url.starts_with("rediss://") {
-                    // Refused here rather than failing at run: this build speaks no TLS to Redis.
-                    self.err(
-                        "storage.redis_url",
-                        "TLS to Redis (`rediss://`) is not built into this version",
-                        "use redis:// on a private network, or a local TLS tunnel (stunnel, a sidecar) to reach Redis over TLS",
-                    );
-                } else if !(url.starts_with("redis://") || url.starts_with("unix://")) {
+                let scheme = ["redis://", "rediss://"]
+                    .into_iter()
+                    .find(|p| url.starts_with(p));
+                if scheme.is_none() && !url.starts_with("unix://") {
                     self.err(
                         "storage.redis_url",
                         format!("`{url}` is not a Redis URL"),
-                        "write redis://HOST:PORT/DB, e.g. \"redis://10.0.0.5:6379/0\"",
+                        "write redis://HOST:PORT/DB, or rediss://HOST:PORT/DB for TLS, e.g. \"rediss://redis.internal:6380/0\"",
                     );
                 }
                 if let Some(raw) = &s.redis_password_file {
                     let password = self.secret_file("storage.redis_password_file", raw, 1);
-                    match (password, url.strip_prefix("redis://")) {
-                        (Some(_), Some(rest))
+                    let rest = scheme.map(|p| (p, &url[p.len()..]));
+                    match (password, rest) {
+                        (Some(_), Some((_, rest)))
                             if rest.split('/').next().is_some_and(|a| a.contains('@')) =>
                         {
                             self.err(
@@ -106,18 +170,18 @@ impl Validator<'_> {
                                 "keep the password in redis_password_file only, out of the URL",
                             );
                         }
-                        (Some(password), Some(rest)) => {
+                        (Some(password), Some((scheme, rest))) => {
                             let user = s.redis_username.as_deref().unwrap_or("");
                             let secret = String::from_utf8_lossy(&password.0);
                             url = format!(
-                                "redis://{}:{}@{rest}",
+                                "{scheme}{}:{}@{rest}",
                                 userinfo_encode(user),
                                 userinfo_encode(&secret)
                             );
                         }
                         (Some(_), None) => self.err(
                             "storage.redis_password_file",
-                            "a password is only sent over redis://",
+                            "a password is only sent over redis:// or rediss://",
                             "use a redis://HOST:PORT/DB URL",
                         ),
                         (None, _) => {}
@@ -132,10 +196,12 @@ impl Validator<'_> {
                 if s.session_key_file.is_none() {
                     self.err("storage.session_key_file", "replicas sharing Redis need one shared session key", "point session_key_file at a file of at least 32 random bytes, the same on every replica");
                 }
+                let tls = self.redis_tls(s, url.starts_with("rediss://"));
                 StorageBackend::Redis {
                     url,
                     prefix: s.redis_prefix.clone(),
                     vouched_persistent: s.redis_persistence,
+                    tls,
                 }
             }
             other => {

@@ -356,10 +356,18 @@ fn new_epoch() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
+/// Whether a connection failed in its TLS handshake (not because Redis is down).
+fn tls_refused(e: &redis::RedisError) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    ["certificate", "handshake", "ssl", "tls"]
+        .iter()
+        .any(|w| text.contains(w))
+}
+
 /// Check the shared state at start, on a connection of its own (the serving runtime does not
 /// exist yet). Redis without persistence stops the start; an unreachable Redis does not: the
 /// replica starts with sessions refused until [`Watch`] has checked it.
-pub fn check_at_start(state: &SharedState, url: &str) -> anyhow::Result<()> {
+pub fn check_at_start(state: &SharedState, client: &redis::Client) -> anyhow::Result<()> {
     let outcome: anyhow::Result<Option<Result<Finding, StoreError>>> = std::thread::scope(
         |scope| {
             scope
@@ -368,7 +376,6 @@ pub fn check_at_start(state: &SharedState, url: &str) -> anyhow::Result<()> {
                         .enable_all()
                         .build()?;
                     rt.block_on(async {
-                        let client = redis::Client::open(url).map_err(anyhow::Error::from)?;
                         let connecting = client.get_multiplexed_async_connection();
                         match tokio::time::timeout(Duration::from_secs(2), connecting).await {
                             Ok(Ok(mut conn)) => Ok(Some(state.check(&mut conn).await)),
@@ -379,7 +386,17 @@ pub fn check_at_start(state: &SharedState, url: &str) -> anyhow::Result<()> {
                                     "Redis refused the credentials: check [storage] redis_username and redis_password_file"
                                 ))
                             }
-                            _ => Ok(None),
+                            // Reached, but TLS failed: Redis's certificate is not one the
+                            // configured CA vouches for (or ours is refused). Also a
+                            // configuration error: it would not heal by waiting.
+                            Ok(Err(e)) if tls_refused(&e) => Err(anyhow::anyhow!(
+                                "the TLS handshake with Redis failed ({e}): check [storage] redis_ca_file (the CA that signed Redis's certificate, whose names must include the URL's host) and redis_client_cert_file"
+                            )),
+                            Ok(Err(e)) => {
+                                tracing::warn!(error = %e, "Redis refused the connection at start");
+                                Ok(None)
+                            }
+                            Err(_) => Ok(None),
                         }
                     })
                 })
