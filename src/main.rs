@@ -113,6 +113,12 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// The gateway's database: bring its schema up to date (every start does it too, under
+    /// the database's lock, so replicas never race), e.g. before an upgrade window.
+    Storage {
+        #[command(subcommand)]
+        action: StorageAction,
+    },
     /// Second-factor enrollment: invitations IT hands over in person, and what a user has
     /// enrolled (through the running gateway's admin API).
     Enroll {
@@ -139,6 +145,16 @@ enum Command {
         /// Log out only by a POST carrying the session's CSRF token (405 on GET), as Django does.
         #[arg(long)]
         strict_logout: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum StorageAction {
+    /// Apply the schema migrations the database lacks, and say which.
+    Migrate {
+        /// The gateway's configuration (for the path of its database).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
     },
 }
 
@@ -251,6 +267,9 @@ fn main() -> ExitCode {
             break_glass,
         ),
         Command::User { config, action } => user_command(config, action),
+        Command::Storage {
+            action: StorageAction::Migrate { config },
+        } => storage_migrate(&config),
         Command::Keys {
             action: KeysAction::Generate { dir },
         } => keys_generate(&dir),
@@ -330,6 +349,43 @@ fn check_config(path: &Path) -> ExitCode {
             eprintln!("{errors}");
             eprintln!("\n{} problem(s) in {}", errors.0.len(), path.display());
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `vigie storage migrate`: the embedded database brought up to date, and what changed.
+fn storage_migrate(path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let db = &config.storage.database;
+    if !db.exists() {
+        eprintln!(
+            "error: no database at {} (nothing to migrate: the first start creates it)",
+            db.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    match vigie::storage::sqlite::migrate_file(db) {
+        Ok((from, applied)) if applied.is_empty() => {
+            println!("{}: schema version {from}, up to date", db.display());
+            ExitCode::SUCCESS
+        }
+        Ok((from, applied)) => {
+            let to = from as usize + applied.len();
+            println!("{}: schema version {from} -> {to}", db.display());
+            for (i, name) in applied.iter().enumerate() {
+                println!("  {}: {name}", from as usize + i + 1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", db.display());
+            ExitCode::FAILURE
         }
     }
 }

@@ -118,8 +118,24 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
     // WAL: readers never wait for the writer. FULL: a lock, hold or factor written is on disk
     // when the call returns (these are security records, not a cache).
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
-    migrate(&mut conn)?;
+    let (from, to) = migrate(&mut conn)?;
+    if from != to {
+        tracing::info!(database = %path.display(), from, to, "database schema brought up to date");
+    }
     Ok(conn)
+}
+
+/// Bring the file at `path` up to date (what every start does): the version it was at, and
+/// the names of the migrations applied.
+pub fn migrate_file(path: &Path) -> Result<(u32, Vec<&'static str>), OpenError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let (from, to) = migrate(&mut conn)?;
+    let applied = MIGRATIONS[from as usize..to as usize]
+        .iter()
+        .map(|m| m.name)
+        .collect();
+    Ok((from, applied))
 }
 
 /// The file, made 0600 before SQLite opens it (SQLite gives its WAL files the same mode).
@@ -137,12 +153,13 @@ fn create_private(path: &Path) -> Result<(), OpenError> {
         })
 }
 
-/// Apply what the file lacks, under the write lock, each migration with its version.
-fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
+/// Apply what the file lacks, under the write lock, each migration with its version; the
+/// versions before and after.
+fn migrate(conn: &mut Connection) -> Result<(u32, u32), OpenError> {
     let known = schema_version();
     let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version == known {
-        return Ok(());
+        return Ok((known, known));
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Read again under the lock: another process may have migrated meanwhile.
@@ -164,7 +181,7 @@ fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
             })?;
     }
     tx.commit()?;
-    Ok(())
+    Ok((version, known))
 }
 
 #[cfg(test)]

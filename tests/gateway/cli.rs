@@ -79,7 +79,7 @@ fn shipped_configs_are_valid() {
 fn help_describes_every_command() {
     let out = Command::new(VIGIE).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["run", "check-config", "demo", "sample-portal"] {
+    for cmd in ["run", "check-config", "demo", "sample-portal", "storage"] {
         assert!(help.contains(cmd), "{help}");
     }
 }
@@ -276,4 +276,43 @@ fn second_factor_settings_are_checked_and_weak_ones_warned() {
         err.contains("a key is exactly 32 bytes") && !err.contains("c2VjcmV0"),
         "{err}"
     );
+}
+
+/// An existing deployment upgrades in place: `vigie storage migrate` brings a database made
+/// before the schema was versioned up to date, says what it did, and loses no user.
+#[test]
+fn storage_migrate_upgrades_an_unversioned_database_and_keeps_its_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.sqlite");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE users (username TEXT PRIMARY KEY, password_hash TEXT NOT NULL, groups TEXT NOT NULL DEFAULT '', disabled INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL, updated INTEGER NOT NULL);
+         INSERT INTO users VALUES ('dr.martin', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA', 'cardio', 0, 1, 1);",
+    )
+    .unwrap();
+    drop(conn);
+    let config = dir.path().join("vigie.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[storage]\ndatabase = \"old.sqlite\"\n[second_factor]\nrequired = false\nkey_file = \"{}\"\nwebauthn_origins = [\"http://localhost\"]\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:9\"\n",
+            factor_key_file(dir.path()).display()
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let first = vigie_ok(["storage", "migrate", "-c", c]);
+    assert!(first.contains("schema version 0 -> "), "{first}");
+    assert!(first.contains("holds survive a restart"), "{first}");
+    let again = vigie_ok(["storage", "migrate", "-c", c]);
+    assert!(again.contains("up to date"), "{again}");
+    assert!(vigie_ok(["user", "list", "-c", c]).contains("dr.martin"));
+    // Nothing to migrate where there is no database yet.
+    std::fs::remove_file(&db).unwrap();
+    let out = Command::new(VIGIE)
+        .args(["storage", "migrate", "-c", c])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no database"));
 }
