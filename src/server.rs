@@ -11,25 +11,17 @@ use crate::admin::AdminApp;
 use std::sync::Arc;
 
 use crate::budget::Budgets;
-use crate::config::{Config, LoginMode, StorageBackend};
+use crate::config::Config;
 use crate::detect::Detector;
 use crate::factors::crypto::KeyRing;
-use crate::factors::redis_store::RedisFactors;
-use crate::factors::store::{FactorStore, SqliteFactors};
 use crate::factors::Factors;
 use crate::identity::assertion::AssertionKeys;
-use crate::identity::locks::{LockStore, SqliteLocks};
-use crate::identity::persisted::Persisted;
-use crate::identity::redis_store::{RedisLocks, RedisStore};
-use crate::identity::session::{Clock, Lifetimes, SystemClock};
-use crate::identity::store::{MemoryStore, SessionStore};
+use crate::identity::session::{Clock, SystemClock};
 use crate::identity::Sessions;
 use crate::listener::peers::{self, Peers};
 use crate::listener::ConnectionGuard;
 use crate::pipeline::Gateway;
 use crate::sample_portal::SamplePortal;
-use crate::storage::shared_state::{self, Ledger, SharedState, StateHealth, Watch};
-use crate::storage::users::UserStore;
 
 /// A Pingora server with the gateway and admin services added, ready for `run_forever`.
 pub fn build(config: &Config) -> anyhow::Result<Server> {
@@ -53,35 +45,30 @@ pub fn build_with(
     let alerts = Arc::new(
         crate::alerts::Alerts::start(config.alerts.clone()).context("alert sinks ([alerts])")?,
     );
-    let session_key = session_key(config)?;
-    let (sessions, watch) = sessions(config, &session_key, clock.clone())?;
-    let redis = watch.as_ref().map(|w| w.redis.clone());
-    let shared = watch.as_ref().map(|w| w.state.health.clone());
+    let stores = crate::storage::open::open(config)?;
+    let shared = stores.shared.as_ref().map(|s| s.health());
+    let redis = stores.shared.as_ref().map(|s| s.store.clone());
+    let sessions = Sessions::new(
+        stores.sessions.clone(),
+        stores.locks.clone(),
+        &stores.session_key,
+        config.session.clone(),
+        clock.clone(),
+    );
     // Every gateway session that ends takes the portal's session with it.
     let portal_logout =
         crate::pipeline::portal_logout::PortalLogout::new(&config.portals, alerts.clone());
     let sessions = Arc::new(sessions.ending_portal_sessions_with(Arc::new(portal_logout)));
-    let ledger = watch.as_ref().map(|w| w.state.ledger.clone());
-    let factors = factors(config, redis.clone(), ledger, clock.clone())?;
+    let factors = factors(config, &stores, clock.clone())?;
     let budgets = Arc::new(Budgets::new(
         config.budgets.clone(),
         redis,
         config.storage.replicas,
         clock.clone(),
     ));
-    let gateway_logins = config
-        .portals
-        .iter()
-        .any(|p| matches!(p.login, LoginMode::Gateway { .. }));
-    let users = if gateway_logins {
-        let db = &config.storage.database;
-        Some(Arc::new(UserStore::open(db).with_context(|| {
-            format!("user database {}", db.display())
-        })?))
-    } else {
-        None
-    };
-    let detector = detector(config, &session_key, alerts.clone(), clock.as_ref())?;
+    let users = stores.users.clone();
+    let detector = detector(config, &stores, alerts.clone(), clock.as_ref())?;
+    let watch = stores.shared.map(|s| s.watch);
     let assertions = match &config.assertion.keys {
         Some(keys) => keys.clone(),
         None => Arc::new(AssertionKeys::ephemeral()),
@@ -189,7 +176,7 @@ fn peers(config: &Config) -> Peers {
 /// configured (replicas then agree on them), else from a random per-process key.
 fn detector(
     config: &Config,
-    session_key: &[u8],
+    stores: &crate::storage::open::Stores,
     alerts: Arc<crate::alerts::Alerts>,
     clock: &dyn Clock,
 ) -> anyhow::Result<Option<Arc<Detector>>> {
@@ -197,7 +184,8 @@ fn detector(
         return Ok(None);
     }
     use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(session_key).expect("any key length");
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(&stores.session_key).expect("any key length");
     mac.update(b"vigie patient pseudonyms v1");
     let key = mac.finalize().into_bytes();
     let detector = Detector::new(
@@ -206,39 +194,30 @@ fn detector(
         &key,
         alerts,
     );
-    match &config.storage.backend {
+    let detector = match &stores.holds {
         // One gateway: holds are kept in the database, so a restart releases nobody.
-        StorageBackend::Embedded => {
-            let db = &config.storage.database;
-            let store = crate::storage::holds::SqliteHolds::open(db)
-                .with_context(|| format!("holds in {}", db.display()))?;
-            let detector = detector
-                .holding_in(Arc::new(store), clock.now_us() as i64)
-                .with_context(|| format!("the holds kept in {}", db.display()))?;
-            Ok(Some(Arc::new(detector)))
-        }
+        Some(holds) => detector
+            .holding_in(holds.clone(), clock.now_us() as i64)
+            .context("the holds kept in the database")?,
+        None => detector,
+    };
+    Ok(Some(match &stores.shared {
         // Replicas count one identity as one, and agree on holds and releases.
-        StorageBackend::Redis {
-            url, prefix, tls, ..
-        } => {
-            let client = crate::storage::redis::client(url, tls)
-                .with_context(|| format!("the detector's Redis at {}", redact(url)))?;
-            Ok(Some(detector.shared_through(client, prefix)))
-        }
-    }
+        Some(shared) => detector.shared_through(shared.client.clone(), &shared.prefix),
+        None => Arc::new(detector),
+    }))
 }
 
-/// Second factors in the configured backend, when some portal holds sessions. Without a key
-/// ring (only the demo may run so) one random key seals them: they die with the process.
+/// Second factors, when some portal holds sessions. Without a key ring (only the demo may
+/// run so) one random key seals them: they die with the process.
 fn factors(
     config: &Config,
-    redis: Option<Arc<RedisStore>>,
-    ledger: Option<Arc<Ledger>>,
+    stores: &crate::storage::open::Stores,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Option<Arc<Factors>>> {
-    if !config.portals.iter().any(|p| p.holds_sessions()) {
+    let Some(store) = stores.factors.clone() else {
         return Ok(None);
-    }
+    };
     let sf = &config.second_factor;
     let keys = match &sf.keys {
         Some(ring) => ring.clone(),
@@ -247,153 +226,12 @@ fn factors(
             Arc::new(KeyRing::ephemeral())
         }
     };
-    let store: Arc<dyn FactorStore> = match redis {
-        Some(redis) => Arc::new(RedisFactors::new(redis)),
-        None => {
-            let db = &config.storage.database;
-            Arc::new(
-                SqliteFactors::open(db)
-                    .with_context(|| format!("second factors in {}", db.display()))?,
-            )
-        }
-    };
     let mut factors = Factors::new(store, keys, sf.clone(), clock)
         .map_err(|e| anyhow::anyhow!("second_factor WebAuthn relying party: {e}"))?;
-    if let Some(ledger) = ledger {
-        factors = factors.noting_enrollments_in(ledger);
+    if let Some(shared) = &stores.shared {
+        factors = factors.noting_enrollments_in(shared.ledger());
     }
     Ok(Some(Arc::new(factors)))
-}
-
-/// Sessions in the configured store (and, with replicas, the Redis connection and the
-/// shared-state watch). Without a configured key (embedded only) the token key is random per
-/// process: in-memory sessions do not outlive the process anyway.
-fn sessions(
-    config: &Config,
-    key: &[u8],
-    clock: Arc<dyn Clock>,
-) -> anyhow::Result<(Sessions, Option<Watch>)> {
-    let s = &config.session;
-    let db = &config.storage.database;
-    let durable_locks = Arc::new(
-        SqliteLocks::open(db).with_context(|| format!("account locks in {}", db.display()))?,
-    );
-    let mut watch = None;
-    let (store, locks): (Arc<dyn SessionStore>, Arc<dyn LockStore>) = match &config.storage.backend
-    {
-        // Signed-in sessions are kept (sealed) in the database: a restart signs nobody out.
-        StorageBackend::Embedded => {
-            let memory = MemoryStore::new(
-                s.max_sessions,
-                s.max_anonymous_sessions,
-                durable_locks.held().clone(),
-            );
-            let disk = crate::storage::sessions::SqliteSessions::open(db)
-                .with_context(|| format!("sessions in {}", db.display()))?;
-            let (store, restored) = Persisted::open(memory, disk, sealer(config))
-                .with_context(|| format!("the sessions kept in {}", db.display()))?;
-            tracing::info!(
-                sessions = restored.sessions,
-                dropped = restored.dropped,
-                "signed-in sessions kept from the last run"
-            );
-            (Arc::new(store), durable_locks)
-        }
-        StorageBackend::Redis {
-            url,
-            prefix,
-            vouched_persistent,
-            tls,
-        } => {
-            let client = crate::storage::redis::client(url, tls)
-                .with_context(|| format!("Redis at {} ([storage] redis_url)", redact(url)))?;
-            let life = Lifetimes {
-                idle: s.idle_timeout,
-                absolute: s.absolute_timeout,
-                anonymous: s.anonymous_timeout,
-            };
-            let health = Arc::new(StateHealth::default());
-            let store = Arc::new(
-                RedisStore::new(
-                    client.clone(),
-                    prefix,
-                    life,
-                    health.clone(),
-                    durable_locks.held().clone(),
-                )
-                .context("Redis session store")?
-                .with_outage_grace(config.storage.outage_grace)
-                // The vault and break-glass reasons are sealed with the factors' key ring,
-                // which every replica shares (validation requires one where sessions are held).
-                .sealing_with(sealer(config)),
-            );
-            let state = Arc::new(SharedState {
-                health,
-                ledger: Arc::new(
-                    Ledger::open(db)
-                        .with_context(|| format!("shared-state ledger in {}", db.display()))?,
-                ),
-                locks: durable_locks.clone(),
-                prefix: prefix.clone(),
-                vouched: *vouched_persistent,
-                rounds: Default::default(),
-            });
-            shared_state::check_at_start(&state, &client)
-                .with_context(|| format!("Redis at {} ([storage] redis_url)", redact(url)))?;
-            watch = Some(Watch {
-                state,
-                redis: store.clone(),
-            });
-            (
-                store.clone(),
-                Arc::new(RedisLocks::new(store, durable_locks)),
-            )
-        }
-    };
-    let sessions = Sessions::new(store, locks, key, s.clone(), clock);
-    Ok((sessions, watch))
-}
-
-/// What seals session vaults and break-glass reasons at rest: the factors' key ring, which
-/// replicas share (validation requires one where sessions are held). Without one (the demo)
-/// a random key: kept sessions then do not outlive the process.
-fn sealer(config: &Config) -> Arc<KeyRing> {
-    config
-        .second_factor
-        .keys
-        .clone()
-        .unwrap_or_else(|| Arc::new(KeyRing::ephemeral()))
-}
-
-/// The key that signs session cookies and keys patient pseudonyms: the configured one, else
-/// (one gateway) one made into the state directory on first start, so sessions and
-/// pseudonyms outlive a restart. Replicas must configure theirs (validation says so).
-fn session_key(config: &Config) -> anyhow::Result<Vec<u8>> {
-    if let Some(key) = &config.storage.session_key {
-        return Ok(key.clone());
-    }
-    match config.storage.backend {
-        StorageBackend::Embedded => {
-            let path = crate::storage::session_key::path_for(&config.storage.database);
-            crate::storage::session_key::load_or_create(&path).with_context(|| {
-                format!(
-                    "the session key {} (or set [storage] session_key_file)",
-                    path.display()
-                )
-            })
-        }
-        StorageBackend::Redis { .. } => Ok(rand::random::<[u8; 32]>().to_vec()),
-    }
-}
-
-/// A Redis URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// Add the sample portal as a service of `server`, listening on `address`.

@@ -2,6 +2,7 @@
 //! its stores, and the health of the state shared through Redis ([`shared_state`]).
 
 pub mod holds;
+pub mod open;
 pub mod redis;
 pub mod session_key;
 pub mod sessions;

@@ -1,0 +1,211 @@
+//! `[storage]` turned into the stores, in one place: the server calls [`open`] once and never
+//! asks which backend it got. Adding a backend means a branch here (and its stores), nothing
+//! in the server or the pipeline.
+//!
+//! | `backend`  | sessions                         | locks, factors            | holds            |
+//! |------------|----------------------------------|---------------------------|------------------|
+//! | `embedded` | memory, signed-in ones in SQLite | SQLite                    | SQLite           |
+//! | `redis`    | Redis (sealed), local 1 s cache  | Redis, locks copied to SQLite | Redis        |
+//!
+//! Local users, alerts and (with Redis) the shared-state ledger are in SQLite in both.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::holds::{HoldStore, SqliteHolds};
+use super::shared_state::{self, Ledger, SharedState, StateHealth, Watch};
+use super::users::UserStore;
+use crate::config::{Config, LoginMode, StorageBackend};
+use crate::factors::crypto::KeyRing;
+use crate::factors::redis_store::RedisFactors;
+use crate::factors::store::{FactorStore, SqliteFactors};
+use crate::identity::locks::{LockStore, SqliteLocks};
+use crate::identity::persisted::Persisted;
+use crate::identity::redis_store::{RedisLocks, RedisStore};
+use crate::identity::session::Lifetimes;
+use crate::identity::store::{MemoryStore, SessionStore};
+
+/// Every store the gateway uses, opened.
+pub struct Stores {
+    /// Signs session cookies and keys patient pseudonyms.
+    pub session_key: Vec<u8>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub locks: Arc<dyn LockStore>,
+    /// When some portal holds sessions (second factors are asked there).
+    pub factors: Option<Arc<dyn FactorStore>>,
+    /// When some portal's logins are the gateway's own.
+    pub users: Option<Arc<UserStore>>,
+    /// Where the detector keeps holds across restarts (embedded; Redis carries them otherwise).
+    pub holds: Option<Arc<dyn HoldStore>>,
+    /// With replicas: what they share through Redis.
+    pub shared: Option<Shared>,
+}
+
+pub struct Shared {
+    pub client: redis::Client,
+    pub prefix: String,
+    pub store: Arc<RedisStore>,
+    /// The shared-state checks, run as a background service.
+    pub watch: Watch,
+}
+
+impl Shared {
+    pub fn ledger(&self) -> Arc<Ledger> {
+        self.watch.state.ledger.clone()
+    }
+    pub fn health(&self) -> Arc<StateHealth> {
+        self.watch.state.health.clone()
+    }
+}
+
+pub fn open(config: &Config) -> anyhow::Result<Stores> {
+    let db = &config.storage.database;
+    let in_db = |what: &str| format!("{what} in {}", db.display());
+    let session_key = session_key(config)?;
+    let durable_locks = Arc::new(SqliteLocks::open(db).with_context(|| in_db("account locks"))?);
+    let holds_sessions = config.portals.iter().any(|p| p.holds_sessions());
+    let users = match config
+        .portals
+        .iter()
+        .any(|p| matches!(p.login, LoginMode::Gateway { .. }))
+    {
+        true => Some(Arc::new(
+            UserStore::open(db).with_context(|| in_db("local users"))?,
+        )),
+        false => None,
+    };
+    let s = &config.session;
+    match &config.storage.backend {
+        StorageBackend::Embedded => {
+            let memory = MemoryStore::new(
+                s.max_sessions,
+                s.max_anonymous_sessions,
+                durable_locks.held().clone(),
+            );
+            let disk =
+                super::sessions::SqliteSessions::open(db).with_context(|| in_db("sessions"))?;
+            let (sessions, restored) = Persisted::open(memory, disk, sealer(config))
+                .with_context(|| in_db("the sessions kept"))?;
+            tracing::info!(
+                sessions = restored.sessions,
+                dropped = restored.dropped,
+                "signed-in sessions kept from the last run"
+            );
+            let factors: Option<Arc<dyn FactorStore>> = match holds_sessions {
+                true => Some(Arc::new(
+                    SqliteFactors::open(db).with_context(|| in_db("second factors"))?,
+                )),
+                false => None,
+            };
+            let holds = SqliteHolds::open(db).with_context(|| in_db("holds"))?;
+            Ok(Stores {
+                session_key,
+                sessions: Arc::new(sessions),
+                locks: durable_locks,
+                factors,
+                users,
+                holds: Some(Arc::new(holds)),
+                shared: None,
+            })
+        }
+        StorageBackend::Redis {
+            url,
+            prefix,
+            vouched_persistent,
+            tls,
+        } => {
+            let at = || format!("Redis at {} ([storage] redis_url)", redact(url));
+            let client = super::redis::client(url, tls).with_context(at)?;
+            let life = Lifetimes {
+                idle: s.idle_timeout,
+                absolute: s.absolute_timeout,
+                anonymous: s.anonymous_timeout,
+            };
+            let health = Arc::new(StateHealth::default());
+            let store = Arc::new(
+                RedisStore::new(
+                    client.clone(),
+                    prefix,
+                    life,
+                    health.clone(),
+                    durable_locks.held().clone(),
+                )
+                .context("Redis session store")?
+                .with_outage_grace(config.storage.outage_grace)
+                // Vaults and break-glass reasons sealed with the ring every replica shares.
+                .sealing_with(sealer(config)),
+            );
+            let state = Arc::new(SharedState {
+                health,
+                ledger: Arc::new(Ledger::open(db).with_context(|| in_db("shared-state ledger"))?),
+                locks: durable_locks.clone(),
+                prefix: prefix.clone(),
+                vouched: *vouched_persistent,
+                rounds: Default::default(),
+            });
+            shared_state::check_at_start(&state, &client).with_context(at)?;
+            let factors: Option<Arc<dyn FactorStore>> =
+                holds_sessions.then(|| Arc::new(RedisFactors::new(store.clone())) as _);
+            Ok(Stores {
+                session_key,
+                sessions: store.clone(),
+                locks: Arc::new(RedisLocks::new(store.clone(), durable_locks)),
+                factors,
+                users,
+                holds: None,
+                shared: Some(Shared {
+                    client,
+                    prefix: prefix.clone(),
+                    store: store.clone(),
+                    watch: Watch {
+                        state,
+                        redis: store,
+                    },
+                }),
+            })
+        }
+    }
+}
+
+/// What seals session vaults and break-glass reasons at rest: the factors' key ring, which
+/// replicas share (validation requires one where sessions are held). Without one (the demo)
+/// a random key: kept sessions then do not outlive the process.
+fn sealer(config: &Config) -> Arc<KeyRing> {
+    config
+        .second_factor
+        .keys
+        .clone()
+        .unwrap_or_else(|| Arc::new(KeyRing::ephemeral()))
+}
+
+/// The key that signs session cookies and keys patient pseudonyms: the configured one, else
+/// (one gateway) one made into the state directory on first start, so sessions and
+/// pseudonyms outlive a restart. Replicas must configure theirs (validation says so).
+fn session_key(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(key) = &config.storage.session_key {
+        return Ok(key.clone());
+    }
+    match config.storage.backend {
+        StorageBackend::Embedded => {
+            let path = super::session_key::path_for(&config.storage.database);
+            super::session_key::load_or_create(&path).with_context(|| {
+                format!(
+                    "the session key {} (or set [storage] session_key_file)",
+                    path.display()
+                )
+            })
+        }
+        StorageBackend::Redis { .. } => Ok(rand::random::<[u8; 32]>().to_vec()),
+    }
+}
+
+/// A Redis URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
