@@ -367,7 +367,7 @@ fn replicas_sharing_redis_count_one_identity_once_and_agree_on_holds() {
         redis.url(),
         key.display()
     );
-    let (a, b) = (
+    let (mut a, mut b) = (
         start_gateway_with(&portal_section(&portal), &extra),
         start_gateway_with(&portal_section(&portal), &extra),
     );
@@ -425,6 +425,24 @@ fn replicas_sharing_redis_count_one_identity_once_and_agree_on_holds() {
     });
     assert_eq!(
         record(a.port, &cookie, 2).header("x-vigie-held"),
+        Some(held.as_str())
+    );
+    // Both replicas restarted: the hold is still there from their first request, for the
+    // session it held and for a new sign-in.
+    b.restart();
+    a.restart();
+    assert_eq!(
+        record(a.port, &cookie, 4).header("x-vigie-held"),
+        Some(held.as_str()),
+        "the first request after the restart"
+    );
+    let again = cookie_set(
+        &submit_login(b.port, "dr.martin", "martin-demo", None),
+        "vigie",
+    )
+    .unwrap();
+    assert_eq!(
+        record(b.port, &again, 5).header("x-vigie-held"),
         Some(held.as_str())
     );
     // Released on A, back to work on B.
