@@ -206,6 +206,15 @@ fn a_hold_survives_a_gateway_restart_until_the_soc_releases_it() {
     };
     let (_, held) = enumerate(gw.port, &login(&gw));
     let alert_id = held.header("x-vigie-held").unwrap().to_string();
+    let stored = |gw: &Gateway| {
+        let alerts = admin_api(gw.admin_port, "GET", "/api/alerts?limit=50");
+        alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["event"]["id"] == alert_id.as_str())
+    };
+    wait_for("the alert in the store", || stored(&gw).then_some(()));
 
     gw.restart();
     // A new sign-in (not only the session kept across the restart) is still held.
@@ -215,6 +224,10 @@ fn a_hold_survives_a_gateway_restart_until_the_soc_releases_it() {
     assert_eq!(after.header("x-vigie-held"), Some(alert_id.as_str()));
     let holds = admin_api(gw.admin_port, "GET", "/api/holds");
     assert_eq!(holds["holds"][0]["alert"], alert_id.as_str(), "{holds}");
+    assert!(
+        stored(&gw),
+        "the alert that suspended it is still there too"
+    );
 
     // Released, and a release is durable too.
     let released = admin_api(
