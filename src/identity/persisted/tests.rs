@@ -3,6 +3,12 @@ use crate::identity::locks::{LockStore, SqliteLocks};
 use crate::identity::session::{record, AuthLevel};
 use crate::identity::vault::VaultedCookie;
 
+/// What a start reports when the file's only session could not come back.
+const ONE_DROPPED: Restored = Restored {
+    sessions: 0,
+    dropped: 1,
+};
+
 const PORTAL_COOKIE: &str = "MEDIBOARD-SESSION-value-that-must-stay-sealed";
 
 struct Files {
@@ -172,13 +178,7 @@ async fn the_file_holds_no_portal_cookie_reason_or_id_and_opens_with_no_other_ke
     }
     // Another key ring (a lost key file): the sessions are dropped, not half-read.
     let (run, restored) = start(&f, &Arc::new(KeyRing::ephemeral()));
-    assert_eq!(
-        restored,
-        Restored {
-            sessions: 0,
-            dropped: 1
-        }
-    );
+    assert_eq!(restored, ONE_DROPPED);
     assert!(run.get(&id).await.unwrap().is_none());
     let (_, again) = start(&f, &keys);
     assert_eq!(again, Restored::default(), "the dropped row left the file");
@@ -193,12 +193,6 @@ async fn a_user_locked_while_the_gateway_was_down_is_not_restored() {
     drop(run);
     f.locks.lock("dr.martin", "offboarded").await.unwrap();
     let (run, restored) = start(&f, &keys);
-    assert_eq!(
-        restored,
-        Restored {
-            sessions: 0,
-            dropped: 1
-        }
-    );
+    assert_eq!(restored, ONE_DROPPED);
     assert!(run.get(&id).await.unwrap().is_none());
 }
