@@ -2,8 +2,10 @@
 //! session written through to the SQLite file, sealed, and read back at start.
 //!
 //! Memory stays the authority while the process runs (every check happens there, in one
-//! step); the file is its copy for the next start. An ended session leaves the file before
-//! the call that ended it returns, so a restart never brings it back. Pre-login sessions are
+//! step); the file is its copy for the next start. Every change is made to memory and to the
+//! file under one lock, so the file never gets a write-back of a session that ended in
+//! between (it would come back at the next start); an ended session leaves the file before
+//! the call that ended it returns. Pre-login sessions are
 //! not kept: losing one costs a visitor a reload of the login page.
 
 use std::sync::Arc;
@@ -18,6 +20,9 @@ use crate::factors::crypto::KeyRing;
 use crate::storage::sessions::SqliteSessions;
 
 pub struct Persisted {
+    /// Held across each change's memory step and file step: one change at a time, in the
+    /// same order in both.
+    writing: tokio::sync::Mutex<()>,
     memory: MemoryStore,
     disk: SqliteSessions,
     /// The factors' key ring: the file holds no usable portal session without it.
@@ -78,6 +83,7 @@ impl Persisted {
             .map_err(unavailable)?;
         Ok((
             Self {
+                writing: tokio::sync::Mutex::new(()),
                 memory,
                 disk,
                 sealer,
@@ -133,6 +139,7 @@ impl SessionStore for Persisted {
         admission: Admission<'_>,
     ) -> Result<Admitted, StoreError> {
         let id = record.id;
+        let _one = self.writing.lock().await;
         let admitted = self.memory.create(record, admission).await?;
         if let Admitted::Stored { evicted } = &admitted {
             let ended = evicted.iter().map(|r| &r.record.id);
@@ -145,6 +152,7 @@ impl SessionStore for Persisted {
     }
 
     async fn update(&self, record: SessionRecord) -> Result<Updated, StoreError> {
+        let _one = self.writing.lock().await;
         let updated = self.memory.update(record).await?;
         if let Updated::Stored(stored) = &updated {
             self.keep(stored);
@@ -153,6 +161,7 @@ impl SessionStore for Persisted {
     }
 
     async fn remove(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
+        let _one = self.writing.lock().await;
         let removed = self.memory.remove(id).await?;
         self.forget([id])?;
         Ok(removed)
@@ -163,8 +172,16 @@ impl SessionStore for Persisted {
         user: &str,
         except: Option<&SessionId>,
     ) -> Result<Vec<Removed>, StoreError> {
+        let _one = self.writing.lock().await;
         let removed = self.memory.remove_user(user, except).await?;
         self.forget(removed.iter().map(|r| &r.record.id))?;
+        // And any row of the user's that memory no longer knows (a revocation is the moment
+        // to make sure nothing of theirs can come back).
+        let kept = except.map(hash).unwrap_or_default();
+        self.disk.delete_user(user, &kept).map_err(|e| {
+            tracing::error!(error = %e, "a revoked user's sessions are still in the database; they would return at restart");
+            unavailable(e)
+        })?;
         Ok(removed)
     }
 
@@ -177,6 +194,7 @@ impl SessionStore for Persisted {
         user: &str,
         fingerprint: &str,
     ) -> Result<Option<Removed>, StoreError> {
+        let _one = self.writing.lock().await;
         let removed = self.memory.remove_fingerprint(user, fingerprint).await?;
         self.forget(removed.iter().map(|r| &r.record.id))?;
         Ok(removed)
@@ -188,6 +206,7 @@ impl SessionStore for Persisted {
         lifetimes: &Lifetimes,
         max: usize,
     ) -> Result<Vec<Removed>, StoreError> {
+        let _one = self.writing.lock().await;
         let removed = self.memory.sweep(now, lifetimes, max).await?;
         self.forget(removed.iter().map(|r| &r.record.id))?;
         Ok(removed)

@@ -41,6 +41,15 @@ impl SqliteSessions {
         Ok(())
     }
 
+    /// Forget every session of `user` but the one named `except` ("" for none).
+    pub fn delete_user(&self, user: &str, except: &str) -> Result<(), rusqlite::Error> {
+        self.conn().execute(
+            "DELETE FROM sessions WHERE username = ?1 AND hash != ?2",
+            params![user, except],
+        )?;
+        Ok(())
+    }
+
     /// Forget sessions, in one transaction (an ended session must not come back).
     pub fn delete<'a>(
         &self,

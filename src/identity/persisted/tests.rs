@@ -196,3 +196,58 @@ async fn a_user_locked_while_the_gateway_was_down_is_not_restored() {
     assert_eq!(restored, ONE_DROPPED);
     assert!(run.get(&id).await.unwrap().is_none());
 }
+
+/// A write-back racing the end of its session (a page in flight while the user signs out or
+/// IT revokes them) must not leave the session in the file for the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_back_racing_an_end_leaves_nothing_for_the_next_start() {
+    let f = files();
+    let keys = Arc::new(KeyRing::ephemeral());
+    let run = Arc::new(start(&f, &keys).0);
+    for _ in 0..10 {
+        // Sessions written back over and over (pages in flight), ended one by one meanwhile.
+        let mut ids = Vec::new();
+        let mut writers = Vec::new();
+        for _ in 0..20 {
+            let id = create(&run, signed_in("dr.martin")).await;
+            ids.push(id);
+            let run = run.clone();
+            writers.push(tokio::spawn(async move {
+                while let Some(read) = run.get(&id).await.unwrap() {
+                    let _ = run.update((*read).clone()).await.unwrap();
+                }
+            }));
+        }
+        for id in &ids {
+            tokio::task::yield_now().await;
+            run.remove(id).await.unwrap();
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+    }
+    drop(run);
+    let (_, restored) = start(&f, &keys);
+    assert_eq!(restored, Restored::default(), "ended sessions came back");
+}
+
+#[tokio::test]
+async fn a_revocation_clears_rows_memory_no_longer_knows() {
+    let f = files();
+    let keys = Arc::new(KeyRing::ephemeral());
+    let (run, _) = start(&f, &keys);
+    let kept = create(&run, signed_in("dr.martin")).await;
+    // A row left by an earlier run that memory does not hold (written before this fix).
+    let stray = signed_in("dr.martin");
+    let row = hash(&stray.id);
+    let plain = serde_json::to_vec(&(B64.encode(stray.id.0), &stray)).unwrap();
+    run.disk
+        .put(&row, "dr.martin", &keys.seal(&aad(&row), &plain))
+        .unwrap();
+    run.remove_user("dr.martin", Some(&kept)).await.unwrap();
+    drop(run);
+    let (run, restored) = start(&f, &keys);
+    assert_eq!(restored.sessions, 1);
+    assert!(run.get(&kept).await.unwrap().is_some());
+    assert!(run.get(&stray.id).await.unwrap().is_none());
+}
