@@ -30,6 +30,7 @@ pub fn load_or_create(path: &Path) -> std::io::Result<Vec<u8>> {
             Ok(key.to_vec())
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            super::sqlite::owner_only(path);
             let key = std::fs::read(path)?;
             if key.len() < LEN {
                 return Err(std::io::Error::new(

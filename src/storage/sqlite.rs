@@ -112,6 +112,13 @@ pub fn schema_version() -> u32 {
 pub fn open(path: &Path) -> Result<Connection, OpenError> {
     if path != Path::new(":memory:") {
         create_private(path)?;
+        for file in [
+            path.to_path_buf(),
+            with_suffix(path, "-wal"),
+            with_suffix(path, "-shm"),
+        ] {
+            owner_only(&file);
+        }
     }
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -151,6 +158,35 @@ fn create_private(path: &Path) -> Result<(), OpenError> {
             path: path.display().to_string(),
             source,
         })
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    name.into()
+}
+
+/// A file others could read (made before Vigie created its files 0600, or copied in) is made
+/// the owner's only, and said: it holds password hashes, sealed sessions and locks.
+pub fn owner_only(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+                Ok(()) => {
+                    tracing::warn!(file = %path.display(), was = format!("{mode:o}"), "readable by others: made 0600")
+                }
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "readable by others, and its mode cannot be changed: make it 0600")
+                }
+            }
+        }
+    }
 }
 
 /// Apply what the file lacks, under the write lock, each migration with its version; the
