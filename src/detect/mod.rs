@@ -126,6 +126,10 @@ pub struct Detector {
     shared: Option<Arc<shared::Shared>>,
     /// Embedded: where holds outlive a restart.
     durable: Option<Arc<dyn crate::storage::holds::HoldStore>>,
+    /// Held across a hold's or a release's memory and disk steps, so the two agree whatever
+    /// the interleaving (a release between a hold's disk write and its memory write would
+    /// leave it held now but gone at the next start).
+    holding: Mutex<()>,
     /// Releases already applied here: track key -> when.
     released: Mutex<HashMap<String, i64>>,
     /// Alerts raised before the answer was known, by request id: they leave with the
@@ -167,6 +171,7 @@ impl Detector {
             alerts,
             shared: None,
             durable: None,
+            holding: Mutex::new(()),
             released: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
         }
@@ -565,6 +570,7 @@ impl Detector {
     /// The SOC releases a held identity: its activity so far is forgotten, so the same
     /// evidence does not hold it again at once.
     pub fn release(&self, portal: &str, user: &str, now_us: i64) -> bool {
+        let one = self.holding.lock().expect("holding");
         let released = self.holds.release(portal, user);
         if let Some(store) = &self.durable {
             // Failing to forget it on disk only brings the hold back at the next restart.
@@ -572,6 +578,7 @@ impl Detector {
                 tracing::error!(error = %e, "detector: the release was not written to the database; the hold returns at restart");
             }
         }
+        drop(one);
         let key = format!("{portal}\u{0}{user}");
         self.forget(self.key_of(&[key.as_bytes()]));
         self.released
@@ -639,6 +646,7 @@ impl Detector {
                 if let Some(shared) = &self.shared {
                     shared.hold(shared::HoldChange::Put(Self::user_name(s), hold.clone()));
                 }
+                let _one = self.holding.lock().expect("holding");
                 if let Some(store) = &self.durable {
                     // Fail closed: the hold applies here even if the disk refuses it.
                     if let Err(e) = store.put(s.portal, s.user, &hold) {

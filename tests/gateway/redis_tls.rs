@@ -234,10 +234,9 @@ fn tls_settings_are_checked_by_check_config() {
             .args(["check-config", "-c", config.to_str().unwrap()])
             .output()
             .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
     };
     let (ok, err) =
         check("redis_url = \"rediss://10.0.0.5:6380/0\"\nredis_ca_file = \"missing.pem\"");
@@ -251,4 +250,8 @@ fn tls_settings_are_checked_by_check_config() {
     let (ok, err) =
         check("redis_url = \"rediss://10.0.0.5:6380/0\"\nredis_client_cert_file = \"c.pem\"");
     assert!(!ok && err.contains("needs its key"), "{err}");
+    // Credentials in the URL work, but are said to be in the wrong place.
+    let (ok, out) = check("redis_url = \"rediss://:secret-pw@10.0.0.5:6380/0\"");
+    assert!(ok && out.contains("carries the Redis credentials"), "{out}");
+    assert!(!out.contains("secret-pw"), "{out}");
 }

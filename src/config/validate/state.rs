@@ -186,6 +186,13 @@ impl Validator<'_> {
                         ),
                         (None, _) => {}
                     }
+                } else if scheme.is_some_and(|p| {
+                    url[p.len()..]
+                        .split('/')
+                        .next()
+                        .is_some_and(|a| a.contains('@'))
+                }) {
+                    self.warnings.push("storage.redis_url carries the Redis credentials: anyone who reads the configuration has them; move the password to redis_password_file (mode 0600)".into());
                 } else if s.redis_username.is_some() {
                     self.err(
                         "storage.redis_username",
