@@ -146,18 +146,23 @@ pub fn migrate_file(path: &Path) -> Result<(u32, Vec<&'static str>), OpenError> 
 }
 
 /// The file, made 0600 before SQLite opens it (SQLite gives its WAL files the same mode).
+/// Only a new file is opened here: closing a descriptor of a file this process has open in
+/// SQLite drops the process's POSIX locks on it, and another process (an IT command, a
+/// backup) would then take the database for unused and delete its WAL under the gateway,
+/// which loses every later write at the next start.
 fn create_private(path: &Path) -> Result<(), OpenError> {
     let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .map(drop)
-        .map_err(|source| OpenError::Create {
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(OpenError::Create {
             path: path.display().to_string(),
             source,
-        })
+        }),
+    }
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {

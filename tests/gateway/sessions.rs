@@ -469,7 +469,29 @@ fn a_restart_keeps_signed_in_sessions_and_brings_back_no_ended_one() {
     let out = raw(gw.port, format!("POST /.vigie/logout HTTP/1.1\r\nHost: portal.test\r\nCookie: {ended}\r\nSec-Fetch-Site: same-origin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
     assert_eq!(out.status, 303);
 
+    // Another process (an IT command, a backup) opening and closing the database while the
+    // gateway runs must not cost the gateway what it writes next.
+    let db = gw.config.with_file_name("vigie.sqlite");
+    let other = rusqlite::Connection::open(&db).unwrap();
+    let rows: i64 = other
+        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1, "the signed-in session is in the file");
+    drop(other);
+    let late = login(&gw, "sec.bernard", "bernard-demo");
+
     gw.restart();
+    let page = get(
+        gw.port,
+        &format!("{PATIENT}&late=1"),
+        &format!("Cookie: {late}\r\n"),
+    );
+    assert_eq!(
+        page.status,
+        200,
+        "written after the other process left: {}",
+        page.text()
+    );
     let page = get(gw.port, PATIENT, &format!("Cookie: {kept}\r\n"));
     assert_eq!(page.status, 200, "{}", page.text());
     assert!(
