@@ -275,11 +275,6 @@ impl Sessions {
     ) -> Result<Begun, StoreError> {
         let id = record.id;
         let user = record.user.clone().unwrap_or_default();
-        // This replica's copy of the locks answers first: a Redis back from an old snapshot
-        // (not yet noticed) may have lost the lock the store would check.
-        if !user.is_empty() && self.locks.held().contains(&user) {
-            return Ok(Begun::Locked);
-        }
         let cap = Self::cap_for(&record, pack);
         let admitted = self
             .store

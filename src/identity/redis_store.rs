@@ -458,6 +458,11 @@ impl SessionStore for RedisStore {
         record.version = 1;
         let json = self.sealed_json(&record, &hash)?;
         let user = record.user.clone().unwrap_or_default();
+        // This replica's copy of the locks answers first, as in the embedded store: a Redis
+        // back from an old snapshot (not yet noticed) may have lost the lock the script checks.
+        if !user.is_empty() && self.locked.contains(&user) {
+            return Ok(Admitted::Locked);
+        }
         let replaced = admission.replaces.map(Self::hash).unwrap_or_default();
         let (level, max, evict) = match admission.cap {
             Some(cap) => (cap.level as u8 + 1, cap.max, cap.evict_oldest),
