@@ -13,7 +13,6 @@ use std::sync::Arc;
 use crate::budget::Budgets;
 use crate::config::Config;
 use crate::detect::Detector;
-use crate::factors::crypto::KeyRing;
 use crate::factors::Factors;
 use crate::identity::assertion::AssertionKeys;
 use crate::identity::session::{Clock, SystemClock};
@@ -208,8 +207,7 @@ fn detector(
     }))
 }
 
-/// Second factors, when some portal holds sessions. Without a key ring (only the demo may
-/// run so) one random key seals them: they die with the process.
+/// Second factors, when some portal holds sessions, sealed with the stores' key ring.
 fn factors(
     config: &Config,
     stores: &crate::storage::open::Stores,
@@ -219,14 +217,7 @@ fn factors(
         return Ok(None);
     };
     let sf = &config.second_factor;
-    let keys = match &sf.keys {
-        Some(ring) => ring.clone(),
-        None => {
-            tracing::warn!("no second_factor key ring (demo): enrolled factors are lost at exit");
-            Arc::new(KeyRing::ephemeral())
-        }
-    };
-    let mut factors = Factors::new(store, keys, sf.clone(), clock)
+    let mut factors = Factors::new(store, stores.keys.clone(), sf.clone(), clock)
         .map_err(|e| anyhow::anyhow!("second_factor WebAuthn relying party: {e}"))?;
     if let Some(shared) = &stores.shared {
         factors = factors.noting_enrollments_in(shared.ledger());

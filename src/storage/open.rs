@@ -30,6 +30,8 @@ use crate::identity::store::{MemoryStore, SessionStore};
 pub struct Stores {
     /// Signs session cookies and keys patient pseudonyms.
     pub session_key: Vec<u8>,
+    /// Seals what is kept at rest (factors, session vaults): see [`key_ring`].
+    pub keys: Arc<KeyRing>,
     pub sessions: Arc<dyn SessionStore>,
     pub locks: Arc<dyn LockStore>,
     /// When some portal holds sessions (second factors are asked there).
@@ -63,6 +65,7 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
     let db = &config.storage.database;
     let in_db = |what: &str| format!("{what} in {}", db.display());
     let session_key = session_key(config)?;
+    let keys = key_ring(config);
     let durable_locks = Arc::new(SqliteLocks::open(db).with_context(|| in_db("account locks"))?);
     let holds_sessions = config.portals.iter().any(|p| p.holds_sessions());
     let users = match config
@@ -85,7 +88,7 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
             );
             let disk =
                 super::sessions::SqliteSessions::open(db).with_context(|| in_db("sessions"))?;
-            let (sessions, restored) = Persisted::open(memory, disk, sealer(config))
+            let (sessions, restored) = Persisted::open(memory, disk, keys.clone())
                 .with_context(|| in_db("the sessions kept"))?;
             tracing::info!(
                 sessions = restored.sessions,
@@ -101,6 +104,7 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
             let holds = SqliteHolds::open(db).with_context(|| in_db("holds"))?;
             Ok(Stores {
                 session_key,
+                keys,
                 sessions: Arc::new(sessions),
                 locks: durable_locks,
                 factors,
@@ -134,7 +138,7 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
                 .context("Redis session store")?
                 .with_outage_grace(config.storage.outage_grace)
                 // Vaults and break-glass reasons sealed with the ring every replica shares.
-                .sealing_with(sealer(config)),
+                .sealing_with(keys.clone()),
             );
             let state = Arc::new(SharedState {
                 health,
@@ -149,6 +153,7 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
                 holds_sessions.then(|| Arc::new(RedisFactors::new(store.clone())) as _);
             Ok(Stores {
                 session_key,
+                keys,
                 sessions: store.clone(),
                 locks: Arc::new(RedisLocks::new(store.clone(), durable_locks)),
                 factors,
@@ -168,15 +173,16 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
     }
 }
 
-/// What seals session vaults and break-glass reasons at rest: the factors' key ring, which
-/// replicas share (validation requires one where sessions are held). Without one (the demo)
-/// a random key: kept sessions then do not outlive the process.
-fn sealer(config: &Config) -> Arc<KeyRing> {
-    config
-        .second_factor
-        .keys
-        .clone()
-        .unwrap_or_else(|| Arc::new(KeyRing::ephemeral()))
+/// The `[second_factor]` key ring: it seals factors, session vaults and break-glass reasons at
+/// rest, and replicas share it (validation requires one where sessions are held). Without one
+/// (only the demo runs so) one random ring for all of them: they die with the process.
+fn key_ring(config: &Config) -> Arc<KeyRing> {
+    config.second_factor.keys.clone().unwrap_or_else(|| {
+        tracing::warn!(
+            "no second_factor key ring (demo): factors and kept sessions are lost at exit"
+        );
+        Arc::new(KeyRing::ephemeral())
+    })
 }
 
 /// The key that signs session cookies and keys patient pseudonyms: the configured one, else
