@@ -5,9 +5,8 @@
 //! its data: see [`super::shared_state`]).
 
 use std::path::Path;
-use std::sync::Mutex;
 
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 use crate::detect::Hold;
 
@@ -21,25 +20,18 @@ pub trait HoldStore: Send + Sync {
 
 /// Holds in the embedded SQLite file.
 pub struct SqliteHolds {
-    conn: Mutex<Connection>,
+    db: super::sqlite::Db,
 }
 
 impl SqliteHolds {
     pub fn open(path: &Path) -> Result<Self, super::sqlite::OpenError> {
-        Ok(Self {
-            conn: Mutex::new(super::sqlite::open(path)?),
-        })
-    }
-
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent; keep serving.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        super::sqlite::Db::open(path).map(|db| Self { db })
     }
 }
 
 impl HoldStore for SqliteHolds {
     fn running(&self, now_us: i64) -> Result<Vec<(String, String, Hold)>, rusqlite::Error> {
-        let conn = self.conn();
+        let conn = self.db.conn();
         // Expired holds are dropped on the way: nobody reads them again.
         conn.execute("DELETE FROM holds WHERE until_us <= ?1", params![now_us])?;
         let mut stmt = conn.prepare(
@@ -62,7 +54,7 @@ impl HoldStore for SqliteHolds {
     }
 
     fn put(&self, portal: &str, user: &str, hold: &Hold) -> Result<(), rusqlite::Error> {
-        self.conn().execute(
+        self.db.conn().execute(
             "INSERT OR REPLACE INTO holds (portal, username, since_us, until_us, alert_id, rule, score)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -79,7 +71,7 @@ impl HoldStore for SqliteHolds {
     }
 
     fn release(&self, portal: &str, user: &str) -> Result<(), rusqlite::Error> {
-        self.conn().execute(
+        self.db.conn().execute(
             "DELETE FROM holds WHERE portal = ?1 AND username = ?2",
             params![portal, user],
         )?;

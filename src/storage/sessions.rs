@@ -5,36 +5,28 @@
 //! each an opaque sealed blob ([`crate::identity::persisted`] seals and opens them).
 
 use std::path::Path;
-use std::sync::Mutex;
 
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 pub struct SqliteSessions {
-    conn: Mutex<Connection>,
+    db: super::sqlite::Db,
 }
 
 impl SqliteSessions {
     pub fn open(path: &Path) -> Result<Self, super::sqlite::OpenError> {
-        Ok(Self {
-            conn: Mutex::new(super::sqlite::open(path)?),
-        })
-    }
-
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent; keep serving.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        super::sqlite::Db::open(path).map(|db| Self { db })
     }
 
     /// Every row: (hash, sealed).
     pub fn all(&self) -> Result<Vec<(String, Vec<u8>)>, rusqlite::Error> {
-        let conn = self.conn();
+        let conn = self.db.conn();
         let mut stmt = conn.prepare("SELECT hash, sealed FROM sessions")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect()
     }
 
     pub fn put(&self, hash: &str, user: &str, sealed: &[u8]) -> Result<(), rusqlite::Error> {
-        self.conn().execute(
+        self.db.conn().execute(
             "INSERT OR REPLACE INTO sessions (hash, username, sealed) VALUES (?1, ?2, ?3)",
             params![hash, user, sealed],
         )?;
@@ -43,7 +35,7 @@ impl SqliteSessions {
 
     /// Forget every session of `user` but the one named `except` ("" for none).
     pub fn delete_user(&self, user: &str, except: &str) -> Result<(), rusqlite::Error> {
-        self.conn().execute(
+        self.db.conn().execute(
             "DELETE FROM sessions WHERE username = ?1 AND hash != ?2",
             params![user, except],
         )?;
@@ -55,7 +47,7 @@ impl SqliteSessions {
         &self,
         hashes: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), rusqlite::Error> {
-        let mut conn = self.conn();
+        let mut conn = self.db.conn();
         let tx = conn.transaction()?;
         for hash in hashes {
             tx.execute("DELETE FROM sessions WHERE hash = ?1", params![hash])?;

@@ -102,6 +102,21 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// A store's one connection to the file, shared by its callers.
+pub struct Db(std::sync::Mutex<Connection>);
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        Ok(Self(std::sync::Mutex::new(open(path)?)))
+    }
+
+    /// The connection; a panic while another caller held it leaves SQLite consistent, so
+    /// serving goes on.
+    pub fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// The schema version this build writes.
 pub fn schema_version() -> u32 {
     MIGRATIONS.len() as u32
