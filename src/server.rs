@@ -46,7 +46,7 @@ pub fn build_with(
     );
     let stores = crate::storage::open::open(config)?;
     let shared = stores.shared.as_ref().map(|s| s.health());
-    let redis = stores.shared.as_ref().map(|s| s.store.clone());
+    let redis = stores.shared.as_ref().map(|s| s.watch.redis.clone());
     let sessions = Sessions::new(
         stores.sessions.clone(),
         stores.locks.clone(),

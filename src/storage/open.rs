@@ -47,8 +47,8 @@ pub struct Stores {
 pub struct Shared {
     pub client: redis::Client,
     pub prefix: String,
-    pub store: Arc<RedisStore>,
-    /// The shared-state checks, run as a background service.
+    /// The shared-state checks, run as a background service (with the session store, which
+    /// budgets and factors use too).
     pub watch: Watch,
 }
 
@@ -162,7 +162,6 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
                 shared: Some(Shared {
                     client,
                     prefix: prefix.clone(),
-                    store: store.clone(),
                     watch: Watch {
                         state,
                         redis: store,
