@@ -396,6 +396,16 @@ fn a_locked_account_loses_its_sessions_and_cannot_log_in_until_unlocked() {
         &format!("Cookie: {cookie}\r\n")
     )));
 
+    // The lock logs the portal session out in the background: wait for it, so the count
+    // below moves only if the portal hears of the locked login.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while portal_sessions(&portal) != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the locked user's portal session lives on"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // The gateway refuses the login before the portal sees it, exactly as a wrong password
     // is refused: the answer says nothing of whether the password was right.
     let before = portal_sessions(&portal);
