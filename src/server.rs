@@ -41,10 +41,11 @@ pub fn build_with(
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let alerts = Arc::new(
-        crate::alerts::Alerts::start(config.alerts.clone()).context("alert sinks ([alerts])")?,
-    );
     let stores = crate::storage::open::open(config)?;
+    let alerts = Arc::new(
+        crate::alerts::Alerts::start_with(config.alerts.clone(), stores.alerts.clone())
+            .context("alert sinks ([alerts])")?,
+    );
     let shared = stores.shared.as_ref().map(|s| s.health());
     let redis = stores.shared.as_ref().map(|s| s.watch.redis.clone());
     let sessions = Sessions::new(

@@ -105,3 +105,4 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+pub mod postgres;

@@ -82,15 +82,27 @@ impl Alerts {
     /// Opens every configured sink and starts its thread. A JSONL file or store that cannot be
     /// opened, or a malformed webhook, fails here; a syslog collector may come up later.
     pub fn start(settings: SinkSettings) -> Result<Self, AlertError> {
+        let store = match &settings.store {
+            Some(path) => Some(AlertStore::open(path).map_err(|source| AlertError::Sink {
+                sink: "store",
+                source,
+            })?),
+            None => None,
+        };
+        Self::start_with(settings, store)
+    }
+
+    /// The same, with the store already opened (by [`crate::storage::open`], which knows
+    /// whether alerts are kept in the SQLite file or in PostgreSQL).
+    pub fn start_with(
+        settings: SinkSettings,
+        store: Option<AlertStore>,
+    ) -> Result<Self, AlertError> {
         let fail = |sink| move |source| AlertError::Sink { sink, source };
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
         if let Some(path) = &settings.jsonl {
             sinks.push(Box::new(JsonlSink::open(path).map_err(fail("jsonl"))?));
         }
-        let store = match &settings.store {
-            Some(path) => Some(AlertStore::open(path).map_err(fail("store"))?),
-            None => None,
-        };
         if let Some(store) = &store {
             sinks.push(Box::new(StoreSink(store.clone())));
         }

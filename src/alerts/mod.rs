@@ -9,12 +9,12 @@ mod cef;
 mod dispatch;
 mod ecs;
 mod jsonl;
-mod store;
+pub mod store;
 mod syslog;
 mod webhook;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_syslog;
 #[cfg(test)]
@@ -23,7 +23,7 @@ mod tests_webhook;
 pub use dispatch::{Alerts, SinkSettings};
 pub use ecs::ECS_VERSION;
 pub use jsonl::JsonlSink;
-pub use store::{AlertStore, StoreSink};
+pub use store::{AlertRecords, AlertStore, StoreSink};
 pub use syslog::{Facility, SyslogFormat, SyslogSettings, SyslogSink, SyslogTransport};
 pub use webhook::{WebhookSettings, WebhookSink};
 
@@ -151,6 +151,8 @@ pub enum SinkError {
     Db(#[from] rusqlite::Error),
     #[error(transparent)]
     Open(#[from] crate::storage::sqlite::OpenError),
+    #[error(transparent)]
+    Postgres(#[from] crate::storage::postgres::PgError),
     #[error("json error: {0}")]
     Json(#[from] serde_json::Error),
     #[error("http error: {0}")]

@@ -1,4 +1,6 @@
-//! Alerts kept in SQLite, so the admin API can list them and operators can triage them.
+//! Alerts kept so the admin API (and the SOC console) can list them and operators can triage
+//! them: in the SQLite file (one gateway), or in PostgreSQL, where every replica writes and
+//! reads one list ([`crate::storage::postgres::alerts`]).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -8,19 +10,66 @@ use serde_json::Value;
 
 use super::{Alert, Sink, SinkError};
 
-const STATUSES: [&str; 3] = ["open", "acknowledged", "resolved"];
+pub const STATUSES: [&str; 3] = ["open", "acknowledged", "resolved"];
+
+/// Where alerts are kept. Synchronous: the sink inserts from its own thread.
+pub trait AlertRecords: Send + Sync {
+    fn insert(&self, alert: &Alert, ecs: &Value) -> Result<(), SinkError>;
+    /// The newest `limit` alerts, newest first, each its ECS document plus `vigie.status`.
+    fn recent(&self, limit: usize) -> Result<Vec<Value>, SinkError>;
+    /// Set a known status; `Ok(false)` when no alert has that id.
+    fn set_status(&self, id: &str, status: &str) -> Result<bool, SinkError>;
+}
 
 /// Cheap to clone: the sink thread writes while the admin API reads through the same handle.
 #[derive(Clone)]
-pub struct AlertStore {
-    conn: Arc<Mutex<Connection>>,
-}
+pub struct AlertStore(Arc<dyn AlertRecords>);
 
 impl AlertStore {
+    pub fn new(records: Arc<dyn AlertRecords>) -> Self {
+        Self(records)
+    }
+
+    /// The alerts table of the SQLite file at `path`.
     pub fn open(path: &Path) -> Result<Self, SinkError> {
+        Ok(Self(Arc::new(SqliteAlerts::open(path)?)))
+    }
+
+    pub fn insert(&self, alert: &Alert, ecs: &Value) -> Result<(), SinkError> {
+        self.0.insert(alert, ecs)
+    }
+
+    pub fn recent(&self, limit: usize) -> Result<Vec<Value>, SinkError> {
+        self.0.recent(limit)
+    }
+
+    /// Set an alert's triage status; `Ok(false)` when no alert has that id.
+    pub fn set_status(&self, id: &str, status: &str) -> Result<bool, SinkError> {
+        if !STATUSES.contains(&status) {
+            return Err(SinkError::BadStatus(status.chars().take(32).collect()));
+        }
+        self.0.set_status(id, status)
+    }
+}
+
+/// The ECS document as kept, with the triage status where the console reads it.
+pub fn with_status(doc: &str, status: String) -> Result<Value, SinkError> {
+    let mut doc: Value = serde_json::from_str(doc)?;
+    if let Some(vigie) = doc.get_mut("vigie").and_then(Value::as_object_mut) {
+        vigie.insert("status".into(), Value::String(status));
+    }
+    Ok(doc)
+}
+
+struct SqliteAlerts {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteAlerts {
+    fn open(path: &Path) -> Result<Self, SinkError> {
         let conn = crate::storage::sqlite::open(path)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Mutex::new(conn),
         })
     }
 
@@ -28,8 +77,10 @@ impl AlertStore {
         // A panic while holding the lock leaves SQLite consistent; keep serving.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
-    pub fn insert(&self, alert: &Alert, ecs: &Value) -> Result<(), SinkError> {
+impl AlertRecords for SqliteAlerts {
+    fn insert(&self, alert: &Alert, ecs: &Value) -> Result<(), SinkError> {
         let doc = serde_json::to_string(ecs)?;
         self.conn().execute(
             "INSERT INTO alerts (id, at_us, rule_id, severity, risk_score, user, dedup_key, ecs)
@@ -48,8 +99,7 @@ impl AlertStore {
         Ok(())
     }
 
-    /// The newest `limit` alerts, newest first, each its ECS document plus `vigie.status`.
-    pub fn recent(&self, limit: usize) -> Result<Vec<Value>, SinkError> {
+    fn recent(&self, limit: usize) -> Result<Vec<Value>, SinkError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT ecs, status FROM alerts ORDER BY at_us DESC, rowid DESC LIMIT ?1",
@@ -61,20 +111,12 @@ impl AlertStore {
         let mut out = Vec::new();
         for row in rows {
             let (doc, status) = row?;
-            let mut doc: Value = serde_json::from_str(&doc)?;
-            if let Some(vigie) = doc.get_mut("vigie").and_then(Value::as_object_mut) {
-                vigie.insert("status".into(), Value::String(status));
-            }
-            out.push(doc);
+            out.push(with_status(&doc, status)?);
         }
         Ok(out)
     }
 
-    /// Set an alert's triage status; `Ok(false)` when no alert has that id.
-    pub fn set_status(&self, id: &str, status: &str) -> Result<bool, SinkError> {
-        if !STATUSES.contains(&status) {
-            return Err(SinkError::BadStatus(status.chars().take(32).collect()));
-        }
+    fn set_status(&self, id: &str, status: &str) -> Result<bool, SinkError> {
         let n = self.conn().execute(
             "UPDATE alerts SET status = ?1 WHERE id = ?2",
             params![status, id],

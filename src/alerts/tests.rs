@@ -177,7 +177,11 @@ fn jsonl_sink_appends_one_line_per_alert_and_follows_rotation() {
 #[test]
 fn store_lists_newest_first_and_tracks_status() {
     let dir = tempfile::tempdir().unwrap();
-    let store = AlertStore::open(&dir.path().join("alerts.db")).unwrap();
+    store_contract(&AlertStore::open(&dir.path().join("alerts.db")).unwrap());
+}
+
+/// What every alert store does (the PostgreSQL one runs it too).
+pub(crate) fn store_contract(store: &AlertStore) {
     let mut ids = Vec::new();
     for i in 0..3 {
         let mut alert = sample("VIGIE-EXF-003");
@@ -201,6 +205,11 @@ fn store_lists_newest_first_and_tracks_status() {
     assert_eq!(recent.len(), 3);
     assert_eq!(recent[0]["vigie"]["status"], "acknowledged");
     assert_eq!(recent[2]["vigie"]["status"], "open");
+    // The same alert delivered twice (a retried sink) is kept once.
+    let again = sample("VIGIE-EXF-003");
+    store.insert(&again, &again.to_ecs()).unwrap();
+    store.insert(&again, &again.to_ecs()).unwrap_or(());
+    assert_eq!(store.recent(10).unwrap().len(), 4);
 }
 
 #[test]

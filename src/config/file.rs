@@ -371,6 +371,14 @@ pub struct StorageSection {
     /// one (`tls-auth-clients yes`, Redis's default).
     pub redis_client_cert_file: Option<String>,
     pub redis_client_key_file: Option<String>,
+    /// Where durable records live: "sqlite" (the `database` file) or "postgres".
+    pub records: String,
+    /// With `records = "postgres"`: postgres://USER@HOST:PORT/DB?sslmode=require.
+    pub postgres_url: Option<String>,
+    /// A file holding the PostgreSQL password (out of the URL).
+    pub postgres_password_file: Option<String>,
+    /// The CA (PEM) that signed PostgreSQL's certificate (system roots if unset).
+    pub postgres_ca_file: Option<String>,
 }
 
 impl Default for StorageSection {
@@ -389,6 +397,10 @@ impl Default for StorageSection {
             redis_ca_file: None,
             redis_client_cert_file: None,
             redis_client_key_file: None,
+            records: "sqlite".into(),
+            postgres_url: None,
+            postgres_password_file: None,
+            postgres_ca_file: None,
         }
     }
 }

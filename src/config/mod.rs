@@ -153,6 +153,15 @@ pub enum StorageBackend {
     },
 }
 
+/// Where durable records live (`[storage] records`).
+#[derive(Clone, Debug)]
+pub enum Records {
+    /// The `database` file: one gateway.
+    Sqlite,
+    /// PostgreSQL, shared by every replica.
+    Postgres(Box<crate::storage::postgres::PgSettings>),
+}
+
 /// TLS to Redis (`rediss://`): PEM bytes read at validation.
 #[derive(Clone, Default)]
 pub struct RedisTls {
@@ -169,8 +178,11 @@ pub struct StorageConfig {
     pub replicas: u32,
     /// Sessions seen by this replica stay usable this long into a Redis outage.
     pub outage_grace: Duration,
-    /// The SQLite file of durable data (users; later factors, alerts, audit).
+    /// The SQLite file of durable data (users, and with `records = "sqlite"` locks, holds,
+    /// alerts and factors; embedded sessions).
     pub database: PathBuf,
+    /// Where locks, holds, alerts and factors are kept.
+    pub records: Records,
     /// Key that signs session cookies. Replicas sharing Redis must share it; `None` means
     /// a random key per process (embedded only).
     pub session_key: Option<Vec<u8>>,
@@ -185,6 +197,7 @@ impl std::fmt::Debug for StorageConfig {
         };
         f.debug_struct("StorageConfig")
             .field("backend", &backend)
+            .field("records", &self.records)
             .field("session_key", &self.session_key.as_ref().map(|_| "<set>"))
             .finish()
     }

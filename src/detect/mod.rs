@@ -193,7 +193,7 @@ impl Detector {
         mut self,
         store: Arc<dyn crate::storage::holds::HoldStore>,
         now_us: i64,
-    ) -> Result<Self, rusqlite::Error> {
+    ) -> Result<Self, crate::identity::store::StoreError> {
         for (portal, user, hold) in store.running(now_us)? {
             self.holds.put(&portal, &user, hold);
         }

@@ -25,6 +25,21 @@ pub trait LockStore: Send + Sync {
     fn held(&self) -> &Arc<LockedUsers>;
 }
 
+/// A lock store that is the durable record of the locks, reconciled with Redis's copy when
+/// replicas share state ([`crate::storage::shared_state`]): the SQLite file, or PostgreSQL.
+/// Synchronous: the reconciliation runs on its own thread.
+pub trait DurableLocks: LockStore {
+    /// Every lock, with its reason and when the store got it (unix milliseconds; older
+    /// versions wrote seconds, which only ever makes a later unlock win).
+    fn all(&self) -> Result<Vec<(String, String, i64)>, StoreError>;
+    /// Learn a lock made elsewhere (kept as it is if already known).
+    fn learn(&self, user: &str, reason: &str) -> Result<(), StoreError>;
+    /// Date a lock the store holds from now (it was lifted and set again elsewhere).
+    fn refresh(&self, user: &str) -> Result<(), StoreError>;
+    /// Forget a lock lifted elsewhere; whether there was one.
+    fn forget(&self, user: &str) -> Result<bool, StoreError>;
+}
+
 /// The locked users as this replica knows them. Kept in step by the lock store: at once for
 /// locks made here, by a message for locks made on another replica, and by a periodic
 /// resynchronisation should a message be lost.
@@ -71,10 +86,10 @@ impl SqliteLocks {
             .replace(this.all()?.into_iter().map(|(u, _, _)| u).collect());
         Ok(this)
     }
+}
 
-    /// Every lock, with its reason and when this file got it (unix milliseconds; older
-    /// versions wrote seconds, which only ever makes a later unlock win).
-    pub fn all(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+impl DurableLocks for SqliteLocks {
+    fn all(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
         let conn = self.conn.lock().expect("db lock");
         let mut stmt = conn
             .prepare("SELECT username, reason, locked_at FROM account_locks")
@@ -85,13 +100,11 @@ impl SqliteLocks {
         rows.collect::<Result<_, _>>().map_err(db_err)
     }
 
-    /// Learn a lock made elsewhere (kept as it is if already known).
-    pub fn learn(&self, user: &str, reason: &str) -> Result<(), StoreError> {
+    fn learn(&self, user: &str, reason: &str) -> Result<(), StoreError> {
         self.write(user, reason, "INSERT OR IGNORE")
     }
 
-    /// Date a lock this file holds from now (it was lifted and set again elsewhere).
-    pub fn refresh(&self, user: &str) -> Result<(), StoreError> {
+    fn refresh(&self, user: &str) -> Result<(), StoreError> {
         self.conn
             .lock()
             .expect("db lock")
@@ -103,8 +116,7 @@ impl SqliteLocks {
             .map_err(db_err)
     }
 
-    /// Forget a lock lifted elsewhere; whether there was one.
-    pub fn forget(&self, user: &str) -> Result<bool, StoreError> {
+    fn forget(&self, user: &str) -> Result<bool, StoreError> {
         let n = self
             .conn
             .lock()
@@ -117,7 +129,9 @@ impl SqliteLocks {
         self.held.set(user, false);
         Ok(n > 0)
     }
+}
 
+impl SqliteLocks {
     /// The durable write first: a session store admitting this user checks `held` after it.
     fn write(&self, user: &str, reason: &str, insert: &str) -> Result<(), StoreError> {
         self.conn

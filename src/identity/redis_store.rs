@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 
-use super::locks::{LockStore, LockedUsers, SqliteLocks};
+use super::locks::{DurableLocks, LockStore, LockedUsers};
 use super::redis_scripts as scripts;
 use super::session::{Lifetimes, SessionRecord};
 use super::store::{Admission, Admitted, Removed, SessionStore, StoreError, Updated};
@@ -653,11 +653,11 @@ impl SessionStore for RedisStore {
 /// replica's SQLite file so a Redis that lost its data gets them back.
 pub struct RedisLocks {
     store: Arc<RedisStore>,
-    durable: Arc<SqliteLocks>,
+    durable: Arc<dyn DurableLocks>,
 }
 
 impl RedisLocks {
-    pub fn new(store: Arc<RedisStore>, durable: Arc<SqliteLocks>) -> Self {
+    pub fn new(store: Arc<RedisStore>, durable: Arc<dyn DurableLocks>) -> Self {
         Self { store, durable }
     }
 }

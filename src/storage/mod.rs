@@ -3,6 +3,7 @@
 
 pub mod holds;
 pub mod open;
+pub mod postgres;
 pub mod redis;
 pub mod session_key;
 pub mod sessions;

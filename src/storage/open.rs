@@ -2,25 +2,36 @@
 //! asks which backend it got. Adding a backend means a branch here (and its stores), nothing
 //! in the server or the pipeline.
 //!
-//! | `backend`  | sessions                         | locks, factors            | holds            |
-//! |------------|----------------------------------|---------------------------|------------------|
-//! | `embedded` | memory, signed-in ones in SQLite | SQLite                    | SQLite           |
-//! | `redis`    | Redis (sealed), local 1 s cache  | Redis, locks copied to SQLite | Redis        |
+//! Two choices, independent: where hot state lives (`backend`: this process's memory, or
+//! Redis shared by replicas) and where durable records live (`records`: the SQLite file, or
+//! PostgreSQL shared by replicas).
 //!
-//! Local users, alerts and (with Redis) the shared-state ledger are in SQLite in both.
+//! | `backend`  | sessions                         | holds                      |
+//! |------------|----------------------------------|----------------------------|
+//! | `embedded` | memory, signed-in ones in SQLite | the records store          |
+//! | `redis`    | Redis (sealed), local 1 s cache  | Redis                      |
+//!
+//! | `records`  | locks                | factors                            | alerts         |
+//! |------------|----------------------|------------------------------------|----------------|
+//! | `sqlite`   | SQLite (with Redis: Redis, mirrored in SQLite) | SQLite (with Redis: Redis) | SQLite |
+//! | `postgres` | PostgreSQL (with Redis: Redis, reconciled with PostgreSQL) | PostgreSQL | PostgreSQL |
+//!
+//! Local users and (with Redis) the shared-state ledger are in the SQLite file.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 
 use super::holds::{HoldStore, SqliteHolds};
+use super::postgres::{alerts::PgAlerts, factors::PgFactors, holds::PgHolds, locks::PgLocks, Pg};
 use super::shared_state::{self, Ledger, SharedState, StateHealth, Watch};
 use super::users::UserStore;
-use crate::config::{Config, LoginMode, StorageBackend};
+use crate::alerts::AlertStore;
+use crate::config::{Config, LoginMode, Records, StorageBackend};
 use crate::factors::crypto::KeyRing;
 use crate::factors::redis_store::RedisFactors;
 use crate::factors::store::{FactorStore, SqliteFactors};
-use crate::identity::locks::{LockStore, SqliteLocks};
+use crate::identity::locks::{DurableLocks, LockStore, SqliteLocks};
 use crate::identity::persisted::Persisted;
 use crate::identity::redis_store::{RedisLocks, RedisStore};
 use crate::identity::session::Lifetimes;
@@ -40,6 +51,8 @@ pub struct Stores {
     pub users: Option<Arc<UserStore>>,
     /// Where the detector keeps holds across restarts (embedded; Redis carries them otherwise).
     pub holds: Option<Arc<dyn HoldStore>>,
+    /// Where alerts are kept for the admin API, when `[alerts] store` is on.
+    pub alerts: Option<AlertStore>,
     /// With replicas: what they share through Redis.
     pub shared: Option<Shared>,
 }
@@ -66,7 +79,36 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
     let in_db = |what: &str| format!("{what} in {}", db.display());
     let session_key = session_key(config)?;
     let keys = key_ring(config);
-    let durable_locks = Arc::new(SqliteLocks::open(db).with_context(|| in_db("account locks"))?);
+    let pg = match &config.storage.records {
+        Records::Sqlite => None,
+        Records::Postgres(settings) => {
+            let (pg, applied) = Pg::connect(settings).with_context(|| {
+                format!("PostgreSQL at {} ([storage] postgres_url)", settings.shown)
+            })?;
+            if !applied.is_empty() {
+                tracing::info!(at = %pg.at(), migrations = ?applied, "PostgreSQL schema brought up to date");
+            }
+            Some(pg)
+        }
+    };
+    let in_records = |what: &str| match &pg {
+        Some(pg) => format!("{what} in PostgreSQL at {}", pg.at()),
+        None => in_db(what),
+    };
+    let durable_locks: Arc<dyn DurableLocks> = match &pg {
+        Some(pg) => {
+            Arc::new(PgLocks::open(pg.clone()).with_context(|| in_records("account locks"))?)
+        }
+        None => Arc::new(SqliteLocks::open(db).with_context(|| in_db("account locks"))?),
+    };
+    let alerts = match (&config.alerts.store, &pg) {
+        (None, _) => None,
+        (Some(_), Some(pg)) => Some(AlertStore::new(Arc::new(PgAlerts(pg.clone())))),
+        (Some(path), None) => {
+            Some(AlertStore::open(path).with_context(|| format!("alerts in {}", path.display()))?)
+        }
+    };
+    let pg_factors = |pg: &Pg| Arc::new(PgFactors(pg.clone())) as Arc<dyn FactorStore>;
     let holds_sessions = config.portals.iter().any(|p| p.holds_sessions());
     let users = match config
         .portals
@@ -95,13 +137,17 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
                 dropped = restored.dropped,
                 "signed-in sessions kept from the last run"
             );
-            let factors: Option<Arc<dyn FactorStore>> = match holds_sessions {
-                true => Some(Arc::new(
+            let factors: Option<Arc<dyn FactorStore>> = match (holds_sessions, &pg) {
+                (false, _) => None,
+                (true, Some(pg)) => Some(pg_factors(pg)),
+                (true, None) => Some(Arc::new(
                     SqliteFactors::open(db).with_context(|| in_db("second factors"))?,
                 )),
-                false => None,
             };
-            let holds = SqliteHolds::open(db).with_context(|| in_db("holds"))?;
+            let holds: Arc<dyn HoldStore> = match &pg {
+                Some(pg) => Arc::new(PgHolds(pg.clone())),
+                None => Arc::new(SqliteHolds::open(db).with_context(|| in_db("holds"))?),
+            };
             Ok(Stores {
                 session_key,
                 keys,
@@ -109,7 +155,8 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
                 locks: durable_locks,
                 factors,
                 users,
-                holds: Some(Arc::new(holds)),
+                holds: Some(holds),
+                alerts,
                 shared: None,
             })
         }
@@ -149,8 +196,11 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
                 rounds: Default::default(),
             });
             shared_state::check_at_start(&state, &client).with_context(at)?;
-            let factors: Option<Arc<dyn FactorStore>> =
-                holds_sessions.then(|| Arc::new(RedisFactors::new(store.clone())) as _);
+            let factors: Option<Arc<dyn FactorStore>> = match (holds_sessions, &pg) {
+                (false, _) => None,
+                (true, Some(pg)) => Some(pg_factors(pg)),
+                (true, None) => Some(Arc::new(RedisFactors::new(store.clone()))),
+            };
             Ok(Stores {
                 session_key,
                 keys,
@@ -159,6 +209,7 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
                 factors,
                 users,
                 holds: None,
+                alerts,
                 shared: Some(Shared {
                     client,
                     prefix: prefix.clone(),

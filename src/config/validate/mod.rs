@@ -13,6 +13,7 @@ mod detection;
 mod factors;
 pub(crate) mod policy;
 mod portal;
+mod records;
 mod state;
 
 pub(super) fn parse_and_validate(

@@ -234,6 +234,7 @@ impl Validator<'_> {
             backend,
             session_key,
             database: self.base.join(&s.database),
+            records: self.records(s),
         }
     }
 

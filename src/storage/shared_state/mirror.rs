@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use redis::aio::ConnectionLike;
 
 use super::SharedState;
-use crate::identity::locks::LockStore;
 use crate::identity::redis_store::deadline;
 use crate::identity::store::StoreError;
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionLike;
 
-use crate::identity::locks::SqliteLocks;
+use crate::identity::locks::DurableLocks;
 use crate::identity::redis_store::deadline;
 use crate::identity::store::StoreError;
 
@@ -141,7 +141,7 @@ pub struct SharedState {
     pub health: Arc<StateHealth>,
     pub ledger: Arc<Ledger>,
     /// The durable copy of the locks (it keeps this replica's copy in memory too).
-    pub locks: Arc<SqliteLocks>,
+    pub locks: Arc<dyn DurableLocks>,
     pub prefix: String,
     /// The operator vouched for persistence where `CONFIG GET` is refused.
     pub vouched: bool,

@@ -1,0 +1,105 @@
+//! The PostgreSQL schema, versioned in `vigie_schema` and migrated in one transaction under
+//! an advisory lock: replicas starting together wait for each other, and a half-applied
+//! migration never stays. Append only: a released migration never changes.
+
+use deadpool_postgres::Object;
+
+use super::PgError;
+
+/// Any constant both replicas agree on: the advisory lock taken while migrating.
+const LOCK: i64 = 0x7669_6769_6573_6368; // "vigiesch"
+
+struct Migration {
+    name: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    name: "locks, holds, alerts and second factors",
+    // The same records as the SQLite file's, so `vigie storage migrate` copies row for row.
+    sql: "CREATE TABLE account_locks (username TEXT PRIMARY KEY, reason TEXT NOT NULL, locked_at BIGINT NOT NULL);
+          CREATE TABLE holds (
+              portal TEXT NOT NULL,
+              username TEXT NOT NULL,
+              since_us BIGINT NOT NULL,
+              until_us BIGINT NOT NULL,
+              alert_id TEXT NOT NULL,
+              rule TEXT NOT NULL,
+              score INTEGER NOT NULL,
+              PRIMARY KEY (portal, username)
+          );
+          CREATE TABLE alerts (
+              id TEXT PRIMARY KEY,
+              at_us BIGINT NOT NULL,
+              rule_id TEXT NOT NULL,
+              severity TEXT NOT NULL,
+              risk_score INTEGER NOT NULL,
+              username TEXT NOT NULL,
+              dedup_key TEXT NOT NULL,
+              status TEXT NOT NULL DEFAULT 'open',
+              ecs JSONB NOT NULL
+          );
+          CREATE INDEX alerts_at ON alerts (at_us DESC);
+          CREATE TABLE factors (username TEXT PRIMARY KEY, sealed BYTEA NOT NULL, version BIGINT NOT NULL);
+          CREATE TABLE totp_steps (username TEXT PRIMARY KEY, step BIGINT NOT NULL);
+          CREATE TABLE recovery_codes (username TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (username, digest));
+          CREATE TABLE factor_failures (key TEXT PRIMARY KEY, count INTEGER NOT NULL, last_at BIGINT NOT NULL);
+          CREATE TABLE invitations (username TEXT PRIMARY KEY, digest TEXT NOT NULL, expires BIGINT NOT NULL);
+          CREATE TABLE webauthn_challenges (key TEXT PRIMARY KEY, state BYTEA NOT NULL, expires BIGINT NOT NULL);",
+}];
+
+/// The schema version this build writes.
+pub fn schema_version() -> i32 {
+    MIGRATIONS.len() as i32
+}
+
+/// Apply what the database lacks; the names of the migrations applied. The outer error is
+/// the connection's (the call is retried), the inner one the schema's (it is not).
+pub(super) async fn migrate(
+    mut conn: Object,
+) -> Result<Result<Vec<&'static str>, PgError>, tokio_postgres::Error> {
+    let tx = conn.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS vigie_schema (
+             version INTEGER PRIMARY KEY,
+             name TEXT NOT NULL,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )
+    .await?;
+    let found: i32 = tx
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM vigie_schema", &[])
+        .await?
+        .get(0);
+    let known = schema_version();
+    if found > known {
+        return Ok(Err(PgError::TooNew { found, known }));
+    }
+    let mut applied = Vec::new();
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = i as i32 + 1;
+        let step = async {
+            tx.batch_execute(m.sql).await?;
+            tx.execute(
+                "INSERT INTO vigie_schema (version, name) VALUES ($1, $2)",
+                &[&version, &m.name],
+            )
+            .await
+        };
+        if let Err(e) = step.await {
+            if e.as_db_error().is_none() {
+                return Err(e);
+            }
+            return Ok(Err(PgError::Migration {
+                version,
+                name: m.name,
+                message: super::message(&e),
+            }));
+        }
+        applied.push(m.name);
+    }
+    tx.commit().await?;
+    Ok(Ok(applied))
+}

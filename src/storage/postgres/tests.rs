@@ -1,0 +1,205 @@
+//! The PostgreSQL stores against the machine's PostgreSQL, each test in a database of its own.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use super::*;
+use crate::detect::Hold;
+use crate::factors::store::FactorStore;
+use crate::identity::locks::{DurableLocks, LockStore};
+use crate::storage::holds::HoldStore;
+use crate::testing::postgres::PgDatabase;
+
+fn settings(db: &PgDatabase) -> PgSettings {
+    PgSettings {
+        config: tokio_postgres::Config::from_str(&db.url()).unwrap(),
+        ca: None,
+        shown: db.url(),
+    }
+}
+
+fn connect(db: &PgDatabase) -> Pg {
+    Pg::connect(&settings(db)).unwrap().0
+}
+
+#[test]
+fn replicas_starting_together_migrate_once() {
+    let db = PgDatabase::create();
+    let s = settings(&db);
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || Pg::connect(&s).map(|(_, applied)| applied.len()))
+        })
+        .collect();
+    let applied: Vec<usize> = starts
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap())
+        .collect();
+    assert_eq!(
+        applied.iter().sum::<usize>(),
+        schema_version() as usize,
+        "{applied:?}"
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM vigie_schema"),
+        schema_version().to_string()
+    );
+    // And once more at a later start: nothing to do.
+    assert!(Pg::connect(&s).unwrap().1.is_empty());
+}
+
+#[test]
+fn a_database_from_a_newer_vigie_is_refused() {
+    let db = PgDatabase::create();
+    connect(&db);
+    db.sql("INSERT INTO vigie_schema (version, name) VALUES (999, 'from the future')");
+    match Pg::connect(&settings(&db)) {
+        Err(PgError::TooNew { found: 999, .. }) => {}
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a newer schema was accepted"),
+    }
+}
+
+#[test]
+fn an_unreachable_server_fails_the_start_with_where() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://vigie@127.0.0.1:{port}/vigie");
+    let s = PgSettings {
+        config: tokio_postgres::Config::from_str(&url).unwrap(),
+        ca: None,
+        shown: url.clone(),
+    };
+    let err = Pg::connect(&s)
+        .err()
+        .expect("nothing listens there")
+        .to_string();
+    assert!(err.contains(&url), "{err}");
+}
+
+#[tokio::test]
+async fn factors_keep_the_contract() {
+    let db = PgDatabase::create();
+    let store = factors::PgFactors(connect(&db));
+    crate::factors::store::tests::contract(&store, true).await;
+}
+
+#[tokio::test]
+async fn parallel_claims_of_one_code_let_one_through() {
+    let db = PgDatabase::create();
+    let store = Arc::new(factors::PgFactors(connect(&db)));
+    store
+        .set_recovery_codes("alice", &["k:a".into(), "k:b".into()])
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let code = s.use_recovery_code("alice", &["k:a".into()]).await.unwrap();
+            let step = s.claim_totp_step("alice", 42, false).await.unwrap();
+            (code, step)
+        }));
+    }
+    let mut codes = 0;
+    let mut steps = 0;
+    for t in tasks {
+        let (c, s) = t.await.unwrap();
+        codes += usize::from(c);
+        steps += usize::from(s);
+    }
+    assert_eq!((codes, steps), (1, 1));
+    assert_eq!(store.recovery_codes_left("alice").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_lock_made_on_one_replica_is_known_to_another() {
+    let db = PgDatabase::create();
+    let a = locks::PgLocks::open(connect(&db)).unwrap();
+    a.lock("dr.house", "stolen password").await.unwrap();
+    assert!(a.held().contains("dr.house"));
+    // Another replica, started now: it loads the lock, and reads it.
+    let b = locks::PgLocks::open(connect(&db)).unwrap();
+    assert!(b.held().contains("dr.house"));
+    assert_eq!(
+        b.locked("dr.house").await.unwrap().as_deref(),
+        Some("stolen password")
+    );
+    assert_eq!(b.all().unwrap().len(), 1);
+    // A lock learnt from Redis keeps the reason already known.
+    b.learn("dr.house", "other").unwrap();
+    assert_eq!(
+        a.locked("dr.house").await.unwrap().as_deref(),
+        Some("stolen password")
+    );
+    assert!(b.unlock("dr.house").await.unwrap());
+    assert_eq!(a.locked("dr.house").await.unwrap(), None);
+    assert!(!a.forget("dr.house").unwrap());
+}
+
+#[test]
+fn holds_outlive_the_store_and_expire() {
+    let db = PgDatabase::create();
+    let hold = |until_us| Hold {
+        since_us: 1_000,
+        until_us,
+        alert_id: "A1".into(),
+        rule: "bulk export".into(),
+        score: 97,
+    };
+    {
+        let h = holds::PgHolds(connect(&db));
+        h.put("ehr", "dr.house", &hold(5_000)).unwrap();
+        h.put("ehr", "dr.house", &hold(9_000)).unwrap();
+        h.put("ehr", "nurse", &hold(2_000)).unwrap();
+        h.put("lab", "dr.house", &hold(9_000)).unwrap();
+        h.release("lab", "dr.house").unwrap();
+    }
+    let again = holds::PgHolds(connect(&db));
+    let running = again.running(3_000).unwrap();
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(
+        (running[0].0.as_str(), running[0].1.as_str()),
+        ("ehr", "dr.house")
+    );
+    assert_eq!(running[0].2.until_us, 9_000);
+    assert_eq!(running[0].2.score, 97);
+    assert_eq!(
+        db.sql("SELECT count(*) FROM holds"),
+        "1",
+        "the expired one is gone"
+    );
+}
+
+#[test]
+fn alerts_keep_the_contract_and_one_list_for_every_replica() {
+    let db = PgDatabase::create();
+    let a = crate::alerts::AlertStore::new(Arc::new(alerts::PgAlerts(connect(&db))));
+    crate::alerts::tests::store_contract(&a);
+    let b = crate::alerts::AlertStore::new(Arc::new(alerts::PgAlerts(connect(&db))));
+    assert_eq!(b.recent(100).unwrap(), a.recent(100).unwrap());
+}
+
+#[tokio::test]
+async fn a_connection_cut_under_the_pool_is_replaced_and_the_call_made_again() {
+    let db = PgDatabase::create();
+    let pg = connect(&db);
+    let store = factors::PgFactors(pg.clone());
+    assert!(store.save("alice", vec![1], 0).await.unwrap());
+    // The server ends every connection of the pool (a failover, a restart).
+    let ended = db.sql(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = '{}' AND pid <> pg_backend_pid()",
+        db.name
+    ));
+    assert_ne!(ended, "0", "the pool had a connection to end");
+    // The next call finds its connection broken, takes a fresh one, and answers.
+    assert_eq!(
+        store.load("alice").await.unwrap().map(|(s, _)| s),
+        Some(vec![1])
+    );
+}
