@@ -8,7 +8,9 @@ use vigie::config::Config;
 
 use crate::{admin_call, comma_list, encode, UserAction};
 
-/// `vigie storage migrate`: the embedded database brought up to date, and what changed.
+/// `vigie storage migrate`: the embedded database and (with `records = "postgres"`)
+/// PostgreSQL brought up to date, an existing deployment's records copied into PostgreSQL,
+/// and what changed. Every start does the same.
 pub fn storage_migrate(path: &std::path::Path) -> ExitCode {
     let config = match Config::load(path) {
         Ok(config) => config,
@@ -18,6 +20,15 @@ pub fn storage_migrate(path: &std::path::Path) -> ExitCode {
         }
     };
     let db = &config.storage.database;
+    if let vigie::config::Records::Postgres(settings) = &config.storage.records {
+        return match migrate_postgres(&config, settings) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if !db.exists() {
         eprintln!(
             "error: no database at {} (nothing to migrate: the first start creates it)",
@@ -170,4 +181,47 @@ pub fn user_command(config: Option<PathBuf>, action: UserAction) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn migrate_postgres(
+    config: &Config,
+    settings: &vigie::storage::postgres::PgSettings,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use vigie::storage::postgres::{import, Pg};
+    let (pg, applied) = Pg::connect(settings)?;
+    let known = vigie::storage::postgres::schema_version();
+    match applied.is_empty() {
+        true => println!("{}: schema version {known}, up to date", pg.at()),
+        false => {
+            println!("{}: schema brought to version {known}", pg.at());
+            for name in applied {
+                println!("  {name}");
+            }
+        }
+    }
+    let report = |from: &str, copied: Option<import::Copied>| match copied {
+        None => println!("{from}: already copied"),
+        Some(rows) => {
+            println!("{from}: copied");
+            for (table, n) in rows {
+                println!("  {table}: {n}");
+            }
+        }
+    };
+    let db = &config.storage.database;
+    let copied = import::from_sqlite(&pg, db)
+        .with_context(|| format!("copying {} into PostgreSQL", db.display()))?;
+    report(&db.display().to_string(), copied);
+    if let vigie::config::StorageBackend::Redis {
+        url, prefix, tls, ..
+    } = &config.storage.backend
+    {
+        let shown = vigie::storage::open::redact(url);
+        let client = vigie::storage::redis::client(url, tls)?;
+        let copied = import::from_redis(&pg, &client, &shown, prefix)
+            .with_context(|| format!("copying the factors in Redis at {shown} into PostgreSQL"))?;
+        report(&format!("Redis at {shown}"), copied);
+    }
+    Ok(())
 }

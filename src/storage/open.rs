@@ -88,6 +88,12 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
             if !applied.is_empty() {
                 tracing::info!(at = %pg.at(), migrations = ?applied, "PostgreSQL schema brought up to date");
             }
+            // An existing deployment's records come along, once.
+            if let Some(copied) = super::postgres::import::from_sqlite(&pg, db)
+                .with_context(|| format!("copying {} into PostgreSQL", db.display()))?
+            {
+                tracing::info!(from = %db.display(), to = %pg.at(), ?copied, "records copied into PostgreSQL");
+            }
             Some(pg)
         }
     };
@@ -168,6 +174,16 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
         } => {
             let at = || format!("Redis at {} ([storage] redis_url)", redact(url));
             let client = super::redis::client(url, tls).with_context(at)?;
+            if let Some(pg) = &pg {
+                if let Some(copied) =
+                    super::postgres::import::from_redis(pg, &client, &redact(url), prefix)
+                        .with_context(|| {
+                            format!("copying the factors in {} into PostgreSQL", at())
+                        })?
+                {
+                    tracing::info!(to = %pg.at(), ?copied, "second factors copied from Redis into PostgreSQL");
+                }
+            }
             let life = Lifetimes {
                 idle: s.idle_timeout,
                 absolute: s.absolute_timeout,

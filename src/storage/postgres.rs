@@ -19,6 +19,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 pub mod alerts;
 pub mod factors;
 pub mod holds;
+pub mod import;
 pub mod locks;
 mod migrations;
 
@@ -149,6 +150,25 @@ impl Pg {
         match rx.recv_timeout(DEADLINE + Duration::from_secs(1)) {
             Ok(r) => r,
             Err(_) => Err(PgError::Timeout {
+                at: self.at.to_string(),
+            }),
+        }
+    }
+
+    /// Run `work` (not a pool call: a copy from Redis, say) on the pool's runtime, waiting
+    /// at most `deadline` for it.
+    pub fn wait<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+        deadline: Duration,
+    ) -> Result<T, PgError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.rt.spawn(async move {
+            let _ = tx.send(tokio::time::timeout(deadline, work).await);
+        });
+        match rx.recv() {
+            Ok(Ok(v)) => Ok(v),
+            _ => Err(PgError::Timeout {
                 at: self.at.to_string(),
             }),
         }

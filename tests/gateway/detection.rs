@@ -22,7 +22,7 @@ pub fn portal_section(portal: &Portal) -> String {
     )
 }
 
-fn record(port: u16, cookie: &str, id: u32) -> Response {
+pub fn record(port: u16, cookie: &str, id: u32) -> Response {
     get(
         port,
         &format!("/index.php?m=dPpatients&tab=vw_full_patients&patient_id={id}"),
@@ -35,7 +35,7 @@ pub const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100
 
 /// Open records 1, 2, 3… until the gateway holds the session; returns how many records were
 /// served and the held answer.
-fn enumerate(port: u16, cookie: &str) -> (usize, Response) {
+pub fn enumerate(port: u16, cookie: &str) -> (usize, Response) {
     let mut served = 0;
     for id in 1..=100 {
         let r = record(port, cookie, id);
@@ -50,7 +50,7 @@ fn enumerate(port: u16, cookie: &str) -> (usize, Response) {
     panic!("the enumeration was never held ({served} records served)");
 }
 
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(v) = f() {

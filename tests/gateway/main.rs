@@ -22,6 +22,9 @@ mod paths;
 mod php_params;
 mod policy;
 mod portal_logout;
+mod postgres;
+#[path = "../../src/testing/postgres.rs"]
+mod postgres_db;
 mod prelogin;
 mod prelogin_found;
 mod redis_tls;

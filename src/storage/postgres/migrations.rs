@@ -45,7 +45,8 @@ const MIGRATIONS: &[Migration] = &[Migration {
           CREATE TABLE recovery_codes (username TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (username, digest));
           CREATE TABLE factor_failures (key TEXT PRIMARY KEY, count INTEGER NOT NULL, last_at BIGINT NOT NULL);
           CREATE TABLE invitations (username TEXT PRIMARY KEY, digest TEXT NOT NULL, expires BIGINT NOT NULL);
-          CREATE TABLE webauthn_challenges (key TEXT PRIMARY KEY, state BYTEA NOT NULL, expires BIGINT NOT NULL);",
+          CREATE TABLE webauthn_challenges (key TEXT PRIMARY KEY, state BYTEA NOT NULL, expires BIGINT NOT NULL);
+          CREATE TABLE vigie_imports (source TEXT PRIMARY KEY, copied_at TIMESTAMPTZ NOT NULL DEFAULT now());",
 }];
 
 /// The schema version this build writes.

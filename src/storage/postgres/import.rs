@@ -1,0 +1,319 @@
+//! Moving an existing deployment onto PostgreSQL: the records of a `vigie.sqlite` file (locks,
+//! holds, alerts, factors and their counters, invitations), and the factors replicas kept in
+//! Redis, copied once into PostgreSQL. It runs at every start with `records = "postgres"`
+//! (and on demand, `vigie storage migrate`): each source is marked once copied, so it is
+//! copied once, and replicas each bring their own file's alerts. Rows PostgreSQL already has
+//! win, except a TOTP step, where the later one wins (a code used once stays used).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::OptionalExtension;
+
+use super::{Pg, PgError};
+
+/// What one source brought: (table, rows added).
+pub type Copied = Vec<(&'static str, u64)>;
+
+/// The marker a copied source keeps, naming the database it went to.
+const MARK: &str = "imported_to_postgres";
+
+#[derive(Default, Clone)]
+struct Rows {
+    locks: Vec<(String, String, i64)>,
+    holds: Vec<(String, String, i64, i64, String, String, i32)>,
+    alerts: Vec<(
+        String,
+        i64,
+        String,
+        String,
+        i32,
+        String,
+        String,
+        String,
+        String,
+    )>,
+    factors: Vec<(String, Vec<u8>, i64)>,
+    steps: Vec<(String, i64)>,
+    codes: Vec<(String, String)>,
+    invitations: Vec<(String, String, i64)>,
+}
+
+/// Copy the SQLite file at `path` into `pg`, unless it was already; `None` when it was.
+pub fn from_sqlite(pg: &Pg, path: &Path) -> Result<Option<Copied>, anyhow::Error> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = crate::storage::sqlite::open(path)?;
+    let marked: Option<String> = conn
+        .query_row(
+            "SELECT value FROM shared_state WHERE name = ?1",
+            [MARK],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if marked.as_deref() == Some(pg.at()) {
+        return Ok(None);
+    }
+    let mut rows = Rows::default();
+    let all = |sql: &str| -> rusqlite::Result<Vec<Vec<rusqlite::types::Value>>> {
+        let mut stmt = conn.prepare(sql)?;
+        let n = stmt.column_count();
+        let out = stmt.query_map([], |r| (0..n).map(|i| r.get(i)).collect())?;
+        out.collect()
+    };
+    use rusqlite::types::Value as V;
+    let text = |v: &V| match v {
+        V::Text(s) => s.clone(),
+        V::Integer(i) => i.to_string(),
+        _ => String::new(),
+    };
+    let int = |v: &V| match v {
+        V::Integer(i) => *i,
+        _ => 0,
+    };
+    for r in all("SELECT username, reason, locked_at FROM account_locks")? {
+        rows.locks.push((text(&r[0]), text(&r[1]), int(&r[2])));
+    }
+    for r in all("SELECT portal, username, since_us, until_us, alert_id, rule, score FROM holds")? {
+        rows.holds.push((
+            text(&r[0]),
+            text(&r[1]),
+            int(&r[2]),
+            int(&r[3]),
+            text(&r[4]),
+            text(&r[5]),
+            int(&r[6]) as i32,
+        ));
+    }
+    for r in all(
+        "SELECT id, at_us, rule_id, severity, risk_score, user, dedup_key, status, ecs FROM alerts",
+    )? {
+        rows.alerts.push((
+            text(&r[0]),
+            int(&r[1]),
+            text(&r[2]),
+            text(&r[3]),
+            int(&r[4]) as i32,
+            text(&r[5]),
+            text(&r[6]),
+            text(&r[7]),
+            text(&r[8]),
+        ));
+    }
+    for r in all("SELECT username, sealed, version FROM factors")? {
+        let sealed = match &r[1] {
+            V::Blob(b) => b.clone(),
+            _ => continue,
+        };
+        rows.factors.push((text(&r[0]), sealed, int(&r[2])));
+    }
+    for r in all("SELECT username, step FROM totp_steps")? {
+        rows.steps.push((text(&r[0]), int(&r[1])));
+    }
+    for r in all("SELECT username, digest FROM recovery_codes")? {
+        rows.codes.push((text(&r[0]), text(&r[1])));
+    }
+    for r in all("SELECT username, digest, expires FROM invitations")? {
+        rows.invitations
+            .push((text(&r[0]), text(&r[1]), int(&r[2])));
+    }
+    let copied = write(pg, rows, None)?;
+    // Marked only once PostgreSQL has committed: a copy cut short runs again at next start.
+    conn.execute(
+        "INSERT OR REPLACE INTO shared_state (name, value) VALUES (?1, ?2)",
+        [MARK, pg.at()],
+    )?;
+    Ok(Some(copied))
+}
+
+/// Copy the factors replicas kept in Redis (records, TOTP steps, recovery codes, invitations)
+/// into `pg`, unless it was already; `None` when it was. PostgreSQL records the copy, so
+/// later starts do not need Redis for it; until it is done, a start without Redis fails:
+/// users whose factors were not copied would look unenrolled. Attempt counters and WebAuthn
+/// ceremonies are minutes long and start afresh.
+pub fn from_redis(
+    pg: &Pg,
+    client: &redis::Client,
+    shown: &str,
+    prefix: &str,
+) -> Result<Option<Copied>, anyhow::Error> {
+    let source = format!("redis {shown} prefix {prefix}");
+    let done = source.clone();
+    let copied_before = pg.block(move |c| {
+        let done = done.clone();
+        async move {
+            c.query_opt("SELECT 1 FROM vigie_imports WHERE source = $1", &[&done])
+                .await
+                .map(|r| r.is_some())
+        }
+    })?;
+    if copied_before {
+        return Ok(None);
+    }
+    let (client, prefix) = (client.clone(), prefix.to_string());
+    let read = async move {
+        use redis::AsyncCommands;
+        let mut c = client.get_multiplexed_async_connection().await?;
+        let mut rows = Rows::default();
+        let mut users = std::collections::BTreeSet::new();
+        for kind in ["factors", "invitation", "recovery", "totp-step"] {
+            let pattern = format!("{prefix}{kind}:*");
+            let keys: Vec<String> = {
+                let mut iter = c.scan_match::<_, String>(&pattern).await?;
+                let mut keys = Vec::new();
+                while let Some(k) = futures_util::StreamExt::next(&mut iter).await {
+                    keys.push(k?);
+                }
+                keys
+            };
+            for k in keys {
+                users.insert(k[prefix.len() + kind.len() + 1..].to_string());
+            }
+        }
+        for user in users {
+            let key = |kind: &str| format!("{prefix}{kind}:{user}");
+            let (sealed, version): (Option<Vec<u8>>, Option<i64>) =
+                c.hmget(key("factors"), &["sealed", "version"]).await?;
+            if let Some(sealed) = sealed {
+                rows.factors
+                    .push((user.clone(), sealed, version.unwrap_or(1)));
+            }
+            let step: Option<i64> = c.get(key("totp-step")).await?;
+            if let Some(step) = step {
+                rows.steps.push((user.clone(), step));
+            }
+            let codes: Vec<String> = c.smembers(key("recovery")).await?;
+            rows.codes
+                .extend(codes.into_iter().map(|d| (user.clone(), d)));
+            let (digest, expires): (Option<String>, Option<i64>) =
+                c.hmget(key("invitation"), &["digest", "expires"]).await?;
+            if let (Some(digest), Some(expires)) = (digest, expires) {
+                rows.invitations.push((user.clone(), digest, expires));
+            }
+        }
+        Ok::<_, redis::RedisError>(rows)
+    };
+    let rows = pg.wait(read, Duration::from_secs(120))??;
+    Ok(Some(write(pg, rows, Some(source))?))
+}
+
+/// Every row in one transaction, with the source's mark when it is kept here: all of a
+/// source, or none of it.
+fn write(pg: &Pg, rows: Rows, mark: Option<String>) -> Result<Copied, PgError> {
+    pg.block(move |mut c| {
+        let (r, mark) = (rows.clone(), mark.clone());
+        async move {
+            let tx = c.transaction().await?;
+            let mut copied = Vec::new();
+            macro_rules! cols {
+                ($v:expr, $i:tt) => {
+                    $v.iter().map(|x| x.$i.clone()).collect::<Vec<_>>()
+                };
+            }
+            let n = tx
+                .execute(
+                    "INSERT INTO account_locks (username, reason, locked_at)
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+                     ON CONFLICT (username) DO NOTHING",
+                    &[&cols!(r.locks, 0), &cols!(r.locks, 1), &cols!(r.locks, 2)],
+                )
+                .await?;
+            copied.push(("account_locks", n));
+            let n = tx
+                .execute(
+                    "INSERT INTO holds (portal, username, since_us, until_us, alert_id, rule, score)
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],
+                                          $5::text[], $6::text[], $7::int[])
+                     ON CONFLICT (portal, username) DO NOTHING",
+                    &[
+                        &cols!(r.holds, 0),
+                        &cols!(r.holds, 1),
+                        &cols!(r.holds, 2),
+                        &cols!(r.holds, 3),
+                        &cols!(r.holds, 4),
+                        &cols!(r.holds, 5),
+                        &cols!(r.holds, 6),
+                    ],
+                )
+                .await?;
+            copied.push(("holds", n));
+            let n = tx
+                .execute(
+                    "INSERT INTO alerts (id, at_us, rule_id, severity, risk_score, username, dedup_key, status, ecs)
+                     SELECT a, b, c, d, e, f, g, h, i::jsonb
+                     FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::int[],
+                                 $6::text[], $7::text[], $8::text[], $9::text[]) AS t(a, b, c, d, e, f, g, h, i)
+                     ON CONFLICT (id) DO NOTHING",
+                    &[
+                        &cols!(r.alerts, 0),
+                        &cols!(r.alerts, 1),
+                        &cols!(r.alerts, 2),
+                        &cols!(r.alerts, 3),
+                        &cols!(r.alerts, 4),
+                        &cols!(r.alerts, 5),
+                        &cols!(r.alerts, 6),
+                        &cols!(r.alerts, 7),
+                        &cols!(r.alerts, 8),
+                    ],
+                )
+                .await?;
+            copied.push(("alerts", n));
+            // A user's codes and invitation only come with their factor record: where
+            // PostgreSQL already has the user (codes made again since), old ones stay out.
+            let n = tx
+                .execute(
+                    "INSERT INTO recovery_codes (username, digest)
+                     SELECT u, d FROM unnest($1::text[], $2::text[]) AS t(u, d)
+                     WHERE NOT EXISTS (SELECT 1 FROM factors f WHERE f.username = t.u)
+                     ON CONFLICT DO NOTHING",
+                    &[&cols!(r.codes, 0), &cols!(r.codes, 1)],
+                )
+                .await?;
+            copied.push(("recovery_codes", n));
+            let n = tx
+                .execute(
+                    "INSERT INTO invitations (username, digest, expires)
+                     SELECT u, d, e FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(u, d, e)
+                     WHERE NOT EXISTS (SELECT 1 FROM factors f WHERE f.username = t.u)
+                     ON CONFLICT (username) DO NOTHING",
+                    &[
+                        &cols!(r.invitations, 0),
+                        &cols!(r.invitations, 1),
+                        &cols!(r.invitations, 2),
+                    ],
+                )
+                .await?;
+            copied.push(("invitations", n));
+            let n = tx
+                .execute(
+                    "INSERT INTO factors (username, sealed, version)
+                     SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[])
+                     ON CONFLICT (username) DO NOTHING",
+                    &[&cols!(r.factors, 0), &cols!(r.factors, 1), &cols!(r.factors, 2)],
+                )
+                .await?;
+            copied.push(("factors", n));
+            // The later step wins: a code used once stays used.
+            let n = tx
+                .execute(
+                    "INSERT INTO totp_steps (username, step)
+                     SELECT * FROM unnest($1::text[], $2::bigint[])
+                     ON CONFLICT (username) DO UPDATE SET step = EXCLUDED.step
+                     WHERE EXCLUDED.step > totp_steps.step",
+                    &[&cols!(r.steps, 0), &cols!(r.steps, 1)],
+                )
+                .await?;
+            copied.push(("totp_steps", n));
+            if let Some(source) = mark {
+                tx.execute(
+                    "INSERT INTO vigie_imports (source) VALUES ($1) ON CONFLICT DO NOTHING",
+                    &[&source],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(copied)
+        }
+    })
+}
