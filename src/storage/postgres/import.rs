@@ -18,21 +18,24 @@ pub type Copied = Vec<(&'static str, u64)>;
 /// The marker a copied source keeps, naming the database it went to.
 const MARK: &str = "imported_to_postgres";
 
+/// id, at_us, rule_id, severity, risk_score, user, dedup_key, status, ECS document.
+type AlertRow = (
+    String,
+    i64,
+    String,
+    String,
+    i32,
+    String,
+    String,
+    String,
+    String,
+);
+
 #[derive(Default, Clone)]
 struct Rows {
     locks: Vec<(String, String, i64)>,
     holds: Vec<(String, String, i64, i64, String, String, i32)>,
-    alerts: Vec<(
-        String,
-        i64,
-        String,
-        String,
-        i32,
-        String,
-        String,
-        String,
-        String,
-    )>,
+    alerts: Vec<AlertRow>,
     factors: Vec<(String, Vec<u8>, i64)>,
     steps: Vec<(String, i64)>,
     codes: Vec<(String, String)>,
