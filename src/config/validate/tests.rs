@@ -130,3 +130,64 @@ fn empty_file_explains_what_is_missing() {
     assert!(errs.iter().any(|e| e.key == "listener"));
     assert!(errs.iter().any(|e| e.key == "portal"));
 }
+
+#[test]
+fn postgres_records_are_checked_at_validation() {
+    let with = |storage: &str| load(&format!("{MINIMAL}\n[storage]\n{storage}\n"));
+    let keys = |storage: &str| -> Vec<(String, String)> {
+        with(storage)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| (e.key, e.message))
+            .collect()
+    };
+    let found = keys("records = \"mysql\"");
+    assert_eq!(found[0].0, "storage.records", "{found:?}");
+    let found = keys("records = \"postgres\"");
+    assert_eq!(found[0].0, "storage.postgres_url", "{found:?}");
+    let found = keys("records = \"postgres\"\npostgres_url = \"mysql://db/vigie\"");
+    assert!(found[0].1.contains("not a postgres:// URL"), "{found:?}");
+    let found = keys("records = \"postgres\"\npostgres_url = \"postgres://127.0.0.1/vigie\"");
+    assert!(found[0].1.contains("names no user"), "{found:?}");
+    // PostgreSQL settings without records = "postgres" would be silently ignored: refused.
+    let found = keys("postgres_url = \"postgres://vigie@db/vigie\"");
+    assert_eq!(found[0].0, "storage.postgres_url", "{found:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pg.password");
+    std::fs::write(&pw, "s3cret-from-a-file\n").unwrap();
+    let found = keys(&format!(
+        "records = \"postgres\"\npostgres_url = \"postgres://vigie:inline@db/vigie\"\npostgres_password_file = \"{}\"",
+        pw.display()
+    ));
+    assert!(found[0].1.contains("carries a password"), "{found:?}");
+
+    // Accepted: the password from the file, never shown; a remote server without
+    // sslmode=require is warned about.
+    let c = with(&format!(
+        "records = \"postgres\"\npostgres_url = \"postgres://vigie@db.hospital.local/vigie\"\npostgres_password_file = \"{}\"",
+        pw.display()
+    ))
+    .unwrap();
+    let crate::config::Records::Postgres(pg) = &c.storage.records else {
+        panic!("postgres records");
+    };
+    assert_eq!(pg.config.get_password(), Some(&b"s3cret-from-a-file"[..]));
+    assert!(!format!("{:?}", c.storage).contains("s3cret"));
+    assert!(
+        c.warnings.iter().any(|w| w.contains("sslmode")),
+        "{:?}",
+        c.warnings
+    );
+    let c = with(
+        "records = \"postgres\"\npostgres_url = \"postgres://vigie:inline-pw@127.0.0.1/vigie\"",
+    )
+    .unwrap();
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("carries the PostgreSQL password")),
+        "{:?}",
+        c.warnings
+    );
+}
