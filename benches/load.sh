@@ -12,6 +12,8 @@
 # filters, no log), so the gap to nginx splits into Pingora's own cost and what Vigie adds.
 # nginx and Vigie both log every request, both through a 64 KiB access-log buffer flushed
 # at least once a second (ACCESS_BUFFER_KIB=0 writes every line at once, in both).
+# "vigie-session-pg" is the replicas' deployment: sessions in Redis, durable records in
+# PostgreSQL (a throwaway database on the machine's server, $BENCH_POSTGRES, dropped at exit).
 # Results: a table on stdout and JSON in bench-results/load-<timestamp>.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +40,12 @@ pids=()
 
 UP=$(free_port); NGX=$(free_port); BP=$(free_port); VG=$(free_port); VGA=$(free_port)
 VS=$(free_port); VSA=$(free_port); VR=$(free_port); VRA=$(free_port); RP=$(free_port)
+VP=$(free_port); VPA=$(free_port); RP2=$(free_port)
+BENCH_POSTGRES=${BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}
+PGDB="vigie_bench_$$"
+psql "$BENCH_POSTGRES" -qc "CREATE DATABASE $PGDB" >/dev/null
+drop_pg() { psql "$BENCH_POSTGRES" -qc "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null 2>&1 || true; }
+trap 'stop_all; drop_pg' EXIT
 mkdir -p "$work/nginx-proxy"
 start_upstream "$UP" "$LOAD_CPU"
 # nginx as a plain reverse proxy, upstream keep-alive as a tuned deployment would have it.
@@ -88,7 +96,19 @@ session_key_file = \"$work/session.key\"
 database = \"$work/redis.sqlite\"
 $portal
 profile = \"$work/bench-profile.toml\""
+vigie_conf "$work/vigie-pg.toml" "$VP" "$VPA" "$session_extra
+[storage]
+backend = \"redis\"
+redis_url = \"redis://127.0.0.1:$RP2/0\"
+session_key_file = \"$work/session.key\"
+database = \"$work/pg.sqlite\"
+records = \"postgres\"
+postgres_url = \"${BENCH_POSTGRES%/*}/$PGDB\"
+$portal
+profile = \"$work/bench-profile.toml\""
 taskset -c "$LOAD_CPU" redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly yes --dir "$work" >/dev/null & pids+=($!)
+mkdir -p "$work/redis2"
+taskset -c "$LOAD_CPU" redis-server --port "$RP2" --bind 127.0.0.1 --save "" --appendonly yes --dir "$work/redis2" >/dev/null & pids+=($!)
 taskset -c "$PROXY_CPU" "$BARE" "127.0.0.1:$BP" "127.0.0.1:$UP" 2> "$work/bare.log" & pids+=($!)
 BARE_PID=$!
 taskset -c "$PROXY_CPU" "$VIGIE" run -c "$work/vigie.toml" 2> "$work/vigie.log" & pids+=($!)
@@ -97,11 +117,14 @@ taskset -c "$PROXY_CPU" "$VIGIE" run -c "$work/vigie-session.toml" 2> "$work/vig
 VIGIE_SESSION_PID=$!
 taskset -c "$PROXY_CPU" "$VIGIE" run -c "$work/vigie-redis.toml" 2> "$work/vigie-redis.log" & pids+=($!)
 VIGIE_REDIS_PID=$!
-wait_port "$UP"; wait_port "$NGX"; wait_port "$BP"; wait_port "$VG"; wait_port "$VS"; wait_port "$VR"; wait_port "$RP"
+wait_port "$RP2"
+taskset -c "$PROXY_CPU" "$VIGIE" run -c "$work/vigie-pg.toml" 2> "$work/vigie-pg.log" & pids+=($!)
+VIGIE_PG_PID=$!
+wait_port "$UP"; wait_port "$NGX"; wait_port "$BP"; wait_port "$VG"; wait_port "$VS"; wait_port "$VR"; wait_port "$RP"; wait_port "$VP"
 
 # Log in once through each session gateway; every measured request then carries the cookie.
-SESSION_COOKIE=$(login_cookie "$VS"); REDIS_COOKIE=$(login_cookie "$VR")
-[ -n "$SESSION_COOKIE" ] && [ -n "$REDIS_COOKIE" ] || { echo "could not log in through the session gateways" >&2; exit 1; }
+SESSION_COOKIE=$(login_cookie "$VS"); REDIS_COOKIE=$(login_cookie "$VR"); PG_COOKIE=$(login_cookie "$VP")
+[ -n "$SESSION_COOKIE" ] && [ -n "$REDIS_COOKIE" ] && [ -n "$PG_COOKIE" ] || { echo "could not log in through the session gateways" >&2; exit 1; }
 
 cat > "$work/report.lua" <<'LUA'
 done = function(summary, latency, requests)
@@ -114,15 +137,15 @@ LUA
 
 results="$work/results.jsonl"
 : > "$results"
-declare -A PORT=([direct]=$UP [nginx]=$NGX [pingora]=$BP [vigie-passthrough]=$VG [vigie-session]=$VS [vigie-session-redis]=$VR)
-declare -A COOKIE=([direct]="" [nginx]="" [pingora]="" [vigie-passthrough]="" [vigie-session]="$SESSION_COOKIE" [vigie-session-redis]="$REDIS_COOKIE")
-CONTESTANTS=(direct nginx pingora vigie-passthrough vigie-session vigie-session-redis)
+declare -A PORT=([direct]=$UP [nginx]=$NGX [pingora]=$BP [vigie-passthrough]=$VG [vigie-session]=$VS [vigie-session-redis]=$VR [vigie-session-pg]=$VP)
+declare -A COOKIE=([direct]="" [nginx]="" [pingora]="" [vigie-passthrough]="" [vigie-session]="$SESSION_COOKIE" [vigie-session-redis]="$REDIS_COOKIE" [vigie-session-pg]="$PG_COOKIE")
+CONTESTANTS=(direct nginx pingora vigie-passthrough vigie-session vigie-session-redis vigie-session-pg)
 # CPU time a contestant's process spent, in microseconds (user + system, from /proc): divided
 # by the requests it served, the cost of a request, which the machine's noise (other tenants,
 # CPU steal) moves much less than requests/s. The direct contestant has no proxy: 0.
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 NGINX_WORKER=$(pgrep -P "$NGINX_PROXY_PID" | head -n 1 || echo "$NGINX_PROXY_PID")
-declare -A PID=([direct]="" [nginx]=$NGINX_WORKER [pingora]=$BARE_PID [vigie-passthrough]=$VIGIE_PID [vigie-session]=$VIGIE_SESSION_PID [vigie-session-redis]=$VIGIE_REDIS_PID)
+declare -A PID=([direct]="" [nginx]=$NGINX_WORKER [pingora]=$BARE_PID [vigie-passthrough]=$VIGIE_PID [vigie-session]=$VIGIE_SESSION_PID [vigie-session-redis]=$VIGIE_REDIS_PID [vigie-session-pg]=$VIGIE_PG_PID)
 cpu_us() { [ -n "${PID[$1]}" ] || { echo 0; return; }; awk -v t="$TICK_US" '{print ($14 + $15) * t}' "/proc/${PID[$1]}/stat"; }
 cookie_args() { [ -n "${COOKIE[$1]}" ] && printf '%s\n' -H "Cookie: ${COOKIE[$1]}"; true; }
 
@@ -159,7 +182,8 @@ for run in $(seq "$RUNS"); do
 done
 
 rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-echo "{\"mode\":\"rss\",\"nginx_kb\":$(rss_kb "$NGINX_WORKER"),\"pingora_kb\":$(rss_kb "$BARE_PID"),\"vigie_kb\":$(rss_kb "$VIGIE_PID"),\"vigie_session_kb\":$(rss_kb "$VIGIE_SESSION_PID"),\"vigie_redis_kb\":$(rss_kb "$VIGIE_REDIS_PID")}" >> "$results"
+echo "{\"mode\":\"rss\",\"nginx_kb\":$(rss_kb "$NGINX_WORKER"),\"pingora_kb\":$(rss_kb "$BARE_PID"),\"vigie_kb\":$(rss_kb "$VIGIE_PID"),\"vigie_session_kb\":$(rss_kb "$VIGIE_SESSION_PID"),\"vigie_redis_kb\":$(rss_kb "$VIGIE_REDIS_PID"),\"vigie_pg_kb\":$(rss_kb "$VIGIE_PG_PID")}" >> "$results"
+drop_pg
 
 mkdir -p bench-results
 out="bench-results/load-$(date -u +%Y%m%dT%H%M%SZ).json"
@@ -193,13 +217,16 @@ for s in summary:
     s["rps_vs_direct"] = round(s["rps"] / d["rps"], 3) if d else None
     s["p99_added_us"] = s["p99_us"] - d["p99_us"] if d else None
 print(f"{'mode':6} {'size':4} {'contestant':18} {'req/s':>9} {'p50 us':>7} {'p99 us':>7} {'p99.9 us':>8} {'vs nginx':>8} {'vs direct':>9} {'p99 +us':>7} {'errors':>6} {'cpu us/req':>10}")
-for s in sorted(summary, key=lambda s: (s["mode"] != "max", s["size"], ["direct", "nginx", "pingora", "vigie-passthrough", "vigie-session", "vigie-session-redis"].index(s["contestant"]))):
+for s in sorted(summary, key=lambda s: (s["mode"] != "max", s["size"], ["direct", "nginx", "pingora", "vigie-passthrough", "vigie-session", "vigie-session-redis", "vigie-session-pg"].index(s["contestant"]))):
     print(f"{s['mode']:6} {s['size']:4} {s['contestant']:18} {s['rps']:9.0f} {s['p50_us']:7.0f} {s['p99_us']:7.0f} {s['p999_us']:8.0f} {s['rps_vs_nginx']:8.2f} {s['rps_vs_direct']:9.2f} {s['p99_added_us']:7.0f} {s['errors']:6d} {s['cpu_us_per_request']:10.1f}")
 print(f"peak RSS: nginx worker {rss['nginx_kb']/1024:.1f} MiB, bare pingora {rss['pingora_kb']/1024:.1f} MiB, vigie pass-through {rss['vigie_kb']/1024:.1f} MiB, "
-      f"session {rss['vigie_session_kb']/1024:.1f} MiB, session+redis {rss['vigie_redis_kb']/1024:.1f} MiB")
+      f"session {rss['vigie_session_kb']/1024:.1f} MiB, session+redis {rss['vigie_redis_kb']/1024:.1f} MiB, session+redis+postgres {rss['vigie_pg_kb']/1024:.1f} MiB")
 emb, red = get("max", "1k", "vigie-session"), get("max", "1k", "vigie-session-redis")
 if emb and red:
     print(f"Redis backend vs embedded (1k, req/s): {red['rps'] / emb['rps']:.2f}x")
+pgr = get("max", "1k", "vigie-session-pg")
+if emb and pgr:
+    print(f"PostgreSQL + Redis vs embedded (1k): req/s {pgr['rps'] / emb['rps']:.2f}x, CPU per request {pgr['cpu_us_per_request'] / emb['cpu_us_per_request']:.2f}x")
 bare, vp, ngx = get("max", "1k", "pingora"), get("max", "1k", "vigie-passthrough"), get("max", "1k", "nginx")
 if bare and vp and emb:
     print(f"vs bare Pingora (1k, req/s): pass-through {vp['rps'] / bare['rps']:.2f}x, full pipeline {emb['rps'] / bare['rps']:.2f}x")
