@@ -103,10 +103,10 @@ pub fn user_command(config: Option<PathBuf>, action: UserAction) -> ExitCode {
             }
         };
     }
-    let store = match vigie::storage::users::UserStore::open(&config.storage.database) {
+    let store = match vigie::storage::open::users(&config) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {}: {e}", config.storage.database.display());
+            eprintln!("error: {e:#}");
             return ExitCode::from(1);
         }
     };

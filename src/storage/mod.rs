@@ -27,4 +27,6 @@ pub enum StorageError {
     Hash(String),
     #[error(transparent)]
     Open(#[from] sqlite::OpenError),
+    #[error(transparent)]
+    Postgres(#[from] postgres::PgError),
 }

@@ -16,14 +16,17 @@
 //! | `sqlite`   | SQLite (with Redis: Redis, mirrored in SQLite) | SQLite (with Redis: Redis) | SQLite |
 //! | `postgres` | PostgreSQL (with Redis: Redis, reconciled with PostgreSQL) | PostgreSQL | PostgreSQL |
 //!
-//! Local users and (with Redis) the shared-state ledger are in the SQLite file.
+//! Local users follow `records` too. The shared-state ledger (with Redis) and embedded
+//! sessions are in the SQLite file.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 
 use super::holds::{HoldStore, SqliteHolds};
-use super::postgres::{alerts::PgAlerts, factors::PgFactors, holds::PgHolds, locks::PgLocks, Pg};
+use super::postgres::{
+    alerts::PgAlerts, factors::PgFactors, holds::PgHolds, locks::PgLocks, users::PgUsers, Pg,
+};
 use super::shared_state::{self, Ledger, SharedState, StateHealth, Watch};
 use super::users::UserStore;
 use crate::alerts::AlertStore;
@@ -81,21 +84,7 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
     let keys = key_ring(config);
     let pg = match &config.storage.records {
         Records::Sqlite => None,
-        Records::Postgres(settings) => {
-            let (pg, applied) = Pg::connect(settings).with_context(|| {
-                format!("PostgreSQL at {} ([storage] postgres_url)", settings.shown)
-            })?;
-            if !applied.is_empty() {
-                tracing::info!(at = %pg.at(), migrations = ?applied, "PostgreSQL schema brought up to date");
-            }
-            // An existing deployment's records come along, once.
-            if let Some(copied) = super::postgres::import::from_sqlite(&pg, db)
-                .with_context(|| format!("copying {} into PostgreSQL", db.display()))?
-            {
-                tracing::info!(from = %db.display(), to = %pg.at(), ?copied, "records copied into PostgreSQL");
-            }
-            Some(pg)
-        }
+        Records::Postgres(settings) => Some(postgres(settings, db)?),
     };
     let in_records = |what: &str| match &pg {
         Some(pg) => format!("{what} in PostgreSQL at {}", pg.at()),
@@ -116,15 +105,16 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
     };
     let pg_factors = |pg: &Pg| Arc::new(PgFactors(pg.clone())) as Arc<dyn FactorStore>;
     let holds_sessions = config.portals.iter().any(|p| p.holds_sessions());
-    let users = match config
+    let gateway_logins = config
         .portals
         .iter()
-        .any(|p| matches!(p.login, LoginMode::Gateway { .. }))
-    {
-        true => Some(Arc::new(
+        .any(|p| matches!(p.login, LoginMode::Gateway { .. }));
+    let users = match (gateway_logins, &pg) {
+        (false, _) => None,
+        (true, Some(pg)) => Some(Arc::new(UserStore::new(Box::new(PgUsers(pg.clone()))))),
+        (true, None) => Some(Arc::new(
             UserStore::open(db).with_context(|| in_db("local users"))?,
         )),
-        false => None,
     };
     let s = &config.session;
     match &config.storage.backend {
@@ -237,6 +227,37 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
             })
         }
     }
+}
+
+/// The local users, for `vigie user …`: where the gateway keeps them (with PostgreSQL, after
+/// the file's records were copied there, as a start would).
+pub fn users(config: &Config) -> anyhow::Result<UserStore> {
+    let db = &config.storage.database;
+    match &config.storage.records {
+        Records::Sqlite => {
+            UserStore::open(db).with_context(|| format!("local users in {}", db.display()))
+        }
+        Records::Postgres(settings) => {
+            let pg = postgres(settings, db)?;
+            Ok(UserStore::new(Box::new(PgUsers(pg))))
+        }
+    }
+}
+
+/// PostgreSQL connected, its schema up to date, and the file's records copied in (once).
+fn postgres(settings: &super::postgres::PgSettings, db: &std::path::Path) -> anyhow::Result<Pg> {
+    let (pg, applied) = Pg::connect(settings)
+        .with_context(|| format!("PostgreSQL at {} ([storage] postgres_url)", settings.shown))?;
+    if !applied.is_empty() {
+        tracing::info!(at = %pg.at(), migrations = ?applied, "PostgreSQL schema brought up to date");
+    }
+    // An existing deployment's records come along, once.
+    if let Some(copied) = super::postgres::import::from_sqlite(&pg, db)
+        .with_context(|| format!("copying {} into PostgreSQL", db.display()))?
+    {
+        tracing::info!(from = %db.display(), to = %pg.at(), ?copied, "records copied into PostgreSQL");
+    }
+    Ok(pg)
 }
 
 /// The `[second_factor]` key ring: it seals factors, session vaults and break-glass reasons at

@@ -22,6 +22,7 @@ pub mod holds;
 pub mod import;
 pub mod locks;
 mod migrations;
+pub mod users;
 
 /// How long one call (connection, statements, the retry) may take before it fails.
 const DEADLINE: Duration = Duration::from_secs(5);

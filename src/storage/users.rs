@@ -1,4 +1,5 @@
-//! Local users for gateway-owned logins: argon2id hashes in SQLite.
+//! Local users for gateway-owned logins: argon2id hashes, in the SQLite file or (with
+//! `records = "postgres"`) in PostgreSQL, so every replica knows the same users.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -21,8 +22,102 @@ pub struct User {
     pub created: i64,
 }
 
+/// A user's row as stored: (password hash, groups joined by commas, disabled, created).
+pub type UserRow = (String, String, bool, i64);
+
+/// Where the rows live. The hashing and the rules stay in [`UserStore`].
+pub trait UserRows: Send + Sync {
+    /// Insert a new user; `false` if the name is taken.
+    fn insert(
+        &self,
+        username: &str,
+        hash: &str,
+        groups: &str,
+        now: i64,
+    ) -> Result<bool, StorageError>;
+    /// Replace the password hash; `false` if there is no such user.
+    fn set_hash(&self, username: &str, hash: &str, now: i64) -> Result<bool, StorageError>;
+    /// `false` if there is no such user.
+    fn set_disabled(&self, username: &str, disabled: bool, now: i64) -> Result<bool, StorageError>;
+    /// Every user, by name: (name, row).
+    fn list(&self) -> Result<Vec<(String, UserRow)>, StorageError>;
+    fn get(&self, username: &str) -> Result<Option<UserRow>, StorageError>;
+}
+
 pub struct UserStore {
+    rows: Box<dyn UserRows>,
+}
+
+/// Users in the SQLite file.
+struct SqliteUsers {
     conn: Mutex<Connection>,
+}
+
+impl UserRows for SqliteUsers {
+    fn insert(
+        &self,
+        username: &str,
+        hash: &str,
+        groups: &str,
+        now: i64,
+    ) -> Result<bool, StorageError> {
+        let n = self.conn.lock().expect("db lock").execute(
+            "INSERT OR IGNORE INTO users (username, password_hash, groups, created, updated) VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![username, hash, groups, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn set_hash(&self, username: &str, hash: &str, now: i64) -> Result<bool, StorageError> {
+        let n = self.conn.lock().expect("db lock").execute(
+            "UPDATE users SET password_hash = ?2, updated = ?3 WHERE username = ?1",
+            params![username, hash, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn set_disabled(&self, username: &str, disabled: bool, now: i64) -> Result<bool, StorageError> {
+        let n = self.conn.lock().expect("db lock").execute(
+            "UPDATE users SET disabled = ?2, updated = ?3 WHERE username = ?1",
+            params![username, disabled, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn list(&self) -> Result<Vec<(String, UserRow)>, StorageError> {
+        let conn = self.conn.lock().expect("db lock");
+        let mut stmt = conn.prepare(
+            "SELECT username, password_hash, groups, disabled, created FROM users ORDER BY username",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn get(&self, username: &str) -> Result<Option<UserRow>, StorageError> {
+        let conn = self.conn.lock().expect("db lock");
+        Ok(conn
+            .query_row(
+                "SELECT password_hash, groups, disabled, created FROM users WHERE username = ?1",
+                params![username],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?)
+    }
+}
+
+fn user(username: String, (_, groups, disabled, created): UserRow) -> User {
+    User {
+        username,
+        groups: groups
+            .split(',')
+            .filter(|g| !g.is_empty())
+            .map(str::to_string)
+            .collect(),
+        disabled,
+        created,
+    }
 }
 
 /// Verified against when the user does not exist, so an unknown name costs as much time
@@ -70,11 +165,16 @@ fn check_password(password: &str) -> Result<(), StorageError> {
 }
 
 impl UserStore {
+    /// The users of the SQLite file at `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let conn = super::sqlite::open(path)?;
-        Ok(Self {
+        Ok(Self::new(Box::new(SqliteUsers {
             conn: Mutex::new(conn),
-        })
+        })))
+    }
+
+    pub fn new(rows: Box<dyn UserRows>) -> Self {
+        Self { rows }
     }
 
     fn now() -> i64 {
@@ -92,12 +192,10 @@ impl UserStore {
         check_name(username)?;
         check_password(password)?;
         let hash = hash_password(password)?;
-        let conn = self.conn.lock().expect("db lock");
-        let inserted = conn.execute(
-            "INSERT OR IGNORE INTO users (username, password_hash, groups, created, updated) VALUES (?1, ?2, ?3, ?4, ?4)",
-            params![username, hash, groups.join(","), Self::now()],
-        )?;
-        if inserted == 0 {
+        if !self
+            .rows
+            .insert(username, &hash, &groups.join(","), Self::now())?
+        {
             return Err(StorageError::UserExists(username.to_string()));
         }
         Ok(())
@@ -106,88 +204,41 @@ impl UserStore {
     pub fn set_password(&self, username: &str, password: &str) -> Result<(), StorageError> {
         check_password(password)?;
         let hash = hash_password(password)?;
-        self.update_one(
-            username,
-            "UPDATE users SET password_hash = ?2, updated = ?3 WHERE username = ?1",
-            &hash,
-        )
+        let found = self.rows.set_hash(username, &hash, Self::now())?;
+        found
+            .then_some(())
+            .ok_or_else(|| StorageError::NoSuchUser(username.to_string()))
     }
 
     pub fn set_disabled(&self, username: &str, disabled: bool) -> Result<(), StorageError> {
-        self.update_one(
-            username,
-            "UPDATE users SET disabled = ?2, updated = ?3 WHERE username = ?1",
-            &disabled,
-        )
-    }
-
-    /// Run an update of one user's row (`?1` user, `?2` value, `?3` now); the user must exist.
-    fn update_one(
-        &self,
-        username: &str,
-        sql: &str,
-        value: &dyn rusqlite::ToSql,
-    ) -> Result<(), StorageError> {
-        let n = self
-            .conn
-            .lock()
-            .expect("db lock")
-            .execute(sql, params![username, value, Self::now()])?;
-        (n == 1)
+        let found = self.rows.set_disabled(username, disabled, Self::now())?;
+        found
             .then_some(())
             .ok_or_else(|| StorageError::NoSuchUser(username.to_string()))
     }
 
     pub fn list(&self) -> Result<Vec<User>, StorageError> {
-        let conn = self.conn.lock().expect("db lock");
-        let mut stmt = conn
-            .prepare("SELECT username, groups, disabled, created FROM users ORDER BY username")?;
-        let rows = stmt.query_map([], |r| {
-            let groups: String = r.get(1)?;
-            Ok(User {
-                username: r.get(0)?,
-                groups: groups
-                    .split(',')
-                    .filter(|g| !g.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                disabled: r.get(2)?,
-                created: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(self
+            .rows
+            .list()?
+            .into_iter()
+            .map(|(name, row)| user(name, row))
+            .collect())
     }
 
     /// The user, if the password matches and the account is enabled. Unknown, disabled and
     /// wrong-password cases take the same time and give the same answer. Blocking: call it
     /// off the async workers.
     pub fn verify(&self, username: &str, password: &str) -> Result<Option<User>, StorageError> {
-        let row: Option<(String, String, bool, i64)> = {
-            let conn = self.conn.lock().expect("db lock");
-            conn.query_row(
-                "SELECT password_hash, groups, disabled, created FROM users WHERE username = ?1",
-                params![username],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?
-        };
-        let Some((hash, groups, disabled, created)) = row else {
+        let Some(row) = self.rows.get(username)? else {
             verify_hash(password, &DUMMY_HASH);
             return Ok(None);
         };
-        let ok = verify_hash(password, &hash);
-        Ok((ok && !disabled).then(|| User {
-            username: username.to_string(),
-            groups: groups
-                .split(',')
-                .filter(|g| !g.is_empty())
-                .map(str::to_string)
-                .collect(),
-            disabled,
-            created,
-        }))
+        let ok = verify_hash(password, &row.0);
+        let disabled = row.2;
+        Ok((ok && !disabled).then(|| user(username.to_string(), row)))
     }
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -18,12 +18,20 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
-        let echo = Echo::start(Duration::ZERO);
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("vigie.sqlite");
+        Self::with_storage(dir, &format!("database = \"{}\"", db.display()))
+    }
+
+    /// Gateways and the CLI with `storage` lines in `[storage]`.
+    fn with_storage(dir: tempfile::TempDir, storage: &str) -> Setup {
+        let echo = Echo::start(Duration::ZERO);
         let keys = dir.path().join("keys");
         vigie_ok(["keys", "generate", "--dir", keys.to_str().unwrap()]);
-        let extra = format!("[storage]\ndatabase = \"{}\"\n\n[assertion]\nissuer = \"vigie-test\"\nkey_dir = \"{}\"\n", db.display(), keys.display());
+        let extra = format!(
+            "[storage]\n{storage}\n\n[assertion]\nissuer = \"vigie-test\"\nkey_dir = \"{}\"\n",
+            keys.display()
+        );
         let portal = format!(
             "[[portal]]\nname = \"records\"\nupstream = \"127.0.0.1:{}\"\nlogin = \"gateway\"\n",
             echo.port
@@ -285,6 +293,32 @@ fn users_survive_a_gateway_restart() {
         cookie_set(&old, "vigie").is_none(),
         "the old password still works"
     );
+}
+
+/// With `records = "postgres"`, users live in PostgreSQL: two gateways with state
+/// directories of their own know the same users, and a change made by the command line
+/// reaches both.
+#[test]
+fn users_in_postgres_are_known_to_every_gateway() {
+    let db = crate::postgres_db::PgDatabase::create();
+    let s = Setup::with_storage(
+        tempfile::tempdir().unwrap(),
+        &format!("records = \"postgres\"\npostgres_url = \"{}\"", db.url()),
+    );
+    assert!(s.user(&["add", "bob"], "a long enough password\n"));
+    assert_eq!(db.sql("SELECT username FROM users"), "bob");
+    let (a, b) = (s.gateway(), s.gateway());
+    let login = |gw: &Gateway| {
+        let r = post_login(
+            gw,
+            "username=bob&password=a+long+enough+password&return=%2F",
+            SAME,
+        );
+        cookie_set(&r, "vigie").is_some_and(|c| c != "vigie=")
+    };
+    assert!(login(&a) && login(&b));
+    assert!(s.user(&["disable", "bob"], ""));
+    assert!(!login(&a) && !login(&b), "a disabled user signed in");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Moving an existing deployment onto PostgreSQL: the records of a `vigie.sqlite` file (locks,
-//! holds, alerts, factors and their counters, invitations), and the factors replicas kept in
+//! holds, alerts, factors and their counters, invitations, local users), and the factors replicas kept in
 //! Redis, copied once into PostgreSQL. It runs at every start with `records = "postgres"`
 //! (and on demand, `vigie storage migrate`): each source is marked once copied, so it is
 //! copied once, and replicas each bring their own file's alerts. Rows PostgreSQL already has
@@ -40,6 +40,8 @@ struct Rows {
     steps: Vec<(String, i64)>,
     codes: Vec<(String, String)>,
     invitations: Vec<(String, String, i64)>,
+    /// name, password hash, groups, disabled, created, updated.
+    users: Vec<(String, String, String, bool, i64, i64)>,
 }
 
 /// Copy the SQLite file at `path` into `pg`, unless it was already; `None` when it was.
@@ -116,6 +118,16 @@ pub fn from_sqlite(pg: &Pg, path: &Path) -> Result<Option<Copied>, anyhow::Error
     }
     for r in all("SELECT username, digest FROM recovery_codes")? {
         rows.codes.push((text(&r[0]), text(&r[1])));
+    }
+    for r in all("SELECT username, password_hash, groups, disabled, created, updated FROM users")? {
+        rows.users.push((
+            text(&r[0]),
+            text(&r[1]),
+            text(&r[2]),
+            int(&r[3]) != 0,
+            int(&r[4]),
+            int(&r[5]),
+        ));
     }
     for r in all("SELECT username, digest, expires FROM invitations")? {
         rows.invitations
@@ -308,6 +320,22 @@ fn write(pg: &Pg, rows: Rows, mark: Option<String>) -> Result<Copied, PgError> {
                 )
                 .await?;
             copied.push(("totp_steps", n));
+            let n = tx
+                .execute(
+                    "INSERT INTO users (username, password_hash, groups, disabled, created, updated)
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::bigint[], $6::bigint[])
+                     ON CONFLICT (username) DO NOTHING",
+                    &[
+                        &cols!(r.users, 0),
+                        &cols!(r.users, 1),
+                        &cols!(r.users, 2),
+                        &cols!(r.users, 3),
+                        &cols!(r.users, 4),
+                        &cols!(r.users, 5),
+                    ],
+                )
+                .await?;
+            copied.push(("users", n));
             if let Some(source) = mark {
                 tx.execute(
                     "INSERT INTO vigie_imports (source) VALUES ($1) ON CONFLICT DO NOTHING",

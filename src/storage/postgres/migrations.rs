@@ -15,7 +15,7 @@ struct Migration {
 }
 
 const MIGRATIONS: &[Migration] = &[Migration {
-    name: "locks, holds, alerts and second factors",
+    name: "locks, holds, alerts, second factors and local users",
     // The same records as the SQLite file's, so `vigie storage migrate` copies row for row.
     sql: "CREATE TABLE account_locks (username TEXT PRIMARY KEY, reason TEXT NOT NULL, locked_at BIGINT NOT NULL);
           CREATE TABLE holds (
@@ -46,6 +46,14 @@ const MIGRATIONS: &[Migration] = &[Migration {
           CREATE TABLE factor_failures (key TEXT PRIMARY KEY, count INTEGER NOT NULL, last_at BIGINT NOT NULL);
           CREATE TABLE invitations (username TEXT PRIMARY KEY, digest TEXT NOT NULL, expires BIGINT NOT NULL);
           CREATE TABLE webauthn_challenges (key TEXT PRIMARY KEY, state BYTEA NOT NULL, expires BIGINT NOT NULL);
+          CREATE TABLE users (
+              username TEXT PRIMARY KEY,
+              password_hash TEXT NOT NULL,
+              groups TEXT NOT NULL DEFAULT '',
+              disabled BOOLEAN NOT NULL DEFAULT false,
+              created BIGINT NOT NULL,
+              updated BIGINT NOT NULL
+          );
           CREATE TABLE vigie_imports (source TEXT PRIMARY KEY, copied_at TIMESTAMPTZ NOT NULL DEFAULT now());",
 }];
 

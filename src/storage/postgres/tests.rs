@@ -203,3 +203,62 @@ async fn a_connection_cut_under_the_pool_is_replaced_and_the_call_made_again() {
         Some(vec![1])
     );
 }
+
+#[test]
+fn local_users_keep_the_contract_and_no_password_in_a_dump() {
+    let db = PgDatabase::create();
+    let pg = connect(&db);
+    crate::storage::users::tests::contract(|| {
+        crate::storage::users::UserStore::new(Box::new(users::PgUsers(pg.clone())))
+    });
+    let dump = db.dump();
+    assert!(String::from_utf8_lossy(&dump).contains("alice"));
+    assert!(
+        !dump.windows(9).any(|w| w == b"passphras"),
+        "plain password in the dump"
+    );
+}
+
+#[test]
+fn a_sqlite_file_is_copied_once_and_its_codes_never_over_newer_ones() {
+    let db = PgDatabase::create();
+    let pg = connect(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vigie.sqlite");
+    {
+        let conn = crate::storage::sqlite::open(&file).unwrap();
+        conn.execute_batch(
+            "INSERT INTO account_locks VALUES ('mallory', 'stolen badge', 1);
+             INSERT INTO factors VALUES ('alice', x'0102', 7), ('bob', x'0304', 9);
+             INSERT INTO totp_steps VALUES ('alice', 100), ('bob', 50);
+             INSERT INTO recovery_codes VALUES ('alice', 'k:old-a'), ('bob', 'k:old-b');
+             INSERT INTO users (username, password_hash, groups, disabled, created, updated)
+                 VALUES ('carol', '$argon2id$x', 'nurses', 1, 5, 6);",
+        )
+        .unwrap();
+    }
+    // Bob already moved (his codes were made again in PostgreSQL), and used a later step.
+    db.sql(
+        "INSERT INTO factors VALUES ('bob', '\\x09', 3);
+         INSERT INTO recovery_codes VALUES ('bob', 'k:new-b');
+         INSERT INTO totp_steps VALUES ('bob', 40)",
+    );
+    let copied = import::from_sqlite(&pg, &file).unwrap().expect("copied");
+    let n = |t: &str| copied.iter().find(|(k, _)| *k == t).map(|(_, n)| *n);
+    assert_eq!(n("account_locks"), Some(1));
+    assert_eq!(n("factors"), Some(1), "Bob's record in PostgreSQL wins");
+    assert_eq!(n("users"), Some(1));
+    assert_eq!(
+        db.sql("SELECT digest FROM recovery_codes ORDER BY digest"),
+        "k:new-b\nk:old-a",
+        "Bob's old codes stay out"
+    );
+    assert_eq!(
+        db.sql("SELECT username || '=' || step FROM totp_steps ORDER BY username"),
+        "alice=100\nbob=50",
+        "the later step wins"
+    );
+    assert_eq!(db.sql("SELECT disabled FROM users"), "t");
+    // Once: the file is marked.
+    assert!(import::from_sqlite(&pg, &file).unwrap().is_none());
+}

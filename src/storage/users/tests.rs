@@ -4,8 +4,19 @@ use super::*;
 fn users_survive_reopening_and_passwords_are_hashed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vigie.sqlite");
+    contract(|| UserStore::open(&path).unwrap());
+    let raw = std::fs::read(&path).unwrap();
+    assert!(
+        !raw.windows(9).any(|w| w == b"passphras"),
+        "plain password in the database file"
+    );
+}
+
+/// What every user store does; `open` opens the same store again (the PostgreSQL one runs
+/// it too).
+pub(crate) fn contract(open: impl Fn() -> UserStore) {
     {
-        let store = UserStore::open(&path).unwrap();
+        let store = open();
         store
             .add("alice", "correct horse battery", &["clinicians".into()])
             .unwrap();
@@ -22,7 +33,7 @@ fn users_survive_reopening_and_passwords_are_hashed() {
             Err(StorageError::WeakPassword)
         ));
     }
-    let store = UserStore::open(&path).unwrap();
+    let store = open();
     let alice = store
         .verify("alice", "correct horse battery")
         .unwrap()
@@ -49,10 +60,9 @@ fn users_survive_reopening_and_passwords_are_hashed() {
         .verify("alice", "a brand new passphrase")
         .unwrap()
         .is_some());
-    let raw = std::fs::read(&path).unwrap();
-    assert!(
-        !raw.windows(9).any(|w| w == b"passphras"),
-        "plain password in the database file"
-    );
     assert_eq!(store.list().unwrap().len(), 1);
+    assert!(matches!(
+        store.set_password("nobody", "a brand new passphrase"),
+        Err(StorageError::NoSuchUser(_))
+    ));
 }
