@@ -92,7 +92,13 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
     };
     let durable_locks: Arc<dyn DurableLocks> = match &pg {
         Some(pg) => {
-            Arc::new(PgLocks::open(pg.clone()).with_context(|| in_records("account locks"))?)
+            let locks =
+                Arc::new(PgLocks::open(pg.clone()).with_context(|| in_records("account locks"))?);
+            // Gateways sharing PostgreSQL without Redis learn each other's locks from it.
+            if matches!(config.storage.backend, StorageBackend::Embedded) {
+                locks.refreshing().context("the lock refresh thread")?;
+            }
+            locks
         }
         None => Arc::new(SqliteLocks::open(db).with_context(|| in_db("account locks"))?),
     };

@@ -264,3 +264,45 @@ fn replicas_move_their_redis_factors_to_postgres_by_the_migrate_command() {
     let redis = RedisServer::start();
     moves_to_postgres(Some(&redis), true);
 }
+
+/// Two gateways sharing PostgreSQL but not Redis (each its own sessions): a lock made on one
+/// is in force on the other within seconds, for a new sign-in and for a session it serves.
+#[test]
+fn a_lock_made_on_one_gateway_reaches_another_sharing_only_postgres() {
+    let portal = start_portal();
+    let db = PgDatabase::create();
+    let extra = format!(
+        "[storage]\nrecords = \"postgres\"\npostgres_url = \"{}\"\n{GENEROUS_BUDGETS}",
+        db.url()
+    );
+    let a = start_gateway_with(&portal_section(&portal), &extra);
+    let b = start_gateway_with(&portal_section(&portal), &extra);
+    let on_b = signed_in(&b, "dr.martin", "martin-demo");
+    assert_eq!(record(b.port, &on_b, 1).status, 200);
+    admin_api(a.admin_port, "POST", "/api/users/lock?user=dr.martin");
+    // A sign-in asks the lock store itself: refused at once.
+    assert!(refused_sign_in(&b, "dr.martin", "martin-demo"));
+    // The session B was serving ends once B's copy of the locks has it (a few seconds; asked
+    // at a clinician's pace, so the detector plays no part).
+    let started = std::time::Instant::now();
+    let after = loop {
+        let r = record(b.port, &on_b, 1);
+        if r.status != 200 {
+            break r;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(8),
+            "B still serves a locked account's session"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert_eq!(
+        after.header("x-vigie-held"),
+        None,
+        "ended by the lock, not held"
+    );
+    admin_api(a.admin_port, "POST", "/api/users/unlock?user=dr.martin");
+    wait_for("the unlock on B", || {
+        (!refused_sign_in(&b, "dr.martin", "martin-demo")).then_some(())
+    });
+}

@@ -47,7 +47,30 @@ const KEEP: &str = "INSERT INTO account_locks (username, reason, locked_at) VALU
      ON CONFLICT (username) DO NOTHING";
 const DELETE: &str = "DELETE FROM account_locks WHERE username = $1";
 
+/// How often a gateway without Redis reads the locks again: a lock made on another gateway
+/// sharing the database is in force here within this.
+pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl PgLocks {
+    /// Keep this gateway's copy of the locks in step with the table, every [`REFRESH`], for
+    /// gateways that share PostgreSQL but not Redis (with Redis, the shared-state checks
+    /// keep the copy). A read that fails keeps the copy as it was: locks are only ever added
+    /// here by what the table says.
+    pub fn refreshing(self: &Arc<Self>) -> std::io::Result<()> {
+        let me = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("vigie-locks".into())
+            .spawn(move || loop {
+                std::thread::sleep(REFRESH);
+                let Some(me) = me.upgrade() else { return };
+                match me.all() {
+                    Ok(all) => me.held.replace(all.into_iter().map(|(u, _, _)| u).collect()),
+                    Err(e) => tracing::warn!(error = %e, "the locks could not be read again from PostgreSQL; the last copy stays in force"),
+                }
+            })
+            .map(drop)
+    }
+
     pub fn open(pg: Pg) -> Result<Self, StoreError> {
         let this = Self {
             pg,
