@@ -45,27 +45,20 @@ impl PgFactors {
             .await?)
     }
 
-    /// (count, last) under a key of `factor_failures`.
-    async fn counter(&self, key: &str) -> Result<(u32, u64), StoreError> {
+    /// One statement returning at most one row, on one text parameter; `read` makes the
+    /// answer of it.
+    async fn one<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        key: &str,
+        read: fn(Option<tokio_postgres::Row>) -> T,
+    ) -> Result<T, StoreError> {
         let key = key.to_string();
         Ok(self
             .0
             .run(move |c| {
                 let key = key.clone();
-                async move {
-                    let row = c
-                        .query_opt(
-                            "SELECT count, last_at FROM factor_failures WHERE key = $1",
-                            &[&key],
-                        )
-                        .await?;
-                    Ok(row.map_or((0, 0), |r| {
-                        (
-                            r.get::<_, i32>(0).max(0) as u32,
-                            r.get::<_, i64>(1).max(0) as u64,
-                        )
-                    }))
-                }
+                async move { c.query_opt(sql, &[&key]).await.map(read) }
             })
             .await?)
     }
@@ -74,22 +67,12 @@ impl PgFactors {
 #[async_trait]
 impl FactorStore for PgFactors {
     async fn load(&self, user: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
-        let user = user.to_string();
-        Ok(self
-            .0
-            .run(move |c| {
-                let user = user.clone();
-                async move {
-                    let row = c
-                        .query_opt(
-                            "SELECT sealed, version FROM factors WHERE username = $1",
-                            &[&user],
-                        )
-                        .await?;
-                    Ok(row.map(|r| (r.get(0), r.get::<_, i64>(1) as u64)))
-                }
-            })
-            .await?)
+        self.one(
+            "SELECT sealed, version FROM factors WHERE username = $1",
+            user,
+            |row| row.map(|r| (r.get(0), r.get::<_, i64>(1) as u64)),
+        )
+        .await
     }
 
     async fn save(&self, user: &str, sealed: Vec<u8>, version: u64) -> Result<bool, StoreError> {
@@ -209,22 +192,12 @@ impl FactorStore for PgFactors {
     }
 
     async fn recovery_codes_left(&self, user: &str) -> Result<usize, StoreError> {
-        let user = user.to_string();
-        Ok(self
-            .0
-            .run(move |c| {
-                let user = user.clone();
-                async move {
-                    let row = c
-                        .query_one(
-                            "SELECT COUNT(*) FROM recovery_codes WHERE username = $1",
-                            &[&user],
-                        )
-                        .await?;
-                    Ok(row.get::<_, i64>(0) as usize)
-                }
-            })
-            .await?)
+        self.one(
+            "SELECT COUNT(*) FROM recovery_codes WHERE username = $1",
+            user,
+            |row| row.map_or(0, |r| r.get::<_, i64>(0) as usize),
+        )
+        .await
     }
 
     async fn reserve_attempt(
@@ -283,7 +256,19 @@ impl FactorStore for PgFactors {
     }
 
     async fn failures(&self, key: &str) -> Result<(u32, u64), StoreError> {
-        self.counter(key).await
+        self.one(
+            "SELECT count, last_at FROM factor_failures WHERE key = $1",
+            key,
+            |row| {
+                row.map_or((0, 0), |r| {
+                    (
+                        r.get::<_, i32>(0).max(0) as u32,
+                        r.get::<_, i64>(1).max(0) as u64,
+                    )
+                })
+            },
+        )
+        .await
     }
 
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
@@ -356,21 +341,12 @@ impl FactorStore for PgFactors {
     }
 
     async fn take_challenge(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = key.to_string();
         let row = self
-            .0
-            .run(move |c| {
-                let key = key.clone();
-                async move {
-                    let row = c
-                        .query_opt(
-                            "DELETE FROM webauthn_challenges WHERE key = $1 RETURNING state, expires",
-                            &[&key],
-                        )
-                        .await?;
-                    Ok(row.map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, i64>(1))))
-                }
-            })
+            .one(
+                "DELETE FROM webauthn_challenges WHERE key = $1 RETURNING state, expires",
+                key,
+                |row| row.map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, i64>(1))),
+            )
             .await?;
         Ok(row.and_then(|(s, exp)| (exp as u64 > now).then_some(s)))
     }
