@@ -214,11 +214,18 @@ fn migrate_postgres(
         .with_context(|| format!("copying {} into PostgreSQL", db.display()))?;
     report(&db.display().to_string(), copied);
     if let vigie::config::StorageBackend::Redis {
-        url, prefix, tls, ..
+        url,
+        cluster,
+        prefix,
+        tls,
+        ..
     } = &config.storage.backend
     {
         let shown = vigie::storage::open::redact(url);
-        let client = vigie::storage::redis::client(url, tls)?;
+        let client = match cluster.is_empty() {
+            true => vigie::storage::redis::Redis::one(url, tls)?,
+            false => vigie::storage::redis::Redis::cluster(cluster, tls, prefix)?,
+        };
         let copied = import::from_redis(&pg, &client, &shown, prefix)
             .with_context(|| format!("copying the factors in Redis at {shown} into PostgreSQL"))?;
         report(&format!("Redis at {shown}"), copied);

@@ -74,7 +74,9 @@ impl RedisServer {
         let health = std::sync::Arc::new(crate::storage::shared_state::StateHealth::trusted());
         std::sync::Arc::new(
             crate::identity::redis_store::RedisStore::new(
-                redis::Client::open(self.url()).expect("a redis:// URL"),
+                crate::storage::redis::Redis::One(
+                    redis::Client::open(self.url()).expect("a redis:// URL"),
+                ),
                 "t:",
                 life,
                 health,

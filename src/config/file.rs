@@ -351,6 +351,8 @@ pub struct BudgetSection {
 pub struct StorageSection {
     pub backend: String,
     pub redis_url: Option<String>,
+    /// A Redis Cluster's nodes (some or all), instead of `redis_url`.
+    pub redis_cluster_urls: Option<Vec<String>>,
     pub redis_prefix: String,
     pub session_key_file: Option<String>,
     pub database: String,
@@ -386,6 +388,7 @@ impl Default for StorageSection {
         Self {
             backend: "embedded".into(),
             redis_url: None,
+            redis_cluster_urls: None,
             redis_prefix: "vigie:".into(),
             session_key_file: None,
             database: "vigie.sqlite".into(),

@@ -144,7 +144,11 @@ pub enum StorageBackend {
     Embedded,
     /// Redis, shared by every replica.
     Redis {
+        /// The server, or the first of the cluster's nodes.
         url: String,
+        /// A Redis Cluster's nodes; empty for one server.
+        cluster: Vec<String>,
+        /// Every key's prefix; with a cluster, it carries the hash tag.
         prefix: String,
         /// The operator vouches that Redis persists its data (it refuses `CONFIG GET`).
         vouched_persistent: bool,

@@ -178,8 +178,8 @@ impl Detector {
     }
 
     /// Share activity, holds and releases with the other replicas through Redis.
-    pub fn shared_through(self, client: redis::Client, prefix: &str) -> Arc<Self> {
-        let shared = Arc::new(shared::Shared::new(client, prefix));
+    pub fn shared_through(self, redis: crate::storage::redis::Redis, prefix: &str) -> Arc<Self> {
+        let shared = Arc::new(shared::Shared::new(redis, prefix));
         let me = Arc::new(Self {
             shared: Some(shared.clone()),
             ..self

@@ -34,15 +34,15 @@ pub enum HoldChange {
 }
 
 pub struct Shared {
-    client: redis::Client,
+    redis: crate::storage::redis::Redis,
     prefix: String,
     outbox: Mutex<Outbox>,
 }
 
 impl Shared {
-    pub fn new(client: redis::Client, prefix: &str) -> Self {
+    pub fn new(redis: crate::storage::redis::Redis, prefix: &str) -> Self {
         Self {
-            client,
+            redis,
             prefix: prefix.to_string(),
             outbox: Mutex::new(Outbox::default()),
         }
@@ -91,7 +91,7 @@ impl Shared {
                 let mut conn = None;
                 while let Some(d) = detector.upgrade() {
                     if conn.is_none() {
-                        conn = me.client.get_connection_with_timeout(Duration::from_millis(500)).ok();
+                        conn = me.redis.blocking(Duration::from_millis(500)).ok();
                     }
                     match conn.as_mut() {
                         Some(c) => {
@@ -110,7 +110,11 @@ impl Shared {
             .expect("spawn the detector's sync thread");
     }
 
-    fn sync(&self, conn: &mut redis::Connection, d: &Detector) -> redis::RedisResult<()> {
+    fn sync(
+        &self,
+        conn: &mut crate::storage::redis::BlockingConn,
+        d: &Detector,
+    ) -> redis::RedisResult<()> {
         let out = std::mem::take(&mut *self.outbox.lock().expect("outbox"));
         let mut pipe = redis::pipe();
         for change in &out.holds {

@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Once, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::storage::redis::{Conn, Redis};
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 
 use super::locks::{DurableLocks, LockStore, LockedUsers};
@@ -41,9 +41,9 @@ const SWEEP_LEASE_MS: u64 = 90_000;
 type Cache = Arc<RwLock<HashMap<String, (Arc<SessionRecord>, Instant)>>>;
 
 pub struct RedisStore {
-    client: redis::Client,
+    redis: Redis,
     /// Made on first use: the manager spawns its reconnect task on the serving runtime.
-    conn: tokio::sync::OnceCell<ConnectionManager>,
+    conn: tokio::sync::OnceCell<Conn>,
     pub(crate) prefix: String,
     lifetimes: Lifetimes,
     cache: Cache,
@@ -113,14 +113,14 @@ impl RedisStore {
     /// Connects lazily: nothing is contacted until the first request. Sessions are refused
     /// until `health` trusts Redis; `locked` is the replica's copy of the locked users.
     pub fn new(
-        client: redis::Client,
+        redis: Redis,
         prefix: &str,
         lifetimes: Lifetimes,
         health: Arc<StateHealth>,
         locked: Arc<LockedUsers>,
     ) -> Result<Self, StoreError> {
         Ok(Self {
-            client,
+            redis,
             conn: tokio::sync::OnceCell::new(),
             prefix: prefix.to_string(),
             lifetimes,
@@ -181,18 +181,9 @@ impl RedisStore {
         self
     }
 
-    pub(crate) async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+    pub(crate) async fn conn(&self) -> Result<Conn, StoreError> {
         self.conn
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(OP_TIMEOUT))
-                    .set_response_timeout(Some(OP_TIMEOUT))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_secs(1));
-                self.client
-                    .get_connection_manager_lazy(config)
-                    .map_err(unavailable)
-            })
+            .get_or_try_init(|| async { deadline(self.redis.shared(OP_TIMEOUT)).await })
             .await
             .cloned()
     }
@@ -259,8 +250,8 @@ impl RedisStore {
     /// the runtime).
     fn ensure_subscriber(&self) {
         self.subscriber.call_once(|| {
-            let (client, cache, health, locked) = (
-                self.client.clone(),
+            let (subscribers, cache, health, locked) = (
+                self.redis.subscribers(),
                 self.cache.clone(),
                 self.health.clone(),
                 self.locked.clone(),
@@ -268,7 +259,8 @@ impl RedisStore {
             let channels = [self.channel(), self.locks_channel()];
             tokio::spawn(async move {
                 let mut first = true;
-                loop {
+                // On a cluster, any node carries every message: the next one when one is down.
+                for client in subscribers.iter().cycle() {
                     if let Ok(mut pubsub) = client.get_async_pubsub().await {
                         if pubsub.subscribe(&channels).await.is_ok() {
                             // Revocations may have been missed while disconnected, and Redis
@@ -338,11 +330,7 @@ impl RedisStore {
 
     /// End the session keyed `hash` (its tombstone, the other replicas told); the record it
     /// was, to this caller alone.
-    async fn end_hash(
-        &self,
-        conn: &mut ConnectionManager,
-        hash: &str,
-    ) -> Result<Option<String>, StoreError> {
+    async fn end_hash(&self, conn: &mut Conn, hash: &str) -> Result<Option<String>, StoreError> {
         let mut call = scripts::REMOVE.prepare_invoke();
         call.key(self.key(hash))
             .arg(&self.prefix)
@@ -373,7 +361,7 @@ impl RedisStore {
     }
 
     /// Whether this replica holds the sweeper's lease (taken when free, renewed when held).
-    async fn sweep_lease(&self, conn: &mut ConnectionManager) -> Result<bool, StoreError> {
+    async fn sweep_lease(&self, conn: &mut Conn) -> Result<bool, StoreError> {
         let me = self.replica_id.as_str();
         let taken: Option<String> = deadline(
             redis::cmd("SET")

@@ -61,7 +61,7 @@ pub struct Stores {
 }
 
 pub struct Shared {
-    pub client: redis::Client,
+    pub client: super::redis::Redis,
     pub prefix: String,
     /// The shared-state checks, run as a background service (with the session store, which
     /// budgets and factors use too).
@@ -164,12 +164,17 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
         }
         StorageBackend::Redis {
             url,
+            cluster,
             prefix,
             vouched_persistent,
             tls,
         } => {
             let at = || format!("Redis at {} ([storage] redis_url)", redact(url));
-            let client = super::redis::client(url, tls).with_context(at)?;
+            let client = match cluster.is_empty() {
+                true => super::redis::Redis::one(url, tls),
+                false => super::redis::Redis::cluster(cluster, tls, prefix),
+            }
+            .with_context(at)?;
             if let Some(pg) = &pg {
                 if let Some(copied) =
                     super::postgres::import::from_redis(pg, &client, &redact(url), prefix)

@@ -137,6 +137,69 @@ impl Validator<'_> {
         }
     }
 
+    /// A Redis URL checked, with the password from `redis_password_file` put in it.
+    fn redis_url(
+        &mut self,
+        key: &str,
+        url: &str,
+        s: &crate::config::file::StorageSection,
+    ) -> String {
+        let mut url = url.to_string();
+        let scheme = ["redis://", "rediss://"]
+            .into_iter()
+            .find(|p| url.starts_with(p));
+        if scheme.is_none() && !url.starts_with("unix://") {
+            self.err(
+                key,
+                format!("`{url}` is not a Redis URL"),
+                "write redis://HOST:PORT/DB, or rediss://HOST:PORT/DB for TLS, e.g. \"rediss://redis.internal:6380/0\"",
+            );
+        }
+        let has_credentials = |u: &str, p: &str| {
+            u[p.len()..]
+                .split('/')
+                .next()
+                .is_some_and(|a| a.contains('@'))
+        };
+        if let Some(raw) = &s.redis_password_file {
+            let password = self.secret_file("storage.redis_password_file", raw, 1);
+            match (password, scheme) {
+                (Some(_), Some(p)) if has_credentials(&url, p) => {
+                    self.err(
+                        key,
+                        "the URL carries credentials, and redis_password_file is set too",
+                        "keep the password in redis_password_file only, out of the URL",
+                    );
+                }
+                (Some(password), Some(p)) => {
+                    let user = s.redis_username.as_deref().unwrap_or("");
+                    let secret = String::from_utf8_lossy(&password.0);
+                    url = format!(
+                        "{p}{}:{}@{}",
+                        userinfo_encode(user),
+                        userinfo_encode(&secret),
+                        &url[p.len()..]
+                    );
+                }
+                (Some(_), None) => self.err(
+                    "storage.redis_password_file",
+                    "a password is only sent over redis:// or rediss://",
+                    "use a redis://HOST:PORT/DB URL",
+                ),
+                (None, _) => {}
+            }
+        } else if scheme.is_some_and(|p| has_credentials(&url, p)) {
+            self.warnings.push(format!("{key} carries the Redis credentials: anyone who reads the configuration has them; move the password to redis_password_file (mode 0600)"));
+        } else if s.redis_username.is_some() {
+            self.err(
+                "storage.redis_username",
+                "an ACL user needs its password",
+                "set redis_password_file to a file holding the user's password",
+            );
+        }
+        url
+    }
+
     pub(super) fn storage(&mut self, s: &crate::config::file::StorageSection) -> StorageConfig {
         let session_key = s
             .session_key_file
@@ -146,67 +209,55 @@ impl Validator<'_> {
         let backend = match s.backend.as_str() {
             "embedded" => StorageBackend::Embedded,
             "redis" => {
-                let mut url = s.redis_url.clone().unwrap_or_default();
-                let scheme = ["redis://", "rediss://"]
-                    .into_iter()
-                    .find(|p| url.starts_with(p));
-                if scheme.is_none() && !url.starts_with("unix://") {
-                    self.err(
-                        "storage.redis_url",
-                        format!("`{url}` is not a Redis URL"),
-                        "write redis://HOST:PORT/DB, or rediss://HOST:PORT/DB for TLS, e.g. \"rediss://redis.internal:6380/0\"",
-                    );
-                }
-                if let Some(raw) = &s.redis_password_file {
-                    let password = self.secret_file("storage.redis_password_file", raw, 1);
-                    let rest = scheme.map(|p| (p, &url[p.len()..]));
-                    match (password, rest) {
-                        (Some(_), Some((_, rest)))
-                            if rest.split('/').next().is_some_and(|a| a.contains('@')) =>
-                        {
-                            self.err(
-                                "storage.redis_url",
-                                "the URL carries credentials, and redis_password_file is set too",
-                                "keep the password in redis_password_file only, out of the URL",
-                            );
-                        }
-                        (Some(password), Some((scheme, rest))) => {
-                            let user = s.redis_username.as_deref().unwrap_or("");
-                            let secret = String::from_utf8_lossy(&password.0);
-                            url = format!(
-                                "{scheme}{}:{}@{rest}",
-                                userinfo_encode(user),
-                                userinfo_encode(&secret)
-                            );
-                        }
-                        (Some(_), None) => self.err(
-                            "storage.redis_password_file",
-                            "a password is only sent over redis:// or rediss://",
-                            "use a redis://HOST:PORT/DB URL",
-                        ),
-                        (None, _) => {}
+                let (url, cluster) = match (&s.redis_url, &s.redis_cluster_urls) {
+                    (Some(_), Some(_)) => {
+                        self.err(
+                            "storage.redis_cluster_urls",
+                            "set together with redis_url",
+                            "name one server in redis_url, or a cluster's nodes in redis_cluster_urls, not both",
+                        );
+                        (String::new(), Vec::new())
                     }
-                } else if scheme.is_some_and(|p| {
-                    url[p.len()..]
-                        .split('/')
-                        .next()
-                        .is_some_and(|a| a.contains('@'))
-                }) {
-                    self.warnings.push("storage.redis_url carries the Redis credentials: anyone who reads the configuration has them; move the password to redis_password_file (mode 0600)".into());
-                } else if s.redis_username.is_some() {
-                    self.err(
-                        "storage.redis_username",
-                        "an ACL user needs its password",
-                        "set redis_password_file to a file holding the user's password",
-                    );
-                }
+                    (None, Some(seeds)) if seeds.is_empty() => {
+                        self.err(
+                            "storage.redis_cluster_urls",
+                            "names no node",
+                            "list one or more of the cluster's nodes, e.g. [\"redis://10.0.0.1:6379\", \"redis://10.0.0.2:6379\"]",
+                        );
+                        (String::new(), Vec::new())
+                    }
+                    (None, Some(seeds)) => {
+                        let seeds: Vec<String> = seeds
+                            .iter()
+                            .map(|u| self.redis_url("storage.redis_cluster_urls", u, s))
+                            .collect();
+                        (seeds[0].clone(), seeds)
+                    }
+                    (url, None) => (
+                        self.redis_url("storage.redis_url", url.as_deref().unwrap_or(""), s),
+                        Vec::new(),
+                    ),
+                };
                 if s.session_key_file.is_none() {
                     self.err("storage.session_key_file", "replicas sharing Redis need one shared session key", "point session_key_file at a file of at least 32 random bytes, the same on every replica");
                 }
                 let tls = self.redis_tls(s, url.starts_with("rediss://"));
+                if !cluster.is_empty() && (tls.ca.is_some() || tls.client.is_some()) {
+                    self.err(
+                        "storage.redis_ca_file",
+                        "a Redis Cluster's certificates are checked against the system's roots only",
+                        "add the CA to the system's trust store (update-ca-certificates), and remove redis_ca_file and redis_client_cert_file",
+                    );
+                }
+                // In a cluster, one hash tag puts every key of Vigie's in one slot.
+                let prefix = match cluster.is_empty() || s.redis_prefix.contains('{') {
+                    true => s.redis_prefix.clone(),
+                    false => format!("{{{}}}", s.redis_prefix),
+                };
                 StorageBackend::Redis {
                     url,
-                    prefix: s.redis_prefix.clone(),
+                    cluster,
+                    prefix,
                     vouched_persistent: s.redis_persistence,
                     tls,
                 }

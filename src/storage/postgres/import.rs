@@ -149,7 +149,7 @@ pub fn from_sqlite(pg: &Pg, path: &Path) -> Result<Option<Copied>, anyhow::Error
 /// ceremonies are minutes long and start afresh.
 pub fn from_redis(
     pg: &Pg,
-    client: &redis::Client,
+    client: &crate::storage::redis::Redis,
     shown: &str,
     prefix: &str,
 ) -> Result<Option<Copied>, anyhow::Error> {
@@ -169,19 +169,28 @@ pub fn from_redis(
     let (client, prefix) = (client.clone(), prefix.to_string());
     let read = async move {
         use redis::AsyncCommands;
-        let mut c = client.get_multiplexed_async_connection().await?;
+        let mut c = client.connect().await?;
         let mut rows = Rows::default();
         let mut users = std::collections::BTreeSet::new();
         for kind in ["factors", "invitation", "recovery", "totp-step"] {
             let pattern = format!("{prefix}{kind}:*");
-            let keys: Vec<String> = {
-                let mut iter = c.scan_match::<_, String>(&pattern).await?;
-                let mut keys = Vec::new();
-                while let Some(k) = futures_util::StreamExt::next(&mut iter).await {
-                    keys.push(k?);
+            let mut keys: Vec<String> = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut c)
+                    .await?;
+                keys.extend(batch);
+                cursor = next;
+                if cursor == 0 {
+                    break;
                 }
-                keys
-            };
+            }
             for k in keys {
                 users.insert(k[prefix.len() + kind.len() + 1..].to_string());
             }

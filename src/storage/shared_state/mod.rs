@@ -367,7 +367,7 @@ fn tls_refused(e: &redis::RedisError) -> bool {
 /// Check the shared state at start, on a connection of its own (the serving runtime does not
 /// exist yet). Redis without persistence stops the start; an unreachable Redis does not: the
 /// replica starts with sessions refused until [`Watch`] has checked it.
-pub fn check_at_start(state: &SharedState, client: &redis::Client) -> anyhow::Result<()> {
+pub fn check_at_start(state: &SharedState, redis: &super::redis::Redis) -> anyhow::Result<()> {
     let outcome: anyhow::Result<Option<Result<Finding, StoreError>>> = std::thread::scope(
         |scope| {
             scope
@@ -376,7 +376,7 @@ pub fn check_at_start(state: &SharedState, client: &redis::Client) -> anyhow::Re
                         .enable_all()
                         .build()?;
                     rt.block_on(async {
-                        let connecting = client.get_multiplexed_async_connection();
+                        let connecting = redis.connect();
                         match tokio::time::timeout(Duration::from_secs(2), connecting).await {
                             Ok(Ok(mut conn)) => Ok(Some(state.check(&mut conn).await)),
                             // Reached, but the credentials are refused: a configuration
