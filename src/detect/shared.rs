@@ -89,9 +89,22 @@ impl Shared {
             .name("vigie-detect-sync".into())
             .spawn(move || {
                 let mut conn = None;
+                let mut said = false;
                 while let Some(d) = detector.upgrade() {
                     if conn.is_none() {
-                        conn = me.redis.blocking(Duration::from_millis(500)).ok();
+                        conn = match me.redis.blocking(Duration::from_millis(500)) {
+                            Ok(c) => {
+                                said = false;
+                                Some(c)
+                            }
+                            Err(e) => {
+                                // Once per outage: each replica counts alone meanwhile.
+                                if !std::mem::replace(&mut said, true) {
+                                    tracing::warn!(error = %e, "detector: Redis unreachable; counting per replica until it is back");
+                                }
+                                None
+                            }
+                        };
                     }
                     match conn.as_mut() {
                         Some(c) => {

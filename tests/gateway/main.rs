@@ -27,6 +27,7 @@ mod postgres;
 mod postgres_db;
 mod prelogin;
 mod prelogin_found;
+mod redis_cluster;
 mod redis_tls;
 mod replicas;
 mod sessions;

@@ -183,17 +183,14 @@ fn base32_of(bytes: &[u8]) -> String {
 /// An existing deployment moves to PostgreSQL: its file's (or its Redis's) factors with their
 /// replay state, recovery codes, holds, locks and alerts come along, by `vigie storage
 /// migrate` or at the first start.
-fn moves_to_postgres(redis: Option<&RedisServer>, by_command: bool) {
+/// `backend`: the `[storage]` lines naming Redis (empty: embedded).
+fn moves_to_postgres(backend: &str, by_command: bool) {
     let portal = start_portal();
     let db = PgDatabase::create();
     let dir = tempfile::tempdir().unwrap();
     let session_key = dir.path().join("session.key");
     std::fs::write(&session_key, "0123456789abcdef0123456789abcdef-moving").unwrap();
     let keys = factor_key_file(dir.path());
-    let backend = match redis {
-        Some(r) => format!("backend = \"redis\"\nredis_url = \"{}\"\n", r.url()),
-        None => String::new(),
-    };
     let extra = format!(
         "[storage]\n{backend}session_key_file = \"{}\"\nrecords = \"sqlite\"\n{GENEROUS_BUDGETS}",
         session_key.display()
@@ -247,7 +244,7 @@ fn moves_to_postgres(redis: Option<&RedisServer>, by_command: bool) {
     assert!(m.opens_patient());
     assert!(refused_sign_in(&gw, "admin", "admin-demo"));
     assert!(alert_listed(&gw, &alert_id));
-    if redis.is_none() {
+    if backend.is_empty() {
         // Holds move with the file (with Redis, Redis keeps carrying them).
         assert_eq!(db.sql("SELECT username FROM holds"), "inf.durand");
     }
@@ -256,13 +253,21 @@ fn moves_to_postgres(redis: Option<&RedisServer>, by_command: bool) {
 
 #[test]
 fn an_embedded_deployment_moves_to_postgres_at_its_first_start() {
-    moves_to_postgres(None, false);
+    moves_to_postgres("", false);
 }
 
 #[test]
 fn replicas_move_their_redis_factors_to_postgres_by_the_migrate_command() {
     let redis = RedisServer::start();
-    moves_to_postgres(Some(&redis), true);
+    let backend = format!("backend = \"redis\"\nredis_url = \"{}\"\n", redis.url());
+    moves_to_postgres(&backend, true);
+}
+
+#[test]
+fn replicas_on_a_redis_cluster_move_their_factors_to_postgres() {
+    let cluster = crate::redis_cluster::RedisCluster::start();
+    let backend = format!("backend = \"redis\"\n{}\n", cluster.urls_toml());
+    moves_to_postgres(&backend, true);
 }
 
 /// Two gateways sharing PostgreSQL but not Redis (each its own sessions): a lock made on one

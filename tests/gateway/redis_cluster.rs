@@ -1,0 +1,182 @@
+//! Replicas on a real Redis Cluster (three masters started here, on free ports) with records
+//! in PostgreSQL: the deployment of a hospital whose Redis is a managed cluster. Sessions,
+//! revocations, budgets, locks and holds behave as on one Redis server.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::detection::{admin_api, enumerate, portal_section, record, wait_for};
+use crate::passthrough::{cookie_set, submit_login};
+use crate::postgres_db::PgDatabase;
+
+/// Three masters, no replicas, slots spread by `redis-cli --cluster create`.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(&[
+                    "--appendonly",
+                    "yes",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ])
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let started = Instant::now();
+        while !nodes
+            .iter()
+            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the cluster never formed"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        RedisCluster { nodes }
+    }
+
+    /// The `redis_cluster_urls` line: every node.
+    pub fn urls_toml(&self) -> String {
+        let urls: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("\"redis://127.0.0.1:{}\"", n.port))
+            .collect();
+        format!("redis_cluster_urls = [{}]", urls.join(", "))
+    }
+}
+
+fn logged_in(gw: &Gateway, cookie: &str) -> bool {
+    record(gw.port, cookie, 5).status == 200
+}
+
+#[test]
+fn replicas_on_a_redis_cluster_share_sessions_revocations_budgets_locks_and_holds() {
+    let portal = start_portal();
+    let cluster = RedisCluster::start();
+    let db = PgDatabase::create();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("session.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef-cluster").unwrap();
+    // Sign-ins: 6 a minute for one source, across both replicas.
+    let extra = format!(
+        "[storage]\nbackend = \"redis\"\n{}\nsession_key_file = \"{}\"\nreplicas = 2\nrecords = \"postgres\"\npostgres_url = \"{}\"\n\
+         [budgets.login]\nrequests = 100000\nper = \"minute\"\n[budgets.source]\nrequests = 1000000\nper = \"minute\"\n\
+         [budgets.view]\nrequests = 100000\nper = \"minute\"\n[budgets.export]\nrequests = 2\nper = \"hour\"\nburst = 2\n",
+        cluster.urls_toml(),
+        key.display(),
+        db.url()
+    );
+    let (mut a, mut b) = (
+        start_gateway_with(&portal_section(&portal), &extra),
+        start_gateway_with(&portal_section(&portal), &extra),
+    );
+
+    // Every key of Vigie's is in one slot, held by one of the masters.
+    let cookie = cookie_set(
+        &submit_login(a.port, "dr.martin", "martin-demo", None),
+        "vigie",
+    )
+    .expect("signed in through the cluster");
+    let slot = cluster.nodes[0].cli(&["CLUSTER", "KEYSLOT", "{vigie:}x"]);
+    let holders: Vec<u64> = cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            n.cli(&["CLUSTER", "COUNTKEYSINSLOT", &slot])
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(holders.iter().filter(|n| **n > 0).count(), 1, "{holders:?}");
+    assert!(holders.iter().sum::<u64>() >= 3, "{holders:?}");
+
+    // A session made on A is honoured on B; a logout on A is refused on B within a second.
+    assert!(logged_in(&b, &cookie));
+    let out = get(
+        a.port,
+        "/index.php?logout=-1",
+        &format!("Cookie: {cookie}\r\n"),
+    );
+    assert_eq!(out.status, 302);
+    let started = Instant::now();
+    while logged_in(&b, &cookie) {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "B still honours it"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // One budget for both replicas: two exports an hour.
+    let admin = cookie_set(&submit_login(a.port, "admin", "admin-demo", None), "vigie").unwrap();
+    let export = |gw: &Gateway| {
+        get(
+            gw.port,
+            "/index.php?m=dPpatients&raw=ajax_export_patients_csv",
+            &format!("Cookie: {admin}\r\n"),
+        )
+        .status
+    };
+    assert_eq!((export(&a), export(&b), export(&a)), (200, 200, 429));
+
+    // A lock made on B: A refuses the sign-in.
+    admin_api(b.admin_port, "POST", "/api/users/lock?user=inf.durand");
+    let refused = submit_login(a.port, "inf.durand", "durand-demo", None);
+    assert_eq!(refused.header("location"), Some("/.vigie/signin-failed"));
+
+    // A hold placed on A holds on B, and both survive restarting both replicas.
+    let martin = cookie_set(
+        &submit_login(a.port, "dr.martin", "martin-demo", None),
+        "vigie",
+    )
+    .unwrap();
+    let (_, held) = enumerate(a.port, &martin);
+    let alert = held.header("x-vigie-held").unwrap().to_string();
+    let holds_it = |gw: &Gateway| {
+        admin_api(gw.admin_port, "GET", "/api/holds")["holds"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|h| h["alert"] == alert.as_str()))
+    };
+    wait_for("the hold on B", || holds_it(&b).then_some(()));
+    a.restart();
+    b.restart();
+    assert_eq!(
+        record(b.port, &martin, 7).header("x-vigie-held"),
+        Some(alert.as_str())
+    );
+    assert!(holds_it(&a) && holds_it(&b));
+    let listed = |gw: &Gateway| {
+        admin_api(gw.admin_port, "GET", "/api/alerts?limit=50")["alerts"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x["event"]["id"] == alert.as_str()))
+    };
+    wait_for("one alert list", || {
+        (listed(&a) && listed(&b)).then_some(())
+    });
+    assert_eq!(export(&b), 429, "the budget outlived the restarts");
+}
