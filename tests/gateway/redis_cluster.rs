@@ -180,3 +180,46 @@ fn replicas_on_a_redis_cluster_share_sessions_revocations_budgets_locks_and_hold
     });
     assert_eq!(export(&b), 429, "the budget outlived the restarts");
 }
+
+/// What reads the whole keyspace (the sweep of timed-out sessions, the data-loss checks, the
+/// copy into PostgreSQL) asks the master of Vigie's slot, every time, not a node at random.
+#[test]
+fn keyless_reads_go_to_the_master_of_vigie_s_slot() {
+    let cluster = RedisCluster::start();
+    let seeds: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("redis://127.0.0.1:{}", n.port))
+        .collect();
+    let redis = vigie::storage::redis::Redis::cluster(
+        &seeds,
+        &vigie::config::RedisTls::default(),
+        "{vigie:}",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut conn = redis.connect().await.unwrap();
+        let _: () = redis::cmd("SET")
+            .arg("{vigie:}k")
+            .arg("1")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for _ in 0..30 {
+            let (_, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(0)
+                .arg("MATCH")
+                .arg("{vigie:}*")
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(keys, vec!["{vigie:}k".to_string()]);
+        }
+    });
+}
