@@ -191,3 +191,76 @@ fn postgres_records_are_checked_at_validation() {
         c.warnings
     );
 }
+
+#[test]
+fn a_redis_cluster_is_named_by_its_nodes_and_gets_one_hash_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("session.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+    let with = |lines: &str| {
+        load(&format!(
+            "{MINIMAL}\n[storage]\nbackend = \"redis\"\nsession_key_file = \"{}\"\n{lines}\n",
+            key.display()
+        ))
+    };
+    let c = with("redis_cluster_urls = [\"redis://10.0.0.1:6379\", \"redis://10.0.0.2:6379\"]")
+        .unwrap();
+    let crate::config::StorageBackend::Redis {
+        url,
+        cluster,
+        prefix,
+        ..
+    } = &c.storage.backend
+    else {
+        panic!("redis");
+    };
+    assert_eq!(cluster.len(), 2);
+    assert_eq!(url, "redis://10.0.0.1:6379");
+    assert_eq!(prefix, "{vigie:}", "every key in one slot");
+    // A prefix that already has its tag is kept; one server gets no tag.
+    let c = with("redis_cluster_urls = [\"redis://a:1\"]\nredis_prefix = \"{ehr}:\"").unwrap();
+    assert!(
+        matches!(&c.storage.backend, crate::config::StorageBackend::Redis { prefix, .. } if prefix == "{ehr}:")
+    );
+    let c = with("redis_url = \"redis://a:1/0\"").unwrap();
+    assert!(
+        matches!(&c.storage.backend, crate::config::StorageBackend::Redis { prefix, .. } if prefix == "vigie:")
+    );
+
+    let keys = |lines: &str| -> Vec<String> {
+        with(lines)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.key)
+            .collect()
+    };
+    assert_eq!(
+        keys("redis_url = \"redis://a:1/0\"\nredis_cluster_urls = [\"redis://b:1\"]"),
+        vec!["storage.redis_cluster_urls"]
+    );
+    assert_eq!(
+        keys("redis_cluster_urls = []"),
+        vec!["storage.redis_cluster_urls"]
+    );
+    assert_eq!(
+        keys("redis_cluster_urls = [\"http://b:1\"]"),
+        vec!["storage.redis_cluster_urls"]
+    );
+    // The password file goes into every node's URL, never shown.
+    let pw = dir.path().join("redis.password");
+    std::fs::write(&pw, "cluster-secret").unwrap();
+    let c = with(&format!(
+        "redis_cluster_urls = [\"redis://a:1\", \"redis://b:2\"]\nredis_password_file = \"{}\"",
+        pw.display()
+    ))
+    .unwrap();
+    let crate::config::StorageBackend::Redis { cluster, .. } = &c.storage.backend else {
+        panic!("redis");
+    };
+    assert!(
+        cluster.iter().all(|u| u.contains(":cluster-secret@")),
+        "{cluster:?}"
+    );
+    assert!(!format!("{:?}", c.storage).contains("cluster-secret"));
+}
