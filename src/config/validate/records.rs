@@ -114,7 +114,7 @@ impl Validator<'_> {
         if config.get_ssl_mode() != tokio_postgres::config::SslMode::Require && !local {
             self.warnings.push(format!(
                 "storage.postgres_url: sslmode is not `require`, so locks, alerts and sealed factors may cross the network in clear to {}; add ?sslmode=require",
-                shown(url)
+                shown(&config)
             ));
         }
         let ca = match (&s.postgres_ca_file, tls) {
@@ -151,25 +151,39 @@ impl Validator<'_> {
             (None, _) => None,
         };
         Some(PgSettings {
+            shown: shown(&config),
             config,
             ca,
-            shown: shown(url),
         })
     }
 }
 
-/// The URL without its password, for messages and logs.
-fn shown(url: &str) -> String {
-    let Some(scheme) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
+/// Where the server is, for messages and logs, made from the parsed settings rather than
+/// the text: a password may sit in the user part or in the query (`?password=`), and neither
+/// must ever be shown.
+fn shown(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            };
+            match config.get_ports().get(i).or(config.get_ports().first()) {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            }
+        })
+        .collect();
+    let user = config.get_user().map_or(String::new(), |u| format!("{u}@"));
+    let db = config.get_dbname().unwrap_or("");
+    let mode = match config.get_ssl_mode() {
+        tokio_postgres::config::SslMode::Disable => "?sslmode=disable",
+        tokio_postgres::config::SslMode::Require => "?sslmode=require",
+        _ => "",
     };
-    let rest = &url[scheme..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let user = rest[..at].split(':').next().unwrap_or("");
-            format!("{}{user}{}", &url[..scheme], &rest[at..])
-        }
-        None => url.to_string(),
-    }
+    format!("postgres://{user}{}/{db}{mode}", hosts.join(","))
 }

@@ -179,6 +179,18 @@ fn postgres_records_are_checked_at_validation() {
         "{:?}",
         c.warnings
     );
+    // Never shown, wherever the URL puts the password.
+    for url in [
+        "postgres://vigie:inline-pw@127.0.0.1/vigie",
+        "postgres://vigie@127.0.0.1/vigie?password=inline-pw",
+    ] {
+        let c = with(&format!("records = \"postgres\"\npostgres_url = \"{url}\"")).unwrap();
+        let crate::config::Records::Postgres(pg) = &c.storage.records else {
+            panic!("postgres records");
+        };
+        assert_eq!(pg.shown, "postgres://vigie@127.0.0.1:5432/vigie");
+        assert!(!format!("{:?}", c.storage).contains("inline-pw"));
+    }
     let c = with(
         "records = \"postgres\"\npostgres_url = \"postgres://vigie:inline-pw@127.0.0.1/vigie\"",
     )

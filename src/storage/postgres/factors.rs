@@ -213,16 +213,13 @@ impl FactorStore for PgFactors {
                 let key = key.clone();
                 async move {
                     let tx = c.transaction().await?;
-                    // The row locked for the count: parallel guesses queue here, each counted.
-                    tx.execute(
-                        "INSERT INTO factor_failures (key, count, last_at) VALUES ($1, 0, 0)
-                         ON CONFLICT (key) DO NOTHING",
-                        &[&key],
-                    )
-                    .await?;
+                    // The row made if missing and locked, in one statement: parallel guesses
+                    // queue here, each counted, and a clear racing it cannot leave none.
                     let row = tx
                         .query_one(
-                            "SELECT count, last_at FROM factor_failures WHERE key = $1 FOR UPDATE",
+                            "INSERT INTO factor_failures (key, count, last_at) VALUES ($1, 0, 0)
+                             ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key
+                             RETURNING count, last_at",
                             &[&key],
                         )
                         .await?;

@@ -262,3 +262,22 @@ fn a_sqlite_file_is_copied_once_and_its_codes_never_over_newer_ones() {
     // Once: the file is marked.
     assert!(import::from_sqlite(&pg, &file).unwrap().is_none());
 }
+
+#[tokio::test]
+async fn attempts_counted_while_others_clear_the_count_never_fail() {
+    let db = PgDatabase::create();
+    let store = Arc::new(factors::PgFactors(connect(&db)));
+    let mut tasks = Vec::new();
+    for i in 0..60u64 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            match i % 3 {
+                0 => s.clear_failures("u:alice").await.map(drop),
+                _ => s.reserve_attempt("u:alice", 100 + i, None).await.map(drop),
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("a count racing a clear");
+    }
+}
