@@ -98,9 +98,13 @@ impl Sessions {
     /// Lock an account and end its sessions on every replica; returns how many ended. The
     /// lock lands first: a session being created meanwhile is either refused by it or ended
     /// with the others.
+    /// A lock the store could not keep still ends the sessions (a store that holds it in
+    /// memory meanwhile, as PostgreSQL's does, refuses the user too); the error says so.
     pub async fn lock_user(&self, user: &str, reason: &str) -> Result<usize, StoreError> {
-        self.locks.lock(user, reason).await?;
-        self.end_user(user, None, Ending::Locked).await
+        let locked = self.locks.lock(user, reason).await;
+        let ended = self.end_user(user, None, Ending::Locked).await;
+        locked?;
+        ended
     }
 
     pub(crate) fn lifetimes(&self) -> Lifetimes {

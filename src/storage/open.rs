@@ -95,9 +95,8 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
             let locks =
                 Arc::new(PgLocks::open(pg.clone()).with_context(|| in_records("account locks"))?);
             // Gateways sharing PostgreSQL without Redis learn each other's locks from it.
-            if matches!(config.storage.backend, StorageBackend::Embedded) {
-                locks.refreshing().context("the lock refresh thread")?;
-            }
+            let copy = matches!(config.storage.backend, StorageBackend::Embedded);
+            locks.refreshing(copy).context("the lock refresh thread")?;
             locks
         }
         None => Arc::new(SqliteLocks::open(db).with_context(|| in_db("account locks"))?),

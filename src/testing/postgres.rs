@@ -64,6 +64,22 @@ impl PgDatabase {
         psql(&self.url(), sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// The database dropped under its connections (a lost server, a wrong restore).
+    #[allow(dead_code)]
+    pub fn gone(&self) {
+        psql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        )
+        .unwrap();
+    }
+
+    /// Made again, empty.
+    #[allow(dead_code)]
+    pub fn back(&self) {
+        psql(&self.admin, &format!("CREATE DATABASE {}", self.name)).unwrap();
+    }
+
     /// What `pg_dump` of the database holds (schema and rows); the integration tests scan it.
     #[allow(dead_code)]
     pub fn dump(&self) -> Vec<u8> {

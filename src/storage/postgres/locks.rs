@@ -3,8 +3,9 @@
 //! ([`LockedUsers`]) from it: loaded at start, changed at once for locks made here, and (with
 //! Redis) by the lock messages and the periodic reconciliation.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use deadpool_postgres::Object;
@@ -16,6 +17,9 @@ use crate::identity::store::StoreError;
 pub struct PgLocks {
     pg: Pg,
     held: Arc<LockedUsers>,
+    /// Locks made while PostgreSQL did not answer: in force here at once, written when it
+    /// answers again (user -> reason).
+    pending: Mutex<HashMap<String, String>>,
 }
 
 type Job<T> = Box<
@@ -52,29 +56,59 @@ const DELETE: &str = "DELETE FROM account_locks WHERE username = $1";
 pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl PgLocks {
-    /// Keep this gateway's copy of the locks in step with the table, every [`REFRESH`], for
-    /// gateways that share PostgreSQL but not Redis (with Redis, the shared-state checks
-    /// keep the copy). A read that fails keeps the copy as it was: locks are only ever added
-    /// here by what the table says.
-    pub fn refreshing(self: &Arc<Self>) -> std::io::Result<()> {
+    /// Every [`REFRESH`]: write the locks made while PostgreSQL did not answer, and (`copy`:
+    /// for gateways that share PostgreSQL but not Redis, whose shared-state checks otherwise
+    /// keep the copy) read the table again into this gateway's copy, with the pending ones.
+    /// A read that fails keeps the copy as it was.
+    pub fn refreshing(self: &Arc<Self>, copy: bool) -> std::io::Result<()> {
         let me = Arc::downgrade(self);
         std::thread::Builder::new()
             .name("vigie-locks".into())
             .spawn(move || loop {
                 std::thread::sleep(REFRESH);
                 let Some(me) = me.upgrade() else { return };
+                me.write_pending();
+                if !copy {
+                    continue;
+                }
                 match me.all() {
-                    Ok(all) => me.held.replace(all.into_iter().map(|(u, _, _)| u).collect()),
+                    Ok(all) => {
+                        let mut users: std::collections::HashSet<String> =
+                            all.into_iter().map(|(u, _, _)| u).collect();
+                        users.extend(me.pending.lock().expect("pending locks").keys().cloned());
+                        me.held.replace(users);
+                    }
                     Err(e) => tracing::warn!(error = %e, "the locks could not be read again from PostgreSQL; the last copy stays in force"),
                 }
             })
             .map(drop)
     }
 
+    fn write_pending(&self) {
+        let pending: Vec<(String, String)> = self
+            .pending
+            .lock()
+            .expect("pending locks")
+            .iter()
+            .map(|(u, r)| (u.clone(), r.clone()))
+            .collect();
+        for (user, reason) in pending {
+            if self
+                .pg
+                .block(statement(REPLACE, &user, Some(&reason)))
+                .is_ok()
+            {
+                tracing::warn!(target: "vigie::audit", event = "account_lock_stored", user = %user, "a lock made while PostgreSQL did not answer is stored now");
+                self.pending.lock().expect("pending locks").remove(&user);
+            }
+        }
+    }
+
     pub fn open(pg: Pg) -> Result<Self, StoreError> {
         let this = Self {
             pg,
             held: Arc::new(LockedUsers::default()),
+            pending: Mutex::new(HashMap::new()),
         };
         this.held
             .replace(this.all()?.into_iter().map(|(u, _, _)| u).collect());
@@ -85,7 +119,17 @@ impl PgLocks {
 #[async_trait]
 impl LockStore for PgLocks {
     async fn lock(&self, user: &str, reason: &str) -> Result<(), StoreError> {
-        self.pg.run(statement(REPLACE, user, Some(reason))).await?;
+        if let Err(e) = self.pg.run(statement(REPLACE, user, Some(reason))).await {
+            // Fail closed: in force on this gateway now, stored when PostgreSQL answers.
+            self.pending
+                .lock()
+                .expect("pending locks")
+                .insert(user.to_string(), reason.to_string());
+            self.held.set(user, true);
+            return Err(StoreError::Unavailable(format!(
+                "{e}; the lock is in force on this gateway and is stored when PostgreSQL answers again"
+            )));
+        }
         // The durable write first: a session store admitting this user checks `held` after it.
         self.held.set(user, true);
         Ok(())
@@ -93,8 +137,14 @@ impl LockStore for PgLocks {
 
     async fn unlock(&self, user: &str) -> Result<bool, StoreError> {
         let n = self.pg.run(statement(DELETE, user, None)).await?;
+        let was_pending = self
+            .pending
+            .lock()
+            .expect("pending locks")
+            .remove(user)
+            .is_some();
         self.held.set(user, false);
-        Ok(n > 0)
+        Ok(n > 0 || was_pending)
     }
 
     async fn locked(&self, user: &str) -> Result<Option<String>, StoreError> {

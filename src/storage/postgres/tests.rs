@@ -281,3 +281,31 @@ async fn attempts_counted_while_others_clear_the_count_never_fail() {
         t.await.unwrap().expect("a count racing a clear");
     }
 }
+
+#[tokio::test]
+async fn a_lock_made_while_postgres_is_away_holds_here_and_is_stored_once_it_is_back() {
+    let db = PgDatabase::create();
+    let locks = Arc::new(locks::PgLocks::open(connect(&db)).unwrap());
+    locks.refreshing(true).unwrap();
+    db.gone();
+    let err = locks.lock("mallory", "stolen badge").await.unwrap_err();
+    assert!(
+        err.to_string().contains("in force on this gateway"),
+        "{err}"
+    );
+    assert!(locks.held().contains("mallory"), "fail closed");
+    // Back (empty, as a restore would leave it): the schema made again, the lock written.
+    db.back();
+    connect(&db);
+    let started = std::time::Instant::now();
+    while db.sql("SELECT reason FROM account_locks WHERE username = 'mallory'") != "stolen badge" {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the pending lock was never stored"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(locks.held().contains("mallory"));
+    assert!(locks.unlock("mallory").await.unwrap());
+    assert!(!locks.held().contains("mallory"));
+}
