@@ -60,10 +60,21 @@ pub struct Alerts {
     store: Option<AlertStore>,
 }
 
+/// How long a sink's thread waits for an alert before letting it retry what it kept.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
+
 fn run(mut sink: Box<dyn Sink>, queue: Receiver<Message>) {
     let name = sink.name();
     // Ends when `Alerts` is dropped and the queue drained.
-    for message in queue {
+    loop {
+        let message = match queue.recv_timeout(RETRY_EVERY) {
+            Ok(m) => m,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                sink.retry();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         match message {
             Message::Deliver(d) => {
                 if let Err(e) = sink.deliver(&d.alert, &d.ecs) {
@@ -104,7 +115,7 @@ impl Alerts {
             sinks.push(Box::new(JsonlSink::open(path).map_err(fail("jsonl"))?));
         }
         if let Some(store) = &store {
-            sinks.push(Box::new(StoreSink(store.clone())));
+            sinks.push(Box::new(StoreSink::new(store.clone())));
         }
         if let Some(webhook) = settings.webhook {
             sinks.push(Box::new(

@@ -141,6 +141,9 @@ impl Alert {
 pub trait Sink: Send {
     fn name(&self) -> &'static str;
     fn deliver(&mut self, alert: &Alert, ecs: &serde_json::Value) -> Result<(), SinkError>;
+    /// Called when no alert came for a while: a sink that keeps what it could not deliver
+    /// tries again.
+    fn retry(&mut self) {}
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +156,8 @@ pub enum SinkError {
     Open(#[from] crate::storage::sqlite::OpenError),
     #[error(transparent)]
     Postgres(#[from] crate::storage::postgres::PgError),
+    #[error("kept to be stored later: {0} alerts wait for the store")]
+    Backlog(usize),
     #[error("json error: {0}")]
     Json(#[from] serde_json::Error),
     #[error("http error: {0}")]

@@ -125,8 +125,41 @@ impl AlertRecords for SqliteAlerts {
     }
 }
 
-/// The store as a sink: inserts happen on the sink thread, off the request path.
-pub struct StoreSink(pub AlertStore);
+/// The store as a sink: inserts happen on the sink thread, off the request path. An alert
+/// the store refuses (PostgreSQL away, the disk full) is kept, up to [`BACKLOG`], and stored
+/// when the store answers again: retried before each new alert and every few seconds.
+pub struct StoreSink {
+    store: AlertStore,
+    backlog: std::collections::VecDeque<(Alert, Value)>,
+}
+
+/// Alerts kept for a store that does not answer; past it, the oldest are dropped (they are
+/// still in the logs and the other sinks).
+pub const BACKLOG: usize = 10_000;
+
+impl StoreSink {
+    pub fn new(store: AlertStore) -> Self {
+        Self {
+            store,
+            backlog: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Store what was kept, oldest first; whether nothing is left.
+    fn drain(&mut self) -> bool {
+        let before = self.backlog.len();
+        while let Some((alert, ecs)) = self.backlog.front() {
+            if self.store.insert(alert, ecs).is_err() {
+                return false;
+            }
+            self.backlog.pop_front();
+        }
+        if before > 0 {
+            tracing::warn!(target: "vigie::alert", sink = "store", stored = before, "alerts kept while the store did not answer are stored now");
+        }
+        true
+    }
+}
 
 impl Sink for StoreSink {
     fn name(&self) -> &'static str {
@@ -134,6 +167,20 @@ impl Sink for StoreSink {
     }
 
     fn deliver(&mut self, alert: &Alert, ecs: &Value) -> Result<(), SinkError> {
-        self.0.insert(alert, ecs)
+        let result = match self.drain() {
+            true => self.store.insert(alert, ecs),
+            false => Err(SinkError::Backlog(self.backlog.len())),
+        };
+        if result.is_err() {
+            if self.backlog.len() >= BACKLOG {
+                self.backlog.pop_front();
+            }
+            self.backlog.push_back((alert.clone(), ecs.clone()));
+        }
+        result
+    }
+
+    fn retry(&mut self) {
+        self.drain();
     }
 }

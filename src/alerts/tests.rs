@@ -12,7 +12,7 @@ use crate::metrics::METRICS;
 const AT_US: i64 = 1_700_000_000_123_456;
 pub(super) const WAIT: Duration = Duration::from_secs(5);
 
-pub(super) fn sample(rule_id: &str) -> Alert {
+pub(crate) fn sample(rule_id: &str) -> Alert {
     Alert {
         id: Alert::new_id(),
         at_us: AT_US,

@@ -575,7 +575,7 @@ impl Detector {
         if let Some(store) = &self.durable {
             // Failing to forget it on disk only brings the hold back at the next restart.
             if let Err(e) = store.release(portal, user) {
-                tracing::error!(error = %e, "detector: the release was not written to the database; the hold returns at restart");
+                tracing::error!(error = %e, "detector: the release is not in the database yet; until it is, a restart brings the hold back");
             }
         }
         drop(one);
@@ -650,7 +650,7 @@ impl Detector {
                 if let Some(store) = &self.durable {
                     // Fail closed: the hold applies here even if the disk refuses it.
                     if let Err(e) = store.put(s.portal, s.user, &hold) {
-                        tracing::error!(error = %e, "detector: the hold was not written to the database; it ends with this process");
+                        tracing::error!(error = %e, "detector: the hold is not in the database yet; until it is, it ends with this process");
                     }
                 }
                 self.holds.put(s.portal, s.user, hold);

@@ -146,7 +146,7 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
                 )),
             };
             let holds: Arc<dyn HoldStore> = match &pg {
-                Some(pg) => Arc::new(PgHolds(pg.clone())),
+                Some(pg) => PgHolds::new(pg.clone()),
                 None => Arc::new(SqliteHolds::open(db).with_context(|| in_db("holds"))?),
             };
             Ok(Stores {

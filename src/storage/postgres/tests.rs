@@ -152,14 +152,14 @@ fn holds_outlive_the_store_and_expire() {
         score: 97,
     };
     {
-        let h = holds::PgHolds(connect(&db));
+        let h = holds::PgHolds::new(connect(&db));
         h.put("ehr", "dr.house", &hold(5_000)).unwrap();
         h.put("ehr", "dr.house", &hold(9_000)).unwrap();
         h.put("ehr", "nurse", &hold(2_000)).unwrap();
         h.put("lab", "dr.house", &hold(9_000)).unwrap();
         h.release("lab", "dr.house").unwrap();
     }
-    let again = holds::PgHolds(connect(&db));
+    let again = holds::PgHolds::new(connect(&db));
     let running = again.running(3_000).unwrap();
     assert_eq!(running.len(), 1, "{running:?}");
     assert_eq!(
@@ -308,4 +308,64 @@ async fn a_lock_made_while_postgres_is_away_holds_here_and_is_stored_once_it_is_
     assert!(locks.held().contains("mallory"));
     assert!(locks.unlock("mallory").await.unwrap());
     assert!(!locks.held().contains("mallory"));
+}
+
+#[test]
+fn holds_and_releases_made_while_postgres_is_away_are_stored_in_order_once_it_is_back() {
+    let db = PgDatabase::create();
+    let holds = holds::PgHolds::new(connect(&db));
+    let hold = Hold {
+        since_us: 1_000,
+        until_us: i64::MAX,
+        alert_id: "A7".into(),
+        rule: "bulk export".into(),
+        score: 90,
+    };
+    db.gone();
+    assert!(holds.put("lab", "clerk", &hold).is_err());
+    assert!(holds.put("ehr", "dr.house", &hold).is_err());
+    assert!(holds.put("ehr", "nurse", &hold).is_err());
+    // Released by the SOC meanwhile: the release must not be overtaken by the hold.
+    assert!(holds.release("ehr", "nurse").is_err());
+    db.back();
+    connect(&db);
+    // A release made as soon as it is back, before the retry: the hold kept must not be
+    // written after it.
+    holds.put("lab", "clerk", &hold).unwrap();
+    holds.release("lab", "clerk").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let started = std::time::Instant::now();
+    while db.sql("SELECT count(*) FROM holds") != "1" {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the kept changes were never stored"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(db.sql("SELECT username FROM holds"), "dr.house");
+}
+
+#[test]
+fn alerts_the_store_refuses_are_kept_and_stored_once_it_answers() {
+    use crate::alerts::Sink;
+    let db = PgDatabase::create();
+    let store = crate::alerts::AlertStore::new(Arc::new(alerts::PgAlerts(connect(&db))));
+    let mut sink = crate::alerts::StoreSink::new(store.clone());
+    let first = crate::alerts::tests::sample("VIGIE-EXF-003");
+    let second = crate::alerts::tests::sample("VIGIE-EXF-002");
+    db.gone();
+    assert!(sink.deliver(&first, &first.to_ecs()).is_err());
+    assert!(sink.deliver(&second, &second.to_ecs()).is_err());
+    db.back();
+    connect(&db);
+    sink.retry();
+    let ids: Vec<String> = store
+        .recent(10)
+        .unwrap()
+        .iter()
+        .map(|a| a["event"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.contains(&first.id) && ids.contains(&second.id));
 }
