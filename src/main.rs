@@ -151,11 +151,16 @@ enum Command {
 
 #[derive(Subcommand)]
 enum StorageAction {
-    /// Apply the schema migrations the database lacks, and say which.
+    /// Apply the schema migrations the database lacks, and say which; with
+    /// `records = "postgres"`, copy the file's records (and Redis's factors) there once.
     Migrate {
         /// The gateway's configuration (for the path of its database).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// The PostgreSQL records database is meant to be a new one (the old one was emptied
+        /// or replaced on purpose): take it as this gateway's, without copying the file again.
+        #[arg(long)]
+        new_records: bool,
     },
 }
 
@@ -269,8 +274,12 @@ fn main() -> ExitCode {
         ),
         Command::User { config, action } => state_commands::user_command(config, action),
         Command::Storage {
-            action: StorageAction::Migrate { config },
-        } => state_commands::storage_migrate(&config),
+            action:
+                StorageAction::Migrate {
+                    config,
+                    new_records,
+                },
+        } => state_commands::storage_migrate(&config, new_records),
         Command::Keys {
             action: KeysAction::Generate { dir },
         } => keys_generate(&dir),

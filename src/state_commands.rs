@@ -11,7 +11,7 @@ use crate::{admin_call, comma_list, encode, UserAction};
 /// `vigie storage migrate`: the embedded database and (with `records = "postgres"`)
 /// PostgreSQL brought up to date, an existing deployment's records copied into PostgreSQL,
 /// and what changed. Every start does the same.
-pub fn storage_migrate(path: &std::path::Path) -> ExitCode {
+pub fn storage_migrate(path: &std::path::Path, new_records: bool) -> ExitCode {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(errors) => {
@@ -21,7 +21,7 @@ pub fn storage_migrate(path: &std::path::Path) -> ExitCode {
     };
     let db = &config.storage.database;
     if let vigie::config::Records::Postgres(settings) = &config.storage.records {
-        return match migrate_postgres(&config, settings) {
+        return match migrate_postgres(&config, settings, new_records) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -186,6 +186,7 @@ pub fn user_command(config: Option<PathBuf>, action: UserAction) -> ExitCode {
 fn migrate_postgres(
     config: &Config,
     settings: &vigie::storage::postgres::PgSettings,
+    new_records: bool,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     use vigie::storage::postgres::{import, Pg};
@@ -210,6 +211,15 @@ fn migrate_postgres(
         }
     };
     let db = &config.storage.database;
+    if new_records {
+        import::take_as_new(&pg, db)?;
+        println!(
+            "{}: records database {} taken as this gateway's; nothing copied",
+            db.display(),
+            pg.instance()
+        );
+        return Ok(());
+    }
     let copied = import::from_sqlite(&pg, db)
         .with_context(|| format!("copying {} into PostgreSQL", db.display()))?;
     report(&db.display().to_string(), copied);

@@ -79,6 +79,9 @@ pub struct Pg {
     pool: Pool,
     rt: tokio::runtime::Handle,
     at: Arc<str>,
+    /// This records database's own name, made with its schema: a database emptied or
+    /// replaced has another.
+    instance: Arc<str>,
     /// Dropped with the last clone: the runtime's thread then ends.
     _stop: Arc<std::sync::mpsc::SyncSender<()>>,
 }
@@ -111,13 +114,20 @@ impl Pg {
                     message: e.to_string(),
                 })?
         };
-        let pg = Self {
+        let mut pg = Self {
             pool,
             rt,
             at: settings.shown.as_str().into(),
+            instance: "".into(),
             _stop: Arc::new(stop),
         };
         let applied = pg.block(migrations::migrate)??;
+        let instance: String = pg.block(|c| async move {
+            Ok(c.query_one("SELECT id FROM vigie_instance", &[])
+                .await?
+                .get(0))
+        })?;
+        pg.instance = instance.into();
         Ok((pg, applied))
     }
 
@@ -227,6 +237,11 @@ impl Pg {
     /// Where this pool connects, without credentials.
     pub fn at(&self) -> &str {
         &self.at
+    }
+
+    /// The records database's own name (see [`Pg::connect`]).
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 }
 

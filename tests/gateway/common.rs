@@ -32,6 +32,12 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// Stop it now (and reap it); `Gateway::restart` starts it again.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }

@@ -311,3 +311,48 @@ fn a_lock_made_on_one_gateway_reaches_another_sharing_only_postgres() {
         (!refused_sign_in(&b, "dr.martin", "martin-demo")).then_some(())
     });
 }
+
+/// A records database emptied or replaced under a gateway (a wrong restore, a new server) is
+/// not taken silently: the locks and used codes this gateway knew are not in it. The start
+/// stops and says what to do; IT takes the new database on purpose with one command.
+#[test]
+fn a_records_database_emptied_under_the_gateway_stops_its_start_until_it_is_taken_on_purpose() {
+    let portal = start_portal();
+    let db = PgDatabase::create();
+    let extra = format!(
+        "[storage]\nrecords = \"postgres\"\npostgres_url = \"{}\"\n{GENEROUS_BUDGETS}",
+        db.url()
+    );
+    let mut gw = start_gateway_with(&portal_section(&portal), &extra);
+    // The second start copies the (new) file and marks it with the database it went to.
+    gw.restart();
+    admin_api(gw.admin_port, "POST", "/api/users/lock?user=inf.durand");
+    gw.proc.kill();
+    db.gone();
+    db.back();
+    let out = std::process::Command::new(VIGIE)
+        .args(["run", "-c", gw.config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started on an emptied records database"
+    );
+    assert!(said.contains("--new-records"), "{said}");
+    assert_eq!(
+        db.sql("SELECT count(*) FROM account_locks"),
+        "0",
+        "nothing copied back"
+    );
+    let taken = vigie_ok([
+        "storage",
+        "migrate",
+        "-c",
+        gw.config.to_str().unwrap(),
+        "--new-records",
+    ]);
+    assert!(taken.contains("taken as this gateway's"), "{taken}");
+    gw.restart();
+    assert!(!refused_sign_in(&gw, "dr.martin", "martin-demo"));
+}

@@ -15,8 +15,8 @@ use super::{Pg, PgError};
 /// What one source brought: (table, rows added).
 pub type Copied = Vec<(&'static str, u64)>;
 
-/// The marker a copied source keeps, naming the database it went to.
-const MARK: &str = "imported_to_postgres";
+/// The marker a copied file keeps, naming the records database it went to (its instance).
+const MARK: &str = "postgres_records_instance";
 
 /// id, at_us, rule_id, severity, risk_score, user, dedup_key, status, ECS document.
 type AlertRow = (
@@ -57,8 +57,20 @@ pub fn from_sqlite(pg: &Pg, path: &Path) -> Result<Option<Copied>, anyhow::Error
             |r| r.get(0),
         )
         .optional()?;
-    if marked.as_deref() == Some(pg.at()) {
-        return Ok(None);
+    match marked {
+        Some(m) if m == pg.instance() => return Ok(None),
+        // Moved before into another records database: this one is new, or was emptied. Its
+        // locks, factors and used codes are not those this gateway knew; copying the file
+        // again would bring back what was lifted or used since the move. Stop, and say why.
+        Some(m) => anyhow::bail!(
+            "this gateway's records were moved into PostgreSQL database {m}, and {} is another \
+             one ({}): it is new, or was emptied or replaced. Restore the database the records \
+             are in; or, if this database is meant to be the gateway's from now on, run \
+             `vigie storage migrate -c CONFIG --new-records`",
+            pg.at(),
+            pg.instance()
+        ),
+        None => {}
     }
     let mut rows = Rows::default();
     let all = |sql: &str| -> rusqlite::Result<Vec<Vec<rusqlite::types::Value>>> {
@@ -135,11 +147,24 @@ pub fn from_sqlite(pg: &Pg, path: &Path) -> Result<Option<Copied>, anyhow::Error
     }
     let copied = write(pg, rows, None)?;
     // Marked only once PostgreSQL has committed: a copy cut short runs again at next start.
+    mark(&conn, pg)?;
+    Ok(Some(copied))
+}
+
+fn mark(conn: &rusqlite::Connection, pg: &Pg) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT OR REPLACE INTO shared_state (name, value) VALUES (?1, ?2)",
-        [MARK, pg.at()],
-    )?;
-    Ok(Some(copied))
+        [MARK, pg.instance()],
+    )
+    .map(drop)
+}
+
+/// Take `pg` as the records database of the file at `path` from now on, copying nothing
+/// (`vigie storage migrate --new-records`).
+pub fn take_as_new(pg: &Pg, path: &Path) -> Result<(), anyhow::Error> {
+    let conn = crate::storage::sqlite::open(path)?;
+    mark(&conn, pg)?;
+    Ok(())
 }
 
 /// Copy the factors replicas kept in Redis (records, TOTP steps, recovery codes, invitations)

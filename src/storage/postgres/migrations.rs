@@ -54,6 +54,8 @@ const MIGRATIONS: &[Migration] = &[Migration {
               created BIGINT NOT NULL,
               updated BIGINT NOT NULL
           );
+          CREATE TABLE vigie_instance (id TEXT NOT NULL);
+          INSERT INTO vigie_instance VALUES (md5(random()::text || clock_timestamp()::text));
           CREATE TABLE vigie_imports (source TEXT PRIMARY KEY, copied_at TIMESTAMPTZ NOT NULL DEFAULT now());",
 }];
 
