@@ -330,15 +330,23 @@ fn a_records_database_emptied_under_the_gateway_stops_its_start_until_it_is_take
     gw.proc.kill();
     db.gone();
     db.back();
-    let out = std::process::Command::new(VIGIE)
+    let mut run = std::process::Command::new(VIGIE)
         .args(["run", "-c", gw.config.to_str().unwrap()])
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let started = std::time::Instant::now();
+    while run.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = run.kill();
+            panic!("started on an emptied records database");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = run.wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "started on an emptied records database"
-    );
+    assert!(!out.status.success(), "{said}");
     assert!(said.contains("--new-records"), "{said}");
     assert_eq!(
         db.sql("SELECT count(*) FROM account_locks"),
