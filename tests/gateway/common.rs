@@ -187,6 +187,13 @@ pub fn vigie_ok<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) ->
 /// A fresh second-factor key ring file in `dir`; returns its path.
 /// The tests' key ring: one for every gateway, as the replicas of a deployment share theirs
 /// (they seal factors and session vaults in the Redis they share).
+/// A session key file in `dir` (the one every replica of a test shares).
+pub fn session_key_file(dir: &std::path::Path) -> PathBuf {
+    let path = dir.join("session.key");
+    std::fs::write(&path, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
+    path
+}
+
 pub fn factor_key_file(dir: &std::path::Path) -> PathBuf {
     let path = dir.join("factor.keys");
     let key = "test-key:dGVzdHMtb25seS1mYWN0b3Ita2V5LTMyLWJ5dGVzISE=";

@@ -371,8 +371,7 @@ fn replicas_sharing_redis_count_one_identity_once_and_agree_on_holds() {
     let portal = start_portal();
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("session.key");
-    std::fs::write(&key, "0123456789abcdef0123456789abcdef-detect").unwrap();
+    let key = session_key_file(dir.path());
     // Tight volume thresholds: the step-up band starts at 12 patients in 15 minutes. The test
     // polls faster than a person reads, so the speed signals are weighed out.
     let extra = format!(

@@ -408,8 +408,7 @@ fn replicas_share_factors_and_refuse_a_code_replayed_on_the_other() {
     let portal = start_portal();
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let session_key = dir.path().join("session.key");
-    std::fs::write(&session_key, "0123456789abcdef0123456789abcdef-replicas").unwrap();
+    let session_key = session_key_file(dir.path());
     let keys = factor_key_file(dir.path());
     let extra = format!(
         "[storage]\nbackend = \"redis\"\nredis_url = \"{}\"\nsession_key_file = \"{}\"\n",

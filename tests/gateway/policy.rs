@@ -109,8 +109,7 @@ fn a_budget_holds_across_replicas_and_restarts_with_retry_after() {
     let portal = start_portal();
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("session.key");
-    std::fs::write(&key, "0123456789abcdef0123456789abcdef-budgets").unwrap();
+    let key = session_key_file(dir.path());
     let extra = format!(
         "[storage]\nbackend = \"redis\"\nredis_url = \"{}\"\nsession_key_file = \"{}\"\nreplicas = 2\n{TIGHT_BUDGETS}",
         redis.url(),

@@ -85,8 +85,7 @@ fn replicas_on_postgres_share_factors_locks_and_one_alert_list() {
     let redis = RedisServer::start();
     let db = PgDatabase::create();
     let dir = tempfile::tempdir().unwrap();
-    let session_key = dir.path().join("session.key");
-    std::fs::write(&session_key, "0123456789abcdef0123456789abcdef-replicas").unwrap();
+    let session_key = session_key_file(dir.path());
     let keys = factor_key_file(dir.path());
     let extra = format!(
         "[storage]\nbackend = \"redis\"\nredis_url = \"{}\"\nsession_key_file = \"{}\"\nrecords = \"postgres\"\npostgres_url = \"{}\"\n{GENEROUS_BUDGETS}",
@@ -188,8 +187,7 @@ fn moves_to_postgres(backend: &str, by_command: bool) {
     let portal = start_portal();
     let db = PgDatabase::create();
     let dir = tempfile::tempdir().unwrap();
-    let session_key = dir.path().join("session.key");
-    std::fs::write(&session_key, "0123456789abcdef0123456789abcdef-moving").unwrap();
+    let session_key = session_key_file(dir.path());
     let keys = factor_key_file(dir.path());
     let extra = format!(
         "[storage]\n{backend}session_key_file = \"{}\"\nrecords = \"sqlite\"\n{GENEROUS_BUDGETS}",

@@ -80,8 +80,7 @@ fn replicas_on_a_redis_cluster_share_sessions_revocations_budgets_locks_and_hold
     let cluster = RedisCluster::start();
     let db = PgDatabase::create();
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("session.key");
-    std::fs::write(&key, "0123456789abcdef0123456789abcdef-cluster").unwrap();
+    let key = session_key_file(dir.path());
     // Sign-ins: 6 a minute for one source, across both replicas.
     let extra = format!(
         "[storage]\nbackend = \"redis\"\n{}\nsession_key_file = \"{}\"\nreplicas = 2\nrecords = \"postgres\"\npostgres_url = \"{}\"\n\

@@ -136,8 +136,7 @@ fn storage(redis: &RedisServer, pki: &Pki, ca: &str, key: &Path, password: &Path
 
 fn secrets() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("session.key");
-    std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
+    let key = session_key_file(dir.path());
     let password = dir.path().join("redis.password");
     std::fs::write(&password, "tls-and-a-password\n").unwrap();
     (dir, key, password)

@@ -49,8 +49,7 @@ pub fn replicas_with(
     profile: &std::path::Path,
 ) -> Pair {
     let key_dir = tempfile::tempdir().unwrap();
-    let key = key_dir.path().join("session.key");
-    std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
+    let key = session_key_file(key_dir.path());
     let portal_toml = format!(
         "[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:{}\"\nprofile = \"{}\"\n",
         portal.port,
@@ -190,8 +189,7 @@ fn once_a_restarted_redis_answers_again_no_request_is_refused() {
     let portal = start_portal();
     let mut redis = RedisServer::start();
     let key_dir = tempfile::tempdir().unwrap();
-    let key = key_dir.path().join("session.key");
-    std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
+    let key = session_key_file(key_dir.path());
     let storage =
         storage_toml(&redis, &key).replace("outage_grace_seconds = 3", "outage_grace_seconds = 0");
     let portals = crate::detection::portal_section(&portal);

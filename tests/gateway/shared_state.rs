@@ -15,8 +15,7 @@ use crate::replicas::{logged_in, replicas, storage_toml};
 /// status and standard error if it stops within 10 s, `None` if it keeps running.
 fn run_briefly(redis: &RedisServer, extra: &str) -> Option<(bool, String)> {
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("session.key");
-    std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
+    let key = session_key_file(dir.path());
     let port = free_port();
     let config = dir.path().join("vigie.toml");
     let text = format!(
@@ -361,8 +360,7 @@ fn factors_lost_with_redis_are_not_re_enrolled_without_an_invitation() {
     let portal = start_portal();
     let mut redis = RedisServer::start();
     let key_dir = tempfile::tempdir().unwrap();
-    let key = key_dir.path().join("session.key");
-    std::fs::write(&key, "0123456789abcdef0123456789abcdef-shared-by-replicas").unwrap();
+    let key = session_key_file(key_dir.path());
     let replica = || {
         crate::mfa::mfa_gateway(
             &portal,
