@@ -64,7 +64,7 @@ impl RedisServer {
     pub fn store(
         &self,
         locked: std::sync::Arc<crate::identity::locks::LockedUsers>,
-    ) -> std::sync::Arc<crate::identity::redis_store::RedisStore> {
+    ) -> std::sync::Arc<crate::storage::redis::sessions::RedisStore> {
         let minute = Duration::from_secs(60);
         let life = crate::identity::session::Lifetimes {
             idle: minute,
@@ -73,7 +73,7 @@ impl RedisServer {
         };
         let health = std::sync::Arc::new(crate::storage::shared_state::StateHealth::trusted());
         std::sync::Arc::new(
-            crate::identity::redis_store::RedisStore::new(
+            crate::storage::redis::sessions::RedisStore::new(
                 crate::storage::redis::Redis::One(
                     redis::Client::open(self.url()).expect("a redis:// URL"),
                 ),

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::config::{BudgetConfig, Limit};
-use crate::identity::redis_store::{deadline, RedisStore};
 use crate::identity::session::Clock;
 use crate::metrics::METRICS;
+use crate::storage::redis::sessions::{deadline, RedisStore};
 use gcra::{Rate, Verdict};
 use memory::MemoryBudgets;
 
@@ -147,7 +147,8 @@ impl Budgets {
         }
         // After a broken connection, the request may be counted twice: on the strict side.
         let (wait, index): (i64, usize) =
-            crate::identity::redis_store::retried!(call.invoke_async(&mut conn)).map_err(|_| ())?;
+            crate::storage::redis::sessions::retried!(call.invoke_async(&mut conn))
+                .map_err(|_| ())?;
         Ok(if wait < 0 {
             (Verdict::Allow, 0)
         } else {

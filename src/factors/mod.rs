@@ -6,7 +6,6 @@
 pub mod crypto;
 pub mod passkeys;
 pub mod recovery;
-pub mod redis_store;
 pub mod rules;
 pub mod store;
 pub mod totp;

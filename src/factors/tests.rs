@@ -26,7 +26,9 @@ fn setup() -> Setup {
     );
     let config = Config::demo_from_toml(std::path::Path::new("t.toml"), &text).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(store::SqliteFactors::open(&dir.path().join("f.sqlite")).unwrap());
+    let store = Arc::new(
+        crate::storage::sqlite::factors::SqliteFactors::open(&dir.path().join("f.sqlite")).unwrap(),
+    );
     let clock = Arc::new(ManualClock::at(1_800_000_000));
     let f = Factors::new(
         store,
@@ -470,7 +472,7 @@ async fn a_user_the_shared_note_lists_is_no_newcomer_after_a_loss() {
         crate::storage::shared_state::Ledger::open(&s.dir.path().join("l.sqlite")).unwrap(),
     );
     let f = Factors::new(
-        Arc::new(redis_store::RedisFactors::new(redis)),
+        Arc::new(crate::storage::redis::factors::RedisFactors::new(redis)),
         KeyRing::ephemeral(),
         s.f.config.clone(),
         s.clock.clone(),

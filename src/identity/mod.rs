@@ -14,8 +14,6 @@ pub mod login;
 pub mod logout;
 pub mod persisted;
 pub mod prelogin;
-pub mod redis_scripts;
-pub mod redis_store;
 pub mod session;
 pub mod store;
 pub mod token;

@@ -77,7 +77,7 @@ pub struct SessionRecord {
     #[serde(default)]
     pub break_glass_reason: Option<String>,
     /// Where a shared store keeps the vault and the break-glass reason, sealed (see
-    /// [`super::redis_store`]); `None` in a live record.
+    /// [`crate::storage::redis::sessions`]); `None` in a live record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<String>,
     /// A privileged pack applies (such sessions get no outage grace).

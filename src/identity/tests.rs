@@ -13,7 +13,9 @@ pub(super) fn sessions(clock: Arc<ManualClock>) -> Sessions {
         max_sessions: 10,
         max_anonymous_sessions: 10,
     };
-    let locks = Arc::new(locks::SqliteLocks::open(std::path::Path::new(":memory:")).unwrap());
+    let locks = Arc::new(
+        crate::storage::sqlite::locks::SqliteLocks::open(std::path::Path::new(":memory:")).unwrap(),
+    );
     Sessions::new(
         Arc::new(store::MemoryStore::new(10, 10, locks.held().clone())),
         locks,

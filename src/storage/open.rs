@@ -27,18 +27,20 @@ use super::holds::{HoldStore, SqliteHolds};
 use super::postgres::{
     alerts::PgAlerts, factors::PgFactors, holds::PgHolds, locks::PgLocks, users::PgUsers, Pg,
 };
+use super::redis::factors::RedisFactors;
 use super::shared_state::{self, Ledger, SharedState, StateHealth, Watch};
+use super::sqlite::factors::SqliteFactors;
 use super::users::UserStore;
 use crate::alerts::AlertStore;
 use crate::config::{Config, LoginMode, Records, StorageBackend};
 use crate::factors::crypto::KeyRing;
-use crate::factors::redis_store::RedisFactors;
-use crate::factors::store::{FactorStore, SqliteFactors};
-use crate::identity::locks::{DurableLocks, LockStore, SqliteLocks};
+use crate::factors::store::FactorStore;
+use crate::identity::locks::{DurableLocks, LockStore};
 use crate::identity::persisted::Persisted;
-use crate::identity::redis_store::{RedisLocks, RedisStore};
 use crate::identity::session::Lifetimes;
 use crate::identity::store::{MemoryStore, SessionStore};
+use crate::storage::redis::sessions::{RedisLocks, RedisStore};
+use crate::storage::sqlite::locks::SqliteLocks;
 
 /// Every store the gateway uses, opened.
 pub struct Stores {

@@ -19,6 +19,10 @@ use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use crate::config::RedisTls;
 
+pub mod factors;
+pub mod scripts;
+pub mod sessions;
+
 /// A client for `url` (`redis://`, `rediss://` or `unix://`); nothing is contacted yet.
 pub fn client(url: &str, tls: &RedisTls) -> RedisResult<redis::Client> {
     if !url.starts_with("rediss://") {

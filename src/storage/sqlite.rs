@@ -10,6 +10,10 @@
 use std::path::Path;
 use std::time::Duration;
 
+pub mod alerts;
+pub mod factors;
+pub mod locks;
+
 use rusqlite::Connection;
 
 /// How long a writer waits for another connection's write lock before failing.

@@ -1,7 +1,8 @@
 use super::*;
-use crate::identity::locks::{LockStore, SqliteLocks};
+use crate::identity::locks::LockStore;
 use crate::identity::session::{record, AuthLevel};
 use crate::identity::vault::VaultedCookie;
+use crate::storage::sqlite::locks::SqliteLocks;
 
 /// What a start reports when the file's only session could not come back.
 const ONE_DROPPED: Restored = Restored {

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::identity::locks::{LockStore, SqliteLocks};
-use crate::identity::redis_store::{RedisLocks, RedisStore};
+use crate::identity::locks::LockStore;
 use crate::identity::session::{record, AuthLevel, Lifetimes, SessionRecord};
 use crate::identity::store::{Admission, Admitted, Cap, MemoryStore, SessionStore, Updated};
 use crate::identity::token::SessionId;
 use crate::identity::vault::VaultedCookie;
+use crate::storage::redis::sessions::{RedisLocks, RedisStore};
+use crate::storage::sqlite::locks::SqliteLocks;
 use crate::testing::RedisServer;
 
 fn user(name: &str) -> SessionRecord {
@@ -399,7 +400,8 @@ async fn redis_store_keeps_the_contract_resurrects_nothing_and_caps_in_one_step(
     let finals = no_resurrection(a.clone(), b.clone(), fresh.as_ref(), &a_locks, 400).await;
     // Replica b's cached copies are gone within a second (the revocation message, or the
     // cache's age), and any read that reaches Redis already finds nothing.
-    tokio::time::sleep(crate::identity::redis_store::CACHE_TTL + Duration::from_millis(100)).await;
+    tokio::time::sleep(crate::storage::redis::sessions::CACHE_TTL + Duration::from_millis(100))
+        .await;
     for id in &finals {
         assert!(b.get(id).await.unwrap().is_none());
     }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use redis::aio::ConnectionLike;
 
 use super::SharedState;
-use crate::identity::redis_store::deadline;
 use crate::identity::store::StoreError;
+use crate::storage::redis::sessions::deadline;
 
 impl SharedState {
     /// Redis is trusted: its locks join this file's, and this file's locks that Redis lacks

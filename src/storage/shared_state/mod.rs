@@ -15,8 +15,8 @@ use std::time::Duration;
 use redis::aio::ConnectionLike;
 
 use crate::identity::locks::DurableLocks;
-use crate::identity::redis_store::deadline;
 use crate::identity::store::StoreError;
+use crate::storage::redis::sessions::deadline;
 
 mod ledger;
 mod mirror;
@@ -426,7 +426,7 @@ pub fn check_at_start(state: &SharedState, redis: &super::redis::Redis) -> anyho
 /// Checks the shared state every [`CHECK_EVERY`], and at once when the store suspects Redis.
 pub struct Watch {
     pub state: Arc<SharedState>,
-    pub redis: Arc<crate::identity::redis_store::RedisStore>,
+    pub redis: Arc<crate::storage::redis::sessions::RedisStore>,
 }
 
 #[async_trait::async_trait]

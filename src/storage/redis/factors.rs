@@ -6,9 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redis::AsyncCommands;
 
-use super::store::{FactorStore, Invitation};
-use crate::identity::redis_store::{deadline, retried, RedisStore};
+use crate::factors::store::{FactorStore, Invitation};
 use crate::identity::store::StoreError;
+use crate::storage::redis::sessions::{deadline, retried, RedisStore};
 
 pub struct RedisFactors {
     redis: Arc<RedisStore>,
@@ -92,7 +92,7 @@ impl FactorStore for RedisFactors {
             SAVE.key(self.key("factors", user))
                 .arg(sealed)
                 .arg(version)
-                .arg(super::store::new_version())
+                .arg(crate::factors::store::new_version())
                 .invoke_async(&mut c),
         )
         .await?;

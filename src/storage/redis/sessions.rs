@@ -18,11 +18,11 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 
-use super::locks::{DurableLocks, LockStore, LockedUsers};
-use super::redis_scripts as scripts;
-use super::session::{Lifetimes, SessionRecord};
-use super::store::{Admission, Admitted, Removed, SessionStore, StoreError, Updated};
-use super::token::SessionId;
+use super::scripts;
+use crate::identity::locks::{DurableLocks, LockStore, LockedUsers};
+use crate::identity::session::{Lifetimes, SessionRecord};
+use crate::identity::store::{Admission, Admitted, Removed, SessionStore, StoreError, Updated};
+use crate::identity::token::SessionId;
 use crate::storage::shared_state::StateHealth;
 
 /// How old a locally cached session may be.
@@ -94,10 +94,10 @@ pub(crate) fn broken(e: &redis::RedisError) -> bool {
 /// for the second try.
 macro_rules! retried {
     ($call:expr) => {
-        match tokio::time::timeout($crate::identity::redis_store::OP_TIMEOUT, $call).await {
-            Ok(Err(e)) if $crate::identity::redis_store::broken(&e) => {
+        match tokio::time::timeout($crate::storage::redis::sessions::OP_TIMEOUT, $call).await {
+            Ok(Err(e)) if $crate::storage::redis::sessions::broken(&e) => {
                 tracing::debug!(error = %e, "redis: the connection broke; trying once more");
-                $crate::identity::redis_store::deadline($call).await
+                $crate::storage::redis::sessions::deadline($call).await
             }
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err($crate::identity::store::StoreError::Unavailable(e.to_string())),
@@ -671,7 +671,11 @@ impl LockStore for RedisLocks {
         let mut pipe = redis::pipe();
         pipe.atomic()
             .hdel(self.store.locks_key(), user)
-            .hset(self.store.unlocked_key(), user, super::locks::unix_now_ms())
+            .hset(
+                self.store.unlocked_key(),
+                user,
+                crate::identity::locks::unix_now_ms(),
+            )
             .publish(self.store.locks_channel(), format!("-{user}"));
         let (n, _, _): (usize, usize, usize) = deadline(pipe.query_async(&mut conn)).await?;
         let in_file = self.durable.unlock(user).await?;
