@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::config::{BudgetConfig, Limit};
 use crate::identity::session::Clock;
 use crate::metrics::METRICS;
-use crate::storage::redis::sessions::{deadline, RedisStore};
+use crate::storage::redis::sessions::RedisStore;
 use gcra::{Rate, Verdict};
 use memory::MemoryBudgets;
 
@@ -26,26 +26,6 @@ const RETRY_REDIS_US: u64 = 1_000_000;
 #[derive(Debug, thiserror::Error)]
 #[error("the shared budget store is unavailable")]
 pub struct Unavailable;
-
-static SCRIPT: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
-    // Every key of one request in one round trip, in order, stopping at the first refusal
-    // (as the in-process check does). Redis's clock, not the replica's: replicas with skewed
-    // clocks still share one budget. Returns -1, or the wait in µs and the refusing key's index.
-    redis::Script::new(
-        "local t = redis.call('TIME')
-         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-         for i, key in ipairs(KEYS) do
-           local interval = tonumber(ARGV[2 * i - 1])
-           local tolerance = tonumber(ARGV[2 * i])
-           local tat = tonumber(redis.call('GET', key) or now)
-           if tat < now then tat = now end
-           if tat - now > tolerance then return {tat - now - tolerance, i} end
-           tat = tat + interval
-           redis.call('SET', key, tat, 'PX', math.ceil((tat - now) / 1000) + 1000)
-         end
-         return {-1, 0}",
-    )
-});
 
 pub struct Budgets {
     pub config: BudgetConfig,
@@ -138,17 +118,11 @@ impl Budgets {
         redis: &RedisStore,
         keys: &[(&str, &Limit, f64)],
     ) -> Result<(Verdict, usize), ()> {
-        let mut conn = redis.conn().await.map_err(|_| ())?;
-        let mut call = SCRIPT.prepare_invoke();
-        for (key, limit, scale) in keys {
-            let rate = Rate::new(limit, *scale, 1);
-            call.key(format!("{}budget:{key}", redis.prefix));
-            call.arg(rate.interval).arg(rate.tolerance);
-        }
-        // After a broken connection, the request may be counted twice: on the strict side.
-        let (wait, index): (i64, usize) =
-            crate::storage::redis::sessions::retried!(call.invoke_async(&mut conn))
-                .map_err(|_| ())?;
+        let rates: Vec<(&str, Rate)> = keys
+            .iter()
+            .map(|(key, limit, scale)| (*key, Rate::new(limit, *scale, 1)))
+            .collect();
+        let (wait, index) = crate::storage::redis::budgets::take(redis, &rates).await?;
         Ok(if wait < 0 {
             (Verdict::Allow, 0)
         } else {
@@ -201,14 +175,10 @@ impl Budgets {
         let Some(redis) = &self.redis else {
             return Ok(local);
         };
-        let mut conn = redis.conn().await.map_err(|_| Unavailable)?;
-        let removed: usize = deadline(redis::AsyncCommands::del(
-            &mut conn,
-            format!("{}budget:{key}", redis.prefix),
-        ))
-        .await
-        .map_err(|_| Unavailable)?;
-        Ok(local || removed > 0)
+        let removed = crate::storage::redis::budgets::forget(redis, &key)
+            .await
+            .map_err(|_| Unavailable)?;
+        Ok(local || removed)
     }
 
     async fn login_check(&self, key: &str) -> Result<Verdict, Unavailable> {

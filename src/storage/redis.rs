@@ -19,6 +19,7 @@ use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use crate::config::RedisTls;
 
+pub mod budgets;
 pub mod factors;
 pub mod scripts;
 pub mod sessions;
