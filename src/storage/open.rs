@@ -96,9 +96,12 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
         Some(pg) => {
             let locks =
                 Arc::new(PgLocks::open(pg.clone()).with_context(|| in_records("account locks"))?);
-            // Gateways sharing PostgreSQL without Redis learn each other's locks from it.
-            let copy = matches!(config.storage.backend, StorageBackend::Embedded);
-            locks.refreshing(copy).context("the lock refresh thread")?;
+            // Gateways learn each other's locks from it (without Redis; and with Redis, those
+            // stored while Redis is away).
+            let replace = matches!(config.storage.backend, StorageBackend::Embedded);
+            locks
+                .refreshing(replace)
+                .context("the lock refresh thread")?;
             locks
         }
         None => Arc::new(SqliteLocks::open(db).with_context(|| in_db("account locks"))?),
@@ -170,7 +173,11 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
             vouched_persistent,
             tls,
         } => {
-            let at = || format!("Redis at {} ([storage] redis_url)", redact(url));
+            let key = match cluster.is_empty() {
+                true => "redis_url",
+                false => "redis_cluster_urls",
+            };
+            let at = || format!("Redis at {} ([storage] {key})", redact(url));
             let client = match cluster.is_empty() {
                 true => super::redis::Redis::one(url, tls),
                 false => super::redis::Redis::cluster(cluster, tls, prefix),

@@ -321,9 +321,8 @@ fn a_records_database_emptied_under_the_gateway_stops_its_start_until_it_is_take
         "[storage]\nrecords = \"postgres\"\npostgres_url = \"{}\"\n{GENEROUS_BUDGETS}",
         db.url()
     );
+    // One start is enough: the new gateway's file names its records database at once.
     let mut gw = start_gateway_with(&portal_section(&portal), &extra);
-    // The second start copies the (new) file and marks it with the database it went to.
-    gw.restart();
     admin_api(gw.admin_port, "POST", "/api/users/lock?user=inf.durand");
     gw.proc.kill();
     db.gone();
@@ -361,4 +360,58 @@ fn a_records_database_emptied_under_the_gateway_stops_its_start_until_it_is_take
     assert!(taken.contains("taken as this gateway's"), "{taken}");
     gw.restart();
     assert!(!refused_sign_in(&gw, "dr.martin", "martin-demo"));
+}
+
+/// Replicas on Redis and PostgreSQL, Redis away: a lock made on A is stored in PostgreSQL
+/// (Redis refuses it), and B, which cannot hear it through Redis, reads it there within
+/// seconds and stops serving the user: no outage grace for a locked account.
+#[test]
+fn a_lock_stored_while_redis_is_away_reaches_the_other_replica_through_postgres() {
+    let portal = start_portal();
+    let mut redis = RedisServer::start();
+    let db = PgDatabase::create();
+    let dir = tempfile::tempdir().unwrap();
+    let key = session_key_file(dir.path());
+    let extra = format!(
+        "[storage]\nbackend = \"redis\"\nredis_url = \"{}\"\nsession_key_file = \"{}\"\nreplicas = 2\noutage_grace_seconds = 120\nrecords = \"postgres\"\npostgres_url = \"{}\"\n{GENEROUS_BUDGETS}",
+        redis.url(),
+        key.display(),
+        db.url()
+    );
+    let a = start_gateway_with(&portal_section(&portal), &extra);
+    let b = start_gateway_with(&portal_section(&portal), &extra);
+    let on_b = signed_in(&b, "inf.durand", "durand-demo");
+    assert_eq!(record(b.port, &on_b, 3).status, 200);
+    redis.stop();
+    // Within the outage grace, B still serves the session it saw.
+    assert_eq!(record(b.port, &on_b, 3).status, 200);
+    // Redis does not take it: 503, saying where the lock is.
+    let lock = raw(
+        a.admin_port,
+        format!("POST /api/users/lock?user=inf.durand&reason=outage HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(lock.status, 503);
+    assert!(
+        lock.text().contains("in force on this replica"),
+        "{}",
+        lock.text()
+    );
+    assert_eq!(
+        db.sql("SELECT reason FROM account_locks WHERE username = 'inf.durand'"),
+        "outage"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let r = record(b.port, &on_b, 3);
+        if r.status != 200 {
+            assert_eq!(r.header("x-vigie-held"), None);
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(8),
+            "B serves a locked account through the outage grace"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 }

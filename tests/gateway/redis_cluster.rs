@@ -17,23 +17,32 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| {
-                RedisServer::start_with(&[
-                    "--appendonly",
-                    "yes",
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                ])
-            })
-            .collect();
+        Self::start_with(None)
+    }
+
+    /// With every node asking for `password` (`requirepass`, and `masterauth` between them).
+    pub fn start_with(password: Option<&str>) -> RedisCluster {
+        let mut args = vec![
+            "--appendonly",
+            "yes",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ];
+        if let Some(p) = password {
+            args.extend(["--requirepass", p, "--masterauth", p]);
+        }
+        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(&args)).collect();
         let addresses: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
-        let out = Command::new("redis-cli")
+        let mut create = Command::new("redis-cli");
+        if let Some(p) = password {
+            create.args(["-a", p, "--no-auth-warning"]);
+        }
+        let out = create
             .arg("--cluster")
             .arg("create")
             .args(&addresses)
@@ -46,10 +55,12 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stdout)
         );
         let started = Instant::now();
-        while !nodes
-            .iter()
-            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
-        {
+        let auth: Vec<&str> = password.map_or(vec![], |p| vec!["-a", p, "--no-auth-warning"]);
+        while !nodes.iter().all(|n| {
+            let mut args = auth.clone();
+            args.extend(["CLUSTER", "INFO"]);
+            n.cli(&args).contains("cluster_state:ok")
+        }) {
             assert!(
                 started.elapsed() < Duration::from_secs(10),
                 "the cluster never formed"
@@ -221,4 +232,43 @@ fn keyless_reads_go_to_the_master_of_vigie_s_slot() {
             assert_eq!(keys, vec!["{vigie:}k".to_string()]);
         }
     });
+}
+
+/// Credentials the cluster refuses stop the start with a clear error, as with one server.
+#[test]
+fn a_cluster_that_refuses_the_password_stops_the_start() {
+    let cluster = RedisCluster::start_with(Some("the-cluster-password"));
+    let dir = tempfile::tempdir().unwrap();
+    let key = session_key_file(dir.path());
+    let wrong = dir.path().join("redis.password");
+    std::fs::write(&wrong, "not-the-password").unwrap();
+    let config = dir.path().join("vigie.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[listener]]\naddress = \"127.0.0.1:{}\"\n[admin]\naddress = \"off\"\n[storage]\nbackend = \"redis\"\n{}\nredis_password_file = \"{}\"\nsession_key_file = \"{}\"\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:1\"\n",
+            free_port(),
+            cluster.urls_toml(),
+            wrong.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let mut run = Command::new(VIGIE)
+        .args(["run", "-c", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while run.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = run.kill();
+            panic!("started on a cluster that refuses its password");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let said = String::from_utf8_lossy(&run.wait_with_output().unwrap().stderr).to_string();
+    assert!(said.contains("refused the credentials"), "{said}");
+    assert!(!said.contains("not-the-password"), "{said}");
 }

@@ -207,7 +207,16 @@ impl Validator<'_> {
             .and_then(|raw| self.secret_file("storage.session_key_file", raw, 32))
             .map(|s| s.0);
         let backend = match s.backend.as_str() {
-            "embedded" => StorageBackend::Embedded,
+            "embedded" => {
+                if s.redis_cluster_urls.is_some() {
+                    self.err(
+                        "storage.redis_cluster_urls",
+                        "set, but backend = \"embedded\"",
+                        "set backend = \"redis\" to share state through the cluster, or remove the setting",
+                    );
+                }
+                StorageBackend::Embedded
+            }
             "redis" => {
                 let (url, cluster) = match (&s.redis_url, &s.redis_cluster_urls) {
                     (Some(_), Some(_)) => {
@@ -227,10 +236,29 @@ impl Validator<'_> {
                         (String::new(), Vec::new())
                     }
                     (None, Some(seeds)) => {
-                        let seeds: Vec<String> = seeds
+                        let key = "storage.redis_cluster_urls";
+                        if seeds.iter().any(|u| u.starts_with("rediss://"))
+                            && !seeds.iter().all(|u| u.starts_with("rediss://"))
+                        {
+                            self.err(key, "mixes redis:// and rediss://", "reach every node the same way: all rediss:// (TLS) or all redis://");
+                        }
+                        // A cluster has one database, 0: `SELECT` is refused.
+                        let db = |u: &str| {
+                            let rest = u.split_once("://").map_or(u, |(_, r)| r);
+                            rest.split_once('/').map(|(_, d)| d.to_string())
+                        };
+                        if let Some(bad) = seeds
                             .iter()
-                            .map(|u| self.redis_url("storage.redis_cluster_urls", u, s))
-                            .collect();
+                            .find(|u| db(u).is_some_and(|d| !d.is_empty() && d != "0"))
+                        {
+                            self.err(
+                                key,
+                                format!("`{bad}` names a database other than 0"),
+                                "a Redis Cluster has only database 0: write redis://HOST:PORT",
+                            );
+                        }
+                        let seeds: Vec<String> =
+                            seeds.iter().map(|u| self.redis_url(key, u, s)).collect();
                         (seeds[0].clone(), seeds)
                     }
                     (url, None) => (
@@ -244,7 +272,10 @@ impl Validator<'_> {
                 let tls = self.redis_tls(s, url.starts_with("rediss://"));
                 if !cluster.is_empty() && (tls.ca.is_some() || tls.client.is_some()) {
                     self.err(
-                        "storage.redis_ca_file",
+                        match tls.ca.is_some() {
+                            true => "storage.redis_ca_file",
+                            false => "storage.redis_client_cert_file",
+                        },
                         "a Redis Cluster's certificates are checked against the system's roots only",
                         "add the CA to the system's trust store (update-ca-certificates), and remove redis_ca_file and redis_client_cert_file",
                     );

@@ -256,6 +256,22 @@ fn a_redis_cluster_is_named_by_its_nodes_and_gets_one_hash_tag() {
         vec!["storage.redis_cluster_urls"]
     );
     assert_eq!(
+        keys("redis_cluster_urls = [\"redis://a:1/3\"]"),
+        vec!["storage.redis_cluster_urls"],
+        "a cluster has database 0 only"
+    );
+    assert_eq!(
+        keys("redis_cluster_urls = [\"redis://a:1\", \"rediss://b:2\"]"),
+        vec!["storage.redis_cluster_urls"],
+        "one TLS mode for every node"
+    );
+    let embedded = load(&format!(
+        "{MINIMAL}\n[storage]\nredis_cluster_urls = [\"redis://a:1\"]\n"
+    ))
+    .unwrap_err()
+    .0;
+    assert_eq!(embedded[0].key, "storage.redis_cluster_urls");
+    assert_eq!(
         keys("redis_cluster_urls = [\"http://b:1\"]"),
         vec!["storage.redis_cluster_urls"]
     );

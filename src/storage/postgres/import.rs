@@ -47,6 +47,9 @@ struct Rows {
 /// Copy the SQLite file at `path` into `pg`, unless it was already; `None` when it was.
 pub fn from_sqlite(pg: &Pg, path: &Path) -> Result<Option<Copied>, anyhow::Error> {
     if !path.exists() {
+        // A new gateway: nothing to copy, but its file names its records database from the
+        // first start, so one emptied under it is noticed from the next.
+        take_as_new(pg, path)?;
         return Ok(None);
     }
     let conn = crate::storage::sqlite::open(path)?;

@@ -56,11 +56,12 @@ const DELETE: &str = "DELETE FROM account_locks WHERE username = $1";
 pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl PgLocks {
-    /// Every [`REFRESH`]: write the locks made while PostgreSQL did not answer, and (`copy`:
-    /// for gateways that share PostgreSQL but not Redis, whose shared-state checks otherwise
-    /// keep the copy) read the table again into this gateway's copy, with the pending ones.
-    /// A read that fails keeps the copy as it was.
-    pub fn refreshing(self: &Arc<Self>, copy: bool) -> std::io::Result<()> {
+    /// Every [`REFRESH`]: write the locks made while PostgreSQL did not answer, and read the
+    /// table again into this gateway's copy. `replace`: the copy becomes the table (with the
+    /// pending ones), for gateways sharing PostgreSQL but not Redis; otherwise the table's
+    /// locks are only added, so a lock stored while Redis is away still reaches every replica
+    /// (Redis's messages and checks lift the copy's locks). A read that fails keeps the copy.
+    pub fn refreshing(self: &Arc<Self>, replace: bool) -> std::io::Result<()> {
         let me = Arc::downgrade(self);
         std::thread::Builder::new()
             .name("vigie-locks".into())
@@ -68,15 +69,19 @@ impl PgLocks {
                 std::thread::sleep(REFRESH);
                 let Some(me) = me.upgrade() else { return };
                 me.write_pending();
-                if !copy {
-                    continue;
-                }
                 match me.all() {
-                    Ok(all) => {
+                    Ok(all) if replace => {
                         let mut users: std::collections::HashSet<String> =
                             all.into_iter().map(|(u, _, _)| u).collect();
                         users.extend(me.pending.lock().expect("pending locks").keys().cloned());
                         me.held.replace(users);
+                    }
+                    Ok(all) => {
+                        for (user, _, _) in all {
+                            if !me.held.contains(&user) {
+                                me.held.set(&user, true);
+                            }
+                        }
                     }
                     Err(e) => tracing::warn!(error = %e, "the locks could not be read again from PostgreSQL; the last copy stays in force"),
                 }

@@ -653,15 +653,26 @@ impl RedisLocks {
 #[async_trait]
 impl LockStore for RedisLocks {
     async fn lock(&self, user: &str, reason: &str) -> Result<(), StoreError> {
-        // The file first: a lock Redis took but the file missed could be lost with Redis.
+        // The records store first: a lock Redis took but it missed could be lost with Redis.
         self.durable.lock(user, reason).await?;
-        let mut conn = self.store.conn().await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset(self.store.locks_key(), user, reason)
-            .hdel(self.store.unlocked_key(), user)
-            .publish(self.store.locks_channel(), format!("+{user}"));
-        deadline(pipe.query_async::<()>(&mut conn)).await
+        let told = async {
+            let mut conn = self.store.conn().await?;
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .hset(self.store.locks_key(), user, reason)
+                .hdel(self.store.unlocked_key(), user)
+                .publish(self.store.locks_channel(), format!("+{user}"));
+            deadline(pipe.query_async::<()>(&mut conn)).await
+        };
+        told.await.map_err(|e| {
+            let why = match e {
+                StoreError::Unavailable(why) => why,
+                other => other.to_string(),
+            };
+            StoreError::Unavailable(format!(
+                "{why}; the lock is stored and in force on this replica, and reaches the others when they read the records store or Redis is back"
+            ))
+        })
     }
 
     /// Lifted in Redis with the time, so that every replica's file forgets the lock (a lock

@@ -356,6 +356,20 @@ fn new_epoch() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
+/// Whether Redis refused the credentials (a cluster reports it as text, not as a kind).
+fn auth_refused(e: &redis::RedisError) -> bool {
+    let text = e.to_string();
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || [
+            "NOAUTH",
+            "WRONGPASS",
+            "Password authentication failed",
+            "invalid username-password",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
+}
+
 /// Whether a connection failed in its TLS handshake (not because Redis is down).
 fn tls_refused(e: &redis::RedisError) -> bool {
     let text = e.to_string().to_ascii_lowercase();
@@ -381,7 +395,7 @@ pub fn check_at_start(state: &SharedState, redis: &super::redis::Redis) -> anyho
                             Ok(Ok(mut conn)) => Ok(Some(state.check(&mut conn).await)),
                             // Reached, but the credentials are refused: a configuration
                             // error, said at once rather than run refusing every session.
-                            Ok(Err(e)) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
+                            Ok(Err(e)) if auth_refused(&e) => {
                                 Err(anyhow::anyhow!(
                                     "Redis refused the credentials: check [storage] redis_username and redis_password_file"
                                 ))
