@@ -1,5 +1,5 @@
 //! PostgreSQL for durable records (`[storage] records = "postgres"`): locks, holds, alerts,
-//! second factors and their counters, shared by every replica and kept by the hospital's
+//! second factors and their counters, local users, shared by every replica and kept by the hospital's
 //! own database service (its backups, its replication).
 //!
 //! One [`Pg`] per process owns the pool and a small runtime of its own, on its own thread.
@@ -36,7 +36,7 @@ pub struct PgSettings {
     pub config: tokio_postgres::Config,
     /// `postgres_ca_file`: the CA that signed the server's certificate (system roots if unset).
     pub ca: Option<Vec<u8>>,
-    /// The URL as written, without credentials, for messages.
+    /// Where the server is (user, hosts, database, sslmode), for messages: never a password.
     pub shown: String,
 }
 
