@@ -39,7 +39,8 @@ use crate::identity::locks::{DurableLocks, LockStore};
 use crate::identity::persisted::Persisted;
 use crate::identity::session::Lifetimes;
 use crate::identity::store::{MemoryStore, SessionStore};
-use crate::storage::redis::sessions::{RedisLocks, RedisStore};
+use crate::storage::redis::locks::RedisLocks;
+use crate::storage::redis::sessions::RedisStore;
 use crate::storage::sqlite::locks::SqliteLocks;
 
 /// Every store the gateway uses, opened.

@@ -21,6 +21,7 @@ use crate::config::RedisTls;
 
 pub mod budgets;
 pub mod factors;
+pub mod locks;
 pub mod scripts;
 pub mod sessions;
 

@@ -9,7 +9,8 @@ use crate::identity::session::{record, AuthLevel, Lifetimes, SessionRecord};
 use crate::identity::store::{Admission, Admitted, Cap, MemoryStore, SessionStore, Updated};
 use crate::identity::token::SessionId;
 use crate::identity::vault::VaultedCookie;
-use crate::storage::redis::sessions::{RedisLocks, RedisStore};
+use crate::storage::redis::locks::RedisLocks;
+use crate::storage::redis::sessions::RedisStore;
 use crate::storage::sqlite::locks::SqliteLocks;
 use crate::testing::RedisServer;
 
