@@ -32,6 +32,8 @@ pub struct AdminApp {
     names: Option<Arc<crate::config::PortalProfile>>,
     /// Whether the state shared through Redis is trusted (replicas only).
     shared: Option<Arc<crate::storage::shared_state::StateHealth>>,
+    /// The audit trail and break-glass records, for `/api/audit` and `/api/break-glass`.
+    audit: Option<crate::audit::AuditLog>,
 }
 
 impl AdminApp {
@@ -53,6 +55,7 @@ impl AdminApp {
             detector,
             names: None,
             shared: None,
+            audit: None,
         }
     }
 
@@ -63,6 +66,12 @@ impl AdminApp {
         health: Option<Arc<crate::storage::shared_state::StateHealth>>,
     ) -> Self {
         self.shared = health;
+        self
+    }
+
+    /// Serve the audit trail and the break-glass records.
+    pub fn auditing(mut self, audit: crate::audit::AuditLog) -> Self {
+        self.audit = Some(audit);
         self
     }
 
@@ -104,6 +113,9 @@ impl AdminApp {
             form_urlencoded::parse(session.req_header().uri.query().unwrap_or("").as_bytes())
                 .into_owned()
                 .collect();
+        if path == "/api/audit" || path == "/api/break-glass" {
+            return self.audit_api(session.req_header().method.as_str(), path, &params);
+        }
         if path.starts_with("/api/alerts") || path.starts_with("/api/holds") {
             let method = session.req_header().method.as_str();
             return self.detection_api(method, path, &params);
@@ -247,6 +259,55 @@ impl AdminApp {
                 405,
                 serde_json::json!({ "error": "see the admin API in the README" }),
             ),
+        }
+    }
+
+    /// `GET /api/audit[?user=U][&event=E][&limit=N]`: the trail, newest first.
+    /// `GET /api/break-glass[?user=U][&limit=N]`: each use with its reason, for the review.
+    fn audit_api(
+        &self,
+        method: &str,
+        path: &str,
+        params: &std::collections::HashMap<String, String>,
+    ) -> Response<Vec<u8>> {
+        let Some(audit) = &self.audit else {
+            return json(
+                404,
+                serde_json::json!({ "error": "no audit trail on this listener" }),
+            );
+        };
+        if method != "GET" {
+            return json(405, serde_json::json!({ "error": "GET only" }));
+        }
+        let param = |name: &str| params.get(name).filter(|v| !v.is_empty()).cloned();
+        let user = param("user").map(|u| match &self.names {
+            Some(profile) => crate::identity::login::canonical(profile, &u),
+            None => u,
+        });
+        let limit = param("limit")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(100usize)
+            .min(1000);
+        let answer = match path {
+            "/api/audit" => {
+                let query = crate::audit::Query {
+                    user,
+                    event: param("event"),
+                    limit,
+                };
+                audit
+                    .recent(&query)
+                    .map(|entries| serde_json::json!({ "entries": entries }))
+            }
+            _ => audit.break_glass(user.as_deref(), limit).map(|list| {
+                // Reading the reasons is itself audited: they may name a patient.
+                tracing::warn!(target: "vigie::audit", event = "break_glass_reviewed", records = list.len(), by = "admin_api");
+                serde_json::json!({ "break_glass": list })
+            }),
+        };
+        match answer {
+            Ok(v) => json(200, v),
+            Err(e) => json(503, serde_json::json!({ "error": e.to_string() })),
         }
     }
 

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod audit;
 pub mod budget;
 pub mod config;
 pub mod detect;

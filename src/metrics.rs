@@ -2,8 +2,8 @@
 
 use once_cell::sync::Lazy;
 use prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge, HistogramVec,
-    IntCounterVec, IntGauge,
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    HistogramVec, IntCounter, IntCounterVec, IntGauge,
 };
 
 pub struct Metrics {
@@ -42,6 +42,10 @@ pub struct Metrics {
     /// Connections closed before a request head was read, by reason (`head_timeout`,
     /// `peer_cap`, `fd_reserve`).
     pub refused_connections: IntCounterVec,
+    /// Audit entries waiting to be written (the store did not answer, or is behind).
+    pub audit_pending: IntGauge,
+    /// Audit entries dropped: the queue or the backlog was full (they are still in the logs).
+    pub audit_dropped: IntCounter,
 }
 
 pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
@@ -152,6 +156,16 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
         "vigie_refused_connections_total",
         "Connections closed before a whole request head, by reason (head_timeout, peer_cap, fd_reserve).",
         &["reason"]
+    )
+    .expect("metric registers once"),
+    audit_pending: register_int_gauge!(
+        "vigie_audit_pending",
+        "Audit entries waiting to be written to the records store."
+    )
+    .expect("metric registers once"),
+    audit_dropped: register_int_counter!(
+        "vigie_audit_dropped_total",
+        "Audit entries dropped because the queue or the backlog was full (still in the logs)."
     )
     .expect("metric registers once"),
 }

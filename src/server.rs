@@ -42,6 +42,13 @@ pub fn build_with(
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let stores = crate::storage::open::open(config)?;
+    crate::audit::start(
+        stores.audit.clone(),
+        stores.keys.clone(),
+        config.storage.audit_retention,
+    )
+    .context("the audit writer thread")?;
+    let audit = crate::audit::AuditLog::new(stores.audit.clone(), stores.keys.clone());
     let alerts = Arc::new(
         crate::alerts::Alerts::start_with(config.alerts.clone(), stores.alerts.clone())
             .context("alert sinks ([alerts])")?,
@@ -144,7 +151,8 @@ pub fn build_with(
                 )
                 // One portal's collation keys the names (the first profiled one).
                 .keyed_by(config.portals.iter().find_map(|p| p.profile.clone()))
-                .sharing(shared),
+                .sharing(shared)
+                .auditing(audit),
             ),
         );
         svc.add_tcp(&admin.to_string());

@@ -361,6 +361,8 @@ pub struct StorageSection {
     pub replicas: i64,
     /// How long sessions this replica saw stay usable while Redis is unreachable.
     pub outage_grace_seconds: i64,
+    /// Audit entries and break-glass records are kept this many days (0: kept for ever).
+    pub audit_retention_days: i64,
     /// Vouch that Redis keeps its data on disk, where it refuses `CONFIG GET` (managed Redis).
     pub redis_persistence: bool,
     /// Redis ACL user (with `redis_password_file`); the default user when unset.
@@ -394,6 +396,7 @@ impl Default for StorageSection {
             database: "vigie.sqlite".into(),
             replicas: 1,
             outage_grace_seconds: 120,
+            audit_retention_days: 365,
             redis_persistence: false,
             redis_username: None,
             redis_password_file: None,

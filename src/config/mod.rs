@@ -182,6 +182,8 @@ pub struct StorageConfig {
     pub replicas: u32,
     /// Sessions seen by this replica stay usable this long into a Redis outage.
     pub outage_grace: Duration,
+    /// How long the audit trail is kept; `None`: for ever.
+    pub audit_retention: Option<Duration>,
     /// The SQLite file of durable data (users, and with `records = "sqlite"` locks, holds,
     /// alerts and factors; embedded sessions).
     pub database: PathBuf,

@@ -16,7 +16,7 @@
 //! | `sqlite`   | SQLite (with Redis: Redis, mirrored in SQLite) | SQLite (with Redis: Redis) | SQLite |
 //! | `postgres` | PostgreSQL (with Redis: Redis, reconciled with PostgreSQL) | PostgreSQL | PostgreSQL |
 //!
-//! Local users follow `records` too. The shared-state ledger (with Redis) and embedded
+//! Local users and the audit trail follow `records` too. The shared-state ledger (with Redis) and embedded
 //! sessions are in the SQLite file.
 
 use std::sync::Arc;
@@ -25,13 +25,16 @@ use anyhow::Context;
 
 use super::holds::{HoldStore, SqliteHolds};
 use super::postgres::{
-    alerts::PgAlerts, factors::PgFactors, holds::PgHolds, locks::PgLocks, users::PgUsers, Pg,
+    alerts::PgAlerts, audit::PgAudit, factors::PgFactors, holds::PgHolds, locks::PgLocks,
+    users::PgUsers, Pg,
 };
 use super::redis::factors::RedisFactors;
 use super::shared_state::{self, Ledger, SharedState, StateHealth, Watch};
+use super::sqlite::audit::SqliteAudit;
 use super::sqlite::factors::SqliteFactors;
 use super::users::UserStore;
 use crate::alerts::AlertStore;
+use crate::audit::AuditRecords;
 use crate::config::{Config, LoginMode, Records, StorageBackend};
 use crate::factors::crypto::KeyRing;
 use crate::factors::store::FactorStore;
@@ -59,6 +62,8 @@ pub struct Stores {
     pub holds: Option<Arc<dyn HoldStore>>,
     /// Where alerts are kept for the admin API, when `[alerts] store` is on.
     pub alerts: Option<AlertStore>,
+    /// Where the audit trail and break-glass records are kept (always: the records store).
+    pub audit: Arc<dyn AuditRecords>,
     /// With replicas: what they share through Redis.
     pub shared: Option<Shared>,
 }
@@ -114,6 +119,10 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
             Some(AlertStore::open(path).with_context(|| format!("alerts in {}", path.display()))?)
         }
     };
+    let audit: Arc<dyn AuditRecords> = match &pg {
+        Some(pg) => Arc::new(PgAudit(pg.clone())),
+        None => Arc::new(SqliteAudit::open(db).with_context(|| in_db("the audit trail"))?),
+    };
     let pg_factors = |pg: &Pg| Arc::new(PgFactors(pg.clone())) as Arc<dyn FactorStore>;
     let holds_sessions = config.portals.iter().any(|p| p.holds_sessions());
     let gateway_logins = config
@@ -164,6 +173,7 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
                 users,
                 holds: Some(holds),
                 alerts,
+                audit,
                 shared: None,
             })
         }
@@ -236,6 +246,7 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
                 users,
                 holds: None,
                 alerts,
+                audit,
                 shared: Some(Shared {
                     client,
                     prefix: prefix.clone(),

@@ -17,6 +17,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 
 pub mod alerts;
+pub mod audit;
 pub mod factors;
 pub mod holds;
 pub mod import;

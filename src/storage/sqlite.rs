@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub mod alerts;
+pub mod audit;
 pub mod factors;
 pub mod locks;
 
@@ -103,6 +104,30 @@ const MIGRATIONS: &[Migration] = &[
                   username TEXT NOT NULL,
                   sealed BLOB NOT NULL
               );",
+    },
+    Migration {
+        name: "the audit trail and break-glass records",
+        // A break-glass reason sealed with the key ring, bound to its record and user.
+        sql: "CREATE TABLE audit (
+                  id TEXT PRIMARY KEY,
+                  at_us INTEGER NOT NULL,
+                  level TEXT NOT NULL,
+                  event TEXT NOT NULL,
+                  username TEXT,
+                  fields TEXT NOT NULL
+              );
+              CREATE INDEX audit_at ON audit (at_us);
+              CREATE INDEX audit_user ON audit (username, at_us);
+              CREATE TABLE break_glass (
+                  id TEXT PRIMARY KEY,
+                  at_us INTEGER NOT NULL,
+                  username TEXT NOT NULL,
+                  portal TEXT NOT NULL,
+                  session TEXT NOT NULL,
+                  until INTEGER NOT NULL,
+                  reason BLOB NOT NULL
+              );
+              CREATE INDEX break_glass_at ON break_glass (at_us);",
     },
 ];
 

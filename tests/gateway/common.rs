@@ -60,9 +60,19 @@ fn port_up(port: u16) -> bool {
 
 fn spawn(args: &[&str], dir: &tempfile::TempDir) -> Proc {
     let stderr_path = dir.path().join(format!("stderr-{}.log", free_port()));
-    let child = Command::new(VIGIE)
+    // A configuration with its own `[log]` section is run with it; the others at info.
+    let own_log = args
+        .windows(2)
+        .find(|w| w[0] == "-c")
+        .and_then(|w| std::fs::read_to_string(w[1]).ok())
+        .is_some_and(|text| text.contains("\n[log]"));
+    let mut command = Command::new(VIGIE);
+    match own_log {
+        true => command.env_remove("VIGIE_LOG"),
+        false => command.env("VIGIE_LOG", "info,pingora=warn"),
+    };
+    let child = command
         .args(args)
-        .env("VIGIE_LOG", "info,pingora=warn")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()

@@ -1,6 +1,7 @@
 //! Integration tests: the built `vigie` binary and its sample portal as real processes on
 //! free loopback ports, spoken to over real sockets.
 
+mod audit;
 mod body_reading;
 mod browser;
 mod cdp;

@@ -7,6 +7,7 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 
 use crate::common::*;
+use crate::detection::{admin_api, wait_for};
 use crate::mfa::*;
 use crate::passthrough::{cookie_set, csrf_token};
 
@@ -347,6 +348,41 @@ fn break_glass_lifts_a_denial_with_a_fresh_passkey_a_reason_and_an_alert() {
         &["vigie_break_glass_total{portal=\"ehr\"} 1"]
     )
     .contains("vigie_break_glass_total{portal=\"ehr\"} 1"));
+
+    // The record the review needs outlives the session, its reason sealed at rest.
+    let reviews = || {
+        admin_api(gw.admin_port, "GET", "/api/break-glass?user=dr.martin")["break_glass"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    wait_for("the break-glass record", || {
+        (reviews().len() == 1).then_some(())
+    });
+    admin_api(gw.admin_port, "POST", "/api/sessions/revoke?user=dr.martin");
+    assert!(!c.opens_patient(), "the session is over");
+    let kept = reviews();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["reason"], reason);
+    assert_eq!(kept[0]["portal"], "ehr");
+    assert!(kept[0]["until"].as_i64().unwrap() > kept[0]["at_us"].as_i64().unwrap() / 1_000_000);
+    let db = gw.config.with_file_name("vigie.sqlite");
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes.extend(std::fs::read(db.with_extension("sqlite-wal")).unwrap_or_default());
+    assert!(String::from_utf8_lossy(&bytes).contains("dr.martin"));
+    assert!(
+        !bytes.windows(9).any(|w| w == b"cardiaque"),
+        "the reason is readable in the file"
+    );
+    // Reading the reasons is itself in the trail.
+    wait_for("the review in the trail", || {
+        let v = admin_api(
+            gw.admin_port,
+            "GET",
+            "/api/audit?event=break_glass_reviewed",
+        );
+        (v["entries"].as_array().map_or(0, Vec::len) == 2).then_some(())
+    });
 }
 
 #[test]

@@ -130,6 +130,11 @@ fn replicas_on_postgres_share_factors_locks_and_one_alert_list() {
     b.restart();
     a.restart();
     assert!(alert_listed(&b, &alert_id) && alert_listed(&a, &alert_id));
+    // One audit trail: dr.martin's three sign-ins (two on A, one on B), listed by either.
+    for gw in [&a, &b] {
+        let signed_in = crate::audit::audit(gw, "user=dr.martin&event=login");
+        assert_eq!(signed_in.len(), 3, "{signed_in:?}");
+    }
     assert!(refused_sign_in(&a, "admin", "admin-demo"));
     let mut c = Client::login(a.port, "inf.durand", "durand-demo");
     assert!(!c.opens_patient(), "no factor yet: the wall");

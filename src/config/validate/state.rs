@@ -310,9 +310,17 @@ impl Validator<'_> {
             3600,
             " (0: sessions fail closed as soon as Redis is unreachable)",
         ));
+        let days = self.range(
+            "storage.audit_retention_days",
+            s.audit_retention_days,
+            0,
+            36_500,
+            " (0: kept for ever)",
+        );
         StorageConfig {
             replicas,
             outage_grace,
+            audit_retention: (days > 0).then(|| std::time::Duration::from_secs(days * 86_400)),
             backend,
             session_key,
             database: self.base.join(&s.database),

@@ -84,8 +84,19 @@ pub async fn activate(mut v: Visit<'_>) -> Result<u16, Refusal> {
         .with_label_values(&[&v.portal.config.name])
         .inc();
     // Neither the alert nor the log carries the free text (a reason may name a patient or a
-    // condition): it stays with the session, where the admin API shows it for the review.
+    // condition): it stays with the session, and in the sealed break-glass record the admin
+    // API opens for the review (`/api/break-glass`).
     tracing::error!(target: "vigie::alert", severity = "high", event = "break_glass", user = %v.user, portal = %v.portal.config.name, client = %v.request.client.ip, session = %v.fp(), until, reason_chars = length);
     tracing::warn!(target: "vigie::audit", event = "break_glass", user = %v.user, session = %v.fp(), until, reason_chars = length);
+    // The record the review needs, kept past the session: the reason sealed at rest.
+    crate::audit::break_glass(crate::audit::BreakGlass {
+        id: crate::audit::new_id(),
+        at_us: crate::audit::now_us(),
+        user: v.user.clone(),
+        portal: v.portal.config.name.clone(),
+        session: v.fp(),
+        until: until as i64,
+        reason,
+    });
     v.redirect(&return_to, &[cookie]).await
 }

@@ -14,7 +14,8 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
+const MIGRATIONS: &[Migration] = &[
+    Migration {
     name: "locks, holds, alerts, second factors and local users",
     // The same records as the SQLite file's, so `vigie storage migrate` copies row for row.
     sql: "CREATE TABLE account_locks (username TEXT PRIMARY KEY, reason TEXT NOT NULL, locked_at BIGINT NOT NULL);
@@ -57,7 +58,31 @@ const MIGRATIONS: &[Migration] = &[Migration {
           CREATE TABLE vigie_instance (id TEXT NOT NULL);
           INSERT INTO vigie_instance VALUES (md5(random()::text || clock_timestamp()::text));
           CREATE TABLE vigie_imports (source TEXT PRIMARY KEY, copied_at TIMESTAMPTZ NOT NULL DEFAULT now());",
-}];
+    },
+    Migration {
+        name: "the audit trail and break-glass records",
+        sql: "CREATE TABLE audit (
+                  id TEXT PRIMARY KEY,
+                  at_us BIGINT NOT NULL,
+                  level TEXT NOT NULL,
+                  event TEXT NOT NULL,
+                  username TEXT,
+                  fields JSONB NOT NULL
+              );
+              CREATE INDEX audit_at ON audit (at_us DESC);
+              CREATE INDEX audit_user ON audit (username, at_us DESC);
+              CREATE TABLE break_glass (
+                  id TEXT PRIMARY KEY,
+                  at_us BIGINT NOT NULL,
+                  username TEXT NOT NULL,
+                  portal TEXT NOT NULL,
+                  session TEXT NOT NULL,
+                  until BIGINT NOT NULL,
+                  reason BYTEA NOT NULL
+              );
+              CREATE INDEX break_glass_at ON break_glass (at_us DESC);",
+    },
+];
 
 /// The schema version this build writes.
 pub fn schema_version() -> i32 {

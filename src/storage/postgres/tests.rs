@@ -369,3 +369,10 @@ fn alerts_the_store_refuses_are_kept_and_stored_once_it_answers() {
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert!(ids.contains(&first.id) && ids.contains(&second.id));
 }
+
+#[test]
+fn the_audit_trail_keeps_the_contract_and_no_break_glass_reason_in_a_dump() {
+    let db = PgDatabase::create();
+    let store = Arc::new(audit::PgAudit(connect(&db)));
+    crate::audit::tests::contract(store, &|| db.dump());
+}

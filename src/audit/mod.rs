@@ -1,0 +1,219 @@
+//! The audit trail, kept: every `vigie::audit` event (sign-ins, second factors, locks,
+//! logouts, break-glass requests, admin actions) stored where the durable records live (the
+//! SQLite file, or PostgreSQL shared by replicas), so it outlives a restart, a replaced pod
+//! and the log pipeline's own retention. Break-glass uses get their own record, with the
+//! written reason sealed under the key ring: the review the SOC owes each one needs the
+//! reason long after the session that carried it has ended.
+//!
+//! Events reach the store through one bounded queue and one writer thread ([`writer`]), off
+//! the request path: a store that does not answer (PostgreSQL away, the disk full) keeps the
+//! entries in the writer's backlog until it answers again.
+
+mod layer;
+mod writer;
+
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use once_cell::sync::Lazy;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub use layer::{AuditLayer, TARGET};
+
+use crate::factors::crypto::KeyRing;
+use crate::metrics::METRICS;
+
+/// Events waiting for the writer thread; past it, new ones are dropped (and counted).
+const QUEUE: usize = 20_000;
+
+/// One audit event as kept.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    pub id: String,
+    pub at_us: i64,
+    pub level: String,
+    pub event: String,
+    pub user: Option<String>,
+    /// The event's other fields (client, session fingerprint, outcome…), as logged.
+    pub fields: Map<String, Value>,
+}
+
+/// A break-glass activation: who, where, until when, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakGlass {
+    pub id: String,
+    pub at_us: i64,
+    pub user: String,
+    pub portal: String,
+    /// The session's fingerprint, as the audit lines name it.
+    pub session: String,
+    /// Unix seconds.
+    pub until: i64,
+    /// The written reason: in clear in memory only.
+    pub reason: String,
+}
+
+/// A break-glass record as stored: the reason sealed, bound to the record's id and user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedBreakGlass {
+    pub id: String,
+    pub at_us: i64,
+    pub user: String,
+    pub portal: String,
+    pub session: String,
+    pub until: i64,
+    pub reason: Vec<u8>,
+}
+
+/// Which entries to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub user: Option<String>,
+    pub event: Option<String>,
+    pub limit: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Open(#[from] crate::storage::sqlite::OpenError),
+    #[error(transparent)]
+    Postgres(#[from] crate::storage::postgres::PgError),
+    #[error("audit record: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Where the audit trail is kept. Synchronous: the writer thread calls it.
+pub trait AuditRecords: Send + Sync {
+    /// Store entries and break-glass records, all or none; an id already stored is skipped
+    /// (a retry after a lost reply does not make two).
+    fn insert(&self, entries: &[Entry], glass: &[SealedBreakGlass]) -> Result<(), AuditError>;
+    fn recent(&self, query: &Query) -> Result<Vec<Entry>, AuditError>;
+    fn break_glass(
+        &self,
+        user: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SealedBreakGlass>, AuditError>;
+    /// Remove entries and break-glass records older than `before_us`; how many.
+    fn prune(&self, before_us: i64) -> Result<u64, AuditError>;
+}
+
+/// What travels from the request path to the writer.
+pub(crate) enum Record {
+    Entry(Entry),
+    BreakGlass(BreakGlass),
+}
+
+/// The queue's sending end, and its receiving end until the writer takes it.
+type Queue = (SyncSender<Record>, Mutex<Option<Receiver<Record>>>);
+
+static QUEUED: Lazy<Queue> = Lazy::new(|| {
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+    (tx, Mutex::new(Some(rx)))
+});
+
+/// Hand a record to the writer; never blocks the request path.
+pub(crate) fn submit(record: Record) {
+    if QUEUED.0.try_send(record).is_err() {
+        METRICS.audit_dropped.inc();
+    }
+}
+
+/// Keep a break-glass activation (the reason is sealed before it is written).
+pub fn break_glass(record: BreakGlass) {
+    submit(Record::BreakGlass(record));
+}
+
+/// A fresh record id.
+pub fn new_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Now, in µs since the epoch.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Start the writer thread on `store` (once per process; `false` if it already runs). Events
+/// logged since the process started are in the queue and are written first.
+pub fn start(
+    store: Arc<dyn AuditRecords>,
+    keys: Arc<KeyRing>,
+    retention: Option<Duration>,
+) -> std::io::Result<bool> {
+    let Some(rx) = QUEUED.1.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return Ok(false);
+    };
+    let w = writer::Writer::new(store, keys, retention);
+    std::thread::Builder::new()
+        .name("vigie-audit".into())
+        .spawn(move || w.run(rx))?;
+    Ok(true)
+}
+
+/// The audit trail for the admin API: the store, and the ring that opens break-glass reasons.
+#[derive(Clone)]
+pub struct AuditLog {
+    store: Arc<dyn AuditRecords>,
+    keys: Arc<KeyRing>,
+}
+
+/// A break-glass record for the review, its reason opened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Review {
+    pub id: String,
+    pub at_us: i64,
+    pub user: String,
+    pub portal: String,
+    pub session: String,
+    pub until: i64,
+    /// `None` when the ring no longer holds the key that sealed it.
+    pub reason: Option<String>,
+}
+
+impl AuditLog {
+    pub fn new(store: Arc<dyn AuditRecords>, keys: Arc<KeyRing>) -> Self {
+        Self { store, keys }
+    }
+
+    pub fn recent(&self, query: &Query) -> Result<Vec<Entry>, AuditError> {
+        self.store.recent(query)
+    }
+
+    pub fn break_glass(&self, user: Option<&str>, limit: usize) -> Result<Vec<Review>, AuditError> {
+        let rows = self.store.break_glass(user, limit)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let reason = self
+                    .keys
+                    .open(&reason_aad(&r.id, &r.user), &r.reason)
+                    .ok()
+                    .and_then(|(plain, _)| String::from_utf8(plain).ok());
+                Review {
+                    id: r.id,
+                    at_us: r.at_us,
+                    user: r.user,
+                    portal: r.portal,
+                    session: r.session,
+                    until: r.until,
+                    reason,
+                }
+            })
+            .collect())
+    }
+}
+
+/// What a reason is bound to: a sealed reason cannot be moved to another record or user.
+fn reason_aad(id: &str, user: &str) -> Vec<u8> {
+    format!("vigie/break-glass\0{id}\0{user}").into_bytes()
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

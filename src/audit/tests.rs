@@ -1,0 +1,229 @@
+//! The audit trail: what the layer keeps of an event, the writer's backlog, and the contract
+//! every store keeps (run here on the SQLite file, and on PostgreSQL in its own tests).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tracing_subscriber::layer::SubscriberExt;
+
+use super::writer::Writer;
+use super::*;
+use crate::storage::sqlite::audit::SqliteAudit;
+
+/// Records what [`layer::entry`] makes of each event, instead of queueing it.
+struct Capture(Arc<Mutex<Vec<Entry>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.lock().unwrap().push(layer::entry(event));
+    }
+}
+
+#[test]
+fn an_event_is_kept_with_its_fields_and_its_user_and_name_lifted_out() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::registry().with(Capture(seen.clone()));
+    let user = "dr.martin".to_string();
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::warn!(target: "vigie::audit", event = "second_factor", outcome = "failure", user = %user, consecutive = 3u64, fresh = true, "refused");
+        tracing::info!(target: "vigie::audit", event = "session_expired", user = "-", session = "ab12");
+    });
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    let e = &seen[0];
+    assert_eq!(
+        (e.level.as_str(), e.event.as_str()),
+        ("warn", "second_factor")
+    );
+    assert_eq!(e.user.as_deref(), Some("dr.martin"));
+    assert_eq!(
+        serde_json::Value::Object(e.fields.clone()),
+        json!({ "outcome": "failure", "consecutive": 3, "fresh": true, "message": "refused" })
+    );
+    assert_eq!(seen[1].user, None, "`-` is no user");
+    assert_ne!(seen[0].id, seen[1].id);
+}
+
+fn entry(at_us: i64, event: &str, user: Option<&str>) -> Entry {
+    Entry {
+        id: new_id(),
+        at_us,
+        level: "info".into(),
+        event: event.into(),
+        user: user.map(str::to_string),
+        fields: json!({ "client": "10.1.2.3" }).as_object().unwrap().clone(),
+    }
+}
+
+const REASON: &str = "Arrêt cardiaque salle 12, dossier de M. Dupont requis";
+
+fn glass(at_us: i64, user: &str) -> BreakGlass {
+    BreakGlass {
+        id: new_id(),
+        at_us,
+        user: user.into(),
+        portal: "ehr".into(),
+        session: "f00d".into(),
+        until: 1_900_000_000,
+        reason: REASON.into(),
+    }
+}
+
+/// What every [`AuditRecords`] keeps: all or nothing, once per id, newest first, filters,
+/// break-glass reasons sealed and bound to their record, pruning. `raw` reads the store's
+/// bytes back (a file, a dump) to show the reason is not in them.
+pub(crate) fn contract(store: Arc<dyn AuditRecords>, raw: &dyn Fn() -> Vec<u8>) {
+    let keys = Arc::new(KeyRing::ephemeral());
+    let mut w = Writer::new(store.clone(), keys.clone(), None);
+    let a = entry(1_000, "login", Some("dr.martin"));
+    let b = entry(2_000, "second_factor", Some("dr.martin"));
+    let c = entry(3_000, "login", Some("inf.durand"));
+    for e in [&a, &b, &c] {
+        w.take(Record::Entry(e.clone()));
+    }
+    w.take(Record::BreakGlass(glass(2_500, "dr.martin")));
+    assert!(w.flush(Instant::now()));
+    // A retry after a lost reply makes no second row.
+    store.insert(std::slice::from_ref(&a), &[]).unwrap();
+
+    let q = |user: Option<&str>, event: Option<&str>, limit| Query {
+        user: user.map(str::to_string),
+        event: event.map(str::to_string),
+        limit,
+    };
+    assert_eq!(
+        store.recent(&q(None, None, 10)).unwrap(),
+        vec![c.clone(), b.clone(), a.clone()]
+    );
+    assert_eq!(
+        store.recent(&q(Some("dr.martin"), None, 10)).unwrap(),
+        vec![b.clone(), a.clone()]
+    );
+    assert_eq!(
+        store.recent(&q(None, Some("login"), 10)).unwrap(),
+        vec![c.clone(), a.clone()]
+    );
+    assert_eq!(store.recent(&q(None, None, 1)).unwrap(), vec![c.clone()]);
+
+    let log = AuditLog::new(store.clone(), keys.clone());
+    let reviews = log.break_glass(Some("dr.martin"), 10).unwrap();
+    assert_eq!(reviews.len(), 1);
+    assert_eq!(reviews[0].reason.as_deref(), Some(REASON));
+    assert_eq!(
+        (reviews[0].portal.as_str(), reviews[0].until),
+        ("ehr", 1_900_000_000)
+    );
+    assert!(log.break_glass(Some("inf.durand"), 10).unwrap().is_empty());
+    let bytes = raw();
+    assert!(bytes.len() > 100 && String::from_utf8_lossy(&bytes).contains("inf.durand"));
+    for needle in ["cardiaque", "Dupont"] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "the reason is readable at rest"
+        );
+    }
+    // Sealed to its record: the same sealed reason under another user does not open, nor
+    // under another ring.
+    let mut moved = store.break_glass(None, 10).unwrap().remove(0);
+    moved.id = new_id();
+    moved.user = "inf.durand".into();
+    moved.at_us = 4_000;
+    store.insert(&[], &[moved]).unwrap();
+    let reviews = log.break_glass(Some("inf.durand"), 10).unwrap();
+    assert_eq!(reviews.len(), 1);
+    assert_eq!(
+        reviews[0].reason, None,
+        "a reason moved to another record opens"
+    );
+    let other = AuditLog::new(store.clone(), Arc::new(KeyRing::ephemeral()));
+    assert_eq!(
+        other.break_glass(Some("dr.martin"), 10).unwrap()[0].reason,
+        None
+    );
+
+    assert_eq!(
+        store.prune(2_600).unwrap(),
+        3,
+        "two entries and one break-glass record"
+    );
+    assert_eq!(store.recent(&q(None, None, 10)).unwrap(), vec![c]);
+    assert_eq!(store.break_glass(None, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn the_sqlite_file_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigie.sqlite");
+    let store = Arc::new(SqliteAudit::open(&path).unwrap());
+    let read = || {
+        let mut all = std::fs::read(&path).unwrap();
+        all.extend(std::fs::read(path.with_extension("sqlite-wal")).unwrap_or_default());
+        all
+    };
+    contract(store, &read);
+}
+
+/// A store that refuses its first `fails` writes, then keeps what it is given.
+#[derive(Default)]
+struct Flaky {
+    fails: Mutex<u32>,
+    kept: Mutex<Vec<Entry>>,
+    glass: Mutex<Vec<SealedBreakGlass>>,
+}
+
+impl AuditRecords for Flaky {
+    fn insert(&self, entries: &[Entry], glass: &[SealedBreakGlass]) -> Result<(), AuditError> {
+        let mut fails = self.fails.lock().unwrap();
+        if *fails > 0 {
+            *fails -= 1;
+            return Err(AuditError::Json(
+                serde_json::from_str::<u8>("x").unwrap_err(),
+            ));
+        }
+        self.kept.lock().unwrap().extend_from_slice(entries);
+        self.glass.lock().unwrap().extend_from_slice(glass);
+        Ok(())
+    }
+    fn recent(&self, _: &Query) -> Result<Vec<Entry>, AuditError> {
+        Ok(self.kept.lock().unwrap().clone())
+    }
+    fn break_glass(&self, _: Option<&str>, _: usize) -> Result<Vec<SealedBreakGlass>, AuditError> {
+        Ok(self.glass.lock().unwrap().clone())
+    }
+    fn prune(&self, _: i64) -> Result<u64, AuditError> {
+        Ok(0)
+    }
+}
+
+#[test]
+fn entries_the_store_refuses_are_kept_and_written_in_order_once_it_answers() {
+    let store = Arc::new(Flaky {
+        fails: Mutex::new(2),
+        ..Default::default()
+    });
+    let mut w = Writer::new(store.clone(), Arc::new(KeyRing::ephemeral()), None);
+    let all: Vec<Entry> = (0..1_200)
+        .map(|i| entry(i, "login", Some("dr.martin")))
+        .collect();
+    for e in &all[..700] {
+        w.take(Record::Entry(e.clone()));
+    }
+    w.take(Record::BreakGlass(glass(5, "dr.martin")));
+    let t0 = Instant::now();
+    assert!(!w.flush(t0), "refused");
+    for e in &all[700..] {
+        w.take(Record::Entry(e.clone()));
+    }
+    assert!(!w.flush(t0), "not tried again before the retry delay");
+    assert_eq!(*store.fails.lock().unwrap(), 1);
+    assert!(!w.flush(t0 + Duration::from_secs(3)), "refused once more");
+    assert!(w.flush(t0 + Duration::from_secs(6)));
+    assert_eq!(w.pending(), 0);
+    assert_eq!(
+        *store.kept.lock().unwrap(),
+        all,
+        "every entry, once, in order"
+    );
+    assert_eq!(store.glass.lock().unwrap().len(), 1);
+}

@@ -1,0 +1,153 @@
+//! The writer thread: drains the queue into the store in batches, seals break-glass reasons,
+//! keeps what the store refused and retries it, and prunes past the retention.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{reason_aad, AuditRecords, Entry, Record, SealedBreakGlass};
+use crate::factors::crypto::KeyRing;
+use crate::metrics::METRICS;
+
+/// Entries kept for a store that does not answer; past it, the oldest are dropped (they are
+/// still in the logs). Break-glass records are never dropped.
+pub const BACKLOG: usize = 100_000;
+/// Rows written in one transaction.
+const BATCH: usize = 500;
+/// After a refusal, the store is tried again this often.
+const RETRY: Duration = Duration::from_secs(2);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+pub struct Writer {
+    store: Arc<dyn AuditRecords>,
+    keys: Arc<KeyRing>,
+    retention: Option<Duration>,
+    entries: VecDeque<Entry>,
+    glass: VecDeque<SealedBreakGlass>,
+    retry_at: Option<Instant>,
+    pruned_at: Option<Instant>,
+    /// Whether the last write failed (said once per outage).
+    failing: bool,
+}
+
+impl Writer {
+    pub fn new(
+        store: Arc<dyn AuditRecords>,
+        keys: Arc<KeyRing>,
+        retention: Option<Duration>,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            retention,
+            entries: VecDeque::new(),
+            glass: VecDeque::new(),
+            retry_at: None,
+            pruned_at: None,
+            failing: false,
+        }
+    }
+
+    pub fn run(mut self, rx: Receiver<Record>) {
+        loop {
+            match rx.recv_timeout(RETRY) {
+                Ok(r) => {
+                    self.take(r);
+                    while self.entries.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(r) => self.take(r),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush(Instant::now());
+                    return;
+                }
+            }
+            let now = Instant::now();
+            self.flush(now);
+            self.prune(now);
+        }
+    }
+
+    pub fn take(&mut self, record: Record) {
+        match record {
+            Record::Entry(e) => {
+                if self.entries.len() >= BACKLOG {
+                    self.entries.pop_front();
+                    METRICS.audit_dropped.inc();
+                }
+                self.entries.push_back(e);
+            }
+            Record::BreakGlass(b) => {
+                let reason = self
+                    .keys
+                    .seal(&reason_aad(&b.id, &b.user), b.reason.as_bytes());
+                self.glass.push_back(SealedBreakGlass {
+                    id: b.id,
+                    at_us: b.at_us,
+                    user: b.user,
+                    portal: b.portal,
+                    session: b.session,
+                    until: b.until,
+                    reason,
+                });
+            }
+        }
+        METRICS.audit_pending.set(self.pending() as i64);
+    }
+
+    pub fn pending(&self) -> usize {
+        self.entries.len() + self.glass.len()
+    }
+
+    /// Write what is kept, oldest first, in batches; whether nothing is left. After a refusal
+    /// the store is left alone until [`RETRY`] has passed.
+    pub fn flush(&mut self, now: Instant) -> bool {
+        if self.retry_at.is_some_and(|at| now < at) {
+            return false;
+        }
+        while self.pending() > 0 {
+            let n = self.entries.len().min(BATCH);
+            let g = self.glass.len().min(BATCH);
+            let entries: Vec<Entry> = self.entries.iter().take(n).cloned().collect();
+            let glass: Vec<SealedBreakGlass> = self.glass.iter().take(g).cloned().collect();
+            if let Err(e) = self.store.insert(&entries, &glass) {
+                self.retry_at = Some(now + RETRY);
+                if !self.failing {
+                    self.failing = true;
+                    tracing::error!(target: "vigie::alert", severity = "high", event = "audit_store_down", kept = self.pending(), error = %e, "the audit store refused a write: entries are kept and written when it answers");
+                }
+                METRICS.audit_pending.set(self.pending() as i64);
+                return false;
+            }
+            self.entries.drain(..n);
+            self.glass.drain(..g);
+        }
+        if std::mem::take(&mut self.failing) {
+            tracing::warn!(target: "vigie::alert", severity = "low", event = "audit_store_back", "the audit store answers again: the entries kept are written");
+        }
+        self.retry_at = None;
+        METRICS.audit_pending.set(0);
+        true
+    }
+
+    fn prune(&mut self, now: Instant) {
+        let Some(keep) = self.retention else { return };
+        if self.pruned_at.is_some_and(|at| now < at + PRUNE_EVERY) {
+            return;
+        }
+        self.pruned_at = Some(now);
+        let before = super::now_us() - keep.as_micros() as i64;
+        match self.store.prune(before) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "audit entries past the retention removed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "the audit store could not be pruned; trying again in an hour")
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The audit trail kept in the records store: whatever the log level, past a restart, and
+//! listed by the admin API (break-glass records in `policy.rs`, replicas in `postgres.rs`).
+
+use crate::common::*;
+use crate::detection::{admin_api, wait_for};
+use crate::mfa::*;
+use crate::passthrough::submit_login;
+
+/// The entries the admin API lists for `query` (`/api/audit?…`).
+pub fn audit(gw: &Gateway, query: &str) -> Vec<serde_json::Value> {
+    admin_api(gw.admin_port, "GET", &format!("/api/audit?{query}"))["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_trail_is_kept_whatever_the_log_level_and_outlives_a_restart() {
+    let portal = start_portal();
+    let mut gw = start_profiled_gateway(
+        portal.port,
+        "sample-portal.toml",
+        "[log]\nlevel = \"error\"\n",
+    );
+    let refused = submit_login(gw.port, "dr.martin", "not-the-password", None);
+    assert_eq!(refused.status, 303, "{}", refused.text());
+    let _signed_in = Client::login(gw.port, "dr.martin", "martin-demo");
+    let logins = |gw: &Gateway| audit(gw, "user=dr.martin&event=login");
+    let seen = wait_for("both sign-ins in the trail", || {
+        let list = logins(&gw);
+        (list.len() == 2).then_some(list)
+    });
+    // Newest first, each with what the log line carries.
+    assert_eq!(seen[0]["fields"]["outcome"], "success", "{seen:?}");
+    assert_eq!(seen[1]["fields"]["outcome"], "failure", "{seen:?}");
+    assert_eq!(seen[0]["fields"]["client"], "127.0.0.1");
+    assert_eq!(seen[0]["level"], "info");
+    assert!(seen[0]["at_us"].as_i64().unwrap() >= seen[1]["at_us"].as_i64().unwrap());
+    assert!(
+        !gw.proc.stderr().contains("outcome"),
+        "the log level hides these lines: the trail does not depend on it"
+    );
+    assert!(audit(&gw, "user=inf.durand").is_empty());
+
+    gw.restart();
+    assert_eq!(logins(&gw), seen, "the trail outlives the restart");
+    let refused = raw(
+        gw.admin_port,
+        b"GET /api/audit HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer wrong\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(refused.status, 401, "the trail needs the admin token");
+}
