@@ -1,5 +1,6 @@
 //! Moving an existing deployment onto PostgreSQL: the records of a `vigie.sqlite` file (locks,
-//! holds, alerts, factors and their counters, invitations, local users), and the factors replicas kept in
+//! holds, alerts, factors and their counters, invitations, local users, the audit trail and
+//! break-glass records), and the factors replicas kept in
 //! Redis, copied once into PostgreSQL. It runs at every start with `records = "postgres"`
 //! (and on demand, `vigie storage migrate`): each source is marked once copied, so it is
 //! copied once, and replicas each bring their own file's alerts. Rows PostgreSQL already has
@@ -31,6 +32,9 @@ type AlertRow = (
     String,
 );
 
+/// id, at_us, user, portal, session, until, sealed reason.
+type GlassRow = (String, i64, String, String, String, i64, Vec<u8>);
+
 #[derive(Default, Clone)]
 struct Rows {
     locks: Vec<(String, String, i64)>,
@@ -42,6 +46,9 @@ struct Rows {
     invitations: Vec<(String, String, i64)>,
     /// name, password hash, groups, disabled, created, updated.
     users: Vec<(String, String, String, bool, i64, i64)>,
+    /// id, at_us, level, event, user, fields.
+    audit: Vec<(String, i64, String, String, Option<String>, String)>,
+    glass: Vec<GlassRow>,
 }
 
 /// Copy the SQLite file at `path` into `pg`, unless it was already; `None` when it was.
@@ -143,6 +150,32 @@ pub fn from_sqlite(pg: &Pg, path: &Path) -> Result<Option<Copied>, anyhow::Error
             int(&r[4]),
             int(&r[5]),
         ));
+    }
+    for r in all("SELECT id, at_us, level, event, username, fields FROM audit")? {
+        let user = matches!(r[4], V::Text(_)).then(|| text(&r[4]));
+        let row = (
+            text(&r[0]),
+            int(&r[1]),
+            text(&r[2]),
+            text(&r[3]),
+            user,
+            text(&r[5]),
+        );
+        rows.audit.push(row);
+    }
+    for r in all("SELECT id, at_us, username, portal, session, until, reason FROM break_glass")? {
+        let V::Blob(reason) = &r[6] else { continue };
+        let (id, user, portal, session) = (text(&r[0]), text(&r[2]), text(&r[3]), text(&r[4]));
+        let row = (
+            id,
+            int(&r[1]),
+            user,
+            portal,
+            session,
+            int(&r[5]),
+            reason.clone(),
+        );
+        rows.glass.push(row);
     }
     for r in all("SELECT username, digest, expires FROM invitations")? {
         rows.invitations
@@ -373,6 +406,42 @@ fn write(pg: &Pg, rows: Rows, mark: Option<String>) -> Result<Copied, PgError> {
                 )
                 .await?;
             copied.push(("users", n));
+            let n = tx
+                .execute(
+                    "INSERT INTO audit (id, at_us, level, event, username, fields)
+                     SELECT a, b, c, d, e, f::jsonb
+                     FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
+                          AS t(a, b, c, d, e, f)
+                     ON CONFLICT (id) DO NOTHING",
+                    &[
+                        &cols!(r.audit, 0),
+                        &cols!(r.audit, 1),
+                        &cols!(r.audit, 2),
+                        &cols!(r.audit, 3),
+                        &cols!(r.audit, 4),
+                        &cols!(r.audit, 5),
+                    ],
+                )
+                .await?;
+            copied.push(("audit", n));
+            let n = tx
+                .execute(
+                    "INSERT INTO break_glass (id, at_us, username, portal, session, until, reason)
+                     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                                          $6::bigint[], $7::bytea[])
+                     ON CONFLICT (id) DO NOTHING",
+                    &[
+                        &cols!(r.glass, 0),
+                        &cols!(r.glass, 1),
+                        &cols!(r.glass, 2),
+                        &cols!(r.glass, 3),
+                        &cols!(r.glass, 4),
+                        &cols!(r.glass, 5),
+                        &cols!(r.glass, 6),
+                    ],
+                )
+                .await?;
+            copied.push(("break_glass", n));
             if let Some(source) = mark {
                 tx.execute(
                     "INSERT INTO vigie_imports (source) VALUES ($1) ON CONFLICT DO NOTHING",

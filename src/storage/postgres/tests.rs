@@ -233,7 +233,10 @@ fn a_sqlite_file_is_copied_once_and_its_codes_never_over_newer_ones() {
              INSERT INTO totp_steps VALUES ('alice', 100), ('bob', 50);
              INSERT INTO recovery_codes VALUES ('alice', 'k:old-a'), ('bob', 'k:old-b');
              INSERT INTO users (username, password_hash, groups, disabled, created, updated)
-                 VALUES ('carol', '$argon2id$x', 'nurses', 1, 5, 6);",
+                 VALUES ('carol', '$argon2id$x', 'nurses', 1, 5, 6);
+             INSERT INTO audit VALUES ('a1', 10, 'warn', 'login', 'alice', '{\"outcome\":\"failure\"}'),
+                                      ('a2', 11, 'info', 'session_expired', NULL, '{}');
+             INSERT INTO break_glass VALUES ('g1', 12, 'alice', 'ehr', 'f00d', 99, x'0a0b');",
         )
         .unwrap();
     }
@@ -259,6 +262,15 @@ fn a_sqlite_file_is_copied_once_and_its_codes_never_over_newer_ones() {
         "the later step wins"
     );
     assert_eq!(db.sql("SELECT disabled FROM users"), "t");
+    assert_eq!((n("audit"), n("break_glass")), (Some(2), Some(1)));
+    assert_eq!(
+        db.sql("SELECT id || ' ' || coalesce(username, '-') || ' ' || (fields->>'outcome') FROM audit WHERE id = 'a1'"),
+        "a1 alice failure"
+    );
+    assert_eq!(
+        db.sql("SELECT encode(reason, 'hex') FROM break_glass"),
+        "0a0b"
+    );
     // Once: the file is marked.
     assert!(import::from_sqlite(&pg, &file).unwrap().is_none());
 }
