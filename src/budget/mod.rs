@@ -5,6 +5,7 @@
 //! says so (`/readyz`, metrics, an alert in the log); login budgets fail closed instead.
 
 pub mod gcra;
+pub mod lease;
 pub mod memory;
 
 use std::net::IpAddr;
@@ -31,6 +32,8 @@ pub struct Budgets {
     pub config: BudgetConfig,
     memory: MemoryBudgets,
     redis: Option<Arc<RedisStore>>,
+    /// Tokens of hot keys this replica took from Redis ahead (requests only, not logins).
+    leases: lease::Leases,
     replicas: u32,
     /// Until when (µs) Redis is skipped after a failure.
     skip_redis_until: AtomicU64,
@@ -49,6 +52,7 @@ impl Budgets {
             config,
             memory: MemoryBudgets::default(),
             redis,
+            leases: lease::Leases::default(),
             replicas,
             skip_redis_until: AtomicU64::new(0),
             degraded: AtomicBool::new(false),
@@ -85,9 +89,12 @@ impl Budgets {
             return Ok(self.check_memory(keys, 1, now));
         };
         if now >= self.skip_redis_until.load(Ordering::Relaxed) {
-            match self.redis_check(redis, keys).await {
-                Ok(v) => {
-                    self.set_degraded(false);
+            match self.redis_check(redis, keys, !strict, now).await {
+                Ok((v, asked)) => {
+                    // Served from leases, Redis said nothing of its health.
+                    if asked {
+                        self.set_degraded(false);
+                    }
                     return Ok(v);
                 }
                 Err(()) => {
@@ -113,22 +120,64 @@ impl Budgets {
         (Verdict::Allow, 0)
     }
 
+    /// One round trip for the keys this replica holds no lease of (none when it holds all);
+    /// whether Redis was asked. `lease`: hot keys may take several tokens ahead; logins always
+    /// take exactly one.
     async fn redis_check(
         &self,
         redis: &RedisStore,
         keys: &[(&str, &Limit, f64)],
-    ) -> Result<(Verdict, usize), ()> {
+        lease: bool,
+        now: u64,
+    ) -> Result<((Verdict, usize), bool), ()> {
         let rates: Vec<(&str, Rate)> = keys
             .iter()
             .map(|(key, limit, scale)| (*key, Rate::new(limit, *scale, 1)))
             .collect();
-        let (wait, index) = crate::storage::redis::budgets::take(redis, &rates).await?;
-        Ok(if wait < 0 {
-            (Verdict::Allow, 0)
-        } else {
-            let retry_after_us = wait as u64;
-            (Verdict::Deny { retry_after_us }, index.saturating_sub(1))
-        })
+        let plan = match lease {
+            true => match self.leases.plan(&rates, now) {
+                lease::Plan::Ask(plan) => plan,
+                lease::Plan::Refused {
+                    index,
+                    retry_after_us,
+                } => return Ok(((Verdict::Deny { retry_after_us }, index), false)),
+            },
+            false => vec![Some(1); rates.len()],
+        };
+        // The keys to ask Redis for, with their index among `keys`.
+        let ask: Vec<(usize, (&str, Rate, u32))> = rates
+            .iter()
+            .zip(&plan)
+            .enumerate()
+            .filter_map(|(i, ((key, rate), want))| want.map(|w| (i, (*key, *rate, w))))
+            .collect();
+        if ask.is_empty() {
+            return Ok(((Verdict::Allow, 0), false));
+        }
+        let call: Vec<(&str, Rate, u32)> = ask.iter().map(|(_, k)| *k).collect();
+        let taken = crate::storage::redis::budgets::take(redis, &call).await?;
+        if lease {
+            for ((_, (key, rate, _)), &n) in ask.iter().zip(&taken.granted) {
+                self.leases.granted(key, *rate, n, now);
+            }
+        }
+        let verdict = match ask.get(taken.refused.wrapping_sub(1)) {
+            Some((index, (key, rate, _))) if taken.wait >= 0 => {
+                let retry_after_us = taken.wait as u64;
+                if lease {
+                    self.leases.refused(key, *rate, retry_after_us, now);
+                }
+                (Verdict::Deny { retry_after_us }, *index)
+            }
+            _ if taken.wait >= 0 => (
+                Verdict::Deny {
+                    retry_after_us: taken.wait as u64,
+                },
+                0,
+            ),
+            _ => (Verdict::Allow, 0),
+        };
+        Ok((verdict, true))
     }
 
     /// A request: its source address's budget, then the identity's budget for the class (one

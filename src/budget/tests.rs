@@ -99,3 +99,151 @@ async fn logins_are_limited_per_name_and_per_source() {
     clock.advance(Duration::from_secs(60));
     assert_eq!(b.login_user("alice").await.unwrap(), Verdict::Allow);
 }
+
+mod leases {
+    use super::super::lease::{cap, Leases, Plan, LIFE};
+    use super::*;
+
+    fn rate(requests: u32, burst: u32) -> Rate {
+        Rate::new(
+            &Limit {
+                requests,
+                period: Duration::from_secs(60),
+                burst,
+            },
+            1.0,
+            1,
+        )
+    }
+
+    #[test]
+    fn a_lease_is_at_most_a_tenth_of_the_burst_and_none_under_twenty() {
+        assert_eq!(cap(rate(300, 100)), 10);
+        assert_eq!(cap(rate(1200, 300)), 30);
+        assert_eq!(cap(rate(10, 19)), 1);
+        assert_eq!(cap(rate(100_000, 100_000)), 64);
+    }
+
+    #[test]
+    fn an_ordinary_pace_never_leases_and_a_hot_key_grows_then_shrinks() {
+        let l = Leases::default();
+        let r = rate(300, 100);
+        let key = [("c:view:dr.martin", r)];
+        // A clinician: a request every two seconds asks for one token each time.
+        for i in 0..5 {
+            let now = i * 2 * LIFE;
+            assert_eq!(l.plan(&key, now), Plan::Ask(vec![Some(1)]));
+            l.granted("c:view:dr.martin", r, 1, now);
+        }
+        // A crawler: every lease spent within its life, so the next one doubles, up to the cap.
+        let mut now = 100 * LIFE;
+        let mut asked = Vec::new();
+        for _ in 0..60 {
+            match l.plan(&key, now) {
+                Plan::Ask(p) if p[0].is_none() => {}
+                Plan::Ask(p) => {
+                    let n = p[0].unwrap();
+                    asked.push(n);
+                    l.granted("c:view:dr.martin", r, n, now);
+                }
+                refused => panic!("{refused:?}"),
+            }
+            now += 1_000;
+        }
+        assert_eq!(asked, vec![1, 2, 4, 8, 10, 10, 10, 10, 10]);
+        // A lease that expires unspent: the next is half.
+        l.granted("c:view:dr.martin", r, 10, now);
+        assert_eq!(l.plan(&key, now + 2 * LIFE), Plan::Ask(vec![Some(5)]));
+        // Another rate (break-glass scales it): the lease is not used for it.
+        l.granted("c:view:dr.martin", r, 10, now);
+        let other = [("c:view:dr.martin", rate(3000, 1000))];
+        assert_eq!(l.plan(&other, now), Plan::Ask(vec![Some(1)]));
+        // A refusal is kept until its wait is over, and spends nothing meanwhile.
+        let src = ("src:10.0.0.1", rate(1200, 300));
+        l.granted(src.0, src.1, 1, now);
+        l.refused("c:view:dr.martin", r, 5_000_000, now);
+        let both = [src, key[0]];
+        let refused = Plan::Refused {
+            index: 1,
+            retry_after_us: 4_000_000,
+        };
+        assert_eq!(l.plan(&both, now + 1_000_000), refused);
+        // Then: the address's lease, spent but slowly, keeps its size; the unspent one halves.
+        assert_eq!(
+            l.plan(&both, now + 5_000_000),
+            Plan::Ask(vec![Some(1), Some(2)])
+        );
+    }
+}
+
+/// Two replicas sharing a real Redis hammer one hot identity: together they get exactly the
+/// budget (a lease spends its tokens in Redis when it is taken), and ask Redis far less often
+/// than once a request; a small budget is still asked one request at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_leasing_a_hot_key_get_the_budget_exactly_with_fewer_round_trips() {
+    let redis = crate::testing::RedisServer::start();
+    let mut cfg = config();
+    let hour = |requests, burst| Limit {
+        requests,
+        period: Duration::from_secs(3600),
+        burst,
+    };
+    cfg.classes.insert("view".into(), hour(200, 200));
+    cfg.classes.insert("export".into(), hour(2, 19));
+    cfg.source = hour(1_000_000, 1_000_000);
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let locked = Arc::new(crate::identity::locks::LockedUsers::default());
+    let replica = || {
+        Arc::new(Budgets::new(
+            cfg.clone(),
+            Some(redis.store(locked.clone())),
+            2,
+            clock.clone(),
+        ))
+    };
+    let (a, b) = (replica(), replica());
+    let calls = || -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut redis.conn())
+            .unwrap();
+        info.lines()
+            .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    };
+    let ip: IpAddr = "10.0.0.1".parse().unwrap();
+    let before = calls();
+    let run = |b: Arc<Budgets>, class: &'static str| {
+        tokio::spawn(async move {
+            let mut allowed = 0;
+            for _ in 0..300 {
+                if b.request(Some("crawler"), class, 1.0, ip).await == Verdict::Allow {
+                    allowed += 1;
+                }
+            }
+            allowed
+        })
+    };
+    let (x, y) = (run(a.clone(), "view"), run(b.clone(), "view"));
+    let allowed = x.await.unwrap() + y.await.unwrap();
+    let used = calls() - before;
+    assert_eq!(allowed, 200, "the budget, exactly, across both replicas");
+    assert!(used <= 40, "{used} round trips for 600 requests");
+    let before = calls();
+    let (x, y) = (run(a, "export"), run(b, "export"));
+    let allowed = x.await.unwrap() + y.await.unwrap();
+    assert_eq!(allowed, 19, "the export burst, exactly");
+    assert_eq!(
+        calls() - before,
+        21,
+        "a small budget: once a request it allows, and once a replica for the refusal"
+    );
+}
