@@ -14,8 +14,10 @@ pub fn init(log: &LogConfig) {
         .ok()
         .and_then(|f| EnvFilter::builder().parse(f).ok())
         .unwrap_or_else(|| EnvFilter::builder().parse_lossy(&log.level));
+    // At INFO, not TRACE: the most verbose level any layer wants becomes `log`'s maximum, and
+    // Pingora's debug and trace records would then each be built and filtered on the hot path.
     let audit = crate::audit::AuditLayer
-        .with_filter(Targets::new().with_target(crate::audit::TARGET, tracing::Level::TRACE));
+        .with_filter(Targets::new().with_target(crate::audit::TARGET, tracing::Level::INFO));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let registry = tracing_subscriber::registry().with(audit);
     // A second init (tests, demo) keeps the first subscriber; that is harmless.

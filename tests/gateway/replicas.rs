@@ -124,6 +124,9 @@ fn redis_outage_keeps_care_going_briefly_fails_logins_closed_and_recovers() {
     let resp = submit_login(pair.a.port, "inf.durand", "durand-demo", None);
     let cookie = cookie_set(&resp, "vigie").unwrap();
     assert!(logged_in(&pair.a, &cookie));
+    let resp = submit_login(pair.a.port, "dr.martin", "martin-demo", None);
+    let revoked = cookie_set(&resp, "vigie").unwrap();
+    assert!(logged_in(&pair.a, &revoked));
 
     redis.stop();
     // A login cannot be recorded: refused with a clear page, no portal cookie handed out.
@@ -141,6 +144,19 @@ fn redis_outage_keeps_care_going_briefly_fails_logins_closed_and_recovers() {
         200,
         "within the outage grace: {}",
         pair.a.proc.stderr()
+    );
+    // A revocation asked for meanwhile cannot be stored, and says so; the replica that was
+    // asked no longer serves that session through the grace.
+    let revoke = raw(
+        pair.a.admin_port,
+        format!("POST /api/sessions/revoke?user=dr.martin HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(revoke.status, 503, "{}", revoke.text());
+    let after = get(pair.a.port, PATIENT, &format!("Cookie: {revoked}\r\n"));
+    assert_eq!(
+        after.status, 503,
+        "a revoked session served through the grace"
     );
     let ready = get(pair.a.admin_port, "/readyz", "");
     assert!(

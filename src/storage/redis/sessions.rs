@@ -318,13 +318,18 @@ impl RedisStore {
             .arg(self.tomb_ttl())
             .arg(self.channel())
             .arg(fingerprint);
+        // Forgotten here first: if Redis does not answer, this replica does not serve them
+        // through the outage grace (the caller is told the end failed).
+        let forget = || {
+            self.cache.write().expect("cache lock").retain(|h, (r, _)| {
+                r.user.as_deref() != Some(user) || h == keep || !h.starts_with(fingerprint)
+            })
+        };
+        forget();
         let mut conn = self.conn().await?;
         let out: Vec<String> = deadline(call.invoke_async(&mut conn)).await?;
-        // The other replicas learn it from the channel; this one forgets its copies now.
-        self.cache
-            .write()
-            .expect("cache lock")
-            .retain(|h, (r, _)| r.user.as_deref() != Some(user) || h == keep);
+        // The other replicas learn it from the channel; this one forgets any copy read since.
+        forget();
         Ok(self.removed(&out))
     }
 
@@ -337,6 +342,7 @@ impl RedisStore {
             .arg(hash)
             .arg(self.tomb_ttl())
             .arg(self.channel());
+        self.cache.write().expect("cache lock").remove(hash);
         let raw: Option<String> = deadline(call.invoke_async(conn)).await?;
         self.cache.write().expect("cache lock").remove(hash);
         Ok(raw)
@@ -540,6 +546,8 @@ impl SessionStore for RedisStore {
     async fn remove(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         self.ensure_subscriber();
         let hash = Self::hash(id);
+        // Not served through an outage once its end was asked for (see `end_of_user`).
+        self.cache.write().expect("cache lock").remove(&hash);
         let mut conn = self.conn().await?;
         let raw = self.end_hash(&mut conn, &hash).await?;
         raw.map(|raw| self.decode(&raw, id).map(Arc::new))
