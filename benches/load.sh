@@ -25,6 +25,9 @@ PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 ACCESS_BUFFER_KIB=${ACCESS_BUFFER_KIB:-64}
+# Optional: an earlier release build of vigie, run on the embedded session configuration as one
+# more contestant (`vigie-session-baseline`), so "not slower than before" is a same-run ratio.
+BASELINE_VIGIE=${BASELINE_VIGIE:-}
 
 scripts/install-deps nginx wrk taskset curl
 
@@ -40,7 +43,7 @@ pids=()
 
 UP=$(free_port); NGX=$(free_port); BP=$(free_port); VG=$(free_port); VGA=$(free_port)
 VS=$(free_port); VSA=$(free_port); VR=$(free_port); VRA=$(free_port); RP=$(free_port)
-VP=$(free_port); VPA=$(free_port); RP2=$(free_port)
+VP=$(free_port); VPA=$(free_port); RP2=$(free_port); VB=$(free_port); VBA=$(free_port)
 BENCH_POSTGRES=${BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}
 PGDB="vigie_bench_$$"
 psql "$BENCH_POSTGRES" -qc "CREATE DATABASE $PGDB" >/dev/null
@@ -106,6 +109,16 @@ records = \"postgres\"
 postgres_url = \"${BENCH_POSTGRES%/*}/$PGDB\"
 $portal
 profile = \"$work/bench-profile.toml\""
+if [ -n "$BASELINE_VIGIE" ]; then
+  vigie_conf "$work/vigie-baseline.toml" "$VB" "$VBA" "$session_extra
+[storage]
+database = \"$work/baseline.sqlite\"
+$portal
+profile = \"$work/bench-profile.toml\""
+  taskset -c "$PROXY_CPU" "$BASELINE_VIGIE" run -c "$work/vigie-baseline.toml" 2> "$work/vigie-baseline.log" & pids+=($!)
+  VIGIE_BASELINE_PID=$!
+  wait_port "$VB"
+fi
 taskset -c "$LOAD_CPU" redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly yes --dir "$work" >/dev/null & pids+=($!)
 mkdir -p "$work/redis2"
 taskset -c "$LOAD_CPU" redis-server --port "$RP2" --bind 127.0.0.1 --save "" --appendonly yes --dir "$work/redis2" >/dev/null & pids+=($!)
@@ -147,6 +160,13 @@ TICK_US=$((1000000 / $(getconf CLK_TCK)))
 NGINX_WORKER=$(pgrep -P "$NGINX_PROXY_PID" | head -n 1 || echo "$NGINX_PROXY_PID")
 declare -A PID=([direct]="" [nginx]=$NGINX_WORKER [pingora]=$BARE_PID [vigie-passthrough]=$VIGIE_PID [vigie-session]=$VIGIE_SESSION_PID [vigie-session-redis]=$VIGIE_REDIS_PID [vigie-session-pg]=$VIGIE_PG_PID)
 cpu_us() { [ -n "${PID[$1]}" ] || { echo 0; return; }; awk -v t="$TICK_US" '{print ($14 + $15) * t}' "/proc/${PID[$1]}/stat"; }
+if [ -n "$BASELINE_VIGIE" ]; then
+  CONTESTANTS+=(vigie-session-baseline)
+  PORT[vigie-session-baseline]=$VB
+  COOKIE[vigie-session-baseline]=$(login_cookie "$VB")
+  PID[vigie-session-baseline]=$VIGIE_BASELINE_PID
+  [ -n "${COOKIE[vigie-session-baseline]}" ] || { echo "could not log in through the baseline gateway" >&2; exit 1; }
+fi
 cookie_args() { [ -n "${COOKIE[$1]}" ] && printf '%s\n' -H "Cookie: ${COOKIE[$1]}"; true; }
 
 echo "peak throughput: wrk -t1 -c$CONNECTIONS -d${SECONDS_PER_RUN}s, $RUNS runs each, interleaved" >&2
@@ -217,7 +237,7 @@ for s in summary:
     s["rps_vs_direct"] = round(s["rps"] / d["rps"], 3) if d else None
     s["p99_added_us"] = s["p99_us"] - d["p99_us"] if d else None
 print(f"{'mode':6} {'size':4} {'contestant':18} {'req/s':>9} {'p50 us':>7} {'p99 us':>7} {'p99.9 us':>8} {'vs nginx':>8} {'vs direct':>9} {'p99 +us':>7} {'errors':>6} {'cpu us/req':>10}")
-for s in sorted(summary, key=lambda s: (s["mode"] != "max", s["size"], ["direct", "nginx", "pingora", "vigie-passthrough", "vigie-session", "vigie-session-redis", "vigie-session-pg"].index(s["contestant"]))):
+for s in sorted(summary, key=lambda s: (s["mode"] != "max", s["size"], ["direct", "nginx", "pingora", "vigie-passthrough", "vigie-session", "vigie-session-redis", "vigie-session-pg", "vigie-session-baseline"].index(s["contestant"]))):
     print(f"{s['mode']:6} {s['size']:4} {s['contestant']:18} {s['rps']:9.0f} {s['p50_us']:7.0f} {s['p99_us']:7.0f} {s['p999_us']:8.0f} {s['rps_vs_nginx']:8.2f} {s['rps_vs_direct']:9.2f} {s['p99_added_us']:7.0f} {s['errors']:6d} {s['cpu_us_per_request']:10.1f}")
 print(f"peak RSS: nginx worker {rss['nginx_kb']/1024:.1f} MiB, bare pingora {rss['pingora_kb']/1024:.1f} MiB, vigie pass-through {rss['vigie_kb']/1024:.1f} MiB, "
       f"session {rss['vigie_session_kb']/1024:.1f} MiB, session+redis {rss['vigie_redis_kb']/1024:.1f} MiB, session+redis+postgres {rss['vigie_pg_kb']/1024:.1f} MiB")
@@ -227,6 +247,9 @@ if emb and red:
 pgr = get("max", "1k", "vigie-session-pg")
 if emb and pgr:
     print(f"PostgreSQL + Redis vs embedded (1k): req/s {pgr['rps'] / emb['rps']:.2f}x, CPU per request {pgr['cpu_us_per_request'] / emb['cpu_us_per_request']:.2f}x")
+base = get("max", "1k", "vigie-session-baseline")
+if emb and base:
+    print(f"embedded vs the baseline build (1k): req/s {emb['rps'] / base['rps']:.2f}x, CPU per request {emb['cpu_us_per_request'] / base['cpu_us_per_request']:.2f}x")
 bare, vp, ngx = get("max", "1k", "pingora"), get("max", "1k", "vigie-passthrough"), get("max", "1k", "nginx")
 if bare and vp and emb:
     print(f"vs bare Pingora (1k, req/s): pass-through {vp['rps'] / bare['rps']:.2f}x, full pipeline {emb['rps'] / bare['rps']:.2f}x")

@@ -92,7 +92,12 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
     let keys = key_ring(config);
     let pg = match &config.storage.records {
         Records::Sqlite => None,
-        Records::Postgres(settings) => Some(postgres(settings, db)?),
+        Records::Postgres(settings) => {
+            let pg = postgres(settings, db)?;
+            super::postgres::epoch::watch(pg.clone(), db.clone())
+                .context("the records epoch thread")?;
+            Some(pg)
+        }
     };
     let in_records = |what: &str| match &pg {
         Some(pg) => format!("{what} in PostgreSQL at {}", pg.at()),

@@ -18,6 +18,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 
 pub mod alerts;
 pub mod audit;
+pub mod epoch;
 pub mod factors;
 pub mod holds;
 pub mod import;

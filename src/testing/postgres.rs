@@ -96,6 +96,27 @@ impl PgDatabase {
     }
 }
 
+impl PgDatabase {
+    /// The database replaced by a `pg_dump` taken earlier (a restore from a backup).
+    #[allow(dead_code)]
+    pub fn restore(&self, dump: &[u8]) {
+        use std::io::Write;
+        self.gone();
+        self.back();
+        let mut psql = Command::new("psql")
+            .args([self.url().as_str(), "-q", "-v", "ON_ERROR_STOP=1"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("psql");
+        psql.stdin.take().unwrap().write_all(dump).unwrap();
+        assert!(
+            psql.wait().unwrap().success(),
+            "the dump could not be restored"
+        );
+    }
+}
+
 fn rand_suffix() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

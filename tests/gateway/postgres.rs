@@ -332,23 +332,7 @@ fn a_records_database_emptied_under_the_gateway_stops_its_start_until_it_is_take
     gw.proc.kill();
     db.gone();
     db.back();
-    let mut run = std::process::Command::new(VIGIE)
-        .args(["run", "-c", gw.config.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while run.try_wait().unwrap().is_none() {
-        if started.elapsed() > std::time::Duration::from_secs(20) {
-            let _ = run.kill();
-            panic!("started on an emptied records database");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let out = run.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{said}");
+    let said = refused_start(&gw);
     assert!(said.contains("--new-records"), "{said}");
     assert_eq!(
         db.sql("SELECT count(*) FROM account_locks"),
@@ -363,6 +347,64 @@ fn a_records_database_emptied_under_the_gateway_stops_its_start_until_it_is_take
         "--new-records",
     ]);
     assert!(taken.contains("taken as this gateway's"), "{taken}");
+    gw.restart();
+    assert!(!refused_sign_in(&gw, "dr.martin", "martin-demo"));
+}
+
+/// `vigie run` on the gateway's configuration must stop (within 20 s); what it said.
+fn refused_start(gw: &Gateway) -> String {
+    let mut run = std::process::Command::new(VIGIE)
+        .args(["run", "-c", gw.config.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while run.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = run.kill();
+            panic!("the gateway started");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = run.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{said}");
+    said
+}
+
+/// A records database restored from a backup taken before a lock: the lock is not in it. The
+/// start stops and says so, instead of letting the locked account in again.
+#[test]
+fn a_records_database_restored_from_an_older_backup_stops_the_start_until_it_is_taken_on_purpose() {
+    let portal = start_portal();
+    let db = PgDatabase::create();
+    let extra = format!(
+        "[storage]\nrecords = \"postgres\"\npostgres_url = \"{}\"\n{GENEROUS_BUDGETS}",
+        db.url()
+    );
+    let mut gw = start_gateway_with(&portal_section(&portal), &extra);
+    let backup = db.dump();
+    gw.restart();
+    admin_api(gw.admin_port, "POST", "/api/users/lock?user=inf.durand");
+    assert!(refused_sign_in(&gw, "inf.durand", "durand-demo"));
+    gw.proc.kill();
+    db.restore(&backup);
+    assert_eq!(
+        db.sql("SELECT count(*) FROM account_locks"),
+        "0",
+        "the backup predates the lock"
+    );
+    let said = refused_start(&gw);
+    assert!(said.contains("went back in time"), "{said}");
+    assert!(said.contains("--new-records"), "{said}");
+    vigie_ok([
+        "storage",
+        "migrate",
+        "-c",
+        gw.config.to_str().unwrap(),
+        "--new-records",
+    ]);
     gw.restart();
     assert!(!refused_sign_in(&gw, "dr.martin", "martin-demo"));
 }

@@ -68,7 +68,10 @@ pub fn from_sqlite(pg: &Pg, path: &Path) -> Result<Option<Copied>, anyhow::Error
         )
         .optional()?;
     match marked {
-        Some(m) if m == pg.instance() => return Ok(None),
+        Some(m) if m == pg.instance() => {
+            super::epoch::check(pg, &conn)?;
+            return Ok(None);
+        }
         // Moved before into another records database: this one is new, or was emptied. Its
         // locks, factors and used codes are not those this gateway knew; copying the file
         // again would bring back what was lifted or used since the move. Stop, and say why.
@@ -184,6 +187,7 @@ pub fn from_sqlite(pg: &Pg, path: &Path) -> Result<Option<Copied>, anyhow::Error
     let copied = write(pg, rows, None)?;
     // Marked only once PostgreSQL has committed: a copy cut short runs again at next start.
     mark(&conn, pg)?;
+    super::epoch::remember(&conn, super::epoch::advance(pg, &conn)?)?;
     Ok(Some(copied))
 }
 
@@ -200,6 +204,7 @@ fn mark(conn: &rusqlite::Connection, pg: &Pg) -> rusqlite::Result<()> {
 pub fn take_as_new(pg: &Pg, path: &Path) -> Result<(), anyhow::Error> {
     let conn = crate::storage::sqlite::open(path)?;
     mark(&conn, pg)?;
+    super::epoch::remember(&conn, super::epoch::advance(pg, &conn)?)?;
     Ok(())
 }
 

@@ -82,6 +82,10 @@ const MIGRATIONS: &[Migration] = &[
               );
               CREATE INDEX break_glass_at ON break_glass (at_us DESC);",
     },
+    Migration {
+        name: "a counter that notices a database restored from an older backup",
+        sql: "CREATE TABLE vigie_epochs (gateway TEXT PRIMARY KEY, epoch BIGINT NOT NULL);",
+    },
 ];
 
 /// The schema version this build writes.

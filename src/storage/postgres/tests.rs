@@ -388,3 +388,44 @@ fn the_audit_trail_keeps_the_contract_and_no_break_glass_reason_in_a_dump() {
     let store = Arc::new(audit::PgAudit(connect(&db)));
     crate::audit::tests::contract(store, &|| db.dump());
 }
+
+#[test]
+fn a_records_database_going_back_in_time_is_noticed_at_start_and_while_running() {
+    let db = PgDatabase::create();
+    let pg = connect(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vigie.sqlite");
+    assert!(
+        import::from_sqlite(&pg, &file).unwrap().is_none(),
+        "a new gateway"
+    );
+    let backup = db.dump();
+    assert!(
+        import::from_sqlite(&pg, &file).unwrap().is_none(),
+        "a later start"
+    );
+    let mut alerted = false;
+    epoch::tick(&pg, &file, &mut alerted).unwrap();
+    assert!(!alerted, "time goes forward");
+    // Restored from the backup under the running gateway: noticed at its next round...
+    db.restore(&backup);
+    let pg = connect(&db);
+    epoch::tick(&pg, &file, &mut alerted).unwrap();
+    assert!(alerted, "the running gateway alerts");
+    // ...and its next start stops, however long it ran since and whatever other replicas did.
+    let other = dir.path().join("other.sqlite");
+    for _ in 0..5 {
+        epoch::tick(&pg, &file, &mut alerted).unwrap();
+        import::from_sqlite(&pg, &other).unwrap();
+    }
+    let e = import::from_sqlite(&pg, &file).unwrap_err().to_string();
+    assert!(
+        e.contains("went back in time") && e.contains("--new-records"),
+        "{e}"
+    );
+    import::take_as_new(&pg, &file).unwrap();
+    assert!(
+        import::from_sqlite(&pg, &file).unwrap().is_none(),
+        "taken on purpose"
+    );
+}
