@@ -48,7 +48,7 @@ impl SqliteSessions {
         hashes: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), rusqlite::Error> {
         let mut conn = self.db.conn();
-        let tx = conn.transaction()?;
+        let tx = crate::storage::sqlite::write_tx(&mut conn)?;
         for hash in hashes {
             tx.execute("DELETE FROM sessions WHERE hash = ?1", params![hash])?;
         }

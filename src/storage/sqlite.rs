@@ -131,6 +131,13 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// A transaction that may write: it takes the file's write lock at its start, waiting for it
+/// (busy timeout). A deferred one that reads first fails at once (SQLITE_BUSY) when another
+/// connection wrote meanwhile, and every store (and the audit writer) has its own connection.
+pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 /// A store's one connection to the file, shared by its callers.
 pub struct Db(std::sync::Mutex<Connection>);
 

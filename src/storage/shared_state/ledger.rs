@@ -80,7 +80,7 @@ impl Ledger {
     /// Note users as enrolled (learnt from Redis); how many were new here.
     pub fn add_enrolled(&self, users: &[String]) -> Result<usize, StoreError> {
         let mut conn = self.conn.lock().expect("ledger");
-        let tx = conn.transaction().map_err(db_err)?;
+        let tx = crate::storage::sqlite::write_tx(&mut conn).map_err(db_err)?;
         let mut added = 0;
         for user in users {
             added += tx

@@ -22,7 +22,7 @@ fn limit(n: usize) -> i64 {
 impl AuditRecords for SqliteAudit {
     fn insert(&self, entries: &[Entry], glass: &[SealedBreakGlass]) -> Result<(), AuditError> {
         let mut conn = self.0.conn();
-        let tx = conn.transaction()?;
+        let tx = crate::storage::sqlite::write_tx(&mut conn)?;
         {
             let mut add = tx.prepare_cached(
                 "INSERT OR IGNORE INTO audit (id, at_us, level, event, username, fields)
@@ -104,7 +104,7 @@ impl AuditRecords for SqliteAudit {
 
     fn prune(&self, before_us: i64) -> Result<u64, AuditError> {
         let mut conn = self.0.conn();
-        let tx = conn.transaction()?;
+        let tx = crate::storage::sqlite::write_tx(&mut conn)?;
         let a = tx.execute("DELETE FROM audit WHERE at_us < ?1", [before_us])?;
         let b = tx.execute("DELETE FROM break_glass WHERE at_us < ?1", [before_us])?;
         tx.commit()?;

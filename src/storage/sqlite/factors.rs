@@ -71,7 +71,7 @@ impl FactorStore for SqliteFactors {
 
     async fn delete_user(&self, user: &str) -> Result<(), StoreError> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = crate::storage::sqlite::write_tx(c)?;
             for table in ["factors", "recovery_codes"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE username = ?1"), [user])?;
             }
@@ -99,7 +99,7 @@ impl FactorStore for SqliteFactors {
 
     async fn set_recovery_codes(&self, user: &str, digests: &[String]) -> Result<(), StoreError> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = crate::storage::sqlite::write_tx(c)?;
             tx.execute("DELETE FROM recovery_codes WHERE username = ?1", [user])?;
             for d in digests {
                 tx.execute(
@@ -148,7 +148,7 @@ impl FactorStore for SqliteFactors {
         forget_after: Option<u64>,
     ) -> Result<(u32, u64), StoreError> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = crate::storage::sqlite::write_tx(c)?;
             let row: Option<(i64, i64)> = tx
                 .query_row(
                     "SELECT count, last_at FROM factor_failures WHERE key = ?1",
