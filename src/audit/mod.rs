@@ -40,9 +40,11 @@ pub struct Entry {
     pub fields: Map<String, Value>,
 }
 
-/// A break-glass activation: who, where, until when, and why.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BreakGlass {
+/// A break-glass activation: who, where, until when, and why. The reason is in clear in
+/// memory only ([`String`]); stored sealed ([`SealedBreakGlass`]); for the review, opened
+/// ([`Review`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BreakGlass<Reason = String> {
     pub id: String,
     pub at_us: i64,
     pub user: String,
@@ -51,20 +53,29 @@ pub struct BreakGlass {
     pub session: String,
     /// Unix seconds.
     pub until: i64,
-    /// The written reason: in clear in memory only.
-    pub reason: String,
+    pub reason: Reason,
 }
 
-/// A break-glass record as stored: the reason sealed, bound to the record's id and user.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SealedBreakGlass {
-    pub id: String,
-    pub at_us: i64,
-    pub user: String,
-    pub portal: String,
-    pub session: String,
-    pub until: i64,
-    pub reason: Vec<u8>,
+/// As stored: the reason sealed, bound to the record's id and user.
+pub type SealedBreakGlass = BreakGlass<Vec<u8>>;
+
+/// For the review: the reason opened, `None` when the ring no longer holds its key.
+pub type Review = BreakGlass<Option<String>>;
+
+impl<R> BreakGlass<R> {
+    /// The same record with its reason turned into another form.
+    pub fn with_reason<T>(self, f: impl FnOnce(&Self) -> T) -> BreakGlass<T> {
+        let reason = f(&self);
+        BreakGlass {
+            id: self.id,
+            at_us: self.at_us,
+            user: self.user,
+            portal: self.portal,
+            session: self.session,
+            until: self.until,
+            reason,
+        }
+    }
 }
 
 /// Which entries to list, newest first.
@@ -164,19 +175,6 @@ pub struct AuditLog {
     keys: Arc<KeyRing>,
 }
 
-/// A break-glass record for the review, its reason opened.
-#[derive(Debug, Clone, Serialize)]
-pub struct Review {
-    pub id: String,
-    pub at_us: i64,
-    pub user: String,
-    pub portal: String,
-    pub session: String,
-    pub until: i64,
-    /// `None` when the ring no longer holds the key that sealed it.
-    pub reason: Option<String>,
-}
-
 impl AuditLog {
     pub fn new(store: Arc<dyn AuditRecords>, keys: Arc<KeyRing>) -> Self {
         Self { store, keys }
@@ -191,20 +189,12 @@ impl AuditLog {
         Ok(rows
             .into_iter()
             .map(|r| {
-                let reason = self
-                    .keys
-                    .open(&reason_aad(&r.id, &r.user), &r.reason)
-                    .ok()
-                    .and_then(|(plain, _)| String::from_utf8(plain).ok());
-                Review {
-                    id: r.id,
-                    at_us: r.at_us,
-                    user: r.user,
-                    portal: r.portal,
-                    session: r.session,
-                    until: r.until,
-                    reason,
-                }
+                r.with_reason(|r| {
+                    let opened = self.keys.open(&reason_aad(&r.id, &r.user), &r.reason);
+                    opened
+                        .ok()
+                        .and_then(|(plain, _)| String::from_utf8(plain).ok())
+                })
             })
             .collect())
     }

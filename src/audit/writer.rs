@@ -83,18 +83,10 @@ impl Writer {
                 self.entries.push_back(e);
             }
             Record::BreakGlass(b) => {
-                let reason = self
-                    .keys
-                    .seal(&reason_aad(&b.id, &b.user), b.reason.as_bytes());
-                self.glass.push_back(SealedBreakGlass {
-                    id: b.id,
-                    at_us: b.at_us,
-                    user: b.user,
-                    portal: b.portal,
-                    session: b.session,
-                    until: b.until,
-                    reason,
-                });
+                let keys = &self.keys;
+                let sealed =
+                    b.with_reason(|b| keys.seal(&reason_aad(&b.id, &b.user), b.reason.as_bytes()));
+                self.glass.push_back(sealed);
             }
         }
         METRICS.audit_pending.set(self.pending() as i64);

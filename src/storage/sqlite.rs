@@ -131,6 +131,17 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// A value of the file's `shared_state` table (markers the gateway keeps for itself).
+pub fn state_value(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row(
+        "SELECT value FROM shared_state WHERE name = ?1",
+        [name],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 /// A transaction that may write: it takes the file's write lock at its start, waiting for it
 /// (busy timeout). A deferred one that reads first fails at once (SQLITE_BUSY) when another
 /// connection wrote meanwhile, and every store (and the audit writer) has its own connection.

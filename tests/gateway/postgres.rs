@@ -30,10 +30,7 @@ fn alert_listed(gw: &Gateway, id: &str) -> bool {
 fn a_replaced_machine_keeps_holds_locks_and_alerts_kept_in_postgres() {
     let portal = start_portal();
     let db = PgDatabase::create();
-    let extra = format!(
-        "[storage]\nrecords = \"postgres\"\npostgres_url = \"{}\"\n{GENEROUS_BUDGETS}",
-        db.url()
-    );
+    let extra = records_on(&db);
     let gw = start_gateway_with(&portal_section(&portal), &extra);
     let (_, held) = enumerate(gw.port, &signed_in(&gw, "dr.martin", "martin-demo"));
     let alert_id = held.header("x-vigie-held").unwrap().to_string();
@@ -279,10 +276,7 @@ fn replicas_on_a_redis_cluster_move_their_factors_to_postgres() {
 fn a_lock_made_on_one_gateway_reaches_another_sharing_only_postgres() {
     let portal = start_portal();
     let db = PgDatabase::create();
-    let extra = format!(
-        "[storage]\nrecords = \"postgres\"\npostgres_url = \"{}\"\n{GENEROUS_BUDGETS}",
-        db.url()
-    );
+    let extra = records_on(&db);
     let a = start_gateway_with(&portal_section(&portal), &extra);
     let b = start_gateway_with(&portal_section(&portal), &extra);
     let on_b = signed_in(&b, "dr.martin", "martin-demo");
@@ -322,10 +316,7 @@ fn a_lock_made_on_one_gateway_reaches_another_sharing_only_postgres() {
 fn a_records_database_emptied_under_the_gateway_stops_its_start_until_it_is_taken_on_purpose() {
     let portal = start_portal();
     let db = PgDatabase::create();
-    let extra = format!(
-        "[storage]\nrecords = \"postgres\"\npostgres_url = \"{}\"\n{GENEROUS_BUDGETS}",
-        db.url()
-    );
+    let extra = records_on(&db);
     // One start is enough: the new gateway's file names its records database at once.
     let mut gw = start_gateway_with(&portal_section(&portal), &extra);
     admin_api(gw.admin_port, "POST", "/api/users/lock?user=inf.durand");
@@ -349,6 +340,14 @@ fn a_records_database_emptied_under_the_gateway_stops_its_start_until_it_is_take
     assert!(taken.contains("taken as this gateway's"), "{taken}");
     gw.restart();
     assert!(!refused_sign_in(&gw, "dr.martin", "martin-demo"));
+}
+
+/// `[storage]` for an embedded gateway whose records are in `db`.
+fn records_on(db: &PgDatabase) -> String {
+    format!(
+        "[storage]\nrecords = \"postgres\"\npostgres_url = \"{}\"\n{GENEROUS_BUDGETS}",
+        db.url()
+    )
 }
 
 /// `vigie run` on the gateway's configuration must stop (within 20 s); what it said.
@@ -379,10 +378,7 @@ fn refused_start(gw: &Gateway) -> String {
 fn a_records_database_restored_from_an_older_backup_stops_the_start_until_it_is_taken_on_purpose() {
     let portal = start_portal();
     let db = PgDatabase::create();
-    let extra = format!(
-        "[storage]\nrecords = \"postgres\"\npostgres_url = \"{}\"\n{GENEROUS_BUDGETS}",
-        db.url()
-    );
+    let extra = records_on(&db);
     let mut gw = start_gateway_with(&portal_section(&portal), &extra);
     let backup = db.dump();
     gw.restart();

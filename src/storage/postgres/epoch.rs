@@ -10,9 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use super::Pg;
+use crate::storage::sqlite::state_value;
 
 /// How often a running gateway advances the counter: a backup older than this is noticed.
 pub const EVERY: Duration = Duration::from_secs(10);
@@ -41,14 +42,7 @@ pub fn advance(pg: &Pg, conn: &Connection) -> anyhow::Result<i64> {
 }
 
 fn gateway(conn: &Connection) -> rusqlite::Result<String> {
-    let found: Option<String> = conn
-        .query_row(
-            "SELECT value FROM shared_state WHERE name = ?1",
-            [GATEWAY],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(id) = found {
+    if let Some(id) = state_value(conn, GATEWAY)? {
         return Ok(id);
     }
     let id = format!("{:032x}", rand::random::<u128>());
@@ -61,13 +55,7 @@ fn gateway(conn: &Connection) -> rusqlite::Result<String> {
 
 /// The last value the file saw (0: none yet).
 fn seen(conn: &Connection) -> rusqlite::Result<i64> {
-    let v: Option<String> = conn
-        .query_row(
-            "SELECT value FROM shared_state WHERE name = ?1",
-            [SEEN],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let v = state_value(conn, SEEN)?;
     Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 

@@ -9,8 +9,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::OptionalExtension;
-
 use super::{Pg, PgError};
 
 /// What one source brought: (table, rows added).
@@ -60,13 +58,7 @@ pub fn from_sqlite(pg: &Pg, path: &Path) -> Result<Option<Copied>, anyhow::Error
         return Ok(None);
     }
     let conn = crate::storage::sqlite::open(path)?;
-    let marked: Option<String> = conn
-        .query_row(
-            "SELECT value FROM shared_state WHERE name = ?1",
-            [MARK],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let marked = crate::storage::sqlite::state_value(&conn, MARK)?;
     match marked {
         Some(m) if m == pg.instance() => {
             super::epoch::check(pg, &conn)?;
