@@ -1,31 +1,35 @@
 //! Structured logs through `tracing`; Pingora's `log` records are bridged into the same stream.
 
-use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
 
 /// Install the global subscriber. `VIGIE_LOG`, when set, overrides the configured filter. The
-/// audit trail has its own filter: it is kept whatever the log level.
+/// audit trail is kept (and logged) whatever the level: the filter always lets `vigie::audit`
+/// through at INFO. One global filter, not one per layer: with per-layer filters, a
+/// `tracing::enabled!` probe not followed by an event left the audit layer disabled for the
+/// next event on that thread, and audit entries were lost (JSON logs probe the access target).
 pub fn init(log: &LogConfig) {
     let filter = std::env::var("VIGIE_LOG")
         .ok()
         .and_then(|f| EnvFilter::builder().parse(f).ok())
-        .unwrap_or_else(|| EnvFilter::builder().parse_lossy(&log.level));
-    // At INFO, not TRACE: the most verbose level any layer wants becomes `log`'s maximum, and
-    // Pingora's debug and trace records would then each be built and filtered on the hot path.
-    let audit = crate::audit::AuditLayer
-        .with_filter(Targets::new().with_target(crate::audit::TARGET, tracing::Level::INFO));
+        .unwrap_or_else(|| EnvFilter::builder().parse_lossy(&log.level))
+        .add_directive(
+            format!("{}=info", crate::audit::TARGET)
+                .parse()
+                .expect("a valid directive"),
+        );
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let registry = tracing_subscriber::registry().with(audit);
+    // The filter first: the audit layer sees only what it lets through, and takes its target.
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(crate::audit::AuditLayer);
     // A second init (tests, demo) keeps the first subscriber; that is harmless.
     let installed = match log.format {
-        LogFormat::Json => registry
-            .with(fmt.json().flatten_event(true).with_filter(filter))
-            .try_init(),
-        LogFormat::Pretty => registry.with(fmt.with_filter(filter)).try_init(),
+        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
+        LogFormat::Pretty => registry.with(fmt).try_init(),
     };
     if installed.is_ok() {
         crate::pipeline::configure_access_log(

@@ -1,5 +1,6 @@
-//! The `tracing` layer that copies every `vigie::audit` event to the audit queue. It has its
-//! own filter (see `telemetry`): the trail is kept whatever level the logs are set to.
+//! The `tracing` layer that copies every `vigie::audit` event to the audit queue. The log
+//! filter always lets that target through (see `telemetry`): the trail is kept whatever level
+//! the logs are set to.
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};

@@ -14,13 +14,15 @@ pub fn audit(gw: &Gateway, query: &str) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
+/// JSON logs at level `error`: an access line probes its level before each request, which
+/// once left the audit layer blind to the sign-ins that followed.
 #[test]
 fn the_trail_is_kept_whatever_the_log_level_and_outlives_a_restart() {
     let portal = start_portal();
     let mut gw = start_profiled_gateway(
         portal.port,
         "sample-portal.toml",
-        "[log]\nlevel = \"error\"\n",
+        "[log]\nformat = \"json\"\nlevel = \"error\"\n",
     );
     let refused = submit_login(gw.port, "dr.martin", "not-the-password", None);
     assert_eq!(refused.status, 303, "{}", refused.text());
@@ -36,10 +38,14 @@ fn the_trail_is_kept_whatever_the_log_level_and_outlives_a_restart() {
     assert_eq!(seen[0]["fields"]["client"], "127.0.0.1");
     assert_eq!(seen[0]["level"], "info");
     assert!(seen[0]["at_us"].as_i64().unwrap() >= seen[1]["at_us"].as_i64().unwrap());
+    let log = gw.proc.stderr();
+    let info = |l: &&str| l.contains("\"level\":\"INFO\"") && !l.contains("vigie::audit");
     assert!(
-        !gw.proc.stderr().contains("outcome"),
-        "the log level hides these lines: the trail does not depend on it"
+        !log.contains("\"target\":\"vigie::access\"") && !log.lines().any(|l| info(&l)),
+        "the log level hides the other info lines: {log}"
     );
+    // The audit lines themselves are logged whatever the level (a SIEM reads them too).
+    assert!(log.contains("\"outcome\":\"success\""), "{log}");
     assert!(audit(&gw, "user=inf.durand").is_empty());
 
     gw.restart();
@@ -50,4 +56,23 @@ fn the_trail_is_kept_whatever_the_log_level_and_outlives_a_restart() {
     )
     .unwrap();
     assert_eq!(refused.status, 401, "the trail needs the admin token");
+}
+
+/// JSON logs at info: each request's access line first asks whether its level is on; with a
+/// filter per layer, that question once left the audit layer blind to the next sign-in on
+/// the same thread, and most of the trail was lost.
+#[test]
+fn json_logs_at_info_keep_every_sign_in() {
+    let portal = start_portal();
+    let gw = start_profiled_gateway(
+        portal.port,
+        "sample-portal.toml",
+        "[log]\nformat = \"json\"\n",
+    );
+    for _ in 0..5 {
+        Client::login(gw.port, "dr.martin", "martin-demo");
+    }
+    wait_for("five sign-ins in the trail", || {
+        (audit(&gw, "user=dr.martin&event=login").len() == 5).then_some(())
+    });
 }
