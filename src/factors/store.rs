@@ -216,6 +216,21 @@ pub(crate) mod tests {
             "once"
         );
 
+        // Keys as the factor layer makes them: parts joined with NUL (PostgreSQL text refuses
+        // a NUL byte), and `%`, which an escape must keep apart from it.
+        let (nul, pct) = ("dr.martin\0auth:s1", "dr.martin%00auth:s1");
+        store.put_challenge(nul, vec![7], 200).await.unwrap();
+        assert_eq!(store.take_challenge(pct, 100).await.unwrap(), None);
+        assert_eq!(store.take_challenge(nul, 100).await.unwrap(), Some(vec![7]));
+        store
+            .reserve_attempt("recovery\0dr.martin", 10, None)
+            .await
+            .unwrap();
+        assert_eq!(store.failures("recovery\0dr.martin").await.unwrap().0, 1);
+        assert_eq!(store.failures("recovery%00dr.martin").await.unwrap().0, 0);
+        store.clear_failures("recovery\0dr.martin").await.unwrap();
+        assert_eq!(store.failures("recovery\0dr.martin").await.unwrap().0, 0);
+
         store.put_challenge("reg:s1", vec![9], 200).await.unwrap();
         assert_eq!(store.take_challenge("reg:s2", 100).await.unwrap(), None);
         assert_eq!(

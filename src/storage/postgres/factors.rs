@@ -206,7 +206,7 @@ impl FactorStore for PgFactors {
         now: u64,
         forget_after: Option<u64>,
     ) -> Result<(u32, u64), StoreError> {
-        let key = key.to_string();
+        let key = text_key(key);
         Ok(self
             .0
             .run(move |mut c| {
@@ -243,6 +243,7 @@ impl FactorStore for PgFactors {
     }
 
     async fn release_attempt(&self, key: &str) -> Result<(), StoreError> {
+        let key = &text_key(key);
         self.execute(
             "UPDATE factor_failures SET count = GREATEST(count - 1, 0) WHERE key = $1",
             &[key],
@@ -253,6 +254,7 @@ impl FactorStore for PgFactors {
     }
 
     async fn failures(&self, key: &str) -> Result<(u32, u64), StoreError> {
+        let key = &text_key(key);
         self.one(
             "SELECT count, last_at FROM factor_failures WHERE key = $1",
             key,
@@ -269,6 +271,7 @@ impl FactorStore for PgFactors {
     }
 
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+        let key = &text_key(key);
         self.execute("DELETE FROM factor_failures WHERE key = $1", &[key], vec![])
             .await
             .map(drop)
@@ -314,7 +317,7 @@ impl FactorStore for PgFactors {
         state: Vec<u8>,
         expires: u64,
     ) -> Result<(), StoreError> {
-        let key = key.to_string();
+        let key = text_key(key);
         self.0
             .run(move |c| {
                 let (key, state) = (key.clone(), state.clone());
@@ -338,6 +341,7 @@ impl FactorStore for PgFactors {
     }
 
     async fn take_challenge(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = &text_key(key);
         let row = self
             .one(
                 "DELETE FROM webauthn_challenges WHERE key = $1 RETURNING state, expires",
@@ -347,4 +351,11 @@ impl FactorStore for PgFactors {
             .await?;
         Ok(row.and_then(|(s, exp)| (exp as u64 > now).then_some(s)))
     }
+}
+
+/// A counter's or a ceremony's key as a TEXT value: the factor layer joins its parts with NUL,
+/// which PostgreSQL text refuses (22021). Escaped one to one (`%` then NUL), so two keys never
+/// meet.
+fn text_key(key: &str) -> String {
+    key.replace('%', "%25").replace('\0', "%00")
 }
