@@ -139,7 +139,7 @@ impl AdminApp {
                         serde_json::json!({
                             "session": fp, "portal": r.portal, "level": r.level.label(), "client_ip": r.client_ip,
                             "user_agent": r.user_agent, "created": r.created, "last_seen": r.last_seen,
-                            "groups": r.groups, "break_glass_until": r.break_glass_until, "break_glass_reason": r.break_glass_reason,
+                            "groups": r.groups, "break_glass_until": r.break_glass_until, "break_glass_reason_chars": r.break_glass_reason.as_ref().map(|r| r.chars().count()),
                         })
                     })
                     .collect();
@@ -301,7 +301,8 @@ impl AdminApp {
             }
             _ => audit.break_glass(user.as_deref(), limit).map(|list| {
                 // Reading the reasons is itself audited: they may name a patient.
-                tracing::warn!(target: "vigie::audit", event = "break_glass_reviewed", records = list.len(), by = "admin_api");
+                let ids: Vec<&str> = list.iter().map(|r| r.id.as_str()).collect();
+                tracing::warn!(target: "vigie::audit", event = "break_glass_reviewed", records = list.len(), ids = %ids.join(","), of_user = user.as_deref().unwrap_or("*"), by = "admin_api");
                 serde_json::json!({ "break_glass": list })
             }),
         };

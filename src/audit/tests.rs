@@ -227,3 +227,20 @@ fn entries_the_store_refuses_are_kept_and_written_in_order_once_it_answers() {
     );
     assert_eq!(store.glass.lock().unwrap().len(), 1);
 }
+
+#[test]
+fn a_repeated_event_is_kept_once_per_quiet_time_with_how_many_were_folded() {
+    let t0 = Instant::now();
+    let key = "login_budget|10.0.0.9|flood";
+    assert_eq!(folded_at(key, t0), Some(0));
+    for i in 1..=500 {
+        assert_eq!(folded_at(key, t0 + Duration::from_millis(i)), None);
+    }
+    assert_eq!(
+        folded_at("login_budget|10.0.0.9|dr.martin", t0),
+        Some(0),
+        "per key"
+    );
+    assert_eq!(folded_at(key, t0 + QUIET), Some(500));
+    assert_eq!(folded_at(key, t0 + QUIET * 3), Some(0));
+}

@@ -396,7 +396,7 @@ impl Gateway {
             return Ok(());
         };
         let ip = ctx.request().map(|r| r.client.ip);
-        tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason = %reason, client = ?ip);
+        tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason = %reason, client = ip.map(tracing::field::display));
         // Its pre-login session was taken out of the store with the head: it only goes.
         ctx.identity = Identity::Anonymous;
         let tls = ctx.tls();
