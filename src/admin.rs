@@ -114,7 +114,8 @@ impl AdminApp {
                 .into_owned()
                 .collect();
         if path == "/api/audit" || path == "/api/break-glass" {
-            return self.audit_api(session.req_header().method.as_str(), path, &params);
+            let method = session.req_header().method.as_str();
+            return self.audit_api(method, path, &params).await;
         }
         if path.starts_with("/api/alerts") || path.starts_with("/api/holds") {
             let method = session.req_header().method.as_str();
@@ -264,7 +265,7 @@ impl AdminApp {
 
     /// `GET /api/audit[?user=U][&event=E][&limit=N]`: the trail, newest first.
     /// `GET /api/break-glass[?user=U][&limit=N]`: each use with its reason, for the review.
-    fn audit_api(
+    async fn audit_api(
         &self,
         method: &str,
         path: &str,
@@ -288,13 +289,13 @@ impl AdminApp {
             .and_then(|l| l.parse().ok())
             .unwrap_or(100usize)
             .min(1000);
-        let answer = match path {
+        // Off the admin listener's thread: a long read does not hold up health checks.
+        let (audit, path) = (audit.clone(), path.to_string());
+        let event = param("event");
+        let read = tokio::task::spawn_blocking(move || {
+            match path.as_str() {
             "/api/audit" => {
-                let query = crate::audit::Query {
-                    user,
-                    event: param("event"),
-                    limit,
-                };
+                let query = crate::audit::Query { user, event, limit };
                 audit
                     .recent(&query)
                     .map(|entries| serde_json::json!({ "entries": entries }))
@@ -305,10 +306,12 @@ impl AdminApp {
                 tracing::warn!(target: "vigie::audit", event = "break_glass_reviewed", records = list.len(), ids = %ids.join(","), of_user = user.as_deref().unwrap_or("*"), by = "admin_api");
                 serde_json::json!({ "break_glass": list })
             }),
-        };
-        match answer {
-            Ok(v) => json(200, v),
-            Err(e) => json(503, serde_json::json!({ "error": e.to_string() })),
+        }
+        });
+        match read.await {
+            Ok(Ok(v)) => json(200, v),
+            Ok(Err(e)) => json(503, serde_json::json!({ "error": e.to_string() })),
+            Err(e) => json(500, serde_json::json!({ "error": e.to_string() })),
         }
     }
 

@@ -113,10 +113,37 @@ pub trait AuditRecords: Send + Sync {
     fn prune(&self, before_us: i64) -> Result<u64, AuditError>;
 }
 
+/// The `WHERE` of a listing: one condition per filter given, so the matching index is used
+/// (`?1 IS NULL OR …` would scan by time).
+pub fn filters(user: bool, event: bool, placeholder: impl Fn(usize) -> String) -> String {
+    let mut conds = Vec::new();
+    if user {
+        conds.push(format!("username = {}", placeholder(conds.len() + 1)));
+    }
+    if event {
+        conds.push(format!("event = {}", placeholder(conds.len() + 1)));
+    }
+    match conds.is_empty() {
+        true => String::new(),
+        false => format!("WHERE {}", conds.join(" AND ")),
+    }
+}
+
 /// What travels from the request path to the writer.
 pub(crate) enum Record {
     Entry(Entry),
     BreakGlass(BreakGlass),
+    /// A break-glass record waits in [`GLASS`].
+    Wake,
+}
+
+/// Break-glass records on their way to the writer: not in the bounded queue, so a flood that
+/// fills it cannot drop one (they are few: one per activation).
+static GLASS: Lazy<Mutex<Vec<BreakGlass>>> = Lazy::new(Default::default);
+
+/// The break-glass records waiting, taken.
+pub(crate) fn take_glass() -> Vec<BreakGlass> {
+    std::mem::take(&mut *GLASS.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// The queue's sending end, and its receiving end until the writer takes it.
@@ -134,9 +161,11 @@ pub(crate) fn submit(record: Record) {
     }
 }
 
-/// Keep a break-glass activation (the reason is sealed before it is written).
+/// Keep a break-glass activation (the reason is sealed before it is written). Never dropped:
+/// if the queue is full, the writer finds it at its next round (within seconds).
 pub fn break_glass(record: BreakGlass) {
-    submit(Record::BreakGlass(record));
+    GLASS.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+    let _ = QUEUED.0.try_send(Record::Wake);
 }
 
 /// Events an attacker can repeat at will (a login flood refused by its budget) are kept once

@@ -244,3 +244,49 @@ fn a_repeated_event_is_kept_once_per_quiet_time_with_how_many_were_folded() {
     assert_eq!(folded_at(key, t0 + QUIET), Some(500));
     assert_eq!(folded_at(key, t0 + QUIET * 3), Some(0));
 }
+
+#[test]
+fn a_listing_by_user_or_event_reads_its_index_not_the_whole_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = crate::storage::sqlite::open(&dir.path().join("vigie.sqlite")).unwrap();
+    let plan = |user: bool, event: bool| -> String {
+        let q = Query {
+            user: user.then(|| "dr.martin".into()),
+            event: event.then(|| "login".into()),
+            limit: 10,
+        };
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::storage::sqlite::audit::listing(&q)
+        );
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let n = stmt.parameter_count();
+        let args: Vec<rusqlite::types::Value> = (0..n).map(|_| "x".to_string().into()).collect();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    };
+    assert!(
+        plan(true, false).contains("audit_user"),
+        "{}",
+        plan(true, false)
+    );
+    assert!(
+        plan(false, true).contains("audit_event"),
+        "{}",
+        plan(false, true)
+    );
+    assert!(
+        !plan(true, true).contains("SCAN audit"),
+        "{}",
+        plan(true, true)
+    );
+}
+
+#[test]
+fn a_break_glass_record_waits_outside_the_queue() {
+    break_glass(glass(7, "dr.glass"));
+    let waiting = take_glass();
+    assert!(waiting.iter().any(|b| b.user == "dr.glass"), "{waiting:?}");
+}

@@ -27,6 +27,8 @@ pub struct Writer {
     glass: VecDeque<SealedBreakGlass>,
     retry_at: Option<Instant>,
     pruned_at: Option<Instant>,
+    /// Entries dropped when the SOC was last told, and when.
+    dropped: (u64, Option<Instant>),
     /// Whether the last write failed (said once per outage).
     failing: bool,
 }
@@ -45,6 +47,7 @@ impl Writer {
             glass: VecDeque::new(),
             retry_at: None,
             pruned_at: None,
+            dropped: (0, None),
             failing: false,
         }
     }
@@ -67,9 +70,13 @@ impl Writer {
                     return;
                 }
             }
+            for b in super::take_glass() {
+                self.take(Record::BreakGlass(b));
+            }
             let now = Instant::now();
             self.flush(now);
             self.prune(now);
+            self.say_dropped(now);
         }
     }
 
@@ -82,6 +89,7 @@ impl Writer {
                 }
                 self.entries.push_back(e);
             }
+            Record::Wake => {}
             Record::BreakGlass(b) => {
                 let keys = &self.keys;
                 let sealed =
@@ -125,6 +133,17 @@ impl Writer {
         self.retry_at = None;
         METRICS.audit_pending.set(0);
         true
+    }
+
+    /// Entries dropped (a full queue or backlog) are an alert, at most once a minute: a gap in
+    /// the trail is what an attacker flooding it wants unnoticed.
+    fn say_dropped(&mut self, now: Instant) {
+        let total = METRICS.audit_dropped.get();
+        let (told, at) = self.dropped;
+        if total > told && at.is_none_or(|at| now >= at + Duration::from_secs(60)) {
+            tracing::error!(target: "vigie::alert", severity = "high", event = "audit_entries_dropped", dropped = total - told, "audit entries were dropped (the queue or the backlog was full): the trail has a gap; the logs still carry them");
+            self.dropped = (total, Some(now));
+        }
     }
 
     fn prune(&mut self, now: Instant) {

@@ -129,6 +129,10 @@ const MIGRATIONS: &[Migration] = &[
               );
               CREATE INDEX break_glass_at ON break_glass (at_us);",
     },
+    Migration {
+        name: "the audit trail listed by event",
+        sql: "CREATE INDEX audit_event ON audit (event, at_us);",
+    },
 ];
 
 /// A value of the file's `shared_state` table (markers the gateway keeps for itself).

@@ -49,19 +49,21 @@ impl AuditRecords for PgAudit {
     }
 
     fn recent(&self, q: &Query) -> Result<Vec<Entry>, AuditError> {
-        let (user, event) = (q.user.clone(), q.event.clone());
+        let given: Vec<String> = [&q.user, &q.event].into_iter().flatten().cloned().collect();
         let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT id, at_us, level, event, username, fields::text FROM audit {}
+             ORDER BY at_us DESC, id DESC LIMIT ${}",
+            crate::audit::filters(q.user.is_some(), q.event.is_some(), |i| format!("${i}")),
+            given.len() + 1
+        );
         let rows = self.0.block(move |c| {
-            let (user, event) = (user.clone(), event.clone());
+            let (given, sql) = (given.clone(), sql.clone());
             async move {
-                let rows = c
-                    .query(
-                        "SELECT id, at_us, level, event, username, fields::text FROM audit
-                         WHERE ($1::text IS NULL OR username = $1) AND ($2::text IS NULL OR event = $2)
-                         ORDER BY at_us DESC, id DESC LIMIT $3",
-                        &[&user, &event, &limit],
-                    )
-                    .await?;
+                let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                    given.iter().map(|g| g as _).collect();
+                args.push(&limit);
+                let rows = c.query(&sql, &args).await?;
                 Ok(rows
                     .iter()
                     .map(|r| {

@@ -7,12 +7,31 @@ use rusqlite::params;
 use crate::audit::{AuditError, AuditRecords, Entry, Query, SealedBreakGlass};
 use crate::storage::sqlite::Db;
 
-pub struct SqliteAudit(Db);
+/// A connection for the writer and one for the admin API's reads: a long read does not hold
+/// the writer up (the file is in WAL mode, readers and the writer do not wait for each other).
+pub struct SqliteAudit {
+    writer: Db,
+    reader: Db,
+}
 
 impl SqliteAudit {
     pub fn open(path: &Path) -> Result<Self, AuditError> {
-        Ok(Self(Db::open(path)?))
+        Ok(Self {
+            writer: Db::open(path)?,
+            reader: Db::open(path)?,
+        })
     }
+}
+
+/// The statement that lists `q`'s entries: its filters' values, then the limit.
+pub fn listing(q: &Query) -> String {
+    let (user, event) = (q.user.is_some(), q.event.is_some());
+    format!(
+        "SELECT id, at_us, level, event, username, fields FROM audit {}
+         ORDER BY at_us DESC, id DESC LIMIT ?{}",
+        crate::audit::filters(user, event, |i| format!("?{i}")),
+        usize::from(user) + usize::from(event) + 1
+    )
 }
 
 fn limit(n: usize) -> i64 {
@@ -21,7 +40,7 @@ fn limit(n: usize) -> i64 {
 
 impl AuditRecords for SqliteAudit {
     fn insert(&self, entries: &[Entry], glass: &[SealedBreakGlass]) -> Result<(), AuditError> {
-        let mut conn = self.0.conn();
+        let mut conn = self.writer.conn();
         let tx = crate::storage::sqlite::write_tx(&mut conn)?;
         {
             let mut add = tx.prepare_cached(
@@ -47,13 +66,17 @@ impl AuditRecords for SqliteAudit {
     }
 
     fn recent(&self, q: &Query) -> Result<Vec<Entry>, AuditError> {
-        let conn = self.0.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, at_us, level, event, username, fields FROM audit
-             WHERE (?1 IS NULL OR username = ?1) AND (?2 IS NULL OR event = ?2)
-             ORDER BY at_us DESC, id DESC LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![q.user, q.event, limit(q.limit)], |r| {
+        let conn = self.reader.conn();
+        let given: Vec<&dyn rusqlite::ToSql> = [&q.user, &q.event]
+            .into_iter()
+            .filter(|v| v.is_some())
+            .map(|v| v as &dyn rusqlite::ToSql)
+            .collect();
+        let n = limit(q.limit);
+        let mut args = given.clone();
+        args.push(&n);
+        let mut stmt = conn.prepare_cached(&listing(q))?;
+        let rows = stmt.query_map(args.as_slice(), |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)?,
@@ -83,7 +106,7 @@ impl AuditRecords for SqliteAudit {
         user: Option<&str>,
         n: usize,
     ) -> Result<Vec<SealedBreakGlass>, AuditError> {
-        let conn = self.0.conn();
+        let conn = self.reader.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT id, at_us, username, portal, session, until, reason FROM break_glass
              WHERE (?1 IS NULL OR username = ?1) ORDER BY at_us DESC, id DESC LIMIT ?2",
@@ -103,7 +126,7 @@ impl AuditRecords for SqliteAudit {
     }
 
     fn prune(&self, before_us: i64) -> Result<u64, AuditError> {
-        let mut conn = self.0.conn();
+        let mut conn = self.writer.conn();
         let tx = crate::storage::sqlite::write_tx(&mut conn)?;
         let a = tx.execute("DELETE FROM audit WHERE at_us < ?1", [before_us])?;
         let b = tx.execute("DELETE FROM break_glass WHERE at_us < ?1", [before_us])?;
