@@ -280,6 +280,18 @@ impl AdminApp {
         if method != "GET" {
             return json(405, serde_json::json!({ "error": "GET only" }));
         }
+        // A filter it does not know would be ignored, and the whole trail read as an answer.
+        let known: &[&str] = match path {
+            "/api/audit" => &["user", "event", "limit"],
+            _ => &["user", "limit"],
+        };
+        if let Some(other) = params.keys().find(|k| !known.contains(&k.as_str())) {
+            let error = format!(
+                "unknown filter `{other}`: {path} takes {}",
+                known.join(", ")
+            );
+            return json(400, serde_json::json!({ "error": error }));
+        }
         let param = |name: &str| params.get(name).filter(|v| !v.is_empty()).cloned();
         let user = param("user").map(|u| match &self.names {
             Some(profile) => crate::identity::login::canonical(profile, &u),

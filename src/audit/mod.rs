@@ -9,6 +9,7 @@
 //! the request path: a store that does not answer (PostgreSQL away, the disk full) keeps the
 //! entries in the writer's backlog until it answers again.
 
+mod fold;
 mod layer;
 mod writer;
 
@@ -20,6 +21,7 @@ use once_cell::sync::Lazy;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use fold::{login_refused, QUIET};
 pub use layer::{AuditLayer, TARGET};
 
 use crate::factors::crypto::KeyRing;
@@ -166,41 +168,6 @@ pub(crate) fn submit(record: Record) {
 pub fn break_glass(record: BreakGlass) {
     GLASS.lock().unwrap_or_else(|e| e.into_inner()).push(record);
     let _ = QUEUED.0.try_send(Record::Wake);
-}
-
-/// Events an attacker can repeat at will (a login flood refused by its budget) are kept once
-/// per key and this long, with how many were folded into that one.
-pub const QUIET: Duration = Duration::from_secs(10);
-
-static FOLDS: Lazy<Mutex<std::collections::HashMap<String, (std::time::Instant, u64)>>> =
-    Lazy::new(Default::default);
-
-/// `Some(n)` when an entry for `key` is due (`n` folded since the last one), `None` when this
-/// one is folded into the next.
-pub fn folded(key: &str) -> Option<u64> {
-    folded_at(key, std::time::Instant::now())
-}
-
-fn folded_at(key: &str, now: std::time::Instant) -> Option<u64> {
-    let mut folds = FOLDS.lock().unwrap_or_else(|e| e.into_inner());
-    if folds.len() > 10_000 {
-        folds.retain(|_, (at, _)| now.duration_since(*at) < QUIET);
-    }
-    match folds.get_mut(key) {
-        Some((at, n)) if now.duration_since(*at) < QUIET => {
-            *n += 1;
-            None
-        }
-        Some((at, n)) => {
-            let was = std::mem::take(n);
-            *at = now;
-            Some(was)
-        }
-        None => {
-            folds.insert(key.to_string(), (now, 0));
-            Some(0)
-        }
-    }
 }
 
 /// A fresh record id.

@@ -229,20 +229,31 @@ fn entries_the_store_refuses_are_kept_and_written_in_order_once_it_answers() {
 }
 
 #[test]
-fn a_repeated_event_is_kept_once_per_quiet_time_with_how_many_were_folded() {
+fn a_repeated_event_is_kept_once_per_quiet_time_and_a_last_burst_is_written_when_it_ends() {
+    use super::fold::{due_at, fold_at};
     let t0 = Instant::now();
-    let key = "login_budget|10.0.0.9|flood";
-    assert_eq!(folded_at(key, t0), Some(0));
+    let ip: Option<std::net::IpAddr> = Some("10.0.0.9".parse().unwrap());
+    assert_eq!(fold_at("flood", ip, t0), Some(0));
     for i in 1..=500 {
-        assert_eq!(folded_at(key, t0 + Duration::from_millis(i)), None);
+        assert_eq!(fold_at("flood", ip, t0 + Duration::from_millis(i)), None);
     }
-    assert_eq!(
-        folded_at("login_budget|10.0.0.9|dr.martin", t0),
-        Some(0),
-        "per key"
+    assert_eq!(fold_at("dr.martin", ip, t0), Some(0), "per name");
+    assert!(
+        due_at(t0 + Duration::from_secs(5)).is_empty(),
+        "not before its time"
     );
-    assert_eq!(folded_at(key, t0 + QUIET), Some(500));
-    assert_eq!(folded_at(key, t0 + QUIET * 3), Some(0));
+    // The burst's count is written when its quiet time ends, with no refusal after it.
+    let due = due_at(t0 + QUIET);
+    assert!(due.contains(&("flood".to_string(), ip, 500)), "{due:?}");
+    assert!(
+        !due.iter().any(|(u, _, _)| u == "dr.martin"),
+        "nothing folded: nothing due"
+    );
+    assert_eq!(
+        fold_at("flood", ip, t0 + QUIET + Duration::from_secs(1)),
+        None
+    );
+    assert!(due_at(t0 + QUIET * 2).contains(&("flood".to_string(), ip, 1)));
 }
 
 #[test]

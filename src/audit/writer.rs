@@ -77,6 +77,7 @@ impl Writer {
             self.flush(now);
             self.prune(now);
             self.say_dropped(now);
+            super::fold::write_due();
         }
     }
 

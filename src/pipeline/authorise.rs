@@ -106,10 +106,7 @@ pub async fn login_allowed(
         Ok(Verdict::Allow) => Ok(()),
         Ok(Verdict::Deny { retry_after_us }) => {
             // A flood is one entry per source, name and ten seconds, with how many it folds.
-            let key = format!("login_budget\0{ip:?}\0{}", user.unwrap_or("-"));
-            if let Some(folded) = crate::audit::folded(&key) {
-                tracing::warn!(target: "vigie::audit", event = "login", outcome = "login_budget", user = user.unwrap_or("-"), client = ip.map(tracing::field::display), folded);
-            }
+            crate::audit::login_refused(user, ip);
             let seconds = retry_after_us.div_ceil(1_000_000);
             Err(Refusal {
                 close: true,

@@ -148,7 +148,7 @@ pub async fn judge(
         .portal_logins
         .with_label_values(&[portal_name, "success"])
         .inc();
-    tracing::info!(target: "vigie::audit", event = "login", outcome = "success", user = %user, portal = %portal_name, client = %ip, session = %id.fingerprint(), level = AuthLevel::Password.label());
+    tracing::info!(target: "vigie::audit", event = "login", outcome = "success", user = %user, portal = %portal_name, client = %ip, session = %id.fingerprint(), auth_level = AuthLevel::Password.label());
     ctx.identity = Identity::Session(Arc::new(record));
     // The portal's redirect, without its body: the next request meets the second factor.
     replace(resp, status, location.as_deref().unwrap_or("/"))?;

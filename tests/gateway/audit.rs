@@ -56,6 +56,17 @@ fn the_trail_is_kept_whatever_the_log_level_and_outlives_a_restart() {
     )
     .unwrap();
     assert_eq!(refused.status, 401, "the trail needs the admin token");
+    let unknown = raw(
+        gw.admin_port,
+        format!("GET /api/audit?client=10.0.0.1 HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(unknown.status, 400, "an unknown filter is not ignored");
+    assert!(
+        unknown.text().contains("user, event, limit"),
+        "{}",
+        unknown.text()
+    );
 }
 
 /// JSON logs at info: each request's access line first asks whether its level is on; with a

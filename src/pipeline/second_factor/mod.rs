@@ -332,7 +332,7 @@ impl Visit<'_> {
             .factor_successes
             .with_label_values(&[method])
             .inc();
-        tracing::info!(target: "vigie::audit", event = "second_factor", outcome = "success", method, user = %self.user, portal = %self.portal.config.name, client = %self.request.client.ip, session = %self.fp(), level = self.record.level.label());
+        tracing::info!(target: "vigie::audit", event = "second_factor", outcome = "success", method, user = %self.user, portal = %self.portal.config.name, client = %self.request.client.ip, session = %self.fp(), auth_level = self.record.level.label());
         Ok(cookie)
     }
 

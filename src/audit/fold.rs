@@ -1,0 +1,92 @@
+//! Events an attacker can repeat at will (a login flood refused by its budget) are kept once
+//! per source and name and [`QUIET`], with how many were folded into that entry: a flood
+//! cannot bury the trail, nor fill its queue. What a quiet time folded is written when it
+//! ends (by the writer's rounds), so a last burst is counted too.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use once_cell::sync::Lazy;
+
+pub const QUIET: Duration = Duration::from_secs(10);
+
+struct Fold {
+    /// When the last entry was written.
+    at: Instant,
+    /// Refusals since, not written yet.
+    n: u64,
+    user: String,
+    client: Option<IpAddr>,
+}
+
+static FOLDS: Lazy<Mutex<HashMap<String, Fold>>> = Lazy::new(Default::default);
+
+/// A login refused by its budget: an audit entry, or one more folded into the next.
+pub fn login_refused(user: Option<&str>, client: Option<IpAddr>) {
+    let user = user.unwrap_or("-");
+    if let Some(folded) = fold_at(user, client, Instant::now()) {
+        say(user, client, folded);
+    }
+}
+
+fn say(user: &str, client: Option<IpAddr>, folded: u64) {
+    tracing::warn!(target: "vigie::audit", event = "login", outcome = "login_budget", user = %user, client = client.map(tracing::field::display), folded);
+}
+
+/// `Some(n)` when an entry is due (`n` folded since the last one), `None` when this refusal
+/// is folded into the next.
+pub(super) fn fold_at(user: &str, client: Option<IpAddr>, now: Instant) -> Option<u64> {
+    let key = format!("{client:?}\0{user}");
+    let mut folds = FOLDS.lock().unwrap_or_else(|e| e.into_inner());
+    match folds.get_mut(&key) {
+        Some(f) if now.duration_since(f.at) < QUIET => {
+            f.n += 1;
+            None
+        }
+        Some(f) => {
+            f.at = now;
+            Some(std::mem::take(&mut f.n))
+        }
+        None => {
+            let user = user.to_string();
+            folds.insert(
+                key,
+                Fold {
+                    at: now,
+                    n: 0,
+                    user,
+                    client,
+                },
+            );
+            Some(0)
+        }
+    }
+}
+
+/// At a writer's round: the folds whose quiet time is over, written now (user, client, how
+/// many); the idle ones forgotten.
+pub(super) fn due_at(now: Instant) -> Vec<(String, Option<IpAddr>, u64)> {
+    let mut folds = FOLDS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut due = Vec::new();
+    folds.retain(|_, f| {
+        if now.duration_since(f.at) < QUIET {
+            return true;
+        }
+        if f.n == 0 {
+            return false;
+        }
+        due.push((f.user.clone(), f.client, std::mem::take(&mut f.n)));
+        f.at = now;
+        true
+    });
+    due
+}
+
+/// Write what the quiet times that ended folded.
+pub(super) fn write_due() {
+    for (user, client, n) in due_at(Instant::now()) {
+        say(&user, client, n);
+    }
+}
