@@ -131,7 +131,8 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         name: "the audit trail listed by event",
-        sql: "CREATE INDEX audit_event ON audit (event, at_us);",
+        sql: "CREATE INDEX audit_event ON audit (event, at_us);
+              CREATE INDEX audit_user_event ON audit (username, event, at_us);",
     },
 ];
 

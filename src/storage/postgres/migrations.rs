@@ -85,7 +85,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "a counter that notices a database restored from an older backup",
         sql: "CREATE TABLE vigie_epochs (gateway TEXT PRIMARY KEY, epoch BIGINT NOT NULL);
-              CREATE INDEX audit_event ON audit (event, at_us DESC);",
+              CREATE INDEX audit_event ON audit (event, at_us DESC);
+              CREATE INDEX audit_user_event ON audit (username, event, at_us DESC);",
     },
 ];
 
