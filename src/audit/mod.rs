@@ -42,6 +42,24 @@ pub struct Entry {
     pub fields: Map<String, Value>,
 }
 
+/// A row as both stores keep it: id, at_us, level, event, user, fields (JSON text).
+pub type Row = (String, i64, String, String, Option<String>, String);
+
+impl Entry {
+    /// The entry a stored row holds.
+    pub fn from_row((id, at_us, level, event, user, fields): Row) -> Result<Self, AuditError> {
+        let fields = serde_json::from_str(&fields)?;
+        Ok(Entry {
+            id,
+            at_us,
+            level,
+            event,
+            user,
+            fields,
+        })
+    }
+}
+
 /// A break-glass activation: who, where, until when, and why. The reason is in clear in
 /// memory only ([`String`]); stored sealed ([`SealedBreakGlass`]); for the review, opened
 /// ([`Review`]).

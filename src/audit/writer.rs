@@ -114,9 +114,9 @@ impl Writer {
         while self.pending() > 0 {
             let n = self.entries.len().min(BATCH);
             let g = self.glass.len().min(BATCH);
-            let entries: Vec<Entry> = self.entries.iter().take(n).cloned().collect();
-            let glass: Vec<SealedBreakGlass> = self.glass.iter().take(g).cloned().collect();
-            if let Err(e) = self.store.insert(&entries, &glass) {
+            let entries = &self.entries.make_contiguous()[..n];
+            let glass = &self.glass.make_contiguous()[..g];
+            if let Err(e) = self.store.insert(entries, glass) {
                 self.retry_at = Some(now + RETRY);
                 if !self.failing {
                     self.failing = true;

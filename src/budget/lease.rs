@@ -37,6 +37,19 @@ struct Lease {
     denied_until: u64,
 }
 
+impl Lease {
+    /// No token, no refusal: what a key this replica has not leased starts from.
+    fn new(rate: Rate) -> Self {
+        Lease {
+            rate,
+            left: 0,
+            until_us: 0,
+            size: 1,
+            denied_until: 0,
+        }
+    }
+}
+
 /// What a request needs, by [`Leases::plan`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
@@ -98,21 +111,11 @@ impl Leases {
     /// Redis refused `key`: it has no token for `wait_us`.
     pub fn refused(&self, key: &str, rate: Rate, wait_us: u64, now: u64) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let l = map.entry(key.to_string()).or_insert(Lease {
-            rate,
-            left: 0,
-            until_us: 0,
-            size: 1,
-            denied_until: 0,
-        });
+        let l = map
+            .entry(key.to_string())
+            .or_insert_with(|| Lease::new(rate));
         if l.rate != rate {
-            *l = Lease {
-                rate,
-                left: 0,
-                until_us: 0,
-                size: 1,
-                denied_until: 0,
-            };
+            *l = Lease::new(rate);
         }
         l.denied_until = now + wait_us;
     }

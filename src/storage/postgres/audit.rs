@@ -79,18 +79,7 @@ impl AuditRecords for PgAudit {
                     .collect::<Vec<_>>())
             }
         })?;
-        rows.into_iter()
-            .map(|(id, at_us, level, event, user, fields)| {
-                Ok(Entry {
-                    id,
-                    at_us,
-                    level,
-                    event,
-                    user,
-                    fields: serde_json::from_str(&fields)?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(Entry::from_row).collect()
     }
 
     fn break_glass(

@@ -7,7 +7,7 @@
 //! it on purpose); a running gateway raises an alert and stops advancing, so its next start
 //! stops too.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -92,9 +92,17 @@ pub fn watch(pg: Pg, path: PathBuf) -> std::io::Result<()> {
         .name("vigie-records-epoch".into())
         .spawn(move || {
             let mut alerted = false;
+            let mut conn: Option<Connection> = None;
             loop {
                 std::thread::sleep(EVERY);
-                if let Err(e) = tick(&pg, &path, &mut alerted) {
+                // One connection to the file for the thread's life, opened when it can be.
+                let round = match &conn {
+                    Some(c) => tick(&pg, c, &mut alerted),
+                    None => crate::storage::sqlite::open(&path)
+                        .map(|c| conn = Some(c))
+                        .map_err(Into::into),
+                };
+                if let Err(e) = round {
                     tracing::debug!(error = %e, "the records epoch could not be advanced; trying again");
                 }
             }
@@ -103,15 +111,14 @@ pub fn watch(pg: Pg, path: PathBuf) -> std::io::Result<()> {
 }
 
 /// One round of [`watch`]; `alerted` says the alert was raised.
-pub fn tick(pg: &Pg, path: &Path, alerted: &mut bool) -> anyhow::Result<()> {
+pub fn tick(pg: &Pg, conn: &Connection, alerted: &mut bool) -> anyhow::Result<()> {
     if *alerted {
         return Ok(());
     }
-    let conn = crate::storage::sqlite::open(path)?;
-    let last = seen(&conn)?;
-    let now = advance(pg, &conn)?;
+    let last = seen(conn)?;
+    let now = advance(pg, conn)?;
     if now > last {
-        remember(&conn, now)?;
+        remember(conn, now)?;
     } else {
         *alerted = true;
         tracing::error!(target: "vigie::alert", severity = "high", event = "records_rolled_back", at = %pg.at(), seen = last, now, "the records database went back in time (restored from an older backup?): locks lifted and codes used since may be back; the next start stops until it is taken on purpose");

@@ -404,18 +404,19 @@ fn a_records_database_going_back_in_time_is_noticed_at_start_and_while_running()
         import::from_sqlite(&pg, &file).unwrap().is_none(),
         "a later start"
     );
+    let conn = crate::storage::sqlite::open(&file).unwrap();
     let mut alerted = false;
-    epoch::tick(&pg, &file, &mut alerted).unwrap();
+    epoch::tick(&pg, &conn, &mut alerted).unwrap();
     assert!(!alerted, "time goes forward");
     // Restored from the backup under the running gateway: noticed at its next round...
     db.restore(&backup);
     let pg = connect(&db);
-    epoch::tick(&pg, &file, &mut alerted).unwrap();
+    epoch::tick(&pg, &conn, &mut alerted).unwrap();
     assert!(alerted, "the running gateway alerts");
     // ...and its next start stops, however long it ran since and whatever other replicas did.
     let other = dir.path().join("other.sqlite");
     for _ in 0..5 {
-        epoch::tick(&pg, &file, &mut alerted).unwrap();
+        epoch::tick(&pg, &conn, &mut alerted).unwrap();
         import::from_sqlite(&pg, &other).unwrap();
     }
     let e = import::from_sqlite(&pg, &file).unwrap_err().to_string();

@@ -88,15 +88,7 @@ impl AuditRecords for SqliteAudit {
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, at_us, level, event, user, fields) = row?;
-            out.push(Entry {
-                id,
-                at_us,
-                level,
-                event,
-                user,
-                fields: serde_json::from_str(&fields)?,
-            });
+            out.push(Entry::from_row(row?)?);
         }
         Ok(out)
     }
