@@ -211,6 +211,10 @@ impl Pg {
                     match job(conn).await {
                         Ok(v) => return Ok(v),
                         Err(e) if lost(&e) => {
+                            // A failover or restart ends every connection at once, and the
+                            // pool's idle ones may not know yet: drop them all, so the retry
+                            // opens a fresh one instead of taking the next dead one.
+                            pool.retain(|_, _| false);
                             last = e.to_string();
                         }
                         Err(e) => return Err(message(&e)),

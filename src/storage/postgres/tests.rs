@@ -190,6 +190,13 @@ async fn a_connection_cut_under_the_pool_is_replaced_and_the_call_made_again() {
     let pg = connect(&db);
     let store = factors::PgFactors(pg.clone());
     assert!(store.save("alice", vec![1], 0).await.unwrap());
+    // Several connections in the pool, as under load: a failover leaves them all dead, and
+    // the retry must not take the next dead one (CI once met exactly that).
+    let busy =
+        (0..4).map(|_| pg.run(|c| async move { c.execute("SELECT pg_sleep(0.1)", &[]).await }));
+    for r in futures_util::future::join_all(busy).await {
+        r.unwrap();
+    }
     // The server ends every connection of the pool (a failover, a restart).
     let ended = db.sql(&format!(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
