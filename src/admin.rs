@@ -21,7 +21,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 pub struct AdminApp {
     portals: Vec<(String, SocketAddr)>,
-    last_probe: Mutex<Option<(Instant, bool, String)>>,
+    last_probe: Mutex<Option<(Instant, u16, String)>>,
     sessions: Arc<Sessions>,
     factors: Option<Arc<Factors>>,
     budgets: Option<Arc<crate::budget::Budgets>>,
@@ -34,6 +34,10 @@ pub struct AdminApp {
     shared: Option<Arc<crate::storage::shared_state::StateHealth>>,
     /// The audit trail and break-glass records, for `/api/audit` and `/api/break-glass`.
     audit: Option<crate::audit::AuditLog>,
+    /// What `POST /api/reload` calls.
+    reloader: Option<Arc<crate::lifecycle::Reloader>>,
+    /// The gateway's listener addresses, which `/readyz` checks this process holds.
+    listeners: Vec<SocketAddr>,
 }
 
 impl AdminApp {
@@ -56,6 +60,8 @@ impl AdminApp {
             names: None,
             shared: None,
             audit: None,
+            reloader: None,
+            listeners: Vec::new(),
         }
     }
 
@@ -66,6 +72,17 @@ impl AdminApp {
         health: Option<Arc<crate::storage::shared_state::StateHealth>>,
     ) -> Self {
         self.shared = health;
+        self
+    }
+
+    /// Reload on `POST /api/reload`; check in `/readyz` that these listeners are bound.
+    pub fn operating(
+        mut self,
+        reloader: Arc<crate::lifecycle::Reloader>,
+        listeners: Vec<SocketAddr>,
+    ) -> Self {
+        self.reloader = Some(reloader);
+        self.listeners = listeners;
         self
     }
 
@@ -113,6 +130,10 @@ impl AdminApp {
             form_urlencoded::parse(session.req_header().uri.query().unwrap_or("").as_bytes())
                 .into_owned()
                 .collect();
+        if path == "/api/reload" {
+            let method = session.req_header().method.as_str().to_string();
+            return self.reload(&method).await;
+        }
         if path == "/api/audit" || path == "/api/break-glass" {
             let method = session.req_header().method.as_str();
             return self.audit_api(method, path, &params).await;
@@ -412,51 +433,72 @@ impl AdminApp {
         }
     }
 
-    /// Ready when every portal accepts a TCP connection: a gateway that cannot reach its
-    /// portal should be taken out of a load balancer's rotation.
-    async fn readiness(&self) -> (bool, String) {
-        if let Some((at, ok, body)) = self.last_probe.lock().expect("probe cache lock").clone() {
+    /// `/readyz`: see [`crate::lifecycle::ready`]. Portal probes are cached briefly, so a
+    /// busy prober cannot hammer the portals.
+    async fn readiness(&self) -> (u16, String) {
+        if let Some((at, code, body)) = self.last_probe.lock().expect("probe cache lock").clone() {
             if at.elapsed() < PROBE_CACHE {
-                return (ok, body);
+                return (code, body);
             }
         }
-        let mut all_ok = true;
-        let mut parts = Vec::new();
+        let mut portals = Vec::new();
         for (name, addr) in &self.portals {
             let ok = matches!(
                 tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await,
                 Ok(Ok(_))
             );
-            all_ok &= ok;
-            parts.push(format!("\"{name}\":\"{}\"", if ok { "up" } else { "down" }));
+            portals.push((name.clone(), ok));
         }
-        // Budgets enforced per replica (Redis unreachable) keep the replica serving, but say so.
-        let budgets = match &self.budgets {
-            Some(b) if b.degraded() => "per_replica",
-            _ => "shared",
+        let unbound = crate::lifecycle::bound::listening().map(|bound| {
+            self.listeners
+                .iter()
+                .filter(|a| !crate::lifecycle::bound::covers(&bound, **a))
+                .map(|a| a.to_string())
+                .collect()
+        });
+        let last_reload = crate::metrics::METRICS.last_reload.get();
+        let facts = crate::lifecycle::ready::Facts {
+            unbound,
+            draining: crate::lifecycle::draining(),
+            portals,
+            budgets_per_replica: self.budgets.as_ref().is_some_and(|b| b.degraded()),
+            shared_state: self.shared.as_ref().map(|h| h.readiness()),
+            shared_state_lost: self.shared.as_ref().and_then(|h| h.last_loss()),
+            reloaded_at: (last_reload > 0).then_some(last_reload),
         };
-        let shared = match &self.shared {
-            Some(health) => {
-                let (ok, state) = health.readiness();
-                all_ok &= ok;
-                let loss = health.last_loss().map_or(String::new(), |(at, why)| {
-                    format!(
-                        ",\"shared_state_lost\":{{\"at\":{at},\"reason\":{}}}",
-                        serde_json::Value::from(why)
-                    )
-                });
-                format!(",\"shared_state\":{}{loss}", serde_json::Value::from(state))
-            }
-            None => String::new(),
-        };
-        let body = format!(
-            "{{\"status\":\"{}\",\"portals\":{{{}}},\"budgets\":\"{budgets}\"{shared}}}\n",
-            if all_ok { "ready" } else { "not_ready" },
-            parts.join(",")
-        );
+        let (code, body) = crate::lifecycle::ready::judge(&facts);
+        let body = format!("{body}\n");
         *self.last_probe.lock().expect("probe cache lock") =
-            Some((Instant::now(), all_ok, body.clone()));
-        (all_ok, body)
+            Some((Instant::now(), code, body.clone()));
+        (code, body)
+    }
+
+    /// `POST /api/reload`: reload the file the gateway was started with.
+    async fn reload(&self, method: &str) -> Response<Vec<u8>> {
+        if method != "POST" {
+            return json(405, serde_json::json!({ "error": "use POST" }));
+        }
+        let Some(reloader) = self.reloader.clone() else {
+            return json(
+                404,
+                serde_json::json!({ "error": "this gateway cannot reload" }),
+            );
+        };
+        let done = tokio::task::spawn_blocking(move || reloader.reload("admin API")).await;
+        match done {
+            Ok(Ok(changed)) => json(
+                200,
+                serde_json::json!({ "reloaded": true, "changed": changed }),
+            ),
+            Ok(Err(e)) => json(
+                422,
+                serde_json::json!({ "reloaded": false, "error": e.to_string() }),
+            ),
+            Err(e) => json(
+                500,
+                serde_json::json!({ "reloaded": false, "error": e.to_string() }),
+            ),
+        }
     }
 }
 
@@ -481,8 +523,8 @@ impl ServeHttp for AdminApp {
             "/metrics" => reply(200, "text/plain; version=0.0.4", crate::metrics::render()),
             "/healthz" => reply(200, "application/json", "{\"status\":\"alive\"}\n".into()),
             "/readyz" => {
-                let (ok, body) = self.readiness().await;
-                reply(if ok { 200 } else { 503 }, "application/json", body)
+                let (code, body) = self.readiness().await;
+                reply(code, "application/json", body)
             }
             _ => reply(
                 404,

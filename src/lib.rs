@@ -17,6 +17,7 @@ pub mod detect;
 pub mod factors;
 pub mod http;
 pub mod identity;
+pub mod lifecycle;
 pub mod listener;
 pub mod metrics;
 pub mod pages;

@@ -9,6 +9,7 @@ use vigie::config::Config;
 
 mod explain;
 mod inspect;
+mod operate;
 mod state_commands;
 use inspect::{explain, simulate};
 
@@ -36,11 +37,32 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
-    /// Validate a configuration file and exit: 0 when valid, 2 with every problem listed otherwise.
+    /// Validate a configuration file and what the start depends on (certificates, writable
+    /// paths, overlapping addresses), and exit: 0 when valid, 2 with every problem listed.
     CheckConfig {
         /// The configuration file to check.
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// Also bind every address (before a start: not beside a gateway already running).
+        #[arg(long)]
+        preflight: bool,
+    },
+    /// Reload a running gateway's configuration (as SIGHUP does), through its admin API: 0
+    /// when reloaded, 2 when the file is invalid, 1 when the gateway refused or is unreachable.
+    Reload {
+        /// The running gateway's configuration file (the one to reload).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Health check for containers and scripts: 0 when the gateway is ready (`/readyz`
+    /// answers 200), 1 otherwise.
+    Health {
+        /// The gateway's admin address.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: SocketAddr,
+        /// Only check that the process serves (`/healthz`), not that it is ready.
+        #[arg(long)]
+        live: bool,
     },
     /// Show the policy's decision for one described request, and the rule that made it.
     Explain {
@@ -244,9 +266,11 @@ const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { config } => check_config(&config),
+        Command::CheckConfig { config, preflight } => operate::check_config(&config, preflight),
+        Command::Health { admin, live } => operate::health(admin, live),
+        Command::Reload { config } => admin_command(&config, "POST", "/api/reload"),
         Command::Run { config } => match Config::load(&config) {
-            Ok(config) => run(config, None),
+            Ok(config) => operate::run(config, None),
             Err(errors) => {
                 eprintln!("{errors}");
                 ExitCode::from(2)
@@ -336,29 +360,6 @@ fn main() -> ExitCode {
             }
             vigie::server::sample_portal_only(&listen.to_string(), portal, threads.max(1))
                 .run_forever()
-        }
-    }
-}
-
-fn check_config(path: &Path) -> ExitCode {
-    match Config::load(path) {
-        Ok(c) => {
-            println!(
-                "{}: valid ({} listener(s), {} portal(s), admin {})",
-                path.display(),
-                c.listeners.len(),
-                c.portals.len(),
-                c.admin.map_or("off".to_string(), |a| a.to_string())
-            );
-            for w in &c.warnings {
-                println!("warning: {w}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!("\n{} problem(s) in {}", errors.0.len(), path.display());
-            ExitCode::from(2)
         }
     }
 }
@@ -500,30 +501,6 @@ fn admin_call(
     Ok((status, body))
 }
 
-fn run(config: Config, sample_portal: Option<SocketAddr>) -> ExitCode {
-    vigie::telemetry::init(&config.log);
-    let mut server = match vigie::server::build(&config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(1);
-        }
-    };
-    if let Some(addr) = sample_portal {
-        vigie::server::add_sample_portal(
-            &mut server,
-            &addr.to_string(),
-            vigie::sample_portal::SamplePortal::new(vigie::sample_portal::DEFAULT_PATIENTS),
-            1,
-        );
-    }
-    for w in &config.warnings {
-        tracing::warn!("config: {w}");
-    }
-    tracing::info!(listeners = ?config.listeners.iter().map(|l| l.address).collect::<Vec<_>>(), admin = ?config.admin, "vigie starting");
-    server.run_forever()
-}
-
 fn demo(listen: SocketAddr, portal: SocketAddr, admin: SocketAddr) -> ExitCode {
     // The embedded defaults and the command line, folded before validation: the demo meets
     // the same checks as any configuration, and runs from any directory.
@@ -570,5 +547,5 @@ fn demo(listen: SocketAddr, portal: SocketAddr, admin: SocketAddr) -> ExitCode {
         );
     }
     println!("  stop with Ctrl-C");
-    run(config, Some(portal))
+    operate::run(config, Some(portal))
 }

@@ -46,6 +46,12 @@ pub struct Metrics {
     pub audit_pending: IntGauge,
     /// Audit entries dropped: the queue or the backlog was full (they are still in the logs).
     pub audit_dropped: IntCounter,
+    /// Configuration reloads, by result (`ok`, `invalid`, `needs_restart`).
+    pub reloads: IntCounterVec,
+    /// When the configuration was last reloaded (unix seconds; 0: never since the start).
+    pub last_reload: IntGauge,
+    /// 1 while the gateway drains after SIGTERM (or hands over to a new process).
+    pub draining: IntGauge,
 }
 
 pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
@@ -166,6 +172,22 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
     audit_dropped: register_int_counter!(
         "vigie_audit_dropped_total",
         "Audit entries dropped because the queue or the backlog was full (still in the logs)."
+    )
+    .expect("metric registers once"),
+    reloads: register_int_counter_vec!(
+        "vigie_config_reloads_total",
+        "Configuration reloads, by result (ok, invalid, needs_restart).",
+        &["result"]
+    )
+    .expect("metric registers once"),
+    last_reload: register_int_gauge!(
+        "vigie_config_last_reload_timestamp_seconds",
+        "When the configuration was last reloaded, unix seconds (0: not since the start)."
+    )
+    .expect("metric registers once"),
+    draining: register_int_gauge!(
+        "vigie_draining",
+        "1 while the gateway drains after SIGTERM: still serving, /readyz answers 503."
     )
     .expect("metric registers once"),
 }

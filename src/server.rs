@@ -17,26 +17,34 @@ use crate::factors::Factors;
 use crate::identity::assertion::AssertionKeys;
 use crate::identity::session::{Clock, SystemClock};
 use crate::identity::Sessions;
+use crate::lifecycle::Reloader;
 use crate::listener::peers::{self, Peers};
 use crate::listener::ConnectionGuard;
-use crate::pipeline::Gateway;
+use crate::pipeline::{Gateway, Live, LiveHandle};
 use crate::sample_portal::SamplePortal;
 
-/// A Pingora server with the gateway and admin services added, ready for `run_forever`.
-pub fn build(config: &Config) -> anyhow::Result<Server> {
-    build_with(config, Arc::new(SystemClock)).map(|(server, _)| server)
+/// A Pingora server with the gateway and admin services added, ready for
+/// [`crate::lifecycle::run`], and what reloads it.
+pub fn build(config: &Config) -> anyhow::Result<(Server, Arc<Reloader>)> {
+    build_with(config, Arc::new(SystemClock)).map(|b| (b.server, b.reloader))
 }
 
-/// The same on a given clock (the simulator's runs hours in seconds), with the detector.
-pub fn build_with(
-    config: &Config,
-    clock: Arc<dyn Clock>,
-) -> anyhow::Result<(Server, Option<Arc<Detector>>)> {
+/// What [`build_with`] assembles.
+pub struct Built {
+    pub server: Server,
+    pub detector: Option<Arc<Detector>>,
+    pub reloader: Arc<Reloader>,
+}
+
+/// The same on a given clock (the simulator's runs hours in seconds).
+pub fn build_with(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Built> {
     let conf = ServerConf {
         threads: config.server.threads,
         work_stealing: config.server.work_stealing,
-        grace_period_seconds: Some(config.server.grace_period.as_secs()),
-        graceful_shutdown_timeout_seconds: Some(config.server.graceful_shutdown_timeout.as_secs()),
+        // Vigie keeps accepting through `grace_period` itself (lifecycle::signals); Pingora's
+        // own grace period is the time requests in flight get once the listeners close.
+        grace_period_seconds: Some(config.server.graceful_shutdown_timeout.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -81,10 +89,17 @@ pub fn build_with(
         None => Arc::new(AssertionKeys::ephemeral()),
     };
 
+    let live: LiveHandle = Arc::new(arc_swap::ArcSwap::new(Live::new(config.clone())));
+    let reloader = Arc::new(Reloader::new(
+        config.clone(),
+        live.clone(),
+        budgets.clone(),
+        detector.clone(),
+    ));
     let proxy = pingora::proxy::http_proxy(
         &server.configuration,
         Gateway::new(
-            config.clone(),
+            live,
             crate::pipeline::Parts {
                 sessions: sessions.clone(),
                 users,
@@ -152,14 +167,24 @@ pub fn build_with(
                 // One portal's collation keys the names (the first profiled one).
                 .keyed_by(config.portals.iter().find_map(|p| p.profile.clone()))
                 .sharing(shared)
-                .auditing(audit),
+                .auditing(audit)
+                .operating(reloader.clone(), listening(config)),
             ),
         );
         svc.add_tcp(&admin.to_string());
         svc.threads = Some(1);
         server.add_service(svc);
     }
-    Ok((server, detector))
+    Ok(Built {
+        server,
+        detector,
+        reloader,
+    })
+}
+
+/// The addresses `/readyz` expects this process to listen on.
+fn listening(config: &Config) -> Vec<std::net::SocketAddr> {
+    config.listeners.iter().map(|l| l.address).collect()
 }
 
 /// The per-peer connection count: `max_connections_per_peer`, and for any one peer (trusted

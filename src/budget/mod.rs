@@ -29,7 +29,8 @@ const RETRY_REDIS_US: u64 = 1_000_000;
 pub struct Unavailable;
 
 pub struct Budgets {
-    pub config: BudgetConfig,
+    /// Swapped whole by a reload; the counts in memory and Redis are kept.
+    config: arc_swap::ArcSwap<BudgetConfig>,
     memory: MemoryBudgets,
     redis: Option<Arc<RedisStore>>,
     /// Tokens of hot keys this replica took from Redis ahead (requests only, not logins).
@@ -49,7 +50,7 @@ impl Budgets {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            config,
+            config: arc_swap::ArcSwap::from_pointee(config),
             memory: MemoryBudgets::default(),
             redis,
             leases: lease::Leases::default(),
@@ -58,6 +59,11 @@ impl Budgets {
             degraded: AtomicBool::new(false),
             clock,
         }
+    }
+
+    /// New limits for the next requests (a reload); what each key has spent is kept.
+    pub fn retune(&self, config: BudgetConfig) {
+        self.config.store(Arc::new(config));
     }
 
     /// Whether budgets are currently enforced per replica because Redis is unreachable.
@@ -191,8 +197,9 @@ impl Budgets {
     ) -> Verdict {
         let source = format!("src:{}", source_of(ip));
         let identity = user.map(|u| format!("c:{class}:{u}"));
-        let mut keys: Vec<(&str, &Limit, f64)> = vec![(&source, &self.config.source, 1.0)];
-        if let (Some(key), Some(limit)) = (&identity, self.config.classes.get(class)) {
+        let config = self.config.load_full();
+        let mut keys: Vec<(&str, &Limit, f64)> = vec![(&source, &config.source, 1.0)];
+        if let (Some(key), Some(limit)) = (&identity, config.classes.get(class)) {
             keys.push((key, limit, scale));
         }
         match self.check(&keys, false).await {
@@ -231,7 +238,7 @@ impl Budgets {
     }
 
     async fn login_check(&self, key: &str) -> Result<Verdict, Unavailable> {
-        let limit = self.config.login;
+        let limit = self.config.load().login;
         let (v, _) = self.check(&[(key, &limit, 1.0)], true).await?;
         if v != Verdict::Allow {
             METRICS

@@ -236,6 +236,9 @@ pub struct ServerConfig {
 pub struct ListenerConfig {
     pub address: SocketAddr,
     pub tls: Option<TlsFiles>,
+    /// HSTS max-age for requests that came over TLS: this listener's own, or a trusted
+    /// proxy's that says so (`X-Forwarded-Proto: https`); 0 disables it.
+    pub hsts_max_age: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ impl Detector {
     /// Rows an export may still stream before this identity reaches the suspension band;
     /// `None`: no limit (break-glass).
     pub fn export_allowance(&self, s: &Subject, now_us: i64) -> Option<u64> {
-        if s.break_glass || !self.cfg.watches(s.portal) {
+        if s.break_glass || !self.tuning.load().cfg.watches(s.portal) {
             return None;
         }
         self.with_track(self.user_key(s), |t| {
@@ -21,7 +21,7 @@ impl Detector {
     /// Listing rows an answer may still show before this identity reaches the suspension
     /// band of the listing thresholds; `None`: no limit (break-glass).
     pub fn listing_allowance(&self, s: &Subject, now_us: i64) -> Option<u64> {
-        if s.break_glass || !self.cfg.watches(s.portal) {
+        if s.break_glass || !self.tuning.load().cfg.watches(s.portal) {
             return None;
         }
         self.with_track(self.user_key(s), |t| {
@@ -41,7 +41,7 @@ impl Detector {
         listing: bool,
         read: impl FnOnce(Option<u64>) -> (R, u64),
     ) -> R {
-        if s.break_glass || !self.cfg.watches(s.portal) {
+        if s.break_glass || !self.tuning.load().cfg.watches(s.portal) {
             return read(None).0;
         }
         self.with_track(self.user_key(s), |t| {
@@ -64,20 +64,20 @@ impl Detector {
     /// a sketch's exact range are leaned up by two standard errors (13%): an estimate that
     /// came out low must not let more through.
     fn allowance_in(&self, t: &Track, s: &Subject, now_us: i64, listing: bool) -> u64 {
-        let band = self.cfg.bands.suspend as f64;
+        let band = self.tuning.load().cfg.bands.suspend as f64;
         let seen = |n: u64| if n > 32 { n as f64 * 1.13 } else { n as f64 };
         let normal = self.normal(t, s.groups, now_us);
         let left = if listing {
-            let ts = signals::listed_threshold(&self.cfg, normal, false);
-            let [_, _, (ln, la)] = signals::budgets(&self.cfg, normal, false);
+            let ts = signals::listed_threshold(&self.tuning.load().cfg, normal, false);
+            let [_, _, (ln, la)] = signals::budgets(&self.tuning.load().cfg, normal, false);
             let (short, day) = t.listed(now_us);
             let short = signals::ramp_inverse(band, ts) - seen(short);
             let day = signals::budget_inverse(band, ln, la) - seen(day);
             short.min(day)
         } else {
             let baseline = self.baseline(t, s.groups);
-            let (ts, tl) = signals::exposure_thresholds(&self.cfg, baseline, false);
-            let [(dn, da), (wn, wa), _] = signals::budgets(&self.cfg, normal, false);
+            let (ts, tl) = signals::exposure_thresholds(&self.tuning.load().cfg, baseline, false);
+            let [(dn, da), (wn, wa), _] = signals::budgets(&self.tuning.load().cfg, normal, false);
             let short = signals::ramp_inverse(band, ts) - seen(t.exposed_short(now_us));
             let long = signals::ramp_inverse(band, tl) - seen(t.exposed_long(now_us));
             let day = signals::budget_inverse(band, dn, da) - seen(t.exposed_day(now_us));
@@ -91,7 +91,7 @@ impl Detector {
     /// own finished days up to twice that (a busy ward is not an attack; a slow ramp-up
     /// cannot teach the detector an unbounded normal).
     pub(super) fn normal(&self, t: &Track, groups: &[String], now_us: i64) -> settings::NormalDay {
-        let b = &self.cfg.budgets;
+        let b = &self.tuning.load().cfg.budgets;
         let role = groups
             .iter()
             .filter_map(|g| b.roles.get(g))

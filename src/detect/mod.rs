@@ -109,12 +109,11 @@ pub struct Seen<'a> {
 }
 
 pub struct Detector {
-    cfg: DetectionConfig,
+    /// The settings and what is derived from them, swapped whole by a reload (the tracks,
+    /// baselines and holds are kept).
+    tuning: arc_swap::ArcSwap<Tuning>,
     zone: jiff::tz::TimeZone,
     pseudonyms: pseudonym::Pseudonyms,
-    honeytokens: Vec<u64>,
-    /// The scripted agents' fragments, as one case-insensitive matcher.
-    scripted: regex::Regex,
     shards: Vec<Mutex<Tracks>>,
     /// Random per process, so nobody can choose a name that lands on someone else's track.
     keys: std::collections::hash_map::RandomState,
@@ -137,17 +136,16 @@ pub struct Detector {
     pending: Mutex<HashMap<u64, Vec<crate::alerts::Alert>>>,
 }
 
-/// Requests whose alerts wait for their status at most; past it, alerts leave at once.
-const MAX_PENDING: usize = 10_000;
+/// The detector's settings with what is derived from them once.
+struct Tuning {
+    cfg: DetectionConfig,
+    honeytokens: Vec<u64>,
+    /// The scripted agents' fragments, as one case-insensitive matcher.
+    scripted: regex::Regex,
+}
 
-impl Detector {
-    pub fn new(
-        cfg: DetectionConfig,
-        zone: jiff::tz::TimeZone,
-        key: &[u8],
-        alerts: Arc<Alerts>,
-    ) -> Self {
-        let pseudonyms = pseudonym::Pseudonyms::new(key);
+impl Tuning {
+    fn new(cfg: DetectionConfig, pseudonyms: &pseudonym::Pseudonyms) -> Self {
         let honeytokens = cfg.honeytokens.iter().map(|h| pseudonyms.of(h)).collect();
         let alternatives: Vec<String> = cfg
             .scripted_agents
@@ -160,10 +158,27 @@ impl Detector {
             .unwrap_or_else(|_| regex::Regex::new("$^").expect("a regex that never matches"));
         Self {
             cfg,
-            zone,
-            pseudonyms,
             honeytokens,
             scripted,
+        }
+    }
+}
+
+/// Requests whose alerts wait for their status at most; past it, alerts leave at once.
+const MAX_PENDING: usize = 10_000;
+
+impl Detector {
+    pub fn new(
+        cfg: DetectionConfig,
+        zone: jiff::tz::TimeZone,
+        key: &[u8],
+        alerts: Arc<Alerts>,
+    ) -> Self {
+        let pseudonyms = pseudonym::Pseudonyms::new(key);
+        Self {
+            tuning: arc_swap::ArcSwap::from_pointee(Tuning::new(cfg, &pseudonyms)),
+            zone,
+            pseudonyms,
             shards: (0..SHARDS).map(|_| Mutex::new(Tracks::default())).collect(),
             keys: std::collections::hash_map::RandomState::new(),
             roles: Mutex::new(HashMap::new()),
@@ -267,8 +282,10 @@ impl Detector {
         }
     }
 
-    pub fn config(&self) -> &DetectionConfig {
-        &self.cfg
+    /// New settings for the next requests (a reload): thresholds, weights, honeytokens.
+    pub fn retune(&self, cfg: DetectionConfig) {
+        self.tuning
+            .store(Arc::new(Tuning::new(cfg, &self.pseudonyms)));
     }
 
     pub fn alerts(&self) -> &Arc<Alerts> {
@@ -337,13 +354,13 @@ impl Detector {
     /// Refusals for a pending step-up count: an identity that keeps going without proving a
     /// factor (a stolen session cannot) is suspended.
     pub fn gate(&self, s: &Subject, now_us: i64, seen: &Seen) -> Action {
-        if !self.cfg.watches(s.portal) {
+        if !self.tuning.load().cfg.watches(s.portal) {
             return Action::Allow;
         }
         if let Some(hold) = self.holds.get(s.portal, s.user, now_us) {
             return Action::Held(hold);
         }
-        let limit = self.cfg.step_up_refusals;
+        let limit = self.tuning.load().cfg.step_up_refusals;
         self.with_track(self.user_key(s), |t| match verdict::pending(t, s, now_us) {
             Action::StepUp => {
                 t.step_up_refusals += 1;
@@ -376,14 +393,14 @@ impl Detector {
         normal_page: u32,
         seen: &Seen,
     ) -> Action {
-        if !self.cfg.watches(s.portal) {
+        if !self.tuning.load().cfg.watches(s.portal) {
             return Action::Allow;
         }
         let scripted = self.scripted(s.user_agent);
         let off_hours = self.off_hours(e.at_us);
         let honeytoken = e
             .patient
-            .is_some_and(|(h, _)| self.honeytokens.contains(&h));
+            .is_some_and(|(h, _)| self.tuning.load().honeytokens.contains(&h));
         let base = Context {
             now_us: e.at_us,
             privileged: s.privileged,
@@ -391,12 +408,12 @@ impl Detector {
             scripted_agent: scripted,
             honeytoken: false,
             // A source is measured against fixed thresholds: it has no role and no baseline.
-            baseline: self.cfg.default_prior,
+            baseline: self.tuning.load().cfg.default_prior,
             source: true,
             page_normal_max: normal_page,
             asked_page,
             // A source has no role: it is allowed the busiest role's day.
-            normal: self.cfg.budgets.busiest(),
+            normal: self.tuning.load().cfg.budgets.busiest(),
         };
         // The source first, then the user under its own lock (two shards are never held at once).
         let skey = self.source_key(s);
@@ -404,12 +421,12 @@ impl Detector {
             true => Vec::new(),
             false => self.with_track(skey, |t| {
                 t.update(e);
-                signals::evaluate(t, &base, &self.cfg)
+                signals::evaluate(t, &base, &self.tuning.load().cfg)
             }),
         };
         self.with_track(self.user_key(s), |t| {
             let closed = t.update(e);
-            let settled = t.baseline_hours >= self.cfg.warmup_hours;
+            let settled = t.baseline_hours >= self.tuning.load().cfg.warmup_hours;
             t.see_network(e.network, e.at_us, settled);
             t.recent_requests.push(seen.request_id);
             t.last_source = Some(skey);
@@ -432,7 +449,7 @@ impl Detector {
                 source: false,
                 ..base
             };
-            let user_signals = signals::evaluate(t, &cx, &self.cfg);
+            let user_signals = signals::evaluate(t, &cx, &self.tuning.load().cfg);
             self.decide(t, s, seen, user_signals, source_signals, e.at_us)
         })
     }
@@ -440,7 +457,7 @@ impl Detector {
     /// After the portal answered: a refusal, an export, the records and patients it carried,
     /// and bytes count. Bytes alone are only added up (the next request is scored with them).
     pub fn finish(&self, s: &Subject, at_us: i64, answer: Answer, seen: &Seen) {
-        if !self.cfg.watches(s.portal) {
+        if !self.tuning.load().cfg.watches(s.portal) {
             return;
         }
         let e = Event {
@@ -469,7 +486,7 @@ impl Detector {
             .patients
             .iter()
             .chain(&answer.listed)
-            .any(|h| self.honeytokens.contains(h));
+            .any(|h| self.tuning.load().honeytokens.contains(h));
         let cx = Context {
             now_us: at_us,
             privileged: s.privileged,
@@ -494,11 +511,11 @@ impl Detector {
                 t.add_listed(at_us, &answer.listed);
                 let cx = Context {
                     source: true,
-                    baseline: self.cfg.default_prior,
-                    normal: self.cfg.budgets.busiest(),
+                    baseline: self.tuning.load().cfg.default_prior,
+                    normal: self.tuning.load().cfg.budgets.busiest(),
                     ..cx
                 };
-                signals::evaluate(t, &cx, &self.cfg)
+                signals::evaluate(t, &cx, &self.tuning.load().cfg)
             }),
         };
         self.with_track(ukey, |t| {
@@ -511,29 +528,31 @@ impl Detector {
                 normal: self.normal(t, s.groups, at_us),
                 ..cx
             };
-            let user_signals = signals::evaluate(t, &cx, &self.cfg);
+            let user_signals = signals::evaluate(t, &cx, &self.tuning.load().cfg);
             self.decide(t, s, seen, user_signals, source_signals, at_us);
         });
     }
 
     fn baseline(&self, t: &Track, groups: &[String]) -> f64 {
-        if t.baseline_hours >= self.cfg.warmup_hours {
+        let tuning = self.tuning.load();
+        let cfg = &tuning.cfg;
+        if t.baseline_hours >= cfg.warmup_hours {
             return t.baseline;
         }
         let roles = self.roles.lock().expect("roles");
         let learned = groups
             .iter()
             .filter_map(|g| roles.get(g))
-            .filter(|(_, hours)| *hours >= 3 * self.cfg.warmup_hours)
+            .filter(|(_, hours)| *hours >= 3 * cfg.warmup_hours)
             .map(|(avg, _)| *avg)
             .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
         learned.unwrap_or_else(|| {
             groups
                 .iter()
-                .filter_map(|g| self.cfg.role_priors.get(g))
+                .filter_map(|g| cfg.role_priors.get(g))
                 .copied()
                 .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
-                .unwrap_or(self.cfg.default_prior)
+                .unwrap_or(cfg.default_prior)
         })
     }
 
@@ -548,15 +567,23 @@ impl Detector {
 
     /// The request comes from a declared shared network: its address is no one's evidence.
     fn shared_source(&self, s: &Subject) -> bool {
-        self.cfg.shared_networks.iter().any(|n| n.contains(&s.ip))
+        self.tuning
+            .load()
+            .cfg
+            .shared_networks
+            .iter()
+            .any(|n| n.contains(&s.ip))
     }
 
     fn scripted(&self, ua: &str) -> bool {
-        ua.is_empty() || (!self.cfg.scripted_agents.is_empty() && self.scripted.is_match(ua))
+        let t = self.tuning.load();
+        ua.is_empty() || (!t.cfg.scripted_agents.is_empty() && t.scripted.is_match(ua))
     }
 
     fn off_hours(&self, at_us: i64) -> bool {
-        self.cfg
+        self.tuning
+            .load()
+            .cfg
             .working_hours
             .as_ref()
             .is_some_and(|w| !w.contains((at_us / 1_000_000).max(0) as u64, &self.zone))
@@ -626,16 +653,23 @@ impl Detector {
         now_us: i64,
     ) -> Action {
         let (us, ss) = (
-            signals::combine(&user_signals, &self.cfg, s.portal),
-            signals::combine(&source_signals, &self.cfg, s.portal),
+            signals::combine(&user_signals, &self.tuning.load().cfg, s.portal),
+            signals::combine(&source_signals, &self.tuning.load().cfg, s.portal),
         );
         // Only the identity's own evidence acts on it: a workstation, NAT or terminal server
         // shared with someone else's burst must not hold, slow or step up the next user.
-        let step = verdict::step(t, us, &self.cfg.bands, s, now_us, self.cfg.throttle_seconds);
+        let step = verdict::step(
+            t,
+            us,
+            &self.tuning.load().cfg.bands,
+            s,
+            now_us,
+            self.tuning.load().cfg.throttle_seconds,
+        );
         if let Some(action) = step.alert {
             let alert = verdict::alert(self, s, seen, t, us, &user_signals, action, now_us);
             if action == verdict::ActionKind::Suspend {
-                let until = now_us + self.cfg.hold_minutes as i64 * 60_000_000;
+                let until = now_us + self.tuning.load().cfg.hold_minutes as i64 * 60_000_000;
                 let hold = Hold {
                     until_us: until,
                     since_us: now_us,
@@ -659,7 +693,10 @@ impl Detector {
         }
         // The source's evidence is told to the SOC (once an hour per identity), marked as the
         // address's, not the user's.
-        if ss >= self.cfg.bands.alert && ss > us && t.source_alerted_until_us <= now_us {
+        if ss >= self.tuning.load().cfg.bands.alert
+            && ss > us
+            && t.source_alerted_until_us <= now_us
+        {
             t.source_alerted_until_us = now_us + track::LONG_SLOT_US;
             let action = verdict::ActionKind::Alert;
             let mut alert = verdict::alert(self, s, seen, t, ss, &source_signals, action, now_us);

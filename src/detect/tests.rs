@@ -468,7 +468,7 @@ fn the_factor_page_reads_a_pending_step_up_without_counting_a_refusal() {
     let since = b.d.step_up_since(s.portal, s.user);
     assert_eq!(since, Some(T0));
     // The page may ask as often as it is shown: the gate still only steps up, never holds.
-    for _ in 0..3 * b.d.cfg.step_up_refusals {
+    for _ in 0..3 * b.d.tuning.load().cfg.step_up_refusals {
         assert_eq!(b.d.step_up_since(s.portal, s.user), since);
     }
     assert_eq!(b.d.gate(&s, T0 + SEC, &SEEN), Action::StepUp);

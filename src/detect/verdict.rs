@@ -217,7 +217,7 @@ pub fn alert(
     action: ActionKind,
     now_us: i64,
 ) -> Alert {
-    let weight = |sig: &Signal| d.cfg.weight(s.portal, sig.id) * sig.score;
+    let weight = |sig: &Signal| d.tuning.load().cfg.weight(s.portal, sig.id) * sig.score;
     let mut sorted: Vec<&Signal> = signals.iter().collect();
     sorted.sort_by(|a, b| weight(b).total_cmp(&weight(a)));
     let top = sorted.first();

@@ -147,8 +147,9 @@ impl Gateway {
         let mut facts = facts(&portal, &request, method, &ctx.identity, now);
         facts.query = Some(&merged);
         let view = portal.config.policy_view(&facts);
-        let required = self.config.second_factor.required;
-        let again = self.config.policy.decide(&view, required, &facts);
+        let config = &ctx.live.config;
+        let required = config.second_factor.required;
+        let again = config.policy.decide(&view, required, &facts);
         if again.deny.is_some() && first.deny.is_none() {
             let liftable =
                 again.deny.as_ref().is_some_and(|d| d.break_glass) && facts.user.is_some();

@@ -36,8 +36,9 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> std::result::Result<Front, Refusal> {
-        let limits = &self.config.limits;
-        let request = normalise::run(session, limits, &self.config.trusted_proxies)?;
+        let live = ctx.live.clone();
+        let limits = &live.config.limits;
+        let request = normalise::run(session, limits, &live.config.trusted_proxies)?;
         if request.client.peer_trusted {
             let permit = self.clients.admit(request.client.ip);
             ctx.in_flight = Some(permit.map_err(|_| Refusal::framing(429, Reason::ClientCap))?);
@@ -45,7 +46,10 @@ impl Gateway {
         if content_length(session.req_header()).is_some_and(|len| len > limits.max_body_bytes) {
             return Err(Refusal::framing(413, Reason::BodyTooLarge));
         }
-        session.set_keepalive(Some(limits.keepalive_timeout.as_secs()).filter(|s| *s > 0));
+        // Draining (SIGTERM): answer, then close, so keep-alive clients reconnect elsewhere
+        // before the listeners close instead of meeting a closed connection.
+        let keepalive = Some(limits.keepalive_timeout.as_secs()).filter(|s| *s > 0);
+        session.set_keepalive(keepalive.filter(|_| !crate::lifecycle::draining()));
         session.set_read_timeout(Some(limits.client_body_timeout));
         let asset = match request.target.path.as_str() {
             crate::pages::STYLESHEET_PATH => {
@@ -59,7 +63,7 @@ impl Gateway {
         if let Some((content_type, text)) = asset {
             return Ok(Front::Asset(content_type, text));
         }
-        let portal = self
+        let portal = live
             .router
             .select(&request.host)
             .cloned()
@@ -101,7 +105,7 @@ impl Gateway {
                     .as_ref()
                     .ok_or(Refusal::new(503, Reason::UserStoreUnavailable))?;
                 let status = gateway_login::handle(
-                    &self.config,
+                    &ctx.live.config,
                     &self.budgets,
                     session,
                     &self.sessions,
@@ -157,12 +161,12 @@ impl Gateway {
             if body && matches!(req.method.as_str(), "GET" | "HEAD") {
                 return Err(Refusal::new(400, Reason::BodyOnGet));
             }
-            let full = self.full(&ctx.identity);
+            let full = self.full(ctx);
             let (interception, w) = intercept::on_request(profile, request, req, signed_in, full)?;
             ctx.interception = interception;
             // The body's parameters the policy's rules read too (stage 4 again, `authorise_body`).
             if let Some(reader) = ctx.interception.reader.as_mut() {
-                let rules = self.config.policy.rules.iter();
+                let rules = ctx.live.config.policy.rules.iter();
                 reader.want(rules.flat_map(|r| r.matcher.query.iter().map(|q| q.name.as_str())));
             }
             wall = w;
@@ -184,7 +188,15 @@ impl Gateway {
             let method = session.req_header().method.as_str().to_string();
             let facts = authorise::facts(portal, request, &method, &ctx.identity, now);
             ctx.break_glass = facts.break_glass;
-            match authorise::run(&self.config, &self.budgets, portal, &facts, &ctx.identity).await {
+            match authorise::run(
+                &ctx.live.config,
+                &self.budgets,
+                portal,
+                &facts,
+                &ctx.identity,
+            )
+            .await
+            {
                 // Below the factor only the profile's allowlist reaches the portal, whatever a
                 // rule says (a "public" path on a front-controller portal runs the whole
                 // application); a session past the password is sent on to its factor.
@@ -258,6 +270,7 @@ impl Gateway {
             .factors
             .as_ref()
             .ok_or(Refusal::new(404, Reason::UnknownGatewayPath))?;
+        let live = ctx.live.clone();
         let Some(record) = ctx
             .identity
             .session()
@@ -275,7 +288,7 @@ impl Gateway {
         let visit = second_factor::Visit {
             lang: crate::pages::Lang::of_request(session.req_header()),
             session,
-            config: &self.config,
+            config: &live.config,
             sessions: &self.sessions,
             factors,
             detector: self.detector.as_deref(),

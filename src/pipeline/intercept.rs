@@ -419,7 +419,7 @@ pub async fn on_response(
 
     // Past the password but not the factor, the request went as an anonymous visitor's
     // (without the vault): what the portal set then is not this user's session.
-    let half = current.as_ref().is_some_and(|s| s.is_authenticated()) && !gw.full(&ctx.identity);
+    let half = current.as_ref().is_some_and(|s| s.is_authenticated()) && !gw.full(ctx);
     if changes.is_empty() || half {
         return Ok(add);
     }
@@ -444,8 +444,13 @@ pub async fn on_response(
             }
             if rotated {
                 let user = s.user.clone().unwrap_or_default();
-                let who =
-                    super::whoami::confirm(&gw.config, portal, profile, &user, &updated.vault);
+                let who = super::whoami::confirm(
+                    &ctx.live.config,
+                    portal,
+                    profile,
+                    &user,
+                    &updated.vault,
+                );
                 if let super::whoami::Confirmed::Other = who.await? {
                     let rotated = super::login_answer::Rotated {
                         user_agent,

@@ -95,9 +95,15 @@ pub async fn judge(
         let_go(Ending::LoginRefused);
         return Err(Refusal::new(423, Reason::AccountLocked));
     }
-    let confirmed = whoami::confirm(&gw.config, login.portal, login.profile, user, &vault_now)
-        .await
-        .inspect_err(|_| let_go(Ending::LoginRefused))?;
+    let confirmed = whoami::confirm(
+        &ctx.live.config,
+        login.portal,
+        login.profile,
+        user,
+        &vault_now,
+    )
+    .await
+    .inspect_err(|_| let_go(Ending::LoginRefused))?;
     let groups = match confirmed {
         Confirmed::Same(groups) => groups,
         Confirmed::Other => {
@@ -122,7 +128,7 @@ pub async fn judge(
         vault_now.clone(),
     );
     record.groups = groups;
-    let pack = gw.config.policy.pack_for(&record.groups);
+    let pack = ctx.live.config.policy.pack_for(&record.groups);
     sessions.admit(&mut record, pack);
     let id = record.id;
     // The lock is checked again with the insertion: one landing since the check above

@@ -65,10 +65,26 @@ use normalise::Request;
 use refusal::{Reason, Refusal};
 use route::{Portal, Router};
 
+/// What a reload swaps at once: the configuration and the routes built from it. A request
+/// takes the one current when it starts and keeps it to its end, so it never mixes two.
+pub struct Live {
+    pub config: Config,
+    router: Router,
+}
+
+impl Live {
+    pub fn new(config: Config) -> Arc<Self> {
+        let router = Router::new(&config.portals);
+        Arc::new(Self { config, router })
+    }
+}
+
+/// The current [`Live`], shared by the gateway and whoever reloads it.
+pub type LiveHandle = Arc<arc_swap::ArcSwap<Live>>;
+
 /// Everything the pipeline needs, built once from a validated [`Config`].
 pub struct Gateway {
-    config: Config,
-    router: Router,
+    live: LiveHandle,
     sessions: Arc<Sessions>,
     /// Local users, when some portal uses gateway-owned logins.
     users: Option<Arc<UserStore>>,
@@ -97,8 +113,7 @@ pub struct Parts {
 }
 
 impl Gateway {
-    pub fn new(config: Config, parts: Parts) -> Self {
-        let router = Router::new(&config.portals);
+    pub fn new(live: LiveHandle, parts: Parts) -> Self {
         let Parts {
             sessions,
             users,
@@ -108,7 +123,7 @@ impl Gateway {
             detector,
             alerts,
         } = parts;
-        let per_client = config.limits.max_connections_per_peer;
+        let per_client = live.load().config.limits.max_connections_per_peer;
         let clients = Arc::new(crate::listener::peers::Peers::new(
             per_client,
             usize::MAX,
@@ -116,8 +131,7 @@ impl Gateway {
         ));
         Self {
             clients,
-            config,
-            router,
+            live,
             sessions,
             users,
             assertions,
@@ -131,9 +145,10 @@ impl Gateway {
     /// Whether the session has the level the policy requires of everyone: past the second
     /// factor, or past the password where no factor is required. Below it, the portal sees an
     /// anonymous visitor and what it answers is screened.
-    fn full(&self, identity: &Identity) -> bool {
+    fn full(&self, ctx: &RequestCtx) -> bool {
         use crate::identity::session::AuthLevel;
-        let base = match self.config.second_factor.required {
+        let identity = &ctx.identity;
+        let base = match ctx.live.config.second_factor.required {
             true => AuthLevel::SecondFactor,
             false => AuthLevel::Password,
         };
@@ -142,18 +157,26 @@ impl Gateway {
             .is_some_and(|s| s.is_authenticated() && s.level >= base)
     }
 
-    fn hsts_for(&self, session: &Session) -> Option<u64> {
+    /// HSTS for a request that came over TLS (the listener's or a trusted proxy's).
+    fn hsts_for(&self, session: &Session, ctx: &RequestCtx) -> Option<u64> {
+        let own = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        if !own && !ctx.tls() {
+            return None;
+        }
+        let config = &ctx.live.config;
         let server = session.server_addr()?.as_inet()?;
-        let listener = self.config.listeners.iter().find(|l| {
+        let listener = config.listeners.iter().find(|l| {
             l.address.port() == server.port()
                 && (l.address.ip().is_unspecified() || l.address.ip() == server.ip())
         })?;
-        listener.tls.as_ref().map(|t| t.hsts_max_age)
+        Some(listener.hsts_max_age)
     }
 }
 
 /// Per-request state, filled stage by stage.
 pub struct RequestCtx {
+    /// The configuration this request runs on from start to end (see [`Live`]).
+    pub live: Arc<Live>,
     pub started: Instant,
     pub request_id: String,
     /// The request and its portal, once the front stages have routed it.
@@ -245,6 +268,7 @@ impl ProxyHttp for Gateway {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
+            live: self.live.load_full(),
             started: Instant::now(),
             request_id: next_request_id(),
             admitted: None,
@@ -326,7 +350,7 @@ impl ProxyHttp for Gateway {
             self.authorise_body(ctx, &method).await?;
             self.watch_body(ctx, &method)?;
         }
-        if ctx.body_bytes > self.config.limits.max_body_bytes {
+        if ctx.body_bytes > ctx.live.config.limits.max_body_bytes {
             return ctx.refuse(Refusal::framing(413, Reason::BodyTooLarge));
         }
         // Judged above (a refusal returned early): only now does a held body go on.
@@ -334,7 +358,7 @@ impl ProxyHttp for Gateway {
             return ctx.refuse(refusal);
         }
         // A slow POST is cut by its total time, not only by the gap between two reads.
-        if ctx.started.elapsed() > self.config.limits.client_body_timeout {
+        if ctx.started.elapsed() > ctx.live.config.limits.client_body_timeout {
             return ctx.refuse(Refusal::framing(408, Reason::BodyTimeout));
         }
         Ok(())
@@ -363,12 +387,12 @@ impl ProxyHttp for Gateway {
         forward::prepare_upstream_request(
             upstream_request,
             request,
-            &self.config.headers,
+            &ctx.live.config.headers,
             &ctx.request_id,
         )?;
         let profile = portal.config.profile.as_deref();
         let login = ctx.interception.prelogin_login;
-        let full = self.full(&ctx.identity);
+        let full = self.full(ctx);
         if profile.is_some() && !full {
             // What comes back to someone below the factor is read before it leaves
             // (`screen`): ask for it whole and uncompressed.
@@ -390,7 +414,7 @@ impl ProxyHttp for Gateway {
                 groups_header,
             } = &portal.config.login
             {
-                let assertion = (&self.config.assertion, self.assertions.as_ref());
+                let assertion = (&ctx.live.config.assertion, self.assertions.as_ref());
                 let now = self.sessions.now();
                 gateway_login::add_identity(
                     upstream_request,
@@ -425,7 +449,7 @@ impl ProxyHttp for Gateway {
                         for c in cookies {
                             resp.append_header("set-cookie", c)?;
                         }
-                        let below = !self.full(&ctx.identity);
+                        let below = !self.full(ctx);
                         let tainted =
                             below && ctx.identity.session().is_some_and(|s| screen::taken(&s.id));
                         if tainted && !ctx.interception.drop_body {
@@ -454,7 +478,7 @@ impl ProxyHttp for Gateway {
                 resp.insert_header("transfer-encoding", "chunked")?;
             }
         }
-        inspect::on_response(resp, self.hsts_for(session), &ctx.request_id);
+        inspect::on_response(resp, self.hsts_for(session, ctx), &ctx.request_id);
         Ok(())
     }
 
@@ -506,6 +530,18 @@ impl ProxyHttp for Gateway {
         }
         ctx.watch = watch;
         Ok(None)
+    }
+
+    /// What Pingora's own error lines say of the request: never its query or the raw path,
+    /// which carry patient ids and names (Pingora's default prints the whole target).
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!(
+            "{} {}, request {}",
+            req.method,
+            log::masked_path(req.uri.path()),
+            ctx.request_id
+        )
     }
 
     async fn fail_to_proxy(

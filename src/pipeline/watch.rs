@@ -380,7 +380,11 @@ impl Gateway {
             .filter(|s| s.is_authenticated() && s.user.is_some())?
             .clone();
         let ua = super::normalise::headers::user_agent(session.req_header());
-        let who = Who::new(&record, ua, &self.config.second_factor.privileged_groups);
+        let who = Who::new(
+            &record,
+            ua,
+            &ctx.live.config.second_factor.privileged_groups,
+        );
         let (now, now_us) = (self.sessions.now(), self.sessions.now_us());
         let subject = who.subject(&portal.config.name, &record, request.client.ip, now);
         let method = session.req_header().method.as_str();

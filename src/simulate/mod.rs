@@ -233,7 +233,11 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     }
 
     let clock = Arc::new(ManualClock::at(EPOCH_S as u64));
-    let (mut server, detector) = crate::server::build_with(&config, clock.clone())?;
+    let crate::server::Built {
+        mut server,
+        detector,
+        ..
+    } = crate::server::build_with(&config, clock.clone())?;
     let detector = detector.context("the simulator needs the detector")?;
     let portal = SamplePortal::new(PATIENTS).with_accounts(accounts);
     crate::server::add_sample_portal(&mut server, &format!("127.0.0.1:{portal_port}"), portal, 1);

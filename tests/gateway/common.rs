@@ -38,6 +38,28 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Send a signal (`libc::SIGHUP`, `SIGTERM`…).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0, "kill({sig})");
+    }
+
+    /// Its exit status, if it exits within `within`.
+    pub fn exited_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
@@ -137,7 +159,15 @@ pub fn start_profiled_gateway(upstream_port: u16, profile: &str, extra: &str) ->
     start_gateway_with(&portal, extra)
 }
 
-pub fn start_gateway_with(portals: &str, extra: &str) -> Gateway {
+/// A gateway's configuration written into a fresh directory, on free ports; not started.
+pub struct Prepared {
+    pub port: u16,
+    pub admin_port: u16,
+    pub config: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn prepare_gateway(portals: &str, extra: &str) -> Prepared {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     // The OS may hand the same free port out twice in a row.
@@ -153,6 +183,28 @@ pub fn start_gateway_with(portals: &str, extra: &str) -> Gateway {
     );
     let config = dir.path().join("vigie.toml");
     std::fs::write(&config, text).unwrap();
+    Prepared {
+        port,
+        admin_port,
+        config,
+        dir,
+    }
+}
+
+impl Prepared {
+    /// Run `vigie run` on it, without waiting for its ports.
+    pub fn spawn(&self) -> Proc {
+        spawn(&["run", "-c", self.config.to_str().unwrap()], &self.dir)
+    }
+}
+
+pub fn start_gateway_with(portals: &str, extra: &str) -> Gateway {
+    let Prepared {
+        port,
+        admin_port,
+        config,
+        dir,
+    } = prepare_gateway(portals, extra);
     let proc = spawn(&["run", "-c", config.to_str().unwrap()], &dir);
     assert!(
         port_up(port) && port_up(admin_port),

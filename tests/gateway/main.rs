@@ -18,6 +18,7 @@ mod gateway_login;
 mod hygiene;
 mod login_reading;
 mod mfa;
+mod operations;
 mod passthrough;
 mod paths;
 mod php_params;

@@ -261,7 +261,11 @@ impl Validator<'_> {
                     continue;
                 }
             };
-            out.push(ListenerConfig { address, tls });
+            out.push(ListenerConfig {
+                address,
+                tls,
+                hsts_max_age: hsts,
+            });
         }
         out
     }

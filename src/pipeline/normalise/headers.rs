@@ -172,6 +172,13 @@ pub fn forwarded_for(headers: &http::HeaderMap) -> impl DoubleEndedIterator<Item
         .map(|v| v.to_str().unwrap_or(""))
 }
 
+/// Whether a (trusted) proxy says the client connected over https: one `X-Forwarded-Proto`
+/// line, exactly `https` (a chain or a second line is not a clear answer).
+pub fn forwarded_https(headers: &http::HeaderMap) -> bool {
+    let mut lines = headers.get_all("x-forwarded-proto").iter();
+    matches!((lines.next(), lines.next()), (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
 /// Rewrite the forwarding headers the portal receives. Client-sent copies survive only
 /// when the peer is a trusted proxy, and then the peer is appended to the chain.
 pub fn set_forwarding_headers(

@@ -60,7 +60,10 @@ pub fn run(session: &Session, limits: &Limits, trusted: &[IpNet]) -> Result<Requ
         .and_then(|a| a.as_inet())
         .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
     let client = client_address(peer, headers::forwarded_for(&req.headers), trusted);
-    let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+    // TLS offload: a trusted proxy that says the client came over https is believed, so the
+    // cookie is `__Host-`/`Secure` and HSTS is sent, as on a TLS listener.
+    let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some())
+        || (client.peer_trusted && headers::forwarded_https(&req.headers));
     Ok(Request {
         method: req.method.clone(),
         target,

@@ -1,0 +1,188 @@
+//! Hot reload: the file is read and validated whole, compared with the running one, and only
+//! then swapped in. New requests take the new configuration; requests in flight finish on the
+//! one they started with; sessions, budgets' counts and the detector's tracks are kept.
+//!
+//! What a running process cannot change (listeners, storage, the session cookie, second
+//! factors, alert sinks, a portal's address…) is refused with the list of keys, and the old
+//! configuration keeps serving. Certificates are read at start: a renewed one needs a restart
+//! (or `vigie upgrade`, which hands the sockets over without dropping a connection).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::budget::Budgets;
+use crate::config::{Config, ConfigErrors};
+use crate::detect::Detector;
+use crate::pipeline::{Live, LiveHandle};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}\nthe running configuration is unchanged")]
+    Invalid(ConfigErrors),
+    #[error(
+        "these settings only change with a restart: {}\nthe running configuration is unchanged; \
+         restart (or `vigie upgrade`) to apply them, or put them back to reload the rest",
+        .0.join(", ")
+    )]
+    NeedsRestart(Vec<&'static str>),
+}
+
+impl ReloadError {
+    /// The metric's label.
+    fn label(&self) -> &'static str {
+        match self {
+            ReloadError::Invalid(_) => "invalid",
+            ReloadError::NeedsRestart(_) => "needs_restart",
+        }
+    }
+}
+
+/// Everything a reload updates, and the configuration running now.
+pub struct Reloader {
+    path: PathBuf,
+    running: Mutex<Config>,
+    live: LiveHandle,
+    budgets: Arc<Budgets>,
+    detector: Option<Arc<Detector>>,
+}
+
+impl Reloader {
+    pub fn new(
+        running: Config,
+        live: LiveHandle,
+        budgets: Arc<Budgets>,
+        detector: Option<Arc<Detector>>,
+    ) -> Self {
+        Self {
+            path: running.source.clone(),
+            running: Mutex::new(running),
+            live,
+            budgets,
+            detector,
+        }
+    }
+
+    /// Reload from the file the gateway was started with; `by` says who asked (`SIGHUP`,
+    /// `admin API`), for the audit trail. Returns the sections that changed.
+    pub fn reload(&self, by: &str) -> Result<Vec<&'static str>, ReloadError> {
+        // One reload at a time: two racing would each compare against a stale "running".
+        let mut running = self.running.lock().expect("reload lock");
+        let result = Config::load(&self.path)
+            .map_err(ReloadError::Invalid)
+            .and_then(|next| {
+                let restart = needs_restart(&running, &next);
+                match restart.is_empty() {
+                    true => Ok(next),
+                    false => Err(ReloadError::NeedsRestart(restart)),
+                }
+            });
+        let m = &crate::metrics::METRICS;
+        match result {
+            Ok(next) => {
+                let changed = changed(&running, &next);
+                self.budgets.retune(next.budgets.clone());
+                if let Some(d) = &self.detector {
+                    d.retune(next.detection.clone());
+                }
+                for w in &next.warnings {
+                    tracing::warn!("config: {w}");
+                }
+                self.live.store(Live::new(next.clone()));
+                *running = next;
+                m.reloads.with_label_values(&["ok"]).inc();
+                m.last_reload.set(jiff::Timestamp::now().as_second().max(0));
+                tracing::info!(target: "vigie::audit", event = "config_reload", outcome = "ok", by = %by, changed = %changed.join(","));
+                Ok(changed)
+            }
+            Err(e) => {
+                m.reloads.with_label_values(&[e.label()]).inc();
+                tracing::error!(target: "vigie::audit", event = "config_reload", outcome = e.label(), by = %by, "reload refused: {e}");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Debug texts compare whole sections; none of these holds a map (whose order would vary).
+fn text(v: &impl std::fmt::Debug) -> String {
+    format!("{v:?}")
+}
+
+/// A portal's place in the process: what its connections and logouts were built with.
+fn portal_identity(c: &Config) -> Vec<String> {
+    c.portals
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {:?} {} {:?} {:?}",
+                p.name, p.hosts, p.upstream, p.upstream_tls, p.login
+            )
+        })
+        .collect()
+}
+
+/// The settings read once at start, by key, that differ between `old` and `new`.
+pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let secret = |s: &Option<crate::config::Secret>| s.as_ref().map(|s| s.0.clone());
+    let pairs: [(&'static str, bool); 10] = [
+        ("[server]", text(&old.server) != text(&new.server)),
+        ("[[listener]]", text(&old.listeners) != text(&new.listeners)),
+        (
+            "[admin]",
+            old.admin != new.admin || secret(&old.admin_token) != secret(&new.admin_token),
+        ),
+        ("[log]", text(&old.log) != text(&new.log)),
+        ("[session]", text(&old.session) != text(&new.session)),
+        ("[storage]", text(&old.storage) != text(&new.storage)),
+        ("[assertion]", text(&old.assertion) != text(&new.assertion)),
+        (
+            "[second_factor]",
+            text(&old.second_factor) != text(&new.second_factor),
+        ),
+        ("[alerts]", text(&old.alerts) != text(&new.alerts)),
+        (
+            "[[portal]] name, hosts, upstream, upstream_tls or login",
+            portal_identity(old) != portal_identity(new),
+        ),
+    ];
+    pairs.iter().filter(|(_, d)| *d).map(|(k, _)| *k).collect()
+}
+
+/// The reloadable sections that differ, for the log and the command's answer.
+fn changed(old: &Config, new: &Config) -> Vec<&'static str> {
+    let groups = |c: &Config| {
+        let mut v: Vec<_> = c.static_groups.iter().collect();
+        v.sort();
+        text(&v)
+    };
+    let (og, ng) = (groups(old), groups(new));
+    let classes = |c: &Config| {
+        let mut v: Vec<_> = c.budgets.classes.iter().collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        text(&(v, &c.budgets.source, &c.budgets.login))
+    };
+    let (ob, nb) = (classes(old), classes(new));
+    let profiles = |c: &Config| text(&c.portals.iter().map(|p| &p.profile).collect::<Vec<_>>());
+    let portals = |c: &Config| text(&c.portals);
+    [
+        ("policy", text(&old.policy) != text(&new.policy)),
+        ("budgets", ob != nb),
+        ("detection", text(&old.detection) != text(&new.detection)),
+        ("limits", text(&old.limits) != text(&new.limits)),
+        ("headers", text(&old.headers) != text(&new.headers)),
+        (
+            "trusted_proxies",
+            old.trusted_proxies != new.trusted_proxies,
+        ),
+        ("static_groups", og != ng),
+        ("profiles", profiles(old) != profiles(new)),
+        ("portals", portals(old) != portals(new)),
+    ]
+    .into_iter()
+    .filter(|(_, d)| *d)
+    .map(|(k, _)| k)
+    .collect()
+}
+
+#[cfg(test)]
+mod tests;

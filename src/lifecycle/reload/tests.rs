@@ -1,0 +1,53 @@
+use super::*;
+
+const BASE: &str = "[[listener]]\naddress = \"127.0.0.1:8080\"\n\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:8081\"\n";
+
+fn config(extra: &str) -> Config {
+    Config::demo_from_toml(
+        std::path::Path::new("vigie.toml"),
+        &format!("{extra}\n{BASE}"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_same_file_read_twice_needs_nothing_and_changes_nothing() {
+    let text = "[budgets.export]\nrequests = 5\nper = \"minute\"\nburst = 2\n[budgets.view]\nrequests = 50\nper = \"minute\"\nburst = 20\n[groups]\na = [\"alice\", \"bob\"]\nb = [\"alice\"]\nc = [\"carol\"]\n";
+    let (a, b) = (config(text), config(text));
+    assert!(needs_restart(&a, &b).is_empty());
+    assert!(changed(&a, &b).is_empty(), "{:?}", changed(&a, &b));
+}
+
+#[test]
+fn rules_and_budgets_reload_and_are_named() {
+    let a = config("");
+    let b = config("[budgets.source]\nrequests = 7\nper = \"minute\"\nburst = 3\n\n[[rule]]\nname = \"no-export\"\npath = \"/export*\"\ndeny = true\n");
+    assert!(
+        needs_restart(&a, &b).is_empty(),
+        "{:?}",
+        needs_restart(&a, &b)
+    );
+    assert_eq!(changed(&a, &b), vec!["policy", "budgets"]);
+}
+
+#[test]
+fn what_is_read_at_start_is_refused_by_key() {
+    let a = config("");
+    let moved = Config::demo_from_toml(
+        std::path::Path::new("vigie.toml"),
+        &BASE.replace("127.0.0.1:8080", "127.0.0.1:8090"),
+    )
+    .unwrap();
+    assert_eq!(needs_restart(&a, &moved), vec!["[[listener]]"]);
+    let cookie = config("[session]\ncookie_name = \"other\"\n");
+    assert_eq!(needs_restart(&a, &cookie), vec!["[session]"]);
+    let upstream = Config::demo_from_toml(
+        std::path::Path::new("vigie.toml"),
+        &BASE.replace("127.0.0.1:8081", "127.0.0.1:8082"),
+    )
+    .unwrap();
+    assert_eq!(
+        needs_restart(&a, &upstream),
+        vec!["[[portal]] name, hosts, upstream, upstream_tls or login"]
+    );
+}

@@ -1,0 +1,68 @@
+//! The signals a running gateway obeys, in place of Pingora's default watcher (which lets
+//! `SIGHUP` kill the process and stops accepting the moment `SIGTERM` arrives).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::Reloader;
+
+pub struct Signals {
+    pub reloader: Option<Arc<Reloader>>,
+    /// How long the gateway keeps accepting after `SIGTERM` (`server.grace_period_seconds`).
+    pub grace: Duration,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut quit = signal(SignalKind::quit()).expect("SIGQUIT handler");
+        let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => match &self.reloader {
+                    Some(r) => {
+                        // A reload reads files: off this runtime's only thread.
+                        let r = r.clone();
+                        let _ = tokio::task::spawn_blocking(move || r.reload("SIGHUP")).await;
+                    }
+                    None => tracing::warn!("SIGHUP: this gateway cannot reload (the demo)"),
+                },
+                _ = terminate.recv() => {
+                    super::start_draining();
+                    tracing::info!(
+                        grace_s = self.grace.as_secs(),
+                        "SIGTERM: draining: still serving, /readyz answers 503, then stopping"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.grace) => {}
+                        _ = interrupt.recv() => return ShutdownSignal::FastShutdown,
+                    }
+                    tracing::info!("grace period over: no new connections; finishing requests in flight");
+                    return ShutdownSignal::GracefulTerminate;
+                }
+                _ = quit.recv() => {
+                    super::start_draining();
+                    tracing::info!("SIGQUIT: handing the listening sockets to the new process");
+                    return ShutdownSignal::GracefulUpgrade;
+                }
+                _ = interrupt.recv() => return ShutdownSignal::FastShutdown,
+            }
+        }
+    }
+}
+
+/// Ignore `SIGHUP` until [`Signals`] takes it: one sent during the start must not kill the
+/// process (its default action), as a `systemctl reload` racing a restart would.
+pub fn hold_hangup() {
+    // SAFETY: setting a signal's disposition to SIG_IGN has no memory effects; done once,
+    // before any thread of ours waits on signals.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+}

@@ -1,0 +1,278 @@
+//! Operating a running gateway (issue 18): reload by SIGHUP and by `vigie reload`, a start
+//! that cannot bind, SIGTERM's grace period, honest `/readyz`, the container healthcheck run
+//! as a container runs it, and Pingora's own error lines kept free of patient ids.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const CLOSED_RULE: &str = "\n[[rule]]\nname = \"closed\"\npath = \"/index.php\"\ndeny = true\n";
+
+fn keep_alive_get(conn: &mut Conn, target: &str) -> Response {
+    conn.send(format!("GET {target} HTTP/1.1\r\nHost: portal.test\r\n\r\n").as_bytes());
+    conn.read_response()
+        .expect("an answer on the kept-alive connection")
+}
+
+fn reload_cli(config: &std::path::Path) -> (i32, String) {
+    let out = Command::new(VIGIE)
+        .args(["reload", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn a_reloaded_rule_applies_on_the_same_keep_alive_connection_and_a_broken_file_changes_nothing() {
+    let portal = start_portal();
+    let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
+    let original = std::fs::read_to_string(&gw.config).unwrap();
+    let mut conn = Conn::open(gw.port);
+    assert_eq!(keep_alive_get(&mut conn, "/index.php").status, 200);
+
+    // SIGHUP with a new rule: the next request on the same connection meets it.
+    std::fs::write(&gw.config, format!("{original}{CLOSED_RULE}")).unwrap();
+    gw.proc.signal(libc::SIGHUP);
+    let ok = "vigie_config_reloads_total{result=\"ok\"} 1";
+    assert!(metrics_with(gw.admin_port, &[ok]).contains(ok));
+    assert_eq!(keep_alive_get(&mut conn, "/index.php").status, 403);
+
+    // A broken file: refused, counted, and the rule in force stays in force.
+    std::fs::write(
+        &gw.config,
+        format!("{original}{CLOSED_RULE}\n[[rule]]\nname = "),
+    )
+    .unwrap();
+    gw.proc.signal(libc::SIGHUP);
+    let invalid = "vigie_config_reloads_total{result=\"invalid\"} 1";
+    assert!(metrics_with(gw.admin_port, &[invalid]).contains(invalid));
+    assert_eq!(keep_alive_get(&mut conn, "/index.php").status, 403);
+    let (code, text) = reload_cli(&gw.config);
+    assert_eq!(code, 2, "{text}");
+    assert!(gw.proc.stderr().contains("reload refused"));
+
+    // `vigie reload` with the rule taken out again.
+    std::fs::write(&gw.config, &original).unwrap();
+    let (code, text) = reload_cli(&gw.config);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("\"policy\""), "{text}");
+    assert_eq!(keep_alive_get(&mut conn, "/index.php").status, 200);
+    assert!(
+        !conn.is_closed(),
+        "the reload dropped a kept-alive connection"
+    );
+
+    // What only a restart changes is refused by name; the rest keeps running.
+    let moved = original.replace(
+        &format!("127.0.0.1:{}\"", gw.port),
+        &format!("127.0.0.1:{}\"", free_port()),
+    );
+    std::fs::write(&gw.config, format!("{moved}{CLOSED_RULE}")).unwrap();
+    let (code, text) = reload_cli(&gw.config);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("[[listener]]"), "{text}");
+    assert_eq!(get(gw.port, "/index.php", "").status, 200);
+}
+
+#[test]
+fn a_listener_that_cannot_bind_stops_the_start_with_its_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let prepared = prepare_gateway(
+        "[[portal]]\nname = \"test\"\nupstream = \"127.0.0.1:9\"\n",
+        "",
+    );
+    let text = std::fs::read_to_string(&prepared.config).unwrap().replace(
+        &format!("127.0.0.1:{}\"", prepared.port),
+        &format!("127.0.0.1:{taken_port}\""),
+    );
+    std::fs::write(&prepared.config, text).unwrap();
+    let mut proc = prepared.spawn();
+    let status = proc
+        .exited_within(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running without its listener:\n{}", proc.stderr()));
+    assert!(!status.success());
+    let err = proc.stderr();
+    assert!(err.contains(&format!("127.0.0.1:{taken_port}")), "{err}");
+    assert!(err.contains("another process holds the port"), "{err}");
+    // check-config --preflight says the same before a start.
+    let out = Command::new(VIGIE)
+        .args(["check-config", "--preflight", "-c"])
+        .arg(&prepared.config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    drop(taken);
+}
+
+#[test]
+fn sigterm_keeps_serving_through_the_grace_period_then_lets_requests_in_flight_finish() {
+    let slow = Echo::start(Duration::from_millis(2500));
+    let prepared = prepare_gateway(
+        &format!(
+            "[[portal]]\nname = \"test\"\nupstream = \"127.0.0.1:{}\"\nread_timeout_ms = 8000\n",
+            slow.port
+        ),
+        "",
+    );
+    let text = std::fs::read_to_string(&prepared.config).unwrap().replace(
+        "grace_period_seconds = 0\ngraceful_shutdown_timeout_seconds = 1",
+        "grace_period_seconds = 2\ngraceful_shutdown_timeout_seconds = 4",
+    );
+    std::fs::write(&prepared.config, text).unwrap();
+    let mut proc = prepared.spawn();
+    wait_for_port(prepared.port);
+    wait_for_port(prepared.admin_port);
+    let port = prepared.port;
+    let in_flight = std::thread::spawn(move || get(port, "/slow", ""));
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    proc.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    // Within the grace period: new connections are served, and readiness says draining.
+    let ready = get(prepared.admin_port, "/readyz", "");
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert!(ready.text().contains("\"draining\""), "{}", ready.text());
+    let during = std::thread::spawn(move || get(port, "/during-grace", ""));
+    assert_eq!(during.join().unwrap().status, 200);
+    assert_eq!(
+        in_flight.join().unwrap().status,
+        200,
+        "the request in flight was cut"
+    );
+    // After the grace period the listener is closed.
+    while signalled.elapsed() < Duration::from_millis(2600) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still accepting after the grace period"
+    );
+    let status = proc
+        .exited_within(Duration::from_secs(10))
+        .expect("it stops");
+    assert!(status.success(), "{status:?}\n{}", proc.stderr());
+}
+
+#[test]
+fn readiness_names_what_is_wrong_and_a_down_portal_keeps_the_gateway_in_rotation() {
+    let dead = free_port();
+    let gw = start_gateway(dead, "");
+    let ready = get(gw.admin_port, "/readyz", "");
+    let body: serde_json::Value = serde_json::from_str(&ready.text()).unwrap();
+    assert_eq!(ready.status, 200, "{body}");
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["portals"]["test"], "down");
+    assert_eq!(body["listeners"], "bound");
+}
+
+/// The command after `CMD ` on the Containerfile's HEALTHCHECK line, as Docker runs a shell
+/// form: `/bin/sh -c`, which is dash on Debian.
+fn healthcheck_command() -> String {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/Containerfile");
+    let text = std::fs::read_to_string(file).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("HEALTHCHECK "))
+        .expect("a HEALTHCHECK line");
+    line.split_once(" CMD ")
+        .expect("CMD in the HEALTHCHECK")
+        .1
+        .to_string()
+}
+
+#[test]
+fn the_containers_healthcheck_passes_while_the_gateway_serves_and_fails_once_it_stops() {
+    let portal = start_portal();
+    let mut gw = start_gateway(portal.port, "");
+    let command =
+        healthcheck_command().replace("127.0.0.1:9090", &format!("127.0.0.1:{}", gw.admin_port));
+    assert!(command.contains(&gw.admin_port.to_string()), "{command}");
+    let bin = std::path::Path::new(VIGIE).parent().unwrap();
+    let run = || {
+        Command::new("dash")
+            .args(["-c", &command])
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .status()
+            .unwrap()
+    };
+    assert!(run().success(), "healthcheck failed on a serving gateway");
+    gw.proc.kill();
+    assert!(
+        !run().success(),
+        "healthcheck passed with the gateway stopped"
+    );
+}
+
+/// Close with a TCP reset (SO_LINGER 0) instead of a clean end.
+fn reset(s: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a socket we own, with a value of the size we pass.
+    let done = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(done, 0);
+}
+
+/// A portal that answers every connection in one way: refuse, never answer, or reset.
+fn failing_portal(how: &str) -> (u16, Option<std::thread::JoinHandle<()>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    if how == "refuse" {
+        return (port, None); // dropped below: nothing listens
+    }
+    let how = how.to_string();
+    let t = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for mut s in listener.incoming().flatten() {
+            use std::io::Read;
+            let _ = s.read(&mut [0u8; 1024]);
+            if how == "reset" {
+                reset(&s);
+            } else {
+                kept.push(s); // never answered: the gateway's read timeout fires
+            }
+        }
+    });
+    (port, Some(t))
+}
+
+#[test]
+fn a_failing_portal_leaves_no_patient_id_in_any_log_line() {
+    for how in ["refuse", "timeout", "reset"] {
+        let (port, _t) = failing_portal(how);
+        let gw = start_gateway(port, "");
+        // Pingora's own error lines are written at error level: let them through.
+        let r = get(
+            gw.port,
+            "/api/fhir/Patient/48151623?patient_id=90210777&name=DUPONT",
+            "",
+        );
+        assert!(r.status >= 500, "{how}: {}", r.status);
+        std::thread::sleep(Duration::from_millis(300));
+        let log = gw.proc.stderr();
+        assert!(
+            log.contains("Fail to proxy") || log.contains("error"),
+            "{how}: nothing logged:\n{log}"
+        );
+        for secret in ["48151623", "90210777", "DUPONT"] {
+            assert!(!log.contains(secret), "{how}: {secret} in the log:\n{log}");
+        }
+    }
+}
