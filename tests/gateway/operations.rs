@@ -276,3 +276,65 @@ fn a_failing_portal_leaves_no_patient_id_in_any_log_line() {
         }
     }
 }
+
+/// A login through the gateway as a TLS-offloading proxy on 127.0.0.1 would send it.
+fn login_behind_proxy(port: u16, forwarded: &str) -> Response {
+    let page = get(port, "/index.php", forwarded);
+    let cookies: Vec<String> = page
+        .headers_named("set-cookie")
+        .into_iter()
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .collect();
+    let token = crate::passthrough::csrf_token(&page);
+    let form = format!("login=1&csrf_token={token}&username=admin&password=admin-demo");
+    raw(
+        port,
+        format!(
+            "POST /index.php HTTP/1.1\r\nHost: portal.test\r\nOrigin: https://portal.test\r\n{forwarded}Cookie: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            cookies.join("; "),
+            form.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn https_said_by_a_trusted_proxy_gives_the_tls_cookie_and_hsts_and_by_anyone_else_nothing() {
+    let portal = start_portal();
+    let https = "X-Forwarded-Proto: https\r\n";
+    let trusting = start_profiled_gateway(
+        portal.port,
+        "sample-portal.toml",
+        "[network]\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+    );
+    let page = get(trusting.port, "/index.php", https);
+    assert!(
+        page.header("strict-transport-security").is_some(),
+        "{:?}",
+        page.headers
+    );
+    let login = login_behind_proxy(trusting.port, https);
+    let cookie = login
+        .headers_named("set-cookie")
+        .into_iter()
+        .find(|c| c.contains("vigie="))
+        .unwrap_or_else(|| panic!("no session cookie: {:?}", login.headers))
+        .to_string();
+    assert!(cookie.starts_with("__Host-vigie="), "{cookie}");
+    assert!(cookie.contains("Secure"), "{cookie}");
+
+    // The same header from a client that is not a trusted proxy changes nothing.
+    let plain = start_profiled_gateway(portal.port, "sample-portal.toml", "");
+    let page = get(plain.port, "/index.php", https);
+    assert!(page.header("strict-transport-security").is_none());
+    let login = login_behind_proxy(plain.port, https);
+    let cookie = login
+        .headers_named("set-cookie")
+        .into_iter()
+        .find(|c| c.contains("vigie="))
+        .unwrap_or_else(|| panic!("no session cookie: {:?}", login.headers))
+        .to_string();
+    assert!(cookie.starts_with("vigie="), "{cookie}");
+    assert!(!cookie.contains("Secure"), "{cookie}");
+}
