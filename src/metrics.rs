@@ -3,7 +3,7 @@
 use once_cell::sync::Lazy;
 use prometheus::{
     register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
-    HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    register_int_gauge_vec, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
 
 pub struct Metrics {
@@ -52,6 +52,8 @@ pub struct Metrics {
     pub last_reload: IntGauge,
     /// 1 while the gateway drains after SIGTERM (or hands over to a new process).
     pub draining: IntGauge,
+    /// When each TLS listener's certificate expires (unix seconds), by listener address.
+    pub certificate_expiry: IntGaugeVec,
 }
 
 pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
@@ -188,6 +190,12 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
     draining: register_int_gauge!(
         "vigie_draining",
         "1 while the gateway drains after SIGTERM: still serving, /readyz answers 503."
+    )
+    .expect("metric registers once"),
+    certificate_expiry: register_int_gauge_vec!(
+        "vigie_tls_certificate_expiry_timestamp_seconds",
+        "When the certificate a TLS listener serves expires, unix seconds.",
+        &["listener"]
     )
     .expect("metric registers once"),
 }

@@ -18,10 +18,12 @@ use crate::identity::assertion::AssertionKeys;
 use crate::identity::session::{Clock, SystemClock};
 use crate::identity::Sessions;
 use crate::lifecycle::Reloader;
+use crate::listener::certificates::{Certificates, Serve};
 use crate::listener::peers::{self, Peers};
 use crate::listener::ConnectionGuard;
 use crate::pipeline::{Gateway, Live, LiveHandle};
 use crate::sample_portal::SamplePortal;
+use pingora::listeners::tls::TlsSettings;
 
 /// A Pingora server with the gateway and admin services added, ready for
 /// [`crate::lifecycle::run`], and what reloads it.
@@ -90,16 +92,11 @@ pub fn build_with(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Buil
     };
 
     let live: LiveHandle = Arc::new(arc_swap::ArcSwap::new(Live::new(config.clone())));
-    let reloader = Arc::new(Reloader::new(
-        config.clone(),
-        live.clone(),
-        budgets.clone(),
-        detector.clone(),
-    ));
+    let mut certificates = Vec::new();
     let proxy = pingora::proxy::http_proxy(
         &server.configuration,
         Gateway::new(
-            live,
+            live.clone(),
             crate::pipeline::Parts {
                 sessions: sessions.clone(),
                 users,
@@ -118,17 +115,25 @@ pub fn build_with(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Buil
     for l in &config.listeners {
         let addr = l.address.to_string();
         match &l.tls {
-            Some(tls) => gateway
-                .add_tls(
-                    &addr,
-                    &tls.cert.to_string_lossy(),
-                    &tls.key.to_string_lossy(),
-                )
-                .with_context(|| format!("TLS listener {addr}: cannot load certificate or key"))?,
+            Some(tls) => {
+                let certs = Certificates::load(addr.clone(), &tls.cert, &tls.key)
+                    .map_err(|e| anyhow::anyhow!("TLS listener {addr}: {e}"))?;
+                let settings = TlsSettings::with_callbacks(Box::new(Serve(certs.clone())))
+                    .with_context(|| format!("TLS listener {addr}"))?;
+                gateway.add_tls_with_settings(&addr, None, settings);
+                certificates.push(certs);
+            }
             None => gateway.add_tcp(&addr),
         }
     }
     gateway.threads = Some(config.server.threads);
+    let reloader = Arc::new(Reloader::new(
+        config.clone(),
+        live,
+        budgets.clone(),
+        detector.clone(),
+        certificates,
+    ));
     server.add_service(gateway);
     server.add_service(pingora::services::background::background_service(
         "session sweeper",

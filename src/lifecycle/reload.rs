@@ -4,8 +4,8 @@
 //!
 //! What a running process cannot change (listeners, storage, the session cookie, second
 //! factors, alert sinks, a portal's address…) is refused with the list of keys, and the old
-//! configuration keeps serving. Certificates are read at start: a renewed one needs a restart
-//! (or `vigie upgrade`, which hands the sockets over without dropping a connection).
+//! configuration keeps serving. Certificates are read again from the same files, so a renewed
+//! one reaches new handshakes; a listener's file names are read at start only.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use crate::budget::Budgets;
 use crate::config::{Config, ConfigErrors};
 use crate::detect::Detector;
+use crate::listener::certificates::Certificates;
 use crate::pipeline::{Live, LiveHandle};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,8 @@ pub enum ReloadError {
         .0.join(", ")
     )]
     NeedsRestart(Vec<&'static str>),
+    #[error("{0}\nthe running configuration and certificates are unchanged")]
+    Certificate(String),
 }
 
 impl ReloadError {
@@ -33,6 +36,7 @@ impl ReloadError {
         match self {
             ReloadError::Invalid(_) => "invalid",
             ReloadError::NeedsRestart(_) => "needs_restart",
+            ReloadError::Certificate(_) => "invalid",
         }
     }
 }
@@ -44,6 +48,8 @@ pub struct Reloader {
     live: LiveHandle,
     budgets: Arc<Budgets>,
     detector: Option<Arc<Detector>>,
+    /// The TLS listeners' certificates, read again at each reload.
+    certificates: Vec<Arc<Certificates>>,
 }
 
 impl Reloader {
@@ -52,6 +58,7 @@ impl Reloader {
         live: LiveHandle,
         budgets: Arc<Budgets>,
         detector: Option<Arc<Detector>>,
+        certificates: Vec<Arc<Certificates>>,
     ) -> Self {
         Self {
             path: running.source.clone(),
@@ -59,6 +66,7 @@ impl Reloader {
             live,
             budgets,
             detector,
+            certificates,
         }
     }
 
@@ -75,11 +83,28 @@ impl Reloader {
                     true => Ok(next),
                     false => Err(ReloadError::NeedsRestart(restart)),
                 }
+            })
+            .and_then(|next| {
+                // Every certificate read before any is served: all or nothing.
+                let certs = self
+                    .certificates
+                    .iter()
+                    .map(|c| {
+                        c.prepare()
+                            .map_err(|e| format!("listener {}: {e}", c.listener))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(ReloadError::Certificate)?;
+                Ok((next, certs))
             });
         let m = &crate::metrics::METRICS;
         match result {
-            Ok(next) => {
-                let changed = changed(&running, &next);
+            Ok((next, certs)) => {
+                let mut changed = changed(&running, &next);
+                if !certs.is_empty() {
+                    changed.push("certificates");
+                }
+                certs.into_iter().for_each(|c| c.install());
                 self.budgets.retune(next.budgets.clone());
                 if let Some(d) = &self.detector {
                     d.retune(next.detection.clone());

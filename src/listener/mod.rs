@@ -12,6 +12,7 @@
 //! application sees the connection, so handshakes in progress are not counted; and an HTTP/2
 //! connection passes the deadline with its preface (Vigie's listeners offer HTTP/1.1 only).
 
+pub mod certificates;
 pub mod head;
 pub mod peers;
 

@@ -338,3 +338,65 @@ fn https_said_by_a_trusted_proxy_gives_the_tls_cookie_and_hsts_and_by_anyone_els
     assert!(cookie.starts_with("vigie="), "{cookie}");
     assert!(!cookie.contains("Secure"), "{cookie}");
 }
+
+/// A self-signed certificate for `cn`, written over `cert` and `key`.
+fn certificate(cn: &str, cert: &std::path::Path, key: &std::path::Path) {
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", &format!("/CN={cn}")])
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(cert)
+        .output()
+        .expect("openssl is installed (scripts/install-deps)");
+    assert!(out.status.success());
+}
+
+/// The common name of the certificate a new handshake on `port` is served.
+fn served_name(port: u16) -> String {
+    let mut builder = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    builder.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let tls = builder.build().connect("localhost", stream).unwrap();
+    let cert = tls.ssl().peer_certificate().expect("a certificate");
+    let name = cert.subject_name();
+    let cn = name.entries_by_nid(openssl::nid::Nid::COMMONNAME).next();
+    cn.unwrap().data().to_string().unwrap()
+}
+
+#[test]
+fn a_renewed_certificate_reaches_new_handshakes_after_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    certificate("first.example", &cert, &key);
+    let echo = Echo::start(Duration::ZERO);
+    let tls_port = free_port();
+    let extra = format!(
+        "[[listener]]\naddress = \"127.0.0.1:{tls_port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let gw = start_gateway(echo.port, &extra);
+    wait_for_port(tls_port);
+    assert_eq!(served_name(tls_port), "first.example");
+    let expiry = "vigie_tls_certificate_expiry_timestamp_seconds{listener=";
+    assert!(metrics_with(gw.admin_port, &[expiry]).contains(expiry));
+
+    // A half-written renewal (a key that is not the certificate's) is refused whole.
+    let (other_cert, other_key) = (dir.path().join("o.pem"), dir.path().join("o.key"));
+    certificate("other.example", &other_cert, &other_key);
+    std::fs::copy(&other_key, &key).unwrap();
+    let (code, text) = reload_cli(&gw.config);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("is not the key of certificate"), "{text}");
+    assert_eq!(served_name(tls_port), "first.example");
+
+    certificate("second.example", &cert, &key);
+    gw.proc.signal(libc::SIGHUP);
+    let ok = "vigie_config_reloads_total{result=\"ok\"} 1";
+    assert!(metrics_with(gw.admin_port, &[ok]).contains(ok));
+    assert_eq!(served_name(tls_port), "second.example");
+}
