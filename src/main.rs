@@ -36,6 +36,10 @@ enum Command {
         /// The configuration file (see config/reference.toml for every key).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// Replace a running gateway without closing its ports: take its listening sockets
+        /// (`[server] upgrade_socket`) once it is sent SIGQUIT, while it drains.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Validate a configuration file and what the start depends on (certificates, writable
     /// paths, overlapping addresses), and exit: 0 when valid, 2 with every problem listed.
@@ -269,8 +273,8 @@ fn main() -> ExitCode {
         Command::CheckConfig { config, preflight } => operate::check_config(&config, preflight),
         Command::Health { admin, live } => operate::health(admin, live),
         Command::Reload { config } => admin_command(&config, "POST", "/api/reload"),
-        Command::Run { config } => match Config::load(&config) {
-            Ok(config) => operate::run(config, None),
+        Command::Run { config, upgrade } => match Config::load(&config) {
+            Ok(config) => operate::run(config, None, upgrade),
             Err(errors) => {
                 eprintln!("{errors}");
                 ExitCode::from(2)
@@ -547,5 +551,5 @@ fn demo(listen: SocketAddr, portal: SocketAddr, admin: SocketAddr) -> ExitCode {
         );
     }
     println!("  stop with Ctrl-C");
-    operate::run(config, Some(portal))
+    operate::run(config, Some(portal), false)
 }

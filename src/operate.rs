@@ -11,10 +11,12 @@ use vigie::lifecycle::{preflight, signals};
 /// `run`: the checks the start depends on, then the gateway until a signal stops it. Any
 /// failure to start (a port taken, a certificate unreadable) exits non-zero: a process that
 /// stays up without its listeners would keep answering health checks.
-pub fn run(config: Config, sample_portal: Option<SocketAddr>) -> ExitCode {
+/// With `upgrade`, the listening sockets come from the gateway this one replaces (see
+/// [`vigie::server::build`]), so they are not bound here.
+pub fn run(config: Config, sample_portal: Option<SocketAddr>, upgrade: bool) -> ExitCode {
     signals::hold_hangup();
     vigie::telemetry::init(&config.log);
-    let problems = preflight::check(&config, true);
+    let problems = preflight::check(&config, !upgrade);
     if !problems.is_empty() {
         for p in &problems {
             eprintln!("error: {p}");
@@ -23,7 +25,10 @@ pub fn run(config: Config, sample_portal: Option<SocketAddr>) -> ExitCode {
         return ExitCode::from(1);
     }
     exit_if_listeners_fail();
-    let (mut server, reloader) = match vigie::server::build(&config) {
+    if upgrade {
+        tracing::info!(socket = %config.server.upgrade_socket.display(), "waiting for the running gateway's sockets: send it SIGQUIT");
+    }
+    let (mut server, reloader) = match vigie::server::build(&config, upgrade) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");

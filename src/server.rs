@@ -27,8 +27,10 @@ use pingora::listeners::tls::TlsSettings;
 
 /// A Pingora server with the gateway and admin services added, ready for
 /// [`crate::lifecycle::run`], and what reloads it.
-pub fn build(config: &Config) -> anyhow::Result<(Server, Arc<Reloader>)> {
-    build_with(config, Arc::new(SystemClock)).map(|b| (b.server, b.reloader))
+/// With `upgrade`, the listening sockets are taken from the running gateway this one
+/// replaces (`vigie run --upgrade`): they arrive when that one receives SIGQUIT.
+pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<(Server, Arc<Reloader>)> {
+    assemble(config, Arc::new(SystemClock), upgrade).map(|b| (b.server, b.reloader))
 }
 
 /// What [`build_with`] assembles.
@@ -40,6 +42,10 @@ pub struct Built {
 
 /// The same on a given clock (the simulator's runs hours in seconds).
 pub fn build_with(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Built> {
+    assemble(config, clock, false)
+}
+
+fn assemble(config: &Config, clock: Arc<dyn Clock>, upgrade: bool) -> anyhow::Result<Built> {
     let conf = ServerConf {
         threads: config.server.threads,
         work_stealing: config.server.work_stealing,
@@ -47,9 +53,14 @@ pub fn build_with(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Buil
         // own grace period is the time requests in flight get once the listeners close.
         grace_period_seconds: Some(config.server.graceful_shutdown_timeout.as_secs()),
         graceful_shutdown_timeout_seconds: Some(1),
+        upgrade_sock: config.server.upgrade_socket.to_string_lossy().into_owned(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
     let stores = crate::storage::open::open(config)?;
     crate::audit::start(

@@ -442,6 +442,7 @@ pub struct ServerSection {
     pub work_stealing: bool,
     pub grace_period_seconds: i64,
     pub graceful_shutdown_timeout_seconds: i64,
+    pub upgrade_socket: Option<String>,
 }
 
 impl Default for ServerSection {
@@ -451,6 +452,7 @@ impl Default for ServerSection {
             work_stealing: true,
             grace_period_seconds: 5,
             graceful_shutdown_timeout_seconds: 10,
+            upgrade_socket: None,
         }
     }
 }

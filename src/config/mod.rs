@@ -230,6 +230,8 @@ pub struct ServerConfig {
     pub work_stealing: bool,
     pub grace_period: Duration,
     pub graceful_shutdown_timeout: Duration,
+    /// Where `vigie run --upgrade` receives the listening sockets of the process it replaces.
+    pub upgrade_socket: PathBuf,
 }
 
 #[derive(Debug, Clone)]

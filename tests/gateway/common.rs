@@ -80,6 +80,11 @@ fn port_up(port: u16) -> bool {
     false
 }
 
+/// Run `vigie` with these arguments, its stderr kept in `dir`.
+pub fn spawn_vigie(args: &[&str], dir: &tempfile::TempDir) -> Proc {
+    spawn(args, dir)
+}
+
 fn spawn(args: &[&str], dir: &tempfile::TempDir) -> Proc {
     let stderr_path = dir.path().join(format!("stderr-{}.log", free_port()));
     // A configuration with its own `[log]` section is run with it; the others at info.

@@ -90,7 +90,7 @@ impl Validator<'_> {
         } else {
             threads
         };
-        let server = ServerConfig {
+        let mut server = ServerConfig {
             threads,
             work_stealing: f.server.work_stealing,
             grace_period: secs(self.range(
@@ -107,6 +107,7 @@ impl Validator<'_> {
                 3600,
                 "",
             )),
+            upgrade_socket: PathBuf::new(),
         };
         let listeners = self.listeners(&f.listener);
         let admin = self.admin(f.admin.address.as_deref(), &listeners);
@@ -176,6 +177,16 @@ impl Validator<'_> {
         let headers = self.header_rules(&f.headers.strip_request, f.headers.allow_underscores);
         let session = self.session(&f.session);
         let storage = self.storage(&f.storage);
+        // Beside the database by default: the state directory, writable, private to the user.
+        server.upgrade_socket = match &f.server.upgrade_socket {
+            Some(p) => self.base.join(p),
+            None => storage
+                .database
+                .parent()
+                .map_or(PathBuf::from("vigie-upgrade.sock"), |d| {
+                    d.join("vigie-upgrade.sock")
+                }),
+        };
         let assertion = self.assertion(&f.assertion);
         let portals = self.portals(&f.portal);
         let second_factor = self.second_factor(&f.second_factor, &portals);
