@@ -520,7 +520,17 @@ impl ServeHttp for AdminApp {
                 let p = p.to_string();
                 self.api(session, &p).await
             }
-            "/metrics" => reply(200, "text/plain; version=0.0.4", crate::metrics::render()),
+            "/metrics" => {
+                if let Some(d) = &self.detector {
+                    crate::metrics::METRICS
+                        .detector_tracks
+                        .set(d.tracks() as i64);
+                }
+                if let Ok(Some(census)) = self.sessions.store.census().await {
+                    census.publish();
+                }
+                reply(200, "text/plain; version=0.0.4", crate::metrics::render())
+            }
             "/healthz" => reply(200, "application/json", "{\"status\":\"alive\"}\n".into()),
             "/readyz" => {
                 let (code, body) = self.readiness().await;

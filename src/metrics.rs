@@ -54,6 +54,13 @@ pub struct Metrics {
     pub draining: IntGauge,
     /// When each TLS listener's certificate expires (unix seconds), by listener address.
     pub certificate_expiry: IntGaugeVec,
+    /// 1 while a shared store answers, 0 while it does not, by store (`redis`, `postgres`).
+    pub store_up: IntGaugeVec,
+    /// Identities and sources the detector follows now (its memory, roughly).
+    pub detector_tracks: IntGauge,
+    /// Sessions by level (`none`, `password`, `second_factor`, `phishing_resistant`): this
+    /// process's; with Redis, every replica's signed-in ones as the last sweep counted them.
+    pub sessions: IntGaugeVec,
 }
 
 pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
@@ -192,6 +199,23 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
         "1 while the gateway drains after SIGTERM: still serving, /readyz answers 503."
     )
     .expect("metric registers once"),
+    store_up: register_int_gauge_vec!(
+        "vigie_store_up",
+        "1 while a shared store answers, 0 while it does not (redis, postgres).",
+        &["store"]
+    )
+    .expect("metric registers once"),
+    detector_tracks: register_int_gauge!(
+        "vigie_detector_tracks",
+        "Identities and sources the detector follows now."
+    )
+    .expect("metric registers once"),
+    sessions: register_int_gauge_vec!(
+        "vigie_sessions_active",
+        "Sessions by level (with Redis: every replica's signed-in ones, as of the last sweep).",
+        &["level"]
+    )
+    .expect("metric registers once"),
     certificate_expiry: register_int_gauge_vec!(
         "vigie_tls_certificate_expiry_timestamp_seconds",
         "When the certificate a TLS listener serves expires, unix seconds.",
@@ -213,9 +237,27 @@ pub fn status_class(status: u16) -> &'static str {
     }
 }
 
+/// The build, and the process's own figures (CPU, memory, open files), registered once.
+static PROCESS: Lazy<()> = Lazy::new(|| {
+    let build = prometheus::IntGaugeVec::new(
+        prometheus::Opts::new(
+            "vigie_build_info",
+            "The running build: 1, labelled by version.",
+        ),
+        &["version"],
+    )
+    .expect("valid metric");
+    build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    let _ = prometheus::register(Box::new(build));
+    let _ = prometheus::register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ));
+});
+
 /// The exposition text of every registered metric.
 pub fn render() -> String {
     let _ = &*METRICS;
+    let _ = &*PROCESS;
     let mut out = String::new();
     let encoder = prometheus::TextEncoder::new();
     // Encoding into a String only fails on invalid metric families, which registration prevents.

@@ -49,6 +49,9 @@ impl Budgets {
         replicas: u32,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        if redis.is_some() {
+            METRICS.store_up.with_label_values(&["redis"]).set(1);
+        }
         Self {
             config: arc_swap::ArcSwap::from_pointee(config),
             memory: MemoryBudgets::default(),
@@ -74,6 +77,10 @@ impl Budgets {
     fn set_degraded(&self, on: bool) {
         if self.degraded.swap(on, Ordering::Relaxed) != on {
             METRICS.budget_degraded.set(i64::from(on));
+            METRICS
+                .store_up
+                .with_label_values(&["redis"])
+                .set(i64::from(!on));
             if on {
                 tracing::error!(target: "vigie::alert", severity = "high", event = "budget_store_down", replicas = self.replicas, "Redis unreachable: budgets fall back to a per-replica share; logins fail closed");
             } else {

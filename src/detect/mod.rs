@@ -282,6 +282,14 @@ impl Detector {
         }
     }
 
+    /// How many identities and sources are followed now.
+    pub fn tracks(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().expect("detector shard").len())
+            .sum()
+    }
+
     /// New settings for the next requests (a reload): thresholds, weights, honeytokens.
     pub fn retune(&self, cfg: DetectionConfig) {
         self.tuning

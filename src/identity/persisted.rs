@@ -211,6 +211,10 @@ impl SessionStore for Persisted {
         self.forget(removed.iter().map(|r| &r.record.id))?;
         Ok(removed)
     }
+
+    async fn census(&self) -> Result<Option<crate::identity::store::Census>, StoreError> {
+        self.memory.census().await
+    }
 }
 
 #[cfg(test)]

@@ -123,6 +123,48 @@ pub trait SessionStore: Send + Sync {
         lifetimes: &Lifetimes,
         max: usize,
     ) -> Result<Vec<Removed>, StoreError>;
+    /// Sessions by level (see [`Census`]), as of the last count; `None` where not counted.
+    /// (No default: a store that wraps another must pass it on.)
+    async fn census(&self) -> Result<Option<Census>, StoreError>;
+}
+
+/// Sessions by [`AuthLevel`], in its order (none, password, second factor, phishing-resistant).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census(pub [u64; 4]);
+
+impl Census {
+    pub fn add(&mut self, level: AuthLevel) {
+        self.0[level as usize] += 1;
+    }
+
+    /// `a,b,c,d`, as kept in Redis.
+    pub fn to_text(self) -> String {
+        self.0.map(|n| n.to_string()).join(",")
+    }
+
+    pub fn from_text(text: &str) -> Option<Self> {
+        let v: Vec<u64> = text
+            .split(',')
+            .map(|n| n.parse().ok())
+            .collect::<Option<_>>()?;
+        Some(Census(v.try_into().ok()?))
+    }
+
+    /// Into the `vigie_sessions_active` gauges.
+    pub fn publish(self) {
+        let levels = [
+            AuthLevel::None,
+            AuthLevel::Password,
+            AuthLevel::SecondFactor,
+            AuthLevel::PhishingResistant,
+        ];
+        for (level, n) in levels.iter().zip(self.0) {
+            crate::metrics::METRICS
+                .sessions
+                .with_label_values(&[level.label()])
+                .set(n as i64);
+        }
+    }
 }
 
 /// In-process sessions with hard caps, so neither logins nor anonymous visitors can grow
@@ -372,6 +414,13 @@ impl SessionStore for MemoryStore {
             .iter()
             .filter_map(|id| inner.remove(id).map(Removed::of))
             .collect())
+    }
+
+    async fn census(&self) -> Result<Option<Census>, StoreError> {
+        let inner = self.inner.read().expect("session map lock");
+        let mut census = Census::default();
+        inner.map.values().for_each(|r| census.add(r.level));
+        Ok(Some(census))
     }
 }
 

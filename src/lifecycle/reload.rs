@@ -60,6 +60,10 @@ impl Reloader {
         detector: Option<Arc<Detector>>,
         certificates: Vec<Arc<Certificates>>,
     ) -> Self {
+        // Every result shown from the start, at 0: an alert rule on `invalid` needs the series.
+        for result in ["ok", "invalid", "needs_restart"] {
+            crate::metrics::METRICS.reloads.with_label_values(&[result]);
+        }
         Self {
             path: running.source.clone(),
             running: Mutex::new(running),

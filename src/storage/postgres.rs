@@ -199,12 +199,12 @@ impl Pg {
         let at = self.at.clone();
         async move {
             let attempts = async {
-                let mut last = String::new();
+                let mut last = (String::new(), false);
                 for _ in 0..2 {
                     let conn = match pool.get().await {
                         Ok(c) => c,
                         Err(e) => {
-                            last = e.to_string();
+                            last = (e.to_string(), false);
                             continue;
                         }
                     };
@@ -215,21 +215,30 @@ impl Pg {
                             // pool's idle ones may not know yet: drop them all, so the retry
                             // opens a fresh one instead of taking the next dead one.
                             pool.retain(|_, _| false);
-                            last = e.to_string();
+                            last = (e.to_string(), false);
                         }
-                        Err(e) => return Err(message(&e)),
+                        // The server answered: it refused the statement.
+                        Err(e) => return Err((message(&e), true)),
                     }
                 }
                 Err(last)
             };
-            match tokio::time::timeout(DEADLINE, attempts).await {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(message)) => Err(PgError::Unavailable {
-                    at: at.to_string(),
-                    message,
-                }),
-                Err(_) => Err(PgError::Timeout { at: at.to_string() }),
-            }
+            let (result, up) = match tokio::time::timeout(DEADLINE, attempts).await {
+                Ok(Ok(v)) => (Ok(v), true),
+                Ok(Err((message, answered))) => (
+                    Err(PgError::Unavailable {
+                        at: at.to_string(),
+                        message,
+                    }),
+                    answered,
+                ),
+                Err(_) => (Err(PgError::Timeout { at: at.to_string() }), false),
+            };
+            crate::metrics::METRICS
+                .store_up
+                .with_label_values(&["postgres"])
+                .set(i64::from(up));
+            result
         }
     }
 

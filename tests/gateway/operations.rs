@@ -469,3 +469,65 @@ fn an_upgrade_hands_the_ports_over_without_refusing_a_connection() {
     assert_eq!(get(prepared.admin_port, "/readyz", "").status, 200);
     assert!(new.exited_within(Duration::from_millis(100)).is_none());
 }
+
+#[test]
+fn metrics_say_the_build_the_process_and_the_sessions_by_level() {
+    let portal = start_portal();
+    let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
+    let _signed_in = crate::mfa::Client::login(gw.port, "admin", "admin-demo");
+    let text = metrics_with(
+        gw.admin_port,
+        &["vigie_sessions_active{level=\"password\"} 1"],
+    );
+    for needle in [
+        "vigie_build_info{version=\"",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_resident_memory_bytes",
+        "vigie_sessions_active{level=\"password\"} 1",
+        "vigie_detector_tracks",
+        "vigie_config_reloads_total",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+}
+
+#[test]
+fn redis_away_is_said_in_readiness_and_metrics_without_leaving_the_rotation() {
+    let portal = start_portal();
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = session_key_file(dir.path());
+    let gw = start_profiled_gateway(
+        portal.port,
+        "sample-portal.toml",
+        &crate::replicas::storage_toml(&redis, &key),
+    );
+    let up = "vigie_store_up{store=\"redis\"} 1";
+    assert!(metrics_with(gw.admin_port, &[up]).contains(up));
+    let ready = get(gw.admin_port, "/readyz", "");
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert!(
+        ready.text().contains("\"status\":\"ready\""),
+        "{}",
+        ready.text()
+    );
+
+    redis.stop();
+    // A request meets the outage; budgets fall back to this replica's share.
+    let _ = get(gw.port, "/index.php", "");
+    let down = "vigie_store_up{store=\"redis\"} 0";
+    assert!(metrics_with(gw.admin_port, &[down]).contains(down));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let body = loop {
+        let r = get(gw.admin_port, "/readyz", "");
+        let text = r.text();
+        if text.contains("\"redis\"") || Instant::now() > deadline {
+            break (r.status, text);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(body.0, 200, "{}", body.1);
+    assert!(body.1.contains("\"status\":\"degraded\""), "{}", body.1);
+    assert!(body.1.contains("\"budgets\":\"per_replica\""), "{}", body.1);
+}

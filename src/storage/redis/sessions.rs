@@ -362,6 +362,11 @@ impl RedisStore {
             .collect()
     }
 
+    /// The last complete count of signed-in sessions by level (the sweeper writes it).
+    fn census_key(&self) -> String {
+        format!("{}census", self.prefix)
+    }
+
     fn sweeper_key(&self) -> String {
         format!("{}sweeper", self.prefix)
     }
@@ -622,6 +627,8 @@ impl SessionStore for RedisStore {
             }
         }
         let mut ended = Vec::new();
+        // The sweeper counts what it reads for every replica's `vigie_sessions_active`.
+        let mut census = crate::identity::store::Census::default();
         for user_key in users {
             let hashes: Vec<String> = deadline(conn.smembers(&user_key)).await?;
             for hash in hashes {
@@ -633,6 +640,7 @@ impl SessionStore for RedisStore {
                     continue;
                 };
                 if !record.expired(now, lifetimes) {
+                    census.add(record.level);
                     continue;
                 }
                 // The script hands the record to exactly one ender: a request ending it
@@ -641,6 +649,13 @@ impl SessionStore for RedisStore {
                 ended.extend(self.removed(&[hash, raw.unwrap_or_default()]));
             }
         }
+        let _: Result<(), _> = deadline(conn.set_ex(self.census_key(), census.to_text(), 60)).await;
         Ok(ended)
+    }
+
+    async fn census(&self) -> Result<Option<crate::identity::store::Census>, StoreError> {
+        let mut conn = self.conn().await?;
+        let raw: Option<String> = deadline(conn.get(self.census_key())).await?;
+        Ok(raw.and_then(|t| crate::identity::store::Census::from_text(&t)))
     }
 }
