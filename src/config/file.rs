@@ -569,6 +569,10 @@ pub struct PortalSection {
     pub profile: Option<String>,
     #[serde(default = "portal_login")]
     pub login: String,
+    /// The name shown on the gateway's pages for this portal (default: `name`).
+    pub display_name: Option<String>,
+    /// A PNG, JPEG, GIF or WebP shown beside it.
+    pub logo_file: Option<String>,
     #[serde(default = "user_header")]
     pub identity_header_user: String,
     #[serde(default = "groups_header")]

@@ -325,6 +325,8 @@ pub struct PortalConfig {
     /// How the portal logs people in; without a profile the portal is proxied without sessions.
     pub profile: Option<std::sync::Arc<PortalProfile>>,
     pub login: LoginMode,
+    /// The name (and logo) on every gateway page in front of this portal.
+    pub brand: std::sync::Arc<crate::pages::Brand>,
 }
 
 impl PortalConfig {
@@ -343,6 +345,7 @@ impl PortalConfig {
             case_insensitive_paths: false,
             profile: None,
             login: LoginMode::Portal,
+            brand: crate::pages::Brand::neutral(),
         }
     }
 

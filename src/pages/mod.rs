@@ -7,6 +7,9 @@ use std::sync::LazyLock;
 
 use minijinja::{context, Environment, Value};
 
+pub mod brand;
+pub use brand::{Brand, LOGO_PATH};
+
 /// Content-Security-Policy for pages without script.
 pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 /// The same, allowing the gateway's own passkey script (and its `fetch` back to the gateway).
@@ -159,11 +162,19 @@ pub fn switch_url(path: &str, query: Option<&str>, lang: Lang) -> String {
 
 /// Render a page. `ctx` holds the page's own values; the catalogue (`t`), the language and
 /// the switch link are added here.
-pub fn render(template: &str, lang: Lang, switch: Option<&str>, ctx: Value) -> String {
+pub fn render(
+    template: &str,
+    lang: Lang,
+    switch: Option<&str>,
+    brand: &Brand,
+    ctx: Value,
+) -> String {
     let full = context! {
         t => messages(lang),
         lang => lang.code(),
         switch => switch,
+        brand => brand.name.as_str(),
+        logo => brand.logo.is_some(),
         ..ctx
     };
     TEMPLATES
@@ -192,7 +203,13 @@ fn error_texts(lang: Lang, status: u16) -> (String, String) {
 
 /// An error page: the chosen language first, the other one below (nothing to click on an
 /// error, so both are shown). `request_id` is gateway-generated hex.
-pub fn error_page(status: u16, request_id: &str, lang: Lang, wait: Option<u64>) -> String {
+pub fn error_page(
+    status: u16,
+    request_id: &str,
+    lang: Lang,
+    wait: Option<u64>,
+    brand: &Brand,
+) -> String {
     debug_assert!(request_id.bytes().all(|b| b.is_ascii_hexdigit()));
     let (title, text) = error_texts(lang, status);
     let (other_title, other_text) = error_texts(lang.other(), status);
@@ -200,17 +217,25 @@ pub fn error_page(status: u16, request_id: &str, lang: Lang, wait: Option<u64>) 
         "error.html",
         lang,
         None,
+        brand,
         context! { status, title, text, other_title, other_text, reference => request_id, wait },
     )
 }
 
 /// The gateway's own login page (gateway-owned logins). One message for every failure, so
 /// unknown users and wrong passwords look the same.
-pub fn login_page(lang: Lang, failed: bool, return_to: &str, switch: &str) -> String {
+pub fn login_page(
+    lang: Lang,
+    failed: bool,
+    return_to: &str,
+    switch: &str,
+    brand: &Brand,
+) -> String {
     render(
         "login.html",
         lang,
         Some(switch),
+        brand,
         context! { failed, return_to },
     )
 }
@@ -222,12 +247,14 @@ pub fn notice_page(
     text: String,
     link: Option<(String, String)>,
     reference: &str,
+    brand: &Brand,
 ) -> String {
     let (link, link_label) = link.unzip();
     render(
         "notice.html",
         lang,
         None,
+        brand,
         context! { title => message(lang, title_key), text, link, link_label, reference },
     )
 }

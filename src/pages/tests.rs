@@ -29,7 +29,7 @@ fn every_template_renders_in_both_languages() {
                 minutes => 30,
                 has_passkey => true, has_totp => true, user => "u",
             };
-            let html = render(name, lang, Some("/x?lang=en"), ctx);
+            let html = render(name, lang, Some("/x?lang=en"), &Brand::neutral(), ctx);
             assert!(html.starts_with("<!doctype html>"), "{name}: {html}");
             assert!(html.contains(&format!("lang=\"{}\"", lang.code())));
             assert!(
@@ -42,11 +42,11 @@ fn every_template_renders_in_both_languages() {
 
 #[test]
 fn error_page_is_bilingual_and_carries_reference() {
-    let page = error_page(502, "00ab", Lang::Fr, None);
+    let page = error_page(502, "00ab", Lang::Fr, None, &Brand::neutral());
     assert!(page.contains("Portail indisponible") && page.contains("Portal unavailable"));
     assert!(page.contains("00ab"));
     assert!(!page.contains("<script"));
-    let en = error_page(502, "00ab", Lang::En, None);
+    let en = error_page(502, "00ab", Lang::En, None, &Brand::neutral());
     assert!(en.find("Portal unavailable") < en.find("Portail indisponible"));
 }
 
@@ -57,9 +57,25 @@ fn values_are_escaped() {
         false,
         "/\"><script>alert(1)</script>",
         "/.vigie/login?lang=en",
+        &Brand::neutral(),
     );
     assert!(!page.contains("<script>alert"));
     assert!(page.contains("&lt;script&gt;") || page.contains("&#x3c;script"));
+}
+
+#[test]
+fn a_portals_name_is_escaped_like_any_value() {
+    let brand = Brand {
+        name: "CHU <b>Nord</b>".into(),
+        logo: None,
+    };
+    let page = error_page(404, "00ab", Lang::Fr, None, &brand);
+    assert!(
+        page.contains("CHU &lt;b&gt;Nord") || page.contains("CHU &#x3c;b"),
+        "{page}"
+    );
+    assert!(!page.contains("<b>Nord"));
+    assert!(!page.contains("/.vigie/logo"), "no logo, no image");
 }
 
 #[test]

@@ -18,8 +18,9 @@ use crate::config::LoginMode;
 /// What the front stages decided.
 pub(super) enum Front {
     Forward,
-    /// One of the gateway's static assets: content type and text.
-    Asset(&'static str, &'static str),
+    /// One of the gateway's assets (its stylesheet, its script, the portal's logo): content
+    /// type and bytes.
+    Asset(&'static str, bytes::Bytes),
     LoggedOut,
     /// The public keys of identity assertions.
     Jwks,
@@ -61,13 +62,23 @@ impl Gateway {
             _ => None,
         };
         if let Some((content_type, text)) = asset {
-            return Ok(Front::Asset(content_type, text));
+            return Ok(Front::Asset(
+                content_type,
+                bytes::Bytes::from_static(text.as_bytes()),
+            ));
         }
         let portal = live
             .router
             .select(&request.host)
             .cloned()
             .ok_or(Refusal::new(404, Reason::UnknownHost))?;
+        ctx.brand = portal.config.brand.clone();
+        if request.target.path == crate::pages::LOGO_PATH {
+            return match &portal.config.brand.logo {
+                Some(logo) => Ok(Front::Asset(logo.content_type, logo.bytes.clone())),
+                None => Err(Refusal::new(404, Reason::UnknownGatewayPath)),
+            };
+        }
         ctx.identity = identify::run(&self.sessions, session, &portal, request.tls).await?;
         let front = self.after_identify(session, ctx, &portal, &request).await;
         ctx.admitted = Some(super::Admitted { request, portal });

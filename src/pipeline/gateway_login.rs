@@ -37,10 +37,17 @@ async fn send_page(session: &mut Session, status: u16, html: String) -> pingora:
     super::respond::send_html(session, status, html, false, None).await
 }
 
-fn login_page(session: &Session, request: &Request, failed: bool, return_to: &str) -> String {
+fn login_page(
+    session: &Session,
+    request: &Request,
+    portal: &Portal,
+    failed: bool,
+    return_to: &str,
+) -> String {
     let lang = pages::Lang::of_request(session.req_header());
     let switch = pages::switch_url(LOGIN_PATH, request.target.query.as_deref(), lang);
-    pages::login_page(lang, failed, return_to, &switch)
+    let brand = &portal.config.brand;
+    pages::login_page(lang, failed, return_to, &switch, brand)
 }
 
 /// Serve `/.vigie/login`: the form (GET) or a login attempt (POST). Returns the status sent.
@@ -68,7 +75,7 @@ pub async fn handle(
     let io = |_| Refusal::framing(400, Reason::LoginIo);
     match session.req_header().method.as_str() {
         "GET" | "HEAD" => {
-            let page = login_page(session, request, false, &return_to);
+            let page = login_page(session, request, portal, false, &return_to);
             send_page(session, 200, page).await.map_err(io)?;
             Ok(200)
         }
@@ -104,7 +111,7 @@ pub async fn handle(
                     .with_label_values(&[&portal.config.name, "failure"])
                     .inc();
                 tracing::warn!(target: "vigie::audit", event = "login", outcome = "failure", user = %clean, portal = %portal.config.name, client = %request.client.ip, via = "gateway");
-                let page = login_page(session, request, true, &return_to);
+                let page = login_page(session, request, portal, true, &return_to);
                 send_page(session, 200, page).await.map_err(io)?;
                 return Ok(200);
             };

@@ -177,6 +177,8 @@ impl Gateway {
 pub struct RequestCtx {
     /// The configuration this request runs on from start to end (see [`Live`]).
     pub live: Arc<Live>,
+    /// Whose name the gateway's pages carry: the portal's, once the request is routed.
+    pub brand: Arc<crate::pages::Brand>,
     pub started: Instant,
     pub request_id: String,
     /// The request and its portal, once the front stages have routed it.
@@ -269,6 +271,7 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             live: self.live.load_full(),
+            brand: crate::pages::Brand::neutral(),
             started: Instant::now(),
             request_id: next_request_id(),
             admitted: None,
@@ -318,7 +321,7 @@ impl ProxyHttp for Gateway {
             }
             Err(refusal) => {
                 refused(ctx, &refusal);
-                refusal.send(session, &ctx.request_id).await?;
+                refusal.send(session, &ctx.request_id, &ctx.brand).await?;
                 Ok(true)
             }
         }
@@ -562,7 +565,7 @@ impl ProxyHttp for Gateway {
         // A refusal a body or response hook found: its own page, as on the head.
         if let Some(refusal) = ctx.refusal.take() {
             if session.response_written().is_none() {
-                let _ = refusal.send(session, &ctx.request_id).await;
+                let _ = refusal.send(session, &ctx.request_id, &ctx.brand).await;
             }
             ctx.status = refusal.status;
             return FailToProxy {
@@ -571,7 +574,7 @@ impl ProxyHttp for Gateway {
             };
         }
         if status > 0 && session.response_written().is_none() {
-            let _ = respond::send_error(session, status, true, &ctx.request_id).await;
+            let _ = respond::send_error(session, status, true, &ctx.request_id, &ctx.brand).await;
         }
         ctx.status = status;
         FailToProxy {

@@ -174,17 +174,22 @@ impl Refusal {
     }
 
     /// Write the refusal's answer.
-    pub async fn send(&self, session: &mut Session, request_id: &str) -> pingora::Result<()> {
+    pub async fn send(
+        &self,
+        session: &mut Session,
+        request_id: &str,
+        brand: &crate::pages::Brand,
+    ) -> pingora::Result<()> {
         match &self.offer {
             Offer::Nothing => {
-                respond::send_error(session, self.status, self.close, request_id).await
+                respond::send_error(session, self.status, self.close, request_id, brand).await
             }
             Offer::BreakGlass { liftable, here } => {
-                respond::send_denied(session, *liftable, here, request_id).await
+                respond::send_denied(session, *liftable, here, request_id, brand).await
             }
-            Offer::Hold(hold) => respond::send_held(session, hold, request_id).await,
+            Offer::Hold(hold) => respond::send_held(session, hold, request_id, brand).await,
             Offer::RetryAfter(seconds) => {
-                respond::send_slowed(session, self.status, *seconds, request_id).await
+                respond::send_slowed(session, self.status, *seconds, request_id, brand).await
             }
             Offer::SignInAgain { clear_cookie } => {
                 let failed = super::login_answer::SIGNIN_FAILED_PATH;

@@ -14,13 +14,14 @@ pub async fn send_error(
     status: u16,
     close: bool,
     request_id: &str,
+    brand: &pages::Brand,
 ) -> pingora::Result<()> {
     let close = close || unread_body(session);
     let lang = pages::Lang::of_request(session.req_header());
     send_html(
         session,
         status,
-        pages::error_page(status, request_id, lang, None),
+        pages::error_page(status, request_id, lang, None, brand),
         close,
         Some(request_id),
     )
@@ -117,14 +118,18 @@ async fn write_page(
 pub async fn send_asset(
     session: &mut Session,
     content_type: &str,
-    text: &'static str,
+    body: Bytes,
 ) -> pingora::Result<()> {
-    let body = Bytes::from_static(text.as_bytes());
-    let mut resp = ResponseHeader::build(200, Some(4))?;
+    let mut resp = ResponseHeader::build(200, Some(5))?;
     resp.insert_header("content-type", content_type)?;
     resp.insert_header("content-length", body.len().to_string())?;
     resp.insert_header("cache-control", "public, max-age=3600")?;
     resp.insert_header("x-content-type-options", "nosniff")?;
+    // Opened on its own, an asset runs nothing (a crafted image cannot become a page).
+    resp.insert_header(
+        "content-security-policy",
+        "default-src 'none'; style-src 'self'",
+    )?;
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await
 }
@@ -199,6 +204,7 @@ pub async fn send_denied(
     liftable: bool,
     here: &str,
     request_id: &str,
+    brand: &pages::Brand,
 ) -> pingora::Result<()> {
     let lang = pages::Lang::of_request(session.req_header());
     let link = liftable.then(|| {
@@ -210,7 +216,7 @@ pub async fn send_denied(
         (href, pages::message(lang, "break_glass_link"))
     });
     let text = pages::message(lang, "denied_text");
-    let html = pages::notice_page(lang, "denied_title", text, link, request_id);
+    let html = pages::notice_page(lang, "denied_title", text, link, request_id, brand);
     write_refusal(session, 403, html, vec![], request_id).await
 }
 
@@ -220,10 +226,11 @@ pub async fn send_slowed(
     status: u16,
     retry_after: u64,
     request_id: &str,
+    brand: &pages::Brand,
 ) -> pingora::Result<()> {
     let lang = pages::Lang::of_request(session.req_header());
     let text = pages::message(lang, "budget_text").replace("{n}", &retry_after.to_string());
-    let html = pages::notice_page(lang, "budget_title", text, None, request_id);
+    let html = pages::notice_page(lang, "budget_title", text, None, request_id, brand);
     let headers = vec![("retry-after", retry_after.to_string())];
     write_refusal(session, status, html, headers, request_id).await
 }
@@ -234,13 +241,14 @@ pub async fn send_held(
     session: &mut Session,
     hold: &crate::detect::Hold,
     request_id: &str,
+    brand: &pages::Brand,
 ) -> pingora::Result<()> {
     let lang = pages::Lang::of_request(session.req_header());
     let until = jiff::Timestamp::from_microsecond(hold.until_us)
         .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default();
     let text = pages::message(lang, "held_text").replace("{until}", &until);
-    let html = pages::notice_page(lang, "held_title", text, None, &hold.alert_id);
+    let html = pages::notice_page(lang, "held_title", text, None, &hold.alert_id, brand);
     let headers = vec![("x-vigie-held", hold.alert_id.clone())];
     write_refusal(session, 403, html, headers, request_id).await
 }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod body_reading;
+mod branding;
 mod browser;
 mod cdp;
 mod cli;

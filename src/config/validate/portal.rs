@@ -165,8 +165,10 @@ impl Validator<'_> {
                     LoginMode::Portal
                 }
             };
+            let brand = self.brand(&key, p);
             if let Some(upstream) = upstream {
                 out.push(PortalConfig {
+                    brand,
                     name: p.name.clone(),
                     hosts: portal_hosts,
                     upstream,
@@ -182,6 +184,60 @@ impl Validator<'_> {
             }
         }
         out
+    }
+
+    /// The portal's name and logo for the gateway's pages.
+    fn brand(&mut self, key: &str, p: &PortalSection) -> std::sync::Arc<crate::pages::Brand> {
+        use crate::pages::brand::{image_type, Brand, Logo, MAX_LOGO_BYTES};
+        let name = p.display_name.clone().unwrap_or_else(|| p.name.clone());
+        if name.trim().is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control)
+        {
+            self.err(
+                &format!("{key}.display_name"),
+                "a display name is 1 to 80 characters, without control characters",
+                "e.g. \"Mediboard — CHU de Lille\"",
+            );
+        }
+        let logo = p.logo_file.as_ref().and_then(|raw| {
+            let path = self.base.join(raw);
+            let lkey = format!("{key}.logo_file");
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.err(
+                        &lkey,
+                        format!("cannot read `{}`: {e}", path.display()),
+                        "give a readable image; relative paths start from the config file's folder",
+                    );
+                    return None;
+                }
+            };
+            if bytes.len() > MAX_LOGO_BYTES {
+                self.err(
+                    &lkey,
+                    format!(
+                        "`{}` is {} bytes, over {MAX_LOGO_BYTES}",
+                        path.display(),
+                        bytes.len()
+                    ),
+                    "use a smaller image (a logo 32 pixels high is shown)",
+                );
+                return None;
+            }
+            let Some(content_type) = image_type(&bytes) else {
+                self.err(
+                    &lkey,
+                    format!("`{}` is not a PNG, JPEG, GIF or WebP image", path.display()),
+                    "convert it (SVG is refused: it can carry script)",
+                );
+                return None;
+            };
+            Some(Logo {
+                content_type,
+                bytes: bytes.into(),
+            })
+        });
+        std::sync::Arc::new(Brand { name, logo })
     }
 
     pub(super) fn upstream(&mut self, key: &str, raw: &str) -> Option<SocketAddr> {

@@ -217,7 +217,13 @@ impl Visit<'_> {
         let path = self.request.target.path.clone();
         let switch = pages::switch_url(&path, self.request.target.query.as_deref(), self.lang);
         let ctx = minijinja::context! { user => self.user.clone(), script, ..ctx };
-        let html = pages::render(template, self.lang, Some(&switch), ctx);
+        let html = pages::render(
+            template,
+            self.lang,
+            Some(&switch),
+            &self.portal.config.brand,
+            ctx,
+        );
         let mut headers = Vec::new();
         if self.query("lang").is_some() {
             headers.push((
@@ -403,7 +409,13 @@ impl Visit<'_> {
                 .map_err(|_| Refusal::framing(400, Reason::PageIo))?;
             return Ok(429);
         }
-        let html = pages::error_page(429, self.request_id, self.lang, Some(wait));
+        let html = pages::error_page(
+            429,
+            self.request_id,
+            self.lang,
+            Some(wait),
+            &self.portal.config.brand,
+        );
         let page = Page {
             status: 429,
             html,
