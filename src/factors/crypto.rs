@@ -20,9 +20,10 @@ struct Key {
     mac: [u8; 32],
 }
 
-/// The keys, current first.
+/// The keys, current first. A reload may add keys (and put a new one first), never remove or
+/// change one: what it sealed could no longer be opened.
 pub struct KeyRing {
-    keys: Vec<Key>,
+    keys: arc_swap::ArcSwap<Vec<Key>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -37,7 +38,8 @@ pub enum CryptoError {
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ids: Vec<&str> = self.keys.iter().map(|k| k.id.as_str()).collect();
+        let keys = self.keys.load();
+        let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
         write!(f, "KeyRing({ids:?})")
     }
 }
@@ -81,14 +83,39 @@ impl KeyRing {
         if keys.is_empty() {
             return Err("no key found".into());
         }
-        Ok(Self { keys })
+        Ok(Self::of(keys))
+    }
+
+    fn of(keys: Vec<Key>) -> Self {
+        Self {
+            keys: arc_swap::ArcSwap::from_pointee(keys),
+        }
+    }
+
+    /// Whether `next` may replace this ring at a reload: every key here is in it, unchanged.
+    /// `Ok(true)` when it differs (a key added, another one first).
+    pub fn accepts(&self, next: &KeyRing) -> Result<bool, String> {
+        let (mine, theirs) = (self.keys.load(), next.keys.load());
+        for k in mine.iter() {
+            match theirs.iter().find(|t| t.id == k.id) {
+                Some(t) if t.mac == k.mac => {}
+                Some(_) => return Err(format!("key `{}` changed: what it sealed could no longer be opened; give the new key another id", k.id)),
+                None => return Err(format!("key `{}` was removed: what it sealed could no longer be opened; keep it (a restart is needed to drop a key)", k.id)),
+            }
+        }
+        let same =
+            mine.len() == theirs.len() && mine.iter().zip(theirs.iter()).all(|(a, b)| a.id == b.id);
+        Ok(!same)
+    }
+
+    /// Take `next`'s keys (checked by [`KeyRing::accepts`]): new seals use its first key.
+    pub fn adopt(&self, next: &KeyRing) {
+        self.keys.store(next.keys.load_full());
     }
 
     /// A ring of one random key: the demo and tests, whose data dies with the process.
     pub fn ephemeral() -> Self {
-        Self {
-            keys: vec![Key::new("ephemeral", &rand::random::<[u8; 32]>())],
-        }
+        Self::of(vec![Key::new("ephemeral", &rand::random::<[u8; 32]>())])
     }
 
     /// A new key line, for `vigie keys factor-key`.
@@ -96,13 +123,14 @@ impl KeyRing {
         format!("{id}:{}", STANDARD.encode(rand::random::<[u8; 32]>()))
     }
 
-    pub fn current_id(&self) -> &str {
-        &self.keys[0].id
+    pub fn current_id(&self) -> String {
+        self.keys.load()[0].id.clone()
     }
 
     /// Seal `plain`, bound to `aad` (the user name: a record cannot be moved to another user).
     pub fn seal(&self, aad: &[u8], plain: &[u8]) -> Vec<u8> {
-        let key = &self.keys[0];
+        let keys = self.keys.load();
+        let key = &keys[0];
         let nonce: [u8; NONCE] = rand::random();
         let ct = key
             .aead
@@ -127,12 +155,12 @@ impl KeyRing {
         let (id, rest) = rest.split_at(id_len as usize);
         let (nonce, ct) = rest.split_at(NONCE);
         let id = std::str::from_utf8(id).map_err(|_| CryptoError::Malformed)?;
-        let pos = self
-            .keys
+        let keys = self.keys.load();
+        let pos = keys
             .iter()
             .position(|k| k.id == id)
             .ok_or_else(|| CryptoError::UnknownKey(id.to_string()))?;
-        let plain = self.keys[pos]
+        let plain = keys[pos]
             .aead
             .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
             .map_err(|_| CryptoError::Tampered)?;
@@ -143,6 +171,7 @@ impl KeyRing {
     /// found whichever key made it.
     pub fn digests(&self, purpose: &str, data: &[u8]) -> Vec<String> {
         self.keys
+            .load()
             .iter()
             .map(|k| {
                 let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&k.mac).expect("any length");

@@ -28,6 +28,8 @@ pub enum ReloadError {
     NeedsRestart(Vec<&'static str>),
     #[error("{0}\nthe running configuration and certificates are unchanged")]
     Certificate(String),
+    #[error("second_factor key ring: {0}\nthe running configuration is unchanged")]
+    KeyRing(String),
 }
 
 impl ReloadError {
@@ -36,7 +38,7 @@ impl ReloadError {
         match self {
             ReloadError::Invalid(_) => "invalid",
             ReloadError::NeedsRestart(_) => "needs_restart",
-            ReloadError::Certificate(_) => "invalid",
+            ReloadError::Certificate(_) | ReloadError::KeyRing(_) => "invalid",
         }
     }
 }
@@ -89,6 +91,10 @@ impl Reloader {
                 }
             })
             .and_then(|next| {
+                let grew = key_ring(&running, &next).map_err(ReloadError::KeyRing)?;
+                Ok((next, grew))
+            })
+            .and_then(|(next, grew)| {
                 // Every certificate read before any is served: all or nothing.
                 let certs = self
                     .certificates
@@ -99,12 +105,20 @@ impl Reloader {
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(ReloadError::Certificate)?;
-                Ok((next, certs))
+                Ok((next, grew, certs))
             });
         let m = &crate::metrics::METRICS;
         match result {
-            Ok((next, certs)) => {
+            Ok((mut next, grew, certs)) => {
                 let mut changed = changed(&running, &next);
+                if let (true, Some(live), Some(read)) =
+                    (grew, &running.second_factor.keys, &next.second_factor.keys)
+                {
+                    // The running ring (which every store holds) takes the new keys.
+                    live.adopt(read);
+                    changed.push("key ring");
+                }
+                next.second_factor.keys = running.second_factor.keys.clone();
                 if !certs.is_empty() {
                     changed.push("certificates");
                 }
@@ -166,7 +180,7 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ("[assertion]", text(&old.assertion) != text(&new.assertion)),
         (
             "[second_factor]",
-            text(&old.second_factor) != text(&new.second_factor),
+            text(&old.second_factor) != text(&without_keys(new, old)),
         ),
         ("[alerts]", text(&old.alerts) != text(&new.alerts)),
         (
@@ -175,6 +189,24 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ),
     ];
     pairs.iter().filter(|(_, d)| *d).map(|(k, _)| *k).collect()
+}
+
+/// `new`'s second-factor settings with `old`'s key ring: the ring is compared on its own
+/// ([`key_ring`]), since keys may be added at a reload.
+fn without_keys(new: &Config, old: &Config) -> crate::config::SecondFactorConfig {
+    let mut sf = new.second_factor.clone();
+    sf.keys = old.second_factor.keys.clone();
+    sf
+}
+
+/// Whether the key ring of `new` may replace the running one: keys added (or a new one
+/// first), none removed or changed. `Ok(true)` when it differs.
+pub fn key_ring(old: &Config, new: &Config) -> Result<bool, String> {
+    match (&old.second_factor.keys, &new.second_factor.keys) {
+        (Some(a), Some(b)) => a.accepts(b),
+        (None, None) => Ok(false),
+        _ => Err("second_factor.key_file appeared or disappeared: restart to change it".into()),
+    }
 }
 
 /// The reloadable sections that differ, for the log and the command's answer.

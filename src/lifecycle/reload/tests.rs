@@ -51,3 +51,37 @@ fn what_is_read_at_start_is_refused_by_key() {
         vec!["[[portal]] name, hosts, upstream, upstream_tls or login"]
     );
 }
+
+fn with_keys(dir: &std::path::Path, lines: &[&str]) -> Config {
+    let file = dir.join(format!("keys-{}", lines.join("-").len()));
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    config(&format!(
+        "[second_factor]\nkey_file = \"{}\"\n",
+        file.display()
+    ))
+}
+
+const K1: &str = "k1:MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=";
+const K2: &str = "k2:MjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjI=";
+const K1_CHANGED: &str = "k1:MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM=";
+
+#[test]
+fn a_key_ring_may_grow_at_a_reload_but_never_lose_or_change_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = with_keys(dir.path(), &[K1]);
+    let rotated = with_keys(dir.path(), &[K2, K1]);
+    assert!(needs_restart(&one, &rotated).is_empty());
+    assert_eq!(key_ring(&one, &rotated), Ok(true));
+    assert_eq!(key_ring(&one, &with_keys(dir.path(), &[K1])), Ok(false));
+    let dropped = key_ring(&rotated, &with_keys(dir.path(), &[K2])).unwrap_err();
+    assert!(dropped.contains("`k1` was removed"), "{dropped}");
+    let changed = key_ring(&one, &with_keys(dir.path(), &[K1_CHANGED])).unwrap_err();
+    assert!(changed.contains("`k1` changed"), "{changed}");
+
+    // Adopted, the running ring seals with the new first key and still opens the old seals.
+    let live = one.second_factor.keys.clone().unwrap();
+    let old_seal = live.seal(b"alice", b"secret");
+    live.adopt(rotated.second_factor.keys.as_ref().unwrap());
+    assert_eq!(live.current_id(), "k2");
+    assert_eq!(live.open(b"alice", &old_seal).unwrap().0, b"secret");
+}
