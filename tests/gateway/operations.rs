@@ -531,3 +531,79 @@ fn redis_away_is_said_in_readiness_and_metrics_without_leaving_the_rotation() {
     assert!(body.1.contains("\"status\":\"degraded\""), "{}", body.1);
     assert!(body.1.contains("\"budgets\":\"per_replica\""), "{}", body.1);
 }
+
+/// The TOML a Kubernetes ConfigMap carries under `vigie.toml: |`.
+fn config_map_toml(yaml: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in yaml.lines() {
+        if line.trim_end().ends_with("vigie.toml: |") {
+            inside = true;
+            continue;
+        }
+        if inside && !line.is_empty() && !line.starts_with("    ") {
+            break;
+        }
+        if inside {
+            out += line.strip_prefix("    ").unwrap_or(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn the_shipped_compose_and_kubernetes_configurations_pass_check_config() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose = std::fs::read_to_string(root.join("deploy/compose/vigie.toml")).unwrap();
+    let k8s = config_map_toml(
+        &std::fs::read_to_string(root.join("deploy/kubernetes/vigie.yaml")).unwrap(),
+    );
+    assert!(
+        k8s.contains("[[portal]]"),
+        "no configuration found in the manifest"
+    );
+    for (name, text) in [("compose", compose), ("kubernetes", k8s)] {
+        // The secrets and state they name, made here; the services' names, on loopback.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for file in [
+            "admin.token",
+            "redis.password",
+            "postgres.password",
+            "session.key",
+        ] {
+            std::fs::write(d.join(file), "0123456789abcdef0123456789abcdef").unwrap();
+        }
+        factor_key_file(d);
+        std::fs::create_dir(d.join("profiles")).unwrap();
+        let profile = root.join("config/profiles/sample-portal.toml");
+        std::fs::copy(&profile, d.join("profiles/sample-portal.toml")).unwrap();
+        std::fs::copy(&profile, d.join("profiles/mediboard.toml")).unwrap();
+        certificate("ca", &d.join("postgres-ca.pem"), &d.join("postgres-ca.key"));
+        let local = text
+            .replace("/etc/vigie/secrets/", &format!("{}/", d.display()))
+            .replace(
+                "/etc/vigie/profiles/",
+                &format!("{}/profiles/", d.display()),
+            )
+            .replace("/var/lib/vigie/", &format!("{}/", d.display()));
+        let local = regex::Regex::new(r#"upstream = "[^"]+""#)
+            .unwrap()
+            .replace_all(&local, "upstream = \"127.0.0.1:8081\"")
+            .into_owned();
+        let file = d.join("vigie.toml");
+        std::fs::write(&file, local).unwrap();
+        let out = Command::new(VIGIE)
+            .args(["check-config", "-c"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
