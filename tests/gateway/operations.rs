@@ -35,6 +35,8 @@ fn a_reloaded_rule_applies_on_the_same_keep_alive_connection_and_a_broken_file_c
     let original = std::fs::read_to_string(&gw.config).unwrap();
     let mut conn = Conn::open(gw.port);
     assert_eq!(keep_alive_get(&mut conn, "/index.php").status, 200);
+    let mut clinician = crate::mfa::Client::login(gw.port, "dr.martin", "martin-demo");
+    assert!(clinician.opens_patient());
 
     // SIGHUP with a new rule: the next request on the same connection meets it.
     std::fs::write(&gw.config, format!("{original}{CLOSED_RULE}")).unwrap();
@@ -66,6 +68,10 @@ fn a_reloaded_rule_applies_on_the_same_keep_alive_connection_and_a_broken_file_c
     assert!(
         !conn.is_closed(),
         "the reload dropped a kept-alive connection"
+    );
+    assert!(
+        clinician.opens_patient(),
+        "a session did not survive the reloads"
     );
 
     // What only a restart changes is refused by name; the rest keeps running.
