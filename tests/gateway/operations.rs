@@ -305,6 +305,16 @@ fn login_behind_proxy(port: u16, forwarded: &str) -> Response {
     .unwrap()
 }
 
+/// The `Set-Cookie` line of the gateway's session cookie, whatever its name's prefix.
+fn session_cookie(login: &Response) -> String {
+    login
+        .headers_named("set-cookie")
+        .into_iter()
+        .find(|c| c.contains("vigie="))
+        .unwrap_or_else(|| panic!("no session cookie: {:?}", login.headers))
+        .to_string()
+}
+
 #[test]
 fn https_said_by_a_trusted_proxy_gives_the_tls_cookie_and_hsts_and_by_anyone_else_nothing() {
     let portal = start_portal();
@@ -320,13 +330,7 @@ fn https_said_by_a_trusted_proxy_gives_the_tls_cookie_and_hsts_and_by_anyone_els
         "{:?}",
         page.headers
     );
-    let login = login_behind_proxy(trusting.port, https);
-    let cookie = login
-        .headers_named("set-cookie")
-        .into_iter()
-        .find(|c| c.contains("vigie="))
-        .unwrap_or_else(|| panic!("no session cookie: {:?}", login.headers))
-        .to_string();
+    let cookie = session_cookie(&login_behind_proxy(trusting.port, https));
     assert!(cookie.starts_with("__Host-vigie="), "{cookie}");
     assert!(cookie.contains("Secure"), "{cookie}");
 
@@ -334,13 +338,7 @@ fn https_said_by_a_trusted_proxy_gives_the_tls_cookie_and_hsts_and_by_anyone_els
     let plain = start_profiled_gateway(portal.port, "sample-portal.toml", "");
     let page = get(plain.port, "/index.php", https);
     assert!(page.header("strict-transport-security").is_none());
-    let login = login_behind_proxy(plain.port, https);
-    let cookie = login
-        .headers_named("set-cookie")
-        .into_iter()
-        .find(|c| c.contains("vigie="))
-        .unwrap_or_else(|| panic!("no session cookie: {:?}", login.headers))
-        .to_string();
+    let cookie = session_cookie(&login_behind_proxy(plain.port, https));
     assert!(cookie.starts_with("vigie="), "{cookie}");
     assert!(!cookie.contains("Secure"), "{cookie}");
 }
