@@ -15,6 +15,7 @@ pub mod shared;
 pub mod signals;
 pub mod sketch;
 pub mod track;
+mod tuning;
 mod verdict;
 pub mod windows;
 
@@ -27,6 +28,7 @@ use std::sync::{Arc, Mutex};
 
 pub use settings::DetectionConfig;
 pub use track::Event;
+use tuning::Tuning;
 pub use verdict::{Action, Hold};
 
 use crate::alerts::Alerts;
@@ -134,34 +136,6 @@ pub struct Detector {
     /// Alerts raised before the answer was known, by request id: they leave with the
     /// request's real status once it ends ([`Detector::settle`]).
     pending: Mutex<HashMap<u64, Vec<crate::alerts::Alert>>>,
-}
-
-/// The detector's settings with what is derived from them once.
-struct Tuning {
-    cfg: DetectionConfig,
-    honeytokens: Vec<u64>,
-    /// The scripted agents' fragments, as one case-insensitive matcher.
-    scripted: regex::Regex,
-}
-
-impl Tuning {
-    fn new(cfg: DetectionConfig, pseudonyms: &pseudonym::Pseudonyms) -> Self {
-        let honeytokens = cfg.honeytokens.iter().map(|h| pseudonyms.of(h)).collect();
-        let alternatives: Vec<String> = cfg
-            .scripted_agents
-            .iter()
-            .map(|a| regex::escape(a))
-            .collect();
-        let scripted = regex::RegexBuilder::new(&alternatives.join("|"))
-            .case_insensitive(true)
-            .build()
-            .unwrap_or_else(|_| regex::Regex::new("$^").expect("a regex that never matches"));
-        Self {
-            cfg,
-            honeytokens,
-            scripted,
-        }
-    }
 }
 
 /// Requests whose alerts wait for their status at most; past it, alerts leave at once.
@@ -280,20 +254,6 @@ impl Detector {
             alert.status = status;
             self.alerts.raise(alert);
         }
-    }
-
-    /// How many identities and sources are followed now.
-    pub fn tracks(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().expect("detector shard").len())
-            .sum()
-    }
-
-    /// New settings for the next requests (a reload): thresholds, weights, honeytokens.
-    pub fn retune(&self, cfg: DetectionConfig) {
-        self.tuning
-            .store(Arc::new(Tuning::new(cfg, &self.pseudonyms)));
     }
 
     pub fn alerts(&self) -> &Arc<Alerts> {

@@ -567,6 +567,7 @@ fn the_shipped_compose_and_kubernetes_configurations_pass_check_config() {
         k8s.contains("[[portal]]"),
         "no configuration found in the manifest"
     );
+    let upstream = regex::Regex::new(r#"upstream = "[^"]+""#).unwrap();
     for (name, text) in [("compose", compose), ("kubernetes", k8s)] {
         // The secrets and state they name, made here; the services' names, on loopback.
         let dir = tempfile::tempdir().unwrap();
@@ -592,8 +593,7 @@ fn the_shipped_compose_and_kubernetes_configurations_pass_check_config() {
                 &format!("{}/profiles/", d.display()),
             )
             .replace("/var/lib/vigie/", &format!("{}/", d.display()));
-        let local = regex::Regex::new(r#"upstream = "[^"]+""#)
-            .unwrap()
+        let local = upstream
             .replace_all(&local, "upstream = \"127.0.0.1:8081\"")
             .into_owned();
         let file = d.join("vigie.toml");
