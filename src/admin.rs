@@ -437,7 +437,8 @@ impl AdminApp {
     /// busy prober cannot hammer the portals.
     async fn readiness(&self) -> (u16, String) {
         if let Some((at, code, body)) = self.last_probe.lock().expect("probe cache lock").clone() {
-            if at.elapsed() < PROBE_CACHE {
+            // Draining is said at once: the load balancer must stop sending new clients now.
+            if at.elapsed() < PROBE_CACHE && !crate::lifecycle::draining() {
                 return (code, body);
             }
         }
@@ -484,11 +485,26 @@ impl AdminApp {
                 serde_json::json!({ "error": "this gateway cannot reload" }),
             );
         };
-        let done = tokio::task::spawn_blocking(move || reloader.reload("admin API")).await;
+        let run = tokio::task::spawn_blocking(move || reloader.reload("admin API"));
+        let done = match tokio::time::timeout(Duration::from_secs(8), run).await {
+            Ok(done) => done,
+            Err(_) => {
+                let error = "the reload is still reading its files (one does not answer?); \
+                             later reloads are refused until it ends";
+                return json(
+                    504,
+                    serde_json::json!({ "reloaded": false, "error": error }),
+                );
+            }
+        };
         match done {
             Ok(Ok(changed)) => json(
                 200,
                 serde_json::json!({ "reloaded": true, "changed": changed }),
+            ),
+            Ok(Err(e @ crate::lifecycle::ReloadError::Busy)) => json(
+                409,
+                serde_json::json!({ "reloaded": false, "error": e.to_string() }),
             ),
             Ok(Err(e)) => json(
                 422,

@@ -30,12 +30,15 @@ pub fn check(config: &Config, bind: bool) -> Vec<String> {
         }
     }
     if bind {
+        // All held at once, as the gateway holds them: two of ours that clash are found too.
+        let mut held = Vec::new();
         for (what, addr) in addresses(config) {
-            if let Err(e) = std::net::TcpListener::bind(addr) {
-                problems.push(format!(
+            match std::net::TcpListener::bind(addr) {
+                Ok(l) => held.push(l),
+                Err(e) => problems.push(format!(
                     "{what} {addr}: cannot listen: {e}{}",
                     hint(&e, addr)
-                ));
+                )),
             }
         }
     }
@@ -54,15 +57,16 @@ fn addresses(config: &Config) -> Vec<(&'static str, SocketAddr)> {
 }
 
 /// Two addresses on one port where one is the wildcard (`0.0.0.0:P` beside `127.0.0.1:P`):
-/// the second bind fails at run, whatever the order.
+/// the second bind fails at run, whatever the order. `[::]` takes IPv4 too (Linux's
+/// default, dual-stack sockets), so it clashes with any address on its port.
 fn overlaps(addrs: &[(&'static str, SocketAddr)]) -> Vec<String> {
     let mut problems = Vec::new();
     for (i, (wa, a)) in addrs.iter().enumerate() {
         for (wb, b) in &addrs[i + 1..] {
-            let same_family = a.is_ipv4() == b.is_ipv4();
-            let clash = a.port() == b.port()
-                && (a.ip() == b.ip()
-                    || (same_family && (a.ip().is_unspecified() || b.ip().is_unspecified())));
+            let covers = |w: &SocketAddr, o: &SocketAddr| {
+                w.ip().is_unspecified() && (w.is_ipv6() || o.is_ipv4())
+            };
+            let clash = a.port() == b.port() && (a.ip() == b.ip() || covers(a, b) || covers(b, a));
             if clash {
                 problems.push(format!(
                     "{wa} {a} and {wb} {b} use the same port: only one of them can listen; \
@@ -91,6 +95,10 @@ fn hint(e: &std::io::Error, addr: SocketAddr) -> &'static str {
 /// The certificate chain and key load, and the key is the certificate's.
 pub fn certificate(cert: &Path, key: &Path) -> Result<(), String> {
     let read = |p: &Path, what: &str| {
+        // Only a regular file: a FIFO would block the start (or a reload) for ever.
+        if std::fs::metadata(p).is_ok_and(|m| !m.is_file()) {
+            return Err(format!("{what} {}: not a regular file", p.display()));
+        }
         std::fs::read(p).map_err(|e| format!("{what} {}: cannot read: {e}", p.display()))
     };
     let pem = read(cert, "certificate")?;
@@ -117,6 +125,9 @@ pub fn certificate(cert: &Path, key: &Path) -> Result<(), String> {
 
 /// Whether this process can create files beside `path` (SQLite writes its journal there).
 fn writable(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err("this is a directory: name the database file in it, e.g. vigie.sqlite".into());
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -153,6 +164,10 @@ mod tests {
             overlaps(&[a("127.0.0.1:8080"), a("127.0.0.1:8080")]).len(),
             1
         );
+        // Dual-stack: [::] takes IPv4 as well.
+        assert_eq!(overlaps(&[a("[::]:8080"), a("127.0.0.1:8080")]).len(), 1);
+        assert_eq!(overlaps(&[a("0.0.0.0:8080"), a("[::]:8080")]).len(), 1);
+        assert!(overlaps(&[a("0.0.0.0:8080"), a("[::1]:8080")]).is_empty());
     }
 
     /// A self-signed certificate and its key, written as `NAME.crt` and `NAME.key`.
@@ -201,5 +216,7 @@ mod tests {
         assert_eq!(writable(&dir.path().join("vigie.sqlite")), Ok(()));
         let e = writable(&dir.path().join("nope/vigie.sqlite")).unwrap_err();
         assert!(e.contains("does not exist"), "{e}");
+        let e = writable(dir.path()).unwrap_err();
+        assert!(e.contains("is a directory"), "{e}");
     }
 }

@@ -30,6 +30,8 @@ pub enum ReloadError {
     Certificate(String),
     #[error("second_factor key ring: {0}\nthe running configuration is unchanged")]
     KeyRing(String),
+    #[error("another reload is still running (a file that does not answer?); nothing changed")]
+    Busy,
 }
 
 impl ReloadError {
@@ -39,6 +41,7 @@ impl ReloadError {
             ReloadError::Invalid(_) => "invalid",
             ReloadError::NeedsRestart(_) => "needs_restart",
             ReloadError::Certificate(_) | ReloadError::KeyRing(_) => "invalid",
+            ReloadError::Busy => "busy",
         }
     }
 }
@@ -63,7 +66,7 @@ impl Reloader {
         certificates: Vec<Arc<Certificates>>,
     ) -> Self {
         // Every result shown from the start, at 0: an alert rule on `invalid` needs the series.
-        for result in ["ok", "invalid", "needs_restart"] {
+        for result in ["ok", "invalid", "needs_restart", "busy"] {
             crate::metrics::METRICS.reloads.with_label_values(&[result]);
         }
         Self {
@@ -79,8 +82,21 @@ impl Reloader {
     /// Reload from the file the gateway was started with; `by` says who asked (`SIGHUP`,
     /// `admin API`), for the audit trail. Returns the sections that changed.
     pub fn reload(&self, by: &str) -> Result<Vec<&'static str>, ReloadError> {
-        // One reload at a time: two racing would each compare against a stale "running".
-        let mut running = self.running.lock().expect("reload lock");
+        // One reload at a time: two racing would each compare against a stale "running". A
+        // reload stuck on a file (a FIFO, a hung network mount) makes the next ones say so,
+        // instead of queueing behind it.
+        let mut running = match self.running.try_lock() {
+            Ok(r) => r,
+            Err(std::sync::TryLockError::WouldBlock) => {
+                crate::metrics::METRICS
+                    .reloads
+                    .with_label_values(&["busy"])
+                    .inc();
+                tracing::error!(target: "vigie::audit", event = "config_reload", outcome = "busy", by = %by, "reload refused: another is still running");
+                return Err(ReloadError::Busy);
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        };
         let result = Config::load(&self.path)
             .map_err(ReloadError::Invalid)
             .and_then(|next| {
@@ -164,10 +180,43 @@ fn portal_identity(c: &Config) -> Vec<String> {
         .collect()
 }
 
+/// Every `[storage]` setting, secrets included (compared here, never printed): its `Debug`
+/// leaves most of them out.
+fn storage(c: &Config) -> impl PartialEq + '_ {
+    use crate::config::StorageBackend;
+    let s = &c.storage;
+    let backend = match &s.backend {
+        StorageBackend::Embedded => None,
+        StorageBackend::Redis {
+            url,
+            cluster,
+            prefix,
+            vouched_persistent,
+            tls,
+        } => Some((
+            url,
+            cluster,
+            prefix,
+            vouched_persistent,
+            &tls.ca,
+            tls.client.as_ref().map(|(c, k)| (c, &k.0)),
+        )),
+    };
+    (
+        backend,
+        s.replicas,
+        s.outage_grace,
+        s.audit_retention,
+        &s.database,
+        text(&s.records),
+        &s.session_key,
+    )
+}
+
 /// The settings read once at start, by key, that differ between `old` and `new`.
 pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     let secret = |s: &Option<crate::config::Secret>| s.as_ref().map(|s| s.0.clone());
-    let pairs: [(&'static str, bool); 10] = [
+    let pairs: [(&'static str, bool); 11] = [
         ("[server]", text(&old.server) != text(&new.server)),
         ("[[listener]]", text(&old.listeners) != text(&new.listeners)),
         (
@@ -176,7 +225,12 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ),
         ("[log]", text(&old.log) != text(&new.log)),
         ("[session]", text(&old.session) != text(&new.session)),
-        ("[storage]", text(&old.storage) != text(&new.storage)),
+        ("[storage]", storage(old) != storage(new)),
+        (
+            "[limits] max_connections_per_peer, head_timeout_seconds",
+            (old.limits.max_connections_per_peer, old.limits.head_timeout)
+                != (new.limits.max_connections_per_peer, new.limits.head_timeout),
+        ),
         ("[assertion]", text(&old.assertion) != text(&new.assertion)),
         (
             "[second_factor]",

@@ -27,9 +27,10 @@ impl ShutdownSignalWatch for Signals {
             tokio::select! {
                 _ = hangup.recv() => match &self.reloader {
                     Some(r) => {
-                        // A reload reads files: off this runtime's only thread.
+                        // A reload reads files: off this runtime, and not waited for, so a
+                        // file that never answers cannot hold up SIGTERM.
                         let r = r.clone();
-                        let _ = tokio::task::spawn_blocking(move || r.reload("SIGHUP")).await;
+                        tokio::task::spawn_blocking(move || r.reload("SIGHUP"));
                     }
                     None => tracing::warn!("SIGHUP: this gateway cannot reload (the demo)"),
                 },

@@ -244,7 +244,8 @@ pub fn owner_only(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let Ok(meta) = std::fs::metadata(path) else {
+        // Only a file: a directory named as the database must not lose its modes.
+        let Some(meta) = std::fs::metadata(path).ok().filter(|m| m.is_file()) else {
             return;
         };
         let mode = meta.permissions().mode() & 0o777;

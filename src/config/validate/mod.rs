@@ -382,6 +382,14 @@ impl Validator<'_> {
     /// Upstreams may be names; they are resolved once, at load.
     fn readable_file(&mut self, key: &str, raw: &str) -> Option<PathBuf> {
         let path = self.base.join(raw);
+        if std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
+            self.err(
+                key,
+                format!("`{}` is not a regular file", path.display()),
+                "give a PEM file (not a directory, a FIFO or a device)",
+            );
+            return None;
+        }
         match std::fs::File::open(&path) {
             Ok(_) => Some(path),
             Err(e) => {

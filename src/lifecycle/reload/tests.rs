@@ -85,3 +85,28 @@ fn a_key_ring_may_grow_at_a_reload_but_never_lose_or_change_a_key() {
     assert_eq!(live.current_id(), "k2");
     assert_eq!(live.open(b"alice", &old_seal).unwrap().0, b"secret");
 }
+
+#[test]
+fn every_storage_setting_and_the_connection_limits_need_a_restart() {
+    let a = config("");
+    for (extra, key) in [
+        ("[storage]\naudit_retention_days = 30\n", "[storage]"),
+        ("[storage]\ndatabase = \"other.sqlite\"\n", "[storage]"),
+        (
+            "[limits]\nmax_connections_per_peer = 3\n",
+            "[limits] max_connections_per_peer, head_timeout_seconds",
+        ),
+        (
+            "[limits]\nhead_timeout_seconds = 2\n",
+            "[limits] max_connections_per_peer, head_timeout_seconds",
+        ),
+    ] {
+        let b = config(extra);
+        assert!(
+            needs_restart(&a, &b).contains(&key),
+            "{extra}: {:?}",
+            needs_restart(&a, &b)
+        );
+    }
+    assert!(needs_restart(&a, &config("[limits]\nmax_body_bytes = 1000\n")).is_empty());
+}
