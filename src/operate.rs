@@ -16,7 +16,18 @@ use vigie::lifecycle::{preflight, signals};
 pub fn run(config: Config, sample_portal: Option<SocketAddr>, upgrade: bool) -> ExitCode {
     signals::hold_hangup();
     vigie::telemetry::init(&config.log);
-    let problems = preflight::check(&config, !upgrade);
+    let mut problems = preflight::check(&config, !upgrade);
+    let socket_dir = config.server.upgrade_socket.parent().map(Path::to_path_buf);
+    if let Some(Err(e)) = socket_dir
+        .as_deref()
+        .map(vigie::lifecycle::upgrade::safe_directory)
+    {
+        // A new gateway opens the socket to anyone who can reach it: refuse then.
+        match upgrade {
+            true => problems.push(e),
+            false => tracing::warn!("{e} (an upgrade would be refused)"),
+        }
+    }
     if !problems.is_empty() {
         for p in &problems {
             eprintln!("error: {p}");
@@ -51,6 +62,7 @@ pub fn run(config: Config, sample_portal: Option<SocketAddr>, upgrade: bool) -> 
         shutdown_signal: Box::new(signals::Signals {
             reloader: Some(reloader),
             grace: config.server.grace_period,
+            upgrade_socket: config.server.upgrade_socket.clone(),
         }),
     });
     tracing::info!("vigie stopped");
@@ -114,6 +126,11 @@ pub fn check_config(path: &Path, bind: bool) -> ExitCode {
     );
     for w in &c.warnings {
         println!("warning: {w}");
+    }
+    if let Some(dir) = c.server.upgrade_socket.parent() {
+        if let Err(e) = vigie::lifecycle::upgrade::safe_directory(dir) {
+            println!("warning: {e} (an upgrade would be refused)");
+        }
     }
     ExitCode::SUCCESS
 }

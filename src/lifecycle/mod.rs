@@ -12,6 +12,7 @@ pub mod preflight;
 pub mod ready;
 pub mod reload;
 pub mod signals;
+pub mod upgrade;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

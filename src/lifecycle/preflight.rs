@@ -82,7 +82,7 @@ fn hint(e: &std::io::Error, addr: SocketAddr) -> &'static str {
     match e.kind() {
         std::io::ErrorKind::AddrInUse => {
             " (another process holds the port: `ss -ltnp` names it; a running Vigie? use \
-             `vigie upgrade` to replace it without a gap)"
+             `vigie run --upgrade` to replace it without a gap)"
         }
         std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
             " (ports below 1024 need CAP_NET_BIND_SERVICE: AmbientCapabilities= in the unit)"

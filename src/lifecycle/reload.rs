@@ -22,7 +22,7 @@ pub enum ReloadError {
     Invalid(ConfigErrors),
     #[error(
         "these settings only change with a restart: {}\nthe running configuration is unchanged; \
-         restart (or `vigie upgrade`) to apply them, or put them back to reload the rest",
+         restart (or `vigie run --upgrade`) to apply them, or put them back to reload the rest",
         .0.join(", ")
     )]
     NeedsRestart(Vec<&'static str>),

@@ -14,6 +14,8 @@ pub struct Signals {
     pub reloader: Option<Arc<Reloader>>,
     /// How long the gateway keeps accepting after `SIGTERM` (`server.grace_period_seconds`).
     pub grace: Duration,
+    /// Where a new gateway waits for the listening sockets (`server.upgrade_socket`).
+    pub upgrade_socket: std::path::PathBuf,
 }
 
 #[async_trait]
@@ -47,11 +49,15 @@ impl ShutdownSignalWatch for Signals {
                     tracing::info!("grace period over: no new connections; finishing requests in flight");
                     return ShutdownSignal::GracefulTerminate;
                 }
-                _ = quit.recv() => {
-                    super::start_draining();
-                    tracing::info!("SIGQUIT: handing the listening sockets to the new process");
-                    return ShutdownSignal::GracefulUpgrade;
-                }
+                _ = quit.recv() => match super::upgrade::check_handover(&self.upgrade_socket) {
+                    Ok(()) => {
+                        super::start_draining();
+                        tracing::info!("SIGQUIT: handing the listening sockets to the new process");
+                        return ShutdownSignal::GracefulUpgrade;
+                    }
+                    // Keep serving: the ports go to nobody, and nobody is cut off.
+                    Err(e) => tracing::error!(target: "vigie::alert", severity = "high", event = "upgrade_refused", "SIGQUIT: upgrade refused, still serving: {e}"),
+                },
                 _ = interrupt.recv() => return ShutdownSignal::FastShutdown,
             }
         }

@@ -611,3 +611,41 @@ fn the_shipped_compose_and_kubernetes_configurations_pass_check_config() {
         );
     }
 }
+
+#[test]
+fn the_ports_are_not_handed_to_a_socket_someone_else_could_have_put_there() {
+    use std::os::unix::fs::PermissionsExt;
+    let echo = Echo::start(Duration::ZERO);
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let socket = shared.path().join("vigie-upgrade.sock");
+    let prepared = prepare_gateway(
+        &format!(
+            "[[portal]]\nname = \"test\"\nupstream = \"127.0.0.1:{}\"\n",
+            echo.port
+        ),
+        "",
+    );
+    let text = std::fs::read_to_string(&prepared.config).unwrap().replace(
+        "[server]\n",
+        &format!("[server]\nupgrade_socket = \"{}\"\n", socket.display()),
+    );
+    std::fs::write(&prepared.config, text).unwrap();
+    let mut gw = prepared.spawn();
+    wait_for_port(prepared.port);
+    // A squatter's socket, waiting for the ports in a directory anyone may write.
+    let squatter = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    squatter.set_nonblocking(true).unwrap();
+    gw.signal(libc::SIGQUIT);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        squatter.accept().is_err(),
+        "the gateway connected to the squatter"
+    );
+    assert!(
+        gw.exited_within(Duration::from_millis(100)).is_none(),
+        "it stopped"
+    );
+    assert_eq!(get(prepared.port, "/still", "").status, 200);
+    assert!(gw.stderr().contains("upgrade refused"), "{}", gw.stderr());
+}

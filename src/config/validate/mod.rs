@@ -187,6 +187,12 @@ impl Validator<'_> {
                     d.join("vigie-upgrade.sock")
                 }),
         };
+        // Absolute: the old and the new gateway may be started from different folders.
+        if server.upgrade_socket.is_relative() {
+            if let Ok(cwd) = std::env::current_dir() {
+                server.upgrade_socket = cwd.join(&server.upgrade_socket);
+            }
+        }
         let assertion = self.assertion(&f.assertion);
         let portals = self.portals(&f.portal);
         let second_factor = self.second_factor(&f.second_factor, &portals);
