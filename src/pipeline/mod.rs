@@ -547,6 +547,23 @@ impl ProxyHttp for Gateway {
         )
     }
 
+    /// Pingora's own lines about a failed request print the error whole, and a portal's
+    /// malformed answer rides in it (`buf: …`: its headers, a patient's name): they are kept
+    /// off, and `fail_to_proxy` writes one line of its own instead.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        true
+    }
+
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &RequestCtx,
+        _error: &Error,
+        _context: pingora::proxy::ProxyWarnLogContext,
+    ) -> bool {
+        true
+    }
+
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
@@ -554,6 +571,21 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let (status, kind) = forward::classify_failure(e);
+        if status >= 500 {
+            // The error's type and side only: its context and cause may carry the portal's bytes.
+            let req = session.req_header();
+            tracing::warn!(
+                request = %ctx.request_id,
+                portal = ctx.portal().map_or("-", |p| p.config.name.as_str()),
+                kind = kind.unwrap_or("-"),
+                error = e.etype().as_str(),
+                side = ?e.esource(),
+                method = %req.method,
+                path = %log::masked_path(req.uri.path()),
+                status,
+                "request failed"
+            );
+        }
         if let Some(kind) = kind {
             ctx.upstream_error = Some(kind);
             let portal = ctx.portal().map_or("-", |p| p.config.name.as_str());

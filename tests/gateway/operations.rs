@@ -251,6 +251,11 @@ fn failing_portal(how: &str) -> (u16, Option<std::thread::JoinHandle<()>>) {
             let _ = s.read(&mut [0u8; 1024]);
             if how == "reset" {
                 reset(&s);
+            } else if how == "malformed" {
+                // A broken header line, after one that names a patient.
+                use std::io::Write;
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nLocation: /index.php?patient_id=90210777&nom=DUPONT\r\nBad\x01Header DUPONT: x\r\n\r\n");
+                kept.push(s);
             } else {
                 kept.push(s); // never answered: the gateway's read timeout fires
             }
@@ -261,7 +266,7 @@ fn failing_portal(how: &str) -> (u16, Option<std::thread::JoinHandle<()>>) {
 
 #[test]
 fn a_failing_portal_leaves_no_patient_id_in_any_log_line() {
-    for how in ["refuse", "timeout", "reset"] {
+    for how in ["refuse", "timeout", "reset", "malformed"] {
         let (port, _t) = failing_portal(how);
         let gw = start_gateway(port, "");
         // Pingora's own error lines are written at error level: let them through.
