@@ -138,13 +138,16 @@ fn assemble(config: &Config, clock: Arc<dyn Clock>, upgrade: bool) -> anyhow::Re
         }
     }
     gateway.threads = Some(config.server.threads);
-    let reloader = Arc::new(Reloader::new(
-        config.clone(),
-        live,
-        budgets.clone(),
-        detector.clone(),
-        certificates,
-    ));
+    let reloader = Arc::new(
+        Reloader::new(
+            config.clone(),
+            live,
+            budgets.clone(),
+            detector.clone(),
+            certificates,
+        )
+        .ending_sessions_in(sessions.clone()),
+    );
     server.add_service(gateway);
     server.add_service(pingora::services::background::background_service(
         "session sweeper",

@@ -55,6 +55,8 @@ pub struct Reloader {
     detector: Option<Arc<Detector>>,
     /// The TLS listeners' certificates, read again at each reload.
     certificates: Vec<Arc<Certificates>>,
+    /// Sessions, ended for users whose `[groups]` changed (see [`regrouped`]).
+    sessions: Option<Arc<crate::identity::Sessions>>,
 }
 
 impl Reloader {
@@ -76,7 +78,39 @@ impl Reloader {
             budgets,
             detector,
             certificates,
+            sessions: None,
         }
+    }
+
+    /// End the sessions of users whose `[groups]` a reload changes.
+    pub fn ending_sessions_in(mut self, sessions: Arc<crate::identity::Sessions>) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// A session carries the groups its user had at sign-in, and policy, privileged packs and
+    /// the detector read them there: a user whose `[groups]` changed signs in again, so a
+    /// reload that moves someone into a denied group takes effect now, not at their next login.
+    fn end_regrouped(&self, old: &Config, new: &Config) -> Vec<String> {
+        let users = regrouped(old, new);
+        let (Some(sessions), false) = (&self.sessions, users.is_empty()) else {
+            return users;
+        };
+        let profile = new.portals.iter().find_map(|p| p.profile.clone());
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("reload: no runtime to end the sessions of regrouped users");
+            return users;
+        };
+        for raw in &users {
+            let user = match &profile {
+                Some(p) => crate::identity::login::canonical(p, raw),
+                None => raw.clone(),
+            };
+            let ended =
+                rt.block_on(sessions.end_user(&user, None, crate::identity::Ending::Revoked));
+            tracing::warn!(target: "vigie::audit", event = "sessions_ended", reason = "groups_changed", user = %user, ended = ?ended.ok(), "reload: this user's groups changed; their sessions ended");
+        }
+        users
     }
 
     /// Reload from the file the gateway was started with; `by` says who asked (`SIGHUP`,
@@ -145,6 +179,9 @@ impl Reloader {
                 }
                 for w in &next.warnings {
                     tracing::warn!("config: {w}");
+                }
+                if !self.end_regrouped(&running, &next).is_empty() {
+                    changed.push("sessions of regrouped users ended");
                 }
                 self.live.store(Live::new(next.clone()));
                 *running = next;
@@ -261,6 +298,25 @@ pub fn key_ring(old: &Config, new: &Config) -> Result<bool, String> {
         (None, None) => Ok(false),
         _ => Err("second_factor.key_file appeared or disappeared: restart to change it".into()),
     }
+}
+
+/// The users (as written in `[groups]`) whose groups differ between `old` and `new`.
+pub fn regrouped(old: &Config, new: &Config) -> Vec<String> {
+    let sorted = |c: &Config, u: &str| {
+        let mut g = c.static_groups.get(u).cloned().unwrap_or_default();
+        g.sort();
+        g
+    };
+    let mut users: Vec<String> = old
+        .static_groups
+        .keys()
+        .chain(new.static_groups.keys())
+        .filter(|u| sorted(old, u) != sorted(new, u))
+        .cloned()
+        .collect();
+    users.sort();
+    users.dedup();
+    users
 }
 
 /// The reloadable sections that differ, for the log and the command's answer.

@@ -654,3 +654,30 @@ fn the_ports_are_not_handed_to_a_socket_someone_else_could_have_put_there() {
     assert_eq!(get(prepared.port, "/still", "").status, 200);
     assert!(gw.stderr().contains("upgrade refused"), "{}", gw.stderr());
 }
+
+#[test]
+fn a_user_moved_into_a_denied_group_by_a_reload_is_cut_off_at_once() {
+    let portal = start_portal();
+    let rule =
+        "[[rule]]\nname = \"blocked\"\ngroups = [\"blocked\"]\npath = \"/**\"\ndeny = true\n";
+    let gw = start_profiled_gateway(portal.port, "sample-portal.toml", rule);
+    let mut martin = crate::mfa::Client::login(gw.port, "dr.martin", "martin-demo");
+    let mut admin = crate::mfa::Client::login(gw.port, "admin", "admin-demo");
+    assert!(martin.opens_patient() && admin.opens_patient());
+    let original = std::fs::read_to_string(&gw.config).unwrap();
+    std::fs::write(
+        &gw.config,
+        format!("{original}\n[groups]\nblocked = [\"dr.martin\"]\n"),
+    )
+    .unwrap();
+    let (code, text) = reload_cli(&gw.config);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        !martin.opens_patient(),
+        "the regrouped user's session still served"
+    );
+    assert!(admin.opens_patient(), "another user's session was ended");
+    // Signing in again, he meets the rule.
+    let mut again = crate::mfa::Client::login(gw.port, "dr.martin", "martin-demo");
+    assert_eq!(again.get(crate::mfa::PATIENT).status, 403);
+}

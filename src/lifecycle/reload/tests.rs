@@ -110,3 +110,13 @@ fn every_storage_setting_and_the_connection_limits_need_a_restart() {
     }
     assert!(needs_restart(&a, &config("[limits]\nmax_body_bytes = 1000\n")).is_empty());
 }
+
+#[test]
+fn the_users_whose_groups_changed_are_named_and_no_one_else() {
+    let a = config("[groups]\nblocked = [\"eve\"]\nstaff = [\"alice\", \"bob\"]\n");
+    let b = config("[groups]\nblocked = [\"eve\", \"bob\"]\nstaff = [\"bob\", \"alice\"]\n");
+    assert_eq!(regrouped(&a, &b), vec!["bob".to_string()]);
+    let c = config("[groups]\nstaff = [\"alice\", \"bob\"]\n");
+    assert_eq!(regrouped(&a, &c), vec!["eve".to_string()]);
+    assert!(regrouped(&a, &a).is_empty());
+}
