@@ -115,7 +115,7 @@ impl Reloader {
 
     /// Reload from the file the gateway was started with; `by` says who asked (`SIGHUP`,
     /// `admin API`), for the audit trail. Returns the sections that changed.
-    pub fn reload(&self, by: &str) -> Result<Vec<&'static str>, ReloadError> {
+    pub fn reload(&self, by: &str) -> Result<Vec<String>, ReloadError> {
         // One reload at a time: two racing would each compare against a stale "running". A
         // reload stuck on a file (a FIFO, a hung network mount) makes the next ones say so,
         // instead of queueing behind it.
@@ -160,17 +160,22 @@ impl Reloader {
         let m = &crate::metrics::METRICS;
         match result {
             Ok((mut next, grew, certs)) => {
-                let mut changed = changed(&running, &next);
+                let mut changed: Vec<String> = changed(&running, &next)
+                    .into_iter()
+                    .map(String::from)
+                    .collect();
+                // What weakens or strengthens protection is named in the audit trail.
+                changed.extend(risky(&running, &next));
                 if let (true, Some(live), Some(read)) =
                     (grew, &running.second_factor.keys, &next.second_factor.keys)
                 {
                     // The running ring (which every store holds) takes the new keys.
                     live.adopt(read);
-                    changed.push("key ring");
+                    changed.push("key ring".into());
                 }
                 next.second_factor.keys = running.second_factor.keys.clone();
                 if !certs.is_empty() {
-                    changed.push("certificates");
+                    changed.push("certificates".into());
                 }
                 certs.into_iter().for_each(|c| c.install());
                 self.budgets.retune(next.budgets.clone());
@@ -180,8 +185,8 @@ impl Reloader {
                 for w in &next.warnings {
                     tracing::warn!("config: {w}");
                 }
-                if !self.end_regrouped(&running, &next).is_empty() {
-                    changed.push("sessions of regrouped users ended");
+                for user in self.end_regrouped(&running, &next) {
+                    changed.push(format!("sessions of {user} ended (groups changed)"));
                 }
                 self.live.store(Live::new(next.clone()));
                 *running = next;
@@ -298,6 +303,30 @@ pub fn key_ring(old: &Config, new: &Config) -> Result<bool, String> {
         (None, None) => Ok(false),
         _ => Err("second_factor.key_file appeared or disappeared: restart to change it".into()),
     }
+}
+
+/// The rules added or removed (by name), and the detector switched on or off.
+fn risky(old: &Config, new: &Config) -> Vec<String> {
+    let names =
+        |c: &Config| -> Vec<String> { c.policy.rules.iter().map(|r| r.name.clone()).collect() };
+    let (before, after) = (names(old), names(new));
+    let mut out: Vec<String> = after
+        .iter()
+        .filter(|n| !before.contains(n))
+        .map(|n| format!("rule added: {n}"))
+        .collect();
+    out.extend(
+        before
+            .iter()
+            .filter(|n| !after.contains(n))
+            .map(|n| format!("rule removed: {n}")),
+    );
+    match (old.detection.enabled, new.detection.enabled) {
+        (true, false) => out.push("detection switched OFF".into()),
+        (false, true) => out.push("detection switched on".into()),
+        _ => {}
+    }
+    out
 }
 
 /// The users (as written in `[groups]`) whose groups differ between `old` and `new`.

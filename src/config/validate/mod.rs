@@ -327,7 +327,16 @@ impl Validator<'_> {
     }
 
     fn trusted_proxies(&mut self, list: &[String]) -> Vec<IpNet> {
-        self.networks("network.trusted_proxies", list)
+        let nets = self.networks("network.trusted_proxies", list);
+        if nets.iter().any(|n| n.prefix_len() < 8) {
+            self.warnings.push(
+                "network.trusted_proxies holds a network wider than /8: every address in it may \
+                 name any client (X-Forwarded-For) and claim https (X-Forwarded-Proto); list only \
+                 the load balancers' addresses"
+                    .into(),
+            );
+        }
+        nets
     }
 
     pub(super) fn networks(&mut self, key: &str, list: &[String]) -> Vec<IpNet> {

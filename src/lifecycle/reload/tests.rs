@@ -120,3 +120,17 @@ fn the_users_whose_groups_changed_are_named_and_no_one_else() {
     assert_eq!(regrouped(&a, &c), vec!["eve".to_string()]);
     assert!(regrouped(&a, &a).is_empty());
 }
+
+#[test]
+fn a_rule_removed_and_the_detector_switched_off_are_named() {
+    let a = config("[[rule]]\nname = \"no-export\"\npath = \"/export*\"\ndeny = true\n");
+    let b = config("[detection]\nenabled = false\n");
+    assert_eq!(
+        risky(&a, &b),
+        vec!["rule removed: no-export", "detection switched OFF"]
+    );
+    assert_eq!(
+        risky(&b, &a),
+        vec!["rule added: no-export", "detection switched on"]
+    );
+}
