@@ -92,6 +92,42 @@ fn hint(e: &std::io::Error, addr: SocketAddr) -> &'static str {
     }
 }
 
+/// Certificates that load but that browsers will refuse: expired, or not valid yet. Said,
+/// not refused: a gateway that does not start helps nobody, its metrics say the expiry.
+pub fn certificate_warnings(config: &Config) -> Vec<String> {
+    let now = openssl::asn1::Asn1Time::days_from_now(0).expect("now is a valid time");
+    let mut out = Vec::new();
+    for l in &config.listeners {
+        let Some(tls) = &l.tls else { continue };
+        let Ok(pem) = std::fs::read(&tls.cert) else {
+            continue;
+        };
+        let Some(leaf) = openssl::x509::X509::stack_from_pem(&pem)
+            .ok()
+            .and_then(|c| c.into_iter().next())
+        else {
+            continue;
+        };
+        if leaf.not_after() < now {
+            out.push(format!(
+                "listener {}: certificate {} expired on {}: browsers refuse it",
+                l.address,
+                tls.cert.display(),
+                leaf.not_after()
+            ));
+        }
+        if leaf.not_before() > now {
+            out.push(format!(
+                "listener {}: certificate {} is valid only from {}",
+                l.address,
+                tls.cert.display(),
+                leaf.not_before()
+            ));
+        }
+    }
+    out
+}
+
 /// The certificate chain and key load, and the key is the certificate's.
 pub fn certificate(cert: &Path, key: &Path) -> Result<(), String> {
     let read = |p: &Path, what: &str| {
@@ -172,6 +208,17 @@ mod tests {
 
     /// A self-signed certificate and its key, written as `NAME.crt` and `NAME.key`.
     fn self_signed(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let now = jiff::Timestamp::now().as_second();
+        self_signed_between(dir, name, now, now + 30 * 86_400)
+    }
+
+    /// The same, valid between two unix times.
+    fn self_signed_between(
+        dir: &Path,
+        name: &str,
+        from: i64,
+        until: i64,
+    ) -> (std::path::PathBuf, std::path::PathBuf) {
         use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
         let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
         let mut cn = x509::X509NameBuilder::new().unwrap();
@@ -181,9 +228,9 @@ mod tests {
         b.set_subject_name(&cn).unwrap();
         b.set_issuer_name(&cn).unwrap();
         b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        b.set_not_before(&Asn1Time::from_unix(from).unwrap())
             .unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        b.set_not_after(&Asn1Time::from_unix(until).unwrap())
             .unwrap();
         b.sign(&key, MessageDigest::sha256()).unwrap();
         let (c, k) = (
@@ -208,6 +255,21 @@ mod tests {
         std::fs::write(dir.path().join("junk.pem"), "hello").unwrap();
         let e = certificate(&dir.path().join("junk.pem"), &k1).unwrap_err();
         assert!(e.contains("no PEM certificate"), "{e}");
+    }
+
+    #[test]
+    fn an_expired_certificate_is_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = self_signed_between(dir.path(), "old", 1_577_836_800, 1_609_459_200);
+        let text = format!(
+            "[[listener]]\naddress = \"127.0.0.1:8443\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:8081\"\n",
+            cert.display(),
+            key.display()
+        );
+        let config = Config::demo_from_toml(Path::new("v.toml"), &text).unwrap();
+        let said = certificate_warnings(&config);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("expired"), "{said:?}");
     }
 
     #[test]

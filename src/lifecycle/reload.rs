@@ -182,7 +182,8 @@ impl Reloader {
                 if let Some(d) = &self.detector {
                     d.retune(next.detection.clone());
                 }
-                for w in &next.warnings {
+                let certs_said = super::preflight::certificate_warnings(&next);
+                for w in next.warnings.iter().chain(&certs_said) {
                     tracing::warn!("config: {w}");
                 }
                 for user in self.end_regrouped(&running, &next) {
