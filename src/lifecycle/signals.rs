@@ -1,6 +1,7 @@
 //! The signals a running gateway obeys, in place of Pingora's default watcher (which lets
 //! `SIGHUP` kill the process and stops accepting the moment `SIGTERM` arrives).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,12 @@ impl ShutdownSignalWatch for Signals {
         let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut quit = signal(SignalKind::quit()).expect("SIGQUIT handler");
         let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        if HANGUP_DURING_START.swap(false, Ordering::Relaxed) {
+            if let Some(r) = self.reloader.clone() {
+                tracing::info!("SIGHUP came during the start: reloading now");
+                tokio::task::spawn_blocking(move || r.reload("SIGHUP during start"));
+            }
+        }
         loop {
             tokio::select! {
                 _ = hangup.recv() => match &self.reloader {
@@ -64,12 +71,22 @@ impl ShutdownSignalWatch for Signals {
     }
 }
 
-/// Ignore `SIGHUP` until [`Signals`] takes it: one sent during the start must not kill the
-/// process (its default action), as a `systemctl reload` racing a restart would.
+/// A `SIGHUP` that came during the start, before [`Signals`] listens.
+static HANGUP_DURING_START: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn note_hangup(_: libc::c_int) {
+    // Only an atomic store: what a signal handler may do.
+    HANGUP_DURING_START.store(true, Ordering::Relaxed);
+}
+
+/// Note `SIGHUP` until [`Signals`] takes it: one sent during the start must neither kill the
+/// process (its default action), as a `systemctl reload` racing a restart would, nor be lost
+/// (the file may have changed after it was read): it is acted on once the gateway runs.
 pub fn hold_hangup() {
-    // SAFETY: setting a signal's disposition to SIG_IGN has no memory effects; done once,
+    let handler = note_hangup as extern "C" fn(libc::c_int);
+    // SAFETY: the handler only stores to an atomic (async-signal-safe); installed once,
     // before any thread of ours waits on signals.
     unsafe {
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, handler as libc::sighandler_t);
     }
 }
