@@ -485,8 +485,12 @@ impl AdminApp {
                 serde_json::json!({ "error": "this gateway cannot reload" }),
             );
         };
-        let run = tokio::task::spawn_blocking(move || reloader.reload("admin API"));
-        let done = match tokio::time::timeout(Duration::from_secs(8), run).await {
+        // A thread of its own, as for SIGHUP: one stuck on a file must not hold up the stop.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(reloader.reload("admin API"));
+        });
+        let done = match tokio::time::timeout(Duration::from_secs(8), rx).await {
             Ok(done) => done,
             Err(_) => {
                 let error = "the reload is still reading its files (one does not answer?); \

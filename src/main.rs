@@ -268,6 +268,9 @@ enum SessionAction {
 const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
 
 fn main() -> ExitCode {
+    // First of all: a SIGHUP while the configuration is read (seconds, for a large one) is
+    // noted for the gateway, not fatal.
+    vigie::lifecycle::signals::hold_hangup();
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config, preflight } => operate::check_config(&config, preflight),

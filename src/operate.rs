@@ -14,7 +14,6 @@ use vigie::lifecycle::{preflight, signals};
 /// With `upgrade`, the listening sockets come from the gateway this one replaces (see
 /// [`vigie::server::build`]), so they are not bound here.
 pub fn run(config: Config, sample_portal: Option<SocketAddr>, upgrade: bool) -> ExitCode {
-    signals::hold_hangup();
     vigie::telemetry::init(&config.log);
     let mut problems = preflight::check(&config, !upgrade);
     let socket_dir = config.server.upgrade_socket.parent().map(Path::to_path_buf);

@@ -29,7 +29,7 @@ impl ShutdownSignalWatch for Signals {
         if HANGUP_DURING_START.swap(false, Ordering::Relaxed) {
             if let Some(r) = self.reloader.clone() {
                 tracing::info!("SIGHUP came during the start: reloading now");
-                tokio::task::spawn_blocking(move || r.reload("SIGHUP during start"));
+                std::thread::spawn(move || r.reload("SIGHUP during start"));
             }
         }
         loop {
@@ -39,7 +39,9 @@ impl ShutdownSignalWatch for Signals {
                         // A reload reads files: off this runtime, and not waited for, so a
                         // file that never answers cannot hold up SIGTERM.
                         let r = r.clone();
-                        tokio::task::spawn_blocking(move || r.reload("SIGHUP"));
+                        // A thread of its own: one stuck on a file must not keep the
+                        // runtime (and so the process) from ending at SIGTERM.
+                        std::thread::spawn(move || r.reload("SIGHUP"));
                     }
                     None => tracing::warn!("SIGHUP: this gateway cannot reload (the demo)"),
                 },

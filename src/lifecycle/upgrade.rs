@@ -28,7 +28,7 @@ pub fn safe_directory(dir: &Path) -> Result<(), String> {
             meta.mode() & 0o7777
         ));
     }
-    Ok(())
+    safe_path(dir)
 }
 
 /// Before handing the sockets over: the socket exists, was made by this user, in a safe
@@ -51,6 +51,32 @@ pub fn check_handover(socket: &Path) -> Result<(), String> {
             socket.display(),
             meta.uid()
         ));
+    }
+    Ok(())
+}
+
+/// No symlink on the way to `dir` (one could be swapped between the check and the
+/// handover), and no folder above it that others may write without the sticky bit (they could
+/// rename what lies below).
+fn safe_path(dir: &Path) -> Result<(), String> {
+    let real = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if real != dir {
+        return Err(format!(
+            "upgrade socket directory {} is reached through a symlink ({}): name the real folder",
+            dir.display(),
+            real.display()
+        ));
+    }
+    for above in real.ancestors().skip(1) {
+        let meta = std::fs::metadata(above).map_err(|e| format!("{}: {e}", above.display()))?;
+        let sticky = meta.mode() & 0o1000 != 0;
+        if meta.mode() & 0o002 != 0 && !sticky {
+            return Err(format!(
+                "{} (above the upgrade socket) is writable by others: anyone could swap the \
+                 folders below it",
+                above.display()
+            ));
+        }
     }
     Ok(())
 }
@@ -81,6 +107,13 @@ mod tests {
         std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
         let e = check_handover(&path).unwrap_err();
         assert!(e.contains("made by uid 65534"), "{e}");
+        // Reached through a symlink: it could be swapped between the check and the handover.
+        std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+        let link = dir.path().with_extension("link");
+        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+        let e = check_handover(&link.join("vigie-upgrade.sock")).unwrap_err();
+        assert!(e.contains("through a symlink"), "{e}");
+        std::fs::remove_file(&link).unwrap();
         // A directory others can write: a squatter could have made the socket.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         let e = check_handover(&path).unwrap_err();

@@ -70,7 +70,11 @@ pub fn wait_for_port(port: u16) {
 }
 
 fn port_up(port: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    port_up_within(port, Duration::from_secs(20))
+}
+
+fn port_up_within(port: u16, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return true;
@@ -517,16 +521,26 @@ impl RedisServer {
     }
 
     /// With settings that name its port (`--port 0 --tls-port PORT`: TLS only).
-    pub fn start_with_port(args: impl FnOnce(u16) -> Vec<String>) -> RedisServer {
-        let port = free_port();
-        let mut r = RedisServer {
-            port,
-            child: None,
-            dir: tempfile::tempdir().unwrap(),
-            args: args(port),
-        };
-        r.restart();
-        r
+    pub fn start_with_port(args: impl Fn(u16) -> Vec<String>) -> RedisServer {
+        // A free port can be taken again before redis-server binds it, and a cluster node
+        // also needs port + 10000 (its bus) under 65536: another port is tried then.
+        for _ in 0..5 {
+            let port = std::iter::repeat_with(free_port)
+                .find(|p| *p < 55_000)
+                .unwrap();
+            let mut r = RedisServer {
+                port,
+                child: None,
+                dir: tempfile::tempdir().unwrap(),
+                args: args(port),
+            };
+            r.spawn();
+            if port_up_within(port, Duration::from_secs(8)) {
+                return r;
+            }
+            r.stop();
+        }
+        panic!("redis-server did not start on five free ports");
     }
 
     pub fn url(&self) -> String {
@@ -542,6 +556,11 @@ impl RedisServer {
 
     /// Start again with the data it had written.
     pub fn restart(&mut self) {
+        self.spawn();
+        wait_for_port(self.port);
+    }
+
+    fn spawn(&mut self) {
         self.stop();
         let child = Command::new("redis-server")
             .args([
@@ -560,7 +579,6 @@ impl RedisServer {
             .spawn()
             .expect("redis-server is installed (scripts/install-deps installs it)");
         self.child = Some(child);
-        wait_for_port(self.port);
     }
 
     /// Start again without any of its data (a disk lost, a volume not mounted).

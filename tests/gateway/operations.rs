@@ -681,3 +681,28 @@ fn a_user_moved_into_a_denied_group_by_a_reload_is_cut_off_at_once() {
     let mut again = crate::mfa::Client::login(gw.port, "dr.martin", "martin-demo");
     assert_eq!(again.get(crate::mfa::PATIENT).status, 403);
 }
+
+#[test]
+fn an_ipv4_client_on_a_dual_stack_listener_meets_the_rules_written_for_ipv4() {
+    let portal = start_portal();
+    let profile =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
+    let prepared = prepare_gateway(
+        &format!(
+            "[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:{}\"\nprofile = \"{}\"\n",
+            portal.port,
+            profile.display()
+        ),
+        "[[rule]]\nname = \"loopback-refused\"\nnetworks = [\"127.0.0.0/8\"]\npath = \"/**\"\ndeny = true\n",
+    );
+    // `[::]` takes IPv4 too: the client arrives as ::ffff:127.0.0.1.
+    let text = std::fs::read_to_string(&prepared.config).unwrap().replace(
+        &format!("address = \"127.0.0.1:{}\"", prepared.port),
+        &format!("address = \"[::]:{}\"", prepared.port),
+    );
+    std::fs::write(&prepared.config, text).unwrap();
+    let _gw = prepared.spawn();
+    wait_for_port(prepared.port);
+    wait_for_port(prepared.admin_port);
+    assert_eq!(get(prepared.port, "/index.php", "").status, 403);
+}

@@ -201,6 +201,21 @@ impl Validator<'_> {
         let logo = p.logo_file.as_ref().and_then(|raw| {
             let path = self.base.join(raw);
             let lkey = format!("{key}.logo_file");
+            let meta = std::fs::metadata(&path).ok();
+            if meta
+                .as_ref()
+                .is_some_and(|m| !m.is_file() || m.len() > MAX_LOGO_BYTES as u64)
+            {
+                self.err(
+                    &lkey,
+                    format!(
+                        "`{}` is not a regular file of at most {MAX_LOGO_BYTES} bytes",
+                        path.display()
+                    ),
+                    "give an image file (a logo 32 pixels high is shown)",
+                );
+                return None;
+            }
             let bytes = match std::fs::read(&path) {
                 Ok(b) => b,
                 Err(e) => {

@@ -144,7 +144,7 @@ where
     if peer_trusted {
         let entries = xff.into_iter().rev().flat_map(|line| line.rsplit(','));
         for entry in entries.map(str::trim) {
-            match entry.parse::<IpAddr>() {
+            match entry.parse::<IpAddr>().map(|a| a.to_canonical()) {
                 Ok(hop) => {
                     ip = hop;
                     if !is_trusted(&hop) {

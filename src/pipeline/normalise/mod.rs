@@ -58,7 +58,10 @@ pub fn run(session: &Session, limits: &Limits, trusted: &[IpNet]) -> Result<Requ
     let peer: IpAddr = session
         .client_addr()
         .and_then(|a| a.as_inet())
-        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip())
+        // On a dual-stack listener an IPv4 client arrives as `::ffff:a.b.c.d`: as IPv4, so
+        // rules, trusted proxies and budgets written for IPv4 networks apply to it.
+        .to_canonical();
     let client = client_address(peer, headers::forwarded_for(&req.headers), trusted);
     // TLS offload: a trusted proxy that says the client came over https is believed, so the
     // cookie is `__Host-`/`Secure` and HSTS is sent, as on a TLS listener.
