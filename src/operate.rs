@@ -56,7 +56,7 @@ pub fn run(config: Config, sample_portal: Option<SocketAddr>, upgrade: bool) -> 
     for w in config
         .warnings
         .iter()
-        .chain(&preflight::certificate_warnings(&config))
+        .chain(&preflight::warnings(&config))
     {
         tracing::warn!("config: {w}");
     }
@@ -130,7 +130,7 @@ pub fn check_config(path: &Path, bind: bool) -> ExitCode {
     for w in c
         .warnings
         .iter()
-        .chain(&preflight::certificate_warnings(&c))
+        .chain(&preflight::warnings(&c))
     {
         println!("warning: {w}");
     }

@@ -92,6 +92,29 @@ fn hint(e: &std::io::Error, addr: SocketAddr) -> &'static str {
     }
 }
 
+/// What a start allows but an operator should fix: certificates browsers will refuse, and a
+/// database folder others may write (they could plant the database or its session key).
+pub fn warnings(config: &Config) -> Vec<String> {
+    let mut out = certificate_warnings(config);
+    if let Some(dir) = config.storage.database.parent() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o022 != 0) {
+            out.push(format!(
+                "the database folder {} is writable by others: someone could put a database or \
+                 a session key there before the first start; give the gateway a folder of its own \
+                 (mode 0700)",
+                dir.display()
+            ));
+        }
+    }
+    out
+}
+
 /// Certificates that load but that browsers will refuse: expired, or not valid yet. Said,
 /// not refused: a gateway that does not start helps nobody, its metrics say the expiry.
 pub fn certificate_warnings(config: &Config) -> Vec<String> {
