@@ -53,11 +53,7 @@ pub fn run(config: Config, sample_portal: Option<SocketAddr>, upgrade: bool) -> 
             1,
         );
     }
-    for w in config
-        .warnings
-        .iter()
-        .chain(&preflight::warnings(&config))
-    {
+    for w in config.warnings.iter().chain(&preflight::warnings(&config)) {
         tracing::warn!("config: {w}");
     }
     tracing::info!(listeners = ?config.listeners.iter().map(|l| l.address).collect::<Vec<_>>(), admin = ?config.admin, "vigie starting");
@@ -127,11 +123,7 @@ pub fn check_config(path: &Path, bind: bool) -> ExitCode {
             ""
         }
     );
-    for w in c
-        .warnings
-        .iter()
-        .chain(&preflight::warnings(&c))
-    {
+    for w in c.warnings.iter().chain(&preflight::warnings(&c)) {
         println!("warning: {w}");
     }
     if let Some(dir) = c.server.upgrade_socket.parent() {

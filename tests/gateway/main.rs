@@ -36,4 +36,5 @@ mod replicas;
 mod sessions;
 mod shared_state;
 mod step_up;
+mod upgrade;
 mod upstream;
