@@ -487,7 +487,10 @@ impl AdminApp {
         };
         // A thread of its own, as for SIGHUP: one stuck on a file must not hold up the stop.
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let rt = tokio::runtime::Handle::current();
         std::thread::spawn(move || {
+            // In the runtime's context: ending regrouped users' sessions needs it.
+            let _in_rt = rt.enter();
             let _ = tx.send(reloader.reload("admin API"));
         });
         let done = match tokio::time::timeout(Duration::from_secs(8), rx).await {

@@ -29,7 +29,11 @@ impl ShutdownSignalWatch for Signals {
         if HANGUP_DURING_START.swap(false, Ordering::Relaxed) {
             if let Some(r) = self.reloader.clone() {
                 tracing::info!("SIGHUP came during the start: reloading now");
-                std::thread::spawn(move || r.reload("SIGHUP during start"));
+                let rt = tokio::runtime::Handle::current();
+                std::thread::spawn(move || {
+                    let _in_rt = rt.enter();
+                    r.reload("SIGHUP during start")
+                });
             }
         }
         loop {
@@ -41,7 +45,11 @@ impl ShutdownSignalWatch for Signals {
                         let r = r.clone();
                         // A thread of its own: one stuck on a file must not keep the
                         // runtime (and so the process) from ending at SIGTERM.
-                        std::thread::spawn(move || r.reload("SIGHUP"));
+                        let rt = tokio::runtime::Handle::current();
+                        std::thread::spawn(move || {
+                            let _in_rt = rt.enter();
+                            r.reload("SIGHUP")
+                        });
                     }
                     None => tracing::warn!("SIGHUP: this gateway cannot reload (the demo)"),
                 },
