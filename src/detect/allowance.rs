@@ -64,20 +64,21 @@ impl Detector {
     /// a sketch's exact range are leaned up by two standard errors (13%): an estimate that
     /// came out low must not let more through.
     fn allowance_in(&self, t: &Track, s: &Subject, now_us: i64, listing: bool) -> u64 {
-        let band = self.tuning.load().cfg.bands.suspend as f64;
+        let tuning = self.tuning.load();
+        let band = tuning.cfg.bands.suspend as f64;
         let seen = |n: u64| if n > 32 { n as f64 * 1.13 } else { n as f64 };
         let normal = self.normal(t, s.groups, now_us);
         let left = if listing {
-            let ts = signals::listed_threshold(&self.tuning.load().cfg, normal, false);
-            let [_, _, (ln, la)] = signals::budgets(&self.tuning.load().cfg, normal, false);
+            let ts = signals::listed_threshold(&tuning.cfg, normal, false);
+            let [_, _, (ln, la)] = signals::budgets(&tuning.cfg, normal, false);
             let (short, day) = t.listed(now_us);
             let short = signals::ramp_inverse(band, ts) - seen(short);
             let day = signals::budget_inverse(band, ln, la) - seen(day);
             short.min(day)
         } else {
             let baseline = self.baseline(t, s.groups);
-            let (ts, tl) = signals::exposure_thresholds(&self.tuning.load().cfg, baseline, false);
-            let [(dn, da), (wn, wa), _] = signals::budgets(&self.tuning.load().cfg, normal, false);
+            let (ts, tl) = signals::exposure_thresholds(&tuning.cfg, baseline, false);
+            let [(dn, da), (wn, wa), _] = signals::budgets(&tuning.cfg, normal, false);
             let short = signals::ramp_inverse(band, ts) - seen(t.exposed_short(now_us));
             let long = signals::ramp_inverse(band, tl) - seen(t.exposed_long(now_us));
             let day = signals::budget_inverse(band, dn, da) - seen(t.exposed_day(now_us));

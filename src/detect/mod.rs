@@ -322,13 +322,15 @@ impl Detector {
     /// Refusals for a pending step-up count: an identity that keeps going without proving a
     /// factor (a stolen session cannot) is suspended.
     pub fn gate(&self, s: &Subject, now_us: i64, seen: &Seen) -> Action {
-        if !self.tuning.load().cfg.watches(s.portal) {
+        // One reading of the settings for the whole call (a reload may swap them).
+        let tuning = self.tuning.load();
+        if !tuning.cfg.watches(s.portal) {
             return Action::Allow;
         }
         if let Some(hold) = self.holds.get(s.portal, s.user, now_us) {
             return Action::Held(hold);
         }
-        let limit = self.tuning.load().cfg.step_up_refusals;
+        let limit = tuning.cfg.step_up_refusals;
         self.with_track(self.user_key(s), |t| match verdict::pending(t, s, now_us) {
             Action::StepUp => {
                 t.step_up_refusals += 1;
@@ -361,14 +363,16 @@ impl Detector {
         normal_page: u32,
         seen: &Seen,
     ) -> Action {
-        if !self.tuning.load().cfg.watches(s.portal) {
+        // One reading of the settings for the whole call (a reload may swap them).
+        let tuning = self.tuning.load();
+        if !tuning.cfg.watches(s.portal) {
             return Action::Allow;
         }
         let scripted = self.scripted(s.user_agent);
         let off_hours = self.off_hours(e.at_us);
         let honeytoken = e
             .patient
-            .is_some_and(|(h, _)| self.tuning.load().honeytokens.contains(&h));
+            .is_some_and(|(h, _)| tuning.honeytokens.contains(&h));
         let base = Context {
             now_us: e.at_us,
             privileged: s.privileged,
@@ -376,12 +380,12 @@ impl Detector {
             scripted_agent: scripted,
             honeytoken: false,
             // A source is measured against fixed thresholds: it has no role and no baseline.
-            baseline: self.tuning.load().cfg.default_prior,
+            baseline: tuning.cfg.default_prior,
             source: true,
             page_normal_max: normal_page,
             asked_page,
             // A source has no role: it is allowed the busiest role's day.
-            normal: self.tuning.load().cfg.budgets.busiest(),
+            normal: tuning.cfg.budgets.busiest(),
         };
         // The source first, then the user under its own lock (two shards are never held at once).
         let skey = self.source_key(s);
@@ -389,12 +393,12 @@ impl Detector {
             true => Vec::new(),
             false => self.with_track(skey, |t| {
                 t.update(e);
-                signals::evaluate(t, &base, &self.tuning.load().cfg)
+                signals::evaluate(t, &base, &tuning.cfg)
             }),
         };
         self.with_track(self.user_key(s), |t| {
             let closed = t.update(e);
-            let settled = t.baseline_hours >= self.tuning.load().cfg.warmup_hours;
+            let settled = t.baseline_hours >= tuning.cfg.warmup_hours;
             t.see_network(e.network, e.at_us, settled);
             t.recent_requests.push(seen.request_id);
             t.last_source = Some(skey);
@@ -417,7 +421,7 @@ impl Detector {
                 source: false,
                 ..base
             };
-            let user_signals = signals::evaluate(t, &cx, &self.tuning.load().cfg);
+            let user_signals = signals::evaluate(t, &cx, &tuning.cfg);
             self.decide(t, s, seen, user_signals, source_signals, e.at_us)
         })
     }
@@ -425,7 +429,9 @@ impl Detector {
     /// After the portal answered: a refusal, an export, the records and patients it carried,
     /// and bytes count. Bytes alone are only added up (the next request is scored with them).
     pub fn finish(&self, s: &Subject, at_us: i64, answer: Answer, seen: &Seen) {
-        if !self.tuning.load().cfg.watches(s.portal) {
+        // One reading of the settings for the whole call (a reload may swap them).
+        let tuning = self.tuning.load();
+        if !tuning.cfg.watches(s.portal) {
             return;
         }
         let e = Event {
@@ -454,7 +460,7 @@ impl Detector {
             .patients
             .iter()
             .chain(&answer.listed)
-            .any(|h| self.tuning.load().honeytokens.contains(h));
+            .any(|h| tuning.honeytokens.contains(h));
         let cx = Context {
             now_us: at_us,
             privileged: s.privileged,
@@ -479,11 +485,11 @@ impl Detector {
                 t.add_listed(at_us, &answer.listed);
                 let cx = Context {
                     source: true,
-                    baseline: self.tuning.load().cfg.default_prior,
-                    normal: self.tuning.load().cfg.budgets.busiest(),
+                    baseline: tuning.cfg.default_prior,
+                    normal: tuning.cfg.budgets.busiest(),
                     ..cx
                 };
-                signals::evaluate(t, &cx, &self.tuning.load().cfg)
+                signals::evaluate(t, &cx, &tuning.cfg)
             }),
         };
         self.with_track(ukey, |t| {
@@ -496,7 +502,7 @@ impl Detector {
                 normal: self.normal(t, s.groups, at_us),
                 ..cx
             };
-            let user_signals = signals::evaluate(t, &cx, &self.tuning.load().cfg);
+            let user_signals = signals::evaluate(t, &cx, &tuning.cfg);
             self.decide(t, s, seen, user_signals, source_signals, at_us);
         });
     }
@@ -620,24 +626,26 @@ impl Detector {
         source_signals: Vec<Signal>,
         now_us: i64,
     ) -> Action {
+        // One reading of the settings for the whole call (a reload may swap them).
+        let tuning = self.tuning.load();
         let (us, ss) = (
-            signals::combine(&user_signals, &self.tuning.load().cfg, s.portal),
-            signals::combine(&source_signals, &self.tuning.load().cfg, s.portal),
+            signals::combine(&user_signals, &tuning.cfg, s.portal),
+            signals::combine(&source_signals, &tuning.cfg, s.portal),
         );
         // Only the identity's own evidence acts on it: a workstation, NAT or terminal server
         // shared with someone else's burst must not hold, slow or step up the next user.
         let step = verdict::step(
             t,
             us,
-            &self.tuning.load().cfg.bands,
+            &tuning.cfg.bands,
             s,
             now_us,
-            self.tuning.load().cfg.throttle_seconds,
+            tuning.cfg.throttle_seconds,
         );
         if let Some(action) = step.alert {
             let alert = verdict::alert(self, s, seen, t, us, &user_signals, action, now_us);
             if action == verdict::ActionKind::Suspend {
-                let until = now_us + self.tuning.load().cfg.hold_minutes as i64 * 60_000_000;
+                let until = now_us + tuning.cfg.hold_minutes as i64 * 60_000_000;
                 let hold = Hold {
                     until_us: until,
                     since_us: now_us,
@@ -661,10 +669,7 @@ impl Detector {
         }
         // The source's evidence is told to the SOC (once an hour per identity), marked as the
         // address's, not the user's.
-        if ss >= self.tuning.load().cfg.bands.alert
-            && ss > us
-            && t.source_alerted_until_us <= now_us
-        {
+        if ss >= tuning.cfg.bands.alert && ss > us && t.source_alerted_until_us <= now_us {
             t.source_alerted_until_us = now_us + track::LONG_SLOT_US;
             let action = verdict::ActionKind::Alert;
             let mut alert = verdict::alert(self, s, seen, t, ss, &source_signals, action, now_us);
