@@ -151,8 +151,15 @@ pub fn certificate_warnings(config: &Config) -> Vec<String> {
     out
 }
 
-/// The certificate chain and key load, and the key is the certificate's.
-pub fn certificate(cert: &Path, key: &Path) -> Result<(), String> {
+/// A certificate chain (leaf first) and its private key.
+pub type Loaded = (
+    Vec<openssl::x509::X509>,
+    openssl::pkey::PKey<openssl::pkey::Private>,
+);
+
+/// The certificate chain and key load, and the key is the certificate's: what a TLS
+/// listener serves (`listener::certificates`) and what the checks read, read once.
+pub fn certificate(cert: &Path, key: &Path) -> Result<Loaded, String> {
     let read = |p: &Path, what: &str| {
         // Only a regular file: a FIFO would block the start (or a reload) for ever.
         if std::fs::metadata(p).is_ok_and(|m| !m.is_file()) {
@@ -179,7 +186,7 @@ pub fn certificate(cert: &Path, key: &Path) -> Result<(), String> {
             cert.display()
         ));
     }
-    Ok(())
+    Ok((chain, pkey))
 }
 
 /// Whether this process can create files beside `path` (SQLite writes its journal there).
@@ -270,7 +277,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (c1, k1) = self_signed(dir.path(), "one");
         let (_, k2) = self_signed(dir.path(), "two");
-        assert_eq!(certificate(&c1, &k1), Ok(()));
+        assert!(certificate(&c1, &k1).is_ok());
         let e = certificate(&c1, &k2).unwrap_err();
         assert!(e.contains("is not the key of certificate"), "{e}");
         let e = certificate(&dir.path().join("missing.pem"), &k1).unwrap_err();

@@ -72,12 +72,7 @@ impl Prepared {
 }
 
 fn read(cert: &Path, key: &Path) -> Result<Loaded, String> {
-    crate::lifecycle::preflight::certificate(cert, key)?;
-    let pem = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
-    let chain = X509::stack_from_pem(&pem).map_err(|e| format!("{}: {e}", cert.display()))?;
-    let key_pem = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let key =
-        PKey::private_key_from_pem(&key_pem).map_err(|e| format!("{}: {e}", key.display()))?;
+    let (chain, key) = crate::lifecycle::preflight::certificate(cert, key)?;
     Ok(Loaded { chain, key })
 }
 
