@@ -529,11 +529,23 @@ fn demo(listen: SocketAddr, portal: SocketAddr, admin: SocketAddr) -> ExitCode {
                     listen.port()
                 ))],
             );
-    let config = match layers.validate() {
+    let mut config = match layers.validate() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
+        }
+    };
+    // One key ring for the invitation made now and the gateway that reads it.
+    config
+        .second_factor
+        .keys
+        .get_or_insert_with(|| std::sync::Arc::new(vigie::factors::crypto::KeyRing::ephemeral()));
+    let invitation = match vigie::server::invite_before_start(&config, "admin") {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: the demo administrator's invitation: {e:#}");
+            return ExitCode::from(1);
         }
     };
     println!("Vigie demo");
@@ -541,7 +553,8 @@ fn demo(listen: SocketAddr, portal: SocketAddr, admin: SocketAddr) -> ExitCode {
         "  open        http://localhost:{}/   (the sample portal, through the gateway)",
         listen.port()
     );
-    println!("  then        enroll an authenticator app or a passkey when asked (demo: no invitation needed)");
+    println!("  then        enroll an authenticator app or a passkey when asked (demo: no invitation needed,");
+    println!("              except for admin: privileged accounts always need one, see below)");
     println!("  portal      http://{portal}/   (direct, for comparison)");
     println!("  metrics     http://{admin}/metrics   health: /healthz /readyz");
     println!("  accounts    (fictitious patients only)");
@@ -553,6 +566,7 @@ fn demo(listen: SocketAddr, portal: SocketAddr, admin: SocketAddr) -> ExitCode {
             a.role.label()
         );
     }
+    println!("  invitation  {invitation}   (admin's one-time enrollment code; a real deployment hands it over in person: `vigie enroll invite USER`)");
     println!("  stop with Ctrl-C");
     operate::run(config, Some(portal), false)
 }

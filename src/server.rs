@@ -278,6 +278,24 @@ fn factors(
     Ok(Some(Arc::new(factors)))
 }
 
+/// An enrollment invitation made before the gateway starts, in the stores it will open (the
+/// demo prints one for its administrator: privileged accounts always need one). The
+/// configuration must carry its key ring, so the gateway reads what this one sealed.
+pub fn invite_before_start(config: &Config, user: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        config.second_factor.keys.is_some(),
+        "an invitation before the start needs the second_factor key ring in the configuration"
+    );
+    let stores = crate::storage::open::open(config)?;
+    let factors = factors(config, &stores, Arc::new(SystemClock))?
+        .context("no portal holds sessions: there are no second factors")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (code, _) = runtime.block_on(factors.invite(user))?;
+    Ok(code)
+}
+
 /// Add the sample portal as a service of `server`, listening on `address`.
 pub fn add_sample_portal(server: &mut Server, address: &str, portal: SamplePortal, threads: usize) {
     let mut svc = Service::new("sample-portal".to_string(), HttpServer::new_app(portal));

@@ -573,6 +573,8 @@ pub struct PortalSection {
     pub display_name: Option<String>,
     /// A PNG, JPEG, GIF or WebP shown beside it.
     pub logo_file: Option<String>,
+    /// The help desk's number or extension, on every refusal page.
+    pub help_desk: Option<String>,
     #[serde(default = "user_header")]
     pub identity_header_user: String,
     #[serde(default = "groups_header")]

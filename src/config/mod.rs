@@ -394,6 +394,16 @@ impl PortalConfig {
 }
 
 impl Config {
+    /// Whether these groups make an account privileged, however it was declared:
+    /// `second_factor.privileged_groups` or a `[[privileged]]` pack. Such accounts always
+    /// need an invitation to enroll, and the detector watches them more closely.
+    pub fn is_privileged(&self, groups: &[String]) -> bool {
+        groups
+            .iter()
+            .any(|g| self.second_factor.privileged_groups.contains(g))
+            || self.policy.pack_for(groups).is_some()
+    }
+
     /// The groups `[groups]` gives `user` (canonical), its names keyed the portal's way by `key`.
     pub fn groups_of(&self, user: &str, key: impl Fn(&str) -> String) -> Vec<String> {
         self.static_groups

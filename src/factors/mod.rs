@@ -157,12 +157,6 @@ impl Factors {
         self.clock.now()
     }
 
-    pub fn is_privileged(&self, groups: &[String]) -> bool {
-        groups
-            .iter()
-            .any(|g| self.config.privileged_groups.contains(g))
-    }
-
     pub async fn load(&self, user: &str) -> Result<UserFactors, FactorError> {
         Ok(self.load_versioned(user).await?.0)
     }
@@ -329,20 +323,25 @@ impl Factors {
         }
     }
 
-    /// Bind a pending secret once the user proves they hold it; `replace`: it replaces
-    /// every factor the user had (a reset).
+    /// Bind a pending secret once the user proves they hold it (an app is one factor: it
+    /// takes the place of the one before, if any).
     pub async fn enroll_totp(
         &self,
         user: &str,
         secret: &[u8],
         code: &str,
-        replace: bool,
+        binding: Binding,
     ) -> Result<Verdict, FactorError> {
         // A replacement secret's first code may fall in the step the lost one used last.
-        if self.claim(user, secret, self.hash(), code, replace).await? == Verdict::Rejected {
+        let replacing = binding != Binding::Add;
+        if self
+            .claim(user, secret, self.hash(), code, replacing)
+            .await?
+            == Verdict::Rejected
+        {
             return Ok(Verdict::Rejected);
         }
-        if replace {
+        if binding == Binding::ReplaceAll {
             self.reset(user).await?;
         }
         let totp = TotpFactor {
@@ -351,6 +350,9 @@ impl Factors {
             created: self.now(),
         };
         self.update(user, |f| {
+            if binding == Binding::ReplaceLost && f.totp.is_none() {
+                f.passkeys.clear();
+            }
             f.totp = Some(totp.clone());
             Some(())
         })
@@ -466,15 +468,15 @@ impl Factors {
         Ok(serde_json::to_string(&options).ok())
     }
 
-    /// Finish a registration with the browser's answer; the passkey is stored under `name`
-    /// (`replace`: instead of every factor the user had).
+    /// Finish a registration with the browser's answer; the passkey is stored under `name`,
+    /// beside the others or in their place (`binding`).
     pub async fn finish_registration(
         &self,
         user: &str,
         ceremony: &str,
         name: &str,
         answer: &RegisterPublicKeyCredential,
-        replace: bool,
+        binding: Binding,
     ) -> Result<Verdict, FactorError> {
         let Some(state) = self
             .take_state::<PasskeyRegistration>(user, &format!("reg:{ceremony}"))
@@ -485,7 +487,7 @@ impl Factors {
         let Ok(passkey) = self.rp.finish_registration(answer, &state) else {
             return Ok(Verdict::Rejected);
         };
-        if replace {
+        if binding == Binding::ReplaceAll {
             self.reset(user).await?;
         }
         let named = NamedPasskey {
@@ -495,6 +497,11 @@ impl Factors {
             passkey,
         };
         self.update(user, |f| {
+            match binding {
+                Binding::ReplaceLost if f.passkeys.is_empty() => f.totp = None,
+                Binding::ReplaceKind | Binding::ReplaceLost => f.passkeys.clear(),
+                Binding::Add | Binding::ReplaceAll => {}
+            }
             f.passkeys.push(named.clone());
             Some(())
         })
@@ -606,6 +613,21 @@ impl Factors {
         let (json, _) = self.keys.open(full.as_bytes(), &sealed)?;
         Ok(serde_json::from_slice(&json).ok())
     }
+}
+
+/// How a new factor joins the user's others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// Beside them.
+    Add,
+    /// In the place of those of its kind: a new authenticator app, or every passkey.
+    ReplaceKind,
+    /// A recovery-code session's replacement of what was lost: those of its kind if the user
+    /// had any, else every other factor (a user with passkeys only, who lost them, sets up
+    /// an app instead).
+    ReplaceLost,
+    /// In the place of every factor and recovery code (a reset by invitation).
+    ReplaceAll,
 }
 
 /// Associated data of a sealed value: what it is and whose.

@@ -65,6 +65,41 @@ pub fn enrollment_needs(
     }
 }
 
+/// What a session may change in the user's own factors, from how it proved one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorRights {
+    /// Nothing: no recent proof, or a recovery session that already made its replacement.
+    Nothing,
+    /// A recovery code was the proof. It is the lost-device path: one replacement factor,
+    /// which takes the place of the lost kind; no removal, no new codes otherwise.
+    ReplaceLost,
+    /// A recent proof of a factor the user had: remove passkeys, new recovery codes; and,
+    /// when that proof was of their strongest kind (`add_or_replace`), add a factor or
+    /// replace the authenticator app.
+    Manage { add_or_replace: bool },
+}
+
+/// The rights of session `s` at `now` over a user who has passkeys or not. "Recent" is the
+/// second factor proven within `fresh` seconds.
+pub fn factor_rights(s: &SessionRecord, has_passkeys: bool, fresh: u64, now: u64) -> FactorRights {
+    let recent = s.level >= AuthLevel::SecondFactor
+        && s.second_factor_at
+            .is_some_and(|t| now.saturating_sub(t) <= fresh);
+    if !recent || s.lost_replaced {
+        return FactorRights::Nothing;
+    }
+    match s.factor_method.as_deref() {
+        Some("recovery") => FactorRights::ReplaceLost,
+        Some("passkey") => FactorRights::Manage {
+            add_or_replace: true,
+        },
+        Some("totp") => FactorRights::Manage {
+            add_or_replace: !has_passkeys,
+        },
+        _ => FactorRights::Nothing,
+    }
+}
+
 /// What a request needs from its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Requirement {

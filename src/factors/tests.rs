@@ -61,12 +61,23 @@ async fn register_with(
     origin: &str,
     tamper: impl FnOnce(&mut CreationChallengeResponse),
 ) -> Verdict {
+    register_as(s, user, auth, origin, tamper, Binding::Add).await
+}
+
+async fn register_as(
+    s: &Setup,
+    user: &str,
+    auth: &mut WebauthnAuthenticator<SoftPasskey>,
+    origin: &str,
+    tamper: impl FnOnce(&mut CreationChallengeResponse),
+    binding: Binding,
+) -> Verdict {
     let json = s.f.start_registration(user, "sess").await.unwrap().unwrap();
     let mut options: CreationChallengeResponse = serde_json::from_str(&json).unwrap();
     tamper(&mut options);
     match auth.do_registration(Url::parse(origin).unwrap(), options) {
         Ok(answer) => {
-            s.f.finish_registration(user, "sess", "key", &answer, false)
+            s.f.finish_registration(user, "sess", "key", &answer, binding)
                 .await
                 .unwrap()
         }
@@ -98,13 +109,13 @@ async fn totp_secrets_are_sealed_and_steps_accepted_once() {
     let now = s.f.now();
     let code = totp::code_at(&secret, totp::Hash::Sha1, now);
     assert_eq!(
-        s.f.enroll_totp("alice", &secret, "000000x", false)
+        s.f.enroll_totp("alice", &secret, "000000x", Binding::Add)
             .await
             .unwrap(),
         Verdict::Rejected
     );
     assert_eq!(
-        s.f.enroll_totp("alice", &secret, &code, false)
+        s.f.enroll_totp("alice", &secret, &code, Binding::Add)
             .await
             .unwrap(),
         Verdict::Accepted
@@ -385,7 +396,7 @@ async fn rotated_keys_still_open_and_reseal() {
     let secret = totp::new_secret();
     let code = totp::code_at(&secret, totp::Hash::Sha1, before.now());
     before
-        .enroll_totp("alice", &secret, &code, false)
+        .enroll_totp("alice", &secret, &code, Binding::Add)
         .await
         .unwrap();
     let (sealed, _) = s.f.store.load("alice").await.unwrap().unwrap();
@@ -489,4 +500,56 @@ async fn a_user_the_shared_note_lists_is_no_newcomer_after_a_loss() {
     }
     assert!(f.had_factor("ann").unwrap(), "listed by another replica");
     assert!(!f.had_factor("bob").unwrap(), "a newcomer");
+}
+
+#[tokio::test]
+async fn a_lost_factor_is_replaced_by_its_kind_or_else_the_others_go() {
+    let s = setup();
+    let app = |f: &Factors| {
+        let secret = totp::new_secret();
+        let code = totp::code_at(&secret, totp::Hash::Sha1, f.now());
+        (secret, code)
+    };
+    let kinds = |f: UserFactors| (f.totp.map(|t| t.secret), f.passkeys.len());
+    // Both kinds: a new app replaces the app only; a new passkey replaces the passkeys only.
+    let (old, code) = app(&s.f);
+    s.f.enroll_totp("alice", &old, &code, Binding::Add)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        register(&s, "alice", &mut authenticator(true), ORIGIN).await;
+    }
+    s.clock.advance(Duration::from_secs(60));
+    let (new, code) = app(&s.f);
+    let v =
+        s.f.enroll_totp("alice", &new, &code, Binding::ReplaceLost)
+            .await;
+    assert_eq!(v.unwrap(), Verdict::Accepted);
+    assert_eq!(
+        kinds(s.f.load("alice").await.unwrap()),
+        (Some(new.clone()), 2)
+    );
+    let mut key = authenticator(true);
+    let v = register_as(&s, "alice", &mut key, ORIGIN, |_| {}, Binding::ReplaceLost);
+    assert_eq!(v.await, Verdict::Accepted);
+    assert_eq!(kinds(s.f.load("alice").await.unwrap()), (Some(new), 1));
+    // Passkeys only, all lost: the app that replaces them takes their place.
+    register(&s, "bob", &mut authenticator(true), ORIGIN).await;
+    let (secret, code) = app(&s.f);
+    s.f.enroll_totp("bob", &secret, &code, Binding::ReplaceLost)
+        .await
+        .unwrap();
+    assert_eq!(kinds(s.f.load("bob").await.unwrap()), (Some(secret), 0));
+    // An app only, lost: the passkey that replaces it takes its place.
+    let (secret, code) = app(&s.f);
+    s.f.enroll_totp("carol", &secret, &code, Binding::Add)
+        .await
+        .unwrap();
+    let mut key = authenticator(true);
+    let v = register_as(&s, "carol", &mut key, ORIGIN, |_| {}, Binding::ReplaceLost);
+    assert_eq!(v.await, Verdict::Accepted);
+    assert_eq!(kinds(s.f.load("carol").await.unwrap()), (None, 1));
+    // Adding keeps everything.
+    register(&s, "carol", &mut authenticator(true), ORIGIN).await;
+    assert_eq!(kinds(s.f.load("carol").await.unwrap()), (None, 2));
 }

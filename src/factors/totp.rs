@@ -42,10 +42,23 @@ impl Hash {
     }
 }
 
-/// A code as typed: exactly six ASCII digits. Anything else (five or seven digits, spaces,
-/// full-width digits, NUL, signs) is refused before any comparison (threat model 19).
-pub fn parse_code(raw: &str) -> Option<&str> {
-    (raw.len() == DIGITS && raw.bytes().all(|b| b.is_ascii_digit())).then_some(raw)
+/// A code as typed: six ASCII digits, or the two halves apps display (`123 456`,
+/// `123-456`: one ASCII space or hyphen between them), given back as six digits. Anything
+/// else (five or seven digits, other spaces, full-width digits, NUL, signs) is refused
+/// before any comparison (threat model 19).
+pub fn parse_code(raw: &str) -> Option<String> {
+    let digits = |s: &str| s.len() == DIGITS / 2 && s.bytes().all(|b| b.is_ascii_digit());
+    let b = raw.as_bytes();
+    match raw.len() {
+        DIGITS if b.iter().all(u8::is_ascii_digit) => Some(raw.to_string()),
+        7 if matches!(b[DIGITS / 2], b' ' | b'-')
+            && digits(&raw[..DIGITS / 2])
+            && digits(&raw[DIGITS / 2 + 1..]) =>
+        {
+            Some(format!("{}{}", &raw[..DIGITS / 2], &raw[DIGITS / 2 + 1..]))
+        }
+        _ => None,
+    }
 }
 
 pub fn new_secret() -> Vec<u8> {
@@ -75,6 +88,7 @@ pub fn code_at(secret: &[u8], hash: Hash, t: u64) -> String {
 /// compared in constant time.
 pub fn matching_step(secret: &[u8], hash: Hash, code: &str, now: u64) -> Option<u64> {
     let code = parse_code(code)?;
+    let code = code.as_str();
     let t = totp(secret, hash, "", "");
     let current = now / STEP_SECONDS;
     let mut found = None;

@@ -59,6 +59,10 @@ pub struct SessionRecord {
     /// a recovery code gets the user in, but does not let them change their factors.
     #[serde(default)]
     pub factor_method: Option<String>,
+    /// A session opened with a recovery code made its one replacement factor: it changes
+    /// nothing more (see [`crate::factors::rules::factor_rights`]) until a new proof.
+    #[serde(default)]
+    pub lost_replaced: bool,
     /// When this session passed the enrollment proof (invitation or trusted network).
     #[serde(default)]
     pub enroll_proof_at: Option<u64>,
@@ -68,9 +72,13 @@ pub struct SessionRecord {
     /// A TOTP secret being enrolled, sealed: it becomes a factor once a code from it is typed.
     #[serde(default)]
     pub pending_totp: Option<Vec<u8>>,
-    /// New recovery codes, sealed, until the page that shows them once has been served.
+    /// New recovery codes, sealed, until the user says they kept them (or a while after the
+    /// page first showed them: see [`crate::pipeline`]'s codes page).
     #[serde(default)]
     pub fresh_codes: Option<Vec<u8>>,
+    /// When the codes page first showed them (unix seconds).
+    #[serde(default)]
+    pub codes_shown_at: Option<u64>,
     /// Break-glass: until when (unix seconds), and the reason the user wrote.
     #[serde(default)]
     pub break_glass_until: Option<u64>,
@@ -134,10 +142,12 @@ impl SessionRecord {
             phishing_resistant_at: None,
             proof_at_us: None,
             factor_method: None,
+            lost_replaced: false,
             enroll_proof_at: None,
             reset_pending: false,
             pending_totp: None,
             fresh_codes: None,
+            codes_shown_at: None,
             break_glass_until: None,
             break_glass_reason: None,
             sealed: None,

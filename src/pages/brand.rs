@@ -14,6 +14,10 @@ pub const MAX_LOGO_BYTES: usize = 256 * 1024;
 pub struct Brand {
     pub name: String,
     pub logo: Option<Logo>,
+    /// The help desk's number or extension, on every refusal page (`[[portal]] help_desk`).
+    pub help_desk: Option<String>,
+    /// The hospital's time zone (`policy.time_zone`): times on pages are in it.
+    pub zone: jiff::tz::TimeZone,
 }
 
 pub struct Logo {
@@ -32,6 +36,8 @@ impl std::fmt::Debug for Brand {
         f.debug_struct("Brand")
             .field("name", &self.name)
             .field("logo", &logo)
+            .field("help_desk", &self.help_desk)
+            .field("zone", &self.zone.iana_name())
             .finish()
     }
 }
@@ -40,6 +46,8 @@ static DEFAULT: once_cell::sync::Lazy<Arc<Brand>> = once_cell::sync::Lazy::new(|
     Arc::new(Brand {
         name: "Vigie".into(),
         logo: None,
+        help_desk: None,
+        zone: jiff::tz::TimeZone::system(),
     })
 });
 

@@ -8,7 +8,10 @@ use std::sync::LazyLock;
 use minijinja::{context, Environment, Value};
 
 pub mod brand;
+mod notice;
+pub mod when;
 pub use brand::{Brand, LOGO_PATH};
+pub use notice::{error_page, notice_page, WayOut};
 
 /// Content-Security-Policy for pages without script.
 pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -123,6 +126,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("codes.html", include_str!("templates/codes.html")),
         ("account.html", include_str!("templates/account.html")),
         ("notice.html", include_str!("templates/notice.html")),
+        ("_way_out.html", include_str!("templates/_way_out.html")),
         (
             "break_glass.html",
             include_str!("templates/break_glass.html"),
@@ -147,7 +151,62 @@ pub fn message(lang: Lang, key: &str) -> String {
         .to_string()
 }
 
-/// The same path with `lang=` set to the other language: the switch link.
+/// A sentence that counts `n` things, `{n}` filled in: the `<key>_one` form for one (and
+/// zero, in French), else `<key>`.
+pub fn count(lang: Lang, key: &str, n: u64) -> String {
+    let singular = match lang {
+        Lang::Fr => n <= 1,
+        Lang::En => n == 1,
+    };
+    let one = format!("{key}_one");
+    let has_one = MESSAGES[lang.code()].get(&one).is_some();
+    let chosen = if singular && has_one {
+        one.as_str()
+    } else {
+        key
+    };
+    message(lang, chosen).replace("{n}", &n.to_string())
+}
+
+/// Where the language switch sets the other language and comes back to `here` (a GET
+/// address of the gateway's own pages).
+pub const LANGUAGE_PATH: &str = "/.vigie/lang";
+
+/// The switch link of a page shown at `here` in `lang`.
+pub fn language_url(here: &str, lang: Lang) -> String {
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("set", lang.other().code())
+        .append_pair("return", here)
+        .finish();
+    format!("{LANGUAGE_PATH}?{q}")
+}
+
+/// The cookie remembering `lang` for a year (not a secret: `SameSite=Lax`, readable).
+pub fn language_cookie(lang: Lang) -> String {
+    format!(
+        "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+        lang.code()
+    )
+}
+
+/// `GET /.vigie/lang?set=en&return=…`: the cookie to set and where to go back, or `None`
+/// for an unknown language. The return is checked by the caller like any other.
+pub fn language_switch(query: Option<&str>) -> Option<(String, String)> {
+    let mut set = None;
+    let mut back = None;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "set" => set = Lang::parse(&v),
+            "return" => back = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let lang = set?;
+    Some((language_cookie(lang), back.unwrap_or_else(|| "/".into())))
+}
+
+/// The same path with `lang=` set to the other language: the switch link of the gateway's
+/// own sign-in page (a GET page whose only state is the return address).
 pub fn switch_url(path: &str, query: Option<&str>, lang: Lang) -> String {
     let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .into_owned()
@@ -175,6 +234,7 @@ pub fn render(
         switch => switch,
         brand => brand.name.as_str(),
         logo => brand.logo.is_some(),
+        help_desk => brand.help_desk.as_deref(),
         ..ctx
     };
     TEMPLATES
@@ -184,42 +244,6 @@ pub fn render(
             tracing::error!(template, error = %e, "page template failed");
             "<!doctype html><title>Vigie</title><p>Erreur / Error".to_string()
         })
-}
-
-fn error_texts(lang: Lang, status: u16) -> (String, String) {
-    let table = MESSAGES[lang.code()]["errors"].as_table();
-    let entry = table
-        .and_then(|t| t.get(&status.to_string()).or_else(|| t.get("other")))
-        .and_then(|v| v.as_array());
-    let text = |i: usize| {
-        entry
-            .and_then(|a| a.get(i))
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string()
-    };
-    (text(0), text(1))
-}
-
-/// An error page: the chosen language first, the other one below (nothing to click on an
-/// error, so both are shown). `request_id` is gateway-generated hex.
-pub fn error_page(
-    status: u16,
-    request_id: &str,
-    lang: Lang,
-    wait: Option<u64>,
-    brand: &Brand,
-) -> String {
-    debug_assert!(request_id.bytes().all(|b| b.is_ascii_hexdigit()));
-    let (title, text) = error_texts(lang, status);
-    let (other_title, other_text) = error_texts(lang.other(), status);
-    render(
-        "error.html",
-        lang,
-        None,
-        brand,
-        context! { status, title, text, other_title, other_text, reference => request_id, wait },
-    )
 }
 
 /// The gateway's own login page (gateway-owned logins). One message for every failure, so
@@ -237,25 +261,6 @@ pub fn login_page(
         Some(switch),
         brand,
         context! { failed, return_to },
-    )
-}
-
-/// A page that explains a refusal (a policy denial, a budget), maybe with one way forward.
-pub fn notice_page(
-    lang: Lang,
-    title_key: &str,
-    text: String,
-    link: Option<(String, String)>,
-    reference: &str,
-    brand: &Brand,
-) -> String {
-    let (link, link_label) = link.unzip();
-    render(
-        "notice.html",
-        lang,
-        None,
-        brand,
-        context! { title => message(lang, title_key), text, link, link_label, reference },
     )
 }
 

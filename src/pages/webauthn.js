@@ -1,5 +1,6 @@
-// Passkeys for Vigie's pages: the only script the gateway serves. It turns the server's
-// WebAuthn options into browser calls and posts the answers back; the server decides.
+// Passkeys for Vigie's pages, and the codes page's print button: the only script the gateway
+// serves. It turns the server's WebAuthn options into browser calls and posts the answers
+// back; the server decides.
 "use strict";
 (function () {
   function fromB64u(s) {
@@ -22,12 +23,16 @@
     if (!r.ok) throw new Error(data.error || ("HTTP " + r.status));
     return data;
   }
+  // The message is the page's own, in its language; the browser's or the server's wording
+  // (English, technical) goes to the console only. Focus moves to it, so it is read out.
   function fail(button, err) {
     var box = document.getElementById("passkey-error");
-    box.textContent = button.dataset.failed + (err && err.message ? " (" + err.message + ")" : "");
+    box.textContent = button.dataset.failed;
     box.hidden = false;
     button.disabled = false;
-    box.focus && box.setAttribute("tabindex", "-1");
+    box.setAttribute("tabindex", "-1");
+    box.focus();
+    if (err && window.console) console.warn("passkey:", err.name || "", err.message || "");
   }
   async function register(button) {
     var name = (document.getElementById("passkey-name") || {}).value || "";
@@ -85,4 +90,9 @@
   }
   wire("passkey-register", register);
   wire("passkey-auth", authenticate);
+  var print = document.getElementById("print-codes");
+  if (print) {
+    print.hidden = false;
+    print.addEventListener("click", function () { window.print(); });
+  }
 })();

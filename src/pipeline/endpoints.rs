@@ -30,6 +30,10 @@ pub const TABLE: &[(&str, &str)] = &[
         "sign out (POST): the gateway's session, then the portal's",
     ),
     (SIGNIN_FAILED_PATH, "a refused sign-in"),
+    (
+        crate::pages::LANGUAGE_PATH,
+        "the language switch: sets the cookie, back to the page (GET)",
+    ),
     (FACTOR_PATH, "second-factor pages and passkey ceremonies"),
     (ACCOUNT_PATH, "the user's factors"),
     (BREAK_GLASS_PATH, "break-glass"),

@@ -102,6 +102,21 @@ impl Gateway {
                 let status = self.signin_failed(session, portal, ctx).await?;
                 return Ok(Front::Done(status));
             }
+            crate::pages::LANGUAGE_PATH => {
+                if !matches!(
+                    session.req_header().method,
+                    http::Method::GET | http::Method::HEAD
+                ) {
+                    return Err(Refusal::new(405, Reason::MethodNotAllowed));
+                }
+                let (cookie, back) = crate::pages::language_switch(request.target.query.as_deref())
+                    .ok_or(Refusal::new(400, Reason::UnknownLanguage))?;
+                let back = super::form::safe_return(&back);
+                super::respond::send_redirect(session, &back, &[cookie])
+                    .await
+                    .map_err(|_| Refusal::framing(400, Reason::PageIo))?;
+                return Ok(Front::Done(303));
+            }
             super::endpoints::LOGOUT_PATH => {
                 if session.req_header().method != http::Method::POST {
                     return Err(Refusal::new(405, Reason::LogoutNeedsPost));
@@ -303,6 +318,7 @@ impl Gateway {
             sessions: &self.sessions,
             factors,
             detector: self.detector.as_deref(),
+            alerts: &self.alerts,
             portal,
             request,
             user: record.user.clone().unwrap_or_default(),

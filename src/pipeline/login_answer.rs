@@ -462,6 +462,7 @@ impl Gateway {
             crate::pages::message(lang, "signin_failed_text"),
             Some((back, crate::pages::message(lang, "signin_again"))),
             &ctx.request_id,
+            &crate::pages::WayOut::default(),
             &portal.config.brand,
         );
         super::respond::send_html(session, 401, html, false, Some(&ctx.request_id))

@@ -229,6 +229,18 @@ impl RequestCtx {
     /// Refuse from a body or response hook: the refusal is kept for `fail_to_proxy`, which
     /// writes it as the head's refusals are written (its `Retry-After`, hold reference or
     /// break-glass link included).
+    /// Who a refusal page is for.
+    pub fn visitor(&self) -> respond::Visitor<'_> {
+        respond::Visitor {
+            request_id: &self.request_id,
+            brand: &self.brand,
+            signed_in: self
+                .identity
+                .session()
+                .is_some_and(|s| s.is_authenticated()),
+        }
+    }
+
     pub fn refuse<T>(&mut self, refusal: refusal::Refusal) -> Result<T> {
         refused(self, &refusal);
         let e = Error::explain(
@@ -321,7 +333,7 @@ impl ProxyHttp for Gateway {
             }
             Err(refusal) => {
                 refused(ctx, &refusal);
-                refusal.send(session, &ctx.request_id, &ctx.brand).await?;
+                refusal.send(session, &ctx.visitor()).await?;
                 Ok(true)
             }
         }
@@ -597,7 +609,7 @@ impl ProxyHttp for Gateway {
         // A refusal a body or response hook found: its own page, as on the head.
         if let Some(refusal) = ctx.refusal.take() {
             if session.response_written().is_none() {
-                let _ = refusal.send(session, &ctx.request_id, &ctx.brand).await;
+                let _ = refusal.send(session, &ctx.visitor()).await;
             }
             ctx.status = refusal.status;
             return FailToProxy {
@@ -606,7 +618,7 @@ impl ProxyHttp for Gateway {
             };
         }
         if status > 0 && session.response_written().is_none() {
-            let _ = respond::send_error(session, status, true, &ctx.request_id, &ctx.brand).await;
+            let _ = respond::send_error(session, status, true, &ctx.visitor()).await;
         }
         ctx.status = status;
         FailToProxy {

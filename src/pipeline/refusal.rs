@@ -92,6 +92,7 @@ reasons! {
     Throttled => "throttled",
     UnknownGatewayPath => "unknown_gateway_path",
     UnknownHost => "unknown_host",
+    UnknownLanguage => "unknown_language",
     UserStoreUnavailable => "user_store_unavailable",
     UserinfoInTarget => "userinfo_in_target",
     WriteFailed => "write_failed",
@@ -177,24 +178,23 @@ impl Refusal {
     pub async fn send(
         &self,
         session: &mut Session,
-        request_id: &str,
-        brand: &crate::pages::Brand,
+        to: &respond::Visitor<'_>,
     ) -> pingora::Result<()> {
         match &self.offer {
-            Offer::Nothing => {
-                respond::send_error(session, self.status, self.close, request_id, brand).await
-            }
+            Offer::Nothing => respond::send_error(session, self.status, self.close, to).await,
             Offer::BreakGlass { liftable, here } => {
-                respond::send_denied(session, *liftable, here, request_id, brand).await
+                respond::send_denied(session, *liftable, here, to).await
             }
-            Offer::Hold(hold) => respond::send_held(session, hold, request_id, brand).await,
+            Offer::Hold(hold) => respond::send_held(session, hold, to).await,
             Offer::RetryAfter(seconds) => {
-                respond::send_slowed(session, self.status, *seconds, request_id, brand).await
+                let throttled = self.reason == Reason::Throttled;
+                respond::send_slowed(session, self.status, *seconds, throttled, to).await
             }
             Offer::SignInAgain { clear_cookie } => {
                 let failed = super::login_answer::SIGNIN_FAILED_PATH;
                 let cookies = [clear_cookie.clone()];
-                respond::send_redirect_with(session, failed, &cookies, Some(request_id)).await
+                let id = Some(to.request_id);
+                respond::send_redirect_with(session, failed, &cookies, id).await
             }
         }
     }

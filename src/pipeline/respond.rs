@@ -13,19 +13,46 @@ pub async fn send_error(
     session: &mut Session,
     status: u16,
     close: bool,
-    request_id: &str,
-    brand: &pages::Brand,
+    to: &Visitor<'_>,
 ) -> pingora::Result<()> {
     let close = close || unread_body(session);
     let lang = pages::Lang::of_request(session.req_header());
-    send_html(
-        session,
-        status,
-        pages::error_page(status, request_id, lang, None, brand),
-        close,
-        Some(request_id),
-    )
-    .await
+    let mut way_out = to.way_out(session);
+    // Trying again helps when the portal or a store was slow or away, not otherwise.
+    if !matches!(status, 408 | 502 | 503 | 504) {
+        way_out.retry = None;
+    }
+    way_out.next = match status {
+        423 => Some(pages::message(lang, "locked_next")),
+        _ => None,
+    };
+    let html = pages::error_page(status, to.request_id, lang, &way_out, to.brand);
+    send_html(session, status, html, close, Some(to.request_id)).await
+}
+
+/// Who a refusal page is for: the request's reference, the portal's brand, and whether the
+/// visitor is signed in (then the page offers to sign out).
+pub struct Visitor<'a> {
+    pub request_id: &'a str,
+    pub brand: &'a pages::Brand,
+    pub signed_in: bool,
+}
+
+impl Visitor<'_> {
+    /// The ways out every refusal page offers; `retry` is the address asked, for a GET only
+    /// (a form is never replayed by a link).
+    fn way_out(&self, session: &Session) -> pages::WayOut {
+        let req = session.req_header();
+        let retry = (req.method == http::Method::GET)
+            .then(|| req.uri.path_and_query().map(|p| p.as_str().to_string()))
+            .flatten()
+            .filter(|p| p.starts_with('/') && !p.starts_with("//"));
+        pages::WayOut {
+            retry,
+            signed_in: self.signed_in,
+            ..Default::default()
+        }
+    }
 }
 
 /// Whether the request has a body not read yet: answering it early must close the
@@ -203,8 +230,7 @@ pub async fn send_denied(
     session: &mut Session,
     liftable: bool,
     here: &str,
-    request_id: &str,
-    brand: &pages::Brand,
+    to: &Visitor<'_>,
 ) -> pingora::Result<()> {
     let lang = pages::Lang::of_request(session.req_header());
     let link = liftable.then(|| {
@@ -216,23 +242,45 @@ pub async fn send_denied(
         (href, pages::message(lang, "break_glass_link"))
     });
     let text = pages::message(lang, "denied_text");
-    let html = pages::notice_page(lang, "denied_title", text, link, request_id, brand);
-    write_refusal(session, 403, html, vec![], request_id).await
+    let way_out = pages::WayOut {
+        next: Some(pages::message(lang, "denied_next")),
+        retry: None,
+        ..to.way_out(session)
+    };
+    let html = pages::notice_page(
+        lang,
+        "denied_title",
+        text,
+        link,
+        to.request_id,
+        &way_out,
+        to.brand,
+    );
+    write_refusal(session, 403, html, vec![], to.request_id).await
 }
 
 /// 429 over budget or throttled, with `Retry-After` and a readable page.
+/// `throttled`: the detector slowed the identity (else a budget ran out).
 pub async fn send_slowed(
     session: &mut Session,
     status: u16,
     retry_after: u64,
-    request_id: &str,
-    brand: &pages::Brand,
+    throttled: bool,
+    to: &Visitor<'_>,
 ) -> pingora::Result<()> {
     let lang = pages::Lang::of_request(session.req_header());
-    let text = pages::message(lang, "budget_text").replace("{n}", &retry_after.to_string());
-    let html = pages::notice_page(lang, "budget_title", text, None, request_id, brand);
+    let (title, text) = match throttled {
+        true => ("throttled_title", "throttled_text"),
+        false => ("budget_title", "budget_text"),
+    };
+    let text = pages::count(lang, text, retry_after);
+    let way_out = pages::WayOut {
+        next: Some(pages::message(lang, "slowed_next")),
+        ..to.way_out(session)
+    };
+    let html = pages::notice_page(lang, title, text, None, to.request_id, &way_out, to.brand);
     let headers = vec![("retry-after", retry_after.to_string())];
-    write_refusal(session, status, html, headers, request_id).await
+    write_refusal(session, status, html, headers, to.request_id).await
 }
 
 /// 403 while the detector holds the identity for review; the reference is the alert's id,
@@ -240,17 +288,29 @@ pub async fn send_slowed(
 pub async fn send_held(
     session: &mut Session,
     hold: &crate::detect::Hold,
-    request_id: &str,
-    brand: &pages::Brand,
+    to: &Visitor<'_>,
 ) -> pingora::Result<()> {
     let lang = pages::Lang::of_request(session.req_header());
-    let until = jiff::Timestamp::from_microsecond(hold.until_us)
-        .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default();
+    let until_s = u64::try_from(hold.until_us / 1_000_000).unwrap_or(0);
+    let until = pages::when::date_time(lang, &to.brand.zone, until_s);
     let text = pages::message(lang, "held_text").replace("{until}", &until);
-    let html = pages::notice_page(lang, "held_title", text, None, &hold.alert_id, brand);
+    // Trying again changes nothing until the review: no retry link.
+    let way_out = pages::WayOut {
+        next: Some(pages::message(lang, "held_next")),
+        retry: None,
+        ..to.way_out(session)
+    };
+    let html = pages::notice_page(
+        lang,
+        "held_title",
+        text,
+        None,
+        &hold.alert_id,
+        &way_out,
+        to.brand,
+    );
     let headers = vec![("x-vigie-held", hold.alert_id.clone())];
-    write_refusal(session, 403, html, headers, request_id).await
+    write_refusal(session, 403, html, headers, to.request_id).await
 }
 
 /// A page the gateway answers instead of the portal: never scripted, and the connection closes

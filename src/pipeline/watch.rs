@@ -55,10 +55,10 @@ pub struct Who {
 }
 
 impl Who {
-    pub fn new(record: &SessionRecord, user_agent: &str, privileged_groups: &[String]) -> Self {
+    /// `privileged`: see [`crate::config::Config::is_privileged`].
+    pub fn new(record: &SessionRecord, user_agent: &str, privileged: bool) -> Self {
         Self {
-            privileged: record.privileged
-                || record.groups.iter().any(|g| privileged_groups.contains(g)),
+            privileged: record.privileged || privileged,
             user_agent: user_agent.chars().take(512).collect(),
         }
     }
@@ -380,11 +380,8 @@ impl Gateway {
             .filter(|s| s.is_authenticated() && s.user.is_some())?
             .clone();
         let ua = super::normalise::headers::user_agent(session.req_header());
-        let who = Who::new(
-            &record,
-            ua,
-            &ctx.live.config.second_factor.privileged_groups,
-        );
+        let privileged = ctx.live.config.is_privileged(&record.groups);
+        let who = Who::new(&record, ua, privileged);
         let (now, now_us) = (self.sessions.now(), self.sessions.now_us());
         let subject = who.subject(&portal.config.name, &record, request.client.ip, now);
         let method = session.req_header().method.as_str();

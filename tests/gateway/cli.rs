@@ -186,17 +186,30 @@ fn demo_runs_the_portal_behind_the_gateway() {
         None
     );
     let session = crate::passthrough::cookie_set(&login, "vigie").expect("gateway session cookie");
-    // The demo asks for a second factor; its enrollment is open (no invitation needed).
+    // The demo asks for a second factor. Its enrollment is open, but not for the
+    // administrator: a privileged account always needs an invitation, which the demo prints.
     let mut client = crate::mfa::Client::new(gw);
     client.cookie = Some(session);
     let wall = client.get("/index.php?m=dPpatients&tab=vw_full_patients&patient_id=1");
     assert_eq!(wall.status, 303);
-    crate::mfa::enroll_totp(&mut client, None);
+    assert!(client
+        .get("/.vigie/enroll")
+        .text()
+        .contains("name=\"invitation\""));
+    assert_eq!(client.get("/.vigie/enroll/totp").status, 303);
+    let banner = std::fs::read_to_string(dir.path().join("out")).unwrap();
+    let invitation = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("invitation"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("an invitation in the banner: {banner}"));
+    crate::mfa::enroll_totp(&mut client, Some(invitation));
+    let mut nurse = crate::mfa::Client::login(gw, "inf.durand", "durand-demo");
+    crate::mfa::enroll_totp(&mut nurse, None);
     let page = client.get("/index.php?m=dPpatients&tab=vw_full_patients&patient_id=1");
     assert_eq!(page.status, 200);
     assert!(page.text().contains("data-patient-id=\"1\""));
     assert_eq!(get(admin, "/readyz", "").status, 200);
-    let banner = std::fs::read_to_string(dir.path().join("out")).unwrap();
     assert!(
         banner.contains(&format!("http://localhost:{gw}/")) && banner.contains("admin-demo"),
         "{banner}"

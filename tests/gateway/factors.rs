@@ -52,7 +52,12 @@ fn a_password_alone_opens_nothing_and_enrollment_needs_the_invitation() {
     let (secret, codes) = enroll_totp(&mut c, Some(&invitation));
     assert_ne!(c.cookie, before, "a new session id after each step");
     assert!(c.opens_patient(), "enrolled and verified");
-    // The codes were shown once.
+    // The codes stay on their page through a change of language, until the user says they
+    // kept them; then they are gone.
+    let switched = c.get("/.vigie/codes?return=%2F&lang=en");
+    assert_eq!(listed_codes(&switched), codes, "{}", switched.text());
+    let kept = c.post_form("/.vigie/codes", &[("return", PATIENT)]);
+    assert_eq!((kept.status, location(&kept).as_str()), (303, PATIENT));
     assert_eq!(c.get("/.vigie/codes").status, 303);
     // The invitation was single use.
     let mut other = Client::login(gw.port, "dr.martin", "martin-demo");
@@ -145,7 +150,10 @@ fn malformed_codes_are_refused_cleanly_and_not_counted() {
     for bad in [
         "12345",
         "1234567",
-        "123 456",
+        "123  456",
+        "12 3456",
+        "123\t456",
+        "123_456",
         "１２３４５６",
         "12345\0",
         "-12345",
@@ -153,7 +161,17 @@ fn malformed_codes_are_refused_cleanly_and_not_counted() {
     ] {
         let resp = c.post_form("/.vigie/factor/totp", &[("code", bad)]);
         assert_eq!(resp.status, 400, "{bad:?}");
-        assert!(resp.text().contains("exactement 6 chiffres"), "{bad:?}");
+        assert!(
+            page_text(&resp).contains("Le code comporte 6 chiffres"),
+            "{bad:?}"
+        );
+        // The error is tied to the field, which has the focus again.
+        let text = resp.text();
+        assert!(
+            text.contains("aria-invalid=\"true\"")
+                && text.contains("aria-describedby=\"form-error code-help\""),
+            "{text}"
+        );
     }
     let array = c.post(
         "/.vigie/factor/totp",
@@ -227,7 +245,7 @@ fn failures_from_many_sources_and_sessions_lock_the_account() {
     let one = again.post_form("/.vigie/factor/totp", &[("code", wrong)]);
     assert_eq!(one.status, 200);
     assert!(
-        one.text().contains("encore 2 erreur(s)"),
+        page_text(&one).contains("encore 2 codes erronés"),
         "failures were reset by the unlock: {}",
         one.text()
     );

@@ -18,6 +18,7 @@ mod framing;
 mod gateway_login;
 mod hygiene;
 mod login_reading;
+mod lost_factor;
 mod mfa;
 mod operations;
 mod passthrough;

@@ -134,7 +134,7 @@ fn a_budget_holds_across_replicas_and_restarts_with_retry_after() {
         (1790..=1800).contains(&wait),
         "2 per hour: the next in half an hour, not {wait}"
     );
-    assert!(page_text(&third).contains("Quota de requêtes atteint"));
+    assert!(page_text(&third).contains("Limite d'activité atteinte"));
     // Ordinary pages are another class: still open.
     assert_eq!(
         get(b.port, PATIENT, &format!("Cookie: {cookie}\r\n")).status,
@@ -187,7 +187,7 @@ fn an_export_asked_in_a_form_body_is_slowed_like_one_in_the_url() {
         .parse()
         .unwrap();
     assert!((1790..=1800).contains(&wait), "{wait}");
-    assert!(page_text(&third).contains("Quota de requêtes atteint"));
+    assert!(page_text(&third).contains("Limite d'activité atteinte"));
     // The refused form never reached the portal, not even its start: the body is held until
     // judged. Sent in two pieces, the verdict on the last byte.
     let form_bytes = || {
@@ -238,7 +238,23 @@ fn privileged_accounts_get_their_pack_from_the_role_the_portal_shows() {
     let wall = first.get(PATIENT);
     assert_eq!(wall.status, 303);
     assert!(location(&wall).starts_with("/.vigie/factor"));
-    let (secret, _) = enroll_totp(&mut first, None);
+    // Enrollment is open for the others, but the pack makes the admin privileged: only an
+    // invitation binds a factor (the password alone could otherwise bind its own).
+    let enroll = first.get("/.vigie/enroll");
+    assert!(
+        enroll.text().contains("name=\"invitation\""),
+        "{}",
+        enroll.text()
+    );
+    assert_eq!(first.get("/.vigie/enroll/totp").status, 303);
+    let start = first.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
+    assert_eq!(start.status, 403, "{}", start.text());
+    let mut doctor_enrolls = Client::login(gw.port, "dr.martin", "martin-demo");
+    assert!(doctor_enrolls
+        .get("/.vigie/enroll")
+        .text()
+        .contains("choose-totp"));
+    let (secret, _) = enroll_totp(&mut first, Some(&invite(&gw, "admin")));
     assert!(first.opens_patient());
     // A password alone neither logs the admin out nor fills the cap…
     let mut second = Client::login(gw.port, "admin", "admin-demo");
@@ -269,7 +285,7 @@ fn a_privileged_cap_can_refuse_the_newcomer_instead() {
         "[second_factor]\nenrollment = \"open\"\n",
     );
     let mut one = Client::login(gw.port, "admin", "admin-demo");
-    let (secret, _) = enroll_totp(&mut one, None);
+    let (secret, _) = enroll_totp(&mut one, Some(&invite(&gw, "admin")));
     let mut two = Client::login(gw.port, "admin", "admin-demo");
     let refused = two.post_form("/.vigie/factor/totp", &[("code", &code(&secret, 1))]);
     assert_eq!(refused.status, 409);

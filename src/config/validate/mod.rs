@@ -194,7 +194,9 @@ impl Validator<'_> {
             }
         }
         let assertion = self.assertion(&f.assertion);
-        let portals = self.portals(&f.portal);
+        // Pages show times in the hospital's zone (a wrong name is reported with the policy).
+        let zone = policy::zone_named(&f.policy.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
+        let portals = self.portals(&f.portal, &zone);
         let second_factor = self.second_factor(&f.second_factor, &portals);
         let budgets = self.budgets(&f.budgets);
         let policy = self.policy(&f, &portals, &budgets, second_factor.fresh_window);

@@ -187,17 +187,14 @@ impl Validator<'_> {
         budgets: &BudgetConfig,
         fresh_factor: Duration,
     ) -> PolicyConfig {
-        let zone = match f.policy.time_zone.as_str() {
-            "system" => jiff::tz::TimeZone::system(),
-            name => jiff::tz::TimeZone::get(name).unwrap_or_else(|e| {
-                self.err(
-                    "policy.time_zone",
-                    format!("unknown time zone `{name}`: {e}"),
-                    "use an IANA name such as \"Europe/Paris\", or \"system\"",
-                );
-                jiff::tz::TimeZone::UTC
-            }),
-        };
+        let zone = zone_named(&f.policy.time_zone).unwrap_or_else(|e| {
+            self.err(
+                "policy.time_zone",
+                format!("unknown time zone `{}`: {e}", f.policy.time_zone),
+                "use an IANA name such as \"Europe/Paris\", or \"system\"",
+            );
+            jiff::tz::TimeZone::UTC
+        });
         let mut rules = Vec::new();
         for (i, r) in f.rule.iter().enumerate() {
             rules.push(self.rule(i, r, portals, budgets));
@@ -395,3 +392,11 @@ impl Validator<'_> {
 /// configuration type).
 #[cfg(test)]
 mod tests;
+
+/// The hospital's time zone: an IANA name, or `system`.
+pub(super) fn zone_named(name: &str) -> Result<jiff::tz::TimeZone, jiff::Error> {
+    match name {
+        "system" => Ok(jiff::tz::TimeZone::system()),
+        name => jiff::tz::TimeZone::get(name),
+    }
+}

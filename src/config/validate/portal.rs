@@ -3,7 +3,11 @@
 use super::*;
 
 impl Validator<'_> {
-    pub(super) fn portals(&mut self, sections: &[PortalSection]) -> Vec<PortalConfig> {
+    pub(super) fn portals(
+        &mut self,
+        sections: &[PortalSection],
+        zone: &jiff::tz::TimeZone,
+    ) -> Vec<PortalConfig> {
         if sections.is_empty() {
             self.err(
                 "portal",
@@ -165,7 +169,7 @@ impl Validator<'_> {
                     LoginMode::Portal
                 }
             };
-            let brand = self.brand(&key, p);
+            let brand = self.brand(&key, p, zone);
             if let Some(upstream) = upstream {
                 out.push(PortalConfig {
                     brand,
@@ -187,7 +191,12 @@ impl Validator<'_> {
     }
 
     /// The portal's name and logo for the gateway's pages.
-    fn brand(&mut self, key: &str, p: &PortalSection) -> std::sync::Arc<crate::pages::Brand> {
+    fn brand(
+        &mut self,
+        key: &str,
+        p: &PortalSection,
+        zone: &jiff::tz::TimeZone,
+    ) -> std::sync::Arc<crate::pages::Brand> {
         use crate::pages::brand::{image_type, Brand, Logo, MAX_LOGO_BYTES};
         let name = p.display_name.clone().unwrap_or_else(|| p.name.clone());
         if name.trim().is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control)
@@ -252,7 +261,22 @@ impl Validator<'_> {
                 bytes: bytes.into(),
             })
         });
-        std::sync::Arc::new(Brand { name, logo })
+        let help_desk = p.help_desk.clone();
+        if help_desk.as_ref().is_some_and(|h| {
+            h.trim().is_empty() || h.chars().count() > 120 || h.chars().any(char::is_control)
+        }) {
+            self.err(
+                &format!("{key}.help_desk"),
+                "the help desk line is 1 to 120 characters, without control characters",
+                "e.g. \"poste 4455, 24 h/24\" or \"+33 3 20 44 55 66\"",
+            );
+        }
+        std::sync::Arc::new(Brand {
+            name,
+            logo,
+            help_desk,
+            zone: zone.clone(),
+        })
     }
 
     pub(super) fn upstream(&mut self, key: &str, raw: &str) -> Option<SocketAddr> {

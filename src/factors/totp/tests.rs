@@ -31,11 +31,28 @@ fn one_step_of_tolerance_and_no_more() {
 
 #[test]
 fn only_six_ascii_digits_are_codes() {
-    assert_eq!(parse_code("012345"), Some("012345"));
+    assert_eq!(parse_code("012345").as_deref(), Some("012345"));
+    // The two forms authenticator apps display, one ASCII separator between the halves.
+    assert_eq!(parse_code("012 345").as_deref(), Some("012345"));
+    assert_eq!(parse_code("012-345").as_deref(), Some("012345"));
     for bad in [
         "12345",
         "1234567",
-        "123 456",
+        "12 3456",
+        "1234 56",
+        "123  456",
+        "123\t456",
+        "123\u{a0}456",
+        "123_456",
+        "123--456",
+        "-123456",
+        "123456-",
+        "123 45",
+        "123 4567",
+        "12a 456",
+        "123 45a",
+        "12 34 56",
+        "123 456 ",
         " 123456",
         "１２３４５６",
         "12345\0",
@@ -51,6 +68,11 @@ fn only_six_ascii_digits_are_codes() {
     assert_eq!(
         matching_step(&s, Hash::Sha1, &format!("{code} "), 1000),
         None
+    );
+    let spaced = format!("{} {}", &code[..3], &code[3..]);
+    assert_eq!(
+        matching_step(&s, Hash::Sha1, &spaced, 1000),
+        Some(1000 / 30)
     );
 }
 

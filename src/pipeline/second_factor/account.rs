@@ -1,13 +1,32 @@
-//! The user's security settings: enrolled factors, passkeys to add or remove, recovery
-//! codes to regenerate. Everything here needs a recent second factor (the policy's
-//! requirement for [`crate::policy::ACCOUNT_PATH`]); a stale session is sent to the prompt.
+//! The user's security settings: enrolled factors, passkeys to add or remove, the
+//! authenticator app to replace, recovery codes to regenerate. Everything here needs a recent
+//! second factor (the policy's requirement for [`crate::policy::ACCOUNT_PATH`]); a stale
+//! session is sent to the prompt. What the proof allows is [`FactorRights`]: a recovery-code
+//! session sees the one replacement it may make, and nothing else.
 
 use minijinja::context;
 
-use super::{factor_redirect, field, store_down, Visit};
+use super::{encode, factor_redirect, field, store_down, Visit};
+use crate::factors::rules::FactorRights;
+use crate::factors::UserFactors;
 use crate::metrics::METRICS;
-use crate::pages;
+use crate::pages::{self, when};
 use crate::pipeline::refusal::Refusal;
+
+/// A message over the page, and whether it reports a refusal.
+pub struct Notice {
+    pub text: String,
+    pub refused: bool,
+}
+
+impl Notice {
+    fn done(text: String) -> Option<Self> {
+        Some(Self {
+            text,
+            refused: false,
+        })
+    }
+}
 
 impl Visit<'_> {
     /// `None` when the session's factor is recent enough; else the redirect to the prompt.
@@ -25,34 +44,36 @@ impl Visit<'_> {
         };
         Ok(Some(self.redirect(&to, &[]).await?))
     }
+
+    /// Removing a passkey or regenerating codes: a recent proof of a factor the user had,
+    /// not a recovery code (the lost-device path replaces, it does not manage).
+    fn may_manage(&self, factors: &UserFactors) -> bool {
+        matches!(self.rights(factors), FactorRights::Manage { .. })
+    }
 }
 
-fn date(t: u64) -> String {
-    // Days since the epoch to a civil date (no time-zone data needed for a day).
-    let days = (t / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// `GET /.vigie/account`.
-pub async fn page(mut v: Visit<'_>, message: Option<String>) -> Result<u16, Refusal> {
+/// `GET /.vigie/account` (`?remove=ID` asks to confirm a removal; `?done=app` says the app
+/// was replaced).
+pub async fn page(mut v: Visit<'_>, notice: Option<Notice>) -> Result<u16, Refusal> {
     if let Some(status) = v.needs_fresh_factor().await? {
         return Ok(status);
     }
+    let notice = notice.or_else(|| match v.query("done").as_deref() {
+        Some("app") => Notice::done(pages::message(v.lang, "app_replaced")),
+        _ => None,
+    });
     let factors = v.factors.load(&v.user).await.map_err(store_down)?;
     let left = v
         .factors
         .recovery_codes_left(&v.user)
         .await
         .map_err(store_down)?;
+    let zone = &v.config.policy.zone;
+    let day = |t: u64| when::date(v.lang, zone, t);
+    let confirm = v.query("remove").and_then(|id| {
+        let p = factors.passkeys.iter().find(|p| p.id() == id)?;
+        Some(context! { id => id, name => p.name.clone() })
+    });
     let passkeys: Vec<_> = factors
         .passkeys
         .iter()
@@ -60,19 +81,48 @@ pub async fn page(mut v: Visit<'_>, message: Option<String>) -> Result<u16, Refu
             context! {
                 id => p.id(),
                 name => p.name.clone(),
-                created => date(p.created),
-                last_used => p.last_used.map(date),
+                created => day(p.created),
+                last_used => p.last_used.map(day),
+                remove_q => encode(&p.id()),
             }
         })
         .collect();
+    let rights = v.rights(&factors);
+    let status = if notice.as_ref().is_some_and(|n| n.refused) {
+        403
+    } else {
+        200
+    };
     let ctx = context! {
         has_totp => factors.totp.is_some(),
+        totp_created => factors.totp.as_ref().map(|t| day(t.created)),
         passkeys,
-        codes_left => left,
-        fresh_minutes => v.factors.config.fresh_window.as_secs() / 60,
-        message,
+        confirm => if matches!(rights, FactorRights::Manage { .. }) { confirm } else { None },
+        codes_left => pages::count(v.lang, "codes_left", left as u64),
+        fresh_note => pages::count(v.lang, "fresh_note", v.factors.config.fresh_window.as_secs() / 60),
+        recovery_session => rights == FactorRights::ReplaceLost,
+        replaced_done => v.record.lost_replaced,
+        manage => matches!(rights, FactorRights::Manage { .. }),
+        add_or_replace => matches!(rights, FactorRights::ReplaceLost | FactorRights::Manage { add_or_replace: true }),
+        account_q => encode(crate::policy::ACCOUNT_PATH),
+        message => notice.as_ref().map(|n| n.text.clone()),
+        refused => notice.as_ref().is_some_and(|n| n.refused),
     };
-    v.page(200, "account.html", ctx, true).await
+    v.page(status, "account.html", ctx, true).await
+}
+
+/// The page again, saying why a change was refused (403).
+async fn refused(v: Visit<'_>) -> Result<u16, Refusal> {
+    let text = pages::message(v.lang, "recovery_session_refused");
+    tracing::warn!(target: "vigie::audit", event = "factor_change_refused", reason = "recovery_code_session", user = %v.user, client = %v.request.client.ip, session = %v.fp());
+    page(
+        v,
+        Some(Notice {
+            text,
+            refused: true,
+        }),
+    )
+    .await
 }
 
 /// `POST /.vigie/account/passkey/remove`: never the last factor.
@@ -81,7 +131,17 @@ pub async fn remove_passkey(mut v: Visit<'_>) -> Result<u16, Refusal> {
     if let Some(status) = v.needs_fresh_factor().await? {
         return Ok(status);
     }
+    let factors = v.factors.load(&v.user).await.map_err(store_down)?;
+    if !v.may_manage(&factors) {
+        return refused(v).await;
+    }
     let id = field(&form, "id");
+    let name = factors
+        .passkeys
+        .iter()
+        .find(|p| p.id() == id)
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
     let removal = v
         .factors
         .remove_passkey(&v.user, &id)
@@ -94,12 +154,12 @@ pub async fn remove_passkey(mut v: Visit<'_>) -> Result<u16, Refusal> {
                 .with_label_values(&["passkey_removed"])
                 .inc();
             tracing::warn!(target: "vigie::audit", event = "factor_removed", method = "passkey", user = %v.user, client = %v.request.client.ip);
-            let msg = pages::message(v.lang, "removed");
-            page(v, Some(msg)).await
+            let msg = pages::message(v.lang, "removed_named").replace("{name}", &name);
+            page(v, Notice::done(msg)).await
         }
         crate::factors::Removal::LastFactor => {
             let msg = pages::message(v.lang, "cannot_remove_last");
-            page(v, Some(msg)).await
+            page(v, Notice::done(msg)).await
         }
         crate::factors::Removal::NotFound => page(v, None).await,
     }
@@ -111,6 +171,10 @@ pub async fn new_codes(mut v: Visit<'_>) -> Result<u16, Refusal> {
     if let Some(status) = v.needs_fresh_factor().await? {
         return Ok(status);
     }
+    let factors = v.factors.load(&v.user).await.map_err(store_down)?;
+    if !v.may_manage(&factors) {
+        return refused(v).await;
+    }
     let codes = v
         .factors
         .new_recovery_codes(&v.user)
@@ -119,15 +183,15 @@ pub async fn new_codes(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let sealed = v
         .factors
         .seal(&v.user, "fresh-codes", codes.join("\n").as_bytes());
-    v.save_record(|r| r.fresh_codes = Some(sealed.clone()))
-        .await?;
+    v.save_record(|r| {
+        r.fresh_codes = Some(sealed.clone());
+        r.codes_shown_at = None;
+    })
+    .await?;
     tracing::warn!(target: "vigie::audit", event = "recovery_codes_regenerated", user = %v.user, client = %v.request.client.ip);
     let to = format!(
         "/.vigie/codes?return={}",
-        super::encode(crate::policy::ACCOUNT_PATH)
+        encode(crate::policy::ACCOUNT_PATH)
     );
     v.redirect(&to, &[]).await
 }
-
-#[cfg(test)]
-mod tests;

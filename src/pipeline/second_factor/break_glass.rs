@@ -36,7 +36,8 @@ impl Visit<'_> {
         error: Option<String>,
     ) -> Result<u16, Refusal> {
         let minutes = self.config.policy.break_glass.duration.as_secs() / 60;
-        let ctx = context! { return_to, minutes, error };
+        let intro = pages::count(self.lang, "bg_intro", minutes);
+        let ctx = context! { return_to, intro, error };
         self.page(200, "break_glass.html", ctx, false).await
     }
 }

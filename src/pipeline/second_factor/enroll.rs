@@ -8,8 +8,8 @@ use serde::Deserialize;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use super::{encode, field, store_down, Visit};
-use crate::factors::rules::{enrollment_needs, EnrollmentNeeds};
-use crate::factors::{totp, UserFactors, Verdict};
+use crate::factors::rules::{enrollment_needs, EnrollmentNeeds, FactorRights};
+use crate::factors::{totp, Binding, UserFactors, Verdict};
 use crate::identity::session::AuthLevel;
 use crate::metrics::METRICS;
 use crate::pages;
@@ -19,7 +19,8 @@ use crate::pipeline::refusal::{Reason, Refusal};
 impl Visit<'_> {
     /// Whether this session may bind a factor now: a first factor (or, after a reset
     /// invitation, a replacement) once the enrollment proof is satisfied; another factor
-    /// with a recent proof of the user's strongest one. A recovery code proves neither.
+    /// with a recent proof of the user's strongest one; one replacement of a lost factor
+    /// with a recovery code ([`FactorRights`]).
     fn may_enroll(&self, factors: &UserFactors) -> bool {
         if self.step_up_pending() {
             // The detector doubts this session: it proves a factor the user already had.
@@ -31,18 +32,51 @@ impl Visit<'_> {
         if factors.is_empty() {
             return self.needs(factors) == EnrollmentNeeds::Nothing;
         }
-        let fresh = self.factors.config.fresh_window.as_secs();
-        let recent = self.record.level >= AuthLevel::SecondFactor
-            && self
-                .record
-                .second_factor_at
-                .is_some_and(|t| self.now().saturating_sub(t) <= fresh);
-        let strongest = match self.record.factor_method.as_deref() {
-            Some("passkey") => true,
-            Some("totp") => factors.passkeys.is_empty(),
-            _ => false,
-        };
-        recent && strongest
+        matches!(
+            self.rights(factors),
+            FactorRights::ReplaceLost
+                | FactorRights::Manage {
+                    add_or_replace: true
+                }
+        )
+    }
+
+    /// How a factor bound now joins the others: in the place of all of them after a reset
+    /// invitation, of its own kind for a recovery-code session (the lost device) or a new
+    /// app, else beside them.
+    fn binding(&self, factors: &UserFactors, totp: bool) -> Binding {
+        if self.replacing() {
+            Binding::ReplaceAll
+        } else if self.rights(factors) == FactorRights::ReplaceLost {
+            Binding::ReplaceLost
+        } else if totp && factors.totp.is_some() {
+            Binding::ReplaceKind
+        } else {
+            Binding::Add
+        }
+    }
+
+    /// A recovery-code session replaced a lost factor: the user's other sessions (perhaps on
+    /// the lost device) end, and the SOC hears of it, since a stolen password and a stolen
+    /// code sheet would do the same.
+    async fn after_lost_replaced(&mut self, method: &str) -> Result<(), Refusal> {
+        let ended = self
+            .sessions
+            .end_user(
+                &self.user,
+                Some(&self.record.id),
+                crate::identity::Ending::Revoked,
+            )
+            .await
+            .map_err(|_| Refusal::new(503, Reason::SessionStoreUnavailable))?;
+        METRICS
+            .enrollments
+            .with_label_values(&["lost_replaced"])
+            .inc();
+        tracing::warn!(target: "vigie::audit", event = "factor_replaced", via = "recovery_code", method, user = %self.user, client = %self.request.client.ip, session = %self.fp(), sessions_ended = ended);
+        let alert = super::alert::lost_factor_replaced(self, method);
+        self.alerts.raise(alert);
+        Ok(())
     }
 
     /// Whether binding now replaces the user's factors (a reset invitation was accepted).
@@ -76,7 +110,8 @@ impl Visit<'_> {
         enrollment_needs(
             c.enrollment,
             &c.trusted_networks,
-            self.factors.is_privileged(&self.record.groups),
+            // The session's pack at sign-in, or the groups now (a reload may add a pack).
+            self.record.privileged || self.config.is_privileged(&self.record.groups),
             had,
             self.request.client.ip,
         )
@@ -195,9 +230,15 @@ pub async fn totp_page(mut v: Visit<'_>) -> Result<u16, Refusal> {
         let to = format!("/.vigie/enroll?return={}", encode(&return_to));
         return v.redirect(&to, &[]).await;
     }
-    if factors.totp.is_some() && !v.replacing() {
-        // An app is never replaced in place: that takes a reset invitation.
-        return v.redirect(crate::policy::ACCOUNT_PATH, &[]).await;
+    // The secret being set up stays the same across reloads and a change of language: a
+    // QR code already scanned keeps working. Only a new visit without one makes another.
+    let pending = v
+        .record
+        .pending_totp
+        .as_ref()
+        .and_then(|s| v.factors.open(&v.user, "totp-pending", s));
+    if let Some(secret) = pending {
+        return show_secret(&mut v, &secret, &return_to, None).await;
     }
     let secret = totp::new_secret();
     let sealed = v.factors.seal(&v.user, "totp-pending", &secret);
@@ -235,15 +276,20 @@ pub async fn totp_confirm(mut v: Visit<'_>) -> Result<u16, Refusal> {
         .pending_totp
         .as_ref()
         .and_then(|s| v.factors.open(&v.user, "totp-pending", s));
-    let replace = v.replacing();
-    let allowed = v.may_enroll(&factors) && (factors.totp.is_none() || replace);
-    let (true, Some(secret)) = (allowed, pending) else {
+    let binding = v.binding(&factors, true);
+    let (true, Some(secret)) = (v.may_enroll(&factors), pending) else {
         let to = format!("/.vigie/enroll?return={}", encode(&return_to));
         return v.redirect(&to, &[]).await;
     };
+    let code = field(&form, "code");
+    let Some(code) = totp::parse_code(&code) else {
+        // Not a guess at the secret: a clear message, the same secret, nothing counted.
+        let error = pages::message(v.lang, "code_format");
+        return show_secret(&mut v, &secret, &return_to, Some(error)).await;
+    };
     let verdict = v
         .factors
-        .enroll_totp(&v.user, &secret, &field(&form, "code"), replace)
+        .enroll_totp(&v.user, &secret, &code, binding)
         .await
         .map_err(store_down)?;
     if verdict == Verdict::Rejected {
@@ -256,28 +302,48 @@ pub async fn totp_confirm(mut v: Visit<'_>) -> Result<u16, Refusal> {
         };
     }
     METRICS.enrollments.with_label_values(&["totp"]).inc();
-    tracing::info!(target: "vigie::audit", event = "factor_enrolled", method = "totp", user = %v.user, client = %v.request.client.ip);
-    if replace {
-        v.after_reset().await?;
+    tracing::info!(target: "vigie::audit", event = "factor_enrolled", method = "totp", user = %v.user, client = %v.request.client.ip, binding = ?binding);
+    let lost = binding == Binding::ReplaceLost;
+    match binding {
+        Binding::ReplaceAll => v.after_reset().await?,
+        Binding::ReplaceLost => v.after_lost_replaced("totp").await?,
+        Binding::Add | Binding::ReplaceKind => {}
     }
-    let codes = v.first_codes(factors.is_empty() || replace).await?;
-    finish(&mut v, codes, &return_to, "totp")
+    let codes = v
+        .first_codes(factors.is_empty() || binding == Binding::ReplaceAll || lost)
+        .await?;
+    let return_to = if binding == Binding::ReplaceKind && !lost {
+        // A new app in place of the old one, with a fresh proof: said on the account page.
+        tracing::warn!(target: "vigie::audit", event = "factor_replaced", via = "fresh_proof", method = "totp", user = %v.user, client = %v.request.client.ip, session = %v.fp());
+        format!("{}?done=app", crate::policy::ACCOUNT_PATH)
+    } else {
+        return_to
+    };
+    finish(&mut v, codes, &return_to, "totp", lost)
         .await
         .map(|(status, _)| status)
 }
 
 /// Raise the session after an enrollment and send the user on (through the codes page the
 /// first time). Returns the status and the redirect target.
+/// `lost`: the factor replaced a lost one with a recovery code; the session changes nothing
+/// more.
 async fn finish(
     v: &mut Visit<'_>,
     codes: Option<Vec<u8>>,
     return_to: &str,
     method: &str,
+    lost: bool,
 ) -> Result<(u16, String), Refusal> {
     let has_codes = codes.is_some();
     let mut cookie = v.upgrade(AuthLevel::SecondFactor, method, false).await?;
-    if has_codes {
-        v.save_record(|r| r.fresh_codes = codes.clone()).await?;
+    if has_codes || lost {
+        v.save_record(|r| {
+            r.fresh_codes = codes.clone();
+            r.codes_shown_at = None;
+            r.lost_replaced |= lost;
+        })
+        .await?;
     }
     let to = if has_codes {
         format!("/.vigie/codes?return={}", encode(return_to))
@@ -348,10 +414,10 @@ pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Refusal> {
         name
     };
     let fp = v.fp();
-    let replace = v.replacing();
+    let binding = v.binding(&factors, false);
     let verdict = v
         .factors
-        .finish_registration(&v.user, &fp, &name, &answer.credential, replace)
+        .finish_registration(&v.user, &fp, &name, &answer.credential, binding)
         .await
         .map_err(store_down)?;
     if verdict == Verdict::Rejected {
@@ -359,27 +425,35 @@ pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Refusal> {
         return v.json_error(400, "registration not accepted").await;
     }
     METRICS.enrollments.with_label_values(&["passkey"]).inc();
-    tracing::info!(target: "vigie::audit", event = "factor_enrolled", method = "passkey", user = %v.user, client = %v.request.client.ip);
-    if replace {
-        v.after_reset().await?;
+    tracing::info!(target: "vigie::audit", event = "factor_enrolled", method = "passkey", user = %v.user, client = %v.request.client.ip, binding = ?binding);
+    let lost = binding == Binding::ReplaceLost;
+    match binding {
+        Binding::ReplaceAll => v.after_reset().await?,
+        Binding::ReplaceLost => v.after_lost_replaced("passkey").await?,
+        Binding::Add | Binding::ReplaceKind => {}
     }
-    let first = factors.is_empty() || replace;
-    let codes = v.first_codes(first).await?;
+    let first = factors.is_empty() || binding == Binding::ReplaceAll;
+    let codes = v.first_codes(first || lost).await?;
     let return_to = if first {
         safe_return(&answer.r#return)
     } else {
         crate::policy::ACCOUNT_PATH.to_string()
     };
-    finish(&mut v, codes, &return_to, "passkey")
+    finish(&mut v, codes, &return_to, "passkey", lost)
         .await
         .map(|(s, _)| s)
 }
 
-/// `GET /.vigie/codes`: new recovery codes, shown once, then forgotten by the session.
+/// How long the codes page may show the same codes again (a reload, a change of language,
+/// printing) before the user says they kept them.
+const CODES_VISIBLE_SECONDS: u64 = 10 * 60;
+
+/// `GET /.vigie/codes`: new recovery codes, shown on one page until the user says they kept
+/// them (`POST`), or for ten minutes; then forgotten by the session.
 pub async fn codes(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let return_to = v.return_to();
     if v.session.req_header().method == http::Method::HEAD {
-        // A HEAD (a link checker, a prefetch) must not use up the one showing.
+        // A HEAD (a link checker, a prefetch) starts no showing.
         return v.redirect(&return_to, &[]).await;
     }
     let opened = v
@@ -390,11 +464,35 @@ pub async fn codes(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let Some(plain) = opened else {
         return v.redirect(&return_to, &[]).await;
     };
-    v.save_record(|r| r.fresh_codes = None).await?;
+    let now = v.now();
+    match v.record.codes_shown_at {
+        None => v.save_record(|r| r.codes_shown_at = Some(now)).await?,
+        Some(at) if now.saturating_sub(at) <= CODES_VISIBLE_SECONDS => {}
+        Some(_) => {
+            forget_codes(&mut v).await?;
+            return v.redirect(&return_to, &[]).await;
+        }
+    }
     let codes: Vec<String> = String::from_utf8_lossy(&plain)
         .lines()
         .map(str::to_string)
         .collect();
-    v.page(200, "codes.html", context! { codes, return_to }, false)
-        .await
+    let ctx = context! { codes, return_to, minutes => CODES_VISIBLE_SECONDS / 60 };
+    v.page(200, "codes.html", ctx, true).await
+}
+
+/// `POST /.vigie/codes`: the user kept the codes; the session forgets them.
+pub async fn codes_kept(mut v: Visit<'_>) -> Result<u16, Refusal> {
+    let form = v.form().await?;
+    let return_to = safe_return(&field(&form, "return"));
+    forget_codes(&mut v).await?;
+    v.redirect(&return_to, &[]).await
+}
+
+async fn forget_codes(v: &mut Visit<'_>) -> Result<(), Refusal> {
+    v.save_record(|r| {
+        r.fresh_codes = None;
+        r.codes_shown_at = None;
+    })
+    .await
 }

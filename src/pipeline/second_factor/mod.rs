@@ -4,6 +4,7 @@
 //! change of level gives the session a new id.
 
 mod account;
+mod alert;
 mod break_glass;
 mod enroll;
 mod verify;
@@ -20,7 +21,7 @@ use super::normalise::Request;
 use super::refusal::{Reason, Refusal};
 use super::respond::{self, Page};
 use super::route::Portal;
-use crate::factors::rules::Requirement;
+use crate::factors::rules::{factor_rights, FactorRights, Requirement};
 use crate::factors::{FactorError, Factors};
 use crate::identity::session::{AuthLevel, SessionRecord};
 use crate::identity::token::SessionId;
@@ -38,6 +39,8 @@ pub struct Visit<'a> {
     pub sessions: &'a Sessions,
     pub factors: &'a Factors,
     pub detector: Option<&'a crate::detect::Detector>,
+    /// Where a recovery-code replacement of a lost factor is told to the SOC.
+    pub alerts: &'a crate::alerts::Alerts,
     pub portal: &'a Portal,
     pub request: &'a Request,
     pub record: Arc<SessionRecord>,
@@ -64,6 +67,7 @@ pub async fn handle(v: Visit<'_>) -> Option<Result<u16, Refusal>> {
         ("POST", "/.vigie/passkey/register/start") => enroll::passkey_start(v).await,
         ("POST", "/.vigie/passkey/register/finish") => enroll::passkey_finish(v).await,
         ("GET" | "HEAD", "/.vigie/codes") => enroll::codes(v).await,
+        ("POST", "/.vigie/codes") => enroll::codes_kept(v).await,
         ("GET" | "HEAD", crate::policy::ACCOUNT_PATH) => account::page(v, None).await,
         ("POST", "/.vigie/account/passkey/remove") => account::remove_passkey(v).await,
         ("POST", "/.vigie/account/codes") => account::new_codes(v).await,
@@ -177,6 +181,17 @@ impl Visit<'_> {
         self.query("fresh").as_deref() == Some("1") || self.step_up_pending()
     }
 
+    /// What this session may change in the user's factors now.
+    fn rights(&self, factors: &crate::factors::UserFactors) -> FactorRights {
+        let fresh = self.factors.config.fresh_window.as_secs();
+        factor_rights(
+            &self.record,
+            !factors.passkeys.is_empty(),
+            fresh,
+            self.now(),
+        )
+    }
+
     fn fp(&self) -> String {
         self.record.id.fingerprint()
     }
@@ -206,6 +221,48 @@ impl Visit<'_> {
         Ok(form_urlencoded::parse(&body).into_owned().collect())
     }
 
+    /// The address that shows this page again by a GET, for the language switch: the page
+    /// itself, or for a form's answer (a failed code, a refused change) the page the form was
+    /// on. A POST is never replayed, a secret never made anew, codes never thrown away.
+    fn here(&self, ctx: &Value) -> String {
+        let path = self.request.target.path.as_str();
+        let method = &self.session.req_header().method;
+        if method == http::Method::GET || method == http::Method::HEAD {
+            let query: Vec<(String, String)> = form_urlencoded::parse(
+                self.request
+                    .target
+                    .query
+                    .as_deref()
+                    .unwrap_or("")
+                    .as_bytes(),
+            )
+            .into_owned()
+            .filter(|(k, _)| k != "lang")
+            .collect();
+            if query.is_empty() {
+                return path.to_string();
+            }
+            let q = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(query)
+                .finish();
+            return format!("{path}?{q}");
+        }
+        let return_to = ctx
+            .get_attr("return_to")
+            .ok()
+            .and_then(|v| v.as_str().map(safe_return))
+            .unwrap_or_else(|| "/".into());
+        let twin = match path {
+            "/.vigie/factor/totp" | "/.vigie/factor/recovery" => FACTOR_PATH,
+            "/.vigie/enroll/invitation" => "/.vigie/enroll",
+            p if p.starts_with(crate::policy::ACCOUNT_PATH) => {
+                return crate::policy::ACCOUNT_PATH.into()
+            }
+            p => p,
+        };
+        format!("{twin}?return={}", encode(&return_to))
+    }
+
     /// Render a page in the visitor's language (remembering an explicit `?lang=` choice).
     async fn page(
         &mut self,
@@ -214,8 +271,8 @@ impl Visit<'_> {
         ctx: Value,
         script: bool,
     ) -> Result<u16, Refusal> {
-        let path = self.request.target.path.clone();
-        let switch = pages::switch_url(&path, self.request.target.query.as_deref(), self.lang);
+        let here = self.here(&ctx);
+        let switch = pages::language_url(&here, self.lang);
         let ctx = minijinja::context! { user => self.user.clone(), script, ..ctx };
         let html = pages::render(
             template,
@@ -226,14 +283,7 @@ impl Visit<'_> {
         );
         let mut headers = Vec::new();
         if self.query("lang").is_some() {
-            headers.push((
-                "set-cookie",
-                format!(
-                    "{}={}; Path=/; Max-Age=31536000; SameSite=Lax",
-                    pages::LANG_COOKIE,
-                    self.lang.code()
-                ),
-            ));
+            headers.push(("set-cookie", pages::language_cookie(self.lang)));
         }
         let page = Page {
             status,
@@ -328,6 +378,9 @@ impl Visit<'_> {
                 }
                 if proof {
                     r.proof_at_us = Some(now_us);
+                    // A factor the user already had, proven anew: a session that replaced a
+                    // lost one with a recovery code is an ordinary one again.
+                    r.lost_replaced &= method == "recovery";
                 }
                 r.factor_method = Some(method.to_string());
                 r.pending_totp = None;
@@ -409,11 +462,16 @@ impl Visit<'_> {
                 .map_err(|_| Refusal::framing(400, Reason::PageIo))?;
             return Ok(429);
         }
+        let way_out = pages::WayOut {
+            wait: Some(wait),
+            signed_in: true,
+            ..Default::default()
+        };
         let html = pages::error_page(
             429,
             self.request_id,
             self.lang,
-            Some(wait),
+            &way_out,
             &self.portal.config.brand,
         );
         let page = Page {

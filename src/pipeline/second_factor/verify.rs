@@ -79,8 +79,8 @@ async fn wrong(v: &mut Visit<'_>, method: &str, return_to: &str) -> Result<u16, 
         Err(locked) => Err(Refusal::new(locked, Reason::AccountLocked)),
         Ok(left) => {
             let error = pages::message(v.lang, "bad_code");
-            let warning = (left <= 3)
-                .then(|| pages::message(v.lang, "failures_left").replace("{n}", &left.to_string()));
+            let warning =
+                (left <= 3).then(|| pages::count(v.lang, "failures_left", u64::from(left)));
             prompt(v, return_to, 200, Some(error), warning).await
         }
     }

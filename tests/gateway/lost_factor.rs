@@ -1,0 +1,219 @@
+//! A recovery code is the lost-device path: the session it opens may set up one replacement
+//! factor, which takes the place of the lost kind, issues new recovery codes, ends the other
+//! sessions and tells the SOC; it may not remove factors or regenerate codes otherwise.
+
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+
+use crate::common::*;
+use crate::mfa::*;
+
+/// The user's factors as the admin API lists them.
+fn factors_of(gw: &Gateway, user: &str) -> serde_json::Value {
+    let target = format!("/api/users/factors?user={user}");
+    crate::detection::admin_api(gw.admin_port, "GET", &target)
+}
+
+/// The id in the first passkey's removal link on the account page.
+fn first_passkey_id(account: &Response) -> String {
+    let text = account.text();
+    let start = text.find("?remove=").expect("a removal link") + 8;
+    let raw = text[start..].split('"').next().unwrap();
+    form_urlencoded::parse(format!("id={raw}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap()
+}
+
+#[test]
+fn a_recovery_code_session_replaces_the_lost_app_once_and_changes_nothing_else() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
+    let mut first = Client::login(gw.port, "dr.martin", "martin-demo");
+    let (old_app, old_codes) = enroll_totp(&mut first, None);
+    let mut key = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    assert_eq!(register_passkey(&mut first, &gw, &mut key).status, 200);
+    // A session left open elsewhere (signed in with the passkey: the app's next step stays
+    // free, so the old app's refusal below can only come from its replacement).
+    let mut lost = Client::login(gw.port, "dr.martin", "martin-demo");
+    let answer = passkey_sign_in(&mut lost, &gw, &mut key);
+    let ok = lost.post_json("/.vigie/passkey/auth/finish", &answer);
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert!(lost.opens_patient());
+
+    // The phone is gone: the clinician signs in with a recovery code.
+    let mut r = Client::login(gw.port, "dr.martin", "martin-demo");
+    let used = r.post_form(
+        "/.vigie/factor/recovery",
+        &[("code", &old_codes[0]), ("return", PATIENT)],
+    );
+    assert_eq!(used.status, 303, "{}", used.text());
+    let account = r.get("/.vigie/account");
+    assert_eq!(account.status, 200, "{}", account.text());
+    let text = account.text();
+    assert!(text.contains("id=\"recovery-session\""), "{text}");
+    assert!(text.contains("id=\"replace-lost-app\""), "{text}");
+    assert!(
+        !text.contains("/.vigie/account/codes"),
+        "no regeneration offered: {text}"
+    );
+    assert!(!text.contains("?remove="), "no removal offered: {text}");
+    // Asked anyway, both are refused and change nothing.
+    let passkey_id = first_passkey_id(&first.get("/.vigie/account"));
+    let remove = r.post_form("/.vigie/account/passkey/remove", &[("id", &passkey_id)]);
+    assert_eq!(remove.status, 403, "{}", remove.text());
+    assert!(page_text(&remove).contains("pas avec un code de secours"));
+    let regenerate = r.post_form("/.vigie/account/codes", &[]);
+    assert_eq!(regenerate.status, 403);
+    assert_eq!(
+        factors_of(&gw, "dr.martin")["passkeys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(factors_of(&gw, "dr.martin")["recovery_codes_left"], 9);
+
+    // The one replacement: a new app, confirmed by its first code.
+    let setup = r.get("/.vigie/enroll/totp?return=%2F.vigie%2Faccount");
+    assert_eq!(setup.status, 200, "{}", setup.text());
+    let new_app = shown_secret(&setup);
+    let done = r.post_form(
+        "/.vigie/enroll/totp",
+        &[("code", &code(&new_app, 0)), ("return", "/.vigie/account")],
+    );
+    assert_eq!(done.status, 303, "{}", done.text());
+    assert!(
+        location(&done).starts_with("/.vigie/codes"),
+        "{}",
+        location(&done)
+    );
+    let new_codes = listed_codes(&r.get(&location(&done)));
+    assert_eq!(new_codes.len(), 10);
+    // The session made its replacement: nothing more, not even a second one.
+    let account = r.get("/.vigie/account");
+    assert!(
+        account.text().contains("id=\"replaced-done\""),
+        "{}",
+        account.text()
+    );
+    assert_eq!(r.get("/.vigie/enroll/totp").status, 303);
+    let again = r.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
+    assert_eq!(again.status, 403);
+    assert_eq!(r.post_form("/.vigie/account/codes", &[]).status, 403);
+
+    // The lost kind is replaced, the other kept: the old app and the old codes no longer
+    // work, the passkey does; the session on the lost phone ended; the SOC was told.
+    assert!(
+        crate::sessions::walled(&lost.get(PATIENT)),
+        "the lost phone's session ended"
+    );
+    let mut next = Client::login(gw.port, "dr.martin", "martin-demo");
+    let old = next.post_form("/.vigie/factor/totp", &[("code", &code(&old_app, 1))]);
+    assert_eq!(old.status, 200, "the old app is refused: {}", old.text());
+    let old_code = next.post_form("/.vigie/factor/recovery", &[("code", &old_codes[1])]);
+    assert_eq!(old_code.status, 200, "the old codes are cancelled");
+    let fine = next.post_form(
+        "/.vigie/factor/recovery",
+        &[("code", &new_codes[0]), ("return", PATIENT)],
+    );
+    assert_eq!(fine.status, 303);
+    assert_eq!(
+        factors_of(&gw, "dr.martin")["passkeys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let log = gw.proc.stderr();
+    assert!(
+        log.contains("VIGIE-FACTOR-REPLACED-WITH-RECOVERY-CODE"),
+        "{log}"
+    );
+    assert!(log.contains("factor_change_refused"), "{log}");
+    for secret in [&old_codes[0], &new_codes[0]] {
+        assert!(!log.contains(secret.as_str()), "a code reached the log");
+    }
+}
+
+#[test]
+fn a_recovery_code_session_may_replace_lost_passkeys_with_a_new_one() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
+    let mut first = Client::login(gw.port, "dr.martin", "martin-demo");
+    let (app, codes) = enroll_totp(&mut first, None);
+    let mut lost_key = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    assert_eq!(register_passkey(&mut first, &gw, &mut lost_key).status, 200);
+    let mut r = Client::login(gw.port, "dr.martin", "martin-demo");
+    let used = r.post_form("/.vigie/factor/recovery", &[("code", &codes[0])]);
+    assert_eq!(used.status, 303);
+    let mut new_key = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    let done = register_passkey(&mut r, &gw, &mut new_key);
+    assert_eq!(done.status, 200, "{}", done.text());
+    let to: serde_json::Value = serde_json::from_slice(&done.body).unwrap();
+    assert!(to["redirect"]
+        .as_str()
+        .unwrap()
+        .starts_with("/.vigie/codes"));
+    // One passkey, the new one; the app is kept.
+    let listed = factors_of(&gw, "dr.martin");
+    assert_eq!(listed["passkeys"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["totp"], true, "{listed}");
+    let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
+    let ok = c.post_form(
+        "/.vigie/factor/totp",
+        &[("code", &code(&app, 1)), ("return", PATIENT)],
+    );
+    assert_eq!(ok.status, 303);
+    // The server no longer offers the lost key: the authenticator finds nothing to sign.
+    let mut d = Client::login(gw.port, "dr.martin", "martin-demo");
+    let start = d.post_json("/.vigie/passkey/auth/start", &serde_json::json!({}));
+    let options = serde_json::from_slice(&start.body).unwrap();
+    assert!(lost_key.do_authentication(origin(&gw), options).is_err());
+    let answer = passkey_sign_in(&mut d, &gw, &mut new_key);
+    assert_eq!(
+        d.post_json("/.vigie/passkey/auth/finish", &answer).status,
+        200
+    );
+}
+
+#[test]
+fn a_fresh_app_proof_replaces_the_app_from_the_account_page() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
+    let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
+    let (old_app, _) = enroll_totp(&mut c, None);
+    let account = c.get("/.vigie/account");
+    assert!(
+        account.text().contains("id=\"replace-app\""),
+        "{}",
+        account.text()
+    );
+    let setup = c.get("/.vigie/enroll/totp?return=%2F.vigie%2Faccount");
+    assert_eq!(setup.status, 200);
+    let new_app = shown_secret(&setup);
+    // A reload (or a change of language) shows the same secret: a QR code already scanned
+    // keeps working.
+    let reload = c.get("/.vigie/enroll/totp?return=%2F.vigie%2Faccount&lang=en");
+    assert_eq!(shown_secret(&reload), new_app);
+    // A code typed the way apps show it ("123 456") is taken.
+    let typed = code(&new_app, 0);
+    let spaced = format!("{} {}", &typed[..3], &typed[3..]);
+    let done = c.post_form(
+        "/.vigie/enroll/totp",
+        &[("code", &spaced), ("return", "/.vigie/account")],
+    );
+    assert_eq!(done.status, 303, "{}", done.text());
+    assert_eq!(location(&done), "/.vigie/account?done=app");
+    assert!(
+        page_text(&c.get(&location(&done))).contains("Application d'authentification remplacée")
+    );
+    let mut next = Client::login(gw.port, "dr.martin", "martin-demo");
+    let old = next.post_form("/.vigie/factor/totp", &[("code", &code(&old_app, 1))]);
+    assert_eq!(old.status, 200, "the old app is refused");
+    let new = next.post_form(
+        "/.vigie/factor/totp",
+        &[("code", &code(&new_app, 1)), ("return", PATIENT)],
+    );
+    assert_eq!(new.status, 303, "{}", new.text());
+}
