@@ -46,7 +46,8 @@ impl Visitor<'_> {
         let retry = (req.method == http::Method::GET)
             .then(|| req.uri.path_and_query().map(|p| p.as_str().to_string()))
             .flatten()
-            .filter(|p| p.starts_with('/') && !p.starts_with("//"));
+            // Only a same-site path that reads the same once checked (no `//host`, `/\host`).
+            .filter(|p| super::form::safe_return(p) == *p);
         pages::WayOut {
             retry,
             signed_in: self.signed_in,

@@ -13,6 +13,23 @@ fn portal_down_gives_a_clean_502_and_not_ready() {
     assert_eq!(resp.status, 502);
     let page = resp.text();
     assert!(page.contains("Portail indisponible") && page.contains("Portal unavailable"));
+    // A way out: the same address again (a GET), and no sign-out offered to a visitor who has
+    // no session.
+    assert!(
+        page.replace("&#x2f;", "/")
+            .contains("id=\"retry\" href=\"/index.php?m=dPpatients\""),
+        "{page}"
+    );
+    assert!(!page.contains("id=\"sign-out\""), "{page}");
+    let post = raw(
+        gw.port,
+        b"POST /index.php?m=dPpatients HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert!(
+        !post.text().contains("id=\"retry\""),
+        "a form is never replayed by a link"
+    );
     assert!(
         !page.contains("127.0.0.1") && !page.contains(&dead_port.to_string()),
         "internal address leaked: {page}"
