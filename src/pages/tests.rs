@@ -349,7 +349,7 @@ fn sample_context() -> Value {
         title => "t", text => "t", other_title => "t", other_text => "t", reference => "00",
         qr => "<svg></svg>", secret => "ABCD", otpauth => "otpauth://totp/x", codes_left => 3, fresh_minutes => 5,
         passkeys => vec![context! { id => "x", name => "n", created => "2026-01-01" }],
-        minutes => 30,
+        minutes => 30, intro => "i",
         has_passkey => true, has_totp => true, user => "u",
     }
 }
@@ -366,7 +366,10 @@ fn every_template_renders_in_both_languages() {
             let ctx = sample_context();
             let html = render(name, lang, Some("/x?lang=en"), &Brand::neutral(), ctx);
             assert!(html.starts_with("<!doctype html>"), "{name}: {html}");
-            assert!(html.contains(&format!("lang=\"{}\"", lang.code())));
+            assert!(
+                html.contains(&format!("lang=\"{}\"", lang.code())),
+                "{name}: {html}"
+            );
             assert!(
                 !html.contains("Erreur / Error"),
                 "{name}: {lang:?}: render failed"

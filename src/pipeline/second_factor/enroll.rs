@@ -60,15 +60,7 @@ impl Visit<'_> {
     /// the lost device) end, and the SOC hears of it, since a stolen password and a stolen
     /// code sheet would do the same.
     async fn after_lost_replaced(&mut self, method: &str) -> Result<(), Refusal> {
-        let ended = self
-            .sessions
-            .end_user(
-                &self.user,
-                Some(&self.record.id),
-                crate::identity::Ending::Revoked,
-            )
-            .await
-            .map_err(|_| Refusal::new(503, Reason::SessionStoreUnavailable))?;
+        let ended = self.end_other_sessions().await?;
         METRICS
             .enrollments
             .with_label_values(&["lost_replaced"])
@@ -77,6 +69,18 @@ impl Visit<'_> {
         let alert = super::alert::lost_factor_replaced(self, method);
         self.alerts.raise(alert);
         Ok(())
+    }
+
+    /// The user's sessions but this one end (perhaps one on the lost device); how many.
+    async fn end_other_sessions(&self) -> Result<usize, Refusal> {
+        self.sessions
+            .end_user(
+                &self.user,
+                Some(&self.record.id),
+                crate::identity::Ending::Revoked,
+            )
+            .await
+            .map_err(|_| Refusal::new(503, Reason::SessionStoreUnavailable))
     }
 
     /// Whether binding now replaces the user's factors (a reset invitation was accepted).
@@ -88,15 +92,7 @@ impl Visit<'_> {
     /// abandoned reset leaves the account as it was): the user's other sessions, perhaps
     /// on the lost device, end.
     async fn after_reset(&mut self) -> Result<(), Refusal> {
-        let ended = self
-            .sessions
-            .end_user(
-                &self.user,
-                Some(&self.record.id),
-                crate::identity::Ending::Revoked,
-            )
-            .await
-            .map_err(|_| Refusal::new(503, Reason::SessionStoreUnavailable))?;
+        let ended = self.end_other_sessions().await?;
         METRICS.enrollments.with_label_values(&["reset"]).inc();
         tracing::warn!(target: "vigie::audit", event = "factor_reset", user = %self.user, client = %self.request.client.ip, via = "invitation", sessions_ended = ended);
         Ok(())

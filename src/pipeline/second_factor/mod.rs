@@ -118,17 +118,14 @@ impl Visit<'_> {
         self.factors.now()
     }
 
+    /// The query's pairs, decoded.
+    fn query_pairs(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        let q = self.request.target.query.as_deref().unwrap_or("");
+        form_urlencoded::parse(q.as_bytes()).into_owned()
+    }
+
     fn query(&self, name: &str) -> Option<String> {
-        form_urlencoded::parse(
-            self.request
-                .target
-                .query
-                .as_deref()
-                .unwrap_or("")
-                .as_bytes(),
-        )
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+        self.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
     /// The same-origin return path from the query.
@@ -228,17 +225,8 @@ impl Visit<'_> {
         let path = self.request.target.path.as_str();
         let method = &self.session.req_header().method;
         if method == http::Method::GET || method == http::Method::HEAD {
-            let query: Vec<(String, String)> = form_urlencoded::parse(
-                self.request
-                    .target
-                    .query
-                    .as_deref()
-                    .unwrap_or("")
-                    .as_bytes(),
-            )
-            .into_owned()
-            .filter(|(k, _)| k != "lang")
-            .collect();
+            let query: Vec<(String, String)> =
+                self.query_pairs().filter(|(k, _)| k != "lang").collect();
             if query.is_empty() {
                 return path.to_string();
             }
