@@ -425,6 +425,10 @@ impl AdminApp {
                 "totp": factors.totp.is_some(),
                 "passkeys": factors.passkeys.iter().map(|p| &p.name).collect::<Vec<_>>(),
                 "recovery_codes_left": left,
+                // A factor bound with a recovery code, on probation until then (unix seconds).
+                "probation": factors.on_probation(f.now()).map(|p| serde_json::json!({
+                    "kind": p.kind.method(), "until": p.until,
+                })),
             }))
         };
         match status.await {

@@ -44,7 +44,42 @@ pub struct UserFactors {
     pub totp: Option<TotpFactor>,
     #[serde(default)]
     pub passkeys: Vec<NamedPasskey>,
+    /// A factor bound with a recovery code, on probation: see [`Probation`].
+    #[serde(default)]
+    pub probation: Option<Probation>,
 }
+
+/// A factor bound through the lost-device path (a recovery code) is on probation for
+/// [`PROBATION_SECONDS`]: no second replacement, and proving it changes nothing in the
+/// user's factors, while the SOC checks with the user. A stolen password and code sheet
+/// would otherwise bind a factor, then use it to remove the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probation {
+    /// The kind bound.
+    pub kind: Kind,
+    pub until: u64,
+}
+
+/// A factor's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Totp,
+    Passkey,
+}
+
+impl Kind {
+    /// The method a session records when this kind proved it.
+    pub fn method(self) -> &'static str {
+        match self {
+            Kind::Totp => "totp",
+            Kind::Passkey => "passkey",
+        }
+    }
+}
+
+/// How long a factor bound with a recovery code stays on probation.
+pub const PROBATION_SECONDS: u64 = 24 * 3600;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TotpFactor {
@@ -71,6 +106,32 @@ impl NamedPasskey {
 impl UserFactors {
     pub fn is_empty(&self) -> bool {
         self.totp.is_none() && self.passkeys.is_empty()
+    }
+
+    /// The probation in force at `now`, if any.
+    pub fn on_probation(&self, now: u64) -> Option<Probation> {
+        self.probation.filter(|p| now < p.until)
+    }
+
+    /// Make room for a lost-device replacement of `kind` at `now`, and start its probation:
+    /// refused (`false`, nothing changed) while another is on probation, so two at once (two
+    /// tabs, two codes, an app and a passkey in parallel) bind one factor, never both.
+    fn replace_lost(&mut self, kind: Kind, now: u64) -> bool {
+        if self.on_probation(now).is_some() {
+            return false;
+        }
+        match kind {
+            // Its kind if the user had it, else the other (passkeys only, all lost).
+            Kind::Totp if self.totp.is_none() => self.passkeys.clear(),
+            Kind::Totp => {}
+            Kind::Passkey if self.passkeys.is_empty() => self.totp = None,
+            Kind::Passkey => self.passkeys.clear(),
+        }
+        self.probation = Some(Probation {
+            kind,
+            until: now + PROBATION_SECONDS,
+        });
+        true
     }
 }
 
@@ -332,8 +393,9 @@ impl Factors {
         code: &str,
         binding: Binding,
     ) -> Result<Verdict, FactorError> {
-        // A replacement secret's first code may fall in the step the lost one used last.
-        let replacing = binding != Binding::Add;
+        // A replacement secret's first code may fall in the step the old one used last; not
+        // on the lost-device path, where a second submission of the code must not pass.
+        let replacing = matches!(binding, Binding::ReplaceKind | Binding::ReplaceAll);
         if self
             .claim(user, secret, self.hash(), code, replacing)
             .await?
@@ -349,15 +411,17 @@ impl Factors {
             hash: self.hash().label().to_string(),
             created: self.now(),
         };
-        self.update(user, |f| {
-            if binding == Binding::ReplaceLost && f.totp.is_none() {
-                f.passkeys.clear();
-            }
-            f.totp = Some(totp.clone());
-            Some(())
-        })
-        .await?;
-        Ok(Verdict::Accepted)
+        let now = self.now();
+        let bound = self
+            .update(user, |f| {
+                if binding == Binding::ReplaceLost && !f.replace_lost(Kind::Totp, now) {
+                    return None;
+                }
+                f.totp = Some(totp.clone());
+                Some(())
+            })
+            .await?;
+        Ok(bound.map_or(Verdict::Rejected, |()| Verdict::Accepted))
     }
 
     pub fn otpauth_url(&self, user: &str, secret: &[u8]) -> String {
@@ -496,17 +560,19 @@ impl Factors {
             last_used: None,
             passkey,
         };
-        self.update(user, |f| {
-            match binding {
-                Binding::ReplaceLost if f.passkeys.is_empty() => f.totp = None,
-                Binding::ReplaceKind | Binding::ReplaceLost => f.passkeys.clear(),
-                Binding::Add | Binding::ReplaceAll => {}
-            }
-            f.passkeys.push(named.clone());
-            Some(())
-        })
-        .await?;
-        Ok(Verdict::Accepted)
+        let now = self.now();
+        let bound = self
+            .update(user, |f| {
+                match binding {
+                    Binding::ReplaceLost if !f.replace_lost(Kind::Passkey, now) => return None,
+                    Binding::ReplaceKind => f.passkeys.clear(),
+                    Binding::Add | Binding::ReplaceAll | Binding::ReplaceLost => {}
+                }
+                f.passkeys.push(named.clone());
+                Some(())
+            })
+            .await?;
+        Ok(bound.map_or(Verdict::Rejected, |()| Verdict::Accepted))
     }
 
     pub async fn start_authentication(

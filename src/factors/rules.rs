@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::config::EnrollmentProof;
+use crate::factors::UserFactors;
 use crate::identity::session::{AuthLevel, SessionRecord};
 
 /// A user's failures allowed before delays start.
@@ -73,28 +74,41 @@ pub enum FactorRights {
     /// A recovery code was the proof. It is the lost-device path: one replacement factor,
     /// which takes the place of the lost kind; no removal, no new codes otherwise.
     ReplaceLost,
-    /// A recent proof of a factor the user had: remove passkeys, new recovery codes; and,
-    /// when that proof was of their strongest kind (`add_or_replace`), add a factor or
-    /// replace the authenticator app.
+    /// A recent proof of a factor the user had: new recovery codes; and, when that proof was
+    /// of their strongest kind (`add_or_replace`), add a factor, replace the authenticator
+    /// app, or remove a passkey (an app's code removing the passkeys would otherwise clear
+    /// the way to adding its own).
     Manage { add_or_replace: bool },
 }
 
-/// The rights of session `s` at `now` over a user who has passkeys or not. "Recent" is the
-/// second factor proven within `fresh` seconds.
-pub fn factor_rights(s: &SessionRecord, has_passkeys: bool, fresh: u64, now: u64) -> FactorRights {
+/// The rights of session `s` at `now` over a user's `factors`. "Recent" is the second
+/// factor proven within `fresh` seconds. While a factor bound with a recovery code is on
+/// probation, neither another recovery code nor that factor changes anything.
+pub fn factor_rights(
+    s: &SessionRecord,
+    factors: &UserFactors,
+    fresh: u64,
+    now: u64,
+) -> FactorRights {
     let recent = s.level >= AuthLevel::SecondFactor
         && s.second_factor_at
             .is_some_and(|t| now.saturating_sub(t) <= fresh);
     if !recent || s.lost_replaced {
         return FactorRights::Nothing;
     }
-    match s.factor_method.as_deref() {
+    let probation = factors.on_probation(now);
+    let method = s.factor_method.as_deref();
+    if probation.is_some_and(|p| method == Some(p.kind.method())) {
+        return FactorRights::Nothing;
+    }
+    match method {
+        Some("recovery") if probation.is_some() => FactorRights::Nothing,
         Some("recovery") => FactorRights::ReplaceLost,
         Some("passkey") => FactorRights::Manage {
             add_or_replace: true,
         },
         Some("totp") => FactorRights::Manage {
-            add_or_replace: !has_passkeys,
+            add_or_replace: factors.passkeys.is_empty(),
         },
         _ => FactorRights::Nothing,
     }

@@ -529,7 +529,23 @@ async fn a_lost_factor_is_replaced_by_its_kind_or_else_the_others_go() {
         kinds(s.f.load("alice").await.unwrap()),
         (Some(new.clone()), 2)
     );
+    // On probation: a second replacement (another tab, another code, the other kind, the
+    // same code again) binds nothing.
+    let probation = s.f.load("alice").await.unwrap().on_probation(s.f.now());
+    assert_eq!(probation.map(|p| p.kind), Some(Kind::Totp));
     let mut key = authenticator(true);
+    let v = register_as(&s, "alice", &mut key, ORIGIN, |_| {}, Binding::ReplaceLost);
+    assert_eq!(v.await, Verdict::Rejected);
+    let again =
+        s.f.enroll_totp("alice", &new, &code, Binding::ReplaceLost)
+            .await;
+    assert_eq!(again.unwrap(), Verdict::Rejected);
+    assert_eq!(
+        kinds(s.f.load("alice").await.unwrap()),
+        (Some(new.clone()), 2)
+    );
+    // Once it ends, a new passkey replaces the passkeys only.
+    s.clock.advance(Duration::from_secs(PROBATION_SECONDS));
     let v = register_as(&s, "alice", &mut key, ORIGIN, |_| {}, Binding::ReplaceLost);
     assert_eq!(v.await, Verdict::Accepted);
     assert_eq!(kinds(s.f.load("alice").await.unwrap()), (Some(new), 1));

@@ -78,9 +78,11 @@ fn a_recovery_code_session_replaces_the_lost_app_once_and_changes_nothing_else()
     let setup = r.get("/.vigie/enroll/totp?return=%2F.vigie%2Faccount");
     assert_eq!(setup.status, 200, "{}", setup.text());
     let new_app = shown_secret(&setup);
+    // (The next step: the enrollment used this one, and a replacement's code is not taken
+    // twice.)
     let done = r.post_form(
         "/.vigie/enroll/totp",
-        &[("code", &code(&new_app, 0)), ("return", "/.vigie/account")],
+        &[("code", &code(&new_app, 1)), ("return", "/.vigie/account")],
     );
     assert_eq!(done.status, 303, "{}", done.text());
     assert!(
@@ -102,15 +104,17 @@ fn a_recovery_code_session_replaces_the_lost_app_once_and_changes_nothing_else()
     assert_eq!(again.status, 403);
     assert_eq!(r.post_form("/.vigie/account/codes", &[]).status, 403);
 
-    // The lost kind is replaced, the other kept: the old app and the old codes no longer
-    // work, the passkey does; the session on the lost phone ended; the SOC was told.
+    // The lost kind is replaced (the new app on probation), the other kept: the old codes no
+    // longer work, the passkey does; the session on the lost phone ended; the SOC was told.
+    // (That the old app's secret is gone is src/factors/tests.rs's: its next code here would
+    // be refused as a replayed step anyway.)
+    let listed = factors_of(&gw, "dr.martin");
+    assert_eq!(listed["probation"]["kind"], "totp", "{listed}");
     assert!(
         crate::sessions::walled(&lost.get(PATIENT)),
         "the lost phone's session ended"
     );
     let mut next = Client::login(gw.port, "dr.martin", "martin-demo");
-    let old = next.post_form("/.vigie/factor/totp", &[("code", &code(&old_app, 1))]);
-    assert_eq!(old.status, 200, "the old app is refused: {}", old.text());
     let old_code = next.post_form("/.vigie/factor/recovery", &[("code", &old_codes[1])]);
     assert_eq!(old_code.status, 200, "the old codes are cancelled");
     let fine = next.post_form(
@@ -174,6 +178,163 @@ fn a_recovery_code_session_may_replace_lost_passkeys_with_a_new_one() {
     assert_eq!(
         d.post_json("/.vigie/passkey/auth/finish", &answer).status,
         200
+    );
+    // The new key is on probation: signed in with it, nothing changes in the factors (a
+    // password and a code sheet would otherwise bind a key, then clear the others away).
+    assert_eq!(listed["probation"]["kind"], "passkey", "{listed}");
+    let account = d.get("/.vigie/account");
+    assert!(
+        account.text().contains("id=\"probation\""),
+        "{}",
+        account.text()
+    );
+    assert!(!account.text().contains("?remove="), "{}", account.text());
+    let key_id = answer["credential"]["id"].as_str().unwrap().to_string();
+    let remove = d.post_form("/.vigie/account/passkey/remove", &[("id", &key_id)]);
+    assert_eq!(remove.status, 403, "{}", remove.text());
+    assert!(
+        page_text(&remove).contains("code de secours"),
+        "{}",
+        remove.text()
+    );
+    let add = d.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
+    assert_eq!(add.status, 403);
+    assert_eq!(d.post_form("/.vigie/account/codes", &[]).status, 403);
+    // The app (not on probation) proves less than a passkey: it may not remove one either.
+    let remove = c.post_form("/.vigie/account/passkey/remove", &[("id", &key_id)]);
+    assert_eq!(remove.status, 403, "{}", remove.text());
+    assert!(page_text(&remove).contains("demande une connexion avec une clé d'accès"));
+    assert_eq!(
+        factors_of(&gw, "dr.martin")["passkeys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn an_app_code_cannot_clear_the_passkeys_away_to_add_its_own() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
+    let mut first = Client::login(gw.port, "sec.bernard", "bernard-demo");
+    let (app, _) = enroll_totp(&mut first, None);
+    let mut key = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    assert_eq!(register_passkey(&mut first, &gw, &mut key).status, 200);
+    // Someone with the password and one phished app code.
+    let mut m = Client::login(gw.port, "sec.bernard", "bernard-demo");
+    let ok = m.post_form(
+        "/.vigie/factor/totp",
+        &[("code", &code(&app, 1)), ("return", PATIENT)],
+    );
+    assert_eq!(ok.status, 303);
+    let account = m.get("/.vigie/account");
+    assert!(!account.text().contains("?remove="), "{}", account.text());
+    let key_id = first_passkey_id(&first.get("/.vigie/account"));
+    let remove = m.post_form("/.vigie/account/passkey/remove", &[("id", &key_id)]);
+    assert_eq!(remove.status, 403, "{}", remove.text());
+    let add = m.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
+    assert_eq!(add.status, 403);
+    assert_eq!(
+        factors_of(&gw, "sec.bernard")["passkeys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // The passkey's own proof may remove it (the app stays).
+    let mut owner = Client::login(gw.port, "sec.bernard", "bernard-demo");
+    let answer = passkey_sign_in(&mut owner, &gw, &mut key);
+    assert_eq!(
+        owner
+            .post_json("/.vigie/passkey/auth/finish", &answer)
+            .status,
+        200
+    );
+    let confirm = owner.get(&format!(
+        "/.vigie/account?remove={}",
+        form_urlencoded::byte_serialize(key_id.as_bytes()).collect::<String>()
+    ));
+    assert!(
+        confirm.text().contains("id=\"remove-confirm\""),
+        "{}",
+        confirm.text()
+    );
+    let removed = owner.post_form("/.vigie/account/passkey/remove", &[("id", &key_id)]);
+    assert_eq!(removed.status, 200, "{}", removed.text());
+    assert!(
+        page_text(&removed).contains("« Poste 3B »") || page_text(&removed).contains("Poste 3B")
+    );
+    assert_eq!(
+        factors_of(&gw, "sec.bernard")["passkeys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[test]
+fn a_recovery_session_binds_one_factor_even_when_both_kinds_race() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
+    let mut first = Client::login(gw.port, "inf.durand", "durand-demo");
+    let (_, codes) = enroll_totp(&mut first, None);
+    let mut lost_key = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    assert_eq!(register_passkey(&mut first, &gw, &mut lost_key).status, 200);
+    let mut r = Client::login(gw.port, "inf.durand", "durand-demo");
+    let used = r.post_form("/.vigie/factor/recovery", &[("code", &codes[0])]);
+    assert_eq!(used.status, 303);
+    // Both ceremonies ready, then finished at once with the same session.
+    let new_app = shown_secret(&r.get("/.vigie/enroll/totp"));
+    let start = r.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
+    assert_eq!(start.status, 200, "{}", start.text());
+    let mut new_key = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    let answer = new_key
+        .do_registration(origin(&gw), serde_json::from_slice(&start.body).unwrap())
+        .unwrap();
+    let typed = code(&new_app, 1);
+    let answers = std::thread::scope(|scope| {
+        let app = scope.spawn(|| {
+            let mut c = Client {
+                cookie: r.cookie.clone(),
+                ..Client::new(gw.port)
+            };
+            [0, 1].map(|_| {
+                c.post_form("/.vigie/enroll/totp", &[("code", &typed)])
+                    .status
+            })
+        });
+        let key = scope.spawn(|| {
+            let mut c = Client {
+                cookie: r.cookie.clone(),
+                ..Client::new(gw.port)
+            };
+            c.post_json(
+                "/.vigie/passkey/register/finish",
+                &serde_json::json!({ "name": "new", "credential": answer }),
+            )
+            .status
+        });
+        (app.join().unwrap(), key.join().unwrap())
+    });
+    // One replacement, of one kind: the other kind is untouched.
+    let listed = factors_of(&gw, "inf.durand");
+    let kind = listed["probation"]["kind"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{listed} {answers:?}"));
+    let mut d = Client::login(gw.port, "inf.durand", "durand-demo");
+    let start = d.post_json("/.vigie/passkey/auth/start", &serde_json::json!({}));
+    let options = serde_json::from_slice(&start.body).unwrap();
+    let lost_key_signs = lost_key.do_authentication(origin(&gw), options).is_ok();
+    assert_eq!(lost_key_signs, kind == "totp", "{listed} {answers:?}");
+    assert_eq!(listed["passkeys"].as_array().unwrap().len(), 1, "{listed}");
+    let log = gw.proc.stderr();
+    assert_eq!(
+        log.matches("VIGIE-FACTOR-REPLACED-WITH-RECOVERY-CODE")
+            .count(),
+        1,
+        "{answers:?}"
     );
 }
 

@@ -92,47 +92,58 @@ fn requirements_and_step_up_windows() {
 
 #[test]
 fn a_recovery_code_replaces_once_and_manages_nothing() {
+    use crate::factors::{Kind, Probation, UserFactors};
     let fresh = 300;
     let mut s = record(Some("n.q"), AuthLevel::SecondFactor, 1_000);
     s.second_factor_at = Some(1_000);
-    let rights =
-        |s: &SessionRecord, passkeys: bool, now: u64| factor_rights(s, passkeys, fresh, now);
+    // (A user with passkeys, whose app proof may not remove them: tests/gateway/lost_factor.rs.)
+    let plain = UserFactors::default();
+    let rights = |s: &SessionRecord, f: &UserFactors, now: u64| factor_rights(s, f, fresh, now);
     s.factor_method = Some("recovery".into());
-    assert_eq!(rights(&s, true, 1_100), FactorRights::ReplaceLost);
-    assert_eq!(rights(&s, false, 1_300), FactorRights::ReplaceLost);
+    assert_eq!(rights(&s, &plain, 1_100), FactorRights::ReplaceLost);
+    assert_eq!(rights(&s, &plain, 1_300), FactorRights::ReplaceLost);
     // Stale: nothing, whatever the method.
-    assert_eq!(rights(&s, false, 1_301), FactorRights::Nothing);
+    assert_eq!(rights(&s, &plain, 1_301), FactorRights::Nothing);
     // The one replacement made: nothing more in this session.
     s.lost_replaced = true;
-    assert_eq!(rights(&s, false, 1_100), FactorRights::Nothing);
+    assert_eq!(rights(&s, &plain, 1_100), FactorRights::Nothing);
     s.factor_method = Some("totp".into());
-    assert_eq!(rights(&s, false, 1_100), FactorRights::Nothing);
+    assert_eq!(rights(&s, &plain, 1_100), FactorRights::Nothing);
     s.lost_replaced = false;
-    // An app proof manages; it adds or replaces only when no passkey is stronger.
     assert_eq!(
-        rights(&s, false, 1_100),
+        rights(&s, &plain, 1_100),
         FactorRights::Manage {
             add_or_replace: true
         }
     );
+    // A factor on probation: proving it, or another recovery code, changes nothing until
+    // the probation ends; another kind's proof still manages.
+    let mut probation = plain.clone();
+    probation.probation = Some(Probation {
+        kind: Kind::Totp,
+        until: 1_200,
+    });
+    assert_eq!(rights(&s, &probation, 1_100), FactorRights::Nothing);
     assert_eq!(
-        rights(&s, true, 1_100),
+        rights(&s, &probation, 1_200),
         FactorRights::Manage {
-            add_or_replace: false
+            add_or_replace: true
         }
     );
+    s.factor_method = Some("recovery".into());
+    assert_eq!(rights(&s, &probation, 1_100), FactorRights::Nothing);
     s.factor_method = Some("passkey".into());
     assert_eq!(
-        rights(&s, true, 1_100),
+        rights(&s, &probation, 1_100),
         FactorRights::Manage {
             add_or_replace: true
         }
     );
     // A password alone, or an unknown method, changes nothing.
     s.factor_method = None;
-    assert_eq!(rights(&s, false, 1_100), FactorRights::Nothing);
+    assert_eq!(rights(&s, &plain, 1_100), FactorRights::Nothing);
     let mut password = record(Some("n.q"), AuthLevel::Password, 1_000);
     password.factor_method = Some("passkey".into());
     password.second_factor_at = Some(1_000);
-    assert_eq!(rights(&password, true, 1_100), FactorRights::Nothing);
+    assert_eq!(rights(&password, &plain, 1_100), FactorRights::Nothing);
 }

@@ -45,10 +45,18 @@ impl Visit<'_> {
         Ok(Some(self.redirect(&to, &[]).await?))
     }
 
-    /// Removing a passkey or regenerating codes: a recent proof of a factor the user had,
-    /// not a recovery code (the lost-device path replaces, it does not manage).
+    /// Regenerating codes: a recent proof of a factor the user had, not a recovery code (the
+    /// lost-device path replaces, it does not manage).
     fn may_manage(&self, factors: &UserFactors) -> bool {
         matches!(self.rights(factors), FactorRights::Manage { .. })
+    }
+
+    /// Removing a passkey: a recent proof of the user's strongest kind.
+    fn may_remove(&self, factors: &UserFactors) -> bool {
+        self.rights(factors)
+            == FactorRights::Manage {
+                add_or_replace: true,
+            }
     }
 }
 
@@ -88,6 +96,14 @@ pub async fn page(mut v: Visit<'_>, notice: Option<Notice>) -> Result<u16, Refus
         })
         .collect();
     let rights = v.rights(&factors);
+    let may_remove = rights
+        == FactorRights::Manage {
+            add_or_replace: true,
+        };
+    let probation = factors.on_probation(v.now()).map(|p| {
+        pages::message(v.lang, "probation_text")
+            .replace("{until}", &when::date_time(v.lang, zone, p.until))
+    });
     let status = if notice.as_ref().is_some_and(|n| n.refused) {
         403
     } else {
@@ -97,7 +113,9 @@ pub async fn page(mut v: Visit<'_>, notice: Option<Notice>) -> Result<u16, Refus
         has_totp => factors.totp.is_some(),
         totp_created => factors.totp.as_ref().map(|t| day(t.created)),
         passkeys,
-        confirm => if matches!(rights, FactorRights::Manage { .. }) { confirm } else { None },
+        confirm => if may_remove { confirm } else { None },
+        may_remove,
+        probation,
         codes_left => pages::count(v.lang, "codes_left", left as u64),
         fresh_note => pages::count(v.lang, "fresh_note", v.factors.config.fresh_window.as_secs() / 60),
         recovery_session => rights == FactorRights::ReplaceLost,
@@ -111,10 +129,16 @@ pub async fn page(mut v: Visit<'_>, notice: Option<Notice>) -> Result<u16, Refus
     v.page(status, "account.html", ctx, true).await
 }
 
-/// The page again, saying why a change was refused (403).
-async fn refused(v: Visit<'_>) -> Result<u16, Refusal> {
-    let text = pages::message(v.lang, "recovery_session_refused");
-    tracing::warn!(target: "vigie::audit", event = "factor_change_refused", reason = "recovery_code_session", user = %v.user, client = %v.request.client.ip, session = %v.fp());
+/// The page again, saying why a change was refused (403): a recovery code's session, a
+/// proof weaker than the user's strongest kind, a factor on probation.
+async fn refused(v: Visit<'_>, factors: &UserFactors) -> Result<u16, Refusal> {
+    let (reason, key) = match v.rights(factors) {
+        FactorRights::Manage { .. } => ("weaker_proof", "stronger_proof_needed"),
+        _ if factors.on_probation(v.now()).is_some() => ("probation", "probation_refused"),
+        _ => ("recovery_code_session", "recovery_session_refused"),
+    };
+    let text = pages::message(v.lang, key);
+    tracing::warn!(target: "vigie::audit", event = "factor_change_refused", reason, user = %v.user, client = %v.request.client.ip, session = %v.fp());
     page(
         v,
         Some(Notice {
@@ -132,8 +156,8 @@ pub async fn remove_passkey(mut v: Visit<'_>) -> Result<u16, Refusal> {
         return Ok(status);
     }
     let factors = v.factors.load(&v.user).await.map_err(store_down)?;
-    if !v.may_manage(&factors) {
-        return refused(v).await;
+    if !v.may_remove(&factors) {
+        return refused(v, &factors).await;
     }
     let id = field(&form, "id");
     let name = factors
@@ -173,7 +197,7 @@ pub async fn new_codes(mut v: Visit<'_>) -> Result<u16, Refusal> {
     }
     let factors = v.factors.load(&v.user).await.map_err(store_down)?;
     if !v.may_manage(&factors) {
-        return refused(v).await;
+        return refused(v, &factors).await;
     }
     let codes = v
         .factors

@@ -71,6 +71,13 @@ impl Visit<'_> {
         Ok(())
     }
 
+    /// Whether a lost-device replacement was made since this request began (another request
+    /// won the race): its factor is on probation.
+    async fn replaced_meanwhile(&self) -> Result<bool, Refusal> {
+        let factors = self.factors.load(&self.user).await.map_err(store_down)?;
+        Ok(factors.on_probation(self.now()).is_some())
+    }
+
     /// The user's sessions but this one end (perhaps one on the lost device); how many.
     async fn end_other_sessions(&self) -> Result<usize, Refusal> {
         self.sessions
@@ -288,6 +295,15 @@ pub async fn totp_confirm(mut v: Visit<'_>) -> Result<u16, Refusal> {
         .enroll_totp(&v.user, &secret, &code, binding)
         .await
         .map_err(store_down)?;
+    if verdict == Verdict::Rejected
+        && binding == Binding::ReplaceLost
+        && v.replaced_meanwhile().await?
+    {
+        // The same form sent twice, or another tab: the replacement is made, once. The
+        // codes, if this session made it, wait on their page.
+        let to = format!("/.vigie/codes?return={}", encode(&return_to));
+        return v.redirect(&to, &[]).await;
+    }
     if verdict == Verdict::Rejected {
         return match v.failed("totp_enroll").await? {
             Err(locked) => Err(Refusal::new(locked, Reason::AccountLocked)),
@@ -448,8 +464,8 @@ const CODES_VISIBLE_SECONDS: u64 = 10 * 60;
 /// them (`POST`), or for ten minutes; then forgotten by the session.
 pub async fn codes(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let return_to = v.return_to();
-    if v.session.req_header().method == http::Method::HEAD {
-        // A HEAD (a link checker, a prefetch) starts no showing.
+    if v.session.req_header().method == http::Method::HEAD || prefetch(v.session.req_header()) {
+        // A HEAD (a link checker) or a prefetch starts no showing.
         return v.redirect(&return_to, &[]).await;
     }
     let opened = v
@@ -475,6 +491,19 @@ pub async fn codes(mut v: Visit<'_>) -> Result<u16, Refusal> {
         .collect();
     let ctx = context! { codes, return_to, minutes => CODES_VISIBLE_SECONDS / 60 };
     v.page(200, "codes.html", ctx, true).await
+}
+
+/// A browser's speculative load (`Sec-Purpose: prefetch`, the older `Purpose: prefetch`),
+/// not a person looking.
+fn prefetch(req: &pingora::http::RequestHeader) -> bool {
+    ["sec-purpose", "purpose", "x-moz", "x-purpose"]
+        .iter()
+        .any(|h| {
+            req.headers.get_all(*h).iter().any(|v| {
+                v.to_str()
+                    .is_ok_and(|v| v.to_ascii_lowercase().contains("prefetch"))
+            })
+        })
 }
 
 /// `POST /.vigie/codes`: the user kept the codes; the session forgets them.

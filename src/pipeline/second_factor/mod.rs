@@ -181,12 +181,7 @@ impl Visit<'_> {
     /// What this session may change in the user's factors now.
     fn rights(&self, factors: &crate::factors::UserFactors) -> FactorRights {
         let fresh = self.factors.config.fresh_window.as_secs();
-        factor_rights(
-            &self.record,
-            !factors.passkeys.is_empty(),
-            fresh,
-            self.now(),
-        )
+        factor_rights(&self.record, factors, fresh, self.now())
     }
 
     fn fp(&self) -> String {
