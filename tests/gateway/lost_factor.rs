@@ -235,6 +235,9 @@ fn an_app_code_cannot_clear_the_passkeys_away_to_add_its_own() {
     assert_eq!(remove.status, 403, "{}", remove.text());
     let add = m.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
     assert_eq!(add.status, 403);
+    // Nor mint recovery codes, which would open the lost-device path to the passkeys.
+    let codes = m.post_form("/.vigie/account/codes", &[]);
+    assert_eq!(codes.status, 403, "{}", codes.text());
     assert_eq!(
         factors_of(&gw, "sec.bernard")["passkeys"]
             .as_array()
@@ -407,4 +410,64 @@ fn a_fresh_app_proof_replaces_the_app_from_the_account_page() {
         &[("code", &code(&new_app, 1)), ("return", PATIENT)],
     );
     assert_eq!(new.status, 303, "{}", new.text());
+}
+
+#[test]
+fn a_passkey_bound_with_a_recovery_code_is_not_phishing_resistant_on_probation() {
+    let portal = start_portal();
+    let rule = "[[rule]]\nname = \"export-passkey\"\npath = \"/index.php\"\nquery = { raw = \"ajax_export*\" }\nlevel = \"phishing_resistant\"\n";
+    let gw = mfa_gateway(&portal, "enrollment = \"open\"", rule);
+    let mut first = Client::login(gw.port, "dr.martin", "martin-demo");
+    let (_, codes) = enroll_totp(&mut first, None);
+    let mut r = Client::login(gw.port, "dr.martin", "martin-demo");
+    assert_eq!(
+        r.post_form("/.vigie/factor/recovery", &[("code", &codes[0])])
+            .status,
+        303
+    );
+    let mut key = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    assert_eq!(register_passkey(&mut r, &gw, &mut key).status, 200);
+    // Signed in with it: the second-factor level, not the passkey level a code sheet
+    // must never reach (threat model 22).
+    let mut d = Client::login(gw.port, "dr.martin", "martin-demo");
+    let answer = passkey_sign_in(&mut d, &gw, &mut key);
+    assert_eq!(
+        d.post_json("/.vigie/passkey/auth/finish", &answer).status,
+        200
+    );
+    assert!(d.opens_patient());
+    let export = d.get(EXPORT);
+    assert_eq!(export.status, 303, "{}", export.text());
+    assert!(location(&export).starts_with("/.vigie/factor"));
+}
+
+#[test]
+fn a_privileged_account_replaces_a_lost_device_only_with_an_invitation() {
+    let portal = start_portal();
+    let pack = "[second_factor]\nenrollment = \"open\"\nprivileged_groups = [\"admin\"]\n";
+    let gw = start_profiled_gateway(portal.port, "sample-portal.toml", pack);
+    let mut first = Client::login(gw.port, "admin", "admin-demo");
+    let (_, codes) = enroll_totp(&mut first, Some(&invite(&gw, "admin")));
+    let mut r = Client::login(gw.port, "admin", "admin-demo");
+    assert_eq!(
+        r.post_form("/.vigie/factor/recovery", &[("code", &codes[0])])
+            .status,
+        303
+    );
+    assert!(r.opens_patient(), "the code still signs in");
+    let account = r.get("/.vigie/account");
+    assert!(
+        account.text().contains("id=\"privileged-lost\""),
+        "{}",
+        account.text()
+    );
+    assert!(
+        !account.text().contains("replace-lost-app"),
+        "{}",
+        account.text()
+    );
+    assert_eq!(r.get("/.vigie/enroll/totp").status, 303);
+    let start = r.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
+    assert_eq!(start.status, 403);
+    assert!(factors_of(&gw, "admin")["probation"].is_null());
 }

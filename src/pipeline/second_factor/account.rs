@@ -45,14 +45,10 @@ impl Visit<'_> {
         Ok(Some(self.redirect(&to, &[]).await?))
     }
 
-    /// Regenerating codes: a recent proof of a factor the user had, not a recovery code (the
-    /// lost-device path replaces, it does not manage).
+    /// Removing a passkey or regenerating codes: a recent proof of the user's strongest kind
+    /// (not a recovery code: the lost-device path replaces, it does not manage). New codes
+    /// open the lost-device path, so an app's code must not mint them past a passkey.
     fn may_manage(&self, factors: &UserFactors) -> bool {
-        matches!(self.rights(factors), FactorRights::Manage { .. })
-    }
-
-    /// Removing a passkey: a recent proof of the user's strongest kind.
-    fn may_remove(&self, factors: &UserFactors) -> bool {
         self.rights(factors)
             == FactorRights::Manage {
                 add_or_replace: true,
@@ -96,10 +92,7 @@ pub async fn page(mut v: Visit<'_>, notice: Option<Notice>) -> Result<u16, Refus
         })
         .collect();
     let rights = v.rights(&factors);
-    let may_remove = rights
-        == FactorRights::Manage {
-            add_or_replace: true,
-        };
+    let may_manage = v.may_manage(&factors);
     let probation = factors.on_probation(v.now()).map(|p| {
         pages::message(v.lang, "probation_text")
             .replace("{until}", &when::date_time(v.lang, zone, p.until))
@@ -113,14 +106,15 @@ pub async fn page(mut v: Visit<'_>, notice: Option<Notice>) -> Result<u16, Refus
         has_totp => factors.totp.is_some(),
         totp_created => factors.totp.as_ref().map(|t| day(t.created)),
         passkeys,
-        confirm => if may_remove { confirm } else { None },
-        may_remove,
+        confirm => if may_manage { confirm } else { None },
+        may_manage,
+        privileged_lost => rights == FactorRights::Nothing && v.record.factor_method.as_deref() == Some("recovery") && v.privileged() && !v.record.lost_replaced,
         probation,
         codes_left => pages::count(v.lang, "codes_left", left as u64),
         fresh_note => pages::count(v.lang, "fresh_note", v.factors.config.fresh_window.as_secs() / 60),
         recovery_session => rights == FactorRights::ReplaceLost,
         replaced_done => v.record.lost_replaced,
-        manage => matches!(rights, FactorRights::Manage { .. }),
+
         add_or_replace => matches!(rights, FactorRights::ReplaceLost | FactorRights::Manage { add_or_replace: true }),
         account_q => encode(crate::policy::ACCOUNT_PATH),
         message => notice.as_ref().map(|n| n.text.clone()),
@@ -156,7 +150,7 @@ pub async fn remove_passkey(mut v: Visit<'_>) -> Result<u16, Refusal> {
         return Ok(status);
     }
     let factors = v.factors.load(&v.user).await.map_err(store_down)?;
-    if !v.may_remove(&factors) {
+    if !v.may_manage(&factors) {
         return refused(v, &factors).await;
     }
     let id = field(&form, "id");

@@ -178,10 +178,19 @@ impl Visit<'_> {
         self.query("fresh").as_deref() == Some("1") || self.step_up_pending()
     }
 
-    /// What this session may change in the user's factors now.
+    /// What this session may change in the user's factors now. A privileged account's lost
+    /// device is never replaced with a recovery code: like its first factor, that takes an
+    /// invitation IT hands over.
     fn rights(&self, factors: &crate::factors::UserFactors) -> FactorRights {
         let fresh = self.factors.config.fresh_window.as_secs();
-        factor_rights(&self.record, factors, fresh, self.now())
+        match factor_rights(&self.record, factors, fresh, self.now()) {
+            FactorRights::ReplaceLost if self.privileged() => FactorRights::Nothing,
+            rights => rights,
+        }
+    }
+
+    fn privileged(&self) -> bool {
+        self.record.privileged || self.config.is_privileged(&self.record.groups)
     }
 
     fn fp(&self) -> String {

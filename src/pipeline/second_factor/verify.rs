@@ -180,9 +180,16 @@ pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Refusal> {
     };
     match verdict {
         (Verdict::Accepted, return_to) => {
-            let cookie = v
-                .upgrade(AuthLevel::PhishingResistant, "passkey", true)
-                .await?;
+            // A passkey bound with a recovery code is worth no more than the code until its
+            // probation ends: it must not turn a code sheet into the phishing-resistant level
+            // (threat model 22).
+            let factors = v.factors.load(&v.user).await.map_err(store_down)?;
+            let probation = factors.on_probation(v.now());
+            let level = match probation.map(|p| p.kind) {
+                Some(crate::factors::Kind::Passkey) => AuthLevel::SecondFactor,
+                _ => AuthLevel::PhishingResistant,
+            };
+            let cookie = v.upgrade(level, "passkey", true).await?;
             let body = serde_json::json!({ "redirect": return_to }).to_string();
             v.json(200, body, &[cookie]).await
         }
