@@ -57,6 +57,8 @@ pub struct UserFactors {
 pub struct Probation {
     /// The kind bound.
     pub kind: Kind,
+    /// When it was bound: passkeys created since are the probation's.
+    pub since: u64,
     pub until: u64,
 }
 
@@ -129,9 +131,16 @@ impl UserFactors {
         }
         self.probation = Some(Probation {
             kind,
+            since: now,
             until: now + PROBATION_SECONDS,
         });
         true
+    }
+
+    /// Whether this passkey was bound by the passkey probation in force at `now`.
+    pub fn on_probation_passkey(&self, p: &NamedPasskey, now: u64) -> bool {
+        self.on_probation(now)
+            .is_some_and(|pr| pr.kind == Kind::Passkey && p.created >= pr.since)
     }
 }
 
@@ -417,6 +426,12 @@ impl Factors {
                 if binding == Binding::ReplaceLost && !f.replace_lost(Kind::Totp, now) {
                     return None;
                 }
+                if binding == Binding::ReplaceKind
+                    && f.probation.is_some_and(|p| p.kind == Kind::Totp)
+                {
+                    // The user's other factor replaced the app bound with a recovery code.
+                    f.probation = None;
+                }
                 f.totp = Some(totp.clone());
                 Some(())
             })
@@ -630,11 +645,22 @@ impl Factors {
     }
 
     /// Remove a passkey, never the user's last factor (decided on the record being changed,
-    /// so two removals at once cannot leave the account without any).
-    pub async fn remove_passkey(&self, user: &str, id: &str) -> Result<Removal, FactorError> {
+    /// so two removals at once cannot leave the account without any). `on_probation_only`:
+    /// only one bound by the passkey probation in force (the user undoing a replacement made
+    /// with a recovery code). Once no such passkey is left, the probation ends.
+    pub async fn remove_passkey(
+        &self,
+        user: &str,
+        id: &str,
+        on_probation_only: bool,
+    ) -> Result<Removal, FactorError> {
+        let now = self.now();
         let mut outcome = Removal::NotFound;
         self.update(user, |f| {
-            if !f.passkeys.iter().any(|p| p.id() == id) {
+            let found = f.passkeys.iter().find(|p| p.id() == id);
+            let allowed =
+                found.is_some_and(|p| !on_probation_only || f.on_probation_passkey(p, now));
+            if !allowed {
                 outcome = Removal::NotFound;
                 return None;
             }
@@ -643,6 +669,12 @@ impl Factors {
                 return None;
             }
             f.passkeys.retain(|p| p.id() != id);
+            if f.on_probation(now)
+                .is_some_and(|pr| pr.kind == Kind::Passkey)
+                && !f.passkeys.iter().any(|p| f.on_probation_passkey(p, now))
+            {
+                f.probation = None;
+            }
             outcome = Removal::Removed;
             Some(())
         })

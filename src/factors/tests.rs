@@ -455,7 +455,7 @@ async fn racing_removals_never_leave_an_account_without_a_factor() {
         .into_iter()
         .map(|id| {
             let s = s.clone();
-            tokio::spawn(async move { s.f.remove_passkey("erin", &id).await.unwrap() })
+            tokio::spawn(async move { s.f.remove_passkey("erin", &id, false).await.unwrap() })
         })
         .collect();
     let mut outcomes = Vec::new();

@@ -155,10 +155,10 @@ fn a_recovery_code_session_may_replace_lost_passkeys_with_a_new_one() {
     let done = register_passkey(&mut r, &gw, &mut new_key);
     assert_eq!(done.status, 200, "{}", done.text());
     let to: serde_json::Value = serde_json::from_slice(&done.body).unwrap();
-    assert!(to["redirect"]
-        .as_str()
-        .unwrap()
-        .starts_with("/.vigie/codes"));
+    let codes_page = to["redirect"].as_str().unwrap();
+    assert!(codes_page.starts_with("/.vigie/codes"));
+    let replacement_codes = listed_codes(&r.get(codes_page));
+    assert_eq!(replacement_codes.len(), 10);
     // One passkey, the new one; the app is kept.
     let listed = factors_of(&gw, "dr.martin");
     assert_eq!(listed["passkeys"].as_array().unwrap().len(), 1, "{listed}");
@@ -200,17 +200,37 @@ fn a_recovery_code_session_may_replace_lost_passkeys_with_a_new_one() {
     let add = d.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
     assert_eq!(add.status, 403);
     assert_eq!(d.post_form("/.vigie/account/codes", &[]).status, 403);
-    // The app (not on probation) proves less than a passkey: it may not remove one either.
+    // The real user, signed in with the app they had before, may undo it: remove the key
+    // the recovery code bound (and only that one); its sessions end, the probation with it.
+    let account = c.get("/.vigie/account");
+    assert!(account.text().contains("?remove="), "{}", account.text());
+    let left_before = factors_of(&gw, "dr.martin")["recovery_codes_left"].clone();
     let remove = c.post_form("/.vigie/account/passkey/remove", &[("id", &key_id)]);
-    assert_eq!(remove.status, 403, "{}", remove.text());
-    assert!(page_text(&remove).contains("demande une connexion avec une clé d'accès"));
-    assert_eq!(
-        factors_of(&gw, "dr.martin")["passkeys"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
+    assert_eq!(remove.status, 303, "{}", remove.text());
+    // The codes that replacement issued are cancelled: new ones, shown to the user.
+    assert!(
+        location(&remove).starts_with("/.vigie/codes"),
+        "{}",
+        location(&remove)
     );
+    let fresh = listed_codes(&c.get(&location(&remove)));
+    assert_eq!(fresh.len(), 10);
+    assert_eq!(left_before, 10);
+    let listed = factors_of(&gw, "dr.martin");
+    assert_eq!(listed["passkeys"].as_array().unwrap().len(), 0, "{listed}");
+    assert!(listed["probation"].is_null(), "{listed}");
+    assert!(
+        crate::sessions::walled(&d.get(PATIENT)),
+        "the key's session ended"
+    );
+    let mut again = Client::login(gw.port, "dr.martin", "martin-demo");
+    let stale = again.post_form(
+        "/.vigie/factor/recovery",
+        &[("code", &replacement_codes[0])],
+    );
+    assert_eq!(stale.status, 200, "the replacement's codes are cancelled");
+    let good = again.post_form("/.vigie/factor/recovery", &[("code", &fresh[0])]);
+    assert_eq!(good.status, 303);
 }
 
 #[test]

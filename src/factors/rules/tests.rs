@@ -121,6 +121,7 @@ fn a_recovery_code_replaces_once_and_manages_nothing() {
     let mut probation = plain.clone();
     probation.probation = Some(Probation {
         kind: Kind::Totp,
+        since: 1_000,
         until: 1_200,
     });
     assert_eq!(rights(&s, &probation, 1_100), FactorRights::Nothing);

@@ -45,6 +45,16 @@ impl Visit<'_> {
         Ok(Some(self.redirect(&to, &[]).await?))
     }
 
+    /// Undoing a passkey replacement made with a recovery code: a recent proof of a factor
+    /// the user had before it (the app), which may remove the passkeys it bound, and only
+    /// those, while it is on probation.
+    fn may_undo(&self, factors: &UserFactors) -> bool {
+        let passkey_probation = factors
+            .on_probation(self.now())
+            .is_some_and(|p| p.kind == crate::factors::Kind::Passkey);
+        passkey_probation && matches!(self.rights(factors), FactorRights::Manage { .. })
+    }
+
     /// Removing a passkey or regenerating codes: a recent proof of the user's strongest kind
     /// (not a recovery code: the lost-device path replaces, it does not manage). New codes
     /// open the lost-device path, so an app's code must not mint them past a passkey.
@@ -78,11 +88,14 @@ pub async fn page(mut v: Visit<'_>, notice: Option<Notice>) -> Result<u16, Refus
         let p = factors.passkeys.iter().find(|p| p.id() == id)?;
         Some(context! { id => id, name => p.name.clone() })
     });
+    let may_manage = v.may_manage(&factors);
+    let may_undo = v.may_undo(&factors);
     let passkeys: Vec<_> = factors
         .passkeys
         .iter()
         .map(|p| {
             context! {
+                removable => may_manage || (may_undo && factors.on_probation_passkey(p, v.now())),
                 id => p.id(),
                 name => p.name.clone(),
                 created => day(p.created),
@@ -92,7 +105,7 @@ pub async fn page(mut v: Visit<'_>, notice: Option<Notice>) -> Result<u16, Refus
         })
         .collect();
     let rights = v.rights(&factors);
-    let may_manage = v.may_manage(&factors);
+
     let probation = factors.on_probation(v.now()).map(|p| {
         pages::message(v.lang, "probation_text")
             .replace("{until}", &when::date_time(v.lang, zone, p.until))
@@ -106,7 +119,7 @@ pub async fn page(mut v: Visit<'_>, notice: Option<Notice>) -> Result<u16, Refus
         has_totp => factors.totp.is_some(),
         totp_created => factors.totp.as_ref().map(|t| day(t.created)),
         passkeys,
-        confirm => if may_manage { confirm } else { None },
+        confirm => if may_manage || may_undo { confirm } else { None },
         may_manage,
         privileged_lost => rights == FactorRights::Nothing && v.record.factor_method.as_deref() == Some("recovery") && v.privileged() && !v.record.lost_replaced,
         probation,
@@ -150,10 +163,17 @@ pub async fn remove_passkey(mut v: Visit<'_>) -> Result<u16, Refusal> {
         return Ok(status);
     }
     let factors = v.factors.load(&v.user).await.map_err(store_down)?;
-    if !v.may_manage(&factors) {
+    let id = field(&form, "id");
+    let manage = v.may_manage(&factors);
+    let undo = !manage
+        && v.may_undo(&factors)
+        && factors
+            .passkeys
+            .iter()
+            .any(|p| p.id() == id && factors.on_probation_passkey(p, v.now()));
+    if !manage && !undo {
         return refused(v, &factors).await;
     }
-    let id = field(&form, "id");
     let name = factors
         .passkeys
         .iter()
@@ -162,7 +182,7 @@ pub async fn remove_passkey(mut v: Visit<'_>) -> Result<u16, Refusal> {
         .unwrap_or_default();
     let removal = v
         .factors
-        .remove_passkey(&v.user, &id)
+        .remove_passkey(&v.user, &id, undo)
         .await
         .map_err(store_down)?;
     match removal {
@@ -171,7 +191,24 @@ pub async fn remove_passkey(mut v: Visit<'_>) -> Result<u16, Refusal> {
                 .enrollments
                 .with_label_values(&["passkey_removed"])
                 .inc();
-            tracing::warn!(target: "vigie::audit", event = "factor_removed", method = "passkey", user = %v.user, client = %v.request.client.ip);
+            tracing::warn!(target: "vigie::audit", event = "factor_removed", method = "passkey", user = %v.user, client = %v.request.client.ip, undo);
+            if undo {
+                // The key a recovery code bound is gone, and so are its sessions and the codes
+                // that replacement issued (whoever made it holds them): new ones, shown now.
+                v.end_other_sessions().await?;
+                let codes = v.first_codes(true).await?;
+                v.save_record(|r| {
+                    r.fresh_codes = codes.clone();
+                    r.codes_shown_at = None;
+                })
+                .await?;
+                tracing::warn!(target: "vigie::audit", event = "lost_replacement_undone", user = %v.user, client = %v.request.client.ip, session = %v.fp());
+                let to = format!(
+                    "/.vigie/codes?return={}",
+                    encode(crate::policy::ACCOUNT_PATH)
+                );
+                return v.redirect(&to, &[]).await;
+            }
             let msg = pages::message(v.lang, "removed_named").replace("{name}", &name);
             page(v, Notice::done(msg)).await
         }

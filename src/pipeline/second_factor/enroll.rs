@@ -79,7 +79,7 @@ impl Visit<'_> {
     }
 
     /// The user's sessions but this one end (perhaps one on the lost device); how many.
-    async fn end_other_sessions(&self) -> Result<usize, Refusal> {
+    pub(super) async fn end_other_sessions(&self) -> Result<usize, Refusal> {
         self.sessions
             .end_user(
                 &self.user,
@@ -128,7 +128,7 @@ impl Visit<'_> {
     }
 
     /// After a first factor: new recovery codes, kept sealed in the session until shown.
-    async fn first_codes(&mut self, first: bool) -> Result<Option<Vec<u8>>, Refusal> {
+    pub(super) async fn first_codes(&mut self, first: bool) -> Result<Option<Vec<u8>>, Refusal> {
         if !first {
             return Ok(None);
         }
@@ -500,8 +500,8 @@ fn prefetch(req: &pingora::http::RequestHeader) -> bool {
         .iter()
         .any(|h| {
             req.headers.get_all(*h).iter().any(|v| {
-                v.to_str()
-                    .is_ok_and(|v| v.to_ascii_lowercase().contains("prefetch"))
+                let v = v.to_str().unwrap_or_default().to_ascii_lowercase();
+                v.contains("prefetch") || v.contains("preview")
             })
         })
 }
