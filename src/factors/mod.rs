@@ -460,6 +460,11 @@ impl Factors {
         Ok(codes)
     }
 
+    /// No recovery code works any more (until new ones are made).
+    pub async fn cancel_recovery_codes(&self, user: &str) -> Result<(), FactorError> {
+        Ok(self.store.set_recovery_codes(user, &[]).await?)
+    }
+
     pub async fn use_recovery_code(&self, user: &str, raw: &str) -> Result<Verdict, FactorError> {
         let Some(code) = recovery::normalise(raw) else {
             return Ok(Verdict::Rejected);

@@ -104,11 +104,8 @@ pub fn factor_rights(
     match method {
         Some("recovery") if probation.is_some() => FactorRights::Nothing,
         Some("recovery") => FactorRights::ReplaceLost,
-        Some("passkey") => FactorRights::Manage {
-            add_or_replace: true,
-        },
-        Some("totp") => FactorRights::Manage {
-            add_or_replace: factors.passkeys.is_empty(),
+        Some("passkey" | "totp") => FactorRights::Manage {
+            add_or_replace: s.strongest_proof,
         },
         _ => FactorRights::Nothing,
     }

@@ -59,6 +59,11 @@ pub struct SessionRecord {
     /// a recovery code gets the user in, but does not let them change their factors.
     #[serde(default)]
     pub factor_method: Option<String>,
+    /// The last proof was of the user's strongest kind when it was given (a passkey, or the
+    /// app of a user without passkeys): fixed then, so removing the stronger factors later
+    /// does not raise what this session may change.
+    #[serde(default)]
+    pub strongest_proof: bool,
     /// A session opened with a recovery code made its one replacement factor: it changes
     /// nothing more (see [`crate::factors::rules::factor_rights`]) until a new proof.
     #[serde(default)]
@@ -143,6 +148,7 @@ impl SessionRecord {
             proof_at_us: None,
             factor_method: None,
             lost_replaced: false,
+            strongest_proof: false,
             enroll_proof_at: None,
             reset_pending: false,
             pending_totp: None,

@@ -204,33 +204,33 @@ fn a_recovery_code_session_may_replace_lost_passkeys_with_a_new_one() {
     // the recovery code bound (and only that one); its sessions end, the probation with it.
     let account = c.get("/.vigie/account");
     assert!(account.text().contains("?remove="), "{}", account.text());
-    let left_before = factors_of(&gw, "dr.martin")["recovery_codes_left"].clone();
     let remove = c.post_form("/.vigie/account/passkey/remove", &[("id", &key_id)]);
     assert_eq!(remove.status, 303, "{}", remove.text());
-    // The codes that replacement issued are cancelled: new ones, shown to the user.
-    assert!(
-        location(&remove).starts_with("/.vigie/codes"),
-        "{}",
-        location(&remove)
-    );
-    let fresh = listed_codes(&c.get(&location(&remove)));
-    assert_eq!(fresh.len(), 10);
-    assert_eq!(left_before, 10);
+    assert_eq!(location(&remove), "/.vigie/account?done=undo");
     let listed = factors_of(&gw, "dr.martin");
     assert_eq!(listed["passkeys"].as_array().unwrap().len(), 0, "{listed}");
     assert!(listed["probation"].is_null(), "{listed}");
+    // The codes that replacement issued are cancelled, and none go to this session: its
+    // app proof was given while a passkey stood (it could be a phished code).
+    assert_eq!(listed["recovery_codes_left"], 0, "{listed}");
     assert!(
         crate::sessions::walled(&d.get(PATIENT)),
         "the key's session ended"
     );
+    assert_eq!(c.post_form("/.vigie/account/codes", &[]).status, 403);
+    let add = c.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
+    assert_eq!(
+        add.status, 403,
+        "no passkey for a proof weaker than the one removed"
+    );
+    let log = gw.proc.stderr();
+    assert!(log.contains("VIGIE-RECOVERY-REPLACEMENT-UNDONE"), "{log}");
     let mut again = Client::login(gw.port, "dr.martin", "martin-demo");
     let stale = again.post_form(
         "/.vigie/factor/recovery",
         &[("code", &replacement_codes[0])],
     );
     assert_eq!(stale.status, 200, "the replacement's codes are cancelled");
-    let good = again.post_form("/.vigie/factor/recovery", &[("code", &fresh[0])]);
-    assert_eq!(good.status, 303);
 }
 
 #[test]
@@ -490,4 +490,108 @@ fn a_privileged_account_replaces_a_lost_device_only_with_an_invitation() {
     let start = r.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
     assert_eq!(start.status, 403);
     assert!(factors_of(&gw, "admin")["probation"].is_null());
+}
+
+#[test]
+fn the_users_passkey_takes_back_an_app_replaced_with_a_recovery_code() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
+    let mut first = Client::login(gw.port, "dr.martin", "martin-demo");
+    let (_, codes) = enroll_totp(&mut first, None);
+    let mut key = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    assert_eq!(register_passkey(&mut first, &gw, &mut key).status, 200);
+    // Someone with the password and a code replaces the app.
+    let mut m = Client::login(gw.port, "dr.martin", "martin-demo");
+    assert_eq!(
+        m.post_form("/.vigie/factor/recovery", &[("code", &codes[0])])
+            .status,
+        303
+    );
+    let theirs = shown_secret(&m.get("/.vigie/enroll/totp"));
+    let done = m.post_form("/.vigie/enroll/totp", &[("code", &code(&theirs, 1))]);
+    assert_eq!(done.status, 303, "{}", done.text());
+    let their_codes = listed_codes(&m.get(&location(&done)));
+    assert_eq!(their_codes.len(), 10);
+    // The user, with the passkey they had, sets up their app again.
+    let mut u = Client::login(gw.port, "dr.martin", "martin-demo");
+    let answer = passkey_sign_in(&mut u, &gw, &mut key);
+    assert_eq!(
+        u.post_json("/.vigie/passkey/auth/finish", &answer).status,
+        200
+    );
+    let mine = shown_secret(&u.get("/.vigie/enroll/totp?return=%2F.vigie%2Faccount"));
+    let back = u.post_form(
+        "/.vigie/enroll/totp",
+        &[("code", &code(&mine, 1)), ("return", "/.vigie/account")],
+    );
+    assert_eq!(back.status, 303, "{}", back.text());
+    // Their sessions end, their codes are replaced by the user's, the probation is over.
+    assert!(
+        location(&back).starts_with("/.vigie/codes"),
+        "{}",
+        location(&back)
+    );
+    let my_codes = listed_codes(&u.get(&location(&back)));
+    assert_eq!(my_codes.len(), 10);
+    assert!(
+        crate::sessions::walled(&m.get(PATIENT)),
+        "their session ended"
+    );
+    assert!(factors_of(&gw, "dr.martin")["probation"].is_null());
+    let mut again = Client::login(gw.port, "dr.martin", "martin-demo");
+    let stale = again.post_form("/.vigie/factor/recovery", &[("code", &their_codes[0])]);
+    assert_eq!(stale.status, 200, "their codes are cancelled");
+    assert!(gw
+        .proc
+        .stderr()
+        .contains("VIGIE-RECOVERY-REPLACEMENT-UNDONE"));
+}
+
+#[test]
+fn a_phished_app_code_that_undoes_a_replacement_gains_nothing_from_it() {
+    let portal = start_portal();
+    let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
+    let mut first = Client::login(gw.port, "sec.bernard", "bernard-demo");
+    let (app, codes) = enroll_totp(&mut first, None);
+    let mut lost = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    assert_eq!(register_passkey(&mut first, &gw, &mut lost).status, 200);
+    // The user replaces a lost passkey with a recovery code.
+    let mut user = Client::login(gw.port, "sec.bernard", "bernard-demo");
+    assert_eq!(
+        user.post_form("/.vigie/factor/recovery", &[("code", &codes[0])])
+            .status,
+        303
+    );
+    let mut new_key = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    assert_eq!(register_passkey(&mut user, &gw, &mut new_key).status, 200);
+    // Someone with the password and one phished app code removes it (the undo)…
+    let mut m = Client::login(gw.port, "sec.bernard", "bernard-demo");
+    let ok = m.post_form(
+        "/.vigie/factor/totp",
+        &[("code", &code(&app, 1)), ("return", PATIENT)],
+    );
+    assert_eq!(ok.status, 303);
+    let account = m.get("/.vigie/account");
+    let id = {
+        let text = account.text();
+        let start = text
+            .find("?remove=")
+            .expect("the key on probation is removable")
+            + 8;
+        let raw = text[start..].split('"').next().unwrap().to_string();
+        form_urlencoded::parse(format!("id={raw}").as_bytes())
+            .next()
+            .unwrap()
+            .1
+            .into_owned()
+    };
+    let undo = m.post_form("/.vigie/account/passkey/remove", &[("id", &id)]);
+    assert_eq!(undo.status, 303, "{}", undo.text());
+    // …but gets no codes, cannot add its own passkey, mint codes or replace the app.
+    assert!(!location(&undo).starts_with("/.vigie/codes"));
+    let add = m.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
+    assert_eq!(add.status, 403);
+    assert_eq!(m.post_form("/.vigie/account/codes", &[]).status, 403);
+    assert_eq!(m.get("/.vigie/enroll/totp").status, 303);
+    assert_eq!(factors_of(&gw, "sec.bernard")["recovery_codes_left"], 0);
 }

@@ -96,7 +96,6 @@ fn a_recovery_code_replaces_once_and_manages_nothing() {
     let fresh = 300;
     let mut s = record(Some("n.q"), AuthLevel::SecondFactor, 1_000);
     s.second_factor_at = Some(1_000);
-    // (A user with passkeys, whose app proof may not remove them: tests/gateway/lost_factor.rs.)
     let plain = UserFactors::default();
     let rights = |s: &SessionRecord, f: &UserFactors, now: u64| factor_rights(s, f, fresh, now);
     s.factor_method = Some("recovery".into());
@@ -110,6 +109,15 @@ fn a_recovery_code_replaces_once_and_manages_nothing() {
     s.factor_method = Some("totp".into());
     assert_eq!(rights(&s, &plain, 1_100), FactorRights::Nothing);
     s.lost_replaced = false;
+    // What a proof allows was fixed when it was given: an app's code while the user had a
+    // passkey stays weaker, even once the passkeys are gone.
+    assert_eq!(
+        rights(&s, &plain, 1_100),
+        FactorRights::Manage {
+            add_or_replace: false
+        }
+    );
+    s.strongest_proof = true;
     assert_eq!(
         rights(&s, &plain, 1_100),
         FactorRights::Manage {

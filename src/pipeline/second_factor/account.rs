@@ -74,6 +74,7 @@ pub async fn page(mut v: Visit<'_>, notice: Option<Notice>) -> Result<u16, Refus
     }
     let notice = notice.or_else(|| match v.query("done").as_deref() {
         Some("app") => Notice::done(pages::message(v.lang, "app_replaced")),
+        Some("undo") => Notice::done(pages::message(v.lang, "undo_done")),
         _ => None,
     });
     let factors = v.factors.load(&v.user).await.map_err(store_down)?;
@@ -194,19 +195,16 @@ pub async fn remove_passkey(mut v: Visit<'_>) -> Result<u16, Refusal> {
             tracing::warn!(target: "vigie::audit", event = "factor_removed", method = "passkey", user = %v.user, client = %v.request.client.ip, undo);
             if undo {
                 // The key a recovery code bound is gone, and so are its sessions and the codes
-                // that replacement issued (whoever made it holds them): new ones, shown now.
+                // that replacement issued (whoever made it holds them). None are issued to
+                // this session: its proof was weaker than a passkey, and codes would open the
+                // lost-device path to it; a new sign-in with the app makes new ones.
                 v.end_other_sessions().await?;
-                let codes = v.first_codes(true).await?;
-                v.save_record(|r| {
-                    r.fresh_codes = codes.clone();
-                    r.codes_shown_at = None;
-                })
-                .await?;
-                tracing::warn!(target: "vigie::audit", event = "lost_replacement_undone", user = %v.user, client = %v.request.client.ip, session = %v.fp());
-                let to = format!(
-                    "/.vigie/codes?return={}",
-                    encode(crate::policy::ACCOUNT_PATH)
-                );
+                v.factors
+                    .cancel_recovery_codes(&v.user)
+                    .await
+                    .map_err(store_down)?;
+                v.lost_replacement_undone("passkey");
+                let to = format!("{}?done=undo", crate::policy::ACCOUNT_PATH);
                 return v.redirect(&to, &[]).await;
             }
             let msg = pages::message(v.lang, "removed_named").replace("{name}", &name);

@@ -3,22 +3,45 @@
 use super::Visit;
 use crate::alerts::{Alert, Severity};
 
+/// What happened, for the SOC: rule id, name, severity, risk.
+pub(super) struct Rule {
+    id: &'static str,
+    name: &'static str,
+    severity: Severity,
+    risk: u8,
+}
+
 /// A recovery code replaced a lost factor. The user may be a clinician whose phone was
 /// stolen, or someone holding their password and their printed codes: the SOC checks with
-/// the user. Carries no secret, no code, no patient.
-pub(super) fn lost_factor_replaced(v: &Visit<'_>, method: &str) -> Alert {
+/// the user.
+pub(super) const LOST_REPLACED: Rule = Rule {
+    id: "VIGIE-FACTOR-REPLACED-WITH-RECOVERY-CODE",
+    name: "A recovery code was used to replace a lost second factor; the old ones no longer work",
+    severity: Severity::Medium,
+    risk: 60,
+};
+
+/// That replacement was undone by a factor the user had before it: one of the two was not
+/// the user.
+pub(super) const LOST_UNDONE: Rule = Rule {
+    id: "VIGIE-RECOVERY-REPLACEMENT-UNDONE",
+    name: "A factor replaced with a recovery code was removed by a factor the user had before it: one of them was not the user",
+    severity: Severity::High,
+    risk: 80,
+};
+
+/// The alert for `rule`, about this visit's user and session. Carries no secret, no code,
+/// no patient.
+pub(super) fn factor_alert(v: &Visit<'_>, rule: Rule, method: &str) -> Alert {
     let now_us = crate::audit::now_us();
-    let rule_id = "VIGIE-FACTOR-REPLACED-WITH-RECOVERY-CODE";
     let user_agent = super::super::normalise::headers::user_agent(v.session.req_header());
     Alert {
         id: Alert::new_id(),
         at_us: now_us,
-        rule_id: rule_id.into(),
-        rule_name: format!(
-            "A recovery code was used to replace a lost second factor ({method}); the old ones no longer work"
-        ),
-        severity: Severity::Medium,
-        risk_score: 60,
+        rule_id: rule.id.into(),
+        rule_name: format!("{} ({method})", rule.name),
+        severity: rule.severity,
+        risk_score: rule.risk,
         portal: v.portal.config.name.clone(),
         user: v.user.clone(),
         groups: v.record.groups.clone(),
@@ -28,7 +51,12 @@ pub(super) fn lost_factor_replaced(v: &Visit<'_>, method: &str) -> Alert {
         user_agent: user_agent.chars().take(256).collect(),
         method: "POST".into(),
         url_path: v.request.target.path.clone(),
-        status: if method == "passkey" { 200 } else { 303 },
+        // A passkey ceremony answers JSON; the forms redirect.
+        status: if v.request.target.path.starts_with("/.vigie/passkey/") {
+            200
+        } else {
+            303
+        },
         window_start_us: now_us,
         window_end_us: now_us,
         evidence: Vec::new(),
@@ -38,6 +66,6 @@ pub(super) fn lost_factor_replaced(v: &Visit<'_>, method: &str) -> Alert {
         // Account Manipulation: Device Registration.
         techniques: vec!["T1098.005"],
         action: "alert".into(),
-        dedup_key: format!("{rule_id}:{}", v.user),
+        dedup_key: format!("{}:{}", rule.id, v.user),
     }
 }

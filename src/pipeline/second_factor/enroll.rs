@@ -66,9 +66,18 @@ impl Visit<'_> {
             .with_label_values(&["lost_replaced"])
             .inc();
         tracing::warn!(target: "vigie::audit", event = "factor_replaced", via = "recovery_code", method, user = %self.user, client = %self.request.client.ip, session = %self.fp(), sessions_ended = ended);
-        let alert = super::alert::lost_factor_replaced(self, method);
+        let alert = super::alert::factor_alert(self, super::alert::LOST_REPLACED, method);
         self.alerts.raise(alert);
         Ok(())
+    }
+
+    /// A replacement made with a recovery code was undone by a factor the user had: audited
+    /// and told to the SOC (someone disputed it: the one who made it, or the one who undid
+    /// it, is not the user).
+    pub(super) fn lost_replacement_undone(&self, method: &str) {
+        tracing::warn!(target: "vigie::audit", event = "lost_replacement_undone", method, user = %self.user, client = %self.request.client.ip, session = %self.fp());
+        let alert = super::alert::factor_alert(self, super::alert::LOST_UNDONE, method);
+        self.alerts.raise(alert);
     }
 
     /// Whether a lost-device replacement was made since this request began (another request
@@ -316,13 +325,23 @@ pub async fn totp_confirm(mut v: Visit<'_>) -> Result<u16, Refusal> {
     METRICS.enrollments.with_label_values(&["totp"]).inc();
     tracing::info!(target: "vigie::audit", event = "factor_enrolled", method = "totp", user = %v.user, client = %v.request.client.ip, binding = ?binding);
     let lost = binding == Binding::ReplaceLost;
+    // The user's other factor replacing an app bound with a recovery code: an undo.
+    let undoing = binding == Binding::ReplaceKind
+        && factors
+            .on_probation(v.now())
+            .is_some_and(|p| p.kind == crate::factors::Kind::Totp);
     match binding {
         Binding::ReplaceAll => v.after_reset().await?,
         Binding::ReplaceLost => v.after_lost_replaced("totp").await?,
+        Binding::ReplaceKind if undoing => {
+            // Its sessions end, and the codes that replacement issued are replaced.
+            v.end_other_sessions().await?;
+            v.lost_replacement_undone("totp");
+        }
         Binding::Add | Binding::ReplaceKind => {}
     }
     let codes = v
-        .first_codes(factors.is_empty() || binding == Binding::ReplaceAll || lost)
+        .first_codes(factors.is_empty() || binding == Binding::ReplaceAll || lost || undoing)
         .await?;
     let return_to = if binding == Binding::ReplaceKind && !lost {
         // A new app in place of the old one, with a fresh proof: said on the account page.

@@ -361,6 +361,19 @@ impl Visit<'_> {
             .succeeded(&self.user, self.request.client.ip)
             .await
             .map_err(store_down)?;
+        // How strong this proof is, against what the user has now.
+        let has_passkeys = !self
+            .factors
+            .load(&self.user)
+            .await
+            .map_err(store_down)?
+            .passkeys
+            .is_empty();
+        let strongest = match method {
+            "passkey" => true,
+            "totp" => !has_passkeys,
+            _ => false,
+        };
         let cookie = self
             .rotate(|r| {
                 r.level = r.level.max(level);
@@ -374,7 +387,13 @@ impl Visit<'_> {
                     // lost one with a recovery code is an ordinary one again.
                     r.lost_replaced &= method == "recovery";
                 }
-                r.factor_method = Some(method.to_string());
+                // A proof sets the method and its strength; an enrollment does only for a
+                // session that had none (a first factor, a reset): binding a factor proves
+                // nothing more about the one who asked.
+                if proof || r.factor_method.is_none() {
+                    r.factor_method = Some(method.to_string());
+                    r.strongest_proof = !proof || strongest;
+                }
                 r.pending_totp = None;
                 r.reset_pending = false;
             })
