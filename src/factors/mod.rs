@@ -460,6 +460,22 @@ impl Factors {
         Ok(codes)
     }
 
+    /// Put the user's factors of `kind` on probation from now (after a disputed replacement:
+    /// the app that undid it, perhaps a phished one, changes nothing for a while).
+    pub async fn put_on_probation(&self, user: &str, kind: Kind) -> Result<(), FactorError> {
+        let now = self.now();
+        self.update(user, |f| {
+            f.probation = Some(Probation {
+                kind,
+                since: now,
+                until: now + PROBATION_SECONDS,
+            });
+            Some(())
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// No recovery code works any more (until new ones are made).
     pub async fn cancel_recovery_codes(&self, user: &str) -> Result<(), FactorError> {
         Ok(self.store.set_recovery_codes(user, &[]).await?)

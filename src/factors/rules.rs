@@ -104,8 +104,13 @@ pub fn factor_rights(
     match method {
         Some("recovery") if probation.is_some() => FactorRights::Nothing,
         Some("recovery") => FactorRights::ReplaceLost,
-        Some("passkey" | "totp") => FactorRights::Manage {
+        Some("passkey") => FactorRights::Manage {
             add_or_replace: s.strongest_proof,
+        },
+        // An app's code is the strongest kind only while the user has no passkey: one added
+        // since (by the user, elsewhere) raises the bar for sessions already open.
+        Some("totp") => FactorRights::Manage {
+            add_or_replace: s.strongest_proof && factors.passkeys.is_empty(),
         },
         _ => FactorRights::Nothing,
     }

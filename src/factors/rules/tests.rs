@@ -124,6 +124,8 @@ fn a_recovery_code_replaces_once_and_manages_nothing() {
             add_or_replace: true
         }
     );
+    // (A passkey added since by the user lowers an app session's rights:
+    // tests/gateway/lost_factor.rs, which has real passkeys.)
     // A factor on probation: proving it, or another recovery code, changes nothing until
     // the probation ends; another kind's proof still manages.
     let mut probation = plain.clone();

@@ -203,6 +203,13 @@ pub async fn remove_passkey(mut v: Visit<'_>) -> Result<u16, Refusal> {
                     .cancel_recovery_codes(&v.user)
                     .await
                     .map_err(store_down)?;
+                // Disputed: one of the two was not the user. The app that undid it changes
+                // nothing for a while (a second phished code must not finish the takeover);
+                // the SOC or an invitation reset settles it.
+                v.factors
+                    .put_on_probation(&v.user, crate::factors::Kind::Totp)
+                    .await
+                    .map_err(store_down)?;
                 v.lost_replacement_undone("passkey");
                 let to = format!("{}?done=undo", crate::policy::ACCOUNT_PATH);
                 return v.redirect(&to, &[]).await;
