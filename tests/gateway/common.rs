@@ -208,12 +208,17 @@ impl Prepared {
 }
 
 pub fn start_gateway_with(portals: &str, extra: &str) -> Gateway {
+    start_prepared(prepare_gateway(portals, extra))
+}
+
+/// Run a prepared gateway and wait for its ports.
+fn start_prepared(prepared: Prepared) -> Gateway {
     let Prepared {
         port,
         admin_port,
         config,
         dir,
-    } = prepare_gateway(portals, extra);
+    } = prepared;
     let proc = spawn(&["run", "-c", config.to_str().unwrap()], &dir);
     assert!(
         port_up(port) && port_up(admin_port),
@@ -231,28 +236,11 @@ pub fn start_gateway_with(portals: &str, extra: &str) -> Gateway {
 
 /// The same with `threads` worker threads: requests run truly at once (races).
 pub fn start_gateway_threads(portals: &str, extra: &str, threads: usize) -> Gateway {
-    let Prepared {
-        port,
-        admin_port,
-        config,
-        dir,
-    } = prepare_gateway(portals, extra);
-    let text = std::fs::read_to_string(&config).unwrap();
+    let prepared = prepare_gateway(portals, extra);
+    let text = std::fs::read_to_string(&prepared.config).unwrap();
     let text = text.replacen("threads = 1\n", &format!("threads = {threads}\n"), 1);
-    std::fs::write(&config, text).unwrap();
-    let proc = spawn(&["run", "-c", config.to_str().unwrap()], &dir);
-    assert!(
-        port_up(port) && port_up(admin_port),
-        "the gateway did not start:\n{}",
-        proc.stderr()
-    );
-    Gateway {
-        port,
-        admin_port,
-        proc,
-        config,
-        _dir: dir,
-    }
+    std::fs::write(&prepared.config, text).unwrap();
+    start_prepared(prepared)
 }
 
 impl Gateway {

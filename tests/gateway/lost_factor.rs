@@ -14,6 +14,47 @@ fn factors_of(gw: &Gateway, user: &str) -> serde_json::Value {
     crate::detection::admin_api(gw.admin_port, "GET", &target)
 }
 
+/// A user enrolled as most are: an app, then a passkey (in the first session); returns the
+/// app's secret, the recovery codes and the key.
+fn app_and_key(
+    gw: &Gateway,
+    user: &str,
+    password: &str,
+) -> (Vec<u8>, Vec<String>, WebauthnAuthenticator<SoftPasskey>) {
+    let mut first = Client::login(gw.port, user, password);
+    let (app, codes) = enroll_totp(&mut first, None);
+    let mut key = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    assert_eq!(register_passkey(&mut first, gw, &mut key).status, 200);
+    (app, codes, key)
+}
+
+/// Set up a new app in session `c` (its code of the next step: the enrollment used this
+/// one), coming back to the account page through the codes page; returns the secret and the
+/// codes shown.
+fn new_app_with_codes(c: &mut Client) -> (Vec<u8>, Vec<String>) {
+    let setup = c.get("/.vigie/enroll/totp?return=%2F.vigie%2Faccount");
+    assert_eq!(setup.status, 200, "{}", setup.text());
+    let secret = shown_secret(&setup);
+    let done = c.post_form(
+        "/.vigie/enroll/totp",
+        &[("code", &code(&secret, 1)), ("return", "/.vigie/account")],
+    );
+    assert_eq!(done.status, 303, "{}", done.text());
+    let to = location(&done);
+    assert!(to.starts_with("/.vigie/codes"), "{to}");
+    let codes = listed_codes(&c.get(&to));
+    assert_eq!(codes.len(), 10);
+    (secret, codes)
+}
+
+/// Sign in with the password and a recovery code.
+fn recovery_session(gw: &Gateway, user: &str, password: &str, code: &str) -> Client {
+    let mut r = Client::login(gw.port, user, password);
+    let used = r.post_form("/.vigie/factor/recovery", &[("code", code)]);
+    assert_eq!(used.status, 303, "{}", used.text());
+    r
+}
+
 /// The credential id of `key` (how pages and forms name a passkey), from a sign-in
 /// ceremony started and not finished.
 fn passkey_id(
@@ -31,10 +72,7 @@ fn passkey_id(
 fn a_recovery_code_session_replaces_the_lost_app_once_and_changes_nothing_else() {
     let portal = start_portal();
     let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
-    let mut first = Client::login(gw.port, "dr.martin", "martin-demo");
-    let (_, old_codes) = enroll_totp(&mut first, None);
-    let mut key = WebauthnAuthenticator::new(SoftPasskey::new(true));
-    assert_eq!(register_passkey(&mut first, &gw, &mut key).status, 200);
+    let (_, old_codes, mut key) = app_and_key(&gw, "dr.martin", "martin-demo");
     // A session left open elsewhere (signed in with the passkey: the app's next step stays
     // free, so the old app's refusal below can only come from its replacement).
     let mut lost = Client::login(gw.port, "dr.martin", "martin-demo");
@@ -44,12 +82,7 @@ fn a_recovery_code_session_replaces_the_lost_app_once_and_changes_nothing_else()
     assert!(lost.opens_patient());
 
     // The phone is gone: the clinician signs in with a recovery code.
-    let mut r = Client::login(gw.port, "dr.martin", "martin-demo");
-    let used = r.post_form(
-        "/.vigie/factor/recovery",
-        &[("code", &old_codes[0]), ("return", PATIENT)],
-    );
-    assert_eq!(used.status, 303, "{}", used.text());
+    let mut r = recovery_session(&gw, "dr.martin", "martin-demo", &old_codes[0]);
     let account = r.get("/.vigie/account");
     assert_eq!(account.status, 200, "{}", account.text());
     let text = account.text();
@@ -77,23 +110,7 @@ fn a_recovery_code_session_replaces_the_lost_app_once_and_changes_nothing_else()
     assert_eq!(factors_of(&gw, "dr.martin")["recovery_codes_left"], 9);
 
     // The one replacement: a new app, confirmed by its first code.
-    let setup = r.get("/.vigie/enroll/totp?return=%2F.vigie%2Faccount");
-    assert_eq!(setup.status, 200, "{}", setup.text());
-    let new_app = shown_secret(&setup);
-    // (The next step: the enrollment used this one, and a replacement's code is not taken
-    // twice.)
-    let done = r.post_form(
-        "/.vigie/enroll/totp",
-        &[("code", &code(&new_app, 1)), ("return", "/.vigie/account")],
-    );
-    assert_eq!(done.status, 303, "{}", done.text());
-    assert!(
-        location(&done).starts_with("/.vigie/codes"),
-        "{}",
-        location(&done)
-    );
-    let new_codes = listed_codes(&r.get(&location(&done)));
-    assert_eq!(new_codes.len(), 10);
+    let (_, new_codes) = new_app_with_codes(&mut r);
     // The session made its replacement: nothing more, not even a second one.
     let account = r.get("/.vigie/account");
     assert!(
@@ -146,13 +163,8 @@ fn a_recovery_code_session_replaces_the_lost_app_once_and_changes_nothing_else()
 fn a_recovery_code_session_may_replace_lost_passkeys_with_a_new_one() {
     let portal = start_portal();
     let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
-    let mut first = Client::login(gw.port, "dr.martin", "martin-demo");
-    let (app, codes) = enroll_totp(&mut first, None);
-    let mut lost_key = WebauthnAuthenticator::new(SoftPasskey::new(true));
-    assert_eq!(register_passkey(&mut first, &gw, &mut lost_key).status, 200);
-    let mut r = Client::login(gw.port, "dr.martin", "martin-demo");
-    let used = r.post_form("/.vigie/factor/recovery", &[("code", &codes[0])]);
-    assert_eq!(used.status, 303);
+    let (app, codes, mut lost_key) = app_and_key(&gw, "dr.martin", "martin-demo");
+    let mut r = recovery_session(&gw, "dr.martin", "martin-demo", &codes[0]);
     let mut new_key = WebauthnAuthenticator::new(SoftPasskey::new(true));
     let done = register_passkey(&mut r, &gw, &mut new_key);
     assert_eq!(done.status, 200, "{}", done.text());
@@ -241,10 +253,7 @@ fn a_recovery_code_session_may_replace_lost_passkeys_with_a_new_one() {
 fn an_app_code_cannot_clear_the_passkeys_away_to_add_its_own() {
     let portal = start_portal();
     let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
-    let mut first = Client::login(gw.port, "sec.bernard", "bernard-demo");
-    let (app, _) = enroll_totp(&mut first, None);
-    let mut key = WebauthnAuthenticator::new(SoftPasskey::new(true));
-    assert_eq!(register_passkey(&mut first, &gw, &mut key).status, 200);
+    let (app, _, mut key) = app_and_key(&gw, "sec.bernard", "bernard-demo");
     // Someone with the password and one phished app code.
     let mut m = Client::login(gw.port, "sec.bernard", "bernard-demo");
     let ok = m.post_form(
@@ -331,13 +340,8 @@ fn a_recovery_session_binds_one_factor_even_when_both_kinds_race() {
 /// A recovery session finishes an app setup (twice) and a passkey registration at once:
 /// exactly one factor is bound, the other kind is untouched.
 fn race(gw: &Gateway, user: &str, password: &str) {
-    let mut first = Client::login(gw.port, user, password);
-    let (_, codes) = enroll_totp(&mut first, None);
-    let mut lost_key = WebauthnAuthenticator::new(SoftPasskey::new(true));
-    assert_eq!(register_passkey(&mut first, gw, &mut lost_key).status, 200);
-    let mut r = Client::login(gw.port, user, password);
-    let used = r.post_form("/.vigie/factor/recovery", &[("code", &codes[0])]);
-    assert_eq!(used.status, 303);
+    let (_, codes, mut lost_key) = app_and_key(gw, user, password);
+    let mut r = recovery_session(gw, user, password, &codes[0]);
     let new_app = shown_secret(&r.get("/.vigie/enroll/totp"));
     let start = r.post_json("/.vigie/passkey/register/start", &serde_json::json!({}));
     assert_eq!(start.status, 200, "{}", start.text());
@@ -443,12 +447,7 @@ fn a_passkey_bound_with_a_recovery_code_is_not_phishing_resistant_on_probation()
     let gw = mfa_gateway(&portal, "enrollment = \"open\"", rule);
     let mut first = Client::login(gw.port, "dr.martin", "martin-demo");
     let (_, codes) = enroll_totp(&mut first, None);
-    let mut r = Client::login(gw.port, "dr.martin", "martin-demo");
-    assert_eq!(
-        r.post_form("/.vigie/factor/recovery", &[("code", &codes[0])])
-            .status,
-        303
-    );
+    let mut r = recovery_session(&gw, "dr.martin", "martin-demo", &codes[0]);
     let mut key = WebauthnAuthenticator::new(SoftPasskey::new(true));
     assert_eq!(register_passkey(&mut r, &gw, &mut key).status, 200);
     // Signed in with it: the second-factor level, not the passkey level a code sheet
@@ -472,12 +471,7 @@ fn a_privileged_account_replaces_a_lost_device_only_with_an_invitation() {
     let gw = start_profiled_gateway(portal.port, "sample-portal.toml", pack);
     let mut first = Client::login(gw.port, "admin", "admin-demo");
     let (_, codes) = enroll_totp(&mut first, Some(&invite(&gw, "admin")));
-    let mut r = Client::login(gw.port, "admin", "admin-demo");
-    assert_eq!(
-        r.post_form("/.vigie/factor/recovery", &[("code", &codes[0])])
-            .status,
-        303
-    );
+    let mut r = recovery_session(&gw, "admin", "admin-demo", &codes[0]);
     assert!(r.opens_patient(), "the code still signs in");
     let account = r.get("/.vigie/account");
     assert!(
@@ -500,17 +494,9 @@ fn a_privileged_account_replaces_a_lost_device_only_with_an_invitation() {
 fn the_users_passkey_takes_back_an_app_replaced_with_a_recovery_code() {
     let portal = start_portal();
     let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
-    let mut first = Client::login(gw.port, "dr.martin", "martin-demo");
-    let (_, codes) = enroll_totp(&mut first, None);
-    let mut key = WebauthnAuthenticator::new(SoftPasskey::new(true));
-    assert_eq!(register_passkey(&mut first, &gw, &mut key).status, 200);
+    let (_, codes, mut key) = app_and_key(&gw, "dr.martin", "martin-demo");
     // Someone with the password and a code replaces the app.
-    let mut m = Client::login(gw.port, "dr.martin", "martin-demo");
-    assert_eq!(
-        m.post_form("/.vigie/factor/recovery", &[("code", &codes[0])])
-            .status,
-        303
-    );
+    let mut m = recovery_session(&gw, "dr.martin", "martin-demo", &codes[0]);
     let theirs = shown_secret(&m.get("/.vigie/enroll/totp"));
     let done = m.post_form("/.vigie/enroll/totp", &[("code", &code(&theirs, 1))]);
     assert_eq!(done.status, 303, "{}", done.text());
@@ -523,20 +509,8 @@ fn the_users_passkey_takes_back_an_app_replaced_with_a_recovery_code() {
         u.post_json("/.vigie/passkey/auth/finish", &answer).status,
         200
     );
-    let mine = shown_secret(&u.get("/.vigie/enroll/totp?return=%2F.vigie%2Faccount"));
-    let back = u.post_form(
-        "/.vigie/enroll/totp",
-        &[("code", &code(&mine, 1)), ("return", "/.vigie/account")],
-    );
-    assert_eq!(back.status, 303, "{}", back.text());
     // Their sessions end, their codes are replaced by the user's, the probation is over.
-    assert!(
-        location(&back).starts_with("/.vigie/codes"),
-        "{}",
-        location(&back)
-    );
-    let my_codes = listed_codes(&u.get(&location(&back)));
-    assert_eq!(my_codes.len(), 10);
+    new_app_with_codes(&mut u);
     assert!(
         crate::sessions::walled(&m.get(PATIENT)),
         "their session ended"
@@ -555,17 +529,9 @@ fn the_users_passkey_takes_back_an_app_replaced_with_a_recovery_code() {
 fn a_phished_app_code_that_undoes_a_replacement_gains_nothing_from_it() {
     let portal = start_portal();
     let gw = mfa_gateway(&portal, "enrollment = \"open\"", "");
-    let mut first = Client::login(gw.port, "sec.bernard", "bernard-demo");
-    let (app, codes) = enroll_totp(&mut first, None);
-    let mut lost = WebauthnAuthenticator::new(SoftPasskey::new(true));
-    assert_eq!(register_passkey(&mut first, &gw, &mut lost).status, 200);
+    let (app, codes, _lost) = app_and_key(&gw, "sec.bernard", "bernard-demo");
     // The user replaces a lost passkey with a recovery code.
-    let mut user = Client::login(gw.port, "sec.bernard", "bernard-demo");
-    assert_eq!(
-        user.post_form("/.vigie/factor/recovery", &[("code", &codes[0])])
-            .status,
-        303
-    );
+    let mut user = recovery_session(&gw, "sec.bernard", "bernard-demo", &codes[0]);
     let mut new_key = WebauthnAuthenticator::new(SoftPasskey::new(true));
     assert_eq!(register_passkey(&mut user, &gw, &mut new_key).status, 200);
     // Someone with the password and one phished app code removes it (the undo)…
