@@ -126,6 +126,39 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// An alert about one event of one account, now (a login, a factor change): no window,
+    /// no evidence, no patients. The caller adds what it knows (source, session, path…).
+    pub fn account_event(rule_id: &str, rule_name: String, user: &str, portal: &str) -> Alert {
+        let now_us = crate::audit::now_us();
+        Alert {
+            id: Alert::new_id(),
+            at_us: now_us,
+            rule_id: rule_id.into(),
+            rule_name,
+            severity: Severity::High,
+            risk_score: 80,
+            portal: portal.into(),
+            user: user.into(),
+            groups: Vec::new(),
+            privileged: false,
+            session_hash: String::new(),
+            source_ip: None,
+            user_agent: String::new(),
+            method: String::new(),
+            url_path: String::new(),
+            status: 0,
+            window_start_us: now_us,
+            window_end_us: now_us,
+            evidence: Vec::new(),
+            distinct_patients: 0,
+            patient_pseudonyms: Vec::new(),
+            request_ids: Vec::new(),
+            techniques: Vec::new(),
+            action: "alert".into(),
+            dedup_key: format!("{rule_id}:{user}"),
+        }
+    }
+
     /// A fresh alert id: 64 random bits as 16 hex characters.
     pub fn new_id() -> String {
         format!("{:016x}", rand::random::<u64>())

@@ -208,15 +208,23 @@ pub fn language_switch(query: Option<&str>) -> Option<(String, String)> {
 /// The same path with `lang=` set to the other language: the switch link of the gateway's
 /// own sign-in page (a GET page whose only state is the return address).
 pub fn switch_url(path: &str, query: Option<&str>, lang: Lang) -> String {
-    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+    let here = without_lang(path, query);
+    let sep = if here.contains('?') { '&' } else { '?' };
+    format!("{here}{sep}lang={}", lang.other().code())
+}
+
+/// `path` with `query` minus any `lang=`: the page itself, whatever language it was asked in.
+pub fn without_lang(path: &str, query: Option<&str>) -> String {
+    let pairs = form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .into_owned()
-        .filter(|(k, _)| k != "lang")
-        .collect();
-    pairs.push(("lang".into(), lang.other().code().into()));
+        .filter(|(k, _)| k != "lang");
     let q: String = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish();
-    format!("{path}?{q}")
+    match q.is_empty() {
+        true => path.to_string(),
+        false => format!("{path}?{q}"),
+    }
 }
 
 /// Render a page. `ctx` holds the page's own values; the catalogue (`t`), the language and

@@ -314,9 +314,6 @@ fn login_alert(
     ctx: &RequestCtx,
     alarm: Alarm,
 ) -> crate::alerts::Alert {
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
     let (rule_id, rule_name) = match alarm {
         Alarm::IdentityMismatch => (
             "VIGIE-IDENTITY-MISMATCH",
@@ -327,32 +324,16 @@ fn login_alert(
             "The portal served a signed-in page to a visitor who had not signed in",
         ),
     };
+    let event =
+        crate::alerts::Alert::account_event(rule_id, rule_name.into(), user, &portal.config.name);
     crate::alerts::Alert {
-        id: crate::alerts::Alert::new_id(),
-        at_us: now_us,
-        rule_id: rule_id.into(),
-        rule_name: rule_name.into(),
-        severity: crate::alerts::Severity::High,
-        risk_score: 80,
-        portal: portal.config.name.clone(),
-        user: user.to_string(),
-        groups: Vec::new(),
-        privileged: false,
-        session_hash: String::new(),
         source_ip: Some(request.client.ip),
         user_agent: user_agent.chars().take(256).collect(),
-        method: String::new(),
         url_path: request.target.path.clone(),
         status: ctx.status,
-        window_start_us: now_us,
-        window_end_us: now_us,
-        evidence: Vec::new(),
-        distinct_patients: 0,
-        patient_pseudonyms: Vec::new(),
         request_ids: vec![ctx.request_id.clone()],
         techniques: vec!["T1078"],
-        action: "alert".into(),
-        dedup_key: format!("{rule_id}:{user}"),
+        ..event
     }
 }
 

@@ -33,19 +33,14 @@ pub(super) const LOST_UNDONE: Rule = Rule {
 /// The alert for `rule`, about this visit's user and session. Carries no secret, no code,
 /// no patient.
 pub(super) fn factor_alert(v: &Visit<'_>, rule: Rule, method: &str) -> Alert {
-    let now_us = crate::audit::now_us();
+    let name = format!("{} ({method})", rule.name);
+    let event = Alert::account_event(rule.id, name, &v.user, &v.portal.config.name);
     let user_agent = super::super::normalise::headers::user_agent(v.session.req_header());
     Alert {
-        id: Alert::new_id(),
-        at_us: now_us,
-        rule_id: rule.id.into(),
-        rule_name: format!("{} ({method})", rule.name),
         severity: rule.severity,
         risk_score: rule.risk,
-        portal: v.portal.config.name.clone(),
-        user: v.user.clone(),
         groups: v.record.groups.clone(),
-        privileged: v.record.privileged || v.config.is_privileged(&v.record.groups),
+        privileged: v.privileged(),
         session_hash: v.fp(),
         source_ip: Some(v.request.client.ip),
         user_agent: user_agent.chars().take(256).collect(),
@@ -57,15 +52,9 @@ pub(super) fn factor_alert(v: &Visit<'_>, rule: Rule, method: &str) -> Alert {
         } else {
             303
         },
-        window_start_us: now_us,
-        window_end_us: now_us,
-        evidence: Vec::new(),
-        distinct_patients: 0,
-        patient_pseudonyms: Vec::new(),
         request_ids: vec![v.request_id.to_string()],
         // Account Manipulation: Device Registration.
         techniques: vec!["T1098.005"],
-        action: "alert".into(),
-        dedup_key: format!("{}:{}", rule.id, v.user),
+        ..event
     }
 }

@@ -7,7 +7,7 @@ use minijinja::context;
 use serde::Deserialize;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
-use super::{encode, field, store_down, Visit};
+use super::{encode, field, store_down, Proof, Visit};
 use crate::factors::rules::{enrollment_needs, EnrollmentNeeds, FactorRights};
 use crate::factors::{totp, Binding, UserFactors, Verdict};
 use crate::identity::session::AuthLevel;
@@ -122,8 +122,7 @@ impl Visit<'_> {
         enrollment_needs(
             c.enrollment,
             &c.trusted_networks,
-            // The session's pack at sign-in, or the groups now (a reload may add a pack).
-            self.record.privileged || self.config.is_privileged(&self.record.groups),
+            self.privileged(),
             had,
             self.request.client.ip,
         )
@@ -367,7 +366,9 @@ async fn finish(
     lost: bool,
 ) -> Result<(u16, String), Refusal> {
     let has_codes = codes.is_some();
-    let mut cookie = v.upgrade(AuthLevel::SecondFactor, method, false).await?;
+    let mut cookie = v
+        .upgrade(AuthLevel::SecondFactor, method, Proof::Enrolled)
+        .await?;
     if has_codes || lost {
         v.save_record(|r| {
             r.fresh_codes = codes.clone();

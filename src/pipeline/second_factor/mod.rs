@@ -32,6 +32,14 @@ pub const FACTOR_PATH: &str = "/.vigie/factor";
 /// Largest form or JSON body a factor page accepts (a WebAuthn answer is a few KB).
 const MAX_BODY: usize = 32 * 1024;
 
+/// What raised a session: a factor the user already had (and whether it was their strongest
+/// kind then: a passkey, or the app of a user without one), or one just bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proof {
+    Had { strongest: bool },
+    Enrolled,
+}
+
 /// One request to a second-factor page, by a user whose password was accepted.
 pub struct Visit<'a> {
     pub session: &'a mut Session,
@@ -189,6 +197,7 @@ impl Visit<'_> {
         }
     }
 
+    /// The session's pack at sign-in, or the groups now (a reload may add a pack).
     fn privileged(&self) -> bool {
         self.record.privileged || self.config.is_privileged(&self.record.groups)
     }
@@ -229,15 +238,7 @@ impl Visit<'_> {
         let path = self.request.target.path.as_str();
         let method = &self.session.req_header().method;
         if method == http::Method::GET || method == http::Method::HEAD {
-            let query: Vec<(String, String)> =
-                self.query_pairs().filter(|(k, _)| k != "lang").collect();
-            if query.is_empty() {
-                return path.to_string();
-            }
-            let q = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(query)
-                .finish();
-            return format!("{path}?{q}");
+            return pages::without_lang(path, self.request.target.query.as_deref());
         }
         let return_to = ctx
             .get_attr("return_to")
@@ -353,27 +354,19 @@ impl Visit<'_> {
         &mut self,
         level: AuthLevel,
         method: &str,
-        proof: bool,
+        proof: Proof,
     ) -> Result<String, Refusal> {
+        let (proof, strongest) = match proof {
+            Proof::Had { strongest } => (true, strongest),
+            // Binding a first factor (or after a reset): it is the strongest the user has.
+            Proof::Enrolled => (false, true),
+        };
         let now = self.now();
         let now_us = self.sessions.now_us();
         self.factors
             .succeeded(&self.user, self.request.client.ip)
             .await
             .map_err(store_down)?;
-        // How strong this proof is, against what the user has now.
-        let has_passkeys = !self
-            .factors
-            .load(&self.user)
-            .await
-            .map_err(store_down)?
-            .passkeys
-            .is_empty();
-        let strongest = match method {
-            "passkey" => true,
-            "totp" => !has_passkeys,
-            _ => false,
-        };
         let cookie = self
             .rotate(|r| {
                 r.level = r.level.max(level);
@@ -392,7 +385,7 @@ impl Visit<'_> {
                 // nothing more about the one who asked.
                 if proof || r.factor_method.is_none() {
                     r.factor_method = Some(method.to_string());
-                    r.strongest_proof = !proof || strongest;
+                    r.strongest_proof = strongest;
                 }
                 r.pending_totp = None;
                 r.reset_pending = false;

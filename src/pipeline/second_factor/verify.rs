@@ -4,7 +4,7 @@ use minijinja::context;
 use serde::Deserialize;
 use webauthn_rs::prelude::PublicKeyCredential;
 
-use super::{encode, field, store_down, Visit};
+use super::{encode, field, store_down, Proof, Visit};
 use crate::factors::Verdict;
 use crate::identity::session::AuthLevel;
 use crate::pages;
@@ -109,7 +109,9 @@ pub async fn totp(mut v: Visit<'_>) -> Result<u16, Refusal> {
     if verdict == Verdict::Rejected {
         return wrong(&mut v, "totp", &return_to).await;
     }
-    let cookie = v.upgrade(AuthLevel::SecondFactor, "totp", true).await?;
+    let strongest = factors.passkeys.is_empty();
+    let proof = Proof::Had { strongest };
+    let cookie = v.upgrade(AuthLevel::SecondFactor, "totp", proof).await?;
     v.redirect(&return_to, &[cookie]).await
 }
 
@@ -134,7 +136,10 @@ pub async fn recovery(mut v: Visit<'_>) -> Result<u16, Refusal> {
         .await
         .map_err(store_down)?;
     tracing::warn!(target: "vigie::audit", event = "recovery_code_used", user = %v.user, client = %v.request.client.ip, left);
-    let cookie = v.upgrade(AuthLevel::SecondFactor, "recovery", true).await?;
+    let proof = Proof::Had { strongest: false };
+    let cookie = v
+        .upgrade(AuthLevel::SecondFactor, "recovery", proof)
+        .await?;
     v.redirect(&return_to, &[cookie]).await
 }
 
@@ -189,7 +194,8 @@ pub async fn passkey_finish(mut v: Visit<'_>) -> Result<u16, Refusal> {
                 Some(crate::factors::Kind::Passkey) => AuthLevel::SecondFactor,
                 _ => AuthLevel::PhishingResistant,
             };
-            let cookie = v.upgrade(level, "passkey", true).await?;
+            let proof = Proof::Had { strongest: true };
+            let cookie = v.upgrade(level, "passkey", proof).await?;
             let body = serde_json::json!({ "redirect": return_to }).to_string();
             v.json(200, body, &[cookie]).await
         }
