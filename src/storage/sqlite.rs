@@ -191,12 +191,30 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // WAL: readers never wait for the writer. FULL: a lock, hold or factor written is on disk
     // when the call returns (these are security records, not a cache).
-    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+    when_not_busy(|| conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"))?;
     let (from, to) = migrate(&mut conn)?;
     if from != to {
         tracing::info!(database = %path.display(), from, to, "database schema brought up to date");
     }
     Ok(conn)
+}
+
+/// Run `f` again while SQLite answers "busy", up to [`BUSY_TIMEOUT`]. Switching a new file
+/// to WAL takes an exclusive lock, and SQLite refuses a connection racing another for it at
+/// once, without its busy handler (two gateways starting on one new file saw it).
+fn when_not_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Bring the file at `path` up to date (what every start does): the version it was at, and
