@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use vigie::config::Config;
 
+mod audit_commands;
 mod explain;
 mod inspect;
 mod operate;
@@ -154,6 +155,11 @@ enum Command {
         config: PathBuf,
         #[command(subcommand)]
         action: EnrollAction,
+    },
+    /// The tamper-evident audit trail: verify its chains, export a range.
+    Audit {
+        #[command(subcommand)]
+        action: audit_commands::AuditAction,
     },
     /// Run only the sample portal: a stand-in legacy EHR with fictitious patients.
     SamplePortal {
@@ -304,6 +310,7 @@ fn main() -> ExitCode {
             break_glass,
         ),
         Command::User { config, action } => state_commands::user_command(config, action),
+        Command::Audit { action } => audit_commands::run(action),
         Command::Storage {
             action:
                 StorageAction::Migrate {

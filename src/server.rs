@@ -67,6 +67,8 @@ fn assemble(config: &Config, clock: Arc<dyn Clock>, upgrade: bool) -> anyhow::Re
         stores.audit.clone(),
         stores.keys.clone(),
         config.storage.audit_retention,
+        audit_signer(config)?,
+        config.storage.audit_checkpoint,
     )
     .context("the audit writer thread")?;
     let audit = crate::audit::AuditLog::new(stores.audit.clone(), stores.keys.clone());
@@ -261,6 +263,16 @@ fn detector(
 }
 
 /// Second factors, when some portal holds sessions, sealed with the stores' key ring.
+/// The key that signs the audit trail's checkpoints (see [`crate::audit::signing`]).
+pub fn audit_signer(config: &Config) -> anyhow::Result<Arc<crate::audit::signing::Signer>> {
+    let file = crate::audit::signing::key_file_for(&config.storage.database);
+    crate::audit::signing::Signer::load(config.assertion.key_dir.as_deref(), &file)
+        .map(Arc::new)
+        .map_err(|e| {
+            anyhow::anyhow!("the audit signing key: {e} (see [storage] audit_checkpoint_seconds)")
+        })
+}
+
 fn factors(
     config: &Config,
     stores: &crate::storage::open::Stores,

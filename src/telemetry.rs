@@ -8,7 +8,7 @@ use crate::config::{LogConfig, LogFormat};
 
 /// Install the global subscriber. `VIGIE_LOG`, when set, overrides the configured filter. The
 /// audit trail is kept (and logged) whatever the level: the filter always lets `vigie::audit`
-/// through at INFO. One global filter, not one per layer: with per-layer filters, a
+/// (and the trail's checkpoints, `vigie::checkpoint`) through at INFO. One global filter, not one per layer: with per-layer filters, a
 /// `tracing::enabled!` probe not followed by an event left the audit layer disabled for the
 /// next event on that thread, and audit entries were lost (JSON logs probe the access target).
 pub fn init(log: &LogConfig) {
@@ -20,7 +20,9 @@ pub fn init(log: &LogConfig) {
             format!("{}=info", crate::audit::TARGET)
                 .parse()
                 .expect("a valid directive"),
-        );
+        )
+        // The audit chain's checkpoints too: the log is their copy out of the store's reach.
+        .add_directive("vigie::checkpoint=info".parse().expect("a valid directive"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     // The filter first: the audit layer sees only what it lets through, and takes its target.
     let registry = tracing_subscriber::registry()

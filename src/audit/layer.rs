@@ -41,6 +41,7 @@ pub fn entry(event: &tracing::Event<'_>) -> Entry {
         event: event_name,
         user,
         fields,
+        link: None,
     }
 }
 

@@ -9,8 +9,10 @@
 //! the request path: a store that does not answer (PostgreSQL away, the disk full) keeps the
 //! entries in the writer's backlog until it answers again.
 
+pub mod chain;
 mod fold;
 mod layer;
+pub mod signing;
 mod writer;
 
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -40,15 +42,38 @@ pub struct Entry {
     pub user: Option<String>,
     /// The event's other fields (client, session fingerprint, outcome…), as logged.
     pub fields: Map<String, Value>,
+    /// Its place in its writer's chain, once written (entries older than the chain have none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<chain::Link>,
 }
 
-/// A row as both stores keep it: id, at_us, level, event, user, fields (JSON text).
-pub type Row = (String, i64, String, String, Option<String>, String);
+/// A row as both stores keep it: id, at_us, level, event, user, fields (JSON text), then
+/// chain, seq and mac (absent on entries older than the chain).
+pub type Row = (
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
+
+/// The columns a [`Row`] is read from, in order.
+pub const COLUMNS: &str = "id, at_us, level, event, username, fields, chain, seq, mac";
 
 impl Entry {
     /// The entry a stored row holds.
-    pub fn from_row((id, at_us, level, event, user, fields): Row) -> Result<Self, AuditError> {
+    pub fn from_row(
+        (id, at_us, level, event, user, fields, chain, seq, mac): Row,
+    ) -> Result<Self, AuditError> {
         let fields = serde_json::from_str(&fields)?;
+        let link = match (chain, seq, mac) {
+            (Some(chain), Some(seq), Some(mac)) => Some(chain::Link { chain, seq, mac }),
+            _ => None,
+        };
         Ok(Entry {
             id,
             at_us,
@@ -56,7 +81,21 @@ impl Entry {
             event,
             user,
             fields,
+            link,
         })
+    }
+}
+
+/// Where a walk in chain order stopped: chain (empty for entries without one), seq, id.
+pub type Cursor = (String, i64, String);
+
+impl Entry {
+    /// The walk's position after this entry.
+    pub fn cursor(&self) -> Cursor {
+        match &self.link {
+            Some(l) => (l.chain.clone(), l.seq, self.id.clone()),
+            None => (String::new(), 0, self.id.clone()),
+        }
     }
 }
 
@@ -129,8 +168,18 @@ pub trait AuditRecords: Send + Sync {
         user: Option<&str>,
         limit: usize,
     ) -> Result<Vec<SealedBreakGlass>, AuditError>;
-    /// Remove entries and break-glass records older than `before_us`; how many.
-    fn prune(&self, before_us: i64) -> Result<u64, AuditError>;
+    /// Entries in chain order, (chain, seq, id), those without a chain first, after `after`.
+    fn page(&self, after: Option<&Cursor>, limit: usize) -> Result<Vec<Entry>, AuditError>;
+    /// Keep a signed checkpoint (a second one for the same place is skipped).
+    fn checkpoint(&self, cp: &chain::Checkpoint) -> Result<(), AuditError>;
+    fn checkpoints(&self) -> Result<Vec<chain::Checkpoint>, AuditError>;
+    fn anchors(&self) -> Result<Vec<chain::Anchor>, AuditError>;
+    /// Per chain, the newest entry (by seq) older than `before_us`: where a prune stops.
+    fn heads_before(&self, before_us: i64) -> Result<Vec<chain::Link>, AuditError>;
+    /// In one transaction: keep the anchors (replacing a chain's older one), remove each
+    /// anchored chain's entries and checkpoints up to its anchor, entries without a chain and
+    /// break-glass records older than `before_us`. How many rows went.
+    fn prune(&self, before_us: i64, anchors: &[chain::Anchor]) -> Result<u64, AuditError>;
 }
 
 /// The `WHERE` of a listing: one condition per filter given, so the matching index is used
@@ -206,11 +255,13 @@ pub fn start(
     store: Arc<dyn AuditRecords>,
     keys: Arc<KeyRing>,
     retention: Option<Duration>,
+    signer: Arc<signing::Signer>,
+    checkpoint_every: Duration,
 ) -> std::io::Result<bool> {
     let Some(rx) = QUEUED.1.lock().unwrap_or_else(|e| e.into_inner()).take() else {
         return Ok(false);
     };
-    let w = writer::Writer::new(store, keys, retention);
+    let w = writer::Writer::new(store, keys, retention).signing(signer, checkpoint_every);
     std::thread::Builder::new()
         .name("vigie-audit".into())
         .spawn(move || w.run(rx))?;
@@ -249,6 +300,36 @@ impl AuditLog {
     }
 }
 
+/// Check the whole trail: every chain's links, its anchor, and the checkpoints (those kept in
+/// the store and `published`, the copies from the log) signed by a `trusted` key.
+pub fn verify(
+    store: &dyn AuditRecords,
+    keys: &KeyRing,
+    trusted: &[String],
+    published: Vec<chain::Checkpoint>,
+) -> Result<chain::Report, AuditError> {
+    let mut all = store.checkpoints()?;
+    all.extend(published);
+    all.sort_by(|a, b| (&a.chain, a.seq, &a.signature).cmp(&(&b.chain, b.seq, &b.signature)));
+    all.dedup();
+    let (good, bad) = signing::trusted(all, trusted);
+    let mut verifier = chain::Verifier::new(keys, store.anchors()?, good);
+    let mut after = None;
+    loop {
+        let page = store.page(after.as_ref(), 2_000)?;
+        for e in &page {
+            verifier.feed(e);
+        }
+        match page.last() {
+            Some(last) => after = Some(last.cursor()),
+            None => break,
+        }
+    }
+    let mut report = verifier.finish();
+    report.problems.extend(bad);
+    Ok(report)
+}
+
 /// What a reason is bound to: a sealed reason cannot be moved to another record or user.
 fn reason_aad(id: &str, user: &str) -> Vec<u8> {
     format!("vigie/break-glass\0{id}\0{user}").into_bytes()
@@ -256,3 +337,5 @@ fn reason_aad(id: &str, user: &str) -> Vec<u8> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_chain;

@@ -53,7 +53,16 @@ fn entry(at_us: i64, event: &str, user: Option<&str>) -> Entry {
         event: event.into(),
         user: user.map(str::to_string),
         fields: json!({ "client": "10.1.2.3" }).as_object().unwrap().clone(),
+        link: None,
     }
+}
+
+/// The entries without their links (what was handed to the writer).
+fn unlinked(entries: Vec<Entry>) -> Vec<Entry> {
+    entries
+        .into_iter()
+        .map(|e| Entry { link: None, ..e })
+        .collect()
 }
 
 const REASON: &str = "Arrêt cardiaque salle 12, dossier de M. Dupont requis";
@@ -75,7 +84,10 @@ fn glass(at_us: i64, user: &str) -> BreakGlass {
 /// bytes back (a file, a dump) to show the reason is not in them.
 pub(crate) fn contract(store: Arc<dyn AuditRecords>, raw: &dyn Fn() -> Vec<u8>) {
     let keys = Arc::new(KeyRing::ephemeral());
-    let mut w = Writer::new(store.clone(), keys.clone(), None);
+    let signer = Arc::new(signing::Signer::ephemeral());
+    let mut w = Writer::new(store.clone(), keys.clone(), None)
+        .signing(signer.clone(), Duration::ZERO)
+        .chain("replica-a/1");
     let a = entry(1_000, "login", Some("dr.martin"));
     let b = entry(2_000, "second_factor", Some("dr.martin"));
     let c = entry(3_000, "login", Some("inf.durand"));
@@ -86,25 +98,47 @@ pub(crate) fn contract(store: Arc<dyn AuditRecords>, raw: &dyn Fn() -> Vec<u8>) 
     assert!(w.flush(Instant::now()));
     // A retry after a lost reply makes no second row.
     store.insert(std::slice::from_ref(&a), &[]).unwrap();
+    let trusted = [signer.public().to_string()];
+    let verified = verify(store.as_ref(), &keys, &trusted, vec![]).unwrap();
+    assert!(verified.intact(), "{:?}", verified.problems);
+    assert_eq!(
+        (verified.chains[0].last, verified.chains[0].checkpoint),
+        (3, None)
+    );
+    w.checkpoint(Instant::now());
+    let cps = store.checkpoints().unwrap();
+    assert_eq!(
+        cps.iter()
+            .map(|c| (c.chain.as_str(), c.seq))
+            .collect::<Vec<_>>(),
+        [("replica-a/1", 3)]
+    );
+    let verified = verify(store.as_ref(), &keys, &trusted, vec![]).unwrap();
+    assert!(verified.intact(), "{:?}", verified.problems);
+    assert_eq!(verified.chains[0].checkpoint, Some(3));
+    // Signed by a key verify does not trust: refused, whatever it says.
+    let untrusted = verify(store.as_ref(), &keys, &[], vec![]).unwrap();
+    assert!(matches!(
+        untrusted.problems[..],
+        [chain::Problem::BadCheckpoint { .. }]
+    ));
 
     let q = |user: Option<&str>, event: Option<&str>, limit| Query {
         user: user.map(str::to_string),
         event: event.map(str::to_string),
         limit,
     };
+    let recent = |user, event, limit| unlinked(store.recent(&q(user, event, limit)).unwrap());
     assert_eq!(
-        store.recent(&q(None, None, 10)).unwrap(),
+        recent(None, None, 10),
         vec![c.clone(), b.clone(), a.clone()]
     );
     assert_eq!(
-        store.recent(&q(Some("dr.martin"), None, 10)).unwrap(),
+        recent(Some("dr.martin"), None, 10),
         vec![b.clone(), a.clone()]
     );
-    assert_eq!(
-        store.recent(&q(None, Some("login"), 10)).unwrap(),
-        vec![c.clone(), a.clone()]
-    );
-    assert_eq!(store.recent(&q(None, None, 1)).unwrap(), vec![c.clone()]);
+    assert_eq!(recent(None, Some("login"), 10), vec![c.clone(), a.clone()]);
+    assert_eq!(recent(None, None, 1), vec![c.clone()]);
 
     let log = AuditLog::new(store.clone(), keys.clone());
     let reviews = log.break_glass(Some("dr.martin"), 10).unwrap();
@@ -143,12 +177,20 @@ pub(crate) fn contract(store: Arc<dyn AuditRecords>, raw: &dyn Fn() -> Vec<u8>) 
     );
 
     assert_eq!(
-        store.prune(2_600).unwrap(),
+        w.prune_before(2_600).unwrap(),
         3,
         "two entries and one break-glass record"
     );
-    assert_eq!(store.recent(&q(None, None, 10)).unwrap(), vec![c]);
+    assert_eq!(recent(None, None, 10), vec![c]);
     assert_eq!(store.break_glass(None, 10).unwrap().len(), 1);
+    // The chain now starts at its anchor: still intact, its checkpoint still vouching.
+    let verified = verify(store.as_ref(), &keys, &trusted, vec![]).unwrap();
+    assert!(verified.intact(), "{:?}", verified.problems);
+    assert_eq!(
+        (verified.chains[0].first, verified.chains[0].checkpoint),
+        (3, Some(3))
+    );
+    assert_eq!(store.anchors().unwrap()[0].seq, 2);
 }
 
 #[test]
@@ -191,7 +233,22 @@ impl AuditRecords for Flaky {
     fn break_glass(&self, _: Option<&str>, _: usize) -> Result<Vec<SealedBreakGlass>, AuditError> {
         Ok(self.glass.lock().unwrap().clone())
     }
-    fn prune(&self, _: i64) -> Result<u64, AuditError> {
+    fn page(&self, _: Option<&Cursor>, _: usize) -> Result<Vec<Entry>, AuditError> {
+        Ok(vec![])
+    }
+    fn checkpoint(&self, _: &chain::Checkpoint) -> Result<(), AuditError> {
+        Ok(())
+    }
+    fn checkpoints(&self) -> Result<Vec<chain::Checkpoint>, AuditError> {
+        Ok(vec![])
+    }
+    fn anchors(&self) -> Result<Vec<chain::Anchor>, AuditError> {
+        Ok(vec![])
+    }
+    fn heads_before(&self, _: i64) -> Result<Vec<chain::Link>, AuditError> {
+        Ok(vec![])
+    }
+    fn prune(&self, _: i64, _: &[chain::Anchor]) -> Result<u64, AuditError> {
         Ok(0)
     }
 }
@@ -220,11 +277,11 @@ fn entries_the_store_refuses_are_kept_and_written_in_order_once_it_answers() {
     assert!(!w.flush(t0 + Duration::from_secs(3)), "refused once more");
     assert!(w.flush(t0 + Duration::from_secs(6)));
     assert_eq!(w.pending(), 0);
-    assert_eq!(
-        *store.kept.lock().unwrap(),
-        all,
-        "every entry, once, in order"
-    );
+    let kept = store.kept.lock().unwrap().clone();
+    assert_eq!(unlinked(kept.clone()), all, "every entry, once, in order");
+    // Linked once, in order: the refused writes did not use up numbers.
+    let seqs: Vec<i64> = kept.iter().map(|e| e.link.as_ref().unwrap().seq).collect();
+    assert_eq!(seqs, (1..=1_200).collect::<Vec<_>>());
     assert_eq!(store.glass.lock().unwrap().len(), 1);
 }
 

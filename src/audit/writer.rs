@@ -1,11 +1,14 @@
-//! The writer thread: drains the queue into the store in batches, seals break-glass reasons,
-//! keeps what the store refused and retries it, and prunes past the retention.
+//! The writer thread: drains the queue into the store in batches, links each entry into this
+//! process' chain, seals break-glass reasons, keeps what the store refused and retries it,
+//! signs checkpoints, and prunes past the retention (leaving an anchor per chain).
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::chain::{Anchor, Chainer};
+use super::signing::Signer;
 use super::{reason_aad, AuditRecords, Entry, Record, SealedBreakGlass};
 use crate::factors::crypto::KeyRing;
 use crate::metrics::METRICS;
@@ -31,6 +34,11 @@ pub struct Writer {
     dropped: (u64, Option<Instant>),
     /// Whether the last write failed (said once per outage).
     failing: bool,
+    chain: Chainer,
+    signer: Arc<Signer>,
+    /// How often a checkpoint is signed (when the chain moved on), and the last one's number.
+    checkpoint_every: Duration,
+    checkpointed: (i64, Option<Instant>),
 }
 
 impl Writer {
@@ -49,7 +57,25 @@ impl Writer {
             pruned_at: None,
             dropped: (0, None),
             failing: false,
+            chain: Chainer::new(Chainer::name_for_this_process()),
+            signer: Arc::new(Signer::ephemeral()),
+            checkpoint_every: Duration::from_secs(60),
+            checkpointed: (0, None),
         }
+    }
+
+    /// Sign checkpoints with `signer` every `every` (when entries were written meanwhile).
+    pub fn signing(mut self, signer: Arc<Signer>, every: Duration) -> Self {
+        self.signer = signer;
+        self.checkpoint_every = every;
+        self
+    }
+
+    /// Write into the chain `name` (tests: a known name).
+    #[cfg(test)]
+    pub fn chain(mut self, name: &str) -> Self {
+        self.chain = Chainer::new(name.into());
+        self
     }
 
     pub fn run(mut self, rx: Receiver<Record>) {
@@ -67,6 +93,8 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     self.flush(Instant::now());
+                    self.checkpointed.1 = None;
+                    self.checkpoint(Instant::now());
                     return;
                 }
             }
@@ -75,6 +103,7 @@ impl Writer {
             }
             let now = Instant::now();
             self.flush(now);
+            self.checkpoint(now);
             self.prune(now);
             self.say_dropped(now);
             super::fold::write_due();
@@ -114,9 +143,13 @@ impl Writer {
         while self.pending() > 0 {
             let n = self.entries.len().min(BATCH);
             let g = self.glass.len().min(BATCH);
-            let entries = &self.entries.make_contiguous()[..n];
+            let mut entries = self.entries.make_contiguous()[..n].to_vec();
+            let links = self.chain.links(&self.keys, &entries);
+            for (e, link) in entries.iter_mut().zip(links) {
+                e.link = Some(link);
+            }
             let glass = &self.glass.make_contiguous()[..g];
-            if let Err(e) = self.store.insert(entries, glass) {
+            if let Err(e) = self.store.insert(&entries, glass) {
                 self.retry_at = Some(now + RETRY);
                 if !self.failing {
                     self.failing = true;
@@ -124,6 +157,9 @@ impl Writer {
                 }
                 METRICS.audit_pending.set(self.pending() as i64);
                 return false;
+            }
+            if let Some(last) = entries.last().and_then(|e| e.link.as_ref()) {
+                self.chain.commit(last);
             }
             self.entries.drain(..n);
             self.glass.drain(..g);
@@ -147,6 +183,27 @@ impl Writer {
         }
     }
 
+    /// Sign where the chain has reached, keep it, and publish it in the log: removing the
+    /// newest entries is caught against the last checkpoint, even one the store lost.
+    pub fn checkpoint(&mut self, now: Instant) {
+        let Some((seq, mac)) = self.chain.head() else {
+            return;
+        };
+        let (done, at) = self.checkpointed;
+        if seq == done || at.is_some_and(|at| now < at + self.checkpoint_every) {
+            return;
+        }
+        let cp = self
+            .signer
+            .sign(self.chain.name(), seq, mac, super::now_us());
+        tracing::info!(target: "vigie::checkpoint", event = "audit_checkpoint", chain = %cp.chain, seq = cp.seq, mac = %cp.mac, at_us = cp.at_us, signer = %cp.signer, signature = %cp.signature, "audit trail checkpoint");
+        // Published either way (the log is the copy the store's writer cannot reach).
+        if let Err(e) = self.store.checkpoint(&cp) {
+            tracing::warn!(error = %e, "an audit checkpoint could not be stored; it is in the log");
+        }
+        self.checkpointed = (seq, Some(now));
+    }
+
     fn prune(&mut self, now: Instant) {
         let Some(keep) = self.retention else { return };
         if self.pruned_at.is_some_and(|at| now < at + PRUNE_EVERY) {
@@ -154,12 +211,23 @@ impl Writer {
         }
         self.pruned_at = Some(now);
         let before = super::now_us() - keep.as_micros() as i64;
-        match self.store.prune(before) {
+        match self.prune_before(before) {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "audit entries past the retention removed"),
             Err(e) => {
                 tracing::warn!(error = %e, "the audit store could not be pruned; trying again in an hour")
             }
         }
+    }
+
+    /// Remove what is older than `before_us`, each chain's new start anchored.
+    pub fn prune_before(&self, before_us: i64) -> Result<u64, super::AuditError> {
+        let anchors: Vec<Anchor> = self
+            .store
+            .heads_before(before_us)?
+            .iter()
+            .map(|head| Anchor::new(&self.keys, head))
+            .collect();
+        self.store.prune(before_us, &anchors)
     }
 }

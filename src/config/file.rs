@@ -363,6 +363,8 @@ pub struct StorageSection {
     pub outage_grace_seconds: i64,
     /// Audit entries and break-glass records are kept this many days (0: kept for ever).
     pub audit_retention_days: i64,
+    /// How often each writer signs a checkpoint of its audit chain.
+    pub audit_checkpoint_seconds: i64,
     /// Vouch that Redis keeps its data on disk, where it refuses `CONFIG GET` (managed Redis).
     pub redis_persistence: bool,
     /// Redis ACL user (with `redis_password_file`); the default user when unset.
@@ -397,6 +399,7 @@ impl Default for StorageSection {
             replicas: 1,
             outage_grace_seconds: 120,
             audit_retention_days: 365,
+            audit_checkpoint_seconds: 60,
             redis_persistence: false,
             redis_username: None,
             redis_password_file: None,

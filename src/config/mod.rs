@@ -184,6 +184,8 @@ pub struct StorageConfig {
     pub outage_grace: Duration,
     /// How long the audit trail is kept; `None`: for ever.
     pub audit_retention: Option<Duration>,
+    /// How often a signed checkpoint of the audit chain is kept and logged.
+    pub audit_checkpoint: Duration,
     /// The SQLite file of durable data (users, and with `records = "sqlite"` locks, holds,
     /// alerts and factors; embedded sessions).
     pub database: PathBuf,

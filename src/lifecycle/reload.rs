@@ -250,6 +250,7 @@ fn storage(c: &Config) -> impl PartialEq + '_ {
         s.replicas,
         s.outage_grace,
         s.audit_retention,
+        s.audit_checkpoint,
         &s.database,
         text(&s.records),
         &s.session_key,

@@ -280,6 +280,30 @@ pub fn users(config: &Config) -> anyhow::Result<UserStore> {
     }
 }
 
+/// The audit trail and the key ring its chains are MACed under, for `vigie audit …`.
+pub fn audit(config: &Config) -> anyhow::Result<(Arc<dyn AuditRecords>, Arc<KeyRing>)> {
+    let keys = config.second_factor.keys.clone().context(
+        "no [second_factor] key ring: the audit chains are MACed under it (set key_file or key_env)",
+    )?;
+    let db = &config.storage.database;
+    let store: Arc<dyn AuditRecords> = match &config.storage.records {
+        Records::Sqlite => {
+            if !db.exists() {
+                anyhow::bail!(
+                    "no database at {}: the gateway has not run yet",
+                    db.display()
+                );
+            }
+            Arc::new(
+                SqliteAudit::open(db)
+                    .with_context(|| format!("the audit trail in {}", db.display()))?,
+            )
+        }
+        Records::Postgres(settings) => Arc::new(PgAudit(postgres(settings, db)?)),
+    };
+    Ok((store, keys))
+}
+
 /// PostgreSQL connected, its schema up to date, and the file's records copied in (once).
 fn postgres(settings: &super::postgres::PgSettings, db: &std::path::Path) -> anyhow::Result<Pg> {
     let (pg, applied) = Pg::connect(settings)

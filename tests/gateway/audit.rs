@@ -87,3 +87,145 @@ fn json_logs_at_info_keep_every_sign_in() {
         (audit(&gw, "user=dr.martin&event=login").len() == 5).then_some(())
     });
 }
+
+/// The gateway's SQLite file, settled (its WAL folded in) and copied aside.
+fn settle(db: &std::path::Path, to: &std::path::Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(conn);
+    std::fs::copy(db, to).unwrap();
+}
+
+/// `vigie audit verify` on the file: its exit code and what it printed.
+fn verify(config: &std::path::Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["audit", "verify", "-c", config.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = std::process::Command::new(VIGIE)
+        .args(&args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The gateway's own trail, edited with SQL as an intruder with the database (and not the
+/// key ring) would: each edit is found and named, the newest entries removed against the last
+/// checkpoint, even once the store's checkpoints are removed too (the log keeps a copy).
+#[test]
+fn verify_finds_an_edited_a_removed_a_moved_entry_and_the_newest_removed() {
+    let portal = start_portal();
+    let mut gw = start_profiled_gateway(
+        portal.port,
+        "sample-portal.toml",
+        "[log]\nformat = \"json\"\n\n[storage]\naudit_checkpoint_seconds = 1\n",
+    );
+    for _ in 0..4 {
+        Client::login(gw.port, "dr.martin", "martin-demo");
+    }
+    let dir = gw.config.parent().unwrap().to_path_buf();
+    let db = dir.join("vigie.sqlite");
+    let head = |sql: &str| -> i64 {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+            .unwrap()
+            .unwrap_or(0)
+    };
+    let last = wait_for("a checkpoint of the whole chain", || {
+        let (entries, signed) = (
+            head("SELECT max(seq) FROM audit"),
+            head("SELECT max(seq) FROM audit_checkpoints"),
+        );
+        (entries >= 4 && signed == entries).then_some(entries)
+    });
+    gw.proc.kill();
+    let log = dir.join("gateway.log");
+    std::fs::write(&log, gw.proc.stderr()).unwrap();
+    assert!(gw.proc.stderr().contains("\"audit_checkpoint\""));
+    let pristine = dir.join("pristine.sqlite");
+    settle(&db, &pristine);
+
+    let (code, out) = verify(&gw.config, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("#1-#{last}")) && out.contains("intact"),
+        "{out}"
+    );
+
+    let tampered = |sql: &str, extra: &[&str]| {
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        std::fs::copy(&pristine, &db).unwrap();
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        verify(&gw.config, extra)
+    };
+    let cases = [
+        (
+            "UPDATE audit SET username = 'someone.else' WHERE seq = 2",
+            "entry #2 ",
+            "edited",
+        ),
+        (
+            "DELETE FROM audit WHERE seq = 3",
+            "entry #3 was removed",
+            "",
+        ),
+        (
+            "UPDATE audit SET seq = CASE seq WHEN 2 THEN 3 ELSE 2 END WHERE seq IN (2, 3)",
+            "entry #2 ",
+            "moved",
+        ),
+        (
+            &format!("DELETE FROM audit WHERE seq >= {}", last - 1),
+            &format!("vouches for entry #{last}, the store ends at #{}", last - 2),
+            "",
+        ),
+    ];
+    for (sql, first, why) in cases.iter().map(|(a, b, c)| (*a, b.to_string(), *c)) {
+        let (code, out) = tampered(sql, &[]);
+        assert_eq!(code, 1, "{sql}: {out}");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("TAMPERED"))
+            .unwrap_or("");
+        assert!(line.contains(&first) && line.contains(why), "{sql}: {out}");
+    }
+    // The newest entries and the store's checkpoints removed: the store alone cannot tell
+    // (said as unconfirmed entries), the published checkpoints can.
+    let both = format!(
+        "DELETE FROM audit WHERE seq >= {}; DELETE FROM audit_checkpoints;",
+        last - 1
+    );
+    let (code, out) = tampered(&both, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no checkpoint yet"), "{out}");
+    let (code, out) = tampered(&both, &["--checkpoints", log.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("the newest entries were removed"), "{out}");
+    // A checkpoint written by someone without the signing key is refused.
+    let forged = format!(
+        "INSERT INTO audit_checkpoints SELECT chain, seq + 100, mac, at_us, '{}', signature FROM audit_checkpoints LIMIT 1",
+        "AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExample="
+    );
+    let (code, out) = tampered(&forged, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not in the key directory"), "{out}");
+
+    // The export: every entry, in chain order, with its link.
+    std::fs::copy(&pristine, &db).unwrap();
+    let export = vigie_ok(["audit", "export", "-c", gw.config.to_str().unwrap()]);
+    let seqs: Vec<i64> = export
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["link"]["seq"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, (1..=last).collect::<Vec<_>>());
+}

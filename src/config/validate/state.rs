@@ -317,9 +317,17 @@ impl Validator<'_> {
             36_500,
             " (0: kept for ever)",
         );
+        let checkpoint = self.range(
+            "storage.audit_checkpoint_seconds",
+            s.audit_checkpoint_seconds,
+            1,
+            86_400,
+            "",
+        );
         StorageConfig {
             replicas,
             outage_grace,
+            audit_checkpoint: secs(checkpoint),
             audit_retention: (days > 0).then(|| std::time::Duration::from_secs(days * 86_400)),
             backend,
             session_key,

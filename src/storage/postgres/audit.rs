@@ -2,7 +2,25 @@
 //! one trail whichever replica served the user, and a replaced pod loses none of it.
 
 use super::Pg;
-use crate::audit::{AuditError, AuditRecords, Entry, Query, SealedBreakGlass};
+use crate::audit::chain::{Anchor, Checkpoint, Link};
+use crate::audit::{AuditError, AuditRecords, Cursor, Entry, Query, Row, SealedBreakGlass};
+
+/// The columns of a [`Row`], `fields` as text.
+const COLUMNS: &str = "id, at_us, level, event, username, fields::text, chain, seq, mac";
+
+fn row(r: &tokio_postgres::Row) -> Row {
+    (
+        r.get(0),
+        r.get(1),
+        r.get(2),
+        r.get(3),
+        r.get(4),
+        r.get(5),
+        r.get(6),
+        r.get(7),
+        r.get(8),
+    )
+}
 
 pub struct PgAudit(pub Pg);
 
@@ -20,18 +38,33 @@ impl AuditRecords for PgAudit {
             entries.iter().map(|e| e.user.clone()).collect::<Vec<_>>(),
             fields,
         );
+        let links = (
+            entries
+                .iter()
+                .map(|e| e.link.as_ref().map(|l| l.chain.clone()))
+                .collect::<Vec<_>>(),
+            entries
+                .iter()
+                .map(|e| e.link.as_ref().map(|l| l.seq))
+                .collect::<Vec<_>>(),
+            entries
+                .iter()
+                .map(|e| e.link.as_ref().map(|l| l.mac.clone()))
+                .collect::<Vec<_>>(),
+        );
         let g = glass.to_vec();
         self.0.block(move |mut c| {
-            let (e, g) = (e.clone(), g.clone());
+            let (e, g, l) = (e.clone(), g.clone(), links.clone());
             async move {
                 let tx = c.transaction().await?;
                 tx.execute(
-                    "INSERT INTO audit (id, at_us, level, event, username, fields)
-                     SELECT a, b, c, d, e, f::jsonb
-                     FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
-                          AS t(a, b, c, d, e, f)
+                    "INSERT INTO audit (id, at_us, level, event, username, fields, chain, seq, mac)
+                     SELECT a, b, c, d, e, f::jsonb, g, h, i
+                     FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                 $7::text[], $8::bigint[], $9::text[])
+                          AS t(a, b, c, d, e, f, g, h, i)
                      ON CONFLICT (id) DO NOTHING",
-                    &[&e.0, &e.1, &e.2, &e.3, &e.4, &e.5],
+                    &[&e.0, &e.1, &e.2, &e.3, &e.4, &e.5, &l.0, &l.1, &l.2],
                 )
                 .await?;
                 for b in &g {
@@ -52,7 +85,7 @@ impl AuditRecords for PgAudit {
         let given: Vec<String> = [&q.user, &q.event].into_iter().flatten().cloned().collect();
         let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
         let sql = format!(
-            "SELECT id, at_us, level, event, username, fields::text FROM audit {}
+            "SELECT {COLUMNS} FROM audit {}
              ORDER BY at_us DESC, id DESC LIMIT ${}",
             crate::audit::filters(q.user.is_some(), q.event.is_some(), |i| format!("${i}")),
             given.len() + 1
@@ -64,22 +97,119 @@ impl AuditRecords for PgAudit {
                     given.iter().map(|g| g as _).collect();
                 args.push(&limit);
                 let rows = c.query(&sql, &args).await?;
-                Ok(rows
-                    .iter()
-                    .map(|r| {
-                        (
-                            r.get::<_, String>(0),
-                            r.get::<_, i64>(1),
-                            r.get::<_, String>(2),
-                            r.get::<_, String>(3),
-                            r.get::<_, Option<String>>(4),
-                            r.get::<_, String>(5),
-                        )
-                    })
-                    .collect::<Vec<_>>())
+                Ok(rows.iter().map(row).collect::<Vec<_>>())
             }
         })?;
         rows.into_iter().map(Entry::from_row).collect()
+    }
+
+    fn page(&self, after: Option<&Cursor>, limit: usize) -> Result<Vec<Entry>, AuditError> {
+        let (chain, seq, id) = after.cloned().unwrap_or((String::new(), -1, String::new()));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // COLLATE "C": the order SQLite and Rust compare in, whatever the database's locale.
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit
+             WHERE (COALESCE(chain, '') COLLATE \"C\", COALESCE(seq, 0), id COLLATE \"C\")
+                 > ($1::text COLLATE \"C\", $2::bigint, $3::text COLLATE \"C\")
+             ORDER BY COALESCE(chain, '') COLLATE \"C\", COALESCE(seq, 0), id COLLATE \"C\" LIMIT $4"
+        );
+        let rows = self.0.block(move |c| {
+            let (chain, id, sql) = (chain.clone(), id.clone(), sql.clone());
+            async move {
+                let rows = c.query(&sql, &[&chain, &seq, &id, &limit]).await?;
+                Ok(rows.iter().map(row).collect::<Vec<_>>())
+            }
+        })?;
+        rows.into_iter().map(Entry::from_row).collect()
+    }
+
+    fn checkpoint(&self, cp: &Checkpoint) -> Result<(), AuditError> {
+        let cp = cp.clone();
+        self.0.block(move |c| {
+            let cp = cp.clone();
+            async move {
+                c.execute(
+                    "INSERT INTO audit_checkpoints (chain, seq, mac, at_us, signer, signature)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    &[
+                        &cp.chain,
+                        &cp.seq,
+                        &cp.mac,
+                        &cp.at_us,
+                        &cp.signer,
+                        &cp.signature,
+                    ],
+                )
+                .await
+                .map(drop)
+            }
+        })?;
+        Ok(())
+    }
+
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>, AuditError> {
+        Ok(self.0.block(|c| async move {
+            let rows = c
+                .query(
+                    "SELECT chain, seq, mac, at_us, signer, signature FROM audit_checkpoints
+                     ORDER BY chain, seq",
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| Checkpoint {
+                    chain: r.get(0),
+                    seq: r.get(1),
+                    mac: r.get(2),
+                    at_us: r.get(3),
+                    signer: r.get(4),
+                    signature: r.get(5),
+                })
+                .collect())
+        })?)
+    }
+
+    fn anchors(&self) -> Result<Vec<Anchor>, AuditError> {
+        Ok(self.0.block(|c| async move {
+            let rows = c
+                .query(
+                    "SELECT chain, seq, mac, tag FROM audit_anchors ORDER BY chain",
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| Anchor {
+                    chain: r.get(0),
+                    seq: r.get(1),
+                    mac: r.get(2),
+                    tag: r.get(3),
+                })
+                .collect())
+        })?)
+    }
+
+    fn heads_before(&self, before_us: i64) -> Result<Vec<Link>, AuditError> {
+        Ok(self.0.block(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT a.chain, a.seq, a.mac FROM audit a
+                     JOIN (SELECT chain, MAX(seq) AS seq FROM audit
+                           WHERE chain IS NOT NULL AND at_us < $1 GROUP BY chain) h
+                       ON a.chain = h.chain AND a.seq = h.seq",
+                    &[&before_us],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| Link {
+                    chain: r.get(0),
+                    seq: r.get(1),
+                    mac: r.get(2),
+                })
+                .collect())
+        })?)
     }
 
     fn break_glass(
@@ -115,17 +245,44 @@ impl AuditRecords for PgAudit {
         })?)
     }
 
-    fn prune(&self, before_us: i64) -> Result<u64, AuditError> {
-        Ok(self.0.block(move |mut c| async move {
-            let tx = c.transaction().await?;
-            let a = tx
-                .execute("DELETE FROM audit WHERE at_us < $1", &[&before_us])
-                .await?;
-            let b = tx
-                .execute("DELETE FROM break_glass WHERE at_us < $1", &[&before_us])
-                .await?;
-            tx.commit().await?;
-            Ok(a + b)
+    fn prune(&self, before_us: i64, anchors: &[Anchor]) -> Result<u64, AuditError> {
+        let anchors = anchors.to_vec();
+        Ok(self.0.block(move |mut c| {
+            let anchors = anchors.clone();
+            async move {
+                let tx = c.transaction().await?;
+                let mut gone = 0;
+                for a in &anchors {
+                    tx.execute(
+                        "INSERT INTO audit_anchors (chain, seq, mac, tag) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (chain) DO UPDATE SET seq = $2, mac = $3, tag = $4",
+                        &[&a.chain, &a.seq, &a.mac, &a.tag],
+                    )
+                    .await?;
+                    gone += tx
+                        .execute(
+                            "DELETE FROM audit WHERE chain = $1 AND seq <= $2",
+                            &[&a.chain, &a.seq],
+                        )
+                        .await?;
+                    tx.execute(
+                        "DELETE FROM audit_checkpoints WHERE chain = $1 AND seq <= $2",
+                        &[&a.chain, &a.seq],
+                    )
+                    .await?;
+                }
+                gone += tx
+                    .execute(
+                        "DELETE FROM audit WHERE chain IS NULL AND at_us < $1",
+                        &[&before_us],
+                    )
+                    .await?;
+                gone += tx
+                    .execute("DELETE FROM break_glass WHERE at_us < $1", &[&before_us])
+                    .await?;
+                tx.commit().await?;
+                Ok(gone)
+            }
         })?)
     }
 }

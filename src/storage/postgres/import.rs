@@ -44,8 +44,11 @@ struct Rows {
     invitations: Vec<(String, String, i64)>,
     /// name, password hash, groups, disabled, created, updated.
     users: Vec<(String, String, String, bool, i64, i64)>,
-    /// id, at_us, level, event, user, fields.
-    audit: Vec<(String, i64, String, String, Option<String>, String)>,
+    /// id, at_us, level, event, user, fields, chain, seq, mac.
+    audit: Vec<crate::audit::Row>,
+    /// The chains' checkpoints and anchors, so `vigie audit verify` still passes after.
+    checkpoints: Vec<crate::audit::chain::Checkpoint>,
+    anchors: Vec<crate::audit::chain::Anchor>,
     glass: Vec<GlassRow>,
 }
 
@@ -146,17 +149,38 @@ pub fn from_sqlite(pg: &Pg, path: &Path) -> Result<Option<Copied>, anyhow::Error
             int(&r[5]),
         ));
     }
-    for r in all("SELECT id, at_us, level, event, username, fields FROM audit")? {
-        let user = matches!(r[4], V::Text(_)).then(|| text(&r[4]));
+    for r in all("SELECT id, at_us, level, event, username, fields, chain, seq, mac FROM audit")? {
+        let opt_text = |v: &V| matches!(v, V::Text(_)).then(|| text(v));
         let row = (
             text(&r[0]),
             int(&r[1]),
             text(&r[2]),
             text(&r[3]),
-            user,
+            opt_text(&r[4]),
             text(&r[5]),
+            opt_text(&r[6]),
+            matches!(r[7], V::Integer(_)).then(|| int(&r[7])),
+            opt_text(&r[8]),
         );
         rows.audit.push(row);
+    }
+    for r in all("SELECT chain, seq, mac, at_us, signer, signature FROM audit_checkpoints")? {
+        rows.checkpoints.push(crate::audit::chain::Checkpoint {
+            chain: text(&r[0]),
+            seq: int(&r[1]),
+            mac: text(&r[2]),
+            at_us: int(&r[3]),
+            signer: text(&r[4]),
+            signature: text(&r[5]),
+        });
+    }
+    for r in all("SELECT chain, seq, mac, tag FROM audit_anchors")? {
+        rows.anchors.push(crate::audit::chain::Anchor {
+            chain: text(&r[0]),
+            seq: int(&r[1]),
+            mac: text(&r[2]),
+            tag: text(&r[3]),
+        });
     }
     for r in all("SELECT id, at_us, username, portal, session, until, reason FROM break_glass")? {
         let V::Blob(reason) = &r[6] else { continue };
@@ -405,10 +429,11 @@ fn write(pg: &Pg, rows: Rows, mark: Option<String>) -> Result<Copied, PgError> {
             copied.push(("users", n));
             let n = tx
                 .execute(
-                    "INSERT INTO audit (id, at_us, level, event, username, fields)
-                     SELECT a, b, c, d, e, f::jsonb
-                     FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
-                          AS t(a, b, c, d, e, f)
+                    "INSERT INTO audit (id, at_us, level, event, username, fields, chain, seq, mac)
+                     SELECT a, b, c, d, e, f::jsonb, g, h, i
+                     FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                 $7::text[], $8::bigint[], $9::text[])
+                          AS t(a, b, c, d, e, f, g, h, i)
                      ON CONFLICT (id) DO NOTHING",
                     &[
                         &cols!(r.audit, 0),
@@ -417,10 +442,29 @@ fn write(pg: &Pg, rows: Rows, mark: Option<String>) -> Result<Copied, PgError> {
                         &cols!(r.audit, 3),
                         &cols!(r.audit, 4),
                         &cols!(r.audit, 5),
+                        &cols!(r.audit, 6),
+                        &cols!(r.audit, 7),
+                        &cols!(r.audit, 8),
                     ],
                 )
                 .await?;
             copied.push(("audit", n));
+            for cp in &r.checkpoints {
+                tx.execute(
+                    "INSERT INTO audit_checkpoints (chain, seq, mac, at_us, signer, signature)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    &[&cp.chain, &cp.seq, &cp.mac, &cp.at_us, &cp.signer, &cp.signature],
+                )
+                .await?;
+            }
+            for a in &r.anchors {
+                tx.execute(
+                    "INSERT INTO audit_anchors (chain, seq, mac, tag) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (chain) DO NOTHING",
+                    &[&a.chain, &a.seq, &a.mac, &a.tag],
+                )
+                .await?;
+            }
             let n = tx
                 .execute(
                     "INSERT INTO break_glass (id, at_us, username, portal, session, until, reason)

@@ -241,7 +241,7 @@ fn a_sqlite_file_is_copied_once_and_its_codes_never_over_newer_ones() {
              INSERT INTO recovery_codes VALUES ('alice', 'k:old-a'), ('bob', 'k:old-b');
              INSERT INTO users (username, password_hash, groups, disabled, created, updated)
                  VALUES ('carol', '$argon2id$x', 'nurses', 1, 5, 6);
-             INSERT INTO audit VALUES ('a1', 10, 'warn', 'login', 'alice', '{\"outcome\":\"failure\"}'),
+             INSERT INTO audit (id, at_us, level, event, username, fields) VALUES ('a1', 10, 'warn', 'login', 'alice', '{\"outcome\":\"failure\"}'),
                                       ('a2', 11, 'info', 'session_expired', NULL, '{}');
              INSERT INTO break_glass VALUES ('g1', 12, 'alice', 'ehr', 'f00d', 99, x'0a0b');",
         )

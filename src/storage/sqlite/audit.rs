@@ -4,7 +4,10 @@ use std::path::Path;
 
 use rusqlite::params;
 
-use crate::audit::{AuditError, AuditRecords, Entry, Query, SealedBreakGlass};
+use crate::audit::chain::{Anchor, Checkpoint, Link};
+use crate::audit::{
+    AuditError, AuditRecords, Cursor, Entry, Query, Row, SealedBreakGlass, COLUMNS,
+};
 use crate::storage::sqlite::Db;
 
 /// A connection for the writer and one for the admin API's reads: a long read does not hold
@@ -27,7 +30,7 @@ impl SqliteAudit {
 pub fn listing(q: &Query) -> String {
     let (user, event) = (q.user.is_some(), q.event.is_some());
     format!(
-        "SELECT id, at_us, level, event, username, fields FROM audit {}
+        "SELECT {COLUMNS} FROM audit {}
          ORDER BY at_us DESC, id DESC LIMIT ?{}",
         crate::audit::filters(user, event, |i| format!("?{i}")),
         usize::from(user) + usize::from(event) + 1
@@ -38,18 +41,51 @@ fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+fn entries(rows: impl Iterator<Item = rusqlite::Result<Row>>) -> Result<Vec<Entry>, AuditError> {
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(Entry::from_row(r?)?);
+    }
+    Ok(out)
+}
+
 impl AuditRecords for SqliteAudit {
     fn insert(&self, entries: &[Entry], glass: &[SealedBreakGlass]) -> Result<(), AuditError> {
         let mut conn = self.writer.conn();
         let tx = crate::storage::sqlite::write_tx(&mut conn)?;
         {
             let mut add = tx.prepare_cached(
-                "INSERT OR IGNORE INTO audit (id, at_us, level, event, username, fields)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR IGNORE INTO audit (id, at_us, level, event, username, fields, chain, seq, mac)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             for e in entries {
                 let fields = serde_json::to_string(&e.fields)?;
-                add.execute(params![e.id, e.at_us, e.level, e.event, e.user, fields])?;
+                let l = e.link.as_ref();
+                add.execute(params![
+                    e.id,
+                    e.at_us,
+                    e.level,
+                    e.event,
+                    e.user,
+                    fields,
+                    l.map(|l| &l.chain),
+                    l.map(|l| l.seq),
+                    l.map(|l| &l.mac)
+                ])?;
             }
             let mut add = tx.prepare_cached(
                 "INSERT OR IGNORE INTO break_glass (id, at_us, username, portal, session, until, reason)
@@ -76,21 +112,82 @@ impl AuditRecords for SqliteAudit {
         let mut args = given.clone();
         args.push(&n);
         let mut stmt = conn.prepare_cached(&listing(q))?;
-        let rows = stmt.query_map(args.as_slice(), |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, String>(5)?,
-            ))
+        let rows = stmt.query_map(args.as_slice(), row)?;
+        entries(rows)
+    }
+
+    fn page(&self, after: Option<&Cursor>, n: usize) -> Result<Vec<Entry>, AuditError> {
+        let conn = self.reader.conn();
+        let (chain, seq, id) = after.cloned().unwrap_or((String::new(), -1, String::new()));
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM audit
+             WHERE (COALESCE(chain, ''), COALESCE(seq, 0), id) > (?1, ?2, ?3)
+             ORDER BY COALESCE(chain, ''), COALESCE(seq, 0), id LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(params![chain, seq, id, limit(n)], row)?;
+        entries(rows)
+    }
+
+    fn checkpoint(&self, cp: &Checkpoint) -> Result<(), AuditError> {
+        let conn = self.writer.conn();
+        conn.execute(
+            "INSERT OR IGNORE INTO audit_checkpoints (chain, seq, mac, at_us, signer, signature)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![cp.chain, cp.seq, cp.mac, cp.at_us, cp.signer, cp.signature],
+        )?;
+        Ok(())
+    }
+
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>, AuditError> {
+        let conn = self.reader.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT chain, seq, mac, at_us, signer, signature FROM audit_checkpoints
+             ORDER BY chain, seq",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Checkpoint {
+                chain: r.get(0)?,
+                seq: r.get(1)?,
+                mac: r.get(2)?,
+                at_us: r.get(3)?,
+                signer: r.get(4)?,
+                signature: r.get(5)?,
+            })
         })?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(Entry::from_row(row?)?);
-        }
-        Ok(out)
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn anchors(&self) -> Result<Vec<Anchor>, AuditError> {
+        let conn = self.reader.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT chain, seq, mac, tag FROM audit_anchors ORDER BY chain")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Anchor {
+                chain: r.get(0)?,
+                seq: r.get(1)?,
+                mac: r.get(2)?,
+                tag: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn heads_before(&self, before_us: i64) -> Result<Vec<Link>, AuditError> {
+        let conn = self.reader.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT a.chain, a.seq, a.mac FROM audit a
+             JOIN (SELECT chain, MAX(seq) AS seq FROM audit
+                   WHERE chain IS NOT NULL AND at_us < ?1 GROUP BY chain) h
+               ON a.chain = h.chain AND a.seq = h.seq",
+        )?;
+        let rows = stmt.query_map([before_us], |r| {
+            Ok(Link {
+                chain: r.get(0)?,
+                seq: r.get(1)?,
+                mac: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn break_glass(
@@ -117,12 +214,30 @@ impl AuditRecords for SqliteAudit {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn prune(&self, before_us: i64) -> Result<u64, AuditError> {
+    fn prune(&self, before_us: i64, anchors: &[Anchor]) -> Result<u64, AuditError> {
         let mut conn = self.writer.conn();
         let tx = crate::storage::sqlite::write_tx(&mut conn)?;
-        let a = tx.execute("DELETE FROM audit WHERE at_us < ?1", [before_us])?;
-        let b = tx.execute("DELETE FROM break_glass WHERE at_us < ?1", [before_us])?;
+        let mut gone = 0;
+        for a in anchors {
+            tx.execute(
+                "INSERT OR REPLACE INTO audit_anchors (chain, seq, mac, tag) VALUES (?1, ?2, ?3, ?4)",
+                params![a.chain, a.seq, a.mac, a.tag],
+            )?;
+            gone += tx.execute(
+                "DELETE FROM audit WHERE chain = ?1 AND seq <= ?2",
+                params![a.chain, a.seq],
+            )?;
+            tx.execute(
+                "DELETE FROM audit_checkpoints WHERE chain = ?1 AND seq <= ?2",
+                params![a.chain, a.seq],
+            )?;
+        }
+        gone += tx.execute(
+            "DELETE FROM audit WHERE chain IS NULL AND at_us < ?1",
+            [before_us],
+        )?;
+        gone += tx.execute("DELETE FROM break_glass WHERE at_us < ?1", [before_us])?;
         tx.commit()?;
-        Ok((a + b) as u64)
+        Ok(gone as u64)
     }
 }
