@@ -11,6 +11,7 @@ mod audit_commands;
 mod explain;
 mod inspect;
 mod operate;
+mod soc_commands;
 mod state_commands;
 use inspect::{explain, simulate};
 
@@ -155,6 +156,22 @@ enum Command {
         config: PathBuf,
         #[command(subcommand)]
         action: EnrollAction,
+    },
+    /// The SOC's alert queue, through the running gateway's admin API: list with filters,
+    /// show one with its history, acknowledge, investigate, close, assign, annotate.
+    Alerts {
+        /// The running gateway's configuration (for its admin address and API token).
+        #[arg(short, long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: soc_commands::AlertsAction,
+    },
+    /// The detector's holds (sessions kept from the portal pending review): list, release.
+    Holds {
+        #[arg(short, long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: soc_commands::HoldsAction,
     },
     /// The tamper-evident audit trail: verify its chains, export a range.
     Audit {
@@ -311,6 +328,8 @@ fn main() -> ExitCode {
         ),
         Command::User { config, action } => state_commands::user_command(config, action),
         Command::Audit { action } => audit_commands::run(action),
+        Command::Alerts { config, action } => soc_commands::alerts(config, action),
+        Command::Holds { config, action } => soc_commands::holds(config, action),
         Command::Storage {
             action:
                 StorageAction::Migrate {
@@ -492,6 +511,17 @@ fn admin_call(
     target: &str,
     token: &[u8],
 ) -> std::io::Result<(u16, String)> {
+    admin_call_with(addr, method, target, token, b"")
+}
+
+/// The same with a form body (notes travel in it, not in the address).
+fn admin_call_with(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    token: &[u8],
+    form: &[u8],
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream =
         std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))?;
@@ -499,7 +529,14 @@ fn admin_call(
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer ")
         .into_bytes();
     req.extend_from_slice(token);
-    req.extend_from_slice(b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    req.extend_from_slice(
+        format!(
+            "\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            form.len()
+        )
+        .as_bytes(),
+    );
+    req.extend_from_slice(form);
     stream.write_all(&req)?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw)?;

@@ -11,6 +11,7 @@ mod ecs;
 mod jsonl;
 pub mod store;
 mod syslog;
+pub mod triage;
 mod webhook;
 
 #[cfg(test)]
@@ -201,8 +202,8 @@ pub enum SinkError {
     GaveUp { attempts: u32, last: String },
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error("unknown alert status `{0}`: use open, acknowledged or resolved")]
-    BadStatus(String),
+    #[error("{0}")]
+    Triage(#[from] triage::TriageError),
 }
 
 #[derive(Debug, thiserror::Error)]

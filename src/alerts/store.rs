@@ -1,5 +1,5 @@
-//! Alerts kept so the admin API (and the SOC console) can list them and operators can triage
-//! them: in the SQLite file (one gateway), or in PostgreSQL, where every replica writes and
+//! Alerts kept so the admin API (and the SOC console) can list them and analysts can triage
+//! them ([`super::triage`]): in the SQLite file (one gateway), or in PostgreSQL, where every replica writes and
 //! reads one list ([`crate::storage::postgres::alerts`]).
 
 use std::path::Path;
@@ -7,59 +7,214 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::triage::{self, Change, Event, Filter, Status, TriageError};
 use super::{Alert, Sink, SinkError};
+use crate::factors::crypto::KeyRing;
 
-pub const STATUSES: [&str; 3] = ["open", "acknowledged", "resolved"];
+/// One recorded change as stored: the note sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEvent {
+    pub at_us: i64,
+    pub analyst: String,
+    pub kind: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub note: Option<Vec<u8>>,
+}
 
 /// Where alerts are kept. Synchronous: the sink inserts from its own thread.
 pub trait AlertRecords: Send + Sync {
+    /// Keep a new alert (status new); a second insert of one id is skipped.
     fn insert(&self, alert: &Alert, ecs: &Value) -> Result<(), SinkError>;
-    /// The newest `limit` alerts, newest first, each its ECS document plus `vigie.status`.
-    fn recent(&self, limit: usize) -> Result<Vec<Value>, SinkError>;
-    /// Set a known status; `Ok(false)` when no alert has that id.
-    fn set_status(&self, id: &str, status: &str) -> Result<bool, SinkError>;
+    /// The alerts `f` selects, in its order, each its ECS document with its triage
+    /// ([`with_triage`]).
+    fn list(&self, f: &Filter) -> Result<Vec<Value>, SinkError>;
+    /// How many alerts `f` selects, per status.
+    fn counts(&self, f: &Filter) -> Result<Vec<(String, u64)>, SinkError>;
+    fn get(&self, id: &str) -> Result<Option<Value>, SinkError>;
+    /// Apply `change` and record it, in one transaction: a status change only from the
+    /// status it expects ([`TriageError::Conflict`] otherwise), on an alert that exists
+    /// ([`TriageError::NotFound`]). What the alert was before is recorded with it.
+    fn change(
+        &self,
+        id: &str,
+        change: &Change,
+        analyst: &str,
+        at_us: i64,
+        note: Option<&[u8]>,
+    ) -> Result<(), SinkError>;
+    /// Every change of an alert, oldest first.
+    fn history(&self, id: &str) -> Result<Vec<SealedEvent>, SinkError>;
 }
 
 /// Cheap to clone: the sink thread writes while the admin API reads through the same handle.
 #[derive(Clone)]
-pub struct AlertStore(Arc<dyn AlertRecords>);
+pub struct AlertStore {
+    records: Arc<dyn AlertRecords>,
+    /// Seals analysts' notes at rest (they may name a patient).
+    keys: Arc<KeyRing>,
+}
 
 impl AlertStore {
+    /// Notes sealed under a ring of this process only, until [`AlertStore::sealing_with`].
     pub fn new(records: Arc<dyn AlertRecords>) -> Self {
-        Self(records)
+        Self {
+            records,
+            keys: Arc::new(KeyRing::ephemeral()),
+        }
+    }
+
+    /// Seal notes under the deployment's key ring (every replica opens them).
+    pub fn sealing_with(mut self, keys: Arc<KeyRing>) -> Self {
+        self.keys = keys;
+        self
     }
 
     /// The alerts table of the SQLite file at `path`.
     pub fn open(path: &Path) -> Result<Self, SinkError> {
-        Ok(Self(Arc::new(
+        Ok(Self::new(Arc::new(
             crate::storage::sqlite::alerts::SqliteAlerts::open(path)?,
         )))
     }
 
     pub fn insert(&self, alert: &Alert, ecs: &Value) -> Result<(), SinkError> {
-        self.0.insert(alert, ecs)
+        self.records.insert(alert, ecs)
     }
 
+    /// The newest `limit` alerts, whatever their status.
     pub fn recent(&self, limit: usize) -> Result<Vec<Value>, SinkError> {
-        self.0.recent(limit)
+        self.records.list(&Filter {
+            limit,
+            ..Filter::default()
+        })
     }
 
-    /// Set an alert's triage status; `Ok(false)` when no alert has that id.
-    pub fn set_status(&self, id: &str, status: &str) -> Result<bool, SinkError> {
-        if !STATUSES.contains(&status) {
-            return Err(SinkError::BadStatus(status.chars().take(32).collect()));
+    pub fn list(&self, f: &Filter) -> Result<Vec<Value>, SinkError> {
+        self.records.list(f)
+    }
+
+    /// Per status (every status named, 0 included), for `f` on any status.
+    pub fn counts(&self, f: &Filter) -> Result<Vec<(Status, u64)>, SinkError> {
+        let found = self.records.counts(&f.any_status())?;
+        Ok(triage::STATUSES
+            .iter()
+            .map(|s| {
+                let n = found
+                    .iter()
+                    .filter(|(name, _)| Status::parse(name).ok() == Some(*s))
+                    .map(|(_, n)| n)
+                    .sum();
+                (*s, n)
+            })
+            .collect())
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Value>, SinkError> {
+        self.records.get(id)
+    }
+
+    /// Apply an analyst's change, checked against the triage rules and sealed note.
+    pub fn change(
+        &self,
+        id: &str,
+        change: &Change,
+        analyst: &str,
+        note: Option<&str>,
+    ) -> Result<(), SinkError> {
+        let note = note.map(str::trim).filter(|n| !n.is_empty());
+        if let Change::Status {
+            expected,
+            to,
+            resolution,
+        } = change
+        {
+            triage::check(*expected, *to, *resolution, note).map_err(SinkError::Triage)?;
+        } else if note.is_some_and(|n| n.chars().count() > triage::NOTE_MAX) {
+            return Err(SinkError::Triage(TriageError::NoteTooLong(
+                triage::NOTE_MAX,
+            )));
         }
-        self.0.set_status(id, status)
+        if matches!(change, Change::Note) && note.is_none() {
+            return Err(SinkError::Triage(TriageError::NoteNeeded));
+        }
+        let sealed = note.map(|n| self.keys.seal(&note_aad(id), n.as_bytes()));
+        self.records.change(
+            id,
+            change,
+            analyst,
+            crate::audit::now_us(),
+            sealed.as_deref(),
+        )
+    }
+
+    /// The alert's changes, notes opened.
+    pub fn history(&self, id: &str) -> Result<Vec<Event>, SinkError> {
+        let aad = note_aad(id);
+        Ok(self
+            .records
+            .history(id)?
+            .into_iter()
+            .map(|e| Event {
+                at_us: e.at_us,
+                analyst: e.analyst,
+                kind: e.kind,
+                before: e.before,
+                after: e.after,
+                note: e.note.and_then(|n| {
+                    let (plain, _) = self.keys.open(&aad, &n).ok()?;
+                    String::from_utf8(plain).ok()
+                }),
+            })
+            .collect())
     }
 }
 
-/// The ECS document as kept, with the triage status where the console reads it.
-pub fn with_status(doc: &str, status: String) -> Result<Value, SinkError> {
+/// A note is bound to its alert: moved to another, it does not open.
+fn note_aad(id: &str) -> Vec<u8> {
+    format!("vigie/alert-note\0{id}").into_bytes()
+}
+
+/// The triage as the stores give it back: status, resolution, assignee, last change.
+#[derive(Debug, Clone, Default)]
+pub struct TriageState {
+    pub status: String,
+    pub resolution: Option<String>,
+    pub assignee: Option<String>,
+    pub updated_us: Option<i64>,
+}
+
+/// The ECS document as kept, with its triage where the console reads it (`vigie.triage`, and
+/// `vigie.status` for the status alone).
+pub fn with_triage(doc: &str, t: TriageState) -> Result<Value, SinkError> {
     let mut doc: Value = serde_json::from_str(doc)?;
     if let Some(vigie) = doc.get_mut("vigie").and_then(Value::as_object_mut) {
-        vigie.insert("status".into(), Value::String(status));
+        let status = Status::parse(&t.status).map_or(t.status.clone(), |s| s.as_str().into());
+        vigie.insert("status".into(), Value::String(status.clone()));
+        vigie.insert(
+            "triage".into(),
+            serde_json::json!({
+                "status": status,
+                "resolution": t.resolution,
+                "assignee": t.assignee,
+                "updated_us": t.updated_us,
+            }),
+        );
     }
     Ok(doc)
+}
+
+/// What a change writes: the new status and resolution, or the new assignee; what the event
+/// records as before and after.
+pub fn describe(change: &Change) -> (Option<String>, Option<String>) {
+    match change {
+        Change::Status { to, resolution, .. } => (
+            Some(to.as_str().into()),
+            resolution.map(|r| r.as_str().into()),
+        ),
+        Change::Assign(who) => (who.clone(), None),
+        Change::Note => (None, None),
+        Change::Action(what) => (Some(what.clone()), None),
+    }
 }
 
 /// The store as a sink: inserts happen on the sink thread, off the request path. An alert

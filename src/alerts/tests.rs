@@ -180,12 +180,21 @@ fn store_lists_newest_first_and_tracks_status() {
     store_contract(&AlertStore::open(&dir.path().join("alerts.db")).unwrap());
 }
 
-/// What every alert store does (the PostgreSQL one runs it too).
+/// What every alert store does (the PostgreSQL one runs it too): listing, filters, counts,
+/// and triage with its rules, conflicts and history.
 pub(crate) fn store_contract(store: &AlertStore) {
+    use super::triage::{Change, Filter, Resolution, Status, TriageError};
     let mut ids = Vec::new();
-    for i in 0..3 {
-        let mut alert = sample("VIGIE-EXF-003");
-        alert.at_us = AT_US + i * 1_000_000;
+    let kinds = [
+        ("VIGIE-EXF-003", Severity::High, 87, "dr.martin", "ehr"),
+        ("VIGIE-EXF-001", Severity::Medium, 55, "inf.durand", "ehr"),
+        ("VIGIE-EXF-003", Severity::Critical, 95, "dr.martin", "lab"),
+    ];
+    for (i, (rule, severity, risk, user, portal)) in kinds.into_iter().enumerate() {
+        let mut alert = sample(rule);
+        alert.at_us = AT_US + i as i64 * 1_000_000;
+        (alert.severity, alert.risk_score) = (severity, risk);
+        (alert.user, alert.portal) = (user.into(), portal.into());
         store.insert(&alert, &alert.to_ecs()).unwrap();
         ids.push(alert.id);
     }
@@ -193,18 +202,221 @@ pub(crate) fn store_contract(store: &AlertStore) {
     assert_eq!(recent.len(), 2);
     assert_eq!(recent[0]["event"]["id"], ids[2].as_str());
     assert_eq!(recent[1]["event"]["id"], ids[1].as_str());
-    assert_eq!(recent[0]["vigie"]["status"], "open");
+    assert_eq!(recent[0]["vigie"]["status"], "new");
 
-    assert!(store.set_status(&ids[2], "acknowledged").unwrap());
-    assert!(!store.set_status("0000000000000000", "resolved").unwrap());
-    assert!(matches!(
-        store.set_status(&ids[2], "deleted"),
-        Err(SinkError::BadStatus(_))
-    ));
-    let recent = store.recent(10).unwrap();
-    assert_eq!(recent.len(), 3);
-    assert_eq!(recent[0]["vigie"]["status"], "acknowledged");
-    assert_eq!(recent[2]["vigie"]["status"], "open");
+    let listed = |f: Filter| -> Vec<String> {
+        store
+            .list(&Filter { limit: 10, ..f })
+            .unwrap()
+            .iter()
+            .map(|a| a["event"]["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let id = |i: usize| ids[i].clone();
+    assert_eq!(listed(Filter::default()), [id(2), id(1), id(0)]);
+    let f = Filter {
+        riskiest: true,
+        ..Filter::default()
+    };
+    assert_eq!(listed(f), [id(2), id(0), id(1)]);
+    let f = Filter {
+        rule: Some("VIGIE-EXF-003".into()),
+        ..Filter::default()
+    };
+    assert_eq!(listed(f), [id(2), id(0)]);
+    let f = Filter {
+        user: Some("inf.durand".into()),
+        ..Filter::default()
+    };
+    assert_eq!(listed(f), [id(1)]);
+    let f = Filter {
+        portal: Some("lab".into()),
+        ..Filter::default()
+    };
+    assert_eq!(listed(f), [id(2)]);
+    let f = Filter {
+        severities: vec!["high".into(), "critical".into()],
+        ..Filter::default()
+    };
+    assert_eq!(listed(f), [id(2), id(0)]);
+    let f = Filter {
+        since_us: Some(AT_US + 1_000_000),
+        until_us: Some(AT_US + 2_000_000),
+        ..Filter::default()
+    };
+    assert_eq!(listed(f), [id(1)]);
+
+    // Triage: forward, by a named analyst, from the status they saw.
+    let to = |expected, to, resolution| Change::Status {
+        expected,
+        to,
+        resolution,
+    };
+    let triage_error = |r: Result<(), SinkError>| match r {
+        Err(SinkError::Triage(t)) => t,
+        other => panic!("expected a triage error, got {other:?}"),
+    };
+    store
+        .change(
+            &id(2),
+            &to(Status::New, Status::Acknowledged, None),
+            "ana.soc",
+            Some("vu, j'appelle le service"),
+        )
+        .unwrap();
+    // Someone else, who still saw it new, is told it changed rather than overwriting it.
+    assert_eq!(
+        triage_error(store.change(
+            &id(2),
+            &to(Status::New, Status::Investigating, None),
+            "bob.soc",
+            None
+        )),
+        TriageError::Conflict("acknowledged".into())
+    );
+    assert_eq!(
+        triage_error(store.change(
+            &id(2),
+            &to(Status::Acknowledged, Status::New, None),
+            "ana.soc",
+            None
+        )),
+        TriageError::Backwards {
+            from: "acknowledged",
+            to: "new"
+        }
+    );
+    assert_eq!(
+        triage_error(store.change(
+            &id(2),
+            &to(Status::Acknowledged, Status::Closed, None),
+            "ana.soc",
+            None
+        )),
+        TriageError::ResolutionNeeded
+    );
+    assert_eq!(
+        triage_error(store.change(
+            "0000000000000000",
+            &to(Status::New, Status::Acknowledged, None),
+            "ana.soc",
+            None
+        )),
+        TriageError::NotFound
+    );
+    store
+        .change(
+            &id(2),
+            &Change::Assign(Some("bob.soc".into())),
+            "ana.soc",
+            None,
+        )
+        .unwrap();
+    store
+        .change(
+            &id(2),
+            &to(
+                Status::Acknowledged,
+                Status::Closed,
+                Some(Resolution::FalsePositive),
+            ),
+            "bob.soc",
+            Some("garde de nuit, liste de service"),
+        )
+        .unwrap();
+    assert_eq!(
+        triage_error(store.change(
+            &id(2),
+            &to(Status::Closed, Status::Investigating, None),
+            "bob.soc",
+            None
+        )),
+        TriageError::NoteNeeded,
+        "reopening says why"
+    );
+    store
+        .change(
+            &id(1),
+            &Change::Note,
+            "ana.soc",
+            Some("même poste que l'alerte d'hier"),
+        )
+        .unwrap();
+
+    let shown = store.get(&id(2)).unwrap().unwrap();
+    let t = &shown["vigie"]["triage"];
+    assert_eq!(
+        (
+            t["status"].as_str(),
+            t["resolution"].as_str(),
+            t["assignee"].as_str()
+        ),
+        (Some("closed"), Some("false_positive"), Some("bob.soc"))
+    );
+    assert!(t["updated_us"].as_i64().unwrap() > 0);
+    let history = store.history(&id(2)).unwrap();
+    let lines: Vec<(String, String, Option<String>, Option<String>)> = history
+        .iter()
+        .map(|e| {
+            (
+                e.analyst.clone(),
+                e.kind.clone(),
+                e.before.clone(),
+                e.after.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (
+                "ana.soc".into(),
+                "status".into(),
+                Some("new".into()),
+                Some("acknowledged".into())
+            ),
+            (
+                "ana.soc".into(),
+                "assign".into(),
+                None,
+                Some("bob.soc".into())
+            ),
+            (
+                "bob.soc".into(),
+                "status".into(),
+                Some("acknowledged".into()),
+                Some("closed:false_positive".into())
+            ),
+        ]
+    );
+    assert_eq!(history[0].note.as_deref(), Some("vu, j'appelle le service"));
+    assert_eq!(history[1].note, None);
+    assert_eq!(store.history(&id(1)).unwrap()[0].kind, "note");
+    assert!(store.get("0000000000000000").unwrap().is_none());
+
+    // Counts per status, every status named; with the other filters applied.
+    let counts = store.counts(&Filter::default()).unwrap();
+    assert_eq!(
+        counts,
+        [
+            (Status::New, 2),
+            (Status::Acknowledged, 0),
+            (Status::Investigating, 0),
+            (Status::Closed, 1)
+        ]
+    );
+    let f = Filter {
+        statuses: vec![Status::New],
+        ..Filter::default()
+    };
+    assert_eq!(listed(f.clone()), [id(1), id(0)]);
+    let by_user = Filter {
+        user: Some("dr.martin".into()),
+        ..f
+    };
+    assert_eq!(store.counts(&by_user).unwrap()[0], (Status::New, 1));
+    assert_eq!(store.counts(&by_user).unwrap()[3], (Status::Closed, 1));
+
     // The same alert delivered twice (a retried sink) is kept once.
     let again = sample("VIGIE-EXF-003");
     store.insert(&again, &again.to_ecs()).unwrap();
@@ -228,7 +440,16 @@ fn store_sink_fills_the_store_the_admin_api_reads() {
     let recent = store.recent(10).unwrap();
     assert_eq!(recent.len(), 1);
     assert_eq!(recent[0]["event"]["id"], id.as_str());
-    assert!(store.set_status(&id, "resolved").unwrap());
+    let ack = super::triage::Change::Status {
+        expected: super::triage::Status::New,
+        to: super::triage::Status::Acknowledged,
+        resolution: None,
+    };
+    store.change(&id, &ack, "ana.soc", None).unwrap();
+    assert_eq!(
+        store.recent(1).unwrap()[0]["vigie"]["status"],
+        "acknowledged"
+    );
 }
 
 #[test]

@@ -119,10 +119,14 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
     };
     let alerts = match (&config.alerts.store, &pg) {
         (None, _) => None,
-        (Some(_), Some(pg)) => Some(AlertStore::new(Arc::new(PgAlerts(pg.clone())))),
-        (Some(path), None) => {
-            Some(AlertStore::open(path).with_context(|| format!("alerts in {}", path.display()))?)
+        (Some(_), Some(pg)) => {
+            Some(AlertStore::new(Arc::new(PgAlerts(pg.clone()))).sealing_with(keys.clone()))
         }
+        (Some(path), None) => Some(
+            AlertStore::open(path)
+                .with_context(|| format!("alerts in {}", path.display()))?
+                .sealing_with(keys.clone()),
+        ),
     };
     let audit: Arc<dyn AuditRecords> = match &pg {
         Some(pg) => Arc::new(PgAudit(pg.clone())),

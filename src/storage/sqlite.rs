@@ -157,6 +157,28 @@ const MIGRATIONS: &[Migration] = &[
                   tag TEXT NOT NULL
               );",
     },
+    Migration {
+        name: "alerts triaged: statuses, resolution, assignee, every change recorded",
+        sql: "ALTER TABLE alerts ADD COLUMN portal TEXT NOT NULL DEFAULT '';
+              ALTER TABLE alerts ADD COLUMN resolution TEXT;
+              ALTER TABLE alerts ADD COLUMN assignee TEXT;
+              ALTER TABLE alerts ADD COLUMN updated_us INTEGER;
+              UPDATE alerts SET status = 'new' WHERE status = 'open';
+              UPDATE alerts SET status = 'closed' WHERE status = 'resolved';
+              UPDATE alerts SET portal = COALESCE(json_extract(ecs, '$.service.name'), '');
+              CREATE INDEX alerts_status ON alerts (status, at_us);
+              CREATE INDEX alerts_user ON alerts (user, at_us);
+              CREATE TABLE alert_events (
+                  alert_id TEXT NOT NULL,
+                  at_us INTEGER NOT NULL,
+                  analyst TEXT NOT NULL,
+                  kind TEXT NOT NULL,
+                  before TEXT,
+                  after TEXT,
+                  note BLOB
+              );
+              CREATE INDEX alert_events_alert ON alert_events (alert_id, at_us);",
+    },
 ];
 
 /// A value of the file's `shared_state` table (markers the gateway keeps for itself).

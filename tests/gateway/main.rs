@@ -39,5 +39,6 @@ mod sessions;
 mod shared_state;
 mod step_up;
 mod story;
+mod triage;
 mod upgrade;
 mod upstream;

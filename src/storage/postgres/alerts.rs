@@ -2,12 +2,40 @@
 //! replica it asks, and a replaced pod loses none.
 
 use serde_json::Value;
+use tokio_postgres::types::ToSql;
 
 use super::Pg;
-use crate::alerts::store::with_status;
+use crate::alerts::store::{describe, with_triage, SealedEvent, TriageState};
+use crate::alerts::triage::{self, Change, Filter, SqlValue, Status, TriageError};
 use crate::alerts::{Alert, AlertRecords, SinkError};
 
 pub struct PgAlerts(pub Pg);
+
+/// The triage columns after `ecs`.
+const TRIAGE: &str = "ecs::text, status, resolution, assignee, updated_us";
+
+fn triaged(r: &tokio_postgres::Row) -> (String, TriageState) {
+    (
+        r.get(0),
+        TriageState {
+            status: r.get(1),
+            resolution: r.get(2),
+            assignee: r.get(3),
+            updated_us: r.get(4),
+        },
+    )
+}
+
+/// The values of a filter, as PostgreSQL takes them.
+fn bind(values: &[SqlValue]) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    values
+        .iter()
+        .map(|v| match v {
+            SqlValue::Text(t) => Box::new(t.clone()) as Box<dyn ToSql + Sync + Send>,
+            SqlValue::Int(i) => Box::new(*i),
+        })
+        .collect()
+}
 
 impl AlertRecords for PgAlerts {
     fn insert(&self, alert: &Alert, ecs: &Value) -> Result<(), SinkError> {
@@ -20,16 +48,17 @@ impl AlertRecords for PgAlerts {
             i32::from(alert.risk_score),
             alert.user.clone(),
             alert.dedup_key.clone(),
+            alert.portal.clone(),
         );
         self.0.block(move |c| {
             let (a, doc) = (a.clone(), doc.clone());
             async move {
                 // Once per id: a retry after a lost reply does not make two.
                 c.execute(
-                    "INSERT INTO alerts (id, at_us, rule_id, severity, risk_score, username, dedup_key, ecs)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb)
+                    "INSERT INTO alerts (id, at_us, rule_id, severity, risk_score, username, dedup_key, ecs, portal, status)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9, 'new')
                      ON CONFLICT (id) DO NOTHING",
-                    &[&a.0, &a.1, &a.2, &a.3, &a.4, &a.5, &a.6, &doc],
+                    &[&a.0, &a.1, &a.2, &a.3, &a.4, &a.5, &a.6, &doc, &a.7],
                 )
                 .await
             }
@@ -37,37 +66,158 @@ impl AlertRecords for PgAlerts {
         Ok(())
     }
 
-    fn recent(&self, limit: usize) -> Result<Vec<Value>, SinkError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self.0.block(move |c| async move {
-            let rows = c
-                .query(
-                    "SELECT ecs::text, status FROM alerts ORDER BY at_us DESC, id DESC LIMIT $1",
-                    &[&limit],
-                )
-                .await?;
-            Ok(rows
-                .iter()
-                .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
-                .collect::<Vec<_>>())
+    fn list(&self, f: &Filter) -> Result<Vec<Value>, SinkError> {
+        let (cond, mut values) = triage::conditions(f, "username", |i| format!("${i}"));
+        values.push(SqlValue::Int(i64::try_from(f.limit).unwrap_or(i64::MAX)));
+        let sql = format!(
+            "SELECT {TRIAGE} FROM alerts {cond} {} LIMIT ${}",
+            triage::order(f),
+            values.len()
+        );
+        let rows = self.0.block(move |c| {
+            let (sql, values) = (sql.clone(), values.clone());
+            async move {
+                let args = bind(&values);
+                let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as _).collect();
+                let rows = c.query(&sql, &refs).await?;
+                Ok(rows.iter().map(triaged).collect::<Vec<_>>())
+            }
         })?;
         rows.into_iter()
-            .map(|(doc, status)| with_status(&doc, status))
+            .map(|(doc, t)| with_triage(&doc, t))
             .collect()
     }
 
-    fn set_status(&self, id: &str, status: &str) -> Result<bool, SinkError> {
-        let (id, status) = (id.to_string(), status.to_string());
-        let n = self.0.block(move |c| {
-            let (id, status) = (id.clone(), status.clone());
+    fn counts(&self, f: &Filter) -> Result<Vec<(String, u64)>, SinkError> {
+        let (cond, values) = triage::conditions(f, "username", |i| format!("${i}"));
+        let sql = format!("SELECT status, count(*) FROM alerts {cond} GROUP BY status");
+        Ok(self.0.block(move |c| {
+            let (sql, values) = (sql.clone(), values.clone());
             async move {
-                c.execute(
-                    "UPDATE alerts SET status = $1 WHERE id = $2",
-                    &[&status, &id],
-                )
-                .await
+                let args = bind(&values);
+                let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as _).collect();
+                let rows = c.query(&sql, &refs).await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
+                    .collect())
+            }
+        })?)
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Value>, SinkError> {
+        let id = id.to_string();
+        let row = self.0.block(move |c| {
+            let id = id.clone();
+            async move {
+                let row = c
+                    .query_opt(
+                        &format!("SELECT {TRIAGE} FROM alerts WHERE id = $1"),
+                        &[&id],
+                    )
+                    .await?;
+                Ok(row.as_ref().map(triaged))
             }
         })?;
-        Ok(n > 0)
+        row.map(|(doc, t)| with_triage(&doc, t)).transpose()
+    }
+
+    fn change(
+        &self,
+        id: &str,
+        change: &Change,
+        analyst: &str,
+        at_us: i64,
+        note: Option<&[u8]>,
+    ) -> Result<(), SinkError> {
+        let (id, change, analyst) = (id.to_string(), change.clone(), analyst.to_string());
+        let note = note.map(<[u8]>::to_vec);
+        // The outer result is the database's; the inner one the triage's.
+        let done = self.0.block(move |mut c| {
+            let (id, change, analyst, note) = (id.clone(), change.clone(), analyst.clone(), note.clone());
+            async move {
+                let tx = c.transaction().await?;
+                let Some(row) = tx
+                    .query_opt(
+                        "SELECT status, resolution, assignee FROM alerts WHERE id = $1 FOR UPDATE",
+                        &[&id],
+                    )
+                    .await?
+                else {
+                    return Ok(Err(TriageError::NotFound));
+                };
+                let (status, resolution, assignee): (String, Option<String>, Option<String>) =
+                    (row.get(0), row.get(1), row.get(2));
+                let (after, new_resolution) = describe(&change);
+                let (before, after) = match &change {
+                    Change::Status { expected, .. } => {
+                        if Status::parse(&status).ok() != Some(*expected) {
+                            return Ok(Err(TriageError::Conflict(triage::label(&status, resolution.as_deref()))));
+                        }
+                        tx.execute(
+                            "UPDATE alerts SET status = $1, resolution = $2, updated_us = $3 WHERE id = $4",
+                            &[&after, &new_resolution, &at_us, &id],
+                        )
+                        .await?;
+                        (
+                            Some(triage::label(&status, resolution.as_deref())),
+                            after.map(|a| triage::label(&a, new_resolution.as_deref())),
+                        )
+                    }
+                    Change::Assign(who) => {
+                        tx.execute(
+                            "UPDATE alerts SET assignee = $1, updated_us = $2 WHERE id = $3",
+                            &[who, &at_us, &id],
+                        )
+                        .await?;
+                        (assignee, who.clone())
+                    }
+                    Change::Note | Change::Action(_) => {
+                        tx.execute(
+                            "UPDATE alerts SET updated_us = $1 WHERE id = $2",
+                            &[&at_us, &id],
+                        )
+                        .await?;
+                        (None, after)
+                    }
+                };
+                tx.execute(
+                    "INSERT INTO alert_events (alert_id, at_us, analyst, kind, before, after, note)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[&id, &at_us, &analyst, &change.kind(), &before, &after, &note],
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(Ok(()))
+            }
+        })?;
+        done.map_err(SinkError::Triage)
+    }
+
+    fn history(&self, id: &str) -> Result<Vec<SealedEvent>, SinkError> {
+        let id = id.to_string();
+        Ok(self.0.block(move |c| {
+            let id = id.clone();
+            async move {
+                let rows = c
+                    .query(
+                        "SELECT at_us, analyst, kind, before, after, note FROM alert_events
+                         WHERE alert_id = $1 ORDER BY at_us, id",
+                        &[&id],
+                    )
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| SealedEvent {
+                        at_us: r.get(0),
+                        analyst: r.get(1),
+                        kind: r.get(2),
+                        before: r.get(3),
+                        after: r.get(4),
+                        note: r.get(5),
+                    })
+                    .collect())
+            }
+        })?)
     }
 }

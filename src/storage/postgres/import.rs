@@ -351,6 +351,7 @@ fn write(pg: &Pg, rows: Rows, mark: Option<String>) -> Result<Copied, PgError> {
                      FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::int[],
                                  $6::text[], $7::text[], $8::text[], $9::text[]) AS t(a, b, c, d, e, f, g, h, i)
                      ON CONFLICT (id) DO NOTHING",
+                    // The portal, a filter's column, is read from the document below.
                     &[
                         &cols!(r.alerts, 0),
                         &cols!(r.alerts, 1),
@@ -364,6 +365,11 @@ fn write(pg: &Pg, rows: Rows, mark: Option<String>) -> Result<Copied, PgError> {
                     ],
                 )
                 .await?;
+            tx.execute(
+                "UPDATE alerts SET portal = COALESCE(ecs->'service'->>'name', '') WHERE portal = ''",
+                &[],
+            )
+            .await?;
             copied.push(("alerts", n));
             // A user's codes and invitation only come with their factor record: where
             // PostgreSQL already has the user (codes made again since), old ones stay out.

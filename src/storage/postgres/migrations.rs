@@ -109,6 +109,27 @@ const MIGRATIONS: &[Migration] = &[
                   tag TEXT NOT NULL
               );",
     },
+    Migration {
+        name: "alerts triaged: statuses, resolution, assignee, every change recorded",
+        sql: "ALTER TABLE alerts ADD COLUMN portal TEXT NOT NULL DEFAULT '',
+                  ADD COLUMN resolution TEXT, ADD COLUMN assignee TEXT, ADD COLUMN updated_us BIGINT;
+              UPDATE alerts SET status = 'new' WHERE status = 'open';
+              UPDATE alerts SET status = 'closed' WHERE status = 'resolved';
+              UPDATE alerts SET portal = COALESCE(ecs->'service'->>'name', '');
+              CREATE INDEX alerts_status ON alerts (status, at_us DESC);
+              CREATE INDEX alerts_user ON alerts (username, at_us DESC);
+              CREATE TABLE alert_events (
+                  id BIGSERIAL PRIMARY KEY,
+                  alert_id TEXT NOT NULL,
+                  at_us BIGINT NOT NULL,
+                  analyst TEXT NOT NULL,
+                  kind TEXT NOT NULL,
+                  before TEXT,
+                  after TEXT,
+                  note BYTEA
+              );
+              CREATE INDEX alert_events_alert ON alert_events (alert_id, at_us);",
+    },
 ];
 
 /// The schema version this build writes.

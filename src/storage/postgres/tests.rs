@@ -178,10 +178,22 @@ fn holds_outlive_the_store_and_expire() {
 #[test]
 fn alerts_keep_the_contract_and_one_list_for_every_replica() {
     let db = PgDatabase::create();
-    let a = crate::alerts::AlertStore::new(Arc::new(alerts::PgAlerts(connect(&db))));
+    let keys = Arc::new(crate::factors::crypto::KeyRing::ephemeral());
+    let a = crate::alerts::AlertStore::new(Arc::new(alerts::PgAlerts(connect(&db))))
+        .sealing_with(keys.clone());
     crate::alerts::tests::store_contract(&a);
-    let b = crate::alerts::AlertStore::new(Arc::new(alerts::PgAlerts(connect(&db))));
+    let b =
+        crate::alerts::AlertStore::new(Arc::new(alerts::PgAlerts(connect(&db)))).sealing_with(keys);
     assert_eq!(b.recent(100).unwrap(), a.recent(100).unwrap());
+    // One history, the notes open on every replica (one key ring).
+    let id = a.recent(100).unwrap()[1]["event"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(b.history(&id).unwrap(), a.history(&id).unwrap());
+    assert!(b.history(&id).unwrap()[0].note.is_some());
+    // Notes are sealed at rest: not in a dump.
+    assert!(!String::from_utf8_lossy(&db.dump()).contains("liste de service"));
 }
 
 #[tokio::test]

@@ -15,6 +15,8 @@ use crate::config::Secret;
 use crate::factors::Factors;
 use crate::identity::{Ending, Sessions};
 
+mod alerts;
+
 /// How long a readiness probe result is reused, so a busy prober cannot hammer the portals.
 const PROBE_CACHE: Duration = Duration::from_secs(2);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -113,7 +115,7 @@ impl AdminApp {
     }
 
     /// `GET /api/sessions?user=U` and `POST /api/sessions/revoke?user=U[&session=FINGERPRINT]`.
-    async fn api(&self, session: &ServerSession, path: &str) -> Response<Vec<u8>> {
+    async fn api(&self, session: &mut ServerSession, path: &str) -> Response<Vec<u8>> {
         if self.token.is_none() {
             return json(
                 404,
@@ -126,10 +128,15 @@ impl AdminApp {
                 serde_json::json!({ "error": "missing or wrong bearer token" }),
             );
         }
-        let params: std::collections::HashMap<String, String> =
-            form_urlencoded::parse(session.req_header().uri.query().unwrap_or("").as_bytes())
-                .into_owned()
-                .collect();
+        let params = match params(session).await {
+            Ok(p) => p,
+            Err(e) => return json(400, serde_json::json!({ "error": e })),
+        };
+        if path.starts_with("/api/alerts") {
+            let method = session.req_header().method.as_str().to_string();
+            return self.alerts_api(&method, path, &params).await;
+        }
+        let params: std::collections::HashMap<String, String> = params.into_iter().collect();
         if path == "/api/reload" {
             let method = session.req_header().method.as_str().to_string();
             return self.reload(&method).await;
@@ -138,7 +145,7 @@ impl AdminApp {
             let method = session.req_header().method.as_str();
             return self.audit_api(method, path, &params).await;
         }
-        if path.starts_with("/api/alerts") || path.starts_with("/api/holds") {
+        if path.starts_with("/api/holds") {
             let method = session.req_header().method.as_str();
             return self.detection_api(method, path, &params);
         }
@@ -200,9 +207,8 @@ impl AdminApp {
         }
     }
 
-    /// The detector's alerts and holds, for the SOC:
-    /// `GET /api/alerts[?limit=N]`, `POST /api/alerts/status?id=…&status=acknowledged|resolved|open`,
-    /// `GET /api/holds`, `POST /api/holds/release?portal=…&user=…`.
+    /// The detector's holds, for the SOC: `GET /api/holds`,
+    /// `POST /api/holds/release?portal=…&user=…`.
     fn detection_api(
         &self,
         method: &str,
@@ -212,44 +218,8 @@ impl AdminApp {
         let Some(detector) = &self.detector else {
             return json(404, serde_json::json!({ "error": "detection is disabled" }));
         };
-        let store = detector.alerts().store();
         let param = |name: &str| params.get(name).filter(|v| !v.is_empty());
         match (method, path) {
-            ("GET", "/api/alerts") => {
-                let Some(store) = store else {
-                    return json(
-                        404,
-                        serde_json::json!({ "error": "no alert store: set [alerts] store = true" }),
-                    );
-                };
-                let limit = param("limit")
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(100usize)
-                    .min(1000);
-                match store.recent(limit) {
-                    Ok(list) => json(200, serde_json::json!({ "alerts": list })),
-                    Err(e) => json(503, serde_json::json!({ "error": e.to_string() })),
-                }
-            }
-            ("POST", "/api/alerts/status") => {
-                let (Some(store), Some(id), Some(status)) = (store, param("id"), param("status"))
-                else {
-                    return json(
-                        400,
-                        serde_json::json!({ "error": "id and status are required (and an alert store)" }),
-                    );
-                };
-                match store.set_status(id, status) {
-                    Ok(found) => {
-                        tracing::warn!(target: "vigie::audit", event = "alert_status", alert = %id, status = %status, by = "admin_api");
-                        json(
-                            if found { 200 } else { 404 },
-                            serde_json::json!({ "id": id, "status": status, "found": found }),
-                        )
-                    }
-                    Err(e) => json(400, serde_json::json!({ "error": e.to_string() })),
-                }
-            }
             ("GET", "/api/holds") => {
                 let holds: Vec<serde_json::Value> = detector
                     .holds(self.sessions.now_us())
@@ -572,6 +542,35 @@ impl ServeHttp for AdminApp {
     }
 }
 
-fn json(status: u16, v: serde_json::Value) -> Response<Vec<u8>> {
+/// The query's parameters, then a POST's form body's (at most [`BODY_MAX`] bytes), in order.
+async fn params(session: &mut ServerSession) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> =
+        form_urlencoded::parse(session.req_header().uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    if session.req_header().method != http::Method::POST {
+        return Ok(out);
+    }
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > BODY_MAX {
+                    return Err(format!("the body is over {BODY_MAX} bytes"));
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return Err(format!("the body could not be read: {e}")),
+        }
+    }
+    out.extend(form_urlencoded::parse(&body).into_owned());
+    Ok(out)
+}
+
+/// A form body's largest size (a note is at most 2,000 characters).
+const BODY_MAX: usize = 16 * 1024;
+
+pub(crate) fn json(status: u16, v: serde_json::Value) -> Response<Vec<u8>> {
     reply(status, "application/json", format!("{v}\n"))
 }
