@@ -13,6 +13,7 @@ pub mod alerts;
 pub mod audit;
 pub mod budget;
 pub mod config;
+pub mod console;
 pub mod detect;
 pub mod factors;
 pub mod http;

@@ -264,6 +264,9 @@ enum EnrollAction {
     Invite { username: String },
     /// Show what USER has enrolled (never the secrets).
     Status { username: String },
+    /// Issue a one-time code for an analyst's first SOC console passkey (`[console]`).
+    /// Hand it over in person; the analyst types it after their password.
+    Analyst { username: String },
 }
 
 #[derive(Subcommand)]
@@ -356,6 +359,10 @@ fn main() -> ExitCode {
                 EnrollAction::Status { username } => (
                     "GET",
                     format!("/api/users/factors?user={}", encode(username)),
+                ),
+                EnrollAction::Analyst { username } => (
+                    "POST",
+                    format!("/api/console/invite?user={}", encode(username)),
                 ),
             };
             admin_command(&config, method, &target)

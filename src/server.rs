@@ -90,6 +90,16 @@ fn assemble(config: &Config, clock: Arc<dyn Clock>, upgrade: bool) -> anyhow::Re
         crate::pipeline::portal_logout::PortalLogout::new(&config.portals, alerts.clone());
     let sessions = Arc::new(sessions.ending_portal_sessions_with(Arc::new(portal_logout)));
     let factors = factors(config, &stores, clock.clone())?;
+    let console_factors = match &config.console {
+        Some(c) => Some(console_factors(config, c, &stores, clock.clone())?),
+        None => None,
+    };
+    let console_users = match (&config.console, &stores.users) {
+        (None, _) => None,
+        (Some(_), Some(u)) => Some(u.clone()),
+        (Some(_), None) => Some(Arc::new(crate::storage::open::users(config)?)),
+    };
+    let console_alerts = stores.alerts.clone();
     let budgets = Arc::new(Budgets::new(
         config.budgets.clone(),
         redis,
@@ -168,6 +178,32 @@ fn assemble(config: &Config, clock: Arc<dyn Clock>, upgrade: bool) -> anyhow::Re
         ));
     }
 
+    if let (Some(c), Some(factors)) = (&config.console, &console_factors) {
+        let console = crate::console::Console::new(
+            c.clone(),
+            console_users.clone().context("the console's users")?,
+            factors.clone(),
+            console_alerts.clone(),
+            detector.clone(),
+            sessions.clone(),
+            audit.clone(),
+            clock.clone(),
+        );
+        let mut svc = Service::new(
+            "vigie-console".to_string(),
+            HttpServer::new_app(crate::console::ConsoleApp(Arc::new(console))),
+        );
+        let address = c.address.to_string();
+        match &c.tls {
+            Some((cert, key)) => svc
+                .add_tls(&address, &cert.to_string_lossy(), &key.to_string_lossy())
+                .context("the console's TLS certificate and key")?,
+            None => svc.add_tcp(&address),
+        }
+        svc.threads = Some(1);
+        server.add_service(svc);
+    }
+
     if let Some(admin) = config.admin {
         let portals = config
             .portals
@@ -188,6 +224,7 @@ fn assemble(config: &Config, clock: Arc<dyn Clock>, upgrade: bool) -> anyhow::Re
                 // One portal's collation keys the names (the first profiled one).
                 .keyed_by(config.portals.iter().find_map(|p| p.profile.clone()))
                 .sharing(shared)
+                .inviting_analysts(console_factors)
                 .auditing(audit)
                 .operating(reloader.clone(), listening(config)),
             ),
@@ -271,6 +308,25 @@ pub fn audit_signer(config: &Config) -> anyhow::Result<Arc<crate::audit::signing
         .map_err(|e| {
             anyhow::anyhow!("the audit signing key: {e} (see [storage] audit_checkpoint_seconds)")
         })
+}
+
+/// The console's passkeys: the factor store, under the console's own relying party.
+fn console_factors(
+    config: &Config,
+    console: &crate::config::ConsoleConfig,
+    stores: &crate::storage::open::Stores,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<Factors>> {
+    let store = stores.factors.clone().context(
+        "the console keeps analysts' passkeys with the second factors: give a portal second factors (or hold_sessions)",
+    )?;
+    let mut sf = config.second_factor.clone();
+    sf.rp_id.clone_from(&console.rp_id);
+    sf.origins.clone_from(&console.origins);
+    sf.rp_name = "Vigie SOC".into();
+    let factors = Factors::new(store, stores.keys.clone(), sf, clock)
+        .map_err(|e| anyhow::anyhow!("console WebAuthn relying party: {e}"))?;
+    Ok(Arc::new(factors))
 }
 
 fn factors(

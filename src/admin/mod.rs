@@ -38,6 +38,8 @@ pub struct AdminApp {
     audit: Option<crate::audit::AuditLog>,
     /// What `POST /api/reload` calls.
     reloader: Option<Arc<crate::lifecycle::Reloader>>,
+    /// The console's passkeys, for `POST /api/console/invite`.
+    console_factors: Option<Arc<Factors>>,
     /// The gateway's listener addresses, which `/readyz` checks this process holds.
     listeners: Vec<SocketAddr>,
 }
@@ -63,6 +65,7 @@ impl AdminApp {
             shared: None,
             audit: None,
             reloader: None,
+            console_factors: None,
             listeners: Vec::new(),
         }
     }
@@ -85,6 +88,12 @@ impl AdminApp {
     ) -> Self {
         self.reloader = Some(reloader);
         self.listeners = listeners;
+        self
+    }
+
+    /// Issue console invitations (`POST /api/console/invite?user=…`).
+    pub fn inviting_analysts(mut self, factors: Option<Arc<Factors>>) -> Self {
+        self.console_factors = factors;
         self
     }
 
@@ -198,6 +207,7 @@ impl AdminApp {
             }
             ("POST", "/api/users/unlock") => return self.unlock(user).await,
             ("POST", "/api/users/invite") => return self.invite(user).await,
+            ("POST", "/api/console/invite") => return self.invite_analyst(user).await,
             ("GET", "/api/users/factors") => return self.factor_status(user).await,
             _ => return json(405, serde_json::json!({ "error": "see the admin API in the README" })),
         };
@@ -358,6 +368,26 @@ impl AdminApp {
                 },
             }),
         )
+    }
+
+    /// A one-time code for an analyst's first console passkey, to hand over in person.
+    async fn invite_analyst(&self, user: &str) -> Response<Vec<u8>> {
+        let Some(f) = &self.console_factors else {
+            return json(
+                404,
+                serde_json::json!({ "error": "no [console] is configured" }),
+            );
+        };
+        match f.invite(&crate::console::factor_key(user)).await {
+            Ok((code, expires)) => {
+                tracing::warn!(target: "vigie::audit", event = "console_invitation_issued", user = %user, expires, by = "admin_api");
+                json(
+                    200,
+                    serde_json::json!({ "user": user, "invitation": code, "expires": expires }),
+                )
+            }
+            Err(e) => json(503, serde_json::json!({ "error": e.to_string() })),
+        }
     }
 
     async fn invite(&self, user: &str) -> Response<Vec<u8>> {

@@ -48,6 +48,43 @@ pub struct FileConfig {
     pub detection: DetectionSection,
     #[serde(default)]
     pub alerts: AlertsSection,
+    #[serde(default)]
+    pub console: ConsoleSection,
+}
+
+/// `[console]`: the SOC console, on a listener of its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSection {
+    pub address: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub webauthn_rp_id: String,
+    pub webauthn_origins: Vec<String>,
+    pub require_passkey: bool,
+    pub idle_minutes: i64,
+    pub session_hours: i64,
+    pub soc_groups: Vec<String>,
+    pub dpo_groups: Vec<String>,
+    pub it_groups: Vec<String>,
+}
+
+impl Default for ConsoleSection {
+    fn default() -> Self {
+        Self {
+            address: None,
+            tls_cert: None,
+            tls_key: None,
+            webauthn_rp_id: "localhost".into(),
+            webauthn_origins: Vec::new(),
+            require_passkey: true,
+            idle_minutes: 15,
+            session_hours: 8,
+            soc_groups: vec!["soc".into()],
+            dpo_groups: vec!["dpo".into()],
+            it_groups: vec!["it".into()],
+        }
+    }
 }
 
 /// `[detection]`: the exfiltration detector. Every threshold and weight is optional; the

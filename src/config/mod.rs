@@ -42,8 +42,31 @@ pub struct Config {
     pub detection: crate::detect::DetectionConfig,
     /// Where its alerts go.
     pub alerts: crate::alerts::SinkSettings,
+    /// The SOC console, when `[console] address` is set.
+    pub console: Option<ConsoleConfig>,
     /// Settings that are valid but weaken security; `check-config` prints them, `run` logs them.
     pub warnings: Vec<String>,
+}
+
+/// The SOC console: its own listener, its own WebAuthn relying party (analysts reach it from
+/// SOC workstations, not through the portal's host), and which local users' groups give
+/// which console role.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    pub address: SocketAddr,
+    /// Certificate and key files; `None` only on a loopback address.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub rp_id: String,
+    pub origins: Vec<String>,
+    /// A passkey after the password (the default); off only where a trusted SSO stands before.
+    pub require_passkey: bool,
+    pub idle: Duration,
+    pub lifetime: Duration,
+    pub soc_groups: Vec<String>,
+    pub dpo_groups: Vec<String>,
+    pub it_groups: Vec<String>,
+    /// Times on its pages are in the hospital's zone (`policy.time_zone`).
+    pub zone: jiff::tz::TimeZone,
 }
 
 /// What a user must prove before binding a first factor to their account (threat model 20).

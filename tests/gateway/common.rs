@@ -69,7 +69,7 @@ pub fn wait_for_port(port: u16) {
     assert!(port_up(port), "nothing listens on port {port} after 20 s");
 }
 
-fn port_up(port: u16) -> bool {
+pub fn port_up(port: u16) -> bool {
     port_up_within(port, Duration::from_secs(20))
 }
 

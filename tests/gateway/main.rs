@@ -10,6 +10,7 @@ mod cli;
 mod collation;
 mod common;
 mod connections;
+mod console;
 mod detection;
 mod django;
 mod exposure;

@@ -185,7 +185,7 @@ impl Validator<'_> {
 }
 
 /// Whether `origin` is a bare origin (scheme, host, port) whose host is `rp_id` or below it.
-fn origin_fits(origin: &str, rp_id: &str) -> Result<(), &'static str> {
+pub(super) fn origin_fits(origin: &str, rp_id: &str) -> Result<(), &'static str> {
     let url = webauthn_rs::prelude::Url::parse(origin).map_err(|_| "is not a URL")?;
     let host = url.host_str().ok_or("has no host")?;
     if url.path() != "/"

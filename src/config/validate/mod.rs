@@ -9,6 +9,7 @@ use super::diagnostic::{ConfigError, ConfigErrors, Locator};
 use super::file::{FileConfig, ListenerSection, PortalSection};
 use super::*;
 
+mod console;
 mod detection;
 mod factors;
 pub(crate) mod policy;
@@ -204,7 +205,9 @@ impl Validator<'_> {
         let mut detection = self.detection(&f.detection);
         detection.portals = self.portal_detection(&f.portal);
         let alerts = self.alerts(&f.alerts, &storage);
+        let console = self.console(&f.console, &listeners, admin, &zone);
         Config {
+            console,
             detection,
             alerts,
             source: path.to_path_buf(),

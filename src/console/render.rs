@@ -1,0 +1,186 @@
+//! The console's pages: templates (MiniJinja, escaped by default), its own catalogue in French
+//! and English, times in the hospital's zone to the second, and the evidence charts (inline
+//! SVG: no script, no external asset).
+
+use std::sync::LazyLock;
+
+use minijinja::{context, Environment, Value};
+use serde::Serialize;
+
+use crate::pages::Lang;
+
+static MESSAGES: LazyLock<toml::Table> = LazyLock::new(|| {
+    include_str!("messages.toml")
+        .parse()
+        .expect("the console's messages.toml is valid TOML (unit-tested)")
+});
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
+    for (name, text) in [
+        ("layout.html", include_str!("templates/layout.html")),
+        ("login.html", include_str!("templates/login.html")),
+        ("passkey.html", include_str!("templates/passkey.html")),
+        ("queue.html", include_str!("templates/queue.html")),
+        ("alert.html", include_str!("templates/alert.html")),
+        ("holds.html", include_str!("templates/holds.html")),
+        ("sessions.html", include_str!("templates/sessions.html")),
+        (
+            "break_glass.html",
+            include_str!("templates/break_glass.html"),
+        ),
+        ("message.html", include_str!("templates/message.html")),
+    ] {
+        env.add_template(name, text)
+            .expect("the console's templates are valid (unit-tested)");
+    }
+    env
+});
+
+pub const STYLESHEET: &str = include_str!("console.css");
+
+/// One sentence of the catalogue.
+pub fn message(lang: Lang, key: &str) -> String {
+    MESSAGES[lang.code()]
+        .get(key)
+        .and_then(|v| v.as_str())
+        .unwrap_or(key)
+        .to_string()
+}
+
+/// What every page's frame shows: who is signed in, what they may reach, the language link.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Frame {
+    pub analyst: Option<String>,
+    pub roles: String,
+    pub csrf: String,
+    pub can: Can,
+    pub switch: String,
+    pub page: &'static str,
+    pub flash: Option<String>,
+    pub problem: Option<String>,
+    pub refresh: Option<u32>,
+    pub script: bool,
+}
+
+/// The navigation and forms a role set reaches.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Can {
+    pub alerts: bool,
+    pub triage: bool,
+    pub holds: bool,
+    pub sessions: bool,
+    pub revoke: bool,
+    pub break_glass: bool,
+}
+
+pub fn render(template: &str, lang: Lang, frame: &Frame, ctx: Value) -> String {
+    let full = minijinja::value::merge_maps([
+        context! { t => Value::from_serialize(&MESSAGES[lang.code()]), lang => lang.code() },
+        Value::from_serialize(frame),
+        ctx,
+    ]);
+    TEMPLATES
+        .get_template(template)
+        .and_then(|t| t.render(full))
+        .unwrap_or_else(|e| {
+            tracing::error!(template, error = %e, "console template failed");
+            "<!doctype html><title>Vigie</title><p>Erreur / Error".to_string()
+        })
+}
+
+/// A time to the second in the hospital's zone (`01/12/2026 17:05:12`, `1 Dec 2026 17:05:12`),
+/// and its ISO form for `<time datetime>`.
+pub fn when(lang: Lang, zone: &jiff::tz::TimeZone, us: i64) -> (String, String) {
+    let Ok(ts) = jiff::Timestamp::from_microsecond(us) else {
+        return (String::new(), String::new());
+    };
+    let z = ts.to_zoned(zone.clone());
+    let shown = match lang {
+        Lang::Fr => z.strftime("%d/%m/%Y %H:%M:%S"),
+        Lang::En => z.strftime("%-d %b %Y %H:%M:%S"),
+    };
+    (
+        shown.to_string(),
+        ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
+}
+
+/// A number as a reader wants it: integers plain, others to two decimals.
+pub fn number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// Three bars (observed, usual, threshold) on one scale, labelled, for one signal. Text
+/// alternatives are in the table beside it; the SVG is decorative for screen readers.
+pub fn chart(lang: Lang, observed: f64, baseline: Option<f64>, threshold: f64) -> String {
+    let top = [observed, baseline.unwrap_or(0.0), threshold]
+        .into_iter()
+        .fold(1e-9_f64, f64::max);
+    let bar = |y: u32, value: f64, fill: &str, label: &str| {
+        let w = ((value.max(0.0) / top) * 150.0).round() as u32;
+        format!(
+            "<rect x=\"70\" y=\"{y}\" width=\"{w}\" height=\"10\" fill=\"{fill}\"/><text x=\"0\" y=\"{}\">{label}</text>",
+            y + 9
+        )
+    };
+    let mut svg = String::from("<svg class=\"chart\" width=\"230\" height=\"48\" viewBox=\"0 0 230 48\" aria-hidden=\"true\" focusable=\"false\">");
+    svg += &bar(2, observed, "#a01818", &message(lang, "observed"));
+    if let Some(b) = baseline {
+        svg += &bar(18, b, "#4a5d70", &message(lang, "baseline"));
+    }
+    svg += &bar(34, threshold, "#0b5cad", &message(lang, "threshold"));
+    svg += "</svg>";
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_catalogues_have_the_same_keys_and_every_template_renders() {
+        let keys = |l: &str| {
+            let mut k: Vec<&String> = MESSAGES[l].as_table().unwrap().keys().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys("fr"), keys("en"));
+        let frame = Frame {
+            analyst: Some("ana.soc".into()),
+            ..Frame::default()
+        };
+        let html = render(
+            "message.html",
+            Lang::En,
+            &frame,
+            context! { title => "T<", text => "x" },
+        );
+        assert!(
+            html.contains("T&lt;") && html.contains("SOC console"),
+            "{html}"
+        );
+        for name in TEMPLATES.templates() {
+            assert!(TEMPLATES.get_template(name.0).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_chart_scales_its_bars_to_the_largest_value() {
+        let svg = chart(Lang::En, 300.0, Some(30.0), 150.0);
+        assert!(
+            svg.contains("width=\"150\"")
+                && svg.contains("width=\"15\"")
+                && svg.contains("width=\"75\""),
+            "{svg}"
+        );
+        assert!(!chart(Lang::Fr, 0.0, None, 0.0).contains("NaN"));
+        assert_eq!(number(12.0), "12");
+        assert_eq!(number(0.256), "0.26");
+    }
+}
