@@ -239,7 +239,9 @@ impl Reply {
                 if self.script { CSP_SCRIPT } else { CSP },
             )
             .header("x-content-type-options", "nosniff")
-            .header("referrer-policy", "no-referrer")
+            // Not `no-referrer`: browsers then send `Origin: null` on form posts, which the
+            // Origin check refuses.
+            .header("referrer-policy", "same-origin")
             .header("x-frame-options", "DENY")
             .header("content-length", self.body.len());
         if tls {
@@ -373,7 +375,7 @@ impl Console {
             page,
             flash: None,
             problem: None,
-            refresh: None,
+            live: false,
             script: false,
         }
     }
@@ -413,6 +415,7 @@ impl Console {
             ("GET", "/static/webauthn.js") => {
                 return asset("text/javascript", crate::pages::SCRIPT)
             }
+            ("GET", "/static/console.js") => return asset("text/javascript", render::SCRIPT),
             ("GET", "/lang") => return self.language(&req),
             ("GET", "/login") => return self.login_page(&req, false),
             _ => {}

@@ -39,6 +39,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
 });
 
 pub const STYLESHEET: &str = include_str!("console.css");
+pub const SCRIPT: &str = include_str!("console.js");
 
 /// One sentence of the catalogue.
 pub fn message(lang: Lang, key: &str) -> String {
@@ -60,7 +61,8 @@ pub struct Frame {
     pub page: &'static str,
     pub flash: Option<String>,
     pub problem: Option<String>,
-    pub refresh: Option<u32>,
+    /// The queue's live update script.
+    pub live: bool,
     pub script: bool,
 }
 

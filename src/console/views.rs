@@ -31,6 +31,22 @@ struct Row {
     assignee: Option<String>,
 }
 
+/// What changes when the queue does: the counts per status and the newest alert's id and
+/// last change.
+fn stamp(counts: &[(Status, u64)], alerts: &[Value]) -> String {
+    use sha2::Digest;
+    let newest = alerts.first().map_or(String::new(), |a| {
+        format!(
+            "{}/{}",
+            text(&a["event"]["id"]),
+            text(&a["vigie"]["triage"]["updated_us"])
+        )
+    });
+    let text = format!("{counts:?}|{newest}");
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -71,6 +87,7 @@ impl Console {
         let path = req.path.as_str();
         match path {
             "/" => self.queue(req, a).await,
+            "/queue/state" => self.queue_state(req, a).await,
             "/holds" => self.holds(req, a),
             "/sessions" => self.sessions_page(req, a).await,
             "/break-glass" => self.break_glass(req, a).await,
@@ -99,15 +116,7 @@ impl Console {
         let Some(store) = self.alerts.clone() else {
             return self.message(req, Some(a), 503, "not_found_title", "unavailable");
         };
-        let params: Vec<(String, String)> = req
-            .params()
-            .into_iter()
-            .filter(|(k, _)| k != "lang")
-            .map(|(k, v)| match k.as_str() {
-                "since" | "until" => (k, self.local_time(&v)),
-                _ => (k, v),
-            })
-            .collect();
+        let params = self.filter_params(req);
         let pairs: Vec<(&str, &str)> = params
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -146,7 +155,8 @@ impl Console {
                 .finish();
             format!("/?{q}")
         };
-        let counts: Vec<Value> = counts
+        let counts_raw = counts;
+        let counts: Vec<Value> = counts_raw
             .iter()
             .map(|(s, n)| {
                 serde_json::json!({
@@ -165,20 +175,72 @@ impl Console {
             .map(|s| serde_json::json!({ "value": s, "label": render::message(lang, &format!("sev_{s}")), "selected": filter.severities == [s.to_string()] }))
             .collect();
         let (now, now_iso) = when(lang, &self.config.zone, self.clock.now_us() as i64);
-        frame.refresh = Some(30);
+        frame.live = true;
+        let stamp = stamp(&counts_raw, &alerts);
+        let query = req.query.clone().unwrap_or_default();
         let html = render::render(
             "queue.html",
             lang,
             &frame,
             context! {
-                alerts => rows, counts, statuses, severities, now, now_iso,
+                alerts => rows, counts, statuses, severities, now, now_iso, stamp,
+                state_url => format!("/queue/state?{query}"), here => format!("/?{query}"),
                 f => context! {
                     rule => raw("rule"), user => raw("user"), portal => raw("portal"),
                     since => raw("since"), until => raw("until"), riskiest => filter.riskiest,
                 },
             },
         );
-        Reply::html(200, html, false)
+        Reply::html(200, html, true)
+    }
+
+    /// `GET /queue/state?…`: whether the queue (with these filters) changed, for the page's
+    /// live update: a stamp of the counts and the newest alert, and how many are new.
+    async fn queue_state(&self, req: &Request, a: &Analyst) -> Reply {
+        if !may(&a.roles, Action::ViewAlerts) {
+            return self.forbidden(req, a, Action::ViewAlerts);
+        }
+        let Some(store) = self.alerts.clone() else {
+            return Reply::json(503, serde_json::json!({ "error": "no alert store" }));
+        };
+        let params = self.filter_params(req);
+        let pairs: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let Ok(mut f) = Filter::from_params(pairs, &|u: &str| u.to_string()) else {
+            return Reply::json(400, serde_json::json!({ "error": "filters" }));
+        };
+        f.limit = 1;
+        let read = tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::alerts::SinkError>((store.list(&f)?, store.counts(&f)?))
+        })
+        .await;
+        match read {
+            Ok(Ok((alerts, counts))) => {
+                let new = counts
+                    .iter()
+                    .find(|(s, _)| *s == Status::New)
+                    .map_or(0, |(_, n)| *n);
+                Reply::json(
+                    200,
+                    serde_json::json!({ "stamp": stamp(&counts, &alerts), "new": new }),
+                )
+            }
+            _ => Reply::json(503, serde_json::json!({ "error": "unavailable" })),
+        }
+    }
+
+    /// The queue's filters from the address (a `datetime-local` read in the hospital's zone).
+    fn filter_params(&self, req: &Request) -> Vec<(String, String)> {
+        req.params()
+            .into_iter()
+            .filter(|(k, _)| k != "lang")
+            .map(|(k, v)| match k.as_str() {
+                "since" | "until" => (k, self.local_time(&v)),
+                _ => (k, v),
+            })
+            .collect()
     }
 
     async fn alert(&self, req: &Request, a: &Analyst, id: &str) -> Reply {

@@ -246,13 +246,22 @@ fn an_analyst_signs_in_with_a_passkey_triages_an_alert_and_releases_the_hold_fro
     assert_eq!(queue.status, 200, "{}", queue.text());
     let text = queue.text();
     assert!(text.contains(&format!("/alerts/{id}")), "{text}");
-    assert!(
-        text.contains("http-equiv=\"refresh\""),
-        "the queue updates itself"
-    );
+    // The queue says when it changed (its own script polls a stamp), it never reloads itself.
+    assert!(!text.contains("http-equiv=\"refresh\""));
+    let stamp = |b: &mut Browser| {
+        let r = b.get("/queue/state");
+        assert_eq!(r.status, 200, "{}", r.text());
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()
+    };
+    let before = stamp(&mut ana);
+    assert!(text.contains(&format!(
+        "data-stamp=\"{}\"",
+        before["stamp"].as_str().unwrap()
+    )));
+    assert_eq!(before["new"], 1);
     let csp = queue.header("content-security-policy").unwrap();
     assert!(
-        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self';"),
         "{csp}"
     );
     let none = ana.get("/?status=closed&lang=en");
@@ -293,6 +302,9 @@ fn an_analyst_signs_in_with_a_passkey_triages_an_alert_and_releases_the_hold_fro
         done.header("location"),
         Some(&*format!("/alerts/{id}?done=status"))
     );
+    let after = stamp(&mut ana);
+    assert_ne!(after["stamp"], before["stamp"], "a change moves the stamp");
+    assert_eq!(after["new"], 0);
     // Replayed from the page as it was: a conflict, not an overwrite.
     let again = ack(&mut ana, "new");
     assert_eq!(

@@ -11,6 +11,7 @@ mod collation;
 mod common;
 mod connections;
 mod console;
+mod console_browser;
 mod detection;
 mod django;
 mod exposure;
