@@ -76,6 +76,9 @@ fn assemble(config: &Config, clock: Arc<dyn Clock>, upgrade: bool) -> anyhow::Re
         crate::alerts::Alerts::start_with(config.alerts.clone(), stores.alerts.clone())
             .context("alert sinks ([alerts])")?,
     );
+    // Every security event of the trail reaches the SIEM's sinks too.
+    let forward = alerts.clone();
+    crate::audit::forward_to(Arc::new(move |entry| forward.event(entry)));
     let shared = stores.shared.as_ref().map(|s| s.health());
     let redis = stores.shared.as_ref().map(|s| s.watch.redis.clone());
     let sessions = Sessions::new(

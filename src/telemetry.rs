@@ -22,7 +22,9 @@ pub fn init(log: &LogConfig) {
                 .expect("a valid directive"),
         )
         // The audit chain's checkpoints too: the log is their copy out of the store's reach.
-        .add_directive("vigie::checkpoint=info".parse().expect("a valid directive"));
+        .add_directive("vigie::checkpoint=info".parse().expect("a valid directive"))
+        // And security alerts (detector, store outages): the SOC needs them at any level.
+        .add_directive("vigie::alert=info".parse().expect("a valid directive"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     // The filter first: the audit layer sees only what it lets through, and takes its target.
     let registry = tracing_subscriber::registry()

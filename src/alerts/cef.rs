@@ -33,6 +33,38 @@ fn value(value: &str) -> String {
     out
 }
 
+/// A security event (not an alert) from its ECS document: `CEF:0|Vigie|Vigie|version|event|
+/// event|severity|extensions`.
+pub(crate) fn event_line(ecs: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    let action = text(&ecs["event"]["action"]);
+    let severity = match ecs["log"]["level"].as_str() {
+        Some("error") => 8,
+        Some("warn") => 5,
+        _ => 3,
+    };
+    let mut out = format!(
+        "CEF:0|Vigie|Vigie|{}|{}|{}|{severity}|",
+        header(env!("CARGO_PKG_VERSION")),
+        header(&action),
+        header(&action.replace('_', " ")),
+    );
+    let ext = [
+        ("externalId", text(&ecs["event"]["id"])),
+        ("suser", text(&ecs["user"]["name"])),
+        ("src", text(&ecs["source"]["ip"])),
+        ("outcome", text(&ecs["event"]["outcome"])),
+        ("msg", ecs["vigie"]["audit"].to_string()),
+    ];
+    let parts: Vec<String> = ext
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", value(v)))
+        .collect();
+    out += &parts.join(" ");
+    out
+}
+
 /// `CEF:0|Vigie|Vigie|version|rule id|rule name|severity|extensions`.
 pub(crate) fn line(alert: &Alert) -> String {
     let mut out = format!(

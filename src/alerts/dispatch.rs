@@ -45,6 +45,8 @@ struct Delivery {
 
 enum Message {
     Deliver(Arc<Delivery>),
+    /// A security event's ECS document (not an alert).
+    Event(Arc<Value>),
     /// Answered once everything queued before it has been handled.
     Flush(mpsc::Sender<()>),
 }
@@ -80,6 +82,12 @@ fn run(mut sink: Box<dyn Sink>, queue: Receiver<Message>) {
                 if let Err(e) = sink.deliver(&d.alert, &d.ecs) {
                     METRICS.alert_sink_failures.with_label_values(&[name]).inc();
                     tracing::warn!(target: "vigie::alert", sink = name, id = %d.alert.id, error = %e, "alert delivery failed");
+                }
+            }
+            Message::Event(doc) => {
+                if let Err(e) = sink.deliver_event(&doc) {
+                    METRICS.alert_sink_failures.with_label_values(&[name]).inc();
+                    tracing::debug!(sink = name, error = %e, "security event delivery failed");
                 }
             }
             Message::Flush(ack) => {
@@ -179,6 +187,23 @@ impl Alerts {
                         .with_label_values(&[worker.name])
                         .inc();
                 }
+            }
+        }
+    }
+
+    /// Queue a security event (an audit entry) for every sink but the store (which keeps it
+    /// in the audit trail); never blocks, drops when a sink's queue is full (counted).
+    pub fn event(&self, entry: &crate::audit::Entry) {
+        if self.workers.iter().all(|w| w.name == "store") {
+            return;
+        }
+        let doc = Arc::new(super::events::to_ecs(entry));
+        for worker in self.workers.iter().filter(|w| w.name != "store") {
+            if worker.queue.try_send(Message::Event(doc.clone())).is_err() {
+                METRICS
+                    .alert_sink_dropped
+                    .with_label_values(&[worker.name])
+                    .inc();
             }
         }
     }

@@ -59,7 +59,17 @@ impl Sink for JsonlSink {
         "jsonl"
     }
 
+    fn deliver_event(&mut self, ecs: &Value) -> Result<(), SinkError> {
+        self.write(ecs)
+    }
+
     fn deliver(&mut self, _alert: &Alert, ecs: &Value) -> Result<(), SinkError> {
+        self.write(ecs)
+    }
+}
+
+impl JsonlSink {
+    fn write(&mut self, ecs: &Value) -> Result<(), SinkError> {
         self.reopen_if_rotated()?;
         let mut line = serde_json::to_vec(ecs)?;
         line.push(b'\n');

@@ -8,6 +8,7 @@
 mod cef;
 mod dispatch;
 mod ecs;
+pub mod events;
 mod jsonl;
 pub mod store;
 mod syslog;
@@ -178,6 +179,12 @@ pub trait Sink: Send {
     /// Called when no alert came for a while: a sink that keeps what it could not deliver
     /// tries again.
     fn retry(&mut self) {}
+    /// A security event that is not an alert (a sign-in, a lock, an outage), as an ECS
+    /// `event.kind: event` document ([`events::to_ecs`]). The store keeps them in the audit
+    /// trail instead, so it skips them.
+    fn deliver_event(&mut self, _ecs: &serde_json::Value) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -260,8 +260,44 @@ impl Sink for SyslogSink {
         "syslog"
     }
 
+    fn deliver_event(&mut self, ecs: &Value) -> Result<(), SinkError> {
+        let level = ecs["log"]["level"].as_str().unwrap_or("info");
+        let severity: u16 = match level {
+            "error" => 3,
+            "warn" => 4,
+            _ => 6,
+        };
+        let pri = u16::from(self.settings.facility.code()) * 8 + severity;
+        let action = ecs["event"]["action"].as_str().unwrap_or("-");
+        let sd = format!(
+            "[{SD_ID} event=\"{}\" user=\"{}\"]",
+            sd_value(action),
+            sd_value(ecs["user"]["name"].as_str().unwrap_or("-")),
+        );
+        let msg = match self.settings.format {
+            SyslogFormat::Json => serde_json::to_string(ecs)?,
+            SyslogFormat::Cef => cef::event_line(ecs),
+        };
+        let line = format!(
+            "<{pri}>1 {} {} {} {} {} {sd} {msg}",
+            ecs["@timestamp"].as_str().unwrap_or("-"),
+            self.hostname,
+            self.app_name,
+            self.procid,
+            header_field(action, 32),
+        );
+        self.ship(&line)
+    }
+
     fn deliver(&mut self, alert: &Alert, ecs: &Value) -> Result<(), SinkError> {
         let msg = self.message(alert, ecs)?;
+        self.ship(&msg)
+    }
+}
+
+impl SyslogSink {
+    /// Frame and send one message (one reconnection on failure).
+    fn ship(&mut self, msg: &str) -> Result<(), SinkError> {
         let bytes = match self.settings.transport {
             SyslogTransport::Udp => truncate_utf8(&msg, MAX_DATAGRAM).as_bytes().to_vec(),
             SyslogTransport::Tcp => format!("{} {msg}", msg.len()).into_bytes(),

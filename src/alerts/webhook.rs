@@ -146,7 +146,17 @@ impl Sink for WebhookSink {
         "webhook"
     }
 
+    fn deliver_event(&mut self, ecs: &Value) -> Result<(), SinkError> {
+        self.deliver_doc(ecs)
+    }
+
     fn deliver(&mut self, _alert: &Alert, ecs: &Value) -> Result<(), SinkError> {
+        self.deliver_doc(ecs)
+    }
+}
+
+impl WebhookSink {
+    fn deliver_doc(&mut self, ecs: &Value) -> Result<(), SinkError> {
         let body = serde_json::to_vec(ecs)?;
         let attempts = self.settings.max_attempts.max(1);
         let mut last = String::new();

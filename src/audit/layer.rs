@@ -1,6 +1,7 @@
-//! The `tracing` layer that copies every `vigie::audit` event to the audit queue. The log
-//! filter always lets that target through (see `telemetry`): the trail is kept whatever level
-//! the logs are set to.
+//! The `tracing` layer that copies every `vigie::audit` event to the audit queue, and every
+//! named `vigie::alert` event too (a store outage, a rolled-back database: security events
+//! the SOC must see). The log filter always lets both targets through (see `telemetry`): the
+//! trail is kept whatever level the logs are set to.
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
@@ -10,16 +11,29 @@ use super::{submit, Entry, Record};
 
 /// The audit events' target.
 pub const TARGET: &str = "vigie::audit";
+/// The operational alerts' target: kept when they name their `event`.
+pub const ALERT_TARGET: &str = "vigie::alert";
 
 pub struct AuditLayer;
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        if event.metadata().target() != TARGET {
+        let target = event.metadata().target();
+        if target != TARGET && target != ALERT_TARGET {
             return;
         }
-        submit(Record::Entry(entry(event)));
+        let e = entry(event);
+        if kept(target, &e) {
+            submit(Record::Entry(e));
+        }
     }
+}
+
+/// Whether an event of `target` goes into the trail: every audit event, and the operational
+/// alerts that name their `event` (a detector alert's own log line has none: the alert
+/// reaches the sinks itself).
+pub fn kept(target: &str, e: &Entry) -> bool {
+    target == TARGET || (target == ALERT_TARGET && e.event != "-")
 }
 
 /// The event as kept: `event` and `user` lifted out of the fields.

@@ -223,6 +223,22 @@ static QUEUED: Lazy<Queue> = Lazy::new(|| {
     (tx, Mutex::new(Some(rx)))
 });
 
+/// Where the writer hands every entry it takes, besides the store: the SIEM's sinks.
+type Forward = Arc<dyn Fn(&Entry) + Send + Sync>;
+static FORWARD: once_cell::sync::OnceCell<Forward> = once_cell::sync::OnceCell::new();
+
+/// Send every audit entry to `forward` too (once per process: the alert sinks), from the
+/// writer's thread, off the request path.
+pub fn forward_to(forward: Forward) {
+    let _ = FORWARD.set(forward);
+}
+
+pub(crate) fn forwarded(entry: &Entry) {
+    if let Some(f) = FORWARD.get() {
+        f(entry);
+    }
+}
+
 /// Hand a record to the writer; never blocks the request path.
 pub(crate) fn submit(record: Record) {
     if QUEUED.0.try_send(record).is_err() {

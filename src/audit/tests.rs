@@ -359,3 +359,28 @@ fn a_break_glass_record_waits_outside_the_queue() {
     let waiting = take_glass();
     assert!(waiting.iter().any(|b| b.user == "dr.glass"), "{waiting:?}");
 }
+
+#[test]
+fn operational_alerts_that_name_their_event_join_the_trail_and_the_detector_s_lines_do_not() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::registry().with(Capture(seen.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::error!(target: "vigie::alert", severity = "high", event = "audit_store_down", kept = 3u64, "the audit store refused a write");
+        tracing::warn!(target: "vigie::alert", id = "a1", rule = "VIGIE-EXF-003", "Sequential patient enumeration");
+        tracing::info!(target: "vigie::audit", event = "login", user = "dr.martin");
+        tracing::info!(target: "vigie::access", event = "request");
+    });
+    let seen = seen.lock().unwrap();
+    let targets = [
+        "vigie::alert",
+        "vigie::alert",
+        "vigie::audit",
+        "vigie::access",
+    ];
+    let kept: Vec<bool> = seen
+        .iter()
+        .zip(targets)
+        .map(|(e, t)| layer::kept(t, e))
+        .collect();
+    assert_eq!(kept, [true, false, true, false]);
+}

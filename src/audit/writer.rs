@@ -113,6 +113,7 @@ impl Writer {
     pub fn take(&mut self, record: Record) {
         match record {
             Record::Entry(e) => {
+                super::forwarded(&e);
                 if self.entries.len() >= BACKLOG {
                     self.entries.pop_front();
                     METRICS.audit_dropped.inc();

@@ -663,6 +663,7 @@ impl Detector {
                         tracing::error!(error = %e, "detector: the hold is not in the database yet; until it is, it ends with this process");
                     }
                 }
+                tracing::warn!(target: "vigie::audit", event = "hold_placed", user = %s.user, portal = %s.portal, alert = %alert.id, rule = %alert.rule_id, score = us, until_us = until);
                 self.holds.put(s.portal, s.user, hold);
             }
             self.emit(alert, seen);

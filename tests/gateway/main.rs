@@ -39,6 +39,7 @@ mod redis_tls;
 mod replicas;
 mod sessions;
 mod shared_state;
+mod siem;
 mod step_up;
 mod story;
 mod triage;

@@ -87,7 +87,7 @@ pub async fn activate(mut v: Visit<'_>) -> Result<u16, Refusal> {
     // Neither the alert nor the log carries the free text (a reason may name a patient or a
     // condition): it stays with the session, and in the sealed break-glass record the admin
     // API opens for the review (`/api/break-glass`).
-    tracing::error!(target: "vigie::alert", severity = "high", event = "break_glass", user = %v.user, portal = %v.portal.config.name, client = %v.request.client.ip, session = %v.fp(), until, reason_chars = length);
+    tracing::error!(target: "vigie::alert", severity = "high", event = "break_glass_alert", user = %v.user, portal = %v.portal.config.name, client = %v.request.client.ip, session = %v.fp(), until, reason_chars = length);
     tracing::warn!(target: "vigie::audit", event = "break_glass", user = %v.user, session = %v.fp(), until, reason_chars = length);
     // The record the review needs, kept past the session: the reason sealed at rest.
     crate::audit::break_glass(crate::audit::BreakGlass {
