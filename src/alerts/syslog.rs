@@ -299,7 +299,7 @@ impl SyslogSink {
     /// Frame and send one message (one reconnection on failure).
     fn ship(&mut self, msg: &str) -> Result<(), SinkError> {
         let bytes = match self.settings.transport {
-            SyslogTransport::Udp => truncate_utf8(&msg, MAX_DATAGRAM).as_bytes().to_vec(),
+            SyslogTransport::Udp => truncate_utf8(msg, MAX_DATAGRAM).as_bytes().to_vec(),
             SyslogTransport::Tcp => format!("{} {msg}", msg.len()).into_bytes(),
         };
         // One fresh connection on failure: the collector may have restarted.
