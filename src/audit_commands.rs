@@ -83,6 +83,7 @@ fn verify(path: &Path, logs: &[PathBuf], json: bool) -> anyhow::Result<ExitCode>
             "chains": report.chains,
             "unchained": report.unchained,
             "problems": problems,
+            "warnings": report.warnings,
         });
         println!("{doc:#}");
     } else {
@@ -101,6 +102,9 @@ fn verify(path: &Path, logs: &[PathBuf], json: bool) -> anyhow::Result<ExitCode>
                 "{} entries written before the chain existed: not covered",
                 report.unchained
             );
+        }
+        for w in &report.warnings {
+            println!("warning: {w}");
         }
         match report.problems.first() {
             None => println!("intact: {} chains", report.chains.len()),

@@ -233,6 +233,8 @@ pub struct Report {
     pub unchained: u64,
     /// Every break found, in the order of the chains.
     pub problems: Vec<Problem>,
+    /// What limits the check without being a break (checkpoints of an unknown signer).
+    pub warnings: Vec<String>,
 }
 
 impl Report {

@@ -328,8 +328,8 @@ pub fn verify(
     all.extend(published);
     all.sort_by(|a, b| (&a.chain, a.seq, &a.signature).cmp(&(&b.chain, b.seq, &b.signature)));
     all.dedup();
-    let (good, bad) = signing::trusted(all, trusted);
-    let mut verifier = chain::Verifier::new(keys, store.anchors()?, good);
+    let sorted = signing::trusted(all, trusted);
+    let mut verifier = chain::Verifier::new(keys, store.anchors()?, sorted.good);
     let mut after = None;
     loop {
         let page = store.page(after.as_ref(), 2_000)?;
@@ -342,7 +342,16 @@ pub fn verify(
         }
     }
     let mut report = verifier.finish();
-    report.problems.extend(bad);
+    report.problems.extend(sorted.problems);
+    let mut unknown: Vec<&str> = sorted
+        .unknown_signers
+        .iter()
+        .map(|(c, _)| c.as_str())
+        .collect();
+    unknown.dedup();
+    for chain in unknown {
+        report.warnings.push(format!("chain {chain}: its checkpoints are signed by a key verify does not know (a replica's own key file?): they vouch for nothing; give the replicas one [assertion] key_dir"));
+    }
     Ok(report)
 }
 

@@ -149,27 +149,35 @@ fn signed(cp: &Checkpoint) -> bool {
         .unwrap_or(false)
 }
 
-/// The checkpoints signed by a trusted key; a problem for each other one.
-pub fn trusted(all: Vec<Checkpoint>, keys: &[String]) -> (Vec<Checkpoint>, Vec<Problem>) {
-    let (mut good, mut problems) = (Vec::new(), Vec::new());
+/// What the checkpoints given to `verify` are worth.
+#[derive(Debug, Default)]
+pub struct Sorted {
+    /// Signed by a trusted key: they vouch for their chain's entries.
+    pub good: Vec<Checkpoint>,
+    /// A signature that does not match what it signs: someone edited the checkpoint.
+    pub problems: Vec<Problem>,
+    /// Well signed, by a key verify does not know (another replica's own key file): not
+    /// counted, which hides nothing (a checkpoint only adds checks) but vouches for nothing.
+    pub unknown_signers: Vec<(String, i64)>,
+}
+
+/// Sort checkpoints by what their signature proves.
+pub fn trusted(all: Vec<Checkpoint>, keys: &[String]) -> Sorted {
+    let mut out = Sorted::default();
     for cp in all {
-        let why = if !keys.contains(&cp.signer) {
-            Some("signed by a key that is not in the key directory")
-        } else if !signed(&cp) {
-            Some("its signature is wrong (edited after signing)")
-        } else {
-            None
-        };
-        match why {
-            None => good.push(cp),
-            Some(why) => problems.push(Problem::BadCheckpoint {
+        if !signed(&cp) {
+            out.problems.push(Problem::BadCheckpoint {
                 chain: cp.chain,
                 seq: cp.seq,
-                why: why.into(),
-            }),
+                why: "its signature is wrong (edited after signing)".into(),
+            });
+        } else if !keys.contains(&cp.signer) {
+            out.unknown_signers.push((cp.chain, cp.seq));
+        } else {
+            out.good.push(cp);
         }
     }
-    (good, problems)
+    out
 }
 
 /// The checkpoints published in a log file: lines of JSON whose `event` (at the top or in

@@ -212,14 +212,11 @@ fn verify_finds_an_edited_a_removed_a_moved_entry_and_the_newest_removed() {
     let (code, out) = tampered(&both, &["--checkpoints", log.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("the newest entries were removed"), "{out}");
-    // A checkpoint written by someone without the signing key is refused.
-    let forged = format!(
-        "INSERT INTO audit_checkpoints SELECT chain, seq + 100, mac, at_us, '{}', signature FROM audit_checkpoints LIMIT 1",
-        "AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExample="
-    );
+    // A checkpoint edited without the signing key (moved past the end) is refused.
+    let forged = "INSERT INTO audit_checkpoints SELECT chain, seq + 100, mac, at_us, signer, signature FROM audit_checkpoints LIMIT 1";
     let (code, out) = tampered(&forged, &[]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("not in the key directory"), "{out}");
+    assert!(out.contains("signature is wrong"), "{out}");
 
     // The export: every entry, in chain order, with its link.
     std::fs::copy(&pristine, &db).unwrap();

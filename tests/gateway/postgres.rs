@@ -121,12 +121,47 @@ fn replicas_on_postgres_share_factors_locks_and_one_alert_list() {
     wait_for("B's alert in A's list", || {
         alert_listed(&a, &alert_id).then_some(())
     });
+    // One queue: acknowledged through A, B shows it, and refuses a change made from the
+    // status it no longer has.
+    let acked = admin_api(
+        a.admin_port,
+        "POST",
+        &format!("/api/alerts/status?id={alert_id}&from=new&to=acknowledged"),
+    );
+    assert_eq!(acked["alert"]["vigie"]["triage"]["status"], "acknowledged");
+    let on_b = admin_api(
+        b.admin_port,
+        "GET",
+        &format!("/api/alerts/show?id={alert_id}"),
+    );
+    assert_eq!(on_b["alert"]["vigie"]["triage"]["status"], "acknowledged");
+    let stale = raw(
+        b.admin_port,
+        format!("POST /api/alerts/status?id={alert_id}&from=new&to=closed&resolution=benign HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(stale.status, 409, "{}", stale.text());
     admin_api(a.admin_port, "POST", "/api/users/lock?user=admin");
     assert!(refused_sign_in(&b, "admin", "admin-demo"));
 
     b.restart();
     a.restart();
     assert!(alert_listed(&b, &alert_id) && alert_listed(&a, &alert_id));
+    // One audit trail in PostgreSQL, one chain per writing process, verified together.
+    let out = std::process::Command::new(VIGIE)
+        .args(["audit", "verify", "-c", a.config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines().filter(|l| l.starts_with("chain ")).count() >= 2,
+        "{text}"
+    );
     // One audit trail: dr.martin's three sign-ins (two on A, one on B), listed by either.
     for gw in [&a, &b] {
         let signed_in = crate::audit::audit(gw, "user=dr.martin&event=login");

@@ -195,6 +195,11 @@ impl Validator<'_> {
             }
         }
         let assertion = self.assertion(&f.assertion);
+        let replicas = matches!(storage.backend, StorageBackend::Redis { .. })
+            || matches!(storage.records, crate::config::Records::Postgres(_));
+        if replicas && assertion.key_dir.is_none() {
+            self.warnings.push("replicas without [assertion] key_dir: each signs its audit checkpoints with a key of its own, which `vigie audit verify` run elsewhere does not know; give them one key directory".into());
+        }
         // Pages show times in the hospital's zone (a wrong name is reported with the policy).
         let zone = policy::zone_named(&f.policy.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
         let portals = self.portals(&f.portal, &zone);
