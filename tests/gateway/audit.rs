@@ -214,7 +214,7 @@ fn verify_finds_an_edited_a_removed_a_moved_entry_and_the_newest_removed() {
     assert!(out.contains("the newest entries were removed"), "{out}");
     // A checkpoint edited without the signing key (moved past the end) is refused.
     let forged = "INSERT INTO audit_checkpoints SELECT chain, seq + 100, mac, at_us, signer, signature FROM audit_checkpoints LIMIT 1";
-    let (code, out) = tampered(&forged, &[]);
+    let (code, out) = tampered(forged, &[]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("signature is wrong"), "{out}");
 
