@@ -144,7 +144,7 @@ fn export(
     let mut written = 0u64;
     loop {
         let page = store.page(after.as_ref(), 2_000)?;
-        for e in &page {
+        for (_, e) in &page {
             let keep = since.is_none_or(|s| e.at_us >= s)
                 && until.is_none_or(|u| e.at_us < u)
                 && user.is_none_or(|u| e.user.as_deref() == Some(u));
@@ -155,7 +155,7 @@ fn export(
             }
         }
         match page.last() {
-            Some(last) => after = Some(last.cursor()),
+            Some((cursor, _)) => after = Some(cursor.clone()),
             None => break,
         }
     }

@@ -195,6 +195,10 @@ pub enum Problem {
         seq: i64,
         why: String,
     },
+    /// An entry without a (whole) link, dated after chaining began: inserted, or stripped.
+    Unlinked { id: String },
+    /// A break-glass record the chain does not vouch for, or that differs from its entry.
+    BreakGlass { id: String, why: String },
 }
 
 impl std::fmt::Display for Problem {
@@ -209,6 +213,8 @@ impl std::fmt::Display for Problem {
             Problem::Truncated { chain, checkpoint, last: None } => write!(f, "chain {chain}: a checkpoint vouches for entry #{checkpoint}, the store has no entry of this chain: it was removed"),
             Problem::CheckpointMismatch { chain, seq } => write!(f, "chain {chain}: entry #{seq} differs from what its checkpoint signed"),
             Problem::BadCheckpoint { chain, seq, why } => write!(f, "chain {chain}: the checkpoint at #{seq} is not trusted: {why}"),
+            Problem::Unlinked { id } => write!(f, "entry {id} has no link but is dated after the chain began: it was inserted, or its link stripped"),
+            Problem::BreakGlass { id, why } => write!(f, "break-glass record {id}: {why}"),
         }
     }
 }
@@ -243,9 +249,23 @@ impl Report {
     }
 }
 
+/// What a chained `break_glass` entry says of its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlassClaim {
+    pub user: Option<String>,
+    pub session: String,
+    pub until: i64,
+    pub portal: Option<String>,
+}
+
 /// Reads entries in (chain, seq) order ([`super::AuditRecords::page`]) and checks each link.
 pub struct Verifier<'a> {
     keys: &'a KeyRing,
+    /// When the oldest linked entry was written: an unlinked one dated after it is not from
+    /// before the chain.
+    linked_since: Option<i64>,
+    /// Break-glass records the chain vouches for, by id.
+    pub glass: HashMap<String, GlassClaim>,
     anchors: HashMap<String, Anchor>,
     /// Trusted checkpoints by chain and number.
     checkpoints: HashMap<String, BTreeMap<i64, Checkpoint>>,
@@ -255,7 +275,12 @@ pub struct Verifier<'a> {
 
 impl<'a> Verifier<'a> {
     /// `checkpoints` must already be the trusted ones ([`super::signing::trusted`]).
-    pub fn new(keys: &'a KeyRing, anchors: Vec<Anchor>, checkpoints: Vec<Checkpoint>) -> Self {
+    pub fn new(
+        keys: &'a KeyRing,
+        anchors: Vec<Anchor>,
+        checkpoints: Vec<Checkpoint>,
+        linked_since: Option<i64>,
+    ) -> Self {
         let mut by_chain: HashMap<String, BTreeMap<i64, Checkpoint>> = HashMap::new();
         for cp in checkpoints {
             by_chain
@@ -277,6 +302,8 @@ impl<'a> Verifier<'a> {
         }
         Self {
             keys,
+            linked_since,
+            glass: HashMap::new(),
             anchors: kept,
             checkpoints: by_chain,
             current: None,
@@ -284,11 +311,33 @@ impl<'a> Verifier<'a> {
         }
     }
 
-    pub fn feed(&mut self, e: &Entry) {
+    /// The next entry, at `cursor` (its raw place: a chain name without a whole link shows).
+    pub fn feed(&mut self, cursor: &super::Cursor, e: &Entry) {
         let Some(link) = &e.link else {
-            self.report.unchained += 1;
+            let after_chaining = self.linked_since.is_some_and(|t| e.at_us >= t);
+            match cursor.0.is_empty() && !after_chaining {
+                true => self.report.unchained += 1,
+                false => self
+                    .report
+                    .problems
+                    .push(Problem::Unlinked { id: e.id.clone() }),
+            }
             return;
         };
+        if e.event == "break_glass" {
+            if let Some(record) = e.fields.get("record").and_then(|r| r.as_str()) {
+                let text = |k: &str| e.fields.get(k).and_then(|v| v.as_str()).map(str::to_string);
+                self.glass.insert(
+                    record.to_string(),
+                    GlassClaim {
+                        user: e.user.clone(),
+                        session: text("session").unwrap_or_default(),
+                        until: e.fields.get("until").and_then(|v| v.as_i64()).unwrap_or(-1),
+                        portal: text("portal"),
+                    },
+                );
+            }
+        }
         if self
             .current
             .as_ref()

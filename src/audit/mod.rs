@@ -89,14 +89,24 @@ impl Entry {
 /// Where a walk in chain order stopped: chain (empty for entries without one), seq, id.
 pub type Cursor = (String, i64, String);
 
-impl Entry {
-    /// The walk's position after this entry.
-    pub fn cursor(&self) -> Cursor {
-        match &self.link {
-            Some(l) => (l.chain.clone(), l.seq, self.id.clone()),
-            None => (String::new(), 0, self.id.clone()),
-        }
-    }
+/// A row's place in the walk, from its raw columns (a chain without a seq or MAC stays where
+/// its chain sorts it: the walk always moves on).
+pub fn row_cursor(row: &Row) -> Cursor {
+    (
+        row.6.clone().unwrap_or_default(),
+        row.7.unwrap_or(0),
+        row.0.clone(),
+    )
+}
+
+/// A page of the walk: each entry with its place.
+pub type Page = Vec<(Cursor, Entry)>;
+
+/// Rows as a page of the walk.
+pub fn paged(rows: Vec<Row>) -> Result<Page, AuditError> {
+    rows.into_iter()
+        .map(|r| Ok((row_cursor(&r), Entry::from_row(r)?)))
+        .collect()
 }
 
 /// A break-glass activation: who, where, until when, and why. The reason is in clear in
@@ -169,11 +179,13 @@ pub trait AuditRecords: Send + Sync {
         limit: usize,
     ) -> Result<Vec<SealedBreakGlass>, AuditError>;
     /// Entries in chain order, (chain, seq, id), those without a chain first, after `after`.
-    fn page(&self, after: Option<&Cursor>, limit: usize) -> Result<Vec<Entry>, AuditError>;
+    fn page(&self, after: Option<&Cursor>, limit: usize) -> Result<Page, AuditError>;
     /// Keep a signed checkpoint (a second one for the same place is skipped).
     fn checkpoint(&self, cp: &chain::Checkpoint) -> Result<(), AuditError>;
     fn checkpoints(&self) -> Result<Vec<chain::Checkpoint>, AuditError>;
     fn anchors(&self) -> Result<Vec<chain::Anchor>, AuditError>;
+    /// When the oldest entry with a whole link was written (`None`: none has one).
+    fn first_linked_at(&self) -> Result<Option<i64>, AuditError>;
     /// Per chain, the newest entry (by seq) older than `before_us`: where a prune stops.
     fn heads_before(&self, before_us: i64) -> Result<Vec<chain::Link>, AuditError>;
     /// In one transaction: keep the anchors (replacing a chain's older one), remove each
@@ -329,20 +341,26 @@ pub fn verify(
     all.sort_by(|a, b| (&a.chain, a.seq, &a.signature).cmp(&(&b.chain, b.seq, &b.signature)));
     all.dedup();
     let sorted = signing::trusted(all, trusted);
-    let mut verifier = chain::Verifier::new(keys, store.anchors()?, sorted.good);
+    let linked_since = store.first_linked_at()?;
+    let mut verifier = chain::Verifier::new(keys, store.anchors()?, sorted.good, linked_since);
     let mut after = None;
     loop {
         let page = store.page(after.as_ref(), 2_000)?;
-        for e in &page {
-            verifier.feed(e);
+        for (cursor, e) in &page {
+            verifier.feed(cursor, e);
         }
         match page.last() {
-            Some(last) => after = Some(last.cursor()),
+            Some((cursor, _)) => after = Some(cursor.clone()),
             None => break,
         }
     }
+    let claims = std::mem::take(&mut verifier.glass);
     let mut report = verifier.finish();
     report.problems.extend(sorted.problems);
+    let records = store.break_glass(None, usize::MAX)?;
+    report
+        .problems
+        .extend(check_glass(keys, &claims, &records, linked_since));
     let mut unknown: Vec<&str> = sorted
         .unknown_signers
         .iter()
@@ -353,6 +371,61 @@ pub fn verify(
         report.warnings.push(format!("chain {chain}: its checkpoints are signed by a key verify does not know (a replica's own key file?): they vouch for nothing; give the replicas one [assertion] key_dir"));
     }
     Ok(report)
+}
+
+/// Break-glass records against what the chain says of them: each record written since the
+/// chain began has its entry, with the same user, session, portal and end; its sealed reason
+/// opens; and no entry's record is missing.
+fn check_glass(
+    keys: &KeyRing,
+    claims: &std::collections::HashMap<String, chain::GlassClaim>,
+    records: &[SealedBreakGlass],
+    linked_since: Option<i64>,
+) -> Vec<chain::Problem> {
+    let problem = |id: &str, why: &str| chain::Problem::BreakGlass {
+        id: id.to_string(),
+        why: why.to_string(),
+    };
+    let mut out = Vec::new();
+    for r in records {
+        match claims.get(&r.id) {
+            None if linked_since.is_some_and(|t| r.at_us >= t) => out.push(problem(
+                &r.id,
+                "no chained entry vouches for it: it was inserted",
+            )),
+            None => {}
+            Some(c) => {
+                let same = c.user.as_deref() == Some(r.user.as_str())
+                    && c.session == r.session
+                    && c.until == r.until
+                    && c.portal.as_ref().is_none_or(|p| *p == r.portal);
+                if !same {
+                    out.push(problem(
+                        &r.id,
+                        "it differs from its chained entry: it was edited",
+                    ));
+                } else if keys.open(&reason_aad(&r.id, &r.user), &r.reason).is_err() {
+                    out.push(problem(
+                        &r.id,
+                        "its sealed reason does not open: it was edited (or its key removed)",
+                    ));
+                }
+            }
+        }
+    }
+    let kept: std::collections::HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    let mut missing: Vec<&String> = claims
+        .keys()
+        .filter(|id| !kept.contains(id.as_str()))
+        .collect();
+    missing.sort();
+    for id in missing {
+        out.push(problem(
+            id,
+            "its chained entry is there, the record is not: it was removed",
+        ));
+    }
+    out
 }
 
 /// What a reason is bound to: a sealed reason cannot be moved to another record or user.

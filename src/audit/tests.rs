@@ -94,7 +94,8 @@ pub(crate) fn contract(store: Arc<dyn AuditRecords>, raw: &dyn Fn() -> Vec<u8>) 
     for e in [&a, &b, &c] {
         w.take(Record::Entry(e.clone()));
     }
-    w.take(Record::BreakGlass(glass(2_500, "dr.martin")));
+    // Written before the chain's first entry (as by an older version): no entry to check.
+    w.take(Record::BreakGlass(glass(900, "dr.martin")));
     assert!(w.flush(Instant::now()));
     // A retry after a lost reply makes no second row.
     store.insert(std::slice::from_ref(&a), &[]).unwrap();
@@ -161,6 +162,7 @@ pub(crate) fn contract(store: Arc<dyn AuditRecords>, raw: &dyn Fn() -> Vec<u8>) 
     moved.id = new_id();
     moved.user = "inf.durand".into();
     moved.at_us = 4_000;
+    let moved_id = moved.id.clone();
     store.insert(&[], &[moved]).unwrap();
     let reviews = log.break_glass(Some("inf.durand"), 10).unwrap();
     assert_eq!(reviews.len(), 1);
@@ -181,9 +183,14 @@ pub(crate) fn contract(store: Arc<dyn AuditRecords>, raw: &dyn Fn() -> Vec<u8>) 
     );
     assert_eq!(recent(None, None, 10), vec![c]);
     assert_eq!(store.break_glass(None, 10).unwrap().len(), 1);
-    // The chain now starts at its anchor: still intact, its checkpoint still vouching.
+    // The chain now starts at its anchor, its checkpoint still vouching; the record moved in
+    // above (no entry vouches for it) is the one break.
     let verified = verify(store.as_ref(), &keys, &trusted, vec![]).unwrap();
-    assert!(verified.intact(), "{:?}", verified.problems);
+    assert!(
+        matches!(&verified.problems[..], [chain::Problem::BreakGlass { id, .. }] if *id == moved_id),
+        "{:?}",
+        verified.problems
+    );
     assert_eq!(
         (verified.chains[0].first, verified.chains[0].checkpoint),
         (3, Some(3))
@@ -231,7 +238,7 @@ impl AuditRecords for Flaky {
     fn break_glass(&self, _: Option<&str>, _: usize) -> Result<Vec<SealedBreakGlass>, AuditError> {
         Ok(self.glass.lock().unwrap().clone())
     }
-    fn page(&self, _: Option<&Cursor>, _: usize) -> Result<Vec<Entry>, AuditError> {
+    fn page(&self, _: Option<&Cursor>, _: usize) -> Result<Page, AuditError> {
         Ok(vec![])
     }
     fn checkpoint(&self, _: &chain::Checkpoint) -> Result<(), AuditError> {
@@ -242,6 +249,9 @@ impl AuditRecords for Flaky {
     }
     fn anchors(&self) -> Result<Vec<chain::Anchor>, AuditError> {
         Ok(vec![])
+    }
+    fn first_linked_at(&self) -> Result<Option<i64>, AuditError> {
+        Ok(None)
     }
     fn heads_before(&self, _: i64) -> Result<Vec<chain::Link>, AuditError> {
         Ok(vec![])
@@ -381,4 +391,98 @@ fn operational_alerts_that_name_their_event_join_the_trail_and_the_detector_s_li
         .map(|(e, t)| layer::kept(t, e))
         .collect();
     assert_eq!(kept, [true, false, true, false]);
+}
+
+/// A break-glass activation as the pipeline writes it: its chained entry names the record.
+fn glass_entry(b: &BreakGlass) -> Entry {
+    let mut e = entry(b.at_us, "break_glass", Some(&b.user));
+    e.fields =
+        json!({ "portal": b.portal, "session": b.session, "until": b.until, "record": b.id })
+            .as_object()
+            .unwrap()
+            .clone();
+    e
+}
+
+#[test]
+fn a_break_glass_record_removed_edited_or_inserted_is_a_break() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigie.sqlite");
+    let store: Arc<dyn AuditRecords> = Arc::new(SqliteAudit::open(&path).unwrap());
+    let keys = Arc::new(KeyRing::ephemeral());
+    let mut w = Writer::new(store.clone(), keys.clone(), None);
+    let (a, b) = (glass(10_000, "dr.martin"), glass(20_000, "dr.garde"));
+    for g in [&a, &b] {
+        w.take(Record::Entry(glass_entry(g)));
+        w.take(Record::BreakGlass(g.clone()));
+    }
+    assert!(w.flush(Instant::now()));
+    let check = || verify(store.as_ref(), &keys, &[], vec![]).unwrap();
+    assert!(check().intact(), "{:?}", check().problems);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let why = |report: chain::Report| -> Vec<String> {
+        report.problems.iter().map(|p| p.to_string()).collect()
+    };
+    conn.execute(
+        "UPDATE break_glass SET until = until + 3600 WHERE id = ?1",
+        [&a.id],
+    )
+    .unwrap();
+    assert!(why(check())[0].contains("differs from its chained entry"));
+    conn.execute(
+        "UPDATE break_glass SET until = until - 3600 WHERE id = ?1",
+        [&a.id],
+    )
+    .unwrap();
+    conn.execute("DELETE FROM break_glass WHERE id = ?1", [&b.id])
+        .unwrap();
+    let found = why(check());
+    assert!(
+        found.len() == 1 && found[0].contains("the record is not: it was removed"),
+        "{found:?}"
+    );
+    // A record of someone else's, copied in under a new id: no entry vouches for it.
+    conn.execute(
+        "INSERT INTO break_glass SELECT 'ffff' || id, at_us, username, portal, session, until, reason FROM break_glass WHERE id = ?1",
+        [&a.id],
+    )
+    .unwrap();
+    assert!(why(check())
+        .iter()
+        .any(|w| w.contains("no chained entry vouches for it")));
+}
+
+#[test]
+fn the_walk_moves_on_past_a_row_whose_link_was_stripped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigie.sqlite");
+    let store: Arc<dyn AuditRecords> = Arc::new(SqliteAudit::open(&path).unwrap());
+    let mut w = Writer::new(store.clone(), Arc::new(KeyRing::ephemeral()), None);
+    for i in 0..4 {
+        w.take(Record::Entry(entry(1_000 + i, "login", Some("dr.martin"))));
+    }
+    assert!(w.flush(Instant::now()));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE audit SET mac = NULL WHERE seq = 4", [])
+        .unwrap();
+    conn.execute("UPDATE audit SET seq = NULL WHERE seq = 2", [])
+        .unwrap();
+    // One row per page: each row once, and the end is reached.
+    let mut after = None;
+    let mut seen = Vec::new();
+    let mut ended = false;
+    for _ in 0..10 {
+        let page = store.page(after.as_ref(), 1).unwrap();
+        let Some((cursor, e)) = page.into_iter().next() else {
+            ended = true;
+            break;
+        };
+        seen.push(e.id);
+        after = Some(cursor);
+    }
+    assert!(ended, "the walk went round: {seen:?}");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (4, 4), "{seen:?}");
 }

@@ -33,16 +33,24 @@ fn chain(keys: &KeyRing, name: &str, n: i64) -> Vec<Entry> {
 }
 
 fn check(keys: &KeyRing, entries: &[Entry], anchors: Vec<Anchor>, cps: Vec<Checkpoint>) -> Report {
-    let mut v = Verifier::new(keys, anchors, cps);
+    let mut v = Verifier::new(keys, anchors, cps, None);
     for e in entries {
-        v.feed(e);
+        v.feed(&place(e), e);
     }
     v.finish()
 }
 
+/// An entry's place in the walk.
+fn place(e: &Entry) -> super::Cursor {
+    match &e.link {
+        Some(l) => (l.chain.clone(), l.seq, e.id.clone()),
+        None => (String::new(), 0, e.id.clone()),
+    }
+}
+
 /// Sorted as the stores give them: (chain, seq, id).
 fn in_order(mut entries: Vec<Entry>) -> Vec<Entry> {
-    entries.sort_by_key(|e| e.cursor());
+    entries.sort_by_key(place);
     entries
 }
 
@@ -311,5 +319,39 @@ fn each_entry_commits_to_the_one_before_it_not_only_to_its_number() {
         matches!(r.problems[..], [Problem::Altered { seq: 3, .. }]),
         "{:?}",
         r.problems
+    );
+}
+
+#[test]
+fn an_entry_without_a_whole_link_after_chaining_began_is_a_break() {
+    let keys = KeyRing::ephemeral();
+    let all = chain(&keys, "a", 3);
+    let since = all[0].at_us;
+    let mut v = Verifier::new(&keys, vec![], vec![], Some(since));
+    // From before the chain: counted apart, not a break.
+    let old = Entry {
+        at_us: since - 1,
+        ..entry(900)
+    };
+    v.feed(&place(&old), &old);
+    // Inserted since, without a link; and one whose link lost its MAC.
+    let forged = Entry {
+        at_us: since + 5,
+        ..entry(901)
+    };
+    v.feed(&place(&forged), &forged);
+    let stripped = Entry {
+        link: None,
+        ..all[1].clone()
+    };
+    v.feed(&("a".to_string(), 2, stripped.id.clone()), &stripped);
+    let r = v.finish();
+    assert_eq!(r.unchained, 1);
+    assert_eq!(
+        r.problems,
+        [
+            Problem::Unlinked { id: forged.id },
+            Problem::Unlinked { id: stripped.id }
+        ]
     );
 }

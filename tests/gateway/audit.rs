@@ -190,6 +190,18 @@ fn verify_finds_an_edited_a_removed_a_moved_entry_and_the_newest_removed() {
             &format!("vouches for entry #{last}, the store ends at #{}", last - 2),
             "",
         ),
+        // An action forged as an entry of its own, without a link (as if from before the
+        // chain), and an entry whose MAC was stripped (the walk must still move on).
+        (
+            "INSERT INTO audit (id, at_us, level, event, username, fields) SELECT 'forged', max(at_us), 'warn', 'hold_released', 'dora.dpo', '{}' FROM audit",
+            "entry forged has no link",
+            "inserted",
+        ),
+        (
+            "UPDATE audit SET mac = NULL WHERE seq = 2",
+            "has no link",
+            "stripped",
+        ),
     ];
     for (sql, first, why) in cases.iter().map(|(a, b, c)| (*a, b.to_string(), *c)) {
         let (code, out) = tampered(sql, &[]);

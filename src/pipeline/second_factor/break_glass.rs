@@ -88,10 +88,12 @@ pub async fn activate(mut v: Visit<'_>) -> Result<u16, Refusal> {
     // condition): it stays with the session, and in the sealed break-glass record the admin
     // API opens for the review (`/api/break-glass`).
     tracing::error!(target: "vigie::alert", severity = "high", event = "break_glass_alert", user = %v.user, portal = %v.portal.config.name, client = %v.request.client.ip, session = %v.fp(), until, reason_chars = length);
-    tracing::warn!(target: "vigie::audit", event = "break_glass", user = %v.user, session = %v.fp(), until, reason_chars = length);
+    // The chained entry names the record: `vigie audit verify` checks the record against it.
+    let record = crate::audit::new_id();
+    tracing::warn!(target: "vigie::audit", event = "break_glass", user = %v.user, portal = %v.portal.config.name, session = %v.fp(), until, reason_chars = length, record = %record);
     // The record the review needs, kept past the session: the reason sealed at rest.
     crate::audit::break_glass(crate::audit::BreakGlass {
-        id: crate::audit::new_id(),
+        id: record,
         at_us: crate::audit::now_us(),
         user: v.user.clone(),
         portal: v.portal.config.name.clone(),

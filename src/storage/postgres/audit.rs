@@ -3,7 +3,7 @@
 
 use super::Pg;
 use crate::audit::chain::{Anchor, Checkpoint, Link};
-use crate::audit::{AuditError, AuditRecords, Cursor, Entry, Query, Row, SealedBreakGlass};
+use crate::audit::{AuditError, AuditRecords, Cursor, Entry, Page, Query, Row, SealedBreakGlass};
 
 /// The columns of a [`Row`], `fields` as text.
 const COLUMNS: &str = "id, at_us, level, event, username, fields::text, chain, seq, mac";
@@ -103,7 +103,7 @@ impl AuditRecords for PgAudit {
         rows.into_iter().map(Entry::from_row).collect()
     }
 
-    fn page(&self, after: Option<&Cursor>, limit: usize) -> Result<Vec<Entry>, AuditError> {
+    fn page(&self, after: Option<&Cursor>, limit: usize) -> Result<Page, AuditError> {
         let (chain, seq, id) = after.cloned().unwrap_or((String::new(), -1, String::new()));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         // COLLATE "C": the order SQLite and Rust compare in, whatever the database's locale.
@@ -120,7 +120,7 @@ impl AuditRecords for PgAudit {
                 Ok(rows.iter().map(row).collect::<Vec<_>>())
             }
         })?;
-        rows.into_iter().map(Entry::from_row).collect()
+        crate::audit::paged(rows)
     }
 
     fn checkpoint(&self, cp: &Checkpoint) -> Result<(), AuditError> {
@@ -187,6 +187,18 @@ impl AuditRecords for PgAudit {
                     tag: r.get(3),
                 })
                 .collect())
+        })?)
+    }
+
+    fn first_linked_at(&self) -> Result<Option<i64>, AuditError> {
+        Ok(self.0.block(|c| async move {
+            let r = c
+                .query_one(
+                    "SELECT min(at_us) FROM audit WHERE chain IS NOT NULL AND seq IS NOT NULL AND mac IS NOT NULL",
+                    &[],
+                )
+                .await?;
+            Ok(r.get::<_, Option<i64>>(0))
         })?)
     }
 

@@ -6,7 +6,7 @@ use rusqlite::params;
 
 use crate::audit::chain::{Anchor, Checkpoint, Link};
 use crate::audit::{
-    AuditError, AuditRecords, Cursor, Entry, Query, Row, SealedBreakGlass, COLUMNS,
+    AuditError, AuditRecords, Cursor, Entry, Page, Query, Row, SealedBreakGlass, COLUMNS,
 };
 use crate::storage::sqlite::Db;
 
@@ -116,7 +116,7 @@ impl AuditRecords for SqliteAudit {
         entries(rows)
     }
 
-    fn page(&self, after: Option<&Cursor>, n: usize) -> Result<Vec<Entry>, AuditError> {
+    fn page(&self, after: Option<&Cursor>, n: usize) -> Result<Page, AuditError> {
         let conn = self.reader.conn();
         let (chain, seq, id) = after.cloned().unwrap_or((String::new(), -1, String::new()));
         let mut stmt = conn.prepare_cached(&format!(
@@ -125,7 +125,7 @@ impl AuditRecords for SqliteAudit {
              ORDER BY COALESCE(chain, ''), COALESCE(seq, 0), id LIMIT ?4"
         ))?;
         let rows = stmt.query_map(params![chain, seq, id, limit(n)], row)?;
-        entries(rows)
+        crate::audit::paged(rows.collect::<Result<_, _>>()?)
     }
 
     fn checkpoint(&self, cp: &Checkpoint) -> Result<(), AuditError> {
@@ -170,6 +170,14 @@ impl AuditRecords for SqliteAudit {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn first_linked_at(&self) -> Result<Option<i64>, AuditError> {
+        Ok(self.reader.conn().query_row(
+            "SELECT min(at_us) FROM audit WHERE chain IS NOT NULL AND seq IS NOT NULL AND mac IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     fn heads_before(&self, before_us: i64) -> Result<Vec<Link>, AuditError> {
