@@ -240,16 +240,28 @@ fn changed(doc: &Value) {
             .as_str()
             .map(|r| format!(" ({r})"))
             .unwrap_or_default(),
-        t["assignee"].as_str().unwrap_or("nobody"),
+        safe(t["assignee"].as_str().unwrap_or("nobody")),
     );
 }
 
+/// A value for the terminal: control characters (escape sequences that could clear the
+/// screen or fake a line) shown as `\u{..}`, never sent.
 fn text(v: &Value) -> String {
-    match v {
+    let raw = match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
         other => other.to_string(),
-    }
+    };
+    safe(&raw)
+}
+
+fn safe(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_unicode().collect::<Vec<_>>(),
+            false => vec![c],
+        })
+        .collect()
 }
 
 /// The queue as a table: counts first, then one line per alert.
@@ -328,7 +340,7 @@ fn detail(doc: &Value) -> String {
             .as_str()
             .map(|r| format!(" ({r})"))
             .unwrap_or_default(),
-        t["assignee"].as_str().unwrap_or("nobody"),
+        safe(t["assignee"].as_str().unwrap_or("nobody")),
     );
     for e in a["vigie"]["evidence"].as_array().into_iter().flatten() {
         out += &format!(
@@ -353,7 +365,7 @@ fn detail(doc: &Value) -> String {
             text(&h["after"]),
             h["note"]
                 .as_str()
-                .map(|n| format!("  « {n} »"))
+                .map(|n| format!("  « {} »", safe(n)))
                 .unwrap_or_default(),
         );
     }

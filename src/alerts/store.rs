@@ -134,6 +134,11 @@ impl AlertStore {
                 triage::NOTE_MAX,
             )));
         }
+        if let Change::Assign(Some(who)) = change {
+            if !crate::storage::users::valid_name(who) {
+                return Err(SinkError::Triage(TriageError::BadAssignee));
+            }
+        }
         if matches!(change, Change::Note) && note.is_none() {
             return Err(SinkError::Triage(TriageError::NoteNeeded));
         }

@@ -54,6 +54,8 @@ pub enum TriageError {
     Conflict(String),
     #[error("no alert has this id")]
     NotFound,
+    #[error("an assignee is a user name: 1 to 64 letters, digits, `.`, `_`, `-` or `@`")]
+    BadAssignee,
 }
 
 /// A note's longest length (notes are sealed at rest; they are for the SOC, not a report).

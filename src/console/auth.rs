@@ -11,9 +11,15 @@ use super::session::{Analyst, Stage};
 use super::{factor_key, render, Console, Reply, Request, LOGIN_COOKIE};
 use crate::factors::{Binding, Verdict};
 
-/// Failures before sign-ins of that name (or from that address) wait.
-const MAX_FAILURES: u32 = 5;
-const ADDRESS_FAILURES: u32 = 20;
+/// Failures before sign-ins wait: of one name from one address (a guesser), of one name from
+/// anywhere (a spread guesser), from one address (many names). The last two are higher, so
+/// someone who knows an analyst's name cannot easily keep them out, nor a SOC behind one
+/// NAT address; IT sees every refusal in the trail.
+const PAIR_FAILURES: u32 = 5;
+const NAME_FAILURES: u32 = 20;
+const ADDRESS_FAILURES: u32 = 50;
+/// Wrong invitation codes before the console stops taking them from that analyst.
+const INVITATION_FAILURES: u32 = 5;
 /// How long they wait, and how long failures are remembered.
 const FAILURE_WINDOW: u64 = 15 * 60;
 
@@ -69,13 +75,22 @@ impl Console {
         }
         let user = req.field("username");
         let password = req.field("password");
-        let address = req.client.map(|ip| format!("ip:{ip}")).unwrap_or_default();
-        let name_key = format!("user:{user}");
-        if user.is_empty() || password.is_empty() {
+        let ip = req.client.map(|ip| ip.to_string()).unwrap_or_default();
+        let address = format!("ip:{ip}");
+        if password.is_empty() || !crate::storage::users::valid_name(&user) {
+            // Not a user name (a password typed in the wrong field, a flood of bytes): refused
+            // before any lookup, and never written to the trail.
+            self.failed(address.clone());
+            tracing::warn!(target: "vigie::audit", event = "console_login", outcome = "failure", user = "-", invalid_name = true, name_chars = user.chars().count(), client = %ip);
             return self.login_page(req, true);
         }
-        if self.waiting(&name_key, MAX_FAILURES) || self.waiting(&address, ADDRESS_FAILURES) {
-            tracing::warn!(target: "vigie::audit", event = "console_login", outcome = "throttled", user = %user, client = %address);
+        let name_key = format!("user:{user}");
+        let pair_key = format!("pair:{user}:{ip}");
+        if self.waiting(&pair_key, PAIR_FAILURES)
+            || self.waiting(&name_key, NAME_FAILURES)
+            || self.waiting(&address, ADDRESS_FAILURES)
+        {
+            tracing::warn!(target: "vigie::audit", event = "console_login", outcome = "throttled", user = %user, client = %ip);
             return self.login_page(req, true);
         }
         let users = self.users.clone();
@@ -92,15 +107,21 @@ impl Console {
             let c = &self.config;
             roles::of_groups(&u.groups, &c.soc_groups, &c.dpo_groups, &c.it_groups)
         });
-        if found.is_none() || roles.is_empty() {
+        let locked = match self.gateway.locks.locked(&user).await {
+            Ok(l) => l.is_some() || self.locked_now(&user),
+            // Fail closed: a lock store that does not answer lets nobody in.
+            Err(_) => true,
+        };
+        if found.is_none() || roles.is_empty() || locked {
             self.failed(name_key);
+            self.failed(pair_key);
             self.failed(address.clone());
-            let outcome = if found.is_none() {
-                "failure"
-            } else {
-                "no_role"
+            let outcome = match (found.is_none(), locked) {
+                (true, _) => "failure",
+                (false, true) => "locked",
+                (false, false) => "no_role",
             };
-            tracing::warn!(target: "vigie::audit", event = "console_login", outcome, user = %user, client = %address);
+            tracing::warn!(target: "vigie::audit", event = "console_login", outcome, user = %user, client = %ip);
             return self.login_page(req, true);
         }
         let stage = match self.config.require_passkey {
@@ -109,7 +130,7 @@ impl Console {
         };
         let token = self.sessions.begin(&user, roles.clone(), stage);
         let roles_text: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-        tracing::info!(target: "vigie::audit", event = "console_login", outcome = "password", user = %user, roles = %roles_text.join(","), client = %address);
+        tracing::info!(target: "vigie::audit", event = "console_login", outcome = "password", user = %user, roles = %roles_text.join(","), client = %ip);
         let next = if stage == Stage::Password {
             "/passkey"
         } else {
@@ -123,6 +144,11 @@ impl Console {
         let key = factor_key(&a.user);
         match (req.method.as_str(), req.path.as_str()) {
             ("POST", "/passkey/invitation") => {
+                let tries = format!("invite:{}", a.user);
+                if self.waiting(&tries, INVITATION_FAILURES) {
+                    tracing::warn!(target: "vigie::audit", event = "console_invitation", outcome = "throttled", user = %a.user);
+                    return self.passkey_page(req, a, true).await;
+                }
                 let code = req.field("code");
                 match self.factors.redeem(&key, &code).await {
                     Ok(Verdict::Accepted) => {
@@ -131,6 +157,7 @@ impl Console {
                         Reply::see("/passkey")
                     }
                     _ => {
+                        self.failed(tries);
                         tracing::warn!(target: "vigie::audit", event = "console_invitation", outcome = "refused", user = %a.user);
                         self.passkey_page(req, a, true).await
                     }

@@ -230,6 +230,16 @@ impl Reply {
     }
 
     fn into_response(self, tls: bool) -> Response<Vec<u8>> {
+        // A value that is not a valid header (never expected: locations are checked, cookies
+        // made here) answers 500 rather than panicking the worker.
+        let fallback = || {
+            Response::builder()
+                .status(500)
+                .header("content-type", "text/plain")
+                .header("cache-control", "no-store")
+                .body(b"error\n".to_vec())
+                .expect("static response parts are valid")
+        };
         let mut b = Response::builder()
             .status(self.status)
             .header("content-type", self.content_type)
@@ -253,8 +263,7 @@ impl Reply {
         for c in self.cookies {
             b = b.header("set-cookie", c);
         }
-        b.body(self.body)
-            .expect("the console's response parts are valid")
+        b.body(self.body).unwrap_or_else(|_| fallback())
     }
 }
 
@@ -328,11 +337,46 @@ impl Console {
         )
     }
 
-    /// The analyst behind the request, with their token.
-    fn analyst(&self, req: &Request) -> Option<(String, Analyst)> {
+    /// The analyst behind the request, with their token. The account is read again at each
+    /// request: disabled, removed, locked or out of every console role ends the session, and
+    /// the roles are today's (a store that does not answer fails closed, ending nothing).
+    async fn analyst(&self, req: &Request) -> Option<(String, Analyst)> {
         let token = req.cookies.get(self.cookie_name())?;
-        let a = self.sessions.get(token)?;
+        let mut a = self.sessions.get(token)?;
+        let (users, name) = (self.users.clone(), a.user.clone());
+        let found = tokio::task::spawn_blocking(move || users.find(&name))
+            .await
+            .ok()?
+            .ok()?;
+        let roles = found
+            .filter(|u| !u.disabled)
+            .map(|u| self.roles_of(&u.groups))
+            .unwrap_or_default();
+        let locked = self.locked_now(&a.user);
+        if roles.is_empty() || locked {
+            self.sessions.end(token);
+            let why = if locked {
+                "account_locked"
+            } else {
+                "no_longer_allowed"
+            };
+            tracing::warn!(target: "vigie::audit", event = "console_session_ended", user = %a.user, reason = why, session = %a.fingerprint);
+            return None;
+        }
+        a.roles = roles;
         Some((token.clone(), a))
+    }
+
+    /// The console roles of these groups.
+    fn roles_of(&self, groups: &[String]) -> Vec<Role> {
+        let c = &self.config;
+        roles::of_groups(groups, &c.soc_groups, &c.dpo_groups, &c.it_groups)
+    }
+
+    /// Whether this replica knows `user` as locked (no I/O).
+    fn locked_now(&self, user: &str) -> bool {
+        let held = self.gateway.locks.held();
+        held.contains(user) || held.contains(&user.to_lowercase())
     }
 
     /// Whether a POST comes from the console's own pages: an `Origin` it serves. Browsers send
@@ -421,13 +465,22 @@ impl Console {
             _ => {}
         }
         if req.method == http::Method::POST && !self.same_origin(&req) {
-            tracing::warn!(target: "vigie::audit", event = "console_refused", reason = "cross_origin", path = %req.path, origin = %req.origin.as_deref().unwrap_or("-"));
+            let origin: String = req
+                .origin
+                .as_deref()
+                .unwrap_or("-")
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(80)
+                .collect();
+            let path: String = req.path.chars().take(80).collect();
+            tracing::warn!(target: "vigie::audit", event = "console_refused", reason = "cross_origin", path = %path, origin = %origin);
             return self.message(&req, None, 403, "forbidden_title", "expired");
         }
         if (req.method.as_str(), req.path.as_str()) == ("POST", "/login") {
             return self.login(&req).await;
         }
-        let Some((token, analyst)) = self.analyst(&req) else {
+        let Some((token, analyst)) = self.analyst(&req).await else {
             return match req.path.starts_with("/passkey/") && req.method == http::Method::POST {
                 true => Reply::json(401, serde_json::json!({ "error": "signed out" })),
                 false => Reply::see("/login"),
@@ -463,17 +516,26 @@ impl Console {
         let Some((cookie, back)) = crate::pages::language_switch(req.query.as_deref()) else {
             return Reply::see("/");
         };
-        let back = match back.starts_with('/') && !back.starts_with("//") && !back.contains('\\') {
-            true => back,
-            false => "/".into(),
-        };
-        Reply::see(&back).with_cookie(cookie)
+        Reply::see(&local_path(&back)).with_cookie(cookie)
     }
 
     fn logout(&self, token: &str, analyst: &Analyst) -> Reply {
         self.sessions.end(token);
         tracing::info!(target: "vigie::audit", event = "console_logout", user = %analyst.user, session = %analyst.fingerprint);
         Reply::see("/login").with_cookie(self.clear_cookie())
+    }
+}
+
+/// `back` if it is a path of the console's own (one `/`, no scheme, no backslash, no control
+/// character browsers would strip into `//evil`), else `/`.
+pub fn local_path(back: &str) -> String {
+    let ok = back.starts_with('/')
+        && !back.starts_with("//")
+        && !back.contains('\\')
+        && !back.chars().any(|c| c.is_control());
+    match ok {
+        true => back.to_string(),
+        false => "/".into(),
     }
 }
 

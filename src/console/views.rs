@@ -31,6 +31,31 @@ struct Row {
     assignee: Option<String>,
 }
 
+/// The messages a redirect may name (`?problem=`): any other key is not shown, so nobody
+/// can put words of their own in the console's voice with a link.
+const PROBLEMS: [&str; 7] = [
+    "conflict",
+    "refused",
+    "confirm_needed",
+    "reopen_note_needed",
+    "resolution_needed",
+    "no_hold_to_release",
+    "unavailable",
+];
+
+/// The notice of a done action (`?done=…&n=…`), from the catalogue only, `n` a number.
+fn flash(req: &Request, lang: Lang) -> Option<String> {
+    let done = req.param("done")?;
+    if !["status", "assign", "release", "revoke", "lock"].contains(&done.as_str()) {
+        return None;
+    }
+    let n = req
+        .param("n")
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0);
+    Some(render::message(lang, &format!("done_{done}")).replace("{n}", &n.to_string()))
+}
+
 /// What changes when the queue does: the counts per status and the newest alert's id and
 /// last change.
 fn stamp(counts: &[(Status, u64)], alerts: &[Value]) -> String {
@@ -361,11 +386,11 @@ impl Console {
         let sessions = self.user_sessions(lang, &user, Some(&involved)).await;
         let resolution = t["resolution"].as_str().map(str::to_string);
         let mut frame = self.frame(req, Some(a), "alert");
-        frame.flash = req.param("done").map(|d| {
-            render::message(lang, &format!("done_{d}"))
-                .replace("{n}", &req.param("n").unwrap_or_default())
-        });
-        frame.problem = req.param("problem").map(|p| render::message(lang, &p));
+        frame.flash = flash(req, lang);
+        frame.problem = req
+            .param("problem")
+            .filter(|p| PROBLEMS.contains(&p.as_str()))
+            .map(|p| render::message(lang, &p));
         let html = render::render(
             "alert.html",
             lang,
@@ -444,10 +469,7 @@ impl Console {
             false => self.user_sessions(req.lang, &user, None).await,
         };
         let mut frame = self.frame(req, Some(a), "sessions");
-        frame.flash = req.param("done").map(|d| {
-            render::message(req.lang, &format!("done_{d}"))
-                .replace("{n}", &req.param("n").unwrap_or_default())
-        });
+        frame.flash = flash(req, req.lang);
         let html = render::render(
             "sessions.html",
             req.lang,

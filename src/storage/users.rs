@@ -141,6 +141,12 @@ fn verify_hash(password: &str, hash: &str) -> bool {
     })
 }
 
+/// Whether `username` has the shape of a local user's name (1 to 64 letters, digits, `.`,
+/// `_`, `-` or `@`): what is not is refused before any lookup, and never logged.
+pub fn valid_name(username: &str) -> bool {
+    check_name(username).is_ok()
+}
+
 fn check_name(username: &str) -> Result<(), StorageError> {
     let ok = !username.is_empty()
         && username.len() <= 64
@@ -224,6 +230,14 @@ impl UserStore {
             .into_iter()
             .map(|(name, row)| user(name, row))
             .collect())
+    }
+
+    /// The user as kept now (no password check): the console re-reads its analysts with it.
+    pub fn find(&self, username: &str) -> Result<Option<User>, StorageError> {
+        Ok(self
+            .rows
+            .get(username)?
+            .map(|row| user(username.to_string(), row)))
     }
 
     /// The user, if the password matches and the account is enabled. Unknown, disabled and

@@ -516,3 +516,111 @@ fn each_role_reaches_its_pages_and_forms_and_nothing_else() {
         "nothing changed it"
     );
 }
+
+/// After the red team: an account locked or disabled leaves the console at once; redirects
+/// stay on the console; a link cannot make the console say words of its own; a name that is
+/// not a name never reaches the trail; invitation codes cannot be guessed for ever.
+#[test]
+fn locked_or_disabled_analysts_leave_at_once_and_links_cannot_speak_for_the_console() {
+    let soc = Soc::start("");
+    let id = raise(&soc);
+    let mut ana = soc.analyst("ana.soc", "soc");
+    let mut ivan = soc.analyst("ivan.it", "it");
+    assert_eq!(ana.get("/").status, 200);
+
+    // Words of someone else's in a link: not shown; `n` is a number or nothing.
+    let page = ana.get(&format!(
+        "/alerts/{id}?lang=en&problem=Call+the+SOC+hotline&done=revoke&n=give+your+password"
+    ));
+    let text = page.text();
+    // What the page says (the language link in the header carries the address, escaped).
+    let main = &text[text.find("<main").unwrap()..text.find("</main>").unwrap()];
+    assert!(
+        !main.contains("hotline") && !main.contains("give your password"),
+        "{main}"
+    );
+    assert!(main.contains("Sessions ended: 0."), "{main}");
+
+    // Redirects stay on the console, whatever a browser would strip.
+    for back in [
+        "/%09/evil.example",
+        "/%0a",
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example",
+    ] {
+        let r = ana.get(&format!("/lang?set=en&return={back}"));
+        assert_eq!((r.status, r.header("location")), (303, Some("/")), "{back}");
+    }
+
+    // An assignee is a user name.
+    let csrf = form_token(&ana.get(&format!("/alerts/{id}")));
+    let r = ana.post_form(
+        &format!("/alerts/{id}/assign"),
+        &[("csrf", &csrf), ("to", "bob\u{1b}[2J")],
+    );
+    assert!(
+        r.header("location").unwrap().ends_with("problem=refused"),
+        "{:?}",
+        r.headers
+    );
+
+    // Locked by IT: her open session ends, and she cannot sign in again.
+    admin_api(
+        soc.gw.admin_port,
+        "POST",
+        "/api/users/lock?user=ana.soc&reason=poste%20vol%C3%A9",
+    );
+    assert_eq!(ana.get("/").header("location"), Some("/login"));
+    let mut again = Browser::new(soc.console, &soc.origin());
+    assert_eq!(again.sign_in("ana.soc", PASSWORD).status, 401);
+    // Disabled: the same for IT's analyst.
+    assert_eq!(ivan.get("/sessions").status, 200);
+    let out = Command::new(VIGIE)
+        .args([
+            "user",
+            "-c",
+            soc.gw.config.to_str().unwrap(),
+            "disable",
+            "ivan.it",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(ivan.get("/sessions").header("location"), Some("/login"));
+    let trail = admin_api(
+        soc.gw.admin_port,
+        "GET",
+        "/api/audit?event=console_session_ended",
+    );
+    assert_eq!(trail["entries"].as_array().unwrap().len(), 2, "{trail}");
+
+    // A password typed as the name: refused, and not in the trail.
+    let mut typo = Browser::new(soc.console, &soc.origin());
+    assert_eq!(
+        typo.sign_in("correct horse battery staple", "x").status,
+        401
+    );
+    let logins = admin_api(
+        soc.gw.admin_port,
+        "GET",
+        "/api/audit?event=console_login&limit=50",
+    );
+    assert!(!logins.to_string().contains("horse"), "{logins}");
+
+    // Five wrong invitation codes, then even the right one is refused.
+    soc.user("nina.soc", "soc");
+    let mut nina = Browser::new(soc.console, &soc.origin());
+    nina.sign_in("nina.soc", PASSWORD);
+    let csrf = form_token(&nina.get("/passkey"));
+    let code = soc.invitation("nina.soc");
+    for _ in 0..5 {
+        let r = nina.post_form(
+            "/passkey/invitation",
+            &[("csrf", &csrf), ("code", "AAAA-BBBB-CCCC")],
+        );
+        assert_eq!(r.status, 400);
+    }
+    let r = nina.post_form("/passkey/invitation", &[("csrf", &csrf), ("code", &code)]);
+    assert_eq!(r.status, 400, "guessing stops after five");
+}
