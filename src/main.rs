@@ -13,6 +13,7 @@ mod inspect;
 mod operate;
 mod soc_commands;
 mod state_commands;
+mod token_commands;
 use inspect::{explain, simulate};
 
 /// glibc malloc cost about 10% of the CPU per proxied request (perf, benches/README.md);
@@ -173,6 +174,14 @@ enum Command {
         #[command(subcommand)]
         action: soc_commands::HoldsAction,
     },
+    /// Per-person API tokens for automation: each names its holder, carries one console role
+    /// (soc, dpo, it) and expires; kept as a keyed digest only.
+    Tokens {
+        #[arg(short, long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: token_commands::TokensAction,
+    },
     /// The tamper-evident audit trail: verify its chains, export a range.
     Audit {
         #[command(subcommand)]
@@ -331,6 +340,7 @@ fn main() -> ExitCode {
         ),
         Command::User { config, action } => state_commands::user_command(config, action),
         Command::Audit { action } => audit_commands::run(action),
+        Command::Tokens { config, action } => token_commands::run(config, action),
         Command::Alerts { config, action } => soc_commands::alerts(config, action),
         Command::Holds { config, action } => soc_commands::holds(config, action),
         Command::Storage {

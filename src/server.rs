@@ -228,6 +228,7 @@ fn assemble(config: &Config, clock: Arc<dyn Clock>, upgrade: bool) -> anyhow::Re
                 .keyed_by(config.portals.iter().find_map(|p| p.profile.clone()))
                 .sharing(shared)
                 .inviting_analysts(console_factors)
+                .with_tokens(crate::storage::open::tokens(config).ok().map(Arc::new))
                 .auditing(audit)
                 .operating(reloader.clone(), listening(config)),
             ),

@@ -106,8 +106,17 @@ fn admin(config: Option<PathBuf>) -> Result<(SocketAddr, Vec<u8>), ExitCode> {
         eprintln!("{e}");
         ExitCode::from(2)
     })?;
-    match (config.admin, config.admin_token) {
-        (Some(addr), Some(token)) => Ok((addr, token.0)),
+    // A per-person token in the environment speaks for its holder; else the shared one.
+    let personal = std::env::var("VIGIE_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    match (
+        config.admin,
+        personal
+            .map(String::into_bytes)
+            .or(config.admin_token.map(|t| t.0)),
+    ) {
+        (Some(addr), Some(token)) => Ok((addr, token)),
         _ => {
             eprintln!(
                 "error: {} enables no admin API: set admin.address and admin.api_token_file",

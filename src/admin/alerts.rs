@@ -41,12 +41,13 @@ impl AdminApp {
         method: &str,
         path: &str,
         params: &[(String, String)],
+        analyst: &str,
     ) -> Response<Vec<u8>> {
         let store = match self.alert_store() {
             Ok(s) => s,
             Err(e) => return json(404, json!({ "error": e })),
         };
-        let analyst = SHARED_TOKEN.to_string();
+        let analyst = analyst.to_string();
         let pairs: Vec<(&str, &str)> = params
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))

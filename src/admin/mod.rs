@@ -9,13 +9,13 @@ use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
 use crate::factors::Factors;
 use crate::identity::{Ending, Sessions};
 
 mod alerts;
+pub mod callers;
 
 /// How long a readiness probe result is reused, so a busy prober cannot hammer the portals.
 const PROBE_CACHE: Duration = Duration::from_secs(2);
@@ -40,6 +40,8 @@ pub struct AdminApp {
     reloader: Option<Arc<crate::lifecycle::Reloader>>,
     /// The console's passkeys, for `POST /api/console/invite`.
     console_factors: Option<Arc<Factors>>,
+    /// Per-person API tokens (`vigie tokens create`).
+    tokens: Option<Arc<crate::storage::tokens::ApiTokens>>,
     /// The gateway's listener addresses, which `/readyz` checks this process holds.
     listeners: Vec<SocketAddr>,
 }
@@ -66,6 +68,7 @@ impl AdminApp {
             audit: None,
             reloader: None,
             console_factors: None,
+            tokens: None,
             listeners: Vec::new(),
         }
     }
@@ -91,6 +94,12 @@ impl AdminApp {
         self
     }
 
+    /// Accept per-person API tokens beside the shared one.
+    pub fn with_tokens(mut self, tokens: Option<Arc<crate::storage::tokens::ApiTokens>>) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
     /// Issue console invitations (`POST /api/console/invite?user=…`).
     pub fn inviting_analysts(mut self, factors: Option<Arc<Factors>>) -> Self {
         self.console_factors = factors;
@@ -109,33 +118,31 @@ impl AdminApp {
         self
     }
 
-    /// Constant-time check of `Authorization: Bearer <token>`.
-    fn authorised(&self, session: &ServerSession) -> bool {
-        let Some(token) = &self.token else {
-            return false;
-        };
-        let sent = session
-            .req_header()
-            .headers
-            .get("authorization")
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-            .unwrap_or(b"");
-        bool::from(sent.ct_eq(&token.0))
-    }
-
     /// `GET /api/sessions?user=U` and `POST /api/sessions/revoke?user=U[&session=FINGERPRINT]`.
     async fn api(&self, session: &mut ServerSession, path: &str) -> Response<Vec<u8>> {
-        if self.token.is_none() {
+        if self.token.is_none() && self.tokens.is_none() {
             return json(
                 404,
                 serde_json::json!({ "error": "admin API disabled: set admin.api_token_file" }),
             );
         }
-        if !self.authorised(session) {
+        let Some(caller) = self.caller(session).await else {
             return json(
                 401,
                 serde_json::json!({ "error": "missing or wrong bearer token" }),
             );
+        };
+        let method = session.req_header().method.as_str().to_string();
+        let action = callers::action_of(&method, path);
+        if !caller.may(action) {
+            tracing::warn!(target: "vigie::audit", event = "admin_refused", user = %caller.name, method = %method, path = %path, by = "admin_api");
+            return json(
+                403,
+                serde_json::json!({ "error": "this token's role does not allow this call" }),
+            );
+        }
+        if method != "GET" {
+            tracing::info!(target: "vigie::audit", event = "admin_call", user = %caller.name, method = %method, path = %path, by = "admin_api");
         }
         let params = match params(session).await {
             Ok(p) => p,
@@ -143,7 +150,7 @@ impl AdminApp {
         };
         if path.starts_with("/api/alerts") {
             let method = session.req_header().method.as_str().to_string();
-            return self.alerts_api(&method, path, &params).await;
+            return self.alerts_api(&method, path, &params, &caller.name).await;
         }
         let params: std::collections::HashMap<String, String> = params.into_iter().collect();
         if path == "/api/reload" {

@@ -27,9 +27,11 @@ pub enum Action {
     ReviewBreakGlass,
     Reidentify,
     Invite,
+    /// Reload the configuration (admin API).
+    Operate,
 }
 
-pub const ACTIONS: [Action; 11] = [
+pub const ACTIONS: [Action; 12] = [
     Action::ViewAlerts,
     Action::Triage,
     Action::ReleaseHold,
@@ -41,6 +43,7 @@ pub const ACTIONS: [Action; 11] = [
     Action::ReviewBreakGlass,
     Action::Reidentify,
     Action::Invite,
+    Action::Operate,
 ];
 
 impl Role {
@@ -70,7 +73,7 @@ impl Role {
             Role::Dpo => matches!(a, ViewAlerts | Reidentify | ReviewBreakGlass),
             Role::It => matches!(
                 a,
-                RevokeSessions | LockAccount | UnlockAccount | ViewSessions | Invite
+                RevokeSessions | LockAccount | UnlockAccount | ViewSessions | Invite | Operate
             ),
         }
     }
@@ -113,6 +116,7 @@ mod tests {
             (ReviewBreakGlass, false, true, false),
             (Reidentify, false, true, false),
             (Invite, false, false, true),
+            (Operate, false, false, true),
         ];
         assert_eq!(table.len(), ACTIONS.len(), "every action is in the table");
         for (action, soc, dpo, it) in table {

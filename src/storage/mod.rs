@@ -9,6 +9,7 @@ pub mod session_key;
 pub mod sessions;
 pub mod shared_state;
 pub mod sqlite;
+pub mod tokens;
 pub mod users;
 
 #[derive(Debug, thiserror::Error)]

@@ -284,6 +284,24 @@ pub fn users(config: &Config) -> anyhow::Result<UserStore> {
     }
 }
 
+/// The per-person API tokens, where the records live, under the key ring.
+pub fn tokens(config: &Config) -> anyhow::Result<super::tokens::ApiTokens> {
+    let keys = config.second_factor.keys.clone().context(
+        "no [second_factor] key ring: API tokens are kept as digests under it (set key_file or key_env)",
+    )?;
+    let db = &config.storage.database;
+    let rows: Arc<dyn super::tokens::TokenRows> = match &config.storage.records {
+        Records::Sqlite => Arc::new(
+            super::tokens::SqliteTokens::open(db)
+                .with_context(|| format!("API tokens in {}", db.display()))?,
+        ),
+        Records::Postgres(settings) => {
+            Arc::new(super::postgres::tokens::PgTokens(postgres(settings, db)?))
+        }
+    };
+    Ok(super::tokens::ApiTokens::new(rows, keys))
+}
+
 /// The audit trail and the key ring its chains are MACed under, for `vigie audit …`.
 pub fn audit(config: &Config) -> anyhow::Result<(Arc<dyn AuditRecords>, Arc<KeyRing>)> {
     let keys = config.second_factor.keys.clone().context(

@@ -24,6 +24,7 @@ pub mod holds;
 pub mod import;
 pub mod locks;
 mod migrations;
+pub mod tokens;
 pub mod users;
 
 /// How long one call (connection, statements, the retry) may take before it fails.

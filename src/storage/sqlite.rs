@@ -179,6 +179,19 @@ const MIGRATIONS: &[Migration] = &[
               );
               CREATE INDEX alert_events_alert ON alert_events (alert_id, at_us);",
     },
+    Migration {
+        name: "per-person API tokens",
+        // A keyed digest of the secret only (see storage::tokens).
+        sql: "CREATE TABLE api_tokens (
+                  id TEXT PRIMARY KEY,
+                  name TEXT NOT NULL,
+                  role TEXT NOT NULL,
+                  digest TEXT NOT NULL,
+                  created INTEGER NOT NULL,
+                  expires INTEGER NOT NULL,
+                  revoked INTEGER NOT NULL DEFAULT 0
+              );",
+    },
 ];
 
 /// A value of the file's `shared_state` table (markers the gateway keeps for itself).

@@ -42,6 +42,7 @@ mod shared_state;
 mod siem;
 mod step_up;
 mod story;
+mod tokens;
 mod triage;
 mod upgrade;
 mod upstream;

@@ -130,6 +130,18 @@ const MIGRATIONS: &[Migration] = &[
               );
               CREATE INDEX alert_events_alert ON alert_events (alert_id, at_us);",
     },
+    Migration {
+        name: "per-person API tokens",
+        sql: "CREATE TABLE api_tokens (
+                  id TEXT PRIMARY KEY,
+                  name TEXT NOT NULL,
+                  role TEXT NOT NULL,
+                  digest TEXT NOT NULL,
+                  created BIGINT NOT NULL,
+                  expires BIGINT NOT NULL,
+                  revoked BOOLEAN NOT NULL DEFAULT false
+              );",
+    },
 ];
 
 /// The schema version this build writes.

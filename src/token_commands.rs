@@ -1,0 +1,103 @@
+//! `vigie tokens create|list|revoke`: per-person API tokens, in the records store the
+//! configuration names (every replica reads the same list).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use vigie::config::Config;
+use vigie::storage::tokens::parse_role;
+
+#[derive(Subcommand)]
+pub enum TokensAction {
+    /// Make a token; it is printed once (keep it in the tool's secret store).
+    Create {
+        /// Who or what holds it (a person, `siem-bot`…): the audit trail names it.
+        #[arg(long)]
+        name: String,
+        /// soc, dpo or it: what its calls may do.
+        #[arg(long)]
+        role: String,
+        /// Days until it expires (1 to 365).
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+    },
+    /// The tokens (never their secrets): id, holder, role, expiry, revoked.
+    List,
+    /// Revoke a token at once, by its id.
+    Revoke { id: String },
+}
+
+pub fn run(config: Option<PathBuf>, action: TokensAction) -> ExitCode {
+    let Some(path) = config else {
+        eprintln!(
+            "error: give the gateway's configuration with -c FILE (it names the records store)"
+        );
+        return ExitCode::from(2);
+    };
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let tokens = match vigie::storage::open::tokens(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let now = jiff::Timestamp::now().as_second();
+    let done = match action {
+        TokensAction::Create { name, role, days } => {
+            let Some(role) = parse_role(&role) else {
+                eprintln!("error: --role {role}: use soc, dpo or it");
+                return ExitCode::from(2);
+            };
+            if !vigie::storage::users::valid_name(&name) || !(1..=365).contains(&days) {
+                eprintln!("error: --name is 1 to 64 letters, digits, `.`, `_`, `-` or `@`; --days 1 to 365");
+                return ExitCode::from(2);
+            }
+            tokens.create(&name, role, days, now).map(|(token, id)| {
+                eprintln!(
+                    "token {id} for {name} ({}), valid {days} days; shown once:",
+                    role.as_str()
+                );
+                println!("{token}");
+            })
+        }
+        TokensAction::List => tokens.list().map(|rows| {
+            for t in rows {
+                let expiry = jiff::Timestamp::from_second(t.expires)
+                    .map(|e| e.strftime("%Y-%m-%d").to_string())
+                    .unwrap_or_default();
+                let state = match (t.revoked, t.expires <= now) {
+                    (true, _) => "revoked",
+                    (false, true) => "expired",
+                    (false, false) => "valid",
+                };
+                println!(
+                    "{}  {:<24} {:<4} expires {expiry}  {state}",
+                    t.id, t.name, t.role
+                );
+            }
+        }),
+        TokensAction::Revoke { id } => match tokens.revoke(&id) {
+            Ok(true) => Ok(println!("revoked: {id}")),
+            Ok(false) => {
+                eprintln!("error: no token {id}");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Per-person API tokens end to end: made by `vigie tokens create`, used by `vigie alerts`
+//! (`VIGIE_API_TOKEN`) and raw calls, bounded by their role, named in the trail, revoked at
+//! once; the shared token still works and is said to be deprecated.
+
+use crate::common::*;
+use crate::detection::{admin_api, enumerate, portal_section, wait_for};
+use crate::passthrough::{cookie_set, submit_login};
+
+fn call(port: u16, method: &str, target: &str, token: &str) -> (u16, String) {
+    let r = raw(
+        port,
+        format!("{method} {target} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    (r.status, r.text())
+}
+
+fn tokens(gw: &Gateway, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(VIGIE)
+        .arg("tokens")
+        .args(args)
+        .args(["-c", gw.config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_token_acts_in_its_holder_s_name_within_its_role_until_revoked() {
+    let portal = start_portal();
+    let gw = start_gateway_with(&portal_section(&portal), GENEROUS_BUDGETS);
+    let cookie = cookie_set(
+        &submit_login(gw.port, "dr.martin", "martin-demo", None),
+        "vigie",
+    )
+    .unwrap();
+    let (_, held) = enumerate(gw.port, &cookie);
+    let id = held.header("x-vigie-held").unwrap().to_string();
+    wait_for("the alert in the store", || {
+        (admin_api(gw.admin_port, "GET", "/api/alerts")["alerts"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 1)
+            .then_some(())
+    });
+
+    let (ok, soc, err) = tokens(
+        &gw,
+        &[
+            "create", "--name", "siem-bot", "--role", "soc", "--days", "30",
+        ],
+    );
+    assert!(ok && soc.starts_with("vgt_"), "{soc}{err}");
+    let (ok, it, _) = tokens(&gw, &["create", "--name", "ansible", "--role", "it"]);
+    assert!(ok);
+    let (ok, _, err) = tokens(&gw, &["create", "--name", "x", "--role", "root"]);
+    assert!(!ok && err.contains("soc, dpo or it"));
+
+    // Within the role: the SOC bot triages, IT unlocks; across it: refused.
+    let (code, body) = call(gw.admin_port, "GET", "/api/alerts", &soc);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        call(
+            gw.admin_port,
+            "POST",
+            "/api/users/unlock?user=dr.martin",
+            &soc
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        call(
+            gw.admin_port,
+            "POST",
+            "/api/users/unlock?user=dr.martin",
+            &it
+        )
+        .0,
+        200
+    );
+    assert_eq!(call(gw.admin_port, "GET", "/api/alerts", &it).0, 403);
+    assert_eq!(call(gw.admin_port, "POST", "/api/reload", &soc).0, 403);
+    // Through the command line, in the bot's name.
+    let out = std::process::Command::new(VIGIE)
+        .args(["alerts", "-c", gw.config.to_str().unwrap(), "ack", &id])
+        .env("VIGIE_API_TOKEN", &soc)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = admin_api(gw.admin_port, "GET", &format!("/api/alerts/show?id={id}"));
+    assert_eq!(shown["history"][0]["analyst"], "siem-bot");
+    let refused = admin_api(gw.admin_port, "GET", "/api/audit?event=admin_refused");
+    let who: Vec<&str> = refused["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["user"].as_str().unwrap())
+        .collect();
+    assert!(
+        who.contains(&"siem-bot") && who.contains(&"ansible"),
+        "{who:?}"
+    );
+
+    // Listed without secrets; revoked at once; a wrong secret is nothing.
+    let (_, list, _) = tokens(&gw, &["list"]);
+    assert!(
+        list.contains("siem-bot") && list.contains("valid") && !list.contains(&soc[13..]),
+        "{list}"
+    );
+    let forged = format!("{}{}", &soc[..13], "0".repeat(64));
+    assert_eq!(call(gw.admin_port, "GET", "/api/alerts", &forged).0, 401);
+    let token_id = &soc[4..12];
+    assert!(tokens(&gw, &["revoke", token_id]).0);
+    assert_eq!(
+        call(gw.admin_port, "GET", "/api/alerts", &soc).0,
+        401,
+        "revoked"
+    );
+
+    // The shared token keeps working, said deprecated in the log.
+    assert_eq!(
+        call(gw.admin_port, "GET", "/api/alerts", ADMIN_TOKEN).0,
+        200
+    );
+    assert!(gw
+        .proc
+        .stderr()
+        .contains("shared admin token is deprecated"));
+}
