@@ -85,7 +85,10 @@ pub fn run(config: Option<PathBuf>, action: TokensAction) -> ExitCode {
             }
         }),
         TokensAction::Revoke { id } => match tokens.revoke(&id) {
-            Ok(true) => Ok(println!("revoked: {id}")),
+            Ok(true) => {
+                println!("revoked: {id}");
+                Ok(())
+            }
             Ok(false) => {
                 eprintln!("error: no token {id}");
                 return ExitCode::FAILURE;

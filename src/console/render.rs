@@ -172,6 +172,34 @@ mod tests {
         }
     }
 
+    /// Every key the console's code and templates read is in both catalogues: a missing one
+    /// would show its key instead of a sentence.
+    #[test]
+    fn keys_the_console_reads_are_in_its_catalogue() {
+        let call = regex::Regex::new(r#"message\(\s*[a-z_.]+\s*,\s*"([a-z0-9_]+)"\s*\)"#).unwrap();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/console");
+        let mut wanted = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                wanted.extend(call.captures_iter(&text).map(|c| c[1].to_string()));
+            }
+        }
+        let t = regex::Regex::new(r"\bt\.([a-z0-9_]+)").unwrap();
+        for (_, template) in TEMPLATES.templates() {
+            wanted.extend(t.captures_iter(template.source()).map(|c| c[1].to_string()));
+        }
+        assert!(wanted.len() > 50, "the scan finds the keys: {wanted:?}");
+        for lang in ["fr", "en"] {
+            let missing: Vec<&String> = wanted
+                .iter()
+                .filter(|k| MESSAGES[lang].get(k.as_str()).is_none())
+                .collect();
+            assert!(missing.is_empty(), "{lang}: missing {missing:?}");
+        }
+    }
+
     #[test]
     fn a_chart_scales_its_bars_to_the_largest_value() {
         let svg = chart(Lang::En, 300.0, Some(30.0), 150.0);
