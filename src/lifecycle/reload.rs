@@ -260,7 +260,7 @@ fn storage(c: &Config) -> impl PartialEq + '_ {
 /// The settings read once at start, by key, that differ between `old` and `new`.
 pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     let secret = |s: &Option<crate::config::Secret>| s.as_ref().map(|s| s.0.clone());
-    let pairs: [(&'static str, bool); 11] = [
+    let pairs: [(&'static str, bool); 12] = [
         ("[server]", text(&old.server) != text(&new.server)),
         ("[[listener]]", text(&old.listeners) != text(&new.listeners)),
         (
@@ -281,6 +281,7 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
             text(&old.second_factor) != text(&without_keys(new, old)),
         ),
         ("[alerts]", text(&old.alerts) != text(&new.alerts)),
+        ("[console]", text(&old.console) != text(&new.console)),
         (
             "[[portal]] name, hosts, upstream, upstream_tls or login",
             portal_identity(old) != portal_identity(new),
