@@ -125,6 +125,30 @@ pub struct Alert {
     /// The action taken: `alert`, `step_up`, `throttle` or `suspend`.
     pub action: String,
     pub dedup_key: String,
+    /// What the identity did around the alert, for the console (never sent to a SIEM sink:
+    /// the store keeps it, the patient ids sealed).
+    pub context: Option<std::sync::Arc<Context>>,
+}
+
+/// One request of an identity, as an alert's timeline shows it (no query, no patient id).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Step {
+    pub at_us: i64,
+    pub method: String,
+    /// Masked: identifier-like segments replaced.
+    pub path: String,
+    pub status: u16,
+    pub bytes: u64,
+    /// Distinct patients the request and its answer showed.
+    pub patients: u32,
+}
+
+/// An alert's context: the identity's timeline, and the patients its answers showed (label,
+/// the portal's id) for a re-identification by the DPO.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Context {
+    pub timeline: Vec<Step>,
+    pub patients: Vec<(String, String)>,
 }
 
 impl Alert {
@@ -158,6 +182,7 @@ impl Alert {
             techniques: Vec::new(),
             action: "alert".into(),
             dedup_key: format!("{rule_id}:{user}"),
+            context: None,
         }
     }
 

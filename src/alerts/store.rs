@@ -24,8 +24,11 @@ pub struct SealedEvent {
 
 /// Where alerts are kept. Synchronous: the sink inserts from its own thread.
 pub trait AlertRecords: Send + Sync {
-    /// Keep a new alert (status new); a second insert of one id is skipped.
-    fn insert(&self, alert: &Alert, ecs: &Value) -> Result<(), SinkError>;
+    /// Keep a new alert (status new) with its context (the timeline as JSON, the patients
+    /// sealed); a second insert of one id is skipped.
+    fn insert(&self, alert: &Alert, ecs: &Value, kept: &Kept) -> Result<(), SinkError>;
+    /// An alert's context as kept: (timeline JSON, sealed patients); `None`: no such alert.
+    fn context(&self, id: &str) -> Result<Option<Kept>, SinkError>;
     /// The alerts `f` selects, in its order, each its ECS document with its triage
     /// ([`with_triage`]).
     fn list(&self, f: &Filter) -> Result<Vec<Value>, SinkError>;
@@ -78,7 +81,48 @@ impl AlertStore {
     }
 
     pub fn insert(&self, alert: &Alert, ecs: &Value) -> Result<(), SinkError> {
-        self.records.insert(alert, ecs)
+        let kept = match &alert.context {
+            None => Kept::default(),
+            Some(c) => Kept {
+                timeline: Some(serde_json::to_string(&c.timeline)?),
+                patients: (!c.patients.is_empty()).then(|| {
+                    let plain = serde_json::to_vec(&c.patients).unwrap_or_default();
+                    self.keys.seal(&patients_aad(&alert.id), &plain)
+                }),
+            },
+        };
+        self.records.insert(alert, ecs, &kept)
+    }
+
+    /// The identity's requests around the alert, as kept with it.
+    pub fn timeline(&self, id: &str) -> Result<Vec<super::Step>, SinkError> {
+        let kept = self.records.context(id)?.unwrap_or_default();
+        Ok(match kept.timeline {
+            Some(t) => serde_json::from_str(&t)?,
+            None => Vec::new(),
+        })
+    }
+
+    /// Whether the alert keeps patients a DPO could re-identify.
+    pub fn has_patients(&self, id: &str) -> Result<bool, SinkError> {
+        Ok(self
+            .records
+            .context(id)?
+            .is_some_and(|k| k.patients.is_some()))
+    }
+
+    /// The patients behind the alert's pseudonyms: (label, the portal's id). For the DPO
+    /// only, with a reason: the caller records and alerts it.
+    pub fn reidentify(&self, id: &str) -> Result<Vec<(String, String)>, SinkError> {
+        let Some(sealed) = self.records.context(id)?.and_then(|k| k.patients) else {
+            return Ok(Vec::new());
+        };
+        let plain = self
+            .keys
+            .open(&patients_aad(id), &sealed)
+            .map_err(|e| SinkError::Config(format!("the alert's patients do not open: {e}")))?
+            .0;
+        Ok(serde_json::from_slice(&plain)?)
     }
 
     /// The newest `limit` alerts, whatever their status.
@@ -172,6 +216,18 @@ impl AlertStore {
             })
             .collect())
     }
+}
+
+/// What is kept with an alert besides its document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Kept {
+    pub timeline: Option<String>,
+    pub patients: Option<Vec<u8>>,
+}
+
+/// Sealed patients are bound to their alert.
+fn patients_aad(id: &str) -> Vec<u8> {
+    format!("vigie/alert-patients\0{id}").into_bytes()
 }
 
 /// A note is bound to its alert: moved to another, it does not open.

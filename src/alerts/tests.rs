@@ -45,6 +45,7 @@ pub(crate) fn sample(rule_id: &str) -> Alert {
         techniques: vec!["T1078", "T1213"],
         action: "step_up".into(),
         dedup_key: "VIGIE-EXF-003:dr.martin:ehr".into(),
+        context: None,
     }
 }
 

@@ -27,6 +27,7 @@ impl Console {
             "release" => Action::ReleaseHold,
             "revoke" => Action::RevokeSessions,
             "lock" => Action::LockAccount,
+            "reidentify" => Action::Reidentify,
             _ => return self.message(req, Some(a), 404, "not_found_title", "not_found_text"),
         };
         if !may(&a.roles, action) {
@@ -38,10 +39,13 @@ impl Console {
         };
         if matches!(
             action,
-            Action::ReleaseHold | Action::RevokeSessions | Action::LockAccount
+            Action::ReleaseHold | Action::RevokeSessions | Action::LockAccount | Action::Reidentify
         ) && req.field("confirm") != "yes"
         {
             return back("problem=confirm_needed");
+        }
+        if action == Action::Reidentify {
+            return self.reidentify(req, a, id, store).await;
         }
         // The identity the alert is about, from the store (never from the form).
         let id_owned = id.to_string();
@@ -144,6 +148,62 @@ impl Console {
             Ok(Err(SinkError::Triage(_))) => back("problem=refused"),
             _ => back("problem=unavailable"),
         }
+    }
+
+    /// `POST /alerts/ID/reidentify`: the alert's patients for the DPO, with a reason. Shown
+    /// once in the answer (not kept in any page or address), recorded in the alert's history
+    /// with the reason sealed, audited, and alerted to the SOC.
+    async fn reidentify(
+        &self,
+        req: &Request,
+        a: &Analyst,
+        id: &str,
+        store: crate::alerts::AlertStore,
+    ) -> Reply {
+        let reason = req.field("reason");
+        if reason.chars().count() < 10 {
+            return Reply::see(&format!("/alerts/{id}?problem=reason_needed"));
+        }
+        let (s2, id_owned, analyst, why) = (
+            store.clone(),
+            id.to_string(),
+            a.user.clone(),
+            reason.clone(),
+        );
+        let opened = tokio::task::spawn_blocking(move || {
+            let alert = s2.get(&id_owned)?;
+            let patients = s2.reidentify(&id_owned)?;
+            let change = Change::Action(format!("patients re-identified: {}", patients.len()));
+            s2.change(&id_owned, &change, &analyst, Some(&why))?;
+            Ok::<_, SinkError>((alert, patients))
+        })
+        .await;
+        let Ok(Ok((Some(alert), patients))) = opened else {
+            return self.message(req, Some(a), 503, "not_found_title", "unavailable");
+        };
+        let portal = alert["service"]["name"].as_str().unwrap_or("").to_string();
+        let of_user = alert["user"]["name"].as_str().unwrap_or("").to_string();
+        tracing::warn!(target: "vigie::audit", event = "patients_reidentified", user = %a.user, alert = %id, of_user = %of_user, count = patients.len(), reason_chars = reason.chars().count(), by = "console");
+        if let Some(detector) = &self.detector {
+            let mut raised = crate::alerts::Alert::account_event(
+                "VIGIE-SOC-001",
+                "Patients re-identified from an alert".into(),
+                &a.user,
+                &portal,
+            );
+            raised.severity = crate::alerts::Severity::Medium;
+            raised.risk_score = 50;
+            raised.distinct_patients = patients.len() as u64;
+            detector.alerts().raise(raised);
+        }
+        let frame = self.frame(req, Some(a), "alert");
+        let html = super::render::render(
+            "reidentified.html",
+            req.lang,
+            &frame,
+            minijinja::context! { id, patients },
+        );
+        Reply::html(200, html, false)
     }
 
     /// `POST /sessions/revoke`: a user's sessions, from the sessions page.

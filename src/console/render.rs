@@ -31,6 +31,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("templates/break_glass.html"),
         ),
         ("message.html", include_str!("templates/message.html")),
+        (
+            "reidentified.html",
+            include_str!("templates/reidentified.html"),
+        ),
     ] {
         env.add_template(name, text)
             .expect("the console's templates are valid (unit-tested)");

@@ -33,7 +33,8 @@ struct Row {
 
 /// The messages a redirect may name (`?problem=`): any other key is not shown, so nobody
 /// can put words of their own in the console's voice with a link.
-const PROBLEMS: [&str; 7] = [
+const PROBLEMS: [&str; 8] = [
+    "reason_needed",
     "conflict",
     "refused",
     "confirm_needed",
@@ -287,10 +288,11 @@ impl Console {
                 limit: 11,
                 ..Filter::default()
             })?;
-            Ok::<_, crate::alerts::SinkError>(Some((alert, history, others)))
+            let context = (store.timeline(&id_owned)?, store.has_patients(&id_owned)?);
+            Ok::<_, crate::alerts::SinkError>(Some((alert, history, others, context)))
         })
         .await;
-        let (alert, history, others) = match read {
+        let (alert, history, others, (timeline, has_patients)) = match read {
             Ok(Ok(Some(found))) => found,
             Ok(Ok(None)) => {
                 return self.message(req, Some(a), 404, "not_found_title", "not_found_text")
@@ -382,6 +384,16 @@ impl Console {
             .filter(|o| o.id != row.id)
             .take(10)
             .collect();
+        let timeline: Vec<Value> = timeline
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "when": when(lang, zone, s.at_us).0, "method": s.method, "path": s.path,
+                    "status": s.status, "bytes": s.bytes, "patients": s.patients,
+                })
+            })
+            .collect();
+        let reidentify = has_patients && may(&a.roles, Action::Reidentify);
         let involved = text(&alert["vigie"]["session"]["hash"]);
         let sessions = self.user_sessions(lang, &user, Some(&involved)).await;
         let resolution = t["resolution"].as_str().map(str::to_string);
@@ -407,7 +419,7 @@ impl Console {
                     resolution_label => resolution.as_ref().map(|r| render::message(lang, &format!("r_{r}"))),
                     assignee => &row.assignee,
                 },
-                evidence, moves, acts, history, others, sessions,
+                evidence, moves, acts, history, others, sessions, timeline, reidentify,
             },
         );
         Reply::html(200, html, false)

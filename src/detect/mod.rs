@@ -6,6 +6,7 @@
 //!
 //! Time is the caller's (`now_us`): the simulator runs hours of clinical work in seconds.
 
+pub mod activity;
 mod allowance;
 pub mod pseudonym;
 pub mod reading;
@@ -136,6 +137,8 @@ pub struct Detector {
     /// Alerts raised before the answer was known, by request id: they leave with the
     /// request's real status once it ends ([`Detector::settle`]).
     pending: Mutex<HashMap<u64, Vec<crate::alerts::Alert>>>,
+    /// Each identity's recent requests and the patient ids they showed (for alerts' context).
+    activity: activity::Activity,
 }
 
 /// Requests whose alerts wait for their status at most; past it, alerts leave at once.
@@ -163,6 +166,7 @@ impl Detector {
             holding: Mutex::new(()),
             released: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
+            activity: activity::Activity::default(),
         }
     }
 
@@ -231,6 +235,26 @@ impl Detector {
 
     /// An alert about the request `seen`: at once when its status is known, otherwise kept
     /// until the request ends.
+    /// A request of `s` ended: remember it for the timeline, with the patient ids it showed
+    /// (pseudonym, the portal's id).
+    pub fn remember(&self, s: &Subject, step: activity::Step, ids: Vec<(u64, String)>) {
+        if self.tuning.load().cfg.watches(s.portal) {
+            self.activity.record(s.portal, s.user, step, ids);
+        }
+    }
+
+    /// The alert with its context: the identity's requests over its window (and the minute
+    /// before), and the patients they showed, for the console.
+    fn with_context(&self, mut alert: crate::alerts::Alert) -> crate::alerts::Alert {
+        let from = alert.window_start_us.min(alert.at_us) - 60_000_000;
+        let timeline =
+            self.activity
+                .timeline(&alert.portal, &alert.user, from, alert.at_us + 1_000_000);
+        let patients = self.activity.ids(&alert.portal, &alert.user);
+        alert.context = Some(Arc::new(crate::alerts::Context { timeline, patients }));
+        alert
+    }
+
     fn emit(&self, alert: crate::alerts::Alert, seen: &Seen) {
         if seen.status == 0 && seen.request_id != 0 {
             let mut pending = self.pending.lock().expect("pending alerts");
@@ -239,7 +263,7 @@ impl Detector {
                 return;
             }
         }
-        self.alerts.raise(alert);
+        self.alerts.raise(self.with_context(alert));
     }
 
     /// The request ended with `status` (the portal's, or the gateway's refusal): its alerts
@@ -252,7 +276,7 @@ impl Detector {
             .remove(&request_id);
         for mut alert in alerts.into_iter().flatten() {
             alert.status = status;
-            self.alerts.raise(alert);
+            self.alerts.raise(self.with_context(alert));
         }
     }
 

@@ -288,5 +288,6 @@ pub fn alert(
             rule_id,
             now_us / 3_600_000_000
         ),
+        context: None,
     }
 }

@@ -663,6 +663,17 @@ impl ProxyHttp for Gateway {
                 );
                 detector.finish(&subject, self.sessions.now_us(), answer, &seen);
             }
+            // The identity's timeline (and the patients it saw, in memory) for its alerts.
+            let shown = watched.shown(detector);
+            let step = crate::detect::activity::Step {
+                at_us: self.sessions.now_us(),
+                method: session.req_header().method.as_str().to_string(),
+                path: watched.path.clone(),
+                status,
+                bytes: watched.bytes,
+                patients: shown.len() as u32,
+            };
+            detector.remember(&subject, step, shown);
         }
         ctx.watch = watched;
         if let Some(detector) = &self.detector {

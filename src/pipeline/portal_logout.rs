@@ -281,5 +281,6 @@ fn alert(f: &Farewell, failure: &str) -> crate::alerts::Alert {
         techniques: vec!["T1550.004"],
         action: "alert".into(),
         dedup_key: format!("{rule_id}:{user}"),
+        context: None,
     }
 }

@@ -45,6 +45,9 @@ pub struct Watch {
     pub bytes: u64,
     /// The path with identifier-like segments masked, as alerts show it (computed once).
     pub path: String,
+    /// The patient the request asked for, as the portal names it (for the DPO's
+    /// re-identification of an alert; kept in memory only, see `detect::activity`).
+    pub patient: Option<String>,
 }
 
 /// The detector's view of a signed-in session.
@@ -125,9 +128,9 @@ pub fn observe(
     body: Option<&crate::http::BodyReader>,
     now_us: i64,
     seen: &Seen,
-) -> Action {
+) -> (Action, Option<String>) {
     let Some(profile) = portal.config.profile.as_deref() else {
-        return Action::Allow;
+        return (Action::Allow, None);
     };
     let path = portal.config.policy_path(&request.target.path);
     let query = request.target.query.as_deref();
@@ -171,7 +174,8 @@ pub fn observe(
         network: network(subject.ip),
     };
     let asked = r.page.filter(|p| p.explicit).map_or(0, |p| p.size);
-    detector.observe(subject, &event, asked, reading.paging.normal_max, seen)
+    let action = detector.observe(subject, &event, asked, reading.paging.normal_max, seen);
+    (action, r.patient)
 }
 
 impl Watch {
@@ -303,6 +307,26 @@ impl Watch {
         }
     }
 
+    /// The patients the request and its answer showed: (pseudonym, the portal's id), each
+    /// once, at most 200 (an export's thousands are counted elsewhere).
+    pub fn shown(&self, detector: &Detector) -> Vec<(u64, String)> {
+        let answer = self.records.iter().flat_map(|c| c.ids.iter());
+        let mut out: Vec<(u64, String)> = Vec::new();
+        for id in self.patient.iter().chain(answer) {
+            let Some(id) = crate::detect::reading::clean_id(id) else {
+                continue;
+            };
+            let h = detector.pseudonym(&id);
+            if !out.iter().any(|(seen, _)| *seen == h) {
+                out.push((h, id));
+            }
+            if out.len() >= crate::detect::activity::IDS {
+                break;
+            }
+        }
+        out
+    }
+
     /// The patients the answer showed, as pseudonyms (ids read the way request ids are):
     /// (full records, listing rows).
     pub fn patients(&self, detector: &Detector) -> (Vec<u64>, Vec<u64>) {
@@ -390,9 +414,11 @@ impl Gateway {
         let mut action = detector.gate(&subject, now_us, &seen);
         let bodiless = matches!(method, "GET" | "HEAD");
         if action == crate::detect::Action::Allow && bodiless {
-            action = observe(
+            let patient;
+            (action, patient) = observe(
                 detector, portal, request, method, &subject, None, now_us, &seen,
             );
+            ctx.watch.patient = patient;
             ctx.watch.scored = true;
         }
         ctx.who = Some(who);
@@ -426,9 +452,10 @@ impl Gateway {
         let body = ctx.interception.reader.as_ref();
         let seen = detect_seen(method, &ctx.watch.path, 0, &ctx.request_id);
         let now_us = self.sessions.now_us();
-        let action = observe(
+        let (action, patient) = observe(
             detector, portal, request, method, &subject, body, now_us, &seen,
         );
+        ctx.watch.patient = patient;
         ctx.watch.scored = true;
         count_action(&action);
         match action {

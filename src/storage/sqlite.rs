@@ -180,6 +180,11 @@ const MIGRATIONS: &[Migration] = &[
               CREATE INDEX alert_events_alert ON alert_events (alert_id, at_us);",
     },
     Migration {
+        name: "alerts keep their context: the timeline, the patients sealed",
+        sql: "ALTER TABLE alerts ADD COLUMN timeline TEXT;
+              ALTER TABLE alerts ADD COLUMN patients BLOB;",
+    },
+    Migration {
         name: "per-person API tokens",
         // A keyed digest of the secret only (see storage::tokens).
         sql: "CREATE TABLE api_tokens (

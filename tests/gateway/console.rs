@@ -624,3 +624,92 @@ fn locked_or_disabled_analysts_leave_at_once_and_links_cannot_speak_for_the_cons
     let r = nina.post_form("/passkey/invitation", &[("csrf", &csrf), ("code", &code)]);
     assert_eq!(r.status, 400, "guessing stops after five");
 }
+
+/// A DPO turns an alert's pseudonyms back into the portal's patient ids, with a reason: the
+/// answer lists them once, the history, the trail and the SOC's queue say it happened, and
+/// nobody else can.
+#[test]
+fn a_dpo_re_identifies_with_a_reason_and_nobody_else_can() {
+    let soc = Soc::start("");
+    let id = raise(&soc);
+    let mut dora = soc.analyst("dora.dpo", "dpo");
+    let mut ana = soc.analyst("ana.soc", "soc");
+    let alert = format!("/alerts/{id}");
+
+    // The timeline: the enumeration's requests, paths masked, each with its patient.
+    let page = dora.get(&format!("{alert}?lang=en"));
+    let text = page.text();
+    assert!(text.contains("Activity around the alert"), "{text}");
+    assert!(text.contains("GET &#x2f;index.php"), "{text}");
+    assert!(!text.contains("patient_id="), "no query in the timeline");
+    assert!(text.contains("/reidentify\""), "the DPO's form");
+    assert!(
+        !ana.get(&alert).text().contains("/reidentify\""),
+        "not the SOC's"
+    );
+
+    let csrf = form_token(&ana.get(&alert));
+    let r = ana.post_form(
+        &format!("{alert}/reidentify"),
+        &[
+            ("csrf", &csrf),
+            ("reason", "just curious, sorry"),
+            ("confirm", "yes"),
+        ],
+    );
+    assert_eq!(r.status, 403);
+    let csrf = form_token(&dora.get(&alert));
+    let r = dora.post_form(
+        &format!("{alert}/reidentify"),
+        &[("csrf", &csrf), ("reason", "short"), ("confirm", "yes")],
+    );
+    assert!(r
+        .header("location")
+        .unwrap()
+        .ends_with("problem=reason_needed"));
+    const REASON: &str = "Notification CNIL : violation de données, patients à informer";
+    let r = dora.post_form(
+        &format!("{alert}/reidentify"),
+        &[("csrf", &csrf), ("reason", REASON), ("confirm", "yes")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    for raw_id in ["<td class=\"mono\">1</td>", "<td class=\"mono\">2</td>"] {
+        assert!(text.contains(raw_id), "{raw_id}: {text}");
+    }
+    assert!(
+        text.contains("<td class=\"mono\">p-"),
+        "each with its pseudonym"
+    );
+
+    let shown = admin_api(
+        soc.gw.admin_port,
+        "GET",
+        &format!("/api/alerts/show?id={id}"),
+    );
+    let last = shown["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["analyst"], "dora.dpo");
+    assert!(last["after"]
+        .as_str()
+        .unwrap()
+        .starts_with("patients re-identified: "));
+    assert_eq!(
+        last["note"], REASON,
+        "the reason kept (sealed) with the alert"
+    );
+    let trail = admin_api(
+        soc.gw.admin_port,
+        "GET",
+        "/api/audit?event=patients_reidentified",
+    );
+    assert_eq!(trail["entries"][0]["user"], "dora.dpo");
+    wait_for("the SOC is told", || {
+        let q = admin_api(soc.gw.admin_port, "GET", "/api/alerts?rule=VIGIE-SOC-001");
+        (q["alerts"][0]["user"]["name"] == "dora.dpo").then_some(())
+    });
+    let log = soc.gw.proc.stderr();
+    assert!(
+        !log.contains("CNIL") && !trail.to_string().contains("CNIL"),
+        "no reason in logs"
+    );
+}

@@ -5,7 +5,7 @@ use serde_json::Value;
 use tokio_postgres::types::ToSql;
 
 use super::Pg;
-use crate::alerts::store::{describe, with_triage, SealedEvent, TriageState};
+use crate::alerts::store::{describe, with_triage, Kept, SealedEvent, TriageState};
 use crate::alerts::triage::{self, Change, Filter, SqlValue, Status, TriageError};
 use crate::alerts::{Alert, AlertRecords, SinkError};
 
@@ -38,7 +38,8 @@ fn bind(values: &[SqlValue]) -> Vec<Box<dyn ToSql + Sync + Send>> {
 }
 
 impl AlertRecords for PgAlerts {
-    fn insert(&self, alert: &Alert, ecs: &Value) -> Result<(), SinkError> {
+    fn insert(&self, alert: &Alert, ecs: &Value, kept: &Kept) -> Result<(), SinkError> {
+        let kept = kept.clone();
         let doc = serde_json::to_string(ecs)?;
         let a = (
             alert.id.clone(),
@@ -51,19 +52,38 @@ impl AlertRecords for PgAlerts {
             alert.portal.clone(),
         );
         self.0.block(move |c| {
-            let (a, doc) = (a.clone(), doc.clone());
+            let (a, doc, k) = (a.clone(), doc.clone(), kept.clone());
             async move {
                 // Once per id: a retry after a lost reply does not make two.
                 c.execute(
-                    "INSERT INTO alerts (id, at_us, rule_id, severity, risk_score, username, dedup_key, ecs, portal, status)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9, 'new')
+                    "INSERT INTO alerts (id, at_us, rule_id, severity, risk_score, username, dedup_key, ecs, portal, status, timeline, patients)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9, 'new', $10, $11)
                      ON CONFLICT (id) DO NOTHING",
-                    &[&a.0, &a.1, &a.2, &a.3, &a.4, &a.5, &a.6, &doc, &a.7],
+                    &[&a.0, &a.1, &a.2, &a.3, &a.4, &a.5, &a.6, &doc, &a.7, &k.timeline, &k.patients],
                 )
                 .await
             }
         })?;
         Ok(())
+    }
+
+    fn context(&self, id: &str) -> Result<Option<Kept>, SinkError> {
+        let id = id.to_string();
+        Ok(self.0.block(move |c| {
+            let id = id.clone();
+            async move {
+                let r = c
+                    .query_opt(
+                        "SELECT timeline, patients FROM alerts WHERE id = $1",
+                        &[&id],
+                    )
+                    .await?;
+                Ok(r.map(|r| Kept {
+                    timeline: r.get(0),
+                    patients: r.get(1),
+                }))
+            }
+        })?)
     }
 
     fn list(&self, f: &Filter) -> Result<Vec<Value>, SinkError> {

@@ -131,6 +131,10 @@ const MIGRATIONS: &[Migration] = &[
               CREATE INDEX alert_events_alert ON alert_events (alert_id, at_us);",
     },
     Migration {
+        name: "alerts keep their context: the timeline, the patients sealed",
+        sql: "ALTER TABLE alerts ADD COLUMN timeline TEXT, ADD COLUMN patients BYTEA;",
+    },
+    Migration {
         name: "per-person API tokens",
         sql: "CREATE TABLE api_tokens (
                   id TEXT PRIMARY KEY,

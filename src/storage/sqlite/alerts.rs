@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
-use crate::alerts::store::{describe, with_triage, SealedEvent, TriageState};
+use crate::alerts::store::{describe, with_triage, Kept, SealedEvent, TriageState};
 use crate::alerts::triage::{self, Change, Filter, SqlValue, Status, TriageError};
 use crate::alerts::{Alert, AlertRecords, SinkError};
 
@@ -57,11 +57,11 @@ fn limit(n: usize) -> i64 {
 }
 
 impl AlertRecords for SqliteAlerts {
-    fn insert(&self, alert: &Alert, ecs: &Value) -> Result<(), SinkError> {
+    fn insert(&self, alert: &Alert, ecs: &Value, kept: &Kept) -> Result<(), SinkError> {
         let doc = serde_json::to_string(ecs)?;
         self.conn().execute(
-            "INSERT OR IGNORE INTO alerts (id, at_us, rule_id, severity, risk_score, user, dedup_key, ecs, portal, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'new')",
+            "INSERT OR IGNORE INTO alerts (id, at_us, rule_id, severity, risk_score, user, dedup_key, ecs, portal, status, timeline, patients)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'new', ?10, ?11)",
             params![
                 alert.id,
                 alert.at_us,
@@ -71,10 +71,28 @@ impl AlertRecords for SqliteAlerts {
                 alert.user,
                 alert.dedup_key,
                 doc,
-                alert.portal
+                alert.portal,
+                kept.timeline,
+                kept.patients
             ],
         )?;
         Ok(())
+    }
+
+    fn context(&self, id: &str) -> Result<Option<Kept>, SinkError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT timeline, patients FROM alerts WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(Kept {
+                        timeline: r.get(0)?,
+                        patients: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 
     fn list(&self, f: &Filter) -> Result<Vec<Value>, SinkError> {

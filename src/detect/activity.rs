@@ -1,0 +1,131 @@
+//! What each identity did lately, for the SOC: a bounded ring of its requests (time, method,
+//! masked path, status, bytes, patients shown) for an alert's timeline, and the patient ids
+//! behind the pseudonyms its answers showed, so the DPO can re-identify an alert's patients
+//! with a reason. In this process' memory only, bounded: at most [`IDENTITIES`] identities,
+//! [`STEPS`] requests and [`IDS`] ids each; an alert takes its copy when it is raised (the
+//! ids sealed in the alert store, kept as long as the alert).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+pub const IDENTITIES: usize = 1_000;
+pub const STEPS: usize = 100;
+pub const IDS: usize = 200;
+
+pub use crate::alerts::Step;
+
+#[derive(Default)]
+struct Ring {
+    steps: VecDeque<Step>,
+    /// (pseudonym, the portal's id), newest last, each pseudonym once.
+    ids: VecDeque<(u64, String)>,
+}
+
+#[derive(Default)]
+pub struct Activity {
+    rings: Mutex<(HashMap<String, Ring>, VecDeque<String>)>,
+}
+
+fn key(portal: &str, user: &str) -> String {
+    format!("{portal}\u{0}{user}")
+}
+
+impl Activity {
+    /// Remember a request of `user` on `portal` and the patient ids it showed.
+    pub fn record(&self, portal: &str, user: &str, step: Step, ids: Vec<(u64, String)>) {
+        let k = key(portal, user);
+        let mut guard = self.rings.lock().unwrap_or_else(|e| e.into_inner());
+        let (rings, order) = &mut *guard;
+        if !rings.contains_key(&k) {
+            if rings.len() >= IDENTITIES {
+                if let Some(oldest) = order.pop_front() {
+                    rings.remove(&oldest);
+                }
+            }
+            order.push_back(k.clone());
+        }
+        let ring = rings.entry(k).or_default();
+        if ring.steps.len() >= STEPS {
+            ring.steps.pop_front();
+        }
+        ring.steps.push_back(step);
+        for (h, raw) in ids {
+            ring.ids.retain(|(seen, _)| *seen != h);
+            if ring.ids.len() >= IDS {
+                ring.ids.pop_front();
+            }
+            ring.ids.push_back((h, raw));
+        }
+    }
+
+    /// The identity's requests from `from_us` to `to_us` (both included).
+    pub fn timeline(&self, portal: &str, user: &str, from_us: i64, to_us: i64) -> Vec<Step> {
+        let guard = self.rings.lock().unwrap_or_else(|e| e.into_inner());
+        guard.0.get(&key(portal, user)).map_or_else(Vec::new, |r| {
+            r.steps
+                .iter()
+                .filter(|s| s.at_us >= from_us && s.at_us <= to_us)
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// The patient ids the identity's answers showed lately, with their pseudonyms' labels.
+    pub fn ids(&self, portal: &str, user: &str) -> Vec<(String, String)> {
+        let guard = self.rings.lock().unwrap_or_else(|e| e.into_inner());
+        guard.0.get(&key(portal, user)).map_or_else(Vec::new, |r| {
+            r.ids
+                .iter()
+                .map(|(h, raw)| (super::pseudonym::label(*h), raw.clone()))
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(at_us: i64) -> Step {
+        Step {
+            at_us,
+            method: "GET".into(),
+            path: "/index.php".into(),
+            status: 200,
+            bytes: 10,
+            patients: 1,
+        }
+    }
+
+    #[test]
+    fn the_ring_keeps_the_newest_within_its_bounds() {
+        let a = Activity::default();
+        for i in 0..(STEPS as i64 + 5) {
+            a.record(
+                "ehr",
+                "dr.martin",
+                step(i),
+                vec![(i as u64 + 1, format!("{i}"))],
+            );
+        }
+        let all = a.timeline("ehr", "dr.martin", 0, i64::MAX);
+        assert_eq!(all.len(), STEPS);
+        assert_eq!(all[0].at_us, 5, "the oldest went first");
+        assert_eq!(a.timeline("ehr", "dr.martin", 10, 12).len(), 3);
+        assert!(a.timeline("ehr", "inf.durand", 0, i64::MAX).is_empty());
+        let ids = a.ids("ehr", "dr.martin");
+        assert_eq!(ids.len(), STEPS + 5);
+        // The same patient again: once, moved to the newest.
+        a.record("ehr", "dr.martin", step(999), vec![(1, "0".into())]);
+        let ids = a.ids("ehr", "dr.martin");
+        assert_eq!(ids.len(), STEPS + 5);
+        assert_eq!(ids.last().unwrap().1, "0");
+        for i in 0..IDENTITIES + 3 {
+            a.record("ehr", &format!("u{i}"), step(1), vec![]);
+        }
+        assert!(
+            a.timeline("ehr", "dr.martin", 0, i64::MAX).is_empty(),
+            "the oldest identity went"
+        );
+    }
+}
