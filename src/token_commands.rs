@@ -56,6 +56,12 @@ pub fn run(config: Option<PathBuf>, action: TokensAction) -> ExitCode {
                 eprintln!("error: --role {role}: use soc, dpo or it");
                 return ExitCode::from(2);
             };
+            if name == "admin-token" {
+                eprintln!(
+                    "error: `admin-token` names the shared token in the trail: choose another name"
+                );
+                return ExitCode::from(2);
+            }
             if !vigie::storage::users::valid_name(&name) || !(1..=365).contains(&days) {
                 eprintln!("error: --name is 1 to 64 letters, digits, `.`, `_`, `-` or `@`; --days 1 to 365");
                 return ExitCode::from(2);

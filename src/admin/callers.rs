@@ -80,6 +80,12 @@ impl AdminApp {
             .await
             .ok()?
             .ok()??;
+        // A locked holder's token is refused, as their console session is.
+        let held = self.sessions.locks.held();
+        if held.contains(&holder.name) || held.contains(&holder.name.to_lowercase()) {
+            tracing::warn!(target: "vigie::audit", event = "admin_refused", user = %holder.name, reason = "holder_locked", by = "admin_api");
+            return None;
+        }
         Some(Caller {
             name: holder.name,
             role: Some(holder.role),

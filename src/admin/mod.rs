@@ -141,9 +141,13 @@ impl AdminApp {
                 serde_json::json!({ "error": "this token's role does not allow this call" }),
             );
         }
-        if method != "GET" {
-            tracing::info!(target: "vigie::audit", event = "admin_call", user = %caller.name, method = %method, path = %path, by = "admin_api");
-        }
+        // Every call, reads too (the trail, sessions, notes, reasons), with whom it is about.
+        let about: String =
+            form_urlencoded::parse(session.req_header().uri.query().unwrap_or("").as_bytes())
+                .find(|(k, _)| k == "user" || k == "id")
+                .map(|(_, v)| v.chars().filter(|c| !c.is_control()).take(64).collect())
+                .unwrap_or_default();
+        tracing::info!(target: "vigie::audit", event = "admin_call", user = %caller.name, method = %method, path = %path, about = %about, by = "admin_api");
         let params = match params(session).await {
             Ok(p) => p,
             Err(e) => return json(400, serde_json::json!({ "error": e })),
@@ -208,7 +212,7 @@ impl AdminApp {
                 let reason = params.get("reason").map_or("locked by an administrator", String::as_str);
                 let ended = self.sessions.lock_user(user, reason).await;
                 if let Ok(n) = ended {
-                    tracing::warn!(target: "vigie::audit", event = "account_locked", user = %user, reason = %reason, sessions_ended = n, by = "admin_api");
+                    tracing::warn!(target: "vigie::audit", event = "account_locked", user = %user, reason_chars = reason.chars().count(), sessions_ended = n, by = "admin_api");
                 }
                 ended.map(|n| serde_json::json!({ "user": user, "locked": true, "sessions_ended": n }))
             }

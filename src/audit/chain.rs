@@ -252,6 +252,8 @@ impl Report {
 /// What a chained `break_glass` entry says of its record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlassClaim {
+    /// When the entry was written (the record follows within moments).
+    pub at_us: i64,
     pub user: Option<String>,
     pub session: String,
     pub until: i64,
@@ -330,6 +332,7 @@ impl<'a> Verifier<'a> {
                 self.glass.insert(
                     record.to_string(),
                     GlassClaim {
+                        at_us: e.at_us,
                         user: e.user.clone(),
                         session: text("session").unwrap_or_default(),
                         until: e.fields.get("until").and_then(|v| v.as_i64()).unwrap_or(-1),

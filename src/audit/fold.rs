@@ -25,7 +25,7 @@ static FOLDS: Lazy<Mutex<HashMap<String, Fold>>> = Lazy::new(Default::default);
 
 /// A login refused by its budget: an audit entry, or one more folded into the next.
 pub fn login_refused(user: Option<&str>, client: Option<IpAddr>) {
-    let user = user.unwrap_or("-");
+    let user = super::typed_name(user.unwrap_or("-"));
     if let Some(folded) = fold_at(user, client, Instant::now()) {
         say(user, client, folded);
     }

@@ -265,6 +265,20 @@ pub fn break_glass(record: BreakGlass) {
     let _ = QUEUED.0.try_send(Record::Wake);
 }
 
+/// A typed user name as the trail may keep it: a name's shape (no space, no control
+/// character, at most 64 characters), else `-`: a password typed in the wrong field is not
+/// kept, nor sent to the SIEM.
+pub fn typed_name(name: &str) -> &str {
+    let shaped = !name.is_empty()
+        && name.chars().count() <= 64
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control());
+    if shaped {
+        name
+    } else {
+        "-"
+    }
+}
+
 /// A fresh record id.
 pub fn new_id() -> String {
     format!("{:032x}", rand::random::<u128>())
@@ -361,6 +375,16 @@ pub fn verify(
     report
         .problems
         .extend(check_glass(keys, &claims, &records, linked_since));
+    let uncovered = records
+        .iter()
+        .filter(|r| !claims.contains_key(&r.id) && linked_since.is_none_or(|t| r.at_us < t))
+        .count();
+    if uncovered > 0 {
+        report.warnings.push(format!("{uncovered} break-glass records dated before the chain began: not covered (nothing vouches for them)"));
+    }
+    for c in report.chains.iter().filter(|c| c.checkpoint.is_none()) {
+        report.warnings.push(format!("chain {}: no trusted checkpoint vouches for its entries (a process stopped within a checkpoint interval of starting, or entries copied from elsewhere)", c.chain));
+    }
     let mut unknown: Vec<&str> = sorted
         .unknown_signers
         .iter()
@@ -396,6 +420,7 @@ fn check_glass(
             None => {}
             Some(c) => {
                 let same = c.user.as_deref() == Some(r.user.as_str())
+                    && (r.at_us - c.at_us).abs() <= 60_000_000
                     && c.session == r.session
                     && c.until == r.until
                     && c.portal.as_ref().is_none_or(|p| *p == r.portal);

@@ -121,7 +121,7 @@ pub async fn handle(
                 .await
                 .map_err(|_| Refusal::new(503, Reason::SessionStoreUnavailable))?;
             if let Some(reason) = locked {
-                tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user.username, reason = %reason, via = "gateway");
+                tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user.username, reason_chars = reason.chars().count(), via = "gateway");
                 return Err(Refusal::new(423, Reason::AccountLocked));
             }
             let ua = super::normalise::headers::user_agent(session.req_header());

@@ -91,7 +91,7 @@ pub async fn judge(
         store_err(e)
     })?;
     if let Some(reason) = locked {
-        tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason = %reason, portal = %portal_name, client = %ip);
+        tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason_chars = reason.chars().count(), portal = %portal_name, client = %ip);
         let_go(Ending::LoginRefused);
         return Err(Refusal::new(423, Reason::AccountLocked));
     }
@@ -198,7 +198,8 @@ fn refuse(
         .portal_logins
         .with_label_values(&[name, "failure"])
         .inc();
-    tracing::warn!(target: "vigie::audit", event = "login", outcome, user = %user, portal = %name, client = %request.client.ip);
+    let typed = crate::audit::typed_name(&user);
+    tracing::warn!(target: "vigie::audit", event = "login", outcome, user = %typed, portal = %name, client = %request.client.ip);
     replace(resp, 303, SIGNIN_FAILED_PATH)?;
     Ok(vec![gw.sessions.clear_cookie(request.tls)])
 }
@@ -383,7 +384,7 @@ impl Gateway {
             return Ok(());
         };
         let ip = ctx.request().map(|r| r.client.ip);
-        tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason = %reason, client = ip.map(tracing::field::display));
+        tracing::warn!(target: "vigie::audit", event = "login", outcome = "locked", user = %user, reason_chars = reason.chars().count(), client = ip.map(tracing::field::display));
         // Its pre-login session was taken out of the store with the head: it only goes.
         ctx.identity = Identity::Anonymous;
         let tls = ctx.tls();

@@ -18,6 +18,14 @@ use crate::factors::crypto::KeyRing;
 
 const PURPOSE: &str = "vigie/api-token";
 
+/// What a token's digest covers: the secret and the row (id, holder, role, expiry), so an
+/// edited row (another holder, a wider role, a later expiry) matches nothing.
+fn material(row: &TokenRow, secret: &str) -> Vec<u8> {
+    serde_json::json!([row.id, row.name, row.role, row.expires, secret])
+        .to_string()
+        .into_bytes()
+}
+
 /// A token as kept (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TokenRow {
@@ -78,16 +86,20 @@ impl ApiTokens {
         let secret: String = (0..32)
             .map(|_| format!("{:02x}", rand::random::<u8>()))
             .collect();
-        let digest = self.keys.digests(PURPOSE, secret.as_bytes()).swap_remove(0);
-        self.rows.insert(&TokenRow {
+        let mut row = TokenRow {
             id: id.clone(),
             name: name.to_string(),
             role: role.as_str().to_string(),
-            digest,
+            digest: String::new(),
             created: now,
             expires: now + i64::from(days) * 86_400,
             revoked: false,
-        })?;
+        };
+        row.digest = self
+            .keys
+            .digests(PURPOSE, &material(&row, &secret))
+            .swap_remove(0);
+        self.rows.insert(&row)?;
         Ok((format!("vgt_{id}_{secret}"), id))
     }
 
@@ -109,7 +121,7 @@ impl ApiTokens {
         };
         let matches = self
             .keys
-            .digests(PURPOSE, secret.as_bytes())
+            .digests(PURPOSE, &material(&row, secret))
             .iter()
             .any(|d| bool::from(d.as_bytes().ct_eq(row.digest.as_bytes())));
         let role = parse_role(&row.role);
@@ -190,9 +202,10 @@ impl TokenRows for SqliteTokens {
     }
 
     fn revoke(&self, id: &str) -> Result<bool, StorageError> {
-        let n = self
-            .conn()
-            .execute("UPDATE api_tokens SET revoked = 1 WHERE id = ?1", [id])?;
+        let n = self.conn().execute(
+            "UPDATE api_tokens SET revoked = 1, digest = 'revoked' WHERE id = ?1",
+            [id],
+        )?;
         Ok(n == 1)
     }
 }
@@ -231,8 +244,36 @@ mod tests {
         // Only a digest is kept.
         let listed = tokens.list().unwrap();
         assert!(!listed[0].digest.contains(&token[13..]));
+        // The row edited by someone who can write the database: a wider role, another
+        // holder, a later expiry; each matches nothing.
+        let conn = rusqlite::Connection::open(dir.path().join("vigie.sqlite")).unwrap();
+        for (sql, back) in [
+            (
+                "UPDATE api_tokens SET role = 'it'",
+                "UPDATE api_tokens SET role = 'soc'",
+            ),
+            (
+                "UPDATE api_tokens SET name = 'ivan.it'",
+                "UPDATE api_tokens SET name = 'siem-bot'",
+            ),
+            (
+                "UPDATE api_tokens SET expires = expires + 86400",
+                "UPDATE api_tokens SET expires = expires - 86400",
+            ),
+        ] {
+            conn.execute(sql, []).unwrap();
+            assert!(tokens.check(&token, 1_001).unwrap().is_none(), "{sql}");
+            conn.execute(back, []).unwrap();
+        }
+        assert!(tokens.check(&token, 1_001).unwrap().is_some());
         assert!(tokens.revoke(&id).unwrap());
         assert!(tokens.check(&token, 1_001).unwrap().is_none(), "revoked");
+        conn.execute("UPDATE api_tokens SET revoked = 0", [])
+            .unwrap();
+        assert!(
+            tokens.check(&token, 1_001).unwrap().is_none(),
+            "a revocation is not undone"
+        );
         assert!(!tokens.revoke("00000000").unwrap());
     }
 }

@@ -13,6 +13,8 @@ fn sign_ins_holds_triage_console_and_admin_actions_all_reach_the_json_lines_sink
     let soc = Soc::start(&format!("[alerts]\njsonl = \"{}\"\n", jsonl.display()));
     let refused = submit_login(soc.gw.port, "dr.martin", "wrong password", None);
     assert_eq!(refused.status, 303);
+    // A password typed in the name's field: refused, and kept nowhere.
+    submit_login(soc.gw.port, "martin-demo secret Pa55", "x", None);
     let id = raise(&soc);
     let mut ana = soc.analyst("ana.soc", "soc");
     let page = ana.get(&format!("/alerts/{id}"));
@@ -105,4 +107,5 @@ fn sign_ins_holds_triage_console_and_admin_actions_all_reach_the_json_lines_sink
         !text.contains(PASSWORD) && !text.contains("wrong password"),
         "no password"
     );
+    assert!(!text.contains("Pa55"), "no password typed as a name");
 }

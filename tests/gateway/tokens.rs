@@ -111,6 +111,33 @@ fn a_token_acts_in_its_holder_s_name_within_its_role_until_revoked() {
         "{who:?}"
     );
 
+    // A locked holder's token is refused, as their console would be.
+    let (ok, bot, _) = tokens(&gw, &["create", "--name", "night-bot", "--role", "soc"]);
+    assert!(ok);
+    assert_eq!(call(gw.admin_port, "GET", "/api/holds", &bot).0, 200);
+    admin_api(gw.admin_port, "POST", "/api/users/lock?user=night-bot");
+    assert_eq!(call(gw.admin_port, "GET", "/api/holds", &bot).0, 401);
+    // Every call is in the trail, reads too, with whom it is about.
+    let calls = admin_api(
+        gw.admin_port,
+        "GET",
+        "/api/audit?event=admin_call&limit=100",
+    );
+    assert!(
+        calls["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["user"] == "siem-bot"
+                && e["fields"]["method"] == "GET"
+                && e["fields"]["path"] == "/api/alerts"),
+        "{calls}"
+    );
+    assert!(
+        !tokens(&gw, &["create", "--name", "admin-token", "--role", "soc"]).0,
+        "a reserved name"
+    );
+
     // Listed without secrets; revoked at once; a wrong secret is nothing.
     let (_, list, _) = tokens(&gw, &["list"]);
     assert!(

@@ -74,8 +74,11 @@ impl TokenRows for PgTokens {
         let n = self.0.block(move |c| {
             let id = id.clone();
             async move {
-                c.execute("UPDATE api_tokens SET revoked = true WHERE id = $1", &[&id])
-                    .await
+                c.execute(
+                    "UPDATE api_tokens SET revoked = true, digest = 'revoked' WHERE id = $1",
+                    &[&id],
+                )
+                .await
             }
         })?;
         Ok(n == 1)
