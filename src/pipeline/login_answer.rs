@@ -198,7 +198,7 @@ fn refuse(
         .portal_logins
         .with_label_values(&[name, "failure"])
         .inc();
-    let typed = crate::audit::typed_name(&user);
+    let typed = crate::audit::typed_name(user);
     tracing::warn!(target: "vigie::audit", event = "login", outcome, user = %typed, portal = %name, client = %request.client.ip);
     replace(resp, 303, SIGNIN_FAILED_PATH)?;
     Ok(vec![gw.sessions.clear_cookie(request.tls)])
