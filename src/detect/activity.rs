@@ -6,7 +6,9 @@
 //! ids sealed in the alert store, kept as long as the alert).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use super::Subject;
 
 pub const IDENTITIES: usize = 1_000;
 pub const STEPS: usize = 100;
@@ -79,6 +81,28 @@ impl Activity {
                 .map(|(h, raw)| (super::pseudonym::label(*h), raw.clone()))
                 .collect()
         })
+    }
+}
+
+impl super::Detector {
+    /// A request of `s` ended: remember it for the timeline, with the patient ids it showed
+    /// (pseudonym, the portal's id).
+    pub fn remember(&self, s: &Subject, step: Step, ids: Vec<(u64, String)>) {
+        if self.tuning.load().cfg.watches(s.portal) {
+            self.activity.record(s.portal, s.user, step, ids);
+        }
+    }
+
+    /// The alert with its context: the identity's requests over its window (and the minute
+    /// before), and the patients they showed, for the console.
+    pub(super) fn with_context(&self, mut alert: crate::alerts::Alert) -> crate::alerts::Alert {
+        let from = alert.window_start_us.min(alert.at_us) - 60_000_000;
+        let timeline =
+            self.activity
+                .timeline(&alert.portal, &alert.user, from, alert.at_us + 1_000_000);
+        let patients = self.activity.ids(&alert.portal, &alert.user);
+        alert.context = Some(Arc::new(crate::alerts::Context { timeline, patients }));
+        alert
     }
 }
 

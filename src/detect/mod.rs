@@ -235,26 +235,6 @@ impl Detector {
 
     /// An alert about the request `seen`: at once when its status is known, otherwise kept
     /// until the request ends.
-    /// A request of `s` ended: remember it for the timeline, with the patient ids it showed
-    /// (pseudonym, the portal's id).
-    pub fn remember(&self, s: &Subject, step: activity::Step, ids: Vec<(u64, String)>) {
-        if self.tuning.load().cfg.watches(s.portal) {
-            self.activity.record(s.portal, s.user, step, ids);
-        }
-    }
-
-    /// The alert with its context: the identity's requests over its window (and the minute
-    /// before), and the patients they showed, for the console.
-    fn with_context(&self, mut alert: crate::alerts::Alert) -> crate::alerts::Alert {
-        let from = alert.window_start_us.min(alert.at_us) - 60_000_000;
-        let timeline =
-            self.activity
-                .timeline(&alert.portal, &alert.user, from, alert.at_us + 1_000_000);
-        let patients = self.activity.ids(&alert.portal, &alert.user);
-        alert.context = Some(Arc::new(crate::alerts::Context { timeline, patients }));
-        alert
-    }
-
     fn emit(&self, alert: crate::alerts::Alert, seen: &Seen) {
         if seen.status == 0 && seen.request_id != 0 {
             let mut pending = self.pending.lock().expect("pending alerts");

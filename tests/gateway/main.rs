@@ -12,6 +12,7 @@ mod common;
 mod connections;
 mod console;
 mod console_browser;
+mod console_dpo;
 mod detection;
 mod django;
 mod exposure;
