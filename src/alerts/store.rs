@@ -264,20 +264,6 @@ pub fn with_triage(doc: &str, t: TriageState) -> Result<Value, SinkError> {
     Ok(doc)
 }
 
-/// What a change writes: the new status and resolution, or the new assignee; what the event
-/// records as before and after.
-pub fn describe(change: &Change) -> (Option<String>, Option<String>) {
-    match change {
-        Change::Status { to, resolution, .. } => (
-            Some(to.as_str().into()),
-            resolution.map(|r| r.as_str().into()),
-        ),
-        Change::Assign(who) => (who.clone(), None),
-        Change::Note => (None, None),
-        Change::Action(what) => (Some(what.clone()), None),
-    }
-}
-
 /// The store as a sink: inserts happen on the sink thread, off the request path. An alert
 /// the store refuses (PostgreSQL away, the disk full) is kept, up to [`BACKLOG`], and stored
 /// when the store answers again: retried before each new alert and every few seconds.

@@ -180,6 +180,76 @@ impl Change {
     }
 }
 
+/// An alert's triage as a store holds it, read in the change's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub status: String,
+    pub resolution: Option<String>,
+    pub assignee: Option<String>,
+}
+
+/// What a change writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    Status {
+        status: &'static str,
+        resolution: Option<&'static str>,
+    },
+    Assignee(Option<String>),
+    /// Only the time of the last change (a note, an action).
+    Touch,
+}
+
+/// A change decided on the alert as it is: what to write, and what the history records as
+/// before and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    pub write: Write,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// Decide `change` on `current`; both stores apply the result in one transaction. A status
+/// change from a status the alert no longer has is a conflict.
+pub fn decide(current: &Current, change: &Change) -> Result<Decided, TriageError> {
+    let now = label(&current.status, current.resolution.as_deref());
+    Ok(match change {
+        Change::Status {
+            expected,
+            to,
+            resolution,
+        } => {
+            if Status::parse(&current.status).ok() != Some(*expected) {
+                return Err(TriageError::Conflict(now));
+            }
+            let resolution = resolution.map(Resolution::as_str);
+            Decided {
+                write: Write::Status {
+                    status: to.as_str(),
+                    resolution,
+                },
+                before: Some(now),
+                after: Some(label(to.as_str(), resolution)),
+            }
+        }
+        Change::Assign(who) => Decided {
+            write: Write::Assignee(who.clone()),
+            before: current.assignee.clone(),
+            after: who.clone(),
+        },
+        Change::Note => Decided {
+            write: Write::Touch,
+            before: None,
+            after: None,
+        },
+        Change::Action(what) => Decided {
+            write: Write::Touch,
+            before: None,
+            after: Some(what.clone()),
+        },
+    })
+}
+
 /// One recorded change, as the history lists it. `note` is opened for the reader (sealed at
 /// rest); `None` when there was none or the key ring no longer opens it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

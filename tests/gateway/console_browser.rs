@@ -104,11 +104,37 @@ fn an_analyst_triages_in_the_browser_and_a_dpo_only_reads() {
     d.b.navigate(&format!("{base}/alerts/{id}")).unwrap();
     let page = d.text();
     assert!(page.contains("Evidence"), "{page}");
+    // Her one form: the re-identification, with a reason; nothing that changes the alert.
     let forms =
-        d.b.eval("document.querySelectorAll('main form').length")
+        d.b.eval("[...document.querySelectorAll('main form')].map(f => f.getAttribute('action'))")
             .unwrap();
-    assert_eq!(forms, serde_json::json!(0), "no form for the DPO: {page}");
+    assert_eq!(
+        forms,
+        serde_json::json!([format!("/alerts/{id}/reidentify")]),
+        "{page}"
+    );
     d.check("console-alert-dpo");
+    d.fill(
+        "#reason",
+        "Data-breach notification: patients to be informed",
+    );
+    d.act("document.querySelector('form[action$=\"/reidentify\"] input[name=confirm]').click(); document.querySelector('form[action$=\"/reidentify\"] button').click()");
+    let shown = d.text();
+    assert!(
+        shown.contains("Re-identification recorded in your name"),
+        "{shown}"
+    );
+    assert!(
+        shown.to_lowercase().contains("patient id") && shown.contains("p-"),
+        "{shown}"
+    );
+    d.check("console-reidentified");
+    let trail = admin_api(
+        soc.gw.admin_port,
+        "GET",
+        "/api/audit?event=patients_reidentified",
+    );
+    assert_eq!(trail["entries"][0]["user"], "dora.dpo", "{trail}");
     d.b.navigate(&format!("{base}/holds")).unwrap();
     assert!(d.text().contains("Not allowed"), "{}", d.text());
     eprintln!("screenshots in {}", d.shots.display());

@@ -5,8 +5,8 @@ use serde_json::Value;
 use tokio_postgres::types::ToSql;
 
 use super::Pg;
-use crate::alerts::store::{describe, with_triage, Kept, SealedEvent, TriageState};
-use crate::alerts::triage::{self, Change, Filter, SqlValue, Status, TriageError};
+use crate::alerts::store::{with_triage, Kept, SealedEvent, TriageState};
+use crate::alerts::triage::{self, Change, Filter, SqlValue, TriageError, Write};
 use crate::alerts::{Alert, AlertRecords, SinkError};
 
 pub struct PgAlerts(pub Pg);
@@ -166,41 +166,39 @@ impl AlertRecords for PgAlerts {
                 else {
                     return Ok(Err(TriageError::NotFound));
                 };
-                let (status, resolution, assignee): (String, Option<String>, Option<String>) =
-                    (row.get(0), row.get(1), row.get(2));
-                let (after, new_resolution) = describe(&change);
-                let (before, after) = match &change {
-                    Change::Status { expected, .. } => {
-                        if Status::parse(&status).ok() != Some(*expected) {
-                            return Ok(Err(TriageError::Conflict(triage::label(&status, resolution.as_deref()))));
-                        }
+                let current = triage::Current {
+                    status: row.get(0),
+                    resolution: row.get(1),
+                    assignee: row.get(2),
+                };
+                let decided = match triage::decide(&current, &change) {
+                    Ok(d) => d,
+                    Err(e) => return Ok(Err(e)),
+                };
+                match &decided.write {
+                    Write::Status { status, resolution } => {
                         tx.execute(
                             "UPDATE alerts SET status = $1, resolution = $2, updated_us = $3 WHERE id = $4",
-                            &[&after, &new_resolution, &at_us, &id],
+                            &[status, resolution, &at_us, &id],
                         )
-                        .await?;
-                        (
-                            Some(triage::label(&status, resolution.as_deref())),
-                            after.map(|a| triage::label(&a, new_resolution.as_deref())),
-                        )
+                        .await?
                     }
-                    Change::Assign(who) => {
+                    Write::Assignee(who) => {
                         tx.execute(
                             "UPDATE alerts SET assignee = $1, updated_us = $2 WHERE id = $3",
                             &[who, &at_us, &id],
                         )
-                        .await?;
-                        (assignee, who.clone())
+                        .await?
                     }
-                    Change::Note | Change::Action(_) => {
+                    Write::Touch => {
                         tx.execute(
                             "UPDATE alerts SET updated_us = $1 WHERE id = $2",
                             &[&at_us, &id],
                         )
-                        .await?;
-                        (None, after)
+                        .await?
                     }
                 };
+                let (before, after) = (decided.before, decided.after);
                 tx.execute(
                     "INSERT INTO alert_events (alert_id, at_us, analyst, kind, before, after, note)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
-use crate::alerts::store::{describe, with_triage, Kept, SealedEvent, TriageState};
-use crate::alerts::triage::{self, Change, Filter, SqlValue, Status, TriageError};
+use crate::alerts::store::{with_triage, Kept, SealedEvent, TriageState};
+use crate::alerts::triage::{self, Change, Filter, SqlValue, TriageError, Write};
 use crate::alerts::{Alert, AlertRecords, SinkError};
 
 pub struct SqliteAlerts {
@@ -157,40 +157,27 @@ impl AlertRecords for SqliteAlerts {
         let Some((status, resolution, assignee)) = current else {
             return Err(TriageError::NotFound.into());
         };
-        let (after, new_resolution) = describe(change);
-        let (before, after) = match change {
-            Change::Status { expected, .. } => {
-                if Status::parse(&status).ok() != Some(*expected) {
-                    return Err(TriageError::Conflict(triage::label(
-                        &status,
-                        resolution.as_deref(),
-                    ))
-                    .into());
-                }
-                tx.execute(
-                    "UPDATE alerts SET status = ?1, resolution = ?2, updated_us = ?3 WHERE id = ?4",
-                    params![after, new_resolution, at_us, id],
-                )?;
-                (
-                    Some(triage::label(&status, resolution.as_deref())),
-                    after.map(|a| triage::label(&a, new_resolution.as_deref())),
-                )
-            }
-            Change::Assign(who) => {
-                tx.execute(
-                    "UPDATE alerts SET assignee = ?1, updated_us = ?2 WHERE id = ?3",
-                    params![who, at_us, id],
-                )?;
-                (assignee, who.clone())
-            }
-            Change::Note | Change::Action(_) => {
-                tx.execute(
-                    "UPDATE alerts SET updated_us = ?1 WHERE id = ?2",
-                    params![at_us, id],
-                )?;
-                (None, after)
-            }
+        let current = triage::Current {
+            status,
+            resolution,
+            assignee,
         };
+        let decided = triage::decide(&current, change)?;
+        match &decided.write {
+            Write::Status { status, resolution } => tx.execute(
+                "UPDATE alerts SET status = ?1, resolution = ?2, updated_us = ?3 WHERE id = ?4",
+                params![status, resolution, at_us, id],
+            )?,
+            Write::Assignee(who) => tx.execute(
+                "UPDATE alerts SET assignee = ?1, updated_us = ?2 WHERE id = ?3",
+                params![who, at_us, id],
+            )?,
+            Write::Touch => tx.execute(
+                "UPDATE alerts SET updated_us = ?1 WHERE id = ?2",
+                params![at_us, id],
+            )?,
+        };
+        let (before, after) = (decided.before, decided.after);
         tx.execute(
             "INSERT INTO alert_events (alert_id, at_us, analyst, kind, before, after, note)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
