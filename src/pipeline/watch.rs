@@ -45,9 +45,12 @@ pub struct Watch {
     pub bytes: u64,
     /// The path with identifier-like segments masked, as alerts show it (computed once).
     pub path: String,
-    /// The patient the request asked for, as the portal names it (for the DPO's
+    /// The patient the request asked for: its pseudonym and the portal's id (for the DPO's
     /// re-identification of an alert; kept in memory only, see `detect::activity`).
-    pub patient: Option<String>,
+    pub patient: Option<(u64, String)>,
+    /// The answer's first patients with their ids, as [`Watch::patients`] read them (the
+    /// timeline reuses their pseudonyms).
+    answer_ids: Vec<(u64, String)>,
 }
 
 /// The detector's view of a signed-in session.
@@ -128,7 +131,7 @@ pub fn observe(
     body: Option<&crate::http::BodyReader>,
     now_us: i64,
     seen: &Seen,
-) -> (Action, Option<String>) {
+) -> (Action, Option<(u64, String)>) {
     let Some(profile) = portal.config.profile.as_deref() else {
         return (Action::Allow, None);
     };
@@ -147,10 +150,9 @@ pub fn observe(
         class,
         profile.query_reading,
     );
-    let patient = r
-        .patient
-        .as_deref()
-        .map(|id| (detector.pseudonym(id), id.parse::<i64>().ok()));
+    let raw = r.patient.as_deref().map(|id| (detector.pseudonym(id), id));
+    let patient = raw.map(|(h, id)| (h, id.parse::<i64>().ok()));
+    let shown = raw.map(|(h, id)| (h, id.to_string()));
     // Rows a listing asks for count now only where no `[[records]]` rule counts its answer.
     let counted_later = records::rule_for(
         &reading.records,
@@ -175,7 +177,7 @@ pub fn observe(
     };
     let asked = r.page.filter(|p| p.explicit).map_or(0, |p| p.size);
     let action = detector.observe(subject, &event, asked, reading.paging.normal_max, seen);
-    (action, r.patient)
+    (action, shown)
 }
 
 impl Watch {
@@ -308,40 +310,47 @@ impl Watch {
     }
 
     /// The patients the request and its answer showed: (pseudonym, the portal's id), each
-    /// once, at most 200 (an export's thousands are counted elsewhere).
-    pub fn shown(&self, detector: &Detector) -> Vec<(u64, String)> {
-        let answer = self.records.iter().flat_map(|c| c.ids.iter());
-        let mut out: Vec<(u64, String)> = Vec::new();
-        for id in self.patient.iter().chain(answer) {
-            let Some(id) = crate::detect::reading::clean_id(id) else {
-                continue;
-            };
-            let h = detector.pseudonym(&id);
-            if !out.iter().any(|(seen, _)| *seen == h) {
-                out.push((h, id));
-            }
-            if out.len() >= crate::detect::activity::IDS {
-                break;
-            }
+    /// once, at most [`crate::detect::activity::IDS`] (an export's thousands are counted
+    /// elsewhere). The pseudonyms [`Watch::answer`] computed are reused.
+    pub fn shown(&mut self, detector: &Detector) -> Vec<(u64, String)> {
+        if !self.finished {
+            self.patients(detector);
         }
-        out
+        let mut seen = std::collections::HashSet::new();
+        self.patient
+            .iter()
+            .chain(self.answer_ids.iter())
+            .filter(|(h, _)| seen.insert(*h))
+            .take(crate::detect::activity::IDS)
+            .cloned()
+            .collect()
     }
 
     /// The patients the answer showed, as pseudonyms (ids read the way request ids are):
     /// (full records, listing rows).
-    pub fn patients(&self, detector: &Detector) -> (Vec<u64>, Vec<u64>) {
+    pub fn patients(&mut self, detector: &Detector) -> (Vec<u64>, Vec<u64>) {
         let Some(counter) = &self.records else {
             return Default::default();
         };
-        let mut out: Vec<u64> = counter
+        let keep = crate::detect::activity::IDS;
+        let mut first = Vec::new();
+        let mut out: Vec<u64> = Vec::with_capacity(counter.ids.len());
+        for id in counter
             .ids
             .iter()
             .filter_map(|id| crate::detect::reading::clean_id(id))
-            .map(|id| detector.pseudonym(&id))
-            .collect();
+        {
+            let h = detector.pseudonym(&id);
+            out.push(h);
+            if first.len() < keep {
+                first.push((h, id));
+            }
+        }
+        let listing = counter.listing;
+        self.answer_ids = first;
         out.sort_unstable();
         out.dedup();
-        match counter.listing {
+        match listing {
             true => (Vec::new(), out),
             false => (out, Vec::new()),
         }
