@@ -21,6 +21,8 @@ pub struct SinkSettings {
     pub syslog: Option<SyslogSettings>,
     pub webhook: Option<WebhookSettings>,
     pub store: Option<PathBuf>,
+    /// How long stored alerts are kept (`None`: for ever).
+    pub retention: Option<Duration>,
     /// Alerts each sink may have waiting before new ones are dropped.
     pub queue_capacity: usize,
 }
@@ -32,6 +34,7 @@ impl Default for SinkSettings {
             syslog: None,
             webhook: None,
             store: None,
+            retention: Some(Duration::from_secs(365 * 86_400)),
             queue_capacity: 4096,
         }
     }
@@ -123,7 +126,9 @@ impl Alerts {
             sinks.push(Box::new(JsonlSink::open(path).map_err(fail("jsonl"))?));
         }
         if let Some(store) = &store {
-            sinks.push(Box::new(StoreSink::new(store.clone())));
+            sinks.push(Box::new(
+                StoreSink::new(store.clone()).keeping(settings.retention),
+            ));
         }
         if let Some(webhook) = settings.webhook {
             sinks.push(Box::new(

@@ -48,6 +48,8 @@ pub trait AlertRecords: Send + Sync {
     ) -> Result<(), SinkError>;
     /// Every change of an alert, oldest first.
     fn history(&self, id: &str) -> Result<Vec<SealedEvent>, SinkError>;
+    /// Remove alerts raised before `before_us`, with their history and context; how many.
+    fn prune(&self, before_us: i64) -> Result<u64, SinkError>;
 }
 
 /// Cheap to clone: the sink thread writes while the admin API reads through the same handle.
@@ -196,6 +198,11 @@ impl AlertStore {
         )
     }
 
+    /// Remove alerts raised before `before_us` (the retention), with their history; how many.
+    pub fn prune(&self, before_us: i64) -> Result<u64, SinkError> {
+        self.records.prune(before_us)
+    }
+
     /// The alert's changes, notes opened.
     pub fn history(&self, id: &str) -> Result<Vec<Event>, SinkError> {
         let aad = note_aad(id);
@@ -270,6 +277,8 @@ pub fn with_triage(doc: &str, t: TriageState) -> Result<Value, SinkError> {
 pub struct StoreSink {
     store: AlertStore,
     backlog: std::collections::VecDeque<(Alert, Value)>,
+    retention: Option<std::time::Duration>,
+    pruned_at: Option<std::time::Instant>,
 }
 
 /// Alerts kept for a store that does not answer; past it, the oldest are dropped (they are
@@ -281,6 +290,35 @@ impl StoreSink {
         Self {
             store,
             backlog: std::collections::VecDeque::new(),
+            retention: None,
+            pruned_at: None,
+        }
+    }
+
+    /// Remove alerts older than `retention` (hourly; `None`: keep them for ever).
+    pub fn keeping(mut self, retention: Option<std::time::Duration>) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Prune past the retention, at most once an hour.
+    fn prune(&mut self) {
+        let Some(keep) = self.retention else { return };
+        let now = std::time::Instant::now();
+        if self
+            .pruned_at
+            .is_some_and(|at| now < at + std::time::Duration::from_secs(3600))
+        {
+            return;
+        }
+        self.pruned_at = Some(now);
+        let before = crate::audit::now_us() - keep.as_micros() as i64;
+        match self.store.prune(before) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "alerts past the retention removed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "the alert store could not be pruned; trying again in an hour")
+            }
         }
     }
 
@@ -321,5 +359,6 @@ impl Sink for StoreSink {
 
     fn retry(&mut self) {
         self.drain();
+        self.prune();
     }
 }

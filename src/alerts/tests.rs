@@ -423,6 +423,20 @@ pub(crate) fn store_contract(store: &AlertStore) {
     store.insert(&again, &again.to_ecs()).unwrap();
     store.insert(&again, &again.to_ecs()).unwrap_or(());
     assert_eq!(store.recent(10).unwrap().len(), 4);
+
+    // Past the retention: the alerts raised before, and their history, go.
+    store
+        .change(&id(0), &Change::Note, "ana.soc", Some("à revoir"))
+        .unwrap();
+    assert_eq!(store.prune(AT_US + 1).unwrap(), 2, "id 0 and the duplicate");
+    assert_eq!(store.recent(10).unwrap().len(), 2);
+    assert!(store.get(&id(0)).unwrap().is_none());
+    assert!(store.history(&id(0)).unwrap().is_empty());
+    assert_eq!(
+        store.history(&id(2)).unwrap().len(),
+        3,
+        "the others keep theirs"
+    );
 }
 
 #[test]

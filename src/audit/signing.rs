@@ -180,14 +180,20 @@ pub fn trusted(all: Vec<Checkpoint>, keys: &[String]) -> Sorted {
     out
 }
 
-/// The checkpoints published in a log file: lines of JSON whose `event` (at the top or in
-/// `fields`) is `audit_checkpoint`. Other lines are skipped.
+/// The checkpoints published in a log file or a SIEM's JSON-lines sink: lines of JSON whose
+/// `event` (at the top or in `fields`) is `audit_checkpoint`, or ECS events whose
+/// `event.action` is (the checkpoint in `vigie.audit`). Other lines are skipped.
 pub fn from_log(text: &str) -> Vec<Checkpoint> {
     text.lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter_map(|v| {
-            let fields = match v.get("fields") {
-                Some(f) if f.get("event").is_some() => f.clone(),
+            let fields = match (v.get("fields"), v.pointer("/event/action")) {
+                (Some(f), _) if f.get("event").is_some() => f.clone(),
+                (_, Some(a)) if a == "audit_checkpoint" => {
+                    let mut f = v.pointer("/vigie/audit").cloned()?;
+                    f["event"] = serde_json::json!("audit_checkpoint");
+                    f
+                }
                 _ => v,
             };
             (fields.get("event")?.as_str()? == "audit_checkpoint")

@@ -270,13 +270,25 @@ fn only_checkpoints_signed_by_a_trusted_key_and_unedited_count() {
     flat_line["event"] = json!("audit_checkpoint");
     let nested =
         json!({ "timestamp": "x", "fields": flat_line.clone(), "target": "vigie::checkpoint" });
+    // And as the SIEM's JSON-lines sink received it (an ECS event).
+    let as_entry = Entry {
+        id: "c1".into(),
+        at_us: good.at_us,
+        level: "info".into(),
+        event: "audit_checkpoint".into(),
+        user: None,
+        fields: flat.as_object().unwrap().clone(),
+        link: None,
+    };
+    let ecs = crate::alerts::events::to_ecs(&as_entry);
     let log = format!(
-        "{}\nnot json\n{}\n{}\n",
+        "{}\nnot json\n{}\n{}\n{}\n",
         flat_line,
         nested,
-        json!({ "fields": { "event": "login" } })
+        json!({ "fields": { "event": "login" } }),
+        ecs
     );
-    assert_eq!(signing::from_log(&log), [good.clone(), good]);
+    assert_eq!(signing::from_log(&log), [good.clone(), good.clone(), good]);
 }
 
 #[test]

@@ -198,6 +198,18 @@ impl Writer {
             .signer
             .sign(self.chain.name(), seq, mac, super::now_us());
         tracing::info!(target: "vigie::checkpoint", event = "audit_checkpoint", chain = %cp.chain, seq = cp.seq, mac = %cp.mac, at_us = cp.at_us, signer = %cp.signer, signature = %cp.signature, "audit trail checkpoint");
+        // And to the SIEM's sinks: another copy out of the store's reach.
+        if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(&cp) {
+            super::forwarded(&Entry {
+                id: super::new_id(),
+                at_us: cp.at_us,
+                level: "info".into(),
+                event: "audit_checkpoint".into(),
+                user: None,
+                fields,
+                link: None,
+            });
+        }
         // Published either way (the log is the copy the store's writer cannot reach).
         if let Err(e) = self.store.checkpoint(&cp) {
             tracing::warn!(error = %e, "an audit checkpoint could not be stored; it is in the log");

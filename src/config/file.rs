@@ -181,6 +181,8 @@ pub struct AlertsSection {
     pub store: Option<bool>,
     pub syslog: Option<SyslogSection>,
     pub webhook: Option<WebhookSection>,
+    /// Stored alerts (with their history and sealed patients) are kept this many days.
+    pub retention_days: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

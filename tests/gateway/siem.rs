@@ -10,7 +10,10 @@ use crate::passthrough::submit_login;
 fn sign_ins_holds_triage_console_and_admin_actions_all_reach_the_json_lines_sink() {
     let dir = tempfile::tempdir().unwrap();
     let jsonl = dir.path().join("siem.jsonl");
-    let soc = Soc::start(&format!("[alerts]\njsonl = \"{}\"\n", jsonl.display()));
+    let soc = Soc::start(&format!(
+        "[alerts]\njsonl = \"{}\"\n[storage]\naudit_checkpoint_seconds = 1\n",
+        jsonl.display()
+    ));
     let refused = submit_login(soc.gw.port, "dr.martin", "wrong password", None);
     assert_eq!(refused.status, 303);
     // A password typed in the name's field: refused, and kept nowhere.
@@ -66,6 +69,7 @@ fn sign_ins_holds_triage_console_and_admin_actions_all_reach_the_json_lines_sink
         "account_unlocked",
         "invitation_issued",
         "config_reload",
+        "audit_checkpoint",
     ];
     let docs = wait_for("every event in the sink", || {
         let text = std::fs::read_to_string(&jsonl).unwrap_or_default();
@@ -108,4 +112,21 @@ fn sign_ins_holds_triage_console_and_admin_actions_all_reach_the_json_lines_sink
         "no password"
     );
     assert!(!text.contains("Pa55"), "no password typed as a name");
+    // The SIEM's copy of the trail's checkpoints is one `vigie audit verify` can read.
+    let out = std::process::Command::new(crate::common::VIGIE)
+        .args([
+            "audit",
+            "verify",
+            "-c",
+            soc.gw.config.to_str().unwrap(),
+            "--checkpoints",
+        ])
+        .arg(&jsonl)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("checkpoint at #"),
+        "{said}"
+    );
 }

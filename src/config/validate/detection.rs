@@ -266,6 +266,14 @@ impl Validator<'_> {
             store: f.store.unwrap_or(true).then(|| storage.database.clone()),
             ..SinkSettings::default()
         };
+        let days = self.range(
+            "alerts.retention_days",
+            f.retention_days.unwrap_or(365),
+            0,
+            36_500,
+            " (0: kept for ever; 180 to 365 suits most retention policies)",
+        );
+        s.retention = (days > 0).then(|| std::time::Duration::from_secs(days as u64 * 86_400));
         if let Some(sys) = &f.syslog {
             let transport = match sys.transport.as_str() {
                 "udp" => SyslogTransport::Udp,

@@ -212,6 +212,22 @@ impl AlertRecords for PgAlerts {
         done.map_err(SinkError::Triage)
     }
 
+    fn prune(&self, before_us: i64) -> Result<u64, SinkError> {
+        Ok(self.0.block(move |mut c| async move {
+            let tx = c.transaction().await?;
+            tx.execute(
+                "DELETE FROM alert_events WHERE alert_id IN (SELECT id FROM alerts WHERE at_us < $1)",
+                &[&before_us],
+            )
+            .await?;
+            let n = tx
+                .execute("DELETE FROM alerts WHERE at_us < $1", &[&before_us])
+                .await?;
+            tx.commit().await?;
+            Ok(n)
+        })?)
+    }
+
     fn history(&self, id: &str) -> Result<Vec<SealedEvent>, SinkError> {
         let id = id.to_string();
         Ok(self.0.block(move |c| {

@@ -187,6 +187,18 @@ impl AlertRecords for SqliteAlerts {
         Ok(())
     }
 
+    fn prune(&self, before_us: i64) -> Result<u64, SinkError> {
+        let mut conn = self.conn();
+        let tx = crate::storage::sqlite::write_tx(&mut conn)?;
+        tx.execute(
+            "DELETE FROM alert_events WHERE alert_id IN (SELECT id FROM alerts WHERE at_us < ?1)",
+            [before_us],
+        )?;
+        let n = tx.execute("DELETE FROM alerts WHERE at_us < ?1", [before_us])?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
     fn history(&self, id: &str) -> Result<Vec<SealedEvent>, SinkError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
