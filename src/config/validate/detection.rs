@@ -273,7 +273,7 @@ impl Validator<'_> {
             36_500,
             " (0: kept for ever; 180 to 365 suits most retention policies)",
         );
-        s.retention = (days > 0).then(|| std::time::Duration::from_secs(days as u64 * 86_400));
+        s.retention = (days > 0).then(|| std::time::Duration::from_secs(days * 86_400));
         if let Some(sys) = &f.syslog {
             let transport = match sys.transport.as_str() {
                 "udp" => SyslogTransport::Udp,
