@@ -14,6 +14,33 @@ pub fn audit(gw: &Gateway, query: &str) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
+/// The trail's answer to `query` once `ready` holds of its entries: the writer has a thread
+/// of its own, so what was just done is written a moment later.
+pub fn trail_when(
+    port: u16,
+    query: &str,
+    ready: impl Fn(&[serde_json::Value]) -> bool,
+) -> serde_json::Value {
+    wait_for(query, || {
+        let doc = admin_api(port, "GET", &format!("/api/audit?{query}"));
+        let entries = doc["entries"].as_array().cloned().unwrap_or_default();
+        ready(&entries).then_some(doc)
+    })
+}
+
+fn users_of(entries: &[serde_json::Value]) -> Vec<String> {
+    entries
+        .iter()
+        .filter_map(|e| e["user"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Whether every one of `names` has an entry.
+pub fn by_all(entries: &[serde_json::Value], names: &[&str]) -> bool {
+    let users = users_of(entries);
+    names.iter().all(|n| users.iter().any(|u| u == n))
+}
+
 /// JSON logs at level `error`: an access line probes its level before each request, which
 /// once left the audit layer blind to the sign-ins that followed.
 #[test]

@@ -79,12 +79,15 @@ fn locked_or_disabled_analysts_leave_at_once_and_links_cannot_speak_for_the_cons
         .unwrap();
     assert!(out.status.success());
     assert_eq!(ivan.get("/sessions").header("location"), Some("/login"));
-    let trail = admin_api(
-        soc.gw.admin_port,
-        "GET",
-        "/api/audit?event=console_session_ended",
-    );
-    assert_eq!(trail["entries"].as_array().unwrap().len(), 2, "{trail}");
+    // The trail's writer has its own thread.
+    wait_for("both sessions' ends in the trail", || {
+        let trail = admin_api(
+            soc.gw.admin_port,
+            "GET",
+            "/api/audit?event=console_session_ended",
+        );
+        (trail["entries"].as_array().unwrap().len() == 2).then_some(())
+    });
 
     // A password typed as the name: refused, and not in the trail.
     let mut typo = Browser::new(soc.console, &soc.origin());
@@ -188,11 +191,9 @@ fn a_dpo_re_identifies_with_a_reason_and_nobody_else_can() {
         last["note"], REASON,
         "the reason kept (sealed) with the alert"
     );
-    let trail = admin_api(
-        soc.gw.admin_port,
-        "GET",
-        "/api/audit?event=patients_reidentified",
-    );
+    let trail = crate::audit::trail_when(soc.gw.admin_port, "event=patients_reidentified", |e| {
+        !e.is_empty()
+    });
     assert_eq!(trail["entries"][0]["user"], "dora.dpo");
     wait_for("the SOC is told", || {
         let q = admin_api(soc.gw.admin_port, "GET", "/api/alerts?rule=VIGIE-SOC-001");
