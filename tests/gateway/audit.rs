@@ -229,6 +229,12 @@ fn verify_finds_an_edited_a_removed_a_moved_entry_and_the_newest_removed() {
             "has no link",
             "stripped",
         ),
+        // A key written twice: parsed, it reads as before; SQLite's own JSON reads the first.
+        (
+            "UPDATE audit SET fields = replace(fields, '{', '{\"outcome\":\"forged\",') WHERE seq = 2",
+            "entry #2 ",
+            "edited",
+        ),
     ];
     for (sql, first, why) in cases.iter().map(|(a, b, c)| (*a, b.to_string(), *c)) {
         let (code, out) = tampered(sql, &[]);
@@ -239,6 +245,12 @@ fn verify_finds_an_edited_a_removed_a_moved_entry_and_the_newest_removed() {
             .unwrap_or("");
         assert!(line.contains(&first) && line.contains(why), "{sql}: {out}");
     }
+    // A value retyped (same bytes, a BLOB now): the content is unchanged, verify still reads it.
+    let (code, out) = tampered(
+        "UPDATE audit SET username = CAST(username AS BLOB) WHERE seq = 1",
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
     // The newest entries and the store's checkpoints removed: the store alone cannot tell
     // (said as unconfirmed entries), the published checkpoints can.
     let both = format!(

@@ -41,17 +41,31 @@ fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// A text column read whatever type an edit gave it (a value cast to a BLOB keeps its
+/// bytes): one retyped row must not stop the review, nor `vigie audit verify` (the MAC judges
+/// the content).
+fn text(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<String>> {
+    use rusqlite::types::ValueRef;
+    Ok(match r.get_ref(i)? {
+        ValueRef::Null => None,
+        ValueRef::Text(b) | ValueRef::Blob(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        ValueRef::Integer(n) => Some(n.to_string()),
+        ValueRef::Real(x) => Some(x.to_string()),
+    })
+}
+
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let need = |i: usize| text(r, i).map(Option::unwrap_or_default);
     Ok((
-        r.get(0)?,
+        need(0)?,
         r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
+        need(2)?,
+        need(3)?,
+        text(r, 4)?,
+        need(5)?,
+        text(r, 6)?,
         r.get(7)?,
-        r.get(8)?,
+        text(r, 8)?,
     ))
 }
 
@@ -124,8 +138,21 @@ impl AuditRecords for SqliteAudit {
              WHERE (COALESCE(chain, ''), COALESCE(seq, 0), id) > (?1, ?2, ?3)
              ORDER BY COALESCE(chain, ''), COALESCE(seq, 0), id LIMIT ?4"
         ))?;
-        let rows = stmt.query_map(params![chain, seq, id, limit(n)], row)?;
-        crate::audit::paged(rows.collect::<Result<_, _>>()?)
+        let rows: Vec<Row> = stmt
+            .query_map(params![chain, seq, id, limit(n)], row)?
+            .collect::<Result<_, _>>()?;
+        // The file keeps `fields` as the writer serialised it (sorted keys, compact): text
+        // that parses the same but reads otherwise (a duplicated key, which SQLite's own JSON
+        // functions read first) was edited, and its MAC is made to fail so verify says so.
+        let raw: Vec<String> = rows.iter().map(|r| r.5.clone()).collect();
+        let mut page = crate::audit::paged(rows)?;
+        for ((_, e), raw) in page.iter_mut().zip(raw) {
+            let canonical = serde_json::to_string(&e.fields).is_ok_and(|c| c == raw);
+            if let (false, Some(link)) = (canonical, e.link.as_mut()) {
+                link.mac.push_str("#not-as-written");
+            }
+        }
+        Ok(page)
     }
 
     fn checkpoint(&self, cp: &Checkpoint) -> Result<(), AuditError> {
@@ -209,12 +236,13 @@ impl AuditRecords for SqliteAudit {
              WHERE (?1 IS NULL OR username = ?1) ORDER BY at_us DESC, id DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![user, limit(n)], |r| {
+            let need = |i: usize| text(r, i).map(Option::unwrap_or_default);
             Ok(SealedBreakGlass {
-                id: r.get(0)?,
+                id: need(0)?,
                 at_us: r.get(1)?,
-                user: r.get(2)?,
-                portal: r.get(3)?,
-                session: r.get(4)?,
+                user: need(2)?,
+                portal: need(3)?,
+                session: need(4)?,
                 until: r.get(5)?,
                 reason: r.get(6)?,
             })
