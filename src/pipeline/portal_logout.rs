@@ -247,40 +247,16 @@ async fn get(
 }
 
 fn alert(f: &Farewell, failure: &str) -> crate::alerts::Alert {
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
     let user = f.user.clone().unwrap_or_default();
-    let rule_id = "VIGIE-PORTAL-LOGOUT-FAILED";
-    crate::alerts::Alert {
-        id: crate::alerts::Alert::new_id(),
-        at_us: now_us,
-        rule_id: rule_id.into(),
-        rule_name: format!(
-            "A portal session outlived the gateway's ({}): {failure}",
-            f.why.label()
-        ),
-        severity: crate::alerts::Severity::Medium,
-        risk_score: 50,
-        portal: f.portal.clone(),
-        user: user.clone(),
-        groups: Vec::new(),
-        privileged: false,
-        session_hash: f.session.clone(),
-        source_ip: None,
-        user_agent: String::new(),
-        method: String::new(),
-        url_path: String::new(),
-        status: 0,
-        window_start_us: now_us,
-        window_end_us: now_us,
-        evidence: Vec::new(),
-        distinct_patients: 0,
-        patient_pseudonyms: Vec::new(),
-        request_ids: Vec::new(),
-        techniques: vec!["T1550.004"],
-        action: "alert".into(),
-        dedup_key: format!("{rule_id}:{user}"),
-        context: None,
-    }
+    let name = format!(
+        "A portal session outlived the gateway's ({}): {failure}",
+        f.why.label()
+    );
+    let mut alert =
+        crate::alerts::Alert::account_event("VIGIE-PORTAL-LOGOUT-FAILED", name, &user, &f.portal);
+    alert.severity = crate::alerts::Severity::Medium;
+    alert.risk_score = 50;
+    alert.session_hash = f.session.clone();
+    alert.techniques = vec!["T1550.004"];
+    alert
 }
