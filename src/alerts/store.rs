@@ -96,21 +96,15 @@ impl AlertStore {
         self.records.insert(alert, ecs, &kept)
     }
 
-    /// The identity's requests around the alert, as kept with it.
-    pub fn timeline(&self, id: &str) -> Result<Vec<super::Step>, SinkError> {
+    /// The identity's requests around the alert, as kept with it, and whether it keeps
+    /// patients a DPO could re-identify (one read of the row).
+    pub fn context(&self, id: &str) -> Result<(Vec<super::Step>, bool), SinkError> {
         let kept = self.records.context(id)?.unwrap_or_default();
-        Ok(match kept.timeline {
+        let timeline = match kept.timeline {
             Some(t) => serde_json::from_str(&t)?,
             None => Vec::new(),
-        })
-    }
-
-    /// Whether the alert keeps patients a DPO could re-identify.
-    pub fn has_patients(&self, id: &str) -> Result<bool, SinkError> {
-        Ok(self
-            .records
-            .context(id)?
-            .is_some_and(|k| k.patients.is_some()))
+        };
+        Ok((timeline, kept.patients.is_some()))
     }
 
     /// The patients behind the alert's pseudonyms: (label, the portal's id). For the DPO

@@ -288,7 +288,7 @@ impl Console {
                 limit: 11,
                 ..Filter::default()
             })?;
-            let context = (store.timeline(&id_owned)?, store.has_patients(&id_owned)?);
+            let context = store.context(&id_owned)?;
             Ok::<_, crate::alerts::SinkError>(Some((alert, history, others, context)))
         })
         .await;
