@@ -30,6 +30,9 @@ pub enum AlertsAction {
         portal: Option<String>,
         #[arg(long)]
         assignee: Option<String>,
+        /// The workstation: alerts naming this client address.
+        #[arg(long)]
+        source: Option<String>,
         /// From (RFC 3339 or unix seconds).
         #[arg(long)]
         since: Option<String>,
@@ -174,6 +177,7 @@ pub fn alerts(config: Option<PathBuf>, action: AlertsAction) -> ExitCode {
             user,
             portal,
             assignee,
+            source,
             since,
             until,
             sort,
@@ -188,6 +192,7 @@ pub fn alerts(config: Option<PathBuf>, action: AlertsAction) -> ExitCode {
                 ("user", user),
                 ("portal", portal),
                 ("assignee", assignee),
+                ("source", source),
                 ("since", since),
                 ("until", until),
                 ("sort", sort),

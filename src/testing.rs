@@ -108,3 +108,15 @@ impl Drop for RedisServer {
     }
 }
 pub mod postgres;
+
+/// Every event logged while it is the subscriber, as the audit layer reads it.
+pub struct Capture(pub std::sync::Arc<std::sync::Mutex<Vec<crate::audit::Entry>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(crate::audit::layer::entry(event));
+    }
+}

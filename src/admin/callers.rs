@@ -41,6 +41,7 @@ pub fn action_of(method: &str, path: &str) -> Option<Action> {
         ("GET", "/api/sessions" | "/api/users/factors") => ViewSessions,
         ("POST", "/api/sessions/revoke") => RevokeSessions,
         ("POST", "/api/users/lock") => LockAccount,
+        ("POST", "/api/sessions/step-up") => AskStepUp,
         ("POST", "/api/users/unlock") => UnlockAccount,
         ("POST", "/api/users/invite" | "/api/console/invite") => Invite,
         ("GET", "/api/break-glass") => ReviewBreakGlass,

@@ -169,6 +169,10 @@ impl AdminApp {
             let method = session.req_header().method.as_str();
             return self.detection_api(method, path, &params);
         }
+        let method = session.req_header().method.as_str();
+        if (method, path) == ("GET", "/api/sessions") && !params.contains_key("user") {
+            return self.all_sessions().await;
+        }
         let Some(user) = params.get("user").filter(|u| !u.is_empty()) else {
             return json(
                 400,
@@ -182,16 +186,7 @@ impl AdminApp {
         let store = &self.sessions.store;
         let result = match (session.req_header().method.as_str(), path) {
             ("GET", "/api/sessions") => store.list_user(user).await.map(|list| {
-                let items: Vec<serde_json::Value> = list
-                    .iter()
-                    .map(|(fp, r)| {
-                        serde_json::json!({
-                            "session": fp, "portal": r.portal, "level": r.level.label(), "client_ip": r.client_ip,
-                            "user_agent": r.user_agent, "created": r.created, "last_seen": r.last_seen,
-                            "groups": r.groups, "break_glass_until": r.break_glass_until, "break_glass_reason_chars": r.break_glass_reason.as_ref().map(|r| r.chars().count()),
-                        })
-                    })
-                    .collect();
+                let items: Vec<serde_json::Value> = list.iter().map(session_json).collect();
                 serde_json::json!({ "user": user, "sessions": items })
             }),
             ("POST", "/api/sessions/revoke") => {
@@ -208,22 +203,54 @@ impl AdminApp {
                 }
                 revoked.map(|n| serde_json::json!({ "user": user, "revoked": n }))
             }
+            ("POST", "/api/sessions/step-up") => {
+                let asked = store.want_proof(user, self.sessions.now_us()).await;
+                if let Ok(n) = asked {
+                    tracing::warn!(target: "vigie::audit", event = "step_up_asked", user = %user, count = n, by = "admin_api");
+                }
+                asked.map(|n| serde_json::json!({ "user": user, "asked": n }))
+            }
             ("POST", "/api/users/lock") => {
-                let reason = params.get("reason").map_or("locked by an administrator", String::as_str);
+                let reason = params
+                    .get("reason")
+                    .map_or("locked by an administrator", String::as_str);
                 let ended = self.sessions.lock_user(user, reason).await;
                 if let Ok(n) = ended {
                     tracing::warn!(target: "vigie::audit", event = "account_locked", user = %user, reason_chars = reason.chars().count(), sessions_ended = n, by = "admin_api");
                 }
-                ended.map(|n| serde_json::json!({ "user": user, "locked": true, "sessions_ended": n }))
+                ended.map(
+                    |n| serde_json::json!({ "user": user, "locked": true, "sessions_ended": n }),
+                )
             }
             ("POST", "/api/users/unlock") => return self.unlock(user).await,
             ("POST", "/api/users/invite") => return self.invite(user).await,
             ("POST", "/api/console/invite") => return self.invite_analyst(user).await,
             ("GET", "/api/users/factors") => return self.factor_status(user).await,
-            _ => return json(405, serde_json::json!({ "error": "see the admin API in the README" })),
+            _ => {
+                return json(
+                    405,
+                    serde_json::json!({ "error": "see the admin API in the README" }),
+                )
+            }
         };
         match result {
             Ok(v) => json(200, v),
+            Err(e) => json(503, serde_json::json!({ "error": e.to_string() })),
+        }
+    }
+
+    /// `GET /api/sessions` with no user: every signed-in session on every replica, newest
+    /// first, at most [`ALL_SESSIONS`].
+    async fn all_sessions(&self) -> Response<Vec<u8>> {
+        match self.sessions.store.list_all(ALL_SESSIONS).await {
+            Ok(list) => {
+                let items: Vec<serde_json::Value> = list.iter().map(session_json).collect();
+                let capped = items.len() >= ALL_SESSIONS;
+                json(
+                    200,
+                    serde_json::json!({ "sessions": items, "capped": capped }),
+                )
+            }
             Err(e) => json(503, serde_json::json!({ "error": e.to_string() })),
         }
     }
@@ -614,4 +641,22 @@ const BODY_MAX: usize = 16 * 1024;
 
 pub(crate) fn json(status: u16, v: serde_json::Value) -> Response<Vec<u8>> {
     reply(status, "application/json", format!("{v}\n"))
+}
+
+/// Sessions the all-users listing returns at most.
+const ALL_SESSIONS: usize = 1_000;
+
+/// One session as the admin API lists it: the break-glass reason's length, never its text.
+fn session_json(
+    (fp, r): &(
+        String,
+        std::sync::Arc<crate::identity::session::SessionRecord>,
+    ),
+) -> serde_json::Value {
+    serde_json::json!({
+        "session": fp, "user": r.user, "portal": r.portal, "level": r.level.label(), "client_ip": r.client_ip,
+        "user_agent": r.user_agent, "created": r.created, "last_seen": r.last_seen,
+        "groups": r.groups, "break_glass_until": r.break_glass_until, "step_up_asked": r.proof_wanted(),
+        "break_glass_reason_chars": r.break_glass_reason.as_ref().map(|r| r.chars().count()),
+    })
 }

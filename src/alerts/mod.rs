@@ -141,13 +141,26 @@ pub struct Step {
     pub bytes: u64,
     /// Distinct patients the request and its answer showed.
     pub patients: u32,
+    /// Distinct patients (and record rows) the identity had reached over the 15 minutes up to
+    /// this request, as the detector counted them: the timeline's measure against its pace.
+    #[serde(default)]
+    pub window: u64,
 }
 
-/// An alert's context: the identity's timeline, and the patients its answers showed (label,
-/// the portal's id) for a re-identification by the DPO.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What an identity usually reaches in 15 minutes (its own baseline, or its role's), and
+/// where the detector starts to score: the lines an alert's timeline is drawn against.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Pace {
+    pub expected: f64,
+    pub threshold: f64,
+}
+
+/// An alert's context: the identity's timeline and pace, and the patients its answers showed
+/// (label, the portal's id) for a re-identification by the DPO.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Context {
     pub timeline: Vec<Step>,
+    pub pace: Option<Pace>,
     pub patients: Vec<(String, String)>,
 }
 

@@ -86,7 +86,10 @@ impl AlertStore {
         let kept = match &alert.context {
             None => Kept::default(),
             Some(c) => Kept {
-                timeline: Some(serde_json::to_string(&c.timeline)?),
+                timeline: Some(serde_json::to_string(&Written::Timeline {
+                    steps: c.timeline.clone(),
+                    pace: c.pace,
+                })?),
                 patients: (!c.patients.is_empty()).then(|| {
                     let plain = serde_json::to_vec(&c.patients).unwrap_or_default();
                     self.keys.seal(&patients_aad(&alert.id), &plain)
@@ -96,15 +99,22 @@ impl AlertStore {
         self.records.insert(alert, ecs, &kept)
     }
 
-    /// The identity's requests around the alert, as kept with it, and whether it keeps
-    /// patients a DPO could re-identify (one read of the row).
-    pub fn context(&self, id: &str) -> Result<(Vec<super::Step>, bool), SinkError> {
+    /// The identity's requests around the alert and its pace, as kept with it, and whether
+    /// it keeps patients a DPO could re-identify (one read of the row).
+    pub fn context(&self, id: &str) -> Result<Around, SinkError> {
         let kept = self.records.context(id)?.unwrap_or_default();
-        let timeline = match kept.timeline {
-            Some(t) => serde_json::from_str(&t)?,
-            None => Vec::new(),
+        let (timeline, pace) = match kept.timeline {
+            Some(t) => match serde_json::from_str(&t)? {
+                Written::Steps(steps) => (steps, None),
+                Written::Timeline { steps, pace } => (steps, pace),
+            },
+            None => (Vec::new(), None),
         };
-        Ok((timeline, kept.patients.is_some()))
+        Ok(Around {
+            timeline,
+            pace,
+            reidentifiable: kept.patients.is_some(),
+        })
     }
 
     /// The patients behind the alert's pseudonyms: (label, the portal's id). For the DPO
@@ -224,6 +234,27 @@ impl AlertStore {
 pub struct Kept {
     pub timeline: Option<String>,
     pub patients: Option<Vec<u8>>,
+}
+
+/// A kept timeline as written: its steps and pace, or (alerts from before the pace was kept)
+/// its steps alone.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Written {
+    Timeline {
+        steps: Vec<super::Step>,
+        pace: Option<super::Pace>,
+    },
+    Steps(Vec<super::Step>),
+}
+
+/// What the console shows around an alert.
+#[derive(Debug, Default)]
+pub struct Around {
+    pub timeline: Vec<super::Step>,
+    pub pace: Option<super::Pace>,
+    /// The alert keeps patients a DPO could re-identify.
+    pub reidentifiable: bool,
 }
 
 /// Sealed patients are bound to their alert.

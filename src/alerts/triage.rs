@@ -273,6 +273,8 @@ pub struct Filter {
     pub user: Option<String>,
     pub portal: Option<String>,
     pub assignee: Option<String>,
+    /// The workstation: the client address an alert names (its canonical text).
+    pub source: Option<String>,
     /// Unix microseconds, from (included) and until (excluded).
     pub since_us: Option<i64>,
     pub until_us: Option<i64>,
@@ -292,8 +294,9 @@ impl Filter {
 }
 
 /// The parameters a listing takes (admin API, console, CLI).
-pub const FILTER_PARAMS: [&str; 10] = [
-    "status", "severity", "rule", "user", "portal", "assignee", "since", "until", "sort", "limit",
+pub const FILTER_PARAMS: [&str; 11] = [
+    "status", "severity", "rule", "user", "portal", "assignee", "source", "since", "until", "sort",
+    "limit",
 ];
 
 impl Filter {
@@ -335,6 +338,16 @@ impl Filter {
                 "user" => f.user = Some(canonical(value)),
                 "portal" => f.portal = Some(value.to_string()),
                 "assignee" => f.assignee = Some(value.to_string()),
+                // Compared in the text the alerts are written with (Rust's canonical form).
+                "source" => match value.parse::<std::net::IpAddr>() {
+                    Ok(ip) => f.source = Some(ip.to_string()),
+                    Err(_) => {
+                        return Err(format!(
+                            "source: `{}` is not an IP address",
+                            value.chars().take(40).collect::<String>()
+                        ))
+                    }
+                },
                 "since" | "until" => {
                     let us = time_us(value).ok_or_else(|| {
                         format!(
@@ -420,6 +433,7 @@ pub fn conditions(
         (user_column, &f.user),
         ("portal", &f.portal),
         ("assignee", &f.assignee),
+        ("source", &f.source),
     ];
     for (column, value) in exact {
         if let Some(v) = value {

@@ -11,7 +11,7 @@
 
 pub mod chain;
 mod fold;
-mod layer;
+pub(crate) mod layer;
 pub mod signing;
 mod writer;
 

@@ -12,13 +12,7 @@ use super::*;
 use crate::storage::sqlite::audit::SqliteAudit;
 
 /// Records what [`layer::entry`] makes of each event, instead of queueing it.
-struct Capture(Arc<Mutex<Vec<Entry>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        self.0.lock().unwrap().push(layer::entry(event));
-    }
-}
+use crate::testing::Capture;
 
 #[test]
 fn an_event_is_kept_with_its_fields_and_its_user_and_name_lifted_out() {

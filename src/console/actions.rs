@@ -1,5 +1,5 @@
 //! What analysts change from the console: an alert's triage, and actions on the identity behind
-//! it (release the hold, end the sessions, lock the account). Each is allowed by role, asked
+//! it (release the hold, end the sessions, lock the account, ask for a step-up). Each is allowed by role, asked
 //! to be confirmed, recorded in the alert's history under the analyst's name and audited;
 //! then back to the page (POST, redirect, GET).
 
@@ -27,6 +27,7 @@ impl Console {
             "release" => Action::ReleaseHold,
             "revoke" => Action::RevokeSessions,
             "lock" => Action::LockAccount,
+            "stepup" => Action::AskStepUp,
             "reidentify" => Action::Reidentify,
             _ => return self.message(req, Some(a), 404, "not_found_title", "not_found_text"),
         };
@@ -39,7 +40,11 @@ impl Console {
         };
         if matches!(
             action,
-            Action::ReleaseHold | Action::RevokeSessions | Action::LockAccount | Action::Reidentify
+            Action::ReleaseHold
+                | Action::RevokeSessions
+                | Action::LockAccount
+                | Action::AskStepUp
+                | Action::Reidentify
         ) && req.field("confirm") != "yes"
         {
             return back("problem=confirm_needed");
@@ -117,6 +122,20 @@ impl Console {
                             Change::Action("account locked".into()),
                             None,
                             "done=lock".into(),
+                        )
+                    }
+                    Err(_) => return back("problem=unavailable"),
+                }
+            }
+            "stepup" => {
+                let now_us = self.clock.now_us() as i64;
+                match self.gateway.store.want_proof(&user, now_us).await {
+                    Ok(n) => {
+                        tracing::warn!(target: "vigie::audit", event = "step_up_asked", of_user = %user, count = n, alert = %id, user = %a.user, by = "console");
+                        (
+                            Change::Action(format!("step-up asked of sessions: {n}")),
+                            None,
+                            format!("done=stepup&n={n}"),
                         )
                     }
                     Err(_) => return back("problem=unavailable"),

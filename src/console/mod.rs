@@ -9,6 +9,7 @@
 
 mod actions;
 mod auth;
+mod oversight;
 pub mod render;
 pub mod roles;
 pub mod session;

@@ -145,6 +145,48 @@ pub fn chart(lang: Lang, observed: f64, baseline: Option<f64>, threshold: f64) -
     svg
 }
 
+/// The identity's 15-minute count at each request of the timeline, against its usual pace
+/// (dashed) and the detector's threshold (solid). Decorative: the table below has the values.
+pub fn pace_chart(
+    lang: Lang,
+    steps: &[crate::alerts::Step],
+    pace: Option<crate::alerts::Pace>,
+) -> String {
+    const W: f64 = 560.0;
+    const H: f64 = 90.0;
+    let (Some(first), Some(last)) = (steps.first(), steps.last()) else {
+        return String::new();
+    };
+    let lines = pace.map_or(0.0, |p| p.expected.max(p.threshold));
+    let top = steps
+        .iter()
+        .map(|s| s.window as f64)
+        .fold(lines, f64::max)
+        .max(1.0)
+        * 1.1;
+    let span = (last.at_us - first.at_us).max(1) as f64;
+    let x = |at: i64| 4.0 + (at - first.at_us) as f64 / span * (W - 8.0);
+    let y = |v: f64| H - 4.0 - v / top * (H - 8.0);
+    let points: Vec<String> = steps
+        .iter()
+        .map(|s| format!("{:.1},{:.1}", x(s.at_us), y(s.window as f64)))
+        .collect();
+    let mut svg = format!("<svg class=\"pace\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" aria-hidden=\"true\" focusable=\"false\"><rect x=\"0\" y=\"0\" width=\"{W}\" height=\"{H}\" fill=\"#f6f8fa\"/>");
+    if let Some(p) = pace {
+        let line = |v: f64, dash: &str, colour: &str| {
+            format!("<line x1=\"0\" x2=\"{W}\" y1=\"{0:.1}\" y2=\"{0:.1}\" stroke=\"{colour}\" stroke-width=\"1.5\"{dash}/>", y(v))
+        };
+        svg += &line(p.expected, " stroke-dasharray=\"4 3\"", "#4a5d70");
+        svg += &line(p.threshold, "", "#0b5cad");
+    }
+    svg += &format!(
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"#a01818\" stroke-width=\"2\"/><text x=\"6\" y=\"14\">{}</text></svg>",
+        points.join(" "),
+        message(lang, "window_patients")
+    );
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

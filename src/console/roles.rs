@@ -21,6 +21,8 @@ pub enum Action {
     ReleaseHold,
     RevokeSessions,
     LockAccount,
+    /// Ask a user's open sessions for a new proof of a factor.
+    AskStepUp,
     UnlockAccount,
     ViewHolds,
     ViewSessions,
@@ -31,12 +33,13 @@ pub enum Action {
     Operate,
 }
 
-pub const ACTIONS: [Action; 12] = [
+pub const ACTIONS: [Action; 13] = [
     Action::ViewAlerts,
     Action::Triage,
     Action::ReleaseHold,
     Action::RevokeSessions,
     Action::LockAccount,
+    Action::AskStepUp,
     Action::UnlockAccount,
     Action::ViewHolds,
     Action::ViewSessions,
@@ -66,6 +69,7 @@ impl Role {
                     | ReleaseHold
                     | RevokeSessions
                     | LockAccount
+                    | AskStepUp
                     | ViewHolds
                     | ViewSessions
             ),
@@ -110,6 +114,7 @@ mod tests {
             (ReleaseHold, true, false, false),
             (RevokeSessions, true, false, true),
             (LockAccount, true, false, true),
+            (AskStepUp, true, false, false),
             (UnlockAccount, false, false, true),
             (ViewHolds, true, false, false),
             (ViewSessions, true, false, true),

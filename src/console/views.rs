@@ -1,5 +1,5 @@
-//! The console's pages: the queue, an alert, holds, sessions, break-glass uses. Reads only;
-//! changes are in [`super::actions`].
+//! The console's alert pages: the queue and an alert. Reads only; changes are in
+//! [`super::actions`], the other views in [`super::oversight`].
 
 use minijinja::context;
 use serde::Serialize;
@@ -44,10 +44,17 @@ const PROBLEMS: [&str; 8] = [
     "unavailable",
 ];
 
+/// A query string, each value encoded.
+pub(super) fn query(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
 /// The notice of a done action (`?done=…&n=…`), from the catalogue only, `n` a number.
-fn flash(req: &Request, lang: Lang) -> Option<String> {
+pub(super) fn flash(req: &Request, lang: Lang) -> Option<String> {
     let done = req.param("done")?;
-    if !["status", "assign", "release", "revoke", "lock"].contains(&done.as_str()) {
+    if !["status", "assign", "release", "stepup", "revoke", "lock"].contains(&done.as_str()) {
         return None;
     }
     let n = req
@@ -212,7 +219,7 @@ impl Console {
                 alerts => rows, counts, statuses, severities, now, now_iso, stamp,
                 state_url => format!("/queue/state?{query}"), here => format!("/?{query}"),
                 f => context! {
-                    rule => raw("rule"), user => raw("user"), portal => raw("portal"),
+                    rule => raw("rule"), user => raw("user"), portal => raw("portal"), source => raw("source"),
                     since => raw("since"), until => raw("until"), riskiest => filter.riskiest,
                 },
             },
@@ -288,11 +295,21 @@ impl Console {
                 limit: 11,
                 ..Filter::default()
             })?;
+            // The same workstation: another account used from it may be the same intruder.
+            let source = alert["source"]["ip"].as_str().filter(|s| !s.is_empty());
+            let nearby = match source {
+                Some(ip) => store.list(&Filter {
+                    source: Some(ip.to_string()),
+                    limit: 11,
+                    ..Filter::default()
+                })?,
+                None => Vec::new(),
+            };
             let context = store.context(&id_owned)?;
-            Ok::<_, crate::alerts::SinkError>(Some((alert, history, others, context)))
+            Ok::<_, crate::alerts::SinkError>(Some((alert, history, others, nearby, context)))
         })
         .await;
-        let (alert, history, others, (timeline, has_patients)) = match read {
+        let (alert, history, others, nearby, around) = match read {
             Ok(Ok(Some(found))) => found,
             Ok(Ok(None)) => {
                 return self.message(req, Some(a), 404, "not_found_title", "not_found_text")
@@ -356,6 +373,9 @@ impl Console {
         if held && may(&a.roles, Action::ReleaseHold) {
             acts.push(("release", "act_release", "act_release_says"));
         }
+        if may(&a.roles, Action::AskStepUp) {
+            acts.push(("stepup", "act_stepup", "act_stepup_says"));
+        }
         if may(&a.roles, Action::RevokeSessions) {
             acts.push(("revoke", "act_revoke", "act_revoke_says"));
         }
@@ -378,24 +398,34 @@ impl Console {
                 serde_json::json!({ "when": w, "iso": iso, "analyst": h.analyst, "what": what, "note": h.note })
             })
             .collect();
-        let others: Vec<Row> = others
-            .iter()
-            .map(|o| self.row(lang, o))
-            .filter(|o| o.id != row.id)
-            .take(10)
-            .collect();
-        let timeline: Vec<Value> = timeline
+        let others_of = |list: &[Value]| -> Vec<Row> {
+            list.iter()
+                .map(|o| self.row(lang, o))
+                .filter(|o| o.id != row.id)
+                .take(10)
+                .collect()
+        };
+        let (others, nearby) = (others_of(&others), others_of(&nearby));
+        let pace_chart = render::pace_chart(lang, &around.timeline, around.pace);
+        let timeline: Vec<Value> = around
+            .timeline
             .iter()
             .map(|s| {
                 serde_json::json!({
                     "when": when(lang, zone, s.at_us).0, "method": s.method, "path": s.path,
-                    "status": s.status, "bytes": s.bytes, "patients": s.patients,
+                    "status": s.status, "bytes": s.bytes, "patients": s.patients, "window": s.window,
                 })
             })
             .collect();
-        let reidentify = has_patients && may(&a.roles, Action::Reidentify);
+        let pace = around.pace.map(|p| {
+            context! { expected => number(p.expected), threshold => number(p.threshold) }
+        });
+        let reidentify = around.reidentifiable && may(&a.roles, Action::Reidentify);
         let involved = text(&alert["vigie"]["session"]["hash"]);
-        let sessions = self.user_sessions(lang, &user, Some(&involved)).await;
+        let sessions = self
+            .session_rows(lang, Some(&user), Some(&involved))
+            .await
+            .unwrap_or_default();
         let resolution = t["resolution"].as_str().map(str::to_string);
         let mut frame = self.frame(req, Some(a), "alert");
         frame.flash = flash(req, lang);
@@ -413,111 +443,17 @@ impl Console {
                     severity_label => &row.severity_label, user => &row.user, privileged => row.privileged,
                     portal => &row.portal, when => &row.when, iso => &row.iso, window, risk => &row.risk,
                     action => text(&alert["event"]["action"]), source => text(&alert["source"]["ip"]),
+                    source_query => query(&[("source", &text(&alert["source"]["ip"]))]),
                     session => &involved, patients => text(&alert["vigie"]["patients"]["distinct"]),
                     status => &row.status, status_label => &row.status_label,
                     resolution => &resolution,
                     resolution_label => resolution.as_ref().map(|r| render::message(lang, &format!("r_{r}"))),
                     assignee => &row.assignee,
                 },
-                evidence, moves, acts, history, others, sessions, timeline, reidentify,
+                evidence, moves, acts, history, others, nearby, sessions, timeline, reidentify,
+                pace, pace_chart,
             },
         );
         Reply::html(200, html, false)
-    }
-
-    /// A user's live sessions as rows (`involved`: the fingerprint an alert names).
-    async fn user_sessions(&self, lang: Lang, user: &str, involved: Option<&str>) -> Vec<Value> {
-        let Ok(list) = self.gateway.store.list_user(user).await else {
-            return Vec::new();
-        };
-        let zone = &self.config.zone;
-        list.iter()
-            .map(|(fp, r)| {
-                let at = |s: u64| when(lang, zone, s as i64 * 1_000_000).0;
-                serde_json::json!({
-                    "fingerprint": fp, "portal": r.portal, "level": r.level.label(),
-                    "ip": r.client_ip.to_string(), "started": at(r.created), "last_seen": at(r.last_seen),
-                    "break_glass": r.break_glass_until.map(at),
-                    "involved": involved.is_some_and(|i| !i.is_empty() && fp == i),
-                })
-            })
-            .collect()
-    }
-
-    fn holds(&self, req: &Request, a: &Analyst) -> Reply {
-        if !may(&a.roles, Action::ViewHolds) {
-            return self.forbidden(req, a, Action::ViewHolds);
-        }
-        let lang = req.lang;
-        let zone = &self.config.zone;
-        let holds: Vec<Value> = self
-            .detector
-            .as_ref()
-            .map(|d| d.holds(self.clock.now_us() as i64))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(portal, user, h)| {
-                serde_json::json!({
-                    "portal": portal, "user": user, "rule": h.rule, "score": h.score, "alert": h.alert_id,
-                    "since": when(lang, zone, h.since_us).0, "until": when(lang, zone, h.until_us).0,
-                })
-            })
-            .collect();
-        let frame = self.frame(req, Some(a), "holds");
-        Reply::html(
-            200,
-            render::render("holds.html", lang, &frame, context! { holds }),
-            false,
-        )
-    }
-
-    async fn sessions_page(&self, req: &Request, a: &Analyst) -> Reply {
-        if !may(&a.roles, Action::ViewSessions) {
-            return self.forbidden(req, a, Action::ViewSessions);
-        }
-        let user = req.param("user").unwrap_or_default().trim().to_string();
-        let sessions = match user.is_empty() {
-            true => Vec::new(),
-            false => self.user_sessions(req.lang, &user, None).await,
-        };
-        let mut frame = self.frame(req, Some(a), "sessions");
-        frame.flash = flash(req, req.lang);
-        let html = render::render(
-            "sessions.html",
-            req.lang,
-            &frame,
-            context! { user, sessions },
-        );
-        Reply::html(200, html, false)
-    }
-
-    async fn break_glass(&self, req: &Request, a: &Analyst) -> Reply {
-        if !may(&a.roles, Action::ReviewBreakGlass) {
-            return self.forbidden(req, a, Action::ReviewBreakGlass);
-        }
-        let audit = self.audit.clone();
-        let Ok(Ok(list)) = tokio::task::spawn_blocking(move || audit.break_glass(None, 200)).await
-        else {
-            return self.message(req, Some(a), 503, "not_found_title", "unavailable");
-        };
-        // Reading the reasons is itself audited: they may name a patient.
-        tracing::warn!(target: "vigie::audit", event = "break_glass_reviewed", records = list.len(), user = %a.user, by = "console");
-        let lang = req.lang;
-        let zone = &self.config.zone;
-        let uses: Vec<Value> = list
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "when": when(lang, zone, r.at_us).0, "user": r.user, "portal": r.portal,
-                    "until": when(lang, zone, r.until * 1_000_000).0, "reason": r.reason,
-                })
-            })
-            .collect();
-        let frame = self.frame(req, Some(a), "break_glass");
-        Reply::html(
-            200,
-            render::render("break_glass.html", lang, &frame, context! { uses }),
-            false,
-        )
     }
 }

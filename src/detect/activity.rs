@@ -101,9 +101,13 @@ impl Activity {
 impl super::Detector {
     /// A request of `s` ended: remember it for the timeline, with the patient ids it showed
     /// (pseudonym, the portal's id).
-    pub fn remember(&self, s: &Subject, step: Step, ids: Vec<(u64, String)>) {
+    pub fn remember(&self, s: &Subject, mut step: Step, ids: Vec<(u64, String)>) {
         if self.tuning.load().cfg.watches(s.portal) {
             let key = self.identity_key(s.portal, s.user);
+            // What the detector counted for the identity by then (never creates a track).
+            let map = self.shard(key).lock().expect("detector shard");
+            step.window = map.get(&key).map_or(0, |t| t.exposed_short(step.at_us));
+            drop(map);
             self.activity.record(key, step, ids);
         }
     }
@@ -119,7 +123,13 @@ impl super::Detector {
         let key = self.identity_key(&alert.portal, &alert.user);
         let timeline = self.activity.timeline(key, from, alert.at_us + 1_000_000);
         let patients = self.activity.ids(key);
-        alert.context = Some(Arc::new(crate::alerts::Context { timeline, patients }));
+        // The pace was set when the alert was made, under the identity's track.
+        let pace = alert.context.as_ref().and_then(|c| c.pace);
+        alert.context = Some(Arc::new(crate::alerts::Context {
+            timeline,
+            pace,
+            patients,
+        }));
         alert
     }
 }
@@ -136,6 +146,7 @@ mod tests {
             status: 200,
             bytes: 10,
             patients: 1,
+            window: 0,
         }
     }
 

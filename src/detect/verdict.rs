@@ -239,6 +239,12 @@ pub fn alert(
     } * 1_000_000i64;
     let (rule_id, rule_name) =
         top.map_or(("VIGIE-EXF-000", "Combined risk"), |t| (t.rule_id, t.name));
+    // The pace the console draws the timeline against (the 15-minute exposure signal's).
+    let baseline = d.baseline(t, s.groups);
+    let pace = crate::alerts::Pace {
+        expected: baseline / 4.0,
+        threshold: super::signals::exposure_thresholds(&d.tuning.load().cfg, baseline, false).0,
+    };
     Alert {
         id: Alert::new_id(),
         at_us: now_us,
@@ -288,6 +294,9 @@ pub fn alert(
             rule_id,
             now_us / 3_600_000_000
         ),
-        context: None,
+        context: Some(std::sync::Arc::new(crate::alerts::Context {
+            pace: Some(pace),
+            ..Default::default()
+        })),
     }
 }

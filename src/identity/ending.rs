@@ -113,6 +113,9 @@ impl Sessions {
         force: bool,
     ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
         let r = &removed.record;
+        if r.break_glass_until.is_some() {
+            break_glass_ended(r, &removed.fingerprint, why.label(), self.clock.now());
+        }
         if r.vault.is_empty() || (r.user.is_none() && !force) {
             return None;
         }
@@ -235,6 +238,14 @@ impl Sessions {
         self.farewells(&removed, Ending::Timeout);
         Ok(removed.len())
     }
+}
+
+/// The end of a break-glass, for the review beside its start: the session ended while in it
+/// (`how`: the ending), or its window ran out (`window_over`). Once per break-glass: the
+/// store hands an ended session, or a cleared window, to one caller.
+pub(crate) fn break_glass_ended(r: &SessionRecord, fingerprint: &str, how: &str, now: u64) {
+    let until = r.break_glass_until.unwrap_or(now);
+    tracing::warn!(target: "vigie::audit", event = "break_glass_ended", user = r.user.as_deref().unwrap_or("-"), portal = %r.portal, session = %fingerprint, ended_by = how, until, early = now < until);
 }
 
 /// Run a portal logout on the runtime serving this call (there is always one: requests, the

@@ -178,6 +178,9 @@ impl Sessions {
             self.end(&id, Ending::Timeout).await?;
             return Ok(None);
         }
+        if record.break_glass_until.is_some_and(|until| now >= until) {
+            return self.close_break_glass(record, now).await;
+        }
         if now.saturating_sub(record.last_seen) >= TOUCH_EVERY {
             let mut touched = (*record).clone();
             touched.last_seen = now;
@@ -196,6 +199,32 @@ impl Sessions {
             };
         }
         Ok(Some(record))
+    }
+
+    /// A break-glass window has run out: the session goes on under the ordinary policy, and
+    /// the end is recorded once (by the request whose write lands; another that raced it
+    /// goes on with its copy, no longer in break-glass by the clock).
+    async fn close_break_glass(
+        &self,
+        record: Arc<SessionRecord>,
+        now: u64,
+    ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
+        let mut closed = (*record).clone();
+        closed.break_glass_until = None;
+        closed.break_glass_reason = None;
+        closed.last_seen = now;
+        match self.store.update(closed).await {
+            Ok(Updated::Stored(r)) => {
+                ending::break_glass_ended(&record, &record.id.fingerprint(), "window_over", now);
+                Ok(Some(r))
+            }
+            Ok(Updated::Ended) => Ok(None),
+            Ok(Updated::Changed) => Ok(Some(record)),
+            Err(e) => {
+                tracing::debug!(error = %e, "break-glass end not recorded yet");
+                Ok(Some(record))
+            }
+        }
     }
 
     /// Apply `change` to the stored session `record`, read again and reapplied if another

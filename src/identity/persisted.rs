@@ -189,6 +189,22 @@ impl SessionStore for Persisted {
         self.memory.list_user(user).await
     }
 
+    async fn want_proof(&self, user: &str, after_us: i64) -> Result<usize, StoreError> {
+        let _one = self.writing.lock().await;
+        let n = self.memory.want_proof(user, after_us).await?;
+        // The file keeps the demand too, so a restart does not lift it.
+        for (_, record) in self.memory.list_user(user).await? {
+            if record.proof_wanted() {
+                self.keep(&record);
+            }
+        }
+        Ok(n)
+    }
+
+    async fn list_all(&self, max: usize) -> Result<Vec<(String, Arc<SessionRecord>)>, StoreError> {
+        self.memory.list_all(max).await
+    }
+
     async fn remove_fingerprint(
         &self,
         user: &str,

@@ -55,6 +55,10 @@ pub struct SessionRecord {
     /// bind its own factor).
     #[serde(default)]
     pub proof_at_us: Option<i64>,
+    /// A SOC analyst asked this session for a new proof of a factor (unix µs): it goes on once
+    /// `proof_at_us` is past this. Kept in the record, so every replica asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_wanted_after_us: Option<i64>,
     /// How the last second factor was proven (`totp`, `passkey`, `recovery`, `enroll`):
     /// a recovery code gets the user in, but does not let them change their factors.
     #[serde(default)]
@@ -146,6 +150,7 @@ impl SessionRecord {
             second_factor_at: None,
             phishing_resistant_at: None,
             proof_at_us: None,
+            proof_wanted_after_us: None,
             factor_method: None,
             lost_replaced: false,
             strongest_proof: false,
@@ -186,6 +191,12 @@ impl SessionRecord {
     /// Whether the session is in break-glass at `now`.
     pub fn break_glass_active(&self, now: u64) -> bool {
         self.break_glass_until.is_some_and(|t| now < t)
+    }
+
+    /// The SOC asked for a new proof and none was given since.
+    pub fn proof_wanted(&self) -> bool {
+        self.proof_wanted_after_us
+            .is_some_and(|after| self.proof_at_us.unwrap_or(0) < after)
     }
 }
 

@@ -108,6 +108,13 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Vec<Removed>, StoreError>;
     /// Every live session of a user, with its fingerprint ([`SessionId::fingerprint`]).
     async fn list_user(&self, user: &str) -> Result<Vec<(String, Arc<SessionRecord>)>, StoreError>;
+    /// Ask every live session of `user` for a proof of a factor newer than `after_us` before
+    /// it goes on (a SOC's step-up); how many sessions will ask. A session that already gave
+    /// one since is left as it is.
+    async fn want_proof(&self, user: &str, after_us: i64) -> Result<usize, StoreError>;
+    /// The signed-in sessions of every user, newest first, at most `max` (the SOC's view);
+    /// each with its fingerprint.
+    async fn list_all(&self, max: usize) -> Result<Vec<(String, Arc<SessionRecord>)>, StoreError>;
     /// Remove one session of a user, named by its fingerprint; the one it ended.
     async fn remove_fingerprint(
         &self,
@@ -377,6 +384,38 @@ impl SessionStore for MemoryStore {
             .of_user(user)
             .map(|r| (r.id.fingerprint(), r.clone()))
             .collect())
+    }
+
+    async fn want_proof(&self, user: &str, after_us: i64) -> Result<usize, StoreError> {
+        let mut inner = self.inner.write().expect("session map lock");
+        let asked: Vec<SessionRecord> = inner
+            .of_user(user)
+            .filter(|r| r.proof_at_us.unwrap_or(0) < after_us)
+            .map(|r| {
+                let mut r = SessionRecord::clone(r);
+                r.proof_wanted_after_us = Some(after_us);
+                r.version += 1;
+                r
+            })
+            .collect();
+        let n = asked.len();
+        for r in asked {
+            inner.insert(Arc::new(r));
+        }
+        Ok(n)
+    }
+
+    async fn list_all(&self, max: usize) -> Result<Vec<(String, Arc<SessionRecord>)>, StoreError> {
+        let inner = self.inner.read().expect("session map lock");
+        let mut all: Vec<_> = inner
+            .map
+            .values()
+            .filter(|r| r.is_authenticated())
+            .map(|r| (r.id.fingerprint(), r.clone()))
+            .collect();
+        all.sort_by_key(|s| std::cmp::Reverse(s.1.created));
+        all.truncate(max);
+        Ok(all)
     }
 
     async fn remove_fingerprint(

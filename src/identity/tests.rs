@@ -134,3 +134,80 @@ fn cookies_carry_the_right_attributes() {
     assert!(plain.starts_with("vigie=") && !plain.contains("Secure"));
     assert!(s.clear_cookie(true).contains("Max-Age=0"));
 }
+
+#[test]
+fn a_break_glass_window_that_runs_out_is_closed_once_and_told_and_the_session_goes_on() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::registry().with(crate::testing::Capture(seen.clone()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        rt.block_on(async {
+            let clock = Arc::new(ManualClock::at(1_700_000_000));
+            let s = sessions(clock.clone());
+            let id = alice_signed_in(&s).await;
+            let stored = s.store.get(&id).await.unwrap().unwrap();
+            s.change(&stored, |r| {
+                r.break_glass_until = Some(1_700_000_120);
+                r.break_glass_reason = Some("arrêt cardiaque, salle 12".into());
+            })
+            .await
+            .unwrap();
+            let cookie = format!("vigie={}", s.codec.encode(&id));
+            let find = || s.identify([cookie.as_bytes()].into_iter(), false, "ehr");
+            clock.advance(Duration::from_secs(60));
+            let during = find().await.unwrap().unwrap();
+            assert!(during.break_glass_active(clock.now()));
+            clock.advance(Duration::from_secs(61));
+            let after = find().await.unwrap().expect("the session goes on");
+            assert_eq!(after.break_glass_until, None);
+            assert_eq!(
+                after.break_glass_reason, None,
+                "the reason is in the audit record"
+            );
+            let kept = s.store.get(&id).await.unwrap().unwrap();
+            assert_eq!(kept.break_glass_until, None, "closed in the store");
+            let version = kept.version;
+            find().await.unwrap().unwrap();
+            assert_eq!(s.store.get(&id).await.unwrap().unwrap().version, version);
+        })
+    });
+    let seen = seen.lock().unwrap();
+    let ends: Vec<_> = seen
+        .iter()
+        .filter(|e| e.event == "break_glass_ended")
+        .collect();
+    assert_eq!(ends.len(), 1, "told once");
+    assert_eq!(ends[0].user.as_deref(), Some("alice"));
+    assert_eq!(ends[0].fields["ended_by"], "window_over");
+    assert_eq!(ends[0].fields["until"], 1_700_000_120);
+    assert_eq!(ends[0].fields["early"], false);
+}
+
+#[tokio::test]
+async fn a_session_ended_in_break_glass_tells_the_end_with_how() {
+    let clock = Arc::new(ManualClock::at(1_700_000_000));
+    let s = sessions(clock.clone());
+    let id = alice_signed_in(&s).await;
+    let stored = s.store.get(&id).await.unwrap().unwrap();
+    s.change(&stored, |r| r.break_glass_until = Some(1_700_000_600))
+        .await
+        .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        let subscriber = tracing_subscriber::registry().with(crate::testing::Capture(seen.clone()));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        assert_eq!(s.end_user("alice", None, Ending::Revoked).await.unwrap(), 1);
+    }
+    let seen = seen.lock().unwrap();
+    let end = seen
+        .iter()
+        .find(|e| e.event == "break_glass_ended")
+        .expect("told");
+    assert_eq!(end.fields["ended_by"], "revoked");
+    assert_eq!(end.fields["early"], true);
+}

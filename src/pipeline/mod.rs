@@ -672,6 +672,7 @@ impl ProxyHttp for Gateway {
                 status,
                 bytes: watched.bytes,
                 patients: shown.len() as u32,
+                window: 0,
             };
             detector.remember(&subject, step, shown);
         }

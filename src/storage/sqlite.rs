@@ -197,6 +197,12 @@ const MIGRATIONS: &[Migration] = &[
                   revoked INTEGER NOT NULL DEFAULT 0
               );",
     },
+    Migration {
+        name: "alerts name their workstation (other alerts from the same source)",
+        sql: "ALTER TABLE alerts ADD COLUMN source TEXT NOT NULL DEFAULT '';
+              UPDATE alerts SET source = COALESCE(json_extract(ecs, '$.source.ip'), '');
+              CREATE INDEX alerts_source ON alerts (source, at_us);",
+    },
 ];
 
 /// A value of the file's `shared_state` table (markers the gateway keeps for itself).

@@ -492,6 +492,12 @@ fn each_role_reaches_its_pages_and_forms_and_nothing_else() {
         &[("csrf", &csrf), ("confirm", "yes")],
     );
     assert_eq!(r.status, 403);
+    // Asking for a step-up is the SOC's: IT ends sessions, it does not question them.
+    let r = it.post_form(
+        &format!("{alert}/stepup"),
+        &[("csrf", &csrf), ("confirm", "yes")],
+    );
+    assert_eq!(r.status, 403);
     let r = it.post_form(
         "/sessions/revoke",
         &[("csrf", &csrf), ("user", "dr.martin"), ("confirm", "yes")],
@@ -511,4 +517,83 @@ fn each_role_reaches_its_pages_and_forms_and_nothing_else() {
         shown["alert"]["vigie"]["triage"]["status"], "new",
         "nothing changed it"
     );
+}
+
+#[test]
+fn from_an_alert_the_soc_asks_for_a_step_up_and_sees_every_session_the_workstation_and_the_pace() {
+    let soc = Soc::start("");
+    let id = raise(&soc);
+    let mut ana = soc.analyst("ana.soc", "soc");
+    let alert = format!("/alerts/{id}");
+    let page = ana.get(&format!("{alert}?lang=en"));
+    let text = page.text();
+    for needle in [
+        "Ask for a new proof",
+        "<svg class=\"pace\"",
+        "<polyline points=",
+        "usual pace",
+        "Patients in 15 min",
+        "Other alerts from the same workstation",
+        "href=\"/?source=127.0.0.1\"",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    // The 15-minute count the detector measured grows along the enumeration.
+    let windows: Vec<u64> = text
+        .split("<table class=\"timeline\">")
+        .nth(1)
+        .unwrap()
+        .split("<tr>")
+        .filter_map(|row| row.split("<td>").last()?.split('<').next()?.parse().ok())
+        .collect();
+    assert!(windows.len() >= 5, "{windows:?}");
+    assert!(windows.last() > windows.first(), "{windows:?}");
+
+    let csrf = form_token(&page);
+    let ask = format!("{alert}/stepup");
+    let r = ana.post_form(&ask, &[("csrf", &csrf)]);
+    assert!(r
+        .header("location")
+        .unwrap()
+        .ends_with("problem=confirm_needed"));
+    let r = ana.post_form(&ask, &[("csrf", &csrf), ("confirm", "yes")]);
+    assert_eq!(
+        r.header("location"),
+        Some(&*format!("{alert}?done=stepup&n=1")),
+        "{}",
+        r.text()
+    );
+    assert!(ana
+        .get(&format!("{alert}?done=stepup&n=1&lang=en"))
+        .text()
+        .contains("New proof asked of 1 session(s)."));
+    let shown = admin_api(
+        soc.gw.admin_port,
+        "GET",
+        &format!("/api/alerts/show?id={id}"),
+    );
+    assert_eq!(shown["history"][0]["after"], "step-up asked of sessions: 1");
+    let trail =
+        crate::audit::trail_when(soc.gw.admin_port, "event=step_up_asked", |e| !e.is_empty());
+    assert_eq!(trail["entries"][0]["user"], "ana.soc", "{trail}");
+    assert_eq!(trail["entries"][0]["fields"]["of_user"], "dr.martin");
+
+    // Every session, without naming a user, with the demand shown.
+    let all = ana.get("/sessions?lang=en").text();
+    assert!(
+        all.contains("dr.martin") && all.contains("proof asked"),
+        "{all}"
+    );
+    assert!(all.contains("href=\"/sessions?user=dr.martin\""), "{all}");
+
+    // The workstation as a filter: the alert from 127.0.0.1, none from elsewhere.
+    assert!(ana
+        .get("/?source=127.0.0.1&lang=en")
+        .text()
+        .contains(&alert));
+    assert!(!ana.get("/?source=10.9.9.9&lang=en").text().contains(&alert));
+    assert!(ana
+        .get("/?source=ward-12&lang=en")
+        .text()
+        .contains("is not an IP address"));
 }

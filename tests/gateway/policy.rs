@@ -387,6 +387,13 @@ fn break_glass_lifts_a_denial_with_a_fresh_passkey_a_reason_and_an_alert() {
     });
     admin_api(gw.admin_port, "POST", "/api/sessions/revoke?user=dr.martin");
     assert!(!c.opens_patient(), "the session is over");
+    // Its end is in the trail beside its start: how, and before its deadline.
+    let ended =
+        crate::audit::trail_when(gw.admin_port, "event=break_glass_ended", |e| !e.is_empty());
+    let end = &ended["entries"][0];
+    assert_eq!(end["user"], "dr.martin", "{ended}");
+    assert_eq!(end["fields"]["ended_by"], "revoked");
+    assert_eq!(end["fields"]["early"], true);
     let kept = reviews();
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(kept[0]["reason"], reason);

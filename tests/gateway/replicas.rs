@@ -227,3 +227,67 @@ fn once_a_restarted_redis_answers_again_no_request_is_refused() {
     let again = submit_login(b.port, "inf.durand", "durand-demo", None);
     assert_eq!(again.status, 302, "a new sign-in: {}", again.text());
 }
+
+#[test]
+fn the_socs_step_up_asked_on_one_replica_stops_the_session_on_the_other_and_both_list_every_session(
+) {
+    let portal = start_portal();
+    let redis = RedisServer::start();
+    let pair = replicas(&portal, &redis);
+    let login = |port: u16, user: &str, password: &str| {
+        let resp = submit_login(port, user, password, None);
+        assert_eq!(resp.status, 302, "{}", resp.text());
+        cookie_set(&resp, "vigie").unwrap()
+    };
+    let martin = login(pair.a.port, "dr.martin", "martin-demo");
+    let durand = login(pair.b.port, "inf.durand", "durand-demo");
+    assert!(logged_in(&pair.a, &martin));
+    // Every session, whichever replica made it, from either replica's admin API.
+    for gw in [&pair.a, &pair.b] {
+        let all = crate::detection::admin_api(gw.admin_port, "GET", "/api/sessions");
+        let users: Vec<&str> = all["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["user"].as_str())
+            .collect();
+        assert!(
+            users.contains(&"dr.martin") && users.contains(&"inf.durand"),
+            "{all}"
+        );
+    }
+    // Asked on B; A had the session cached a moment ago.
+    let asked = crate::detection::admin_api(
+        pair.b.admin_port,
+        "POST",
+        "/api/sessions/step-up?user=dr.martin",
+    );
+    assert_eq!(asked["asked"], 1, "{asked}");
+    let started = Instant::now();
+    loop {
+        let page = get(pair.a.port, PATIENT, &format!("Cookie: {martin}\r\n"));
+        if page.status == 303 {
+            let to = page.header("location").unwrap_or_default().to_string();
+            assert!(to.starts_with("/.vigie/factor?return="), "{to}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "replica A still serves the session without a new proof"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A form or a script gets the refusal, not the page.
+    let post = raw(
+        pair.a.port,
+        format!("POST /index.php?m=dPpatients HTTP/1.1\r\nHost: localhost\r\nCookie: {martin}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\nConnection: close\r\n\r\nx=1").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(post.status, 401, "{}", post.text());
+    let listed =
+        crate::detection::admin_api(pair.a.admin_port, "GET", "/api/sessions?user=dr.martin");
+    assert_eq!(listed["sessions"][0]["step_up_asked"], true, "{listed}");
+    // Someone else's session goes on.
+    let other = get(pair.a.port, "/index.php", &format!("Cookie: {durand}\r\n"));
+    assert_eq!(other.status, 200, "{}", other.text());
+}

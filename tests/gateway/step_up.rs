@@ -200,3 +200,44 @@ fn break_glass_does_not_lift_a_pending_step_up_without_a_newer_proof() {
     sign_in(&mut c);
     assert_eq!(c.get(here).status, 200, "a newer proof opens the form");
 }
+
+#[test]
+fn the_socs_step_up_asks_every_open_session_for_a_new_code_which_a_verified_user_gives() {
+    let portal = start_portal();
+    let gw = gateway(&portal, true);
+    let (mut c, secret) = verified_user(&gw);
+    let sessions = || {
+        crate::detection::admin_api(gw.admin_port, "GET", "/api/sessions?user=dr.martin")
+            ["sessions"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let open = sessions().len();
+    assert!(open >= 1);
+    let asked = crate::detection::admin_api(
+        gw.admin_port,
+        "POST",
+        "/api/sessions/step-up?user=dr.martin",
+    );
+    assert_eq!(asked["asked"], open, "every open session: {asked}");
+    assert!(sessions().iter().all(|s| s["step_up_asked"] == true));
+    // The level is met and the proof is seconds old, yet the page is not served.
+    let to = stepped_up(&mut c, OTHER_PATIENT);
+    let prompt = c.get(&to);
+    assert_eq!(prompt.status, 200, "{}", prompt.text());
+    assert!(prompt.text().contains("action=\"/.vigie/factor/totp\""));
+    // Settings cannot be used to get round it either.
+    let codes = c.post_form("/.vigie/account/codes", &[]);
+    assert!(location(&codes).starts_with("/.vigie/factor?"));
+    let done = c.post_form(
+        "/.vigie/factor/totp",
+        &[("code", &code(&secret, 1)), ("return", OTHER_PATIENT)],
+    );
+    assert_eq!(location(&done), OTHER_PATIENT, "{}", done.text());
+    let page = c.get(OTHER_PATIENT);
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(sessions().iter().any(|s| s["step_up_asked"] == false));
+    let trail = crate::audit::trail_when(gw.admin_port, "event=step_up_asked", |e| !e.is_empty());
+    assert_eq!(trail["entries"][0]["user"], "dr.martin", "{trail}");
+}

@@ -317,6 +317,58 @@ async fn parallel_cap(s: Arc<dyn SessionStore>) {
     assert_eq!(s.list_user("eve").await.unwrap().len(), 2);
 }
 
+/// The SOC's step-up and all-sessions view: asked through one replica, every session of the
+/// user wants a proof on the other well within the cache's lifetime (its copy dropped at
+/// once); a session proven since is left alone; the listing has every user's, newest first.
+async fn soc_views(a: &dyn SessionStore, b: &dyn SessionStore) {
+    let asked = stored(a, user("ivy")).await;
+    let mut proven = user("ivy");
+    proven.proof_at_us = Some(5_000_000);
+    let proven = stored(a, proven).await;
+    let mut other = user("jon");
+    other.created = u64::MAX / 2;
+    let other = stored(a, other).await;
+    for id in [&asked, &proven, &other] {
+        assert!(
+            !b.get(id).await.unwrap().unwrap().proof_wanted(),
+            "cached on b"
+        );
+    }
+    assert_eq!(a.want_proof("ivy", 4_000_000).await.unwrap(), 1);
+    let deadline = std::time::Instant::now() + Duration::from_millis(400);
+    while !b.get(&asked).await.unwrap().unwrap().proof_wanted() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b still serves its old copy"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!b.get(&proven).await.unwrap().unwrap().proof_wanted());
+    assert!(!b.get(&other).await.unwrap().unwrap().proof_wanted());
+    // A proof newer than the demand meets it.
+    let mut met = (*a.get(&asked).await.unwrap().unwrap()).clone();
+    met.proof_at_us = Some(4_000_001);
+    assert!(matches!(a.update(met).await.unwrap(), Updated::Stored(_)));
+    assert!(!a.get(&asked).await.unwrap().unwrap().proof_wanted());
+    assert_eq!(a.want_proof("nobody", 4_000_000).await.unwrap(), 0);
+    let all = b.list_all(100).await.unwrap();
+    let users: Vec<_> = all.iter().map(|(_, r)| r.user.clone().unwrap()).collect();
+    assert_eq!(
+        users.first().map(String::as_str),
+        Some("jon"),
+        "newest first"
+    );
+    assert!(
+        users.iter().filter(|u| *u == "ivy").count() == 2,
+        "{users:?}"
+    );
+    assert!(
+        all.iter().any(|(fp, _)| *fp == other.fingerprint()),
+        "named by fingerprint"
+    );
+    assert_eq!(b.list_all(1).await.unwrap().len(), 1, "capped");
+}
+
 fn memory() -> (Arc<MemoryStore>, Arc<SqliteLocks>) {
     let locks = Arc::new(SqliteLocks::open(std::path::Path::new(":memory:")).unwrap());
     let store = Arc::new(MemoryStore::new(10_000, 100, locks.held().clone()));
@@ -327,6 +379,7 @@ fn memory() -> (Arc<MemoryStore>, Arc<SqliteLocks>) {
 async fn memory_store_keeps_the_contract() {
     let (store, locks) = memory();
     contract(store.as_ref(), locks.as_ref()).await;
+    soc_views(store.as_ref(), store.as_ref()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,10 +403,11 @@ async fn persisted_store_keeps_the_contract_and_resurrects_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("v.sqlite");
     let locks = Arc::new(SqliteLocks::open(&db).unwrap());
+    let keys = Arc::new(crate::factors::crypto::KeyRing::ephemeral());
     let open = || {
         let memory = MemoryStore::new(10_000, 100, locks.held().clone());
         let disk = crate::storage::sessions::SqliteSessions::open(&db).unwrap();
-        let keys = Arc::new(crate::factors::crypto::KeyRing::ephemeral());
+        let keys = keys.clone();
         Arc::new(
             crate::identity::persisted::Persisted::open(memory, disk, keys)
                 .unwrap()
@@ -362,6 +416,21 @@ async fn persisted_store_keeps_the_contract_and_resurrects_nothing() {
     };
     contract(open().as_ref(), locks.as_ref()).await;
     let store = open();
+    soc_views(store.as_ref(), store.as_ref()).await;
+    // The demand is in the file: a restart does not lift it.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let kay = stored(
+        store.as_ref(),
+        record(Some("kay"), AuthLevel::Password, now),
+    )
+    .await;
+    assert_eq!(store.want_proof("kay", 9).await.unwrap(), 1);
+    let again = open();
+    let restored = again.get(&kay).await.unwrap().expect("restored");
+    assert!(restored.proof_wanted(), "lifted by a restart");
     no_resurrection(
         store.clone(),
         store.clone(),
@@ -398,6 +467,7 @@ async fn redis_store_keeps_the_contract_resurrects_nothing_and_caps_in_one_step(
     let (b, _b_locks) = replica(&server, db.path());
     let (fresh, _) = replica(&server, dc.path());
     contract(a.as_ref(), &a_locks).await;
+    soc_views(a.as_ref(), b.as_ref()).await;
     let finals = no_resurrection(a.clone(), b.clone(), fresh.as_ref(), &a_locks, 400).await;
     // Replica b's cached copies are gone within a second (the revocation message, or the
     // cache's age), and any read that reaches Redis already finds nothing.

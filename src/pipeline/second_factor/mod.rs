@@ -167,9 +167,12 @@ impl Visit<'_> {
             .requirement
     }
 
-    /// The detector's step-up of this user waiting for a proof newer than it began, if
-    /// any (break-glass: the detector never steps up).
+    /// The SOC's step-up of this session, or the detector's of this user (never in
+    /// break-glass), waiting for a proof newer than it began.
     fn step_up_pending(&self) -> bool {
+        if self.record.proof_wanted() {
+            return true;
+        }
         let Some(detector) = self.detector else {
             return false;
         };

@@ -50,16 +50,17 @@ impl AlertRecords for PgAlerts {
             alert.user.clone(),
             alert.dedup_key.clone(),
             alert.portal.clone(),
+            alert.source_ip.map(|ip| ip.to_string()).unwrap_or_default(),
         );
         self.0.block(move |c| {
             let (a, doc, k) = (a.clone(), doc.clone(), kept.clone());
             async move {
                 // Once per id: a retry after a lost reply does not make two.
                 c.execute(
-                    "INSERT INTO alerts (id, at_us, rule_id, severity, risk_score, username, dedup_key, ecs, portal, status, timeline, patients)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9, 'new', $10, $11)
+                    "INSERT INTO alerts (id, at_us, rule_id, severity, risk_score, username, dedup_key, ecs, portal, status, timeline, patients, source)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9, 'new', $10, $11, $12)
                      ON CONFLICT (id) DO NOTHING",
-                    &[&a.0, &a.1, &a.2, &a.3, &a.4, &a.5, &a.6, &doc, &a.7, &k.timeline, &k.patients],
+                    &[&a.0, &a.1, &a.2, &a.3, &a.4, &a.5, &a.6, &doc, &a.7, &k.timeline, &k.patients, &a.8],
                 )
                 .await
             }

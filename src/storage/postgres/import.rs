@@ -351,7 +351,7 @@ fn write(pg: &Pg, rows: Rows, mark: Option<String>) -> Result<Copied, PgError> {
                      FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::int[],
                                  $6::text[], $7::text[], $8::text[], $9::text[]) AS t(a, b, c, d, e, f, g, h, i)
                      ON CONFLICT (id) DO NOTHING",
-                    // The portal, a filter's column, is read from the document below.
+                    // The portal and source, filters' columns, are read from the document below.
                     &[
                         &cols!(r.alerts, 0),
                         &cols!(r.alerts, 1),
@@ -366,7 +366,8 @@ fn write(pg: &Pg, rows: Rows, mark: Option<String>) -> Result<Copied, PgError> {
                 )
                 .await?;
             tx.execute(
-                "UPDATE alerts SET portal = COALESCE(ecs->'service'->>'name', '') WHERE portal = ''",
+                "UPDATE alerts SET portal = COALESCE(ecs->'service'->>'name', ''),
+                        source = COALESCE(ecs->'source'->>'ip', '') WHERE portal = ''",
                 &[],
             )
             .await?;

@@ -146,6 +146,12 @@ const MIGRATIONS: &[Migration] = &[
                   revoked BOOLEAN NOT NULL DEFAULT false
               );",
     },
+    Migration {
+        name: "alerts name their workstation (other alerts from the same source)",
+        sql: "ALTER TABLE alerts ADD COLUMN source TEXT NOT NULL DEFAULT '';
+              UPDATE alerts SET source = COALESCE(ecs->'source'->>'ip', '');
+              CREATE INDEX alerts_source ON alerts (source, at_us DESC);",
+    },
 ];
 
 /// The schema version this build writes.

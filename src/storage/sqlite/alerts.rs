@@ -60,8 +60,8 @@ impl AlertRecords for SqliteAlerts {
     fn insert(&self, alert: &Alert, ecs: &Value, kept: &Kept) -> Result<(), SinkError> {
         let doc = serde_json::to_string(ecs)?;
         self.conn().execute(
-            "INSERT OR IGNORE INTO alerts (id, at_us, rule_id, severity, risk_score, user, dedup_key, ecs, portal, status, timeline, patients)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'new', ?10, ?11)",
+            "INSERT OR IGNORE INTO alerts (id, at_us, rule_id, severity, risk_score, user, dedup_key, ecs, portal, status, timeline, patients, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'new', ?10, ?11, ?12)",
             params![
                 alert.id,
                 alert.at_us,
@@ -73,7 +73,8 @@ impl AlertRecords for SqliteAlerts {
                 doc,
                 alert.portal,
                 kept.timeline,
-                kept.patients
+                kept.patients,
+                alert.source_ip.map(|ip| ip.to_string()).unwrap_or_default()
             ],
         )?;
         Ok(())
