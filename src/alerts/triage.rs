@@ -338,9 +338,10 @@ impl Filter {
                 "user" => f.user = Some(canonical(value)),
                 "portal" => f.portal = Some(value.to_string()),
                 "assignee" => f.assignee = Some(value.to_string()),
-                // Compared in the text the alerts are written with (Rust's canonical form).
+                // Compared in the text the alerts are written with: an IPv4 address mapped into
+                // IPv6 (a dual-stack listener) as the IPv4 one.
                 "source" => match value.parse::<std::net::IpAddr>() {
-                    Ok(ip) => f.source = Some(ip.to_string()),
+                    Ok(ip) => f.source = Some(ip.to_canonical().to_string()),
                     Err(_) => {
                         return Err(format!(
                             "source: `{}` is not an IP address",
@@ -542,6 +543,7 @@ mod tests {
                 ("user", "Dr.Martin"),
                 ("portal", "ehr"),
                 ("assignee", "ana.soc"),
+                ("source", "::ffff:10.1.2.3"),
                 ("since", "2026-11-30T08:00:00+01:00"),
                 ("until", "1764500000"),
                 ("sort", "risk"),
@@ -553,6 +555,11 @@ mod tests {
         assert_eq!(f.statuses, [New, Acknowledged]);
         assert_eq!(f.severities, ["high", "critical"]);
         assert_eq!(f.user.as_deref(), Some("dr.martin"));
+        assert_eq!(
+            f.source.as_deref(),
+            Some("10.1.2.3"),
+            "as the alerts write it"
+        );
         assert_eq!(f.since_us, Some(1_796_022_000_000_000));
         assert_eq!(f.until_us, Some(1_764_500_000_000_000));
         assert!(f.riskiest);
@@ -566,6 +573,7 @@ mod tests {
             ("sort", "oldest", "newest or risk"),
             ("limit", "0", "1 to 1000"),
             ("limit", "5000", "1 to 1000"),
+            ("source", "10.1.2.0/24", "not an IP address"),
         ] {
             let e = Filter::from_params([(k, v)], &lower).unwrap_err();
             assert!(e.contains(says), "{k}={v}: {e}");

@@ -300,9 +300,13 @@ impl SessionStore for MemoryStore {
             }
         }
         if let Some(old) = admission.replaces {
-            if !inner.map.contains_key(old) {
+            let Some(current) = inner.map.get(old) else {
                 return Ok(Admitted::Ended);
-            }
+            };
+            // A step-up asked after the replaced copy was read stays asked of its successor.
+            record.proof_wanted_after_us = record
+                .proof_wanted_after_us
+                .max(current.proof_wanted_after_us);
         }
         let mut evicted = Vec::new();
         if let (Some(cap), Some(user)) = (admission.cap, record.user.as_deref()) {

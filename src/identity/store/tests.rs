@@ -334,6 +334,7 @@ async fn soc_views(a: &dyn SessionStore, b: &dyn SessionStore) {
             "cached on b"
         );
     }
+    let read_before = (*b.get(&asked).await.unwrap().unwrap()).clone();
     assert_eq!(a.want_proof("ivy", 4_000_000).await.unwrap(), 1);
     let deadline = std::time::Instant::now() + Duration::from_millis(400);
     while !b.get(&asked).await.unwrap().unwrap().proof_wanted() {
@@ -345,6 +346,21 @@ async fn soc_views(a: &dyn SessionStore, b: &dyn SessionStore) {
     }
     assert!(!b.get(&proven).await.unwrap().unwrap().proof_wanted());
     assert!(!b.get(&other).await.unwrap().unwrap().proof_wanted());
+    // A request that read the session before the demand rotates it: the new id keeps it.
+    let mut rotated = read_before;
+    rotated.id = SessionId::random();
+    rotated.version = 0;
+    let replaces = Admission {
+        replaces: Some(&asked),
+        cap: None,
+    };
+    let out = b.create(rotated.clone(), replaces).await.unwrap();
+    assert!(matches!(out, Admitted::Stored { .. }), "{out:?}");
+    let asked = rotated.id;
+    assert!(
+        a.get(&asked).await.unwrap().unwrap().proof_wanted(),
+        "lost in the rotation"
+    );
     // A proof newer than the demand meets it.
     let mut met = (*a.get(&asked).await.unwrap().unwrap()).clone();
     met.proof_at_us = Some(4_000_001);

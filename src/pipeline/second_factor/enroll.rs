@@ -488,6 +488,12 @@ pub async fn codes(mut v: Visit<'_>) -> Result<u16, Refusal> {
         // A HEAD (a link checker) or a prefetch starts no showing.
         return v.redirect(&return_to, &[]).await;
     }
+    // A step-up waits for a proof: codes shown to this session would answer it (a stolen
+    // session would read them and prove with one). The user sees them after the proof.
+    if v.step_up_pending() {
+        let to = super::fresh_factor_redirect("/.vigie/codes");
+        return v.redirect(&to, &[]).await;
+    }
     let opened = v
         .record
         .fresh_codes

@@ -50,7 +50,10 @@ impl AlertRecords for PgAlerts {
             alert.user.clone(),
             alert.dedup_key.clone(),
             alert.portal.clone(),
-            alert.source_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            alert
+                .source_ip
+                .map(|ip| ip.to_canonical().to_string())
+                .unwrap_or_default(),
         );
         self.0.block(move |c| {
             let (a, doc, k) = (a.clone(), doc.clone(), kept.clone());

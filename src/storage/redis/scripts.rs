@@ -25,7 +25,8 @@ local rank = {None = 0, Password = 1, SecondFactor = 2, PhishingResistant = 3}
 /// ARGV: json (version 1), ttl, user ('' for none), hash, replaced hash (''), cap level rank
 /// plus one (0: no cap), cap max, evict oldest ('1'), tombstone ttl, channel, prefix, set ttl.
 /// Returns {'stored', then each evicted session's hash and record...} or
-/// {'lost'|'ended'|'locked'|'cap'}: the records go to the portal's logout.
+/// {'lost'|'ended'|'locked'|'cap'}: the records go to the portal's logout; or {'wanted', µs}: the
+/// replaced session was asked for a proof the new record does not carry yet.
 pub static CREATE: Lazy<Script> = Lazy::new(|| {
     Script::new(&format!(
         "{ENDING}
@@ -35,8 +36,15 @@ if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
   return {{'ended'}}
 end
 if user ~= '' and redis.call('HEXISTS', KEYS[4], user) == 1 then return {{'locked'}} end
-if replaced ~= '' and redis.call('EXISTS', prefix .. 'session:' .. replaced) == 0 then
-  return {{'ended'}}
+if replaced ~= '' then
+  local old = redis.call('GET', prefix .. 'session:' .. replaced)
+  if not old then return {{'ended'}} end
+  -- A step-up asked after the replaced copy was read: the caller writes it in and tries again.
+  local wanted = string.match(old, '\"proof_wanted_after_us\":(%d+)')
+  if wanted then
+    local mine = string.match(ARGV[1], '\"proof_wanted_after_us\":(%d+)')
+    if not mine or tonumber(mine) < tonumber(wanted) then return {{'wanted', wanted}} end
+  end
 end
 local out = {{'stored'}}
 local level = tonumber(ARGV[6])

@@ -531,7 +531,6 @@ impl SessionStore for RedisStore {
         self.health.verified()?;
         let hash = Self::hash(&record.id);
         record.version = 1;
-        let json = self.sealed_json(&record, &hash)?;
         let user = record.user.clone().unwrap_or_default();
         // This replica's copy of the locks answers first, as in the embedded store: a Redis
         // back from an old snapshot (not yet noticed) may have lost the lock the script checks.
@@ -543,28 +542,43 @@ impl SessionStore for RedisStore {
             Some(cap) => (cap.level as u8 + 1, cap.max, cap.evict_oldest),
             None => (0, 0, false),
         };
-        let mut call = scripts::CREATE.prepare_invoke();
-        call.key(self.key(&hash))
-            .key(self.tomb_key(&hash))
-            .key(self.user_key(&user))
-            .key(self.locks_key())
-            .key(self.generation_key())
-            .arg(json)
-            .arg(self.ttl(&record))
-            .arg(&user)
-            .arg(&hash)
-            .arg(&replaced)
-            .arg(level)
-            .arg(max)
-            .arg(if evict { "1" } else { "0" })
-            .arg(self.tomb_ttl())
-            .arg(self.channel())
-            .arg(&self.prefix)
-            .arg(self.lifetimes.absolute.as_secs());
         let mut conn = self.conn().await?;
-        // Made again after a broken connection, a creation that did land answers `ended`
-        // (the key exists): the sign-in is refused, nothing is stored twice.
-        let out: Vec<String> = retried!(call.invoke_async(&mut conn))?;
+        // A step-up asked of the replaced session meanwhile is carried over (at most twice:
+        // asked again, it would be a third write).
+        let mut out: Vec<String> = Vec::new();
+        for _ in 0..3 {
+            let json = self.sealed_json(&record, &hash)?;
+            let mut call = scripts::CREATE.prepare_invoke();
+            call.key(self.key(&hash))
+                .key(self.tomb_key(&hash))
+                .key(self.user_key(&user))
+                .key(self.locks_key())
+                .key(self.generation_key())
+                .arg(json)
+                .arg(self.ttl(&record))
+                .arg(&user)
+                .arg(&hash)
+                .arg(&replaced)
+                .arg(level)
+                .arg(max)
+                .arg(if evict { "1" } else { "0" })
+                .arg(self.tomb_ttl())
+                .arg(self.channel())
+                .arg(&self.prefix)
+                .arg(self.lifetimes.absolute.as_secs());
+            // Made again after a broken connection, a creation that did land answers `ended`
+            // (the key exists): the sign-in is refused, nothing is stored twice.
+            out = retried!(call.invoke_async(&mut conn))?;
+            match (
+                out.first().map(String::as_str),
+                out.get(1).and_then(|w| w.parse().ok()),
+            ) {
+                (Some("wanted"), Some(after)) => {
+                    record.proof_wanted_after_us = record.proof_wanted_after_us.max(Some(after))
+                }
+                _ => break,
+            }
+        }
         let admitted = match out.first().map(String::as_str) {
             Some("stored") => Admitted::Stored {
                 evicted: self.removed(&out[1..]),

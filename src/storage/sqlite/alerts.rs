@@ -74,7 +74,7 @@ impl AlertRecords for SqliteAlerts {
                 alert.portal,
                 kept.timeline,
                 kept.patients,
-                alert.source_ip.map(|ip| ip.to_string()).unwrap_or_default()
+                alert.source_ip.map(|ip| ip.to_canonical().to_string()).unwrap_or_default()
             ],
         )?;
         Ok(())
