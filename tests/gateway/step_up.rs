@@ -202,10 +202,14 @@ fn break_glass_does_not_lift_a_pending_step_up_without_a_newer_proof() {
 }
 
 #[test]
-fn the_socs_step_up_asks_every_open_session_for_a_new_code_which_a_verified_user_gives() {
+fn the_socs_step_up_asks_every_open_session_for_a_new_code_and_its_codes_wait_for_it() {
     let portal = start_portal();
     let gw = gateway(&portal, true);
-    let (mut c, secret) = verified_user(&gw);
+    // The user enrolls an app in this very session (its codes made, not looked at again).
+    let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
+    c.headers = format!("User-Agent: {BROWSER}\r\n");
+    let (secret, _) = enroll_totp(&mut c, None);
+    assert!(c.opens_patient());
     let sessions = || {
         crate::detection::admin_api(gw.admin_port, "GET", "/api/sessions?user=dr.martin")
             ["sessions"]
@@ -213,6 +217,14 @@ fn the_socs_step_up_asks_every_open_session_for_a_new_code_which_a_verified_user
             .unwrap()
             .clone()
     };
+    // New recovery codes, not looked at yet.
+    let made = c.post_form("/.vigie/account/codes", &[]);
+    assert_eq!(made.status, 303, "{}", made.text());
+    assert!(
+        location(&made).starts_with("/.vigie/codes"),
+        "{}",
+        location(&made)
+    );
     let open = sessions().len();
     assert!(open >= 1);
     let asked = crate::detection::admin_api(
@@ -227,9 +239,17 @@ fn the_socs_step_up_asks_every_open_session_for_a_new_code_which_a_verified_user
     let prompt = c.get(&to);
     assert_eq!(prompt.status, 200, "{}", prompt.text());
     assert!(prompt.text().contains("action=\"/.vigie/factor/totp\""));
-    // Settings cannot be used to get round it either.
+    // Settings cannot be used to get round it either, nor the codes this session holds (a
+    // stolen session would prove with one of them).
     let codes = c.post_form("/.vigie/account/codes", &[]);
     assert!(location(&codes).starts_with("/.vigie/factor?"));
+    let shown = c.get("/.vigie/codes");
+    assert_eq!(shown.status, 303, "{}", shown.text());
+    assert!(
+        location(&shown).starts_with("/.vigie/factor?"),
+        "{}",
+        location(&shown)
+    );
     let done = c.post_form(
         "/.vigie/factor/totp",
         &[("code", &code(&secret, 1)), ("return", OTHER_PATIENT)],
@@ -238,6 +258,9 @@ fn the_socs_step_up_asks_every_open_session_for_a_new_code_which_a_verified_user
     let page = c.get(OTHER_PATIENT);
     assert_eq!(page.status, 200, "{}", page.text());
     assert!(sessions().iter().any(|s| s["step_up_asked"] == false));
+    // Once proven, the user reads the codes they made.
+    let shown = c.get("/.vigie/codes");
+    assert_eq!(shown.status, 200, "{}", shown.text());
     let trail = crate::audit::trail_when(gw.admin_port, "event=step_up_asked", |e| !e.is_empty());
     assert_eq!(trail["entries"][0]["user"], "dr.martin", "{trail}");
 }
