@@ -121,32 +121,12 @@ impl Console {
         tracing::warn!(target: "vigie::audit", event = "break_glass_reviewed", records = list.len(), user = %a.user, by = "console");
         let lang = req.lang;
         let zone = &self.config.zone;
-        // Each use's end, by who, where and its deadline (the session's id may have changed
-        // since it began: a new proof gives it a new one).
-        let mut ended: HashMap<(String, String, i64), (i64, String)> = HashMap::new();
-        for e in &ends {
-            let key = (
-                e.user.clone().unwrap_or_default(),
-                e.fields
-                    .get("portal")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                e.fields.get("until").and_then(Value::as_i64).unwrap_or(0),
-            );
-            let how = e
-                .fields
-                .get("ended_by")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            ended.entry(key).or_insert((e.at_us, how.to_string()));
-        }
+        let ended = ends_by_record(&ends);
         let now_us = self.clock.now_us() as i64;
         let uses: Vec<Value> = list
             .iter()
             .map(|r| {
-                let end = ended.get(&(r.user.clone(), r.portal.clone(), r.until));
-                let state = match end {
+                let state = match ended.get(&r.id) {
                     Some((at, how)) => {
                         format!("{} · {}", when(lang, zone, *at).0, ending_label(lang, how))
                     }
@@ -169,11 +149,58 @@ impl Console {
     }
 }
 
+/// Each break-glass use's end (when, how), by the id of its record, which the session carried
+/// from its start (two uses of one user in the same second stay apart). An end without one
+/// (a session already in break-glass when the gateway was upgraded) names no use.
+fn ends_by_record(ends: &[crate::audit::Entry]) -> HashMap<String, (i64, String)> {
+    let mut ended = HashMap::new();
+    for e in ends {
+        let text = |k: &str| e.fields.get(k).and_then(Value::as_str).unwrap_or("");
+        if !text("record").is_empty() {
+            let how = text("ended_by").to_string();
+            ended
+                .entry(text("record").to_string())
+                .or_insert((e.at_us, how));
+        }
+    }
+    ended
+}
+
 /// How a break-glass ended, in words (an ending the catalogue does not name, as logged).
 fn ending_label(lang: Lang, how: &str) -> String {
     match how {
         "window_over" | "sign_out" | "portal_logout" | "revoked" | "locked" | "timeout"
         | "evicted" => render::message(lang, &format!("bg_end_{how}")),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_end_names_its_own_use() {
+        let end = |record: &str, at_us: i64, how: &str| {
+            crate::audit::Entry {
+            id: crate::audit::new_id(),
+            at_us,
+            level: "warn".into(),
+            event: "break_glass_ended".into(),
+            user: Some("dr.martin".into()),
+            fields: serde_json::json!({ "portal": "ehr", "until": 1_700_000_600, "record": record, "ended_by": how })
+                .as_object()
+                .unwrap()
+                .clone(),
+            link: None,
+        }
+        };
+        // Two uses of one user, started in the same second: ending one ends only that one.
+        let ended = ends_by_record(&[end("r2", 20, "sign_out"), end("", 15, "revoked")]);
+        assert_eq!(ended.get("r2"), Some(&(20, "sign_out".to_string())));
+        assert_eq!(ended.get("r1"), None, "still running");
+        assert_eq!(ended.len(), 1, "an end without a record names no use");
+        assert_eq!(ending_label(Lang::En, "window_over"), "window over");
+        assert_eq!(ending_label(Lang::En, "replaced"), "replaced", "as logged");
     }
 }

@@ -245,7 +245,8 @@ impl Sessions {
 /// store hands an ended session, or a cleared window, to one caller.
 pub(crate) fn break_glass_ended(r: &SessionRecord, fingerprint: &str, how: &str, now: u64) {
     let until = r.break_glass_until.unwrap_or(now);
-    tracing::warn!(target: "vigie::audit", event = "break_glass_ended", user = r.user.as_deref().unwrap_or("-"), portal = %r.portal, session = %fingerprint, ended_by = how, until, early = now < until);
+    let record = r.break_glass_record.as_deref().unwrap_or("");
+    tracing::warn!(target: "vigie::audit", event = "break_glass_ended", user = r.user.as_deref().unwrap_or("-"), portal = %r.portal, session = %fingerprint, ended_by = how, until, early = now < until, record);
 }
 
 /// Run a portal logout on the runtime serving this call (there is always one: requests, the

@@ -212,6 +212,7 @@ impl Sessions {
         let mut closed = (*record).clone();
         closed.break_glass_until = None;
         closed.break_glass_reason = None;
+        closed.break_glass_record = None;
         closed.last_seen = now;
         match self.store.update(closed).await {
             Ok(Updated::Stored(r)) => {

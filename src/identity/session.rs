@@ -93,6 +93,9 @@ pub struct SessionRecord {
     pub break_glass_until: Option<u64>,
     #[serde(default)]
     pub break_glass_reason: Option<String>,
+    /// The audit record of this break-glass (its id), which its end names for the review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass_record: Option<String>,
     /// Where a shared store keeps the vault and the break-glass reason, sealed (see
     /// [`crate::storage::redis::sessions`]); `None` in a live record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,6 +154,7 @@ impl SessionRecord {
             phishing_resistant_at: None,
             proof_at_us: None,
             proof_wanted_after_us: None,
+            break_glass_record: None,
             factor_method: None,
             lost_replaced: false,
             strongest_proof: false,

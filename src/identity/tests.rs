@@ -153,6 +153,7 @@ fn a_break_glass_window_that_runs_out_is_closed_once_and_told_and_the_session_go
             s.change(&stored, |r| {
                 r.break_glass_until = Some(1_700_000_120);
                 r.break_glass_reason = Some("arrêt cardiaque, salle 12".into());
+                r.break_glass_record = Some("rec-1".into());
             })
             .await
             .unwrap();
@@ -185,6 +186,10 @@ fn a_break_glass_window_that_runs_out_is_closed_once_and_told_and_the_session_go
     assert_eq!(ends[0].fields["ended_by"], "window_over");
     assert_eq!(ends[0].fields["until"], 1_700_000_120);
     assert_eq!(ends[0].fields["early"], false);
+    assert_eq!(
+        ends[0].fields["record"], "rec-1",
+        "the review finds its use by it"
+    );
 }
 
 #[tokio::test]

@@ -74,10 +74,14 @@ pub async fn activate(mut v: Visit<'_>) -> Result<u16, Refusal> {
     }
     let until = v.now() + v.config.policy.break_glass.duration.as_secs();
     let length = reason.chars().count();
+    // The chained entry names the record (`vigie audit verify` checks the record against it),
+    // and so does the session, whose end names it too.
+    let record = crate::audit::new_id();
     let cookie = v
         .rotate(|r| {
             r.break_glass_until = Some(until);
             r.break_glass_reason = Some(reason.clone());
+            r.break_glass_record = Some(record.clone());
         })
         .await?;
     METRICS
@@ -88,8 +92,6 @@ pub async fn activate(mut v: Visit<'_>) -> Result<u16, Refusal> {
     // condition): it stays with the session, and in the sealed break-glass record the admin
     // API opens for the review (`/api/break-glass`).
     tracing::error!(target: "vigie::alert", severity = "high", event = "break_glass_alert", user = %v.user, portal = %v.portal.config.name, client = %v.request.client.ip, session = %v.fp(), until, reason_chars = length);
-    // The chained entry names the record: `vigie audit verify` checks the record against it.
-    let record = crate::audit::new_id();
     tracing::warn!(target: "vigie::audit", event = "break_glass", user = %v.user, portal = %v.portal.config.name, session = %v.fp(), until, reason_chars = length, record = %record);
     // The record the review needs, kept past the session: the reason sealed at rest.
     crate::audit::break_glass(crate::audit::BreakGlass {
