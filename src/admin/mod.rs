@@ -127,6 +127,11 @@ impl AdminApp {
             );
         }
         let Some(caller) = self.caller(session).await else {
+            let client = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip());
+            crate::audit::admin_token_refused(client);
             return json(
                 401,
                 serde_json::json!({ "error": "missing or wrong bearer token" }),
@@ -206,7 +211,7 @@ impl AdminApp {
             ("POST", "/api/sessions/step-up") => {
                 let asked = store.want_proof(user, self.sessions.now_us()).await;
                 if let Ok(n) = asked {
-                    tracing::warn!(target: "vigie::audit", event = "step_up_asked", user = %user, count = n, by = "admin_api");
+                    tracing::warn!(target: "vigie::audit", event = "step_up_asked", user = %user, count = n, asked_by = %caller.name, by = "admin_api");
                 }
                 asked.map(|n| serde_json::json!({ "user": user, "asked": n }))
             }

@@ -31,8 +31,25 @@ pub fn login_refused(user: Option<&str>, client: Option<IpAddr>) {
     }
 }
 
+/// A call to the admin API without a token it knows: the same folding (someone guessing tokens
+/// is seen, a flood does not fill the trail).
+pub fn admin_token_refused(client: Option<IpAddr>) {
+    if let Some(folded) = fold_at(ADMIN_TOKEN, client, Instant::now()) {
+        say(ADMIN_TOKEN, client, folded);
+    }
+}
+
+/// The fold of refused admin tokens: no name a login reads can look like it (a control
+/// character).
+const ADMIN_TOKEN: &str = "\u{1}admin-token";
+
 fn say(user: &str, client: Option<IpAddr>, folded: u64) {
-    tracing::warn!(target: "vigie::audit", event = "login", outcome = "login_budget", user = %user, client = client.map(tracing::field::display), folded);
+    let client = client.map(tracing::field::display);
+    if user == ADMIN_TOKEN {
+        tracing::warn!(target: "vigie::audit", event = "admin_refused", reason = "no_token_accepted", client, folded, by = "admin_api");
+        return;
+    }
+    tracing::warn!(target: "vigie::audit", event = "login", outcome = "login_budget", user = %user, client, folded);
 }
 
 /// `Some(n)` when an entry is due (`n` folded since the last one), `None` when this refusal

@@ -23,7 +23,7 @@ use once_cell::sync::Lazy;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use fold::{login_refused, QUIET};
+pub use fold::{admin_token_refused, login_refused, QUIET};
 pub use layer::{AuditLayer, TARGET};
 
 use crate::factors::crypto::KeyRing;

@@ -398,7 +398,10 @@ fn break_glass_lifts_a_denial_with_a_fresh_passkey_a_reason_and_an_alert() {
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(kept[0]["reason"], reason);
     assert_eq!(kept[0]["portal"], "ehr");
-    assert_eq!(end["fields"]["record"], kept[0]["id"], "the end names its use");
+    assert_eq!(
+        end["fields"]["record"], kept[0]["id"],
+        "the end names its use"
+    );
     assert!(kept[0]["until"].as_i64().unwrap() > kept[0]["at_us"].as_i64().unwrap() / 1_000_000);
     let db = gw.config.with_file_name("vigie.sqlite");
     let mut bytes = std::fs::read(&db).unwrap();

@@ -145,6 +145,23 @@ fn a_token_acts_in_its_holder_s_name_within_its_role_until_revoked() {
         401,
         "revoked"
     );
+    // Someone trying tokens is in the trail: once per source and ten seconds, with how many
+    // calls it folds (a flood does not fill the trail).
+    for _ in 0..20 {
+        assert_eq!(call(gw.admin_port, "GET", "/api/alerts", &forged).0, 401);
+    }
+    let refused = crate::audit::trail_when(gw.admin_port, "event=admin_refused&limit=100", |e| {
+        e.iter()
+            .any(|e| e["fields"]["reason"] == "no_token_accepted")
+    });
+    let guesses: Vec<_> = refused["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["fields"]["reason"] == "no_token_accepted")
+        .collect();
+    assert!(guesses.len() <= 3, "folded: {guesses:?}");
+    assert_eq!(guesses[0]["fields"]["client"], "127.0.0.1");
 
     // The shared token keeps working, said deprecated in the log.
     assert_eq!(
