@@ -250,6 +250,13 @@ fn the_socs_step_up_asks_every_open_session_for_a_new_code_and_its_codes_wait_fo
         "{}",
         location(&shown)
     );
+    // Nor throw them away unread.
+    let dropped = c.post_form("/.vigie/codes", &[("return", "/")]);
+    assert!(
+        location(&dropped).starts_with("/.vigie/factor?"),
+        "{}",
+        location(&dropped)
+    );
     let done = c.post_form(
         "/.vigie/factor/totp",
         &[("code", &code(&secret, 1)), ("return", OTHER_PATIENT)],

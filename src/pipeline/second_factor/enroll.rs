@@ -490,9 +490,8 @@ pub async fn codes(mut v: Visit<'_>) -> Result<u16, Refusal> {
     }
     // A step-up waits for a proof: codes shown to this session would answer it (a stolen
     // session would read them and prove with one). The user sees them after the proof.
-    if v.step_up_pending() {
-        let to = super::fresh_factor_redirect("/.vigie/codes");
-        return v.redirect(&to, &[]).await;
+    if let Some(wait) = wait_for_proof(&mut v).await {
+        return wait;
     }
     let opened = v
         .record
@@ -536,8 +535,22 @@ fn prefetch(req: &pingora::http::RequestHeader) -> bool {
 pub async fn codes_kept(mut v: Visit<'_>) -> Result<u16, Refusal> {
     let form = v.form().await?;
     let return_to = safe_return(&field(&form, "return"));
+    // Nor may it throw them away before the user has seen them.
+    if let Some(wait) = wait_for_proof(&mut v).await {
+        return wait;
+    }
     forget_codes(&mut v).await?;
     v.redirect(&return_to, &[]).await
+}
+
+/// While a step-up waits for a proof, the session's unread codes are not its to read or drop:
+/// off to the factor page, back to the codes after.
+async fn wait_for_proof(v: &mut Visit<'_>) -> Option<Result<u16, Refusal>> {
+    if !v.step_up_pending() {
+        return None;
+    }
+    let to = super::fresh_factor_redirect("/.vigie/codes");
+    Some(v.redirect(&to, &[]).await)
 }
 
 async fn forget_codes(v: &mut Visit<'_>) -> Result<(), Refusal> {
