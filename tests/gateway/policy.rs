@@ -297,9 +297,14 @@ fn a_privileged_cap_can_refuse_the_newcomer_instead() {
 fn break_glass_lifts_a_denial_with_a_fresh_passkey_a_reason_and_an_alert() {
     let portal = start_portal();
     let rule = "[[rule]]\nname = \"records-closed\"\npath = \"/index.php\"\nquery = { tab = \"vw_full_patients\" }\ndeny = true\nbreak_glass = true\n";
+    let sink = tempfile::tempdir().unwrap();
+    let jsonl = sink.path().join("siem.jsonl");
     let gw = start_gateway_with(
         &profiled_portal(&portal, rule),
-        "[second_factor]\nenrollment = \"open\"\n",
+        &format!(
+            "[second_factor]\nenrollment = \"open\"\n[alerts]\njsonl = \"{}\"\n",
+            jsonl.display()
+        ),
     );
     let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
     enroll_totp(&mut c, None);
@@ -402,6 +407,13 @@ fn break_glass_lifts_a_denial_with_a_fresh_passkey_a_reason_and_an_alert() {
         end["fields"]["record"], kept[0]["id"],
         "the end names its use"
     );
+    // The SIEM hears of the start and the end, never the reason.
+    let sent = wait_for("the start and the end in the SIEM's sink", || {
+        let text = std::fs::read_to_string(&jsonl).unwrap_or_default();
+        let has = |e: &str| text.contains(&format!("\"action\":\"{e}\""));
+        (has("break_glass") && has("break_glass_ended")).then_some(text)
+    });
+    assert!(!sent.contains("cardiaque"), "the reason reached the SIEM");
     assert!(kept[0]["until"].as_i64().unwrap() > kept[0]["at_us"].as_i64().unwrap() / 1_000_000);
     let db = gw.config.with_file_name("vigie.sqlite");
     let mut bytes = std::fs::read(&db).unwrap();

@@ -33,7 +33,7 @@ fn sign_ins_holds_triage_console_and_admin_actions_all_reach_the_json_lines_sink
         ],
     );
     assert!(r.header("location").unwrap().ends_with("done=status"));
-    for act in ["release", "revoke", "lock"] {
+    for act in ["release", "stepup", "revoke", "lock"] {
         let r = ana.post_form(
             &format!("/alerts/{id}/{act}"),
             &[("csrf", &csrf), ("confirm", "yes")],
@@ -64,6 +64,7 @@ fn sign_ins_holds_triage_console_and_admin_actions_all_reach_the_json_lines_sink
         "console_login",
         "alert_triaged",
         "hold_released",
+        "step_up_asked",
         "sessions_revoked",
         "account_locked",
         "account_unlocked",
