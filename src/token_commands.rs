@@ -67,6 +67,12 @@ pub fn run(config: Option<PathBuf>, action: TokensAction) -> ExitCode {
                 return ExitCode::from(2);
             }
             tokens.create(&name, role, days, now).map(|(token, id)| {
+                audit(
+                    &config,
+                    "api_token_created",
+                    &name,
+                    serde_json::json!({ "token": id, "role": role.as_str(), "days": days }),
+                );
                 eprintln!(
                     "token {id} for {name} ({}), valid {days} days; shown once:",
                     role.as_str()
@@ -92,6 +98,17 @@ pub fn run(config: Option<PathBuf>, action: TokensAction) -> ExitCode {
         }),
         TokensAction::Revoke { id } => match tokens.revoke(&id) {
             Ok(true) => {
+                let holder = tokens
+                    .list()
+                    .ok()
+                    .and_then(|rows| rows.into_iter().find(|t| t.id == id).map(|t| t.name));
+                let holder = holder.unwrap_or_default();
+                audit(
+                    &config,
+                    "api_token_revoked",
+                    &holder,
+                    serde_json::json!({ "token": id }),
+                );
                 println!("revoked: {id}");
                 Ok(())
             }
@@ -108,5 +125,29 @@ pub fn run(config: Option<PathBuf>, action: TokensAction) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A token made or revoked is in the trail as the gateway's actions are (a chain of this
+/// command's own, signed). Said, not fatal, when the trail cannot take it: the token change
+/// stands.
+fn audit(config: &Config, event: &str, holder: &str, fields: serde_json::Value) {
+    let mut fields = fields.as_object().cloned().unwrap_or_default();
+    fields.insert("by".into(), "cli".into());
+    let entry = vigie::audit::Entry {
+        id: vigie::audit::new_id(),
+        at_us: vigie::audit::now_us(),
+        level: "warn".into(),
+        event: event.into(),
+        user: Some(holder.to_string()),
+        fields,
+        link: None,
+    };
+    let written = vigie::storage::open::audit(config).and_then(|(store, keys)| {
+        let signer = vigie::server::audit_signer(config)?;
+        Ok(vigie::audit::write_now(store, keys, signer, vec![entry]))
+    });
+    if !matches!(written, Ok(true)) {
+        eprintln!("warning: the audit trail did not take this change ({event}): record it by hand");
     }
 }

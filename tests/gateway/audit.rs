@@ -130,7 +130,7 @@ fn settle(db: &std::path::Path, to: &std::path::Path) {
 }
 
 /// `vigie audit verify` on the file: its exit code and what it printed.
-fn verify(config: &std::path::Path, extra: &[&str]) -> (i32, String) {
+pub fn verify(config: &std::path::Path, extra: &[&str]) -> (i32, String) {
     let mut args = vec!["audit", "verify", "-c", config.to_str().unwrap()];
     args.extend_from_slice(extra);
     let out = std::process::Command::new(VIGIE)

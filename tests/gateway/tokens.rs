@@ -163,6 +163,30 @@ fn a_token_acts_in_its_holder_s_name_within_its_role_until_revoked() {
     assert!(guesses.len() <= 3, "folded: {guesses:?}");
     assert_eq!(guesses[0]["fields"]["client"], "127.0.0.1");
 
+    // Made and revoked from the command line: in the trail as well, in a chain of the
+    // command's own that the checkpoint it signed vouches for.
+    let revoked =
+        crate::audit::trail_when(gw.admin_port, "event=api_token_revoked", |e| !e.is_empty());
+    assert_eq!(revoked["entries"][0]["user"], "siem-bot", "{revoked}");
+    assert_eq!(revoked["entries"][0]["fields"]["token"], token_id);
+    let made = admin_api(
+        gw.admin_port,
+        "GET",
+        "/api/audit?event=api_token_created&limit=20",
+    );
+    assert!(
+        made["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["user"] == "siem-bot" && e["fields"]["role"] == "soc"),
+        "{made}"
+    );
+    let (code, said) = crate::audit::verify(&gw.config, &[]);
+    assert_eq!(code, 0, "{said}");
+    // (The gateway's own chain signs every minute: it may not have yet.)
+    assert!(said.matches("no trusted checkpoint").count() <= 1, "{said}");
+
     // The shared token keeps working, said deprecated in the log.
     assert_eq!(
         call(gw.admin_port, "GET", "/api/alerts", ADMIN_TOKEN).0,
