@@ -98,11 +98,20 @@ fn failed_logins_are_counted_and_give_no_session() {
         metrics.contains("vigie_portal_logins_total{portal=\"test\",result=\"failure\"} 2"),
         "{metrics}"
     );
+    // Each refusal is in the audit trail, as a failure, under the name typed.
+    let trail = crate::audit::trail_when(gw.admin_port, "event=login", |e| {
+        crate::audit::by_all(e, &["dr.martin", "nobody"])
+    });
+    for user in ["dr.martin", "nobody"] {
+        let entry = trail["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["user"] == user)
+            .unwrap();
+        assert_eq!(entry["fields"]["outcome"], "failure", "{entry}");
+    }
     let log = gw.proc.stderr();
-    assert!(
-        log.contains("outcome=\"failure\"") || log.contains("failure"),
-        "{log}"
-    );
     assert!(!log.contains("wrong"), "a password reached the log");
 }
 
