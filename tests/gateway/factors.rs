@@ -145,7 +145,7 @@ fn malformed_codes_are_refused_cleanly_and_not_counted() {
     let portal = start_portal();
     let gw = mfa_gateway(&portal, "enrollment = \"open\"\nmax_failures = 3", "");
     let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
-    enroll_totp(&mut c, None);
+    let (secret, _) = enroll_totp(&mut c, None);
     let mut c = Client::login(gw.port, "dr.martin", "martin-demo");
     for bad in [
         "12345",
@@ -189,8 +189,14 @@ fn malformed_codes_are_refused_cleanly_and_not_counted() {
     assert_eq!(json.status, 415);
     // None of these counted towards the lock (max_failures = 3), and none opened anything.
     assert!(!c.opens_patient());
-    let still = c.post_form("/.vigie/factor/totp", &[("code", "000000")]);
-    assert_ne!(still.status, 423);
+    // The first well-formed wrong code is the first failure counted: two are left.
+    let first = c.post_form("/.vigie/factor/totp", &[("code", wrong_code(&secret))]);
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert!(
+        page_text(&first).contains("encore 2 codes erronés"),
+        "malformed codes were counted: {}",
+        page_text(&first)
+    );
 }
 
 #[test]
