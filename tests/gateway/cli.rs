@@ -76,11 +76,56 @@ fn shipped_configs_are_valid() {
 }
 
 #[test]
-fn help_describes_every_command() {
+fn help_describes_every_command_and_each_command_has_its_own() {
+    const COMMANDS: [&str; 18] = [
+        "run",
+        "check-config",
+        "reload",
+        "health",
+        "explain",
+        "simulate",
+        "demo",
+        "session",
+        "user",
+        "keys",
+        "storage",
+        "enroll",
+        "alerts",
+        "holds",
+        "tokens",
+        "audit",
+        "sample-portal",
+        "help",
+    ];
     let out = Command::new(VIGIE).arg("--help").output().unwrap();
+    assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["run", "check-config", "demo", "sample-portal", "storage"] {
-        assert!(help.contains(cmd), "{help}");
+    // The commands the help lists, each with a description: exactly the known ones (a new
+    // command joins the list, and its help, here).
+    let section = help
+        .split("Commands:")
+        .nth(1)
+        .and_then(|s| s.split("Options:").next())
+        .unwrap_or_default();
+    let listed: Vec<(&str, &str)> = section
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("    "))
+        .filter_map(|l| l.trim().split_once(' '))
+        .map(|(name, text)| (name, text.trim()))
+        .collect();
+    let names: Vec<&str> = listed.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, COMMANDS, "{help}");
+    for (name, text) in &listed {
+        assert!(text.len() >= 20, "{name}: no description ({text:?})");
+    }
+    for cmd in COMMANDS.iter().filter(|c| **c != "help") {
+        let out = Command::new(VIGIE).args([cmd, "--help"]).output().unwrap();
+        let own = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{cmd} --help failed");
+        assert!(
+            own.contains(&format!("Usage: vigie {cmd}")),
+            "{cmd} --help: {own}"
+        );
     }
 }
 
