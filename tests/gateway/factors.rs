@@ -6,6 +6,7 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 
 use crate::common::*;
+use crate::detection::wait_for;
 use crate::mfa::*;
 
 /// Exports need a passkey sign-in.
@@ -458,25 +459,42 @@ fn replicas_share_factors_and_refuse_a_code_replayed_on_the_other() {
     let replay = a1.post_form("/.vigie/factor/totp", &[("code", &next)]);
     assert_eq!(replay.status, 200);
     assert!(!a1.opens_patient());
-    // The secret is sealed in Redis too.
-    let mut conn = std::net::TcpStream::connect(
-        redis
-            .url()
-            .trim_start_matches("redis://")
-            .trim_end_matches("/0"),
-    )
-    .unwrap();
+    // The secret is sealed in Redis too: nowhere in its whole data (the append-only file,
+    // rewritten now), neither as bytes, nor as the record would write it unsealed, nor in the
+    // base32 or hex the pages and apps use.
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
     use std::io::{Read, Write};
-    conn.write_all(b"HGET vigie:factors:dr.martin sealed\r\n")
-        .unwrap();
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(2)))
-        .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = conn.read(&mut buf).unwrap();
-    assert!(n > 100, "the factor record is in Redis");
-    assert!(!buf[..n]
-        .windows(secret.len())
-        .any(|w| w == secret.as_slice()));
+    conn.write_all(b"BGREWRITEAOF\r\n").unwrap();
+    let mut ack = [0u8; 64];
+    let _ = conn.read(&mut ack).unwrap();
+    let dump = wait_for("the rewritten append-only file", || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut all = Vec::new();
+        for entry in walk(redis.dir.path()) {
+            all.extend(std::fs::read(entry).unwrap_or_default());
+        }
+        let text = String::from_utf8_lossy(&all).into_owned();
+        text.contains("dr.martin").then_some(all)
+    });
+    let b32 = totp_rs::Secret::Raw(secret.clone())
+        .to_encoded()
+        .to_string();
+    let b32 = b32.trim_end_matches('=').to_string();
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let numbers: Vec<String> = secret.iter().map(u8::to_string).collect();
+    let json = format!("[{}]", numbers.join(","));
+    for (form, needle) in [
+        ("a JSON array", json.into_bytes()),
+        ("bytes", secret.clone()),
+        ("base32", b32.clone().into_bytes()),
+        ("base32, lower case", b32.to_lowercase().into_bytes()),
+        ("hex", hex.into_bytes()),
+    ] {
+        assert!(
+            !dump.windows(needle.len()).any(|w| w == needle.as_slice()),
+            "the secret is in Redis's data as {form}"
+        );
+    }
 }
 
 #[test]
@@ -516,4 +534,17 @@ fn repeated_failures_are_slowed_down_with_retry_after() {
         metrics.contains("vigie_enrollments_total{method=\"totp\"} 1"),
         "{metrics}"
     );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        match path.is_dir() {
+            true => out.extend(walk(&path)),
+            false => out.push(path),
+        }
+    }
+    out
 }
