@@ -62,6 +62,14 @@ pub fn replicas_with(
     }
 }
 
+/// Whether the gateway still takes `cookie` for a session: it forwards the page (whatever the
+/// portal answers) rather than its pre-login wall sending the visitor to the login page (303).
+/// Unlike [`logged_in`], it does not hang on the portal's own session, which a logout or a
+/// revocation ends too.
+fn gateway_forwards(gw: &Gateway, cookie: &str) -> bool {
+    get(gw.port, PATIENT, &format!("Cookie: {cookie}\r\n")).status != 303
+}
+
 pub fn logged_in(gw: &Gateway, cookie: &str) -> bool {
     let page = get(gw.port, PATIENT, &format!("Cookie: {cookie}\r\n"));
     page.status == 200 && page.text().contains("data-patient-id=\"5\"")
@@ -81,7 +89,8 @@ fn a_session_made_on_one_replica_is_honoured_and_revoked_on_the_other() {
     );
     assert!(logged_in(&pair.a, &cookie));
 
-    // Log out on A; B had the session cached a moment ago and must refuse it within a second.
+    // Log out on A; B had the session cached a moment ago (its copy lives a second) and must
+    // refuse it well within that: only the revocation message explains it.
     let out = get(
         pair.a.port,
         "/index.php?logout=-1",
@@ -89,9 +98,9 @@ fn a_session_made_on_one_replica_is_honoured_and_revoked_on_the_other() {
     );
     assert_eq!(out.status, 302);
     let started = Instant::now();
-    while logged_in(&pair.b, &cookie) {
+    while gateway_forwards(&pair.b, &cookie) {
         assert!(
-            started.elapsed() < Duration::from_secs(1),
+            started.elapsed() < Duration::from_millis(400),
             "replica B still honours a revoked session"
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -107,9 +116,9 @@ fn a_session_made_on_one_replica_is_honoured_and_revoked_on_the_other() {
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert!(answer.text().contains("\"revoked\":1"), "{}", answer.text());
     let started = Instant::now();
-    while logged_in(&pair.a, &cookie) {
+    while gateway_forwards(&pair.a, &cookie) {
         assert!(
-            started.elapsed() < Duration::from_secs(1),
+            started.elapsed() < Duration::from_millis(400),
             "replica A still honours a revoked session"
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -272,7 +281,7 @@ fn the_socs_step_up_asked_on_one_replica_stops_the_session_on_the_other_and_both
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_millis(900),
+            started.elapsed() < Duration::from_millis(400),
             "replica A still serves the session without a new proof"
         );
         std::thread::sleep(Duration::from_millis(20));
