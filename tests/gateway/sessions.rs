@@ -59,16 +59,39 @@ fn the_portal_session_stays_in_the_vault() {
         .iter()
         .all(|c| !c.starts_with("mediboard_session")));
 
-    // Without it, or with a browser-made portal cookie, the portal sees nobody.
+    // Without it, the wall; and a portal cookie the browser sends is never the portal's key,
+    // even one the portal knows (a session opened at the portal directly, or stolen).
     assert!(walled(&get(gw.port, PATIENT, "")));
-    let forged = get(
+    let direct = submit_login(portal.port, "inf.durand", "durand-demo", None);
+    let real = cookie_set(&direct, "mediboard_session").expect("a portal session");
+    let at_portal = get(portal.port, "/index.php", &format!("Cookie: {real}\r\n"));
+    assert!(
+        at_portal.text().contains("inf.durand"),
+        "the cookie opens the portal directly: {}",
+        at_portal.text()
+    );
+    assert!(walled(&get(
         gw.port,
         PATIENT,
-        "Cookie: mediboard_session=0123456789abcdef0123456789abcdef\r\n",
+        &format!("Cookie: {real}\r\n")
+    )));
+    // Where the wall lets a visitor through (the login page), the portal sees no session.
+    let login_page = get(gw.port, "/index.php", &format!("Cookie: {real}\r\n"));
+    assert_eq!(login_page.status, 200);
+    assert!(
+        !login_page.text().contains("inf.durand"),
+        "a browser-supplied portal cookie reached the portal"
+    );
+    // With a session of the gateway, the vault's cookie is the one sent, not the browser's.
+    let mixed = get(
+        gw.port,
+        "/index.php",
+        &format!("Cookie: {cookie}; {real}\r\n"),
     );
     assert!(
-        walled(&forged),
-        "a browser-supplied portal cookie was trusted"
+        mixed.text().contains("dr.martin") && !mixed.text().contains("inf.durand"),
+        "{}",
+        mixed.text()
     );
 
     let metrics = get(gw.admin_port, "/metrics", "").text();
