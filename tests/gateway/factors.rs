@@ -245,7 +245,14 @@ fn failures_from_many_sources_and_sessions_lock_the_account() {
     let locked = s1.post_form("/.vigie/factor/totp", &[("code", wrong)]);
     assert_eq!(locked.status, 423);
     assert!(locked.text().contains("Compte verrouillé"));
-    // Every session of the account ended; a new login is refused.
+    // Every session of the account ended, the one past its second factor too; a new login is
+    // refused.
+    let verified = c.get(PATIENT);
+    assert_eq!(
+        (verified.status, verified.header("location")),
+        (303, Some("/index.php")),
+        "the verified session outlived the lock"
+    );
     let walled = s2.get(PATIENT);
     assert_eq!(
         (walled.status, walled.header("location")),
