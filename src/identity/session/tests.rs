@@ -39,6 +39,9 @@ fn pre_login_sessions_are_short_lived() {
     let clock = ManualClock::at(50);
     let s = record(None, AuthLevel::None, clock.now());
     assert!(!s.is_authenticated());
-    clock.advance(Duration::from_secs(300));
+    // Alive up to its short lifetime (not the signed-in one), then gone.
+    clock.advance(Duration::from_secs(299));
+    assert!(!s.expired(clock.now(), &LIFE), "ended before its time");
+    clock.advance(Duration::from_secs(1));
     assert!(s.expired(clock.now(), &LIFE));
 }
