@@ -229,6 +229,7 @@ pub fn open(config: &Config) -> anyhow::Result<Stores> {
                 )
                 .context("Redis session store")?
                 .with_outage_grace(config.storage.outage_grace)
+                .with_anonymous_cap(s.max_anonymous_sessions)
                 // Vaults and break-glass reasons sealed with the ring every replica shares.
                 .sealing_with(keys.clone()),
             );

@@ -578,3 +578,40 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Pre-login sessions are capped on Redis as in memory: past the cap the oldest ends (a flood
+/// of visitors cannot fill Redis); one a login took no longer counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_caps_pre_login_sessions_oldest_first() {
+    let server = RedisServer::start();
+    redis::cmd("SET")
+        .arg("t:generation")
+        .arg(1)
+        .exec(&mut server.conn())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let durable = Arc::new(SqliteLocks::open(&dir.path().join("v.sqlite")).unwrap());
+    let store = server.store(durable.held().clone());
+    let store = Arc::new(Arc::try_unwrap(store).ok().unwrap().with_anonymous_cap(3));
+    let visitor = || record(None, AuthLevel::None, 1_000);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(stored(store.as_ref(), visitor()).await);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(
+            store.get(id).await.unwrap().is_some(),
+            i >= 2,
+            "visitor {i}: the two oldest end"
+        );
+    }
+    // A login takes the newest visitor's session: room for one more, nobody else ends.
+    assert!(store.take(&ids[4]).await.unwrap().is_some());
+    let next = stored(store.as_ref(), visitor()).await;
+    for id in [&ids[2], &ids[3], &next] {
+        assert!(store.get(id).await.unwrap().is_some());
+    }
+    // Signed-in sessions are not counted.
+    stored(store.as_ref(), user("uma")).await;
+    assert!(store.get(&ids[2]).await.unwrap().is_some());
+}

@@ -3,7 +3,7 @@
 //!
 //! Key layout (under the storage prefix): `session:<hash>` the record (JSON), `ended:<hash>`
 //! its tombstone, `user:<name>` the set of a user's hashes, `locks` the lock hash,
-//! `generation` the data-loss counter ([`crate::storage::shared_state`]). Scripts touch
+//! `anonymous` the pre-login sessions by start (their cap), `generation` the data-loss counter ([`crate::storage::shared_state`]). Scripts touch
 //! session keys named by the user's set, so Vigie needs one Redis (or one cluster slot).
 
 use once_cell::sync::Lazy;
@@ -23,7 +23,8 @@ local rank = {None = 0, Password = 1, SecondFactor = 2, PhishingResistant = 3}
 
 /// KEYS: record, its tombstone, the user's set, locks, generation.
 /// ARGV: json (version 1), ttl, user ('' for none), hash, replaced hash (''), cap level rank
-/// plus one (0: no cap), cap max, evict oldest ('1'), tombstone ttl, channel, prefix, set ttl.
+/// plus one (0: no cap), cap max, evict oldest ('1'), tombstone ttl, channel, prefix, set ttl,
+/// pre-login sessions at most (0: no cap), pre-login lifetime (s).
 /// Returns {'stored', then each evicted session's hash and record...} or
 /// {'lost'|'ended'|'locked'|'cap'}: the records go to the portal's logout; or {'wanted', µs}: the
 /// replaced session was asked for a proof the new record does not carry yet.
@@ -47,6 +48,28 @@ if replaced ~= '' then
   end
 end
 local out = {{'stored'}}
+-- Pre-login sessions: at most ARGV[13] (0: no cap), the oldest ended first, as in memory. The
+-- sorted set holds each one's start (µs); those past their lifetime (ARGV[14] s) are gone already.
+if user == '' and tonumber(ARGV[13]) > 0 then
+  local z = prefix .. 'anonymous'
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  redis.call('ZREMRANGEBYSCORE', z, '-inf', now - tonumber(ARGV[14]) * 1000000)
+  if replaced ~= '' then redis.call('ZREM', z, replaced) end
+  local over = redis.call('ZCARD', z) + 1 - tonumber(ARGV[13])
+  if over > 0 then
+    for _, h in ipairs(redis.call('ZRANGE', z, 0, over - 1)) do
+      local raw = redis.call('GET', prefix .. 'session:' .. h)
+      if ending(prefix, h, ARGV[9], ARGV[10]) > 0 then
+        table.insert(out, h)
+        table.insert(out, raw)
+      end
+    end
+    redis.call('ZREMRANGEBYRANK', z, 0, over - 1)
+  end
+  redis.call('ZADD', z, now, ARGV[4])
+  redis.call('EXPIRE', z, ARGV[14])
+end
 local level = tonumber(ARGV[6])
 if user ~= '' and level > 0 then
   local live = {{}}
@@ -102,6 +125,7 @@ pub static REMOVE: Lazy<Script> = Lazy::new(|| {
         "{ENDING}
 local raw = redis.call('GET', KEYS[1])
 ending(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+redis.call('ZREM', ARGV[1] .. 'anonymous', ARGV[2])
 if raw then
   local user = cjson.decode(raw).user
   if type(user) == 'string' then redis.call('SREM', ARGV[1] .. 'user:' .. user, ARGV[2]) end

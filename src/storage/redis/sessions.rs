@@ -58,6 +58,8 @@ pub struct RedisStore {
     pub(crate) locked: Arc<LockedUsers>,
     /// Names this replica in the sweeper's lease.
     replica_id: String,
+    /// Pre-login sessions at most (0: no cap).
+    max_anonymous: usize,
     /// Seals the vault and the break-glass reason of every record written (the factors' key
     /// ring: replicas share it).
     sealer: Arc<crate::factors::crypto::KeyRing>,
@@ -132,6 +134,7 @@ impl RedisStore {
             health,
             locked,
             replica_id: format!("{:032x}", rand::random::<u128>()),
+            max_anonymous: 0,
             sealer: Arc::new(crate::factors::crypto::KeyRing::ephemeral()),
         })
     }
@@ -178,6 +181,12 @@ impl RedisStore {
     }
 
     /// Keep serving sessions seen within `grace` while Redis is unreachable.
+    /// At most `max` pre-login sessions at once, the oldest ended first (0: no cap).
+    pub fn with_anonymous_cap(mut self, max: usize) -> Self {
+        self.max_anonymous = max;
+        self
+    }
+
     pub fn with_outage_grace(mut self, grace: Duration) -> Self {
         self.outage_grace = grace;
         self
@@ -491,7 +500,9 @@ impl SessionStore for RedisStore {
                 .arg(self.tomb_ttl())
                 .arg(self.channel())
                 .arg(&self.prefix)
-                .arg(self.lifetimes.absolute.as_secs());
+                .arg(self.lifetimes.absolute.as_secs())
+                .arg(self.max_anonymous)
+                .arg(self.lifetimes.anonymous.as_secs().max(1));
             // Made again after a broken connection, a creation that did land answers `ended`
             // (the key exists): the sign-in is refused, nothing is stored twice.
             out = retried!(call.invoke_async(&mut conn))?;
