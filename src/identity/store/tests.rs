@@ -466,14 +466,20 @@ fn replica(server: &RedisServer, dir: &std::path::Path) -> (Arc<RedisStore>, Red
     (store, locks)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_store_keeps_the_contract_resurrects_nothing_and_caps_in_one_step() {
+/// A Redis of its own, marked as set up (a generation), as a first start leaves it.
+fn set_up_redis() -> RedisServer {
     let server = RedisServer::start();
     redis::cmd("SET")
         .arg("t:generation")
         .arg(1)
         .exec(&mut server.conn())
         .unwrap();
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_keeps_the_contract_resurrects_nothing_and_caps_in_one_step() {
+    let server = set_up_redis();
     let (da, db, dc) = (
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
@@ -499,13 +505,8 @@ async fn redis_store_keeps_the_contract_resurrects_nothing_and_caps_in_one_step(
 /// sealed, read back whole, and a record written before sealing is still read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_keeps_vaults_and_reasons_sealed() {
-    let server = RedisServer::start();
+    let server = set_up_redis();
     let mut conn = server.conn();
-    redis::cmd("SET")
-        .arg("t:generation")
-        .arg(1)
-        .exec(&mut conn)
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (store, _locks) = replica(&server, dir.path());
     let cookie = "portal-cookie-0f3c9a77e1";
@@ -583,12 +584,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// of visitors cannot fill Redis); one a login took no longer counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_caps_pre_login_sessions_oldest_first() {
-    let server = RedisServer::start();
-    redis::cmd("SET")
-        .arg("t:generation")
-        .arg(1)
-        .exec(&mut server.conn())
-        .unwrap();
+    let server = set_up_redis();
     let dir = tempfile::tempdir().unwrap();
     let durable = Arc::new(SqliteLocks::open(&dir.path().join("v.sqlite")).unwrap());
     let store = server.store(durable.held().clone());
