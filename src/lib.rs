@@ -24,6 +24,8 @@ pub mod metrics;
 pub mod pages;
 pub mod pipeline;
 pub mod policy;
+#[cfg(test)]
+mod props;
 pub mod sample_portal;
 pub mod server;
 pub mod simulate;

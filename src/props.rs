@@ -1,0 +1,160 @@
+//! Property tests of the parsers an attacker feeds (threat model case 35): whatever comes in,
+//! no panic, and each keeps the promise the gateway relies on. Case counts sized for CI.
+
+use proptest::prelude::*;
+
+use crate::http::{read_all, Raw, RequestSpec, Wanted};
+use crate::identity::token::{SessionId, TokenCodec};
+use crate::identity::vault::{parse_cookie_header, upstream_cookie_header, VaultedCookie};
+
+fn cases() -> ProptestConfig {
+    ProptestConfig {
+        cases: 300,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Request targets made of the pieces normalisation bypasses are built from.
+fn target() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("/".to_string()),
+        Just("//".to_string()),
+        Just("..".to_string()),
+        Just(".".to_string()),
+        Just(";".to_string()),
+        Just("%2e".to_string()),
+        Just("%2F".to_string()),
+        Just("%25".to_string()),
+        Just("%c0%af".to_string()),
+        Just("%61".to_string()),
+        Just("?".to_string()),
+        Just("&".to_string()),
+        Just("=".to_string()),
+        Just("\\".to_string()),
+        Just("http://ehr.local".to_string()),
+        "[a-zA-Z0-9_~-]{1,6}",
+        "%[0-9a-fA-F]{2}",
+    ];
+    prop::collection::vec(piece, 0..12).prop_map(|p| p.concat())
+}
+
+/// Bodies of the shapes a portal's forms take, with the separators and escapes that matter.
+fn form_body() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"&".to_vec()),
+        Just(b"=".to_vec()),
+        Just(b"[]".to_vec()),
+        Just(b"[a]".to_vec()),
+        Just(b"+".to_vec()),
+        Just(b"%26".to_vec()),
+        Just(b"%3D".to_vec()),
+        Just(b"%5B".to_vec()),
+        Just(b"%".to_vec()),
+        Just(b"patient_id".to_vec()),
+        Just(b".".to_vec()),
+        Just(b" ".to_vec()),
+        "[a-z0-9]{1,4}".prop_map(String::into_bytes),
+    ];
+    prop::collection::vec(piece, 0..40).prop_map(|p| p.concat())
+}
+
+fn multipart_body() -> impl Strategy<Value = Vec<u8>> {
+    let part = (
+        "[a-z_\\[\\]]{1,8}",
+        prop::option::of("[a-z.]{1,6}"),
+        "[a-z0-9 =&\r\n-]{0,20}",
+    )
+        .prop_map(|(name, file, value)| {
+            let file = file.map_or(String::new(), |f| format!("; filename=\"{f}\""));
+            format!(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n{value}\r\n"
+            )
+        });
+    prop::collection::vec(part, 0..5)
+        .prop_map(|parts| format!("{}--XyZ--\r\n", parts.concat()).into_bytes())
+}
+
+fn read(content_type: &str, body: &[u8], chunk: usize) -> crate::http::Superglobals {
+    let raw = Raw {
+        method: "POST",
+        query: b"",
+        cookie: None,
+        content_type: Some(content_type),
+        body,
+    };
+    read_all(&RequestSpec::php(), &Wanted::all(), raw, chunk)
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    /// The canonical form is a fixed point: what the portal receives normalises to itself, so
+    /// the policy and the portal read one path.
+    #[test]
+    fn the_target_normaliser_never_panics_and_its_canonical_form_is_a_fixed_point(raw in target()) {
+        if let Ok(t) = crate::http::normalise_target(&raw) {
+            prop_assert!(t.path.starts_with('/'), "{raw:?} -> {:?}", t.path);
+            let again = crate::http::normalise_target(&t.to_uri());
+            prop_assert_eq!(again.as_ref().map(|a| (&a.path, &a.query)), Ok((&t.path, &t.query)), "{}", raw);
+        }
+    }
+
+    /// A body streamed in pieces of any size is read as the whole body is: the way an attacker
+    /// cuts the TCP stream changes nothing in what the detector and the policy see.
+    #[test]
+    fn a_form_is_read_the_same_however_its_body_is_cut(body in form_body(), chunk in 1usize..64) {
+        let ct = "application/x-www-form-urlencoded";
+        prop_assert_eq!(read(ct, &body, chunk), read(ct, &body, usize::MAX));
+    }
+
+    #[test]
+    fn a_multipart_body_is_read_the_same_however_it_is_cut(body in multipart_body(), chunk in 1usize..64) {
+        let ct = "multipart/form-data; boundary=XyZ";
+        prop_assert_eq!(read(ct, &body, chunk), read(ct, &body, usize::MAX));
+    }
+
+    /// Anyone's token decodes to nothing unless the gateway made it; ours round-trips, and one
+    /// changed character makes it nobody's.
+    #[test]
+    fn session_tokens_decode_only_as_made(junk in "\\PC{0,120}", id in any::<[u8; 32]>(), at in 0usize..64) {
+        let codec = TokenCodec::new(b"a key of the gateway's own, 32 b");
+        let _ = codec.decode(&junk);
+        let token = codec.encode(&SessionId(id));
+        prop_assert_eq!(codec.decode(&token), Some(SessionId(id)));
+        let at = at % token.len();
+        let mut bytes = token.clone().into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        let changed = String::from_utf8(bytes).unwrap();
+        if changed != token {
+            prop_assert_eq!(codec.decode(&changed), None);
+        }
+    }
+
+    /// Whatever cookies the browser sends, the portal's session cookie upstream is the vault's,
+    /// once, and the gateway's own cookie never goes.
+    #[test]
+    fn a_browser_copy_of_a_session_cookie_never_goes_upstream(
+        pairs in prop::collection::vec((prop_oneof![
+            Just("mediboard_session"), Just("vigie"), Just("__Host-vigie"), Just("lang"), Just("csrf"),
+        ], "[a-zA-Z0-9=;, ]{0,12}"), 0..8),
+        vault_value in "[a-f0-9]{8,32}",
+    ) {
+        let header: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let header = header.join("; ");
+        let vault = [VaultedCookie { name: "mediboard_session".into(), value: vault_value.clone() }];
+        let gateway = ["vigie".to_string(), "__Host-vigie".to_string()];
+        let sessions = ["mediboard_session".to_string()];
+        let out = upstream_cookie_header([header.as_str()].into_iter(), &gateway, &sessions, &vault, None)
+            .unwrap_or_default();
+        let sent: Vec<(&str, &str)> = parse_cookie_header(&out).collect();
+        let session: Vec<&str> = sent.iter().filter(|(k, _)| *k == "mediboard_session").map(|(_, v)| *v).collect();
+        prop_assert_eq!(session, vec![vault_value.as_str()], "{}", out);
+        prop_assert!(sent.iter().all(|(k, _)| !gateway.iter().any(|g| g == k)), "{}", out);
+    }
+
+    /// A configuration file of any content is refused with errors, never a panic.
+    #[test]
+    fn the_config_loader_never_panics(text in "(\\[[a-z_.]{1,12}\\]\n|[a-z_]{1,10} = (\"[^\"\n]{0,10}\"|[0-9]{1,6}|true|\\[\\])\n|#.*\n){0,12}") {
+        let _ = crate::config::Config::from_toml(std::path::Path::new("props.toml"), &text);
+    }
+}
