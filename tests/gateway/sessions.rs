@@ -153,6 +153,14 @@ fn portal_logout_link_ends_both_sessions() {
         .headers_named("set-cookie")
         .iter()
         .any(|c| c.starts_with("vigie=;") && c.contains("Max-Age=0")));
+    // The portal's answer to its logout (it clears or replaces its session cookie) goes to the
+    // vault, not to the browser: the browser never holds a portal session cookie.
+    let portal_cookies: Vec<&str> = out
+        .headers_named("set-cookie")
+        .into_iter()
+        .filter(|c| c.starts_with("mediboard_session"))
+        .collect();
+    assert!(portal_cookies.is_empty(), "{portal_cookies:?}");
     assert_eq!(
         portal_sessions(&portal),
         0,
