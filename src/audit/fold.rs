@@ -12,52 +12,59 @@ use once_cell::sync::Lazy;
 
 pub const QUIET: Duration = Duration::from_secs(10);
 
+/// What was refused, repeatedly: a login over its budget (the name typed), or an admin API call
+/// with no token the API accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Refused {
+    Login(String),
+    AdminToken,
+}
+
 struct Fold {
     /// When the last entry was written.
     at: Instant,
     /// Refusals since, not written yet.
     n: u64,
-    user: String,
-    client: Option<IpAddr>,
 }
 
-static FOLDS: Lazy<Mutex<HashMap<String, Fold>>> = Lazy::new(Default::default);
+/// A fold per refusal and source.
+type Folds = HashMap<(Refused, Option<IpAddr>), Fold>;
+
+static FOLDS: Lazy<Mutex<Folds>> = Lazy::new(Default::default);
 
 /// A login refused by its budget: an audit entry, or one more folded into the next.
 pub fn login_refused(user: Option<&str>, client: Option<IpAddr>) {
-    let user = super::typed_name(user.unwrap_or("-"));
-    if let Some(folded) = fold_at(user, client, Instant::now()) {
-        say(user, client, folded);
+    let what = Refused::Login(super::typed_name(user.unwrap_or("-")).to_string());
+    if let Some(folded) = fold_at(&what, client, Instant::now()) {
+        say(&what, client, folded);
     }
 }
 
 /// A call to the admin API without a token it knows: the same folding (someone guessing tokens
 /// is seen, a flood does not fill the trail).
 pub fn admin_token_refused(client: Option<IpAddr>) {
-    if let Some(folded) = fold_at(ADMIN_TOKEN, client, Instant::now()) {
-        say(ADMIN_TOKEN, client, folded);
+    if let Some(folded) = fold_at(&Refused::AdminToken, client, Instant::now()) {
+        say(&Refused::AdminToken, client, folded);
     }
 }
 
-/// The fold of refused admin tokens: no name a login reads can look like it (a control
-/// character).
-const ADMIN_TOKEN: &str = "\u{1}admin-token";
-
-fn say(user: &str, client: Option<IpAddr>, folded: u64) {
+fn say(what: &Refused, client: Option<IpAddr>, folded: u64) {
     let client = client.map(tracing::field::display);
-    if user == ADMIN_TOKEN {
-        tracing::warn!(target: "vigie::audit", event = "admin_refused", reason = "no_token_accepted", client, folded, by = "admin_api");
-        return;
+    match what {
+        Refused::Login(user) => {
+            tracing::warn!(target: "vigie::audit", event = "login", outcome = "login_budget", user = %user, client, folded)
+        }
+        Refused::AdminToken => {
+            tracing::warn!(target: "vigie::audit", event = "admin_refused", reason = "no_token_accepted", client, folded, by = "admin_api")
+        }
     }
-    tracing::warn!(target: "vigie::audit", event = "login", outcome = "login_budget", user = %user, client, folded);
 }
 
 /// `Some(n)` when an entry is due (`n` folded since the last one), `None` when this refusal
 /// is folded into the next.
-pub(super) fn fold_at(user: &str, client: Option<IpAddr>, now: Instant) -> Option<u64> {
-    let key = format!("{client:?}\0{user}");
+pub(super) fn fold_at(what: &Refused, client: Option<IpAddr>, now: Instant) -> Option<u64> {
     let mut folds = FOLDS.lock().unwrap_or_else(|e| e.into_inner());
-    match folds.get_mut(&key) {
+    match folds.get_mut(&(what.clone(), client)) {
         Some(f) if now.duration_since(f.at) < QUIET => {
             f.n += 1;
             None
@@ -67,34 +74,25 @@ pub(super) fn fold_at(user: &str, client: Option<IpAddr>, now: Instant) -> Optio
             Some(std::mem::take(&mut f.n))
         }
         None => {
-            let user = user.to_string();
-            folds.insert(
-                key,
-                Fold {
-                    at: now,
-                    n: 0,
-                    user,
-                    client,
-                },
-            );
+            folds.insert((what.clone(), client), Fold { at: now, n: 0 });
             Some(0)
         }
     }
 }
 
-/// At a writer's round: the folds whose quiet time is over, written now (user, client, how
+/// At a writer's round: the folds whose quiet time is over, written now (what, client, how
 /// many); the idle ones forgotten.
-pub(super) fn due_at(now: Instant) -> Vec<(String, Option<IpAddr>, u64)> {
+pub(super) fn due_at(now: Instant) -> Vec<(Refused, Option<IpAddr>, u64)> {
     let mut folds = FOLDS.lock().unwrap_or_else(|e| e.into_inner());
     let mut due = Vec::new();
-    folds.retain(|_, f| {
+    folds.retain(|(what, client), f| {
         if now.duration_since(f.at) < QUIET {
             return true;
         }
         if f.n == 0 {
             return false;
         }
-        due.push((f.user.clone(), f.client, std::mem::take(&mut f.n)));
+        due.push((what.clone(), *client, std::mem::take(&mut f.n)));
         f.at = now;
         true
     });
@@ -103,7 +101,7 @@ pub(super) fn due_at(now: Instant) -> Vec<(String, Option<IpAddr>, u64)> {
 
 /// Write what the quiet times that ended folded.
 pub(super) fn write_due() {
-    for (user, client, n) in due_at(Instant::now()) {
-        say(&user, client, n);
+    for (what, client, n) in due_at(Instant::now()) {
+        say(&what, client, n);
     }
 }

@@ -296,30 +296,39 @@ fn entries_the_store_refuses_are_kept_and_written_in_order_once_it_answers() {
 
 #[test]
 fn a_repeated_event_is_kept_once_per_quiet_time_and_a_last_burst_is_written_when_it_ends() {
-    use super::fold::{due_at, fold_at};
+    use super::fold::{due_at, fold_at, Refused};
     let t0 = Instant::now();
     let ip: Option<std::net::IpAddr> = Some("10.0.0.9".parse().unwrap());
-    assert_eq!(fold_at("flood", ip, t0), Some(0));
+    let (flood, martin) = (
+        Refused::Login("flood".into()),
+        Refused::Login("dr.martin".into()),
+    );
+    assert_eq!(fold_at(&flood, ip, t0), Some(0));
     for i in 1..=500 {
-        assert_eq!(fold_at("flood", ip, t0 + Duration::from_millis(i)), None);
+        assert_eq!(fold_at(&flood, ip, t0 + Duration::from_millis(i)), None);
     }
-    assert_eq!(fold_at("dr.martin", ip, t0), Some(0), "per name");
+    assert_eq!(fold_at(&martin, ip, t0), Some(0), "per name");
+    assert_eq!(
+        fold_at(&Refused::AdminToken, ip, t0),
+        Some(0),
+        "per kind of refusal"
+    );
     assert!(
         due_at(t0 + Duration::from_secs(5)).is_empty(),
         "not before its time"
     );
     // The burst's count is written when its quiet time ends, with no refusal after it.
     let due = due_at(t0 + QUIET);
-    assert!(due.contains(&("flood".to_string(), ip, 500)), "{due:?}");
+    assert!(due.contains(&(flood.clone(), ip, 500)), "{due:?}");
     assert!(
-        !due.iter().any(|(u, _, _)| u == "dr.martin"),
+        !due.iter().any(|(w, _, _)| *w == martin),
         "nothing folded: nothing due"
     );
     assert_eq!(
-        fold_at("flood", ip, t0 + QUIET + Duration::from_secs(1)),
+        fold_at(&flood, ip, t0 + QUIET + Duration::from_secs(1)),
         None
     );
-    assert!(due_at(t0 + QUIET * 2).contains(&("flood".to_string(), ip, 1)));
+    assert!(due_at(t0 + QUIET * 2).contains(&(flood, ip, 1)));
 }
 
 #[test]
