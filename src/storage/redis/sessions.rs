@@ -85,6 +85,25 @@ pub(crate) async fn deadline<T>(
     }
 }
 
+/// One page of `SCAN … MATCH pattern`: the next cursor (0 when done) and the keys found.
+pub(crate) async fn scan_page<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    cursor: u64,
+    pattern: &str,
+    count: usize,
+) -> Result<(u64, Vec<String>), StoreError> {
+    deadline(
+        redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(count)
+            .query_async(conn),
+    )
+    .await
+}
+
 /// Whether `e` says the connection broke (Redis restarted, a failover, a reset). The
 /// connection manager reconnects as it reports it, so the same call made again reaches the
 /// Redis that is back.
@@ -359,6 +378,24 @@ impl RedisStore {
         Ok(raw)
     }
 
+    /// The write of `record` (read at its version, bumped here) under `hash`, which lands
+    /// only if the stored one is still at that version: 1 stored, 2 changed meanwhile, 0 ended.
+    fn write_back(
+        &self,
+        hash: &str,
+        record: &mut SessionRecord,
+    ) -> Result<redis::ScriptInvocation<'static>, StoreError> {
+        let read = record.version;
+        record.version += 1;
+        let json = self.sealed_json(record, hash)?;
+        let mut call = scripts::UPDATE.prepare_invoke();
+        call.key(self.key(hash))
+            .arg(json)
+            .arg(self.ttl(record))
+            .arg(read);
+        Ok(call)
+    }
+
     /// `hash, record, hash, record…` as a script returns ended sessions.
     fn removed(&self, pairs: &[String]) -> Vec<Removed> {
         pairs
@@ -547,14 +584,7 @@ impl SessionStore for RedisStore {
         self.ensure_subscriber();
         self.health.verified()?;
         let hash = Self::hash(&record.id);
-        let read = record.version;
-        record.version += 1;
-        let json = self.sealed_json(&record, &hash)?;
-        let mut call = scripts::UPDATE.prepare_invoke();
-        call.key(self.key(&hash))
-            .arg(json)
-            .arg(self.ttl(&record))
-            .arg(read);
+        let call = self.write_back(&hash, &mut record)?;
         let mut conn = self.conn().await?;
         // Made again after a broken connection, a write that did land reports a conflict.
         let written: u8 = retried!(call.invoke_async(&mut conn))?;

@@ -16,7 +16,7 @@ use redis::aio::ConnectionLike;
 
 use crate::identity::locks::DurableLocks;
 use crate::identity::store::StoreError;
-use crate::storage::redis::sessions::deadline;
+use crate::storage::redis::sessions::{deadline, scan_page};
 
 mod ledger;
 mod mirror;
@@ -287,16 +287,7 @@ impl SharedState {
         for pattern in ["session:*", "user:*"] {
             let mut cursor: u64 = 0;
             loop {
-                let (next, keys): (u64, Vec<String>) = deadline(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(self.key(pattern))
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(conn),
-                )
-                .await?;
+                let (next, keys) = scan_page(conn, cursor, &self.key(pattern), 1000).await?;
                 if !keys.is_empty() {
                     deadline(redis::cmd("DEL").arg(&keys).query_async::<()>(conn)).await?;
                 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use redis::AsyncCommands;
 
-use super::{deadline, scripts, unavailable, RedisStore};
+use super::{deadline, unavailable, RedisStore};
 use crate::identity::session::SessionRecord;
 use crate::identity::store::StoreError;
 use crate::storage::redis::Conn;
@@ -17,16 +17,7 @@ impl RedisStore {
         let mut users: Vec<String> = Vec::new();
         let mut cursor: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = deadline(
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(500)
-                    .query_async(conn),
-            )
-            .await?;
+            let (next, keys) = super::scan_page(conn, cursor, &pattern, 500).await?;
             users.extend(keys);
             cursor = next;
             if cursor == 0 {
@@ -69,14 +60,7 @@ impl RedisStore {
                 return Ok(false);
             }
             record.proof_wanted_after_us = Some(after_us);
-            let read = record.version;
-            record.version += 1;
-            let json = self.sealed_json(&record, hash)?;
-            let mut call = scripts::UPDATE.prepare_invoke();
-            call.key(self.key(hash))
-                .arg(json)
-                .arg(self.ttl(&record))
-                .arg(read);
+            let call = self.write_back(hash, &mut record)?;
             let written: u8 = deadline(call.invoke_async(conn)).await?;
             match written {
                 1 => return Ok(true),
