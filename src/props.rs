@@ -168,3 +168,132 @@ proptest! {
         let _ = crate::config::Config::from_toml(std::path::Path::new("props.toml"), &text);
     }
 }
+
+/// The names a profile reads, as a client may spell them to PHP or to a servlet container:
+/// encoded, with PHP's folded bytes, a NUL, array brackets, a dangling `[`.
+const NAME_SPELLINGS: &[&str] = &[
+    "patient_id",
+    "%70atient_id",
+    "patient.id",
+    "patient id",
+    "+patient_id",
+    "patient_id%00junk",
+    "patient_id[]",
+    "patient_id[k]",
+    "patient_id[",
+    "patient_id]",
+    "limit",
+    "per_page",
+    "per_page[]",
+    "page",
+    "raw",
+    "r%61w",
+    "other",
+];
+
+/// The names the profile's rules ask for.
+const READ_NAMES: &[&str] = &[
+    "patient_id",
+    "patient_id]",
+    "limit",
+    "per_page",
+    "page",
+    "raw",
+];
+
+/// A query of those names with values, repeats and empty pieces; sometimes with a filler of
+/// other variables around PHP's `max_input_vars` (1000) before the last pairs.
+fn query() -> impl Strategy<Value = String> {
+    let value = prop_oneof![
+        Just(String::new()),
+        "[0-9]{1,4}",
+        Just("export".to_string()),
+        Just("a+b".to_string()),
+        Just("%41%00".to_string()),
+        Just("1%26raw%3Dexport".to_string()),
+    ];
+    let pair = (prop::sample::select(NAME_SPELLINGS), value, any::<bool>()).prop_map(
+        |(n, v, eq)| match (eq, v.is_empty()) {
+            (false, true) => n.to_string(),
+            _ => format!("{n}={v}"),
+        },
+    );
+    (
+        prop::collection::vec(pair, 0..8),
+        prop::option::weighted(0.2, 995usize..1003),
+        0usize..8,
+    )
+        .prop_map(|(mut pairs, filler, at)| {
+            if let Some(n) = filler {
+                let fill: Vec<String> = (0..n).map(|i| format!("f{i}=1")).collect();
+                pairs.insert(at.min(pairs.len()), fill.join("&"));
+            }
+            pairs.join("&")
+        })
+}
+
+fn reading_of(first: bool) -> crate::policy::matcher::QueryReading {
+    match first {
+        true => crate::policy::matcher::QueryReading::First,
+        false => crate::policy::matcher::QueryReading::Last,
+    }
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    /// A profile's rules read a parameter of the raw query (policy rules, endpoint classes)
+    /// as the portal's script does (the one reader, itself compared with PHP 8): a repeat, an
+    /// encoded or folded name, an array change both or neither; a query with a decoy past
+    /// `max_input_vars`, which the script reads only in part, never reaches the portal.
+    #[test]
+    fn a_rule_reads_a_query_parameter_as_the_portal_script_does(q in query(), first in any::<bool>()) {
+        let reading = reading_of(first);
+        let spec = crate::http::RequestSpec::for_reading(reading);
+        if !crate::http::reads_whole_query(&spec, q.as_bytes()) {
+            return Ok(());
+        }
+        let script = crate::http::read_query(&spec, q.as_bytes(), &crate::http::Wanted::all());
+        for name in READ_NAMES {
+            let rule = crate::policy::matcher::param(Some(&q), name, reading);
+            prop_assert_eq!(rule, script.scalar(name), "{} in {:.200}", name, q);
+        }
+    }
+
+    /// The detector's view of a request (the reader's variables as a query) keeps every
+    /// scalar the script sees, and an array is never read as a value.
+    #[test]
+    fn the_detector_view_keeps_what_the_script_sees(q in query(), first in any::<bool>()) {
+        let reading = reading_of(first);
+        let spec = crate::http::RequestSpec::for_reading(reading);
+        let wanted = crate::http::Wanted::names(READ_NAMES.iter().copied());
+        let script = crate::http::read_query(&spec, q.as_bytes(), &wanted);
+        let view = script.to_query();
+        for name in READ_NAMES {
+            let read = crate::policy::matcher::param(Some(&view), name, reading);
+            prop_assert_eq!(read, script.scalar(name), "{} in {} from {:.200}", name, view, q);
+        }
+    }
+
+    /// The page the detector counts is never smaller than a size the script reads under any
+    /// of the profile's names: a decoy `limit=1` beside the `per_page=10000` the portal
+    /// reads does not hide the big page.
+    #[test]
+    fn the_page_counted_is_never_smaller_than_a_size_the_script_reads(q in query(), first in any::<bool>()) {
+        let reading = reading_of(first);
+        let spec = crate::http::RequestSpec::for_reading(reading);
+        let script = crate::http::read_query(&spec, q.as_bytes(), &crate::http::Wanted::all());
+        let profile = crate::detect::reading::Reading::default();
+        let page = profile
+            .read_request("GET", "/list", Some(&q), None, "list", reading)
+            .page
+            .expect("a listing is paged");
+        for name in &profile.paging.size {
+            let Some(v) = script.scalar(name).filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())) else {
+                continue;
+            };
+            let asked = v.parse::<u64>().unwrap_or(u64::MAX).min(u32::MAX as u64);
+            prop_assert!(page.size as u64 >= asked, "{} = {} but {} counted in {:.200}", name, v, page.size, q);
+        }
+    }
+}

@@ -387,6 +387,13 @@ impl PortalConfig {
         }
     }
 
+    /// How the portal's script reads requests (its profile's `[request]`; PHP 8's defaults).
+    pub fn request_spec(&self) -> &crate::http::RequestSpec {
+        static DEFAULT: std::sync::LazyLock<crate::http::RequestSpec> =
+            std::sync::LazyLock::new(crate::http::RequestSpec::php);
+        self.profile.as_ref().map_or(&DEFAULT, |p| &p.request)
+    }
+
     /// How the portal reads a repeated query parameter (from its profile; PHP-like by default).
     pub fn query_reading(&self) -> crate::policy::matcher::QueryReading {
         self.profile

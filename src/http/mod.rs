@@ -200,6 +200,15 @@ fn plain(vars: &mut Vars, wanted: &Wanted, base: Vec<u8>, value: &[u8], first_wi
     vars.map.insert(base, Value::Scalar(value.to_vec()));
 }
 
+/// Whether the script reads every pair of this query: past `max_input_vars` pairs it stops,
+/// so the gateway's rules, which read them all, could meet a decoy the script never sees.
+pub fn reads_whole_query(spec: &RequestSpec, query: &[u8]) -> bool {
+    let pieces = query
+        .split(|b| spec.arg_separator.contains(b))
+        .filter(|p| !p.is_empty());
+    pieces.count() <= spec.max_input_vars
+}
+
 /// `$_GET` from a query string (`treat_data`): split on the separator bytes, empty pieces
 /// skipped; past `max_input_vars` pieces the rest is dropped.
 pub fn read_query(spec: &RequestSpec, query: &[u8], wanted: &Wanted) -> Vars {

@@ -159,6 +159,12 @@ impl Gateway {
                 false => Err(Refusal::new(401, Reason::LoginRequired)),
             };
         }
+        // The portal's script stops reading a query past `max_input_vars` pairs; the rules
+        // read all of it, so a decoy past the cut could stand in for what the script reads.
+        let query = request.target.query.as_deref().unwrap_or("").as_bytes();
+        if !crate::http::reads_whole_query(portal.config.request_spec(), query) {
+            return Err(Refusal::new(414, Reason::TooManyParameters));
+        }
         // The profile's request-side rules and the pre-login wall: below the password, only
         // the profile's allowlist reaches the portal (threat model 36).
         let mut wall = intercept::Wall::Pass;

@@ -90,6 +90,7 @@ reasons! {
     SignedInBeforeLogin => "signed_in_before_login",
     TargetNotUtf8 => "target_not_utf8",
     Throttled => "throttled",
+    TooManyParameters => "too_many_parameters",
     UnknownGatewayPath => "unknown_gateway_path",
     UnknownHost => "unknown_host",
     UnknownLanguage => "unknown_language",

@@ -106,23 +106,22 @@ impl QueryCondition {
     }
 }
 
-/// The value of `name` as the portal reads it. PHP also reads `a.b` and `a b` as `a_b`, so
-/// names are compared after that folding when the portal is PHP-like (`Last`).
+/// The value of `name` as the portal's script reads it from a query, by the one reader
+/// ([`crate::http`], compared with PHP 8): PHP folds `a.b` and `a b` into `a_b`, and a
+/// later `name[]` makes `name` an array (no value to match). Every pair is read: a query
+/// longer than the script reads never reaches the portal ([`crate::http::reads_whole_query`]),
+/// and views the gateway built (body and query merged) may hold more names than one query.
 pub fn param(query: Option<&str>, name: &str, reading: QueryReading) -> Option<String> {
-    let mut found = None;
-    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        let same = match reading {
-            QueryReading::Last => php_name(&k) == (name.to_string(), false),
-            QueryReading::First => k == name,
-        };
-        if same {
-            if reading == QueryReading::First {
-                return Some(v.into_owned());
-            }
-            found = Some(v.into_owned());
-        }
-    }
-    found
+    static SPECS: std::sync::LazyLock<[crate::http::RequestSpec; 2]> =
+        std::sync::LazyLock::new(|| {
+            [QueryReading::Last, QueryReading::First].map(|r| crate::http::RequestSpec {
+                max_input_vars: usize::MAX,
+                ..crate::http::RequestSpec::for_reading(r)
+            })
+        });
+    let spec = &SPECS[(reading == QueryReading::First) as usize];
+    let wanted = crate::http::Wanted::names([name]);
+    crate::http::read_query(spec, query.unwrap_or("").as_bytes(), &wanted).scalar(name)
 }
 
 /// A parameter name as PHP registers it: cut at a NUL byte, leading spaces dropped, ` ` and

@@ -633,3 +633,25 @@ fn routing_parameters_in_a_form_body_meet_the_same_rules() {
         other.text()
     );
 }
+
+#[test]
+fn a_decoy_past_the_portals_max_input_vars_never_reaches_it() {
+    let portal = start_portal();
+    let rule = "[[rule]]\nname = \"no-exports\"\npath = \"/index.php\"\nquery = { raw = \"ajax_export*\" }\ndeny = true\n";
+    let gw = start_gateway_with(&profiled_portal(&portal, rule), "");
+    let mut c = Client::login(gw.port, "admin", "admin-demo");
+    // PHP reads the first 1,000 pairs only: the export's `raw` is what the script sees, and
+    // a `raw=view` past the cut would have been the one a rule reading every pair met.
+    let decoy = format!("{EXPORT}{}&raw=view", "&a".repeat(1000));
+    let r = c.get(&decoy);
+    assert_eq!(r.status, 414, "{}", r.text());
+    crate::detection::wait_for("the refusal's reason in the access log", || {
+        gw.proc
+            .stderr()
+            .contains("too_many_parameters")
+            .then_some(())
+    });
+    // A long query the script reads whole still goes to the portal.
+    let long = c.get(&format!("/index.php?m=dPpatients{}", "&a".repeat(998)));
+    assert_eq!(long.status, 200, "{}", long.text());
+}
