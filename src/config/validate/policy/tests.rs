@@ -286,3 +286,36 @@ export_within_minutes = 2
     );
     assert_eq!((other.pack, other.deny), (None, None));
 }
+
+#[test]
+fn a_rule_for_some_portals_or_hosts_applies_there_only() {
+    let profile =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
+    let lab = format!(
+        "hosts = [\"ehr.local\"]\n\n[[portal]]\nname = \"lab\"\nhosts = [\"lab.local\"]\nupstream = \"127.0.0.1:2\"\nprofile = \"{}\"\n",
+        profile.display()
+    );
+    let rules = "[[rule]]\nname = \"lab-only\"\nportals = [\"lab\"]\npath = \"/results/**\"\ndeny = true\n\n[[rule]]\nname = \"by-host\"\nhosts = [\"EHR.local\"]\npath = \"/hosted\"\ndeny = true\n";
+    let c = config(&lab, rules);
+    let none: [String; 0] = [];
+    let on = |portal: usize, host: &'static str, path: &'static str| {
+        let mut f = facts("GET", path, None, &none, "10.0.0.1", MONDAY_10);
+        f.host = host;
+        let by = c
+            .policy
+            .decide(&c.portals[portal].policy_view(&f), true, &f)
+            .deny;
+        by.map(|d| d.by)
+    };
+    assert_eq!(
+        on(1, "lab.local", "/results/1").as_deref(),
+        Some("lab-only")
+    );
+    assert_eq!(on(0, "ehr.local", "/results/1"), None, "another portal");
+    assert_eq!(
+        on(0, "ehr.local", "/hosted").as_deref(),
+        Some("by-host"),
+        "host names are read without case"
+    );
+    assert_eq!(on(1, "lab.local", "/hosted"), None, "another host");
+}
