@@ -47,3 +47,22 @@ fn a_broad_rule_first_shadows_the_narrow_one() {
     ];
     assert!(shadowed(&g).is_empty());
 }
+
+#[test]
+fn a_rule_for_some_hours_shadows_only_a_rule_for_the_same_hours() {
+    let at = |name: &str, hours: Option<&str>| Rule {
+        window: hours.map(|h| crate::policy::window::TimeWindow::parse(h, &[]).unwrap()),
+        ..rule(name, Some("/index.php"), &[], &[])
+    };
+    let night = || at("night", Some("20:00-07:00"));
+    // At night only: the all-day rule after it still decides by day.
+    assert!(shadowed(&[night(), at("always", None)]).is_empty());
+    // The same hours, or a narrower rule after one for all hours: never reached.
+    assert_eq!(
+        shadowed(&[night(), at("night-too", Some("20:00-07:00"))]).len(),
+        1
+    );
+    assert_eq!(shadowed(&[at("always", None), night()]).len(), 1);
+    // Other hours are not covered.
+    assert!(shadowed(&[night(), at("day", Some("08:00-18:00"))]).is_empty());
+}
