@@ -97,3 +97,22 @@ fn containment_is_conservative() {
     };
     assert!(narrow.within(&all), "`/**` takes everything");
 }
+
+#[test]
+fn a_view_of_body_and_query_is_read_whole() {
+    // A form's names merged with the query's (stage 4's second look) can be more than one
+    // query's `max_input_vars`: the routing parameter sorted after a thousand others is read.
+    let names: Vec<String> = (0..1200).map(|i| format!("a{i:04}=1")).collect();
+    let view = format!("{}&raw=ajax_export_patients_csv", names.join("&"));
+    for reading in [QueryReading::Last, QueryReading::First] {
+        assert_eq!(
+            param(Some(&view), "raw", reading).as_deref(),
+            Some("ajax_export_patients_csv")
+        );
+    }
+    // A later `raw[]` makes `raw` an array, as PHP reads it: no value for a rule to match.
+    assert_eq!(
+        param(Some("raw=x&raw[]=y"), "raw", QueryReading::Last),
+        None
+    );
+}
