@@ -96,6 +96,29 @@ fn containment_is_conservative() {
         query: vec![],
     };
     assert!(narrow.within(&all), "`/**` takes everything");
+    // Methods and query conditions: within only when each of the wider one's is met.
+    let m = |methods: &[&str], query: &[(&str, &str)]| Matcher {
+        path: PathPattern::glob("/index.php", false).unwrap(),
+        methods: methods.iter().map(|m| m.to_string()).collect(),
+        query: query
+            .iter()
+            .map(|(k, v)| QueryCondition::new(k, v))
+            .collect(),
+    };
+    let export = [("raw", "ajax_export*")];
+    for (narrow, wider, within) in [
+        (m(&["GET"], &[]), m(&["GET", "POST"], &[]), true),
+        (m(&["PUT"], &[]), m(&["GET", "POST"], &[]), false),
+        (m(&["GET", "PUT"], &[]), m(&["GET", "POST"], &[]), false),
+        (m(&[], &[]), m(&["GET"], &[]), false),
+        (m(&[], &[("m", "x"), export[0]]), m(&[], &export), true),
+        (m(&[], &[("raw", "view")]), m(&[], &export), false),
+        (m(&[], &[("other", "ajax_export*")]), m(&[], &export), false),
+        (m(&[], &[("raw", "view")]), m(&[], &[("raw", "*")]), true),
+        (m(&[], &[]), m(&[], &export), false),
+    ] {
+        assert_eq!(narrow.within(&wider), within, "{narrow:?} within {wider:?}");
+    }
 }
 
 #[test]
