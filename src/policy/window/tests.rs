@@ -33,8 +33,17 @@ fn day_and_night_windows_in_paris() {
         !night.contains(at("2026-11-28T22:00:00Z"), &paris),
         "Saturday 23:00"
     );
-    for bad in ["7-20", "07:00", "25:00-26:00", "08:00-08:00"] {
+    for bad in [
+        "7-20",
+        "07:00",
+        "25:00-26:00",
+        "08:00-08:00",
+        "20:00-24:30",
+        "07:60-08:00",
+    ] {
         assert!(TimeWindow::parse(bad, &[]).is_err(), "{bad}");
     }
+    // Midnight at the end of the day is a time of day.
+    assert!(TimeWindow::parse("20:00-24:00", &[]).is_ok());
     assert!(TimeWindow::parse("07:00-20:00", &["funday".into()]).is_err());
 }
