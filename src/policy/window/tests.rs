@@ -49,3 +49,33 @@ fn day_and_night_windows_in_paris() {
     }
     assert!(TimeWindow::parse("07:00-20:00", &["funday".into()]).is_err());
 }
+
+#[test]
+fn minutes_and_every_day_name_count() {
+    let paris = TimeZone::get("Europe/Paris").unwrap();
+    // Saturday 2026-11-28 and Sunday 29, winter time (UTC+1).
+    let weekend = TimeWindow::parse("07:30-19:45", &["sat".into(), "Sunday".into()]).unwrap();
+    assert!(
+        !weekend.contains(at("2026-11-28T06:15:00Z"), &paris),
+        "07:15"
+    );
+    assert!(
+        weekend.contains(at("2026-11-28T06:45:00Z"), &paris),
+        "07:45"
+    );
+    assert!(
+        weekend.contains(at("2026-11-29T18:30:00Z"), &paris),
+        "Sunday 19:30"
+    );
+    assert!(
+        !weekend.contains(at("2026-11-29T18:50:00Z"), &paris),
+        "19:50"
+    );
+    assert!(
+        !weekend.contains(at("2026-11-30T10:00:00Z"), &paris),
+        "Monday"
+    );
+    let names = ["mon", "tuesday", "Wed", "THU", "fri", "saturday", "sun"];
+    let every = TimeWindow::parse("00:00-24:00", &names.map(String::from)).unwrap();
+    assert_eq!(every.days.len(), 7);
+}
