@@ -71,6 +71,14 @@ fn minutes_and_every_day_name_count() {
         !weekend.contains(at("2026-11-29T18:50:00Z"), &paris),
         "19:50"
     );
+    // The end minute is outside, in a day window as in a night one.
+    assert!(
+        !weekend.contains(at("2026-11-29T18:45:00Z"), &paris),
+        "19:45"
+    );
+    let night = TimeWindow::parse("20:00-07:00", &[]).unwrap();
+    assert!(night.contains(at("2026-11-28T05:59:00Z"), &paris), "06:59");
+    assert!(!night.contains(at("2026-11-28T06:00:00Z"), &paris), "07:00");
     assert!(
         !weekend.contains(at("2026-11-30T10:00:00Z"), &paris),
         "Monday"
