@@ -247,3 +247,32 @@ async fn replicas_leasing_a_hot_key_get_the_budget_exactly_with_fewer_round_trip
         "a small budget: once a request it allows, and once a replica for the refusal"
     );
 }
+
+#[tokio::test]
+async fn a_reload_applies_new_limits_and_keeps_what_was_spent() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let b = Budgets::new(config(), None, 1, clock.clone());
+    assert!(!b.degraded(), "no shared store to lose: never degraded");
+    let ip: IpAddr = "10.0.0.1".parse().unwrap();
+    assert_eq!(
+        b.request(Some("alice"), "export", 1.0, ip).await,
+        Verdict::Allow
+    );
+    // The burst drops from 2 to 1: the export already made uses it up.
+    let mut tighter = config();
+    tighter.classes.get_mut("export").unwrap().burst = 1;
+    b.retune(tighter);
+    assert!(matches!(
+        b.request(Some("alice"), "export", 1.0, ip).await,
+        Verdict::Deny { .. }
+    ));
+    assert_eq!(
+        b.request(Some("bob"), "export", 1.0, ip).await,
+        Verdict::Allow,
+        "a newcomer gets the new burst"
+    );
+    assert!(matches!(
+        b.request(Some("bob"), "export", 1.0, ip).await,
+        Verdict::Deny { .. }
+    ));
+}
