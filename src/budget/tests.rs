@@ -276,3 +276,37 @@ async fn a_reload_applies_new_limits_and_keeps_what_was_spent() {
         Verdict::Deny { .. }
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_redis_is_reported_and_its_return_too() {
+    let mut redis = crate::testing::RedisServer::start();
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let locked = Arc::new(crate::identity::locks::LockedUsers::default());
+    let b = Budgets::new(config(), Some(redis.store(locked)), 2, clock.clone());
+    let ip: IpAddr = "10.0.0.1".parse().unwrap();
+    assert_eq!(
+        b.request(Some("alice"), "view", 1.0, ip).await,
+        Verdict::Allow
+    );
+    assert!(!b.degraded());
+    redis.stop();
+    // Views go on at this replica's share; readiness and the admin API say budgets are local.
+    assert_eq!(
+        b.request(Some("alice"), "view", 1.0, ip).await,
+        Verdict::Allow
+    );
+    assert!(b.degraded(), "Redis is gone");
+    redis.restart();
+    clock.advance(Duration::from_micros(RETRY_REDIS_US + 1));
+    let mut back = false;
+    for _ in 0..50 {
+        let _ = b.request(Some("bob"), "view", 1.0, ip).await;
+        if !b.degraded() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        clock.advance(Duration::from_micros(RETRY_REDIS_US + 1));
+    }
+    assert!(back, "Redis answered again: shared budgets restored");
+}
