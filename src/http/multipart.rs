@@ -46,7 +46,8 @@ impl Multipart {
         let mut next = b"\n".to_vec();
         next.extend_from_slice(&line);
         Self {
-            bufsize: (boundary.len() + 3).max(5 * 1024),
+            // rfc1867.c: `boundary_len + 6`, at least FILLUNIT (5 KiB).
+            bufsize: (boundary.len() + 6).max(5 * 1024),
             boundary: line,
             next,
             state: State::Boundary,
@@ -100,13 +101,17 @@ impl Multipart {
     }
 
     /// The body ended: a value without its closing boundary still counts (less what could
-    /// have begun one); headers without their blank line make a part with an empty value.
+    /// have begun one); headers without their blank line end the headers, and the line still
+    /// unterminated in PHP's buffer is the part's value.
     pub fn finish(&mut self, spec: &RequestSpec, vars: &mut Vars, wanted: &Wanted) {
         match self.state {
             State::Headers => {
+                let unterminated = std::mem::take(&mut self.line);
                 self.start_part(spec, wanted);
                 if self.state == State::Value {
-                    self.end_value(spec, vars, wanted, false);
+                    self.value_bytes(spec, vars, wanted, &unterminated);
+                    let partial = !self.tail.is_empty();
+                    self.end_value(spec, vars, wanted, partial);
                 }
             }
             State::Value => {

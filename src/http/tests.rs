@@ -245,3 +245,34 @@ fn a_form_without_length_past_post_max_size_is_unreadable() {
     r.finish();
     assert!(!r.unreadable() && r.post().map.is_empty());
 }
+
+/// Red team (issue 21): two multipart bodies PHP 8 reads a value from where the reader found
+/// none, each checked with php -S.
+#[test]
+fn multipart_edges_php_reads_a_value_from() {
+    let read = |ct: &str, body: &[u8]| {
+        let s = read_all(
+            &php(),
+            &Wanted::all(),
+            raw("POST", b"", None, Some(ct), body),
+            4096,
+        );
+        s.post.scalar("raw")
+    };
+    // Headers that run into the end of the body: the unterminated line is the value.
+    let cut = b"--x\r\nContent-Disposition: form-data; name=\"raw\"\r\najax_export_patients_csv";
+    let got = read("multipart/form-data; boundary=x", cut);
+    assert_eq!(got.as_deref(), Some("ajax_export_patients_csv"));
+    // A boundary of 5116 bytes makes PHP's line buffer 5122 bytes (boundary + 6): a header
+    // line of 5122 bytes is cut there, and what follows is a header line of its own.
+    let b = "B".repeat(5116);
+    let pad = format!("X-Pad: {}", "a".repeat(5115));
+    let body = format!(
+        "--{b}\r\n{pad}Content-Disposition: form-data; name=raw\r\n\r\najax_export_patients_csv\r\n--{b}--\r\n"
+    );
+    let got = read(
+        &format!("multipart/form-data; boundary={b}"),
+        body.as_bytes(),
+    );
+    assert_eq!(got.as_deref(), Some("ajax_export_patients_csv"));
+}

@@ -87,7 +87,8 @@ impl QueryCondition {
                 .map(regex::escape)
                 .collect::<Vec<_>>()
                 .join(".*");
-            Regex::new(&format!("^{re}$")).expect("escaped literal pieces")
+            // `*` spans any byte, a line break too: `ajax_export_x%0A` is still an export.
+            Regex::new(&format!("(?s)^{re}$")).expect("escaped literal pieces")
         });
         Self {
             name: name.to_string(),

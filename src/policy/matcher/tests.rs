@@ -139,3 +139,12 @@ fn a_view_of_body_and_query_is_read_whole() {
         None
     );
 }
+
+#[test]
+fn a_wildcard_spans_a_line_break() {
+    // Red team (issue 21): PHP reads `raw=ajax_export_patients_csv%0A` from a form body.
+    let export = QueryCondition::new("raw", "ajax_export*");
+    assert!(export.matches(Some("ajax_export_patients_csv\n")));
+    assert!(export.matches(Some("ajax_export\nX")));
+    assert!(!export.matches(Some("\najax_export")));
+}

@@ -120,6 +120,18 @@ pub fn multipart(rng: &mut R, spec: &RequestSpec, case: &mut Case) {
         body.extend(v);
         body.extend_from_slice(eol);
     }
+    if rng.random_bool(0.05) {
+        // A last part whose headers run into the end of the body: what is left unterminated
+        // in PHP's buffer is the part's value.
+        body.extend_from_slice(b"--");
+        body.extend_from_slice(b.as_bytes());
+        body.extend_from_slice(eol);
+        body.extend_from_slice(b"Content-Disposition: form-data; name=\"patient_id\"");
+        body.extend_from_slice(eol);
+        body.extend(super::corpus::value_for_multipart(rng));
+        case.body = body;
+        return;
+    }
     if rng.random_bool(0.9) {
         body.extend_from_slice(b"--");
         body.extend_from_slice(b.as_bytes());
