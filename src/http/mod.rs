@@ -203,20 +203,21 @@ fn plain(vars: &mut Vars, wanted: &Wanted, base: Vec<u8>, value: &[u8], first_wi
 /// Whether the script reads every pair of this query: past `max_input_vars` pairs it stops,
 /// so the gateway's rules, which read them all, could meet a decoy the script never sees.
 pub fn reads_whole_query(spec: &RequestSpec, query: &[u8]) -> bool {
-    let pieces = query
+    query_pieces(spec, query).count() <= spec.max_input_vars
+}
+
+/// A query's pairs as `treat_data` splits them: on the separator bytes, empty pieces skipped.
+fn query_pieces<'a>(spec: &'a RequestSpec, query: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
+    query
         .split(|b| spec.arg_separator.contains(b))
-        .filter(|p| !p.is_empty());
-    pieces.count() <= spec.max_input_vars
+        .filter(|p| !p.is_empty())
 }
 
 /// `$_GET` from a query string (`treat_data`): split on the separator bytes, empty pieces
 /// skipped; past `max_input_vars` pieces the rest is dropped.
 pub fn read_query(spec: &RequestSpec, query: &[u8], wanted: &Wanted) -> Vars {
     let mut vars = Vars::default();
-    let pieces = query
-        .split(|b| spec.arg_separator.contains(b))
-        .filter(|p| !p.is_empty());
-    for (n, piece) in pieces.enumerate() {
+    for (n, piece) in query_pieces(spec, query).enumerate() {
         if n >= spec.max_input_vars {
             break;
         }
