@@ -584,11 +584,13 @@ fn an_unlock_clears_a_throttle_in_progress_and_says_what_it_cleared() {
     assert_eq!(login(4, "martin-demo"), 302, "the throttle was cleared");
 }
 
+/// A rule refusing the sample portal's patient export, however it is asked.
+const NO_EXPORTS: &str = "[[rule]]\nname = \"no-exports\"\npath = \"/index.php\"\nquery = { raw = \"ajax_export*\" }\ndeny = true\n";
+
 #[test]
 fn routing_parameters_in_a_form_body_meet_the_same_rules() {
     let portal = start_portal();
-    let rule = "[[rule]]\nname = \"no-exports\"\npath = \"/index.php\"\nquery = { raw = \"ajax_export*\" }\ndeny = true\n";
-    let gw = start_gateway_with(&profiled_portal(&portal, rule), "");
+    let gw = start_gateway_with(&profiled_portal(&portal, NO_EXPORTS), "");
     let mut c = Client::login(gw.port, "admin", "admin-demo");
     assert_eq!(c.get(EXPORT).status, 403, "in the URL");
     // PHP's $_REQUEST reads the body too: the same export asked in a form is refused.
@@ -637,8 +639,7 @@ fn routing_parameters_in_a_form_body_meet_the_same_rules() {
 #[test]
 fn a_decoy_past_the_portals_max_input_vars_never_reaches_it() {
     let portal = start_portal();
-    let rule = "[[rule]]\nname = \"no-exports\"\npath = \"/index.php\"\nquery = { raw = \"ajax_export*\" }\ndeny = true\n";
-    let gw = start_gateway_with(&profiled_portal(&portal, rule), "");
+    let gw = start_gateway_with(&profiled_portal(&portal, NO_EXPORTS), "");
     let mut c = Client::login(gw.port, "admin", "admin-demo");
     // PHP reads the first 1,000 pairs only: the export's `raw` is what the script sees, and
     // a `raw=view` past the cut would have been the one a rule reading every pair met.
