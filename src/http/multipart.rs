@@ -104,21 +104,16 @@ impl Multipart {
     /// have begun one); headers without their blank line end the headers, and the line still
     /// unterminated in PHP's buffer is the part's value.
     pub fn finish(&mut self, spec: &RequestSpec, vars: &mut Vars, wanted: &Wanted) {
-        match self.state {
-            State::Headers => {
-                let unterminated = std::mem::take(&mut self.line);
-                self.start_part(spec, wanted);
-                if self.state == State::Value {
-                    self.value_bytes(spec, vars, wanted, &unterminated);
-                    let partial = !self.tail.is_empty();
-                    self.end_value(spec, vars, wanted, partial);
-                }
+        if self.state == State::Headers {
+            let unterminated = std::mem::take(&mut self.line);
+            self.start_part(spec, wanted);
+            if self.state == State::Value {
+                self.value_bytes(spec, vars, wanted, &unterminated);
             }
-            State::Value => {
-                let partial = !self.tail.is_empty();
-                self.end_value(spec, vars, wanted, partial);
-            }
-            _ => {}
+        }
+        if self.state == State::Value {
+            let partial = !self.tail.is_empty();
+            self.end_value(spec, vars, wanted, partial);
         }
         self.state = State::Done;
     }
