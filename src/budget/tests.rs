@@ -284,6 +284,19 @@ async fn losing_redis_is_reported_and_its_return_too() {
     let locked = Arc::new(crate::identity::locks::LockedUsers::default());
     let b = Budgets::new(config(), Some(redis.store(locked)), 2, clock.clone());
     let ip: IpAddr = "10.0.0.1".parse().unwrap();
+    // The alerts the SOC gets: one when Redis goes, one when it is back, none in between.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let _guard = {
+        use tracing_subscriber::layer::SubscriberExt;
+        tracing::subscriber::set_default(
+            tracing_subscriber::registry().with(crate::testing::Capture(seen.clone())),
+        )
+    };
+    let alerts = || {
+        let seen = seen.lock().unwrap();
+        let alert = |e: &&crate::audit::Entry| e.event.starts_with("budget_store");
+        seen.iter().filter(alert).map(|e| e.event.clone()).collect::<Vec<_>>()
+    };
     assert_eq!(
         b.request(Some("alice"), "view", 1.0, ip).await,
         Verdict::Allow
@@ -296,8 +309,13 @@ async fn losing_redis_is_reported_and_its_return_too() {
         Verdict::Allow
     );
     assert!(b.degraded(), "Redis is gone");
+    assert_eq!(alerts(), ["budget_store_down"]);
     redis.restart();
-    clock.advance(Duration::from_micros(RETRY_REDIS_US + 1));
+    // Within the retry delay Redis is not asked again, so an outage costs one timeout a second.
+    clock.advance(Duration::from_micros(RETRY_REDIS_US / 2));
+    let _ = b.request(Some("bob"), "view", 1.0, ip).await;
+    assert!(b.degraded(), "Redis was asked again before the retry delay");
+    clock.advance(Duration::from_micros(RETRY_REDIS_US / 2 + 1));
     let mut back = false;
     for _ in 0..50 {
         let _ = b.request(Some("bob"), "view", 1.0, ip).await;
@@ -309,4 +327,5 @@ async fn losing_redis_is_reported_and_its_return_too() {
         clock.advance(Duration::from_micros(RETRY_REDIS_US + 1));
     }
     assert!(back, "Redis answered again: shared budgets restored");
+    assert_eq!(alerts(), ["budget_store_down", "budget_store_back"]);
 }

@@ -173,10 +173,9 @@ fn redis_outage_keeps_care_going_briefly_fails_logins_closed_and_recovers() {
         "{}",
         ready.text()
     );
-    assert!(
-        metrics_with(pair.a.admin_port, &["vigie_budget_degraded 1"])
-            .contains("vigie_budget_degraded 1")
-    );
+    let down = ["vigie_budget_degraded 1", "vigie_store_up{store=\"redis\"} 0"];
+    let metrics = metrics_with(pair.a.admin_port, &down);
+    assert!(down.iter().all(|m| metrics.contains(m)), "{metrics}");
     assert!(
         pair.a.proc.stderr().contains("budget_store_down"),
         "the outage is alerted"
