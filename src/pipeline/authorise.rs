@@ -202,3 +202,6 @@ impl Gateway {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
