@@ -347,4 +347,4 @@ impl Sessions {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

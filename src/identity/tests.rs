@@ -3,8 +3,9 @@ use super::session::ManualClock;
 use super::*;
 use std::time::Duration;
 
-/// Sessions on a memory store, with short test lifetimes (the ending tests use them too).
-pub(super) fn sessions(clock: Arc<ManualClock>) -> Sessions {
+/// Sessions on a memory store, with short test lifetimes (the ending and the pipeline's
+/// identify tests use them too).
+pub(crate) fn sessions(clock: Arc<ManualClock>) -> Sessions {
     let config = SessionConfig {
         cookie_name: "vigie".into(),
         idle_timeout: Duration::from_secs(600),
@@ -26,7 +27,7 @@ pub(super) fn sessions(clock: Arc<ManualClock>) -> Sessions {
 }
 
 /// A password-level session of alice on portal `ehr`, stored; its id.
-async fn alice_signed_in(s: &Sessions) -> SessionId {
+pub(crate) async fn alice_signed_in(s: &Sessions) -> SessionId {
     let rec = s.new_record(
         "ehr",
         Some("alice".into()),

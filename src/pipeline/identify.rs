@@ -68,3 +68,6 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
