@@ -62,6 +62,35 @@ async fn exact_allowance_then_refusal_with_the_wait() {
     ));
 }
 
+#[tokio::test]
+async fn a_refusal_is_counted_under_the_budget_that_refused() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let mut c = config();
+    c.source.burst = 3;
+    let b = Budgets::new(c, None, 1, clock.clone());
+    // Counters are process-wide and only grow: other tests can add to them, never take away.
+    let count = |label| METRICS.budget_rejections.with_label_values(&[label]).get();
+    let (exports, sources) = (count("export"), count("source"));
+    let ip: IpAddr = "10.0.0.7".parse().unwrap();
+    for _ in 0..2 {
+        let _ = b.request(Some("alice"), "export", 1.0, ip).await;
+    }
+    assert!(matches!(
+        b.request(Some("alice"), "export", 1.0, ip).await,
+        Verdict::Deny { .. }
+    ));
+    assert!(
+        count("export") > exports,
+        "the identity's export budget refused"
+    );
+    // The three exports spent the source's burst of 3: the address's own budget refuses now.
+    assert!(matches!(
+        b.request(Some("bob"), "view", 1.0, ip).await,
+        Verdict::Deny { .. }
+    ));
+    assert!(count("source") > sources, "the address's budget refused");
+}
+
 #[test]
 fn ipv6_sources_count_by_64() {
     let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
@@ -295,7 +324,10 @@ async fn losing_redis_is_reported_and_its_return_too() {
     let alerts = || {
         let seen = seen.lock().unwrap();
         let alert = |e: &&crate::audit::Entry| e.event.starts_with("budget_store");
-        seen.iter().filter(alert).map(|e| e.event.clone()).collect::<Vec<_>>()
+        seen.iter()
+            .filter(alert)
+            .map(|e| e.event.clone())
+            .collect::<Vec<_>>()
     };
     assert_eq!(
         b.request(Some("alice"), "view", 1.0, ip).await,

@@ -87,3 +87,43 @@ fn size_limits_map_to_414_and_431() {
     let big = format!("GET / HTTP/1.1\r\nX-A: {}\r\n\r\n", "b".repeat(400));
     assert_eq!(check(&big).map_err(FramingError::status), Err(431));
 }
+
+#[test]
+fn each_limit_is_inclusive_and_the_request_line_is_not_a_header() {
+    // A URL of exactly the limit passes; one byte more is refused.
+    let url = |n: usize| format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(n - 1));
+    assert_eq!(check(&url(100)), Ok(()));
+    assert_eq!(check(&url(101)), Err(FramingError::UrlTooLong));
+    // Headers of exactly the limit (counted from the request line's end) pass, whatever the
+    // request line's length; one byte more is refused.
+    let line = format!("GET /{} HTTP/1.1", "a".repeat(90));
+    let head = |n: usize| {
+        // "\r\nX-A: " + value + "\r\n\r\n" = n bytes.
+        format!("{line}\r\nX-A: {}\r\n\r\n", "b".repeat(n - 11))
+    };
+    assert_eq!(head(400).len() - line.len(), 400);
+    assert_eq!(check(&head(400)), Ok(()));
+    assert_eq!(check(&head(401)), Err(FramingError::HeadersTooLarge));
+    // Exactly the count of header lines passes.
+    let five = format!("GET / HTTP/1.1\r\n{}\r\n", "X-A: 1\r\n".repeat(5));
+    assert_eq!(check(&five), Ok(()));
+}
+
+#[test]
+fn every_error_has_its_own_label_for_logs_and_metrics() {
+    use FramingError::*;
+    let all = [
+        (BareLineFeed, "bare_lf"),
+        (BothLengthAndChunked, "cl_and_te"),
+        (DuplicateContentLength, "duplicate_cl"),
+        (InvalidContentLength, "invalid_cl"),
+        (DuplicateTransferEncoding, "duplicate_te"),
+        (UnsupportedTransferEncoding, "unsupported_te"),
+        (UrlTooLong, "url_too_long"),
+        (TooManyHeaders, "too_many_headers"),
+        (HeadersTooLarge, "headers_too_large"),
+    ];
+    for (e, label) in all {
+        assert_eq!((e.label(), e.to_string()), (label, label.to_string()));
+    }
+}
