@@ -24,7 +24,7 @@ pub const LIFE: u64 = 1_000_000;
 /// The most tokens one lease carries.
 const MAX: u32 = 64;
 /// Past this many keys, those unused for a minute are forgotten.
-const SOFT_CAP: usize = 50_000;
+pub(super) const SOFT_CAP: usize = 50_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Lease {
@@ -118,6 +118,12 @@ impl Leases {
             *l = Lease::new(rate);
         }
         l.denied_until = now + wait_us;
+    }
+
+    /// How many keys are remembered.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.map.lock().unwrap().len()
     }
 
     /// Redis granted `granted` tokens of `key` (one of them spent by this request now).

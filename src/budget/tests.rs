@@ -203,6 +203,51 @@ mod leases {
             Plan::Ask(vec![Some(1), Some(2)])
         );
     }
+
+    #[test]
+    fn a_lease_ends_exactly_at_its_life_and_a_spent_one_keeps_its_size() {
+        let l = Leases::default();
+        let r = rate(300, 100);
+        let t = 1_000 * LIFE;
+        // Four tokens, one spent now: three left until exactly t + LIFE.
+        l.granted("a", r, 4, t);
+        assert_eq!(l.plan(&[("a", r)], t + LIFE - 1), Plan::Ask(vec![None]));
+        assert_eq!(l.plan(&[("a", r)], t + LIFE), Plan::Ask(vec![Some(1)]));
+        // A lease of four spent within its life, then left to expire: its size is kept.
+        let key = [("b", r)];
+        l.granted("b", r, 1, t);
+        assert_eq!(l.plan(&key, t + 1), Plan::Ask(vec![Some(2)]));
+        l.granted("b", r, 2, t + 1);
+        assert_eq!(l.plan(&key, t + 2), Plan::Ask(vec![None]));
+        assert_eq!(l.plan(&key, t + 3), Plan::Ask(vec![Some(4)]));
+        l.granted("b", r, 4, t + 3);
+        for i in 4..7 {
+            assert_eq!(l.plan(&key, t + i), Plan::Ask(vec![None]));
+        }
+        assert_eq!(l.plan(&key, t + 3 + LIFE), Plan::Ask(vec![Some(4)]));
+        // A refusal ends exactly at its wait.
+        l.refused("c", r, 5_000, t);
+        assert!(matches!(
+            l.plan(&[("c", r)], t + 4_999),
+            Plan::Refused { .. }
+        ));
+        assert_eq!(l.plan(&[("c", r)], t + 5_000), Plan::Ask(vec![Some(1)]));
+    }
+
+    #[test]
+    fn past_the_soft_cap_keys_unused_for_a_minute_are_forgotten() {
+        use super::super::lease::SOFT_CAP;
+        let l = Leases::default();
+        let r = rate(300, 100);
+        for i in 0..SOFT_CAP - 1 {
+            l.granted(&format!("k{i}"), r, 1, 0);
+        }
+        l.granted("recent", r, 1, 30_000_000);
+        assert_eq!(l.len(), SOFT_CAP, "nothing forgotten under the cap");
+        // A minute after their lease ended (exactly), the old keys go; the recent one stays.
+        l.granted("new", r, 1, LIFE + 60_000_000);
+        assert_eq!(l.len(), 2);
+    }
 }
 
 /// Two replicas sharing a real Redis hammer one hot identity: together they get exactly the

@@ -173,7 +173,10 @@ fn redis_outage_keeps_care_going_briefly_fails_logins_closed_and_recovers() {
         "{}",
         ready.text()
     );
-    let down = ["vigie_budget_degraded 1", "vigie_store_up{store=\"redis\"} 0"];
+    let down = [
+        "vigie_budget_degraded 1",
+        "vigie_store_up{store=\"redis\"} 0",
+    ];
     let metrics = metrics_with(pair.a.admin_port, &down);
     assert!(down.iter().all(|m| metrics.contains(m)), "{metrics}");
     assert!(

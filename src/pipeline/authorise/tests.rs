@@ -75,7 +75,15 @@ fn request(method: &str, path: &str, query: Option<&str>) -> Request {
 fn alice(level: AuthLevel, age: u64) -> SessionRecord {
     let at = Some(NOW - age);
     let ip = "10.1.2.3".parse().unwrap();
-    let s = SessionRecord::new("ehr", Some("alice".into()), level, ip, "t".into(), vec![], NOW);
+    let s = SessionRecord::new(
+        "ehr",
+        Some("alice".into()),
+        level,
+        ip,
+        "t".into(),
+        vec![],
+        NOW,
+    );
     SessionRecord {
         groups: vec!["nurses".into()],
         password_at: at,
@@ -109,7 +117,10 @@ fn the_facts_are_the_request_s_and_a_signed_in_session_s() {
         ("ehr.local", "GET", "/index.php", Some("raw=view")),
         "the path is the front controller's, as the profile says the script reads it"
     );
-    assert_eq!((f.user, f.groups, f.now), (Some("alice"), &session.groups[..], NOW));
+    assert_eq!(
+        (f.user, f.groups, f.now),
+        (Some("alice"), &session.groups[..], NOW)
+    );
     assert_eq!(f.ip, r.client.ip);
     assert!(f.break_glass);
     // A session the portal has not signed in yet is nobody: no user, no groups, no break-glass.
@@ -127,7 +138,10 @@ async fn a_denial_is_liftable_only_by_a_break_glass_rule_and_a_signed_in_user() 
     let admin = request("GET", "/admin/users", None);
     assert!(matches!(
         decide(&c, &b, &admin, &who).await,
-        Outcome::Deny { liftable: false, .. }
+        Outcome::Deny {
+            liftable: false,
+            ..
+        }
     ));
     let note = request("POST", "/notes/1", None);
     assert!(matches!(
@@ -165,7 +179,10 @@ async fn a_session_below_the_rule_s_level_or_asked_for_a_proof_steps_up() {
     let mut asked = alice(AuthLevel::PhishingResistant, 10);
     asked.proof_at_us = Some((NOW as i64 - 10) * 1_000_000);
     asked.proof_wanted_after_us = Some((NOW as i64 - 5) * 1_000_000);
-    assert_eq!(decided(&decide(&c, &b, &export, &with(asked)).await), "step-up");
+    assert_eq!(
+        decided(&decide(&c, &b, &export, &with(asked)).await),
+        "step-up"
+    );
 }
 
 #[tokio::test]
@@ -175,7 +192,10 @@ async fn over_its_budget_a_request_is_slowed_with_a_whole_second_wait() {
     let who = Identity::Session(Arc::new(alice(AuthLevel::PhishingResistant, 10)));
     let export = request("GET", "/index.php", Some("raw=ajax_export_patients_csv"));
     for _ in 0..2 {
-        assert!(matches!(decide(&c, &b, &export, &who).await, Outcome::Pass(_)));
+        assert!(matches!(
+            decide(&c, &b, &export, &who).await,
+            Outcome::Pass(_)
+        ));
     }
     match decide(&c, &b, &export, &who).await {
         Outcome::Slow {
@@ -207,7 +227,10 @@ async fn logins_over_budget_are_refused_closing_the_connection_per_source_and_pe
         assert_eq!(login_allowed(&b, None, Some("bob")).await, Ok(()));
     }
     assert_eq!(
-        login_allowed(&b, None, Some("bob")).await.unwrap_err().reason,
+        login_allowed(&b, None, Some("bob"))
+            .await
+            .unwrap_err()
+            .reason,
         Reason::LoginBudget
     );
     assert_eq!(login_allowed(&b, None, Some("carol")).await, Ok(()));

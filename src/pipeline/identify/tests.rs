@@ -18,7 +18,10 @@ fn portals() -> (Portal, Portal) {
     );
     let c = Config::demo_from_toml(std::path::Path::new("t.toml"), &text)
         .unwrap_or_else(|e| panic!("{e}"));
-    (Portal::new(c.portals[0].clone()), Portal::new(c.portals[1].clone()))
+    (
+        Portal::new(c.portals[0].clone()),
+        Portal::new(c.portals[1].clone()),
+    )
 }
 
 /// A request head as a browser sends it, read by pingora.
@@ -37,16 +40,25 @@ async fn the_gateway_cookie_names_the_session_where_the_gateway_holds_sessions_o
     let cookie = cookie.split(';').next().unwrap();
     let (ehr, plain) = portals();
 
-    let who = run(&sessions, &head(cookie).await, &ehr, false).await.unwrap();
+    let who = run(&sessions, &head(cookie).await, &ehr, false)
+        .await
+        .unwrap();
     assert_eq!(who.session().map(|s| s.id), Some(id));
     assert_eq!(who.label(), "alice");
     // A portal without a profile has no gateway sessions: the cookie means nothing there.
-    let who = run(&sessions, &head(cookie).await, &plain, false).await.unwrap();
-    assert!(matches!(who, Identity::Anonymous));
-    // The portal's own cookie, or a forged one, is nobody.
-    let who = run(&sessions, &head("vigie=forged; PHPSESSID=x").await, &ehr, false)
+    let who = run(&sessions, &head(cookie).await, &plain, false)
         .await
         .unwrap();
+    assert!(matches!(who, Identity::Anonymous));
+    // The portal's own cookie, or a forged one, is nobody.
+    let who = run(
+        &sessions,
+        &head("vigie=forged; PHPSESSID=x").await,
+        &ehr,
+        false,
+    )
+    .await
+    .unwrap();
     assert!(who.session().is_none());
 }
 
