@@ -89,6 +89,45 @@ async fn a_refusal_is_counted_under_the_budget_that_refused() {
         Verdict::Deny { .. }
     ));
     assert!(count("source") > sources, "the address's budget refused");
+    let logins = count("login");
+    for _ in 0..3 {
+        assert_eq!(b.login_user("alice").await.unwrap(), Verdict::Allow);
+    }
+    assert!(count("login") == logins, "an allowed login is no refusal");
+    assert!(matches!(
+        b.login_user("alice").await.unwrap(),
+        Verdict::Deny { .. }
+    ));
+    assert!(count("login") > logins, "the login budget refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_lifting_a_throttle_gives_the_full_login_budget_back_in_memory_and_in_redis() {
+    let redis = crate::testing::RedisServer::start();
+    let locked = Arc::new(crate::identity::locks::LockedUsers::default());
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let shared = Budgets::new(config(), Some(redis.store(locked)), 2, clock.clone());
+    let embedded = Budgets::new(config(), None, 1, clock);
+    for b in [&embedded, &shared] {
+        assert!(
+            !b.forget_login_user("alice").await.unwrap(),
+            "nothing spent yet"
+        );
+        for _ in 0..3 {
+            assert_eq!(b.login_user("alice").await.unwrap(), Verdict::Allow);
+        }
+        assert!(matches!(
+            b.login_user("alice").await.unwrap(),
+            Verdict::Deny { .. }
+        ));
+        assert!(
+            b.forget_login_user("alice").await.unwrap(),
+            "she had spent some"
+        );
+        for _ in 0..3 {
+            assert_eq!(b.login_user("alice").await.unwrap(), Verdict::Allow);
+        }
+    }
 }
 
 #[test]
