@@ -127,3 +127,14 @@ fn every_error_has_its_own_label_for_logs_and_metrics() {
         assert_eq!((e.label(), e.to_string()), (label, label.to_string()));
     }
 }
+
+#[test]
+fn a_content_length_has_at_most_eighteen_digits() {
+    // 18 digits always fit a u64; 19 may not, and are refused before anyone parses them.
+    let head = |cl: &str| format!("POST / HTTP/1.1\r\nContent-Length: {cl}\r\n\r\n");
+    assert_eq!(check(&head(&"9".repeat(18))), Ok(()));
+    assert_eq!(
+        check(&head(&"1".repeat(19))),
+        Err(FramingError::InvalidContentLength)
+    );
+}

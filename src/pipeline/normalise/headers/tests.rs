@@ -113,6 +113,20 @@ fn trusted_proxy_chain_is_walked_from_the_right() {
         "198.51.100.7, 10.0.0.2"
     );
     assert_eq!(r.headers.get("x-forwarded-proto").unwrap(), "https");
+    // The trusted proxy's word on the scheme wins over the hop from it, either way; a word
+    // that is neither is not believed.
+    for (said, hop_tls, told) in [
+        ("http", true, "http"),
+        ("https", false, "https"),
+        ("gopher", true, "https"),
+    ] {
+        let mut r = req(&[
+            ("X-Forwarded-For", "198.51.100.7"),
+            ("X-Forwarded-Proto", said),
+        ]);
+        set_forwarding_headers(&mut r, &c, hop_tls, "portal");
+        assert_eq!(r.headers.get("x-forwarded-proto").unwrap(), told, "{said}");
+    }
 }
 
 /// threat model 47: a proxy that adds its own `X-Forwarded-For` line after the client's.
