@@ -188,3 +188,24 @@ fn several_forwarded_for_lines_reach_the_portal_as_one_chain() {
     let lines: Vec<_> = r.headers.get_all("x-forwarded-for").iter().collect();
     assert_eq!(lines, ["10.0.0.2"]);
 }
+
+#[test]
+fn the_portal_is_told_the_host_only_when_there_is_one() {
+    let c = client_address("192.0.2.1".parse().unwrap(), [], &[]);
+    let mut r = req(&[("X-Forwarded-Host", "evil.example")]);
+    set_forwarding_headers(&mut r, &c, true, "portal.local");
+    assert_eq!(r.headers.get("x-forwarded-host").unwrap(), "portal.local");
+    // An HTTP/1.0 request without Host: the client's copy is dropped, none is made up.
+    let mut r = req(&[("X-Forwarded-Host", "evil.example")]);
+    set_forwarding_headers(&mut r, &c, true, "");
+    assert!(r.headers.get("x-forwarded-host").is_none());
+}
+
+#[test]
+fn the_user_agent_is_read_as_sent_or_empty() {
+    assert_eq!(
+        user_agent(&req(&[("User-Agent", "Firefox/128")])),
+        "Firefox/128"
+    );
+    assert_eq!(user_agent(&req(&[])), "");
+}
