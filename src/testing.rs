@@ -109,6 +109,51 @@ impl Drop for RedisServer {
 }
 pub mod postgres;
 
+/// A configuration with one portal, `ehr` on 127.0.0.1:1, described by the sample portal's
+/// profile, in Paris time: `top` goes before the portal (rules, budgets…), `portal_extra` in
+/// its table, `more` after it (other portals).
+pub fn sample_portal_config(top: &str, portal_extra: &str, more: &str) -> crate::config::Config {
+    let profile =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
+    let text = format!(
+        "[[listener]]\naddress = \"127.0.0.1:1\"\n[policy]\ntime_zone = \"Europe/Paris\"\n{top}\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:1\"\nprofile = \"{}\"\n{portal_extra}\n{more}\n",
+        profile.display()
+    );
+    crate::config::Config::demo_from_toml(std::path::Path::new("t.toml"), &text)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Rules the policy and pipeline tests share: an admin area no one reaches, an export that
+/// wants a fresh passkey and spends the export budget, no writes from anywhere at night
+/// (break-glass lifts it), public static files.
+pub const SAMPLE_RULES: &str = r#"
+[[rule]]
+name = "admin-area"
+path = "/admin/**"
+deny = true
+
+[[rule]]
+name = "export"
+path = "/index.php"
+query = { raw = "ajax_export*" }
+level = "phishing_resistant"
+within_minutes = 5
+budget = "export"
+
+[[rule]]
+name = "no-writes-from-outside"
+methods = ["POST", "PUT", "DELETE"]
+networks = ["0.0.0.0/0"]
+hours = "20:00-07:00"
+deny = true
+break_glass = true
+
+[[rule]]
+name = "static"
+path = "/static/**"
+level = "public"
+"#;
+
 /// Every event logged while it is the subscriber, as the audit layer reads it.
 pub struct Capture(pub std::sync::Arc<std::sync::Mutex<Vec<crate::audit::Entry>>>);
 

@@ -11,26 +11,15 @@ use crate::pipeline::normalise::{ClientAddress, Target};
 /// Monday 2026-11-23, 10:00 in Paris.
 const NOW: u64 = 1_795_424_400;
 
-const RULES: &str = r#"
-[[rule]]
-name = "admin-area"
-path = "/admin/**"
-deny = true
-
+/// The shared rules, and a ward's notes that are never written from the gateway, though
+/// break-glass may; small export and login budgets.
+const MORE: &str = r#"
 [[rule]]
 name = "night-writes"
 path = "/notes/**"
 methods = ["POST"]
 deny = true
 break_glass = true
-
-[[rule]]
-name = "export"
-path = "/index.php"
-query = { raw = "ajax_export*" }
-level = "phishing_resistant"
-within_minutes = 5
-budget = "export"
 
 [budgets.export]
 requests = 2
@@ -43,13 +32,7 @@ burst = 2
 "#;
 
 fn config() -> Config {
-    let profile =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
-    let text = format!(
-        "[[listener]]\naddress = \"127.0.0.1:1\"\n[policy]\ntime_zone = \"Europe/Paris\"\n{RULES}\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:1\"\nprofile = \"{}\"\n",
-        profile.display()
-    );
-    Config::demo_from_toml(std::path::Path::new("t.toml"), &text).unwrap_or_else(|e| panic!("{e}"))
+    crate::testing::sample_portal_config(&format!("{}{MORE}", crate::testing::SAMPLE_RULES), "", "")
 }
 
 fn request(method: &str, path: &str, query: Option<&str>) -> Request {

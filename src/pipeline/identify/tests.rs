@@ -4,20 +4,14 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::config::Config;
 use crate::identity::session::{AuthLevel, ManualClock};
 use crate::identity::tests::{alice_signed_in, sessions};
 
 /// Two portals: `ehr` with a profile (the gateway holds its sessions), `plain` without.
 fn portals() -> (Portal, Portal) {
-    let profile =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
-    let text = format!(
-        "[[listener]]\naddress = \"127.0.0.1:1\"\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:1\"\nprofile = \"{}\"\n[[portal]]\nname = \"plain\"\nupstream = \"127.0.0.1:2\"\nhosts = [\"plain.local\"]\n",
-        profile.display()
-    );
-    let c = Config::demo_from_toml(std::path::Path::new("t.toml"), &text)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let plain =
+        "[[portal]]\nname = \"plain\"\nupstream = \"127.0.0.1:2\"\nhosts = [\"plain.local\"]";
+    let c = crate::testing::sample_portal_config("", "", plain);
     (
         Portal::new(c.portals[0].clone()),
         Portal::new(c.portals[1].clone()),

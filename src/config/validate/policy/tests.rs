@@ -6,15 +6,10 @@ use crate::config::Config;
 use crate::factors::rules::Requirement;
 use crate::identity::session::AuthLevel;
 use crate::policy::*;
+use crate::testing::SAMPLE_RULES as RULES;
 
 fn config(portal_extra: &str, rules: &str) -> Config {
-    let profile =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
-    let text = format!(
-        "[[listener]]\naddress = \"127.0.0.1:1\"\n[policy]\ntime_zone = \"Europe/Paris\"\n{rules}\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:1\"\nprofile = \"{}\"\n{portal_extra}\n",
-        profile.display()
-    );
-    Config::demo_from_toml(std::path::Path::new("t.toml"), &text).unwrap_or_else(|e| panic!("{e}"))
+    crate::testing::sample_portal_config(rules, portal_extra, "")
 }
 
 fn facts<'a>(
@@ -40,34 +35,6 @@ fn facts<'a>(
 
 /// Monday 2026-11-23, 10:00 in Paris.
 const MONDAY_10: u64 = 1_795_424_400;
-
-const RULES: &str = r#"
-[[rule]]
-name = "admin-area"
-path = "/admin/**"
-deny = true
-
-[[rule]]
-name = "export"
-path = "/index.php"
-query = { raw = "ajax_export*" }
-level = "phishing_resistant"
-within_minutes = 5
-budget = "export"
-
-[[rule]]
-name = "no-writes-from-outside"
-methods = ["POST", "PUT", "DELETE"]
-networks = ["0.0.0.0/0"]
-hours = "20:00-07:00"
-deny = true
-break_glass = true
-
-[[rule]]
-name = "static"
-path = "/static/**"
-level = "public"
-"#;
 
 fn decide(c: &Config, f: &Facts) -> Decision {
     c.policy.decide(&c.portals[0].policy_view(f), true, f)
