@@ -109,6 +109,15 @@ impl Drop for RedisServer {
 }
 pub mod postgres;
 
+/// `raw`, a request head, read by pingora's own parser from an in-memory stream, as the
+/// listener would hand it to the pipeline (no peer address).
+pub async fn request_head(raw: &str) -> pingora::proxy::Session {
+    let stream = std::io::Cursor::new(raw.as_bytes().to_vec());
+    let mut s = pingora::proxy::Session::new_h1(Box::new(stream));
+    assert!(s.read_request().await.unwrap(), "pingora read the head");
+    s
+}
+
 /// A configuration with one portal, `ehr` on 127.0.0.1:1, described by the sample portal's
 /// profile, in Paris time: `top` goes before the portal (rules, budgets…), `portal_extra` in
 /// its table, `more` after it (other portals).

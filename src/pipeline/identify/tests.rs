@@ -21,9 +21,7 @@ fn portals() -> (Portal, Portal) {
 /// A request head as a browser sends it, read by pingora.
 async fn head(cookie: &str) -> Session {
     let raw = format!("GET /index.php HTTP/1.1\r\nHost: ehr.local\r\nCookie: {cookie}\r\n\r\n");
-    let mut s = Session::new_h1(Box::new(std::io::Cursor::new(raw.into_bytes())));
-    assert!(s.read_request().await.unwrap());
-    s
+    crate::testing::request_head(&raw).await
 }
 
 #[tokio::test]

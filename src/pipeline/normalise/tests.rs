@@ -1,5 +1,4 @@
 use super::*;
-use pingora::proxy::Session;
 
 #[test]
 fn host_port_is_stripped_and_junk_refused() {
@@ -27,8 +26,7 @@ fn absolute_form_must_agree_with_host() {
 
 /// `raw`, a request head, read by pingora as the listener would, then normalised.
 async fn normalised(raw: &str, trusted: &[&str]) -> Result<Request, Refusal> {
-    let mut s = Session::new_h1(Box::new(std::io::Cursor::new(raw.as_bytes().to_vec())));
-    assert!(s.read_request().await.unwrap(), "pingora read the head");
+    let s = crate::testing::request_head(raw).await;
     let trusted: Vec<IpNet> = trusted.iter().map(|n| n.parse().unwrap()).collect();
     run(&s, &Limits::default(), &trusted)
 }
