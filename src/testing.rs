@@ -118,12 +118,40 @@ pub async fn request_head(raw: &str) -> pingora::proxy::Session {
     s
 }
 
+/// `method raw_target` as the front stages hand it on: canonical, from a browser at 10.1.2.3
+/// (no proxy), over TLS, for `ehr.local`.
+pub fn request(method: &str, raw_target: &str) -> crate::pipeline::normalise::Request {
+    use crate::pipeline::normalise::{normalise_target, ClientAddress, Request};
+    let ip: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+    Request {
+        method: method.parse().unwrap(),
+        target: normalise_target(raw_target).unwrap(),
+        host: "ehr.local".into(),
+        client: ClientAddress {
+            ip,
+            peer: ip,
+            peer_trusted: false,
+        },
+        tls: true,
+    }
+}
+
 /// A configuration with one portal, `ehr` on 127.0.0.1:1, described by the sample portal's
 /// profile, in Paris time: `top` goes before the portal (rules, budgets…), `portal_extra` in
 /// its table, `more` after it (other portals).
 pub fn sample_portal_config(top: &str, portal_extra: &str, more: &str) -> crate::config::Config {
-    let profile =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
+    profiled_config("sample-portal", top, portal_extra, more)
+}
+
+/// As [`sample_portal_config`], with another shipped profile (`config/profiles/<profile>.toml`).
+pub fn profiled_config(
+    profile: &str,
+    top: &str,
+    portal_extra: &str,
+    more: &str,
+) -> crate::config::Config {
+    let profile = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("config/profiles/{profile}.toml"));
     let text = format!(
         "[[listener]]\naddress = \"127.0.0.1:1\"\n[policy]\ntime_zone = \"Europe/Paris\"\n{top}\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:1\"\nprofile = \"{}\"\n{portal_extra}\n{more}\n",
         profile.display()

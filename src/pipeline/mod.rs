@@ -213,6 +213,30 @@ pub struct Admitted {
 }
 
 impl RequestCtx {
+    /// A request's context before any stage ran, on the configuration current when it began.
+    pub fn new(live: Arc<Live>) -> Self {
+        Self {
+            live,
+            brand: crate::pages::Brand::neutral(),
+            started: Instant::now(),
+            request_id: next_request_id(),
+            admitted: None,
+            identity: Identity::Anonymous,
+            interception: Interception::default(),
+            rejected: None,
+            refusal: None,
+            decision: None,
+            break_glass: false,
+            status: 0,
+            upstream_error: None,
+            body_bytes: 0,
+            who: None,
+            watch: watch::Watch::default(),
+            screen: None,
+            in_flight: None,
+        }
+    }
+
     pub fn request(&self) -> Option<&Request> {
         self.admitted.as_ref().map(|a| &a.request)
     }
@@ -281,26 +305,7 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx {
-            live: self.live.load_full(),
-            brand: crate::pages::Brand::neutral(),
-            started: Instant::now(),
-            request_id: next_request_id(),
-            admitted: None,
-            identity: Identity::Anonymous,
-            interception: Interception::default(),
-            rejected: None,
-            refusal: None,
-            decision: None,
-            break_glass: false,
-            status: 0,
-            upstream_error: None,
-            body_bytes: 0,
-            who: None,
-            watch: watch::Watch::default(),
-            screen: None,
-            in_flight: None,
-        }
+        RequestCtx::new(self.live.load_full())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use super::*;
 use crate::identity::session::{AuthLevel, ManualClock, SessionRecord};
-use crate::pipeline::normalise::{ClientAddress, Target};
 
 /// Monday 2026-11-23, 10:00 in Paris.
 const NOW: u64 = 1_795_424_400;
@@ -35,24 +34,7 @@ fn config() -> Config {
     crate::testing::sample_portal_config(&format!("{}{MORE}", crate::testing::SAMPLE_RULES), "", "")
 }
 
-fn request(method: &str, path: &str, query: Option<&str>) -> Request {
-    let ip: IpAddr = "10.1.2.3".parse().unwrap();
-    Request {
-        method: method.parse().unwrap(),
-        target: Target {
-            path: path.into(),
-            query: query.map(Into::into),
-            authority: None,
-        },
-        host: "ehr.local".into(),
-        client: ClientAddress {
-            ip,
-            peer: ip,
-            peer_trusted: false,
-        },
-        tls: true,
-    }
-}
+use crate::testing::request;
 
 /// Alice, signed in at `level` (each factor proven `age` seconds ago).
 fn alice(level: AuthLevel, age: u64) -> SessionRecord {
@@ -90,7 +72,7 @@ async fn decide(c: &Config, b: &Budgets, r: &Request, who: &Identity) -> Outcome
 fn the_facts_are_the_request_s_and_a_signed_in_session_s() {
     let c = config();
     let portal = Portal::new(c.portals[0].clone());
-    let r = request("GET", "/", Some("raw=view"));
+    let r = request("GET", "/?raw=view");
     let mut session = alice(AuthLevel::SecondFactor, 10);
     session.break_glass_until = Some(NOW + 60);
     let who = Identity::Session(Arc::new(session.clone()));
@@ -118,7 +100,7 @@ async fn a_denial_is_liftable_only_by_a_break_glass_rule_and_a_signed_in_user() 
     let c = config();
     let b = budgets(&c);
     let who = Identity::Session(Arc::new(alice(AuthLevel::SecondFactor, 10)));
-    let admin = request("GET", "/admin/users", None);
+    let admin = request("GET", "/admin/users");
     assert!(matches!(
         decide(&c, &b, &admin, &who).await,
         Outcome::Deny {
@@ -126,7 +108,7 @@ async fn a_denial_is_liftable_only_by_a_break_glass_rule_and_a_signed_in_user() 
             ..
         }
     ));
-    let note = request("POST", "/notes/1", None);
+    let note = request("POST", "/notes/1");
     assert!(matches!(
         decide(&c, &b, &note, &who).await,
         Outcome::Deny { liftable: true, .. }
@@ -144,7 +126,7 @@ async fn a_denial_is_liftable_only_by_a_break_glass_rule_and_a_signed_in_user() 
 async fn a_session_below_the_rule_s_level_or_asked_for_a_proof_steps_up() {
     let c = config();
     let b = budgets(&c);
-    let export = request("GET", "/index.php", Some("raw=ajax_export_patients_csv"));
+    let export = request("GET", "/index.php?raw=ajax_export_patients_csv");
     let with = |s: SessionRecord| Identity::Session(Arc::new(s));
     let decided = |o: &Outcome| match o {
         Outcome::Pass(_) => "pass",
@@ -173,7 +155,7 @@ async fn over_its_budget_a_request_is_slowed_with_a_whole_second_wait() {
     let c = config();
     let b = budgets(&c);
     let who = Identity::Session(Arc::new(alice(AuthLevel::PhishingResistant, 10)));
-    let export = request("GET", "/index.php", Some("raw=ajax_export_patients_csv"));
+    let export = request("GET", "/index.php?raw=ajax_export_patients_csv");
     for _ in 0..2 {
         assert!(matches!(
             decide(&c, &b, &export, &who).await,
