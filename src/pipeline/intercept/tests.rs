@@ -298,9 +298,9 @@ fn a_judged_body_is_held_until_its_end_then_sent_whole() {
     assert_eq!(c.as_deref(), Some(&b"a=1&b=2"[..]));
     assert!(ctx.interception.held.is_empty());
 
-    // A form is held up to HOLD_MAX, and refused past it.
+    // A form is held up to 4 MiB (the README's figure), and refused past it.
     let mut ctx = ctx_for("/index.php?m=a", FORM, AuthLevel::Password);
-    let mut c = chunk(&vec![b'a'; HOLD_MAX]);
+    let mut c = chunk(&vec![b'a'; 4 * 1024 * 1024]);
     hold(&mut ctx, &mut c, false).unwrap();
     let mut c = chunk(b"a");
     let e = hold(&mut ctx, &mut c, false).unwrap_err();
