@@ -373,6 +373,10 @@ fn a_password_past_what_is_parsed_or_in_a_multipart_body_is_refused() {
     let mut ctx = ctx_for("/index.php", FORM, AuthLevel::Password);
     let hidden: &[&[u8]] = &[&filler, b"&password=pw", b"&b=1"];
     assert_eq!(body(&mut ctx, hidden), Some(Reason::LoginFormAmbiguous));
+    // In one piece too: a login form past 64 KiB is not read as a login.
+    let padded = [LOGIN, b"&x=", &vec![b'x'; MAX_LOGIN_BODY]].concat();
+    let mut ctx = ctx_for("/index.php", FORM, AuthLevel::Password);
+    assert_eq!(body(&mut ctx, &[&padded]), Some(Reason::LoginFormAmbiguous));
     let mut ctx = ctx_for("/index.php", FORM, AuthLevel::Password);
     assert_eq!(body(&mut ctx, &[&filler, b"&b=1"]), None);
     assert!(ctx.interception.overflow && ctx.interception.login_user.is_none());
