@@ -373,6 +373,10 @@ fn a_password_past_what_is_parsed_or_in_a_multipart_body_is_refused() {
     let mut ctx = ctx_for("/index.php", FORM, AuthLevel::Password);
     let hidden: &[&[u8]] = &[&filler, b"&password=pw", b"&b=1"];
     assert_eq!(body(&mut ctx, hidden), Some(Reason::LoginFormAmbiguous));
+    // A password name the byte scan cannot see, which PHP decodes (`pass%77ord`).
+    let mut ctx = ctx_for("/index.php", FORM, AuthLevel::Password);
+    let spelled: &[&[u8]] = &[&filler, b"&pass%77ord=pw"];
+    assert_eq!(body(&mut ctx, spelled), Some(Reason::LoginFormAmbiguous));
     // In one piece too: a login form past 64 KiB is not read as a login.
     let padded = [LOGIN, b"&x=", &vec![b'x'; MAX_LOGIN_BODY]].concat();
     let mut ctx = ctx_for("/index.php", FORM, AuthLevel::Password);
@@ -409,6 +413,12 @@ fn a_pre_login_form_reaches_the_portal_only_once_read_as_one_login() {
     assert_eq!(ctx.interception.login_user.as_deref(), Some("Bob"));
     assert!(ctx.interception.body_login);
 
+    // Up to 64 KiB is read (a long CSRF token fills it here); a byte more is refused.
+    let mut full = LOGIN.to_vec();
+    full.resize(MAX_LOGIN_BODY, b't');
+    let mut ctx = ctx_for("/index.php", FORM, AuthLevel::None);
+    assert_eq!(body(&mut ctx, &[&full[..100], &full[100..]]), None);
+    assert_eq!(ctx.interception.login_user.as_deref(), Some("Bob"));
     let mut ctx = ctx_for("/index.php", FORM, AuthLevel::None);
     let big = vec![b'a'; MAX_LOGIN_BODY + 1];
     let why = prelogin::Unreadable::TooLarge;
