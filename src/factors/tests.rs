@@ -502,6 +502,41 @@ async fn a_user_the_shared_note_lists_is_no_newcomer_after_a_loss() {
     assert!(!f.had_factor("bob").unwrap(), "a newcomer");
 }
 
+/// An enrollment through this replica is written to the durable note, which outlives the
+/// factor record; a record with no factor left is no enrollment.
+#[tokio::test]
+async fn an_enrollment_is_noted_durably_and_an_empty_record_is_not() {
+    let s = setup();
+    let ledger_at = s.dir.path().join("l.sqlite");
+    let noting = |store: &str| {
+        let store = crate::storage::sqlite::factors::SqliteFactors::open(&s.dir.path().join(store));
+        let ledger = crate::storage::shared_state::Ledger::open(&ledger_at).unwrap();
+        Factors::new(
+            Arc::new(store.unwrap()),
+            KeyRing::ephemeral(),
+            s.f.config.clone(),
+            s.clock.clone(),
+        )
+        .unwrap()
+        .noting_enrollments_in(Arc::new(ledger))
+    };
+    let f = noting("a.sqlite");
+    let secret = totp::new_secret();
+    let code = totp::code_at(&secret, totp::Hash::Sha1, f.now());
+    let enrolled = f.enroll_totp("dana", &secret, &code, Binding::Add).await;
+    assert_eq!(enrolled.unwrap(), Verdict::Accepted);
+    f.save("carl", &UserFactors::default()).await.unwrap();
+    assert!(f.had_factor("dana").unwrap());
+    // Another replica, its factor records lost: the note still knows dana, and only dana.
+    let after_loss = noting("b.sqlite");
+    assert!(after_loss.load("dana").await.unwrap().is_empty());
+    assert!(after_loss.had_factor("dana").unwrap(), "noted durably");
+    assert!(
+        !after_loss.had_factor("carl").unwrap(),
+        "nothing was enrolled"
+    );
+}
+
 #[tokio::test]
 async fn a_lost_factor_is_replaced_by_its_kind_or_else_the_others_go() {
     let s = setup();
