@@ -502,6 +502,35 @@ async fn a_user_the_shared_note_lists_is_no_newcomer_after_a_loss() {
     assert!(!f.had_factor("bob").unwrap(), "a newcomer");
 }
 
+/// A value waiting in the session (a pending TOTP secret) opens for its user and purpose only,
+/// and never shows in what the session stores.
+#[test]
+fn a_value_sealed_for_the_session_opens_for_its_user_and_purpose_only() {
+    let s = setup();
+    let secret = b"JBSWY3DPEHPK3PXP-pending";
+    let sealed = s.f.seal("alice", "totp-pending", secret);
+    assert!(!sealed.windows(secret.len()).any(|w| w == secret));
+    let open = |user: &str, purpose: &str, sealed: &[u8]| s.f.open(user, purpose, sealed);
+    assert_eq!(
+        open("alice", "totp-pending", &sealed),
+        Some(secret.to_vec())
+    );
+    assert_eq!(open("bob", "totp-pending", &sealed), None, "another user");
+    assert_eq!(
+        open("alice", "fresh-codes", &sealed),
+        None,
+        "another purpose"
+    );
+    let mut forged = sealed.clone();
+    *forged.last_mut().unwrap() ^= 1;
+    assert_eq!(open("alice", "totp-pending", &forged), None, "altered");
+    assert_ne!(
+        sealed,
+        s.f.seal("alice", "totp-pending", secret),
+        "a fresh nonce"
+    );
+}
+
 /// An enrollment through this replica is written to the durable note, which outlives the
 /// factor record; a record with no factor left is no enrollment.
 #[tokio::test]
