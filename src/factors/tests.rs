@@ -185,6 +185,17 @@ async fn failures_slow_down_then_lock_well_before_100() {
     assert_eq!(s.f.wait_left("carol", ip).await.unwrap(), 0);
     s.f.succeeded("bob", ip).await.unwrap();
     assert_eq!(s.f.wait_left("bob", elsewhere).await.unwrap(), 0);
+    // IT's unlock forgets the user's failures (and only the user's).
+    for _ in 0..3 {
+        s.f.begin_attempt("bob", elsewhere).await.unwrap().unwrap();
+        s.f.begin_attempt("carol", elsewhere)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    s.f.forget_failures("bob").await.unwrap();
+    assert_eq!(s.f.failures("bob").await.unwrap(), 0);
+    assert_eq!(s.f.failures("carol").await.unwrap(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
