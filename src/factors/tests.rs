@@ -513,6 +513,49 @@ async fn a_user_the_shared_note_lists_is_no_newcomer_after_a_loss() {
     assert!(!f.had_factor("bob").unwrap(), "a newcomer");
 }
 
+/// What IT and the enrollment pages call: the app's enrollment link, a probation, cancelled
+/// codes and a reset each do what they say to this user and nobody else.
+#[tokio::test]
+async fn it_actions_change_the_named_user_only() {
+    let s = setup();
+    let url = s.f.otpauth_url("dr.martin", b"12345678901234567890");
+    assert!(url.starts_with("otpauth://totp/Vigie:dr.martin?"), "{url}");
+    assert!(
+        url.contains("secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"),
+        "{url}"
+    );
+    assert!(url.contains("issuer=Vigie"), "{url}");
+
+    let secret = totp::new_secret();
+    for user in ["ann", "bob"] {
+        let code = totp::code_at(&secret, totp::Hash::Sha1, s.f.now());
+        s.f.enroll_totp(user, &secret, &code, Binding::Add)
+            .await
+            .unwrap();
+        s.f.new_recovery_codes(user).await.unwrap();
+    }
+    s.f.put_on_probation("ann", Kind::Totp).await.unwrap();
+    let now = s.f.now();
+    let probation = Probation {
+        kind: Kind::Totp,
+        since: now,
+        until: now + PROBATION_SECONDS,
+    };
+    assert_eq!(s.f.load("ann").await.unwrap().probation, Some(probation));
+    assert_eq!(s.f.load("bob").await.unwrap().probation, None);
+
+    s.f.cancel_recovery_codes("ann").await.unwrap();
+    assert_eq!(s.f.recovery_codes_left("ann").await.unwrap(), 0);
+    assert_eq!(s.f.recovery_codes_left("bob").await.unwrap(), 10);
+    s.f.reset("bob").await.unwrap();
+    assert!(s.f.load("bob").await.unwrap().is_empty());
+    assert_eq!(s.f.recovery_codes_left("bob").await.unwrap(), 0);
+    assert!(
+        s.f.load("ann").await.unwrap().totp.is_some(),
+        "ann keeps her app"
+    );
+}
+
 /// A value waiting in the session (a pending TOTP secret) opens for its user and purpose only,
 /// and never shows in what the session stores.
 #[test]
