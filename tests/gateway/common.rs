@@ -114,8 +114,19 @@ fn spawn(args: &[&str], dir: &tempfile::TempDir) -> Proc {
 /// The sample portal on a free port.
 pub struct Portal {
     pub port: u16,
-    _proc: Proc,
-    _dir: tempfile::TempDir,
+    proc: Proc,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+impl Portal {
+    /// Stop the portal and start it again on its port: it forgets every session it had.
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.proc = spawn(&args, &self.dir);
+        wait_for_port(self.port);
+    }
 }
 
 pub fn start_portal() -> Portal {
@@ -136,8 +147,9 @@ pub fn start_portal_with(flags: &[&str]) -> Portal {
     wait_for_port(port);
     Portal {
         port,
-        _proc: proc,
-        _dir: dir,
+        proc,
+        dir,
+        args: args.iter().map(|a| a.to_string()).collect(),
     }
 }
 

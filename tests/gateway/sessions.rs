@@ -402,6 +402,30 @@ fn a_portal_session_opened_before_login_is_vaulted_too() {
     );
 }
 
+/// A portal that answers a pre-login visitor with a new session id (it restarted and forgot
+/// the old one, or took a login the gateway did not see) did not get that session from the
+/// gateway: the new portal session is dropped unseen and the pre-login session ends.
+#[test]
+fn a_pre_login_session_the_portal_replaces_ends() {
+    let mut portal = start_portal_with(&["--session-before-login"]);
+    let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
+    let page = get(gw.port, "/index.php", "");
+    let pre_login = cookie_set(&page, "vigie").expect("a pre-login session");
+    let with_it = format!("Cookie: {pre_login}\r\n");
+    let again = get(gw.port, "/index.php", &with_it);
+    assert_eq!(cookie_set(&again, "vigie"), None, "the same session, kept");
+    portal.restart();
+    let replaced = get(gw.port, "/index.php", &with_it);
+    assert_eq!(replaced.status, 200);
+    assert_eq!(cookie_set(&replaced, "mediboard_session"), None);
+    assert_eq!(cookie_set(&replaced, "vigie").as_deref(), Some("vigie="));
+    assert!(gw.proc.stderr().contains("pre_login_session_replaced"));
+    // The old cookie names nothing now: the next page opens a new pre-login session.
+    let fresh = get(gw.port, "/index.php", &with_it);
+    let new = cookie_set(&fresh, "vigie").expect("a new pre-login session");
+    assert!(new != pre_login && new != "vigie=", "{new}");
+}
+
 fn vigie_user(gw: &Gateway, args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(VIGIE)
         .arg("user")
