@@ -603,6 +603,10 @@ fn routing_parameters_in_a_form_body_meet_the_same_rules() {
         page_text(&posted).contains("Accès refusé"),
         "the gateway's refusal"
     );
+    assert!(
+        !page_text(&posted).contains("/.vigie/break-glass"),
+        "no-exports has no break-glass: nothing to offer"
+    );
     assert!(gw.proc.stderr().contains("policy_denied"));
     // As PHP reads it: in a multipart body, or after 64 KiB of form (issue 15).
     let multipart = "--x\r\nContent-Disposition: form-data; name='raw'\r\n\r\najax_export_patients_csv\r\n--x--\r\n";
