@@ -556,6 +556,25 @@ async fn it_actions_change_the_named_user_only() {
     );
 }
 
+/// An app bound again by the user's other factor ends a probation of the app (the disputed
+/// app is gone), not one of the passkeys.
+#[tokio::test]
+async fn an_app_replaced_by_the_other_factor_ends_an_app_probation_only() {
+    let s = setup();
+    for (user, kind, after) in [("ann", Kind::Totp, false), ("bob", Kind::Passkey, true)] {
+        s.f.put_on_probation(user, kind).await.unwrap();
+        s.clock.advance(Duration::from_secs(30));
+        let secret = totp::new_secret();
+        let code = totp::code_at(&secret, totp::Hash::Sha1, s.f.now());
+        let v =
+            s.f.enroll_totp(user, &secret, &code, Binding::ReplaceKind)
+                .await;
+        assert_eq!(v.unwrap(), Verdict::Accepted);
+        let probation = s.f.load(user).await.unwrap().probation;
+        assert_eq!(probation.is_some(), after, "{user}: {kind:?}");
+    }
+}
+
 /// A value waiting in the session (a pending TOTP secret) opens for its user and purpose only,
 /// and never shows in what the session stores.
 #[test]
