@@ -211,14 +211,16 @@ fn decode_segment(seg: &str) -> Result<String, TargetError> {
         match v {
             b'/' | b'\\' => return Err(TargetError::EncodedSeparator),
             0..=0x1f | 0x7f => return Err(TargetError::ControlByte),
-            b'%' if b.get(i + 3).and_then(|&c| hex(c)).is_some()
-                && b.get(i + 4).and_then(|&c| hex(c)).is_some() =>
-            {
-                return Err(TargetError::DoubleEncoding)
-            }
             _ => out.push(v),
         }
         i += 3;
+    }
+    // Judged on the decoded segment, not the raw one: `%25%32%65` decodes to `%2e` as surely
+    // as `%252e` does, and a portal that decodes again would read `.` (every `%` left in
+    // `out` came from a `%25`).
+    let escape = |w: &[u8]| w[0] == b'%' && hex(w[1]).is_some() && hex(w[2]).is_some();
+    if out.windows(3).any(escape) {
+        return Err(TargetError::DoubleEncoding);
     }
     String::from_utf8(out).map_err(|_| TargetError::InvalidUtf8)
 }

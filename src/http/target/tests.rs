@@ -22,6 +22,11 @@ fn attack_23_bypasses_reach_the_admin_rule_or_are_refused() {
     assert_eq!(path("/admin/"), "/admin/");
     for (raw, err) in [
         ("/%2561dmin", TargetError::DoubleEncoding),
+        // The escape assembled by decoding: `%25` then `%32%65` is `%2e` (found by the
+        // fixed-point property test, `/%25%610`).
+        ("/pub/%25%32%65%25%32%65/admin", TargetError::DoubleEncoding),
+        ("/%25%610", TargetError::DoubleEncoding),
+        ("/%25%36%31dmin", TargetError::DoubleEncoding),
         ("/admin%2f", TargetError::EncodedSeparator),
         ("/admin%2F..", TargetError::EncodedSeparator),
         ("/admin%5c", TargetError::EncodedSeparator),
