@@ -575,6 +575,23 @@ async fn an_app_replaced_by_the_other_factor_ends_an_app_probation_only() {
     }
 }
 
+/// An invitation code is read with its dashes and spaces, up to 40 characters in all: a longer
+/// answer is refused before anything is looked up.
+#[tokio::test]
+async fn an_invitation_code_is_read_up_to_40_characters() {
+    let s = setup();
+    let (code, _) = s.f.invite("ann").await.unwrap();
+    let padded = |n: usize| format!("{code:<n$}");
+    assert_eq!(
+        s.f.redeem("ann", &padded(41)).await.unwrap(),
+        Verdict::Rejected
+    );
+    assert_eq!(
+        s.f.redeem("ann", &padded(40)).await.unwrap(),
+        Verdict::Accepted
+    );
+}
+
 /// A value waiting in the session (a pending TOTP secret) opens for its user and purpose only,
 /// and never shows in what the session stores.
 #[test]
