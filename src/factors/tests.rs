@@ -592,6 +592,46 @@ async fn an_invitation_code_is_read_up_to_40_characters() {
     );
 }
 
+/// A passkey probation ends with the last passkey it covers, and only then; removing a
+/// passkey leaves an app probation alone.
+#[tokio::test]
+async fn a_passkey_probation_ends_with_its_last_passkey() {
+    let s = setup();
+    let ids = |f: UserFactors| f.passkeys.iter().map(|p| p.id()).collect::<Vec<_>>();
+    for (user, kind) in [("ann", Kind::Passkey), ("bob", Kind::Totp)] {
+        register(&s, user, &mut authenticator(true), ORIGIN).await;
+        s.clock.advance(Duration::from_secs(10));
+        s.f.put_on_probation(user, kind).await.unwrap();
+        for _ in 0..2 {
+            register(&s, user, &mut authenticator(true), ORIGIN).await;
+        }
+    }
+    let bound = ids(s.f.load("ann").await.unwrap());
+    assert_eq!(bound.len(), 3);
+    let probation = |user: &'static str| {
+        let f = &s.f;
+        async move { f.load(user).await.unwrap().probation.map(|p| p.kind) }
+    };
+    let removed = s.f.remove_passkey("ann", &bound[0], true).await.unwrap();
+    assert_eq!(removed, Removal::NotFound, "older than the probation");
+    assert_eq!(
+        s.f.remove_passkey("ann", &bound[1], true).await.unwrap(),
+        Removal::Removed
+    );
+    assert_eq!(probation("ann").await, Some(Kind::Passkey), "one is left");
+    assert_eq!(
+        s.f.remove_passkey("ann", &bound[2], true).await.unwrap(),
+        Removal::Removed
+    );
+    assert_eq!(probation("ann").await, None, "none is left");
+    let bob = ids(s.f.load("bob").await.unwrap());
+    assert_eq!(
+        s.f.remove_passkey("bob", &bob[2], false).await.unwrap(),
+        Removal::Removed
+    );
+    assert_eq!(probation("bob").await, Some(Kind::Totp));
+}
+
 /// A value waiting in the session (a pending TOTP secret) opens for its user and purpose only,
 /// and never shows in what the session stores.
 #[test]
