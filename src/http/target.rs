@@ -194,6 +194,7 @@ fn decode_segment(seg: &str) -> Result<String, TargetError> {
     }
     let b = seg.as_bytes();
     let mut out = Vec::with_capacity(b.len());
+    let mut percent = false;
     let mut i = 0;
     while i < b.len() {
         if b[i] != b'%' {
@@ -213,13 +214,14 @@ fn decode_segment(seg: &str) -> Result<String, TargetError> {
             0..=0x1f | 0x7f => return Err(TargetError::ControlByte),
             _ => out.push(v),
         }
+        percent |= v == b'%';
         i += 3;
     }
     // Judged on the decoded segment, not the raw one: `%25%32%65` decodes to `%2e` as surely
-    // as `%252e` does, and a portal that decodes again would read `.` (every `%` left in
-    // `out` came from a `%25`).
+    // as `%252e` does, and a portal that decodes again would read `.`. Only a decoded `%25`
+    // can leave a `%` in `out`, so most segments skip the scan.
     let escape = |w: &[u8]| w[0] == b'%' && hex(w[1]).is_some() && hex(w[2]).is_some();
-    if out.windows(3).any(escape) {
+    if percent && out.windows(3).any(escape) {
         return Err(TargetError::DoubleEncoding);
     }
     String::from_utf8(out).map_err(|_| TargetError::InvalidUtf8)
