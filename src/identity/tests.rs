@@ -217,3 +217,126 @@ async fn a_session_ended_in_break_glass_tells_the_end_with_how() {
     assert_eq!(end.fields["ended_by"], "revoked");
     assert_eq!(end.fields["early"], true);
 }
+
+/// The pipeline, the detector and the console read the time through `Sessions`: it is the
+/// injected clock's, to the second and to the microsecond.
+#[test]
+fn sessions_tell_the_time_of_their_clock() {
+    let clock = Arc::new(ManualClock::at(1_700_000_000));
+    clock.advance(Duration::from_micros(250));
+    let s = sessions(clock.clone());
+    assert_eq!(s.now(), 1_700_000_000);
+    assert_eq!(s.now_us(), 1_700_000_000_000_250);
+    clock.set_us(1_800_000_001_999_999);
+    assert_eq!(
+        (s.now(), s.now_us()),
+        (1_800_000_001, 1_800_000_001_999_999)
+    );
+}
+
+/// A request never carries the gateway's cookie upstream under either spelling, so both are
+/// named; the one handed out follows TLS (`__Host-` only where the browser keeps it).
+#[test]
+fn both_spellings_of_the_gateway_cookie_are_known() {
+    let s = sessions(Arc::new(ManualClock::at(1000)));
+    assert_eq!(s.cookie_names(), ["vigie", "__Host-vigie"]);
+    assert_eq!(
+        (s.cookie_name(false), s.cookie_name(true)),
+        ("vigie", "__Host-vigie")
+    );
+}
+
+/// The browser's user agent is shown to the SOC: no control character (a forged log line or
+/// console row) and no more than 256 characters of it are kept.
+#[test]
+fn a_new_record_keeps_a_printable_bounded_user_agent() {
+    let s = sessions(Arc::new(ManualClock::at(1000)));
+    let ip = IpAddr::from([127, 0, 0, 1]);
+    let forged = "Mozilla/5.0\r\nuser=admin\u{1b}[2J";
+    let r = s.new_record("ehr", None, AuthLevel::None, ip, forged, vec![]);
+    assert_eq!(r.user_agent, "Mozilla/5.0user=admin[2J");
+    let long = "é".repeat(300);
+    let r = s.new_record("ehr", None, AuthLevel::None, ip, &long, vec![]);
+    assert_eq!(r.user_agent, "é".repeat(256));
+    assert_eq!((r.created, r.last_seen), (1000, 1000));
+}
+
+fn pack(
+    level: AuthLevel,
+    max_sessions: Option<usize>,
+    on_excess: crate::policy::Excess,
+) -> crate::policy::Pack {
+    crate::policy::Pack {
+        name: "admins".into(),
+        groups: vec!["admins".into()],
+        level,
+        idle_timeout: Some(Duration::from_secs(300)),
+        absolute_timeout: Some(Duration::from_secs(1800)),
+        max_sessions,
+        on_excess,
+        budget_scale: 0.5,
+        networks: vec![],
+        window: None,
+        export_within: 0,
+    }
+}
+
+/// A privileged pack shortens the login's timeouts and marks it privileged (no outage grace);
+/// without a pack the record is left as it was.
+#[test]
+fn a_privileged_pack_shortens_the_sessions_it_admits() {
+    use crate::policy::Excess;
+    let s = sessions(Arc::new(ManualClock::at(1000)));
+    let ip = IpAddr::from([127, 0, 0, 1]);
+    let fresh = s.new_record(
+        "ehr",
+        Some("root".into()),
+        AuthLevel::Password,
+        ip,
+        "ua",
+        vec![],
+    );
+    let mut r = fresh.clone();
+    s.admit(&mut r, None);
+    assert_eq!(r, fresh);
+    let admins = pack(AuthLevel::SecondFactor, Some(2), Excess::Refuse);
+    s.admit(&mut r, Some(&admins));
+    assert!(r.privileged);
+    assert_eq!((r.idle_limit, r.absolute_limit), (Some(300), Some(1800)));
+}
+
+/// The cap applies from the pack's level: a password alone neither fills it nor logs the
+/// real user out; `on_excess` picks between refusing and ending the oldest.
+#[test]
+fn a_packs_session_cap_applies_from_its_level() {
+    use crate::policy::Excess;
+    let clock = 1000;
+    let mut r = session::record(Some("root"), AuthLevel::Password, clock);
+    let refuse = pack(AuthLevel::SecondFactor, Some(2), Excess::Refuse);
+    assert_eq!(
+        Sessions::cap_for(&r, Some(&refuse)),
+        None,
+        "below the pack's level"
+    );
+    assert_eq!(Sessions::cap_for(&r, None), None);
+    r.level = AuthLevel::SecondFactor;
+    let cap = |max, level, evict_oldest| {
+        Some(Cap {
+            level,
+            max,
+            evict_oldest,
+        })
+    };
+    assert_eq!(
+        Sessions::cap_for(&r, Some(&refuse)),
+        cap(2, AuthLevel::SecondFactor, false)
+    );
+    r.level = AuthLevel::PhishingResistant;
+    let evict = pack(AuthLevel::SecondFactor, Some(3), Excess::RevokeOldest);
+    assert_eq!(
+        Sessions::cap_for(&r, Some(&evict)),
+        cap(3, AuthLevel::SecondFactor, true)
+    );
+    let uncapped = pack(AuthLevel::Password, None, Excess::Refuse);
+    assert_eq!(Sessions::cap_for(&r, Some(&uncapped)), None);
+}

@@ -45,3 +45,18 @@ fn pre_login_sessions_are_short_lived() {
     clock.advance(Duration::from_secs(1));
     assert!(s.expired(clock.now(), &LIFE));
 }
+
+/// Outside tests the time is the system's: unix seconds and microseconds that agree.
+#[test]
+fn the_system_clock_tells_unix_time() {
+    let since = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap();
+    let before = since(std::time::SystemTime::now());
+    let (us, s) = (SystemClock.now_us(), SystemClock.now());
+    let after = since(std::time::SystemTime::now());
+    assert!(before.as_micros() as u64 <= us && us <= after.as_micros() as u64);
+    assert!(before.as_secs() <= s && s <= after.as_secs());
+    assert!(
+        s >= us / 1_000_000,
+        "seconds behind the microseconds read before them"
+    );
+}
