@@ -166,7 +166,7 @@ fn assemble(config: &Config, clock: Arc<dyn Clock>, upgrade: bool) -> anyhow::Re
     server.add_service(gateway);
     server.add_service(pingora::services::background::background_service(
         "session sweeper",
-        crate::identity::Sweeper(sessions.clone()),
+        crate::identity::Sweeper::new(sessions.clone()),
     ));
     if let Some(watch) = watch {
         server.add_service(pingora::services::background::background_service(

@@ -81,11 +81,25 @@ const SIGN_OUT_WAIT: Duration = Duration::from_secs(5);
 /// Sessions ended at most per sweep (the next sweep takes the rest).
 const SWEEP_MAX: usize = 2_000;
 /// How often timed-out sessions are looked for.
-const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+const SWEEP_EVERY: Duration = Duration::from_secs(20);
 
 /// Ends timed-out sessions no request came back to, and their portal sessions (with
 /// replicas, the one holding the store's lease does).
-pub struct Sweeper(pub Arc<Sessions>);
+pub struct Sweeper {
+    sessions: Arc<Sessions>,
+    every: Duration,
+}
+
+impl Sweeper {
+    pub fn new(sessions: Arc<Sessions>) -> Self {
+        Self::every(sessions, SWEEP_EVERY)
+    }
+
+    /// Sweeping at another pace (tests).
+    pub fn every(sessions: Arc<Sessions>, every: Duration) -> Self {
+        Self { sessions, every }
+    }
+}
 
 #[async_trait::async_trait]
 impl pingora::services::background::BackgroundService for Sweeper {
@@ -93,9 +107,9 @@ impl pingora::services::background::BackgroundService for Sweeper {
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
-                _ = tokio::time::sleep(SWEEP_EVERY) => {}
+                _ = tokio::time::sleep(self.every) => {}
             }
-            if let Err(e) = self.0.sweep().await {
+            if let Err(e) = self.sessions.sweep().await {
                 tracing::debug!(error = %e, "session sweep skipped");
             }
         }

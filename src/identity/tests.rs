@@ -340,3 +340,35 @@ fn a_packs_session_cap_applies_from_its_level() {
     let uncapped = pack(AuthLevel::Password, None, Excess::Refuse);
     assert_eq!(Sessions::cap_for(&r, Some(&uncapped)), None);
 }
+
+/// This replica's copy of the locked users follows the locks made here, and a resync replaces
+/// it whole: a lock lifted on another replica while a message was lost is forgotten too.
+#[test]
+fn the_copy_of_locked_users_follows_locks_and_resyncs() {
+    let held = locks::LockedUsers::default();
+    held.set("mallory", true);
+    held.set("eve", true);
+    held.set("mallory", false);
+    assert!(!held.contains("mallory") && held.contains("eve"));
+    held.replace(["bob".to_string()].into());
+    assert!(held.contains("bob"));
+    assert!(
+        !held.contains("eve"),
+        "a resync kept a lock lifted elsewhere"
+    );
+}
+
+/// A lock and an unlock are ordered by when each store got them, in unix milliseconds (two
+/// in one second must not tie).
+#[test]
+fn lock_times_are_unix_milliseconds() {
+    let ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let before = ms();
+    let t = locks::unix_now_ms();
+    assert!(before <= t && t <= ms());
+}

@@ -117,6 +117,11 @@ fn rotation_keeps_older_keys_published() {
         assert!(verify(t, &after.public_keys(), "vigie", "ehr").is_ok());
     }
     assert!(after.jwks_json().contains("\"kid\":\"2026-01\""));
+    // What a log or a panic shows of the keys: their names, oldest first, never a key.
+    assert_eq!(
+        format!("{after:?}"),
+        r#"AssertionKeys(["2026-01", "2026-02"])"#
+    );
     assert!(matches!(
         AssertionKeys::load_dir(tempfile::tempdir().unwrap().path()),
         Err(KeyError::Empty(_))

@@ -132,6 +132,34 @@ async fn timed_out_sessions_end_at_the_portal_whether_or_not_the_user_comes_back
     assert_eq!(s.sweep().await.unwrap(), 0);
 }
 
+/// The sweeper runs in the background on its own: a session whose user closed the tab ends,
+/// at the portal too, with no call from anyone; and it stops when the server does.
+#[tokio::test]
+async fn the_sweeper_ends_abandoned_sessions_on_its_own_until_shutdown() {
+    use pingora::services::background::BackgroundService;
+    let clock = Arc::new(ManualClock::at(1_000));
+    let (s, seen) = sessions(clock.clone());
+    let s = Arc::new(s);
+    signed_in(&s, Some("dee"), "closed-the-tab").await;
+    clock.advance(Duration::from_secs(601));
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let sweeper = Sweeper::every(s.clone(), Duration::from_millis(10));
+    let running = tokio::spawn(async move { sweeper.start(shutdown).await });
+    let mut ended = Vec::new();
+    for _ in 0..200 {
+        ended = seen.seen().await;
+        if !ended.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(ended, vec![one("dee", "closed-the-tab", Ending::Timeout)]);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the sweeper stops at shutdown")
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_refused_login_lets_the_portal_session_go() {
     let (s, seen) = sessions(Arc::new(ManualClock::at(1_000)));
