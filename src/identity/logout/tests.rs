@@ -86,8 +86,23 @@ fn mistakes_are_named() {
         e.iter().any(|m| m.starts_with("logout.success.status[0]")),
         "{e:?}"
     );
-    let (_, e) = rule("path = \"/x\"\nquery = \"logout\"");
-    assert!(e.iter().any(|m| m.starts_with("logout.query")), "{e:?}");
+    for query in ["logout", "=-1"] {
+        let (_, e) = rule(&format!("path = \"/x\"\nquery = \"{query}\""));
+        assert!(
+            e.iter().any(|m| m.starts_with("logout.query")),
+            "{query}: {e:?}"
+        );
+    }
+    // Either source of the token is enough on its own: a page and its pattern, or a cookie.
+    for source in [
+        "page = \"/p\"\npattern = \"t=(\\\\w+)\"",
+        "cookie = \"csrf\"",
+    ] {
+        let (r, e) = rule(&format!(
+            "path = \"/x\"\nmethod = \"POST\"\n[token]\nfield = \"t\"\n{source}"
+        ));
+        assert!(e.is_empty() && r.is_some(), "{source}: {e:?}");
+    }
     let r: Result<Section, _> = toml::from_str("path = \"/x\"\nverb = \"POST\"");
     assert!(r.is_err(), "unknown keys are refused");
 }
@@ -99,6 +114,14 @@ fn the_logout_request_is_recognised_by_path_and_marker() {
     assert!(is_logout(r, "/index.php", Some("logout=-1")));
     assert!(is_logout(r, "/index.php", Some("m=x&logout=-1")));
     assert!(!is_logout(r, "/index.php", Some("m=dPpatients")));
+    assert!(
+        !is_logout(r, "/index.php", Some("logout=0")),
+        "the marker's value too"
+    );
+    assert!(
+        !is_logout(r, "/index.php", Some("m=-1")),
+        "the marker's name too"
+    );
     assert!(!is_logout(r, "/other.php", Some("logout=-1")));
     assert!(!is_logout(None, "/index.php", Some("logout=-1")));
 }

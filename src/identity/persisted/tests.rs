@@ -185,6 +185,31 @@ async fn the_file_holds_no_portal_cookie_reason_or_id_and_opens_with_no_other_ke
     assert_eq!(again, Restored::default(), "the dropped row left the file");
 }
 
+/// A sealed session opens only in its own row: copied over another session's row (someone
+/// with write access to the file), it is dropped there, and the session it overwrote with it.
+#[tokio::test]
+async fn a_sealed_session_moved_to_another_row_does_not_open() {
+    let f = files();
+    let keys = Arc::new(KeyRing::ephemeral());
+    let (run, _) = start(&f, &keys);
+    let kept = create(&run, signed_in("dr.martin")).await;
+    let overwritten = create(&run, signed_in("dr.martin")).await;
+    let rows = run.disk.all().unwrap();
+    let sealed = &rows.iter().find(|(row, _)| *row == hash(&kept)).unwrap().1;
+    run.disk
+        .put(&hash(&overwritten), "dr.martin", sealed)
+        .unwrap();
+    drop(run);
+    let (run, restored) = start(&f, &keys);
+    let one_each = Restored {
+        sessions: 1,
+        dropped: 1,
+    };
+    assert_eq!(restored, one_each);
+    assert!(run.get(&kept).await.unwrap().is_some());
+    assert!(run.get(&overwritten).await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn a_user_locked_while_the_gateway_was_down_is_not_restored() {
     let f = files();
