@@ -185,6 +185,17 @@ async fn the_file_holds_no_portal_cookie_reason_or_id_and_opens_with_no_other_ke
     assert_eq!(again, Restored::default(), "the dropped row left the file");
 }
 
+/// The sessions by level the metrics show are the memory store's count, passed on.
+#[tokio::test]
+async fn the_census_is_the_sessions_in_memory() {
+    let f = files();
+    let (run, _) = start(&f, &Arc::new(KeyRing::ephemeral()));
+    create(&run, signed_in("dr.martin")).await;
+    create(&run, signed_in("dr.ng")).await;
+    let census = run.census().await.unwrap();
+    assert_eq!(census, Some(crate::identity::store::Census([0, 0, 2, 0])));
+}
+
 /// A sealed session opens only in its own row: copied over another session's row (someone
 /// with write access to the file), it is dropped there, and the session it overwrote with it.
 #[tokio::test]
