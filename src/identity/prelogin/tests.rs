@@ -80,3 +80,75 @@ fn a_profile_without_a_wall_or_with_a_wide_one_is_refused() {
         ["prelogin", "prelogin.allow[0].path", "prelogin.login_page"]
     );
 }
+
+/// The login POST's own query may carry only the parameters the profile names, each once as
+/// the portal reads it; before login only the named browser cookies reach the portal.
+#[test]
+fn the_login_post_carries_only_named_parameters_and_cookies() {
+    let w = wall(&format!("login_params = [\"login\"]\n{SAMPLE}"));
+    for ok in [None, Some(""), Some("login=1"), Some("login=1&login=2")] {
+        assert!(w.login_query_ok(QueryReading::Last, ok), "{ok:?}");
+    }
+    for refused in ["m=dPpatients", "login=1&raw=1", "login[]=1", "lang=fr"] {
+        assert!(
+            !w.login_query_ok(QueryReading::Last, Some(refused)),
+            "{refused}"
+        );
+    }
+    assert!(w.cookie_allowed("csrf"));
+    for refused in ["PHPSESSID", "remember", "csr", ""] {
+        assert!(!w.cookie_allowed(refused), "{refused}");
+    }
+}
+
+/// Only the head on which PHP and WSGI agree is read: a plain urlencoded form, unencoded (or
+/// `identity`); each refusal names its reason for the SOC (a stable label) and its status.
+#[test]
+fn a_login_head_is_read_only_as_a_plain_form() {
+    let form = Some("application/x-www-form-urlencoded");
+    for ok in [
+        (form, None),
+        (
+            Some("Application/X-WWW-Form-Urlencoded; charset=UTF-8"),
+            None,
+        ),
+        (form, Some(" Identity ")),
+    ] {
+        assert_eq!(login_head_ok(ok.0, ok.1), Ok(()), "{ok:?}");
+    }
+    for (ct, ce, why) in [
+        (form, Some("gzip"), Unreadable::Encoded),
+        (None, None, Unreadable::ContentType),
+        (
+            Some("multipart/form-data; boundary=x"),
+            None,
+            Unreadable::ContentType,
+        ),
+        (Some("application/json"), None, Unreadable::ContentType),
+        (
+            Some("application/x-www-form-urlencoded, text/plain"),
+            None,
+            Unreadable::ContentType,
+        ),
+        (
+            Some("application/x-www-form-urlencodedx"),
+            None,
+            Unreadable::ContentType,
+        ),
+    ] {
+        assert_eq!(login_head_ok(ct, ce), Err(why), "{ct:?} {ce:?}");
+    }
+    let labels = [
+        (Unreadable::ContentType, "login_content_type", 400),
+        (Unreadable::Encoded, "login_encoded", 400),
+        (Unreadable::TooLarge, "login_too_large", 413),
+        (Unreadable::NotUtf8, "login_not_utf8", 400),
+        (Unreadable::TooManyFields, "login_too_many_fields", 400),
+        (Unreadable::UnknownField, "login_field_unknown", 400),
+        (Unreadable::Query, "login_query", 400),
+        (Unreadable::NoUser, "login_form_ambiguous", 400),
+    ];
+    for (why, reason, status) in labels {
+        assert_eq!((why.reason(), why.status()), (reason, status), "{why:?}");
+    }
+}
