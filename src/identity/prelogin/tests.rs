@@ -152,3 +152,62 @@ fn a_login_head_is_read_only_as_a_plain_form() {
         assert_eq!((why.reason(), why.status()), (reason, status), "{why:?}");
     }
 }
+
+fn sample_profile() -> crate::config::PortalProfile {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate::config::profile::load(&root.join("config/profiles/sample-portal.toml")).unwrap()
+}
+
+/// The one reading of a login form before the second factor: every field named by the
+/// profile, one user name (repeated only if equal), a password and the marker; each other
+/// shape is refused with its reason, so the portal never reads a login the gateway did not.
+#[test]
+fn a_login_form_is_read_one_way_or_refused() {
+    let p = sample_profile();
+    let read = |body: &str| read_login(&p, body.as_bytes());
+    let ok = "login=1&username=dr.martin&password=s3cret&csrf_token=t";
+    assert_eq!(read(ok).as_deref(), Ok("dr.martin"));
+    // PHP's decoding: `+` a space, `%xx` a byte; empty pieces and nameless fields skipped.
+    let spelled = "&login=1&user%6eame=dr+m%C3%A9lanie&&=x&password=p";
+    assert_eq!(read(spelled).as_deref(), Ok("dr mélanie"));
+    assert_eq!(
+        read("login&username=a&password").as_deref(),
+        Ok("a"),
+        "no `=`"
+    );
+    assert_eq!(
+        read("login=1&username=a&username=a&password=p").as_deref(),
+        Ok("a")
+    );
+    let too_many = format!("{ok}{}", "&csrf_token=t".repeat(MAX_FIELDS));
+    let long_name = format!("login=1&password=p&username={}", "a".repeat(257));
+    for (body, why) in [
+        (
+            "login=1&username=a&username=b&password=p",
+            Unreadable::NoUser,
+        ),
+        ("login=1&username[]=a&password=p", Unreadable::NoUser),
+        ("login=1&username=a%0Ab&password=p", Unreadable::NoUser),
+        (long_name.as_str(), Unreadable::NoUser),
+        ("login=1&username=+&password=p", Unreadable::NoUser),
+        ("username=a&password=p", Unreadable::NoUser),
+        ("login=1&username=a", Unreadable::NoUser),
+        ("login=1&password=p", Unreadable::NoUser),
+        (
+            "login=1&username=a&password=p&m=dPpatients",
+            Unreadable::UnknownField,
+        ),
+        ("login=1&username=%FF&password=p", Unreadable::NotUtf8),
+        ("login=1&%FF=a&username=a&password=p", Unreadable::NotUtf8),
+        (too_many.as_str(), Unreadable::TooManyFields),
+    ] {
+        assert_eq!(read(body), Err(why), "{}", &body[..body.len().min(60)]);
+    }
+    // Exactly the limit is read.
+    let at_limit = format!("{ok}{}", "&csrf_token=t".repeat(MAX_FIELDS - 4));
+    assert_eq!(read(&at_limit).as_deref(), Ok("dr.martin"));
+    assert_eq!(
+        read(&format!("login=1&password=p&username={}", "é".repeat(256))).map(|u| u.len()),
+        Ok(512)
+    );
+}
