@@ -26,3 +26,21 @@ fn round_trip_and_tampering() {
     }
     assert!(!format!("{id:?}").contains(id_part));
 }
+
+/// Stores and logs name a session by digests of its id, never by the id: 64 and 12 hex
+/// digits of its SHA-256, the same for the same id, different for another.
+#[test]
+fn a_session_is_named_by_digests_of_its_id() {
+    let id = SessionId([7; 32]);
+    // SHA-256 of 32 bytes of 0x07.
+    let name = id.stored_name();
+    assert_eq!(
+        name,
+        "4bb06f8e4e3a7715d201d573d0aa423762e55dabd61a2c02278fa56cc6d294e0"
+    );
+    assert_eq!(id.fingerprint(), "4bb06f8e4e3a");
+    let other = SessionId::random();
+    assert_ne!(other.stored_name(), name);
+    assert_ne!(other.fingerprint(), id.fingerprint());
+    assert_eq!(format!("{id:?}"), "SessionId(4bb06f8e4e3a)");
+}
