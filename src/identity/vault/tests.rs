@@ -75,3 +75,42 @@ fn set_cookie_classification() {
     apply(&mut vault, SetCookie::Delete("PHPSESSID".into()));
     assert!(vault.is_empty());
 }
+
+/// Each way a portal deletes its session cookie empties that slot of the vault, and only that
+/// one; a cookie set with a future expiry or a positive age is kept, whatever its case.
+#[test]
+fn every_spelling_of_a_deleted_cookie_and_no_other() {
+    let n = names();
+    let del = Some(SetCookie::Delete("PHPSESSID".into()));
+    for header in [
+        "PHPSESSID=",
+        "PHPSESSID=Deleted",
+        "PHPSESSID=x; Max-Age=0",
+        "PHPSESSID=x; path=/; max-age=-1",
+        "PHPSESSID=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+        " PHPSESSID = x ; MAX-AGE=0",
+    ] {
+        assert_eq!(classify_set_cookie(header, &n), del, "{header}");
+    }
+    for header in [
+        "PHPSESSID=x; Max-Age=3600",
+        "PHPSESSID=x; Expires=Thu, 01 Jan 2037 00:00:00 GMT",
+        "PHPSESSID=x; Max-Age=01",
+        "PHPSESSID=x; Comment=1970",
+    ] {
+        let kept = SetCookie::Store(VaultedCookie {
+            name: "PHPSESSID".into(),
+            value: "x".into(),
+        });
+        assert_eq!(classify_set_cookie(header, &n), Some(kept), "{header}");
+    }
+    let mut vault = vec![];
+    apply(&mut vault, classify_set_cookie("mediboard=m", &n).unwrap());
+    apply(&mut vault, classify_set_cookie("PHPSESSID=p", &n).unwrap());
+    apply(&mut vault, classify_set_cookie("PHPSESSID=", &n).unwrap());
+    let only = VaultedCookie {
+        name: "mediboard".into(),
+        value: "m".into(),
+    };
+    assert_eq!(vault, vec![only]);
+}
