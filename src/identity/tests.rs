@@ -372,3 +372,35 @@ fn lock_times_are_unix_milliseconds() {
     let t = locks::unix_now_ms();
     assert!(before <= t && t <= ms());
 }
+
+/// Sessions by level: counted in the level's order, kept in Redis as text that reads back
+/// the same (anything else reads as no count), and shown as the `vigie_sessions_active`
+/// gauges.
+#[test]
+fn the_census_counts_by_level_and_reads_back_what_it_wrote() {
+    use store::Census;
+    let mut c = Census::default();
+    for level in [
+        AuthLevel::SecondFactor,
+        AuthLevel::None,
+        AuthLevel::SecondFactor,
+    ] {
+        c.add(level);
+    }
+    c.add(AuthLevel::PhishingResistant);
+    assert_eq!(c, Census([1, 0, 2, 1]));
+    assert_eq!(c.to_text(), "1,0,2,1");
+    assert_eq!(Census::from_text("1,0,2,1"), Some(c));
+    for bad in ["", "1,0,2", "1,0,2,1,5", "1,x,2,1", "1,-1,2,1"] {
+        assert_eq!(Census::from_text(bad), None, "{bad}");
+    }
+    c.publish();
+    let gauge = |level: &str| {
+        crate::metrics::METRICS
+            .sessions
+            .with_label_values(&[level])
+            .get()
+    };
+    let shown = ["none", "password", "second_factor", "phishing_resistant"].map(gauge);
+    assert_eq!(shown, [1, 0, 2, 1]);
+}
