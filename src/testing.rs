@@ -118,6 +118,15 @@ pub async fn request_head(raw: &str) -> pingora::proxy::Session {
     s
 }
 
+/// A portal profile shipped in `config/profiles/` (`name` with its `.toml`), loaded as the
+/// gateway loads it.
+pub fn shipped_profile(name: &str) -> crate::config::PortalProfile {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config/profiles")
+        .join(name);
+    crate::config::profile::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 /// `method raw_target` as the front stages hand it on: canonical, from a browser at 10.1.2.3
 /// (no proxy), over TLS, for `ehr.local`.
 pub fn request(method: &str, raw_target: &str) -> crate::pipeline::normalise::Request {

@@ -144,9 +144,7 @@ fn profile_section_errors_name_the_key() {
 
 #[test]
 fn the_sample_portal_reads_as_its_profile_declares() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
-    let profile = crate::config::profile::load(&path).unwrap();
+    let profile = crate::testing::shipped_profile("sample-portal.toml");
     assert_eq!(profile.request, crate::sample_portal::reading());
 }
 

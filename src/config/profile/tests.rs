@@ -1,11 +1,6 @@
 use super::*;
 
-fn shipped(name: &str) -> PortalProfile {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("config/profiles")
-        .join(name);
-    load(&path).unwrap_or_else(|e| panic!("{e}"))
-}
+use crate::testing::shipped_profile as shipped;
 
 #[test]
 fn shipped_profiles_are_valid() {

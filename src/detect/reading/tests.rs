@@ -9,12 +9,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::config::profile::{self, PortalProfile};
 
-fn shipped(name: &str) -> PortalProfile {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("config/profiles")
-        .join(name);
-    profile::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
+use crate::testing::shipped_profile as shipped;
 
 /// A profile with a bare login and `sections` (top-level keys first, then tables).
 fn with(sections: &str) -> Result<PortalProfile, Vec<String>> {

@@ -1,14 +1,6 @@
 use super::*;
-use std::path::Path;
 
-fn profile(name: &str) -> PortalProfile {
-    crate::config::profile::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("config/profiles")
-            .join(name),
-    )
-    .unwrap()
-}
+use crate::testing::shipped_profile as profile;
 
 #[test]
 fn login_forms_are_recognised_by_their_marker() {

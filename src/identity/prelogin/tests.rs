@@ -153,17 +153,12 @@ fn a_login_head_is_read_only_as_a_plain_form() {
     }
 }
 
-fn sample_profile() -> crate::config::PortalProfile {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    crate::config::profile::load(&root.join("config/profiles/sample-portal.toml")).unwrap()
-}
-
 /// The one reading of a login form before the second factor: every field named by the
 /// profile, one user name (repeated only if equal), a password and the marker; each other
 /// shape is refused with its reason, so the portal never reads a login the gateway did not.
 #[test]
 fn a_login_form_is_read_one_way_or_refused() {
-    let p = sample_profile();
+    let p = crate::testing::shipped_profile("sample-portal.toml");
     let read = |body: &str| read_login(&p, body.as_bytes());
     let ok = "login=1&username=dr.martin&password=s3cret&csrf_token=t";
     assert_eq!(read(ok).as_deref(), Ok("dr.martin"));
