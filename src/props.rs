@@ -140,13 +140,15 @@ proptest! {
         }
     }
 
-    /// Whatever cookies the browser sends, the portal's session cookie upstream is the vault's,
-    /// once, and the gateway's own cookie never goes.
+    /// Whatever cookies the browser sends, under whatever spelling, the portal's session cookie
+    /// upstream is the vault's, once, as PHP reads it too, and the gateway's own never goes.
     #[test]
     fn a_browser_copy_of_a_session_cookie_never_goes_upstream(
         pairs in prop::collection::vec((prop_oneof![
-            Just("mediboard_session"), Just("vigie"), Just("__Host-vigie"), Just("lang"), Just("csrf"),
-        ], "[a-zA-Z0-9=;, ]{0,12}"), 0..8),
+            Just("mediboard_session"), Just("mediboard.session"), Just("mediboard session"),
+            Just("mediboard[session"), Just("mediboard_session[]"), Just("Mediboard_session"),
+            Just("vigie"), Just("__Host-vigie"), Just("lang"), Just("csrf"),
+        ], "[a-zA-Z0-9=;, _.]{0,12}"), 0..8),
         vault_value in "[a-f0-9]{8,32}",
     ) {
         let header: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -159,6 +161,12 @@ proptest! {
         let sent: Vec<(&str, &str)> = parse_cookie_header(&out).collect();
         let session: Vec<&str> = sent.iter().filter(|(k, _)| *k == "mediboard_session").map(|(_, v)| *v).collect();
         prop_assert_eq!(session, vec![vault_value.as_str()], "{}", out);
+        let php = crate::http::read_cookies(
+            &crate::http::RequestSpec::php(),
+            out.as_bytes(),
+            &crate::http::Wanted::names(["mediboard_session"]),
+        );
+        prop_assert_eq!(php.scalar("mediboard_session"), Some(vault_value.clone()), "{}", out);
         prop_assert!(sent.iter().all(|(k, _)| !gateway.iter().any(|g| g == k)), "{}", out);
     }
 

@@ -17,9 +17,10 @@ pub fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// The browser's cookies for the portal: everything except the gateway's own cookies and the
-/// portal's session cookies (a browser-supplied copy of those is never trusted), then the
-/// vaulted session cookies appended. Before login, `only` names the browser cookies the portal
-/// may see (a CSRF cookie): a portal's "remember me" cookie must not sign anyone in there.
+/// portal's session cookies (a browser-supplied copy of those is never trusted, under any
+/// spelling the portal reads as theirs: [`reads_as`]), then the vaulted session cookies
+/// appended. Before login, `only` names the browser cookies the portal may see (a CSRF
+/// cookie): a portal's "remember me" cookie must not sign anyone in there.
 pub fn upstream_cookie_header<'a>(
     browser: impl Iterator<Item = &'a str>,
     gateway_cookies: &[String],
@@ -39,10 +40,8 @@ pub fn upstream_cookie_header<'a>(
     for header in browser {
         for (k, v) in parse_cookie_header(header) {
             let named = only.is_none_or(|names| names.iter().any(|n| n == k));
-            if named
-                && !gateway_cookies.iter().any(|g| g == k)
-                && !session_cookies.iter().any(|s| s == k)
-            {
+            let hidden = |names: &[String]| reads_as(k, names) || carries(v, names);
+            if named && !hidden(gateway_cookies) && !hidden(session_cookies) {
                 push(k, v);
             }
         }
@@ -51,6 +50,29 @@ pub fn upstream_cookie_header<'a>(
         push(&c.name, &c.value);
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// Whether the portal may read a browser cookie named `name` as one of `names`. PHP registers
+/// `a.b`, `a b` and `a[b` as `a_b`, and `a[x]` as the array `a`, and keeps the first of two:
+/// an exact comparison let `portal.sid=<stolen id>` go first and become `$_COOKIE['portal_sid']`.
+/// Case is ignored too (some runtimes do): no legitimate cookie differs from one of these
+/// names only by case or by those bytes.
+fn reads_as(name: &str, names: &[String]) -> bool {
+    let fold = |n: &str| crate::policy::matcher::php_name(n).0.to_ascii_lowercase();
+    let folded = fold(name);
+    names
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name) || (!folded.is_empty() && fold(n) == folded))
+}
+
+/// Whether a value smuggles one of `names` to a reader that also splits cookies on commas
+/// (RFC 2965's): `lang=fr, portal_sid=<stolen id>`.
+fn carries(value: &str, names: &[String]) -> bool {
+    value.split(',').skip(1).any(|piece| {
+        piece
+            .split_once('=')
+            .is_some_and(|(k, _)| reads_as(k.trim(), names))
+    })
 }
 
 /// What a portal `Set-Cookie` means for the vault.

@@ -114,3 +114,49 @@ fn every_spelling_of_a_deleted_cookie_and_no_other() {
     };
     assert_eq!(vault, vec![only]);
 }
+
+/// Every spelling a portal reads as its session cookie (PHP's `.`, ` `, `[` folding, an array,
+/// another case, a comma-split value) is dropped; the vault's copy is the only one that goes.
+#[test]
+fn no_spelling_of_a_session_cookie_goes_upstream() {
+    let sessions = ["mediboard_session".to_string()];
+    let vault = [VaultedCookie {
+        name: "mediboard_session".into(),
+        value: "real".into(),
+    }];
+    for spelling in [
+        "mediboard.session=stolen",
+        "mediboard session=stolen",
+        "mediboard[session=stolen",
+        "mediboard_session[x]=stolen",
+        "Mediboard_Session=stolen",
+        "lang=fr, mediboard.session=stolen",
+        "VIGIE=t",
+    ] {
+        let header = format!("{spelling}; csrf=abc");
+        let out = upstream_cookie_header(
+            [header.as_str()].into_iter(),
+            &["vigie".to_string()],
+            &sessions,
+            &vault,
+            None,
+        );
+        assert_eq!(
+            out.as_deref(),
+            Some("csrf=abc; mediboard_session=real"),
+            "{spelling}"
+        );
+    }
+    // Names that only look alike still go: the portal reads them as other cookies.
+    let out = upstream_cookie_header(
+        ["mediboard_sessions=1; mediboard=2; lang=fr,en"].into_iter(),
+        &["vigie".to_string()],
+        &sessions,
+        &[],
+        None,
+    );
+    assert_eq!(
+        out.as_deref(),
+        Some("mediboard_sessions=1; mediboard=2; lang=fr,en")
+    );
+}
