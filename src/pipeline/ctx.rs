@@ -34,6 +34,8 @@ pub struct RequestCtx {
     pub status: u16,
     pub upstream_error: Option<&'static str>,
     pub body_bytes: u64,
+    /// The body was read and judged whole before the portal was chosen (`body.rs`).
+    pub body_read_first: bool,
     /// The detector's view of the session, once it watches this request.
     pub who: Option<watch::Who>,
     pub watch: watch::Watch,
@@ -69,6 +71,7 @@ impl RequestCtx {
             status: 0,
             upstream_error: None,
             body_bytes: 0,
+            body_read_first: false,
             who: None,
             watch: watch::Watch::default(),
             screen: None,

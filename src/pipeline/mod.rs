@@ -17,6 +17,7 @@
 //! it is tested without sockets. Below Pingora, [`crate::listener`] guards connections.
 
 pub mod authorise;
+mod body;
 mod ctx;
 pub mod endpoints;
 pub mod form;
@@ -61,7 +62,7 @@ use crate::identity::assertion::AssertionKeys;
 use crate::identity::Sessions;
 use crate::storage::users::UserStore;
 use front::Front;
-use refusal::{Reason, Refusal};
+use refusal::Reason;
 use route::Router;
 
 /// What a reload swaps at once: the configuration and the routes built from it. A request
@@ -182,7 +183,10 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         match self.front_stages(session, ctx).await {
-            Ok(Front::Forward) => Ok(false),
+            Ok(Front::Forward) => {
+                self.read_body_first(session, ctx).await?;
+                Ok(false)
+            }
             Ok(Front::Asset(content_type, text)) => {
                 respond::send_asset(session, content_type, text).await?;
                 ctx.status = 200;
@@ -223,37 +227,11 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
-        let profile = ctx.portal().and_then(|p| p.config.profile.clone());
-        intercept::on_body(ctx, body, end_of_stream, profile.as_deref())?;
-        if end_of_stream && ctx.interception.body_login {
-            if let Some(user) = ctx.interception.login_user.clone() {
-                if ctx.identity.session().is_some_and(|s| s.is_authenticated()) {
-                    return self.login_over_session(ctx, session.req_header()).await;
-                }
-                self.login_budget(ctx, &user).await?;
-                if ctx.interception.prelogin_login {
-                    self.refuse_locked(ctx, &user).await?;
-                }
-            }
+        if ctx.body_read_first {
+            // Judged whole in `request_filter`: this is pingora replaying it to the portal.
+            return Ok(());
         }
-        if end_of_stream {
-            let method = session.req_header().method.as_str().to_string();
-            self.authorise_body(ctx, &method).await?;
-            self.watch_body(ctx, &method)?;
-        }
-        if ctx.body_bytes > ctx.live.config.limits.max_body_bytes {
-            return ctx.refuse(Refusal::framing(413, Reason::BodyTooLarge));
-        }
-        // Judged above (a refusal returned early): only now does a held body go on.
-        if let Err(refusal) = intercept::hold(ctx, body, end_of_stream) {
-            return ctx.refuse(refusal);
-        }
-        // A slow POST is cut by its total time, not only by the gap between two reads.
-        if ctx.started.elapsed() > ctx.live.config.limits.client_body_timeout {
-            return ctx.refuse(Refusal::framing(408, Reason::BodyTimeout));
-        }
-        Ok(())
+        self.judge_body(session, body, end_of_stream, ctx).await
     }
 
     async fn upstream_peer(

@@ -19,6 +19,7 @@ mod exposure;
 mod factors;
 mod framing;
 mod gateway_login;
+mod held_bodies;
 mod hygiene;
 mod journey;
 mod login_reading;

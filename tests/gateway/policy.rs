@@ -11,7 +11,7 @@ use crate::detection::{admin_api, wait_for};
 use crate::mfa::*;
 use crate::passthrough::{cookie_set, csrf_token};
 
-fn profiled_portal(portal: &Portal, rules: &str) -> String {
+pub fn profiled_portal(portal: &Portal, rules: &str) -> String {
     let profile =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles/sample-portal.toml");
     format!(
@@ -196,6 +196,10 @@ fn an_export_asked_in_a_form_body_is_slowed_like_one_in_the_url() {
         status["form_bytes"].as_u64().unwrap()
     };
     let before = form_bytes();
+    let with_body =
+        serde_json::from_slice::<serde_json::Value>(&get(portal.port, "/status", "").body).unwrap()
+            ["with_body"]
+            .clone();
     let body = "raw=ajax_export_patients_csv&pad=xxxxxxxxxxxxxxxx";
     let head = format!(
         "POST /index.php?m=dPpatients HTTP/1.1\r\nHost: localhost:{}\r\nCookie: {}\r\nSec-Fetch-Site: same-origin\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
@@ -214,6 +218,13 @@ fn an_export_asked_in_a_form_body_is_slowed_like_one_in_the_url() {
         form_bytes(),
         before,
         "the refused form's start reached the portal"
+    );
+    // Nor its head: a body pingora can replay is read whole, and judged, first.
+    let status: serde_json::Value =
+        serde_json::from_slice(&get(portal.port, "/status", "").body).unwrap();
+    assert_eq!(
+        status["with_body"], with_body,
+        "the refused form's head reached the portal"
     );
     // The access line is written once the answer has left.
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -585,7 +596,7 @@ fn an_unlock_clears_a_throttle_in_progress_and_says_what_it_cleared() {
 }
 
 /// A rule refusing the sample portal's patient export, however it is asked.
-const NO_EXPORTS: &str = "[[rule]]\nname = \"no-exports\"\npath = \"/index.php\"\nquery = { raw = \"ajax_export*\" }\ndeny = true\n";
+pub const NO_EXPORTS: &str = "[[rule]]\nname = \"no-exports\"\npath = \"/index.php\"\nquery = { raw = \"ajax_export*\" }\ndeny = true\n";
 
 #[test]
 fn routing_parameters_in_a_form_body_meet_the_same_rules() {

@@ -1,0 +1,93 @@
+//! A body the gateway refuses never reaches the portal, not even the request's head: the
+//! portal would run its script with an empty body (threat model 36). Counted by the sample
+//! portal itself, on the head of every request with a body.
+
+use crate::common::*;
+use crate::mfa::Client;
+use crate::policy::{profiled_portal, NO_EXPORTS};
+
+fn portal_status(portal: &Portal) -> serde_json::Value {
+    serde_json::from_slice(&get(portal.port, "/status", "").body).unwrap()
+}
+
+/// Requests with a body whose head reached the portal, and the form bytes it read.
+fn heard(portal: &Portal) -> (u64, u64) {
+    let s = portal_status(portal);
+    (
+        s["with_body"].as_u64().unwrap(),
+        s["form_bytes"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn a_refused_body_never_reaches_the_portal_not_even_its_head() {
+    let portal = start_portal();
+    let gw = start_gateway_with(&profiled_portal(&portal, NO_EXPORTS), "");
+    let start = heard(&portal);
+
+    // Before login: a login form with a field the profile does not know.
+    let body = "login=1&username=nobody&password=x&zzz=1";
+    let req = format!(
+        "POST /index.php HTTP/1.1\r\nHost: localhost:{}\r\nSec-Fetch-Site: same-origin\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        gw.port,
+        body.len()
+    );
+    let refused = raw(gw.port, req.as_bytes()).expect("an answer");
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert_eq!(
+        heard(&portal),
+        start,
+        "the refused login reached the portal"
+    );
+
+    // Signed in (the login itself reached the portal, whole): a form a rule denies.
+    let mut c = Client::login(gw.port, "admin", "admin-demo");
+    let (bodies, bytes) = heard(&portal);
+    assert_eq!(bodies, start.0 + 1, "the login");
+    assert!(bytes > start.1, "the login's body");
+    let denied = c.post_form(
+        "/index.php?m=dPpatients",
+        &[("raw", "ajax_export_patients_csv")],
+    );
+    assert_eq!(denied.status, 403, "{}", denied.text());
+    assert_eq!(
+        heard(&portal),
+        (bodies, bytes),
+        "the denied form reached the portal"
+    );
+
+    // Another form goes on, whole: read first, then replayed to the portal (which answers
+    // for itself: the sample portal takes every POST for its login form).
+    let ok = c.post_form("/index.php?m=dPpatients", &[("note", "ok")]);
+    assert!(ok.text().contains("Jeton CSRF invalide"), "{}", ok.text());
+    let (bodies, bytes) = (bodies + 1, bytes + "note=ok".len() as u64);
+    assert_eq!(heard(&portal), (bodies, bytes), "the allowed form, whole");
+
+    // Past 64 KiB (more than pingora replays) the body is only held back until judged: the
+    // portal hears the head, then a closed connection, never the body (README, Policy).
+    let large = format!("note={}&raw=ajax%5Fexport_patients_csv", "x".repeat(70_000));
+    let denied = c.post(
+        "/index.php?m=dPpatients",
+        "application/x-www-form-urlencoded",
+        &large,
+    );
+    assert_eq!(denied.status, 403, "{}", denied.text());
+    let (bodies, bytes) = (bodies + 1, bytes);
+    assert_eq!(
+        heard(&portal),
+        (bodies, bytes),
+        "past 64 KiB, the head alone"
+    );
+
+    // A login posted over a signed-in session ends it, and the portal hears nothing of it.
+    let over = c.post_form(
+        "/index.php",
+        &[
+            ("login", "1"),
+            ("username", "admin"),
+            ("password", "admin-demo"),
+        ],
+    );
+    assert_eq!(over.status, 409, "{}", over.text());
+    assert_eq!(heard(&portal), (bodies, bytes), "the login over a session");
+}
