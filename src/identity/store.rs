@@ -263,14 +263,6 @@ impl MemoryStore {
         inner.insert(Arc::new(record));
         true
     }
-
-    pub fn len(&self) -> usize {
-        self.inner.read().expect("session map lock").map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[async_trait]
@@ -467,5 +459,7 @@ impl SessionStore for MemoryStore {
     }
 }
 
+#[cfg(test)]
+mod memory_tests;
 #[cfg(test)]
 mod tests;
