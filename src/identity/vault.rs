@@ -18,9 +18,9 @@ pub fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// The browser's cookies for the portal: everything except the gateway's own cookies and the
 /// portal's session cookies (a browser-supplied copy of those is never trusted, under any
-/// spelling the portal reads as theirs: [`reads_as`]), then the vaulted session cookies
-/// appended. Before login, `only` names the browser cookies the portal may see (a CSRF
-/// cookie): a portal's "remember me" cookie must not sign anyone in there.
+/// spelling the portal reads as theirs: [`reads_as`]), after the vaulted session cookies.
+/// Before login, `only` names the browser cookies the portal may see (a CSRF cookie): a
+/// portal's "remember me" cookie must not sign anyone in there.
 pub fn upstream_cookie_header<'a>(
     browser: impl Iterator<Item = &'a str>,
     gateway_cookies: &[String],
@@ -37,6 +37,11 @@ pub fn upstream_cookie_header<'a>(
         out.push('=');
         out.push_str(v);
     };
+    // The vault's first: a portal that keeps the first of a name (PHP), or reads only so many
+    // (`max_input_vars`), finds its session however many cookies the browser sends.
+    for c in vault {
+        push(&c.name, &c.value);
+    }
     for header in browser {
         for (k, v) in parse_cookie_header(header) {
             let named = only.is_none_or(|names| names.iter().any(|n| n == k));
@@ -45,9 +50,6 @@ pub fn upstream_cookie_header<'a>(
                 push(k, v);
             }
         }
-    }
-    for c in vault {
-        push(&c.name, &c.value);
     }
     (!out.is_empty()).then_some(out)
 }

@@ -8,7 +8,7 @@
 //! model 36); a larger one is still held back until judged ([`super::intercept::hold`]).
 
 use bytes::Bytes;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::Result;
 
@@ -20,29 +20,79 @@ use super::{intercept, Gateway, RequestCtx};
 /// by chunk until judged ([`super::intercept::hold`]).
 pub const READ_FIRST_MAX: u64 = 64 * 1024;
 
-/// Whether `req`'s body is read before the portal is chosen: a declared length from 1 byte
-/// to [`READ_FIRST_MAX`], and no `Expect: 100-continue` (that client waits for the portal's
-/// go-ahead before sending the body). A chunked body has no length to check in advance.
-pub fn reads_first(req: &RequestHeader) -> bool {
-    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    if req.headers.get("transfer-encoding").is_some() || header("expect").is_some() {
-        return false;
+/// What the body stage does before the portal is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// No body: judged now, the portal hears of nothing refused.
+    NoBody,
+    /// Read whole and judged now; `go_ahead`: the client waits for `100 Continue` first,
+    /// which the gateway then gives itself.
+    ReadFirst { go_ahead: bool },
+    /// More than pingora replays, chunked, or an upgrade (its body is the tunnel): held back
+    /// chunk by chunk until judged, after the head has gone.
+    Stream,
+}
+
+/// The plan for `req`; `empty`: it carries no body (as pingora framed it). An expectation
+/// other than one `100-continue` is refused (417): nothing else may decide whether the body
+/// is read first.
+pub fn plan(req: &RequestHeader, empty: bool) -> Result<Plan, Refusal> {
+    let mut expects = req.headers.get_all("expect").iter();
+    let go_ahead = match (expects.next(), expects.next()) {
+        (None, _) => false,
+        (Some(v), None)
+            if v.as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"100-continue") =>
+        {
+            true
+        }
+        _ => return Err(Refusal::framing(417, Reason::ExpectationUnsupported)),
+    };
+    if req.headers.contains_key("upgrade") {
+        return Ok(Plan::Stream);
     }
-    header("content-length")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| (1..=READ_FIRST_MAX).contains(&n))
+    if empty {
+        return Ok(Plan::NoBody);
+    }
+    let declared = req
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    Ok(match declared {
+        Some(n) if n <= READ_FIRST_MAX && !req.headers.contains_key("transfer-encoding") => {
+            Plan::ReadFirst { go_ahead }
+        }
+        _ => Plan::Stream,
+    })
 }
 
 impl Gateway {
-    /// Read and judge the whole body now, when pingora can replay it ([`reads_first`]): a
-    /// refusal then goes back before the portal is even chosen.
+    /// Judge the body now, before the portal is chosen, when it has none or pingora can replay
+    /// it ([`plan`]): a refusal then goes back before the portal hears of the request.
     pub(super) async fn read_body_first(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if !reads_first(session.req_header()) {
-            return Ok(());
+        let empty = session.is_body_empty();
+        let go_ahead = match plan(session.req_header(), empty) {
+            Err(refusal) => return ctx.refuse(refusal),
+            Ok(Plan::Stream) => return Ok(()),
+            Ok(Plan::NoBody) => {
+                self.judge_body(session, &mut None, true, ctx).await?;
+                ctx.body_read_first = true;
+                return Ok(());
+            }
+            Ok(Plan::ReadFirst { go_ahead }) => go_ahead,
+        };
+        if go_ahead {
+            let resp = ResponseHeader::build(100, None)?;
+            session
+                .downstream_session
+                .write_response_header(Box::new(resp))
+                .await
+                .map_err(|e| e.into_down())?;
         }
         // What is read from here is kept, and sent to the portal once the request goes on.
         session.enable_retry_buffering();
@@ -112,27 +162,59 @@ mod tests {
     fn head(headers: &[(&str, &str)]) -> RequestHeader {
         let mut h = RequestHeader::build("POST", b"/index.php", None).unwrap();
         for (k, v) in headers {
-            h.insert_header(k.to_string(), v.to_string()).unwrap();
+            h.append_header(k.to_string(), v.to_string()).unwrap();
         }
         h
     }
 
+    fn plan_of(headers: &[(&str, &str)]) -> Result<Plan, u16> {
+        let empty = !headers
+            .iter()
+            .any(|(k, v)| (*k == "content-length" && *v != "0") || *k == "transfer-encoding");
+        plan(&head(headers), empty).map_err(|r| r.status)
+    }
+
     #[test]
-    fn a_declared_body_pingora_can_replay_is_read_first() {
-        assert!(reads_first(&head(&[("content-length", "1")])));
-        assert!(reads_first(&head(&[("content-length", "65536")])));
-        assert!(!reads_first(&head(&[("content-length", "65537")])));
-        assert!(!reads_first(&head(&[("content-length", "0")])));
-        assert!(!reads_first(&head(&[])));
-        assert!(!reads_first(&head(&[("content-length", "x")])));
-        assert!(!reads_first(&head(&[
-            ("content-length", "10"),
-            ("expect", "100-continue")
-        ])));
-        assert!(!reads_first(&head(&[
-            ("content-length", "10"),
-            ("transfer-encoding", "chunked")
-        ])));
+    fn a_body_pingora_can_replay_is_read_first_and_nothing_else() {
+        let first = Ok(Plan::ReadFirst { go_ahead: false });
+        assert_eq!(plan_of(&[("content-length", "1")]), first);
+        assert_eq!(plan_of(&[("content-length", "65536")]), first);
+        assert_eq!(plan_of(&[("content-length", "65537")]), Ok(Plan::Stream));
+        assert_eq!(plan_of(&[("content-length", "0")]), Ok(Plan::NoBody));
+        assert_eq!(plan_of(&[]), Ok(Plan::NoBody));
+        let chunked = [("content-length", "10"), ("transfer-encoding", "chunked")];
+        assert_eq!(plan_of(&chunked), Ok(Plan::Stream));
+        assert_eq!(
+            plan_of(&[("transfer-encoding", "chunked")]),
+            Ok(Plan::Stream)
+        );
+        let upgrade = [("upgrade", "websocket"), ("content-length", "10")];
+        assert_eq!(plan_of(&upgrade), Ok(Plan::Stream));
+        assert_eq!(plan_of(&[("upgrade", "websocket")]), Ok(Plan::Stream));
         assert_eq!(READ_FIRST_MAX, 64 * 1024);
+    }
+
+    /// `100-continue` is answered by the gateway and the body read first; any other
+    /// expectation, or two, is refused rather than let choose the path.
+    #[test]
+    fn only_one_expectation_is_met_and_the_gateway_meets_it() {
+        for v in ["100-continue", " 100-Continue "] {
+            let h = [("content-length", "10"), ("expect", v)];
+            assert_eq!(plan_of(&h), Ok(Plan::ReadFirst { go_ahead: true }), "{v}");
+        }
+        let large = [("content-length", "70000"), ("expect", "100-continue")];
+        assert_eq!(plan_of(&large), Ok(Plan::Stream));
+        for bad in [
+            vec![("content-length", "10"), ("expect", "x")],
+            vec![("content-length", "10"), ("expect", "")],
+            vec![("content-length", "0"), ("expect", "100-continue, x")],
+            vec![
+                ("content-length", "10"),
+                ("expect", "100-continue"),
+                ("expect", "100-continue"),
+            ],
+        ] {
+            assert_eq!(plan_of(&bad), Err(417), "{bad:?}");
+        }
     }
 }

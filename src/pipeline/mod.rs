@@ -260,6 +260,10 @@ impl ProxyHttp for Gateway {
             &ctx.live.config.headers,
             &ctx.request_id,
         )?;
+        if ctx.body_read_first {
+            // The gateway gave the client its go-ahead and holds the body: none to ask for.
+            upstream_request.remove_header("expect");
+        }
         let profile = portal.config.profile.as_deref();
         let login = ctx.interception.prelogin_login;
         let full = self.full(ctx);
@@ -463,7 +467,7 @@ impl ProxyHttp for Gateway {
         }
         // A refusal a body or response hook found: its own page, as on the head.
         if let Some(refusal) = ctx.refusal.take() {
-            if session.response_written().is_none() {
+            if !answered(session) {
                 let _ = refusal.send(session, &ctx.visitor()).await;
             }
             ctx.status = refusal.status;
@@ -472,7 +476,7 @@ impl ProxyHttp for Gateway {
                 can_reuse_downstream: false,
             };
         }
-        if status > 0 && session.response_written().is_none() {
+        if status > 0 && !answered(session) {
             let _ = respond::send_error(session, status, true, &ctx.visitor()).await;
         }
         ctx.status = status;
@@ -485,6 +489,7 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session
             .response_written()
+            .filter(|r| !r.status.is_informational())
             .map_or(ctx.status, |r| r.status.as_u16());
         let admitted = ctx.admitted.as_ref();
         let portal = admitted.map_or("-", |a| a.portal.config.name.as_str());
@@ -551,4 +556,11 @@ impl ProxyHttp for Gateway {
             started: ctx.started,
         });
     }
+}
+
+/// Whether a final answer went out: a `100 Continue` the gateway gave (`body.rs`) is not one.
+fn answered(session: &Session) -> bool {
+    session
+        .response_written()
+        .is_some_and(|r| !r.status.is_informational())
 }

@@ -58,6 +58,7 @@ reasons! {
     CredentialInQuery => "credential_in_query",
     CrossSiteRequest => "cross_site_request",
     DuplicateHost => "duplicate_host",
+    ExpectationUnsupported => "expectation_unsupported",
     FactorStoreUnavailable => "factor_store_unavailable",
     FormTooLarge => "form_too_large",
     FragmentInTarget => "fragment_in_target",

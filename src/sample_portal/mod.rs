@@ -58,9 +58,9 @@ pub struct SamplePortal {
     strict_logout: bool,
     /// Bytes of posted forms received (for tests: what reached the portal of a refused one).
     form_bytes: std::sync::atomic::AtomicU64,
-    /// Requests with a body received, counted on their head (for tests: a refused one must not
-    /// have reached the portal at all).
-    with_body: std::sync::atomic::AtomicU64,
+    /// Requests other than GET and HEAD received, counted on their head (for tests: a refused
+    /// one must not have reached the portal at all, even without a body).
+    posts: std::sync::atomic::AtomicU64,
 }
 
 type Reply = Response<Vec<u8>>;
@@ -159,7 +159,7 @@ impl SamplePortal {
             accounts: ACCOUNTS.to_vec(),
             strict_logout: false,
             form_bytes: std::sync::atomic::AtomicU64::new(0),
-            with_body: std::sync::atomic::AtomicU64::new(0),
+            posts: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -538,12 +538,8 @@ impl ServeHttp for SamplePortal {
     async fn response(&self, session: &mut ServerSession) -> Reply {
         let method = session.req_header().method.clone();
         let uri = session.req_header().uri.clone();
-        let headers = &session.req_header().headers;
-        let declared = headers
-            .get("content-length")
-            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
-        if declared.is_some_and(|n| n > 0) || headers.contains_key("transfer-encoding") {
-            self.with_body
+        if method != http::Method::GET && method != http::Method::HEAD {
+            self.posts
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let q = params(uri.query());
@@ -561,9 +557,9 @@ impl ServeHttp for SamplePortal {
             ("GET", "/status") => {
                 let n = self.sessions.lock().expect("session lock").len();
                 let posted = self.form_bytes.load(std::sync::atomic::Ordering::Relaxed);
-                let bodies = self.with_body.load(std::sync::atomic::Ordering::Relaxed);
+                let posts = self.posts.load(std::sync::atomic::Ordering::Relaxed);
                 let status =
-                    serde_json::json!({"sessions": n, "form_bytes": posted, "with_body": bodies});
+                    serde_json::json!({"sessions": n, "form_bytes": posted, "posts": posts});
                 finish(
                     head(200, "application/json"),
                     status.to_string().into_bytes(),

@@ -423,7 +423,7 @@ impl Conn {
                 }
                 resp.body.extend_from_slice(&chunk[..n]);
             }
-        } else if status != 204 && status != 304 {
+        } else if status >= 200 && status != 204 && status != 304 {
             let _ = self.reader.read_to_end(&mut resp.body);
         }
         Some(resp)

@@ -196,10 +196,9 @@ fn an_export_asked_in_a_form_body_is_slowed_like_one_in_the_url() {
         status["form_bytes"].as_u64().unwrap()
     };
     let before = form_bytes();
-    let with_body =
-        serde_json::from_slice::<serde_json::Value>(&get(portal.port, "/status", "").body).unwrap()
-            ["with_body"]
-            .clone();
+    let posts = serde_json::from_slice::<serde_json::Value>(&get(portal.port, "/status", "").body)
+        .unwrap()["posts"]
+        .clone();
     let body = "raw=ajax_export_patients_csv&pad=xxxxxxxxxxxxxxxx";
     let head = format!(
         "POST /index.php?m=dPpatients HTTP/1.1\r\nHost: localhost:{}\r\nCookie: {}\r\nSec-Fetch-Site: same-origin\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
@@ -223,7 +222,7 @@ fn an_export_asked_in_a_form_body_is_slowed_like_one_in_the_url() {
     let status: serde_json::Value =
         serde_json::from_slice(&get(portal.port, "/status", "").body).unwrap();
     assert_eq!(
-        status["with_body"], with_body,
+        status["posts"], posts,
         "the refused form's head reached the portal"
     );
     // The access line is written once the answer has left.

@@ -17,7 +17,7 @@ fn browser_copies_of_session_and_gateway_cookies_never_go_upstream() {
         &vault,
         None,
     );
-    assert_eq!(h.as_deref(), Some("lang=fr; csrf=abc; PHPSESSID=real"));
+    assert_eq!(h.as_deref(), Some("PHPSESSID=real; lang=fr; csrf=abc"));
     // Before login only the named ones: a "remember me" cookie signs no one in.
     let pre = upstream_cookie_header(
         ["lang=fr; remember=tok; csrf=abc; PHPSESSID=forged"].into_iter(),
@@ -26,7 +26,7 @@ fn browser_copies_of_session_and_gateway_cookies_never_go_upstream() {
         &vault,
         Some(&["csrf".to_string()]),
     );
-    assert_eq!(pre.as_deref(), Some("csrf=abc; PHPSESSID=real"));
+    assert_eq!(pre.as_deref(), Some("PHPSESSID=real; csrf=abc"));
     assert_eq!(
         upstream_cookie_header(
             ["vigie=t; __Host-vigie=u"].into_iter(),
@@ -143,7 +143,7 @@ fn no_spelling_of_a_session_cookie_goes_upstream() {
         );
         assert_eq!(
             out.as_deref(),
-            Some("csrf=abc; mediboard_session=real"),
+            Some("mediboard_session=real; csrf=abc"),
             "{spelling}"
         );
     }
@@ -159,4 +159,30 @@ fn no_spelling_of_a_session_cookie_goes_upstream() {
         out.as_deref(),
         Some("mediboard_sessions=1; mediboard=2; lang=fr,en")
     );
+}
+
+/// The vaulted cookie goes first: however many cookies the browser sends, PHP (which reads
+/// the first `max_input_vars` and keeps the first of a name) finds the portal's session.
+#[test]
+fn the_portal_finds_its_session_however_many_cookies_the_browser_sends() {
+    let many: Vec<String> = (0..1200).map(|i| format!("c{i}=1")).collect();
+    let header = many.join("; ");
+    let vault = [VaultedCookie {
+        name: "mediboard_session".into(),
+        value: "real".into(),
+    }];
+    let out = upstream_cookie_header(
+        [header.as_str()].into_iter(),
+        &["vigie".to_string()],
+        &["mediboard_session".to_string()],
+        &vault,
+        None,
+    )
+    .unwrap();
+    let php = crate::http::read_cookies(
+        &crate::http::RequestSpec::php(),
+        out.as_bytes(),
+        &crate::http::Wanted::names(["mediboard_session"]),
+    );
+    assert_eq!(php.scalar("mediboard_session").as_deref(), Some("real"));
 }

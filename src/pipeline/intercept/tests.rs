@@ -464,7 +464,7 @@ fn the_portal_gets_its_session_cookie_from_the_vault_only_when_the_session_may_u
     let full = with_vault(AuthLevel::SecondFactor);
     assert_eq!(
         upstream(&full, true, false, browser).as_deref(),
-        Some("lang=fr; mediboard_csrf=c; mediboard_session=VAULTED"),
+        Some("mediboard_session=VAULTED; lang=fr; mediboard_csrf=c"),
         "the gateway's cookie and the browser's copy never go"
     );
     // Past the password only: an anonymous visitor's request, the pre-login cookies alone.
@@ -476,7 +476,7 @@ fn the_portal_gets_its_session_cookie_from_the_vault_only_when_the_session_may_u
     // A pre-login session lends its portal session until a login takes it, then to that
     // login alone.
     let pre = with_vault(AuthLevel::None);
-    let with_pre = Some("mediboard_csrf=c; mediboard_session=VAULTED");
+    let with_pre = Some("mediboard_session=VAULTED; mediboard_csrf=c");
     assert_eq!(upstream(&pre, false, false, browser).as_deref(), with_pre);
     crate::pipeline::screen::take(pre.session().unwrap().id);
     assert_eq!(
