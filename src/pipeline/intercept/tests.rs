@@ -162,6 +162,13 @@ fn a_login_post_before_the_password_is_held_whole_and_read_one_way() {
         refused("/index.php", &[("Content-Type", FORM)]),
         (411, Reason::LoginLengthRequired)
     );
+    // A length past what a login may be is refused on the head, before the portal hears of it.
+    let largest = [form[0], ("Content-Length", "65536")];
+    assert!(intercept(&p, "POST", "/index.php", &largest, false, false).is_ok());
+    assert_eq!(
+        refused("/index.php", &[form[0], ("Content-Length", " 65537")]),
+        (413, Reason::Login(prelogin::Unreadable::TooLarge))
+    );
     let json = [
         ("Content-Type", "application/json"),
         ("Content-Length", "2"),
