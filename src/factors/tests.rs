@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::identity::session::ManualClock;
 
 mod lifecycle;
+mod separation;
 
 const ORIGIN: &str = "https://ehr.vigie.test";
 

@@ -53,3 +53,42 @@ fn bad_key_files_are_refused_without_echoing_them() {
         "duplicate id"
     );
 }
+
+/// Key ids: 1 to 32 letters, digits, `-` or `_`.
+#[test]
+fn key_ids_are_short_plain_names() {
+    let key = |id: &str| {
+        let line = KeyRing::generate_line("x");
+        format!("{id}:{}", line.split_once(':').unwrap().1)
+    };
+    for good in ["k-1", "k_1", &"a".repeat(32)] {
+        assert!(KeyRing::parse(&key(good)).is_ok(), "{good}");
+    }
+    for bad in ["", &"a".repeat(33), "k.1", "k 1"] {
+        assert!(KeyRing::parse(&key(bad)).is_err(), "{bad:?}");
+    }
+}
+
+/// A reload may add keys or put another first, never change or drop one; the ring shows its
+/// ids, never its keys.
+#[test]
+fn a_reload_may_add_keys_but_never_change_or_drop_one() {
+    let k1 = KeyRing::generate_line("k1");
+    let k2 = KeyRing::generate_line("k2");
+    let ring = |lines: &[&str]| KeyRing::parse(&lines.join("\n")).unwrap();
+    let running = ring(&[&k1]);
+    assert_eq!(running.accepts(&ring(&[&k1])), Ok(false), "the same ring");
+    assert_eq!(running.accepts(&ring(&[&k2, &k1])), Ok(true), "a key added");
+    let both = ring(&[&k1, &k2]);
+    assert_eq!(both.accepts(&ring(&[&k2, &k1])), Ok(true), "another first");
+    assert_eq!(both.accepts(&ring(&[&k1, &k2])), Ok(false));
+    let changed = running.accepts(&ring(&[&KeyRing::generate_line("k1")]));
+    assert!(changed.unwrap_err().contains("`k1` changed"));
+    let dropped = both.accepts(&ring(&[&k1]));
+    assert!(dropped.unwrap_err().contains("`k2` was removed"));
+    running.adopt(&ring(&[&k2, &k1]));
+    assert_eq!(running.current_id(), "k2", "adopted");
+    let shown = format!("{running:?}");
+    assert_eq!(shown, r#"KeyRing(["k2", "k1"])"#);
+    assert!(!shown.contains(k1.split_once(':').unwrap().1));
+}
