@@ -57,14 +57,17 @@ pub fn upstream_cookie_header<'a>(
 /// Whether the portal may read a browser cookie named `name` as one of `names`. PHP registers
 /// `a.b`, `a b` and `a[b` as `a_b`, and `a[x]` as the array `a`, and keeps the first of two:
 /// an exact comparison let `portal.sid=<stolen id>` go first and become `$_COOKIE['portal_sid']`.
-/// Case is ignored too (some runtimes do): no legitimate cookie differs from one of these
-/// names only by case or by those bytes.
+/// Case and percent-encoding are ignored too (some runtimes do): no legitimate cookie differs
+/// from one of these names only by case or by those bytes.
 fn reads_as(name: &str, names: &[String]) -> bool {
     let fold = |n: &str| crate::policy::matcher::php_name(n).0.to_ascii_lowercase();
-    let folded = fold(name);
-    names
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case(name) || (!folded.is_empty() && fold(n) == folded))
+    // PHP before 8.0.24 also percent-decoded cookie names (`portal%5Fsid`).
+    let decoded =
+        String::from_utf8_lossy(&crate::http::url_decode(name.as_bytes(), false)).into_owned();
+    let spellings = [fold(name), fold(&decoded)];
+    names.iter().any(|n| {
+        n.eq_ignore_ascii_case(name) || spellings.iter().any(|s| !s.is_empty() && *s == fold(n))
+    })
 }
 
 /// Whether a value smuggles one of `names` to a reader that also splits cookies on commas

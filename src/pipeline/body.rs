@@ -28,8 +28,8 @@ pub enum Plan {
     /// Read whole and judged now; `go_ahead`: the client waits for `100 Continue` first,
     /// which the gateway then gives itself.
     ReadFirst { go_ahead: bool },
-    /// More than pingora replays, chunked, or an upgrade (its body is the tunnel): held back
-    /// chunk by chunk until judged, after the head has gone.
+    /// More than pingora replays, or chunked: held back chunk by chunk until judged, after the
+    /// head has gone. (An `Upgrade` changes nothing: the gateway forwards no upgrade.)
     Stream,
 }
 
@@ -39,6 +39,8 @@ pub enum Plan {
 pub fn plan(req: &RequestHeader, empty: bool) -> Result<Plan, Refusal> {
     let mut expects = req.headers.get_all("expect").iter();
     let go_ahead = match (expects.next(), expects.next()) {
+        // An HTTP/1.0 client's expectation is ignored (RFC 9110, 10.1.1); not forwarded either.
+        _ if req.version == http::Version::HTTP_10 => false,
         (None, _) => false,
         (Some(v), None)
             if v.as_bytes()
@@ -49,9 +51,6 @@ pub fn plan(req: &RequestHeader, empty: bool) -> Result<Plan, Refusal> {
         }
         _ => return Err(Refusal::framing(417, Reason::ExpectationUnsupported)),
     };
-    if req.headers.contains_key("upgrade") {
-        return Ok(Plan::Stream);
-    }
     if empty {
         return Ok(Plan::NoBody);
     }
@@ -188,9 +187,10 @@ mod tests {
             plan_of(&[("transfer-encoding", "chunked")]),
             Ok(Plan::Stream)
         );
+        // The gateway forwards no upgrade: asking for one changes nothing.
         let upgrade = [("upgrade", "websocket"), ("content-length", "10")];
-        assert_eq!(plan_of(&upgrade), Ok(Plan::Stream));
-        assert_eq!(plan_of(&[("upgrade", "websocket")]), Ok(Plan::Stream));
+        assert_eq!(plan_of(&upgrade), first);
+        assert_eq!(plan_of(&[("upgrade", "websocket")]), Ok(Plan::NoBody));
         assert_eq!(READ_FIRST_MAX, 64 * 1024);
     }
 
@@ -204,6 +204,11 @@ mod tests {
         }
         let large = [("content-length", "70000"), ("expect", "100-continue")];
         assert_eq!(plan_of(&large), Ok(Plan::Stream));
+        // HTTP/1.0: any expectation ignored, none met.
+        let mut old = head(&[("content-length", "10"), ("expect", "x")]);
+        old.set_version(http::Version::HTTP_10);
+        let read = plan(&old, false).map_err(|r| r.status);
+        assert_eq!(read, Ok(Plan::ReadFirst { go_ahead: false }));
         for bad in [
             vec![("content-length", "10"), ("expect", "x")],
             vec![("content-length", "10"), ("expect", "")],

@@ -49,6 +49,9 @@ fn a_refused_body_never_reaches_the_portal_not_even_its_head() {
         raw(gw.port, req.as_bytes()).expect("an answer")
     };
     assert_eq!(login("Content-Length: 0\r\n", "").status, 400);
+    // Asking for an upgrade changes nothing: the gateway forwards none.
+    let upgrade = login("Content-Length: 0\r\nUpgrade: foo\r\n", "");
+    assert_eq!(upgrade.status, 400, "{}", upgrade.text());
     let large = login("Content-Length: 65537\r\n", "");
     assert_eq!(large.status, 413, "{}", large.text());
     let cl = format!("Content-Length: {}\r\n", body.len());

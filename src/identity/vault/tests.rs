@@ -130,6 +130,8 @@ fn no_spelling_of_a_session_cookie_goes_upstream() {
         "mediboard[session=stolen",
         "mediboard_session[x]=stolen",
         "Mediboard_Session=stolen",
+        "mediboard%5Fsession=stolen",
+        "mediboard%2esession=stolen",
         "lang=fr, mediboard.session=stolen",
         "VIGIE=t",
     ] {
