@@ -1,5 +1,6 @@
-//! What keeps one party's traces from counting as another's: a source's failures are its
-//! address's, and a digest is bound to its purpose and its user.
+//! What keeps one party's traces from counting as another's (a source's failures are its
+//! address's, a digest is bound to its purpose and its user, a passkey handle to its user),
+//! and how long a lost-device replacement stays on probation.
 
 use std::net::IpAddr;
 
@@ -47,4 +48,23 @@ fn digest_purposes_are_bound_to_their_kind_and_their_user() {
             assert_ne!(a, b);
         }
     }
+}
+
+/// A passkey's user handle is the user's own: stable, distinct between users, never empty.
+#[test]
+fn each_user_has_a_stable_passkey_handle_of_their_own() {
+    use super::super::passkeys::RelyingParty;
+    let alice = RelyingParty::user_handle("alice");
+    assert_eq!(alice, RelyingParty::user_handle("alice"));
+    assert_ne!(alice, RelyingParty::user_handle("bob"));
+    assert!(!alice.is_nil());
+}
+
+/// A factor bound with a recovery code is on probation for 24 hours (README), then free.
+#[test]
+fn a_lost_device_probation_lasts_a_day() {
+    let mut f = super::super::UserFactors::default();
+    assert!(f.replace_lost(super::super::Kind::Totp, 1_000));
+    assert!(f.on_probation(1_000 + 24 * 3600 - 1).is_some());
+    assert!(f.on_probation(1_000 + 24 * 3600).is_none());
 }
