@@ -16,3 +16,13 @@ fn codes_are_distinct_and_round_trip() {
         assert_eq!(normalise(bad), None, "{bad:?}");
     }
 }
+
+/// A typed code may carry dashes and spaces up to 32 characters in all; past that it is not
+/// read at all (a bound on the work a typed value costs).
+#[test]
+fn a_typed_code_is_read_up_to_32_characters() {
+    let code = &generate()[0];
+    let padded = |len: usize| format!("{code}{}", "-".repeat(len - code.len()));
+    assert_eq!(normalise(&padded(32)), Some(code.replace('-', "")));
+    assert_eq!(normalise(&padded(33)), None);
+}

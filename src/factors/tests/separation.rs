@@ -1,6 +1,7 @@
 //! What keeps one party's traces from counting as another's (a source's failures are its
 //! address's, a digest is bound to its purpose and its user, a passkey handle to its user),
-//! and how long a lost-device replacement stays on probation.
+//! how long a source's count is kept, and how long a lost-device replacement stays on
+//! probation.
 
 use std::net::IpAddr;
 
@@ -67,4 +68,28 @@ fn a_lost_device_probation_lasts_a_day() {
     assert!(f.replace_lost(super::super::Kind::Totp, 1_000));
     assert!(f.on_probation(1_000 + 24 * 3600 - 1).is_some());
     assert!(f.on_probation(1_000 + 24 * 3600).is_none());
+}
+
+/// A source's count is kept while it keeps guessing (five quiet minutes outlast any delay, not
+/// the count), and forgotten after a quiet quarter of an hour.
+#[tokio::test]
+async fn a_source_is_forgotten_after_a_quiet_quarter_hour() {
+    let s = setup();
+    let ip: IpAddr = "10.1.2.3".parse().unwrap();
+    let mut n = 0;
+    while s.f.wait_left(&format!("u{n}"), ip).await.unwrap() == 0 {
+        s.f.begin_attempt(&format!("u{n}"), ip)
+            .await
+            .unwrap()
+            .unwrap();
+        n += 1;
+        assert!(n < 1000, "a source guessing for every user is never slowed");
+    }
+    s.clock.advance(std::time::Duration::from_secs(300));
+    assert_eq!(s.f.wait_left("x1", ip).await.unwrap(), 0);
+    s.f.begin_attempt("x1", ip).await.unwrap().unwrap();
+    assert!(s.f.wait_left("x2", ip).await.unwrap() > 0, "kept");
+    s.clock.advance(std::time::Duration::from_secs(15 * 60 + 1));
+    s.f.begin_attempt("x3", ip).await.unwrap().unwrap();
+    assert_eq!(s.f.wait_left("x4", ip).await.unwrap(), 0, "forgotten");
 }
