@@ -92,6 +92,15 @@ pub(crate) mod tests {
     use super::*;
     use crate::storage::sqlite::factors::SqliteFactors;
 
+    /// Versions are never 0 ("absent") and fit SQLite's and Lua's i64.
+    #[test]
+    fn versions_are_never_absent_and_fit_i64() {
+        for _ in 0..10_000 {
+            let v = new_version();
+            assert!(v != 0 && v <= i64::MAX as u64, "{v}");
+        }
+    }
+
     /// The contract both backends honour; the Redis backend runs it in the integration tests.
     pub async fn contract(store: &dyn FactorStore, clock_expiry: bool) {
         assert_eq!(store.load("alice").await.unwrap(), None);

@@ -85,3 +85,22 @@ fn enrollment_material() {
     assert!(qr_svg(&url).starts_with("<?xml") || qr_svg(&url).starts_with("<svg"));
     assert_eq!(secret_for_typing(&s).replace(' ', "").len(), 32);
 }
+
+/// The algorithm a configuration names, in any case, and the label an authenticator app is
+/// given (the otpauth URL's `algorithm=`): each the other's inverse; anything else refused.
+#[test]
+fn hash_names_round_trip() {
+    for (name, hash) in [
+        ("sha1", Hash::Sha1),
+        ("Sha256", Hash::Sha256),
+        ("SHA512", Hash::Sha512),
+    ] {
+        let parsed = Hash::parse(name).unwrap();
+        assert_eq!(parsed.label(), name.to_ascii_uppercase());
+        assert_eq!(
+            Hash::parse(hash.label()).map(Hash::label),
+            Some(hash.label())
+        );
+    }
+    assert_eq!(Hash::parse("MD5").map(Hash::label), None);
+}
