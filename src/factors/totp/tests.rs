@@ -9,6 +9,13 @@ fn rfc_6238_vectors() {
     assert_eq!(code_at(RFC, Hash::Sha1, 59), "287082");
     assert_eq!(code_at(RFC, Hash::Sha1, 1_111_111_109), "081804");
     assert_eq!(code_at(RFC, Hash::Sha1, 1_234_567_890), "005924");
+    // SHA-256 and SHA-512 use the appendix's 32- and 64-byte seeds.
+    let seed256 = b"12345678901234567890123456789012";
+    assert_eq!(code_at(seed256, Hash::Sha256, 59), "119246");
+    assert_eq!(code_at(seed256, Hash::Sha256, 1_111_111_109), "084774");
+    let seed512 = b"1234567890123456789012345678901234567890123456789012345678901234";
+    assert_eq!(code_at(seed512, Hash::Sha512, 59), "693936");
+    assert_eq!(code_at(seed512, Hash::Sha512, 1_111_111_109), "091201");
 }
 
 #[test]
