@@ -18,7 +18,7 @@ pub fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// The browser's cookies for the portal: everything except the gateway's own cookies and the
 /// portal's session cookies (a browser-supplied copy of those is never trusted, under any
-/// spelling the portal reads as theirs: [`reads_as`]), after the vaulted session cookies.
+/// spelling the portal reads as theirs: [`readings`]), after the vaulted session cookies.
 /// Before login, `only` names the browser cookies the portal may see (a CSRF cookie): a
 /// portal's "remember me" cookie must not sign anyone in there.
 pub fn upstream_cookie_header<'a>(
@@ -42,11 +42,25 @@ pub fn upstream_cookie_header<'a>(
     for c in vault {
         push(&c.name, &c.value);
     }
+    // The names no browser copy may reach the portal as, folded once for every cookie.
+    let hidden: Vec<String> = gateway_cookies
+        .iter()
+        .chain(session_cookies)
+        .map(|n| fold(n))
+        .collect();
+    let reads_hidden = |name: &str| readings(name).any(|r| hidden.contains(&r));
     for header in browser {
         for (k, v) in parse_cookie_header(header) {
             let named = only.is_none_or(|names| names.iter().any(|n| n == k));
-            let hidden = |names: &[String]| reads_as(k, names) || carries(v, names);
-            if named && !hidden(gateway_cookies) && !hidden(session_cookies) {
+            // A reader that also splits on commas (RFC 2965's) finds `lang=fr, portal_sid=…`.
+            let carried = || {
+                v.split(',').skip(1).any(|piece| {
+                    piece
+                        .split_once('=')
+                        .is_some_and(|(name, _)| reads_hidden(name.trim()))
+                })
+            };
+            if named && !reads_hidden(k) && !carried() {
                 push(k, v);
             }
         }
@@ -54,30 +68,28 @@ pub fn upstream_cookie_header<'a>(
     (!out.is_empty()).then_some(out)
 }
 
-/// Whether the portal may read a browser cookie named `name` as one of `names`. PHP registers
-/// `a.b`, `a b` and `a[b` as `a_b`, and `a[x]` as the array `a`, and keeps the first of two:
-/// an exact comparison let `portal.sid=<stolen id>` go first and become `$_COOKIE['portal_sid']`.
-/// Case and percent-encoding are ignored too (some runtimes do): no legitimate cookie differs
-/// from one of these names only by case or by those bytes.
-fn reads_as(name: &str, names: &[String]) -> bool {
-    let fold = |n: &str| crate::policy::matcher::php_name(n).0.to_ascii_lowercase();
-    // PHP before 8.0.24 also percent-decoded cookie names (`portal%5Fsid`).
-    let decoded =
-        String::from_utf8_lossy(&crate::http::url_decode(name.as_bytes(), false)).into_owned();
-    let spellings = [fold(name), fold(&decoded)];
-    names.iter().any(|n| {
-        n.eq_ignore_ascii_case(name) || spellings.iter().any(|s| !s.is_empty() && *s == fold(n))
-    })
+/// A cookie name as the portal may read it: PHP registers `a.b`, `a b` and `a[b` as `a_b`,
+/// and `a[x]` as the array `a`, and keeps the first of two (an exact comparison let
+/// `portal.sid=<stolen id>` go first and become `$_COOKIE['portal_sid']`); case is ignored
+/// (some runtimes do). No legitimate cookie differs from a session cookie only by those.
+fn fold(name: &str) -> String {
+    crate::policy::matcher::php_name(name)
+        .0
+        .to_ascii_lowercase()
 }
 
-/// Whether a value smuggles one of `names` to a reader that also splits cookies on commas
-/// (RFC 2965's): `lang=fr, portal_sid=<stolen id>`.
-fn carries(value: &str, names: &[String]) -> bool {
-    value.split(',').skip(1).any(|piece| {
-        piece
-            .split_once('=')
-            .is_some_and(|(k, _)| reads_as(k.trim(), names))
-    })
+/// Every name the portal may read a cookie named `name` as: [`fold`]ed, and percent-decoded
+/// first too (PHP before 8.0.24 decoded cookie names: `portal%5Fsid`).
+fn readings(name: &str) -> impl Iterator<Item = String> + '_ {
+    let decoded = name.contains('%').then(|| {
+        fold(&String::from_utf8_lossy(&crate::http::url_decode(
+            name.as_bytes(),
+            false,
+        )))
+    });
+    std::iter::once(fold(name))
+        .chain(decoded)
+        .filter(|r| !r.is_empty())
 }
 
 /// What a portal `Set-Cookie` means for the vault.
