@@ -159,12 +159,15 @@ pub fn on_request(
         }
         // Held whole, the body is sent with its length: a portal (PHP's own server among them)
         // may read a chunked body as empty.
-        let declared = header(req, "content-length");
-        if declared.is_none() {
+        let Some(declared) = header(req, "content-length") else {
             return Err(Refusal::new(411, Reason::LoginLengthRequired));
-        }
+        };
         // Refused on its head, before the portal hears of it: no login is that large.
-        if declared.is_some_and(|n| n.trim().parse::<usize>().is_ok_and(|n| n > MAX_LOGIN_BODY)) {
+        if declared
+            .trim()
+            .parse::<usize>()
+            .is_ok_and(|n| n > MAX_LOGIN_BODY)
+        {
             let why = prelogin::Unreadable::TooLarge;
             return Err(Refusal::new(why.status(), Reason::Login(why)));
         }

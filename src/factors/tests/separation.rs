@@ -6,7 +6,22 @@
 use std::net::IpAddr;
 
 use super::super::{invite_purpose, recovery_purpose};
-use super::setup;
+use super::{setup, Setup};
+
+/// Guess from `ip` for a fresh user each time (only the source's count can slow it down)
+/// until the source must wait; how many guesses that took.
+async fn guess_until_slowed(s: &Setup, ip: IpAddr) -> usize {
+    let mut n = 0;
+    while s.f.wait_left(&format!("u{n}"), ip).await.unwrap() == 0 {
+        s.f.begin_attempt(&format!("u{n}"), ip)
+            .await
+            .unwrap()
+            .unwrap();
+        n += 1;
+        assert!(n < 1000, "a source guessing for every user is never slowed");
+    }
+    n
+}
 
 /// A source that has guessed for many users waits; another source does not: the source key
 /// is its own address's, never shared.
@@ -15,16 +30,7 @@ async fn a_busy_source_waits_and_another_does_not() {
     let s = setup();
     let busy: IpAddr = "10.1.2.3".parse().unwrap();
     let other: IpAddr = "192.0.2.9".parse().unwrap();
-    let mut n = 0;
-    // A fresh user each time: only the source's count can slow it down.
-    while s.f.wait_left(&format!("u{n}"), busy).await.unwrap() == 0 {
-        s.f.begin_attempt(&format!("u{n}"), busy)
-            .await
-            .unwrap()
-            .unwrap();
-        n += 1;
-        assert!(n < 1000, "a source guessing for every user is never slowed");
-    }
+    let n = guess_until_slowed(&s, busy).await;
     assert!(
         n >= 20,
         "slowed after {n}: a source has more room than a user"
@@ -76,15 +82,7 @@ fn a_lost_device_probation_lasts_a_day() {
 async fn a_source_is_forgotten_after_a_quiet_quarter_hour() {
     let s = setup();
     let ip: IpAddr = "10.1.2.3".parse().unwrap();
-    let mut n = 0;
-    while s.f.wait_left(&format!("u{n}"), ip).await.unwrap() == 0 {
-        s.f.begin_attempt(&format!("u{n}"), ip)
-            .await
-            .unwrap()
-            .unwrap();
-        n += 1;
-        assert!(n < 1000, "a source guessing for every user is never slowed");
-    }
+    guess_until_slowed(&s, ip).await;
     s.clock.advance(std::time::Duration::from_secs(300));
     assert_eq!(s.f.wait_left("x1", ip).await.unwrap(), 0);
     s.f.begin_attempt("x1", ip).await.unwrap().unwrap();
