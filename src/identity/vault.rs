@@ -52,13 +52,13 @@ pub fn upstream_cookie_header<'a>(
     for header in browser {
         for (k, v) in parse_cookie_header(header) {
             let named = only.is_none_or(|names| names.iter().any(|n| n == k));
-            // A reader that also splits on commas (RFC 2965's) finds `lang=fr, portal_sid=…`.
+            // A reader that also splits on commas (RFC 2965's) finds `portal_sid` in
+            // `lang=fr, portal_sid=…` and in a name like `x, portal_sid`.
             let carried = || {
-                v.split(',').skip(1).any(|piece| {
-                    piece
-                        .split_once('=')
-                        .is_some_and(|(name, _)| reads_hidden(name.trim()))
-                })
+                (k.contains(',') || v.contains(','))
+                    && format!("{k}={v}")
+                        .split(',')
+                        .any(|piece| reads_hidden(piece.split('=').next().unwrap_or("").trim()))
             };
             if named && !reads_hidden(k) && !carried() {
                 push(k, v);

@@ -133,6 +133,8 @@ fn no_spelling_of_a_session_cookie_goes_upstream() {
         "mediboard%5Fsession=stolen",
         "mediboard%2esession=stolen",
         "lang=fr, mediboard.session=stolen",
+        "foo, mediboard_session=stolen",
+        ",mediboard_session=stolen",
         "VIGIE=t",
     ] {
         let header = format!("{spelling}; csrf=abc");
