@@ -3,6 +3,7 @@
 //! Real gateway, real PHP portal; an enumeration of records posted that way is stopped.
 
 use crate::common::*;
+use crate::detection::sink_docs;
 use crate::prelogin::{gateway_on, profile_variant, send, sign_in, start_php_ini, ALICE};
 
 /// The PHP portal's profile with its record page read for detection.
@@ -107,9 +108,8 @@ fn enumerate_with(
 fn alerted(jsonl: &std::path::Path, signal: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let text = std::fs::read_to_string(jsonl).unwrap_or_default();
-        let found = text.lines().any(|l| {
-            let alert: serde_json::Value = serde_json::from_str(l).unwrap();
+        let (text, alerts) = sink_docs(jsonl);
+        let found = alerts.iter().any(|alert| {
             alert["vigie"]["evidence"]
                 .as_array()
                 .is_some_and(|e| e.iter().any(|e| e["signal"] == signal))

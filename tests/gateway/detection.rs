@@ -61,6 +61,18 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// The documents a JSON-lines sink holds so far, and their text: whole lines only, as the
+/// sink may be half-way through writing the last one.
+pub fn sink_docs(path: &std::path::Path) -> (String, Vec<serde_json::Value>) {
+    let mut text = std::fs::read_to_string(path).unwrap_or_default();
+    text.truncate(text.rfind('\n').map_or(0, |end| end + 1));
+    let docs = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (text, docs)
+}
+
 pub fn admin_api(port: u16, method: &str, target: &str) -> serde_json::Value {
     let r = raw(
         port,
@@ -101,16 +113,17 @@ fn an_enumeration_is_alerted_to_the_jsonl_sink_and_held_until_the_soc_releases_i
         403
     );
 
-    let lines = wait_for("the suspend alert in the JSON-lines file", || {
-        let text = std::fs::read_to_string(&jsonl).ok()?;
-        text.contains(&alert_id).then_some(text)
+    // Security events (the sign-in, the hold placed) share the sink, and the hold's event names
+    // the alert too and may be written first: wait for the alert's own document.
+    let (lines, alerts) = wait_for("the suspend alert in the JSON-lines file", || {
+        let (text, docs) = sink_docs(&jsonl);
+        let alerts: Vec<serde_json::Value> = docs
+            .into_iter()
+            .filter(|d| d["event"]["kind"] == "alert")
+            .collect();
+        let suspended = alerts.iter().any(|a| a["event"]["id"] == alert_id.as_str());
+        suspended.then_some((text, alerts))
     });
-    // Security events (the sign-in, the hold placed) share the sink: the alerts are apart.
-    let alerts: Vec<serde_json::Value> = lines
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|d| d["event"]["kind"] == "alert")
-        .collect();
     let first = &alerts[0];
     assert_eq!(first["event"]["kind"], "alert");
     // The test reads records faster than a person would, so speed is evidence too; the

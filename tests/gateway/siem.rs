@@ -3,7 +3,7 @@
 //! free text (a note or a reason is only counted) and no password.
 
 use crate::console::{form_token, raise, Soc, PASSWORD};
-use crate::detection::{admin_api, wait_for};
+use crate::detection::{admin_api, sink_docs, wait_for};
 use crate::passthrough::submit_login;
 
 #[test]
@@ -73,11 +73,7 @@ fn sign_ins_holds_triage_console_and_admin_actions_all_reach_the_json_lines_sink
         "audit_checkpoint",
     ];
     let docs = wait_for("every event in the sink", || {
-        let text = std::fs::read_to_string(&jsonl).unwrap_or_default();
-        let docs: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let (_, docs) = sink_docs(&jsonl);
         let seen = |e: &str| docs.iter().any(|d| d["event"]["action"] == e);
         wanted.iter().all(|e| seen(e)).then_some(docs)
     });
