@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use crate::http::{read_all, Raw, RequestSpec, Wanted};
+use crate::http::{read_all, BodyReader, Raw, RequestSpec, Wanted, MAX_KEPT};
 use crate::identity::token::{SessionId, TokenCodec};
 use crate::identity::vault::{parse_cookie_header, upstream_cookie_header, VaultedCookie};
 
@@ -84,6 +84,20 @@ fn multipart_body() -> impl Strategy<Value = Vec<u8>> {
         .prop_map(|parts| format!("{}--XyZ--\r\n", parts.concat()).into_bytes())
 }
 
+/// JSON request bodies (an API call naming a patient) of a given total length: short ones, and
+/// ones within a few bytes of the bound on what is kept.
+fn json_body() -> impl Strategy<Value = Vec<u8>> {
+    let len = prop_oneof![
+        3 => 30usize..300,
+        1 => (MAX_KEPT - 3)..(MAX_KEPT + 3),
+    ];
+    (any::<u32>(), len).prop_map(|(id, len)| {
+        let bare = format!("{{\"patient\":{{\"id\":{id}}},\"pad\":\"\"}}");
+        let pad = " ".repeat(len.saturating_sub(bare.len()));
+        format!("{{\"patient\":{{\"id\":{id}}},\"pad\":\"{pad}\"}}").into_bytes()
+    })
+}
+
 fn read(content_type: &str, body: &[u8], chunk: usize) -> crate::http::Superglobals {
     let raw = Raw {
         method: "POST",
@@ -121,6 +135,30 @@ proptest! {
     fn a_multipart_body_is_read_the_same_however_it_is_cut(body in multipart_body(), chunk in 1usize..64) {
         let ct = "multipart/form-data; boundary=XyZ";
         prop_assert_eq!(read(ct, &body, chunk), read(ct, &body, usize::MAX));
+    }
+
+    /// A JSON body, where the detector's pointers find the patient id, is kept whole however
+    /// it is cut and whatever method carries it; past the bound it is dropped whole, never
+    /// kept in part (a truncated body could read as another document).
+    #[test]
+    fn a_json_body_is_kept_whole_however_it_is_cut(
+        body in json_body(),
+        chunk in prop_oneof![1usize..64, 1000usize..5000],
+        method in prop::sample::select(&["POST", "PUT", "PATCH", "DELETE"][..]),
+    ) {
+        let mut reader = BodyReader::new(
+            &RequestSpec::php(),
+            Wanted::all(),
+            method,
+            Some("Application/JSON; charset=utf-8"),
+            None,
+        );
+        for piece in body.chunks(chunk) {
+            reader.feed(piece);
+        }
+        reader.finish();
+        let kept = (body.len() <= MAX_KEPT).then_some(&body[..]);
+        prop_assert_eq!(reader.json(), kept, "{} bytes in pieces of {}", body.len(), chunk);
     }
 
     /// Anyone's token decodes to nothing unless the gateway made it; ours round-trips, and one
