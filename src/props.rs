@@ -7,9 +7,13 @@ use crate::http::{read_all, BodyReader, Raw, RequestSpec, Wanted, MAX_KEPT};
 use crate::identity::token::{SessionId, TokenCodec};
 use crate::identity::vault::{parse_cookie_header, upstream_cookie_header, VaultedCookie};
 
+/// 300 cases a property in the suite; `PROPTEST_CASES=20000` for a deeper search by hand.
 fn cases() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok());
     ProptestConfig {
-        cases: 300,
+        cases: cases.unwrap_or(300),
         ..ProptestConfig::default()
     }
 }
