@@ -63,6 +63,19 @@ impl Proc {
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
+
+    /// Its log without the terminal's colours, so `status=404` reads as written.
+    pub fn plain_stderr(&self) -> String {
+        let mut out = String::new();
+        let mut rest = self.stderr();
+        while let Some(i) = rest.find('\x1b') {
+            out.push_str(&rest[..i]);
+            let tail = &rest[i..];
+            let end = tail.find('m').map_or(tail.len(), |e| e + 1);
+            rest = tail[end..].to_string();
+        }
+        out + &rest
+    }
 }
 
 pub fn wait_for_port(port: u16) {

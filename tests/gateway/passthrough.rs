@@ -182,9 +182,12 @@ fn access_log_carries_no_patient_identifiers() {
         get(gw.port, "/api/dossierpatient/patients/293", &cookie).status,
         200
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let log = gw.proc.stderr();
-    assert!(log.contains("/api/dossierpatient/patients/:id"), "{log}");
+    // Access lines are written once each answer has gone: wait for both requests' lines.
+    let log = crate::detection::wait_for("both requests' access lines", || {
+        let log = gw.proc.plain_stderr();
+        let refused = log.contains("path=/index.php status=404");
+        (refused && log.contains("path=/api/dossierpatient/patients/:id status=200")).then_some(log)
+    });
     assert!(
         !log.contains("4242") && !log.contains("/293"),
         "patient id in the access log:\n{log}"

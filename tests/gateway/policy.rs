@@ -1,8 +1,6 @@
 //! Policy, privileged accounts, break-glass and budgets end to end against the sample portal,
 //! with a real Redis where replicas share budgets (threat model 26, 27).
 
-use std::time::Duration;
-
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 
@@ -345,8 +343,11 @@ fn break_glass_lifts_a_denial_with_a_fresh_passkey_a_reason_and_an_alert() {
     );
     assert_eq!(on.status, 303, "{}", on.text());
     assert!(c.opens_patient(), "the denial is lifted");
-    std::thread::sleep(Duration::from_millis(100));
-    let log = gw.proc.stderr();
+    // The request's mark is written with its access line, once its answer has gone.
+    let log = wait_for("the break-glass request's mark in the log", || {
+        let log = gw.proc.stderr();
+        log.contains("break_glass_request").then_some(log)
+    });
     let alert = log
         .lines()
         .find(|l| l.contains("vigie::alert") && l.contains("break_glass"))
@@ -604,7 +605,10 @@ fn routing_parameters_in_a_form_body_meet_the_same_rules() {
         !page_text(&posted).contains("/.vigie/break-glass"),
         "no-exports has no break-glass: nothing to offer"
     );
-    assert!(gw.proc.stderr().contains("policy_denied"));
+    // The refusal's reason is in its access line, written once the answer has gone.
+    wait_for("the refusal's reason in the access log", || {
+        gw.proc.stderr().contains("policy_denied").then_some(())
+    });
     // As PHP reads it: in a multipart body, or after 64 KiB of form (issue 15).
     let multipart = "--x\r\nContent-Disposition: form-data; name='raw'\r\n\r\najax_export_patients_csv\r\n--x--\r\n";
     let posted = c.post(

@@ -87,15 +87,7 @@ fn sign_out(gw: &Gateway, cookie: &str) -> Response {
 
 /// The gateway's log, without the terminal's colours.
 fn log_of(gw: &Gateway) -> String {
-    let mut out = String::new();
-    let mut rest = gw.proc.stderr();
-    while let Some(i) = rest.find('\x1b') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        let end = tail.find('m').map_or(tail.len(), |e| e + 1);
-        rest = tail[end..].to_string();
-    }
-    out + &rest
+    gw.proc.plain_stderr()
 }
 
 fn admin_post(gw: &Gateway, target: &str) -> Response {

@@ -173,6 +173,13 @@ fn replicas_on_a_redis_cluster_share_sessions_revocations_budgets_locks_and_hold
             .is_some_and(|l| l.iter().any(|h| h["alert"] == alert.as_str()))
     };
     wait_for("the hold on B", || holds_it(&b).then_some(()));
+    let listed = |gw: &Gateway| {
+        admin_api(gw.admin_port, "GET", "/api/alerts?limit=50")["alerts"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x["event"]["id"] == alert.as_str()))
+    };
+    // The alert is stored just after the hold, by A's sender: stored before A is killed.
+    wait_for("the alert stored", || listed(&a).then_some(()));
     a.restart();
     b.restart();
     assert_eq!(
@@ -180,14 +187,10 @@ fn replicas_on_a_redis_cluster_share_sessions_revocations_budgets_locks_and_hold
         Some(alert.as_str())
     );
     assert!(holds_it(&a) && holds_it(&b));
-    let listed = |gw: &Gateway| {
-        admin_api(gw.admin_port, "GET", "/api/alerts?limit=50")["alerts"]
-            .as_array()
-            .is_some_and(|l| l.iter().any(|x| x["event"]["id"] == alert.as_str()))
-    };
-    wait_for("one alert list", || {
-        (listed(&a) && listed(&b)).then_some(())
-    });
+    assert!(
+        listed(&a) && listed(&b),
+        "one alert list, kept across restarts"
+    );
     assert_eq!(export(&b), 429, "the budget outlived the restarts");
 }
 
