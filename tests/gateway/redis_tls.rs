@@ -182,7 +182,7 @@ fn a_redis_whose_certificate_the_ca_file_does_not_vouch_for_stops_the_start() {
     std::fs::write(
         &config,
         format!(
-            "[[listener]]\naddress = \"127.0.0.1:{}\"\n\n{}\n{}\n[second_factor]\nrequired = false\nkey_file = \"{}\"\nwebauthn_origins = [\"http://localhost\"]\n",
+            "[[listener]]\naddress = \"127.0.0.1:{}\"\n[admin]\naddress = \"off\"\n\n{}\n{}\n[second_factor]\nrequired = false\nkey_file = \"{}\"\nwebauthn_origins = [\"http://localhost\"]\n",
             free_port(),
             storage(&redis, &pki, "other-ca.crt", &key, &password),
             crate::detection::portal_section(&portal),

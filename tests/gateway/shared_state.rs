@@ -19,7 +19,7 @@ fn run_briefly(redis: &RedisServer, extra: &str) -> Option<(bool, String)> {
     let port = free_port();
     let config = dir.path().join("vigie.toml");
     let text = format!(
-        "[[listener]]\naddress = \"127.0.0.1:{port}\"\n\n{}{extra}\n\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:9\"\n\n[second_factor]\nrequired = false\nkey_file = \"{}\"\nwebauthn_origins = [\"http://localhost\"]\n",
+        "[[listener]]\naddress = \"127.0.0.1:{port}\"\n[admin]\naddress = \"off\"\n\n{}{extra}\n\n[[portal]]\nname = \"ehr\"\nupstream = \"127.0.0.1:9\"\n\n[second_factor]\nrequired = false\nkey_file = \"{}\"\nwebauthn_origins = [\"http://localhost\"]\n",
         storage_toml(redis, &key),
         factor_key_file(dir.path()).display()
     );
