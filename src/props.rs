@@ -96,9 +96,9 @@ fn json_body() -> impl Strategy<Value = Vec<u8>> {
         1 => (MAX_KEPT - 3)..(MAX_KEPT + 3),
     ];
     (any::<u32>(), len).prop_map(|(id, len)| {
-        let bare = format!("{{\"patient\":{{\"id\":{id}}},\"pad\":\"\"}}");
-        let pad = " ".repeat(len.saturating_sub(bare.len()));
-        format!("{{\"patient\":{{\"id\":{id}}},\"pad\":\"{pad}\"}}").into_bytes()
+        let doc = |pad: &str| format!("{{\"patient\":{{\"id\":{id}}},\"pad\":\"{pad}\"}}");
+        let pad = " ".repeat(len.saturating_sub(doc("").len()));
+        doc(&pad).into_bytes()
     })
 }
 

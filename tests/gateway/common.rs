@@ -64,6 +64,15 @@ impl Proc {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// Its log (colour-free) once it holds `needle`: for a line written after the answer
+    /// has gone (an access line, a background task's).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        wait_for(&format!("{needle:?} in the log"), || {
+            let log = self.plain_stderr();
+            log.contains(needle).then_some(log)
+        })
+    }
+
     /// Its log without the terminal's colours, so `status=404` reads as written.
     pub fn plain_stderr(&self) -> String {
         let mut out = String::new();
@@ -75,6 +84,19 @@ impl Proc {
             rest = tail[end..].to_string();
         }
         out + &rest
+    }
+}
+
+/// `f`'s first `Some`, tried every 50 ms for up to 10 s: for what a process writes or stores
+/// just after it has answered.
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

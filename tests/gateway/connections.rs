@@ -196,12 +196,11 @@ fn clients_behind_a_trusted_proxy_are_capped_one_by_one() {
     }
     // Their places are free again (each once its access line is written, just after its
     // answer has gone).
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
+    wait_for("the places freed", || {
         match ask("203.0.113.7").read_response().map(|r| r.status) {
-            Some(200) => break,
-            Some(429) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            other => panic!("the places were not freed: {other:?}"),
+            Some(200) => Some(()),
+            Some(429) => None,
+            other => panic!("{other:?}"),
         }
-    }
+    });
 }

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 use crate::passthrough::{cookie_set, submit_login};
@@ -50,16 +50,7 @@ pub fn enumerate(port: u16, cookie: &str) -> (usize, Response) {
     panic!("the enumeration was never held ({served} records served)");
 }
 
-pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use crate::common::wait_for;
 
 /// The documents a JSON-lines sink holds so far, and their text: whole lines only, as the
 /// sink may be half-way through writing the last one.

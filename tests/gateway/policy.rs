@@ -211,9 +211,7 @@ fn an_export_asked_in_a_form_body_is_slowed_like_one_in_the_url() {
         "the refused form reached the portal"
     );
     // The access line is written once the answer has left.
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let log = gw.proc.stderr();
-    assert!(log.contains("over_budget"), "{log}");
+    gw.proc.wait_for_log("over_budget");
 }
 
 #[test]
@@ -344,10 +342,7 @@ fn break_glass_lifts_a_denial_with_a_fresh_passkey_a_reason_and_an_alert() {
     assert_eq!(on.status, 303, "{}", on.text());
     assert!(c.opens_patient(), "the denial is lifted");
     // The request's mark is written with its access line, once its answer has gone.
-    let log = wait_for("the break-glass request's mark in the log", || {
-        let log = gw.proc.stderr();
-        log.contains("break_glass_request").then_some(log)
-    });
+    let log = gw.proc.wait_for_log("break_glass_request");
     let alert = log
         .lines()
         .find(|l| l.contains("vigie::alert") && l.contains("break_glass"))
@@ -606,9 +601,7 @@ fn routing_parameters_in_a_form_body_meet_the_same_rules() {
         "no-exports has no break-glass: nothing to offer"
     );
     // The refusal's reason is in its access line, written once the answer has gone.
-    wait_for("the refusal's reason in the access log", || {
-        gw.proc.stderr().contains("policy_denied").then_some(())
-    });
+    gw.proc.wait_for_log("policy_denied");
     // As PHP reads it: in a multipart body, or after 64 KiB of form (issue 15).
     let multipart = "--x\r\nContent-Disposition: form-data; name='raw'\r\n\r\najax_export_patients_csv\r\n--x--\r\n";
     let posted = c.post(
@@ -651,12 +644,7 @@ fn a_decoy_past_the_portals_max_input_vars_never_reaches_it() {
     let decoy = format!("{EXPORT}{}&raw=view", "&a".repeat(1000));
     let r = c.get(&decoy);
     assert_eq!(r.status, 414, "{}", r.text());
-    crate::detection::wait_for("the refusal's reason in the access log", || {
-        gw.proc
-            .stderr()
-            .contains("too_many_parameters")
-            .then_some(())
-    });
+    gw.proc.wait_for_log("too_many_parameters");
     // A long query the script reads whole still goes to the portal.
     let long = c.get(&format!("/index.php?m=dPpatients{}", "&a".repeat(998)));
     assert_eq!(long.status, 200, "{}", long.text());

@@ -85,11 +85,6 @@ fn sign_out(gw: &Gateway, cookie: &str) -> Response {
     raw(gw.port, format!("POST /.vigie/logout HTTP/1.1\r\nHost: portal.test\r\nCookie: {cookie}\r\nSec-Fetch-Site: same-origin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes()).unwrap()
 }
 
-/// The gateway's log, without the terminal's colours.
-fn log_of(gw: &Gateway) -> String {
-    gw.proc.plain_stderr()
-}
-
 fn admin_post(gw: &Gateway, target: &str) -> Response {
     let req = format!("POST {target} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     raw(gw.admin_port, req.as_bytes()).unwrap()
@@ -111,7 +106,7 @@ fn signing_out_ends_a_strict_portals_session_with_its_token() {
         0,
         "the portal session outlived the sign-out"
     );
-    let log = log_of(&gw);
+    let log = gw.proc.plain_stderr();
     assert!(
         log.contains("event=\"portal_logout\"") && log.contains("outcome=\"done\""),
         "{log}"
@@ -130,7 +125,7 @@ fn a_logout_the_portal_refuses_is_retried_logged_and_alerted() {
         1,
         "the portal refused the GET logout"
     );
-    let log = log_of(&gw);
+    let log = gw.proc.plain_stderr();
     assert!(log.contains("outcome=\"failed\""), "{log}");
     assert!(log.contains("answered the logout 405"), "{log}");
     assert!(log.contains("VIGIE-PORTAL-LOGOUT-FAILED"), "{log}");
@@ -203,9 +198,9 @@ fn the_portals_own_logout_form_ends_both_sessions() {
         .iter()
         .any(|c| c.starts_with("vigie=;")));
     // The gateway finds the portal's session already ended: no second logout, no false alarm.
-    let noted = || log_of(&gw).contains("outcome=\"already_ended\"");
-    assert!(soon(noted), "{}", log_of(&gw));
-    let log = log_of(&gw);
+    let noted = || gw.proc.plain_stderr().contains("outcome=\"already_ended\"");
+    assert!(soon(noted), "{}", gw.proc.plain_stderr());
+    let log = gw.proc.plain_stderr();
     assert!(!log.contains("outcome=\"failed\""), "{log}");
     assert!(!log.contains("VIGIE-PORTAL-LOGOUT-FAILED"), "{log}");
 }
@@ -294,9 +289,9 @@ fn a_real_php_portal_with_a_strict_logout_is_signed_out_on_sign_out_and_revoke()
     assert_eq!(revoked.status, 200, "{}", revoked.text());
     assert!(php_holds(&php, 0), "PHP still holds a revoked session");
     assert!(
-        !log_of(&gw).contains("outcome=\"failed\""),
+        !gw.proc.plain_stderr().contains("outcome=\"failed\""),
         "{}",
-        log_of(&gw)
+        gw.proc.plain_stderr()
     );
 }
 

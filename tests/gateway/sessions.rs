@@ -115,12 +115,9 @@ fn failed_logins_are_counted_and_give_no_session() {
         );
         assert_eq!(cookie_set(&resp, "vigie").as_deref(), Some("vigie="));
     }
-    std::thread::sleep(Duration::from_millis(200));
-    let metrics = get(gw.admin_port, "/metrics", "").text();
-    assert!(
-        metrics.contains("vigie_portal_logins_total{portal=\"test\",result=\"failure\"} 2"),
-        "{metrics}"
-    );
+    let failures = "vigie_portal_logins_total{portal=\"test\",result=\"failure\"} 2";
+    let metrics = metrics_with(gw.admin_port, &[failures]);
+    assert!(metrics.contains(failures), "{metrics}");
     // Each refusal is in the audit trail, as a failure, under the name typed.
     let trail = crate::audit::trail_when(gw.admin_port, "event=login", |e| {
         crate::audit::by_all(e, &["dr.martin", "nobody"])
@@ -363,8 +360,7 @@ fn admins_list_and_revoke_sessions_through_the_admin_api() {
     assert!(ok && all["revoked"] == 1, "{all}");
     assert!(!alive(&first) && !alive(&second));
     assert!(alive(&other), "another user's session was touched");
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(gw.proc.stderr().contains("sessions_revoked"));
+    gw.proc.wait_for_log("sessions_revoked");
 }
 
 #[test]
@@ -491,12 +487,8 @@ fn a_locked_account_loses_its_sessions_and_cannot_log_in_until_unlocked() {
     let (ok, said) = vigie_user(&gw, &["unlock", "dr.martin"]);
     assert!(ok && said.contains("\"unlocked\":true"), "{said}");
     login(&gw, "dr.martin", "martin-demo");
-    std::thread::sleep(Duration::from_millis(200));
-    let log = gw.proc.stderr();
-    assert!(
-        log.contains("account_locked") && log.contains("account_unlocked"),
-        "{log}"
-    );
+    gw.proc.wait_for_log("account_locked");
+    gw.proc.wait_for_log("account_unlocked");
 }
 
 #[test]

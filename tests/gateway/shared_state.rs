@@ -241,7 +241,7 @@ fn a_lock_redis_lost_alone_goes_back_and_an_unlock_stays_an_unlock() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // The replica writes the lock back, then says so: the line may follow the write.
-    crate::detection::wait_for("the restored lock's alert in a replica's log", || {
+    wait_for("the restored lock's alert in a replica's log", || {
         (pair.a.proc.stderr() + &pair.b.proc.stderr())
             .contains("lock_restored")
             .then_some(())
