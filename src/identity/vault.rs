@@ -78,13 +78,14 @@ fn fold(name: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// Every name the portal may read a cookie named `name` as: [`fold`]ed, and percent-decoded
-/// first too (PHP before 8.0.24 decoded cookie names: `portal%5Fsid`).
+/// Every name the portal may read a cookie named `name` as: [`fold`]ed, and URL-decoded first
+/// too (PHP before 8.0.24 decoded cookie names as a query's, `+` a space: `portal%5Fsid`,
+/// `portal+sid`, `+portal_sid`).
 fn readings(name: &str) -> impl Iterator<Item = String> + '_ {
-    let decoded = name.contains('%').then(|| {
+    let decoded = name.contains(['%', '+']).then(|| {
         fold(&String::from_utf8_lossy(&crate::http::url_decode(
             name.as_bytes(),
-            false,
+            true,
         )))
     });
     std::iter::once(fold(name))

@@ -134,6 +134,8 @@ fn no_spelling_of_a_session_cookie_goes_upstream() {
         "mediboard%2esession=stolen",
         "lang=fr, mediboard.session=stolen",
         "foo, mediboard_session=stolen",
+        "mediboard+session=stolen",
+        "+mediboard_session=stolen",
         ",mediboard_session=stolen",
         "VIGIE=t",
     ] {
