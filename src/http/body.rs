@@ -8,7 +8,7 @@ use super::form::Form;
 use super::multipart::Multipart;
 use super::{RequestSpec, Vars, Wanted, MAX_KEPT};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum BodyKind {
     /// Not read by the portal's language (another method, type or size).
     Ignored,
@@ -17,11 +17,12 @@ enum BodyKind {
     Json(Vec<u8>),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct FormState(Form);
 
 /// One request body on its way to the portal. Its `Debug` shows no value: they may be
 /// patient ids or a password.
+#[derive(Clone)]
 pub struct BodyReader {
     spec: RequestSpec,
     wanted: Wanted,
@@ -98,6 +99,16 @@ impl BodyReader {
             BodyKind::Multipart(m) => m.finish(spec, post, wanted),
             _ => {}
         }
+    }
+
+    /// What the portal's language reads of the body were it cut here: PHP under Apache's
+    /// mod_php fills `$_POST` from the parts of a body that stopped short, so a prefix the
+    /// gateway lets go before the end is read as a whole body of its own. Bounded state only
+    /// is copied (a line, a kept value, the wanted names).
+    pub fn so_far(&self) -> BodyReader {
+        let mut cut = self.clone();
+        cut.finish();
+        cut
     }
 
     /// Bytes held between chunks (besides the kept values): bounded whatever the body's size.

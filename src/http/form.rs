@@ -4,7 +4,7 @@
 
 use super::{top_name, url_decode, RequestSpec, Vars, Wanted};
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct Form {
     /// The current piece: its name, then its value while the name is wanted.
     piece: Vec<u8>,

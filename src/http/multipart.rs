@@ -9,7 +9,7 @@
 
 use super::{top_name, RequestSpec, Vars, Wanted, MAX_KEPT};
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     Boundary,
     Headers,
@@ -17,7 +17,7 @@ enum State {
     Done,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Multipart {
     boundary: Vec<u8>,
     /// `\n--boundary`: where a value ends.

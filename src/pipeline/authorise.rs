@@ -124,6 +124,24 @@ impl Gateway {
     /// a form must meet the same rule, requirement and budget as in a URL (threat model 24).
     /// Refused before the portal gets the last byte.
     pub(super) async fn authorise_body(&self, ctx: &mut RequestCtx, method: &str) -> Result<()> {
+        // The body as PHP reads it (urlencoded or multipart, any size, its limits), by the one
+        // reader; only the names rules and the profile read.
+        let Some(reader) = ctx.interception.reader.as_ref() else {
+            return Ok(());
+        };
+        let post = reader.post().clone();
+        self.authorise_post(ctx, method, post).await
+    }
+
+    /// Stage 4 on the body's parameters `post` (all of it, or the part an upload sends on
+    /// before its end), the password left out. Each verdict replaces the last: a budget is
+    /// charged again only when the decision names another.
+    pub(super) async fn authorise_post(
+        &self,
+        ctx: &mut RequestCtx,
+        method: &str,
+        mut post: crate::http::Vars,
+    ) -> Result<()> {
         let (Some(portal), Some(request), Some(first)) = (
             ctx.portal().cloned(),
             ctx.request().cloned(),
@@ -131,12 +149,6 @@ impl Gateway {
         ) else {
             return Ok(());
         };
-        // The body as PHP reads it (urlencoded or multipart, any size, its limits), by the one
-        // reader; only the names rules and the profile read, the password left out.
-        let Some(reader) = ctx.interception.reader.as_ref() else {
-            return Ok(());
-        };
-        let mut post = reader.post().clone();
         if let Some(p) = portal.config.profile.as_deref() {
             post.map.remove(p.login.password_field.as_bytes());
         }

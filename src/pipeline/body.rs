@@ -142,6 +142,16 @@ impl Gateway {
         if ctx.body_bytes > ctx.live.config.limits.max_body_bytes {
             return ctx.refuse(Refusal::framing(413, Reason::BodyTooLarge));
         }
+        // An upload past `HOLD_MAX` goes on before its end, and a refusal then would not
+        // unsend it: what goes is judged first as the whole body it may become.
+        if intercept::goes_early(&ctx.interception, body.as_ref(), end_of_stream) {
+            self.judge_so_far(
+                ctx,
+                session.req_header().method.as_str(),
+                profile.as_deref(),
+            )
+            .await?;
+        }
         // Judged above (a refusal returned early): only now does a held body go on.
         if let Err(refusal) = intercept::hold(ctx, body, end_of_stream) {
             return ctx.refuse(refusal);
@@ -151,6 +161,29 @@ impl Gateway {
             return ctx.refuse(Refusal::framing(408, Reason::BodyTimeout));
         }
         Ok(())
+    }
+
+    /// The body so far, read as if it ended here: refused if it shows the portal a password
+    /// or what the reader cannot read; its parameters meet the rules again when they changed
+    /// since last judged (a part that begins after the first 4 MiB).
+    async fn judge_so_far(
+        &self,
+        ctx: &mut RequestCtx,
+        method: &str,
+        profile: Option<&crate::config::PortalProfile>,
+    ) -> Result<()> {
+        let (Some(profile), Some(reader)) = (profile, ctx.interception.reader.as_ref()) else {
+            return Ok(());
+        };
+        let post = match intercept::cut_here(profile, reader) {
+            Ok(post) => post,
+            Err(refusal) => return ctx.refuse(refusal),
+        };
+        if ctx.interception.judged_so_far.as_ref() == Some(&post) {
+            return Ok(());
+        }
+        ctx.interception.judged_so_far = Some(post.clone());
+        self.authorise_post(ctx, method, post).await
     }
 }
 

@@ -48,12 +48,44 @@ pub struct Interception {
     pub held: bytes::BytesMut,
     /// The held body outgrew [`HOLD_MAX`] (an upload): the rest streams.
     pub streaming: bool,
+    /// The parameters of the streamed body's part already gone, as last judged (see
+    /// [`cut_here`]): a chunk that changes them is judged again before it goes.
+    pub judged_so_far: Option<crate::http::Vars>,
 }
 
 /// A judged body is held up to this size. Past it, a form (urlencoded) is refused: no portal
 /// form is that large, and streaming it would let its start reach the portal before the
 /// verdict; any other body (an upload) streams from there on.
 pub const HOLD_MAX: usize = 4 * 1024 * 1024;
+
+/// Whether [`hold`] lets `chunk` go before the body has ended: an upload past [`HOLD_MAX`].
+/// What goes then is judged first as the whole body it may become ([`cut_here`]).
+pub fn goes_early(i: &Interception, chunk: Option<&Bytes>, end_of_stream: bool) -> bool {
+    let held = i.held.len() + chunk.map_or(0, Bytes::len);
+    !end_of_stream && i.reader.is_some() && !i.prelogin_login && (i.streaming || held > HOLD_MAX)
+}
+
+/// The body read as if it ended here (a portal under mod_php runs its script on a body the
+/// gateway cut short with its refusal): no password field and nothing unreadable may go, as
+/// the verdict at the end would refuse both. `Ok`: the parameters the rules judge now.
+pub fn cut_here(
+    profile: &PortalProfile,
+    reader: &crate::http::BodyReader,
+) -> Result<crate::http::Vars, Refusal> {
+    let cut = reader.so_far();
+    if cut.unreadable() {
+        return Err(Refusal::new(400, Reason::BodyUnreadable));
+    }
+    let mut post = cut.post().clone();
+    if post
+        .map
+        .remove(profile.login.password_field.as_bytes())
+        .is_some()
+    {
+        return Err(Refusal::new(400, Reason::LoginFormAmbiguous));
+    }
+    Ok(post)
+}
 
 /// Hold back `chunk` of a judged body; at its end (once judged: the caller returned early on
 /// a refusal), release it whole. `Err` for a form too large to hold.
@@ -247,18 +279,17 @@ pub fn on_body(
         return Ok(());
     };
     if let Some(chunk) = chunk {
-        if !i.overflow && buf.len() + chunk.len() <= MAX_LOGIN_BODY {
-            buf.extend_from_slice(chunk);
-        } else {
-            // A large body (an upload) is not parsed, but a password field hidden past the
-            // first 64 KiB must still not reach the portal: scan, keeping a short overlap.
+        buf.extend_from_slice(chunk);
+        if i.overflow || buf.len() > MAX_LOGIN_BODY {
+            // A large body (an upload) is not parsed, but a password field anywhere in it
+            // must still not reach the portal: every byte is scanned before the copy lets it
+            // go (the first 64 KiB too), keeping a short overlap.
             i.overflow = true;
-            let keep = buf.len().saturating_sub(64);
-            buf.drain(..keep);
-            buf.extend_from_slice(chunk);
             if login::mentions_password(profile, buf) {
                 return ctx.refuse(Refusal::new(400, Reason::LoginFormAmbiguous));
             }
+            let keep = buf.len().saturating_sub(64);
+            buf.drain(..keep);
         }
     }
     if !end_of_stream {

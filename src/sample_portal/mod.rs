@@ -28,7 +28,6 @@ pub const DEFAULT_PATIENTS: u32 = 5000;
 pub const SEED: u64 = 0x5EED_2024;
 /// Sessions kept at most; the oldest go first, so anonymous floods cannot grow memory.
 const MAX_SESSIONS: usize = 50_000;
-const MAX_FORM_BYTES: usize = 64 * 1024;
 const PAGE_SIZE: usize = 50;
 /// The JSON API accepts large pages, as careless real portals do: detection must cope.
 const MAX_API_LIMIT: usize = 10_000;
@@ -281,7 +280,9 @@ impl SamplePortal {
         cookie(session, CSRF_COOKIE).unwrap_or("").to_string()
     }
 
-    /// `$_POST`: a urlencoded or multipart body, read as PHP reads it.
+    /// `$_POST`: a urlencoded or multipart body, read as PHP under Apache's mod_php reads it:
+    /// a body cut short (its sender gone) is read for what came; past `post_max_size`,
+    /// nothing is (`None`).
     async fn read_form(&self, session: &mut ServerSession) -> Option<HashMap<String, String>> {
         let head = session.req_header();
         let content_type = head
@@ -297,18 +298,13 @@ impl SamplePortal {
             content_type.as_deref(),
             None,
         );
-        let mut read = 0;
         while let Ok(Some(chunk)) = session.read_request_body().await {
-            read += chunk.len();
             self.form_bytes
                 .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            if read > MAX_FORM_BYTES {
-                return None;
-            }
             reader.feed(&chunk);
         }
         reader.finish();
-        Some(scalars(reader.post()))
+        (!reader.unreadable()).then(|| scalars(reader.post()))
     }
 
     async fn login(&self, session: &mut ServerSession) -> Reply {

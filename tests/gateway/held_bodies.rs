@@ -136,3 +136,124 @@ fn a_refused_body_never_reaches_the_portal_not_even_its_head() {
     assert_eq!(over.status, 409, "{}", over.text());
     assert_eq!(heard(&portal), (bodies, bytes), "the login over a session");
 }
+
+/// A `multipart/form-data` body of `(name, filename, content)` parts, and its content type.
+fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let mut body = Vec::new();
+    for (name, filename, content) in parts {
+        let file = filename.map_or(String::new(), |f| format!("; filename=\"{f}\""));
+        body.extend_from_slice(
+            format!("--vigie\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--vigie--\r\n");
+    ("multipart/form-data; boundary=vigie".to_string(), body)
+}
+
+/// Post `body` as one signed-in browser would, written from another thread: the gateway may
+/// answer (and close) before the upload ends. The answer, if one came.
+fn upload(c: &Client, target: &str, (content_type, body): (String, Vec<u8>)) -> Option<Response> {
+    let head = format!(
+        "POST {target} HTTP/1.1\r\nHost: localhost:{}\r\nCookie: {}\r\nSec-Fetch-Site: same-origin\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        c.port,
+        c.cookie.as_deref().unwrap(),
+        body.len()
+    );
+    let stream = std::net::TcpStream::connect(("127.0.0.1", c.port)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = writer.write_all(head.as_bytes());
+        let _ = writer.write_all(&body);
+    });
+    let answer = Conn::from_stream(stream).read_response();
+    let _ = sending.join();
+    answer
+}
+
+/// What the portal has read, once it has stopped reading (nothing new for 300 ms).
+fn settled(portal: &Portal) -> (u64, u64) {
+    let mut last = heard(portal);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let now = heard(portal);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+#[test]
+fn an_upload_past_the_hold_never_shows_the_portal_a_login_or_an_unjudged_parameter() {
+    let portal = start_portal();
+    let gw = start_gateway_with(&profiled_portal(&portal, NO_EXPORTS), "");
+    let c = Client::login(gw.port, "dr.martin", "martin-demo");
+    let file = vec![b'A'; 4_300_000];
+    let tail = vec![b'B'; 300_000];
+    const TARGET: &str = "/index.php?m=dPpatients&tab=vw_idx_patients";
+
+    // A signed-in session posts another user's login ahead of a file larger than the gateway
+    // holds back: under mod_php the portal would log that user in on this session's portal
+    // cookie from the parts of the body it got, whatever the gateway answered at the end.
+    let before = settled(&portal);
+    let login = multipart(&[
+        ("login", None, b"1"),
+        ("username", None, b"admin"),
+        ("password", None, b"admin-demo"),
+        ("scan", Some("scan.pdf"), &file),
+    ]);
+    if let Some(refused) = upload(&c, TARGET, login) {
+        assert_eq!(refused.status, 400, "{}", refused.text());
+    }
+    let after = settled(&portal);
+    assert_eq!(after.1, before.1, "the login's bytes reached the portal");
+
+    // A part a rule denies, after the first 4 MiB have gone on: the bytes that would show it
+    // to the portal do not go.
+    let note: &[u8] = b"x";
+    let parts = |raw: Option<&'static [u8]>| {
+        let mut p = vec![("note", None, note), ("scan", Some("scan.pdf"), &file[..])];
+        p.extend(raw.map(|r| ("raw", None, r)));
+        p.push(("scan2", Some("scan2.pdf"), &tail[..]));
+        multipart(&p)
+    };
+    let denied = parts(Some(b"ajax_export_patients_csv"));
+    let needle = b"ajax_export_patients_csv";
+    let raw_end = denied
+        .1
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap()
+        + needle.len();
+    let before = settled(&portal);
+    if let Some(refused) = upload(&c, TARGET, denied) {
+        assert_eq!(refused.status, 403, "{}", refused.text());
+    }
+    // (How much of what went before is read depends on when the portal's connection is cut.)
+    let read = settled(&portal).1 - before.1;
+    assert!(
+        read < raw_end as u64,
+        "the denied part reached the portal: {read} of {raw_end}"
+    );
+
+    // The same upload without it goes on whole.
+    let allowed = parts(None);
+    let len = allowed.1.len() as u64;
+    let before = settled(&portal);
+    let answer = upload(&c, TARGET, allowed).expect("the portal's answer");
+    // (The portal answers for itself: the sample portal takes every POST for its login form.)
+    assert!(
+        answer.text().contains("Jeton CSRF invalide"),
+        "{}",
+        answer.text()
+    );
+    assert_eq!(
+        settled(&portal).1 - before.1,
+        len,
+        "the allowed upload, whole"
+    );
+}

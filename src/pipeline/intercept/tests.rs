@@ -407,6 +407,122 @@ fn a_password_past_what_is_parsed_or_in_a_multipart_body_is_refused() {
 }
 
 #[test]
+fn a_password_in_the_first_64_kib_is_refused_as_the_copy_overflows_not_at_the_end() {
+    // The upload streams past 4 MiB long before its end: the password part at its start must
+    // be seen when the copy outgrows what is parsed, not only by the reader at the end.
+    let multipart = "multipart/form-data; boundary=XX";
+    let part = b"--XX\r\nContent-Disposition: form-data; name='password'\r\n\r\npw\r\n";
+    let file = b"--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"f\"\r\n\r\n";
+    let profile = ctx_for("/", FORM, AuthLevel::None).live.config.portals[0]
+        .profile
+        .clone();
+    for first in [
+        &part[..],
+        &[&part[..], &file[..], &[b'a'; 60_000][..]].concat(),
+    ] {
+        let mut ctx = ctx_for("/index.php", multipart, AuthLevel::SecondFactor);
+        let mut c = chunk(first);
+        on_body(&mut ctx, &mut c, false, profile.as_deref()).unwrap();
+        let mut c = chunk(&[b'a'; 64 * 1024]);
+        on_body(&mut ctx, &mut c, false, profile.as_deref()).unwrap_err();
+        let refusal = ctx.refusal.as_ref().expect("refused as it overflows");
+        assert_eq!(refusal.reason, Reason::LoginFormAmbiguous);
+    }
+}
+
+/// A reader of `content_type` for the sample profile, fed `bytes` (the body so far).
+fn reader_fed(content_type: &str, bytes: &[u8]) -> (Arc<PortalProfile>, crate::http::BodyReader) {
+    let ctx = ctx_for("/index.php", content_type, AuthLevel::SecondFactor);
+    let mut reader = ctx.interception.reader.expect("a body reader");
+    reader.feed(bytes);
+    let profile = ctx.live.config.portals[0].profile.clone().unwrap();
+    (profile, reader)
+}
+
+#[test]
+fn a_body_cut_here_is_judged_as_the_portal_would_read_it() {
+    let multipart = "multipart/form-data; boundary=XX";
+    let head = |name: &str| format!("--XX\r\nContent-Disposition: form-data; name={name}\r\n\r\n");
+    // A password part begun (its value not ended): mod_php reads it from a cut body.
+    for name in ["password", "'password'", "\"password\""] {
+        let (p, r) = reader_fed(multipart, format!("{}admin-de", head(name)).as_bytes());
+        let e = cut_here(&p, &r).unwrap_err();
+        assert_eq!(
+            (e.status, e.reason),
+            (400, Reason::LoginFormAmbiguous),
+            "{name}"
+        );
+        assert!(
+            r.post().get("password").is_none(),
+            "not ended, not in the reader's view"
+        );
+    }
+    // Its headers ended at the cut: a password part with an empty value.
+    let (p, r) = reader_fed(multipart, head("password").as_bytes());
+    assert!(cut_here(&p, &r).is_err());
+    // A part the rules read, begun: its value so far is what they judge.
+    let (p, r) = reader_fed(multipart, format!("{}ajax_exp", head("raw")).as_bytes());
+    let post = cut_here(&p, &r).unwrap();
+    assert_eq!(post.scalar("raw").as_deref(), Some("ajax_exp"));
+    // Another name, or a file: nothing to judge.
+    let file = "--XX\r\nContent-Disposition: form-data; name=password; filename=x\r\n\r\npw";
+    for body in [format!("{}pw", head("note")), file.to_string()] {
+        let (p, r) = reader_fed(multipart, body.as_bytes());
+        assert_eq!(
+            cut_here(&p, &r).unwrap(),
+            crate::http::Vars::default(),
+            "{body}"
+        );
+    }
+    // A value the rules read, too long to keep: unreadable before its end.
+    let long = format!("{}{}", head("raw"), "x".repeat(70 * 1024));
+    let (p, r) = reader_fed(multipart, long.as_bytes());
+    let e = cut_here(&p, &r).unwrap_err();
+    assert_eq!((e.status, e.reason), (400, Reason::BodyUnreadable));
+    // A form cut in a pair: its last piece counts.
+    let (p, r) = reader_fed(FORM, b"note=1&passw");
+    assert!(cut_here(&p, &r).is_ok());
+    let (p, r) = reader_fed(FORM, b"note=1&password");
+    assert!(cut_here(&p, &r).is_err());
+}
+
+#[test]
+fn only_what_goes_before_the_end_is_judged_early() {
+    let mut ctx = ctx_for("/upload", "application/pdf", AuthLevel::SecondFactor);
+    let i = &mut ctx.interception;
+    let at = |n: usize| Bytes::from(vec![b'a'; n]);
+    assert!(!goes_early(i, Some(&at(HOLD_MAX)), false), "held back");
+    assert!(
+        goes_early(i, Some(&at(HOLD_MAX + 1)), false),
+        "past the hold"
+    );
+    assert!(
+        !goes_early(i, Some(&at(HOLD_MAX + 1)), true),
+        "the end is judged whole"
+    );
+    i.held.extend_from_slice(&at(HOLD_MAX));
+    assert!(goes_early(i, Some(&at(1)), false));
+    assert!(!goes_early(i, None, false));
+    i.held.clear();
+    i.streaming = true;
+    assert!(
+        goes_early(i, None, false),
+        "streaming: every chunk goes as it comes"
+    );
+    i.prelogin_login = true;
+    assert!(
+        !goes_early(i, Some(&at(HOLD_MAX + 1)), false),
+        "a login is held whole"
+    );
+    i.prelogin_login = false;
+    i.reader = None;
+    assert!(
+        !goes_early(i, Some(&at(HOLD_MAX + 1)), false),
+        "nothing read, nothing held"
+    );
+}
+
+#[test]
 fn a_pre_login_form_reaches_the_portal_only_once_read_as_one_login() {
     let mut ctx = ctx_for("/index.php", FORM, AuthLevel::None);
     assert!(ctx.interception.prelogin_login);
