@@ -442,7 +442,16 @@ pub async fn on_response(
         return super::login_answer::unjudged(gw, portal, request, ctx, resp).await;
     }
 
-    if ctx.interception.logout {
+    // Past the password but not the factor, the request went as an anonymous visitor's
+    // (without the vault): what the portal set then is not this user's session.
+    let half = current.as_ref().is_some_and(|s| s.is_authenticated()) && !gw.full(ctx);
+    // The portal took its session away from a signed-in user (a logout the profile's rule does
+    // not spell, `?logout=1`, an expiry): measured from its answer, not read from the request.
+    let ended_there = !half
+        && current
+            .as_ref()
+            .is_some_and(|s| s.is_authenticated() && takes_session_away(&s.vault, &changes));
+    if ctx.interception.logout || ended_there {
         if let Some(old) = &current {
             // Whatever the portal made of it (a GET to a logout that wants a POST), the
             // gateway then ends the portal's session its own way.
@@ -450,16 +459,17 @@ pub async fn on_response(
                 .end(&old.id, Ending::PortalLogout)
                 .await
                 .map_err(store_err)?;
-            tracing::info!(target: "vigie::audit", event = "logout", user = old.user.as_deref().unwrap_or("-"), session = %old.id.fingerprint());
+            let event = if ctx.interception.logout {
+                "logout"
+            } else {
+                "portal_session_ended"
+            };
+            tracing::info!(target: "vigie::audit", event, user = old.user.as_deref().unwrap_or("-"), session = %old.id.fingerprint());
             ctx.identity = Identity::Anonymous;
         }
         add.push(sessions.clear_cookie(request.tls));
         return Ok(add);
     }
-
-    // Past the password but not the factor, the request went as an anonymous visitor's
-    // (without the vault): what the portal set then is not this user's session.
-    let half = current.as_ref().is_some_and(|s| s.is_authenticated()) && !gw.full(ctx);
     if changes.is_empty() || half {
         return Ok(add);
     }
@@ -558,6 +568,18 @@ pub async fn on_response(
         }
     }
     Ok(add)
+}
+
+/// Whether `changes` leave the vault without a session cookie it held (deleted and not set
+/// again: a portal rotating its id by deleting then setting is a rotation, not an ending).
+fn takes_session_away(vault: &[vault::VaultedCookie], changes: &[SetCookie]) -> bool {
+    let mut after = vault.to_vec();
+    for c in changes {
+        vault::apply(&mut after, c.clone());
+    }
+    vault
+        .iter()
+        .any(|old| !after.iter().any(|new| new.name == old.name))
 }
 
 /// Whether `changes` give a vaulted session cookie a new value.

@@ -168,6 +168,55 @@ fn portal_logout_link_ends_both_sessions() {
 }
 
 #[test]
+fn a_logout_the_profile_does_not_spell_still_ends_both_sessions() {
+    // The profile names `?logout=-1`; the portal, as PHP's `isset`, takes any value. What the
+    // portal did (it deleted its session cookie) ends the gateway's session, whatever the
+    // request looked like: otherwise it stays signed in with an empty vault.
+    let portal = start_portal();
+    let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");
+    for spelling in ["?logout=1", "?logout", "?m=dPpatients&logout=0"] {
+        let cookie = login(&gw, "inf.durand", "durand-demo");
+        let out = get(
+            gw.port,
+            &format!("/index.php{spelling}"),
+            &format!("Cookie: {cookie}\r\n"),
+        );
+        assert!(
+            out.headers_named("set-cookie")
+                .iter()
+                .any(|c| c.starts_with("vigie=;") && c.contains("Max-Age=0")),
+            "{spelling}: the gateway cookie stays: {:?}",
+            out.headers
+        );
+        let after = get(gw.port, PATIENT, &format!("Cookie: {cookie}\r\n"));
+        assert!(
+            walled(&after),
+            "{spelling}: the old gateway cookie still works"
+        );
+        assert_eq!(portal_sessions(&portal), 0, "{spelling}");
+    }
+    let log = gw.proc.wait_for_log("portal_session_ended");
+    let ended: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("portal_session_ended"))
+        .collect();
+    assert_eq!(ended.len(), 3, "{ended:?}");
+    assert!(
+        ended.iter().all(|l| l.contains("user=\"inf.durand\"")),
+        "{ended:?}"
+    );
+    // A page that only refreshes the portal's cookie ends nothing.
+    let cookie = login(&gw, "inf.durand", "durand-demo");
+    let page = get(gw.port, PATIENT, &format!("Cookie: {cookie}\r\n"));
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(!walled(&get(
+        gw.port,
+        PATIENT,
+        &format!("Cookie: {cookie}\r\n")
+    )));
+}
+
+#[test]
 fn gateway_logout_is_a_same_origin_post_ending_both_sessions() {
     let portal = start_portal();
     let gw = start_profiled_gateway(portal.port, "sample-portal.toml", "");

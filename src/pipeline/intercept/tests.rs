@@ -641,6 +641,31 @@ fn only_a_new_value_of_a_vaulted_cookie_replaces_the_session() {
 }
 
 #[test]
+fn only_a_vaulted_cookie_deleted_and_not_set_again_takes_the_session_away() {
+    let cookie = |name: &str, value: &str| vault::VaultedCookie {
+        name: name.into(),
+        value: value.into(),
+    };
+    let vault = [cookie("s", "1"), cookie("lang", "fr")];
+    let delete = |name: &str| SetCookie::Delete(name.into());
+    let store = |name: &str, value: &str| SetCookie::Store(cookie(name, value));
+    assert!(takes_session_away(&vault, &[delete("s")]));
+    assert!(takes_session_away(&vault, &[store("s", "2"), delete("s")]));
+    assert!(takes_session_away(
+        &vault,
+        &[store("t", "2"), delete("lang")]
+    ));
+    assert!(
+        !takes_session_away(&vault, &[delete("s"), store("s", "2")]),
+        "a rotation"
+    );
+    assert!(!takes_session_away(&vault, &[delete("t")]), "not vaulted");
+    assert!(!takes_session_away(&vault, &[store("s", "2")]));
+    assert!(!takes_session_away(&vault, &[]));
+    assert!(!takes_session_away(&[], &[delete("s")]));
+}
+
+#[test]
 fn a_form_body_comes_after_the_query() {
     assert_eq!(with_form(Some("m=a&raw=x"), "raw=y"), "m=a&raw=x&raw=y");
     assert_eq!(with_form(None, "raw=y"), "raw=y");
