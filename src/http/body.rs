@@ -1,7 +1,8 @@
 //! A request body fed chunk by chunk into the reader its content type calls for, as PHP
 //! picks it: only for `POST`, only `application/x-www-form-urlencoded` and
-//! `multipart/form-data` (the media type cut at `;`, `,` or a space, case ignored), nothing
-//! when the declared length passes `post_max_size`. A JSON body is kept whole (bounded) for
+//! `multipart/form-data` (the media type cut at `;`, `,` or a space, case ignored). A form
+//! declared or grown past `post_max_size` is unreadable: PHP reads none of it, a portal with
+//! a larger limit all of it. A JSON body is kept whole (bounded) for
 //! the detector's JSON pointers; PHP does not read it into `$_POST`.
 
 use super::form::Form;
@@ -43,19 +44,23 @@ impl BodyReader {
         content_length: Option<u64>,
     ) -> Self {
         let kind = match content_type {
-            _ if content_length.is_some_and(|n| n > spec.post_max_size) => BodyKind::Ignored,
             Some(t) if method == "POST" => kind_of(t),
             Some(t) if media(t) == "application/json" => BodyKind::Json(Vec::new()),
             _ => BodyKind::Ignored,
         };
+        // Declared past `post_max_size`: PHP reads none of it, but a portal with a larger
+        // limit (or another language) reads it all, so a form that large is unreadable (and
+        // refused on its head) rather than read as empty.
+        let too_large = content_length.is_some_and(|n| n > spec.post_max_size);
+        let form = matches!(kind, BodyKind::Form(_) | BodyKind::Multipart(_));
         Self {
             spec: spec.clone(),
             wanted,
-            kind,
+            kind: if too_large { BodyKind::Ignored } else { kind },
             post: Vars::default(),
             seen: 0,
             json_overflow: false,
-            unreadable: false,
+            unreadable: too_large && form,
         }
     }
 
@@ -134,8 +139,8 @@ impl BodyReader {
         }
     }
 
-    /// A wanted name or value too long to keep, or a body past `post_max_size` without a
-    /// declared length: the caller must not guess what the portal read.
+    /// A wanted name or value too long to keep, or a form past `post_max_size` (declared so,
+    /// or grown so): the caller must not guess what the portal read.
     pub fn unreadable(&self) -> bool {
         self.unreadable
             || match &self.kind {

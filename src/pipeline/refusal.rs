@@ -53,6 +53,7 @@ reasons! {
     BodyUnreadable => "body_unreadable",
     BudgetStoreUnavailable => "budget_store_unavailable",
     ClientCap => "client_cap",
+    ContentTypeUnreadable => "content_type_unreadable",
     ControlByte => "control_byte",
     CredentialInCookie => "credential_in_cookie",
     CredentialInQuery => "credential_in_query",

@@ -257,3 +257,92 @@ fn an_upload_past_the_hold_never_shows_the_portal_a_login_or_an_unjudged_paramet
         "the allowed upload, whole"
     );
 }
+
+/// Red team (issue 21): forms the gateway would have taken for no form at all, so none of
+/// their parameters met a rule, while the portal reads them. Refused on their head: measured
+/// at the portal, which hears nothing of them.
+#[test]
+fn a_form_the_gateway_cannot_read_from_its_head_never_reaches_the_portal() {
+    let portal = start_portal();
+    let gw = start_gateway_with(&profiled_portal(&portal, NO_EXPORTS), "");
+    let c = Client::login(gw.port, "dr.martin", "martin-demo");
+    const TARGET: &str = "/index.php?m=dPpatients&tab=vw_idx_patients";
+    let export: &[u8] = b"ajax_export_patients_csv";
+
+    // Declared past PHP's post_max_size (8 MiB): PHP reads none of it, but a portal with a
+    // larger limit (the sample portal has none) reads the login and the export in it.
+    let file = vec![b'A'; 8_500_000];
+    for parts in [
+        [("raw", None, export), ("scan", Some("scan.pdf"), &file[..])],
+        [("scan", Some("scan.pdf"), &file[..]), ("raw", None, export)],
+    ] {
+        let before = settled(&portal);
+        let refused = upload(&c, TARGET, multipart(&parts));
+        assert_eq!(
+            settled(&portal),
+            before,
+            "the oversized form reached the portal"
+        );
+        if let Some(refused) = refused {
+            assert_eq!(refused.status, 413, "{}", refused.text());
+        }
+    }
+    let sessions = |p: &Portal| {
+        let s: serde_json::Value =
+            serde_json::from_slice(&get(p.port, "/status", "").body).unwrap();
+        s["sessions"].as_u64().unwrap()
+    };
+    let (before, signed_in) = (settled(&portal), sessions(&portal));
+    let login = multipart(&[
+        ("login", None, b"1"),
+        ("username", None, b"admin"),
+        ("password", None, b"admin-demo"),
+        ("scan", Some("scan.pdf"), &file),
+    ]);
+    let refused = upload(&c, TARGET, login);
+    assert_eq!(
+        settled(&portal),
+        before,
+        "the oversized login reached the portal"
+    );
+    assert_eq!(sessions(&portal), signed_in, "the portal logged someone in");
+    if let Some(refused) = refused {
+        assert_eq!(refused.status, 413, "{}", refused.text());
+    }
+
+    // A content type the gateway cannot read as text, or two of them.
+    let (_, body) = multipart(&[("raw", None, export)]);
+    let post = |content_type: &[u8]| {
+        let mut req = format!(
+            "POST {TARGET} HTTP/1.1\r\nHost: localhost:{}\r\nCookie: {}\r\nSec-Fetch-Site: same-origin\r\n",
+            c.port,
+            c.cookie.as_deref().unwrap()
+        )
+        .into_bytes();
+        req.extend_from_slice(content_type);
+        req.extend_from_slice(
+            format!(
+                "Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        req.extend_from_slice(&body);
+        raw(c.port, &req).expect("an answer")
+    };
+    for content_type in [
+        &b"Content-Type: multipart/form-data; boundary=vigie; charset=\xe9\r\n"[..],
+        b"Content-Type: multipart/form-data; boundary=vig\xc3\xa9\r\n",
+        b"Content-Type: text/plain\r\nContent-Type: multipart/form-data; boundary=vigie\r\n",
+    ] {
+        let before = settled(&portal);
+        let refused = post(content_type);
+        let shown = String::from_utf8_lossy(content_type);
+        assert_eq!(settled(&portal), before, "{shown} reached the portal");
+        assert_eq!(refused.status, 400, "{shown}: {}", refused.text());
+    }
+    // The same form with a content type the gateway reads meets the rule.
+    let denied = post(b"Content-Type: multipart/form-data; boundary=vigie\r\n");
+    assert_eq!(denied.status, 403, "{}", denied.text());
+    gw.proc.wait_for_log("content_type_unreadable");
+}
