@@ -116,6 +116,11 @@ impl BodyReader {
         cut
     }
 
+    /// Read as a urlencoded form (PHP's reading of the content type, not a looser one).
+    pub fn is_form(&self) -> bool {
+        matches!(self.kind, BodyKind::Form(_))
+    }
+
     /// Bytes held between chunks (besides the kept values): bounded whatever the body's size.
     pub fn held(&self) -> usize {
         match &self.kind {

@@ -102,11 +102,8 @@ pub fn hold(
         i.held.extend_from_slice(&c);
     }
     if i.held.len() > HOLD_MAX {
-        let form = i
-            .content_type
-            .as_deref()
-            .is_some_and(|t| crate::http::is_media_type(t, crate::http::FORM));
-        if form {
+        // As the reader (and PHP) reads the type: `…-urlencoded, x` is a form too.
+        if i.reader.as_ref().is_some_and(|r| r.is_form()) {
             return Err(Refusal::framing(413, Reason::FormTooLarge));
         }
         i.streaming = true;
