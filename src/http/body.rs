@@ -7,7 +7,7 @@
 
 use super::form::Form;
 use super::multipart::Multipart;
-use super::{RequestSpec, Vars, Wanted, MAX_KEPT};
+use super::{media_type, RequestSpec, Vars, Wanted, MAX_KEPT};
 
 #[derive(Debug, Clone)]
 enum BodyKind {
@@ -45,7 +45,9 @@ impl BodyReader {
     ) -> Self {
         let kind = match content_type {
             Some(t) if method == "POST" => kind_of(t),
-            Some(t) if media(t) == "application/json" => BodyKind::Json(Vec::new()),
+            Some(t) if media_type(t).eq_ignore_ascii_case("application/json") => {
+                BodyKind::Json(Vec::new())
+            }
             _ => BodyKind::Ignored,
         };
         // Declared past `post_max_size`: PHP reads none of it, but a portal with a larger
@@ -116,11 +118,6 @@ impl BodyReader {
         cut
     }
 
-    /// Read as a urlencoded form (PHP's reading of the content type, not a looser one).
-    pub fn is_form(&self) -> bool {
-        matches!(self.kind, BodyKind::Form(_))
-    }
-
     /// Bytes held between chunks (besides the kept values): bounded whatever the body's size.
     pub fn held(&self) -> usize {
         match &self.kind {
@@ -167,15 +164,8 @@ impl std::fmt::Debug for BodyReader {
 }
 
 /// The media type as PHP's SAPI cuts it: up to `;`, `,` or a space, lower-cased.
-fn media(content_type: &str) -> String {
-    let end = content_type
-        .find([';', ',', ' '])
-        .unwrap_or(content_type.len());
-    content_type[..end].to_ascii_lowercase()
-}
-
 fn kind_of(content_type: &str) -> BodyKind {
-    match media(content_type).as_str() {
+    match media_type(content_type).to_ascii_lowercase().as_str() {
         "application/x-www-form-urlencoded" => BodyKind::Form(Box::default()),
         "multipart/form-data" => match boundary(content_type) {
             Some(b) => BodyKind::Multipart(Box::new(Multipart::new(b.as_bytes()))),

@@ -20,15 +20,20 @@ pub use target::{normalise as normalise_target, Target, TargetError};
 /// The media type of urlencoded forms.
 pub const FORM: &str = "application/x-www-form-urlencoded";
 
-/// Whether a `Content-Type` value names `media` (parameters and case ignored).
+/// The media type of a `Content-Type` value as PHP's SAPI cuts it: up to the first `;`, `,`
+/// or space (so `application/x-www-form-urlencoded, x` is a form to PHP).
+pub fn media_type(value: &str) -> &str {
+    &value[..value.find([';', ',', ' ']).unwrap_or(value.len())]
+}
+
+/// Whether a `Content-Type` value names `media`: cut as PHP cuts it, case and surrounding
+/// whitespace ignored. One reading for the body reader, the login reader and the hold.
 pub fn is_media_type(value: &str, media: &str) -> bool {
-    value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
+    media_type(value.trim_start())
+        .trim_end()
         .eq_ignore_ascii_case(media)
 }
+
 pub use spec::{build, Language, RequestSection, RequestSpec};
 
 /// Largest value or name the reader keeps; a wanted one past it makes the request

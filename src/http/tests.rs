@@ -282,3 +282,22 @@ fn multipart_edges_php_reads_a_value_from() {
     );
     assert_eq!(got.as_deref(), Some("ajax_export_patients_csv"));
 }
+
+/// One reading of a content type for the body reader, the login reader and the hold: PHP's
+/// SAPI cuts the media type at `;`, `,` or a space (red team of issue 21: a form spelled
+/// `…-urlencoded, x` streamed past the 4 MiB hold as an upload).
+#[test]
+fn a_content_type_is_cut_where_php_cuts_it() {
+    let form = "application/x-www-form-urlencoded";
+    for (value, names) in [
+        (form, true),
+        ("Application/X-WWW-Form-Urlencoded; charset=UTF-8", true),
+        ("application/x-www-form-urlencoded, x", true),
+        ("application/x-www-form-urlencoded x", true),
+        ("application/x-www-form-urlencoded\t;x", true),
+        ("application/x-www-form-urlencodedx", false),
+        ("text/plain, application/x-www-form-urlencoded", false),
+    ] {
+        assert_eq!(super::is_media_type(value, form), names, "{value:?}");
+    }
+}

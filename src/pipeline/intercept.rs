@@ -102,8 +102,11 @@ pub fn hold(
         i.held.extend_from_slice(&c);
     }
     if i.held.len() > HOLD_MAX {
-        // As the reader (and PHP) reads the type: `…-urlencoded, x` is a form too.
-        if i.reader.as_ref().is_some_and(|r| r.is_form()) {
+        let form = i
+            .content_type
+            .as_deref()
+            .is_some_and(|t| crate::http::is_media_type(t, crate::http::FORM));
+        if form {
             return Err(Refusal::framing(413, Reason::FormTooLarge));
         }
         i.streaming = true;

@@ -483,6 +483,13 @@ impl Conn {
 }
 
 /// Send raw bytes on a fresh connection and read one response.
+/// The sample portal's count of its own open sessions (its `/status`).
+pub fn portal_sessions(portal: &Portal) -> u64 {
+    let v: serde_json::Value =
+        serde_json::from_slice(&get(portal.port, "/status", "").body).unwrap();
+    v["sessions"].as_u64().unwrap()
+}
+
 pub fn raw(port: u16, bytes: &[u8]) -> Option<Response> {
     let mut c = Conn::open(port);
     c.send(bytes);

@@ -287,12 +287,7 @@ fn a_form_the_gateway_cannot_read_from_its_head_never_reaches_the_portal() {
             assert_eq!(refused.status, 413, "{}", refused.text());
         }
     }
-    let sessions = |p: &Portal| {
-        let s: serde_json::Value =
-            serde_json::from_slice(&get(p.port, "/status", "").body).unwrap();
-        s["sessions"].as_u64().unwrap()
-    };
-    let (before, signed_in) = (settled(&portal), sessions(&portal));
+    let (before, signed_in) = (settled(&portal), portal_sessions(&portal));
     let login = multipart(&[
         ("login", None, b"1"),
         ("username", None, b"admin"),
@@ -305,7 +300,11 @@ fn a_form_the_gateway_cannot_read_from_its_head_never_reaches_the_portal() {
         before,
         "the oversized login reached the portal"
     );
-    assert_eq!(sessions(&portal), signed_in, "the portal logged someone in");
+    assert_eq!(
+        portal_sessions(&portal),
+        signed_in,
+        "the portal logged someone in"
+    );
     if let Some(refused) = refused {
         assert_eq!(refused.status, 413, "{}", refused.text());
     }

@@ -40,12 +40,6 @@ fn post_login_form(port: u16, form: impl Fn(&str) -> String) -> Response {
     .unwrap()
 }
 
-fn portal_sessions(portal: &Portal) -> u64 {
-    let v: serde_json::Value =
-        serde_json::from_slice(&get(portal.port, "/status", "").body).unwrap();
-    v["sessions"].as_u64().unwrap()
-}
-
 #[test]
 fn a_login_the_gateway_cannot_read_never_reaches_the_portal() {
     let portal = start_portal();

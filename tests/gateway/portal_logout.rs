@@ -46,12 +46,6 @@ fn gateway(portal: &Portal, logout: Option<&str>, extra: &str) -> (Gateway, temp
     (start_gateway_with(&portals, extra), dir)
 }
 
-fn portal_sessions(portal: &Portal) -> u64 {
-    let v: serde_json::Value =
-        serde_json::from_slice(&get(portal.port, "/status", "").body).unwrap();
-    v["sessions"].as_u64().unwrap()
-}
-
 /// Whether `holds` comes true within a few seconds (portal logouts run in the background).
 fn soon(mut holds: impl FnMut() -> bool) -> bool {
     let started = Instant::now();

@@ -6,12 +6,6 @@ use std::time::Duration;
 use crate::common::*;
 use crate::passthrough::{cookie_set, csrf_token, submit_login};
 
-fn portal_sessions(portal: &Portal) -> u64 {
-    let v: serde_json::Value =
-        serde_json::from_slice(&get(portal.port, "/status", "").body).unwrap();
-    v["sessions"].as_u64().unwrap()
-}
-
 const PATIENT: &str = "/index.php?m=dPpatients&tab=vw_full_patients&patient_id=17";
 
 /// The gateway sees nobody: a portal page gets the pre-login wall (threat model 36), a
