@@ -28,6 +28,17 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what each of its processes said last: a failure seen once
+        // under load is then explained by its own run, not guessed at afterwards.
+        if std::thread::panicking() {
+            let log = self.plain_stderr();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            eprintln!(
+                "--- last lines of {} ---\n{tail}",
+                self.stderr_path.display()
+            );
+        }
     }
 }
 
@@ -482,7 +493,6 @@ impl Conn {
     }
 }
 
-/// Send raw bytes on a fresh connection and read one response.
 /// The sample portal's count of its own open sessions (its `/status`).
 pub fn portal_sessions(portal: &Portal) -> u64 {
     let v: serde_json::Value =
@@ -490,6 +500,7 @@ pub fn portal_sessions(portal: &Portal) -> u64 {
     v["sessions"].as_u64().unwrap()
 }
 
+/// Send raw bytes on a fresh connection and read one response.
 pub fn raw(port: u16, bytes: &[u8]) -> Option<Response> {
     let mut c = Conn::open(port);
     c.send(bytes);
@@ -498,8 +509,10 @@ pub fn raw(port: u16, bytes: &[u8]) -> Option<Response> {
 
 /// A simple GET with optional extra header lines (each ending in \r\n).
 pub fn get(port: u16, target: &str, extra_headers: &str) -> Response {
+    let start = Instant::now();
     raw(port, format!("GET {target} HTTP/1.1\r\nHost: portal.test\r\n{extra_headers}Connection: close\r\n\r\n").as_bytes())
-        .unwrap_or_else(|| panic!("no response to GET {target}"))
+        // The time tells a connection closed unanswered from a read that timed out.
+        .unwrap_or_else(|| panic!("no response to GET {target} after {:?}", start.elapsed()))
 }
 
 /// An upstream that answers every request with the request head it received, and records it.
