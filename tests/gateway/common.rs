@@ -1,6 +1,7 @@
 //! Test harness: real processes on free loopback ports, a raw HTTP/1.1 client, and an
 //! echo upstream that shows exactly what a portal would receive.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -10,12 +11,40 @@ use std::time::{Duration, Instant};
 
 pub const VIGIE: &str = env!("CARGO_BIN_EXE_vigie");
 
+/// A free port that no other caller in this test process was given. The OS may hand a port
+/// out again before the first taker binds it; two tests' servers would then share one port,
+/// one test talking to the other's gateway until that one stops.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
+}
+
+/// The inodes of the sockets listening on 127.0.0.1:`port` (or any address), from the kernel's
+/// table.
+fn listening_inodes(port: u16) -> Vec<String> {
+    let suffix = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        })
+        .filter(|f| f.len() > 9 && f[1].ends_with(&suffix) && f[3] == "0A")
+        .map(|f| f[9].clone())
+        .collect()
 }
 
 /// A child process killed when dropped, so a failing test leaves nothing running.
@@ -51,6 +80,48 @@ impl Proc {
 
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// Whether this process holds the socket listening on `port`.
+    pub fn listens_on(&self, port: u16) -> bool {
+        let inodes = listening_inodes(port);
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", self.pid())) else {
+            return false;
+        };
+        fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|l| {
+                let l = l.to_string_lossy();
+                inodes.iter().any(|i| l == format!("socket:[{i}]"))
+            })
+        })
+    }
+
+    /// Wait until this process listens on every one of `ports`. An answer on a port is not
+    /// enough: another test's server may hold it, and this process would have failed to bind.
+    pub fn wait_listening(&mut self, ports: &[u16], what: &str) {
+        self.wait_listening_within(ports, what, Duration::from_secs(20))
+    }
+
+    pub fn wait_listening_within(&mut self, ports: &[u16], what: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if ports.iter().all(|p| self.listens_on(*p)) {
+                return;
+            }
+            let exited = self.child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() > deadline {
+                let others: Vec<u16> = ports
+                    .iter()
+                    .copied()
+                    .filter(|p| !listening_inodes(*p).is_empty())
+                    .collect();
+                panic!(
+                    "{what} is not listening on {ports:?} ({exited:?}; held by another process: {others:?}):\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Send a signal (`libc::SIGHUP`, `SIGTERM`…).
@@ -171,7 +242,7 @@ impl Portal {
         self.proc.kill();
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         self.proc = spawn(&args, &self.dir);
-        wait_for_port(self.port);
+        self.proc.wait_listening(&[self.port], "the sample portal");
     }
 }
 
@@ -189,8 +260,8 @@ pub fn start_portal_with(flags: &[&str]) -> Portal {
         args.extend_from_slice(&["--patients", "300"]);
     }
     args.extend_from_slice(flags);
-    let proc = spawn(&args, &dir);
-    wait_for_port(port);
+    let mut proc = spawn(&args, &dir);
+    proc.wait_listening(&[port], "the sample portal");
     Portal {
         port,
         proc,
@@ -277,12 +348,8 @@ fn start_prepared(prepared: Prepared) -> Gateway {
         config,
         dir,
     } = prepared;
-    let proc = spawn(&["run", "-c", config.to_str().unwrap()], &dir);
-    assert!(
-        port_up(port) && port_up(admin_port),
-        "the gateway did not start:\n{}",
-        proc.stderr()
-    );
+    let mut proc = spawn(&["run", "-c", config.to_str().unwrap()], &dir);
+    proc.wait_listening(&[port, admin_port], "the gateway");
     Gateway {
         port,
         admin_port,
@@ -308,11 +375,8 @@ impl Gateway {
         let _ = self.proc.child.kill();
         let _ = self.proc.child.wait();
         self.proc = spawn(&["run", "-c", self.config.to_str().unwrap()], &self._dir);
-        assert!(
-            port_up(self.port) && port_up(self.admin_port),
-            "the gateway did not start again:\n{}",
-            self.proc.stderr()
-        );
+        self.proc
+            .wait_listening(&[self.port, self.admin_port], "the restarted gateway");
     }
 }
 

@@ -117,6 +117,32 @@ fn a_listener_that_cannot_bind_stops_the_start_with_its_address() {
     drop(taken);
 }
 
+/// The harness's guard against two tests on one port: a port answered by another process
+/// (here this one) is not taken for the sample portal just started on it, which could not bind.
+/// A gateway has a second port, its admin one, that would stay silent; a portal has one.
+#[test]
+fn a_port_another_process_answers_is_not_taken_for_the_server_started_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let other = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let mut proc = spawn_vigie(&["sample-portal", "--listen", &listen], &dir);
+    let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        proc.wait_listening_within(&[port], "the sample portal", Duration::from_secs(3))
+    }));
+    let said = *waited
+        .expect_err("another process's port taken for the portal's")
+        .downcast::<String>()
+        .unwrap();
+    assert!(
+        said.contains(&format!("held by another process: [{port}]")),
+        "{said}"
+    );
+    // What the harness used to ask, whether something answers, says yes.
+    assert!(port_up(port));
+    drop(other);
+}
+
 #[test]
 fn sigterm_keeps_serving_through_the_grace_period_then_lets_requests_in_flight_finish() {
     let slow = Echo::start(Duration::from_millis(2500));
