@@ -408,6 +408,13 @@ fn main() -> ExitCode {
             if strict_logout {
                 portal = portal.with_strict_logout();
             }
+            // A portal whose port is taken stops, rather than live on answering nothing
+            // (Pingora tries a taken port for 30 s, then panics in its service thread only).
+            if let Err(e) = std::net::TcpListener::bind(listen) {
+                eprintln!("error: sample portal {listen}: cannot listen: {e}");
+                std::process::exit(1);
+            }
+            operate::exit_if_listeners_fail();
             vigie::server::sample_portal_only(&listen.to_string(), portal, threads.max(1))
                 .run_forever()
         }

@@ -71,7 +71,7 @@ pub fn run(config: Config, sample_portal: Option<SocketAddr>, upgrade: bool) -> 
 /// Pingora binds each service's listeners in that service's own thread and panics there when
 /// it cannot; the process would live on, its admin port answering. Bound before the start
 /// (see [`preflight`]), a listener can still be lost to a race: then the whole process ends.
-fn exit_if_listeners_fail() {
+pub fn exit_if_listeners_fail() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let text = info

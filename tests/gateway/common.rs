@@ -115,8 +115,9 @@ impl Proc {
                     .copied()
                     .filter(|p| !listening_inodes(*p).is_empty())
                     .collect();
+                let state = exited.map_or("still running".to_string(), |s| s.to_string());
                 panic!(
-                    "{what} is not listening on {ports:?} ({exited:?}; held by another process: {others:?}):\n{}",
+                    "{what} is not listening on {ports:?} ({state}; held by another process: {others:?}):\n{}",
                     self.stderr()
                 );
             }

@@ -138,6 +138,9 @@ fn a_port_another_process_answers_is_not_taken_for_the_server_started_on_it() {
         said.contains(&format!("held by another process: [{port}]")),
         "{said}"
     );
+    // The portal itself stops, saying why, rather than live on with no listener.
+    assert!(said.contains("exit status: 1"), "{said}");
+    assert!(said.contains("cannot listen"), "{said}");
     // What the harness used to ask, whether something answers, says yes.
     assert!(port_up(port));
     drop(other);
