@@ -13,7 +13,7 @@ pub const VIGIE: &str = env!("CARGO_BIN_EXE_vigie");
 
 /// A free port that no other caller in this test process was given. The OS may hand a port
 /// out again before the first taker binds it; two tests' servers would then share one port,
-/// one test talking to the other's gateway until that one stops.
+/// one test talking to the other's server until that one stops.
 pub fn free_port() -> u16 {
     static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     loop {
