@@ -7,7 +7,7 @@
 
 use super::form::Form;
 use super::multipart::Multipart;
-use super::{media_type, RequestSpec, Vars, Wanted, MAX_KEPT};
+use super::{media_type, RequestSpec, Vars, Wanted, FORM, MAX_KEPT};
 
 #[derive(Debug, Clone)]
 enum BodyKind {
@@ -43,11 +43,9 @@ impl BodyReader {
         content_type: Option<&str>,
         content_length: Option<u64>,
     ) -> Self {
-        let kind = match content_type {
-            Some(t) if method == "POST" => kind_of(t),
-            Some(t) if media_type(t).eq_ignore_ascii_case("application/json") => {
-                BodyKind::Json(Vec::new())
-            }
+        // PHP reads forms from a POST only; JSON is kept whatever the method.
+        let kind = match content_type.map(kind_of) {
+            Some(k) if method == "POST" || matches!(k, BodyKind::Json(_)) => k,
             _ => BodyKind::Ignored,
         };
         // Declared past `post_max_size`: PHP reads none of it, but a portal with a larger
@@ -165,14 +163,19 @@ impl std::fmt::Debug for BodyReader {
 
 /// The media type as PHP's SAPI cuts it: up to `;`, `,` or a space, lower-cased.
 fn kind_of(content_type: &str) -> BodyKind {
-    match media_type(content_type).to_ascii_lowercase().as_str() {
-        "application/x-www-form-urlencoded" => BodyKind::Form(Box::default()),
-        "multipart/form-data" => match boundary(content_type) {
+    let media = media_type(content_type);
+    let is = |m: &str| media.eq_ignore_ascii_case(m);
+    if is(FORM) {
+        BodyKind::Form(Box::default())
+    } else if is("multipart/form-data") {
+        match boundary(content_type) {
             Some(b) => BodyKind::Multipart(Box::new(Multipart::new(b.as_bytes()))),
             None => BodyKind::Ignored,
-        },
-        "application/json" => BodyKind::Json(Vec::new()),
-        _ => BodyKind::Ignored,
+        }
+    } else if is("application/json") {
+        BodyKind::Json(Vec::new())
+    } else {
+        BodyKind::Ignored
     }
 }
 

@@ -27,7 +27,9 @@ pub fn media_type(value: &str) -> &str {
 }
 
 /// Whether a `Content-Type` value names `media`: cut as PHP cuts it, case and surrounding
-/// whitespace ignored. One reading for the body reader, the login reader and the hold.
+/// whitespace ignored. The body reader matches [`media_type`] exactly, as PHP does; the login
+/// reader and the hold use this, which also names a form for a portal that trims the type, so
+/// they never read less of a body than the portal does.
 pub fn is_media_type(value: &str, media: &str) -> bool {
     media_type(value.trim_start())
         .trim_end()
