@@ -155,6 +155,16 @@ fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
 
 /// Post `body` as one signed-in browser would, written from another thread: the gateway may
 /// answer (and close) before the upload ends. The answer, if one came.
+/// Another user's login (admin's) posted as form parts ahead of `file`.
+fn admin_login_ahead_of(file: &[u8]) -> (String, Vec<u8>) {
+    multipart(&[
+        ("login", None, b"1"),
+        ("username", None, b"admin"),
+        ("password", None, b"admin-demo"),
+        ("scan", Some("scan.pdf"), file),
+    ])
+}
+
 fn upload(c: &Client, target: &str, (content_type, body): (String, Vec<u8>)) -> Option<Response> {
     let head = format!(
         "POST {target} HTTP/1.1\r\nHost: localhost:{}\r\nCookie: {}\r\nSec-Fetch-Site: same-origin\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -200,12 +210,7 @@ fn an_upload_past_the_hold_never_shows_the_portal_a_login_or_an_unjudged_paramet
     // holds back: under mod_php the portal would log that user in on this session's portal
     // cookie from the parts of the body it got, whatever the gateway answered at the end.
     let before = settled(&portal);
-    let login = multipart(&[
-        ("login", None, b"1"),
-        ("username", None, b"admin"),
-        ("password", None, b"admin-demo"),
-        ("scan", Some("scan.pdf"), &file),
-    ]);
+    let login = admin_login_ahead_of(&file);
     if let Some(refused) = upload(&c, TARGET, login) {
         assert_eq!(refused.status, 400, "{}", refused.text());
     }
@@ -289,12 +294,7 @@ fn a_form_the_gateway_cannot_read_from_its_head_never_reaches_the_portal() {
         unheard(multipart(&parts), "the oversized form");
     }
     let signed_in = portal_sessions(&portal);
-    let login = multipart(&[
-        ("login", None, b"1"),
-        ("username", None, b"admin"),
-        ("password", None, b"admin-demo"),
-        ("scan", Some("scan.pdf"), &file),
-    ]);
+    let login = admin_login_ahead_of(&file);
     unheard(login, "the oversized login");
     assert_eq!(
         portal_sessions(&portal),
